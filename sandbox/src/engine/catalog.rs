@@ -1,0 +1,439 @@
+//! The sandbox's system catalog: databases, schemas, tables and their
+//! declared T-SQL column types, kept in SQLite tables next to the data so
+//! DDL is transactional like everything else.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::error::SqlError;
+use super::typename::parse_sql_type;
+use crate::types::{ColumnMeta, SqlType};
+
+pub(crate) const SCHEMA_SQL: &str = "
+CREATE TABLE IF NOT EXISTS __sb_databases(
+    name TEXT PRIMARY KEY COLLATE NOCASE, database_id INTEGER NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS __sb_schemas(
+    db TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE, schema_id INTEGER NOT NULL,
+    PRIMARY KEY(db, name));
+CREATE TABLE IF NOT EXISTS __sb_tables(
+    object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, schema TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL COLLATE NOCASE, pk_name TEXT, created TEXT NOT NULL, UNIQUE(db, schema, name));
+CREATE TABLE IF NOT EXISTS __sb_columns(
+    object_id INTEGER NOT NULL, ordinal INTEGER NOT NULL, name TEXT NOT NULL COLLATE NOCASE,
+    type TEXT NOT NULL, nullable INTEGER NOT NULL, is_identity INTEGER NOT NULL,
+    identity_seed INTEGER, identity_increment INTEGER, default_sql TEXT, in_pk INTEGER NOT NULL,
+    PRIMARY KEY(object_id, ordinal));
+CREATE VIEW IF NOT EXISTS __sb_is_tables AS
+    SELECT db AS TABLE_CATALOG, schema AS TABLE_SCHEMA, name AS TABLE_NAME, 'BASE TABLE' AS TABLE_TYPE
+    FROM __sb_tables;
+CREATE VIEW IF NOT EXISTS __sb_is_columns AS
+    SELECT t.db AS TABLE_CATALOG, t.schema AS TABLE_SCHEMA, t.name AS TABLE_NAME,
+           c.name AS COLUMN_NAME, c.ordinal AS ORDINAL_POSITION, c.default_sql AS COLUMN_DEFAULT,
+           CASE c.nullable WHEN 1 THEN 'YES' ELSE 'NO' END AS IS_NULLABLE,
+           __type_part(c.type, 'name') AS DATA_TYPE,
+           __type_part(c.type, 'chars') AS CHARACTER_MAXIMUM_LENGTH,
+           __type_part(c.type, 'precision') AS NUMERIC_PRECISION,
+           __type_part(c.type, 'scale') AS NUMERIC_SCALE,
+           __type_part(c.type, 'dtprecision') AS DATETIME_PRECISION
+    FROM __sb_tables t JOIN __sb_columns c ON c.object_id = t.object_id;
+CREATE VIEW IF NOT EXISTS __sb_sys_tables AS
+    SELECT t.db AS db, t.name AS name, t.object_id AS object_id, s.schema_id AS schema_id,
+           'U' AS type, 'USER_TABLE' AS type_desc, t.created AS create_date
+    FROM __sb_tables t JOIN __sb_schemas s ON s.db = t.db AND s.name = t.schema;
+CREATE VIEW IF NOT EXISTS __sb_sys_columns AS
+    SELECT t.db AS db, c.object_id AS object_id, c.name AS name, c.ordinal AS column_id,
+           __type_part(c.type, 'name') AS type_name, __type_part(c.type, 'bytes') AS max_length,
+           coalesce(__type_part(c.type, 'precision'), 0) AS precision,
+           coalesce(__type_part(c.type, 'scale'), 0) AS scale,
+           c.nullable AS is_nullable, c.is_identity AS is_identity
+    FROM __sb_tables t JOIN __sb_columns c ON c.object_id = t.object_id;
+CREATE VIEW IF NOT EXISTS __sb_sys_schemas AS
+    SELECT db, name, schema_id, 1 AS principal_id FROM __sb_schemas;
+CREATE VIEW IF NOT EXISTS __sb_sys_databases AS
+    SELECT name, database_id, created AS create_date, 'SQL_Latin1_General_CP1_CI_AS' AS collation_name,
+           'ONLINE' AS state_desc FROM __sb_databases;
+";
+
+/// A column as declared in CREATE TABLE.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnDef {
+    pub name: String,
+    pub ty: SqlType,
+    pub nullable: bool,
+    pub identity: Option<(i64, i64)>,
+    /// The DEFAULT expression as T-SQL text.
+    pub default: Option<String>,
+    pub in_pk: bool,
+}
+
+/// A table's declared shape and where its rows live in SQLite.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableMeta {
+    pub db: String,
+    pub schema: String,
+    pub name: String,
+    /// The SQLite table name, already quoted, e.g. `"KWP_Colombia.dbo.t"` or `temp."#t"`.
+    pub physical: String,
+    pub columns: Vec<ColumnDef>,
+    pub pk_name: Option<String>,
+    pub temp: bool,
+}
+
+impl TableMeta {
+    /// `db.schema.table` as SQL Server's messages name objects.
+    pub fn full_name(&self) -> String {
+        if self.temp {
+            self.name.clone()
+        } else {
+            format!("{}.{}.{}", self.db, self.schema, self.name)
+        }
+    }
+
+    pub fn column(&self, name: &str) -> Option<(usize, &ColumnDef)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn column_meta(&self) -> Vec<ColumnMeta> {
+        self.columns
+            .iter()
+            .map(|c| ColumnMeta {
+                name: c.name.clone(),
+                sql_type: c.ty,
+                nullable: c.nullable,
+                identity: c.identity.is_some(),
+                updateable: c.identity.is_none(),
+            })
+            .collect()
+    }
+}
+
+/// SQLite table name for a permanent table.
+pub fn physical_name(db: &str, schema: &str, name: &str) -> String {
+    quote_ident(&format!("{db}.{schema}.{name}"))
+}
+
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+pub fn quote_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn sqlite_err(e: rusqlite::Error) -> SqlError {
+    SqlError::new(50000, 1, 16, format!("sandbox catalog: {e}"))
+}
+
+/// The catalog's database row, or `None`.
+pub fn database_name(conn: &Connection, name: &str) -> Result<Option<String>, SqlError> {
+    conn.query_row(
+        "SELECT name FROM __sb_databases WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sqlite_err)
+}
+
+pub fn create_database(conn: &Connection, name: &str) -> Result<(), SqlError> {
+    if database_name(conn, name)?.is_some() {
+        return Err(SqlError::new(
+            1801,
+            3,
+            16,
+            format!("Database '{name}' already exists. Choose a different database name."),
+        ));
+    }
+    let id: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(database_id), 4) + 1 FROM __sb_databases",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sqlite_err)?;
+    conn.execute(
+        "INSERT INTO __sb_databases(name, database_id, created) VALUES (?1, ?2, __sysdatetime())",
+        params![name, id],
+    )
+    .map_err(sqlite_err)?;
+    for (schema, sid) in [("dbo", 1), ("sys", 4), ("INFORMATION_SCHEMA", 3)] {
+        conn.execute(
+            "INSERT INTO __sb_schemas(db, name, schema_id) VALUES (?1, ?2, ?3)",
+            params![name, schema, sid],
+        )
+        .map_err(sqlite_err)?;
+    }
+    Ok(())
+}
+
+pub fn drop_database(conn: &Connection, name: &str) -> Result<(), SqlError> {
+    let Some(name) = database_name(conn, name)? else {
+        return Err(SqlError::new(
+            3701,
+            1,
+            11,
+            format!("Cannot drop the database '{name}', because it does not exist or you do not have permission."),
+        ));
+    };
+    let tables: Vec<(String, String)> = {
+        let mut st = conn
+            .prepare("SELECT schema, name FROM __sb_tables WHERE db = ?1")
+            .map_err(sqlite_err)?;
+        let rows = st
+            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sqlite_err)?;
+        rows.collect::<Result<_, _>>().map_err(sqlite_err)?
+    };
+    for (schema, table) in tables {
+        drop_table(conn, &name, &schema, &table)?;
+    }
+    conn.execute("DELETE FROM __sb_schemas WHERE db = ?1", [&name])
+        .map_err(sqlite_err)?;
+    conn.execute("DELETE FROM __sb_databases WHERE name = ?1", [&name])
+        .map_err(sqlite_err)?;
+    Ok(())
+}
+
+pub fn schema_exists(conn: &Connection, db: &str, schema: &str) -> Result<bool, SqlError> {
+    conn.query_row(
+        "SELECT 1 FROM __sb_schemas WHERE db = ?1 AND name = ?2",
+        [db, schema],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+    .map_err(sqlite_err)
+}
+
+pub fn create_schema(conn: &Connection, db: &str, schema: &str) -> Result<(), SqlError> {
+    if schema_exists(conn, db, schema)? {
+        return Err(SqlError::new(
+            2714,
+            6,
+            16,
+            format!("There is already an object named '{schema}' in the database."),
+        ));
+    }
+    conn.execute(
+        "INSERT INTO __sb_schemas(db, name, schema_id)
+         SELECT ?1, ?2, coalesce(max(schema_id), 4) + 1 FROM __sb_schemas WHERE db = ?1 AND schema_id < 16384",
+        [db, schema],
+    )
+    .map_err(sqlite_err)?;
+    Ok(())
+}
+
+/// Looks a permanent table up by its (case-insensitive) three-part name.
+pub fn find_table(
+    conn: &Connection,
+    db: &str,
+    schema: &str,
+    name: &str,
+) -> Result<Option<TableMeta>, SqlError> {
+    let row: Option<(i64, String, String, String, Option<String>)> = conn
+        .query_row(
+            "SELECT object_id, db, schema, name, pk_name FROM __sb_tables
+             WHERE db = ?1 AND schema = ?2 AND name = ?3",
+            [db, schema, name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()
+        .map_err(sqlite_err)?;
+    let Some((object_id, db, schema, name, pk_name)) = row else {
+        return Ok(None);
+    };
+    let columns = load_columns(conn, object_id)?;
+    Ok(Some(TableMeta {
+        physical: physical_name(&db, &schema, &name),
+        db,
+        schema,
+        name,
+        columns,
+        pk_name,
+        temp: false,
+    }))
+}
+
+/// Finds a permanent table from the name SQLite reports as a column's origin.
+pub fn find_by_physical(conn: &Connection, physical: &str) -> Result<Option<TableMeta>, SqlError> {
+    let mut parts = physical.splitn(3, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(db), Some(schema), Some(name)) => find_table(conn, db, schema, name),
+        _ => Ok(None),
+    }
+}
+
+fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, SqlError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT name, type, nullable, is_identity, identity_seed, identity_increment, default_sql, in_pk
+             FROM __sb_columns WHERE object_id = ?1 ORDER BY ordinal",
+        )
+        .map_err(sqlite_err)?;
+    let rows = st
+        .query_map([object_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, bool>(7)?,
+            ))
+        })
+        .map_err(sqlite_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, ty, nullable, ident, seed, inc, default, in_pk) = row.map_err(sqlite_err)?;
+        let ty = parse_sql_type(&ty)
+            .ok_or_else(|| SqlError::new(50000, 1, 16, format!("sandbox catalog: bad type {ty}")))?;
+        out.push(ColumnDef {
+            name,
+            ty,
+            nullable,
+            identity: ident.then(|| (seed.unwrap_or(1), inc.unwrap_or(1))),
+            default,
+            in_pk,
+        });
+    }
+    Ok(out)
+}
+
+/// SQLite column declaration for a T-SQL type: the affinity that keeps the
+/// storage encodings of `convert.rs` unchanged, and case-insensitive text.
+fn sqlite_decl(ty: &SqlType) -> &'static str {
+    match ty {
+        SqlType::Bit
+        | SqlType::TinyInt
+        | SqlType::SmallInt
+        | SqlType::Int
+        | SqlType::BigInt => "INTEGER",
+        SqlType::Float | SqlType::Real => "REAL",
+        SqlType::Decimal { .. } | SqlType::Money | SqlType::SmallMoney => "",
+        SqlType::Char(_) | SqlType::VarChar(_) | SqlType::NChar(_) | SqlType::NVarChar(_) => {
+            "TEXT COLLATE TSQL"
+        }
+        SqlType::Binary(_) | SqlType::VarBinary(_) => "BLOB",
+        SqlType::UniqueIdentifier => "TEXT COLLATE NOCASE",
+        SqlType::Date
+        | SqlType::Time(_)
+        | SqlType::DateTime
+        | SqlType::SmallDateTime
+        | SqlType::DateTime2(_)
+        | SqlType::DateTimeOffset(_) => "TEXT",
+    }
+}
+
+/// The SQLite DDL for a table, plus the trigger that numbers IDENTITY columns.
+pub fn sqlite_ddl(meta: &TableMeta) -> Vec<String> {
+    let mut cols: Vec<String> = meta
+        .columns
+        .iter()
+        .map(|c| {
+            let mut s = format!("{} {}", quote_ident(&c.name), sqlite_decl(&c.ty));
+            if !c.nullable && c.identity.is_none() {
+                s.push_str(" NOT NULL");
+            }
+            s
+        })
+        .collect();
+    let pk: Vec<String> = meta
+        .columns
+        .iter()
+        .filter(|c| c.in_pk)
+        .map(|c| quote_ident(&c.name))
+        .collect();
+    if !pk.is_empty() {
+        cols.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+    }
+    let mut out = vec![format!("CREATE TABLE {} ({})", meta.physical, cols.join(", "))];
+    for c in &meta.columns {
+        if let Some((seed, inc)) = c.identity {
+            let (schema, trig) = if meta.temp {
+                ("temp.", format!("{}__identity_{}", meta.name, c.name))
+            } else {
+                ("", format!("{}__identity_{}", meta.full_name(), c.name))
+            };
+            let table = if meta.temp {
+                quote_ident(&meta.name)
+            } else {
+                meta.physical.clone()
+            };
+            let col = quote_ident(&c.name);
+            out.push(format!(
+                "CREATE TRIGGER {schema}{trig} AFTER INSERT ON {table} WHEN NEW.{col} IS NULL BEGIN \
+                 UPDATE {table} SET {col} = (SELECT coalesce(max({col}), {start}) + {inc} FROM {table}) \
+                 WHERE rowid = NEW.rowid; END",
+                trig = quote_ident(&trig),
+                start = seed - inc,
+            ));
+        }
+    }
+    out
+}
+
+/// Records a new permanent table and creates its SQLite table.
+pub fn create_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError> {
+    if find_table(conn, &meta.db, &meta.schema, &meta.name)?.is_some() {
+        return Err(SqlError::object_exists(&meta.name));
+    }
+    conn.execute(
+        "INSERT INTO __sb_tables(db, schema, name, pk_name, created) VALUES (?1, ?2, ?3, ?4, __sysdatetime())",
+        params![meta.db, meta.schema, meta.name, meta.pk_name],
+    )
+    .map_err(sqlite_err)?;
+    let object_id = conn.last_insert_rowid();
+    for (i, c) in meta.columns.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO __sb_columns(object_id, ordinal, name, type, nullable, is_identity,
+                 identity_seed, identity_increment, default_sql, in_pk)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                object_id,
+                i as i64 + 1,
+                c.name,
+                c.ty.type_name(),
+                c.nullable,
+                c.identity.is_some(),
+                c.identity.map(|x| x.0),
+                c.identity.map(|x| x.1),
+                c.default,
+                c.in_pk
+            ],
+        )
+        .map_err(sqlite_err)?;
+    }
+    for ddl in sqlite_ddl(meta) {
+        conn.execute(&ddl, []).map_err(sqlite_err)?;
+    }
+    Ok(())
+}
+
+pub fn drop_table(conn: &Connection, db: &str, schema: &str, name: &str) -> Result<(), SqlError> {
+    let Some(meta) = find_table(conn, db, schema, name)? else {
+        return Err(SqlError::new(
+            3701,
+            5,
+            11,
+            format!("Cannot drop the table '{name}', because it does not exist or you do not have permission."),
+        ));
+    };
+    conn.execute(
+        "DELETE FROM __sb_columns WHERE object_id IN
+           (SELECT object_id FROM __sb_tables WHERE db = ?1 AND schema = ?2 AND name = ?3)",
+        [&meta.db, &meta.schema, &meta.name],
+    )
+    .map_err(sqlite_err)?;
+    conn.execute(
+        "DELETE FROM __sb_tables WHERE db = ?1 AND schema = ?2 AND name = ?3",
+        [&meta.db, &meta.schema, &meta.name],
+    )
+    .map_err(sqlite_err)?;
+    conn.execute(&format!("DROP TABLE {}", meta.physical), [])
+        .map_err(sqlite_err)?;
+    Ok(())
+}

@@ -1,0 +1,1164 @@
+//! Engine and sessions: one SQLite file shared by every connection (WAL,
+//! so readers never see another session's uncommitted rows), one SQLite
+//! connection per TDS session.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::types::{Value as Sv, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use super::catalog::{self, quote_ident, TableMeta};
+use super::convert::{convert, from_storage, to_storage, Overlong};
+use super::error::SqlError;
+use super::functions;
+use super::translate::{self, Ctx, Plan, Resolved};
+use crate::types::{ColumnMeta, Len, SqlType, Value};
+
+/// Why an [`Output`] stopped taking results.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The client sent an attention (cancel).
+    #[error("cancelled by the client")]
+    Cancelled,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A change of session state the client is told about (TDS ENVCHANGE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvChange {
+    Database { old: String, new: String },
+    BeginTran(u64),
+    CommitTran(u64),
+    RollbackTran(u64),
+}
+
+/// Where a session writes results, in the order SQL Server produces them.
+pub trait Output {
+    fn columns(&mut self, cols: &[ColumnMeta]) -> Result<(), OutputError>;
+    fn row(&mut self, values: &[Value]) -> Result<(), OutputError>;
+    /// One statement finished; `rows` is its row count when one is reported.
+    fn done(&mut self, rows: Option<u64>, error: bool) -> Result<(), OutputError>;
+    fn error(&mut self, e: &SqlError) -> Result<(), OutputError>;
+    fn env(&mut self, change: EnvChange) -> Result<(), OutputError>;
+}
+
+/// A bound parameter (sp_executesql and friends).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub sql_type: SqlType,
+    pub value: Value,
+}
+
+struct DeadlockRule {
+    pattern: regex::Regex,
+    remaining: u32,
+}
+
+struct EngineInner {
+    path: PathBuf,
+    owned_dir: Option<PathBuf>,
+    next_spid: AtomicU16,
+    next_tran: AtomicU64,
+    lock_timeout: Duration,
+    deadlocks: Mutex<Vec<DeadlockRule>>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.owned_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The shared database behind every session.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+fn internal(e: rusqlite::Error) -> SqlError {
+    SqlError::new(50000, 1, 16, format!("sandbox engine: {e}"))
+}
+
+static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Engine {
+    /// Opens (or creates) the database in `dir`; with `None`, in a fresh
+    /// temporary directory removed when the engine is dropped.
+    pub fn open(dir: Option<&Path>) -> Result<Engine, SqlError> {
+        let (dir, owned) = match dir {
+            Some(d) => (d.to_path_buf(), None),
+            None => {
+                let d = std::env::temp_dir().join(format!(
+                    "bridge-sandbox-{}-{}",
+                    std::process::id(),
+                    DIR_COUNTER.fetch_add(1, Ordering::Relaxed)
+                ));
+                (d.clone(), Some(d))
+            }
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SqlError::new(5120, 101, 16, format!("Unable to open the physical file \"{}\": {e}", dir.display())))?;
+        let engine = Engine {
+            inner: Arc::new(EngineInner {
+                path: dir.join("sandbox.sqlite"),
+                owned_dir: owned,
+                next_spid: AtomicU16::new(51),
+                next_tran: AtomicU64::new(1),
+                lock_timeout: Duration::from_secs(30),
+                deadlocks: Mutex::new(Vec::new()),
+            }),
+        };
+        let conn = engine.connect()?;
+        conn.execute_batch("PRAGMA journal_mode=WAL;").map_err(internal)?;
+        conn.execute_batch(catalog::SCHEMA_SQL).map_err(internal)?;
+        for db in ["master", "tempdb", "model", "msdb"] {
+            if catalog::database_name(&conn, db)?.is_none() {
+                catalog::create_database(&conn, db)?;
+            }
+        }
+        Ok(engine)
+    }
+
+    fn connect(&self) -> Result<Connection, SqlError> {
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(internal)?;
+        conn.busy_timeout(self.inner.lock_timeout).map_err(internal)?;
+        conn.execute_batch("PRAGMA synchronous=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;")
+            .map_err(internal)?;
+        functions::register(&conn).map_err(internal)?;
+        Ok(conn)
+    }
+
+    /// Opens a session on `database` (error 4060 when it does not exist).
+    pub fn session(&self, database: &str) -> Result<Session, SqlError> {
+        let conn = self.connect()?;
+        let db = catalog::database_name(&conn, database)?
+            .ok_or_else(|| SqlError::cannot_open_database(database))?;
+        let spid = self.inner.next_spid.fetch_add(1, Ordering::Relaxed);
+        Ok(Session {
+            engine: self.clone(),
+            conn,
+            db,
+            spid,
+            trancount: 0,
+            tran_descriptor: 0,
+            nocount: false,
+            rowcount: 0,
+            implicit_transactions: false,
+            xact_abort: false,
+            identity_insert: None,
+            temp: HashMap::new(),
+            vars: HashMap::new(),
+        })
+    }
+
+    /// Runs a T-SQL script with `GO` separators; the first error stops it.
+    pub fn run_script(&self, script: &str) -> Result<(), SqlError> {
+        let mut s = self.session("master")?;
+        for batch in translate::split_go(script) {
+            let mut sink = ErrorSink::default();
+            s.execute_batch(&batch, &[], &mut sink)
+                .map_err(|e| SqlError::new(50000, 1, 16, e.to_string()))?;
+            if let Some(e) = sink.first {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers deadlock 1205 to the next `times` batches whose text matches `pattern`.
+    pub fn inject_deadlock(&self, pattern: &str, times: u32) -> Result<(), regex::Error> {
+        let pattern = regex::Regex::new(pattern)?;
+        if let Ok(mut d) = self.inner.deadlocks.lock() {
+            d.push(DeadlockRule {
+                pattern,
+                remaining: times,
+            });
+        }
+        Ok(())
+    }
+
+    fn take_deadlock(&self, sql: &str) -> bool {
+        let Ok(mut rules) = self.inner.deadlocks.lock() else {
+            return false;
+        };
+        for r in rules.iter_mut() {
+            if r.remaining > 0 && r.pattern.is_match(sql) {
+                r.remaining -= 1;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Keeps the first error and discards results: for seed scripts.
+#[derive(Default)]
+struct ErrorSink {
+    first: Option<SqlError>,
+}
+
+impl Output for ErrorSink {
+    fn columns(&mut self, _: &[ColumnMeta]) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn row(&mut self, _: &[Value]) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn done(&mut self, _: Option<u64>, _: bool) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
+        if self.first.is_none() {
+            self.first = Some(e.clone());
+        }
+        Ok(())
+    }
+    fn env(&mut self, _: EnvChange) -> Result<(), OutputError> {
+        Ok(())
+    }
+}
+
+/// A parsed `INSERT BULK` statement, waiting for its BulkLoad rows.
+#[derive(Clone, Debug)]
+pub struct BulkTarget {
+    pub table: TableMeta,
+    /// Table column index for each column the client will send.
+    pub columns: Vec<usize>,
+    pub keep_nulls: bool,
+    pub keep_identity: bool,
+}
+
+/// One client connection's state.
+pub struct Session {
+    engine: Engine,
+    conn: Connection,
+    db: String,
+    spid: u16,
+    trancount: i64,
+    tran_descriptor: u64,
+    nocount: bool,
+    rowcount: i64,
+    implicit_transactions: bool,
+    xact_abort: bool,
+    identity_insert: Option<String>,
+    temp: HashMap<String, TableMeta>,
+    vars: HashMap<String, (SqlType, Value)>,
+}
+
+/// Runs per-row work in `f`, turning SQLite's errors into SQL Server's.
+fn map_sqlite(e: rusqlite::Error, target: Option<&TableMeta>) -> SqlError {
+    let msg = match &e {
+        rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+        other => other.to_string(),
+    };
+    if let Some(err) = SqlError::from_fn_error(&msg) {
+        return err;
+    }
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) {
+            return SqlError::lock_timeout();
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("NOT NULL constraint failed: ") {
+        let col = rest.rsplit('.').next().unwrap_or(rest);
+        let table = target.map(|t| t.full_name()).unwrap_or_default();
+        return SqlError::null_not_allowed(col, &table, "INSERT");
+    }
+    if msg.starts_with("UNIQUE constraint failed") || msg.starts_with("PRIMARY KEY") {
+        let (pk, obj) = target
+            .map(|t| {
+                (
+                    t.pk_name.clone().unwrap_or_default(),
+                    if t.temp { t.name.clone() } else { format!("{}.{}", t.schema, t.name) },
+                )
+            })
+            .unwrap_or_default();
+        return SqlError::duplicate_key(&pk, &obj, "");
+    }
+    if let Some(rest) = msg.strip_prefix("no such column: ") {
+        let col = rest.rsplit('.').next().unwrap_or(rest);
+        return SqlError::invalid_column(col);
+    }
+    if let Some(rest) = msg.strip_prefix("ambiguous column name: ") {
+        return SqlError::new(209, 1, 16, format!("Ambiguous column name '{rest}'.")).batch();
+    }
+    if let Some(rest) = msg.strip_prefix("no such table: ") {
+        return SqlError::invalid_object(rest.trim_matches('"'));
+    }
+    if let Some(rest) = msg.strip_prefix("no such function: ") {
+        return SqlError::new(
+            195,
+            10,
+            15,
+            format!("'{rest}' is not a recognized built-in function name."),
+        )
+        .batch();
+    }
+    if msg.contains("syntax error") {
+        let near = msg
+            .split('"')
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        return SqlError::syntax_near(&near);
+    }
+    if msg.contains("values for") && msg.contains("columns") {
+        return SqlError::new(
+            121,
+            1,
+            15,
+            "The select list for the INSERT statement contains more items than the insert list. The number of SELECT values must match the number of INSERT columns.",
+        )
+        .batch();
+    }
+    SqlError::new(50000, 1, 16, format!("Statement failed in the sandbox engine: {msg}"))
+}
+
+impl Session {
+    pub fn spid(&self) -> u16 {
+        self.spid
+    }
+
+    pub fn database(&self) -> &str {
+        &self.db
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.trancount > 0
+    }
+
+    pub fn transaction_descriptor(&self) -> u64 {
+        if self.trancount > 0 {
+            self.tran_descriptor
+        } else {
+            0
+        }
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            conn: &self.conn,
+            db: &self.db,
+            temp: &self.temp,
+            rowcount: self.rowcount,
+            trancount: self.trancount,
+            spid: self.spid,
+            identity_insert: self.identity_insert.as_deref(),
+        }
+    }
+
+    /// Runs a batch, writing each statement's results, errors and state
+    /// changes to `out`. Only an output failure (I/O, cancel) is returned.
+    pub fn execute_batch(&mut self, sql: &str, params: &[Param], out: &mut dyn Output) -> Result<(), OutputError> {
+        if self.engine.take_deadlock(sql) {
+            let had_tran = self.trancount > 0;
+            self.rollback_all(out, had_tran)?;
+            out.error(&SqlError::deadlock(self.spid))?;
+            return out.done(None, true);
+        }
+        let stmts = match translate::parse_batch(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                out.error(&e)?;
+                return out.done(None, true);
+            }
+        };
+        for (stmt, top) in stmts {
+            match self.execute_statement(stmt, top, params, out) {
+                Ok(()) => {}
+                Err(Failure::Output(e)) => {
+                    if matches!(e, OutputError::Cancelled) && self.trancount == 0 {
+                        let _ = self.conn.execute_batch("ROLLBACK");
+                    }
+                    return Err(e);
+                }
+                Err(Failure::Sql(e)) => {
+                    out.error(&e)?;
+                    out.done(None, true)?;
+                    if self.xact_abort && self.trancount > 0 {
+                        self.rollback_all(out, true)?;
+                        break;
+                    }
+                    if e.abort == super::error::Abort::Batch {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bind_params(&self, stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<(), SqlError> {
+        for i in 1..=stmt.parameter_count() {
+            let Some(name) = stmt.parameter_name(i).map(str::to_string) else {
+                return Err(SqlError::new(
+                    8178,
+                    1,
+                    16,
+                    format!("The parameterized query expects parameter #{i}, which was not supplied."),
+                ));
+            };
+            let value = params
+                .iter()
+                .find(|p| p.name.eq_ignore_ascii_case(&name))
+                .map(|p| to_storage(&p.value))
+                .or_else(|| self.vars.get(&name.to_ascii_lowercase()).map(|(_, v)| to_storage(v)))
+                .ok_or_else(|| {
+                    SqlError::new(137, 2, 15, format!("Must declare the scalar variable \"{name}\".")).batch()
+                })?;
+            stmt.raw_bind_parameter(i, value).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    fn begin_implicit(&mut self, out: &mut dyn Output) -> Result<(), Failure> {
+        if self.implicit_transactions && self.trancount == 0 {
+            self.begin(out)?;
+        }
+        Ok(())
+    }
+
+    fn execute_statement(
+        &mut self,
+        stmt: sqlparser::ast::Statement,
+        top: Option<String>,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), Failure> {
+        let plan = translate::plan(&self.ctx(), stmt, top)?;
+        match plan {
+            Plan::Query { sql, hints } => {
+                self.begin_implicit(out)?;
+                let n = self.run_query(&sql, hints.as_deref(), params, out)?;
+                self.rowcount = n as i64;
+                out.done(Some(n), false)?;
+            }
+            Plan::Dml {
+                sqls,
+                setup,
+                cleanup,
+                target,
+                key_probe,
+            } => {
+                self.begin_implicit(out)?;
+                let n = self.run_dml(&sqls, &setup, &cleanup, &target, key_probe.as_deref(), params)?;
+                self.rowcount = n as i64;
+                out.done((!self.nocount).then_some(n), false)?;
+            }
+            Plan::CreateTable(meta) => {
+                self.begin_implicit(out)?;
+                if meta.temp {
+                    if self.temp.contains_key(&meta.name) {
+                        return Err(SqlError::object_exists(&meta.name).into());
+                    }
+                    for ddl in catalog::sqlite_ddl(&meta) {
+                        self.conn.execute(&ddl, []).map_err(|e| map_sqlite(e, None))?;
+                    }
+                    self.temp.insert(meta.name.clone(), *meta);
+                } else {
+                    self.in_savepoint(|c| catalog::create_table(c, &meta))?;
+                }
+                self.rowcount = 0;
+                out.done(None, false)?;
+            }
+            Plan::DropTables { names, if_exists } => {
+                for (shown, resolved) in names {
+                    let result = match resolved {
+                        Some(Resolved::Temp(t)) => match self.temp.remove(&t) {
+                            Some(meta) => self
+                                .conn
+                                .execute(&format!("DROP TABLE {}", meta.physical), [])
+                                .map(|_| ())
+                                .map_err(|e| map_sqlite(e, None)),
+                            None => Err(drop_missing(&shown.to_string())),
+                        },
+                        Some(Resolved::Table { db, schema, name }) => {
+                            self.in_savepoint(|c| catalog::drop_table(c, &db, &schema, &name))
+                        }
+                        None => Err(drop_missing(&shown.to_string())),
+                    };
+                    match result {
+                        Err(e) if if_exists && e.number == 3701 => {}
+                        other => other?,
+                    }
+                }
+                out.done(None, false)?;
+            }
+            Plan::Truncate(meta) => {
+                self.conn
+                    .execute(&format!("DELETE FROM {}", meta.physical), [])
+                    .map_err(|e| map_sqlite(e, Some(&meta)))?;
+                out.done(None, false)?;
+            }
+            Plan::CreateDatabase(name) => {
+                if self.trancount > 0 {
+                    return Err(SqlError::new(
+                        226,
+                        6,
+                        16,
+                        "CREATE DATABASE statement not allowed within multi-statement transaction.",
+                    )
+                    .into());
+                }
+                catalog::create_database(&self.conn, &name)?;
+                out.done(None, false)?;
+            }
+            Plan::DropDatabase(name, if_exists) => {
+                if name.eq_ignore_ascii_case(&self.db) {
+                    return Err(SqlError::new(
+                        3702,
+                        4,
+                        16,
+                        format!("Cannot drop database \"{name}\" because it is currently in use."),
+                    )
+                    .into());
+                }
+                match self.in_savepoint(|c| catalog::drop_database(c, &name)) {
+                    Err(e) if if_exists && e.number == 3701 => {}
+                    other => other?,
+                }
+                out.done(None, false)?;
+            }
+            Plan::CreateSchema(name) => {
+                let db = self.db.clone();
+                self.in_savepoint(|c| catalog::create_schema(c, &db, &name))?;
+                out.done(None, false)?;
+            }
+            Plan::Use(name) => {
+                let new = catalog::database_name(&self.conn, &name)?.ok_or_else(|| SqlError::no_such_database(&name))?;
+                let old = std::mem::replace(&mut self.db, new.clone());
+                out.env(EnvChange::Database { old, new: new.clone() })?;
+                out.done(None, false)?;
+            }
+            Plan::Begin => {
+                self.begin(out)?;
+                out.done(None, false)?;
+            }
+            Plan::Commit => {
+                self.commit(out)?;
+                out.done(None, false)?;
+            }
+            Plan::Rollback(savepoint) => {
+                self.rollback(savepoint.as_deref(), out)?;
+                out.done(None, false)?;
+            }
+            Plan::Save(name) => {
+                if self.trancount == 0 {
+                    return Err(SqlError::new(
+                        628,
+                        0,
+                        16,
+                        "Cannot issue SAVE TRANSACTION when there is no active transaction.",
+                    )
+                    .into());
+                }
+                self.conn
+                    .execute_batch(&format!("SAVEPOINT {}", quote_ident(&name)))
+                    .map_err(internal)?;
+                out.done(None, false)?;
+            }
+            Plan::SetOption(opt, val) => {
+                self.set_option(&opt, &val)?;
+                out.done(None, false)?;
+            }
+            Plan::Declare(decls) => {
+                for (name, ty, init) in decls {
+                    let value = match init {
+                        Some(expr) => self.eval_scalar(&expr, &ty, params)?,
+                        None => Value::Null,
+                    };
+                    self.vars.insert(name.to_ascii_lowercase(), (ty, value));
+                }
+                out.done(None, false)?;
+            }
+            Plan::SetVar(name, expr) => {
+                let key = name.to_ascii_lowercase();
+                let ty = self
+                    .vars
+                    .get(&key)
+                    .map(|(t, _)| *t)
+                    .ok_or_else(|| SqlError::new(137, 1, 15, format!("Must declare the scalar variable \"{name}\".")).batch())?;
+                let value = self.eval_scalar(&expr, &ty, params)?;
+                self.vars.insert(key, (ty, value));
+                out.done(None, false)?;
+            }
+            Plan::Nothing => out.done(None, false)?,
+        }
+        Ok(())
+    }
+
+    fn eval_scalar(&self, expr: &str, ty: &SqlType, params: &[Param]) -> Result<Value, SqlError> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {expr}"))
+            .map_err(|e| map_sqlite(e, None))?;
+        self.bind_params(&mut st, params)?;
+        let mut rows = st.raw_query();
+        let row = rows.next().map_err(|e| map_sqlite(e, None))?;
+        match row {
+            Some(r) => {
+                let v = r.get_ref(0).map_err(internal)?;
+                convert(v, ty, Overlong::Truncate)
+            }
+            None => Ok(Value::Null),
+        }
+    }
+
+    fn set_option(&mut self, opt: &str, val: &str) -> Result<(), SqlError> {
+        let on = val.eq_ignore_ascii_case("ON");
+        match opt {
+            "NOCOUNT" => self.nocount = on,
+            "IMPLICIT_TRANSACTIONS" => self.implicit_transactions = on,
+            "XACT_ABORT" => self.xact_abort = on,
+            "LOCK_TIMEOUT" => {
+                let ms: i64 = val.trim().parse().map_err(|_| SqlError::syntax_near(val))?;
+                let d = if ms < 0 { Duration::from_secs(3600) } else { Duration::from_millis(ms as u64) };
+                self.conn.busy_timeout(d).map_err(internal)?;
+            }
+            "IDENTITY_INSERT" => {
+                let (table, state) = val.rsplit_once(' ').ok_or_else(|| SqlError::syntax_near(val))?;
+                let name = sqlparser::parser::Parser::new(&sqlparser::dialect::MsSqlDialect {})
+                    .try_with_sql(table)
+                    .and_then(|mut p| p.parse_object_name(false))
+                    .map_err(|_| SqlError::syntax_near(table))?;
+                let meta = self.ctx().table(&name)?;
+                self.identity_insert = state.eq_ignore_ascii_case("ON").then(|| meta.full_name());
+            }
+            // Options drivers send at connect time that do not change results here.
+            "ANSI_NULLS" | "ANSI_WARNINGS" | "ANSI_PADDING" | "ANSI_NULL_DFLT_ON" | "ANSI_DEFAULTS"
+            | "CONCAT_NULL_YIELDS_NULL" | "QUOTED_IDENTIFIER" | "ARITHABORT" | "ARITHIGNORE" | "TEXTSIZE"
+            | "DATEFORMAT" | "DATEFIRST" | "LANGUAGE" | "CURSOR_CLOSE_ON_COMMIT" | "NUMERIC_ROUNDABORT"
+            | "DEADLOCK_PRIORITY" | "STATISTICS" | "SHOWPLAN_ALL" | "FMTONLY" | "NOEXEC" | "ROWCOUNT"
+            | "TRANSACTION" | "CONTEXT_INFO" => {}
+            other => {
+                return Err(SqlError::new(
+                    195,
+                    7,
+                    15,
+                    format!("'{other}' is not a recognized SET option."),
+                )
+                .batch())
+            }
+        }
+        Ok(())
+    }
+
+    fn in_savepoint<T>(&self, f: impl FnOnce(&Connection) -> Result<T, SqlError>) -> Result<T, SqlError> {
+        self.conn.execute_batch("SAVEPOINT __stmt").map_err(|e| map_sqlite(e, None))?;
+        match f(&self.conn) {
+            Ok(v) => {
+                self.conn.execute_batch("RELEASE __stmt").map_err(|e| map_sqlite(e, None))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK TO __stmt; RELEASE __stmt");
+                Err(e)
+            }
+        }
+    }
+
+    fn run_dml(
+        &mut self,
+        sqls: &[String],
+        setup: &[String],
+        cleanup: &[String],
+        target: &TableMeta,
+        key_probe: Option<&str>,
+        params: &[Param],
+    ) -> Result<u64, SqlError> {
+        self.conn.execute_batch("SAVEPOINT __stmt").map_err(|e| map_sqlite(e, Some(target)))?;
+        let result = (|| -> Result<u64, SqlError> {
+            for s in setup {
+                let mut st = self.conn.prepare(s).map_err(|e| map_sqlite(e, Some(target)))?;
+                self.bind_params(&mut st, params)?;
+                st.raw_execute().map_err(|e| map_sqlite(e, Some(target)))?;
+            }
+            let mut total = 0u64;
+            for s in sqls {
+                let mut st = self.conn.prepare(s).map_err(|e| map_sqlite(e, Some(target)))?;
+                self.bind_params(&mut st, params)?;
+                total += st.raw_execute().map_err(|e| map_sqlite(e, Some(target)))? as u64;
+            }
+            Ok(total)
+        })();
+        let result = match result {
+            Err(mut e) => {
+                let _ = self.conn.execute_batch("ROLLBACK TO __stmt");
+                if e.number == 2627 {
+                    let key = key_probe.and_then(|p| self.probe_key(p, params)).unwrap_or_default();
+                    e = SqlError::duplicate_key(
+                        &target.pk_name.clone().unwrap_or_default(),
+                        &if target.temp { target.name.clone() } else { format!("{}.{}", target.schema, target.name) },
+                        &key,
+                    );
+                }
+                Err(e)
+            }
+            ok => ok,
+        };
+        for c in cleanup {
+            let _ = self.conn.execute_batch(c);
+        }
+        let _ = self.conn.execute_batch("RELEASE __stmt");
+        result
+    }
+
+    /// Finds which key an INSERT duplicated, for error 2627's text.
+    fn probe_key(&self, probe: &str, params: &[Param]) -> Option<String> {
+        let mut st = self.conn.prepare(probe).ok()?;
+        self.bind_params(&mut st, params).ok()?;
+        let n = st.column_count();
+        let mut rows = st.raw_query();
+        let row = rows.next().ok()??;
+        let mut parts = Vec::new();
+        for i in 0..n {
+            parts.push(match row.get_ref(i).ok()? {
+                ValueRef::Null => "<NULL>".to_string(),
+                ValueRef::Integer(i) => i.to_string(),
+                ValueRef::Real(f) => super::convert::format_float(f),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Blob(_) => "0x".to_string(),
+            });
+        }
+        Some(parts.join(", "))
+    }
+
+    /// Runs a query and streams its rows; returns how many were sent.
+    fn run_query(
+        &mut self,
+        sql: &str,
+        hints: Option<&[Option<SqlType>]>,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<u64, Failure> {
+        let mut st = self.conn.prepare(sql).map_err(|e| map_sqlite(e, None))?;
+        self.bind_params(&mut st, params)?;
+        let ncols = st.column_count();
+        // Declared types of columns read straight from a table.
+        let mut metas: Vec<Option<ColumnMeta>> = Vec::with_capacity(ncols);
+        let mut names = Vec::with_capacity(ncols);
+        {
+            let cols: Vec<_> = st.columns_with_metadata().collect();
+            let mut cache: HashMap<String, Option<TableMeta>> = HashMap::new();
+            for c in &cols {
+                names.push(c.name().to_string());
+                let found = match (c.table_name(), c.origin_name(), c.database_name()) {
+                    (Some(t), Some(o), db) => {
+                        let key = format!("{}|{t}", db.unwrap_or(""));
+                        let meta = cache
+                            .entry(key)
+                            .or_insert_with(|| {
+                                if db == Some("temp") {
+                                    self.temp.get(&t.to_ascii_lowercase()).cloned()
+                                } else {
+                                    catalog::find_by_physical(&self.conn, t).ok().flatten()
+                                }
+                            })
+                            .clone();
+                        meta.and_then(|m| {
+                            m.column(o).map(|(_, cd)| ColumnMeta {
+                                name: c.name().to_string(),
+                                sql_type: cd.ty,
+                                nullable: cd.nullable,
+                                identity: cd.identity.is_some(),
+                                updateable: cd.identity.is_none(),
+                            })
+                        })
+                    }
+                    _ => None,
+                };
+                metas.push(found);
+            }
+        }
+        let mut rows = st.raw_query();
+        // Buffer a few rows so columns the SQL does not type get their type from data.
+        let mut buffered: Vec<Vec<Sv>> = Vec::new();
+        let mut exhausted = false;
+        let needs_data = metas
+            .iter()
+            .enumerate()
+            .any(|(i, m)| m.is_none() && hints.and_then(|h| h.get(i).copied().flatten()).is_none());
+        if needs_data {
+            while buffered.len() < 64 {
+                match rows.next().map_err(|e| map_sqlite(e, None))? {
+                    Some(r) => {
+                        let mut v = Vec::with_capacity(ncols);
+                        for i in 0..ncols {
+                            v.push(owned(r.get_ref(i).map_err(internal)?));
+                        }
+                        buffered.push(v);
+                    }
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let cols: Vec<ColumnMeta> = (0..ncols)
+            .map(|i| {
+                if let Some(m) = &metas[i] {
+                    return m.clone();
+                }
+                let ty = hints
+                    .and_then(|h| h.get(i).copied().flatten())
+                    .unwrap_or_else(|| runtime_type(buffered.iter().map(|r| &r[i])));
+                ColumnMeta::new(names[i].clone(), ty)
+            })
+            .collect();
+        out.columns(&cols)?;
+        let mut values: Vec<Value> = Vec::with_capacity(ncols);
+        let mut count = 0u64;
+        for r in &buffered {
+            values.clear();
+            for (i, v) in r.iter().enumerate() {
+                values.push(from_storage(ValueRef::from(v), &cols[i].sql_type)?);
+            }
+            out.row(&values)?;
+            count += 1;
+        }
+        if !exhausted {
+            while let Some(r) = rows.next().map_err(|e| map_sqlite(e, None))? {
+                values.clear();
+                for (i, c) in cols.iter().enumerate() {
+                    values.push(from_storage(r.get_ref(i).map_err(internal)?, &c.sql_type)?);
+                }
+                out.row(&values)?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    fn begin(&mut self, out: &mut dyn Output) -> Result<(), Failure> {
+        if self.trancount == 0 {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| map_sqlite(e, None))?;
+            self.tran_descriptor = self.engine.inner.next_tran.fetch_add(1, Ordering::Relaxed);
+            out.env(EnvChange::BeginTran(self.tran_descriptor))?;
+        }
+        self.trancount += 1;
+        Ok(())
+    }
+
+    fn commit(&mut self, out: &mut dyn Output) -> Result<(), Failure> {
+        if self.trancount == 0 {
+            return Err(SqlError::new(
+                3902,
+                1,
+                16,
+                "The COMMIT TRANSACTION request has no corresponding BEGIN TRANSACTION.",
+            )
+            .into());
+        }
+        self.trancount -= 1;
+        if self.trancount == 0 {
+            self.conn.execute_batch("COMMIT").map_err(|e| map_sqlite(e, None))?;
+            out.env(EnvChange::CommitTran(self.tran_descriptor))?;
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self, savepoint: Option<&str>, out: &mut dyn Output) -> Result<(), Failure> {
+        if self.trancount == 0 {
+            return Err(SqlError::new(
+                3903,
+                1,
+                16,
+                "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION.",
+            )
+            .into());
+        }
+        if let Some(sp) = savepoint {
+            if self
+                .conn
+                .execute_batch(&format!("ROLLBACK TO {}", quote_ident(sp)))
+                .is_ok()
+            {
+                self.reconcile_temp();
+                return Ok(());
+            }
+        }
+        self.rollback_all(out, true)?;
+        Ok(())
+    }
+
+    fn rollback_all(&mut self, out: &mut dyn Output, notify: bool) -> Result<(), OutputError> {
+        if self.trancount > 0 {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.trancount = 0;
+            self.reconcile_temp();
+            if notify {
+                out.env(EnvChange::RollbackTran(self.tran_descriptor))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a rollback, forgets temp tables whose creation was undone.
+    fn reconcile_temp(&mut self) {
+        let existing: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM temp.sqlite_master WHERE type = 'table'")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap_or_default();
+        self.temp
+            .retain(|k, _| existing.iter().any(|e| e.eq_ignore_ascii_case(k)));
+    }
+
+    /// Begins a transaction for a TDS transaction-manager request.
+    pub fn tm_begin(&mut self, out: &mut dyn Output) -> Result<Result<(), SqlError>, OutputError> {
+        match self.begin(out) {
+            Ok(()) => Ok(Ok(())),
+            Err(Failure::Sql(e)) => Ok(Err(e)),
+            Err(Failure::Output(e)) => Err(e),
+        }
+    }
+
+    pub fn tm_commit(&mut self, out: &mut dyn Output) -> Result<Result<(), SqlError>, OutputError> {
+        // A TM commit ends the whole transaction, whatever its nesting.
+        if self.trancount > 1 {
+            self.trancount = 1;
+        }
+        match self.commit(out) {
+            Ok(()) => Ok(Ok(())),
+            Err(Failure::Sql(e)) => Ok(Err(e)),
+            Err(Failure::Output(e)) => Err(e),
+        }
+    }
+
+    pub fn tm_rollback(&mut self, out: &mut dyn Output) -> Result<Result<(), SqlError>, OutputError> {
+        match self.rollback(None, out) {
+            Ok(()) => Ok(Ok(())),
+            Err(Failure::Sql(e)) => Ok(Err(e)),
+            Err(Failure::Output(e)) => Err(e),
+        }
+    }
+
+    /// Rolls back whatever is open, e.g. when the client disconnects or
+    /// resets the connection.
+    pub fn reset(&mut self) {
+        if self.trancount > 0 {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.trancount = 0;
+        }
+        for meta in std::mem::take(&mut self.temp).values() {
+            let _ = self.conn.execute(&format!("DROP TABLE IF EXISTS {}", meta.physical), []);
+        }
+        self.vars.clear();
+        self.nocount = false;
+        self.implicit_transactions = false;
+        self.xact_abort = false;
+        self.identity_insert = None;
+    }
+
+    /// Parses `INSERT BULK table (col type, ...) [WITH (...)]`.
+    pub fn bulk_target(&self, sql: &str) -> Result<Option<BulkTarget>, SqlError> {
+        let re = regex::Regex::new(r"(?is)^\s*insert\s+bulk\s+(.+?)\s*\((.*)\)\s*(?:with\s*\((.*)\))?\s*;?\s*$")
+            .expect("static regex");
+        let Some(c) = re.captures(sql) else {
+            let starts = sql.trim_start().to_ascii_lowercase();
+            if starts.starts_with("insert bulk") {
+                return Err(SqlError::syntax_near("BULK"));
+            }
+            return Ok(None);
+        };
+        let name = sqlparser::parser::Parser::new(&sqlparser::dialect::MsSqlDialect {})
+            .try_with_sql(c.get(1).map(|m| m.as_str()).unwrap_or(""))
+            .and_then(|mut p| p.parse_object_name(false))
+            .map_err(|_| SqlError::syntax_near("BULK"))?;
+        let table = self.ctx().table(&name)?;
+        let mut columns = Vec::new();
+        let defs = c.get(2).map(|m| m.as_str()).unwrap_or("");
+        let mut depth = 0;
+        let mut start = 0;
+        let mut pieces = Vec::new();
+        for (i, ch) in defs.char_indices() {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    pieces.push(&defs[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        pieces.push(&defs[start..]);
+        for p in pieces {
+            let p = p.trim();
+            if p.is_empty() {
+                continue;
+            }
+            let cname = if let Some(rest) = p.strip_prefix('[') {
+                rest.split_once(']').map(|(n, _)| n.to_string()).unwrap_or_default()
+            } else if let Some(rest) = p.strip_prefix('"') {
+                rest.split_once('"').map(|(n, _)| n.to_string()).unwrap_or_default()
+            } else {
+                p.split_whitespace().next().unwrap_or("").to_string()
+            };
+            let (i, _) = table
+                .column(&cname)
+                .ok_or_else(|| SqlError::invalid_column(&cname))?;
+            columns.push(i);
+        }
+        let opts = c.get(3).map(|m| m.as_str().to_ascii_uppercase()).unwrap_or_default();
+        Ok(Some(BulkTarget {
+            table,
+            columns,
+            keep_nulls: opts.contains("KEEP_NULLS"),
+            keep_identity: opts.contains("KEEPIDENTITY"),
+        }))
+    }
+
+    /// Inserts BulkLoad rows into the target in one statement-level
+    /// savepoint: all rows or none.
+    pub fn bulk_insert(
+        &mut self,
+        target: &BulkTarget,
+        rows: &mut dyn FnMut() -> Result<Option<Vec<Value>>, SqlError>,
+    ) -> Result<u64, SqlError> {
+        let meta = &target.table;
+        // Identity columns the client sends without KEEPIDENTITY are renumbered.
+        let used: Vec<(usize, usize)> = target
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, &ci)| meta.columns[ci].identity.is_none() || target.keep_identity)
+            .map(|(wire, &ci)| (wire, ci))
+            .collect();
+        let mut defaults: Vec<(usize, String)> = Vec::new();
+        for (ci, c) in meta.columns.iter().enumerate() {
+            if !target.columns.contains(&ci) {
+                if let Some(d) = &c.default {
+                    defaults.push((ci, d.clone()));
+                }
+            }
+        }
+        let mut names: Vec<String> = used.iter().map(|(_, ci)| quote_ident(&meta.columns[*ci].name)).collect();
+        let mut placeholders: Vec<String> = (1..=used.len()).map(|i| format!("?{i}")).collect();
+        for (ci, d) in &defaults {
+            names.push(quote_ident(&meta.columns[*ci].name));
+            placeholders.push(translate_default(&self.ctx(), d)?);
+        }
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            meta.physical,
+            names.join(", "),
+            placeholders.join(", ")
+        );
+        self.conn.execute_batch("SAVEPOINT __bulk").map_err(|e| map_sqlite(e, Some(meta)))?;
+        let table_name = meta.full_name();
+        let result = (|| -> Result<u64, SqlError> {
+            let mut st = self.conn.prepare(&sql).map_err(|e| map_sqlite(e, Some(meta)))?;
+            let mut n = 0u64;
+            while let Some(row) = rows()? {
+                for (k, (wire, ci)) in used.iter().enumerate() {
+                    let col = &meta.columns[*ci];
+                    let v = row.get(*wire).cloned().unwrap_or(Value::Null);
+                    let stored = to_storage(&v);
+                    let v = convert(
+                        ValueRef::from(&stored),
+                        &col.ty,
+                        Overlong::Error {
+                            table: &table_name,
+                            column: &col.name,
+                        },
+                    )?;
+                    st.raw_bind_parameter(k + 1, to_storage(&v)).map_err(internal)?;
+                }
+                st.raw_execute().map_err(|e| map_sqlite(e, Some(meta)))?;
+                n += 1;
+            }
+            Ok(n)
+        })();
+        match &result {
+            Ok(_) => {
+                self.conn.execute_batch("RELEASE __bulk").map_err(|e| map_sqlite(e, Some(meta)))?;
+            }
+            Err(_) => {
+                let _ = self.conn.execute_batch("ROLLBACK TO __bulk; RELEASE __bulk");
+            }
+        }
+        if let Ok(n) = &result {
+            self.rowcount = *n as i64;
+        }
+        result
+    }
+}
+
+fn translate_default(ctx: &Ctx<'_>, d: &str) -> Result<String, SqlError> {
+    let stmt = translate::parse_batch(&format!("SELECT {d}"))?;
+    match stmt.into_iter().next() {
+        Some((s, _)) => match translate::plan(ctx, s, None)? {
+            Plan::Query { sql, .. } => Ok(format!("({sql})")),
+            _ => Err(SqlError::syntax_near(d)),
+        },
+        None => Err(SqlError::syntax_near(d)),
+    }
+}
+
+fn drop_missing(name: &str) -> SqlError {
+    SqlError::new(
+        3701,
+        5,
+        11,
+        format!("Cannot drop the table '{name}', because it does not exist or you do not have permission."),
+    )
+}
+
+/// The type of a column the SQL does not type, from its first values.
+fn runtime_type<'a>(mut values: impl Iterator<Item = &'a Sv>) -> SqlType {
+    let first = values.find(|v| !matches!(v, Sv::Null));
+    match first {
+        Some(Sv::Integer(_)) => SqlType::BigInt,
+        Some(Sv::Real(_)) => SqlType::Float,
+        Some(Sv::Text(_)) => SqlType::NVarChar(Len::Max),
+        Some(Sv::Blob(_)) => SqlType::VarBinary(Len::Max),
+        _ => SqlType::Int,
+    }
+}
+
+/// A statement failed either in SQL (reported, batch may go on) or on output.
+enum Failure {
+    Sql(SqlError),
+    Output(OutputError),
+}
+
+impl From<SqlError> for Failure {
+    fn from(e: SqlError) -> Self {
+        Failure::Sql(e)
+    }
+}
+
+impl From<OutputError> for Failure {
+    fn from(e: OutputError) -> Self {
+        Failure::Output(e)
+    }
+}
+
+fn owned(v: ValueRef<'_>) -> Sv {
+    match v {
+        ValueRef::Null => Sv::Null,
+        ValueRef::Integer(i) => Sv::Integer(i),
+        ValueRef::Real(f) => Sv::Real(f),
+        ValueRef::Text(t) => Sv::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Sv::Blob(b.to_vec()),
+    }
+}

@@ -1,0 +1,191 @@
+//! Engine tests: T-SQL in, SQL Server's results and errors out.
+
+use super::*;
+use crate::types::{ColumnMeta, Decimal, Len, SqlType, Value};
+
+#[derive(Default, Debug)]
+struct Collect {
+    results: Vec<(Vec<ColumnMeta>, Vec<Vec<Value>>)>,
+    dones: Vec<(Option<u64>, bool)>,
+    errors: Vec<SqlError>,
+    envs: Vec<EnvChange>,
+}
+
+impl Output for Collect {
+    fn columns(&mut self, cols: &[ColumnMeta]) -> Result<(), OutputError> {
+        self.results.push((cols.to_vec(), vec![]));
+        Ok(())
+    }
+    fn row(&mut self, values: &[Value]) -> Result<(), OutputError> {
+        if let Some(r) = self.results.last_mut() {
+            r.1.push(values.to_vec());
+        }
+        Ok(())
+    }
+    fn done(&mut self, rows: Option<u64>, error: bool) -> Result<(), OutputError> {
+        self.dones.push((rows, error));
+        Ok(())
+    }
+    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
+        self.errors.push(e.clone());
+        Ok(())
+    }
+    fn env(&mut self, change: EnvChange) -> Result<(), OutputError> {
+        self.envs.push(change);
+        Ok(())
+    }
+}
+
+fn run(s: &mut Session, sql: &str) -> Collect {
+    let mut c = Collect::default();
+    s.execute_batch(sql, &[], &mut c).unwrap();
+    c
+}
+
+fn ok(s: &mut Session, sql: &str) -> Collect {
+    let c = run(s, sql);
+    assert!(c.errors.is_empty(), "{sql}: {:?}", c.errors);
+    c
+}
+
+fn setup() -> (Engine, Session) {
+    let e = Engine::open(None).unwrap();
+    let mut s = e.session("master").unwrap();
+    ok(&mut s, "CREATE DATABASE KWP_Colombia");
+    ok(&mut s, "USE KWP_Colombia");
+    (e, s)
+}
+
+#[test]
+fn create_insert_select_keeps_declared_types() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE dbo.J_Ventas_CO (id bigint NOT NULL PRIMARY KEY, fecha datetime2(3), monto decimal(38,10), nombre nvarchar(50), pais char(2))",
+    );
+    let c = ok(
+        &mut s,
+        "INSERT INTO dbo.J_Ventas_CO (id, fecha, monto, nombre, pais) VALUES (1, '2024-01-02 10:00:00.123', 1234567890123456789012345678.9012345678, N'ñandú', 'CO'), (2, '2023-05-01', -1.5, NULL, 'MX')",
+    );
+    assert_eq!(c.dones, vec![(Some(2), false)]);
+    let c = ok(
+        &mut s,
+        "SELECT id, fecha, monto, nombre, pais FROM KWP_Colombia.dbo.J_Ventas_CO WHERE pais = 'co' AND fecha >= '2024-01-01'",
+    );
+    let (cols, rows) = &c.results[0];
+    assert_eq!(cols[1].sql_type, SqlType::DateTime2(3));
+    assert_eq!(cols[2].sql_type, SqlType::Decimal { precision: 38, scale: 10, numeric: false });
+    assert_eq!(cols[3].sql_type, SqlType::NVarChar(Len::N(50)));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0][2],
+        Value::Decimal("1234567890123456789012345678.9012345678".parse::<Decimal>().unwrap())
+    );
+    assert_eq!(rows[0][3], Value::String("ñandú".into()));
+    assert_eq!(rows[0][4], Value::String("CO".into()));
+}
+
+#[test]
+fn errors_carry_sql_server_numbers() {
+    let (_e, mut s) = setup();
+    ok(&mut s, "CREATE TABLE t (id int PRIMARY KEY, name varchar(5) NOT NULL)");
+    assert_eq!(run(&mut s, "SELECT * FROM nope").errors[0].number, 208);
+    assert_eq!(run(&mut s, "SELECT nope FROM t").errors[0].number, 207);
+    let e = &run(&mut s, "SELEC 1").errors[0];
+    assert_eq!((e.number, e.message.as_str()), (102, "Incorrect syntax near 'SELEC'."));
+    ok(&mut s, "INSERT INTO t VALUES (1, 'a')");
+    let e = &run(&mut s, "INSERT INTO t VALUES (1, 'b')").errors[0];
+    assert_eq!(e.number, 2627);
+    assert!(e.message.contains("The duplicate key value is (1)."), "{}", e.message);
+    let e = &run(&mut s, "INSERT INTO t (id) VALUES (2)").errors[0];
+    assert_eq!(e.number, 515, "{}", e.message);
+    assert!(e.message.contains("column 'name'"), "{}", e.message);
+    let e = &run(&mut s, "INSERT INTO t VALUES (3, 'abcdefgh')").errors[0];
+    assert_eq!(e.number, 2628);
+    assert_eq!(run(&mut s, "INSERT INTO t VALUES ('x', 'a')").errors[0].number, 245);
+}
+
+#[test]
+fn transactions_roll_back_and_isolate() {
+    let (e, mut s) = setup();
+    ok(&mut s, "CREATE TABLE t (id int PRIMARY KEY)");
+    let c = ok(&mut s, "BEGIN TRAN; INSERT INTO t VALUES (1); SELECT @@TRANCOUNT");
+    assert!(matches!(c.envs[0], EnvChange::BeginTran(_)));
+    assert_eq!(c.results[0].1[0][0], Value::Int(1));
+    let mut other = e.session("KWP_Colombia").unwrap();
+    let c = ok(&mut other, "SELECT count(*) FROM t");
+    assert_eq!(c.results[0].1[0][0], Value::Int(0));
+    ok(&mut other, "SET LOCK_TIMEOUT 100");
+    assert_eq!(run(&mut other, "INSERT INTO t VALUES (2)").errors[0].number, 1222);
+    ok(&mut s, "ROLLBACK");
+    let c = ok(&mut s, "SELECT count(*) FROM t");
+    assert_eq!(c.results[0].1[0][0], Value::Int(0));
+    assert_eq!(run(&mut s, "COMMIT").errors[0].number, 3902);
+}
+
+#[test]
+fn dml_forms_the_bridge_uses() {
+    let (_e, mut s) = setup();
+    ok(&mut s, "CREATE TABLE dbo.target (id int NOT NULL PRIMARY KEY, v nvarchar(20), n int IDENTITY(1,1))");
+    ok(&mut s, "CREATE TABLE #src (id int, v nvarchar(20))");
+    ok(&mut s, "INSERT INTO #src VALUES (1, N'a'), (2, N'b'), (3, N'c')");
+    let c = ok(&mut s, "INSERT INTO dbo.target (id, v) SELECT id, v FROM #src WHERE id < 3");
+    assert_eq!(c.dones[0], (Some(2), false));
+    ok(&mut s, "UPDATE #src SET v = N'z' WHERE id = 1");
+    let c = ok(&mut s, "UPDATE t SET t.v = s.v FROM dbo.target t JOIN #src s ON t.id = s.id");
+    assert_eq!(c.dones[0], (Some(2), false));
+    let c = ok(
+        &mut s,
+        "MERGE INTO dbo.target AS t USING #src AS s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT (id, v) VALUES (s.id, s.v);",
+    );
+    assert_eq!(c.dones[0], (Some(3), false));
+    let c = ok(&mut s, "SELECT id, v, n FROM dbo.target ORDER BY id");
+    let rows = &c.results[0].1;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0][1], Value::String("z".into()));
+    assert_eq!(rows[2][2], Value::Int(3));
+    let c = ok(&mut s, "DELETE TOP (1) FROM dbo.target WHERE id > 1");
+    assert_eq!(c.dones[0], (Some(1), false));
+    let c = ok(&mut s, "DELETE t FROM dbo.target t JOIN #src s ON t.id = s.id");
+    assert_eq!(c.dones[0], (Some(2), false));
+    let c = ok(&mut s, "SELECT @@ROWCOUNT");
+    assert_eq!(c.results[0].1[0][0], Value::Int(2));
+}
+
+#[test]
+fn select_features() {
+    let (_e, mut s) = setup();
+    ok(&mut s, "CREATE TABLE t (id int, d datetime, m money, g uniqueidentifier)");
+    ok(
+        &mut s,
+        "INSERT INTO t VALUES (1, '2024-01-01', 1.5, NEWID()), (2, '2024-02-01', 2.25, NULL), (3, '1899-12-31', -922337203685477.5808, NULL)",
+    );
+    let c = ok(&mut s, "SELECT TOP 2 id FROM t ORDER BY id DESC");
+    assert_eq!(c.results[0].1.len(), 2);
+    let c = ok(&mut s, "SELECT id FROM t ORDER BY id OFFSET 1 ROWS FETCH NEXT 1 ROWS ONLY");
+    assert_eq!(c.results[0].1, vec![vec![Value::Int(2)]]);
+    let c = ok(&mut s, "SELECT CAST(m AS decimal(10,2)) AS m2, ISNULL(g, NEWID()) g2, CONVERT(varchar(10), d, 120) FROM t WHERE id = 2");
+    assert_eq!(c.results[0].0[0].sql_type, SqlType::Decimal { precision: 10, scale: 2, numeric: false });
+    assert_eq!(c.results[0].1[0][0], Value::Decimal("2.25".parse().unwrap()));
+    let c = ok(&mut s, "SELECT m FROM t WHERE id = 3");
+    assert_eq!(c.results[0].1[0][0], Value::Decimal("-922337203685477.5808".parse().unwrap()));
+    let c = ok(&mut s, "SELECT count(*), SUM(m), 'abc' + 'def', @@VERSION FROM t");
+    assert_eq!(c.results[0].0[0].sql_type, SqlType::Int);
+    assert_eq!(c.results[0].0[1].sql_type, SqlType::Money);
+    assert_eq!(c.results[0].1[0][2], Value::String("abcdef".into()));
+    let c = ok(&mut s, "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES; SELECT name FROM sys.tables; SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 't' ORDER BY ORDINAL_POSITION");
+    assert_eq!(c.results[0].1, vec![vec![Value::String("t".into())]]);
+    assert_eq!(c.results[1].1, vec![vec![Value::String("t".into())]]);
+    assert_eq!(c.results[2].1[2], vec![Value::String("m".into()), Value::String("money".into())]);
+}
+
+#[test]
+fn seed_scripts_with_go() {
+    let e = Engine::open(None).unwrap();
+    e.run_script("CREATE DATABASE A\nGO\nUSE A\nGO\nCREATE SCHEMA s\nGO\nCREATE TABLE s.x (id int)\nGO\nINSERT INTO s.x VALUES (1)\nGO 2\n")
+        .unwrap();
+    let mut s = e.session("A").unwrap();
+    let c = ok(&mut s, "SELECT count(*) FROM A.s.x");
+    assert_eq!(c.results[0].1[0][0], Value::Int(2));
+    assert!(e.run_script("SELECT * FROM nope").is_err());
+}

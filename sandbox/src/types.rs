@@ -1,0 +1,347 @@
+//! SQL Server data types and values, shared by the TDS codec and the engine.
+//!
+//! The engine stores values in SQLite and hands them to the codec as [`Value`]s
+//! tagged with the column's declared [`SqlType`], so what a client sees in
+//! COLMETADATA is exactly what the table was created with.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
+use uuid::Uuid;
+
+/// Declared length of a variable-length type: a count (characters for
+/// `nchar`/`nvarchar`, bytes otherwise) or `(max)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Len {
+    N(u16),
+    Max,
+}
+
+/// A SQL Server column type with its declared precision, scale or length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SqlType {
+    Bit,
+    TinyInt,
+    SmallInt,
+    Int,
+    BigInt,
+    /// `decimal(p,s)` and `numeric(p,s)`; `numeric` only changes the TDS type byte.
+    Decimal {
+        precision: u8,
+        scale: u8,
+        numeric: bool,
+    },
+    Money,
+    SmallMoney,
+    /// `float` / `float(53)`: 8 bytes.
+    Float,
+    /// `real` / `float(24)`: 4 bytes.
+    Real,
+    Char(u16),
+    VarChar(Len),
+    /// Length in characters (the wire length is twice that).
+    NChar(u16),
+    NVarChar(Len),
+    Binary(u16),
+    VarBinary(Len),
+    Date,
+    /// Fractional-second digits, 0..=7.
+    Time(u8),
+    DateTime,
+    SmallDateTime,
+    DateTime2(u8),
+    DateTimeOffset(u8),
+    UniqueIdentifier,
+}
+
+impl SqlType {
+    /// The type as T-SQL spells it, e.g. `decimal(38,10)` or `nvarchar(max)`.
+    pub fn type_name(&self) -> String {
+        fn len(l: &Len) -> String {
+            match l {
+                Len::N(n) => n.to_string(),
+                Len::Max => "max".to_string(),
+            }
+        }
+        match self {
+            SqlType::Bit => "bit".into(),
+            SqlType::TinyInt => "tinyint".into(),
+            SqlType::SmallInt => "smallint".into(),
+            SqlType::Int => "int".into(),
+            SqlType::BigInt => "bigint".into(),
+            SqlType::Decimal {
+                precision,
+                scale,
+                numeric,
+            } => format!(
+                "{}({precision},{scale})",
+                if *numeric { "numeric" } else { "decimal" }
+            ),
+            SqlType::Money => "money".into(),
+            SqlType::SmallMoney => "smallmoney".into(),
+            SqlType::Float => "float".into(),
+            SqlType::Real => "real".into(),
+            SqlType::Char(n) => format!("char({n})"),
+            SqlType::VarChar(l) => format!("varchar({})", len(l)),
+            SqlType::NChar(n) => format!("nchar({n})"),
+            SqlType::NVarChar(l) => format!("nvarchar({})", len(l)),
+            SqlType::Binary(n) => format!("binary({n})"),
+            SqlType::VarBinary(l) => format!("varbinary({})", len(l)),
+            SqlType::Date => "date".into(),
+            SqlType::Time(s) => format!("time({s})"),
+            SqlType::DateTime => "datetime".into(),
+            SqlType::SmallDateTime => "smalldatetime".into(),
+            SqlType::DateTime2(s) => format!("datetime2({s})"),
+            SqlType::DateTimeOffset(s) => format!("datetimeoffset({s})"),
+            SqlType::UniqueIdentifier => "uniqueidentifier".into(),
+        }
+    }
+
+    /// The bare type name as INFORMATION_SCHEMA.COLUMNS.DATA_TYPE shows it.
+    pub fn base_name(&self) -> &'static str {
+        match self {
+            SqlType::Bit => "bit",
+            SqlType::TinyInt => "tinyint",
+            SqlType::SmallInt => "smallint",
+            SqlType::Int => "int",
+            SqlType::BigInt => "bigint",
+            SqlType::Decimal { numeric: false, .. } => "decimal",
+            SqlType::Decimal { numeric: true, .. } => "numeric",
+            SqlType::Money => "money",
+            SqlType::SmallMoney => "smallmoney",
+            SqlType::Float => "float",
+            SqlType::Real => "real",
+            SqlType::Char(_) => "char",
+            SqlType::VarChar(_) => "varchar",
+            SqlType::NChar(_) => "nchar",
+            SqlType::NVarChar(_) => "nvarchar",
+            SqlType::Binary(_) => "binary",
+            SqlType::VarBinary(_) => "varbinary",
+            SqlType::Date => "date",
+            SqlType::Time(_) => "time",
+            SqlType::DateTime => "datetime",
+            SqlType::SmallDateTime => "smalldatetime",
+            SqlType::DateTime2(_) => "datetime2",
+            SqlType::DateTimeOffset(_) => "datetimeoffset",
+            SqlType::UniqueIdentifier => "uniqueidentifier",
+        }
+    }
+
+    pub fn is_unicode(&self) -> bool {
+        matches!(self, SqlType::NChar(_) | SqlType::NVarChar(_))
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(
+            self,
+            SqlType::Char(_) | SqlType::VarChar(_) | SqlType::NChar(_) | SqlType::NVarChar(_)
+        )
+    }
+
+    pub fn is_binary(&self) -> bool {
+        matches!(self, SqlType::Binary(_) | SqlType::VarBinary(_))
+    }
+
+    /// True for `(max)` types, which travel as PLP on the wire.
+    pub fn is_max(&self) -> bool {
+        matches!(
+            self,
+            SqlType::VarChar(Len::Max) | SqlType::NVarChar(Len::Max) | SqlType::VarBinary(Len::Max)
+        )
+    }
+}
+
+/// An exact decimal: `mantissa * 10^-scale`. Holds every decimal(38,s) value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Decimal {
+    pub mantissa: i128,
+    pub scale: u8,
+}
+
+impl Decimal {
+    pub fn new(mantissa: i128, scale: u8) -> Self {
+        Decimal { mantissa, scale }
+    }
+
+    /// Number of decimal digits in the mantissa (at least 1).
+    pub fn digits(&self) -> u32 {
+        let mut m = self.mantissa.unsigned_abs();
+        let mut d = 1;
+        while m >= 10 {
+            m /= 10;
+            d += 1;
+        }
+        d
+    }
+
+    /// The same value at another scale; `None` when digits would be lost
+    /// or the mantissa overflows. Use [`Decimal::round_to`] to round instead.
+    pub fn rescale(&self, scale: u8) -> Option<Decimal> {
+        if scale >= self.scale {
+            let f = 10i128.checked_pow(u32::from(scale - self.scale))?;
+            Some(Decimal::new(self.mantissa.checked_mul(f)?, scale))
+        } else {
+            let f = 10i128.checked_pow(u32::from(self.scale - scale))?;
+            if self.mantissa % f != 0 {
+                return None;
+            }
+            Some(Decimal::new(self.mantissa / f, scale))
+        }
+    }
+
+    /// Rounds half away from zero to `scale`, as SQL Server does on conversion.
+    pub fn round_to(&self, scale: u8) -> Option<Decimal> {
+        if scale >= self.scale {
+            return self.rescale(scale);
+        }
+        let f = 10i128.checked_pow(u32::from(self.scale - scale))?;
+        let q = self.mantissa / f;
+        let r = self.mantissa % f;
+        let q = if r.abs() * 2 >= f {
+            q + self.mantissa.signum()
+        } else {
+            q
+        };
+        Some(Decimal::new(q, scale))
+    }
+
+    pub fn to_f64(&self) -> f64 {
+        // Parsing the exact text gives the correctly rounded f64.
+        self.to_string().parse().unwrap_or(f64::NAN)
+    }
+}
+
+impl std::fmt::Display for Decimal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let neg = self.mantissa < 0;
+        let digits = self.mantissa.unsigned_abs().to_string();
+        let scale = usize::from(self.scale);
+        let (int, frac) = if digits.len() > scale {
+            let (i, fr) = digits.split_at(digits.len() - scale);
+            (i.to_string(), fr.to_string())
+        } else {
+            ("0".to_string(), format!("{digits:0>scale$}"))
+        };
+        if neg {
+            write!(f, "-")?;
+        }
+        if scale == 0 {
+            write!(f, "{int}")
+        } else {
+            write!(f, "{int}.{frac}")
+        }
+    }
+}
+
+impl std::str::FromStr for Decimal {
+    type Err = ();
+
+    /// Parses `[+-]digits[.digits]` (no exponent), keeping every digit.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (neg, body) = match s.as_bytes().first() {
+            Some(b'-') => (true, &s[1..]),
+            Some(b'+') => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let (int, frac) = match body.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (body, ""),
+        };
+        if (int.is_empty() && frac.is_empty())
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+            || frac.len() > 38
+        {
+            return Err(());
+        }
+        let mut m: i128 = 0;
+        for b in int.bytes().chain(frac.bytes()) {
+            m = m.checked_mul(10).ok_or(())?;
+            m = m.checked_add(i128::from(b - b'0')).ok_or(())?;
+        }
+        Ok(Decimal::new(if neg { -m } else { m }, frac.len() as u8))
+    }
+}
+
+/// One value as it travels between the engine and the wire.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bit(bool),
+    /// tinyint, smallint, int and bigint.
+    Int(i64),
+    /// float and real.
+    Float(f64),
+    /// decimal, numeric, money and smallmoney.
+    Decimal(Decimal),
+    String(String),
+    Binary(Vec<u8>),
+    Date(NaiveDate),
+    /// Time of day, nanosecond resolution (SQL Server keeps 100 ns).
+    Time(NaiveTime),
+    /// datetime, smalldatetime and datetime2.
+    DateTime(NaiveDateTime),
+    /// The local time with its offset, as SQL Server returns it.
+    DateTimeOffset(DateTime<FixedOffset>),
+    Guid(Uuid),
+}
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
+
+/// Metadata of one result or table column, as COLMETADATA describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnMeta {
+    pub name: String,
+    pub sql_type: SqlType,
+    pub nullable: bool,
+    pub identity: bool,
+    /// Set for columns that come straight from a base table.
+    pub updateable: bool,
+}
+
+impl ColumnMeta {
+    pub fn new(name: impl Into<String>, sql_type: SqlType) -> Self {
+        ColumnMeta {
+            name: name.into(),
+            sql_type,
+            nullable: true,
+            identity: false,
+            updateable: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_text_roundtrip_keeps_every_digit() {
+        for s in [
+            "0",
+            "-1.50",
+            "0.0001",
+            "-0.0001",
+            "99999999999999999999999999999999999999",
+            "1234567890123456789012345678.9012345678",
+        ] {
+            let d: Decimal = s.parse().unwrap();
+            assert_eq!(d.to_string(), s);
+        }
+        assert!("1e5".parse::<Decimal>().is_err());
+        assert!("".parse::<Decimal>().is_err());
+    }
+
+    #[test]
+    fn decimal_rounds_half_away_from_zero() {
+        let d: Decimal = "-2.345".parse().unwrap();
+        assert_eq!(d.round_to(2).unwrap().to_string(), "-2.35");
+        let d: Decimal = "2.344".parse().unwrap();
+        assert_eq!(d.round_to(2).unwrap().to_string(), "2.34");
+        assert_eq!(d.rescale(2), None);
+        assert_eq!(d.rescale(5).unwrap().to_string(), "2.34400");
+    }
+}

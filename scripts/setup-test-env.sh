@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Prepare a machine to run the fidelity tests (tests/fidelity) against the
+# SQL Server sandbox: FreeTDS command-line tools, the system libraries that
+# Microsoft's mssql-python driver (bundled ODBC Driver 18) loads, and a Python
+# virtualenv at .venv with tests/requirements.txt.
+#
+# Idempotent: packages already installed are not touched, `apt-get update` runs
+# only when something is missing, and an existing .venv is reused.
+# Works as root (CI) or as a user with sudo. Debian 12 (bookworm), Python >= 3.10.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$REPO_ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+# freetds-bin: tsql, freebcp, bsqldb (FreeTDS 1.3.x on bookworm).
+# libltdl7 libkrb5-3 libgssapi-krb5-2: what libmsodbcsql-18 (shipped inside the
+#   mssql-python-odbc wheel) links against; the wheel also ships its own
+#   libodbcinst, so unixODBC itself is not needed. libssl3 is used by the
+#   bulk-copy core (mssql-python-rs).
+APT_PACKAGES=(freetds-bin libltdl7 libkrb5-3 libgssapi-krb5-2 libssl3 ca-certificates)
+
+log() { printf '[setup-test-env] %s\n' "$*"; }
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+apt_updated=0
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    if [ "$apt_updated" -eq 0 ]; then
+        "${SUDO[@]}" apt-get update -qq
+        apt_updated=1
+    fi
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing apt packages: ${missing[*]}"
+    apt_install "${missing[@]}"
+else
+    log "apt packages already installed: ${APT_PACKAGES[*]}"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtualenv $VENV"
+    if ! "$PYTHON" -m venv "$VENV"; then
+        # Debian's own python3 needs python3-venv for ensurepip.
+        rm -rf "$VENV"
+        log "python -m venv failed; installing python3-venv"
+        apt_install python3-venv
+        "$PYTHON" -m venv "$VENV"
+    fi
+fi
+
+req="$REPO_ROOT/tests/requirements.txt"
+stamp="$VENV/.requirements.sha256"
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    log "python requirements already installed ($req)"
+else
+    log "installing python requirements from $req"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    echo "$want" > "$stamp"
+fi
+
+# Verify: every client imports / runs.
+log "verifying"
+"$VENV/bin/python" - <<'PY'
+import importlib.metadata as md
+import mssql_python, pytds, pyarrow, pytest, OpenSSL  # noqa: F401
+from mssql_python import ddbc_bindings  # loads the bundled ODBC Driver 18 glue
+import mssql_py_core  # bulk-copy core
+for dist in ("mssql-python", "mssql-python-odbc", "mssql-python-rs", "python-tds",
+             "pyOpenSSL", "pyarrow", "pytest"):
+    print(f"  {dist}=={md.version(dist)}")
+PY
+tsql_conf="$(tsql -C)"
+log "  tsql: $(printf '%s\n' "$tsql_conf" | sed -n 's/^ *Version: //p')"
+# freebcp has no version flag: -v prints usage and exits 1; check that it runs.
+fb_out="$(freebcp -v 2>&1 || true)"
+case "$fb_out" in
+    *"usage:  freebcp"*) log "  freebcp: ok" ;;
+    *) log "freebcp does not run: $fb_out" >&2; exit 1 ;;
+esac
+log "done. Run: $VENV/bin/pytest tests/fidelity"
