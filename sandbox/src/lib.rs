@@ -5,6 +5,7 @@
 //! protocol documents ([MS-TDS]) so that what passes here passes there.
 
 pub mod engine;
+pub mod generate;
 pub mod sqlserver;
 pub mod tds;
 pub mod types;

@@ -289,8 +289,9 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
     let mut out = Vec::new();
     for row in rows {
         let (name, ty, nullable, ident, seed, inc, default, in_pk) = row.map_err(sqlite_err)?;
-        let ty = parse_sql_type(&ty)
-            .ok_or_else(|| SqlError::new(50000, 1, 16, format!("sandbox catalog: bad type {ty}")))?;
+        let ty = parse_sql_type(&ty).ok_or_else(|| {
+            SqlError::new(50000, 1, 16, format!("sandbox catalog: bad type {ty}"))
+        })?;
         out.push(ColumnDef {
             name,
             ty,
@@ -307,11 +308,9 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
 /// storage encodings of `convert.rs` unchanged, and case-insensitive text.
 fn sqlite_decl(ty: &SqlType) -> &'static str {
     match ty {
-        SqlType::Bit
-        | SqlType::TinyInt
-        | SqlType::SmallInt
-        | SqlType::Int
-        | SqlType::BigInt => "INTEGER",
+        SqlType::Bit | SqlType::TinyInt | SqlType::SmallInt | SqlType::Int | SqlType::BigInt => {
+            "INTEGER"
+        }
         SqlType::Float | SqlType::Real => "REAL",
         SqlType::Decimal { .. } | SqlType::Money | SqlType::SmallMoney => "",
         SqlType::Char(_) | SqlType::VarChar(_) | SqlType::NChar(_) | SqlType::NVarChar(_) => {
@@ -350,7 +349,11 @@ pub fn sqlite_ddl(meta: &TableMeta) -> Vec<String> {
     if !pk.is_empty() {
         cols.push(format!("PRIMARY KEY ({})", pk.join(", ")));
     }
-    let mut out = vec![format!("CREATE TABLE {} ({})", meta.physical, cols.join(", "))];
+    let mut out = vec![format!(
+        "CREATE TABLE {} ({})",
+        meta.physical,
+        cols.join(", ")
+    )];
     for c in &meta.columns {
         if let Some((seed, inc)) = c.identity {
             let (schema, trig) = if meta.temp {

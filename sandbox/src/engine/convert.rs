@@ -205,7 +205,9 @@ pub fn convert(v: ValueRef<'_>, ty: &SqlType, overlong: Overlong<'_>) -> Result<
                 } else if s.eq_ignore_ascii_case("false") {
                     Ok(Value::Bit(false))
                 } else {
-                    s.parse::<i64>().map(|i| Value::Bit(i != 0)).map_err(|_| bad())
+                    s.parse::<i64>()
+                        .map(|i| Value::Bit(i != 0))
+                        .map_err(|_| bad())
                 }
             }
             ValueRef::Blob(_) | ValueRef::Null => Err(bad()),
@@ -232,9 +234,9 @@ pub fn convert(v: ValueRef<'_>, ty: &SqlType, overlong: Overlong<'_>) -> Result<
             }
             Ok(Value::Int(i))
         }
-        SqlType::Decimal { precision, scale, .. } => {
-            to_decimal(v, *precision, *scale).map(Value::Decimal)
-        }
+        SqlType::Decimal {
+            precision, scale, ..
+        } => to_decimal(v, *precision, *scale).map(Value::Decimal),
         SqlType::Money => {
             let d = to_decimal(v, 19, 4)?;
             check_money(&d, "money", 9_223_372_036_854_775_807)?;
@@ -409,12 +411,15 @@ fn to_decimal(v: ValueRef<'_>, precision: u8, scale: u8) -> Result<Decimal, SqlE
             8115,
             2,
             16,
-            format!("Arithmetic overflow error converting {} to data type numeric.", match v {
-                ValueRef::Integer(_) => "int",
-                ValueRef::Real(_) => "float",
-                ValueRef::Text(_) => "varchar",
-                _ => "expression",
-            }),
+            format!(
+                "Arithmetic overflow error converting {} to data type numeric.",
+                match v {
+                    ValueRef::Integer(_) => "int",
+                    ValueRef::Real(_) => "float",
+                    ValueRef::Text(_) => "varchar",
+                    _ => "expression",
+                }
+            ),
         )
     };
     let d = match v {
@@ -460,7 +465,9 @@ fn to_decimal(v: ValueRef<'_>, precision: u8, scale: u8) -> Result<Decimal, SqlE
 fn fit_string(mut s: String, ty: &SqlType, overlong: Overlong<'_>) -> Result<String, SqlError> {
     let (max, pad) = match ty {
         SqlType::Char(n) | SqlType::NChar(n) => (Some(usize::from(*n)), true),
-        SqlType::VarChar(Len::N(n)) | SqlType::NVarChar(Len::N(n)) => (Some(usize::from(*n)), false),
+        SqlType::VarChar(Len::N(n)) | SqlType::NVarChar(Len::N(n)) => {
+            (Some(usize::from(*n)), false)
+        }
         _ => (None, false),
     };
     let Some(max) = max else { return Ok(s) };
@@ -549,7 +556,10 @@ enum Temporal {
 }
 
 fn utc_offset(dt: NaiveDateTime) -> DateTime<FixedOffset> {
-    DateTime::from_naive_utc_and_offset(dt, FixedOffset::east_opt(0).expect("zero is a valid offset"))
+    DateTime::from_naive_utc_and_offset(
+        dt,
+        FixedOffset::east_opt(0).expect("zero is a valid offset"),
+    )
 }
 
 fn temporal(v: &ValueRef<'_>) -> Result<Temporal, SqlError> {
@@ -575,9 +585,11 @@ fn temporal(v: &ValueRef<'_>) -> Result<Temporal, SqlError> {
             }
             let secs = (ns / 1e9).floor();
             let nanos = ns - secs * 1e9;
-            base.checked_add_signed(Duration::seconds(secs as i64) + Duration::nanoseconds(nanos as i64))
-                .map(Temporal::DateTime)
-                .ok_or_else(|| SqlError::overflow("datetime"))
+            base.checked_add_signed(
+                Duration::seconds(secs as i64) + Duration::nanoseconds(nanos as i64),
+            )
+            .map(Temporal::DateTime)
+            .ok_or_else(|| SqlError::overflow("datetime"))
         }
         _ => Err(SqlError::new(
             529,
@@ -696,8 +708,11 @@ fn round_time(t: NaiveTime, scale: u8) -> NaiveTime {
     let ns = u64::from(t.num_seconds_from_midnight()) * 1_000_000_000 + u64::from(t.nanosecond());
     let r = (ns + unit / 2) / unit * unit;
     let r = r % (86_400 * 1_000_000_000);
-    NaiveTime::from_num_seconds_from_midnight_opt((r / 1_000_000_000) as u32, (r % 1_000_000_000) as u32)
-        .unwrap_or(t)
+    NaiveTime::from_num_seconds_from_midnight_opt(
+        (r / 1_000_000_000) as u32,
+        (r % 1_000_000_000) as u32,
+    )
+    .unwrap_or(t)
 }
 
 fn round_datetime(dt: NaiveDateTime, ty: &SqlType) -> Result<NaiveDateTime, SqlError> {
@@ -719,7 +734,8 @@ fn round_datetime(dt: NaiveDateTime, ty: &SqlType) -> Result<NaiveDateTime, SqlE
             let ticks = (ns as f64 * 300.0 / 1e9).round() as i64;
             let ms = (ticks * 10 + 1) / 3;
             let out = midnight + Duration::milliseconds(ms);
-            let min = NaiveDate::from_ymd_opt(1753, 1, 1).ok_or_else(|| out_of_range("datetime"))?;
+            let min =
+                NaiveDate::from_ymd_opt(1753, 1, 1).ok_or_else(|| out_of_range("datetime"))?;
             if out.date() < min || out.year() > 9999 {
                 return Err(out_of_range("datetime"));
             }
@@ -730,7 +746,8 @@ fn round_datetime(dt: NaiveDateTime, ty: &SqlType) -> Result<NaiveDateTime, SqlE
             let secs = (dt - midnight).num_milliseconds();
             let minutes = (secs + 29_999) / 60_000;
             let out = midnight + Duration::minutes(minutes);
-            let min = NaiveDate::from_ymd_opt(1900, 1, 1).ok_or_else(|| out_of_range("smalldatetime"))?;
+            let min =
+                NaiveDate::from_ymd_opt(1900, 1, 1).ok_or_else(|| out_of_range("smalldatetime"))?;
             let max = NaiveDate::from_ymd_opt(2079, 6, 6)
                 .ok_or_else(|| out_of_range("smalldatetime"))?
                 .and_hms_opt(23, 59, 0)
@@ -743,7 +760,9 @@ fn round_datetime(dt: NaiveDateTime, ty: &SqlType) -> Result<NaiveDateTime, SqlE
         SqlType::DateTime2(s) => {
             let t = round_time(dt.time(), *s);
             let date = if t < dt.time() && dt.time().hour() == 23 {
-                dt.date().succ_opt().ok_or_else(|| out_of_range("datetime2"))?
+                dt.date()
+                    .succ_opt()
+                    .ok_or_else(|| out_of_range("datetime2"))?
             } else {
                 dt.date()
             };
@@ -768,7 +787,11 @@ mod tests {
             ("-0.0001", 10, 4),
             ("1234567890123456789012345678.9012345678", 38, 10),
         ] {
-            let ty = SqlType::Decimal { precision: p, scale: sc, numeric: false };
+            let ty = SqlType::Decimal {
+                precision: p,
+                scale: sc,
+                numeric: false,
+            };
             let v = conv(s, ty).unwrap();
             let stored = to_storage(&v);
             let back = from_storage(ValueRef::from(&stored), &ty).unwrap();
@@ -780,18 +803,34 @@ mod tests {
     #[test]
     fn datetime_rounds_like_sql_server() {
         let v = conv("2024-01-01 10:00:00.002", SqlType::DateTime).unwrap();
-        assert_eq!(to_storage(&v), Sv::Text("2024-01-01 10:00:00.0030000".into()));
+        assert_eq!(
+            to_storage(&v),
+            Sv::Text("2024-01-01 10:00:00.0030000".into())
+        );
         let v = conv("2024-01-01 23:59:59.9999999", SqlType::DateTime2(3)).unwrap();
-        assert_eq!(to_storage(&v), Sv::Text("2024-01-02 00:00:00.0000000".into()));
+        assert_eq!(
+            to_storage(&v),
+            Sv::Text("2024-01-02 00:00:00.0000000".into())
+        );
         let v = conv("2024-01-01 10:00:29.998", SqlType::SmallDateTime).unwrap();
-        assert_eq!(to_storage(&v), Sv::Text("2024-01-01 10:00:00.0000000".into()));
-        assert_eq!(conv("1752-12-31", SqlType::DateTime).unwrap_err().number, 242);
+        assert_eq!(
+            to_storage(&v),
+            Sv::Text("2024-01-01 10:00:00.0000000".into())
+        );
+        assert_eq!(
+            conv("1752-12-31", SqlType::DateTime).unwrap_err().number,
+            242
+        );
         assert_eq!(conv("not a date", SqlType::Date).unwrap_err().number, 241);
     }
 
     #[test]
     fn offsets_are_kept() {
-        let v = conv("2024-05-01 10:30:00.1234567 +05:30", SqlType::DateTimeOffset(7)).unwrap();
+        let v = conv(
+            "2024-05-01 10:30:00.1234567 +05:30",
+            SqlType::DateTimeOffset(7),
+        )
+        .unwrap();
         assert_eq!(
             to_storage(&v),
             Sv::Text("2024-05-01 10:30:00.1234567 +05:30".into())
@@ -807,19 +846,29 @@ mod tests {
         let err = convert(
             ValueRef::Text(b"abcdefg"),
             &ty,
-            Overlong::Error { table: "db.dbo.t", column: "c" },
+            Overlong::Error {
+                table: "db.dbo.t",
+                column: "c",
+            },
         )
         .unwrap_err();
         assert_eq!(err.number, 2628);
-        assert_eq!(conv("ab", SqlType::Char(4)).unwrap(), Value::String("ab  ".into()));
+        assert_eq!(
+            conv("ab", SqlType::Char(4)).unwrap(),
+            Value::String("ab  ".into())
+        );
     }
 
     #[test]
     fn ints_check_ranges() {
         assert_eq!(
-            convert(ValueRef::Integer(256), &SqlType::TinyInt, Overlong::Truncate)
-                .unwrap_err()
-                .number,
+            convert(
+                ValueRef::Integer(256),
+                &SqlType::TinyInt,
+                Overlong::Truncate
+            )
+            .unwrap_err()
+            .number,
             8115
         );
         assert_eq!(conv("abc", SqlType::Int).unwrap_err().number, 245);
@@ -830,6 +879,11 @@ mod tests {
     fn money_extremes() {
         let v = conv("-922337203685477.5808", SqlType::Money).unwrap();
         assert_eq!(v, Value::Decimal("-922337203685477.5808".parse().unwrap()));
-        assert_eq!(conv("922337203685477.5808", SqlType::Money).unwrap_err().number, 8115);
+        assert_eq!(
+            conv("922337203685477.5808", SqlType::Money)
+                .unwrap_err()
+                .number,
+            8115
+        );
     }
 }

@@ -42,15 +42,18 @@ impl SqlError {
 
     pub fn syntax_near(token: &str) -> Self {
         let keywords = [
-            "FROM", "WHERE", "SELECT", "SET", "VALUES", "INTO", "TABLE", "ON", "JOIN", "AS",
-            "END", "ORDER", "GROUP", "BY", "AND", "OR", "NOT", "NULL", "IS", "IN",
+            "FROM", "WHERE", "SELECT", "SET", "VALUES", "INTO", "TABLE", "ON", "JOIN", "AS", "END",
+            "ORDER", "GROUP", "BY", "AND", "OR", "NOT", "NULL", "IS", "IN",
         ];
         if keywords.iter().any(|k| k.eq_ignore_ascii_case(token)) {
             SqlError::new(
                 156,
                 1,
                 15,
-                format!("Incorrect syntax near the keyword '{}'.", token.to_ascii_uppercase()),
+                format!(
+                    "Incorrect syntax near the keyword '{}'.",
+                    token.to_ascii_uppercase()
+                ),
             )
             .batch()
         } else {
@@ -162,7 +165,9 @@ impl SqlError {
             911,
             1,
             16,
-            format!("Database '{db}' does not exist. Make sure that the name is entered correctly."),
+            format!(
+                "Database '{db}' does not exist. Make sure that the name is entered correctly."
+            ),
         )
         .batch()
     }

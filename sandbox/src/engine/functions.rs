@@ -17,7 +17,13 @@ use crate::types::{Len, SqlType, Value};
 fn type_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<SqlType> {
     let text: String = ctx.get(i)?;
     parse_sql_type(&text).ok_or_else(|| {
-        SqlError::new(243, 2, 16, format!("Type {text} is not a defined system type.")).to_fn_error()
+        SqlError::new(
+            243,
+            2,
+            16,
+            format!("Type {text} is not a defined system type."),
+        )
+        .to_fn_error()
     })
 }
 
@@ -83,7 +89,13 @@ fn date_part(part: &str) -> String {
 }
 
 fn bad_part(part: &str) -> rusqlite::Error {
-    SqlError::new(155, 1, 15, format!("'{part}' is not a recognized datepart option.")).to_fn_error()
+    SqlError::new(
+        155,
+        1,
+        15,
+        format!("'{part}' is not a recognized datepart option."),
+    )
+    .to_fn_error()
 }
 
 fn add_months(dt: NaiveDateTime, months: i64) -> Option<NaiveDateTime> {
@@ -344,7 +356,15 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             "month" => i64::from(dt.month()),
             "dayofyear" => i64::from(dt.ordinal()),
             "day" => i64::from(dt.day()),
-            "week" => i64::from((dt.ordinal() + dt.with_ordinal(1).map(|d| d.weekday().num_days_from_sunday()).unwrap_or(0) - 1) / 7 + 1),
+            "week" => i64::from(
+                (dt.ordinal()
+                    + dt.with_ordinal(1)
+                        .map(|d| d.weekday().num_days_from_sunday())
+                        .unwrap_or(0)
+                    - 1)
+                    / 7
+                    + 1,
+            ),
             "weekday" => i64::from(dt.weekday().num_days_from_sunday() + 1),
             "hour" => i64::from(dt.hour()),
             "minute" => i64::from(dt.minute()),
@@ -383,8 +403,13 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             _ => return Err(bad_part(&part)),
         }
         .ok_or_else(|| {
-            SqlError::new(517, 1, 16, "Adding a value to a 'datetime' column caused an overflow.")
-                .to_fn_error()
+            SqlError::new(
+                517,
+                1,
+                16,
+                "Adding a value to a 'datetime' column caused an overflow.",
+            )
+            .to_fn_error()
         })?;
         // A date stays a date; everything else keeps the full timestamp form.
         if let ValueRef::Text(t) = raw {
@@ -396,7 +421,8 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     })?;
     conn.create_scalar_function("__datediff", 3, det, |ctx| {
         let part: String = ctx.get(0)?;
-        let (Some(a), Some(b)) = (as_datetime(ctx.get_raw(1))?, as_datetime(ctx.get_raw(2))?) else {
+        let (Some(a), Some(b)) = (as_datetime(ctx.get_raw(1))?, as_datetime(ctx.get_raw(2))?)
+        else {
             return Ok(None);
         };
         let p = date_part(&part);

@@ -104,8 +104,17 @@ impl Engine {
                 (d.clone(), Some(d))
             }
         };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| SqlError::new(5120, 101, 16, format!("Unable to open the physical file \"{}\": {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            SqlError::new(
+                5120,
+                101,
+                16,
+                format!(
+                    "Unable to open the physical file \"{}\": {e}",
+                    dir.display()
+                ),
+            )
+        })?;
         let engine = Engine {
             inner: Arc::new(EngineInner {
                 path: dir.join("sandbox.sqlite"),
@@ -117,7 +126,8 @@ impl Engine {
             }),
         };
         let conn = engine.connect()?;
-        conn.execute_batch("PRAGMA journal_mode=WAL;").map_err(internal)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL;")
+            .map_err(internal)?;
         conn.execute_batch(catalog::SCHEMA_SQL).map_err(internal)?;
         for db in ["master", "tempdb", "model", "msdb"] {
             if catalog::database_name(&conn, db)?.is_none() {
@@ -130,12 +140,17 @@ impl Engine {
     fn connect(&self) -> Result<Connection, SqlError> {
         let conn = Connection::open_with_flags(
             &self.inner.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(internal)?;
-        conn.busy_timeout(self.inner.lock_timeout).map_err(internal)?;
-        conn.execute_batch("PRAGMA synchronous=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;")
+        conn.busy_timeout(self.inner.lock_timeout)
             .map_err(internal)?;
+        conn.execute_batch(
+            "PRAGMA synchronous=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;",
+        )
+        .map_err(internal)?;
         functions::register(&conn).map_err(internal)?;
         Ok(conn)
     }
@@ -177,6 +192,25 @@ impl Engine {
         Ok(())
     }
 
+    pub fn database_exists(&self, name: &str) -> Result<bool, SqlError> {
+        let conn = self.connect()?;
+        Ok(catalog::database_name(&conn, name)?.is_some())
+    }
+
+    /// Rows in a permanent table; for tests and the CLI's summary.
+    pub fn count_rows(&self, db: &str, schema: &str, table: &str) -> Result<u64, SqlError> {
+        let conn = self.connect()?;
+        let meta = catalog::find_table(&conn, db, schema, table)?
+            .ok_or_else(|| SqlError::invalid_object(&format!("{db}.{schema}.{table}")))?;
+        conn.query_row(
+            &format!("SELECT count(*) FROM {}", meta.physical),
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(internal)
+    }
+
     /// Answers deadlock 1205 to the next `times` batches whose text matches `pattern`.
     pub fn inject_deadlock(&self, pattern: &str, times: u32) -> Result<(), regex::Error> {
         let pattern = regex::Regex::new(pattern)?;
@@ -200,6 +234,27 @@ impl Engine {
             }
         }
         false
+    }
+}
+
+/// Throws results away.
+pub struct Discard;
+
+impl Output for Discard {
+    fn columns(&mut self, _: &[ColumnMeta]) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn row(&mut self, _: &[Value]) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn done(&mut self, _: Option<u64>, _: bool) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn error(&mut self, _: &SqlError) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn env(&mut self, _: EnvChange) -> Result<(), OutputError> {
+        Ok(())
     }
 }
 
@@ -281,7 +336,11 @@ fn map_sqlite(e: rusqlite::Error, target: Option<&TableMeta>) -> SqlError {
             .map(|t| {
                 (
                     t.pk_name.clone().unwrap_or_default(),
-                    if t.temp { t.name.clone() } else { format!("{}.{}", t.schema, t.name) },
+                    if t.temp {
+                        t.name.clone()
+                    } else {
+                        format!("{}.{}", t.schema, t.name)
+                    },
                 )
             })
             .unwrap_or_default();
@@ -307,11 +366,7 @@ fn map_sqlite(e: rusqlite::Error, target: Option<&TableMeta>) -> SqlError {
         .batch();
     }
     if msg.contains("syntax error") {
-        let near = msg
-            .split('"')
-            .nth(1)
-            .unwrap_or("")
-            .to_string();
+        let near = msg.split('"').nth(1).unwrap_or("").to_string();
         return SqlError::syntax_near(&near);
     }
     if msg.contains("values for") && msg.contains("columns") {
@@ -323,7 +378,12 @@ fn map_sqlite(e: rusqlite::Error, target: Option<&TableMeta>) -> SqlError {
         )
         .batch();
     }
-    SqlError::new(50000, 1, 16, format!("Statement failed in the sandbox engine: {msg}"))
+    SqlError::new(
+        50000,
+        1,
+        16,
+        format!("Statement failed in the sandbox engine: {msg}"),
+    )
 }
 
 impl Session {
@@ -361,7 +421,12 @@ impl Session {
 
     /// Runs a batch, writing each statement's results, errors and state
     /// changes to `out`. Only an output failure (I/O, cancel) is returned.
-    pub fn execute_batch(&mut self, sql: &str, params: &[Param], out: &mut dyn Output) -> Result<(), OutputError> {
+    pub fn execute_batch(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), OutputError> {
         if self.engine.take_deadlock(sql) {
             let had_tran = self.trancount > 0;
             self.rollback_all(out, had_tran)?;
@@ -400,23 +465,39 @@ impl Session {
         Ok(())
     }
 
-    fn bind_params(&self, stmt: &mut rusqlite::Statement<'_>, params: &[Param]) -> Result<(), SqlError> {
+    fn bind_params(
+        &self,
+        stmt: &mut rusqlite::Statement<'_>,
+        params: &[Param],
+    ) -> Result<(), SqlError> {
         for i in 1..=stmt.parameter_count() {
             let Some(name) = stmt.parameter_name(i).map(str::to_string) else {
                 return Err(SqlError::new(
                     8178,
                     1,
                     16,
-                    format!("The parameterized query expects parameter #{i}, which was not supplied."),
+                    format!(
+                        "The parameterized query expects parameter #{i}, which was not supplied."
+                    ),
                 ));
             };
             let value = params
                 .iter()
                 .find(|p| p.name.eq_ignore_ascii_case(&name))
                 .map(|p| to_storage(&p.value))
-                .or_else(|| self.vars.get(&name.to_ascii_lowercase()).map(|(_, v)| to_storage(v)))
+                .or_else(|| {
+                    self.vars
+                        .get(&name.to_ascii_lowercase())
+                        .map(|(_, v)| to_storage(v))
+                })
                 .ok_or_else(|| {
-                    SqlError::new(137, 2, 15, format!("Must declare the scalar variable \"{name}\".")).batch()
+                    SqlError::new(
+                        137,
+                        2,
+                        15,
+                        format!("Must declare the scalar variable \"{name}\"."),
+                    )
+                    .batch()
                 })?;
             stmt.raw_bind_parameter(i, value).map_err(internal)?;
         }
@@ -453,7 +534,14 @@ impl Session {
                 key_probe,
             } => {
                 self.begin_implicit(out)?;
-                let n = self.run_dml(&sqls, &setup, &cleanup, &target, key_probe.as_deref(), params)?;
+                let n = self.run_dml(
+                    &sqls,
+                    &setup,
+                    &cleanup,
+                    &target,
+                    key_probe.as_deref(),
+                    params,
+                )?;
                 self.rowcount = n as i64;
                 out.done((!self.nocount).then_some(n), false)?;
             }
@@ -464,7 +552,9 @@ impl Session {
                         return Err(SqlError::object_exists(&meta.name).into());
                     }
                     for ddl in catalog::sqlite_ddl(&meta) {
-                        self.conn.execute(&ddl, []).map_err(|e| map_sqlite(e, None))?;
+                        self.conn
+                            .execute(&ddl, [])
+                            .map_err(|e| map_sqlite(e, None))?;
                     }
                     self.temp.insert(meta.name.clone(), *meta);
                 } else {
@@ -537,9 +627,13 @@ impl Session {
                 out.done(None, false)?;
             }
             Plan::Use(name) => {
-                let new = catalog::database_name(&self.conn, &name)?.ok_or_else(|| SqlError::no_such_database(&name))?;
+                let new = catalog::database_name(&self.conn, &name)?
+                    .ok_or_else(|| SqlError::no_such_database(&name))?;
                 let old = std::mem::replace(&mut self.db, new.clone());
-                out.env(EnvChange::Database { old, new: new.clone() })?;
+                out.env(EnvChange::Database {
+                    old,
+                    new: new.clone(),
+                })?;
                 out.done(None, false)?;
             }
             Plan::Begin => {
@@ -585,16 +679,65 @@ impl Session {
             }
             Plan::SetVar(name, expr) => {
                 let key = name.to_ascii_lowercase();
-                let ty = self
-                    .vars
-                    .get(&key)
-                    .map(|(t, _)| *t)
-                    .ok_or_else(|| SqlError::new(137, 1, 15, format!("Must declare the scalar variable \"{name}\".")).batch())?;
+                let ty = self.vars.get(&key).map(|(t, _)| *t).ok_or_else(|| {
+                    SqlError::new(
+                        137,
+                        1,
+                        15,
+                        format!("Must declare the scalar variable \"{name}\"."),
+                    )
+                    .batch()
+                })?;
                 let value = self.eval_scalar(&expr, &ty, params)?;
                 self.vars.insert(key, (ty, value));
                 out.done(None, false)?;
             }
             Plan::Nothing => out.done(None, false)?,
+            Plan::ExecSql { stmt, decls, args } => {
+                let text = |v: Value| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(SqlError::new(
+                        214,
+                        2,
+                        16,
+                        "Procedure expects parameter '@statement' of type 'ntext/nchar/nvarchar'.",
+                    )),
+                };
+                let sql = text(self.eval_scalar(&stmt, &SqlType::NVarChar(Len::Max), params)?)?;
+                let decls = match decls {
+                    Some(d) => text(self.eval_scalar(&d, &SqlType::NVarChar(Len::Max), params)?)?,
+                    None => String::new(),
+                };
+                let declared = if decls.trim().is_empty() {
+                    vec![]
+                } else {
+                    super::typename::parse_param_decls(&decls).ok_or_else(|| {
+                        SqlError::new(8178, 1, 16, format!("The parameterized query '({decls})' has a malformed parameter declaration."))
+                    })?
+                };
+                let mut bound = Vec::new();
+                for (i, (name, expr)) in args.iter().enumerate() {
+                    let decl = match name {
+                        Some(n) => declared.iter().find(|d| d.0.eq_ignore_ascii_case(n)),
+                        None => declared.get(i),
+                    }
+                    .ok_or_else(|| {
+                        SqlError::new(
+                            8144,
+                            2,
+                            16,
+                            "Procedure or function has too many arguments specified.",
+                        )
+                    })?;
+                    let value = self.eval_scalar(expr, &decl.1, params)?;
+                    bound.push(Param {
+                        name: decl.0.clone(),
+                        sql_type: decl.1,
+                        value,
+                    });
+                }
+                self.execute_batch(&sql, &bound, out)?;
+            }
         }
         Ok(())
     }
@@ -624,11 +767,17 @@ impl Session {
             "XACT_ABORT" => self.xact_abort = on,
             "LOCK_TIMEOUT" => {
                 let ms: i64 = val.trim().parse().map_err(|_| SqlError::syntax_near(val))?;
-                let d = if ms < 0 { Duration::from_secs(3600) } else { Duration::from_millis(ms as u64) };
+                let d = if ms < 0 {
+                    Duration::from_secs(3600)
+                } else {
+                    Duration::from_millis(ms as u64)
+                };
                 self.conn.busy_timeout(d).map_err(internal)?;
             }
             "IDENTITY_INSERT" => {
-                let (table, state) = val.rsplit_once(' ').ok_or_else(|| SqlError::syntax_near(val))?;
+                let (table, state) = val
+                    .rsplit_once(' ')
+                    .ok_or_else(|| SqlError::syntax_near(val))?;
                 let name = sqlparser::parser::Parser::new(&sqlparser::dialect::MsSqlDialect {})
                     .try_with_sql(table)
                     .and_then(|mut p| p.parse_object_name(false))
@@ -637,11 +786,29 @@ impl Session {
                 self.identity_insert = state.eq_ignore_ascii_case("ON").then(|| meta.full_name());
             }
             // Options drivers send at connect time that do not change results here.
-            "ANSI_NULLS" | "ANSI_WARNINGS" | "ANSI_PADDING" | "ANSI_NULL_DFLT_ON" | "ANSI_DEFAULTS"
-            | "CONCAT_NULL_YIELDS_NULL" | "QUOTED_IDENTIFIER" | "ARITHABORT" | "ARITHIGNORE" | "TEXTSIZE"
-            | "DATEFORMAT" | "DATEFIRST" | "LANGUAGE" | "CURSOR_CLOSE_ON_COMMIT" | "NUMERIC_ROUNDABORT"
-            | "DEADLOCK_PRIORITY" | "STATISTICS" | "SHOWPLAN_ALL" | "FMTONLY" | "NOEXEC" | "ROWCOUNT"
-            | "TRANSACTION" | "CONTEXT_INFO" => {}
+            "ANSI_NULLS"
+            | "ANSI_WARNINGS"
+            | "ANSI_PADDING"
+            | "ANSI_NULL_DFLT_ON"
+            | "ANSI_DEFAULTS"
+            | "CONCAT_NULL_YIELDS_NULL"
+            | "QUOTED_IDENTIFIER"
+            | "ARITHABORT"
+            | "ARITHIGNORE"
+            | "TEXTSIZE"
+            | "DATEFORMAT"
+            | "DATEFIRST"
+            | "LANGUAGE"
+            | "CURSOR_CLOSE_ON_COMMIT"
+            | "NUMERIC_ROUNDABORT"
+            | "DEADLOCK_PRIORITY"
+            | "STATISTICS"
+            | "SHOWPLAN_ALL"
+            | "FMTONLY"
+            | "NOEXEC"
+            | "ROWCOUNT"
+            | "TRANSACTION"
+            | "CONTEXT_INFO" => {}
             other => {
                 return Err(SqlError::new(
                     195,
@@ -655,15 +822,24 @@ impl Session {
         Ok(())
     }
 
-    fn in_savepoint<T>(&self, f: impl FnOnce(&Connection) -> Result<T, SqlError>) -> Result<T, SqlError> {
-        self.conn.execute_batch("SAVEPOINT __stmt").map_err(|e| map_sqlite(e, None))?;
+    fn in_savepoint<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, SqlError>,
+    ) -> Result<T, SqlError> {
+        self.conn
+            .execute_batch("SAVEPOINT __stmt")
+            .map_err(|e| map_sqlite(e, None))?;
         match f(&self.conn) {
             Ok(v) => {
-                self.conn.execute_batch("RELEASE __stmt").map_err(|e| map_sqlite(e, None))?;
+                self.conn
+                    .execute_batch("RELEASE __stmt")
+                    .map_err(|e| map_sqlite(e, None))?;
                 Ok(v)
             }
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK TO __stmt; RELEASE __stmt");
+                let _ = self
+                    .conn
+                    .execute_batch("ROLLBACK TO __stmt; RELEASE __stmt");
                 Err(e)
             }
         }
@@ -678,16 +854,24 @@ impl Session {
         key_probe: Option<&str>,
         params: &[Param],
     ) -> Result<u64, SqlError> {
-        self.conn.execute_batch("SAVEPOINT __stmt").map_err(|e| map_sqlite(e, Some(target)))?;
+        self.conn
+            .execute_batch("SAVEPOINT __stmt")
+            .map_err(|e| map_sqlite(e, Some(target)))?;
         let result = (|| -> Result<u64, SqlError> {
             for s in setup {
-                let mut st = self.conn.prepare(s).map_err(|e| map_sqlite(e, Some(target)))?;
+                let mut st = self
+                    .conn
+                    .prepare(s)
+                    .map_err(|e| map_sqlite(e, Some(target)))?;
                 self.bind_params(&mut st, params)?;
                 st.raw_execute().map_err(|e| map_sqlite(e, Some(target)))?;
             }
             let mut total = 0u64;
             for s in sqls {
-                let mut st = self.conn.prepare(s).map_err(|e| map_sqlite(e, Some(target)))?;
+                let mut st = self
+                    .conn
+                    .prepare(s)
+                    .map_err(|e| map_sqlite(e, Some(target)))?;
                 self.bind_params(&mut st, params)?;
                 total += st.raw_execute().map_err(|e| map_sqlite(e, Some(target)))? as u64;
             }
@@ -697,10 +881,16 @@ impl Session {
             Err(mut e) => {
                 let _ = self.conn.execute_batch("ROLLBACK TO __stmt");
                 if e.number == 2627 {
-                    let key = key_probe.and_then(|p| self.probe_key(p, params)).unwrap_or_default();
+                    let key = key_probe
+                        .and_then(|p| self.probe_key(p, params))
+                        .unwrap_or_default();
                     e = SqlError::duplicate_key(
                         &target.pk_name.clone().unwrap_or_default(),
-                        &if target.temp { target.name.clone() } else { format!("{}.{}", target.schema, target.name) },
+                        &if target.temp {
+                            target.name.clone()
+                        } else {
+                            format!("{}.{}", target.schema, target.name)
+                        },
                         &key,
                     );
                 }
@@ -866,7 +1056,9 @@ impl Session {
         }
         self.trancount -= 1;
         if self.trancount == 0 {
-            self.conn.execute_batch("COMMIT").map_err(|e| map_sqlite(e, None))?;
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| map_sqlite(e, None))?;
             out.env(EnvChange::CommitTran(self.tran_descriptor))?;
         }
         Ok(())
@@ -943,7 +1135,10 @@ impl Session {
         }
     }
 
-    pub fn tm_rollback(&mut self, out: &mut dyn Output) -> Result<Result<(), SqlError>, OutputError> {
+    pub fn tm_rollback(
+        &mut self,
+        out: &mut dyn Output,
+    ) -> Result<Result<(), SqlError>, OutputError> {
         match self.rollback(None, out) {
             Ok(()) => Ok(Ok(())),
             Err(Failure::Sql(e)) => Ok(Err(e)),
@@ -959,7 +1154,9 @@ impl Session {
             self.trancount = 0;
         }
         for meta in std::mem::take(&mut self.temp).values() {
-            let _ = self.conn.execute(&format!("DROP TABLE IF EXISTS {}", meta.physical), []);
+            let _ = self
+                .conn
+                .execute(&format!("DROP TABLE IF EXISTS {}", meta.physical), []);
         }
         self.vars.clear();
         self.nocount = false;
@@ -970,8 +1167,10 @@ impl Session {
 
     /// Parses `INSERT BULK table (col type, ...) [WITH (...)]`.
     pub fn bulk_target(&self, sql: &str) -> Result<Option<BulkTarget>, SqlError> {
-        let re = regex::Regex::new(r"(?is)^\s*insert\s+bulk\s+(.+?)\s*\((.*)\)\s*(?:with\s*\((.*)\))?\s*;?\s*$")
-            .expect("static regex");
+        let re = regex::Regex::new(
+            r"(?is)^\s*insert\s+bulk\s+(.+?)\s*\((.*)\)\s*(?:with\s*\((.*)\))?\s*;?\s*$",
+        )
+        .expect("static regex");
         let Some(c) = re.captures(sql) else {
             let starts = sql.trim_start().to_ascii_lowercase();
             if starts.starts_with("insert bulk") {
@@ -1007,9 +1206,13 @@ impl Session {
                 continue;
             }
             let cname = if let Some(rest) = p.strip_prefix('[') {
-                rest.split_once(']').map(|(n, _)| n.to_string()).unwrap_or_default()
+                rest.split_once(']')
+                    .map(|(n, _)| n.to_string())
+                    .unwrap_or_default()
             } else if let Some(rest) = p.strip_prefix('"') {
-                rest.split_once('"').map(|(n, _)| n.to_string()).unwrap_or_default()
+                rest.split_once('"')
+                    .map(|(n, _)| n.to_string())
+                    .unwrap_or_default()
             } else {
                 p.split_whitespace().next().unwrap_or("").to_string()
             };
@@ -1018,7 +1221,10 @@ impl Session {
                 .ok_or_else(|| SqlError::invalid_column(&cname))?;
             columns.push(i);
         }
-        let opts = c.get(3).map(|m| m.as_str().to_ascii_uppercase()).unwrap_or_default();
+        let opts = c
+            .get(3)
+            .map(|m| m.as_str().to_ascii_uppercase())
+            .unwrap_or_default();
         Ok(Some(BulkTarget {
             table,
             columns,
@@ -1051,7 +1257,10 @@ impl Session {
                 }
             }
         }
-        let mut names: Vec<String> = used.iter().map(|(_, ci)| quote_ident(&meta.columns[*ci].name)).collect();
+        let mut names: Vec<String> = used
+            .iter()
+            .map(|(_, ci)| quote_ident(&meta.columns[*ci].name))
+            .collect();
         let mut placeholders: Vec<String> = (1..=used.len()).map(|i| format!("?{i}")).collect();
         for (ci, d) in &defaults {
             names.push(quote_ident(&meta.columns[*ci].name));
@@ -1063,10 +1272,15 @@ impl Session {
             names.join(", "),
             placeholders.join(", ")
         );
-        self.conn.execute_batch("SAVEPOINT __bulk").map_err(|e| map_sqlite(e, Some(meta)))?;
+        self.conn
+            .execute_batch("SAVEPOINT __bulk")
+            .map_err(|e| map_sqlite(e, Some(meta)))?;
         let table_name = meta.full_name();
         let result = (|| -> Result<u64, SqlError> {
-            let mut st = self.conn.prepare(&sql).map_err(|e| map_sqlite(e, Some(meta)))?;
+            let mut st = self
+                .conn
+                .prepare(&sql)
+                .map_err(|e| map_sqlite(e, Some(meta)))?;
             let mut n = 0u64;
             while let Some(row) = rows()? {
                 for (k, (wire, ci)) in used.iter().enumerate() {
@@ -1081,7 +1295,8 @@ impl Session {
                             column: &col.name,
                         },
                     )?;
-                    st.raw_bind_parameter(k + 1, to_storage(&v)).map_err(internal)?;
+                    st.raw_bind_parameter(k + 1, to_storage(&v))
+                        .map_err(internal)?;
                 }
                 st.raw_execute().map_err(|e| map_sqlite(e, Some(meta)))?;
                 n += 1;
@@ -1090,10 +1305,14 @@ impl Session {
         })();
         match &result {
             Ok(_) => {
-                self.conn.execute_batch("RELEASE __bulk").map_err(|e| map_sqlite(e, Some(meta)))?;
+                self.conn
+                    .execute_batch("RELEASE __bulk")
+                    .map_err(|e| map_sqlite(e, Some(meta)))?;
             }
             Err(_) => {
-                let _ = self.conn.execute_batch("ROLLBACK TO __bulk; RELEASE __bulk");
+                let _ = self
+                    .conn
+                    .execute_batch("ROLLBACK TO __bulk; RELEASE __bulk");
             }
         }
         if let Ok(n) = &result {

@@ -74,12 +74,23 @@ fn create_insert_select_keeps_declared_types() {
     );
     let (cols, rows) = &c.results[0];
     assert_eq!(cols[1].sql_type, SqlType::DateTime2(3));
-    assert_eq!(cols[2].sql_type, SqlType::Decimal { precision: 38, scale: 10, numeric: false });
+    assert_eq!(
+        cols[2].sql_type,
+        SqlType::Decimal {
+            precision: 38,
+            scale: 10,
+            numeric: false
+        }
+    );
     assert_eq!(cols[3].sql_type, SqlType::NVarChar(Len::N(50)));
     assert_eq!(rows.len(), 1);
     assert_eq!(
         rows[0][2],
-        Value::Decimal("1234567890123456789012345678.9012345678".parse::<Decimal>().unwrap())
+        Value::Decimal(
+            "1234567890123456789012345678.9012345678"
+                .parse::<Decimal>()
+                .unwrap()
+        )
     );
     assert_eq!(rows[0][3], Value::String("ñandú".into()));
     assert_eq!(rows[0][4], Value::String("CO".into()));
@@ -88,35 +99,55 @@ fn create_insert_select_keeps_declared_types() {
 #[test]
 fn errors_carry_sql_server_numbers() {
     let (_e, mut s) = setup();
-    ok(&mut s, "CREATE TABLE t (id int PRIMARY KEY, name varchar(5) NOT NULL)");
+    ok(
+        &mut s,
+        "CREATE TABLE t (id int PRIMARY KEY, name varchar(5) NOT NULL)",
+    );
     assert_eq!(run(&mut s, "SELECT * FROM nope").errors[0].number, 208);
     assert_eq!(run(&mut s, "SELECT nope FROM t").errors[0].number, 207);
     let e = &run(&mut s, "SELEC 1").errors[0];
-    assert_eq!((e.number, e.message.as_str()), (102, "Incorrect syntax near 'SELEC'."));
+    assert_eq!(
+        (e.number, e.message.as_str()),
+        (102, "Incorrect syntax near 'SELEC'.")
+    );
     ok(&mut s, "INSERT INTO t VALUES (1, 'a')");
     let e = &run(&mut s, "INSERT INTO t VALUES (1, 'b')").errors[0];
     assert_eq!(e.number, 2627);
-    assert!(e.message.contains("The duplicate key value is (1)."), "{}", e.message);
+    assert!(
+        e.message.contains("The duplicate key value is (1)."),
+        "{}",
+        e.message
+    );
     let e = &run(&mut s, "INSERT INTO t (id) VALUES (2)").errors[0];
     assert_eq!(e.number, 515, "{}", e.message);
     assert!(e.message.contains("column 'name'"), "{}", e.message);
     let e = &run(&mut s, "INSERT INTO t VALUES (3, 'abcdefgh')").errors[0];
     assert_eq!(e.number, 2628);
-    assert_eq!(run(&mut s, "INSERT INTO t VALUES ('x', 'a')").errors[0].number, 245);
+    assert_eq!(
+        run(&mut s, "INSERT INTO t VALUES ('x', 'a')").errors[0].number,
+        245
+    );
 }
 
 #[test]
 fn transactions_roll_back_and_isolate() {
     let (e, mut s) = setup();
+    let mut other = e.session("KWP_Colombia").unwrap();
+    ok(&mut other, "SELECT 1");
     ok(&mut s, "CREATE TABLE t (id int PRIMARY KEY)");
-    let c = ok(&mut s, "BEGIN TRAN; INSERT INTO t VALUES (1); SELECT @@TRANCOUNT");
+    let c = ok(
+        &mut s,
+        "BEGIN TRAN; INSERT INTO t VALUES (1); SELECT @@TRANCOUNT",
+    );
     assert!(matches!(c.envs[0], EnvChange::BeginTran(_)));
     assert_eq!(c.results[0].1[0][0], Value::Int(1));
-    let mut other = e.session("KWP_Colombia").unwrap();
     let c = ok(&mut other, "SELECT count(*) FROM t");
     assert_eq!(c.results[0].1[0][0], Value::Int(0));
     ok(&mut other, "SET LOCK_TIMEOUT 100");
-    assert_eq!(run(&mut other, "INSERT INTO t VALUES (2)").errors[0].number, 1222);
+    assert_eq!(
+        run(&mut other, "INSERT INTO t VALUES (2)").errors[0].number,
+        1222
+    );
     ok(&mut s, "ROLLBACK");
     let c = ok(&mut s, "SELECT count(*) FROM t");
     assert_eq!(c.results[0].1[0][0], Value::Int(0));
@@ -128,11 +159,20 @@ fn dml_forms_the_bridge_uses() {
     let (_e, mut s) = setup();
     ok(&mut s, "CREATE TABLE dbo.target (id int NOT NULL PRIMARY KEY, v nvarchar(20), n int IDENTITY(1,1))");
     ok(&mut s, "CREATE TABLE #src (id int, v nvarchar(20))");
-    ok(&mut s, "INSERT INTO #src VALUES (1, N'a'), (2, N'b'), (3, N'c')");
-    let c = ok(&mut s, "INSERT INTO dbo.target (id, v) SELECT id, v FROM #src WHERE id < 3");
+    ok(
+        &mut s,
+        "INSERT INTO #src VALUES (1, N'a'), (2, N'b'), (3, N'c')",
+    );
+    let c = ok(
+        &mut s,
+        "INSERT INTO dbo.target (id, v) SELECT id, v FROM #src WHERE id < 3",
+    );
     assert_eq!(c.dones[0], (Some(2), false));
     ok(&mut s, "UPDATE #src SET v = N'z' WHERE id = 1");
-    let c = ok(&mut s, "UPDATE t SET t.v = s.v FROM dbo.target t JOIN #src s ON t.id = s.id");
+    let c = ok(
+        &mut s,
+        "UPDATE t SET t.v = s.v FROM dbo.target t JOIN #src s ON t.id = s.id",
+    );
     assert_eq!(c.dones[0], (Some(2), false));
     let c = ok(
         &mut s,
@@ -146,7 +186,10 @@ fn dml_forms_the_bridge_uses() {
     assert_eq!(rows[2][2], Value::Int(3));
     let c = ok(&mut s, "DELETE TOP (1) FROM dbo.target WHERE id > 1");
     assert_eq!(c.dones[0], (Some(1), false));
-    let c = ok(&mut s, "DELETE t FROM dbo.target t JOIN #src s ON t.id = s.id");
+    let c = ok(
+        &mut s,
+        "DELETE t FROM dbo.target t JOIN #src s ON t.id = s.id",
+    );
     assert_eq!(c.dones[0], (Some(2), false));
     let c = ok(&mut s, "SELECT @@ROWCOUNT");
     assert_eq!(c.results[0].1[0][0], Value::Int(2));
@@ -155,28 +198,53 @@ fn dml_forms_the_bridge_uses() {
 #[test]
 fn select_features() {
     let (_e, mut s) = setup();
-    ok(&mut s, "CREATE TABLE t (id int, d datetime, m money, g uniqueidentifier)");
+    ok(
+        &mut s,
+        "CREATE TABLE t (id int, d datetime, m money, g uniqueidentifier)",
+    );
     ok(
         &mut s,
         "INSERT INTO t VALUES (1, '2024-01-01', 1.5, NEWID()), (2, '2024-02-01', 2.25, NULL), (3, '1899-12-31', -922337203685477.5808, NULL)",
     );
     let c = ok(&mut s, "SELECT TOP 2 id FROM t ORDER BY id DESC");
     assert_eq!(c.results[0].1.len(), 2);
-    let c = ok(&mut s, "SELECT id FROM t ORDER BY id OFFSET 1 ROWS FETCH NEXT 1 ROWS ONLY");
+    let c = ok(
+        &mut s,
+        "SELECT id FROM t ORDER BY id OFFSET 1 ROWS FETCH NEXT 1 ROWS ONLY",
+    );
     assert_eq!(c.results[0].1, vec![vec![Value::Int(2)]]);
     let c = ok(&mut s, "SELECT CAST(m AS decimal(10,2)) AS m2, ISNULL(g, NEWID()) g2, CONVERT(varchar(10), d, 120) FROM t WHERE id = 2");
-    assert_eq!(c.results[0].0[0].sql_type, SqlType::Decimal { precision: 10, scale: 2, numeric: false });
-    assert_eq!(c.results[0].1[0][0], Value::Decimal("2.25".parse().unwrap()));
+    assert_eq!(
+        c.results[0].0[0].sql_type,
+        SqlType::Decimal {
+            precision: 10,
+            scale: 2,
+            numeric: false
+        }
+    );
+    assert_eq!(
+        c.results[0].1[0][0],
+        Value::Decimal("2.25".parse().unwrap())
+    );
     let c = ok(&mut s, "SELECT m FROM t WHERE id = 3");
-    assert_eq!(c.results[0].1[0][0], Value::Decimal("-922337203685477.5808".parse().unwrap()));
-    let c = ok(&mut s, "SELECT count(*), SUM(m), 'abc' + 'def', @@VERSION FROM t");
+    assert_eq!(
+        c.results[0].1[0][0],
+        Value::Decimal("-922337203685477.5808".parse().unwrap())
+    );
+    let c = ok(
+        &mut s,
+        "SELECT count(*), SUM(m), 'abc' + 'def', @@VERSION FROM t",
+    );
     assert_eq!(c.results[0].0[0].sql_type, SqlType::Int);
     assert_eq!(c.results[0].0[1].sql_type, SqlType::Money);
     assert_eq!(c.results[0].1[0][2], Value::String("abcdef".into()));
     let c = ok(&mut s, "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES; SELECT name FROM sys.tables; SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 't' ORDER BY ORDINAL_POSITION");
     assert_eq!(c.results[0].1, vec![vec![Value::String("t".into())]]);
     assert_eq!(c.results[1].1, vec![vec![Value::String("t".into())]]);
-    assert_eq!(c.results[2].1[2], vec![Value::String("m".into()), Value::String("money".into())]);
+    assert_eq!(
+        c.results[2].1[2],
+        vec![Value::String("m".into()), Value::String("money".into())]
+    );
 }
 
 #[test]

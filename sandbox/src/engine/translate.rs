@@ -73,6 +73,13 @@ pub enum Plan {
     SetOption(String, String),
     Declare(Vec<(String, SqlType, Option<String>)>),
     SetVar(String, String),
+    /// `EXEC sp_executesql @stmt, @params, @p1 = v1, ...`: each part as a
+    /// SQLite expression, with the argument's name when given.
+    ExecSql {
+        stmt: String,
+        decls: Option<String>,
+        args: Vec<(Option<String>, String)>,
+    },
     /// Statements that only change options SQL Server keeps and the sandbox
     /// does not need (ANSI_NULLS and friends).
     Nothing,
@@ -89,7 +96,8 @@ pub enum Resolved {
     },
 }
 
-const VERSION: &str = "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n\tbridge-sandbox (SQLite engine)\n";
+const VERSION: &str =
+    "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n\tbridge-sandbox (SQLite engine)\n";
 
 fn parser_error(e: ParserError) -> SqlError {
     let text = e.to_string();
@@ -97,7 +105,8 @@ fn parser_error(e: ParserError) -> SqlError {
     if let Some(rest) = text.split("found: ").nth(1) {
         let tok = rest.split(" at Line").next().unwrap_or(rest).trim();
         if tok == "EOF" {
-            return SqlError::new(102, 1, 15, "Incorrect syntax near ')'.".replace(")'", "")).batch();
+            return SqlError::new(102, 1, 15, "Incorrect syntax near ')'.".replace(")'", ""))
+                .batch();
         }
         return SqlError::syntax_near(tok.trim_matches('\''));
     }
@@ -123,7 +132,8 @@ fn line_col(text: &str, byte: usize) -> (u64, u64) {
 /// Blanks out `TOP (n)` after DELETE, keeping every other character where it
 /// was so sqlparser's spans still point into the original text.
 fn strip_delete_top(sql: &str) -> (String, Vec<DeleteTop>) {
-    let re = regex::Regex::new(r"(?i)\bDELETE(\s+TOP\s*\(\s*([0-9]+|@\w+)\s*\))").expect("static regex");
+    let re =
+        regex::Regex::new(r"(?i)\bDELETE(\s+TOP\s*\(\s*([0-9]+|@\w+)\s*\))").expect("static regex");
     let mut out = sql.to_string();
     let mut tops = Vec::new();
     for c in re.captures_iter(sql) {
@@ -218,7 +228,11 @@ impl Ctx<'_> {
             [s, t] => (self.db.to_string(), s.clone(), t.clone()),
             [d, s, t] | [_, d, s, t] => (
                 d.clone(),
-                if s.is_empty() { "dbo".to_string() } else { s.clone() },
+                if s.is_empty() {
+                    "dbo".to_string()
+                } else {
+                    s.clone()
+                },
                 t.clone(),
             ),
             _ => return Err(SqlError::invalid_object(&shown)),
@@ -230,7 +244,11 @@ impl Ctx<'_> {
             Some(d) => d,
             None => return Err(SqlError::invalid_object(&shown)),
         };
-        let schema = if schema.is_empty() { "dbo".to_string() } else { schema };
+        let schema = if schema.is_empty() {
+            "dbo".to_string()
+        } else {
+            schema
+        };
         Ok(Resolved::Table {
             db,
             schema,
@@ -247,8 +265,10 @@ impl Ctx<'_> {
                 .get(&t)
                 .cloned()
                 .ok_or_else(|| SqlError::invalid_object(&shown)),
-            Resolved::Table { db, schema, name } => catalog::find_table(self.conn, &db, &schema, &name)?
-                .ok_or_else(|| SqlError::invalid_object(&shown)),
+            Resolved::Table { db, schema, name } => {
+                catalog::find_table(self.conn, &db, &schema, &name)?
+                    .ok_or_else(|| SqlError::invalid_object(&shown))
+            }
         }
     }
 
@@ -256,7 +276,11 @@ impl Ctx<'_> {
     fn system_view(&self, name: &ObjectName) -> Option<String> {
         let parts = ident_values(name);
         let (db, schema, view) = match parts.as_slice() {
-            [s, v] => (self.db.to_string(), s.to_ascii_lowercase(), v.to_ascii_lowercase()),
+            [s, v] => (
+                self.db.to_string(),
+                s.to_ascii_lowercase(),
+                v.to_ascii_lowercase(),
+            ),
             [d, s, v] => (d.clone(), s.to_ascii_lowercase(), v.to_ascii_lowercase()),
             _ => return None,
         };
@@ -312,7 +336,10 @@ impl<'c, 'a> Rewriter<'c, 'a> {
     }
 
     fn rewrite_table_factor(&mut self, tf: &mut TableFactor) -> Result<(), SqlError> {
-        let TableFactor::Table { name, alias, args, .. } = tf else {
+        let TableFactor::Table {
+            name, alias, args, ..
+        } = tf
+        else {
             return Ok(());
         };
         if args.is_some() {
@@ -346,7 +373,8 @@ impl<'c, 'a> Rewriter<'c, 'a> {
             return Ok(());
         }
         let meta = self.ctx.table(name)?;
-        self.scope.insert(alias_name.to_ascii_lowercase(), meta.clone());
+        self.scope
+            .insert(alias_name.to_ascii_lowercase(), meta.clone());
         *name = physical_object_name(&meta);
         if alias.is_none() {
             *alias = Some(ast::TableAlias {
@@ -368,7 +396,8 @@ impl<'c, 'a> Rewriter<'c, 'a> {
                 // SQLite would read long literals as doubles; text keeps every digit
                 // and __store/__conv parse it exactly.
                 AstValue::Number(n, _)
-                    if n.bytes().filter(u8::is_ascii_digit).count() > 15 && !n.contains(['e', 'E']) =>
+                    if n.bytes().filter(u8::is_ascii_digit).count() > 15
+                        && !n.contains(['e', 'E']) =>
                 {
                     Some(Expr::value(AstValue::SingleQuotedString(n.clone())))
                 }
@@ -383,7 +412,9 @@ impl<'c, 'a> Rewriter<'c, 'a> {
                 expr: inner,
             } => match inner.as_ref() {
                 Expr::Value(v) => match &v.value {
-                    AstValue::SingleQuotedString(n) if n.parse::<crate::types::Decimal>().is_ok() => {
+                    AstValue::SingleQuotedString(n)
+                        if n.parse::<crate::types::Decimal>().is_ok() =>
+                    {
                         Some(Expr::value(AstValue::SingleQuotedString(format!("-{n}"))))
                     }
                     _ => None,
@@ -406,7 +437,10 @@ impl<'c, 'a> Rewriter<'c, 'a> {
                 } else {
                     "__conv"
                 };
-                Some(call(f, &[inner.to_string(), quote_str(&type_text(data_type)?)])?)
+                Some(call(
+                    f,
+                    &[inner.to_string(), quote_str(&type_text(data_type)?)],
+                )?)
             }
             Expr::Convert {
                 is_try,
@@ -418,8 +452,12 @@ impl<'c, 'a> Rewriter<'c, 'a> {
                 Some(call(f, &[inner.to_string(), quote_str(&type_text(dt)?)])?)
             }
             Expr::BinaryOp { left, op, right } => match op {
-                ast::BinaryOperator::Plus => Some(call("__add", &[left.to_string(), right.to_string()])?),
-                ast::BinaryOperator::Divide => Some(call("__div", &[left.to_string(), right.to_string()])?),
+                ast::BinaryOperator::Plus => {
+                    Some(call("__add", &[left.to_string(), right.to_string()])?)
+                }
+                ast::BinaryOperator::Divide => {
+                    Some(call("__div", &[left.to_string(), right.to_string()])?)
+                }
                 _ => None,
             },
             Expr::Function(f) => self.rewrite_function(f)?,
@@ -486,16 +524,19 @@ impl<'c, 'a> Rewriter<'c, 'a> {
                 Expr::Function(g)
             }
             "CHARINDEX" if args.len() >= 2 => call("instr", &[args[1].clone(), args[0].clone()])?,
-            "YEAR" | "MONTH" | "DAY" => {
-                call("__datepart", &[quote_str(&name.to_ascii_lowercase()), args.join(", ")])?
-            }
+            "YEAR" | "MONTH" | "DAY" => call(
+                "__datepart",
+                &[quote_str(&name.to_ascii_lowercase()), args.join(", ")],
+            )?,
             "DATEPART" if args.len() == 2 => call("__datepart", &[part_arg(0), args[1].clone()])?,
-            "DATEADD" if args.len() == 3 => {
-                call("__dateadd", &[part_arg(0), args[1].clone(), args[2].clone()])?
-            }
-            "DATEDIFF" | "DATEDIFF_BIG" if args.len() == 3 => {
-                call("__datediff", &[part_arg(0), args[1].clone(), args[2].clone()])?
-            }
+            "DATEADD" if args.len() == 3 => call(
+                "__dateadd",
+                &[part_arg(0), args[1].clone(), args[2].clone()],
+            )?,
+            "DATEDIFF" | "DATEDIFF_BIG" if args.len() == 3 => call(
+                "__datediff",
+                &[part_arg(0), args[1].clone(), args[2].clone()],
+            )?,
             "SCOPE_IDENTITY" => parse_expr("last_insert_rowid()")?,
             "SUSER_SNAME" | "SUSER_NAME" | "USER_NAME" | "CURRENT_USER" => {
                 Expr::value(AstValue::SingleQuotedString("dbo".into()))
@@ -542,7 +583,9 @@ impl<'c, 'a> Rewriter<'c, 'a> {
                 return Err(SqlError::unsupported("TOP ... PERCENT / WITH TIES"));
             }
             let limit = match top.quantity {
-                Some(TopQuantity::Constant(n)) => Expr::value(AstValue::Number(n.to_string(), false)),
+                Some(TopQuantity::Constant(n)) => {
+                    Expr::value(AstValue::Number(n.to_string(), false))
+                }
                 Some(TopQuantity::Expr(e)) => e,
                 None => return Err(SqlError::syntax_near("TOP")),
             };
@@ -587,7 +630,10 @@ fn parse_object_name(text: &str) -> Result<ObjectName, SqlError> {
 
 fn physical_object_name(meta: &TableMeta) -> ObjectName {
     if meta.temp {
-        ObjectName::from(vec![Ident::new("temp"), Ident::with_quote('"', meta.name.clone())])
+        ObjectName::from(vec![
+            Ident::new("temp"),
+            Ident::with_quote('"', meta.name.clone()),
+        ])
     } else {
         ObjectName::from(vec![Ident::with_quote(
             '"',
@@ -623,13 +669,22 @@ impl VisitorMut for Rewriter<'_, '_> {
 
 fn type_text(dt: &DataType) -> Result<String, SqlError> {
     let text = dt.to_string();
-    parse_sql_type(&text)
-        .map(|t| t.type_name())
-        .ok_or_else(|| SqlError::new(243, 2, 16, format!("Type {text} is not a defined system type.")).batch())
+    parse_sql_type(&text).map(|t| t.type_name()).ok_or_else(|| {
+        SqlError::new(
+            243,
+            2,
+            16,
+            format!("Type {text} is not a defined system type."),
+        )
+        .batch()
+    })
 }
 
 /// Rewrites every expression and table reference of a node.
-fn rewrite<T: VisitMut>(ctx: &Ctx<'_>, node: &mut T) -> Result<HashMap<String, TableMeta>, SqlError> {
+fn rewrite<T: VisitMut>(
+    ctx: &Ctx<'_>,
+    node: &mut T,
+) -> Result<HashMap<String, TableMeta>, SqlError> {
     let mut r = Rewriter::new(ctx);
     let _ = node.visit(&mut r);
     match r.error {
@@ -682,7 +737,10 @@ pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Resul
                 })
             }
             ObjectType::Database => {
-                let n = names.first().map(|n| ident_values(n).join(".")).unwrap_or_default();
+                let n = names
+                    .first()
+                    .map(|n| ident_values(n).join("."))
+                    .unwrap_or_default();
                 Ok(Plan::DropDatabase(n, if_exists))
             }
             other => Err(SqlError::unsupported(&format!("DROP {other}"))),
@@ -695,7 +753,9 @@ pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Resul
                 .ok_or_else(|| SqlError::syntax_near("TRUNCATE"))?;
             Ok(Plan::Truncate(Box::new(ctx.table(&name)?)))
         }
-        Statement::CreateDatabase { db_name, .. } => Ok(Plan::CreateDatabase(ident_values(&db_name).join("."))),
+        Statement::CreateDatabase { db_name, .. } => {
+            Ok(Plan::CreateDatabase(ident_values(&db_name).join(".")))
+        }
         Statement::CreateSchema { schema_name, .. } => {
             let name = match schema_name {
                 ast::SchemaName::Simple(n) => ident_values(&n).join("."),
@@ -733,7 +793,10 @@ pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Resul
                 let init = match d.assignment {
                     Some(a) => {
                         let text = a.to_string();
-                        let text = text.trim_start_matches('=').trim_start_matches("DEFAULT").trim();
+                        let text = text
+                            .trim_start_matches('=')
+                            .trim_start_matches("DEFAULT")
+                            .trim();
                         let mut e = parse_expr(text)?;
                         rewrite(ctx, &mut e)?;
                         Some(e.to_string())
@@ -747,9 +810,61 @@ pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Resul
             Ok(Plan::Declare(out))
         }
         Statement::Set(set) => plan_set(ctx, set),
+        Statement::Execute {
+            name: Some(name),
+            parameters,
+            ..
+        } => {
+            let proc = ident_values(&name).pop().unwrap_or_default();
+            if !proc.eq_ignore_ascii_case("sp_executesql") {
+                return Err(SqlError::new(
+                    2812,
+                    62,
+                    16,
+                    format!(
+                        "Could not find stored procedure '{}'.",
+                        ident_values(&name).join(".")
+                    ),
+                ));
+            }
+            let mut parts = Vec::new();
+            for p in parameters {
+                let (pname, mut e) = match p {
+                    Expr::BinaryOp {
+                        left,
+                        op: ast::BinaryOperator::Eq,
+                        right,
+                    } if matches!(left.as_ref(), Expr::Identifier(i) if i.value.starts_with('@')) => {
+                        (Some(left.to_string()), *right)
+                    }
+                    other => (None, other),
+                };
+                rewrite(ctx, &mut e)?;
+                parts.push((pname, e.to_string()));
+            }
+            let mut it = parts.into_iter();
+            let stmt = it.next().map(|p| p.1).ok_or_else(|| {
+                SqlError::new(
+                    201,
+                    4,
+                    16,
+                    "Procedure or function 'sp_executesql' expects parameter '@statement', which was not supplied.",
+                )
+            })?;
+            let decls = it.next().map(|p| p.1);
+            Ok(Plan::ExecSql {
+                stmt,
+                decls,
+                args: it.collect(),
+            })
+        }
         other => {
             let text = other.to_string();
-            let head: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            let head: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
             Err(SqlError::unsupported(&head))
         }
     }
@@ -807,7 +922,9 @@ fn plan_insert(ctx: &Ctx<'_>, ins: ast::Insert) -> Result<Plan, SqlError> {
     } else {
         for c in &ins.columns {
             let cname = ident_values(c).pop().unwrap_or_default();
-            let (i, col) = meta.column(&cname).ok_or_else(|| SqlError::invalid_column(&cname))?;
+            let (i, col) = meta
+                .column(&cname)
+                .ok_or_else(|| SqlError::invalid_column(&cname))?;
             if col.identity.is_some() && !identity_insert_on(ctx, &meta) {
                 return Err(SqlError::new(
                     544,
@@ -1002,7 +1119,11 @@ fn join_condition(op: &JoinOperator) -> Result<Option<Expr>, SqlError> {
     let c = match op {
         JoinOperator::Join(c) | JoinOperator::Inner(c) => c,
         JoinOperator::CrossJoin(c) => c,
-        _ => return Err(SqlError::unsupported("outer joins in UPDATE/DELETE ... FROM")),
+        _ => {
+            return Err(SqlError::unsupported(
+                "outer joins in UPDATE/DELETE ... FROM",
+            ))
+        }
     };
     match c {
         JoinConstraint::On(e) => Ok(Some(e.clone())),
@@ -1037,7 +1158,11 @@ fn split_target(
             continue;
         }
         if found.is_none() {
-            if let Some(pos) = twj.joins.iter().position(|j| factor_matches(&j.relation, target)) {
+            if let Some(pos) = twj
+                .joins
+                .iter()
+                .position(|j| factor_matches(&j.relation, target))
+            {
                 let j = twj.joins.remove(pos);
                 if let Some(c) = join_condition(&j.join_operator)? {
                     conds.push(c);
@@ -1054,7 +1179,13 @@ fn and_all(parts: Vec<String>) -> Option<String> {
     if parts.is_empty() {
         None
     } else {
-        Some(parts.into_iter().map(|p| format!("({p})")).collect::<Vec<_>>().join(" AND "))
+        Some(
+            parts
+                .into_iter()
+                .map(|p| format!("({p})"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        )
     }
 }
 
@@ -1062,12 +1193,18 @@ fn plan_update(ctx: &Ctx<'_>, upd: ast::Update) -> Result<Plan, SqlError> {
     if upd.output.is_some() || upd.returning.is_some() {
         return Err(SqlError::unsupported("OUTPUT"));
     }
-    let TableFactor::Table { name: tname, alias: talias, .. } = &upd.table.relation else {
+    let TableFactor::Table {
+        name: tname,
+        alias: talias,
+        ..
+    } = &upd.table.relation
+    else {
         return Err(SqlError::unsupported("UPDATE of a derived table"));
     };
     let target_parts = ident_values(tname);
     let from: Vec<TableWithJoins> = match upd.from {
-        Some(ast::UpdateTableFromKind::BeforeSet(f)) | Some(ast::UpdateTableFromKind::AfterSet(f)) => f,
+        Some(ast::UpdateTableFromKind::BeforeSet(f))
+        | Some(ast::UpdateTableFromKind::AfterSet(f)) => f,
         None => vec![],
     };
     let (found, mut rest, conds) = split_target(from, &target_parts)?;
@@ -1081,7 +1218,10 @@ fn plan_update(ctx: &Ctx<'_>, upd: ast::Update) -> Result<Plan, SqlError> {
             talias.as_ref().map(|a| a.name.value.clone()),
         ),
     };
-    let TableFactor::Table { name: real_name, .. } = &target_factor else {
+    let TableFactor::Table {
+        name: real_name, ..
+    } = &target_factor
+    else {
         return Err(SqlError::unsupported("UPDATE of a derived table"));
     };
     let meta = ctx.table(real_name)?;
@@ -1095,7 +1235,9 @@ fn plan_update(ctx: &Ctx<'_>, upd: ast::Update) -> Result<Plan, SqlError> {
             AssignmentTarget::ColumnName(n) => ident_values(n).pop().unwrap_or_default(),
             AssignmentTarget::Tuple(_) => return Err(SqlError::unsupported("tuple assignment")),
         };
-        let (_, cdef) = meta.column(&col).ok_or_else(|| SqlError::invalid_column(&col))?;
+        let (_, cdef) = meta
+            .column(&col)
+            .ok_or_else(|| SqlError::invalid_column(&col))?;
         if cdef.identity.is_some() {
             return Err(SqlError::new(
                 8102,
@@ -1128,7 +1270,13 @@ fn plan_update(ctx: &Ctx<'_>, upd: ast::Update) -> Result<Plan, SqlError> {
     );
     if !rest.is_empty() {
         sql.push_str(" FROM ");
-        sql.push_str(&rest.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "));
+        sql.push_str(
+            &rest
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
     }
     if let Some(w) = and_all(wheres) {
         sql.push_str(" WHERE ");
@@ -1177,7 +1325,12 @@ fn plan_delete(ctx: &Ctx<'_>, del: ast::Delete, top: Option<String>) -> Result<P
         },
         None => {
             // `DELETE FROM x` where x is the target of a later FROM list.
-            let n = ObjectName::from(target_parts.iter().map(|p| Ident::new(p.clone())).collect::<Vec<_>>());
+            let n = ObjectName::from(
+                target_parts
+                    .iter()
+                    .map(|p| Ident::new(p.clone()))
+                    .collect::<Vec<_>>(),
+            );
             TableFactor::Table {
                 name: n,
                 alias: None,
@@ -1192,7 +1345,10 @@ fn plan_delete(ctx: &Ctx<'_>, del: ast::Delete, top: Option<String>) -> Result<P
             }
         }
     };
-    let TableFactor::Table { name: real_name, .. } = &target_factor else {
+    let TableFactor::Table {
+        name: real_name, ..
+    } = &target_factor
+    else {
         return Err(SqlError::unsupported("DELETE from a derived table"));
     };
     let meta = ctx.table(real_name)?;
@@ -1214,7 +1370,9 @@ fn plan_delete(ctx: &Ctx<'_>, del: ast::Delete, top: Option<String>) -> Result<P
                 "SELECT rowid FROM {} AS {}{}{}",
                 meta.physical,
                 quote_ident(&alias),
-                w.as_ref().map(|w| format!(" WHERE {w}")).unwrap_or_default(),
+                w.as_ref()
+                    .map(|w| format!(" WHERE {w}"))
+                    .unwrap_or_default(),
                 limit
             );
             w = Some(format!("rowid IN ({inner})"));
@@ -1237,7 +1395,10 @@ fn plan_delete(ctx: &Ctx<'_>, del: ast::Delete, top: Option<String>) -> Result<P
             "DELETE FROM {} WHERE rowid IN (SELECT {}.rowid FROM {}{}{})",
             meta.physical,
             quote_ident(&alias),
-            from.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
+            from.iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             selection.map(|s| format!(" WHERE {s}")).unwrap_or_default(),
             limit
         )
@@ -1261,7 +1422,9 @@ fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError> {
     let mut source = m.source.clone();
     let salias = factor_alias(&source).ok_or_else(|| SqlError::syntax_near("USING"))?;
     let src_cols: Vec<Ident> = match &source {
-        TableFactor::Derived { alias: Some(a), .. } => a.columns.iter().map(|c| c.name.clone()).collect(),
+        TableFactor::Derived { alias: Some(a), .. } => {
+            a.columns.iter().map(|c| c.name.clone()).collect()
+        }
         _ => vec![],
     };
     if let TableFactor::Derived { alias: Some(a), .. } = &mut source {
@@ -1310,10 +1473,16 @@ fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError> {
                 };
                 for mut a in assignments {
                     let col = match &a.target {
-                        AssignmentTarget::ColumnName(n) => ident_values(n).pop().unwrap_or_default(),
-                        AssignmentTarget::Tuple(_) => return Err(SqlError::unsupported("tuple assignment")),
+                        AssignmentTarget::ColumnName(n) => {
+                            ident_values(n).pop().unwrap_or_default()
+                        }
+                        AssignmentTarget::Tuple(_) => {
+                            return Err(SqlError::unsupported("tuple assignment"))
+                        }
                     };
-                    let (_, cdef) = meta.column(&col).ok_or_else(|| SqlError::invalid_column(&col))?;
+                    let (_, cdef) = meta
+                        .column(&col)
+                        .ok_or_else(|| SqlError::invalid_column(&col))?;
                     rewrite(ctx, &mut a.value)?;
                     sets.push(format!(
                         "{} = {}",
@@ -1321,7 +1490,8 @@ fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError> {
                         store(&a.value.to_string(), cdef, &meta)
                     ));
                 }
-                let w = and_all([Some(on.clone()), pred].into_iter().flatten().collect()).unwrap_or_default();
+                let w = and_all([Some(on.clone()), pred].into_iter().flatten().collect())
+                    .unwrap_or_default();
                 sqls.push(format!(
                     "UPDATE {} AS {qt} SET {} FROM {tmp} AS {qs} WHERE {w}",
                     meta.physical,
@@ -1329,13 +1499,17 @@ fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError> {
                 ));
             }
             (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
-                let w = and_all([Some(on.clone()), pred].into_iter().flatten().collect()).unwrap_or_default();
+                let w = and_all([Some(on.clone()), pred].into_iter().flatten().collect())
+                    .unwrap_or_default();
                 sqls.push(format!(
                     "DELETE FROM {} WHERE rowid IN (SELECT {qt}.rowid FROM {} AS {qt} JOIN {tmp} AS {qs} ON {w})",
                     meta.physical, meta.physical
                 ));
             }
-            (MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget, MergeAction::Insert(ins)) => {
+            (
+                MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
+                MergeAction::Insert(ins),
+            ) => {
                 let cols: Vec<String> = if ins.columns.is_empty() {
                     meta.columns
                         .iter()
@@ -1343,12 +1517,20 @@ fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError> {
                         .map(|c| c.name.clone())
                         .collect()
                 } else {
-                    ins.columns.iter().map(|c| ident_values(c).pop().unwrap_or_default()).collect()
+                    ins.columns
+                        .iter()
+                        .map(|c| ident_values(c).pop().unwrap_or_default())
+                        .collect()
                 };
                 let MergeInsertKind::Values(values) = ins.kind else {
                     return Err(SqlError::unsupported("MERGE ... INSERT ROW"));
                 };
-                let row = values.rows.into_iter().next().map(|p| p.content).unwrap_or_default();
+                let row = values
+                    .rows
+                    .into_iter()
+                    .next()
+                    .map(|p| p.content)
+                    .unwrap_or_default();
                 if row.len() != cols.len() {
                     return Err(insert_count_error(row.len(), cols.len()));
                 }
@@ -1413,7 +1595,16 @@ fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<Plan, SqlErr
     for c in &ct.columns {
         let ty_text = c.data_type.to_string();
         let ty = parse_sql_type(&ty_text).ok_or_else(|| {
-            SqlError::new(2715, 6, 16, format!("Column, parameter, or variable #{}: Cannot find data type {ty_text}.", columns.len() + 1)).batch()
+            SqlError::new(
+                2715,
+                6,
+                16,
+                format!(
+                    "Column, parameter, or variable #{}: Cannot find data type {ty_text}.",
+                    columns.len() + 1
+                ),
+            )
+            .batch()
         })?;
         let mut def = ColumnDef {
             name: c.name.value.clone(),
@@ -1443,7 +1634,11 @@ fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<Plan, SqlErr
                 }
                 ColumnOption::Collation(_) | ColumnOption::Check(_) | ColumnOption::Comment(_) => {}
                 ColumnOption::DialectSpecific(tokens) => {
-                    let text: String = tokens.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" ");
+                    let text: String = tokens
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     if text.to_ascii_uppercase().contains("IDENTITY") {
                         def.identity = Some((1, 1));
                         def.nullable = false;
@@ -1480,12 +1675,18 @@ fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<Plan, SqlErr
                     col.nullable = false;
                 }
             }
-            TableConstraint::Unique(_) | TableConstraint::Check(_) | TableConstraint::ForeignKey(_) => {}
+            TableConstraint::Unique(_)
+            | TableConstraint::Check(_)
+            | TableConstraint::ForeignKey(_) => {}
             other => return Err(SqlError::unsupported(&format!("constraint {other}"))),
         }
     }
     if columns.iter().any(|c| c.in_pk) && pk_name.is_none() {
-        pk_name = Some(format!("PK__{}__{:016X}", name.chars().take(8).collect::<String>(), fxhash(&name)));
+        pk_name = Some(format!(
+            "PK__{}__{:016X}",
+            name.chars().take(8).collect::<String>(),
+            fxhash(&name)
+        ));
     }
     let physical = if temp {
         format!("temp.{}", quote_ident(&name))
@@ -1568,7 +1769,9 @@ fn expr_hint(e: &Expr, scope: &HashMap<String, TableMeta>) -> Option<SqlType> {
         Expr::Identifier(i) => {
             if i.value.starts_with("@@") {
                 return match i.value.to_ascii_uppercase().as_str() {
-                    "@@VERSION" | "@@SERVERNAME" | "@@LANGUAGE" => Some(SqlType::NVarChar(Len::N(300))),
+                    "@@VERSION" | "@@SERVERNAME" | "@@LANGUAGE" => {
+                        Some(SqlType::NVarChar(Len::N(300)))
+                    }
                     "@@SPID" => Some(SqlType::SmallInt),
                     _ => Some(SqlType::Int),
                 };
@@ -1578,7 +1781,8 @@ fn expr_hint(e: &Expr, scope: &HashMap<String, TableMeta>) -> Option<SqlType> {
         Expr::CompoundIdentifier(parts) => column_type(parts, scope),
         Expr::Cast { data_type, .. } => parse_sql_type(&data_type.to_string()),
         Expr::Convert {
-            data_type: Some(dt), ..
+            data_type: Some(dt),
+            ..
         } => parse_sql_type(&dt.to_string()),
         Expr::Value(v) => match &v.value {
             AstValue::Number(n, _) => {
@@ -1605,12 +1809,12 @@ fn expr_hint(e: &Expr, scope: &HashMap<String, TableMeta>) -> Option<SqlType> {
                     })
                 }
             }
-            AstValue::SingleQuotedString(s) => {
-                Some(SqlType::VarChar(Len::N(s.chars().count().clamp(1, 8000) as u16)))
-            }
-            AstValue::NationalStringLiteral(s) => {
-                Some(SqlType::NVarChar(Len::N(s.encode_utf16().count().clamp(1, 4000) as u16)))
-            }
+            AstValue::SingleQuotedString(s) => Some(SqlType::VarChar(Len::N(
+                s.chars().count().clamp(1, 8000) as u16,
+            ))),
+            AstValue::NationalStringLiteral(s) => Some(SqlType::NVarChar(Len::N(
+                s.encode_utf16().count().clamp(1, 4000) as u16,
+            ))),
             AstValue::Null => Some(SqlType::Int),
             _ => None,
         },
@@ -1629,11 +1833,11 @@ fn expr_hint(e: &Expr, scope: &HashMap<String, TableMeta>) -> Option<SqlType> {
                 "SYSDATETIME" | "SYSUTCDATETIME" => Some(SqlType::DateTime2(7)),
                 "SYSDATETIMEOFFSET" => Some(SqlType::DateTimeOffset(7)),
                 "NEWID" => Some(SqlType::UniqueIdentifier),
-                "COUNT" | "LEN" | "DATALENGTH" | "DATEPART" | "YEAR" | "MONTH" | "DAY" | "DATEDIFF" | "CHARINDEX" => {
-                    Some(SqlType::Int)
-                }
+                "COUNT" | "LEN" | "DATALENGTH" | "DATEPART" | "YEAR" | "MONTH" | "DAY"
+                | "DATEDIFF" | "CHARINDEX" => Some(SqlType::Int),
                 "COUNT_BIG" | "DATEDIFF_BIG" => Some(SqlType::BigInt),
-                "MIN" | "MAX" | "ISNULL" | "COALESCE" | "UPPER" | "LOWER" | "LTRIM" | "RTRIM" | "TRIM" => arg_ty,
+                "MIN" | "MAX" | "ISNULL" | "COALESCE" | "UPPER" | "LOWER" | "LTRIM" | "RTRIM"
+                | "TRIM" => arg_ty,
                 "DATEADD" => match &f.args {
                     FunctionArguments::List(l) => l.args.get(2).and_then(|a| match a {
                         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => expr_hint(e, scope),
@@ -1643,7 +1847,11 @@ fn expr_hint(e: &Expr, scope: &HashMap<String, TableMeta>) -> Option<SqlType> {
                 },
                 "SUM" => arg_ty.map(|t| match t {
                     SqlType::TinyInt | SqlType::SmallInt | SqlType::Int => SqlType::Int,
-                    SqlType::Decimal { scale, numeric, .. } => SqlType::Decimal { precision: 38, scale, numeric },
+                    SqlType::Decimal { scale, numeric, .. } => SqlType::Decimal {
+                        precision: 38,
+                        scale,
+                        numeric,
+                    },
                     SqlType::Real => SqlType::Float,
                     other => other,
                 }),
@@ -1672,7 +1880,10 @@ pub fn split_go(script: &str) -> Vec<String> {
         let t = line.trim();
         let is_go = t.len() >= 2
             && t[..2].eq_ignore_ascii_case("GO")
-            && t[2..].trim().chars().all(|c| c.is_ascii_digit() || c == ';');
+            && t[2..]
+                .trim()
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ';');
         if is_go {
             let count: usize = t[2..].trim().trim_end_matches(';').parse().unwrap_or(1);
             if !cur.trim().is_empty() {

@@ -13,7 +13,9 @@ pub fn parse_sql_type(text: &str) -> Option<SqlType> {
         }
         None => (t, None),
     };
-    let name = name.trim_matches(|c| c == '[' || c == ']').to_ascii_lowercase();
+    let name = name
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_ascii_lowercase();
     let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
     let nums: Vec<&str> = args
         .map(|a| a.split(',').map(str::trim).collect())
@@ -130,7 +132,10 @@ pub fn parse_param_decls(text: &str) -> Option<Vec<(String, SqlType, bool)>> {
                 rest = rest[..rest.len() - kw.len()].trim();
             }
         }
-        let rest = rest.strip_prefix("AS ").or_else(|| rest.strip_prefix("as ")).unwrap_or(rest);
+        let rest = rest
+            .strip_prefix("AS ")
+            .or_else(|| rest.strip_prefix("as "))
+            .unwrap_or(rest);
         out.push((name.to_string(), parse_sql_type(rest)?, output));
     }
     Some(out)
@@ -144,9 +149,16 @@ mod tests {
     fn parses_the_types_the_sandbox_holds() {
         assert_eq!(
             parse_sql_type("DECIMAL(38, 10)"),
-            Some(SqlType::Decimal { precision: 38, scale: 10, numeric: false })
+            Some(SqlType::Decimal {
+                precision: 38,
+                scale: 10,
+                numeric: false
+            })
         );
-        assert_eq!(parse_sql_type("[nvarchar](max)"), Some(SqlType::NVarChar(Len::Max)));
+        assert_eq!(
+            parse_sql_type("[nvarchar](max)"),
+            Some(SqlType::NVarChar(Len::Max))
+        );
         assert_eq!(parse_sql_type("float(24)"), Some(SqlType::Real));
         assert_eq!(parse_sql_type("datetime2"), Some(SqlType::DateTime2(7)));
         assert_eq!(parse_sql_type("varchar(9000)"), None);
@@ -157,7 +169,14 @@ mod tests {
     fn parses_parameter_declarations() {
         let d = parse_param_decls("@P1 int, @P2 decimal(10, 2),@P3 nvarchar(max) OUTPUT").unwrap();
         assert_eq!(d.len(), 3);
-        assert_eq!(d[1].1, SqlType::Decimal { precision: 10, scale: 2, numeric: false });
+        assert_eq!(
+            d[1].1,
+            SqlType::Decimal {
+                precision: 10,
+                scale: 2,
+                numeric: false
+            }
+        );
         assert!(d[2].2);
     }
 }

@@ -1,1 +1,245 @@
-//! The SQL Server (TDS) sandbox server.
+//! The SQL Server sandbox: a TDS 7.4 server on 127.0.0.1 in front of the
+//! T-SQL engine. One OS thread per connection with blocking I/O keeps the
+//! protocol code straight-line; a sandbox never has many clients.
+
+mod connection;
+mod output;
+mod rpc;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use crate::tds::prelogin::ServerEncryption;
+
+use crate::engine::Engine;
+
+/// How to run the server.
+#[derive(Clone, Debug)]
+pub struct SqlServerConfig {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub encryption: ServerEncryption,
+    /// Where the database file lives; `None` for a temporary directory.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for SqlServerConfig {
+    fn default() -> Self {
+        SqlServerConfig {
+            port: 0,
+            user: "sa".into(),
+            password: "Bridge!Passw0rd".into(),
+            encryption: ServerEncryption::LoginOnly,
+            data_dir: None,
+        }
+    }
+}
+
+/// Faults injected into the protocol, so clients' retries are tested.
+/// Deadlocks are injected on the engine ([`Engine::inject_deadlock`]).
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Drop the connection after sending this many rows of one result (0 = off).
+    pub drop_after_rows: AtomicU64,
+    /// Sleep this long before each packet the server sends (0 = off).
+    pub packet_delay_ms: AtomicU64,
+    /// Refuse the next N logins with error 18456.
+    pub fail_logins: AtomicU32,
+}
+
+impl Faults {
+    pub fn drop_connection_after_rows(&self, rows: u64) {
+        self.drop_after_rows.store(rows, Ordering::SeqCst);
+    }
+
+    pub fn delay_packets(&self, delay: Duration) {
+        self.packet_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn fail_next_logins(&self, n: u32) {
+        self.fail_logins.store(n, Ordering::SeqCst);
+    }
+
+    /// Consumes one queued login failure, if any.
+    fn take_login_failure(&self) -> bool {
+        self.fail_logins
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// Shared by the accept loop and every connection.
+struct Shared {
+    config: SqlServerConfig,
+    engine: Engine,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    faults: Arc<Faults>,
+    stopping: AtomicBool,
+    connections: Mutex<Vec<TcpStream>>,
+}
+
+/// A running server; dropping it (or [`SqlServerHandle::shutdown`]) stops it.
+pub struct SqlServerHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cert_pem: Option<String>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl SqlServerHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// The self-signed certificate the server presents, when it has one.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.cert_pem.as_deref()
+    }
+
+    /// Stops accepting, closes every connection and waits for the accept loop.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        if let Ok(conns) = self.shared.connections.lock() {
+            for c in conns.iter() {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for SqlServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: io::Error },
+    #[error("cannot make the TLS certificate: {0}")]
+    Tls(String),
+    #[error("cannot open the database: {0}")]
+    Engine(#[from] crate::engine::SqlError),
+}
+
+/// Starts a server on a fresh engine.
+pub fn start(config: SqlServerConfig) -> Result<SqlServerHandle, StartError> {
+    let engine = Engine::open(config.data_dir.as_deref())?;
+    start_with_engine(config, engine)
+}
+
+/// Starts a server on an existing engine (already seeded, for example).
+pub fn start_with_engine(
+    config: SqlServerConfig,
+    engine: Engine,
+) -> Result<SqlServerHandle, StartError> {
+    let listener =
+        TcpListener::bind(("127.0.0.1", config.port)).map_err(|source| StartError::Bind {
+            port: config.port,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        port: config.port,
+        source,
+    })?;
+    let (tls, cert_pem) = match config.encryption {
+        ServerEncryption::NotSupported => (None, None),
+        _ => {
+            let (cfg, pem) = crate::tds::transport::self_signed_tls_config()
+                .map_err(|e| StartError::Tls(e.to_string()))?;
+            (Some(cfg), Some(pem))
+        }
+    };
+    let shared = Arc::new(Shared {
+        config,
+        engine,
+        tls,
+        faults: Arc::new(Faults::default()),
+        stopping: AtomicBool::new(false),
+        connections: Mutex::new(Vec::new()),
+    });
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Bind {
+            port: addr.port(),
+            source,
+        })?;
+    let accept_shared = shared.clone();
+    let accept = std::thread::Builder::new()
+        .name("sandbox-accept".into())
+        .spawn(move || accept_loop(listener, accept_shared))
+        .map_err(|source| StartError::Bind {
+            port: addr.port(),
+            source,
+        })?;
+    tracing::info!(%addr, "SQL Server sandbox listening");
+    Ok(SqlServerHandle {
+        addr,
+        shared,
+        cert_pem,
+        accept: Some(accept),
+    })
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    while !shared.stopping.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_nodelay(true);
+                if let (Ok(clone), Ok(mut conns)) = (stream.try_clone(), shared.connections.lock())
+                {
+                    conns.retain(|c| c.peer_addr().is_ok());
+                    conns.push(clone);
+                }
+                let s = shared.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("sandbox-conn-{peer}"))
+                    .spawn(move || {
+                        if let Err(e) = connection::serve(stream, &s) {
+                            tracing::debug!(%peer, error = %e, "connection closed");
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "cannot start a connection thread");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! One client connection: PRELOGIN (with TLS negotiation), LOGIN7, then
+//! requests until the client goes away.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::TcpStream;
+
+use crate::engine::session::BulkTarget;
+use crate::engine::{Session, SqlError};
+use crate::tds::packet::{self, read_message, read_packet_header, Message, MessageReader};
+use crate::tds::prelogin::{self, EncryptionMode, PreloginResponse};
+use crate::tds::transport::{self, Transport};
+use crate::tds::{batch, bulk, login7, tokens, txn, TdsError, DEFAULT_COLLATION};
+
+use super::output::{server_message, TdsOutput};
+use super::Shared;
+
+/// Largest request we hold in memory (bulk loads stream instead).
+const MAX_REQUEST: usize = 256 * 1024 * 1024;
+
+pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> {
+    let mut stream = stream;
+    // PRELOGIN, always in the clear.
+    let Some(msg) = read_message(&mut stream, 64 * 1024)? else {
+        return Ok(());
+    };
+    if msg.kind != packet::PRELOGIN {
+        return Err(TdsError::Protocol(format!(
+            "expected PRELOGIN, got packet type {:#04x}",
+            msg.kind
+        )));
+    }
+    let pre = prelogin::parse_prelogin(&msg.payload)?;
+    let negotiated = prelogin::negotiate_encryption(
+        shared.config.encryption,
+        pre.encryption.unwrap_or(prelogin::ENCRYPT_OFF),
+    );
+    let response = PreloginResponse {
+        encryption: negotiated.response,
+        ..PreloginResponse::default()
+    };
+    stream.write_all(&packet::encode_message(
+        packet::TABULAR,
+        &response.encode(),
+        packet::DEFAULT_PACKET_SIZE,
+    ))?;
+    let mut transport = match (negotiated.mode, &shared.tls) {
+        (EncryptionMode::Reject, _) => return Ok(()),
+        (EncryptionMode::None, _) => Transport::Plain(stream),
+        (EncryptionMode::LoginOnly | EncryptionMode::Full, Some(cfg)) => {
+            transport::tls_accept_in_prelogin(stream, cfg.clone())?
+        }
+        (_, None) => {
+            return Err(TdsError::Protocol(
+                "TLS negotiated without a certificate".into(),
+            ))
+        }
+    };
+
+    // LOGIN7.
+    let Some(msg) = read_message(&mut transport, 128 * 1024)? else {
+        return Ok(());
+    };
+    if msg.kind != packet::LOGIN7 {
+        return Err(TdsError::Protocol(format!(
+            "expected LOGIN7, got packet type {:#04x}",
+            msg.kind
+        )));
+    }
+    let login = login7::parse_login7(&msg.payload)?;
+    if negotiated.mode == EncryptionMode::LoginOnly {
+        transport = transport.downgrade_to_plain();
+    }
+    let packet_size = match login.packet_size as usize {
+        0 => packet::DEFAULT_PACKET_SIZE,
+        n => n.clamp(packet::MIN_PACKET_SIZE, packet::MAX_PACKET_SIZE),
+    };
+    let refuse = |transport: &mut Transport, e: SqlError| -> Result<(), TdsError> {
+        let mut buf = Vec::new();
+        tokens::error(&mut buf, &server_message(&e, ""));
+        tokens::done(&mut buf, tokens::DONE_ERROR, 0, 0);
+        transport.write_all(&packet::encode_message(
+            packet::TABULAR,
+            &buf,
+            packet::DEFAULT_PACKET_SIZE,
+        ))?;
+        transport.flush()?;
+        Ok(())
+    };
+    let user_ok = login.username.eq_ignore_ascii_case(&shared.config.user)
+        && login.password == shared.config.password;
+    if !user_ok || shared.faults.take_login_failure() {
+        tracing::info!(user = %login.username, "login refused");
+        return refuse(&mut transport, SqlError::login_failed(&login.username));
+    }
+    let database = if login.database.is_empty() {
+        "master".to_string()
+    } else {
+        login.database.clone()
+    };
+    let session = match shared.engine.session(&database) {
+        Ok(s) => s,
+        Err(e) => return refuse(&mut transport, e),
+    };
+    let tds_version = tokens::negotiate_tds_version(login.tds_version);
+    let mut buf = Vec::new();
+    tokens::env_database(&mut buf, session.database(), "master");
+    tokens::info(
+        &mut buf,
+        &info(
+            5701,
+            2,
+            format!("Changed database context to '{}'.", session.database()),
+        ),
+    );
+    tokens::env_collation(&mut buf, &DEFAULT_COLLATION);
+    tokens::env_language(&mut buf, "us_english", "");
+    tokens::info(
+        &mut buf,
+        &info(5703, 1, "Changed language setting to us_english.".into()),
+    );
+    tokens::login_ack(&mut buf, tds_version, tokens::SERVER_VERSION);
+    tokens::env_packet_size(&mut buf, packet_size as u32, 4096);
+    if login.has_feature_ext() {
+        tokens::feature_ext_ack(&mut buf, &[]);
+    }
+    tokens::done(&mut buf, 0, 0, 0);
+    transport.write_all(&packet::encode_message(packet::TABULAR, &buf, packet_size))?;
+    transport.flush()?;
+    tracing::debug!(user = %login.username, db = %session.database(), "login ok");
+
+    let mut conn = Conn {
+        session,
+        packet_size,
+        pending_bulk: None,
+        prepared: HashMap::new(),
+        next_handle: 1,
+    };
+    let result = conn.requests(&mut transport, shared);
+    conn.session.reset();
+    result
+}
+
+fn info(number: i32, state: u8, message: String) -> tokens::ServerMessage {
+    tokens::ServerMessage {
+        number,
+        state,
+        class: 0,
+        message,
+        server: "bridge-sandbox".into(),
+        procedure: String::new(),
+        line: 0,
+    }
+}
+
+pub(super) struct Conn {
+    pub session: Session,
+    pub packet_size: usize,
+    pending_bulk: Option<BulkTarget>,
+    /// sp_prepare handles: parameter declarations and statement text.
+    pub prepared: HashMap<i32, (String, String)>,
+    pub next_handle: i32,
+}
+
+impl Conn {
+    fn requests(&mut self, transport: &mut Transport, shared: &Shared) -> Result<(), TdsError> {
+        loop {
+            if shared.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
+            let Some(first) = read_packet_header(transport)? else {
+                return Ok(());
+            };
+            // Bulk rows stream straight from the socket.
+            if first.kind == packet::BULK_LOAD {
+                self.bulk_load(transport, first, shared)?;
+                continue;
+            }
+            let mut reader = MessageReader::new(transport, first);
+            let mut payload = Vec::new();
+            let read = io::Read::read_to_end(
+                &mut io::Read::take(&mut reader, MAX_REQUEST as u64 + 1),
+                &mut payload,
+            );
+            match read {
+                Ok(_) if payload.len() > MAX_REQUEST => {
+                    return Err(TdsError::Protocol("request too large".into()))
+                }
+                Ok(_) => {}
+                // The client cancelled a partly sent request (IGNORE bit): nothing to answer.
+                Err(e) if e.kind() == io::ErrorKind::Other => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let msg = Message {
+                kind: first.kind,
+                status_reset: first.status
+                    & (packet::STATUS_RESET_CONNECTION | packet::STATUS_RESET_SKIP_TRAN)
+                    != 0,
+                reset_skip_tran: first.status & packet::STATUS_RESET_SKIP_TRAN != 0,
+                payload,
+            };
+            self.request(transport, shared, msg)?;
+        }
+    }
+
+    fn output<'a>(&self, transport: &'a mut Transport, shared: &'a Shared) -> TdsOutput<'a> {
+        let mut out = TdsOutput::new(
+            transport,
+            self.packet_size,
+            self.session.spid(),
+            &shared.faults,
+        );
+        out.set_in_transaction(self.session.in_transaction());
+        out
+    }
+
+    fn request(
+        &mut self,
+        transport: &mut Transport,
+        shared: &Shared,
+        msg: Message,
+    ) -> Result<(), TdsError> {
+        let mut reset_ack = false;
+        if msg.status_reset {
+            if !msg.reset_skip_tran || !self.session.in_transaction() {
+                self.session.reset();
+            }
+            self.prepared.clear();
+            reset_ack = true;
+        }
+        match msg.kind {
+            packet::SQL_BATCH => {
+                let b = batch::parse_sql_batch(&msg.payload)?;
+                let mut out = self.output(transport, shared);
+                if reset_ack {
+                    out.tokens(tokens::env_reset_connection_ack)?;
+                }
+                match self.session.bulk_target(&b.text) {
+                    Ok(Some(target)) => {
+                        self.pending_bulk = Some(target);
+                        out.finish(None)?;
+                        return Ok(());
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = crate::engine::Output::error(&mut out, &e);
+                        let _ = crate::engine::Output::done(&mut out, None, true);
+                        out.finish(None)?;
+                        return Ok(());
+                    }
+                }
+                match self.session.execute_batch(&b.text, &[], &mut out) {
+                    Ok(()) | Err(crate::engine::OutputError::Cancelled) => out.finish(None)?,
+                    Err(crate::engine::OutputError::Io(e)) => return Err(e.into()),
+                }
+            }
+            packet::RPC => {
+                let req = crate::tds::rpc::parse_rpc(&msg.payload)?;
+                let mut out = self.output(transport, shared);
+                if reset_ack {
+                    out.tokens(tokens::env_reset_connection_ack)?;
+                }
+                super::rpc::run(self, req, out)?;
+            }
+            packet::TRANSACTION_MANAGER => {
+                let req = txn::parse_txn_request(&msg.payload)?;
+                let mut out = self.output(transport, shared);
+                if reset_ack {
+                    out.tokens(tokens::env_reset_connection_ack)?;
+                }
+                let result = match req.request {
+                    txn::TmRequest::Begin { .. } => self.session.tm_begin(&mut out),
+                    txn::TmRequest::Commit { begin_new, .. } => {
+                        let r = self.session.tm_commit(&mut out);
+                        match (r, begin_new) {
+                            (Ok(Ok(())), Some(_)) => self.session.tm_begin(&mut out),
+                            (r, _) => r,
+                        }
+                    }
+                    txn::TmRequest::Rollback { begin_new, .. } => {
+                        let r = self.session.tm_rollback(&mut out);
+                        match (r, begin_new) {
+                            (Ok(Ok(())), Some(_)) => self.session.tm_begin(&mut out),
+                            (r, _) => r,
+                        }
+                    }
+                    txn::TmRequest::GetDtcAddress
+                    | txn::TmRequest::Propagate(_)
+                    | txn::TmRequest::Promote => Ok(Err(SqlError::new(
+                        8509,
+                        1,
+                        16,
+                        "Distributed transactions are not supported by the sandbox.",
+                    ))),
+                    txn::TmRequest::Save { name } => {
+                        let mut sink = crate::engine::session::Discard;
+                        let _ = self.session.execute_batch(
+                            &format!("SAVE TRANSACTION [{}]", name.replace(']', "]]")),
+                            &[],
+                            &mut sink,
+                        );
+                        Ok(Ok(()))
+                    }
+                };
+                match result {
+                    Ok(Ok(())) => {
+                        let _ = crate::engine::Output::done(&mut out, None, false);
+                    }
+                    Ok(Err(e)) => {
+                        let _ = crate::engine::Output::error(&mut out, &e);
+                        let _ = crate::engine::Output::done(&mut out, None, true);
+                    }
+                    Err(crate::engine::OutputError::Io(e)) => return Err(e.into()),
+                    Err(crate::engine::OutputError::Cancelled) => {}
+                }
+                out.finish(None)?;
+            }
+            packet::ATTENTION => {
+                // Nothing is running: acknowledge at once.
+                let mut out = self.output(transport, shared);
+                out.attention = true;
+                out.finish(None)?;
+            }
+            other => {
+                return Err(TdsError::Protocol(format!(
+                    "unexpected packet type {other:#04x}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn bulk_load(
+        &mut self,
+        transport: &mut Transport,
+        first: packet::PacketHeader,
+        shared: &Shared,
+    ) -> Result<(), TdsError> {
+        let target = self.pending_bulk.take();
+        let mut reader = MessageReader::new(transport, first);
+        let result = match &target {
+            None => {
+                reader.drain()?;
+                Err(SqlError::new(
+                    4804,
+                    1,
+                    21,
+                    "While reading current row from host, a premature end-of-message was encountered--an incoming data stream was interrupted when the server expected to see more data.",
+                ))
+            }
+            Some(target) => {
+                let outcome = match bulk::BulkReader::new(&mut reader) {
+                    Ok(mut rows) => {
+                        let mut wire_error: Option<TdsError> = None;
+                        let r = self.session.bulk_insert(target, &mut || match rows.next_row() {
+                            Ok(r) => Ok(r),
+                            Err(e) => {
+                                let msg = e.to_string();
+                                wire_error = Some(e);
+                                Err(SqlError::new(4815, 1, 16, format!("Received an invalid column length from the bcp client: {msg}")))
+                            }
+                        });
+                        if let Some(TdsError::Io(e)) = wire_error {
+                            // The connection itself failed mid-load: nothing to answer.
+                            return Err(TdsError::Io(e));
+                        }
+                        r
+                    }
+                    Err(TdsError::Io(e)) => return Err(TdsError::Io(e)),
+                    Err(e) => Err(SqlError::new(
+                        4815,
+                        1,
+                        16,
+                        format!("Received an invalid bulk load stream: {e}"),
+                    )),
+                };
+                // Read whatever the client still sends of this message.
+                reader.drain()?;
+                outcome
+            }
+        };
+        let mut out = self.output(transport, shared);
+        match result {
+            Ok(n) => {
+                let _ = crate::engine::Output::done(&mut out, Some(n), false);
+            }
+            Err(e) => {
+                let _ = crate::engine::Output::error(&mut out, &e);
+                let _ = crate::engine::Output::done(&mut out, None, true);
+            }
+        }
+        out.finish(None)?;
+        Ok(())
+    }
+}
