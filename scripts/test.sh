@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust workspace (unit tests and the end-to-end tests
+# against the sandboxes) and the client fidelity tests (mssql-python,
+# python-tds, FreeTDS) against the SQL Server sandbox.
+# Installs what it needs first (scripts/setup-test-env.sh); works on a fresh
+# Debian 12 machine with the Rust toolchain.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/setup-test-env.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== client fidelity tests (pytest)"
+BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity -q
