@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust workspace (unit tests and the end-to-end tests
-# against the sandboxes) and the client fidelity tests (mssql-python,
-# python-tds, FreeTDS) against the SQL Server sandbox.
+# against the sandboxes), the client fidelity tests (mssql-python,
+# python-tds, FreeTDS) against the SQL Server sandbox, and the official
+# databricks-sdk against the Databricks workspace double.
 # Installs what it needs first (scripts/setup-test-env.sh); works on a fresh
 # Debian 12 machine with the Rust toolchain.
 set -euo pipefail
@@ -18,5 +19,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
-echo "== client fidelity tests (pytest)"
-BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity -q
+echo "== client fidelity and Databricks SDK contract tests (pytest)"
+BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity tests/databricks -q

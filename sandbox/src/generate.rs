@@ -160,7 +160,7 @@ pub fn generate(
         }
         let r = row(i);
         i += 1;
-        if i % 100_000 == 0 {
+        if i.is_multiple_of(100_000) {
             progress(i);
         }
         Ok(Some(r))

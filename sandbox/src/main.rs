@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use bridge_sandbox::databricks;
 use bridge_sandbox::engine::Engine;
 use bridge_sandbox::generate::{self, GenerateSpec};
 use bridge_sandbox::sqlserver::{self, ServerEncryption, SqlServerConfig};
@@ -72,6 +73,74 @@ enum Command {
         #[arg(long)]
         deadlock: Vec<String>,
     },
+    /// A Databricks workspace (Files API, Statement Execution API, Unity
+    /// Catalog, SQL warehouses, PAT and OAuth M2M) on 127.0.0.1.
+    ///
+    /// Prints `READY databricks http://127.0.0.1:<port> warehouse=<id>` when
+    /// it accepts requests and runs until interrupted.
+    Databricks {
+        /// Port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 18080)]
+        port: u16,
+        /// Personal access token accepted as a bearer token; repeatable.
+        #[arg(long, default_value = "dapi-sandbox")]
+        token: Vec<String>,
+        /// OAuth M2M client id (with --client-secret).
+        #[arg(long, requires = "client_secret")]
+        client_id: Option<String>,
+        /// OAuth M2M client secret.
+        #[arg(long, requires = "client_id")]
+        client_secret: Option<String>,
+        /// Lifetime of issued OAuth tokens, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        oauth_token_ttl_secs: u64,
+        /// Spark SQL script (`;`-separated) run at start; repeatable.
+        #[arg(long)]
+        seed: Vec<PathBuf>,
+        /// Keep the database and volume files here instead of a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Time each statement spends PENDING/RUNNING before it executes.
+        #[arg(long, default_value_t = 0)]
+        execution_delay_ms: u64,
+        /// Largest single-request upload, in bytes (5 GiB by default).
+        #[arg(long)]
+        max_upload_bytes: Option<u64>,
+        /// Target size of a result chunk in bytes (INLINE and EXTERNAL_LINKS).
+        #[arg(long)]
+        chunk_bytes: Option<u64>,
+        /// Fault: answer the next N requests with 429 and `Retry-After`
+        /// (`N` or `N:SECONDS`, default 1 second).
+        #[arg(long)]
+        fault_429: Option<String>,
+        /// Fault: answer the next N requests with 503.
+        #[arg(long)]
+        fault_503: Option<u32>,
+        /// Fault: answer the next N requests with 500.
+        #[arg(long)]
+        fault_500: Option<u32>,
+        /// Fault: delay every response by this many milliseconds.
+        #[arg(long)]
+        delay_ms: Option<u64>,
+        /// Fault: statements matching REGEX end FAILED (`REGEX` or `REGEX:TIMES`,
+        /// default once).
+        #[arg(long)]
+        fail_statements: Vec<String>,
+        /// Fault: issue every result link already expired.
+        #[arg(long)]
+        expire_links: bool,
+        /// Fault: cut every download (files and result links) after this many bytes.
+        #[arg(long)]
+        cut_downloads_after: Option<u64>,
+    },
+}
+
+/// `PATTERN` or `PATTERN:TIMES`.
+fn pattern_times(s: &str) -> (&str, u32) {
+    match s.rsplit_once(':') {
+        Some((p, t)) if t.parse::<u32>().is_ok() => (p, t.parse().unwrap_or(1)),
+        _ => (s, 1),
+    }
 }
 
 fn main() -> ExitCode {
@@ -156,6 +225,93 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 server.faults().fail_next_logins(n);
             }
             println!("READY sqlserver {}", server.addr());
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            wait_for_signal();
+            server.shutdown();
+            Ok(())
+        }
+        Command::Databricks {
+            port,
+            token,
+            client_id,
+            client_secret,
+            oauth_token_ttl_secs,
+            seed,
+            data_dir,
+            execution_delay_ms,
+            max_upload_bytes,
+            chunk_bytes,
+            fault_429,
+            fault_503,
+            fault_500,
+            delay_ms,
+            fail_statements,
+            expire_links,
+            cut_downloads_after,
+        } => {
+            use std::time::Duration;
+            let mut config = databricks::DatabricksConfig {
+                port,
+                tokens: token,
+                oauth_token_ttl: Duration::from_secs(oauth_token_ttl_secs),
+                execution_delay: Duration::from_millis(execution_delay_ms),
+                data_dir,
+                ..Default::default()
+            };
+            if let (Some(id), Some(secret)) = (client_id, client_secret) {
+                config.oauth_clients.insert(id, secret);
+            }
+            if let Some(n) = max_upload_bytes {
+                config.max_upload_bytes = n;
+            }
+            if let Some(n) = chunk_bytes {
+                config.inline_chunk_bytes = n;
+                config.external_chunk_bytes = n;
+            }
+            let server = databricks::start(config).context("starting the Databricks double")?;
+            for path in &seed {
+                let script = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading seed file {}", path.display()))?;
+                server
+                    .engine()
+                    .run_script(&script)
+                    .with_context(|| format!("running seed file {}", path.display()))?;
+            }
+            let faults = server.faults();
+            if let Some(spec) = &fault_429 {
+                let (n, secs) = match spec.split_once(':') {
+                    Some((n, s)) => (n, s),
+                    None => (spec.as_str(), "1"),
+                };
+                let n: u32 = n.parse().context("--fault-429 N[:SECONDS]")?;
+                let secs: u64 = secs.parse().context("--fault-429 N[:SECONDS]")?;
+                faults.throttle(n, secs, None);
+            }
+            if let Some(n) = fault_503 {
+                faults.unavailable(n, None);
+            }
+            if let Some(n) = fault_500 {
+                faults.internal_error(n, None);
+            }
+            if let Some(ms) = delay_ms {
+                faults.delay_responses(Duration::from_millis(ms));
+            }
+            for f in &fail_statements {
+                let (pattern, times) = pattern_times(f);
+                faults
+                    .fail_statements(pattern, times)
+                    .with_context(|| format!("--fail-statements pattern '{pattern}'"))?;
+            }
+            faults.expire_external_links(expire_links);
+            if let Some(n) = cut_downloads_after {
+                faults.cut_downloads_after(n);
+            }
+            println!(
+                "READY databricks {} warehouse={}",
+                server.url(),
+                server.warehouse_id()
+            );
             use std::io::Write;
             std::io::stdout().flush()?;
             wait_for_signal();

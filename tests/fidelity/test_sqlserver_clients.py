@@ -474,6 +474,25 @@ def test_mssql_python_connect_login_only_encryption(sandbox_login):
         assert cur.fetchone()[0] == 43
 
 
+def mssql_insert_values(row_id: int) -> list:
+    """insert_values() as bound through mssql-python.
+
+    mssql-python (1.x) refuses, client-side and before anything is sent, to
+    bind a Python datetime.date before 1753 (the *datetime* range) even for a
+    `date` parameter: "Date out of range for SQL Server (1753-9999) at
+    paramIndex N". Its SQL_C_TYPE_DATE binding path has that check; datetime
+    (SQL_C_TYPE_TIMESTAMP) and aware datetime (SQL_C_SS_TIMESTAMPOFFSET) values
+    of year 1 bind fine. A user storing 0001-01-01 in a date column passes it as
+    an ISO string and lets the server convert it; the value read back is still
+    compared with datetime.date(1, 1, 1).
+    """
+    values = insert_values(row_id)
+    for i, v in enumerate(values):
+        if type(v) is dt.date and v.year < 1753:
+            values[i] = v.isoformat()
+    return values
+
+
 def test_mssql_python_types_roundtrip(sandbox_any):
     db = mssql_database(sandbox_any)
     table = unique_name("types")
@@ -483,7 +502,7 @@ def test_mssql_python_types_roundtrip(sandbox_any):
         insert = (f"INSERT INTO dbo.{table} (id, {', '.join(COL_NAMES)}) "
                   f"VALUES ({', '.join('?' * (len(COL_NAMES) + 1))})")
         for row_id in ROWS:
-            cur.execute(insert, insert_values(row_id))       # SQLPrepare/SQLExecute (sp_prepexec)
+            cur.execute(insert, mssql_insert_values(row_id))  # SQLPrepare/SQLExecute (sp_prepexec)
             assert cur.rowcount == 1
 
         for row_id in ROWS:
@@ -501,7 +520,8 @@ def test_mssql_python_types_roundtrip(sandbox_any):
         cur.execute(SELECT_ROW_SQL.format(table=table, p="?"), 1)
         cur.fetchall()
         desc = cur.description
-        assert desc[0][1] is int and desc[0][6] is False, f"id column: {desc[0]}"
+        # id is int NOT NULL; its null_ok is checked in test_mssql_python_not_null_metadata.
+        assert desc[0][1] is int, f"id column: {desc[0]}"
         sql_types = getattr(cur, "_column_sql_types", None)
         for i, (col, decl) in enumerate(COLUMNS, start=1):
             name, type_code, _disp, internal_size, precision, scale, null_ok = desc[i]
@@ -526,6 +546,31 @@ def test_mssql_python_types_roundtrip(sandbox_any):
         assert [r[0] for r in cur.fetchall()] == [4]
         cur.execute(f"SELECT id FROM dbo.{table} WHERE c_nvarchar = ? ORDER BY id", UNICODE)
         assert [r[0] for r in cur.fetchall()] == [2, 3]
+
+
+# NOT NULL columns of types that have a fixed-length TDS type. SQL Server
+# describes them with INT4TYPE/INT8TYPE/FLT8TYPE/MONEYTYPE/DATETIMETYPE/BITTYPE
+# ("Non-nullable values are returned using these fixed-length data types",
+# MS-TDS 2.2.5.4.2), and ODBC Driver 18 reports the nullable INTN/FLTN/MONEYN/
+# DATETIMN variants as nullable whatever the fNullable flag says.
+NOT_NULL_COLUMNS = [("id", "int"), ("c_bit", "bit"), ("c_bigint", "bigint"), ("c_float", "float"),
+                    ("c_money", "money"), ("c_datetime", "datetime"), ("c_dec", "decimal(9,2)"),
+                    ("c_nvarchar", "nvarchar(10)")]
+
+
+def test_mssql_python_not_null_metadata(sandbox_plain):
+    db = mssql_database(sandbox_plain)
+    table = unique_name("notnull")
+    cols = ", ".join(f"{n} {d} NOT NULL" for n, d in NOT_NULL_COLUMNS)
+    with contextlib.closing(mssql_connect(sandbox_plain, database=db)) as conn:
+        cur = conn.cursor()
+        cur.execute(f"CREATE TABLE dbo.{table} ({cols}, c_null int NULL)")
+        cur.execute(f"SELECT * FROM dbo.{table}")
+        cur.fetchall()
+        null_ok = {d[0]: d[6] for d in cur.description}
+    assert null_ok["c_null"] is True, null_ok
+    reported_nullable = [n for n, _d in NOT_NULL_COLUMNS if null_ok[n] is not False]
+    assert not reported_nullable, f"NOT NULL columns reported nullable: {reported_nullable}"
 
 
 def test_mssql_python_bulkcopy(sandbox_plain):
@@ -739,6 +784,18 @@ def test_pytds_connect_login_only_encryption(sandbox_login, tmp_path):
         assert cur.fetchone()[0] == 43
 
 
+def pytds_insert_values(row_id: int) -> tuple:
+    """insert_values() as bound through pytds.
+
+    pytds sends a plain Python `bytes` parameter as a *string* (nvarchar(max),
+    decoding it as UTF-8 client-side; tds_types.TdsTypeInferrer, bytes_to_unicode)
+    and documents `pytds.Binary` as the way to pass binary data, which it sends
+    as varbinary(8000) / varbinary(max).
+    """
+    return tuple(pytds.Binary(v) if isinstance(v, (bytes, bytearray)) else v
+                 for v in insert_values(row_id))
+
+
 def test_pytds_types_roundtrip(sandbox_any, tmp_path):
     db = pytds_database(sandbox_any, tmp_path)
     table = unique_name("types")
@@ -749,7 +806,7 @@ def test_pytds_types_roundtrip(sandbox_any, tmp_path):
         insert = (f"INSERT INTO dbo.{table} (id, {', '.join(COL_NAMES)}) "
                   f"VALUES ({', '.join(['%s'] * (len(COL_NAMES) + 1))})")
         for row_id in ROWS:
-            cur.execute(insert, tuple(insert_values(row_id)))     # sp_executesql RPC
+            cur.execute(insert, pytds_insert_values(row_id))      # sp_executesql RPC
             assert cur.rowcount == 1
 
         for row_id in ROWS:
@@ -1072,7 +1129,8 @@ def parse_freetds_temporal(text: str) -> dict:
         if ampm:
             h = h % 12 + (12 if ampm == "PM" else 0)
         return {"time": (h, int(mi), int(s) if s else None, frac)}
-    m = re.fullmatch(r"([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{4})\s+(\d{1,2}):(\d{2})"
+    # The year is printed without zero padding ('Jan  1 1 12:00AM' for 0001-01-01).
+    m = re.fullmatch(r"([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{1,4})\s+(\d{1,2}):(\d{2})"
                      r"(?::(\d{2})(?:[:.](\d+))?)?\s*([AP]M)", text)
     if m:
         mon, d, y, h, mi, s, frac, ampm = m.groups()
@@ -1207,7 +1265,8 @@ def _freebcp(server: SandboxServer, tmp_path: Path, target: str, datafile: Path,
     server_arg = f"{server.host}:{server.port}" if via_host_port else "sandbox"
     cmd = [FREEBCP, target, "in", str(datafile), "-c", "-t", "\t", "-r", "\n",
            "-S", server_arg, "-U", SA_USER, "-P", SA_PASSWORD, "-b", "100"]
-    proc = subprocess.run(cmd, capture_output=True, env=freetds_env(conf), timeout=120)
+    # 250 rows take well under a second; a hang (see test_freebcp_in) should not cost minutes.
+    proc = subprocess.run(cmd, capture_output=True, env=freetds_env(conf), timeout=30)
     return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 

@@ -126,8 +126,49 @@ pub fn from_storage(v: ValueRef<'_>, ty: &SqlType) -> Result<Value, SqlError> {
             Some(d) => Ok(Value::Date(d)),
             None => convert(v, ty, Overlong::Truncate),
         },
+        (SqlType::DateTimeOffset(_), ValueRef::Text(t)) => match fast_dto(t) {
+            Some(d) => Ok(Value::DateTimeOffset(d)),
+            None => convert(v, ty, Overlong::Truncate),
+        },
+        (SqlType::Decimal { scale, .. }, ValueRef::Real(f)) => match fast_decimal(*f, *scale) {
+            Some(d) => Ok(Value::Decimal(d)),
+            None => convert(v, ty, Overlong::Truncate),
+        },
+        (SqlType::Money | SqlType::SmallMoney, ValueRef::Real(f)) => match fast_decimal(*f, 4) {
+            Some(d) => Ok(Value::Decimal(d)),
+            None => convert(v, ty, Overlong::Truncate),
+        },
+        (SqlType::Bit, ValueRef::Integer(i)) => Ok(Value::Bit(*i != 0)),
         _ => convert(v, ty, Overlong::Truncate),
     }
+}
+
+/// A REAL-stored decimal at its scale without going through text: exact
+/// while the scaled value stays below 2^53, which every value with at most
+/// 15 significant digits (the only ones stored as REAL) does.
+fn fast_decimal(f: f64, scale: u8) -> Option<Decimal> {
+    let scaled = f * 10f64.powi(i32::from(scale));
+    if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
+        return None;
+    }
+    Some(Decimal::new(scaled.round() as i128, scale))
+}
+
+/// Parses exactly `YYYY-MM-DD HH:MM:SS.fffffff +HH:MM`.
+fn fast_dto(t: &[u8]) -> Option<DateTime<FixedOffset>> {
+    if t.len() != 34 || t[27] != b' ' || t[31] != b':' {
+        return None;
+    }
+    let local = fast_datetime(&t[..27])?;
+    let minutes = (digits2(&t[29..31])? * 60 + digits2(&t[32..34])?) as i32;
+    let secs = match t[28] {
+        b'+' => minutes * 60,
+        b'-' => -minutes * 60,
+        _ => return None,
+    };
+    local
+        .and_local_timezone(FixedOffset::east_opt(secs)?)
+        .single()
 }
 
 fn digits2(b: &[u8]) -> Option<u32> {

@@ -249,6 +249,16 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function("__sysdatetimeoffset", 0, nondet, |_| {
         Ok(fmt_dto(&Local::now().fixed_offset()))
     })?;
+    conn.create_scalar_function("__quotename", 1, det, |ctx| {
+        Ok(text(ctx.get_raw(0)).map(|s| format!("[{}]", s.replace(']', "]]"))))
+    })?;
+    conn.create_scalar_function("__utf8", 1, det, |ctx| {
+        Ok(match ctx.get_raw(0) {
+            ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            _ => None,
+        })
+    })?;
     conn.create_scalar_function("__newid", 0, nondet, |_| {
         Ok(uuid::Uuid::new_v4().to_string().to_ascii_uppercase())
     })?;
@@ -302,9 +312,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         Ok(match (a, b) {
             (ValueRef::Null, _) | (_, ValueRef::Null) => Sv::Null,
             (_, ValueRef::Integer(0)) => return Err(SqlError::divide_by_zero().to_fn_error()),
-            (_, ValueRef::Real(f)) if f == 0.0 => {
-                return Err(SqlError::divide_by_zero().to_fn_error())
-            }
+            (_, ValueRef::Real(0.0)) => return Err(SqlError::divide_by_zero().to_fn_error()),
             (ValueRef::Integer(x), ValueRef::Integer(y)) => Sv::Integer(x.wrapping_div(y)),
             (x, y) => {
                 let f = |v: ValueRef<'_>| match v {

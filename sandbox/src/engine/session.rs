@@ -161,6 +161,8 @@ impl Engine {
         let db = catalog::database_name(&conn, database)?
             .ok_or_else(|| SqlError::cannot_open_database(database))?;
         let spid = self.inner.next_spid.fetch_add(1, Ordering::Relaxed);
+        let vars: Vars = Arc::new(Mutex::new(HashMap::new()));
+        register_vars(&conn, &vars).map_err(internal)?;
         Ok(Session {
             engine: self.clone(),
             conn,
@@ -172,9 +174,10 @@ impl Engine {
             rowcount: 0,
             implicit_transactions: false,
             xact_abort: false,
+            fmtonly: false,
             identity_insert: None,
             temp: HashMap::new(),
-            vars: HashMap::new(),
+            vars,
         })
     }
 
@@ -307,9 +310,49 @@ pub struct Session {
     rowcount: i64,
     implicit_transactions: bool,
     xact_abort: bool,
+    /// SET FMTONLY ON: queries return their metadata only; nothing else runs.
+    fmtonly: bool,
     identity_insert: Option<String>,
     temp: HashMap<String, TableMeta>,
-    vars: HashMap<String, (SqlType, Value)>,
+    /// T-SQL variables by lower-case name; shared with the `__var` and
+    /// `__setvar` SQLite functions of this session's connection.
+    vars: Vars,
+}
+
+type Vars = Arc<Mutex<HashMap<String, (SqlType, Value)>>>;
+
+/// `__var('@x')` and `__setvar('@x', v)`: variables read and written inside
+/// a statement, row by row (assignment SELECT).
+fn register_vars(conn: &Connection, vars: &Vars) -> rusqlite::Result<()> {
+    let flags = rusqlite::functions::FunctionFlags::SQLITE_UTF8;
+    let read = vars.clone();
+    conn.create_scalar_function("__var", 1, flags, move |ctx| {
+        let name: String = ctx.get(0)?;
+        let guard = read.lock().map_err(|_| rusqlite::Error::InvalidQuery)?;
+        Ok(guard
+            .get(&name.to_ascii_lowercase())
+            .map(|(_, v)| to_storage(v))
+            .unwrap_or(Sv::Null))
+    })?;
+    let write = vars.clone();
+    conn.create_scalar_function("__setvar", 2, flags, move |ctx| {
+        let name: String = ctx.get(0)?;
+        let key = name.to_ascii_lowercase();
+        let mut guard = write.lock().map_err(|_| rusqlite::Error::InvalidQuery)?;
+        let ty = guard.get(&key).map(|(t, _)| *t).ok_or_else(|| {
+            SqlError::new(
+                137,
+                1,
+                15,
+                format!("Must declare the scalar variable \"{name}\"."),
+            )
+            .to_fn_error()
+        })?;
+        let v = convert(ctx.get_raw(1), &ty, Overlong::Truncate).map_err(|e| e.to_fn_error())?;
+        guard.insert(key, (ty, v));
+        Ok(Sv::Null)
+    })?;
+    Ok(())
 }
 
 /// Runs per-row work in `f`, turning SQLite's errors into SQL Server's.
@@ -485,11 +528,7 @@ impl Session {
                 .iter()
                 .find(|p| p.name.eq_ignore_ascii_case(&name))
                 .map(|p| to_storage(&p.value))
-                .or_else(|| {
-                    self.vars
-                        .get(&name.to_ascii_lowercase())
-                        .map(|(_, v)| to_storage(v))
-                })
+                .or_else(|| self.var(&name).map(|(_, v)| to_storage(&v)))
                 .ok_or_else(|| {
                     SqlError::new(
                         137,
@@ -519,10 +558,29 @@ impl Session {
         out: &mut dyn Output,
     ) -> Result<(), Failure> {
         let plan = translate::plan(&self.ctx(), stmt, top)?;
+        if self.fmtonly
+            && !matches!(
+                plan,
+                Plan::Query { .. }
+                    | Plan::SetOption(..)
+                    | Plan::Use(_)
+                    | Plan::ExecDynamic(_)
+                    | Plan::ExecSql { .. }
+                    | Plan::If { .. }
+                    | Plan::Declare(_)
+                    | Plan::SetVar(..)
+            )
+        {
+            return Ok(out.done(None, false)?);
+        }
         match plan {
-            Plan::Query { sql, hints } => {
+            Plan::Query {
+                sql,
+                hints,
+                unnamed,
+            } => {
                 self.begin_implicit(out)?;
-                let n = self.run_query(&sql, hints.as_deref(), params, out)?;
+                let n = self.run_query(&sql, hints.as_deref(), &unnamed, params, out)?;
                 self.rowcount = n as i64;
                 out.done(Some(n), false)?;
             }
@@ -673,13 +731,13 @@ impl Session {
                         Some(expr) => self.eval_scalar(&expr, &ty, params)?,
                         None => Value::Null,
                     };
-                    self.vars.insert(name.to_ascii_lowercase(), (ty, value));
+                    self.set_var(&name, ty, value);
                 }
                 out.done(None, false)?;
             }
             Plan::SetVar(name, expr) => {
                 let key = name.to_ascii_lowercase();
-                let ty = self.vars.get(&key).map(|(t, _)| *t).ok_or_else(|| {
+                let ty = self.var(&key).map(|(t, _)| t).ok_or_else(|| {
                     SqlError::new(
                         137,
                         1,
@@ -689,10 +747,76 @@ impl Session {
                     .batch()
                 })?;
                 let value = self.eval_scalar(&expr, &ty, params)?;
-                self.vars.insert(key, (ty, value));
+                self.set_var(&key, ty, value);
                 out.done(None, false)?;
             }
             Plan::Nothing => out.done(None, false)?,
+            Plan::Assign { sql } => {
+                let mut st = self.conn.prepare(&sql).map_err(|e| map_sqlite(e, None))?;
+                self.bind_params(&mut st, params)?;
+                let mut rows = st.raw_query();
+                let mut n = 0u64;
+                while rows.next().map_err(|e| map_sqlite(e, None))?.is_some() {
+                    n += 1;
+                }
+                self.rowcount = n as i64;
+                out.done(Some(n), false)?;
+            }
+            Plan::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let truth = self.eval_scalar(
+                    &format!("CASE WHEN {cond} THEN 1 ELSE 0 END"),
+                    &SqlType::Int,
+                    params,
+                )?;
+                let branch = if truth == Value::Int(1) {
+                    then
+                } else {
+                    otherwise
+                };
+                for stmt in branch {
+                    self.execute_statement(stmt, None, params, out)?;
+                }
+            }
+            Plan::ExecDynamic(expr) => {
+                let sql = match self.eval_scalar(&expr, &SqlType::NVarChar(Len::Max), params)? {
+                    Value::String(s) => s,
+                    _ => String::new(),
+                };
+                // Dynamic SQL sees neither the caller's parameters nor its variables.
+                self.execute_batch(&sql, &[], out)?;
+            }
+            Plan::TableCollations(meta) => {
+                let cols = vec![
+                    ColumnMeta::new("colid", SqlType::SmallInt),
+                    ColumnMeta::new("name", SqlType::NVarChar(Len::N(128))),
+                    ColumnMeta::new("tds_collation_28", SqlType::Binary(5)),
+                    ColumnMeta::new("tds_collation_100", SqlType::Binary(5)),
+                    ColumnMeta::new("collation_name", SqlType::NVarChar(Len::N(128))),
+                ];
+                out.columns(&cols)?;
+                for (i, c) in meta.columns.iter().enumerate() {
+                    let (coll, name) = if c.ty.is_string() {
+                        (
+                            Value::Binary(crate::tds::DEFAULT_COLLATION.to_vec()),
+                            Value::String("SQL_Latin1_General_CP1_CI_AS".into()),
+                        )
+                    } else {
+                        (Value::Null, Value::Null)
+                    };
+                    out.row(&[
+                        Value::Int(i as i64 + 1),
+                        Value::String(c.name.clone()),
+                        coll.clone(),
+                        coll,
+                        name,
+                    ])?;
+                }
+                out.done(Some(meta.columns.len() as u64), false)?;
+            }
             Plan::ExecSql { stmt, decls, args } => {
                 let text = |v: Value| match v {
                     Value::String(s) => Ok(s),
@@ -716,6 +840,8 @@ impl Session {
                     })?
                 };
                 let mut bound = Vec::new();
+                // Output parameters: (parameter, caller's variable).
+                let mut outputs = Vec::new();
                 for (i, (name, expr)) in args.iter().enumerate() {
                     let decl = match name {
                         Some(n) => declared.iter().find(|d| d.0.eq_ignore_ascii_case(n)),
@@ -730,16 +856,59 @@ impl Session {
                         )
                     })?;
                     let value = self.eval_scalar(expr, &decl.1, params)?;
+                    let target = expr.trim();
+                    if decl.2 && target.starts_with('@') {
+                        outputs.push((decl.0.clone(), target.to_string()));
+                    }
                     bound.push(Param {
                         name: decl.0.clone(),
                         sql_type: decl.1,
                         value,
                     });
                 }
-                self.execute_batch(&sql, &bound, out)?;
+                // The statement runs in its own variable scope, its parameters as variables.
+                let inner: HashMap<String, (SqlType, Value)> = bound
+                    .iter()
+                    .map(|p| (p.name.to_ascii_lowercase(), (p.sql_type, p.value.clone())))
+                    .collect();
+                let outer = self
+                    .vars
+                    .lock()
+                    .map(|mut v| std::mem::replace(&mut *v, inner))
+                    .unwrap_or_default();
+                let result = self.execute_batch(&sql, &bound, out);
+                let produced: Vec<(String, Option<(SqlType, Value)>)> = outputs
+                    .iter()
+                    .map(|(p, v)| (v.clone(), self.var(p)))
+                    .collect();
+                if let Ok(mut v) = self.vars.lock() {
+                    *v = outer;
+                }
+                result?;
+                for (target, value) in produced {
+                    if let (Some((_, v)), Some((ty, _))) = (value, self.var(&target)) {
+                        let stored = to_storage(&v);
+                        let v = convert(ValueRef::from(&stored), &ty, Overlong::Truncate)?;
+                        self.set_var(&target, ty, v);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    fn var(&self, name: &str) -> Option<(SqlType, Value)> {
+        self.vars
+            .lock()
+            .ok()?
+            .get(&name.to_ascii_lowercase())
+            .cloned()
+    }
+
+    fn set_var(&self, name: &str, ty: SqlType, value: Value) {
+        if let Ok(mut v) = self.vars.lock() {
+            v.insert(name.to_ascii_lowercase(), (ty, value));
+        }
     }
 
     fn eval_scalar(&self, expr: &str, ty: &SqlType, params: &[Param]) -> Result<Value, SqlError> {
@@ -765,6 +934,7 @@ impl Session {
             "NOCOUNT" => self.nocount = on,
             "IMPLICIT_TRANSACTIONS" => self.implicit_transactions = on,
             "XACT_ABORT" => self.xact_abort = on,
+            "FMTONLY" => self.fmtonly = on,
             "LOCK_TIMEOUT" => {
                 let ms: i64 = val.trim().parse().map_err(|_| SqlError::syntax_near(val))?;
                 let d = if ms < 0 {
@@ -804,7 +974,6 @@ impl Session {
             | "DEADLOCK_PRIORITY"
             | "STATISTICS"
             | "SHOWPLAN_ALL"
-            | "FMTONLY"
             | "NOEXEC"
             | "ROWCOUNT"
             | "TRANSACTION"
@@ -930,6 +1099,7 @@ impl Session {
         &mut self,
         sql: &str,
         hints: Option<&[Option<SqlType>]>,
+        unnamed: &[usize],
         params: &[Param],
         out: &mut dyn Output,
     ) -> Result<u64, Failure> {
@@ -976,10 +1146,10 @@ impl Session {
         // Buffer a few rows so columns the SQL does not type get their type from data.
         let mut buffered: Vec<Vec<Sv>> = Vec::new();
         let mut exhausted = false;
-        let needs_data = metas
-            .iter()
-            .enumerate()
-            .any(|(i, m)| m.is_none() && hints.and_then(|h| h.get(i).copied().flatten()).is_none());
+        let needs_data = !self.fmtonly
+            && metas.iter().enumerate().any(|(i, m)| {
+                m.is_none() && hints.and_then(|h| h.get(i).copied().flatten()).is_none()
+            });
         if needs_data {
             while buffered.len() < 64 {
                 match rows.next().map_err(|e| map_sqlite(e, None))? {
@@ -1007,8 +1177,18 @@ impl Session {
                     .unwrap_or_else(|| runtime_type(buffered.iter().map(|r| &r[i])));
                 ColumnMeta::new(names[i].clone(), ty)
             })
+            .enumerate()
+            .map(|(i, mut c)| {
+                if unnamed.contains(&i) {
+                    c.name.clear();
+                }
+                c
+            })
             .collect();
         out.columns(&cols)?;
+        if self.fmtonly {
+            return Ok(0);
+        }
         let mut values: Vec<Value> = Vec::with_capacity(ncols);
         let mut count = 0u64;
         for r in &buffered {
@@ -1158,10 +1338,13 @@ impl Session {
                 .conn
                 .execute(&format!("DROP TABLE IF EXISTS {}", meta.physical), []);
         }
-        self.vars.clear();
+        if let Ok(mut v) = self.vars.lock() {
+            v.clear();
+        }
         self.nocount = false;
         self.implicit_transactions = false;
         self.xact_abort = false;
+        self.fmtonly = false;
         self.identity_insert = None;
     }
 

@@ -257,3 +257,62 @@ fn seed_scripts_with_go() {
     assert_eq!(c.results[0].1[0][0], Value::Int(2));
     assert!(e.run_script("SELECT * FROM nope").is_err());
 }
+
+#[test]
+fn quotes_and_fmtonly() {
+    let (_e, mut s) = setup();
+    let c = ok(
+        &mut s,
+        "SELECT N'a''''b' AS n, 'a''''b' AS v, LEN(N'''''') AS l",
+    );
+    assert_eq!(c.results[0].1[0][0], Value::String("a''b".into()));
+    assert_eq!(c.results[0].1[0][1], Value::String("a''b".into()));
+    assert_eq!(c.results[0].1[0][2], Value::Int(2));
+    ok(
+        &mut s,
+        "CREATE TABLE t (id int NOT NULL, name nvarchar(10))",
+    );
+    ok(&mut s, "INSERT INTO t VALUES (1, N'x')");
+    let c = ok(
+        &mut s,
+        "SET FMTONLY ON; SELECT * FROM t; DELETE FROM t; SET FMTONLY OFF; SELECT count(*) FROM t",
+    );
+    assert_eq!(c.results.len(), 2);
+    assert_eq!(c.results[0].0.len(), 2);
+    assert!(c.results[0].1.is_empty());
+    assert_eq!(c.results[1].1[0][0], Value::Int(1));
+}
+
+/// The metadata batch Microsoft's bulk copy (mssql-python) sends first.
+#[test]
+fn microsoft_bulk_copy_metadata_batch() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE dbo.t (id int NOT NULL, [name] nvarchar(20), amount decimal(10,2))",
+    );
+    let batch = r#"SELECT @@TRANCOUNT;
+
+DECLARE @Column_Names NVARCHAR(MAX) = NULL;
+DECLARE @object_id INT = OBJECT_ID(N'[dbo].[t]');
+DECLARE @sql NVARCHAR(MAX);
+SET @sql = N'SELECT @CN = COALESCE(@CN + N'', '', N'''') + QUOTENAME([name]) FROM sys.all_columns WHERE [object_id] = @ObjId';
+IF EXISTS (SELECT TOP 1 * FROM sys.all_columns WHERE [object_id] = OBJECT_ID('sys.all_columns') AND [name] = 'graph_type')
+    SET @sql = @sql + N' AND COALESCE([graph_type], 0) NOT IN (1, 3, 4, 6, 7)';
+SET @sql = @sql + N' ORDER BY [column_id] ASC';
+EXEC sp_executesql @sql, N'@CN NVARCHAR(MAX) OUTPUT, @ObjId INT', @CN = @Column_Names OUTPUT, @ObjId = @object_id;
+
+SELECT @Column_Names = COALESCE(@Column_Names, '*');
+
+SET FMTONLY ON;
+EXEC(N'SELECT ' + @Column_Names + N' FROM [dbo].[t]');
+SET FMTONLY OFF;
+
+EXEC sp_tablecollations_100 N'[dbo].[t]';"#;
+    let c = ok(&mut s, batch);
+    assert_eq!(c.results.len(), 3, "{:?}", c.results);
+    let names: Vec<&str> = c.results[1].0.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["id", "name", "amount"]);
+    assert!(c.results[1].1.is_empty());
+    assert_eq!(c.results[2].1.len(), 3);
+}

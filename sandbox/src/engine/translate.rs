@@ -43,6 +43,8 @@ pub enum Plan {
     Query {
         sql: String,
         hints: Option<Vec<Option<SqlType>>>,
+        /// Projections SQL Server leaves unnamed (expressions without alias).
+        unnamed: Vec<usize>,
     },
     /// Writes; the row count is the sum of SQLite's changes over `sqls`,
     /// run inside one savepoint.
@@ -80,6 +82,21 @@ pub enum Plan {
         decls: Option<String>,
         args: Vec<(Option<String>, String)>,
     },
+    /// `SELECT @v = expr, ... [FROM ...]`: runs `sql`, whose projection sets
+    /// the variables row by row through `__setvar`.
+    Assign {
+        sql: String,
+    },
+    /// `IF cond stmts [ELSE stmts]`: `cond` is a SQLite expression.
+    If {
+        cond: String,
+        then: Vec<Statement>,
+        otherwise: Vec<Statement>,
+    },
+    /// `EXEC (string expression)`: dynamic SQL.
+    ExecDynamic(String),
+    /// `sp_tablecollations_100 'table'`: each column's collation.
+    TableCollations(Box<TableMeta>),
     /// Statements that only change options SQL Server keeps and the sandbox
     /// does not need (ANSI_NULLS and friends).
     Nothing,
@@ -158,9 +175,25 @@ fn in_string_literal(sql: &str, pos: usize) -> bool {
     sql[..pos].matches('\'').count() % 2 == 1
 }
 
+/// Blanks the OUTPUT keyword after `@param = @var` arguments of EXEC, which
+/// sqlparser does not take; sp_executesql's declarations say which
+/// parameters are outputs anyway.
+fn strip_exec_output(sql: &str) -> String {
+    let re = regex::Regex::new(r"(?i)=\s*@[\w@#$]+(\s+(?:OUTPUT|OUT))\b").expect("static regex");
+    let mut out = sql.to_string();
+    for c in re.captures_iter(sql) {
+        if let (Some(all), Some(kw)) = (c.get(0), c.get(1)) {
+            if !in_string_literal(sql, all.start()) {
+                out.replace_range(kw.range(), &" ".repeat(kw.len()));
+            }
+        }
+    }
+    out
+}
+
 /// Parses one T-SQL batch into statements.
 pub fn parse_batch(sql: &str) -> Result<Vec<(Statement, Option<String>)>, SqlError> {
-    let (text, tops) = strip_delete_top(sql);
+    let (text, tops) = strip_delete_top(&strip_exec_output(sql));
     let dialect = MsSqlDialect {};
     let stmts = Parser::new(&dialect)
         .with_options(ParserOptions::new().with_trailing_commas(false))
@@ -298,8 +331,8 @@ impl Ctx<'_> {
             ("sys", "tables") | ("sys", "objects") => format!(
                 "SELECT name, object_id, schema_id, type, type_desc, create_date FROM __sb_sys_tables WHERE db = {db}"
             ),
-            ("sys", "columns") => format!(
-                "SELECT object_id, name, column_id, max_length, precision, scale, is_nullable, is_identity, type_name FROM __sb_sys_columns WHERE db = {db}"
+            ("sys", "columns") | ("sys", "all_columns") => format!(
+                "SELECT object_id, name, column_id, max_length, precision, scale, is_nullable, is_identity, type_name, NULL AS graph_type FROM __sb_sys_columns WHERE db = {db}"
             ),
             ("sys", "schemas") => {
                 format!("SELECT name, schema_id, principal_id FROM __sb_sys_schemas WHERE db = {db}")
@@ -330,7 +363,7 @@ impl<'c, 'a> Rewriter<'c, 'a> {
         }
     }
 
-    fn fail<T>(&mut self, e: SqlError) -> ControlFlow<()> {
+    fn fail(&mut self, e: SqlError) -> ControlFlow<()> {
         self.error = Some(e);
         ControlFlow::Break(())
     }
@@ -390,8 +423,8 @@ impl<'c, 'a> Rewriter<'c, 'a> {
     fn rewrite_expr(&mut self, expr: &mut Expr) -> Result<(), SqlError> {
         let replacement = match expr {
             Expr::Value(v) => match &v.value {
-                AstValue::NationalStringLiteral(s) => {
-                    Some(Expr::value(AstValue::SingleQuotedString(s.clone())))
+                AstValue::NationalStringLiteral(s) | AstValue::SingleQuotedString(s) => {
+                    Some(string_literal(s)?)
                 }
                 // SQLite would read long literals as doubles; text keeps every digit
                 // and __store/__conv parse it exactly.
@@ -517,6 +550,7 @@ impl<'c, 'a> Rewriter<'c, 'a> {
             "LEN" => call("__len", &args)?,
             "DATALENGTH" => call("__datalength", &args)?,
             "LEFT" => call("__left", &args)?,
+            "QUOTENAME" if args.len() == 1 => call("__quotename", &args)?,
             "RIGHT" => call("__right", &args)?,
             "COUNT_BIG" => {
                 let mut g = f.clone();
@@ -545,7 +579,7 @@ impl<'c, 'a> Rewriter<'c, 'a> {
                 Expr::value(AstValue::SingleQuotedString(self.ctx.db.to_string()))
             }
             "OBJECT_ID" if args.len() == 1 => {
-                let text = args[0].trim_matches('\'');
+                let text = args[0].trim_start_matches(['N', 'n']).trim_matches('\'');
                 let name = parse_object_name(text)?;
                 match self.ctx.table(&name) {
                     Ok(meta) if !meta.temp => parse_expr(&format!(
@@ -609,16 +643,51 @@ impl<'c, 'a> Rewriter<'c, 'a> {
                 limit_by: vec![],
             });
         }
-        if let Some(ast::LimitClause::LimitOffset { limit, offset, .. }) = &mut q.limit_clause {
-            if let Some(o) = offset {
-                o.rows = OffsetRows::None;
-                if limit.is_none() {
-                    *limit = Some(Expr::value(AstValue::Number("-1".into(), false)));
-                }
+        if let Some(ast::LimitClause::LimitOffset {
+            limit,
+            offset: Some(o),
+            ..
+        }) = &mut q.limit_clause
+        {
+            o.rows = OffsetRows::None;
+            if limit.is_none() {
+                *limit = Some(Expr::value(AstValue::Number("-1".into(), false)));
             }
         }
         Ok(())
     }
+}
+
+/// A string literal that survives being printed: sqlparser prints `''`
+/// inside a value as if it were already escaped, so values with quotes or
+/// backslashes travel as UTF-8 hex decoded by `__utf8`.
+fn string_literal(s: &str) -> Result<Expr, SqlError> {
+    if !s.contains(['\'', '\\']) {
+        return Ok(Expr::value(AstValue::SingleQuotedString(s.to_string())));
+    }
+    let hex: String = s.bytes().map(|b| format!("{b:02X}")).collect();
+    parse_expr(&format!("__utf8(X'{hex}')"))
+}
+
+/// Makes the string literals inside an expression print safely (see
+/// [`string_literal`]), for expressions kept as text such as DEFAULTs.
+fn safe_literals(e: &mut Expr) -> Result<(), SqlError> {
+    let mut err = None;
+    let _ = ast::visit_expressions_mut(e, |x| {
+        if let Expr::Value(v) = x {
+            if let AstValue::NationalStringLiteral(s) | AstValue::SingleQuotedString(s) = &v.value {
+                match string_literal(s) {
+                    Ok(r) => *x = r,
+                    Err(e) => {
+                        err = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    err.map_or(Ok(()), Err)
 }
 
 fn parse_object_name(text: &str) -> Result<ObjectName, SqlError> {
@@ -648,21 +717,21 @@ impl VisitorMut for Rewriter<'_, '_> {
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         match self.rewrite_query(q) {
             Ok(()) => ControlFlow::Continue(()),
-            Err(e) => self.fail::<()>(e),
+            Err(e) => self.fail(e),
         }
     }
 
     fn pre_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
         match self.rewrite_table_factor(tf) {
             Ok(()) => ControlFlow::Continue(()),
-            Err(e) => self.fail::<()>(e),
+            Err(e) => self.fail(e),
         }
     }
 
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
         match self.rewrite_expr(e) {
             Ok(()) => ControlFlow::Continue(()),
-            Err(err) => self.fail::<()>(err),
+            Err(err) => self.fail(err),
         }
     }
 }
@@ -705,13 +774,16 @@ fn store(expr: &str, col: &ColumnDef, meta: &TableMeta) -> String {
 /// Translates one parsed statement.
 pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Result<Plan, SqlError> {
     match stmt {
+        Statement::Query(q) if is_assignment_select(&q) => plan_assign(ctx, *q),
         Statement::Query(mut q) => {
             let hints_src = (*q).clone();
             let scope = rewrite(ctx, q.as_mut())?;
             let hints = projection_hints(&hints_src, &scope);
+            let unnamed = unnamed_projections(&hints_src);
             Ok(Plan::Query {
                 sql: q.to_string(),
                 hints,
+                unnamed,
             })
         }
         Statement::Insert(ins) => plan_insert(ctx, ins),
@@ -810,12 +882,62 @@ pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Resul
             Ok(Plan::Declare(out))
         }
         Statement::Set(set) => plan_set(ctx, set),
+        Statement::If(ifs) => {
+            if !ifs.elseif_blocks.is_empty() {
+                return Err(SqlError::syntax_near("ELSEIF"));
+            }
+            let mut cond = ifs
+                .if_block
+                .condition
+                .clone()
+                .ok_or_else(|| SqlError::syntax_near("IF"))?;
+            rewrite(ctx, &mut cond)?;
+            Ok(Plan::If {
+                cond: cond.to_string(),
+                then: ifs.if_block.conditional_statements.statements().clone(),
+                otherwise: ifs
+                    .else_block
+                    .map(|b| b.conditional_statements.statements().clone())
+                    .unwrap_or_default(),
+            })
+        }
+        Statement::Execute {
+            name: None,
+            mut parameters,
+            ..
+        } => {
+            if parameters.len() != 1 {
+                return Err(SqlError::syntax_near("EXEC"));
+            }
+            let mut e = parameters.remove(0);
+            rewrite(ctx, &mut e)?;
+            Ok(Plan::ExecDynamic(e.to_string()))
+        }
         Statement::Execute {
             name: Some(name),
             parameters,
             ..
         } => {
             let proc = ident_values(&name).pop().unwrap_or_default();
+            if proc.eq_ignore_ascii_case("sp_tablecollations_100")
+                || proc.eq_ignore_ascii_case("sp_tablecollations")
+            {
+                let arg = parameters
+                    .first()
+                    .ok_or_else(|| SqlError::syntax_near(&proc))?;
+                let text = match arg {
+                    Expr::Value(v) => match &v.value {
+                        AstValue::NationalStringLiteral(s) | AstValue::SingleQuotedString(s) => {
+                            s.clone()
+                        }
+                        _ => return Err(SqlError::syntax_near(&proc)),
+                    },
+                    _ => return Err(SqlError::syntax_near(&proc)),
+                };
+                return Ok(Plan::TableCollations(Box::new(
+                    ctx.table(&parse_object_name(&text)?)?,
+                )));
+            }
             if !proc.eq_ignore_ascii_case("sp_executesql") {
                 return Err(SqlError::new(
                     2812,
@@ -868,6 +990,79 @@ pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Resul
             Err(SqlError::unsupported(&head))
         }
     }
+}
+
+fn is_assignment_select(q: &Query) -> bool {
+    match q.body.as_ref() {
+        SetExpr::Select(s) => {
+            !s.projection.is_empty()
+                && s.projection.iter().all(|p| {
+                    matches!(p, SelectItem::ExprWithAlias { alias, .. } if alias.value.starts_with('@') && !alias.value.starts_with("@@"))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Variables inside an expression read their current value through `__var`,
+/// so an assignment SELECT sees the value the previous row left.
+fn vars_to_calls(e: &mut Expr) -> Result<(), SqlError> {
+    let mut err = None;
+    let _ = ast::visit_expressions_mut(e, |x| {
+        if let Expr::Identifier(id) = x {
+            if id.value.starts_with('@') && !id.value.starts_with("@@") {
+                match parse_expr(&format!("__var({})", quote_str(&id.value))) {
+                    Ok(r) => *x = r,
+                    Err(e) => {
+                        err = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    err.map_or(Ok(()), Err)
+}
+
+fn plan_assign(ctx: &Ctx<'_>, mut q: Query) -> Result<Plan, SqlError> {
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return Err(SqlError::syntax_near("SELECT"));
+    };
+    let mut sets = Vec::new();
+    for item in std::mem::take(&mut sel.projection) {
+        let SelectItem::ExprWithAlias { mut expr, alias } = item else {
+            continue;
+        };
+        rewrite(ctx, &mut expr)?;
+        vars_to_calls(&mut expr)?;
+        sets.push(format!("__setvar({}, {expr})", quote_str(&alias.value)));
+    }
+    // Rows are produced in ORDER BY order first, then assigned one by one.
+    let single = sel.from.len() == 1 && sel.from[0].joins.is_empty();
+    sel.projection = vec![SelectItem::Wildcard(
+        ast::WildcardAdditionalOptions::default(),
+    )];
+    let alias = sel.from.first().and_then(|f| factor_alias(&f.relation));
+    if sel.from.is_empty() {
+        return Ok(Plan::Assign {
+            sql: format!("SELECT {}", sets.join(", ")),
+        });
+    }
+    rewrite(ctx, &mut q)?;
+    let sql = match (single, alias) {
+        (true, Some(a)) => format!(
+            "SELECT {} FROM ({q}) AS {}",
+            sets.join(", "),
+            quote_ident(&a)
+        ),
+        _ => {
+            let text = q.to_string();
+            let rest = text.strip_prefix("SELECT *").unwrap_or(&text);
+            format!("SELECT {}{rest}", sets.join(", "))
+        }
+    };
+    Ok(Plan::Assign { sql })
 }
 
 fn plan_set(ctx: &Ctx<'_>, set: ast::Set) -> Result<Plan, SqlError> {
@@ -1132,12 +1327,13 @@ fn join_condition(op: &JoinOperator) -> Result<Option<Expr>, SqlError> {
     }
 }
 
+/// The target table of an UPDATE/DELETE, the other FROM tables, and the
+/// join conditions that tied the target in.
+type SplitFrom = (Option<TableFactor>, Vec<TableWithJoins>, Vec<Expr>);
+
 /// Splits a FROM list into the target table (found by `target` alias/name)
 /// and the rest, moving the target's join condition into `extra_where`.
-fn split_target(
-    from: Vec<TableWithJoins>,
-    target: &[String],
-) -> Result<(Option<TableFactor>, Vec<TableWithJoins>, Vec<Expr>), SqlError> {
+fn split_target(from: Vec<TableWithJoins>, target: &[String]) -> Result<SplitFrom, SqlError> {
     let mut found = None;
     let mut rest = Vec::new();
     let mut conds = Vec::new();
@@ -1618,7 +1814,11 @@ fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<Plan, SqlErr
             match &o.option {
                 ColumnOption::Null => def.nullable = true,
                 ColumnOption::NotNull => def.nullable = false,
-                ColumnOption::Default(e) => def.default = Some(e.to_string()),
+                ColumnOption::Default(e) => {
+                    let mut e = e.clone();
+                    safe_literals(&mut e)?;
+                    def.default = Some(e.to_string());
+                }
                 ColumnOption::PrimaryKey(_) => {
                     def.in_pk = true;
                     def.nullable = false;
@@ -1725,6 +1925,31 @@ fn fxhash(s: &str) -> u64 {
 }
 
 /// Types the SQL text itself gives each projected column, where it does.
+fn unnamed_projections(q: &Query) -> Vec<usize> {
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return vec![];
+    };
+    if s.projection.iter().any(|p| {
+        !matches!(
+            p,
+            SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+        )
+    }) {
+        return vec![];
+    }
+    s.projection
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| match p {
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => i.value.starts_with('@'),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(_)) => false,
+            SelectItem::UnnamedExpr(_) => true,
+            _ => false,
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 fn projection_hints(q: &Query, scope: &HashMap<String, TableMeta>) -> Option<Vec<Option<SqlType>>> {
     let SetExpr::Select(s) = q.body.as_ref() else {
         return None;

@@ -6,6 +6,7 @@ mod connection;
 mod output;
 mod rpc;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -83,7 +84,9 @@ struct Shared {
     tls: Option<Arc<rustls::ServerConfig>>,
     faults: Arc<Faults>,
     stopping: AtomicBool,
-    connections: Mutex<Vec<TcpStream>>,
+    /// Open connections by id, so shutdown can close them.
+    connections: Mutex<HashMap<u64, TcpStream>>,
+    next_connection: AtomicU64,
 }
 
 /// A running server; dropping it (or [`SqlServerHandle::shutdown`]) stops it.
@@ -124,7 +127,7 @@ impl SqlServerHandle {
     fn stop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         if let Ok(conns) = self.shared.connections.lock() {
-            for c in conns.iter() {
+            for c in conns.values() {
                 let _ = c.shutdown(std::net::Shutdown::Both);
             }
         }
@@ -185,7 +188,8 @@ pub fn start_with_engine(
         tls,
         faults: Arc::new(Faults::default()),
         stopping: AtomicBool::new(false),
-        connections: Mutex::new(Vec::new()),
+        connections: Mutex::new(HashMap::new()),
+        next_connection: AtomicU64::new(1),
     });
     listener
         .set_nonblocking(true)
@@ -216,10 +220,10 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Ok((stream, peer)) => {
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_nodelay(true);
+                let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
                 if let (Ok(clone), Ok(mut conns)) = (stream.try_clone(), shared.connections.lock())
                 {
-                    conns.retain(|c| c.peer_addr().is_ok());
-                    conns.push(clone);
+                    conns.insert(id, clone);
                 }
                 let s = shared.clone();
                 let spawned = std::thread::Builder::new()
@@ -227,6 +231,11 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     .spawn(move || {
                         if let Err(e) = connection::serve(stream, &s) {
                             tracing::debug!(%peer, error = %e, "connection closed");
+                        }
+                        // The registry holds a clone of the socket: close it for real.
+                        let closed = s.connections.lock().ok().and_then(|mut c| c.remove(&id));
+                        if let Some(c) = closed {
+                            let _ = c.shutdown(std::net::Shutdown::Both);
                         }
                     });
                 if let Err(e) = spawned {

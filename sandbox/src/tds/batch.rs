@@ -13,7 +13,7 @@ pub struct SqlBatch {
 pub fn parse_sql_batch(payload: &[u8]) -> Result<SqlBatch> {
     let (headers, skip) = parse_all_headers(payload)?;
     let body = &payload[skip..];
-    if body.len() % 2 != 0 {
+    if body.len() & 1 != 0 {
         return Err(TdsError::proto("SQL batch text has an odd byte count"));
     }
     Ok(SqlBatch {

@@ -126,9 +126,24 @@ impl<R: Read> BulkReader<R> {
                 Ok(Some(row))
             }
             TOKEN_DONE => {
-                let _status = self.src.u16le()?;
-                let _cmd = self.src.u16le()?;
-                self.done_rows = Some(self.src.u64le()?);
+                // The rest of the message is DONE's body: status, cur_cmd and a
+                // row count of 8 bytes (TDS 7.2+) or 4 (TDS 7.1, and what
+                // Microsoft's mssql-python bulk copy sends). Nothing follows it.
+                let mut rest = Vec::new();
+                while let Some(b) = self.src.try_u8()? {
+                    if rest.len() == 12 {
+                        return Err(TdsError::proto("data after DONE in bulk load"));
+                    }
+                    rest.push(b);
+                }
+                self.done_rows = match rest.len() {
+                    12 => rest[4..12].try_into().ok().map(u64::from_le_bytes),
+                    8 => rest[4..8]
+                        .try_into()
+                        .ok()
+                        .map(|b| u64::from(u32::from_le_bytes(b))),
+                    n => return Err(TdsError::proto(format!("bulk load DONE of {n} bytes"))),
+                };
                 self.done = true;
                 Ok(None)
             }
@@ -254,7 +269,7 @@ mod tests {
         let mut rng = XorShift(7);
         for _ in 0..20_000 {
             let mut b = rng.bytes(80);
-            if rng.next() % 2 == 0 && !b.is_empty() {
+            if rng.next() & 1 == 0 && !b.is_empty() {
                 b[0] = TOKEN_COLMETADATA;
                 if b.len() > 2 {
                     b[1] %= 4;

@@ -22,7 +22,7 @@ pub mod txn;
 mod values;
 mod wire;
 
-pub use values::{collation_encoding, WireType, DEFAULT_COLLATION};
+pub use values::{collation_encoding, Framing, WireType, DEFAULT_COLLATION};
 
 /// Errors of the TDS codec.
 #[derive(Debug, thiserror::Error)]

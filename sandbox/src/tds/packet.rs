@@ -556,7 +556,7 @@ mod tests {
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..5000 {
             let mut b = rng.bytes(200);
-            if b.len() > 4 && rng.next() % 2 == 0 {
+            if b.len() > 4 && rng.next() & 1 == 0 {
                 // Make the length field plausible more often.
                 b[2] = 0;
                 b[3] = (rng.next() % 64) as u8;

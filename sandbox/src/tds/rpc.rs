@@ -362,7 +362,7 @@ pub(crate) mod tests {
         let mut rng = XorShift(0xDEADBEEF);
         for _ in 0..30_000 {
             let mut b = rng.bytes(100);
-            if b.len() > 6 && rng.next() % 2 == 0 {
+            if b.len() > 6 && rng.next() & 1 == 0 {
                 b[0] = 0xFF;
                 b[1] = 0xFF;
             }

@@ -307,11 +307,54 @@ pub fn col_metadata(out: &mut Vec<u8>, columns: &[ColumnMeta]) -> Result<()> {
             flags |= COL_UPDATEABLE;
         }
         t.extend_from_slice(&flags.to_le_bytes());
-        write_type_info(&mut t, &c.sql_type)
-            .map_err(|e| TdsError::proto(format!("column {:?}: {e}", c.name)))?;
+        match fixed_type(c) {
+            Some(code) => t.push(code),
+            None => write_type_info(&mut t, &c.sql_type)
+                .map_err(|e| TdsError::proto(format!("column {:?}: {e}", c.name)))?,
+        }
         put_b_varchar(&mut t, &c.name);
     }
     out.extend_from_slice(&t);
+    Ok(())
+}
+
+/// The fixed-length type SQL Server uses for a NOT NULL column, where one
+/// exists (MS-TDS 2.2.5.4.2: "non-nullable values are returned using these
+/// fixed-length data types"); ODBC reports nullability from it.
+fn fixed_type(c: &ColumnMeta) -> Option<u8> {
+    if c.nullable {
+        return None;
+    }
+    Some(match c.sql_type {
+        SqlType::TinyInt => 0x30,
+        SqlType::Bit => 0x32,
+        SqlType::SmallInt => 0x34,
+        SqlType::Int => 0x38,
+        SqlType::SmallDateTime => 0x3A,
+        SqlType::Real => 0x3B,
+        SqlType::Money => 0x3C,
+        SqlType::DateTime => 0x3D,
+        SqlType::Float => 0x3E,
+        SqlType::SmallMoney => 0x7A,
+        SqlType::BigInt => 0x7F,
+        _ => return None,
+    })
+}
+
+/// Writes one non-NULL value; fixed-length columns carry no length byte.
+fn write_cell(out: &mut Vec<u8>, c: &ColumnMeta, v: &Value) -> Result<()> {
+    let start = out.len();
+    write_value(out, &c.sql_type, v, &c.name)?;
+    if fixed_type(c).is_some() {
+        if v.is_null() {
+            return Err(TdsError::proto(format!(
+                "NULL in NOT NULL column {:?}",
+                c.name
+            )));
+        }
+        // The nullable encoding starts with a one-byte length: drop it.
+        out.remove(start);
+    }
     Ok(())
 }
 
@@ -345,13 +388,13 @@ fn write_row(out: &mut Vec<u8>, columns: &[ColumnMeta], values: &[Value]) -> Res
         out.extend_from_slice(&bitmap);
         for (c, v) in columns.iter().zip(values) {
             if !v.is_null() {
-                write_value(out, &c.sql_type, v, &c.name)?;
+                write_cell(out, c, v)?;
             }
         }
     } else {
         out.push(TOKEN_ROW);
         for (c, v) in columns.iter().zip(values) {
-            write_value(out, &c.sql_type, v, &c.name)?;
+            write_cell(out, c, v)?;
         }
     }
     Ok(())
@@ -382,7 +425,7 @@ mod tests {
         assert_eq!(
             b,
             [
-                0xE3, 20, 0, 4, 4, b'8', 0, b'1', 0, b'9', 0, b'2', 0, 4, b'4', 0, b'0', 0, b'9',
+                0xE3, 19, 0, 4, 4, b'8', 0, b'1', 0, b'9', 0, b'2', 0, 4, b'4', 0, b'0', 0, b'9',
                 0, b'6', 0
             ]
         );
@@ -417,7 +460,7 @@ mod tests {
         );
         assert_eq!(
             b,
-            [0xAA, 19, 0, 208, 0, 0, 0, 1, 16, 1, 0, b'x', 0, 1, b's', 0, 0, 1, 0, 0, 0]
+            [0xAA, 18, 0, 208, 0, 0, 0, 1, 16, 1, 0, b'x', 0, 1, b's', 0, 0, 1, 0, 0, 0]
         );
         b.clear();
         done(&mut b, DONE_COUNT | DONE_MORE, CMD_SELECT, 3);
@@ -439,10 +482,19 @@ mod tests {
         col_metadata(&mut b, &[id, name]).unwrap();
         let expect: Vec<u8> = vec![
             0x81, 2, 0, // count
-            0, 0, 0, 0, 0x10, 0, 0x26, 4, 2, b'i', 0, b'd', 0, // id
+            0, 0, 0, 0, 0x10, 0, 0x38, 2, b'i', 0, b'd', 0, // id: NOT NULL int is INT4
             0, 0, 0, 0, 0x09, 0, 0xE7, 20, 0, 0x09, 0x04, 0xD0, 0x00, 0x34, 1, b'n', 0,
         ];
         assert_eq!(b, expect);
+    }
+
+    #[test]
+    fn not_null_fixed_types_have_no_length_byte() {
+        let mut c = ColumnMeta::new("n", SqlType::BigInt);
+        c.nullable = false;
+        let mut b = Vec::new();
+        row(&mut b, &[c], &[Value::Int(-2)]).unwrap();
+        assert_eq!(b, [0xD1, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
     }
 
     #[test]

@@ -171,7 +171,9 @@ pub fn tls_accept_in_prelogin(stream: TcpStream, cfg: Arc<ServerConfig>) -> Resu
         sock.read_exact(&mut payload)?;
         let mut rd = &payload[..];
         while !rd.is_empty() {
-            conn.read_tls(&mut rd)?;
+            if conn.read_tls(&mut rd)? == 0 {
+                return Err(TdsError::proto("TLS layer refused handshake data"));
+            }
             if let Err(e) = conn.process_new_packets() {
                 // Let the client see the alert before we give up.
                 let _ = flush_wrapped(&mut conn, &mut sock);
@@ -329,6 +331,7 @@ mod tests {
                 4096,
             ))
             .unwrap();
+        drop(client2);
         assert!(tls_accept_in_prelogin(s, cfg).is_err());
         drop(client);
     }

@@ -72,7 +72,7 @@ fn read_name(s: &mut SliceSource<'_>, unit: NameUnit) -> Result<String> {
         NameUnit::Bytes => n,
         NameUnit::Chars => n * 2,
     };
-    if bytes % 2 != 0 {
+    if bytes & 1 != 0 {
         return Err(TdsError::proto("odd-length transaction name"));
     }
     Ok(utf16le_to_string(s.take(bytes)?))

@@ -163,14 +163,18 @@ pub(crate) fn read_type_info<S: Source>(s: &mut S) -> Result<WireType> {
             WireType::simple(t, ByteLen, u32::from(len), st)
         }
         ty::DECIMALN | ty::NUMERICN | ty::DECIMAL | ty::NUMERIC => {
-            let len = s.u8()?;
+            let declared_len = s.u8()?;
             let precision = s.u8()?;
             let scale = s.u8()?;
-            if !(1..=38).contains(&precision) || scale > precision || !(1..=17).contains(&len) {
+            if !(1..=38).contains(&precision) || scale > precision {
                 return Err(bad(format!(
-                    "decimal type with length {len}, precision {precision}, scale {scale}"
+                    "decimal type with length {declared_len}, precision {precision}, scale {scale}"
                 )));
             }
+            // The length is only a maximum; every value carries its own. Microsoft's
+            // bulk copy (mssql-python 1.16) sends the type byte in its place, so
+            // the precision decides the maximum here.
+            let len = decimal_len(precision);
             WireType {
                 ty: t,
                 framing: ByteLen,
@@ -480,7 +484,7 @@ fn decode_bytes(w: &WireType, b: &[u8]) -> Result<Value> {
             Value::String(s.into_owned())
         }
         SqlType::NChar(_) | SqlType::NVarChar(_) => {
-            if n % 2 != 0 {
+            if n & 1 != 0 {
                 return Err(bad("odd byte count in a UTF-16 value"));
             }
             Value::String(super::utf16le_to_string(b))
@@ -1443,7 +1447,7 @@ mod tests {
             let b = rng.bytes(40);
             let mut s = SliceSource::new(&b);
             if let Ok(w) = read_type_info(&mut s) {
-                let _ = read_value(&mut s, &w, rng.next() % 2 == 0);
+                let _ = read_value(&mut s, &w, rng.next() & 1 == 0);
             }
         }
     }

@@ -1,0 +1,140 @@
+//! How fast the SQL Server sandbox streams a generated 10-column table to
+//! tiberius, and how much memory the sandbox process needs meanwhile: the
+//! sandbox must never be what limits the extraction benchmark.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use futures_util::TryStreamExt;
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel, QueryItem};
+use tokio::net::TcpStream;
+use tokio_util::compat::TokioAsyncWriteCompatExt;
+
+#[derive(Parser)]
+struct Args {
+    /// Rows in the generated table.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// The sandbox binary (build it with --release).
+    #[arg(long, default_value = "target/release/bridge-sandbox")]
+    sandbox: String,
+    /// Streams of the whole table to time.
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+}
+
+/// Peak resident memory of a process, from /proc (kB).
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+struct Sandbox(Child);
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let mut child = Command::new(&args.sandbox)
+        .args([
+            "sqlserver",
+            "--port",
+            "0",
+            "--encryption",
+            "off",
+            "--generate",
+            &format!("bench.ventas:{}", args.rows),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", args.sandbox))?;
+    let stdout = child.stdout.take().context("sandbox stdout")?;
+    let pid = child.id();
+    let sandbox = Sandbox(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let Some(addr) = line.trim().strip_prefix("READY sqlserver ") else {
+        bail!("sandbox did not start: {line}");
+    };
+    let port: u16 = addr.rsplit(':').next().unwrap_or("0").parse()?;
+    println!(
+        "generated {} rows in {:.1} s (sandbox RSS after load: {} MiB)",
+        args.rows,
+        started.elapsed().as_secs_f64(),
+        rss_kb(pid).unwrap_or(0) / 1024
+    );
+    let base_hwm = peak_rss_kb(pid).unwrap_or(0);
+
+    let mut config = Config::new();
+    config.host("127.0.0.1");
+    config.port(port);
+    config.authentication(AuthMethod::sql_server("sa", "Bridge!Passw0rd"));
+    config.encryption(EncryptionLevel::NotSupported);
+    config.database("bench");
+    let mut best = f64::MAX;
+    let mut rss_during = Vec::new();
+    for run in 0..args.runs {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        tcp.set_nodelay(true)?;
+        let mut client = Client::connect(config.clone(), tcp.compat_write()).await?;
+        let t = Instant::now();
+        let mut stream = client.simple_query("SELECT * FROM dbo.ventas").await?;
+        let mut n = 0u64;
+        while let Some(item) = stream.try_next().await? {
+            if let QueryItem::Row(_) = item {
+                n += 1;
+                if n.is_multiple_of(250_000) {
+                    rss_during.push(rss_kb(pid).unwrap_or(0));
+                }
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        if n != args.rows {
+            bail!("run {run}: got {n} rows, expected {}", args.rows);
+        }
+        best = best.min(secs);
+        println!(
+            "run {run}: {n} rows in {secs:.2} s = {:.0} rows/s",
+            n as f64 / secs
+        );
+    }
+    let peak = peak_rss_kb(pid).unwrap_or(0);
+    println!(
+        "best: {:.0} rows/s; sandbox RSS while streaming: {} .. {} MiB; peak RSS {} MiB (after load {} MiB)",
+        args.rows as f64 / best,
+        rss_during.iter().min().copied().unwrap_or(0) / 1024,
+        rss_during.iter().max().copied().unwrap_or(0) / 1024,
+        peak / 1024,
+        base_hwm / 1024
+    );
+    drop(sandbox);
+    Ok(())
+}

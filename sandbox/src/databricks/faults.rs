@@ -1,0 +1,182 @@
+//! Faults injected into the workspace double so clients' retries and
+//! recovery are tested: HTTP errors (429 with Retry-After, 503, 500), slow
+//! responses, FAILED statements, expired result links and downloads cut
+//! mid-stream.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use regex::Regex;
+
+use super::error::ApiError;
+
+/// One queued HTTP failure rule.
+#[derive(Debug, Clone)]
+struct HttpFault {
+    status: StatusCode,
+    remaining: u32,
+    retry_after: Option<u64>,
+    path_prefix: Option<String>,
+}
+
+#[derive(Debug)]
+struct StatementFault {
+    pattern: Regex,
+    remaining: u32,
+}
+
+/// The fault switches; shared by the server and the test that holds the handle.
+#[derive(Debug, Default)]
+pub struct Faults {
+    http: Mutex<Vec<HttpFault>>,
+    statements: Mutex<Vec<StatementFault>>,
+    delay_ms: AtomicU64,
+    expire_links: AtomicBool,
+    cut_after_bytes: AtomicU64,
+}
+
+impl Faults {
+    fn push(&self, f: HttpFault) {
+        self.http.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+    }
+
+    /// The next `times` requests (under `path_prefix`, if given) get 429 Too
+    /// Many Requests with `Retry-After: retry_after_secs`.
+    pub fn throttle(&self, times: u32, retry_after_secs: u64, path_prefix: Option<&str>) {
+        self.push(HttpFault {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            remaining: times,
+            retry_after: Some(retry_after_secs),
+            path_prefix: path_prefix.map(str::to_string),
+        });
+    }
+
+    /// The next `times` requests get 503 Service Unavailable.
+    pub fn unavailable(&self, times: u32, path_prefix: Option<&str>) {
+        self.push(HttpFault {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            remaining: times,
+            retry_after: None,
+            path_prefix: path_prefix.map(str::to_string),
+        });
+    }
+
+    /// The next `times` requests get 500 Internal Server Error.
+    pub fn internal_error(&self, times: u32, path_prefix: Option<&str>) {
+        self.push(HttpFault {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            remaining: times,
+            retry_after: None,
+            path_prefix: path_prefix.map(str::to_string),
+        });
+    }
+
+    /// Every response is delayed by this long (zero turns it off).
+    pub fn delay_responses(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The next `times` statements whose text matches `pattern` end FAILED.
+    pub fn fail_statements(&self, pattern: &str, times: u32) -> Result<(), regex::Error> {
+        let pattern = Regex::new(pattern)?;
+        self.statements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(StatementFault {
+                pattern,
+                remaining: times,
+            });
+        Ok(())
+    }
+
+    /// While on, every external link is issued already expired.
+    pub fn expire_external_links(&self, on: bool) {
+        self.expire_links.store(on, Ordering::SeqCst);
+    }
+
+    /// Downloads (files and result links) are cut after this many bytes
+    /// (zero turns it off).
+    pub fn cut_downloads_after(&self, bytes: u64) {
+        self.cut_after_bytes.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Clears every fault.
+    pub fn clear(&self) {
+        self.http.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.statements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.delay_ms.store(0, Ordering::SeqCst);
+        self.expire_links.store(false, Ordering::SeqCst);
+        self.cut_after_bytes.store(0, Ordering::SeqCst);
+    }
+
+    pub(crate) fn delay(&self) -> Duration {
+        Duration::from_millis(self.delay_ms.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn links_expired(&self) -> bool {
+        self.expire_links.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn cut_after(&self) -> Option<u64> {
+        match self.cut_after_bytes.load(Ordering::SeqCst) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// Consumes a queued HTTP failure that applies to `path`, if any.
+    pub(crate) fn take_http(&self, path: &str) -> Option<ApiError> {
+        let mut rules = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        let i = rules.iter().position(|f| {
+            f.remaining > 0
+                && f.path_prefix
+                    .as_deref()
+                    .map(|p| path.starts_with(p))
+                    .unwrap_or(true)
+        })?;
+        let f = &mut rules[i];
+        f.remaining -= 1;
+        let (code, msg) = match f.status {
+            StatusCode::TOO_MANY_REQUESTS => (
+                "REQUEST_LIMIT_EXCEEDED",
+                "Too many requests (sandbox fault injection). Please retry later.",
+            ),
+            StatusCode::SERVICE_UNAVAILABLE => (
+                "TEMPORARILY_UNAVAILABLE",
+                "The service is temporarily unavailable (sandbox fault injection).",
+            ),
+            _ => (
+                "INTERNAL_ERROR",
+                "Internal error (sandbox fault injection).",
+            ),
+        };
+        let mut e = ApiError::new(f.status, code, msg);
+        e.retry_after = f.retry_after;
+        if f.remaining == 0 {
+            rules.remove(i);
+        }
+        Some(e)
+    }
+
+    /// Consumes a statement failure matching `statement`, if any.
+    pub(crate) fn take_statement(&self, statement: &str) -> bool {
+        let mut rules = self.statements.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(i) = rules
+            .iter()
+            .position(|f| f.remaining > 0 && f.pattern.is_match(statement))
+        else {
+            return false;
+        };
+        rules[i].remaining -= 1;
+        if rules[i].remaining == 0 {
+            rules.remove(i);
+        }
+        true
+    }
+}

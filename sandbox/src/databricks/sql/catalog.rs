@@ -1,0 +1,542 @@
+//! Unity Catalog metadata (catalogs, schemas, volumes, tables and their
+//! declared column types), kept in SQLite next to the data so SQL DDL and the
+//! REST endpoints see one truth. Names are stored lower case: Unity Catalog
+//! identifiers are case-insensitive.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::error::SqlError;
+use super::types::DbxType;
+
+pub const SCHEMA_SQL: &str = "
+CREATE TABLE IF NOT EXISTS __dbx_catalogs (
+    name TEXT PRIMARY KEY, comment TEXT, created_at INTEGER NOT NULL, id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS __dbx_schemas (
+    catalog TEXT NOT NULL, name TEXT NOT NULL, comment TEXT, created_at INTEGER NOT NULL,
+    id TEXT NOT NULL, PRIMARY KEY (catalog, name));
+CREATE TABLE IF NOT EXISTS __dbx_volumes (
+    catalog TEXT NOT NULL, schema TEXT NOT NULL, name TEXT NOT NULL, volume_type TEXT NOT NULL,
+    comment TEXT, created_at INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (catalog, schema, name));
+CREATE TABLE IF NOT EXISTS __dbx_tables (
+    catalog TEXT NOT NULL, schema TEXT NOT NULL, name TEXT NOT NULL, comment TEXT,
+    created_at INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (catalog, schema, name));
+CREATE TABLE IF NOT EXISTS __dbx_columns (
+    catalog TEXT NOT NULL, schema TEXT NOT NULL, tbl TEXT NOT NULL, position INTEGER NOT NULL,
+    name TEXT NOT NULL, type_text TEXT NOT NULL, nullable INTEGER NOT NULL, comment TEXT,
+    PRIMARY KEY (catalog, schema, tbl, position));
+";
+
+/// A fully qualified table, schema or volume name, lower case.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FullName {
+    pub catalog: String,
+    pub schema: String,
+    pub name: String,
+}
+
+impl FullName {
+    pub fn new(catalog: &str, schema: &str, name: &str) -> Self {
+        FullName {
+            catalog: catalog.to_lowercase(),
+            schema: schema.to_lowercase(),
+            name: name.to_lowercase(),
+        }
+    }
+
+    /// `catalog.schema.name`, which is also the SQLite table name of a table.
+    pub fn dotted(&self) -> String {
+        format!("{}.{}.{}", self.catalog, self.schema, self.name)
+    }
+
+    /// Quoted SQLite identifier of the table holding this table's rows.
+    pub fn physical(&self) -> String {
+        quote_ident(&self.dotted())
+    }
+
+    /// Parses `a.b.c` (no quoting).
+    pub fn parse(text: &str) -> Option<Self> {
+        let parts: Vec<&str> = text.split('.').collect();
+        match parts.as_slice() {
+            [c, s, n] if !c.is_empty() && !s.is_empty() && !n.is_empty() => {
+                Some(FullName::new(c, s, n))
+            }
+            _ => None,
+        }
+    }
+}
+
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+#[derive(Clone, Debug)]
+pub struct CatalogInfo {
+    pub name: String,
+    pub comment: Option<String>,
+    pub created_at: i64,
+    pub id: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct SchemaInfo {
+    pub catalog: String,
+    pub name: String,
+    pub comment: Option<String>,
+    pub created_at: i64,
+    pub id: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct VolumeInfo {
+    pub name: FullName,
+    pub volume_type: String,
+    pub comment: Option<String>,
+    pub created_at: i64,
+    pub id: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub ty: DbxType,
+    pub nullable: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TableInfo {
+    pub name: FullName,
+    pub comment: Option<String>,
+    pub created_at: i64,
+    pub id: String,
+    pub columns: Vec<ColumnInfo>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn db(e: rusqlite::Error) -> SqlError {
+    SqlError::internal(e)
+}
+
+pub fn create_catalog(
+    conn: &Connection,
+    name: &str,
+    comment: Option<&str>,
+    if_not_exists: bool,
+) -> Result<CatalogInfo, SqlError> {
+    let name = name.to_lowercase();
+    if let Some(c) = get_catalog(conn, &name)? {
+        return if if_not_exists {
+            Ok(c)
+        } else {
+            Err(SqlError::catalog_exists(&name))
+        };
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    conn.execute(
+        "INSERT INTO __dbx_catalogs (name, comment, created_at, id) VALUES (?1, ?2, ?3, ?4)",
+        params![name, comment, now_ms(), id],
+    )
+    .map_err(db)?;
+    get_catalog(conn, &name)?.ok_or_else(|| SqlError::catalog_not_found(&name))
+}
+
+pub fn get_catalog(conn: &Connection, name: &str) -> Result<Option<CatalogInfo>, SqlError> {
+    conn.query_row(
+        "SELECT name, comment, created_at, id FROM __dbx_catalogs WHERE name = ?1",
+        [name.to_lowercase()],
+        |r| {
+            Ok(CatalogInfo {
+                name: r.get(0)?,
+                comment: r.get(1)?,
+                created_at: r.get(2)?,
+                id: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(db)
+}
+
+pub fn list_catalogs(conn: &Connection) -> Result<Vec<CatalogInfo>, SqlError> {
+    let mut st = conn
+        .prepare("SELECT name FROM __dbx_catalogs ORDER BY name")
+        .map_err(db)?;
+    let names: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    let mut out = Vec::new();
+    for n in names {
+        if let Some(c) = get_catalog(conn, &n)? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Drops a catalog; with `cascade` its schemas, tables and volumes too.
+/// Returns the volumes removed so their files can be deleted.
+pub fn drop_catalog(
+    conn: &Connection,
+    name: &str,
+    if_exists: bool,
+    cascade: bool,
+) -> Result<Vec<VolumeInfo>, SqlError> {
+    let name = name.to_lowercase();
+    if get_catalog(conn, &name)?.is_none() {
+        return if if_exists {
+            Ok(vec![])
+        } else {
+            Err(SqlError::catalog_not_found(&name))
+        };
+    }
+    let schemas = list_schemas(conn, &name)?;
+    let non_default = schemas
+        .iter()
+        .any(|s| s.name != "default" && s.name != "information_schema");
+    if non_default && !cascade {
+        return Err(SqlError::invalid(
+            "CATALOG_NOT_EMPTY",
+            &format!("Cannot drop catalog '{name}' because it contains schemas. Use CASCADE."),
+            "2BP01",
+        ));
+    }
+    let mut volumes = Vec::new();
+    for s in schemas {
+        volumes.extend(drop_schema(conn, &name, &s.name, true, true)?);
+    }
+    conn.execute("DELETE FROM __dbx_catalogs WHERE name = ?1", [&name])
+        .map_err(db)?;
+    Ok(volumes)
+}
+
+pub fn create_schema(
+    conn: &Connection,
+    catalog: &str,
+    name: &str,
+    comment: Option<&str>,
+    if_not_exists: bool,
+) -> Result<SchemaInfo, SqlError> {
+    let (catalog, name) = (catalog.to_lowercase(), name.to_lowercase());
+    if get_catalog(conn, &catalog)?.is_none() {
+        return Err(SqlError::catalog_not_found(&catalog));
+    }
+    if let Some(s) = get_schema(conn, &catalog, &name)? {
+        return if if_not_exists {
+            Ok(s)
+        } else {
+            Err(SqlError::schema_exists(&format!("{catalog}.{name}")))
+        };
+    }
+    conn.execute(
+        "INSERT INTO __dbx_schemas (catalog, name, comment, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![catalog, name, comment, now_ms(), uuid::Uuid::new_v4().to_string()],
+    )
+    .map_err(db)?;
+    get_schema(conn, &catalog, &name)?
+        .ok_or_else(|| SqlError::schema_not_found(&format!("{catalog}.{name}")))
+}
+
+pub fn get_schema(
+    conn: &Connection,
+    catalog: &str,
+    name: &str,
+) -> Result<Option<SchemaInfo>, SqlError> {
+    conn.query_row(
+        "SELECT catalog, name, comment, created_at, id FROM __dbx_schemas WHERE catalog = ?1 AND name = ?2",
+        [catalog.to_lowercase(), name.to_lowercase()],
+        |r| {
+            Ok(SchemaInfo {
+                catalog: r.get(0)?,
+                name: r.get(1)?,
+                comment: r.get(2)?,
+                created_at: r.get(3)?,
+                id: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(db)
+}
+
+pub fn list_schemas(conn: &Connection, catalog: &str) -> Result<Vec<SchemaInfo>, SqlError> {
+    let mut st = conn
+        .prepare("SELECT name FROM __dbx_schemas WHERE catalog = ?1 ORDER BY name")
+        .map_err(db)?;
+    let names: Vec<String> = st
+        .query_map([catalog.to_lowercase()], |r| r.get(0))
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    let mut out = Vec::new();
+    for n in names {
+        if let Some(s) = get_schema(conn, catalog, &n)? {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+pub fn drop_schema(
+    conn: &Connection,
+    catalog: &str,
+    name: &str,
+    if_exists: bool,
+    cascade: bool,
+) -> Result<Vec<VolumeInfo>, SqlError> {
+    let (catalog, name) = (catalog.to_lowercase(), name.to_lowercase());
+    let full = format!("{catalog}.{name}");
+    if get_schema(conn, &catalog, &name)?.is_none() {
+        return if if_exists {
+            Ok(vec![])
+        } else {
+            Err(SqlError::schema_not_found(&full))
+        };
+    }
+    let tables = list_tables(conn, &catalog, &name)?;
+    let volumes = list_volumes(conn, &catalog, &name)?;
+    if (!tables.is_empty() || !volumes.is_empty()) && !cascade {
+        return Err(SqlError::schema_not_empty(&full));
+    }
+    for t in &tables {
+        drop_table(conn, &t.name, true)?;
+    }
+    conn.execute(
+        "DELETE FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2",
+        [&catalog, &name],
+    )
+    .map_err(db)?;
+    conn.execute(
+        "DELETE FROM __dbx_schemas WHERE catalog = ?1 AND name = ?2",
+        [&catalog, &name],
+    )
+    .map_err(db)?;
+    Ok(volumes)
+}
+
+pub fn create_volume(
+    conn: &Connection,
+    name: &FullName,
+    volume_type: &str,
+    comment: Option<&str>,
+    if_not_exists: bool,
+) -> Result<VolumeInfo, SqlError> {
+    if get_schema(conn, &name.catalog, &name.schema)?.is_none() {
+        return Err(SqlError::schema_not_found(&format!(
+            "{}.{}",
+            name.catalog, name.schema
+        )));
+    }
+    if let Some(v) = get_volume(conn, name)? {
+        return if if_not_exists {
+            Ok(v)
+        } else {
+            Err(SqlError::volume_exists(&name.dotted()))
+        };
+    }
+    conn.execute(
+        "INSERT INTO __dbx_volumes (catalog, schema, name, volume_type, comment, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![name.catalog, name.schema, name.name, volume_type, comment, now_ms(), uuid::Uuid::new_v4().to_string()],
+    )
+    .map_err(db)?;
+    get_volume(conn, name)?.ok_or_else(|| SqlError::volume_not_found(&name.dotted()))
+}
+
+pub fn get_volume(conn: &Connection, name: &FullName) -> Result<Option<VolumeInfo>, SqlError> {
+    conn.query_row(
+        "SELECT volume_type, comment, created_at, id FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
+        [&name.catalog, &name.schema, &name.name],
+        |r| {
+            Ok(VolumeInfo {
+                name: name.clone(),
+                volume_type: r.get(0)?,
+                comment: r.get(1)?,
+                created_at: r.get(2)?,
+                id: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(db)
+}
+
+pub fn list_volumes(
+    conn: &Connection,
+    catalog: &str,
+    schema: &str,
+) -> Result<Vec<VolumeInfo>, SqlError> {
+    let mut st = conn
+        .prepare("SELECT name FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2 ORDER BY name")
+        .map_err(db)?;
+    let names: Vec<String> = st
+        .query_map([catalog.to_lowercase(), schema.to_lowercase()], |r| {
+            r.get(0)
+        })
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    let mut out = Vec::new();
+    for n in names {
+        if let Some(v) = get_volume(conn, &FullName::new(catalog, schema, &n))? {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+pub fn drop_volume(
+    conn: &Connection,
+    name: &FullName,
+    if_exists: bool,
+) -> Result<Option<VolumeInfo>, SqlError> {
+    let Some(v) = get_volume(conn, name)? else {
+        return if if_exists {
+            Ok(None)
+        } else {
+            Err(SqlError::volume_not_found(&name.dotted()))
+        };
+    };
+    conn.execute(
+        "DELETE FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
+        [&name.catalog, &name.schema, &name.name],
+    )
+    .map_err(db)?;
+    Ok(Some(v))
+}
+
+/// Registers a table's metadata (the caller creates the SQLite table).
+pub fn register_table(
+    conn: &Connection,
+    name: &FullName,
+    columns: &[ColumnInfo],
+    comment: Option<&str>,
+) -> Result<(), SqlError> {
+    conn.execute(
+        "INSERT INTO __dbx_tables (catalog, schema, name, comment, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![name.catalog, name.schema, name.name, comment, now_ms(), uuid::Uuid::new_v4().to_string()],
+    )
+    .map_err(db)?;
+    for (i, c) in columns.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO __dbx_columns (catalog, schema, tbl, position, name, type_text, nullable, comment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![name.catalog, name.schema, name.name, i as i64, c.name, c.ty.to_string(), c.nullable, c.comment],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+pub fn get_table(conn: &Connection, name: &FullName) -> Result<Option<TableInfo>, SqlError> {
+    let head = conn
+        .query_row(
+            "SELECT comment, created_at, id FROM __dbx_tables WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
+            [&name.catalog, &name.schema, &name.name],
+            |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    let Some((comment, created_at, id)) = head else {
+        return Ok(None);
+    };
+    let mut st = conn
+        .prepare("SELECT name, type_text, nullable, comment FROM __dbx_columns WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3 ORDER BY position")
+        .map_err(db)?;
+    let cols = st
+        .query_map([&name.catalog, &name.schema, &name.name], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?;
+    let columns = cols
+        .into_iter()
+        .map(|(n, t, nullable, comment)| ColumnInfo {
+            ty: DbxType::parse(&t).unwrap_or(DbxType::String),
+            name: n,
+            nullable,
+            comment,
+        })
+        .collect();
+    Ok(Some(TableInfo {
+        name: name.clone(),
+        comment,
+        created_at,
+        id,
+        columns,
+    }))
+}
+
+pub fn list_tables(
+    conn: &Connection,
+    catalog: &str,
+    schema: &str,
+) -> Result<Vec<TableInfo>, SqlError> {
+    let mut st = conn
+        .prepare("SELECT name FROM __dbx_tables WHERE catalog = ?1 AND schema = ?2 ORDER BY name")
+        .map_err(db)?;
+    let names: Vec<String> = st
+        .query_map([catalog.to_lowercase(), schema.to_lowercase()], |r| {
+            r.get(0)
+        })
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    let mut out = Vec::new();
+    for n in names {
+        if let Some(t) = get_table(conn, &FullName::new(catalog, schema, &n))? {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// Drops a table's rows and metadata; false when it did not exist.
+pub fn drop_table(conn: &Connection, name: &FullName, if_exists: bool) -> Result<bool, SqlError> {
+    if get_table(conn, name)?.is_none() {
+        return if if_exists {
+            Ok(false)
+        } else {
+            Err(SqlError::table_not_found(&name.dotted()))
+        };
+    }
+    conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", name.physical()))
+        .map_err(db)?;
+    conn.execute(
+        "DELETE FROM __dbx_columns WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3",
+        [&name.catalog, &name.schema, &name.name],
+    )
+    .map_err(db)?;
+    conn.execute(
+        "DELETE FROM __dbx_tables WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
+        [&name.catalog, &name.schema, &name.name],
+    )
+    .map_err(db)?;
+    Ok(true)
+}
+
+/// Declared type of a column of a SQLite table that holds a catalog table.
+pub fn physical_column_type(
+    conn: &Connection,
+    physical_table: &str,
+    column: &str,
+) -> Option<DbxType> {
+    let name = FullName::parse(physical_table)?;
+    conn.query_row(
+        "SELECT type_text FROM __dbx_columns WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3 AND name = ?4 COLLATE NOCASE",
+        [&name.catalog, &name.schema, &name.name, &column.to_string()],
+        |r| r.get::<_, String>(0),
+    )
+    .optional()
+    .ok()
+    .flatten()
+    .and_then(|t| DbxType::parse(&t))
+}

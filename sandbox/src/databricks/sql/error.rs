@@ -1,0 +1,200 @@
+//! SQL failures as Databricks reports them: an error class in brackets, a
+//! message and a SQLSTATE. The Statement Execution API returns these inside
+//! `status.error` (HTTP 200); Unity Catalog endpoints map the kind to a status.
+
+/// What went wrong, coarse enough to pick an HTTP status in the REST layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    Invalid,
+    Internal,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SqlError {
+    pub kind: ErrorKind,
+    /// Spark error class (`TABLE_OR_VIEW_NOT_FOUND`), also used as the REST
+    /// error code for Unity Catalog calls.
+    pub class: String,
+    pub message: String,
+    pub sql_state: String,
+}
+
+impl SqlError {
+    fn new(kind: ErrorKind, class: &str, detail: &str, sql_state: &str) -> Self {
+        SqlError {
+            kind,
+            class: class.to_string(),
+            message: format!("[{class}] {detail} SQLSTATE: {sql_state}"),
+            sql_state: sql_state.to_string(),
+        }
+    }
+
+    pub fn syntax(detail: &str) -> Self {
+        Self::new(
+            ErrorKind::Invalid,
+            "PARSE_SYNTAX_ERROR",
+            &format!("Syntax error: {detail}."),
+            "42601",
+        )
+    }
+
+    pub fn unsupported(what: &str) -> Self {
+        Self::new(
+            ErrorKind::Invalid,
+            "UNSUPPORTED_FEATURE",
+            &format!("The feature is not supported by the sandbox: {what}."),
+            "0A000",
+        )
+    }
+
+    pub fn table_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorKind::NotFound,
+            "TABLE_OR_VIEW_NOT_FOUND",
+            &format!(
+                "The table or view `{}` cannot be found. Verify the spelling and correctness of the schema and catalog.",
+                name.replace('.', "`.`")
+            ),
+            "42P01",
+        )
+    }
+
+    pub fn table_exists(name: &str) -> Self {
+        Self::new(
+            ErrorKind::AlreadyExists,
+            "TABLE_OR_VIEW_ALREADY_EXISTS",
+            &format!(
+                "Cannot create table or view `{}` because it already exists.",
+                name.replace('.', "`.`")
+            ),
+            "42P07",
+        )
+    }
+
+    pub fn catalog_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorKind::NotFound,
+            "NO_SUCH_CATALOG_EXCEPTION",
+            &format!("The catalog '{name}' was not found. Please verify the catalog name."),
+            "42704",
+        )
+    }
+
+    pub fn catalog_exists(name: &str) -> Self {
+        Self::new(
+            ErrorKind::AlreadyExists,
+            "CATALOG_ALREADY_EXISTS",
+            &format!("Cannot create catalog '{name}' because it already exists."),
+            "42000",
+        )
+    }
+
+    pub fn schema_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorKind::NotFound,
+            "SCHEMA_NOT_FOUND",
+            &format!(
+                "The schema `{}` cannot be found. Verify the spelling and correctness of the schema and catalog.",
+                name.replace('.', "`.`")
+            ),
+            "42704",
+        )
+    }
+
+    pub fn schema_exists(name: &str) -> Self {
+        Self::new(
+            ErrorKind::AlreadyExists,
+            "SCHEMA_ALREADY_EXISTS",
+            &format!(
+                "Cannot create schema `{}` because it already exists.",
+                name.replace('.', "`.`")
+            ),
+            "42P06",
+        )
+    }
+
+    pub fn schema_not_empty(name: &str) -> Self {
+        Self::new(
+            ErrorKind::Invalid,
+            "SCHEMA_NOT_EMPTY",
+            &format!("Cannot drop a schema `{name}` because it contains objects. Use DROP SCHEMA ... CASCADE to drop the schema and all its objects."),
+            "2BP01",
+        )
+    }
+
+    pub fn volume_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorKind::NotFound,
+            "VOLUME_NOT_FOUND",
+            &format!("The volume `{}` cannot be found.", name.replace('.', "`.`")),
+            "42704",
+        )
+    }
+
+    pub fn volume_exists(name: &str) -> Self {
+        Self::new(
+            ErrorKind::AlreadyExists,
+            "VOLUME_ALREADY_EXISTS",
+            &format!(
+                "Cannot create volume `{}` because it already exists.",
+                name.replace('.', "`.`")
+            ),
+            "42000",
+        )
+    }
+
+    pub fn column_not_found(name: &str) -> Self {
+        Self::new(
+            ErrorKind::Invalid,
+            "UNRESOLVED_COLUMN.WITHOUT_SUGGESTION",
+            &format!(
+                "A column, variable, or function parameter with name `{name}` cannot be resolved."
+            ),
+            "42703",
+        )
+    }
+
+    pub fn unbound_parameter(name: &str) -> Self {
+        Self::new(
+            ErrorKind::Invalid,
+            "UNBOUND_SQL_PARAMETER",
+            &format!("Found the unbound parameter: {name}. Please, fix `args` and provide a mapping of the parameter to either a SQL literal or collection constructor functions such as `map()`, `array()`, `struct()`."),
+            "42P02",
+        )
+    }
+
+    pub fn invalid(class: &str, detail: &str, sql_state: &str) -> Self {
+        Self::new(ErrorKind::Invalid, class, detail, sql_state)
+    }
+
+    pub fn path_not_found(path: &str) -> Self {
+        Self::new(
+            ErrorKind::NotFound,
+            "PATH_NOT_FOUND",
+            &format!("Path does not exist: {path}."),
+            "42K03",
+        )
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            ErrorKind::Internal,
+            "INTERNAL_ERROR",
+            &detail.to_string(),
+            "XX000",
+        )
+    }
+
+    /// A failure injected by a test through the fault API.
+    pub fn injected(statement: &str) -> Self {
+        Self::new(
+            ErrorKind::Internal,
+            "SANDBOX_INJECTED_FAILURE",
+            &format!("Statement failed by fault injection: {statement}"),
+            "XX000",
+        )
+    }
+}

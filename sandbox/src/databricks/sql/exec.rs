@@ -1,0 +1,1063 @@
+//! Running one Spark SQL statement on SQLite: catalog DDL, CREATE/DROP
+//! TABLE, INSERT, SELECT, UPDATE, DELETE and MERGE, each atomic (a savepoint
+//! per statement, as each Delta commit is).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use regex::Regex;
+use rusqlite::Connection;
+use sqlparser::ast::{
+    self, AssignmentTarget, ColumnOption, Expr, FromTable, MergeAction, MergeClauseKind,
+    MergeInsertKind, ObjectType, Query, SelectItem, SetExpr, Statement, TableFactor,
+};
+use sqlparser::dialect::DatabricksDialect;
+use sqlparser::parser::Parser;
+
+use super::catalog::{self, quote_ident, ColumnInfo, FullName, TableInfo, VolumeInfo};
+use super::error::SqlError;
+use super::rewrite::{self, expr_type, name_parts, Scope, TempTypes};
+use super::types::{Cell, DbxType};
+
+/// A named statement parameter (`:name`), already typed.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub name: String,
+    pub ty: DbxType,
+    /// `None` binds NULL.
+    pub value: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub ty: DbxType,
+}
+
+/// A statement's result: columns and rows (empty for DDL).
+#[derive(Clone, Debug, Default)]
+pub struct ResultSet {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// Side effects the engine must apply outside SQLite.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub volumes_created: Vec<VolumeInfo>,
+    pub volumes_dropped: Vec<VolumeInfo>,
+    /// `USE CATALOG` / `USE SCHEMA` in a script.
+    pub use_catalog: Option<String>,
+    pub use_schema: Option<String>,
+}
+
+pub struct Exec<'a> {
+    pub conn: &'a Connection,
+    pub volumes_root: &'a Path,
+    pub catalog: &'a str,
+    pub schema: &'a str,
+    pub params: &'a [Param],
+}
+
+const IDENT: &str = r"(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)";
+
+fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
+    cell.get_or_init(|| Regex::new(pattern).unwrap_or_else(|e| panic!("bad regex {pattern}: {e}")))
+}
+
+fn unquote(s: &str) -> String {
+    s.trim_matches('`').to_string()
+}
+
+fn names(text: &str) -> Vec<String> {
+    let r = {
+        static R: OnceLock<Regex> = OnceLock::new();
+        re(&R, IDENT)
+    };
+    r.find_iter(text).map(|m| unquote(m.as_str())).collect()
+}
+
+fn comment_of(text: Option<regex::Match<'_>>) -> Option<String> {
+    text.map(|m| m.as_str().replace("''", "'"))
+}
+
+fn db(e: rusqlite::Error) -> SqlError {
+    map_sqlite_error(e)
+}
+
+/// SQLite's messages turned into Spark's error classes.
+pub fn map_sqlite_error(e: rusqlite::Error) -> SqlError {
+    if let rusqlite::Error::UserFunctionError(inner) = &e {
+        if let Some(s) = inner.downcast_ref::<super::types::StoreError>() {
+            return SqlError::invalid(
+                match s {
+                    super::types::StoreError::Malformed { .. } => "CAST_INVALID_INPUT",
+                    super::types::StoreError::OutOfRange { .. } => "NUMERIC_VALUE_OUT_OF_RANGE",
+                    super::types::StoreError::Mismatch { .. } => "DATATYPE_MISMATCH",
+                },
+                &s.to_string()
+                    .split_once("] ")
+                    .map(|(_, r)| {
+                        r.rsplit_once(" SQLSTATE")
+                            .map(|x| x.0)
+                            .unwrap_or(r)
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+                s.sql_state(),
+            );
+        }
+    }
+    let msg = e.to_string();
+    if let Some(c) = msg.strip_prefix("no such column: ") {
+        return SqlError::column_not_found(c);
+    }
+    if let Some(t) = msg.strip_prefix("no such table: ") {
+        return SqlError::table_not_found(t);
+    }
+    if let Some(f) = msg.strip_prefix("no such function: ") {
+        return SqlError::invalid(
+            "UNRESOLVED_ROUTINE",
+            &format!(
+                "Cannot resolve routine `{}` on search path.",
+                f.to_lowercase()
+            ),
+            "42883",
+        );
+    }
+    if let Some(c) = msg.strip_prefix("NOT NULL constraint failed: ") {
+        let col = c.rsplit('.').next().unwrap_or(c);
+        return SqlError::invalid(
+            "DELTA_NOT_NULL_CONSTRAINT_VIOLATED",
+            &format!("NOT NULL constraint violated for column: {col}."),
+            "23502",
+        );
+    }
+    if msg.contains("values for") && msg.contains("columns") {
+        return SqlError::invalid(
+            "INSERT_COLUMN_ARITY_MISMATCH",
+            &format!("Cannot write to the table: {msg}."),
+            "21S01",
+        );
+    }
+    if msg.contains("syntax error") || msg.contains("ambiguous") {
+        return SqlError::syntax(&msg);
+    }
+    SqlError::internal(msg)
+}
+
+impl Exec<'_> {
+    fn scope<'s>(&'s self, param_types: &'s HashMap<String, DbxType>) -> Scope<'s> {
+        Scope {
+            conn: self.conn,
+            catalog: self.catalog,
+            schema: self.schema,
+            volumes_root: self.volumes_root,
+            param_types,
+        }
+    }
+
+    fn param_types(&self) -> HashMap<String, DbxType> {
+        self.params
+            .iter()
+            .map(|p| (p.name.clone(), p.ty.clone()))
+            .collect()
+    }
+
+    /// Runs one statement.
+    pub fn run(&self, sql: &str) -> Result<(ResultSet, Effects), SqlError> {
+        let text = sql.trim().trim_end_matches(';').trim();
+        if let Some(r) = self.catalog_ddl(text)? {
+            return Ok(r);
+        }
+        let dialect = DatabricksDialect {};
+        let text = strip_table_clauses(text);
+        let mut stmts =
+            Parser::parse_sql(&dialect, &text).map_err(|e| SqlError::syntax(&e.to_string()))?;
+        if stmts.len() != 1 {
+            return Err(SqlError::syntax(
+                "the Statement Execution API runs exactly one statement",
+            ));
+        }
+        let stmt = stmts.remove(0);
+        self.conn.execute_batch("SAVEPOINT dbx_stmt").map_err(db)?;
+        let mut temps = TempTypes::default();
+        let result = self.statement(stmt, &mut temps);
+        let end = match &result {
+            Ok(_) => "RELEASE dbx_stmt",
+            Err(_) => "ROLLBACK TO dbx_stmt; RELEASE dbx_stmt",
+        };
+        let end_result = self.conn.execute_batch(end).map_err(db);
+        for t in temps.tables.keys() {
+            let _ = self
+                .conn
+                .execute_batch(&format!("DROP TABLE IF EXISTS temp.{}", quote_ident(t)));
+        }
+        let r = result?;
+        end_result?;
+        Ok((r, Effects::default()))
+    }
+
+    /// CATALOG / SCHEMA / VOLUME DDL and USE, which sqlparser does not know.
+    fn catalog_ddl(&self, text: &str) -> Result<Option<(ResultSet, Effects)>, SqlError> {
+        static CREATE: OnceLock<Regex> = OnceLock::new();
+        static DROP: OnceLock<Regex> = OnceLock::new();
+        static USE: OnceLock<Regex> = OnceLock::new();
+        let create = re(
+            &CREATE,
+            r"(?is)^CREATE\s+(?:EXTERNAL\s+|MANAGED\s+)?(CATALOG|SCHEMA|DATABASE|VOLUME)\s+(IF\s+NOT\s+EXISTS\s+)?((?:(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)\.){0,2}(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*))(?:\s+COMMENT\s+'((?:[^']|'')*)')?\s*$",
+        );
+        let drop = re(
+            &DROP,
+            r"(?is)^DROP\s+(CATALOG|SCHEMA|DATABASE|VOLUME)\s+(IF\s+EXISTS\s+)?((?:(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)\.){0,2}(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*))(\s+CASCADE|\s+RESTRICT)?\s*$",
+        );
+        let use_re = re(
+            &USE,
+            r"(?is)^USE\s+(CATALOG\s+|SCHEMA\s+|DATABASE\s+)?((?:(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)\.)?(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*))\s*$",
+        );
+        let empty = ResultSet::default();
+        if let Some(c) = create.captures(text) {
+            let kind = c[1].to_ascii_uppercase();
+            let if_not = c.get(2).is_some();
+            let parts = names(&c[3]);
+            let comment = comment_of(c.get(4));
+            let mut fx = Effects::default();
+            match (kind.as_str(), parts.as_slice()) {
+                ("CATALOG", [n]) => {
+                    catalog::create_catalog(self.conn, n, comment.as_deref(), if_not)?;
+                    // Databricks creates `default` and `information_schema` in a new catalog.
+                    catalog::create_schema(self.conn, n, "default", None, true)?;
+                }
+                ("SCHEMA" | "DATABASE", [s]) => {
+                    catalog::create_schema(self.conn, self.catalog, s, comment.as_deref(), if_not)?;
+                }
+                ("SCHEMA" | "DATABASE", [cat, s]) => {
+                    catalog::create_schema(self.conn, cat, s, comment.as_deref(), if_not)?;
+                }
+                ("VOLUME", p) if !p.is_empty() && p.len() <= 3 => {
+                    let full = match p {
+                        [v] => FullName::new(self.catalog, self.schema, v),
+                        [s, v] => FullName::new(self.catalog, s, v),
+                        [cat, s, v] => FullName::new(cat, s, v),
+                        _ => return Err(SqlError::syntax(text)),
+                    };
+                    let existed = catalog::get_volume(self.conn, &full)?.is_some();
+                    let v = catalog::create_volume(
+                        self.conn,
+                        &full,
+                        "MANAGED",
+                        comment.as_deref(),
+                        if_not,
+                    )?;
+                    if !existed {
+                        fx.volumes_created.push(v);
+                    }
+                }
+                _ => return Err(SqlError::syntax(&format!("invalid name in {text}"))),
+            }
+            return Ok(Some((empty, fx)));
+        }
+        if let Some(c) = drop.captures(text) {
+            let kind = c[1].to_ascii_uppercase();
+            let if_exists = c.get(2).is_some();
+            let parts = names(&c[3]);
+            let cascade = c
+                .get(4)
+                .map(|m| m.as_str().trim().eq_ignore_ascii_case("CASCADE"))
+                .unwrap_or(false);
+            let mut fx = Effects::default();
+            match (kind.as_str(), parts.as_slice()) {
+                ("CATALOG", [n]) => {
+                    fx.volumes_dropped = catalog::drop_catalog(self.conn, n, if_exists, cascade)?;
+                }
+                ("SCHEMA" | "DATABASE", [s]) => {
+                    fx.volumes_dropped =
+                        catalog::drop_schema(self.conn, self.catalog, s, if_exists, cascade)?;
+                }
+                ("SCHEMA" | "DATABASE", [cat, s]) => {
+                    fx.volumes_dropped =
+                        catalog::drop_schema(self.conn, cat, s, if_exists, cascade)?;
+                }
+                ("VOLUME", p) if !p.is_empty() && p.len() <= 3 => {
+                    let full = match p {
+                        [v] => FullName::new(self.catalog, self.schema, v),
+                        [s, v] => FullName::new(self.catalog, s, v),
+                        [cat, s, v] => FullName::new(cat, s, v),
+                        _ => return Err(SqlError::syntax(text)),
+                    };
+                    if let Some(v) = catalog::drop_volume(self.conn, &full, if_exists)? {
+                        fx.volumes_dropped.push(v);
+                    }
+                }
+                _ => return Err(SqlError::syntax(&format!("invalid name in {text}"))),
+            }
+            return Ok(Some((empty, fx)));
+        }
+        if let Some(c) = use_re.captures(text) {
+            let kind = c
+                .get(1)
+                .map(|m| m.as_str().trim().to_ascii_uppercase())
+                .unwrap_or_default();
+            let parts = names(&c[2]);
+            let mut fx = Effects::default();
+            match (kind.as_str(), parts.as_slice()) {
+                ("CATALOG", [n]) => {
+                    if catalog::get_catalog(self.conn, n)?.is_none() {
+                        return Err(SqlError::catalog_not_found(n));
+                    }
+                    fx.use_catalog = Some(n.to_lowercase());
+                    fx.use_schema = Some("default".into());
+                }
+                (_, [s]) => {
+                    if catalog::get_schema(self.conn, self.catalog, s)?.is_none() {
+                        return Err(SqlError::schema_not_found(&format!("{}.{s}", self.catalog)));
+                    }
+                    fx.use_schema = Some(s.to_lowercase());
+                }
+                (_, [cat, s]) => {
+                    if catalog::get_schema(self.conn, cat, s)?.is_none() {
+                        return Err(SqlError::schema_not_found(&format!("{cat}.{s}")));
+                    }
+                    fx.use_catalog = Some(cat.to_lowercase());
+                    fx.use_schema = Some(s.to_lowercase());
+                }
+                _ => return Err(SqlError::syntax(text)),
+            }
+            return Ok(Some((empty, fx)));
+        }
+        Ok(None)
+    }
+
+    fn statement(&self, stmt: Statement, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+        match stmt {
+            Statement::Query(q) => self.query(*q, temps),
+            Statement::CreateTable(ct) => self.create_table(ct, temps),
+            Statement::Insert(ins) => self.insert(ins, temps),
+            Statement::Update(upd) => self.update(upd, temps),
+            Statement::Delete(del) => self.delete(del, temps),
+            Statement::Merge(m) => self.merge(m, temps),
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => {
+                let pt = self.param_types();
+                let scope = self.scope(&pt);
+                for n in &names {
+                    let full = scope.full_name(n)?;
+                    catalog::drop_table(self.conn, &full, if_exists)?;
+                }
+                Ok(ResultSet::default())
+            }
+            Statement::Truncate(t) => {
+                let pt = self.param_types();
+                let scope = self.scope(&pt);
+                for tn in &t.table_names {
+                    let info = scope.table(&tn.name)?;
+                    self.conn
+                        .execute_batch(&format!("DELETE FROM {}", info.name.physical()))
+                        .map_err(db)?;
+                }
+                Ok(ResultSet::default())
+            }
+            other => Err(SqlError::unsupported(&format!(
+                "statement `{}`",
+                other.to_string().chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+
+    fn bind(&self, st: &mut rusqlite::Statement<'_>) -> Result<(), SqlError> {
+        for i in 1..=st.parameter_count() {
+            let Some(pname) = st.parameter_name(i).map(str::to_string) else {
+                return Err(SqlError::syntax(
+                    "positional parameter markers are not supported",
+                ));
+            };
+            let bare = pname.trim_start_matches([':', '@', '$']);
+            let p = self
+                .params
+                .iter()
+                .find(|p| p.name == bare)
+                .ok_or_else(|| SqlError::unbound_parameter(bare))?;
+            let cell = match &p.value {
+                None => Cell::Null,
+                Some(v) => super::types::store(Cell::Text(v.clone()), &p.ty).map_err(|e| {
+                    SqlError::invalid("INVALID_PARAMETER_VALUE", &e.to_string(), "22023")
+                })?,
+            };
+            let v = match cell {
+                Cell::Null => rusqlite::types::Value::Null,
+                Cell::Int(i) => rusqlite::types::Value::Integer(i),
+                Cell::Real(f) => rusqlite::types::Value::Real(f),
+                Cell::Text(t) => rusqlite::types::Value::Text(t),
+                Cell::Blob(b) => rusqlite::types::Value::Blob(b),
+            };
+            st.raw_bind_parameter(i, v).map_err(db)?;
+        }
+        Ok(())
+    }
+
+    /// Runs an SQL text that changes rows; returns the row count.
+    fn exec_count(&self, sql: &str) -> Result<u64, SqlError> {
+        tracing::debug!(sql, "sqlite dml");
+        let mut st = self.conn.prepare(sql).map_err(db)?;
+        self.bind(&mut st)?;
+        Ok(st.raw_execute().map_err(db)? as u64)
+    }
+
+    /// Columns of every catalog table a query names, for typing expressions.
+    fn column_types(&self, q: &impl ast::Visit, scope: &Scope<'_>) -> HashMap<String, DbxType> {
+        struct Names(Vec<ast::ObjectName>);
+        impl ast::Visitor for Names {
+            type Break = ();
+            fn pre_visit_relation(&mut self, r: &ast::ObjectName) -> std::ops::ControlFlow<()> {
+                self.0.push(r.clone());
+                std::ops::ControlFlow::Continue(())
+            }
+        }
+        let mut n = Names(vec![]);
+        let _ = q.visit(&mut n);
+        let mut out = HashMap::new();
+        for name in n.0 {
+            if let Ok(Some(t)) = scope
+                .full_name(&name)
+                .and_then(|f| catalog::get_table(self.conn, &f))
+            {
+                for c in t.columns {
+                    out.entry(c.name.to_lowercase()).or_insert(c.ty);
+                }
+            }
+        }
+        out
+    }
+
+    fn query(&self, q: Query, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+        let pt = self.param_types();
+        let scope = self.scope(&pt);
+        let original = q.clone();
+        let mut q = q;
+        rewrite::rewrite(&scope, temps, &mut q)?;
+        let col_types = self.column_types(&original, &scope);
+        // Per select item: (Spark's column name, type from the syntax).
+        let mut hints: Option<Vec<(Option<String>, Option<DbxType>)>> = None;
+        if let SetExpr::Select(sel) = original.body.as_ref() {
+            let mut v = Vec::new();
+            for item in &sel.projection {
+                match item {
+                    SelectItem::UnnamedExpr(e) => {
+                        let name = match e {
+                            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+                            other => Some(spark_column_name(other)),
+                        };
+                        v.push((name, expr_type(e, &scope, &col_types)));
+                    }
+                    SelectItem::ExprWithAlias { expr, .. } => {
+                        v.push((None, expr_type(expr, &scope, &col_types)))
+                    }
+                    _ => {
+                        v.clear();
+                        break;
+                    }
+                }
+            }
+            if !v.is_empty() {
+                hints = Some(v);
+            }
+        }
+        let sql = q.to_string();
+        tracing::debug!(sql, "sqlite query");
+        let mut st = self.conn.prepare(&sql).map_err(db)?;
+        let n = st.column_count();
+        let mut columns: Vec<(String, Option<DbxType>)> = Vec::with_capacity(n);
+        for (i, meta) in st.columns_with_metadata().enumerate() {
+            let mut name = meta.name().to_string();
+            let mut ty = match (meta.table_name(), meta.origin_name()) {
+                (Some(t), Some(o)) => temps
+                    .tables
+                    .get(t)
+                    .and_then(|cols| cols.iter().find(|(c, _)| c == o).map(|(_, t)| t.clone()))
+                    .or_else(|| catalog::physical_column_type(self.conn, t, o)),
+                _ => None,
+            };
+            if let Some(h) = hints.as_ref().filter(|h| h.len() == n) {
+                if let Some(spark_name) = &h[i].0 {
+                    name = spark_name.clone();
+                }
+                if ty.is_none() {
+                    ty = h[i].1.clone();
+                }
+            }
+            columns.push((name, ty));
+        }
+        self.bind(&mut st)?;
+        let mut rows_out = Vec::new();
+        let mut rows = st.raw_query();
+        while let Some(row) = rows.next().map_err(db)? {
+            let mut r = Vec::with_capacity(n);
+            for i in 0..n {
+                r.push(Cell::from(row.get_ref(i).map_err(db)?));
+            }
+            rows_out.push(r);
+        }
+        let columns = columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, ty))| Column {
+                name,
+                ty: ty
+                    .filter(|t| *t != DbxType::Void || rows_out.iter().all(|r| r[i] == Cell::Null))
+                    .unwrap_or_else(|| infer_type(&rows_out, i)),
+            })
+            .collect();
+        Ok(ResultSet {
+            columns,
+            rows: rows_out,
+        })
+    }
+
+    fn create_table(
+        &self,
+        ct: ast::CreateTable,
+        temps: &mut TempTypes,
+    ) -> Result<ResultSet, SqlError> {
+        let pt = self.param_types();
+        let scope = self.scope(&pt);
+        let full = scope.full_name(&ct.name)?;
+        if catalog::get_schema(self.conn, &full.catalog, &full.schema)?.is_none() {
+            return Err(SqlError::schema_not_found(&format!(
+                "{}.{}",
+                full.catalog, full.schema
+            )));
+        }
+        if catalog::get_table(self.conn, &full)?.is_some() {
+            if ct.or_replace {
+                catalog::drop_table(self.conn, &full, true)?;
+            } else if ct.if_not_exists {
+                return Ok(ResultSet::default());
+            } else {
+                return Err(SqlError::table_exists(&full.dotted()));
+            }
+        }
+        let comment = ct.comment.as_ref().map(|c| match c {
+            ast::CommentDef::WithEq(s) | ast::CommentDef::WithoutEq(s) => s.clone(),
+        });
+        let mut columns = Vec::new();
+        for c in &ct.columns {
+            let text = c.data_type.to_string();
+            let ty = DbxType::parse(&text).ok_or_else(|| {
+                SqlError::invalid(
+                    "UNSUPPORTED_DATATYPE",
+                    &format!("Unsupported data type \"{text}\"."),
+                    "0A000",
+                )
+            })?;
+            let mut nullable = true;
+            let mut ccomment = None;
+            for o in &c.options {
+                match &o.option {
+                    ColumnOption::NotNull => nullable = false,
+                    ColumnOption::Comment(s) => ccomment = Some(s.clone()),
+                    _ => {}
+                }
+            }
+            columns.push(ColumnInfo {
+                name: c.name.value.clone(),
+                ty,
+                nullable,
+                comment: ccomment,
+            });
+        }
+        let mut rows = None;
+        if let Some(q) = ct.query {
+            let rs = self.query(*q, temps)?;
+            if columns.is_empty() {
+                columns = rs
+                    .columns
+                    .iter()
+                    .map(|c| ColumnInfo {
+                        name: c.name.clone(),
+                        ty: if c.ty == DbxType::Void {
+                            DbxType::String
+                        } else {
+                            c.ty.clone()
+                        },
+                        nullable: true,
+                        comment: None,
+                    })
+                    .collect();
+            }
+            rows = Some(rs.rows);
+        }
+        if columns.is_empty() {
+            return Err(SqlError::syntax("CREATE TABLE needs columns or AS SELECT"));
+        }
+        let defs: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}{}",
+                    quote_ident(&c.name),
+                    c.ty.sqlite_decl(),
+                    if c.nullable { "" } else { " NOT NULL" }
+                )
+            })
+            .collect();
+        self.conn
+            .execute_batch(&format!(
+                "CREATE TABLE {} ({})",
+                full.physical(),
+                defs.join(", ")
+            ))
+            .map_err(db)?;
+        catalog::register_table(self.conn, &full, &columns, comment.as_deref())?;
+        if let Some(rows) = rows {
+            let marks: Vec<String> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("__dbx_store(?{}, '{}')", i + 1, c.ty))
+                .collect();
+            let mut ins = self
+                .conn
+                .prepare(&format!(
+                    "INSERT INTO {} VALUES ({})",
+                    full.physical(),
+                    marks.join(", ")
+                ))
+                .map_err(db)?;
+            for r in rows {
+                let vals: Vec<rusqlite::types::Value> = r.into_iter().map(cell_value).collect();
+                ins.execute(rusqlite::params_from_iter(vals)).map_err(db)?;
+            }
+        }
+        Ok(ResultSet::default())
+    }
+
+    fn insert(&self, ins: ast::Insert, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+        let pt = self.param_types();
+        let scope = self.scope(&pt);
+        let name = match &ins.table {
+            ast::TableObject::TableName(n) => n.clone(),
+            _ => return Err(SqlError::unsupported("INSERT INTO a table function")),
+        };
+        let table = scope.table(&name)?;
+        let targets: Vec<&ColumnInfo> = if ins.columns.is_empty() {
+            table.columns.iter().collect()
+        } else {
+            let mut v = Vec::new();
+            for c in &ins.columns {
+                let cname = name_parts(c).pop().unwrap_or_default();
+                v.push(column(&table, &cname)?);
+            }
+            v
+        };
+        let Some(mut source) = ins.source else {
+            return Err(SqlError::unsupported("INSERT without VALUES or SELECT"));
+        };
+        rewrite::rewrite(&scope, temps, source.as_mut())?;
+        let src_cols: Vec<String> = (1..=targets.len()).map(|i| format!("\"c{i}\"")).collect();
+        let stores: Vec<String> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("__dbx_store(\"c{}\", '{}')", i + 1, c.ty))
+            .collect();
+        let names: Vec<String> = targets.iter().map(|c| quote_ident(&c.name)).collect();
+        if ins.overwrite {
+            self.exec_count(&format!("DELETE FROM {}", table.name.physical()))?;
+        }
+        let n = self.exec_count(&format!(
+            "WITH \"__src\"({}) AS ({source}) INSERT INTO {} ({}) SELECT {} FROM \"__src\"",
+            src_cols.join(", "),
+            table.name.physical(),
+            names.join(", "),
+            stores.join(", ")
+        ))?;
+        Ok(counts(&[
+            ("num_affected_rows", n),
+            ("num_inserted_rows", n),
+        ]))
+    }
+
+    fn target_alias(tf: &TableFactor) -> Option<String> {
+        match tf {
+            TableFactor::Table { name, alias, .. } => Some(match alias {
+                Some(a) => a.name.value.clone(),
+                None => name_parts(name).pop().unwrap_or_default(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn assignments(
+        &self,
+        table: &TableInfo,
+        assignments: Vec<ast::Assignment>,
+        scope: &Scope<'_>,
+        temps: &mut TempTypes,
+    ) -> Result<Vec<String>, SqlError> {
+        let mut sets = Vec::new();
+        for mut a in assignments {
+            let col = match &a.target {
+                AssignmentTarget::ColumnName(n) => name_parts(n).pop().unwrap_or_default(),
+                AssignmentTarget::Tuple(_) => {
+                    return Err(SqlError::unsupported("tuple assignment"))
+                }
+            };
+            let c = column(table, &col)?;
+            rewrite::rewrite(scope, temps, &mut a.value)?;
+            sets.push(format!(
+                "{} = __dbx_store({}, '{}')",
+                quote_ident(&c.name),
+                a.value,
+                c.ty
+            ));
+        }
+        Ok(sets)
+    }
+
+    fn update(&self, upd: ast::Update, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+        let pt = self.param_types();
+        let scope = self.scope(&pt);
+        let TableFactor::Table { name, .. } = &upd.table.relation else {
+            return Err(SqlError::unsupported("UPDATE of a derived table"));
+        };
+        let table = scope.table(name)?;
+        let alias = Self::target_alias(&upd.table.relation).unwrap_or_default();
+        if upd.from.is_some() || !upd.table.joins.is_empty() {
+            return Err(SqlError::unsupported("UPDATE ... FROM (use MERGE INTO)"));
+        }
+        let sets = self.assignments(&table, upd.assignments, &scope, temps)?;
+        let mut where_sql = String::new();
+        if let Some(mut w) = upd.selection {
+            rewrite::rewrite(&scope, temps, &mut w)?;
+            where_sql = format!(" WHERE {w}");
+        }
+        let n = self.exec_count(&format!(
+            "UPDATE {} AS {} SET {}{where_sql}",
+            table.name.physical(),
+            quote_ident(&alias),
+            sets.join(", ")
+        ))?;
+        Ok(counts(&[("num_affected_rows", n)]))
+    }
+
+    fn delete(&self, del: ast::Delete, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+        let pt = self.param_types();
+        let scope = self.scope(&pt);
+        let from = match del.from {
+            FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f) => f,
+        };
+        if from.len() != 1 || !from[0].joins.is_empty() || del.using.is_some() {
+            return Err(SqlError::unsupported("DELETE with joins (use MERGE INTO)"));
+        }
+        let relation = &from[0].relation;
+        let TableFactor::Table { name, .. } = relation else {
+            return Err(SqlError::unsupported("DELETE from a derived table"));
+        };
+        let table = scope.table(name)?;
+        let alias = Self::target_alias(relation).unwrap_or_default();
+        let mut where_sql = String::new();
+        if let Some(mut w) = del.selection {
+            rewrite::rewrite(&scope, temps, &mut w)?;
+            where_sql = format!(" WHERE {w}");
+        }
+        let n = self.exec_count(&format!(
+            "DELETE FROM {} AS {}{where_sql}",
+            table.name.physical(),
+            quote_ident(&alias)
+        ))?;
+        Ok(counts(&[("num_affected_rows", n)]))
+    }
+
+    /// MERGE INTO: the source is materialised first and the unmatched rows
+    /// captured before any change, so every clause sees the table as it was.
+    fn merge(&self, m: ast::Merge, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+        let pt = self.param_types();
+        let scope = self.scope(&pt);
+        let TableFactor::Table { name, .. } = &m.table else {
+            return Err(SqlError::unsupported("MERGE into a derived table"));
+        };
+        let table = scope.table(name)?;
+        let talias = quote_ident(&Self::target_alias(&m.table).unwrap_or_default());
+        let mut source = m.source.clone();
+        let salias = match &source {
+            TableFactor::Table { alias, name, .. } => alias
+                .as_ref()
+                .map(|a| a.name.value.clone())
+                .unwrap_or_else(|| name_parts(name).pop().unwrap_or_default()),
+            TableFactor::Derived { alias: Some(a), .. } => a.name.value.clone(),
+            _ => return Err(SqlError::syntax("MERGE source needs an alias")),
+        };
+        let qs = quote_ident(&salias);
+        rewrite::rewrite(&scope, temps, &mut source)?;
+        let src_sql = match &source {
+            TableFactor::Table { name, .. } => format!("SELECT * FROM {name}"),
+            TableFactor::Derived { subquery, .. } => subquery.to_string(),
+            _ => return Err(SqlError::unsupported("MERGE source")),
+        };
+        let src = "temp.\"__merge_src\"";
+        let new = "temp.\"__merge_new\"";
+        let mut on = (*m.on).clone();
+        rewrite::rewrite(&scope, temps, &mut on)?;
+        self.conn
+            .execute_batch(&format!(
+                "DROP TABLE IF EXISTS {src}; DROP TABLE IF EXISTS {new};"
+            ))
+            .map_err(db)?;
+        self.exec_count(&format!("CREATE TABLE {src} AS {src_sql}"))?;
+        self.exec_count(&format!(
+            "CREATE TABLE {new} AS SELECT * FROM {src} AS {qs} WHERE NOT EXISTS (SELECT 1 FROM {} AS {talias} WHERE {on})",
+            table.name.physical()
+        ))?;
+        // Spark refuses a MERGE where one target row matches several source rows.
+        let multi: i64 = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM (SELECT {talias}.rowid FROM {} AS {talias} JOIN {src} AS {qs} ON {on} GROUP BY {talias}.rowid HAVING count(*) > 1)",
+                    table.name.physical()
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        let (mut updated, mut deleted, mut inserted) = (0u64, 0u64, 0u64);
+        let mut earlier: Vec<String> = Vec::new();
+        let result = (|| -> Result<(), SqlError> {
+            if multi > 0 {
+                return Err(SqlError::invalid(
+                    "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE",
+                    "Cannot perform Merge as multiple source rows matched and attempted to modify the same target row in the Delta table in possibly conflicting ways.",
+                    "21506",
+                ));
+            }
+            // Matched rows are decided before any clause runs (a snapshot of
+            // target rowids with the clause that applies to each).
+            self.conn
+                .execute_batch("DROP TABLE IF EXISTS temp.\"__merge_matched\"; CREATE TABLE temp.\"__merge_matched\" (rid INTEGER PRIMARY KEY, clause INTEGER)")
+                .map_err(db)?;
+            let mut matched_clauses = Vec::new();
+            for (i, clause) in m.clauses.iter().enumerate() {
+                if clause.clause_kind != MergeClauseKind::Matched {
+                    continue;
+                }
+                let pred = match &clause.predicate {
+                    Some(p) => {
+                        let mut p = p.clone();
+                        rewrite::rewrite(&scope, temps, &mut p)?;
+                        format!(" AND ({p})")
+                    }
+                    None => String::new(),
+                };
+                self.exec_count(&format!(
+                    "INSERT OR IGNORE INTO temp.\"__merge_matched\" (rid, clause) SELECT {talias}.rowid, {i} FROM {} AS {talias} JOIN {src} AS {qs} ON {on}{pred}",
+                    table.name.physical()
+                ))?;
+                matched_clauses.push(i);
+            }
+            for (i, clause) in m.clauses.iter().enumerate() {
+                let pred = match &clause.predicate {
+                    Some(p) => {
+                        let mut p = p.clone();
+                        rewrite::rewrite(&scope, temps, &mut p)?;
+                        Some(p.to_string())
+                    }
+                    None => None,
+                };
+                match (&clause.clause_kind, &clause.action) {
+                    (MergeClauseKind::Matched, MergeAction::Update(u)) => {
+                        let ast::MergeUpdateKind::Set(assignments) = &u.kind else {
+                            return Err(SqlError::unsupported("MERGE ... UPDATE SET *"));
+                        };
+                        let sets = self.assignments(&table, assignments.clone(), &scope, temps)?;
+                        updated += self.exec_count(&format!(
+                            "UPDATE {} AS {talias} SET {} FROM {src} AS {qs} WHERE ({on}) AND {talias}.rowid IN (SELECT rid FROM temp.\"__merge_matched\" WHERE clause = {i})",
+                            table.name.physical(),
+                            sets.join(", ")
+                        ))?;
+                    }
+                    (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
+                        deleted += self.exec_count(&format!(
+                            "DELETE FROM {} WHERE rowid IN (SELECT rid FROM temp.\"__merge_matched\" WHERE clause = {i})",
+                            table.name.physical()
+                        ))?;
+                    }
+                    (
+                        MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
+                        MergeAction::Insert(ins),
+                    ) => {
+                        let cols: Vec<&ColumnInfo> = if ins.columns.is_empty() {
+                            table.columns.iter().collect()
+                        } else {
+                            let mut v = Vec::new();
+                            for c in &ins.columns {
+                                v.push(column(&table, &name_parts(c).pop().unwrap_or_default())?);
+                            }
+                            v
+                        };
+                        let values: Vec<Expr> = match &ins.kind {
+                            MergeInsertKind::Values(values) => values
+                                .rows
+                                .first()
+                                .map(|r| r.content.clone())
+                                .unwrap_or_default(),
+                            _ => return Err(SqlError::unsupported("MERGE ... INSERT *")),
+                        };
+                        if values.len() != cols.len() {
+                            return Err(SqlError::invalid(
+                                "INSERT_COLUMN_ARITY_MISMATCH",
+                                "The MERGE INSERT clause has a different number of columns and values.",
+                                "21S01",
+                            ));
+                        }
+                        let mut vals = Vec::new();
+                        for (mut e, c) in values.into_iter().zip(&cols) {
+                            rewrite::rewrite(&scope, temps, &mut e)?;
+                            vals.push(format!("__dbx_store({e}, '{}')", c.ty));
+                        }
+                        let names: Vec<String> =
+                            cols.iter().map(|c| quote_ident(&c.name)).collect();
+                        let mut cond = earlier
+                            .iter()
+                            .map(|p| format!("NOT ({p})"))
+                            .collect::<Vec<_>>();
+                        if let Some(p) = &pred {
+                            cond.push(format!("({p})"));
+                        }
+                        let where_sql = if cond.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" WHERE {}", cond.join(" AND "))
+                        };
+                        inserted += self.exec_count(&format!(
+                            "INSERT INTO {} ({}) SELECT {} FROM {new} AS {qs}{where_sql}",
+                            table.name.physical(),
+                            names.join(", "),
+                            vals.join(", ")
+                        ))?;
+                        if let Some(p) = pred {
+                            earlier.push(p);
+                        } else {
+                            earlier.push("1".into());
+                        }
+                    }
+                    (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
+                        deleted += self.exec_count(&format!(
+                            "DELETE FROM {} AS {talias} WHERE NOT EXISTS (SELECT 1 FROM {src} AS {qs} WHERE {on}){}",
+                            table.name.physical(),
+                            pred.map(|p| format!(" AND ({p})")).unwrap_or_default()
+                        ))?;
+                    }
+                    (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
+                        let ast::MergeUpdateKind::Set(assignments) = &u.kind else {
+                            return Err(SqlError::unsupported("MERGE ... UPDATE SET *"));
+                        };
+                        let sets = self.assignments(&table, assignments.clone(), &scope, temps)?;
+                        updated += self.exec_count(&format!(
+                            "UPDATE {} AS {talias} SET {} WHERE NOT EXISTS (SELECT 1 FROM {src} AS {qs} WHERE {on}){}",
+                            table.name.physical(),
+                            sets.join(", "),
+                            pred.map(|p| format!(" AND ({p})")).unwrap_or_default()
+                        ))?;
+                    }
+                    (kind, _) => return Err(SqlError::unsupported(&format!("MERGE WHEN {kind}"))),
+                }
+            }
+            Ok(())
+        })();
+        let _ = self.conn.execute_batch(
+            "DROP TABLE IF EXISTS temp.\"__merge_src\"; DROP TABLE IF EXISTS temp.\"__merge_new\"; DROP TABLE IF EXISTS temp.\"__merge_matched\";",
+        );
+        result?;
+        Ok(counts(&[
+            ("num_affected_rows", updated + deleted + inserted),
+            ("num_updated_rows", updated),
+            ("num_deleted_rows", deleted),
+            ("num_inserted_rows", inserted),
+        ]))
+    }
+}
+
+/// Drops the Delta table clauses sqlparser does not parse (`USING DELTA`,
+/// `PARTITIONED BY`, `CLUSTER BY`, `TBLPROPERTIES`, `LOCATION`): they change
+/// nothing in the sandbox.
+fn strip_table_clauses(text: &str) -> String {
+    static CREATE: OnceLock<Regex> = OnceLock::new();
+    static CLAUSES: OnceLock<Regex> = OnceLock::new();
+    let create = re(&CREATE, r"(?is)^CREATE\s+(OR\s+REPLACE\s+)?TABLE\b");
+    if !create.is_match(text) {
+        return text.to_string();
+    }
+    let clauses = re(
+        &CLAUSES,
+        r"(?is)\bUSING\s+(DELTA|PARQUET)\b|\b(PARTITIONED|CLUSTER)\s+BY\s*\([^)]*\)|\bTBLPROPERTIES\s*\([^)]*\)|\bLOCATION\s+'[^']*'",
+    );
+    clauses.replace_all(text, " ").into_owned()
+}
+
+fn column<'t>(table: &'t TableInfo, name: &str) -> Result<&'t ColumnInfo, SqlError> {
+    table
+        .columns
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| SqlError::column_not_found(name))
+}
+
+fn counts(items: &[(&str, u64)]) -> ResultSet {
+    ResultSet {
+        columns: items
+            .iter()
+            .map(|(n, _)| Column {
+                name: n.to_string(),
+                ty: DbxType::Long,
+            })
+            .collect(),
+        rows: vec![items.iter().map(|(_, v)| Cell::Int(*v as i64)).collect()],
+    }
+}
+
+fn cell_value(c: Cell) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match c {
+        Cell::Null => V::Null,
+        Cell::Int(i) => V::Integer(i),
+        Cell::Real(f) => V::Real(f),
+        Cell::Text(t) => V::Text(t),
+        Cell::Blob(b) => V::Blob(b),
+    }
+}
+
+/// Spark's name for an unaliased expression column (`count(1)`, `uuid()`).
+fn spark_column_name(e: &Expr) -> String {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    if lower == "count(*)" {
+        return "count(1)".into();
+    }
+    match e {
+        Expr::Function(f) => {
+            let name = name_parts(&f.name).join(".").to_lowercase();
+            match text.find('(') {
+                Some(i) => format!("{name}{}", &text[i..]),
+                None => format!("{name}()"),
+            }
+        }
+        _ => text,
+    }
+}
+
+/// A column type read off the values when the syntax says nothing.
+fn infer_type(rows: &[Vec<Cell>], i: usize) -> DbxType {
+    for r in rows {
+        match &r[i] {
+            Cell::Null => continue,
+            Cell::Int(_) => return DbxType::Long,
+            Cell::Real(_) => return DbxType::Double,
+            Cell::Text(_) => return DbxType::String,
+            Cell::Blob(_) => return DbxType::Binary,
+        }
+    }
+    DbxType::String
+}

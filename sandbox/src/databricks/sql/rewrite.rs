@@ -1,0 +1,549 @@
+//! Spark SQL syntax tree → SQLite: resolves one-, two- and three-part table
+//! names to the SQLite tables that hold them, maps Spark functions onto
+//! SQLite ones (or the sandbox's own, see `functions.rs`), and turns table
+//! functions (`range`, `read_files`, `parquet.\`/Volumes/...\``) into
+//! subqueries or temporary tables.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use rusqlite::Connection;
+use sqlparser::ast::{
+    self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
+    Query, TableFactor, Value, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
+
+use super::catalog::{self, FullName};
+use super::error::SqlError;
+use super::files;
+use super::types::DbxType;
+
+/// What a statement runs against: the session defaults, parameter types and
+/// the volumes directory for file reads.
+pub struct Scope<'a> {
+    pub conn: &'a Connection,
+    pub catalog: &'a str,
+    pub schema: &'a str,
+    pub volumes_root: &'a Path,
+    pub param_types: &'a HashMap<String, DbxType>,
+}
+
+/// Declared types of temporary tables made while rewriting (file reads).
+#[derive(Default)]
+pub struct TempTypes {
+    pub tables: HashMap<String, Vec<(String, DbxType)>>,
+    pub seq: u64,
+}
+
+impl Scope<'_> {
+    /// Resolves a table name against the session's catalog and schema.
+    pub fn full_name(&self, name: &ObjectName) -> Result<FullName, SqlError> {
+        let parts = name_parts(name);
+        match parts.as_slice() {
+            [t] => Ok(FullName::new(self.catalog, self.schema, t)),
+            [s, t] => Ok(FullName::new(self.catalog, s, t)),
+            [c, s, t] => Ok(FullName::new(c, s, t)),
+            _ => Err(SqlError::invalid(
+                "REQUIRES_SINGLE_PART_NAMESPACE",
+                &format!("Invalid name {name}."),
+                "42K05",
+            )),
+        }
+    }
+
+    /// A table that must exist.
+    pub fn table(&self, name: &ObjectName) -> Result<catalog::TableInfo, SqlError> {
+        let full = self.full_name(name)?;
+        catalog::get_table(self.conn, &full)?
+            .ok_or_else(|| SqlError::table_not_found(&full.dotted()))
+    }
+}
+
+pub fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// Parses an expression written for SQLite (templates for replacements).
+pub fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
+    Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::internal(format!("rewriting {sql}: {e}")))
+}
+
+fn parse_table_factor(sql: &str) -> Result<TableFactor, SqlError> {
+    let q = Parser::new(&GenericDialect {})
+        .try_with_sql(&format!("SELECT * FROM {sql}"))
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| SqlError::internal(format!("rewriting {sql}: {e}")))?;
+    match *q.body {
+        ast::SetExpr::Select(s) => s
+            .from
+            .into_iter()
+            .next()
+            .map(|t| t.relation)
+            .ok_or_else(|| SqlError::internal("empty FROM")),
+        _ => Err(SqlError::internal("not a SELECT")),
+    }
+}
+
+/// `name(args)` with the given argument expressions.
+pub fn call(name: &str, args: Vec<Expr>) -> Result<Expr, SqlError> {
+    let placeholders: Vec<&str> = args.iter().map(|_| "NULL").collect();
+    let mut e = parse_expr(&format!("{name}({})", placeholders.join(", ")))?;
+    if let Expr::Function(f) = &mut e {
+        if let FunctionArguments::List(l) = &mut f.args {
+            for (slot, a) in l.args.iter_mut().zip(args) {
+                *slot = FunctionArg::Unnamed(FunctionArgExpr::Expr(a));
+            }
+        }
+    }
+    Ok(e)
+}
+
+pub fn string_lit(s: &str) -> Expr {
+    Expr::Value(Value::SingleQuotedString(s.to_string()).into())
+}
+
+fn function_args(f: &ast::Function) -> Vec<Expr> {
+    match &f.args {
+        FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
+struct Rewriter<'s, 'a> {
+    scope: &'s Scope<'a>,
+    temps: &'s mut TempTypes,
+    ctes: HashSet<String>,
+    error: Option<SqlError>,
+}
+
+impl Rewriter<'_, '_> {
+    fn fail(&mut self, e: SqlError) -> ControlFlow<()> {
+        self.error = Some(e);
+        ControlFlow::Break(())
+    }
+
+    fn rewrite_table_factor(&mut self, tf: &mut TableFactor) -> Result<(), SqlError> {
+        let TableFactor::Table {
+            name, alias, args, ..
+        } = tf
+        else {
+            return Ok(());
+        };
+        let parts = name_parts(name);
+        let alias_sql = alias
+            .as_ref()
+            .map(|a| format!(" AS {}", catalog::quote_ident(&a.name.value)))
+            .unwrap_or_default();
+        if let Some(targs) = args {
+            let fname = parts.join(".").to_ascii_lowercase();
+            let exprs: Vec<(Option<String>, Expr)> = targs
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some((None, e.clone())),
+                    FunctionArg::Named {
+                        name,
+                        arg: FunctionArgExpr::Expr(e),
+                        ..
+                    } => Some((Some(name.value.to_ascii_lowercase()), e.clone())),
+                    _ => None,
+                })
+                .collect();
+            let replacement = match fname.as_str() {
+                "range" => {
+                    let nums: Vec<i64> = exprs
+                        .iter()
+                        .map(|(_, e)| literal_i64(e))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            SqlError::unsupported("range() with non-literal arguments")
+                        })?;
+                    let (start, end, step) = match nums.as_slice() {
+                        [end] => (0, *end, 1),
+                        [s, e] => (*s, *e, 1),
+                        [s, e, st, ..] if *st != 0 => (*s, *e, *st),
+                        _ => return Err(SqlError::syntax("range() needs 1 to 3 arguments")),
+                    };
+                    let cmp = if step > 0 { "<" } else { ">" };
+                    let a = if alias_sql.is_empty() {
+                        " AS \"range\"".to_string()
+                    } else {
+                        alias_sql.clone()
+                    };
+                    parse_table_factor(&format!(
+                        "(WITH RECURSIVE __r(id) AS (SELECT {start} WHERE {start} {cmp} {end} UNION ALL SELECT id + {step} FROM __r WHERE id + {step} {cmp} {end}) SELECT id FROM __r){a}"
+                    ))?
+                }
+                "read_files" => {
+                    let path = exprs
+                        .iter()
+                        .find(|(n, _)| n.is_none())
+                        .and_then(|(_, e)| literal_str(e))
+                        .ok_or_else(|| SqlError::syntax("read_files needs a path literal"))?;
+                    let format = exprs
+                        .iter()
+                        .find(|(n, _)| n.as_deref() == Some("format"))
+                        .and_then(|(_, e)| literal_str(e));
+                    if let Some(f) = &format {
+                        if !f.eq_ignore_ascii_case("parquet") {
+                            return Err(SqlError::unsupported(&format!(
+                                "read_files format '{f}' (only parquet)"
+                            )));
+                        }
+                    }
+                    let table = self.load_files(&path)?;
+                    parse_table_factor(&format!(
+                        "temp.{}{}",
+                        catalog::quote_ident(&table),
+                        if alias_sql.is_empty() {
+                            " AS \"read_files\"".to_string()
+                        } else {
+                            alias_sql.clone()
+                        }
+                    ))?
+                }
+                other => {
+                    return Err(SqlError::invalid(
+                        "UNRESOLVABLE_TABLE_VALUED_FUNCTION",
+                        &format!("Could not resolve `{other}` to a table-valued function."),
+                        "42883",
+                    ))
+                }
+            };
+            *tf = replacement;
+            return Ok(());
+        }
+        // parquet.`/Volumes/...`: a path read as a table.
+        if let [fmt, path] = parts.as_slice() {
+            if path.starts_with('/') {
+                if !fmt.eq_ignore_ascii_case("parquet") {
+                    return Err(SqlError::unsupported(&format!(
+                        "reading {fmt} files (only parquet)"
+                    )));
+                }
+                let table = self.load_files(path)?;
+                *name = ObjectName::from(vec![Ident::new("temp"), Ident::with_quote('"', table)]);
+                return Ok(());
+            }
+        }
+        if parts.len() == 1 && self.ctes.contains(&parts[0].to_lowercase()) {
+            return Ok(());
+        }
+        let full = self.scope.full_name(name)?;
+        if catalog::get_table(self.scope.conn, &full)?.is_none() {
+            return Err(SqlError::table_not_found(&full.dotted()));
+        }
+        *name = ObjectName::from(vec![Ident::with_quote('"', full.dotted())]);
+        Ok(())
+    }
+
+    fn load_files(&mut self, path: &str) -> Result<String, SqlError> {
+        self.temps.seq += 1;
+        let table = format!("__files_{}", self.temps.seq);
+        let cols = files::load_parquet(self.scope.conn, self.scope.volumes_root, path, &table)?;
+        self.temps.tables.insert(table.clone(), cols);
+        Ok(table)
+    }
+
+    fn rewrite_expr(&mut self, e: &mut Expr) -> Result<(), SqlError> {
+        let replacement = match e {
+            Expr::Function(f) => self.rewrite_function(f)?,
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
+                let text = data_type.to_string();
+                let ty = DbxType::parse(&text).ok_or_else(|| {
+                    SqlError::invalid(
+                        "UNSUPPORTED_DATATYPE",
+                        &format!("Unsupported data type \"{text}\"."),
+                        "0A000",
+                    )
+                })?;
+                Some(call(
+                    "__dbx_cast",
+                    vec![(**expr).clone(), string_lit(&ty.to_string())],
+                )?)
+            }
+            Expr::TypedString(ts) => {
+                let text = ts.data_type.to_string();
+                let ty = DbxType::parse(&text)
+                    .ok_or_else(|| SqlError::syntax(&format!("unknown type {text}")))?;
+                let value = match &ts.value.value {
+                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                Some(call(
+                    "__dbx_cast",
+                    vec![string_lit(&value), string_lit(&ty.to_string())],
+                )?)
+            }
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            *e = r;
+        }
+        Ok(())
+    }
+
+    fn rewrite_function(&mut self, f: &mut ast::Function) -> Result<Option<Expr>, SqlError> {
+        let name = name_parts(&f.name).join(".").to_ascii_lowercase();
+        let args = function_args(f);
+        let renamed = |to: &str| -> Option<Expr> {
+            let mut g = f.clone();
+            g.name = ObjectName::from(vec![Ident::new(to)]);
+            Some(Expr::Function(g))
+        };
+        Ok(match name.as_str() {
+            "uuid" => renamed("__dbx_uuid"),
+            "current_timestamp" | "now" | "localtimestamp" => Some(call("__dbx_now", vec![])?),
+            "current_date" | "curdate" => Some(call("__dbx_today", vec![])?),
+            "array" => renamed("json_array"),
+            "size" | "array_size" | "cardinality" => renamed("json_array_length"),
+            "array_contains" => renamed("__dbx_array_contains"),
+            "nvl" => renamed("ifnull"),
+            "substring" => renamed("substr"),
+            "lcase" => renamed("lower"),
+            "ucase" => renamed("upper"),
+            "char_length" | "character_length" => renamed("length"),
+            "concat" => {
+                // Spark's concat is NULL when any argument is NULL, like `||`.
+                let mut it = args.into_iter();
+                match it.next() {
+                    None => Some(string_lit("")),
+                    Some(first) => Some(it.fold(first, |acc, a| Expr::BinaryOp {
+                        left: Box::new(acc),
+                        op: ast::BinaryOperator::StringConcat,
+                        right: Box::new(a),
+                    })),
+                }
+            }
+            "current_catalog" => Some(string_lit(self.scope.catalog)),
+            "current_schema" | "current_database" => Some(string_lit(self.scope.schema)),
+            "to_date" => Some(call(
+                "__dbx_cast",
+                vec![
+                    args.into_iter()
+                        .next()
+                        .unwrap_or(Expr::Value(Value::Null.into())),
+                    string_lit("DATE"),
+                ],
+            )?),
+            "to_timestamp" => Some(call(
+                "__dbx_cast",
+                vec![
+                    args.into_iter()
+                        .next()
+                        .unwrap_or(Expr::Value(Value::Null.into())),
+                    string_lit("TIMESTAMP"),
+                ],
+            )?),
+            _ => None,
+        })
+    }
+}
+
+impl VisitorMut for Rewriter<'_, '_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                self.ctes.insert(cte.alias.name.value.to_lowercase());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
+        match self.rewrite_table_factor(tf) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        match self.rewrite_expr(e) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(err) => self.fail(err),
+        }
+    }
+}
+
+/// Rewrites every table reference and expression of a node in place.
+pub fn rewrite<T: VisitMut>(
+    scope: &Scope<'_>,
+    temps: &mut TempTypes,
+    node: &mut T,
+) -> Result<(), SqlError> {
+    let mut r = Rewriter {
+        scope,
+        temps,
+        ctes: HashSet::new(),
+        error: None,
+    };
+    let _ = node.visit(&mut r);
+    match r.error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn literal_i64(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => literal_i64(expr).map(|v| -v),
+        _ => None,
+    }
+}
+
+fn literal_str(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The declared type an expression has in Spark, where it can be told
+/// from the syntax alone (the rest is read from SQLite's column origin or
+/// from the values).
+pub fn expr_type(
+    e: &Expr,
+    scope: &Scope<'_>,
+    columns: &HashMap<String, DbxType>,
+) -> Option<DbxType> {
+    match e {
+        Expr::Nested(inner) => expr_type(inner, scope, columns),
+        Expr::Identifier(i) => columns.get(&i.value.to_lowercase()).cloned(),
+        Expr::CompoundIdentifier(parts) => parts
+            .last()
+            .and_then(|i| columns.get(&i.value.to_lowercase()).cloned()),
+        Expr::Cast { data_type, .. } => DbxType::parse(&data_type.to_string()),
+        Expr::TypedString(ts) => DbxType::parse(&ts.data_type.to_string()),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(if n.contains(['e', 'E']) {
+                DbxType::Double
+            } else if let Some((i, f)) = n.split_once('.') {
+                let digits = i.trim_start_matches('-').len() + f.len();
+                DbxType::Decimal {
+                    precision: digits.clamp(1, 38) as u8,
+                    scale: f.len().min(38) as u8,
+                }
+            } else if n.parse::<i32>().is_ok() {
+                DbxType::Int
+            } else {
+                DbxType::Long
+            }),
+            Value::SingleQuotedString(_) | Value::DoubleQuotedString(_) => Some(DbxType::String),
+            Value::Boolean(_) => Some(DbxType::Boolean),
+            Value::Null => Some(DbxType::Void),
+            Value::Placeholder(p) => scope.param_types.get(p.trim_start_matches(':')).cloned(),
+            _ => None,
+        },
+        Expr::Function(f) => {
+            let name = name_parts(&f.name).join(".").to_ascii_lowercase();
+            let args = function_args(f);
+            let first = || args.first().and_then(|a| expr_type(a, scope, columns));
+            match name.as_str() {
+                "count" => Some(DbxType::Long),
+                "uuid" | "concat" | "upper" | "lower" | "trim" | "substr" | "substring"
+                | "current_catalog" | "current_schema" | "current_database" => {
+                    Some(DbxType::String)
+                }
+                "current_timestamp" | "now" | "to_timestamp" => Some(DbxType::Timestamp),
+                "current_date" | "to_date" => Some(DbxType::Date),
+                "array" => Some(DbxType::Array(Box::new(first().unwrap_or(DbxType::String)))),
+                "size" | "array_size" | "length" | "char_length" => Some(DbxType::Int),
+                "array_contains" => Some(DbxType::Boolean),
+                "avg" => match first() {
+                    Some(DbxType::Decimal { precision, scale }) => Some(DbxType::Decimal {
+                        precision: (precision + 4).min(38),
+                        scale: (scale + 4).min(38),
+                    }),
+                    _ => Some(DbxType::Double),
+                },
+                "sum" => match first() {
+                    Some(t) if t.is_integral() => Some(DbxType::Long),
+                    Some(DbxType::Decimal { precision, scale }) => Some(DbxType::Decimal {
+                        precision: (precision + 10).min(38),
+                        scale,
+                    }),
+                    Some(DbxType::Float) | Some(DbxType::Double) => Some(DbxType::Double),
+                    _ => None,
+                },
+                "min" | "max" | "first" | "last" | "any_value" | "coalesce" | "nvl" | "ifnull"
+                | "abs" => first(),
+                _ => None,
+            }
+        }
+        Expr::BinaryOp { left, op, right } => {
+            use ast::BinaryOperator as B;
+            match op {
+                B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => {
+                    Some(DbxType::Boolean)
+                }
+                B::StringConcat => Some(DbxType::String),
+                B::Plus | B::Minus | B::Multiply => {
+                    let (l, r) = (
+                        expr_type(left, scope, columns),
+                        expr_type(right, scope, columns),
+                    );
+                    match (l, r) {
+                        (Some(a), Some(b)) if a.is_integral() && b.is_integral() => {
+                            Some(if a == DbxType::Long || b == DbxType::Long {
+                                DbxType::Long
+                            } else {
+                                DbxType::Int
+                            })
+                        }
+                        (Some(DbxType::Double), _) | (_, Some(DbxType::Double)) => {
+                            Some(DbxType::Double)
+                        }
+                        _ => None,
+                    }
+                }
+                B::Divide => Some(DbxType::Double),
+                _ => None,
+            }
+        }
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::InList { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::Exists { .. }
+        | Expr::InSubquery { .. } => Some(DbxType::Boolean),
+        Expr::UnaryOp { op, expr } => match op {
+            ast::UnaryOperator::Not => Some(DbxType::Boolean),
+            _ => expr_type(expr, scope, columns),
+        },
+        _ => None,
+    }
+}

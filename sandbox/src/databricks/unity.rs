@@ -1,0 +1,500 @@
+//! Unity Catalog REST endpoints the bridge uses (catalogs, schemas, volumes:
+//! create, get, list, delete; tables: get, list) and SQL warehouses (list,
+//! get). Shapes from https://docs.databricks.com/api/workspace/catalogs,
+//! .../schemas, .../volumes, .../tables and .../warehouses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::sql::catalog::{self, CatalogInfo, FullName, SchemaInfo, TableInfo, VolumeInfo};
+use super::sql::types::DbxType;
+use super::Shared;
+
+const OWNER: &str = "sandbox@example.com";
+const METASTORE: &str = "00000000-0000-0000-0000-0000000000aa";
+
+fn catalog_json(c: &CatalogInfo) -> Value {
+    json!({
+        "name": c.name,
+        "full_name": c.name,
+        "comment": c.comment,
+        "owner": OWNER,
+        "catalog_type": "MANAGED_CATALOG",
+        "securable_type": "CATALOG",
+        "metastore_id": METASTORE,
+        "id": c.id,
+        "created_at": c.created_at,
+        "updated_at": c.created_at,
+        "created_by": OWNER,
+    })
+}
+
+fn schema_json(s: &SchemaInfo) -> Value {
+    json!({
+        "name": s.name,
+        "catalog_name": s.catalog,
+        "full_name": format!("{}.{}", s.catalog, s.name),
+        "comment": s.comment,
+        "owner": OWNER,
+        "schema_id": s.id,
+        "metastore_id": METASTORE,
+        "created_at": s.created_at,
+        "updated_at": s.created_at,
+        "created_by": OWNER,
+    })
+}
+
+fn volume_json(v: &VolumeInfo) -> Value {
+    json!({
+        "name": v.name.name,
+        "catalog_name": v.name.catalog,
+        "schema_name": v.name.schema,
+        "full_name": v.name.dotted(),
+        "volume_type": v.volume_type,
+        "volume_id": v.id,
+        "comment": v.comment,
+        "owner": OWNER,
+        "metastore_id": METASTORE,
+        "storage_location": format!("sandbox://volumes/{}/{}/{}", v.name.catalog, v.name.schema, v.name.name),
+        "created_at": v.created_at,
+        "updated_at": v.created_at,
+        "created_by": OWNER,
+    })
+}
+
+/// Spark's JSON name of a type (`long`, `decimal(18,4)`, array objects).
+fn spark_json_type(t: &DbxType) -> Value {
+    match t {
+        DbxType::Array(e) => json!({
+            "type": "array",
+            "elementType": spark_json_type(e),
+            "containsNull": true,
+        }),
+        DbxType::Boolean => json!("boolean"),
+        DbxType::Byte => json!("byte"),
+        DbxType::Short => json!("short"),
+        DbxType::Int => json!("integer"),
+        DbxType::Long => json!("long"),
+        DbxType::Float => json!("float"),
+        DbxType::Double => json!("double"),
+        DbxType::Decimal { precision, scale } => json!(format!("decimal({precision},{scale})")),
+        DbxType::String => json!("string"),
+        DbxType::Binary => json!("binary"),
+        DbxType::Date => json!("date"),
+        DbxType::Timestamp => json!("timestamp"),
+        DbxType::TimestampNtz => json!("timestamp_ntz"),
+        DbxType::Void => json!("void"),
+    }
+}
+
+fn table_json(t: &TableInfo) -> Value {
+    let columns: Vec<Value> = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut v = json!({
+                "name": c.name,
+                "type_text": c.ty.to_string().to_lowercase(),
+                "type_name": c.ty.type_name(),
+                "type_json": json!({
+                    "name": c.name,
+                    "type": spark_json_type(&c.ty),
+                    "nullable": c.nullable,
+                    "metadata": {},
+                }).to_string(),
+                "position": i,
+                "nullable": c.nullable,
+                "comment": c.comment,
+            });
+            if let DbxType::Decimal { precision, scale } = c.ty {
+                v["type_precision"] = json!(precision);
+                v["type_scale"] = json!(scale);
+            } else {
+                v["type_precision"] = json!(0);
+                v["type_scale"] = json!(0);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "name": t.name.name,
+        "catalog_name": t.name.catalog,
+        "schema_name": t.name.schema,
+        "full_name": t.name.dotted(),
+        "table_type": "MANAGED",
+        "data_source_format": "DELTA",
+        "columns": columns,
+        "comment": t.comment,
+        "owner": OWNER,
+        "table_id": t.id,
+        "metastore_id": METASTORE,
+        "storage_location": format!("sandbox://tables/{}", t.name.dotted()),
+        "created_at": t.created_at,
+        "updated_at": t.created_at,
+        "created_by": OWNER,
+    })
+}
+
+fn parse_body(body: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_REQUEST",
+            format!("Invalid JSON body: {e}"),
+        )
+    })
+}
+
+fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+    v.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
+}
+
+/// Runs a catalog call on a blocking thread (the catalog shares the SQL
+/// engine's lock, which a long statement may hold).
+async fn with_conn<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T, super::sql::SqlError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let sh = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = sh.engine.lock();
+        f(&conn)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(ApiError::from_catalog)
+}
+
+fn full3(name: &str, what: &str) -> Result<FullName, ApiError> {
+    FullName::parse(name).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Invalid {what} full name '{name}': expected catalog.schema.name"
+        ))
+    })
+}
+
+fn full2(name: &str) -> Result<(String, String), ApiError> {
+    match name.split_once('.') {
+        Some((c, s)) if !c.is_empty() && !s.is_empty() && !s.contains('.') => {
+            Ok((c.to_string(), s.to_string()))
+        }
+        _ => Err(ApiError::bad_request(format!(
+            "Invalid schema full name '{name}': expected catalog.schema"
+        ))),
+    }
+}
+
+// ---- catalogs
+
+pub async fn list_catalogs(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let cats = with_conn(&shared, catalog::list_catalogs).await?;
+    Ok(
+        Json(json!({ "catalogs": cats.iter().map(catalog_json).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+pub async fn create_catalog(
+    State(shared): State<Arc<Shared>>,
+    body: String,
+) -> Result<Response, ApiError> {
+    let b = parse_body(&body)?;
+    let name = field(&b, "name")?.to_string();
+    let comment = b.get("comment").and_then(Value::as_str).map(str::to_string);
+    let c = with_conn(&shared, move |conn| {
+        let c = catalog::create_catalog(conn, &name, comment.as_deref(), false)?;
+        catalog::create_schema(conn, &name, "default", None, true)?;
+        Ok(c)
+    })
+    .await?;
+    Ok(Json(catalog_json(&c)).into_response())
+}
+
+pub async fn get_catalog(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = with_conn(&shared, move |conn| {
+        catalog::get_catalog(conn, &name)?
+            .ok_or_else(|| super::sql::SqlError::catalog_not_found(&name))
+    })
+    .await?;
+    Ok(Json(catalog_json(&c)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ForceQuery {
+    force: Option<bool>,
+}
+
+pub async fn delete_catalog(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Query<ForceQuery>,
+) -> Result<Response, ApiError> {
+    let dropped = with_conn(&shared, move |conn| {
+        catalog::drop_catalog(conn, &name, false, q.force.unwrap_or(false))
+    })
+    .await?;
+    for v in dropped {
+        shared.engine.remove_volume_dir(&v.name);
+    }
+    Ok(Json(json!({})).into_response())
+}
+
+// ---- schemas
+
+pub async fn list_schemas(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let cat = q
+        .get("catalog_name")
+        .ok_or_else(|| ApiError::bad_request("catalog_name is required"))?
+        .clone();
+    let schemas = with_conn(&shared, move |conn| {
+        if catalog::get_catalog(conn, &cat)?.is_none() {
+            return Err(super::sql::SqlError::catalog_not_found(&cat));
+        }
+        catalog::list_schemas(conn, &cat)
+    })
+    .await?;
+    Ok(
+        Json(json!({ "schemas": schemas.iter().map(schema_json).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+pub async fn create_schema(
+    State(shared): State<Arc<Shared>>,
+    body: String,
+) -> Result<Response, ApiError> {
+    let b = parse_body(&body)?;
+    let name = field(&b, "name")?.to_string();
+    let cat = field(&b, "catalog_name")?.to_string();
+    let comment = b.get("comment").and_then(Value::as_str).map(str::to_string);
+    let s = with_conn(&shared, move |conn| {
+        catalog::create_schema(conn, &cat, &name, comment.as_deref(), false)
+    })
+    .await?;
+    Ok(Json(schema_json(&s)).into_response())
+}
+
+pub async fn get_schema(
+    State(shared): State<Arc<Shared>>,
+    Path(full): Path<String>,
+) -> Result<Response, ApiError> {
+    let (c, s) = full2(&full)?;
+    let info = with_conn(&shared, move |conn| {
+        catalog::get_schema(conn, &c, &s)?
+            .ok_or_else(|| super::sql::SqlError::schema_not_found(&full))
+    })
+    .await?;
+    Ok(Json(schema_json(&info)).into_response())
+}
+
+pub async fn delete_schema(
+    State(shared): State<Arc<Shared>>,
+    Path(full): Path<String>,
+    Query(q): Query<ForceQuery>,
+) -> Result<Response, ApiError> {
+    let (c, s) = full2(&full)?;
+    let dropped = with_conn(&shared, move |conn| {
+        catalog::drop_schema(conn, &c, &s, false, q.force.unwrap_or(false))
+    })
+    .await?;
+    for v in dropped {
+        shared.engine.remove_volume_dir(&v.name);
+    }
+    Ok(Json(json!({})).into_response())
+}
+
+// ---- volumes
+
+fn catalog_schema(q: &HashMap<String, String>) -> Result<(String, String), ApiError> {
+    Ok((
+        q.get("catalog_name")
+            .ok_or_else(|| ApiError::bad_request("catalog_name is required"))?
+            .clone(),
+        q.get("schema_name")
+            .ok_or_else(|| ApiError::bad_request("schema_name is required"))?
+            .clone(),
+    ))
+}
+
+pub async fn list_volumes(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (c, s) = catalog_schema(&q)?;
+    let vols = with_conn(&shared, move |conn| {
+        if catalog::get_schema(conn, &c, &s)?.is_none() {
+            return Err(super::sql::SqlError::schema_not_found(&format!("{c}.{s}")));
+        }
+        catalog::list_volumes(conn, &c, &s)
+    })
+    .await?;
+    Ok(
+        Json(json!({ "volumes": vols.iter().map(volume_json).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+pub async fn create_volume(
+    State(shared): State<Arc<Shared>>,
+    body: String,
+) -> Result<Response, ApiError> {
+    let b = parse_body(&body)?;
+    let full = FullName::new(
+        field(&b, "catalog_name")?,
+        field(&b, "schema_name")?,
+        field(&b, "name")?,
+    );
+    let vtype = b
+        .get("volume_type")
+        .and_then(Value::as_str)
+        .unwrap_or("MANAGED")
+        .to_string();
+    if vtype != "MANAGED" {
+        return Err(ApiError::bad_request(
+            "Only MANAGED volumes are supported by the sandbox.",
+        ));
+    }
+    let comment = b.get("comment").and_then(Value::as_str).map(str::to_string);
+    let key = full.clone();
+    let v = with_conn(&shared, move |conn| {
+        catalog::create_volume(conn, &key, &vtype, comment.as_deref(), false)
+    })
+    .await?;
+    shared
+        .engine
+        .ensure_volume_dir(&full)
+        .map_err(ApiError::from_catalog)?;
+    Ok(Json(volume_json(&v)).into_response())
+}
+
+pub async fn get_volume(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let full = full3(&name, "volume")?;
+    let v = with_conn(&shared, move |conn| {
+        catalog::get_volume(conn, &full)?
+            .ok_or_else(|| super::sql::SqlError::volume_not_found(&name))
+    })
+    .await?;
+    Ok(Json(volume_json(&v)).into_response())
+}
+
+pub async fn delete_volume(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let full = full3(&name, "volume")?;
+    let key = full.clone();
+    with_conn(&shared, move |conn| catalog::drop_volume(conn, &key, false)).await?;
+    shared.engine.remove_volume_dir(&full);
+    Ok(Json(json!({})).into_response())
+}
+
+// ---- tables
+
+pub async fn list_tables(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (c, s) = catalog_schema(&q)?;
+    let tables = with_conn(&shared, move |conn| {
+        if catalog::get_schema(conn, &c, &s)?.is_none() {
+            return Err(super::sql::SqlError::schema_not_found(&format!("{c}.{s}")));
+        }
+        catalog::list_tables(conn, &c, &s)
+    })
+    .await?;
+    Ok(
+        Json(json!({ "tables": tables.iter().map(table_json).collect::<Vec<_>>() }))
+            .into_response(),
+    )
+}
+
+pub async fn get_table(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let full = full3(&name, "table")?;
+    let t = with_conn(&shared, move |conn| {
+        catalog::get_table(conn, &full)?.ok_or_else(|| super::sql::SqlError::table_not_found(&name))
+    })
+    .await?;
+    Ok(Json(table_json(&t)).into_response())
+}
+
+// ---- SQL warehouses
+
+fn warehouse_json(shared: &Shared) -> Value {
+    let host = shared
+        .base_url
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    json!({
+        "id": shared.warehouse_id,
+        "name": "Sandbox Serverless Starter Warehouse",
+        "state": "RUNNING",
+        "health": { "status": "HEALTHY" },
+        "cluster_size": "2X-Small",
+        "min_num_clusters": 1,
+        "max_num_clusters": 1,
+        "num_clusters": 1,
+        "num_active_sessions": 0,
+        "auto_stop_mins": 10,
+        "warehouse_type": "PRO",
+        "enable_serverless_compute": true,
+        "enable_photon": true,
+        "spot_instance_policy": "COST_OPTIMIZED",
+        "channel": { "name": "CHANNEL_NAME_CURRENT" },
+        "creator_name": OWNER,
+        "odbc_params": {
+            "hostname": host,
+            "path": format!("/sql/1.0/warehouses/{}", shared.warehouse_id),
+            "port": shared.port,
+            "protocol": "http",
+        },
+        "jdbc_url": format!(
+            "jdbc:databricks://{host}:{}/default;transportMode=http;httpPath=/sql/1.0/warehouses/{}",
+            shared.port, shared.warehouse_id
+        ),
+    })
+}
+
+pub async fn list_warehouses(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({ "warehouses": [warehouse_json(&shared)] }))
+}
+
+pub async fn get_warehouse(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if id != shared.warehouse_id {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_DOES_NOT_EXIST",
+            format!("SQL warehouse {id} does not exist."),
+        ));
+    }
+    Ok(Json(warehouse_json(&shared)).into_response())
+}
