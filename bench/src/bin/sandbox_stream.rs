@@ -24,6 +24,9 @@ struct Args {
     /// Streams of the whole table to time.
     #[arg(long, default_value_t = 3)]
     runs: u32,
+    /// TDS packet size the client asks for (512..=32767).
+    #[arg(long, default_value_t = 32767)]
+    packet_size: u32,
 }
 
 /// Peak resident memory of a process, from /proc (kB).
@@ -47,6 +50,16 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 struct Sandbox(Child);
@@ -99,12 +112,15 @@ async fn main() -> anyhow::Result<()> {
     config.authentication(AuthMethod::sql_server("sa", "Bridge!Passw0rd"));
     config.encryption(EncryptionLevel::NotSupported);
     config.database("bench");
+    config.packet_size(args.packet_size);
     let mut best = f64::MAX;
+    let mut server_rows_per_cpu_sec = 0f64;
     let mut rss_during = Vec::new();
     for run in 0..args.runs {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         tcp.set_nodelay(true)?;
         let mut client = Client::connect(config.clone(), tcp.compat_write()).await?;
+        let cpu0 = cpu_secs(pid).unwrap_or(0.0);
         let t = Instant::now();
         let mut stream = client.simple_query("SELECT * FROM dbo.ventas").await?;
         let mut n = 0u64;
@@ -121,12 +137,18 @@ async fn main() -> anyhow::Result<()> {
             bail!("run {run}: got {n} rows, expected {}", args.rows);
         }
         best = best.min(secs);
+        let server_cpu = cpu_secs(pid).unwrap_or(0.0) - cpu0;
+        server_rows_per_cpu_sec = server_rows_per_cpu_sec.max(n as f64 / server_cpu.max(0.01));
         println!(
-            "run {run}: {n} rows in {secs:.2} s = {:.0} rows/s",
-            n as f64 / secs
+            "run {run}: {n} rows in {secs:.2} s = {:.0} rows/s (sandbox CPU {server_cpu:.2} s = {:.0} rows per sandbox CPU-second)",
+            n as f64 / secs,
+            n as f64 / server_cpu.max(0.01)
         );
     }
     let peak = peak_rss_kb(pid).unwrap_or(0);
+    println!(
+        "sandbox capacity: {server_rows_per_cpu_sec:.0} rows per CPU-second (the rest of the wall time is tiberius decoding)"
+    );
     println!(
         "best: {:.0} rows/s; sandbox RSS while streaming: {} .. {} MiB; peak RSS {} MiB (after load {} MiB)",
         args.rows as f64 / best,
