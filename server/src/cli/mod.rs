@@ -1,0 +1,101 @@
+//! The command-line face: parses flags, loads `.env`, runs a command and
+//! turns errors into a message and a non-zero exit code.
+
+mod queries;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Moves data both ways between Microsoft SQL Server and Databricks.
+///
+/// Settings come from flags, the environment (SQLSERVER_*, DATABRICKS_*) and
+/// a `.env` file in the working directory.
+#[derive(Parser)]
+#[command(name = "sql-databricks-bridge", version, about, long_about = None)]
+struct Cli {
+    /// A .env file to load (default: ./.env when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the .sql files available for extraction.
+    ListQueries {
+        /// Directory holding the .sql files (searched recursively).
+        #[arg(long, default_value = "./queries")]
+        queries_path: PathBuf,
+    },
+    /// Show the parameters for a country (common_params.yaml merged under
+    /// <Country>.yaml) and, with --query, the SQL they render.
+    ShowParams {
+        /// Directory holding common_params.yaml and <Country>.yaml.
+        #[arg(long, default_value = "./config")]
+        config_path: PathBuf,
+        /// Country whose <Country>.yaml applies (case-insensitive).
+        #[arg(long)]
+        country: String,
+        /// Render this query (repeatable).
+        #[arg(long = "query")]
+        queries: Vec<String>,
+        /// Directory holding the .sql files (with --query).
+        #[arg(long, default_value = "./queries")]
+        queries_path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BRIDGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = load_env_file(cli.env_file.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let result = match cli.command {
+        Command::ListQueries { queries_path } => queries::list_queries(&queries_path),
+        Command::ShowParams {
+            config_path,
+            country,
+            queries,
+            queries_path,
+            json,
+        } => queries::show_params(&config_path, &country, &queries, &queries_path, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads a `.env` file into the environment without overriding variables
+/// already set: the environment wins, as users expect.
+fn load_env_file(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match path {
+        Some(p) => {
+            dotenvy::from_path(p)
+                .map_err(|e| anyhow::anyhow!("cannot load env file {}: {e}", p.display()))?;
+        }
+        None => match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(anyhow::anyhow!("cannot load .env: {e}")),
+        },
+    }
+    Ok(())
+}

@@ -1,0 +1,493 @@
+//! Connection settings for SQL Server and Databricks.
+//!
+//! Precedence, highest first: command-line flags, environment variables,
+//! a `.env` file (loaded into the environment by the binary), then
+//! `SQLSERVER_CONNECTION_STRING` (ADO.NET) for SQL Server and
+//! `~/.databrickscfg` (profile `DATABRICKS_CONFIG_PROFILE` or DEFAULT) for
+//! Databricks, as Databricks' unified authentication does.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{source_name}: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
+    #[error("SQL Server host is not set: set SQLSERVER_HOST (or SQLSERVER_CONNECTION_STRING, or pass --sqlserver-host)")]
+    MissingHost,
+    #[error("Databricks host is not set: set DATABRICKS_HOST (or a profile in ~/.databrickscfg)")]
+    MissingDatabricksHost,
+    #[error("Databricks credentials are not set: set DATABRICKS_TOKEN, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (or a profile in ~/.databrickscfg)")]
+    MissingDatabricksAuth,
+    #[error("cannot read {path}: {message}")]
+    ConfigFile { path: PathBuf, message: String },
+}
+
+/// How the SQL Server connection is encrypted (ADO.NET `Encrypt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encrypt {
+    /// TLS for the whole connection (the default, as in current drivers).
+    On,
+    /// TLS for the login only, when the server offers it.
+    Off,
+    /// TDS 8.0 strict encryption.
+    Strict,
+}
+
+/// Where and how to reach SQL Server. `password` never appears in Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SqlServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Empty means the login's default database.
+    pub database: String,
+    pub username: String,
+    pub password: String,
+    pub encrypt: Encrypt,
+    pub trust_server_certificate: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for SqlServerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlServerSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("encrypt", &self.encrypt)
+            .field("trust_server_certificate", &self.trust_server_certificate)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower sources in charge.
+#[derive(Clone, Debug, Default)]
+pub struct SqlServerOverrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub database: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub encrypt: Option<String>,
+    pub trust_server_certificate: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+}
+
+fn parse_bool(source_name: &str, v: &str) -> Result<bool, SettingsError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        other => Err(SettingsError::Invalid {
+            source_name: source_name.into(),
+            message: format!("'{other}' is not true or false"),
+        }),
+    }
+}
+
+fn parse_encrypt(source_name: &str, v: &str) -> Result<Encrypt, SettingsError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "mandatory" | "1" | "on" => Ok(Encrypt::On),
+        "false" | "no" | "optional" | "0" | "off" => Ok(Encrypt::Off),
+        "strict" => Ok(Encrypt::Strict),
+        other => Err(SettingsError::Invalid {
+            source_name: source_name.into(),
+            message: format!("encrypt '{other}' is not one of true, false, strict"),
+        }),
+    }
+}
+
+/// Splits `host`, `host,port`, `tcp:host,port` or `host\instance` the way SQL
+/// Server tools write a server.
+fn split_server(source_name: &str, s: &str) -> Result<(String, Option<u16>), SettingsError> {
+    let s = s.trim();
+    let s = s.strip_prefix("tcp:").unwrap_or(s);
+    let (host, port) = match s.split_once(',') {
+        Some((h, p)) => {
+            let port: u16 = p.trim().parse().map_err(|_| SettingsError::Invalid {
+                source_name: source_name.into(),
+                message: format!("'{p}' is not a port number"),
+            })?;
+            (h.trim(), Some(port))
+        }
+        None => (s, None),
+    };
+    if host.contains('\\') {
+        return Err(SettingsError::Invalid {
+            source_name: source_name.into(),
+            message: format!(
+                "named instances ('{host}') need the SQL Browser; give host,port instead"
+            ),
+        });
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Parses an ADO.NET connection string into key → value (keys lower-cased).
+/// Values may be quoted with `"`, `'` or `{}`; doubled quotes escape.
+pub fn parse_ado(s: &str) -> Result<HashMap<String, String>, SettingsError> {
+    let mut out = HashMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ';') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        for c in chars.by_ref() {
+            if c == '=' {
+                break;
+            }
+            key.push(c);
+        }
+        let key = key.trim().to_ascii_lowercase();
+        while chars.peek().is_some_and(|c| *c == ' ') {
+            chars.next();
+        }
+        let mut value = String::new();
+        match chars.peek().copied() {
+            Some(q @ ('"' | '\'' | '{')) => {
+                let close = if q == '{' { '}' } else { q };
+                chars.next();
+                loop {
+                    match chars.next() {
+                        Some(c) if c == close => {
+                            if chars.peek() == Some(&close) {
+                                chars.next();
+                                value.push(close);
+                            } else {
+                                break;
+                            }
+                        }
+                        Some(c) => value.push(c),
+                        None => {
+                            return Err(SettingsError::Invalid {
+                                source_name: "SQLSERVER_CONNECTION_STRING".into(),
+                                message: format!("unterminated quoted value for '{key}'"),
+                            })
+                        }
+                    }
+                }
+                while chars.peek().is_some_and(|c| *c != ';') {
+                    chars.next();
+                }
+            }
+            _ => {
+                while let Some(&c) = chars.peek() {
+                    if c == ';' {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+                value = value.trim().to_string();
+            }
+        }
+        if key.is_empty() {
+            return Err(SettingsError::Invalid {
+                source_name: "SQLSERVER_CONNECTION_STRING".into(),
+                message: "a value without a key".into(),
+            });
+        }
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+impl SqlServerSettings {
+    /// Resolves the settings from flags, then `env` (the process environment
+    /// after `.env` was loaded), then the ADO.NET connection string.
+    pub fn resolve(
+        flags: &SqlServerOverrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SqlServerSettings, SettingsError> {
+        const CS: &str = "SQLSERVER_CONNECTION_STRING";
+        let ado = match env(CS) {
+            Some(s) if !s.trim().is_empty() => parse_ado(&s)?,
+            _ => HashMap::new(),
+        };
+        let from_ado = |keys: &[&str]| keys.iter().find_map(|k| ado.get(*k).cloned());
+
+        let mut host = None;
+        let mut port = None;
+        if let Some(server) = from_ado(&[
+            "server",
+            "data source",
+            "address",
+            "addr",
+            "network address",
+        ]) {
+            let (h, p) = split_server(CS, &server)?;
+            host = Some(h);
+            port = p;
+        }
+        if let Some(h) = env("SQLSERVER_HOST").filter(|s| !s.trim().is_empty()) {
+            let (h, p) = split_server("SQLSERVER_HOST", &h)?;
+            host = Some(h);
+            port = p.or(port);
+        }
+        if let Some(p) = env("SQLSERVER_PORT").filter(|s| !s.trim().is_empty()) {
+            port = Some(p.trim().parse().map_err(|_| SettingsError::Invalid {
+                source_name: "SQLSERVER_PORT".into(),
+                message: format!("'{p}' is not a port number"),
+            })?);
+        }
+        if let Some(h) = &flags.host {
+            let (h, p) = split_server("--sqlserver-host", h)?;
+            host = Some(h);
+            port = p.or(port);
+        }
+        port = flags.port.or(port);
+        let host = host
+            .filter(|h| !h.is_empty())
+            .ok_or(SettingsError::MissingHost)?;
+
+        let pick = |flag: &Option<String>, var: &str, keys: &[&str]| -> Option<String> {
+            flag.clone()
+                .or_else(|| env(var).filter(|s| !s.is_empty()))
+                .or_else(|| from_ado(keys))
+        };
+        let database = pick(
+            &flags.database,
+            "SQLSERVER_DATABASE",
+            &["database", "initial catalog"],
+        )
+        .unwrap_or_default();
+        let username = pick(
+            &flags.username,
+            "SQLSERVER_USERNAME",
+            &["user id", "uid", "user", "username"],
+        )
+        .unwrap_or_default();
+        let password =
+            pick(&flags.password, "SQLSERVER_PASSWORD", &["password", "pwd"]).unwrap_or_default();
+        let encrypt = match (
+            &flags.encrypt,
+            env("SQLSERVER_ENCRYPT"),
+            from_ado(&["encrypt"]),
+        ) {
+            (Some(v), _, _) => parse_encrypt("--sqlserver-encrypt", v)?,
+            (None, Some(v), _) if !v.is_empty() => parse_encrypt("SQLSERVER_ENCRYPT", &v)?,
+            (None, _, Some(v)) => parse_encrypt(CS, &v)?,
+            _ => Encrypt::On,
+        };
+        let trust_server_certificate = match (
+            flags.trust_server_certificate,
+            env("SQLSERVER_TRUST_SERVER_CERTIFICATE"),
+            from_ado(&["trustservercertificate", "trust server certificate"]),
+        ) {
+            (Some(b), _, _) => b,
+            (None, Some(v), _) if !v.is_empty() => {
+                parse_bool("SQLSERVER_TRUST_SERVER_CERTIFICATE", &v)?
+            }
+            (None, _, Some(v)) => parse_bool(CS, &v)?,
+            _ => false,
+        };
+        let ca_file = flags.ca_file.clone().or_else(|| {
+            env("SQLSERVER_CA_FILE")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
+        Ok(SqlServerSettings {
+            host,
+            port: port.unwrap_or(1433),
+            database,
+            username,
+            password,
+            encrypt,
+            trust_server_certificate,
+            ca_file,
+        })
+    }
+}
+
+/// How the bridge authenticates to Databricks.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabricksAuth {
+    /// Personal access token.
+    Token(String),
+    /// OAuth machine-to-machine: a service principal's id and secret.
+    OAuthM2M {
+        client_id: String,
+        client_secret: String,
+    },
+}
+
+impl fmt::Debug for DatabricksAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabricksAuth::Token(_) => f.write_str("Token(<redacted>)"),
+            DatabricksAuth::OAuthM2M { client_id, .. } => f
+                .debug_struct("OAuthM2M")
+                .field("client_id", client_id)
+                .field("client_secret", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabricksSettings {
+    /// The workspace URL, e.g. `https://adb-123.azuredatabricks.net`, without a trailing slash.
+    pub host: String,
+    pub auth: DatabricksAuth,
+}
+
+/// Reads one profile of a `~/.databrickscfg` (INI) file.
+pub fn databrickscfg_profile(text: &str, profile: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_string();
+            continue;
+        }
+        if current.eq_ignore_ascii_case(profile) {
+            if let Some((k, v)) = line.split_once('=') {
+                out.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+impl DatabricksSettings {
+    /// Resolves host and credentials: flags, then environment, then the
+    /// `~/.databrickscfg` profile (`DATABRICKS_CONFIG_PROFILE`, default DEFAULT).
+    pub fn resolve(
+        host_flag: Option<&str>,
+        token_flag: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+        cfg_text: Option<&str>,
+    ) -> Result<DatabricksSettings, SettingsError> {
+        let profile_name = env("DATABRICKS_CONFIG_PROFILE").unwrap_or_else(|| "DEFAULT".into());
+        let profile = cfg_text
+            .map(|t| databrickscfg_profile(t, &profile_name))
+            .unwrap_or_default();
+        let get = |var: &str, key: &str| {
+            env(var)
+                .filter(|s| !s.trim().is_empty())
+                .or_else(|| profile.get(key).cloned())
+        };
+        let host = host_flag
+            .map(str::to_string)
+            .or_else(|| get("DATABRICKS_HOST", "host"))
+            .ok_or(SettingsError::MissingDatabricksHost)?;
+        let host = host.trim().trim_end_matches('/').to_string();
+        let host = if host.starts_with("http://") || host.starts_with("https://") {
+            host
+        } else {
+            format!("https://{host}")
+        };
+        let auth = match (
+            token_flag
+                .map(str::to_string)
+                .or_else(|| get("DATABRICKS_TOKEN", "token")),
+            get("DATABRICKS_CLIENT_ID", "client_id"),
+            get("DATABRICKS_CLIENT_SECRET", "client_secret"),
+        ) {
+            (Some(t), _, _) => DatabricksAuth::Token(t),
+            (None, Some(client_id), Some(client_secret)) => DatabricksAuth::OAuthM2M {
+                client_id,
+                client_secret,
+            },
+            _ => return Err(SettingsError::MissingDatabricksAuth),
+        };
+        Ok(DatabricksSettings { host, auth })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k: &str| m.get(k).cloned()
+    }
+
+    #[test]
+    fn environment_as_in_the_deck() {
+        let env = env_of(&[
+            ("SQLSERVER_HOST", "sql.example.com,14330"),
+            ("SQLSERVER_DATABASE", "KWP_Colombia"),
+            ("SQLSERVER_USERNAME", "bridge"),
+            ("SQLSERVER_PASSWORD", "s3cr;et"),
+        ]);
+        let s = SqlServerSettings::resolve(&SqlServerOverrides::default(), &env).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("sql.example.com", 14330));
+        assert_eq!(s.database, "KWP_Colombia");
+        assert_eq!(s.encrypt, Encrypt::On);
+        assert!(!format!("{s:?}").contains("s3cr"));
+    }
+
+    #[test]
+    fn connection_string_then_env_then_flags() {
+        let env = env_of(&[
+            (
+                "SQLSERVER_CONNECTION_STRING",
+                "Server=tcp:db.local,1500;Initial Catalog=Sales;User ID=sa;Password={p;w}}d};Encrypt=false;TrustServerCertificate=True",
+            ),
+            ("SQLSERVER_DATABASE", "Other"),
+        ]);
+        let s = SqlServerSettings::resolve(&SqlServerOverrides::default(), &env).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("db.local", 1500));
+        assert_eq!(s.database, "Other");
+        assert_eq!(s.password, "p;w}d");
+        assert_eq!(s.encrypt, Encrypt::Off);
+        assert!(s.trust_server_certificate);
+        let flags = SqlServerOverrides {
+            port: Some(1600),
+            encrypt: Some("strict".into()),
+            ..Default::default()
+        };
+        let s = SqlServerSettings::resolve(&flags, &env).unwrap();
+        assert_eq!((s.port, s.encrypt), (1600, Encrypt::Strict));
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e =
+            SqlServerSettings::resolve(&SqlServerOverrides::default(), &env_of(&[])).unwrap_err();
+        assert!(e.to_string().contains("SQLSERVER_HOST"));
+        let e = SqlServerSettings::resolve(
+            &SqlServerOverrides::default(),
+            &env_of(&[("SQLSERVER_HOST", "h"), ("SQLSERVER_PORT", "x1")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("SQLSERVER_PORT"), "{e}");
+    }
+
+    #[test]
+    fn databricks_env_and_profiles() {
+        let env = env_of(&[
+            ("DATABRICKS_HOST", "adb-1.azuredatabricks.net/"),
+            ("DATABRICKS_TOKEN", "dapi1"),
+        ]);
+        let d = DatabricksSettings::resolve(None, None, &env, None).unwrap();
+        assert_eq!(d.host, "https://adb-1.azuredatabricks.net");
+        assert_eq!(d.auth, DatabricksAuth::Token("dapi1".into()));
+        let cfg = "[DEFAULT]\nhost = https://a\ntoken = t\n\n[sp]\nhost = https://b\nclient_id = id\nclient_secret = S3CRETVALUE\n";
+        let env = env_of(&[("DATABRICKS_CONFIG_PROFILE", "sp")]);
+        let d = DatabricksSettings::resolve(None, None, &env, Some(cfg)).unwrap();
+        assert_eq!(d.host, "https://b");
+        assert!(matches!(d.auth, DatabricksAuth::OAuthM2M { .. }));
+        assert!(!format!("{d:?}").contains("S3CRETVALUE"));
+        assert!(DatabricksSettings::resolve(None, None, &env_of(&[]), None).is_err());
+    }
+}

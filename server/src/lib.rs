@@ -1,0 +1,8 @@
+//! SQL-Databricks Bridge: moves data both ways between Microsoft SQL Server
+//! and Databricks.
+//!
+//! Layers, lower first (a layer never imports one above it):
+//! `config` (settings, parameters) → `queries` (load and render `.sql` files).
+
+pub mod config;
+pub mod queries;

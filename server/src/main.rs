@@ -1,0 +1,9 @@
+//! `sql-databricks-bridge`: the command line.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

@@ -1,0 +1,8 @@
+//! The `.sql` files a user extracts: found by name, rendered with trusted
+//! parameters.
+
+pub mod loader;
+pub mod render;
+
+pub use loader::{load_queries, select, QueryError, QueryFile};
+pub use render::{placeholders, render, RenderError};
