@@ -2,7 +2,10 @@
 //! and Databricks.
 //!
 //! Layers, lower first (a layer never imports one above it):
-//! `config` (settings, parameters) → `queries` (load and render `.sql` files).
+//! `config` (settings, parameters) → `queries` (load and render `.sql` files)
+//! → `sqlserver` and `databricks` (the two systems).
 
 pub mod config;
+pub mod databricks;
 pub mod queries;
+pub mod sqlserver;

@@ -1,6 +1,7 @@
 //! The command-line face: parses flags, loads `.env`, runs a command and
 //! turns errors into a message and a non-zero exit code.
 
+mod connection;
 mod queries;
 
 use std::path::PathBuf;
@@ -49,6 +50,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that SQL Server and Databricks answer with the configured
+    /// settings; each is reported, and the exit code is non-zero if either fails.
+    TestConnection {
+        #[command(flatten)]
+        connection: connection::ConnectionArgs,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -73,6 +80,16 @@ pub fn main() -> ExitCode {
             queries_path,
             json,
         } => queries::show_params(&config_path, &country, &queries, &queries_path, json),
+        Command::TestConnection { connection } => match runtime() {
+            Ok(rt) => {
+                if rt.block_on(connection::test_connection(&connection)) {
+                    Ok(())
+                } else {
+                    return ExitCode::FAILURE;
+                }
+            }
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,6 +98,13 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
 }
 
 /// Loads a `.env` file into the environment without overriding variables

@@ -1,0 +1,78 @@
+//! Databricks over REST: authentication (PAT or OAuth M2M) and the calls
+//! the bridge makes.
+
+pub mod auth;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::DatabricksSettings;
+pub use auth::{Authenticator, DatabricksError};
+
+/// A Databricks workspace client: one HTTP client, one credential.
+#[derive(Clone)]
+pub struct Workspace {
+    http: reqwest::Client,
+    auth: Authenticator,
+    host: String,
+}
+
+/// One SQL warehouse, as `GET /api/2.0/sql/warehouses` lists it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Warehouse {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub state: String,
+}
+
+impl Workspace {
+    pub fn new(
+        settings: &DatabricksSettings,
+        timeout: Duration,
+    ) -> Result<Workspace, DatabricksError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("sql-databricks-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| DatabricksError::Http {
+                url: settings.host.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Workspace {
+            auth: Authenticator::new(settings, http.clone()),
+            http,
+            host: settings.host.clone(),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `GET /api/2.0/sql/warehouses`
+    /// (docs.databricks.com/api/workspace/warehouses/list).
+    pub async fn list_warehouses(&self) -> Result<Vec<Warehouse>, DatabricksError> {
+        #[derive(Deserialize)]
+        struct Listing {
+            #[serde(default)]
+            warehouses: Vec<Warehouse>,
+        }
+        let url = format!("{}/api/2.0/sql/warehouses", self.host);
+        let token = self.auth.token().await?;
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| DatabricksError::Http {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let listing: Listing = auth::json_or_error(resp, &url).await?;
+        Ok(listing.warehouses)
+    }
+}

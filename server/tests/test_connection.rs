@@ -1,0 +1,122 @@
+//! `test-connection` against both sandboxes: each system reported, and a
+//! failure of either is a non-zero exit.
+
+use std::process::Command;
+
+use bridge_sandbox::databricks::{self, DatabricksConfig};
+use bridge_sandbox::sqlserver::{self, ServerEncryption, SqlServerConfig};
+
+fn run(envs: &[(&str, String)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sql-databricks-bridge"));
+    cmd.arg("test-connection").arg("--timeout").arg("10");
+    for k in [
+        "SQLSERVER_HOST",
+        "SQLSERVER_PORT",
+        "SQLSERVER_DATABASE",
+        "SQLSERVER_USERNAME",
+        "SQLSERVER_PASSWORD",
+        "SQLSERVER_ENCRYPT",
+        "SQLSERVER_TRUST_SERVER_CERTIFICATE",
+        "SQLSERVER_CONNECTION_STRING",
+        "DATABRICKS_HOST",
+        "DATABRICKS_TOKEN",
+        "DATABRICKS_CLIENT_ID",
+        "DATABRICKS_CLIENT_SECRET",
+        "DATABRICKS_CONFIG_PROFILE",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.env("HOME", std::env::temp_dir())
+        .current_dir(std::env::temp_dir());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn reports_both_systems() {
+    let sql = sqlserver::start(SqlServerConfig {
+        encryption: ServerEncryption::LoginOnly,
+        ..SqlServerConfig::default()
+    })
+    .unwrap();
+    sql.engine()
+        .run_script("CREATE DATABASE KWP_Colombia")
+        .unwrap();
+    let cfg = DatabricksConfig {
+        tokens: vec!["dapi-test".into()],
+        oauth_clients: [("sp-id".to_string(), "sp-secret".to_string())].into(),
+        ..DatabricksConfig::default()
+    };
+    let dbx = databricks::start(cfg).unwrap();
+    let base = vec![
+        ("SQLSERVER_HOST", format!("127.0.0.1,{}", sql.port())),
+        ("SQLSERVER_DATABASE", "KWP_Colombia".to_string()),
+        ("SQLSERVER_USERNAME", "sa".to_string()),
+        ("SQLSERVER_PASSWORD", "Bridge!Passw0rd".to_string()),
+        ("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true".to_string()),
+        ("DATABRICKS_HOST", dbx.url().to_string()),
+    ];
+
+    // PAT, full TLS to SQL Server.
+    let mut env = base.clone();
+    env.push(("DATABRICKS_TOKEN", "dapi-test".into()));
+    let (ok, out) = run(&env);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("SQL Server  OK") && out.contains("'KWP_Colombia'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Databricks  OK") && out.contains("1 SQL warehouse"),
+        "{out}"
+    );
+
+    // OAuth M2M, login-only TLS.
+    let mut env = base.clone();
+    env.push(("DATABRICKS_CLIENT_ID", "sp-id".into()));
+    env.push(("DATABRICKS_CLIENT_SECRET", "sp-secret".into()));
+    env.push(("SQLSERVER_ENCRYPT", "false".into()));
+    let (ok, out) = run(&env);
+    assert!(ok, "{out}");
+
+    // Wrong password and a bad token: both reported, exit non-zero.
+    let mut env = base.clone();
+    env[3] = ("SQLSERVER_PASSWORD", "wrong".into());
+    env.push(("DATABRICKS_TOKEN", "nope".into()));
+    let (ok, out) = run(&env);
+    assert!(!ok);
+    assert!(
+        out.contains("SQL Server  FAILED") && out.contains("refused the login for user 'sa'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Databricks  FAILED") && out.contains("refused the credentials"),
+        "{out}"
+    );
+
+    // Certificate not trusted, nothing configured for Databricks.
+    let env: Vec<_> = base
+        .iter()
+        .filter(|(k, _)| !k.starts_with("SQLSERVER_TRUST") && !k.starts_with("DATABRICKS"))
+        .cloned()
+        .collect();
+    let (ok, out) = run(&env);
+    assert!(!ok);
+    assert!(
+        out.contains("not trusted") && out.contains("SQLSERVER_TRUST_SERVER_CERTIFICATE"),
+        "{out}"
+    );
+    assert!(out.contains("DATABRICKS_HOST"), "{out}");
+
+    // Nothing listening.
+    drop(sql);
+    let (ok, out) = run(&base);
+    assert!(!ok);
+    assert!(out.contains("cannot reach SQL Server"), "{out}");
+}
