@@ -35,7 +35,10 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
 /// Resolves an API path to its disk location, checking the volume exists
 /// (on a blocking thread: the catalog shares the SQL engine's lock, which a
 /// long statement may hold).
-async fn resolve(shared: &Arc<Shared>, raw: &str) -> Result<(VolumePath, PathBuf), ApiError> {
+pub(crate) async fn resolve(
+    shared: &Arc<Shared>,
+    raw: &str,
+) -> Result<(VolumePath, PathBuf), ApiError> {
     // The router has already percent-decoded the path once.
     let path = format!("/{}", raw.trim_start_matches('/'));
     let vp = VolumePath::parse(&path).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -126,7 +129,7 @@ pub async fn upload(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn too_large(limit: u64) -> ApiError {
+pub(crate) fn too_large(limit: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "RESOURCE_EXHAUSTED",
@@ -134,29 +137,50 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-async fn write_body(tmp: &Path, body: Body, limit: u64) -> Result<(), ApiError> {
-    let mut f = tokio::fs::File::create(tmp)
+/// Streams a request body into a new file at `tmp`, refusing more than
+/// `limit` bytes; returns the number of bytes written.
+pub(crate) async fn write_body(tmp: &Path, body: Body, limit: u64) -> Result<u64, ApiError> {
+    let f = tokio::fs::File::create(tmp)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    append_body(f, body, limit, 0).await
+}
+
+/// Streams a request body onto the end of an open file, skipping its first
+/// `skip` bytes (already stored by an earlier request); refuses more than
+/// `limit` bytes in all. Returns the number of bytes written.
+pub(crate) async fn append_body(
+    mut f: tokio::fs::File,
+    body: Body,
+    limit: u64,
+    skip: u64,
+) -> Result<u64, ApiError> {
     let mut stream = body.into_data_stream();
-    let mut n = 0u64;
+    let mut seen = 0u64;
+    let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
-        n += chunk.len() as u64;
-        if n > limit {
+        let start = seen;
+        seen += chunk.len() as u64;
+        if seen > limit {
             return Err(too_large(limit));
         }
-        f.write_all(&chunk)
+        if seen <= skip {
+            continue;
+        }
+        let from = skip.saturating_sub(start) as usize;
+        f.write_all(&chunk[from..])
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        written += (chunk.len() - from) as u64;
     }
     f.flush()
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(())
+    Ok(written)
 }
 
-fn file_not_found(path: &str) -> ApiError {
+pub(crate) fn file_not_found(path: &str) -> ApiError {
     ApiError::not_found(format!("The file '{path}' does not exist."))
 }
 
@@ -195,9 +219,21 @@ pub async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_vp, disk) = resolve(&shared, &raw).await?;
-    let meta = match tokio::fs::metadata(&disk).await {
+    serve_file(&shared, &disk, &raw, &method, &headers).await
+}
+
+/// Answers a GET or HEAD for a file on disk (Range, If-Unmodified-Since):
+/// the Files API download and pre-signed download URLs share it.
+pub(crate) async fn serve_file(
+    shared: &Arc<Shared>,
+    disk: &Path,
+    raw: &str,
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let meta = match tokio::fs::metadata(disk).await {
         Ok(m) if m.is_file() => m,
-        _ => return Err(file_not_found(&raw)),
+        _ => return Err(file_not_found(raw)),
     };
     let len = meta.len();
     let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
@@ -248,7 +284,7 @@ pub async fn download(
     let body = if method == axum::http::Method::HEAD {
         Body::empty()
     } else {
-        let mut f = tokio::fs::File::open(&disk)
+        let mut f = tokio::fs::File::open(disk)
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
         f.seek(std::io::SeekFrom::Start(start))

@@ -15,6 +15,7 @@ pub mod paths;
 pub mod sql;
 mod statements;
 mod unity;
+mod uploads;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use axum::Router;
 
 pub use faults::Faults;
 pub use sql::SqlEngine;
+pub use uploads::UploadProtocol;
 
 /// How to run the double.
 #[derive(Clone, Debug)]
@@ -60,6 +62,9 @@ pub struct DatabricksConfig {
     pub external_link_ttl: Duration,
     /// How long a result stays fetchable before the statement is CLOSED.
     pub result_ttl: Duration,
+    /// Large-upload protocol offered by `initiate-upload` (multipart as on
+    /// AWS and Azure, resumable as on GCP).
+    pub upload_protocol: UploadProtocol,
 }
 
 impl Default for DatabricksConfig {
@@ -77,6 +82,7 @@ impl Default for DatabricksConfig {
             external_chunk_bytes: 16 * 1024 * 1024,
             external_link_ttl: Duration::from_secs(15 * 60),
             result_ttl: Duration::from_secs(3600),
+            upload_protocol: UploadProtocol::default(),
         }
     }
 }
@@ -88,6 +94,7 @@ pub(crate) struct Shared {
     faults: Arc<Faults>,
     tokens: auth::TokenStore,
     statements: statements::Store,
+    uploads: uploads::Store,
     base_url: String,
     port: u16,
     warehouse_id: String,
@@ -155,6 +162,11 @@ impl DatabricksHandle {
         self.shared
             .execution_delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Large uploads initiated and neither completed nor aborted.
+    pub fn open_upload_sessions(&self) -> usize {
+        self.shared.uploads.open_sessions()
     }
 
     /// Changes the lifetime of OAuth tokens issued from now on.
@@ -232,7 +244,14 @@ pub fn start_with_engine(
             port: addr.port(),
             source,
         })?;
+    // Staged upload parts live beside the volumes, never inside one.
+    let staging = engine
+        .volumes_root()
+        .parent()
+        .map(|p| p.join("upload-staging"))
+        .unwrap_or_else(|| engine.volumes_root().join(".upload-staging"));
     let shared = Arc::new(Shared {
+        uploads: uploads::Store::new(staging),
         tokens: auth::TokenStore::new(
             config.tokens.clone(),
             config.oauth_clients.clone(),
@@ -317,6 +336,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/api/2.0/fs/files/{*path}",
             put(files::upload)
+                .post(uploads::file_action)
                 .get(files::download)
                 .head(files::download)
                 .delete(files::delete_file),
@@ -327,6 +347,22 @@ fn router(shared: Arc<Shared>) -> Router {
                 .put(files::create_directory)
                 .delete(files::delete_directory)
                 .head(files::directory_metadata),
+        )
+        .route(
+            "/api/2.0/fs/create-upload-part-urls",
+            post(uploads::create_upload_part_urls),
+        )
+        .route(
+            "/api/2.0/fs/create-abort-upload-url",
+            post(uploads::create_abort_upload_url),
+        )
+        .route(
+            "/api/2.0/fs/create-resumable-upload-url",
+            post(uploads::create_resumable_upload_url),
+        )
+        .route(
+            "/api/2.0/fs/create-download-url",
+            post(uploads::create_download_url),
         )
         .route("/api/2.0/sql/statements", post(statements::api::execute))
         .route("/api/2.0/sql/statements/", post(statements::api::execute))
@@ -383,6 +419,10 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/oidc/v1/token", post(auth::token))
         .route("/sandbox/results/{token}", get(statements::api::download))
+        .route(
+            "/sandbox/presigned/{id}",
+            axum::routing::any(uploads::presigned),
+        )
         .merge(api)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

@@ -261,6 +261,168 @@ impl Output for Discard {
     }
 }
 
+/// Keeps the first result set's columns and the first error.
+#[derive(Default)]
+struct FirstColumns {
+    columns: Option<Vec<ColumnMeta>>,
+    error: Option<SqlError>,
+}
+
+impl Output for FirstColumns {
+    fn columns(&mut self, cols: &[ColumnMeta]) -> Result<(), OutputError> {
+        if self.columns.is_none() {
+            self.columns = Some(cols.to_vec());
+        }
+        Ok(())
+    }
+    fn row(&mut self, _: &[Value]) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn done(&mut self, _: Option<u64>, _: bool) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
+        if self.error.is_none() {
+            self.error = Some(e.clone());
+        }
+        Ok(())
+    }
+    fn env(&mut self, _: EnvChange) -> Result<(), OutputError> {
+        Ok(())
+    }
+}
+
+/// SQL Server's (system_type_id, max_length, precision, scale) for a type,
+/// as sys.types and sp_describe_first_result_set report them.
+fn type_facts(t: &SqlType) -> (i64, i64, i64, i64) {
+    let len = |l: &Len, unit: i64| match l {
+        Len::N(n) => i64::from(*n) * unit,
+        Len::Max => -1,
+    };
+    match t {
+        SqlType::Bit => (104, 1, 1, 0),
+        SqlType::TinyInt => (48, 1, 3, 0),
+        SqlType::SmallInt => (52, 2, 5, 0),
+        SqlType::Int => (56, 4, 10, 0),
+        SqlType::BigInt => (127, 8, 19, 0),
+        SqlType::Decimal {
+            precision,
+            scale,
+            numeric,
+        } => (
+            if *numeric { 108 } else { 106 },
+            match precision {
+                1..=9 => 5,
+                10..=19 => 9,
+                20..=28 => 13,
+                _ => 17,
+            },
+            i64::from(*precision),
+            i64::from(*scale),
+        ),
+        SqlType::Money => (60, 8, 19, 4),
+        SqlType::SmallMoney => (122, 4, 10, 4),
+        SqlType::Float => (62, 8, 53, 0),
+        SqlType::Real => (59, 4, 24, 0),
+        SqlType::Char(n) => (175, i64::from(*n), 0, 0),
+        SqlType::VarChar(l) => (167, len(l, 1), 0, 0),
+        SqlType::NChar(n) => (239, i64::from(*n) * 2, 0, 0),
+        SqlType::NVarChar(l) => (231, len(l, 2), 0, 0),
+        SqlType::Binary(n) => (173, i64::from(*n), 0, 0),
+        SqlType::VarBinary(l) => (165, len(l, 1), 0, 0),
+        SqlType::Date => (40, 3, 10, 0),
+        SqlType::Time(s) => (
+            41,
+            if *s <= 2 {
+                3
+            } else if *s <= 4 {
+                4
+            } else {
+                5
+            },
+            8 + i64::from(*s) + i64::from(*s > 0),
+            i64::from(*s),
+        ),
+        SqlType::DateTime => (61, 8, 23, 3),
+        SqlType::SmallDateTime => (58, 4, 16, 0),
+        SqlType::DateTime2(s) => (
+            42,
+            if *s <= 2 {
+                6
+            } else if *s <= 4 {
+                7
+            } else {
+                8
+            },
+            19 + i64::from(*s) + i64::from(*s > 0),
+            i64::from(*s),
+        ),
+        SqlType::DateTimeOffset(s) => (
+            43,
+            if *s <= 2 {
+                8
+            } else if *s <= 4 {
+                9
+            } else {
+                10
+            },
+            26 + i64::from(*s) + i64::from(*s > 0),
+            i64::from(*s),
+        ),
+        SqlType::UniqueIdentifier => (36, 16, 0, 0),
+    }
+}
+
+/// The result of sp_describe_first_result_set: the documented leading
+/// columns (learn.microsoft.com/sql/relational-databases/system-stored-procedures/sp-describe-first-result-set-transact-sql).
+fn describe_columns(cols: &[ColumnMeta], out: &mut dyn Output) -> Result<(), OutputError> {
+    let not_null = |name: &str, t: SqlType| ColumnMeta {
+        nullable: false,
+        ..ColumnMeta::new(name, t)
+    };
+    let meta = vec![
+        not_null("is_hidden", SqlType::Bit),
+        not_null("column_ordinal", SqlType::Int),
+        ColumnMeta::new("name", SqlType::NVarChar(Len::N(128))),
+        not_null("is_nullable", SqlType::Bit),
+        not_null("system_type_id", SqlType::Int),
+        ColumnMeta::new("system_type_name", SqlType::NVarChar(Len::N(256))),
+        not_null("max_length", SqlType::SmallInt),
+        not_null("precision", SqlType::TinyInt),
+        not_null("scale", SqlType::TinyInt),
+        ColumnMeta::new("collation_name", SqlType::NVarChar(Len::N(128))),
+        ColumnMeta::new("is_identity_column", SqlType::Bit),
+        ColumnMeta::new("is_updateable", SqlType::Bit),
+    ];
+    out.columns(&meta)?;
+    for (i, c) in cols.iter().enumerate() {
+        let (type_id, max_len, precision, scale) = type_facts(&c.sql_type);
+        out.row(&[
+            Value::Bit(false),
+            Value::Int(i as i64 + 1),
+            if c.name.is_empty() {
+                Value::Null
+            } else {
+                Value::String(c.name.clone())
+            },
+            Value::Bit(c.nullable),
+            Value::Int(type_id),
+            Value::String(c.sql_type.type_name()),
+            Value::Int(max_len),
+            Value::Int(precision),
+            Value::Int(scale),
+            if c.sql_type.is_string() {
+                Value::String("SQL_Latin1_General_CP1_CI_AS".into())
+            } else {
+                Value::Null
+            },
+            Value::Bit(c.identity),
+            Value::Bit(c.updateable),
+        ])?;
+    }
+    out.done(Some(cols.len() as u64), false)
+}
+
 /// Keeps the first error and discards results: for seed scripts.
 #[derive(Default)]
 struct ErrorSink {
@@ -789,6 +951,14 @@ impl Session {
                 // Dynamic SQL sees neither the caller's parameters nor its variables.
                 self.execute_batch(&sql, &[], out)?;
             }
+            Plan::DescribeFirstResultSet(tsql) => {
+                let sql = match self.eval_scalar(&tsql, &SqlType::NVarChar(Len::Max), params)? {
+                    Value::String(s) => s,
+                    _ => String::new(),
+                };
+                let cols = self.first_result_columns(&sql)?;
+                describe_columns(&cols, out)?;
+            }
             Plan::TableCollations(meta) => {
                 let cols = vec![
                     ColumnMeta::new("colid", SqlType::SmallInt),
@@ -895,6 +1065,28 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// The columns the first result set of `sql` would have, without running
+    /// it (as with SET FMTONLY ON).
+    fn first_result_columns(&mut self, sql: &str) -> Result<Vec<ColumnMeta>, SqlError> {
+        let mut capture = FirstColumns::default();
+        let was = std::mem::replace(&mut self.fmtonly, true);
+        let r = self.execute_batch(sql, &[], &mut capture);
+        self.fmtonly = was;
+        r.map_err(|e| SqlError::new(50000, 1, 16, e.to_string()))?;
+        if let Some(e) = capture.error {
+            return Err(SqlError::new(
+                11501,
+                1,
+                16,
+                format!(
+                    "The batch could not be analyzed because of compile errors: {}",
+                    e.message
+                ),
+            ));
+        }
+        Ok(capture.columns.unwrap_or_default())
     }
 
     fn var(&self, name: &str) -> Option<(SqlType, Value)> {

@@ -316,3 +316,35 @@ EXEC sp_tablecollations_100 N'[dbo].[t]';"#;
     assert!(c.results[1].1.is_empty());
     assert_eq!(c.results[2].1.len(), 3);
 }
+
+#[test]
+fn describe_first_result_set() {
+    let (_e, mut s) = setup();
+    ok(&mut s, "CREATE TABLE t (id bigint NOT NULL PRIMARY KEY, amount decimal(18,2), at datetime2(3), who nvarchar(40))");
+    ok(&mut s, "INSERT INTO t VALUES (1, 2.5, '2024-01-01', N'x')");
+    let c = ok(&mut s, "EXEC sp_describe_first_result_set @tsql = N'SELECT id, amount, at, who, CAST(1 AS smallint) AS k FROM t WHERE id > 0'");
+    let rows = &c.results[0].1;
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[1][2], Value::String("amount".into()));
+    assert_eq!(rows[1][5], Value::String("decimal(18,2)".into()));
+    assert_eq!(
+        (rows[1][7].clone(), rows[1][8].clone()),
+        (Value::Int(18), Value::Int(2))
+    );
+    assert_eq!(rows[0][3], Value::Bit(false));
+    assert_eq!(rows[2][5], Value::String("datetime2(3)".into()));
+    assert_eq!(rows[3][6], Value::Int(80));
+    assert_eq!(rows[4][5], Value::String("smallint".into()));
+    // Nothing ran: the table still has one row.
+    let c = ok(&mut s, "SELECT count(*) FROM t");
+    assert_eq!(c.results[0].1[0][0], Value::Int(1));
+    assert_eq!(
+        run(
+            &mut s,
+            "EXEC sp_describe_first_result_set N'SELECT * FROM nope'"
+        )
+        .errors[0]
+            .number,
+        11501
+    );
+}

@@ -95,6 +95,9 @@ pub enum Plan {
     },
     /// `EXEC (string expression)`: dynamic SQL.
     ExecDynamic(String),
+    /// `sp_describe_first_result_set @tsql = ...`: the first result set's
+    /// columns; `tsql` is a SQLite expression giving the batch text.
+    DescribeFirstResultSet(String),
     /// `sp_tablecollations_100 'table'`: each column's collation.
     TableCollations(Box<TableMeta>),
     /// Statements that only change options SQL Server keeps and the sandbox
@@ -937,6 +940,41 @@ pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Resul
                 return Ok(Plan::TableCollations(Box::new(
                     ctx.table(&parse_object_name(&text)?)?,
                 )));
+            }
+            if proc.eq_ignore_ascii_case("sp_describe_first_result_set") {
+                let mut tsql = None;
+                for (i, p) in parameters.into_iter().enumerate() {
+                    let (name, mut e) = match p {
+                        Expr::BinaryOp {
+                            left,
+                            op: ast::BinaryOperator::Eq,
+                            right,
+                        } if matches!(left.as_ref(), Expr::Identifier(i) if i.value.starts_with('@')) => {
+                            (left.to_string().to_ascii_lowercase(), *right)
+                        }
+                        other => (
+                            if i == 0 {
+                                "@tsql".into()
+                            } else {
+                                String::new()
+                            },
+                            other,
+                        ),
+                    };
+                    if name == "@tsql" {
+                        rewrite(ctx, &mut e)?;
+                        tsql = Some(e.to_string());
+                    }
+                }
+                let tsql = tsql.ok_or_else(|| {
+                    SqlError::new(
+                        201,
+                        4,
+                        16,
+                        "Procedure or function 'sp_describe_first_result_set' expects parameter '@tsql', which was not supplied.",
+                    )
+                })?;
+                return Ok(Plan::DescribeFirstResultSet(tsql));
             }
             if !proc.eq_ignore_ascii_case("sp_executesql") {
                 return Err(SqlError::new(
