@@ -67,6 +67,17 @@ async fn fails(c: &mut Conn, sql: &str) -> u32 {
     error_number(&err)
 }
 
+/// The first column of the first row, as an int.
+async fn scalar(c: &mut Conn, sql: &str) -> Option<i32> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_row()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .and_then(|r| r.get::<i32, _>(0))
+}
+
 async fn exec(c: &mut Conn, sql: &str) {
     c.simple_query(sql)
         .await
@@ -347,28 +358,12 @@ async fn rollback_undoes_and_other_sessions_see_only_commits() {
     exec(&mut a, "CREATE TABLE t (id int PRIMARY KEY)").await;
     exec(&mut a, "BEGIN TRAN").await;
     exec(&mut a, "INSERT INTO t VALUES (1)").await;
-    let n = b
-        .simple_query("SELECT count(*) FROM t")
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .unwrap()
-        .get::<i32, _>(0);
+    let n = scalar(&mut b, "SELECT count(*) FROM t").await;
     assert_eq!(n, Some(0));
     exec(&mut b, "SET LOCK_TIMEOUT 200").await;
     assert_eq!(fails(&mut b, "INSERT INTO t VALUES (2)").await, 1222);
     exec(&mut a, "ROLLBACK").await;
-    let n = a
-        .simple_query("SELECT count(*) FROM t")
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .unwrap()
-        .get::<i32, _>(0);
+    let n = scalar(&mut a, "SELECT count(*) FROM t").await;
     assert_eq!(n, Some(0));
 }
 
@@ -397,15 +392,24 @@ async fn bulk_load_inserts_all_rows() {
     }
     let res = req.finalize().await.expect("bulk load done");
     assert_eq!(res.total(), 5000);
+    assert_eq!(
+        scalar(&mut c, "SELECT count(*) FROM dbo.bulk").await,
+        Some(5000)
+    );
     let row = c
-        .simple_query("SELECT count(*), sum(amount), max(name) FROM dbo.bulk")
+        .simple_query("SELECT sum(amount), max(name) FROM dbo.bulk")
         .await
         .unwrap()
         .into_row()
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.get::<i32, _>(0), Some(5000));
+    // sum of (i * 100 + 25) hundredths for i in 0..5000
+    assert_eq!(
+        row.get::<Numeric, _>(0).map(|n| (n.value(), n.scale())),
+        Some((1_249_875_000, 2))
+    );
+    assert_eq!(row.get::<&str, _>(1), Some("fila 999 ñ"));
 }
 
 #[tokio::test]
@@ -464,13 +468,8 @@ async fn cancel_mid_result_keeps_the_connection_usable() {
         // Dropping the stream mid-result makes tiberius send an ATTENTION.
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let row = c
-        .simple_query("SELECT count(*) FROM dbo.big")
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.get::<i32, _>(0), Some(200_000));
+    assert_eq!(
+        scalar(&mut c, "SELECT count(*) FROM dbo.big").await,
+        Some(200_000)
+    );
 }

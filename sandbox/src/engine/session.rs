@@ -38,13 +38,24 @@ pub enum EnvChange {
 }
 
 /// Where a session writes results, in the order SQL Server produces them.
+/// Every method defaults to ignoring what it is given.
 pub trait Output {
-    fn columns(&mut self, cols: &[ColumnMeta]) -> Result<(), OutputError>;
-    fn row(&mut self, values: &[Value]) -> Result<(), OutputError>;
+    fn columns(&mut self, _cols: &[ColumnMeta]) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn row(&mut self, _values: &[Value]) -> Result<(), OutputError> {
+        Ok(())
+    }
     /// One statement finished; `rows` is its row count when one is reported.
-    fn done(&mut self, rows: Option<u64>, error: bool) -> Result<(), OutputError>;
-    fn error(&mut self, e: &SqlError) -> Result<(), OutputError>;
-    fn env(&mut self, change: EnvChange) -> Result<(), OutputError>;
+    fn done(&mut self, _rows: Option<u64>, _error: bool) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn error(&mut self, _e: &SqlError) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn env(&mut self, _change: EnvChange) -> Result<(), OutputError> {
+        Ok(())
+    }
 }
 
 /// A bound parameter (sp_executesql and friends).
@@ -185,10 +196,10 @@ impl Engine {
     pub fn run_script(&self, script: &str) -> Result<(), SqlError> {
         let mut s = self.session("master")?;
         for batch in translate::split_go(script) {
-            let mut sink = ErrorSink::default();
+            let mut sink = FirstColumns::default();
             s.execute_batch(&batch, &[], &mut sink)
                 .map_err(|e| SqlError::new(50000, 1, 16, e.to_string()))?;
-            if let Some(e) = sink.first {
+            if let Some(e) = sink.error {
                 return Err(e);
             }
         }
@@ -243,25 +254,10 @@ impl Engine {
 /// Throws results away.
 pub struct Discard;
 
-impl Output for Discard {
-    fn columns(&mut self, _: &[ColumnMeta]) -> Result<(), OutputError> {
-        Ok(())
-    }
-    fn row(&mut self, _: &[Value]) -> Result<(), OutputError> {
-        Ok(())
-    }
-    fn done(&mut self, _: Option<u64>, _: bool) -> Result<(), OutputError> {
-        Ok(())
-    }
-    fn error(&mut self, _: &SqlError) -> Result<(), OutputError> {
-        Ok(())
-    }
-    fn env(&mut self, _: EnvChange) -> Result<(), OutputError> {
-        Ok(())
-    }
-}
+impl Output for Discard {}
 
-/// Keeps the first result set's columns and the first error.
+/// Keeps the first result set's columns and the first error (seed scripts
+/// and sp_describe_first_result_set).
 #[derive(Default)]
 struct FirstColumns {
     columns: Option<Vec<ColumnMeta>>,
@@ -275,19 +271,10 @@ impl Output for FirstColumns {
         }
         Ok(())
     }
-    fn row(&mut self, _: &[Value]) -> Result<(), OutputError> {
-        Ok(())
-    }
-    fn done(&mut self, _: Option<u64>, _: bool) -> Result<(), OutputError> {
-        Ok(())
-    }
     fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
         if self.error.is_none() {
             self.error = Some(e.clone());
         }
-        Ok(())
-    }
-    fn env(&mut self, _: EnvChange) -> Result<(), OutputError> {
         Ok(())
     }
 }
@@ -421,33 +408,6 @@ fn describe_columns(cols: &[ColumnMeta], out: &mut dyn Output) -> Result<(), Out
         ])?;
     }
     out.done(Some(cols.len() as u64), false)
-}
-
-/// Keeps the first error and discards results: for seed scripts.
-#[derive(Default)]
-struct ErrorSink {
-    first: Option<SqlError>,
-}
-
-impl Output for ErrorSink {
-    fn columns(&mut self, _: &[ColumnMeta]) -> Result<(), OutputError> {
-        Ok(())
-    }
-    fn row(&mut self, _: &[Value]) -> Result<(), OutputError> {
-        Ok(())
-    }
-    fn done(&mut self, _: Option<u64>, _: bool) -> Result<(), OutputError> {
-        Ok(())
-    }
-    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
-        if self.first.is_none() {
-            self.first = Some(e.clone());
-        }
-        Ok(())
-    }
-    fn env(&mut self, _: EnvChange) -> Result<(), OutputError> {
-        Ok(())
-    }
 }
 
 /// A parsed `INSERT BULK` statement, waiting for its BulkLoad rows.
