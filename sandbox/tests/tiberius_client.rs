@@ -473,3 +473,49 @@ async fn cancel_mid_result_keeps_the_connection_usable() {
         Some(200_000)
     );
 }
+
+#[tokio::test]
+async fn any_negotiated_packet_size_carries_large_values() {
+    let h = server(ServerEncryption::LoginOnly);
+    let text = "ñandú 🚀 ".repeat(20_000);
+    let blob: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+    for (size, level) in [
+        (512u32, EncryptionLevel::NotSupported),
+        (513, EncryptionLevel::Required),
+        (8000, EncryptionLevel::Off),
+        (32767, EncryptionLevel::Required),
+    ] {
+        let mut c = config(&h, level, "Bridge!Passw0rd");
+        c.packet_size(size);
+        let tcp = TcpStream::connect(c.get_addr()).await.unwrap();
+        let mut conn = Client::connect(c, tcp.compat_write()).await.unwrap();
+        let table = format!("big_{size}");
+        exec(
+            &mut conn,
+            &format!("CREATE TABLE {table} (t nvarchar(max), b varbinary(max))"),
+        )
+        .await;
+        let mut q = Query::new(format!("INSERT INTO {table} VALUES (@P1, @P2)"));
+        q.bind(text.clone());
+        q.bind(&blob[..]);
+        q.execute(&mut conn).await.unwrap();
+        let row = conn
+            .simple_query(format!("SELECT t, b FROM {table}"))
+            .await
+            .unwrap()
+            .into_row()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.get::<&str, _>(0),
+            Some(text.as_str()),
+            "packet size {size}"
+        );
+        assert_eq!(
+            row.get::<&[u8], _>(1),
+            Some(&blob[..]),
+            "packet size {size}"
+        );
+    }
+}
