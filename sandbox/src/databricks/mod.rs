@@ -65,6 +65,9 @@ pub struct DatabricksConfig {
     /// Large-upload protocol offered by `initiate-upload` (multipart as on
     /// AWS and Azure, resumable as on GCP).
     pub upload_protocol: UploadProtocol,
+    /// Server page length of Unity Catalog lists; `None` keeps the
+    /// workspace's (10000 for volumes, 1000 assumed for the others).
+    pub uc_page_length: Option<usize>,
 }
 
 impl Default for DatabricksConfig {
@@ -83,6 +86,7 @@ impl Default for DatabricksConfig {
             external_link_ttl: Duration::from_secs(15 * 60),
             result_ttl: Duration::from_secs(3600),
             upload_protocol: UploadProtocol::default(),
+            uc_page_length: None,
         }
     }
 }

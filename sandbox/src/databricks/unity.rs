@@ -19,7 +19,101 @@ use super::sql::types::DbxType;
 use super::Shared;
 
 const OWNER: &str = "sandbox@example.com";
+/// Server page length of volume lists (10000, as the volumes list reference
+/// states: https://docs.databricks.com/api/workspace/volumes/list).
+const VOLUMES_PAGE_LENGTH: usize = 10_000;
+/// Server page length of catalog, schema and table lists (the reference
+/// calls it "a server configured value" without giving it).
+const DEFAULT_PAGE_LENGTH: usize = 1_000;
 const METASTORE: &str = "00000000-0000-0000-0000-0000000000aa";
+
+/// How an unset `max_results` behaves: catalogs, schemas and tables return
+/// everything in one response ("not recommended"); volumes use the server
+/// page length.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unset {
+    All,
+    Paged,
+}
+
+/// One page of a Unity Catalog list, per the `max_results` / `page_token`
+/// rules of the list references
+/// (https://docs.databricks.com/api/workspace/catalogs/list and the schemas,
+/// volumes and tables pages): 0 means the server page length, a positive
+/// value the smaller of it and the server's, a negative one is an error.
+/// Items come sorted by name; the token names the last one returned, so a
+/// concurrent create or delete neither repeats nor skips an item.
+fn paginate(
+    items: Vec<Value>,
+    q: &HashMap<String, String>,
+    unset: Unset,
+    server_len: usize,
+) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    let max = match q.get("max_results") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("Invalid max_results '{v}'.")))?,
+        ),
+    };
+    let len = match max {
+        Some(n) if n < 0 => {
+            return Err(ApiError::bad_request("max_results must be at least 0."));
+        }
+        Some(0) => server_len,
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX).min(server_len),
+        None if unset == Unset::Paged => server_len,
+        None => usize::MAX,
+    };
+    let after = match q.get("page_token").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => {
+            Some(decode_token(t).ok_or_else(|| ApiError::bad_request("Invalid page_token."))?)
+        }
+    };
+    let key = |v: &Value| {
+        v.get("full_name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut rest: Vec<Value> = items
+        .into_iter()
+        .filter(|v| after.as_deref().is_none_or(|a| key(v).as_str() > a))
+        .collect();
+    rest.sort_by_key(|v| key(v));
+    if rest.len() <= len {
+        return Ok((rest, None));
+    }
+    rest.truncate(len);
+    let token = rest.last().map(|v| encode_token(&key(v)));
+    Ok((rest, token))
+}
+
+/// Page tokens are opaque to clients: the hex of the last full name.
+fn encode_token(last: &str) -> String {
+    last.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_token(t: &str) -> Option<String> {
+    if !t.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..t.len())
+        .step_by(2)
+        .map(|i| t.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// `{key: page}` plus `next_page_token` when more remain.
+fn page_json(key: &str, page: Vec<Value>, next: Option<String>) -> Response {
+    let mut out = json!({ key: page });
+    if let Some(t) = next {
+        out["next_page_token"] = json!(t);
+    }
+    Json(out).into_response()
+}
 
 fn catalog_json(c: &CatalogInfo) -> Value {
     json!({
@@ -198,12 +292,18 @@ fn full2(name: &str) -> Result<(String, String), ApiError> {
 
 // ---- catalogs
 
-pub async fn list_catalogs(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+pub async fn list_catalogs(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let cats = with_conn(&shared, catalog::list_catalogs).await?;
-    Ok(
-        Json(json!({ "catalogs": cats.iter().map(catalog_json).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let (page, next) = paginate(
+        cats.iter().map(catalog_json).collect(),
+        &q,
+        Unset::All,
+        shared.config.uc_page_length.unwrap_or(DEFAULT_PAGE_LENGTH),
+    )?;
+    Ok(page_json("catalogs", page, next))
 }
 
 pub async fn create_catalog(
@@ -271,10 +371,13 @@ pub async fn list_schemas(
         catalog::list_schemas(conn, &cat)
     })
     .await?;
-    Ok(
-        Json(json!({ "schemas": schemas.iter().map(schema_json).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let (page, next) = paginate(
+        schemas.iter().map(schema_json).collect(),
+        &q,
+        Unset::All,
+        shared.config.uc_page_length.unwrap_or(DEFAULT_PAGE_LENGTH),
+    )?;
+    Ok(page_json("schemas", page, next))
 }
 
 pub async fn create_schema(
@@ -346,10 +449,13 @@ pub async fn list_volumes(
         catalog::list_volumes(conn, &c, &s)
     })
     .await?;
-    Ok(
-        Json(json!({ "volumes": vols.iter().map(volume_json).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let (page, next) = paginate(
+        vols.iter().map(volume_json).collect(),
+        &q,
+        Unset::Paged,
+        shared.config.uc_page_length.unwrap_or(VOLUMES_PAGE_LENGTH),
+    )?;
+    Ok(page_json("volumes", page, next))
 }
 
 pub async fn create_volume(
@@ -423,10 +529,13 @@ pub async fn list_tables(
         catalog::list_tables(conn, &c, &s)
     })
     .await?;
-    Ok(
-        Json(json!({ "tables": tables.iter().map(table_json).collect::<Vec<_>>() }))
-            .into_response(),
-    )
+    let (page, next) = paginate(
+        tables.iter().map(table_json).collect(),
+        &q,
+        Unset::All,
+        shared.config.uc_page_length.unwrap_or(DEFAULT_PAGE_LENGTH),
+    )?;
+    Ok(page_json("tables", page, next))
 }
 
 pub async fn get_table(
@@ -497,4 +606,72 @@ pub async fn get_warehouse(
         ));
     }
     Ok(Json(warehouse_json(&shared)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn items(names: &[&str]) -> Vec<Value> {
+        names.iter().map(|n| json!({ "full_name": n })).collect()
+    }
+
+    #[test]
+    fn tokens_round_trip_and_refuse_garbage() {
+        assert_eq!(
+            decode_token(&encode_token("main.año")),
+            Some("main.año".into())
+        );
+        assert_eq!(decode_token("zz"), None);
+        assert_eq!(decode_token("abc"), None);
+    }
+
+    #[test]
+    fn pages_follow_max_results_and_the_server_length() {
+        let all = items(&["c", "a", "b"]);
+        let (p, next) =
+            paginate(all.clone(), &q(&[("max_results", "2")]), Unset::All, 10).expect("page");
+        assert_eq!(p, items(&["a", "b"]));
+        let next = next.expect("token");
+        let (p, none) = paginate(
+            all.clone(),
+            &q(&[("max_results", "2"), ("page_token", &next)]),
+            Unset::All,
+            10,
+        )
+        .expect("page");
+        assert_eq!((p, none), (items(&["c"]), None));
+        // 0 and larger values are capped by the server length; unset is all
+        // or one server page.
+        assert_eq!(
+            paginate(all.clone(), &q(&[("max_results", "0")]), Unset::All, 1)
+                .expect("page")
+                .0
+                .len(),
+            1
+        );
+        assert_eq!(
+            paginate(all.clone(), &q(&[]), Unset::All, 1)
+                .expect("page")
+                .0
+                .len(),
+            3
+        );
+        assert_eq!(
+            paginate(all.clone(), &q(&[]), Unset::Paged, 1)
+                .expect("page")
+                .0
+                .len(),
+            1
+        );
+        assert!(paginate(all.clone(), &q(&[("max_results", "-1")]), Unset::All, 1).is_err());
+        assert!(paginate(all, &q(&[("max_results", "x")]), Unset::All, 1).is_err());
+    }
 }

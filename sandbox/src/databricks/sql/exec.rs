@@ -726,7 +726,12 @@ impl Exec<'_> {
         let table = scope.table(name)?;
         let alias = Self::target_alias(&upd.table.relation).unwrap_or_default();
         if upd.from.is_some() || !upd.table.joins.is_empty() {
-            return Err(SqlError::unsupported("UPDATE ... FROM (use MERGE INTO)"));
+            // Databricks SQL's UPDATE takes one table, an alias and WHERE
+            // (subqueries allowed), no FROM or JOIN:
+            // https://docs.databricks.com/en/sql/language-manual/delta-update.html
+            return Err(SqlError::syntax(
+                "UPDATE takes no FROM or JOIN in Databricks SQL; use a WHERE subquery or MERGE INTO",
+            ));
         }
         let sets = self.assignments(&table, upd.assignments, &scope, temps)?;
         let mut where_sql = String::new();
@@ -750,7 +755,12 @@ impl Exec<'_> {
             FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f) => f,
         };
         if from.len() != 1 || !from[0].joins.is_empty() || del.using.is_some() {
-            return Err(SqlError::unsupported("DELETE with joins (use MERGE INTO)"));
+            // Databricks SQL's DELETE takes one table, an alias and WHERE
+            // (subqueries allowed), no USING or JOIN:
+            // https://docs.databricks.com/en/sql/language-manual/delta-delete-from.html
+            return Err(SqlError::syntax(
+                "DELETE takes no USING or JOIN in Databricks SQL; use a WHERE subquery or MERGE INTO",
+            ));
         }
         let relation = &from[0].relation;
         let TableFactor::Table { name, .. } = relation else {
@@ -769,6 +779,20 @@ impl Exec<'_> {
             quote_ident(&alias)
         ))?;
         Ok(counts(&[("num_affected_rows", n)]))
+    }
+
+    /// Column names of a table in the `temp` schema.
+    fn temp_columns(&self, table: &str) -> Result<Vec<String>, SqlError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM pragma_table_info(?1, 'temp') ORDER BY cid")
+            .map_err(db)?;
+        let names = stmt
+            .query_map([table], |r| r.get::<_, String>(0))
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        Ok(names)
     }
 
     /// MERGE INTO: the source is materialised first and the unmatched rows
@@ -823,6 +847,7 @@ impl Exec<'_> {
                 |r| r.get(0),
             )
             .map_err(db)?;
+        let src_cols = self.temp_columns("__merge_src")?;
         let (mut updated, mut deleted, mut inserted) = (0u64, 0u64, 0u64);
         let mut earlier: Vec<String> = Vec::new();
         let result = (|| -> Result<(), SqlError> {
@@ -868,10 +893,17 @@ impl Exec<'_> {
                 };
                 match (&clause.clause_kind, &clause.action) {
                     (MergeClauseKind::Matched, MergeAction::Update(u)) => {
-                        let ast::MergeUpdateKind::Set(assignments) = &u.kind else {
-                            return Err(SqlError::unsupported("MERGE ... UPDATE SET *"));
+                        let sets = match &u.kind {
+                            ast::MergeUpdateKind::Set(assignments) => {
+                                self.assignments(&table, assignments.clone(), &scope, temps)?
+                            }
+                            ast::MergeUpdateKind::Wildcard => {
+                                star_columns(&table, &src_cols, &qs, "UPDATE")?
+                                    .into_iter()
+                                    .map(|(c, v)| format!("{} = {v}", quote_ident(&c.name)))
+                                    .collect()
+                            }
                         };
-                        let sets = self.assignments(&table, assignments.clone(), &scope, temps)?;
                         updated += self.exec_count(&format!(
                             "UPDATE {} AS {talias} SET {} FROM {src} AS {qs} WHERE ({on}) AND {talias}.rowid IN (SELECT rid FROM temp.\"__merge_matched\" WHERE clause = {i})",
                             table.name.physical(),
@@ -888,35 +920,48 @@ impl Exec<'_> {
                         MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
                         MergeAction::Insert(ins),
                     ) => {
-                        let cols: Vec<&ColumnInfo> = if ins.columns.is_empty() {
-                            table.columns.iter().collect()
-                        } else {
-                            let mut v = Vec::new();
-                            for c in &ins.columns {
-                                v.push(column(&table, &name_parts(c).pop().unwrap_or_default())?);
+                        let (cols, vals) = match &ins.kind {
+                            MergeInsertKind::Wildcard => {
+                                star_columns(&table, &src_cols, &qs, "INSERT")?
+                                    .into_iter()
+                                    .unzip()
                             }
-                            v
+                            MergeInsertKind::Values(values) => {
+                                let cols: Vec<&ColumnInfo> = if ins.columns.is_empty() {
+                                    table.columns.iter().collect()
+                                } else {
+                                    let mut v = Vec::new();
+                                    for c in &ins.columns {
+                                        v.push(column(
+                                            &table,
+                                            &name_parts(c).pop().unwrap_or_default(),
+                                        )?);
+                                    }
+                                    v
+                                };
+                                let values: Vec<Expr> = values
+                                    .rows
+                                    .first()
+                                    .map(|r| r.content.clone())
+                                    .unwrap_or_default();
+                                if values.len() != cols.len() {
+                                    return Err(SqlError::invalid(
+                                        "INSERT_COLUMN_ARITY_MISMATCH",
+                                        "The MERGE INSERT clause has a different number of columns and values.",
+                                        "21S01",
+                                    ));
+                                }
+                                let mut vals = Vec::new();
+                                for (mut e, c) in values.into_iter().zip(&cols) {
+                                    rewrite::rewrite(&scope, temps, &mut e)?;
+                                    vals.push(format!("__dbx_store({e}, '{}')", c.ty));
+                                }
+                                (cols, vals)
+                            }
+                            MergeInsertKind::Row => {
+                                return Err(SqlError::unsupported("MERGE ... INSERT ROW"))
+                            }
                         };
-                        let values: Vec<Expr> = match &ins.kind {
-                            MergeInsertKind::Values(values) => values
-                                .rows
-                                .first()
-                                .map(|r| r.content.clone())
-                                .unwrap_or_default(),
-                            _ => return Err(SqlError::unsupported("MERGE ... INSERT *")),
-                        };
-                        if values.len() != cols.len() {
-                            return Err(SqlError::invalid(
-                                "INSERT_COLUMN_ARITY_MISMATCH",
-                                "The MERGE INSERT clause has a different number of columns and values.",
-                                "21S01",
-                            ));
-                        }
-                        let mut vals = Vec::new();
-                        for (mut e, c) in values.into_iter().zip(&cols) {
-                            rewrite::rewrite(&scope, temps, &mut e)?;
-                            vals.push(format!("__dbx_store({e}, '{}')", c.ty));
-                        }
                         let names: Vec<String> =
                             cols.iter().map(|c| quote_ident(&c.name)).collect();
                         let mut cond = earlier
@@ -978,6 +1023,40 @@ impl Exec<'_> {
             ("num_inserted_rows", inserted),
         ]))
     }
+}
+
+/// `UPDATE SET *` / `INSERT *` of MERGE: every target column takes the
+/// source column of the same name (case-insensitive); a target column the
+/// source lacks is an error and extra source columns are ignored, as without
+/// schema evolution
+/// (https://docs.databricks.com/sql/language-manual/delta-merge-into.html).
+fn star_columns<'t>(
+    table: &'t TableInfo,
+    src_cols: &[String],
+    source_alias: &str,
+    clause: &str,
+) -> Result<Vec<(&'t ColumnInfo, String)>, SqlError> {
+    table
+        .columns
+        .iter()
+        .map(|c| {
+            let Some(s) = src_cols.iter().find(|s| s.eq_ignore_ascii_case(&c.name)) else {
+                return Err(SqlError::invalid(
+                    "DELTA_MERGE_UNRESOLVED_EXPRESSION",
+                    &format!(
+                        "Cannot resolve {} in {clause} clause given columns {}.",
+                        c.name,
+                        src_cols.join(", ")
+                    ),
+                    "42601",
+                ));
+            };
+            Ok((
+                c,
+                format!("__dbx_store({source_alias}.{}, '{}')", quote_ident(s), c.ty),
+            ))
+        })
+        .collect()
 }
 
 /// Drops the Delta table clauses sqlparser does not parse (`USING DELTA`,

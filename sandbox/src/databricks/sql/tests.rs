@@ -206,3 +206,117 @@ fn spark_forms_the_bridge_and_users_write() {
     assert!(err.message.contains("NOT_NULL"), "{}", err.message);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn merge_with_star_actions() {
+    let (e, dir) = engine();
+    e.run_script(
+        "CREATE SCHEMA main.demo;
+         CREATE TABLE main.demo.tgt (id INT, v STRING, amount DECIMAL(10,2));
+         INSERT INTO main.demo.tgt VALUES (1, 'one', 1.5), (2, 'two', 2.5);
+         CREATE TABLE main.demo.src (amount DECIMAL(10,2), extra STRING, V STRING, id INT);
+         INSERT INTO main.demo.src VALUES (10.25, 'x', 'uno', 1), (30, 'y', 'tres', 3);",
+    )
+    .unwrap();
+    // Columns pair by name (any order, any case); extra source columns are
+    // ignored.
+    let m = q(
+        &e,
+        "MERGE INTO main.demo.tgt AS t USING main.demo.src AS s ON t.id = s.id
+         WHEN MATCHED THEN UPDATE SET *
+         WHEN NOT MATCHED THEN INSERT *",
+    );
+    assert_eq!(
+        m.rows[0],
+        vec![Cell::Int(2), Cell::Int(1), Cell::Int(0), Cell::Int(1)]
+    );
+    let rs = q(&e, "SELECT id, v, amount FROM main.demo.tgt ORDER BY id");
+    let shown: Vec<Vec<Option<String>>> = rs
+        .rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&rs.columns)
+                .map(|(c, col)| types::render(c, &col.ty))
+                .collect()
+        })
+        .collect();
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        shown,
+        vec![
+            vec![s("1"), s("uno"), s("10.25")],
+            vec![s("2"), s("two"), s("2.50")],
+            vec![s("3"), s("tres"), s("30.00")],
+        ]
+    );
+
+    // A derived source works the same way.
+    q(
+        &e,
+        "MERGE INTO main.demo.tgt t USING (SELECT 2 AS id, 'dos' AS v, 0 AS amount) s ON t.id = s.id
+         WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
+    );
+    let rs = q(&e, "SELECT v FROM main.demo.tgt WHERE id = 2");
+    assert_eq!(rs.rows, vec![vec![Cell::Text("dos".into())]]);
+
+    // A target column missing from the source is an analysis error.
+    let err = e
+        .execute(
+            "MERGE INTO main.demo.tgt t USING (SELECT 9 AS id, 'x' AS v) s ON t.id = s.id
+             WHEN NOT MATCHED THEN INSERT *",
+            &SessionDefaults::default(),
+            &[],
+        )
+        .expect_err("missing column");
+    assert_eq!(err.class, "DELTA_MERGE_UNRESOLVED_EXPRESSION");
+    assert_eq!(
+        q(&e, "SELECT count(*) FROM main.demo.tgt").rows[0][0],
+        Cell::Int(3)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn update_and_delete_take_where_subqueries_not_joins() {
+    let (e, dir) = engine();
+    e.run_script(
+        "CREATE SCHEMA main.demo;
+         CREATE TABLE main.demo.orders (oid INT, status STRING);
+         INSERT INTO main.demo.orders VALUES (1, 'open'), (2, 'open'), (3, 'open');
+         CREATE TABLE main.demo.returned (oid INT);
+         INSERT INTO main.demo.returned VALUES (2), (3);",
+    )
+    .unwrap();
+    // The documented forms: an alias and correlated / IN subqueries.
+    let u = q(
+        &e,
+        "UPDATE main.demo.orders AS t1 SET status = 'returned'
+         WHERE EXISTS (SELECT oid FROM main.demo.returned WHERE t1.oid = oid)",
+    );
+    assert_eq!(u.rows[0][0], Cell::Int(2));
+    let d = q(
+        &e,
+        "DELETE FROM main.demo.orders o WHERE o.oid IN (SELECT oid FROM main.demo.returned WHERE oid > 2)",
+    );
+    assert_eq!(d.rows[0][0], Cell::Int(1));
+    let rs = q(&e, "SELECT oid, status FROM main.demo.orders ORDER BY oid");
+    assert_eq!(
+        rs.rows,
+        vec![
+            vec![Cell::Int(1), Cell::Text("open".into())],
+            vec![Cell::Int(2), Cell::Text("returned".into())],
+        ]
+    );
+    // FROM / USING / JOIN are not Databricks SQL: a syntax error, as there.
+    for sql in [
+        "UPDATE main.demo.orders t SET status = 'x' FROM main.demo.returned r WHERE t.oid = r.oid",
+        "DELETE FROM main.demo.orders t USING main.demo.returned r WHERE t.oid = r.oid",
+    ] {
+        match e.execute(sql, &SessionDefaults::default(), &[]) {
+            Err(err) => assert_eq!(err.class, "PARSE_SYNTAX_ERROR", "{sql}"),
+            Ok(_) => panic!("{sql} should fail"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
