@@ -3,9 +3,10 @@
 //!
 //! Layers, lower first (a layer never imports one above it):
 //! `config` (settings, parameters) → `queries` (load and render `.sql` files)
-//! → `sqlserver` and `databricks` (the two systems).
+//! → `sqlserver` and `databricks` (the two systems) → `extract` (the pipeline).
 
 pub mod config;
 pub mod databricks;
+pub mod extract;
 pub mod queries;
 pub mod sqlserver;

@@ -2,6 +2,7 @@
 //! turns errors into a message and a non-zero exit code.
 
 mod connection;
+mod extract;
 mod queries;
 
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Extract queries from SQL Server to Parquet: <destination>/<country>/<query>/.
+    Extract(extract::ExtractArgs),
     /// Check that SQL Server and Databricks answer with the configured
     /// settings; each is reported, and the exit code is non-zero if either fails.
     TestConnection {
@@ -80,6 +83,14 @@ pub fn main() -> ExitCode {
             queries_path,
             json,
         } => queries::show_params(&config_path, &country, &queries, &queries_path, json),
+        Command::Extract(args) => match runtime() {
+            Ok(rt) => match rt.block_on(extract::run(args)) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
         Command::TestConnection { connection } => match runtime() {
             Ok(rt) => {
                 if rt.block_on(connection::test_connection(&connection)) {

@@ -1,0 +1,166 @@
+//! `extract`: render the chosen queries for a country, run them against SQL
+//! Server (several at once) and write Parquet to the destination.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use sql_databricks_bridge::config::params;
+use sql_databricks_bridge::extract::{self, Codec, ExtractOptions};
+use sql_databricks_bridge::queries::{load_queries, render, select};
+use sql_databricks_bridge::sqlserver;
+
+use super::connection::ConnectionArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct ExtractArgs {
+    /// Directory holding the .sql files.
+    #[arg(long, default_value = "./queries")]
+    pub queries_path: PathBuf,
+    /// Directory holding common_params.yaml and <Country>.yaml.
+    #[arg(long, default_value = "./config")]
+    pub config_path: PathBuf,
+    /// Country whose parameters apply.
+    #[arg(long)]
+    pub country: String,
+    /// Where the Parquet goes: a local directory or file:///path.
+    /// Output lands in <destination>/<country>/<query>/.
+    #[arg(long)]
+    pub destination: String,
+    /// Extract only this query (repeatable); all of them by default.
+    #[arg(long = "query")]
+    pub queries: Vec<String>,
+    /// Replace existing output for a query (otherwise that query fails).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Queries run at the same time.
+    #[arg(long, default_value_t = 2)]
+    pub parallel: usize,
+    /// Rows per batch and Parquet row group (bounds memory).
+    #[arg(long, default_value_t = 65_536)]
+    pub batch_rows: usize,
+    /// Rows per Parquet part file.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub rows_per_file: u64,
+    /// Parquet compression.
+    #[arg(long, value_enum, default_value = "zstd")]
+    pub compression: Codec,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// A local destination from `--destination`.
+fn local_destination(dest: &str) -> anyhow::Result<PathBuf> {
+    if dest.starts_with("/Volumes/") || dest.starts_with("dbfs:") {
+        bail!(
+            "destination {dest}: uploading to Unity Catalog Volumes is not built yet; extract to a local directory for now"
+        );
+    }
+    let path = dest.strip_prefix("file://").unwrap_or(dest);
+    if path.is_empty() {
+        bail!("--destination is empty");
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// Returns whether every query succeeded.
+pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
+    let destination = local_destination(&args.destination)?;
+    let params = params::load(&args.config_path, &args.country)?;
+    let all = load_queries(&args.queries_path)?;
+    let chosen = select(&all, &args.queries)?;
+    // Render everything first: a missing parameter stops the run before any SQL.
+    let mut jobs = Vec::new();
+    for q in chosen {
+        let sql = render(&q.sql, &q.path, &params)?;
+        jobs.push((q.name.clone(), sql));
+    }
+    let settings = args.connection.sqlserver().context("SQL Server settings")?;
+    let timeout = Duration::from_secs(args.connection.timeout);
+    let opts = ExtractOptions {
+        batch_rows: args.batch_rows.max(1),
+        rows_per_file: args.rows_per_file,
+        codec: args.compression,
+        overwrite: args.overwrite,
+    };
+    let country = args.country.clone();
+    let limit = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
+    let mut tasks = Vec::new();
+    for (name, sql) in jobs {
+        let (settings, opts, destination, country, limit) = (
+            settings.clone(),
+            opts.clone(),
+            destination.clone(),
+            country.clone(),
+            limit.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            eprintln!("[{name}] started");
+            let result = async {
+                let mut conn = sqlserver::connect(&settings, timeout).await?;
+                let label = name.clone();
+                let progress = move |rows: u64| eprintln!("[{label}] {rows} rows");
+                extract::extract_query(
+                    &mut conn,
+                    &name,
+                    &sql,
+                    &destination,
+                    &country,
+                    &opts,
+                    &progress,
+                )
+                .await
+                .map_err(anyhow::Error::from)
+            }
+            .await;
+            (name, result)
+        }));
+    }
+    let mut ok = true;
+    let mut rows = Vec::new();
+    for t in tasks {
+        let (name, result) = t.await.context("an extraction task stopped unexpectedly")?;
+        match result {
+            Ok(o) => {
+                if let Some(d) = &o.discrepancy {
+                    eprintln!("[{name}] discrepancy: {d}");
+                }
+                rows.push(format!(
+                    "{:<20} {:>8} {:>12} {:>10} {:>7.1}s  {}",
+                    name,
+                    "ok",
+                    o.rows_written,
+                    human_bytes(o.bytes),
+                    o.seconds,
+                    o.output.display()
+                ));
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("[{name}] failed: {e:#}");
+                rows.push(format!("{name:<20} {:>8} {e:#}", "FAILED"));
+            }
+        }
+    }
+    println!(
+        "{:<20} {:>8} {:>12} {:>10} {:>8}  output",
+        "query", "status", "rows", "size", "time"
+    );
+    for r in rows {
+        println!("{r}");
+    }
+    Ok(ok)
+}

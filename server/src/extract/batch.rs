@@ -1,0 +1,319 @@
+//! Rows from the driver → Arrow columns, a bounded batch at a time.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, Schema};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use tiberius::{ColumnData, FromSql};
+
+use super::schema::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("column '{column}': {message}")]
+    Value { column: String, message: String },
+    #[error("building the Arrow batch: {0}")]
+    Arrow(#[from] ArrowError),
+}
+
+enum Builder {
+    Boolean(BooleanBuilder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    Decimal(Decimal128Builder, u8),
+    Utf8(StringBuilder),
+    Binary(BinaryBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+/// Days from 0001-01-01 to 1970-01-01, for Date32.
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
+}
+
+/// Accumulates rows of one result into Arrow columns.
+pub struct BatchBuilder {
+    schema: Arc<Schema>,
+    targets: Vec<Target>,
+    names: Vec<String>,
+    builders: Vec<Builder>,
+    rows: usize,
+}
+
+fn bad(column: &str, message: impl Into<String>) -> BatchError {
+    BatchError::Value {
+        column: column.to_string(),
+        message: message.into(),
+    }
+}
+
+fn from_sql<'a, T: FromSql<'a>>(
+    column: &str,
+    v: &'a ColumnData<'static>,
+) -> Result<Option<T>, BatchError> {
+    T::from_sql(v).map_err(|e| bad(column, e.to_string()))
+}
+
+/// 10^n as i128.
+fn pow10(n: u32) -> i128 {
+    10i128.pow(n)
+}
+
+fn time_text(t: NaiveTime, scale: u8) -> String {
+    let base = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
+    if scale == 0 {
+        return base;
+    }
+    let frac = format!("{:09}", t.nanosecond());
+    format!("{base}.{}", &frac[..usize::from(scale.min(9))])
+}
+
+/// Microseconds since the epoch of a wall-clock time, truncating the
+/// 100 ns digit of datetime2(7).
+fn micros(dt: NaiveDateTime) -> i64 {
+    dt.and_utc().timestamp_micros()
+}
+
+impl BatchBuilder {
+    pub fn new(schema: Arc<Schema>, targets: Vec<Target>, capacity: usize) -> Self {
+        let names = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let builders = targets
+            .iter()
+            .map(|t| match t {
+                Target::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(capacity)),
+                Target::Int16 => Builder::Int16(Int16Builder::with_capacity(capacity)),
+                Target::Int32 => Builder::Int32(Int32Builder::with_capacity(capacity)),
+                Target::Int64 => Builder::Int64(Int64Builder::with_capacity(capacity)),
+                Target::Float32 => Builder::Float32(Float32Builder::with_capacity(capacity)),
+                Target::Float64 => Builder::Float64(Float64Builder::with_capacity(capacity)),
+                Target::Decimal { scale, .. } => {
+                    Builder::Decimal(Decimal128Builder::with_capacity(capacity), *scale)
+                }
+                Target::Money { .. } => {
+                    Builder::Decimal(Decimal128Builder::with_capacity(capacity), 4)
+                }
+                Target::Utf8 | Target::Time { .. } | Target::Guid => {
+                    Builder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16))
+                }
+                Target::Binary => {
+                    Builder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
+                }
+                Target::Date => Builder::Date(Date32Builder::with_capacity(capacity)),
+                Target::Timestamp | Target::TimestampUtc => {
+                    Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity))
+                }
+            })
+            .collect();
+        BatchBuilder {
+            schema,
+            targets,
+            names,
+            builders,
+            rows: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends one row; the cells must be in the schema's order.
+    pub fn push_row(
+        &mut self,
+        cells: impl IntoIterator<Item = ColumnData<'static>>,
+    ) -> Result<(), BatchError> {
+        let mut n = 0;
+        for (i, cell) in cells.into_iter().enumerate() {
+            let (Some(b), Some(t), Some(name)) = (
+                self.builders.get_mut(i),
+                self.targets.get(i),
+                self.names.get(i),
+            ) else {
+                return Err(bad(
+                    "?",
+                    format!("the row has more than {} columns", self.targets.len()),
+                ));
+            };
+            append(b, t, name, &cell)?;
+            n += 1;
+        }
+        if n != self.targets.len() {
+            return Err(bad(
+                "?",
+                format!("the row has {n} columns, expected {}", self.targets.len()),
+            ));
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The rows so far as a batch; the builder starts empty again.
+    pub fn finish(&mut self) -> Result<RecordBatch, BatchError> {
+        let cols: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .zip(&self.targets)
+            .map(|(b, t)| -> Result<ArrayRef, ArrowError> {
+                Ok(match b {
+                    Builder::Boolean(b) => Arc::new(b.finish()),
+                    Builder::Int16(b) => Arc::new(b.finish()),
+                    Builder::Int32(b) => Arc::new(b.finish()),
+                    Builder::Int64(b) => Arc::new(b.finish()),
+                    Builder::Float32(b) => Arc::new(b.finish()),
+                    Builder::Float64(b) => Arc::new(b.finish()),
+                    Builder::Decimal(b, _) => {
+                        let (p, s) = match t {
+                            Target::Decimal { precision, scale } => (*precision, *scale),
+                            Target::Money { precision } => (*precision, 4),
+                            _ => (38, 0),
+                        };
+                        Arc::new(b.finish().with_precision_and_scale(p, s as i8)?)
+                    }
+                    Builder::Utf8(b) => Arc::new(b.finish()),
+                    Builder::Binary(b) => Arc::new(b.finish()),
+                    Builder::Date(b) => Arc::new(b.finish()),
+                    Builder::Timestamp(b) => {
+                        let a = b.finish();
+                        if matches!(t, Target::TimestampUtc) {
+                            Arc::new(a.with_timezone("UTC"))
+                        } else {
+                            Arc::new(a)
+                        }
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        self.rows = 0;
+        Ok(RecordBatch::try_new(self.schema.clone(), cols)?)
+    }
+}
+
+fn append(
+    b: &mut Builder,
+    t: &Target,
+    name: &str,
+    v: &ColumnData<'static>,
+) -> Result<(), BatchError> {
+    match (b, v) {
+        (Builder::Boolean(b), ColumnData::Bit(x)) => b.append_option(*x),
+        (Builder::Int16(b), ColumnData::U8(x)) => b.append_option(x.map(i16::from)),
+        (Builder::Int16(b), ColumnData::I16(x)) => b.append_option(*x),
+        (Builder::Int32(b), ColumnData::I32(x)) => b.append_option(*x),
+        (Builder::Int64(b), ColumnData::I64(x)) => b.append_option(*x),
+        (Builder::Float32(b), ColumnData::F32(x)) => b.append_option(*x),
+        (Builder::Float64(b), ColumnData::F64(x)) => b.append_option(*x),
+        (Builder::Float64(b), ColumnData::F32(x)) => b.append_option(x.map(f64::from)),
+        (Builder::Decimal(b, scale), ColumnData::Numeric(x)) => match x {
+            None => b.append_null(),
+            Some(n) => {
+                let (value, from) = (n.value(), u32::from(n.scale()));
+                let to = u32::from(*scale);
+                let v = if to >= from {
+                    value.checked_mul(pow10(to - from))
+                } else {
+                    // A value with more digits than the column's scale cannot
+                    // come from SQL Server; refuse rather than round silently.
+                    let f = pow10(from - to);
+                    (value % f == 0).then(|| value / f)
+                };
+                b.append_value(
+                    v.ok_or_else(|| bad(name, format!("value {n} does not fit scale {scale}")))?,
+                );
+            }
+        },
+        // The driver decodes money as f64, exact to the 4th decimal while the
+        // value stays under 2^53 ten-thousandths (about 9e11).
+        (Builder::Decimal(b, _), ColumnData::F64(x)) => match x {
+            None => b.append_null(),
+            Some(f) => {
+                let scaled = f * 10_000.0;
+                if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
+                    return Err(bad(
+                        name,
+                        format!("money value {f} is beyond the range the driver reads exactly (about ±9e11); cast it to decimal(19,4) in the query"),
+                    ));
+                }
+                b.append_value(scaled.round() as i128);
+            }
+        },
+        (Builder::Utf8(b), ColumnData::String(x)) => b.append_option(x.as_deref()),
+        (Builder::Utf8(b), ColumnData::Guid(x)) => {
+            b.append_option(x.map(|g| g.hyphenated().to_string().to_ascii_uppercase()))
+        }
+        (Builder::Utf8(b), ColumnData::Xml(x)) => {
+            b.append_option(x.as_ref().map(|x| x.to_string()))
+        }
+        (Builder::Utf8(b), ColumnData::Time(_)) => {
+            let scale = match t {
+                Target::Time { scale } => *scale,
+                _ => 7,
+            };
+            b.append_option(from_sql::<NaiveTime>(name, v)?.map(|t| time_text(t, scale)))
+        }
+        (Builder::Binary(b), ColumnData::Binary(x)) => b.append_option(x.as_deref()),
+        (Builder::Date(b), ColumnData::Date(_)) => b.append_option(
+            from_sql::<NaiveDate>(name, v)?.map(|d| (d - epoch()).num_days() as i32),
+        ),
+        (Builder::Timestamp(b), ColumnData::DateTimeOffset(_)) => b.append_option(
+            from_sql::<DateTime<FixedOffset>>(name, v)?.map(|d| d.timestamp_micros()),
+        ),
+        (Builder::Timestamp(b), ColumnData::DateTime(_)) => {
+            // datetime is kept in 1/300 s; SQL Server shows it to the millisecond.
+            b.append_option(from_sql::<NaiveDateTime>(name, v)?.map(|d| {
+                let us = micros(d);
+                (us + 500).div_euclid(1000) * 1000
+            }))
+        }
+        (Builder::Timestamp(b), ColumnData::SmallDateTime(_) | ColumnData::DateTime2(_)) => {
+            b.append_option(from_sql::<NaiveDateTime>(name, v)?.map(micros))
+        }
+        (_, other) => {
+            return Err(bad(
+                name,
+                format!(
+                    "the server sent {} where {:?} was described",
+                    data_kind(other),
+                    t
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn data_kind(v: &ColumnData<'_>) -> &'static str {
+    match v {
+        ColumnData::U8(_) => "tinyint",
+        ColumnData::I16(_) => "smallint",
+        ColumnData::I32(_) => "int",
+        ColumnData::I64(_) => "bigint",
+        ColumnData::F32(_) => "real",
+        ColumnData::F64(_) => "float",
+        ColumnData::Bit(_) => "bit",
+        ColumnData::String(_) => "a string",
+        ColumnData::Guid(_) => "uniqueidentifier",
+        ColumnData::Binary(_) => "binary",
+        ColumnData::Numeric(_) => "decimal",
+        ColumnData::Xml(_) => "xml",
+        ColumnData::DateTime(_) => "datetime",
+        ColumnData::SmallDateTime(_) => "smalldatetime",
+        ColumnData::Time(_) => "time",
+        ColumnData::Date(_) => "date",
+        ColumnData::DateTime2(_) => "datetime2",
+        ColumnData::DateTimeOffset(_) => "datetimeoffset",
+    }
+}

@@ -1,0 +1,299 @@
+//! Extraction: one rendered query → Parquet part files and a manifest in a
+//! destination directory, published only when complete.
+//!
+//! Layout: `<destination>/<country>/<query>/part-NNNNN.parquet` and
+//! `_manifest.json`. Parts are written to a staging directory next to the
+//! final one and renamed into place after the manifest, so a reader never
+//! takes a half-written output for a finished one.
+
+pub mod batch;
+pub mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use futures_util::TryStreamExt;
+use sha2::{Digest, Sha256};
+use tiberius::QueryItem;
+
+use crate::sqlserver::Connection;
+use batch::BatchBuilder;
+use schema::{arrow_schema, SourceColumn};
+pub use writer::{Codec, Part};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("{0}")]
+    Sql(String),
+    #[error(transparent)]
+    Schema(#[from] schema::SchemaError),
+    #[error(transparent)]
+    Batch(#[from] batch::BatchError),
+    #[error(transparent)]
+    Write(#[from] writer::WriteError),
+    #[error("output {0} already exists; pass --overwrite to replace it")]
+    Exists(PathBuf),
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("the query returned no result set")]
+    NoResult,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> ExtractError {
+    ExtractError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Tuning that does not change what is written.
+#[derive(Clone, Debug)]
+pub struct ExtractOptions {
+    /// Rows per Arrow batch and Parquet row group: bounds memory.
+    pub batch_rows: usize,
+    /// Rows per part file.
+    pub rows_per_file: u64,
+    pub codec: Codec,
+    pub overwrite: bool,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            batch_rows: 65_536,
+            rows_per_file: 5_000_000,
+            codec: Codec::Zstd,
+            overwrite: false,
+        }
+    }
+}
+
+/// What one extraction produced.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Outcome {
+    pub query: String,
+    pub output: PathBuf,
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub bytes: u64,
+    pub parts: Vec<Part>,
+    pub seconds: f64,
+    /// Rows read, written and declared that do not agree (reported, not fatal).
+    pub discrepancy: Option<String>,
+}
+
+/// Asks the server for the declared types of the query's columns.
+pub async fn describe(conn: &mut Connection, sql: &str) -> Result<Vec<SourceColumn>, ExtractError> {
+    let rows = conn
+        .query("EXEC sp_describe_first_result_set @tsql = @P1", &[&sql])
+        .await
+        .map_err(|e| ExtractError::Sql(e.to_string()))?
+        .into_first_result()
+        .await
+        .map_err(|e| ExtractError::Sql(e.to_string()))?;
+    let mut cols = Vec::with_capacity(rows.len());
+    for r in rows {
+        let hidden = r
+            .try_get::<bool, _>("is_hidden")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        if hidden {
+            continue;
+        }
+        cols.push(SourceColumn {
+            name: r
+                .try_get::<&str, _>("name")
+                .ok()
+                .flatten()
+                .unwrap_or("")
+                .to_string(),
+            type_name: r
+                .try_get::<&str, _>("system_type_name")
+                .ok()
+                .flatten()
+                .unwrap_or("")
+                .to_string(),
+            precision: r.try_get::<u8, _>("precision").ok().flatten().unwrap_or(0),
+            scale: r.try_get::<u8, _>("scale").ok().flatten().unwrap_or(0),
+            nullable: r
+                .try_get::<bool, _>("is_nullable")
+                .ok()
+                .flatten()
+                .unwrap_or(true),
+        });
+    }
+    Ok(cols)
+}
+
+/// Where one query's output goes in a local destination.
+pub fn output_dir(destination: &Path, country: &str, query: &str) -> PathBuf {
+    destination.join(country).join(query)
+}
+
+/// Runs one query and publishes its output directory.
+pub async fn extract_query(
+    conn: &mut Connection,
+    query: &str,
+    sql: &str,
+    destination: &Path,
+    country: &str,
+    opts: &ExtractOptions,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Outcome, ExtractError> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let final_dir = output_dir(destination, country, query);
+    if final_dir.exists() && !opts.overwrite {
+        return Err(ExtractError::Exists(final_dir));
+    }
+    let parent = final_dir.parent().unwrap_or(destination).to_path_buf();
+    std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
+    let staging = parent.join(format!(
+        ".{query}.staging-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
+    let result = run_into(conn, sql, &staging, opts, progress).await;
+    let (cols, parts, rows_read) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let rows_written: u64 = parts.iter().map(|p| p.rows).sum();
+    let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
+    let finished_at = chrono::Utc::now();
+    let manifest = serde_json::json!({
+        "query": query,
+        "country": country,
+        "rows": rows_written,
+        "bytes": bytes,
+        "parts": parts,
+        "schema": cols.iter().map(|c| serde_json::json!({
+            "name": c.name,
+            "sql_type": c.type_name,
+            "parquet_type": schema::target(c).map(|t| t.data_type().to_string()).unwrap_or_default(),
+            "nullable": c.nullable,
+        })).collect::<Vec<_>>(),
+        "compression": opts.codec,
+        "sql_sha256": format!("{:x}", Sha256::digest(sql.as_bytes())),
+        "started_at": started_at.to_rfc3339(),
+        "finished_at": finished_at.to_rfc3339(),
+        "writer": concat!("sql-databricks-bridge ", env!("CARGO_PKG_VERSION")),
+    });
+    let manifest_path = staging.join("_manifest.json");
+    let text = serde_json::to_vec_pretty(&manifest).map_err(|e| ExtractError::Io {
+        path: manifest_path.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(&manifest_path, text).map_err(|e| io_err(&manifest_path, e))?;
+    publish(&staging, &final_dir, query)?;
+    let discrepancy = (rows_read != rows_written)
+        .then(|| format!("read {rows_read} rows from SQL Server but wrote {rows_written}"));
+    Ok(Outcome {
+        query: query.to_string(),
+        output: final_dir,
+        rows_read,
+        rows_written,
+        bytes,
+        parts,
+        seconds: started.elapsed().as_secs_f64(),
+        discrepancy,
+    })
+}
+
+/// `SELECT ... FROM (<sql>) AS q` with money columns cast to decimal.
+fn money_as_decimal(sql: &str, cols: &[SourceColumn]) -> String {
+    let list: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            let q = format!("[{}]", c.name.replace(']', "]]"));
+            match schema::target(c) {
+                Ok(schema::Target::Money { precision }) => {
+                    format!("CAST(q.{q} AS decimal({precision},4)) AS {q}")
+                }
+                _ => format!("q.{q}"),
+            }
+        })
+        .collect();
+    // The newline ends a trailing `--` comment in the user's SQL.
+    format!(
+        "SELECT {} FROM (\n{}\n) AS q",
+        list.join(", "),
+        sql.trim_end().trim_end_matches(';')
+    )
+}
+
+/// Renames the staged output into place, replacing an old one last.
+fn publish(staging: &Path, final_dir: &Path, query: &str) -> Result<(), ExtractError> {
+    if final_dir.exists() {
+        let old =
+            final_dir.with_file_name(format!(".{query}.old-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::rename(final_dir, &old).map_err(|e| io_err(final_dir, e))?;
+        std::fs::rename(staging, final_dir).map_err(|e| io_err(final_dir, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(staging, final_dir).map_err(|e| io_err(final_dir, e))?;
+    }
+    Ok(())
+}
+
+async fn run_into(
+    conn: &mut Connection,
+    sql: &str,
+    dir: &Path,
+    opts: &ExtractOptions,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<(Vec<SourceColumn>, Vec<Part>, u64), ExtractError> {
+    let cols = describe(conn, sql).await?;
+    if cols.is_empty() {
+        return Err(ExtractError::NoResult);
+    }
+    let (schema, targets) = arrow_schema(&cols)?;
+    let has_money = targets
+        .iter()
+        .any(|t| matches!(t, schema::Target::Money { .. }));
+    let mut builder = BatchBuilder::new(schema.clone(), targets, opts.batch_rows);
+    let mut writer = writer::PartWriter::new(dir, schema, opts.codec, opts.rows_per_file);
+    // The driver reads money as f64; cast it to decimal on the server so every
+    // digit survives. Not every query can be a derived table (a top-level
+    // ORDER BY, for one): then the query runs as written.
+    let mut to_run = sql.to_string();
+    if has_money {
+        let wrapped = money_as_decimal(sql, &cols);
+        match describe(conn, &wrapped).await {
+            Ok(_) => to_run = wrapped,
+            Err(e) => tracing::debug!(error = %e, "query cannot be wrapped; money is read as f64"),
+        }
+    }
+    let mut stream = conn
+        .simple_query(to_run)
+        .await
+        .map_err(|e| ExtractError::Sql(e.to_string()))?;
+    let mut rows = 0u64;
+    while let Some(item) = stream
+        .try_next()
+        .await
+        .map_err(|e| ExtractError::Sql(e.to_string()))?
+    {
+        match item {
+            QueryItem::Row(r) if r.result_index() == 0 => {
+                builder.push_row(r)?;
+                rows += 1;
+                if builder.len() >= opts.batch_rows {
+                    writer.write(&builder.finish()?)?;
+                    progress(rows);
+                }
+            }
+            QueryItem::Row(_) | QueryItem::Metadata(_) => {}
+        }
+    }
+    if !builder.is_empty() {
+        writer.write(&builder.finish()?)?;
+    }
+    progress(rows);
+    Ok((cols, writer.finish()?, rows))
+}

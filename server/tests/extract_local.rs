@@ -1,0 +1,254 @@
+//! `extract` to a local directory against the SQL Server sandbox: every
+//! value and logical type read back from the Parquet, and the failure modes a
+//! user meets (existing output, bad input, wrong password, dropped connection).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
+use bridge_sandbox::sqlserver::{self, ServerEncryption, SqlServerConfig, SqlServerHandle};
+use chrono::{NaiveDate, NaiveDateTime};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+const SEED: &str = r#"
+CREATE DATABASE Fid
+GO
+USE Fid
+GO
+CREATE TABLE dbo.t (
+    id int NOT NULL PRIMARY KEY,
+    c_bit bit, c_tiny tinyint, c_small smallint, c_int int, c_big bigint,
+    c_dec38 decimal(38,10), c_num numeric(18,4), c_money money, c_smallmoney smallmoney,
+    c_float float, c_real real, c_char char(4), c_varchar varchar(20), c_nvarchar nvarchar(30),
+    c_nvmax nvarchar(max), c_binary binary(4), c_varbinary varbinary(10), c_date date,
+    c_time time(7), c_time0 time(0), c_datetime datetime, c_sdt smalldatetime,
+    c_dt2 datetime2(7), c_dto datetimeoffset(7), c_guid uniqueidentifier)
+GO
+INSERT INTO dbo.t VALUES
+ (1, 1, 255, -32768, -2147483648, -9223372036854775808,
+  1234567890123456789012345678.9012345678, 12345678901234.5678, -922337203685477.5808, -214748.3648,
+  1.5e308, -3.25, 'ab', 'hola', N'ñandú 🚀 日本', N'línea larga', 0x01020304, 0xDEADBEEF, '0001-01-01',
+  '23:59:59.9999999', '12:30:00', '1753-01-01 00:00:00.003', '1900-01-01 00:00',
+  '1969-12-31 23:59:59.1234567', '2024-05-01 10:30:00.1234567 +05:30', '6F9619FF-8B86-D011-B42D-00C04FC964FF'),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (3, 0, 0, 32767, 2147483647, 9223372036854775807, -0.0000000001, -99999999999999.9999,
+  922337203685477.5807, 214748.3647, -2.5, 1.5, '', '', N'', N'', 0x00, 0x, '9999-12-31',
+  '00:00:00', '00:00:00', '9999-12-31 23:59:59.997', '2079-06-06 23:59', '9999-12-31 23:59:59.9999999',
+  '0001-01-01 00:00:00 -08:00', '00000000-0000-0000-0000-000000000000')
+GO
+"#;
+
+struct Fixture {
+    server: SqlServerHandle,
+    dir: PathBuf,
+}
+
+fn fixture(tag: &str) -> Fixture {
+    let server = sqlserver::start(SqlServerConfig {
+        encryption: ServerEncryption::LoginOnly,
+        ..SqlServerConfig::default()
+    })
+    .unwrap();
+    server.engine().run_script(SEED).unwrap();
+    let dir = std::env::temp_dir().join(format!("bridge-extract-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("queries")).unwrap();
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(dir.join("config/common_params.yaml"), "schema: dbo\n").unwrap();
+    std::fs::write(dir.join("config/Colombia.yaml"), "database: Fid\n").unwrap();
+    std::fs::write(
+        dir.join("queries/tipos.sql"),
+        "-- every type\nSELECT * FROM {database}.{schema}.t\n",
+    )
+    .unwrap();
+    Fixture { server, dir }
+}
+
+fn extract(f: &Fixture, extra: &[&str], password: &str) -> Output {
+    extract_to(f, "out", extra, password)
+}
+
+fn extract_to(f: &Fixture, dest: &str, extra: &[&str], password: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sql-databricks-bridge"))
+        .args([
+            "extract",
+            "--country",
+            "Colombia",
+            "--destination",
+            dest,
+            "--timeout",
+            "10",
+        ])
+        .args(extra)
+        .current_dir(&f.dir)
+        .env("SQLSERVER_HOST", format!("127.0.0.1,{}", f.server.port()))
+        .env("SQLSERVER_USERNAME", "sa")
+        .env("SQLSERVER_PASSWORD", password)
+        .env("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true")
+        .env_remove("SQLSERVER_DATABASE")
+        .env_remove("SQLSERVER_CONNECTION_STRING")
+        .output()
+        .expect("binary runs")
+}
+
+fn read(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    arrow_select_concat(&batches)
+}
+
+fn arrow_select_concat(batches: &[RecordBatch]) -> RecordBatch {
+    assert_eq!(batches.len(), 1, "one batch for a small table");
+    batches[0].clone()
+}
+
+fn us(s: &str) -> i64 {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .unwrap()
+        .and_utc()
+        .timestamp_micros()
+}
+
+#[test]
+fn every_type_is_lossless() {
+    let f = fixture("types");
+    let o = extract(&f, &[], "Bridge!Passw0rd");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = f.dir.join("out/Colombia/tipos");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["rows"], 3);
+    let b = read(&out.join("part-00000.parquet"));
+    let col = |n: &str| b.column_by_name(n).unwrap_or_else(|| panic!("column {n}"));
+    let ty = |n: &str| col(n).data_type().clone();
+    assert_eq!(ty("c_dec38"), DataType::Decimal128(38, 10));
+    assert_eq!(ty("c_money"), DataType::Decimal128(19, 4));
+    assert_eq!(ty("c_smallmoney"), DataType::Decimal128(10, 4));
+    assert_eq!(
+        ty("c_dt2"),
+        DataType::Timestamp(TimeUnit::Microsecond, None)
+    );
+    assert_eq!(
+        ty("c_dto"),
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    assert_eq!(ty("c_date"), DataType::Date32);
+    assert_eq!(ty("c_time"), DataType::Utf8);
+    assert_eq!(ty("c_guid"), DataType::Utf8);
+    assert_eq!(ty("c_tiny"), DataType::Int16);
+    assert_eq!(ty("c_varbinary"), DataType::Binary);
+    assert!(!b.schema().field_with_name("id").unwrap().is_nullable());
+
+    let dec = |n: &str, i: usize| col(n).as_primitive::<Decimal128Type>().value(i);
+    assert!(col("c_bit").as_boolean().value(0));
+    assert_eq!(col("c_tiny").as_primitive::<Int16Type>().value(0), 255);
+    assert_eq!(col("c_small").as_primitive::<Int16Type>().value(0), -32768);
+    assert_eq!(col("c_int").as_primitive::<Int32Type>().value(0), i32::MIN);
+    assert_eq!(col("c_big").as_primitive::<Int64Type>().value(0), i64::MIN);
+    assert_eq!(col("c_big").as_primitive::<Int64Type>().value(2), i64::MAX);
+    assert_eq!(dec("c_dec38", 0), 12345678901234567890123456789012345678);
+    assert_eq!(dec("c_dec38", 2), -1);
+    assert_eq!(dec("c_num", 0), 123456789012345678);
+    assert_eq!(dec("c_money", 0), -9223372036854775808);
+    assert_eq!(dec("c_money", 2), 9223372036854775807);
+    assert_eq!(dec("c_smallmoney", 0), -2147483648);
+    assert_eq!(
+        col("c_float").as_primitive::<Float64Type>().value(0),
+        1.5e308
+    );
+    assert_eq!(col("c_real").as_primitive::<Float32Type>().value(0), -3.25);
+    let s = |n: &str, i: usize| col(n).as_string::<i32>().value(i).to_string();
+    assert_eq!(s("c_char", 0), "ab  ");
+    assert_eq!(s("c_nvarchar", 0), "ñandú 🚀 日本");
+    assert_eq!(s("c_nvarchar", 2), "");
+    assert_eq!(s("c_time", 0), "23:59:59.9999999");
+    assert_eq!(s("c_time0", 0), "12:30:00");
+    assert_eq!(s("c_guid", 0), "6F9619FF-8B86-D011-B42D-00C04FC964FF");
+    assert_eq!(col("c_binary").as_binary::<i32>().value(0), [1, 2, 3, 4]);
+    assert_eq!(
+        col("c_varbinary").as_binary::<i32>().value(0),
+        [0xDE, 0xAD, 0xBE, 0xEF]
+    );
+    assert_eq!(
+        col("c_varbinary").as_binary::<i32>().value(2),
+        [] as [u8; 0]
+    );
+    let days = |d: NaiveDate| (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+    assert_eq!(
+        col("c_date").as_primitive::<Date32Type>().value(0),
+        days(NaiveDate::from_ymd_opt(1, 1, 1).unwrap())
+    );
+    assert_eq!(
+        col("c_date").as_primitive::<Date32Type>().value(2),
+        days(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap())
+    );
+    let ts = |n: &str, i: usize| col(n).as_primitive::<TimestampMicrosecondType>().value(i);
+    assert_eq!(ts("c_datetime", 0), us("1753-01-01 00:00:00.003"));
+    assert_eq!(ts("c_datetime", 2), us("9999-12-31 23:59:59.997"));
+    assert_eq!(ts("c_sdt", 0), us("1900-01-01 00:00:00"));
+    assert_eq!(ts("c_dt2", 0), us("1969-12-31 23:59:59.123456"));
+    assert_eq!(ts("c_dt2", 2), us("9999-12-31 23:59:59.999999"));
+    assert_eq!(ts("c_dto", 0), us("2024-05-01 05:00:00.123456"));
+    assert_eq!(ts("c_dto", 2), us("0001-01-01 08:00:00"));
+    // The all-NULL row.
+    for name in [
+        "c_bit", "c_dec38", "c_money", "c_nvmax", "c_date", "c_dto", "c_guid", "c_binary",
+    ] {
+        assert!(col(name).is_null(1), "{name} row 2 should be NULL");
+    }
+}
+
+#[test]
+fn existing_output_needs_overwrite_and_failures_leave_nothing() {
+    let f = fixture("modes");
+    assert!(extract(&f, &[], "Bridge!Passw0rd").status.success());
+    let again = extract(&f, &[], "Bridge!Passw0rd");
+    assert!(!again.status.success());
+    let text = String::from_utf8_lossy(&again.stdout).to_string()
+        + &String::from_utf8_lossy(&again.stderr);
+    assert!(
+        text.contains("already exists") && text.contains("--overwrite"),
+        "{text}"
+    );
+    assert!(extract(&f, &["--overwrite"], "Bridge!Passw0rd")
+        .status
+        .success());
+
+    // Wrong password: reported, no output.
+    let o = extract_to(&f, "out2", &[], "nope");
+    assert!(!o.status.success());
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(text.contains("refused the login"), "{text}");
+    assert!(!f.dir.join("out2/Colombia/tipos").exists());
+
+    // The connection drops mid-result: the query fails, nothing half-written remains.
+    f.server.faults().drop_connection_after_rows(1);
+    let o = extract_to(&f, "out3", &[], "Bridge!Passw0rd");
+    f.server.faults().drop_connection_after_rows(0);
+    assert!(!o.status.success());
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.join("out3/Colombia"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+
+    // Bad input: unknown country, missing parameter, unknown query.
+    let o = extract(&f, &["--query", "nope"], "Bridge!Passw0rd");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown query 'nope'"));
+    std::fs::write(f.dir.join("queries/bad.sql"), "SELECT {missing}").unwrap();
+    let o = extract(&f, &["--query", "bad"], "Bridge!Passw0rd");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.sql:1: parameter 'missing' is not set")
+    );
+}
