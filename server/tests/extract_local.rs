@@ -2,8 +2,11 @@
 //! value and logical type read back from the Parquet, and the failure modes a
 //! user meets (existing output, bad input, wrong password, dropped connection).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+
+use common::{extract, extract_to, fixture};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -12,91 +15,8 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
-use bridge_sandbox::sqlserver::{self, ServerEncryption, SqlServerConfig, SqlServerHandle};
 use chrono::{NaiveDate, NaiveDateTime};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-const SEED: &str = r#"
-CREATE DATABASE Fid
-GO
-USE Fid
-GO
-CREATE TABLE dbo.t (
-    id int NOT NULL PRIMARY KEY,
-    c_bit bit, c_tiny tinyint, c_small smallint, c_int int, c_big bigint,
-    c_dec38 decimal(38,10), c_num numeric(18,4), c_money money, c_smallmoney smallmoney,
-    c_float float, c_real real, c_char char(4), c_varchar varchar(20), c_nvarchar nvarchar(30),
-    c_nvmax nvarchar(max), c_binary binary(4), c_varbinary varbinary(10), c_date date,
-    c_time time(7), c_time0 time(0), c_datetime datetime, c_sdt smalldatetime,
-    c_dt2 datetime2(7), c_dto datetimeoffset(7), c_guid uniqueidentifier)
-GO
-INSERT INTO dbo.t VALUES
- (1, 1, 255, -32768, -2147483648, -9223372036854775808,
-  1234567890123456789012345678.9012345678, 12345678901234.5678, -922337203685477.5808, -214748.3648,
-  1.5e308, -3.25, 'ab', 'hola', N'ñandú 🚀 日本', N'línea larga', 0x01020304, 0xDEADBEEF, '0001-01-01',
-  '23:59:59.9999999', '12:30:00', '1753-01-01 00:00:00.003', '1900-01-01 00:00',
-  '1969-12-31 23:59:59.1234567', '2024-05-01 10:30:00.1234567 +05:30', '6F9619FF-8B86-D011-B42D-00C04FC964FF'),
- (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
- (3, 0, 0, 32767, 2147483647, 9223372036854775807, -0.0000000001, -99999999999999.9999,
-  922337203685477.5807, 214748.3647, -2.5, 1.5, '', '', N'', N'', 0x00, 0x, '9999-12-31',
-  '00:00:00', '00:00:00', '9999-12-31 23:59:59.997', '2079-06-06 23:59', '9999-12-31 23:59:59.9999999',
-  '0001-01-01 00:00:00 -08:00', '00000000-0000-0000-0000-000000000000')
-GO
-"#;
-
-struct Fixture {
-    server: SqlServerHandle,
-    dir: PathBuf,
-}
-
-fn fixture(tag: &str) -> Fixture {
-    let server = sqlserver::start(SqlServerConfig {
-        encryption: ServerEncryption::LoginOnly,
-        ..SqlServerConfig::default()
-    })
-    .unwrap();
-    server.engine().run_script(SEED).unwrap();
-    let dir = std::env::temp_dir().join(format!("bridge-extract-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("queries")).unwrap();
-    std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(dir.join("config/common_params.yaml"), "schema: dbo\n").unwrap();
-    std::fs::write(dir.join("config/Colombia.yaml"), "database: Fid\n").unwrap();
-    std::fs::write(
-        dir.join("queries/tipos.sql"),
-        "-- every type\nSELECT * FROM {database}.{schema}.t\n",
-    )
-    .unwrap();
-    Fixture { server, dir }
-}
-
-fn extract(f: &Fixture, extra: &[&str], password: &str) -> Output {
-    extract_to(f, "out", extra, password)
-}
-
-fn extract_to(f: &Fixture, dest: &str, extra: &[&str], password: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sql-databricks-bridge"))
-        .args([
-            "extract",
-            "--country",
-            "Colombia",
-            "--destination",
-            dest,
-            "--timeout",
-            "10",
-        ])
-        .args(extra)
-        .current_dir(&f.dir)
-        .env("SQLSERVER_HOST", format!("127.0.0.1,{}", f.server.port()))
-        .env("SQLSERVER_USERNAME", "sa")
-        .env("SQLSERVER_PASSWORD", password)
-        .env("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true")
-        .env_remove("SQLSERVER_DATABASE")
-        .env_remove("SQLSERVER_CONNECTION_STRING")
-        .output()
-        .expect("binary runs")
-}
 
 fn read(path: &Path) -> RecordBatch {
     let file = std::fs::File::open(path).unwrap();

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use sql_databricks_bridge::config::params;
-use sql_databricks_bridge::extract::{self, Codec, ExtractOptions};
+use sql_databricks_bridge::databricks;
+use sql_databricks_bridge::extract::{self, Codec, ExtractOptions, VolumeRoot};
 use sql_databricks_bridge::queries::{load_queries, render, select};
 use sql_databricks_bridge::sqlserver;
 
@@ -50,18 +51,28 @@ pub struct ExtractArgs {
     pub connection: ConnectionArgs,
 }
 
-/// A local destination from `--destination`.
-fn local_destination(dest: &str) -> anyhow::Result<PathBuf> {
-    if dest.starts_with("/Volumes/") || dest.starts_with("dbfs:") {
-        bail!(
-            "destination {dest}: uploading to Unity Catalog Volumes is not built yet; extract to a local directory for now"
-        );
+/// Where `--destination` points.
+enum Destination {
+    Local(PathBuf),
+    Volume(VolumeRoot, databricks::Workspace),
+}
+
+fn destination(dest: &str, conn: &ConnectionArgs) -> anyhow::Result<Destination> {
+    if dest.starts_with("dbfs:") {
+        bail!("destination {dest}: DBFS is not supported; use a Unity Catalog Volume (/Volumes/...) or a local directory");
+    }
+    if let Some(root) = VolumeRoot::parse(dest).map_err(anyhow::Error::msg)? {
+        let settings = conn
+            .databricks()
+            .context("Databricks settings for a Volume destination")?;
+        let ws = databricks::Workspace::new(&settings, Duration::from_secs(conn.timeout.max(60)))?;
+        return Ok(Destination::Volume(root, ws));
     }
     let path = dest.strip_prefix("file://").unwrap_or(dest);
     if path.is_empty() {
         bail!("--destination is empty");
     }
-    Ok(PathBuf::from(path))
+    Ok(Destination::Local(PathBuf::from(path)))
 }
 
 fn human_bytes(n: u64) -> String {
@@ -77,7 +88,7 @@ fn human_bytes(n: u64) -> String {
 
 /// Returns whether every query succeeded.
 pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
-    let destination = local_destination(&args.destination)?;
+    let destination = Arc::new(destination(&args.destination, &args.connection)?);
     let params = params::load(&args.config_path, &args.country)?;
     let all = load_queries(&args.queries_path)?;
     let chosen = select(&all, &args.queries)?;
@@ -86,6 +97,12 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
     for q in chosen {
         let sql = render(&q.sql, &q.path, &params)?;
         jobs.push((q.name.clone(), sql));
+    }
+    // Existing output and a missing volume are refused before any SQL runs.
+    if let Destination::Volume(root, ws) = destination.as_ref() {
+        for (name, _) in &jobs {
+            extract::check_volume(ws, root, &args.country, name, args.overwrite).await?;
+        }
     }
     let settings = args.connection.sqlserver().context("SQL Server settings")?;
     let timeout = Duration::from_secs(args.connection.timeout);
@@ -113,17 +130,47 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
                 let mut conn = sqlserver::connect(&settings, timeout).await?;
                 let label = name.clone();
                 let progress = move |rows: u64| eprintln!("[{label}] {rows} rows");
-                extract::extract_query(
-                    &mut conn,
-                    &name,
-                    &sql,
-                    &destination,
-                    &country,
-                    &opts,
-                    &progress,
-                )
-                .await
-                .map_err(anyhow::Error::from)
+                match destination.as_ref() {
+                    Destination::Local(dir) => extract::extract_query(
+                        &mut conn, &name, &sql, dir, &country, &opts, &progress,
+                    )
+                    .await
+                    .map_err(anyhow::Error::from),
+                    Destination::Volume(root, ws) => {
+                        // Parts are written locally first, then uploaded; the
+                        // local copy goes away either way.
+                        let stage = std::env::temp_dir()
+                            .join(format!("bridge-extract-{}", uuid::Uuid::new_v4().simple()));
+                        let mut local_opts = opts.clone();
+                        local_opts.overwrite = true;
+                        let result = async {
+                            let mut o = extract::extract_query(
+                                &mut conn,
+                                &name,
+                                &sql,
+                                &stage,
+                                &country,
+                                &local_opts,
+                                &progress,
+                            )
+                            .await?;
+                            eprintln!(
+                                "[{name}] uploading {} part(s) to {}",
+                                o.parts.len(),
+                                root.query_dir(&country, &name)
+                            );
+                            let dir = extract::publish_to_volume(
+                                ws, &o.output, root, &country, &name, &o.parts,
+                            )
+                            .await?;
+                            o.output = PathBuf::from(dir);
+                            Ok::<_, anyhow::Error>(o)
+                        }
+                        .await;
+                        let _ = std::fs::remove_dir_all(&stage);
+                        result
+                    }
+                }
             }
             .await;
             (name, result)

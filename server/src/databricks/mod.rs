@@ -2,6 +2,8 @@
 //! the bridge makes.
 
 pub mod auth;
+pub mod files;
+pub mod retry;
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use serde::Deserialize;
 
 use crate::config::DatabricksSettings;
 pub use auth::{Authenticator, DatabricksError};
+pub use retry::RetryPolicy;
 
 /// A Databricks workspace client: one HTTP client, one credential.
 #[derive(Clone)]
@@ -16,6 +19,7 @@ pub struct Workspace {
     http: reqwest::Client,
     auth: Authenticator,
     host: String,
+    retry: RetryPolicy,
 }
 
 /// One SQL warehouse, as `GET /api/2.0/sql/warehouses` lists it.
@@ -45,7 +49,14 @@ impl Workspace {
             auth: Authenticator::new(settings, http.clone()),
             http,
             host: settings.host.clone(),
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// Replaces the retry policy (attempts, base and cap of the backoff).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub fn host(&self) -> &str {

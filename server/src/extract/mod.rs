@@ -297,3 +297,103 @@ async fn run_into(
     progress(rows);
     Ok((cols, writer.finish()?, rows))
 }
+
+/// A Unity Catalog Volume destination: `/Volumes/<catalog>/<schema>/<volume>[/dir...]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeRoot(pub String);
+
+impl VolumeRoot {
+    /// Validates the path's shape; `None` when it is not a Volume path.
+    pub fn parse(dest: &str) -> Result<Option<VolumeRoot>, String> {
+        let Some(rest) = dest.strip_prefix("/Volumes/") else {
+            return Ok(None);
+        };
+        let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+        if parts.len() < 3 {
+            return Err(format!(
+                "destination {dest}: a Volume path is /Volumes/<catalog>/<schema>/<volume>[/...]"
+            ));
+        }
+        if parts.iter().any(|p| *p == "." || *p == "..") {
+            return Err(format!("destination {dest}: '.' and '..' are not allowed"));
+        }
+        Ok(Some(VolumeRoot(format!("/Volumes/{}", parts.join("/")))))
+    }
+
+    /// `/Volumes/<catalog>/<schema>/<volume>`.
+    pub fn volume(&self) -> String {
+        self.0.split('/').take(5).collect::<Vec<_>>().join("/")
+    }
+
+    pub fn query_dir(&self, country: &str, query: &str) -> String {
+        format!("{}/{country}/{query}", self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Databricks(#[from] crate::databricks::DatabricksError),
+    #[error("destination volume {0} does not exist (create it in Unity Catalog first)")]
+    NoVolume(String),
+    #[error("output {0} already exists; pass --overwrite to replace it")]
+    Exists(String),
+}
+
+/// Fails early when the volume is missing or the output exists without
+/// `overwrite`, before any SQL runs.
+pub async fn check_volume(
+    ws: &crate::databricks::Workspace,
+    root: &VolumeRoot,
+    country: &str,
+    query: &str,
+    overwrite: bool,
+) -> Result<(), PublishError> {
+    if ws.list_directory(&root.volume()).await?.is_none() {
+        return Err(PublishError::NoVolume(root.volume()));
+    }
+    let dir = root.query_dir(country, query);
+    if !overwrite {
+        if let Some(entries) = ws.list_directory(&dir).await? {
+            if !entries.is_empty() {
+                return Err(PublishError::Exists(dir));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Uploads a finished local output to the volume. The manifest goes last
+/// (and an old one is removed first), so readers of the Volume never take a
+/// half-uploaded output for a finished one.
+pub async fn publish_to_volume(
+    ws: &crate::databricks::Workspace,
+    local_dir: &Path,
+    root: &VolumeRoot,
+    country: &str,
+    query: &str,
+    parts: &[Part],
+) -> Result<String, PublishError> {
+    let dir = root.query_dir(country, query);
+    let manifest = format!("{dir}/_manifest.json");
+    ws.delete_file(&manifest).await?;
+    for p in parts {
+        ws.upload_file(&format!("{dir}/{}", p.file), &local_dir.join(&p.file), true)
+            .await?;
+    }
+    // Parts of an older, longer output would otherwise look like part of this one.
+    if let Some(entries) = ws.list_directory(&dir).await? {
+        for e in entries {
+            let name = e.path.rsplit('/').next().unwrap_or("").to_string();
+            if !e.is_directory
+                && name.ends_with(".parquet")
+                && !parts.iter().any(|p| p.file == name)
+            {
+                ws.delete_file(&e.path).await?;
+            }
+        }
+    }
+    ws.upload_file(&manifest, &local_dir.join("_manifest.json"), true)
+        .await?;
+    Ok(dir)
+}

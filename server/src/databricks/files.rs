@@ -1,0 +1,160 @@
+//! The Files API for Unity Catalog Volumes
+//! (docs.databricks.com/api/workspace/files): streamed uploads, deletes and
+//! directory listings, retried on transient failures.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::auth::{json_or_error, DatabricksError};
+use super::retry::send_with_retry;
+use super::Workspace;
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct DirEntry {
+    pub path: String,
+    #[serde(default)]
+    pub is_directory: bool,
+    #[serde(default)]
+    pub file_size: Option<u64>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl Workspace {
+    /// `https://host/api/2.0/fs/{kind}/Volumes/...` with each segment encoded.
+    fn fs_url(&self, kind: &str, path: &str) -> Result<reqwest::Url, DatabricksError> {
+        let mut url = reqwest::Url::parse(&self.host).map_err(|e| DatabricksError::Http {
+            url: self.host.clone(),
+            message: e.to_string(),
+        })?;
+        {
+            let mut segs = url.path_segments_mut().map_err(|_| DatabricksError::Http {
+                url: self.host.clone(),
+                message: "the host URL cannot take a path".into(),
+            })?;
+            segs.pop_if_empty().extend(["api", "2.0", "fs", kind]);
+            segs.extend(path.split('/').filter(|s| !s.is_empty()));
+        }
+        Ok(url)
+    }
+
+    /// Uploads a local file to a Volume path, streaming it from disk.
+    pub async fn upload_file(
+        &self,
+        volume_path: &str,
+        local: &Path,
+        overwrite: bool,
+    ) -> Result<(), DatabricksError> {
+        let mut url = self.fs_url("files", volume_path)?;
+        url.query_pairs_mut()
+            .append_pair("overwrite", if overwrite { "true" } else { "false" });
+        let token = self.auth.token().await?;
+        let resp = send_with_retry(&self.retry, url.as_str(), || {
+            let url = url.clone();
+            let token = token.clone();
+            let local = local.to_path_buf();
+            let http = self.http.clone();
+            async move {
+                let file =
+                    tokio::fs::File::open(&local)
+                        .await
+                        .map_err(|e| DatabricksError::Http {
+                            url: local.display().to_string(),
+                            message: e.to_string(),
+                        })?;
+                let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+                http.put(url)
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .header(reqwest::header::CONTENT_LENGTH, len)
+                    .body(reqwest::Body::from(file))
+                    .send()
+                    .await
+                    .map_err(|e| DatabricksError::Http {
+                        url: url_text(&e),
+                        message: e.to_string(),
+                    })
+            }
+        })
+        .await?;
+        expect_success(resp, url.as_str()).await
+    }
+
+    /// Deletes a file; a missing one is not an error.
+    pub async fn delete_file(&self, volume_path: &str) -> Result<(), DatabricksError> {
+        let url = self.fs_url("files", volume_path)?;
+        let token = self.auth.token().await?;
+        let resp = send_with_retry(&self.retry, url.as_str(), || {
+            let req = self.http.delete(url.clone()).bearer_auth(token.clone());
+            async move {
+                req.send().await.map_err(|e| DatabricksError::Http {
+                    url: url_text(&e),
+                    message: e.to_string(),
+                })
+            }
+        })
+        .await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(());
+        }
+        expect_success(resp, url.as_str()).await
+    }
+
+    /// Lists a directory (every page); `None` when it does not exist.
+    pub async fn list_directory(
+        &self,
+        volume_path: &str,
+    ) -> Result<Option<Vec<DirEntry>>, DatabricksError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            contents: Vec<DirEntry>,
+            #[serde(default)]
+            next_page_token: Option<String>,
+        }
+        let base = self.fs_url("directories", volume_path)?;
+        let token = self.auth.token().await?;
+        let mut out = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut url = base.clone();
+            if let Some(t) = &page_token {
+                url.query_pairs_mut().append_pair("page_token", t);
+            }
+            let resp = send_with_retry(&self.retry, url.as_str(), || {
+                let req = self.http.get(url.clone()).bearer_auth(token.clone());
+                async move {
+                    req.send().await.map_err(|e| DatabricksError::Http {
+                        url: url_text(&e),
+                        message: e.to_string(),
+                    })
+                }
+            })
+            .await?;
+            if resp.status().as_u16() == 404 {
+                return Ok(None);
+            }
+            let page: Page = json_or_error(resp, url.as_str()).await?;
+            out.extend(page.contents);
+            match page.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) => page_token = Some(t),
+                None => return Ok(Some(out)),
+            }
+        }
+    }
+}
+
+fn url_text(e: &reqwest::Error) -> String {
+    e.url().map(|u| u.to_string()).unwrap_or_default()
+}
+
+async fn expect_success(resp: reqwest::Response, url: &str) -> Result<(), DatabricksError> {
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    json_or_error::<serde_json::Value>(resp, url)
+        .await
+        .map(|_| ())
+}
