@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The demo, end to end on the bundled sandboxes (no SQL Server or Databricks
 # account needed): starts the SQL Server sandbox with the demo data and the
-# Databricks workspace double, then runs the bridge's commands that exist so
-# far — test-connection, list-queries, show-params — and reads the rendered
-# queries' rows through FreeTDS tsql, a client nobody here wrote.
-# (The extract command itself is not built yet; see the issues.)
+# Databricks workspace double, checks both connections, shows the parameters,
+# extracts the example queries for Colombia and Mexico into a Volume of the
+# double and into a local directory, and has "Databricks" read the landed
+# Parquet back.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -44,12 +44,33 @@ echo; echo "\$ sql-databricks-bridge test-connection"
 $bridge test-connection
 echo; echo "\$ sql-databricks-bridge list-queries"
 $bridge list-queries --queries-path queries
+echo; echo "\$ sql-databricks-bridge show-params --country Colombia --query ventas"
+$bridge show-params --config-path config --country Colombia --query ventas
+
+out=demo-out
+rm -rf "$out"
 for country in Colombia Mexico; do
-    echo; echo "\$ sql-databricks-bridge show-params --country $country --query ventas"
-    $bridge show-params --config-path config --country "$country" --query ventas
-    sql=$($bridge show-params --config-path config --country "$country" --query ventas --json \
-        | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["queries"][0]["sql"])')
-    echo; echo "-- rows the rendered query returns for $country (FreeTDS tsql):"
-    printf 'SELECT COUNT(*) AS filas, MIN(fecha) AS desde, SUM(monto_total) AS total FROM (%s\n) AS q\nGO\n' "$sql" \
-        | TDSVER=7.4 tsql -H 127.0.0.1 -p "$port" -U sa -P 'Bridge!Passw0rd' -o q
+    echo; echo "\$ sql-databricks-bridge extract --country $country --destination /Volumes/main/demo/landing --overwrite"
+    $bridge extract --queries-path queries --config-path config --country "$country" \
+        --destination /Volumes/main/demo/landing --overwrite 2>/dev/null
+    echo; echo "\$ sql-databricks-bridge extract --country $country --destination ./$out"
+    $bridge extract --queries-path queries --config-path config --country "$country" \
+        --destination "./$out" 2>/dev/null
 done
+
+echo; echo "== what Databricks sees in the Volume (SQL Statement Execution API, read_files):"
+.venv/bin/python - "$dbx_url" <<'PY'
+import json, sys, urllib.request
+url = sys.argv[1]
+for country in ("Colombia", "Mexico"):
+    for q in ("ventas", "productos"):
+        body = json.dumps({"warehouse_id": "5a4d3c2b1a000001", "wait_timeout": "30s", "statement":
+            f"SELECT count(*) FROM read_files('/Volumes/main/demo/landing/{country}/{q}/part-00000.parquet')"}).encode()
+        req = urllib.request.Request(url + "/api/2.0/sql/statements", data=body, method="POST",
+            headers={"Authorization": "Bearer dapi-demo", "Content-Type": "application/json"})
+        r = json.load(urllib.request.urlopen(req))
+        print(f"  /Volumes/main/demo/landing/{country}/{q}: {r['result']['data_array'][0][0]} rows ({r['status']['state']})")
+PY
+echo; echo "== local output:"
+find "$out" -type f | sort | sed 's/^/  /'
+echo; echo "Done. Parquet files are in ./$out/<country>/<query>/ (with _manifest.json)."
