@@ -9,4 +9,5 @@ pub mod config;
 pub mod databricks;
 pub mod extract;
 pub mod queries;
+pub mod retry;
 pub mod sqlserver;

@@ -152,11 +152,33 @@ fn existing_output_needs_overwrite_and_failures_leave_nothing() {
     assert!(text.contains("refused the login"), "{text}");
     assert!(!f.dir.join("out2/Colombia/tipos").exists());
 
-    // The connection drops mid-result: the query fails, nothing half-written remains.
+    // The connection drops mid-result once, then a deadlock: both retried.
+    f.server.faults().drop_next_connections_after_rows(1, 1);
+    f.server
+        .engine()
+        .inject_deadlock("(?i)select \\* from", 1)
+        .unwrap();
+    let o = extract_to(&f, "out4", &["--retry-base-ms", "10"], "Bridge!Passw0rd");
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("retrying").count(), 2, "{err}");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(f.dir.join("out4/Colombia/tipos/_manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["rows"], 3);
+
+    // It keeps dropping: retried, then reported; nothing half-written remains.
     f.server.faults().drop_connection_after_rows(1);
-    let o = extract_to(&f, "out3", &[], "Bridge!Passw0rd");
+    let o = extract_to(&f, "out3", &["--retry-base-ms", "10"], "Bridge!Passw0rd");
     f.server.faults().drop_connection_after_rows(0);
     assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .matches("retrying")
+            .count(),
+        2
+    );
     let leftovers: Vec<_> = std::fs::read_dir(f.dir.join("out3/Colombia"))
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();

@@ -592,7 +592,8 @@ impl Session {
         params: &[Param],
         out: &mut dyn Output,
     ) -> Result<(), OutputError> {
-        if self.engine.take_deadlock(sql) {
+        // Metadata-only runs (FMTONLY, sp_describe_first_result_set) take no locks.
+        if !self.fmtonly && self.engine.take_deadlock(sql) {
             let had_tran = self.trancount > 0;
             self.rollback_all(out, had_tran)?;
             out.error(&SqlError::deadlock(self.spid))?;

@@ -49,6 +49,8 @@ impl Default for SqlServerConfig {
 pub struct Faults {
     /// Drop the connection after sending this many rows of one result (0 = off).
     pub drop_after_rows: AtomicU64,
+    /// How many more connections to drop that way (`u32::MAX`: every one).
+    pub drop_budget: AtomicU32,
     /// Sleep this long before each packet the server sends (0 = off).
     pub packet_delay_ms: AtomicU64,
     /// Refuse the next N logins with error 18456.
@@ -56,8 +58,27 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// Drops every connection after `rows` rows of a result (0 turns it off).
     pub fn drop_connection_after_rows(&self, rows: u64) {
+        self.drop_budget.store(u32::MAX, Ordering::SeqCst);
         self.drop_after_rows.store(rows, Ordering::SeqCst);
+    }
+
+    /// Drops only the next `times` connections that reach `rows` rows.
+    pub fn drop_next_connections_after_rows(&self, rows: u64, times: u32) {
+        self.drop_budget.store(times, Ordering::SeqCst);
+        self.drop_after_rows.store(rows, Ordering::SeqCst);
+    }
+
+    /// Takes one drop from the budget, if any is left.
+    fn take_drop(&self) -> bool {
+        self.drop_budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                u32::MAX => Some(n),
+                0 => None,
+                n => Some(n - 1),
+            })
+            .is_ok()
     }
 
     pub fn delay_packets(&self, delay: Duration) {

@@ -190,7 +190,7 @@ impl Output for TdsOutput<'_> {
         tokens::row(&mut self.buf, &self.columns, values).map_err(|e| OutputError::Io(to_io(e)))?;
         self.rows_in_result += 1;
         let drop_after = self.faults.drop_after_rows.load(Ordering::Relaxed);
-        if drop_after > 0 && self.rows_in_result >= drop_after {
+        if drop_after > 0 && self.rows_in_result == drop_after && self.faults.take_drop() {
             // Send what we have, then cut the connection mid-result.
             let _ = self.writer.write(&self.buf);
             let _ = self

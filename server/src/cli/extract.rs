@@ -10,6 +10,7 @@ use sql_databricks_bridge::config::params;
 use sql_databricks_bridge::databricks;
 use sql_databricks_bridge::extract::{self, Codec, ExtractOptions, VolumeRoot};
 use sql_databricks_bridge::queries::{load_queries, render, select};
+use sql_databricks_bridge::retry::RetryPolicy;
 use sql_databricks_bridge::sqlserver;
 
 use super::connection::ConnectionArgs;
@@ -47,6 +48,16 @@ pub struct ExtractArgs {
     /// Parquet compression.
     #[arg(long, value_enum, default_value = "zstd")]
     pub compression: Codec,
+    /// Attempts per query when SQL Server fails transiently (connection
+    /// lost, timeout, deadlock 1205, Azure throttling).
+    #[arg(long, default_value_t = 3)]
+    pub attempts: u32,
+    /// Base of the exponential backoff between attempts, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub retry_base_ms: u64,
+    /// Longest wait between attempts, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub retry_cap_ms: u64,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -113,66 +124,51 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         overwrite: args.overwrite,
     };
     let country = args.country.clone();
+    let policy = RetryPolicy {
+        attempts: args.attempts.max(1),
+        base: Duration::from_millis(args.retry_base_ms),
+        cap: Duration::from_millis(args.retry_cap_ms),
+    };
     let limit = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
     let mut tasks = Vec::new();
     for (name, sql) in jobs {
-        let (settings, opts, destination, country, limit) = (
+        let (settings, opts, destination, country, limit, policy) = (
             settings.clone(),
             opts.clone(),
             destination.clone(),
             country.clone(),
             limit.clone(),
+            policy.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
             eprintln!("[{name}] started");
-            let result = async {
-                let mut conn = sqlserver::connect(&settings, timeout).await?;
-                let label = name.clone();
-                let progress = move |rows: u64| eprintln!("[{label}] {rows} rows");
-                match destination.as_ref() {
-                    Destination::Local(dir) => extract::extract_query(
-                        &mut conn, &name, &sql, dir, &country, &opts, &progress,
-                    )
-                    .await
-                    .map_err(anyhow::Error::from),
-                    Destination::Volume(root, ws) => {
-                        // Parts are written locally first, then uploaded; the
-                        // local copy goes away either way.
-                        let stage = std::env::temp_dir()
-                            .join(format!("bridge-extract-{}", uuid::Uuid::new_v4().simple()));
-                        let mut local_opts = opts.clone();
-                        local_opts.overwrite = true;
-                        let result = async {
-                            let mut o = extract::extract_query(
-                                &mut conn,
-                                &name,
-                                &sql,
-                                &stage,
-                                &country,
-                                &local_opts,
-                                &progress,
-                            )
-                            .await?;
-                            eprintln!(
-                                "[{name}] uploading {} part(s) to {}",
-                                o.parts.len(),
-                                root.query_dir(&country, &name)
-                            );
-                            let dir = extract::publish_to_volume(
-                                ws, &o.output, root, &country, &name, &o.parts,
-                            )
-                            .await?;
-                            o.output = PathBuf::from(dir);
-                            Ok::<_, anyhow::Error>(o)
-                        }
-                        .await;
-                        let _ = std::fs::remove_dir_all(&stage);
-                        result
+            let mut attempt = 0;
+            let result = loop {
+                attempt += 1;
+                match run_one(
+                    &name,
+                    &sql,
+                    &settings,
+                    timeout,
+                    &destination,
+                    &country,
+                    &opts,
+                )
+                .await
+                {
+                    Ok(o) => break Ok(o),
+                    Err((e, true)) if attempt < policy.attempts => {
+                        let wait = policy.backoff(attempt);
+                        eprintln!(
+                            "[{name}] attempt {attempt} failed: {e:#}; retrying in {:.1} s",
+                            wait.as_secs_f64()
+                        );
+                        tokio::time::sleep(wait).await;
                     }
+                    Err((e, _)) => break Err(e),
                 }
-            }
-            .await;
+            };
             (name, result)
         }));
     }
@@ -210,4 +206,69 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         println!("{r}");
     }
     Ok(ok)
+}
+
+/// One attempt at one query: connect, extract, publish. The flag says
+/// whether another attempt may succeed.
+async fn run_one(
+    name: &str,
+    sql: &str,
+    settings: &sql_databricks_bridge::config::SqlServerSettings,
+    timeout: Duration,
+    destination: &Destination,
+    country: &str,
+    opts: &ExtractOptions,
+) -> Result<extract::Outcome, (anyhow::Error, bool)> {
+    let mut conn = sqlserver::connect(settings, timeout).await.map_err(|e| {
+        let t = e.is_transient();
+        (anyhow::Error::from(e), t)
+    })?;
+    let label = name.to_string();
+    let progress = move |rows: u64| eprintln!("[{label}] {rows} rows");
+    let extracted = |e: extract::ExtractError| {
+        let t = e.is_transient();
+        (anyhow::Error::from(e), t)
+    };
+    match destination {
+        Destination::Local(dir) => {
+            extract::extract_query(&mut conn, name, sql, dir, country, opts, &progress)
+                .await
+                .map_err(extracted)
+        }
+        Destination::Volume(root, ws) => {
+            // Parts are written locally first, then uploaded; the local copy
+            // goes away either way.
+            let stage = std::env::temp_dir()
+                .join(format!("bridge-extract-{}", uuid::Uuid::new_v4().simple()));
+            let mut local_opts = opts.clone();
+            local_opts.overwrite = true;
+            let result = async {
+                let mut o = extract::extract_query(
+                    &mut conn,
+                    name,
+                    sql,
+                    &stage,
+                    country,
+                    &local_opts,
+                    &progress,
+                )
+                .await
+                .map_err(extracted)?;
+                eprintln!(
+                    "[{name}] uploading {} part(s) to {}",
+                    o.parts.len(),
+                    root.query_dir(country, name)
+                );
+                // Uploads retry transient HTTP failures themselves.
+                let dir = extract::publish_to_volume(ws, &o.output, root, country, name, &o.parts)
+                    .await
+                    .map_err(|e| (anyhow::Error::from(e), false))?;
+                o.output = PathBuf::from(dir);
+                Ok(o)
+            }
+            .await;
+            let _ = std::fs::remove_dir_all(&stage);
+            result
+        }
+    }
 }

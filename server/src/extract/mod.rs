@@ -24,8 +24,8 @@ pub use writer::{Codec, Part};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
-    #[error("{0}")]
-    Sql(String),
+    #[error("{message}")]
+    Sql { message: String, transient: bool },
     #[error(transparent)]
     Schema(#[from] schema::SchemaError),
     #[error(transparent)]
@@ -38,6 +38,26 @@ pub enum ExtractError {
     Io { path: PathBuf, message: String },
     #[error("the query returned no result set")]
     NoResult,
+}
+
+fn sql_err(e: tiberius::error::Error) -> ExtractError {
+    ExtractError::Sql {
+        transient: crate::sqlserver::is_transient(&e),
+        message: e.to_string(),
+    }
+}
+
+impl ExtractError {
+    /// Whether running the query again may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ExtractError::Sql {
+                transient: true,
+                ..
+            }
+        )
+    }
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> ExtractError {
@@ -88,10 +108,10 @@ pub async fn describe(conn: &mut Connection, sql: &str) -> Result<Vec<SourceColu
     let rows = conn
         .query("EXEC sp_describe_first_result_set @tsql = @P1", &[&sql])
         .await
-        .map_err(|e| ExtractError::Sql(e.to_string()))?
+        .map_err(sql_err)?
         .into_first_result()
         .await
-        .map_err(|e| ExtractError::Sql(e.to_string()))?;
+        .map_err(sql_err)?;
     let mut cols = Vec::with_capacity(rows.len());
     for r in rows {
         let hidden = r
@@ -269,16 +289,9 @@ async fn run_into(
             Err(e) => tracing::debug!(error = %e, "query cannot be wrapped; money is read as f64"),
         }
     }
-    let mut stream = conn
-        .simple_query(to_run)
-        .await
-        .map_err(|e| ExtractError::Sql(e.to_string()))?;
+    let mut stream = conn.simple_query(to_run).await.map_err(sql_err)?;
     let mut rows = 0u64;
-    while let Some(item) = stream
-        .try_next()
-        .await
-        .map_err(|e| ExtractError::Sql(e.to_string()))?
-    {
+    while let Some(item) = stream.try_next().await.map_err(sql_err)? {
         match item {
             QueryItem::Row(r) if r.result_index() == 0 => {
                 builder.push_row(r)?;

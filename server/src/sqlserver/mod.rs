@@ -32,6 +32,32 @@ pub enum SqlServerError {
     StrictUnsupported,
 }
 
+/// SQL Server error numbers worth retrying: deadlock victim, lock timeout,
+/// and Azure SQL's throttling and failover codes.
+const TRANSIENT_NUMBERS: [u32; 12] = [
+    1205, 1222, 4060, 4221, 10928, 10929, 40143, 40197, 40501, 40613, 49918, 49919,
+];
+
+/// Whether a driver error is worth another attempt.
+pub fn is_transient(e: &tiberius::error::Error) -> bool {
+    match e {
+        tiberius::error::Error::Io { .. } => true,
+        tiberius::error::Error::Server(t) => TRANSIENT_NUMBERS.contains(&t.code()),
+        _ => false,
+    }
+}
+
+impl SqlServerError {
+    /// Whether connecting again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SqlServerError::Unreachable { .. } | SqlServerError::Timeout { .. } => true,
+            SqlServerError::Server { number, .. } => TRANSIENT_NUMBERS.contains(number),
+            _ => false,
+        }
+    }
+}
+
 /// The tiberius configuration for these settings.
 pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> {
     let mut c = Config::new();
