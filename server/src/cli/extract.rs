@@ -14,6 +14,7 @@ use sql_databricks_bridge::retry::RetryPolicy;
 use sql_databricks_bridge::sqlserver;
 
 use super::connection::ConnectionArgs;
+use super::progress::{QueryProgress, Reporter};
 
 #[derive(clap::Args, Debug)]
 pub struct ExtractArgs {
@@ -129,6 +130,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         base: Duration::from_millis(args.retry_base_ms),
         cap: Duration::from_millis(args.retry_cap_ms),
     };
+    let reporter = Reporter::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
     let mut tasks = Vec::new();
     for (name, sql) in jobs {
@@ -140,9 +142,10 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
             limit.clone(),
             policy.clone(),
         );
+        let progress = reporter.query(&name);
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
-            eprintln!("[{name}] started");
+            progress.note("started");
             let mut attempt = 0;
             let result = loop {
                 attempt += 1;
@@ -154,19 +157,26 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
                     &destination,
                     &country,
                     &opts,
+                    &progress,
                 )
                 .await
                 {
-                    Ok(o) => break Ok(o),
+                    Ok(o) => {
+                        progress.finish("done");
+                        break Ok(o);
+                    }
                     Err((e, true)) if attempt < policy.attempts => {
                         let wait = policy.backoff(attempt);
-                        eprintln!(
-                            "[{name}] attempt {attempt} failed: {e:#}; retrying in {:.1} s",
+                        progress.note(&format!(
+                            "attempt {attempt} failed: {e:#}; retrying in {:.1} s",
                             wait.as_secs_f64()
-                        );
+                        ));
                         tokio::time::sleep(wait).await;
                     }
-                    Err((e, _)) => break Err(e),
+                    Err((e, _)) => {
+                        progress.finish("failed");
+                        break Err(e);
+                    }
                 }
             };
             (name, result)
@@ -218,13 +228,14 @@ async fn run_one(
     destination: &Destination,
     country: &str,
     opts: &ExtractOptions,
+    reporter: &QueryProgress,
 ) -> Result<extract::Outcome, (anyhow::Error, bool)> {
     let mut conn = sqlserver::connect(settings, timeout).await.map_err(|e| {
         let t = e.is_transient();
         (anyhow::Error::from(e), t)
     })?;
-    let label = name.to_string();
-    let progress = move |rows: u64| eprintln!("[{label}] {rows} rows");
+    let bar = reporter.clone();
+    let progress = move |rows: u64| bar.rows(rows);
     let extracted = |e: extract::ExtractError| {
         let t = e.is_transient();
         (anyhow::Error::from(e), t)
@@ -254,11 +265,11 @@ async fn run_one(
                 )
                 .await
                 .map_err(extracted)?;
-                eprintln!(
-                    "[{name}] uploading {} part(s) to {}",
+                reporter.note(&format!(
+                    "uploading {} part(s) to {}",
                     o.parts.len(),
                     root.query_dir(country, name)
-                );
+                ));
                 // Uploads retry transient HTTP failures themselves.
                 let dir = extract::publish_to_volume(ws, &o.output, root, country, name, &o.parts)
                     .await

@@ -3,6 +3,7 @@
 
 mod connection;
 mod extract;
+mod progress;
 mod queries;
 
 use std::path::PathBuf;
