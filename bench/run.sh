@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 rows=${1:-1000000}
-cargo build --release -p bridge-sandbox -p bridge-bench
+scripts/setup-test-env.sh >/dev/null
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+cargo build --release -p bridge-sandbox -p bridge-bench -p sql-databricks-bridge
 echo "== SQL Server sandbox streaming a ${rows}-row 10-column table to tiberius"
 target/release/sandbox_stream --rows "$rows" --runs 3
+echo
+echo "== extraction to Parquet: the bridge beside ConnectorX (+ pyarrow), same table, same run"
+.venv/bin/python bench/extract_vs_connectorx.py --rows "$rows"

@@ -100,7 +100,7 @@ fn human_bytes(n: u64) -> String {
 
 /// Returns whether every query succeeded.
 pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
-    let destination = Arc::new(destination(&args.destination, &args.connection)?);
+    let destination = destination(&args.destination, &args.connection)?;
     let params = params::load(&args.config_path, &args.country)?;
     let all = load_queries(&args.queries_path)?;
     let chosen = select(&all, &args.queries)?;
@@ -111,7 +111,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         jobs.push((q.name.clone(), sql));
     }
     // Existing output and a missing volume are refused before any SQL runs.
-    if let Destination::Volume(root, ws) = destination.as_ref() {
+    if let Destination::Volume(root, ws) = &destination {
         for (name, _) in &jobs {
             extract::check_volume(ws, root, &args.country, name, args.overwrite).await?;
         }
@@ -124,7 +124,13 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         codec: args.compression,
         overwrite: args.overwrite,
     };
-    let country = args.country.clone();
+    let ctx = Arc::new(RunContext {
+        settings,
+        timeout,
+        destination,
+        country: args.country.clone(),
+        opts,
+    });
     let policy = RetryPolicy {
         attempts: args.attempts.max(1),
         base: Duration::from_millis(args.retry_base_ms),
@@ -134,14 +140,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
     let limit = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
     let mut tasks = Vec::new();
     for (name, sql) in jobs {
-        let (settings, opts, destination, country, limit, policy) = (
-            settings.clone(),
-            opts.clone(),
-            destination.clone(),
-            country.clone(),
-            limit.clone(),
-            policy.clone(),
-        );
+        let (ctx, limit, policy) = (ctx.clone(), limit.clone(), policy.clone());
         let progress = reporter.query(&name);
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
@@ -149,18 +148,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
             let mut attempt = 0;
             let result = loop {
                 attempt += 1;
-                match run_one(
-                    &name,
-                    &sql,
-                    &settings,
-                    timeout,
-                    &destination,
-                    &country,
-                    &opts,
-                    &progress,
-                )
-                .await
-                {
+                match run_one(&name, &sql, &ctx, &progress).await {
                     Ok(o) => {
                         progress.finish("done");
                         break Ok(o);
@@ -218,18 +206,30 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
+/// What every query of one run shares.
+struct RunContext {
+    settings: sql_databricks_bridge::config::SqlServerSettings,
+    timeout: Duration,
+    destination: Destination,
+    country: String,
+    opts: ExtractOptions,
+}
+
 /// One attempt at one query: connect, extract, publish. The flag says
 /// whether another attempt may succeed.
 async fn run_one(
     name: &str,
     sql: &str,
-    settings: &sql_databricks_bridge::config::SqlServerSettings,
-    timeout: Duration,
-    destination: &Destination,
-    country: &str,
-    opts: &ExtractOptions,
+    ctx: &RunContext,
     reporter: &QueryProgress,
 ) -> Result<extract::Outcome, (anyhow::Error, bool)> {
+    let (settings, timeout, destination, country, opts) = (
+        &ctx.settings,
+        ctx.timeout,
+        &ctx.destination,
+        ctx.country.as_str(),
+        &ctx.opts,
+    );
     let mut conn = sqlserver::connect(settings, timeout).await.map_err(|e| {
         let t = e.is_transient();
         (anyhow::Error::from(e), t)
