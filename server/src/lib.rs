@@ -3,11 +3,13 @@
 //!
 //! Layers, lower first (a layer never imports one above it):
 //! `config` (settings, parameters) → `queries` (load and render `.sql` files)
-//! → `sqlserver` and `databricks` (the two systems) → `extract` (the pipeline).
+//! → `sqlserver` and `databricks` (the two systems) → `extract` (the pipeline)
+//! → `operator` (the library face, `BridgeOperator`).
 
 pub mod config;
 pub mod databricks;
 pub mod extract;
+pub mod operator;
 pub mod queries;
 pub mod retry;
 pub mod sqlserver;

@@ -348,3 +348,21 @@ fn describe_first_result_set() {
         11501
     );
 }
+
+#[test]
+fn order_by_in_derived_tables_needs_top() {
+    let (_e, mut s) = setup();
+    ok(&mut s, "CREATE TABLE t (id int)");
+    assert_eq!(
+        run(&mut s, "SELECT * FROM (SELECT id FROM t ORDER BY id) AS q").errors[0].number,
+        1033
+    );
+    ok(
+        &mut s,
+        "SELECT * FROM (SELECT TOP 5 id FROM t ORDER BY id) AS q ORDER BY id",
+    );
+    ok(
+        &mut s,
+        "WITH c AS (SELECT id FROM t) SELECT * FROM c ORDER BY id",
+    );
+}

@@ -350,6 +350,8 @@ impl Ctx<'_> {
 /// Rewrites a statement in place: names, functions, operators, TOP.
 struct Rewriter<'c, 'a> {
     ctx: &'c Ctx<'a>,
+    /// Nesting of queries: above 1 is a derived table, subquery or CTE.
+    depth: usize,
     ctes: HashSet<String>,
     /// Tables seen in FROM clauses, by alias (lower case), for type hints.
     scope: HashMap<String, TableMeta>,
@@ -360,6 +362,7 @@ impl<'c, 'a> Rewriter<'c, 'a> {
     fn new(ctx: &'c Ctx<'a>) -> Self {
         Rewriter {
             ctx,
+            depth: 0,
             ctes: HashSet::new(),
             scope: HashMap::new(),
             error: None,
@@ -601,6 +604,21 @@ impl<'c, 'a> Rewriter<'c, 'a> {
     }
 
     fn rewrite_query(&mut self, q: &mut Query) -> Result<(), SqlError> {
+        let has_top = matches!(q.body.as_ref(), SetExpr::Select(s) if s.top.is_some());
+        if self.depth > 1
+            && q.order_by.is_some()
+            && !has_top
+            && q.limit_clause.is_none()
+            && q.fetch.is_none()
+        {
+            return Err(SqlError::new(
+                1033,
+                1,
+                15,
+                "The ORDER BY clause is invalid in views, inline functions, derived tables, subqueries, and common table expressions, unless TOP, OFFSET or FOR XML is also specified.",
+            )
+            .batch());
+        }
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
                 self.ctes.insert(cte.alias.name.value.to_ascii_lowercase());
@@ -717,7 +735,13 @@ fn physical_object_name(meta: &TableMeta) -> ObjectName {
 impl VisitorMut for Rewriter<'_, '_> {
     type Break = ();
 
+    fn post_visit_query(&mut self, _q: &mut Query) -> ControlFlow<()> {
+        self.depth = self.depth.saturating_sub(1);
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
         match self.rewrite_query(q) {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => self.fail(e),

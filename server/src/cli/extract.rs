@@ -145,28 +145,19 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
             progress.note("started");
-            let mut attempt = 0;
-            let result = loop {
-                attempt += 1;
-                match run_one(&name, &sql, &ctx, &progress).await {
-                    Ok(o) => {
-                        progress.finish("done");
-                        break Ok(o);
-                    }
-                    Err((e, true)) if attempt < policy.attempts => {
-                        let wait = policy.backoff(attempt);
-                        progress.note(&format!(
-                            "attempt {attempt} failed: {e:#}; retrying in {:.1} s",
-                            wait.as_secs_f64()
-                        ));
-                        tokio::time::sleep(wait).await;
-                    }
-                    Err((e, _)) => {
-                        progress.finish("failed");
-                        break Err(e);
-                    }
-                }
-            };
+            let note = progress.clone();
+            let result = sql_databricks_bridge::retry::retry(
+                &policy,
+                |attempt, e: &anyhow::Error, wait| {
+                    note.note(&format!(
+                        "attempt {attempt} failed: {e:#}; retrying in {:.1} s",
+                        wait.as_secs_f64()
+                    ))
+                },
+                || run_one(&name, &sql, &ctx, &progress),
+            )
+            .await;
+            progress.finish(if result.is_ok() { "done" } else { "failed" });
             (name, result)
         }));
     }

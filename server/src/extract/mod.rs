@@ -162,16 +162,37 @@ pub async fn extract_query(
     opts: &ExtractOptions,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Outcome, ExtractError> {
+    let final_dir = output_dir(destination, country, query);
+    extract_into(conn, query, country, sql, &final_dir, opts, progress).await
+}
+
+/// Runs one query into exactly `final_dir` (parts and manifest), published
+/// only when complete. `query` and `country` label the manifest.
+pub async fn extract_into(
+    conn: &mut Connection,
+    query: &str,
+    country: &str,
+    sql: &str,
+    final_dir: &Path,
+    opts: &ExtractOptions,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<Outcome, ExtractError> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
-    let final_dir = output_dir(destination, country, query);
+    let final_dir = final_dir.to_path_buf();
+    let destination = final_dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let query_label = final_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(query)
+        .to_string();
     if final_dir.exists() && !opts.overwrite {
         return Err(ExtractError::Exists(final_dir));
     }
-    let parent = final_dir.parent().unwrap_or(destination).to_path_buf();
+    let parent = destination;
     std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
     let staging = parent.join(format!(
-        ".{query}.staging-{}",
+        ".{query_label}.staging-{}",
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
@@ -210,7 +231,7 @@ pub async fn extract_query(
         message: e.to_string(),
     })?;
     std::fs::write(&manifest_path, text).map_err(|e| io_err(&manifest_path, e))?;
-    publish(&staging, &final_dir, query)?;
+    publish(&staging, &final_dir, &query_label)?;
     let discrepancy = (rows_read != rows_written)
         .then(|| format!("read {rows_read} rows from SQL Server but wrote {rows_written}"));
     Ok(Outcome {
@@ -261,6 +282,66 @@ fn publish(staging: &Path, final_dir: &Path, query: &str) -> Result<(), ExtractE
     Ok(())
 }
 
+/// Runs a query and keeps its rows in memory as Arrow batches (for callers
+/// that want the data, not files).
+pub async fn extract_batches(
+    conn: &mut Connection,
+    sql: &str,
+    batch_rows: usize,
+) -> Result<
+    (
+        std::sync::Arc<arrow_schema::Schema>,
+        Vec<arrow_array::RecordBatch>,
+    ),
+    ExtractError,
+> {
+    let cols = describe(conn, sql).await?;
+    if cols.is_empty() {
+        return Err(ExtractError::NoResult);
+    }
+    let (schema, targets) = arrow_schema(&cols)?;
+    let to_run = prepare_sql(conn, sql, &cols, &targets).await;
+    let mut builder = BatchBuilder::new(schema.clone(), targets, batch_rows.max(1));
+    let mut stream = conn.simple_query(to_run).await.map_err(sql_err)?;
+    let mut out = Vec::new();
+    while let Some(item) = stream.try_next().await.map_err(sql_err)? {
+        if let QueryItem::Row(r) = item {
+            if r.result_index() == 0 {
+                builder.push_row(r)?;
+                if builder.len() >= batch_rows.max(1) {
+                    out.push(builder.finish()?);
+                }
+            }
+        }
+    }
+    if !builder.is_empty() || out.is_empty() {
+        out.push(builder.finish()?);
+    }
+    Ok((schema, out))
+}
+
+/// The SQL to stream. The driver reads money as f64, so money columns are
+/// cast to decimal on the server, where every digit survives; a query that
+/// cannot be a derived table (a top-level ORDER BY, for one) runs as written.
+async fn prepare_sql(
+    conn: &mut Connection,
+    sql: &str,
+    cols: &[SourceColumn],
+    targets: &[schema::Target],
+) -> String {
+    if targets
+        .iter()
+        .any(|t| matches!(t, schema::Target::Money { .. }))
+    {
+        let wrapped = money_as_decimal(sql, cols);
+        match describe(conn, &wrapped).await {
+            Ok(_) => return wrapped,
+            Err(e) => tracing::debug!(error = %e, "query cannot be wrapped; money is read as f64"),
+        }
+    }
+    sql.to_string()
+}
+
 async fn run_into(
     conn: &mut Connection,
     sql: &str,
@@ -273,22 +354,9 @@ async fn run_into(
         return Err(ExtractError::NoResult);
     }
     let (schema, targets) = arrow_schema(&cols)?;
-    let has_money = targets
-        .iter()
-        .any(|t| matches!(t, schema::Target::Money { .. }));
+    let to_run = prepare_sql(conn, sql, &cols, &targets).await;
     let mut builder = BatchBuilder::new(schema.clone(), targets, opts.batch_rows);
     let mut writer = writer::PartWriter::new(dir, schema, opts.codec, opts.rows_per_file);
-    // The driver reads money as f64; cast it to decimal on the server so every
-    // digit survives. Not every query can be a derived table (a top-level
-    // ORDER BY, for one): then the query runs as written.
-    let mut to_run = sql.to_string();
-    if has_money {
-        let wrapped = money_as_decimal(sql, &cols);
-        match describe(conn, &wrapped).await {
-            Ok(_) => to_run = wrapped,
-            Err(e) => tracing::debug!(error = %e, "query cannot be wrapped; money is read as f64"),
-        }
-    }
     let mut stream = conn.simple_query(to_run).await.map_err(sql_err)?;
     let mut rows = 0u64;
     while let Some(item) = stream.try_next().await.map_err(sql_err)? {
