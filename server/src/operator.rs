@@ -21,10 +21,13 @@ use arrow_schema::Schema;
 use crate::config::{SettingsError, SqlServerOverrides, SqlServerSettings};
 use crate::extract::{self, ExtractError, ExtractOptions, Outcome};
 use crate::retry::{retry, RetryPolicy};
-use crate::sqlserver::{self, SqlServerError};
+use crate::sqlserver::pool::{self, Pool};
+use crate::sqlserver::SqlServerError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error(transparent)]
     Connect(#[from] SqlServerError),
     #[error(transparent)]
@@ -36,35 +39,43 @@ impl OperatorError {
         match self {
             OperatorError::Connect(e) => e.is_transient(),
             OperatorError::Extract(e) => e.is_transient(),
+            OperatorError::Settings(_) => false,
         }
     }
 }
 
-/// Extraction from SQL Server for one program: settings, options and the
-/// retry policy, reused across calls.
-#[derive(Clone, Debug)]
+/// Extraction from SQL Server for one program: a connection pool, options
+/// and the retry policy, reused across calls.
+#[derive(Clone)]
 pub struct BridgeOperator {
     settings: SqlServerSettings,
+    pool: Pool,
     options: ExtractOptions,
     retry: RetryPolicy,
     timeout: Duration,
 }
 
+/// Connections the operator keeps for concurrent calls.
+const POOL_SIZE: usize = 4;
+
 impl BridgeOperator {
-    pub fn new(settings: SqlServerSettings) -> Self {
-        BridgeOperator {
+    /// Connections open on first use, not here.
+    pub fn new(settings: SqlServerSettings) -> Result<Self, SqlServerError> {
+        let timeout = Duration::from_secs(30);
+        Ok(BridgeOperator {
+            pool: pool::pool(&settings, POOL_SIZE, timeout)?,
             settings,
             options: ExtractOptions::default(),
             retry: RetryPolicy::default(),
-            timeout: Duration::from_secs(30),
-        }
+            timeout,
+        })
     }
 
     /// Settings from `SQLSERVER_*` and `SQLSERVER_CONNECTION_STRING`.
-    pub fn from_env() -> Result<Self, SettingsError> {
+    pub fn from_env() -> Result<Self, OperatorError> {
         let s =
             SqlServerSettings::resolve(&SqlServerOverrides::default(), &|k| std::env::var(k).ok())?;
-        Ok(Self::new(s))
+        Ok(Self::new(s)?)
     }
 
     pub fn with_options(mut self, options: ExtractOptions) -> Self {
@@ -77,9 +88,11 @@ impl BridgeOperator {
         self
     }
 
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    /// Sets the connect and check timeout (a new pool is made).
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, SqlServerError> {
         self.timeout = timeout;
-        self
+        self.pool = pool::pool(&self.settings, POOL_SIZE, timeout)?;
+        Ok(self)
     }
 
     /// Runs `sql` and writes Parquet part files and `_manifest.json` into
@@ -99,7 +112,7 @@ impl BridgeOperator {
             |_, _, _| {},
             || async {
                 let attempt = async {
-                    let mut conn = sqlserver::connect(&self.settings, self.timeout).await?;
+                    let mut conn = pool::get(&self.pool).await?;
                     Ok(extract::extract_into(
                         &mut conn,
                         &label,
@@ -132,7 +145,7 @@ impl BridgeOperator {
             |_, _, _| {},
             || async {
                 let attempt = async {
-                    let mut conn = sqlserver::connect(&self.settings, self.timeout).await?;
+                    let mut conn = pool::get(&self.pool).await?;
                     Ok(extract::extract_batches(&mut conn, sql, self.options.batch_rows).await?)
                 }
                 .await;

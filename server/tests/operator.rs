@@ -24,6 +24,7 @@ fn operator(port: u16) -> BridgeOperator {
         trust_server_certificate: true,
         ca_file: None,
     })
+    .unwrap()
     .with_retry(RetryPolicy {
         attempts: 3,
         base: Duration::from_millis(5),

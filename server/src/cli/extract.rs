@@ -125,8 +125,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         overwrite: args.overwrite,
     };
     let ctx = Arc::new(RunContext {
-        settings,
-        timeout,
+        pool: sqlserver::pool::pool(&settings, args.parallel.max(1), timeout)?,
         destination,
         country: args.country.clone(),
         opts,
@@ -199,8 +198,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
 
 /// What every query of one run shares.
 struct RunContext {
-    settings: sql_databricks_bridge::config::SqlServerSettings,
-    timeout: Duration,
+    pool: sqlserver::pool::Pool,
     destination: Destination,
     country: String,
     opts: ExtractOptions,
@@ -214,14 +212,8 @@ async fn run_one(
     ctx: &RunContext,
     reporter: &QueryProgress,
 ) -> Result<extract::Outcome, (anyhow::Error, bool)> {
-    let (settings, timeout, destination, country, opts) = (
-        &ctx.settings,
-        ctx.timeout,
-        &ctx.destination,
-        ctx.country.as_str(),
-        &ctx.opts,
-    );
-    let mut conn = sqlserver::connect(settings, timeout).await.map_err(|e| {
+    let (destination, country, opts) = (&ctx.destination, ctx.country.as_str(), &ctx.opts);
+    let mut conn = sqlserver::pool::get(&ctx.pool).await.map_err(|e| {
         let t = e.is_transient();
         (anyhow::Error::from(e), t)
     })?;

@@ -1,5 +1,7 @@
 //! SQL Server through tiberius over TCP, with the TLS the settings ask for.
 
+pub mod pool;
+
 use std::time::Duration;
 
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
