@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::files::http_error;
 use crate::config::{DatabricksAuth, DatabricksSettings};
 
 #[derive(Debug, thiserror::Error)]
@@ -140,10 +141,7 @@ impl Authenticator {
             .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")])
             .send()
             .await
-            .map_err(|e| DatabricksError::Http {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(http_error)?;
         let t: TokenResponse = json_or_error(resp, &url).await?;
         let lifetime = Duration::from_secs(t.expires_in.unwrap_or(3600));
         // Renew a minute early (or halfway for very short tokens).

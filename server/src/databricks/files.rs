@@ -72,30 +72,37 @@ impl Workspace {
                     .body(reqwest::Body::from(file))
                     .send()
                     .await
-                    .map_err(|e| DatabricksError::Http {
-                        url: url_text(&e),
-                        message: e.to_string(),
-                    })
+                    .map_err(http_error)
             }
         })
         .await?;
         expect_success(resp, url.as_str()).await
     }
 
+    /// A bodiless request, retried on transient failures.
+    async fn send_retried(
+        &self,
+        method: reqwest::Method,
+        url: &reqwest::Url,
+        token: &str,
+    ) -> Result<reqwest::Response, DatabricksError> {
+        send_with_retry(&self.retry, url.as_str(), || {
+            let req = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(token);
+            async move { req.send().await.map_err(http_error) }
+        })
+        .await
+    }
+
     /// Deletes a file; a missing one is not an error.
     pub async fn delete_file(&self, volume_path: &str) -> Result<(), DatabricksError> {
         let url = self.fs_url("files", volume_path)?;
         let token = self.auth.token().await?;
-        let resp = send_with_retry(&self.retry, url.as_str(), || {
-            let req = self.http.delete(url.clone()).bearer_auth(token.clone());
-            async move {
-                req.send().await.map_err(|e| DatabricksError::Http {
-                    url: url_text(&e),
-                    message: e.to_string(),
-                })
-            }
-        })
-        .await?;
+        let resp = self
+            .send_retried(reqwest::Method::DELETE, &url, &token)
+            .await?;
         if resp.status().as_u16() == 404 {
             return Ok(());
         }
@@ -123,16 +130,9 @@ impl Workspace {
             if let Some(t) = &page_token {
                 url.query_pairs_mut().append_pair("page_token", t);
             }
-            let resp = send_with_retry(&self.retry, url.as_str(), || {
-                let req = self.http.get(url.clone()).bearer_auth(token.clone());
-                async move {
-                    req.send().await.map_err(|e| DatabricksError::Http {
-                        url: url_text(&e),
-                        message: e.to_string(),
-                    })
-                }
-            })
-            .await?;
+            let resp = self
+                .send_retried(reqwest::Method::GET, &url, &token)
+                .await?;
             if resp.status().as_u16() == 404 {
                 return Ok(None);
             }
@@ -146,8 +146,11 @@ impl Workspace {
     }
 }
 
-fn url_text(e: &reqwest::Error) -> String {
-    e.url().map(|u| u.to_string()).unwrap_or_default()
+pub(crate) fn http_error(e: reqwest::Error) -> DatabricksError {
+    DatabricksError::Http {
+        url: e.url().map(|u| u.to_string()).unwrap_or_default(),
+        message: e.to_string(),
+    }
 }
 
 async fn expect_success(resp: reqwest::Response, url: &str) -> Result<(), DatabricksError> {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::config::DatabricksSettings;
 pub use auth::{Authenticator, DatabricksError};
+use files::http_error;
 pub use retry::RetryPolicy;
 
 /// A Databricks workspace client: one HTTP client, one credential.
@@ -79,10 +80,7 @@ impl Workspace {
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| DatabricksError::Http {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(http_error)?;
         let listing: Listing = auth::json_or_error(resp, &url).await?;
         Ok(listing.warehouses)
     }
