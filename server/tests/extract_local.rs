@@ -184,7 +184,30 @@ fn existing_output_needs_overwrite_and_failures_leave_nothing() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 
+    // Nothing listens: retried, then reported.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let o = common::extract_with_env(
+        &f,
+        "out5",
+        &["--retry-base-ms", "10"],
+        "Bridge!Passw0rd",
+        &[("SQLSERVER_HOST", format!("127.0.0.1,{dead_port}"))],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot reach SQL Server"), "{err}");
+    assert!(!f.dir.join("out5/Colombia/tipos").exists());
+
     // Bad input: unknown country, missing parameter, unknown query.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sql-databricks-bridge"))
+        .args(["extract", "--country", "Narnia", "--destination", "out6"])
+        .current_dir(&f.dir)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown country 'Narnia'"));
     let o = extract(&f, &["--query", "nope"], "Bridge!Passw0rd");
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown query 'nope'"));
     std::fs::write(f.dir.join("queries/bad.sql"), "SELECT {missing}").unwrap();

@@ -78,7 +78,6 @@ pub fn extract_with_env(
     env: &[(&str, String)],
 ) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sql-databricks-bridge"));
-    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     cmd.args([
         "extract",
         "--country",
@@ -96,6 +95,7 @@ pub fn extract_with_env(
     .env("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true")
     .env_remove("SQLSERVER_DATABASE")
     .env_remove("SQLSERVER_CONNECTION_STRING")
+    .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
     .output()
     .expect("binary runs")
 }
