@@ -69,7 +69,7 @@ fn reports_both_systems() {
     let (ok, out) = run(&env);
     assert!(ok, "{out}");
     assert!(
-        out.contains("SQL Server  OK") && out.contains("'KWP_Colombia'"),
+        out.contains("SQL Server  OK") && out.contains("'KWP_Colombia' as 'sa'"),
         "{out}"
     );
     assert!(

@@ -186,6 +186,7 @@ impl Engine {
             implicit_transactions: false,
             xact_abort: false,
             fmtonly: false,
+            login: "sa".to_string(),
             identity_insert: None,
             temp: HashMap::new(),
             vars,
@@ -434,6 +435,7 @@ pub struct Session {
     xact_abort: bool,
     /// SET FMTONLY ON: queries return their metadata only; nothing else runs.
     fmtonly: bool,
+    login: String,
     identity_insert: Option<String>,
     temp: HashMap<String, TableMeta>,
     /// T-SQL variables by lower-case name; shared with the `__var` and
@@ -552,6 +554,11 @@ fn map_sqlite(e: rusqlite::Error, target: Option<&TableMeta>) -> SqlError {
 }
 
 impl Session {
+    /// Records the SQL login the client authenticated as.
+    pub fn set_login(&mut self, login: &str) {
+        self.login = login.to_string();
+    }
+
     pub fn spid(&self) -> u16 {
         self.spid
     }
@@ -581,6 +588,7 @@ impl Session {
             trancount: self.trancount,
             spid: self.spid,
             identity_insert: self.identity_insert.as_deref(),
+            login: &self.login,
         }
     }
 

@@ -33,6 +33,8 @@ pub struct Ctx<'a> {
     pub trancount: i64,
     pub spid: u16,
     pub identity_insert: Option<&'a str>,
+    /// The SQL login of the session, for SUSER_SNAME().
+    pub login: &'a str,
 }
 
 /// A statement ready to run.
@@ -578,9 +580,10 @@ impl<'c, 'a> Rewriter<'c, 'a> {
                 &[part_arg(0), args[1].clone(), args[2].clone()],
             )?,
             "SCOPE_IDENTITY" => parse_expr("last_insert_rowid()")?,
-            "SUSER_SNAME" | "SUSER_NAME" | "USER_NAME" | "CURRENT_USER" => {
-                Expr::value(AstValue::SingleQuotedString("dbo".into()))
+            "SUSER_SNAME" | "SUSER_NAME" | "ORIGINAL_LOGIN" if args.is_empty() => {
+                Expr::value(AstValue::SingleQuotedString(self.ctx.login.to_string()))
             }
+            "USER_NAME" | "CURRENT_USER" => Expr::value(AstValue::SingleQuotedString("dbo".into())),
             "DB_NAME" if args.is_empty() => {
                 Expr::value(AstValue::SingleQuotedString(self.ctx.db.to_string()))
             }

@@ -98,10 +98,11 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
     } else {
         login.database.clone()
     };
-    let session = match shared.engine.session(&database) {
+    let mut session = match shared.engine.session(&database) {
         Ok(s) => s,
         Err(e) => return refuse(&mut transport, e),
     };
+    session.set_login(&login.username);
     let tds_version = tokens::negotiate_tds_version(login.tds_version);
     let mut buf = Vec::new();
     tokens::env_database(&mut buf, session.database(), "master");
