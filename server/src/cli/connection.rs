@@ -49,7 +49,11 @@ impl ConnectionArgs {
             trust_server_certificate: self.sqlserver_trust_server_certificate,
             ca_file: None,
         };
-        SqlServerSettings::resolve(&flags, &|k| std::env::var(k).ok())
+        let s = SqlServerSettings::resolve(&flags, &|k| std::env::var(k).ok())?;
+        if s.trust_server_certificate {
+            eprintln!("note: trusting SQL Server's certificate without validating it (SQLSERVER_TRUST_SERVER_CERTIFICATE)");
+        }
+        Ok(s)
     }
 
     pub fn databricks(

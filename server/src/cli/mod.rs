@@ -67,7 +67,9 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BRIDGE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // tiberius warns on every connection that trusts the server
+                // certificate; the bridge says it once itself (see connection.rs).
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tiberius=error")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -27,7 +27,7 @@ impl Reporter {
                 let bar = m.add(ProgressBar::new_spinner());
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{spinner} {prefix:<20} {human_pos:>12} rows  {per_sec:>14}  {msg}",
+                        "{spinner} {prefix:<20} {human_pos:>12} rows  {elapsed:>4}  {msg}",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
