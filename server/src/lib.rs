@@ -4,8 +4,10 @@
 //! Layers, lower first (a layer never imports one above it):
 //! `config` (settings, parameters) → `queries` (load and render `.sql` files)
 //! → `sqlserver` and `databricks` (the two systems) → `extract` (the pipeline)
-//! → `operator` (the library face, `BridgeOperator`).
+//! → `operator` (the library face, `BridgeOperator`). `auth` (tokens,
+//! permissions, the tables a query reads) serves the API and the sync.
 
+pub mod auth;
 pub mod config;
 pub mod databricks;
 pub mod extract;

@@ -1,0 +1,8 @@
+//! Who may do what: bearer tokens per project, per-table permissions, and
+//! the tables a query touches. Used by the API (issue 5) and the sync (issue 7).
+
+pub mod permissions;
+pub mod tables;
+
+pub use permissions::{Access, PermissionError, Permissions, User};
+pub use tables::{referenced_tables, TableName, TablesError};
