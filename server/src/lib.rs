@@ -5,12 +5,14 @@
 //! `config` (settings, parameters) → `queries` (load and render `.sql` files)
 //! → `sqlserver` and `databricks` (the two systems) → `extract` (the pipeline)
 //! → `operator` (the library face, `BridgeOperator`). `auth` (tokens,
-//! permissions, the tables a query reads) serves the API and the sync.
+//! permissions, the tables a query reads) and `jobs` (the SQLite job store)
+//! serve the API and the sync.
 
 pub mod auth;
 pub mod config;
 pub mod databricks;
 pub mod extract;
+pub mod jobs;
 pub mod operator;
 pub mod queries;
 pub mod retry;

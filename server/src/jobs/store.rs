@@ -1,0 +1,329 @@
+//! The job store: one SQLite file (WAL), one row per job. Opening it marks
+//! jobs that were queued or running when the process stopped as
+//! `interrupted`, so none shows as running forever.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("job store {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("job store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("job store: bad stored value: {0}")]
+    Corrupt(String),
+    #[error("job store: the store lock was poisoned by a panic")]
+    Poisoned,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Interrupted,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        Some(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            "interrupted" => JobState::Interrupted,
+            _ => return None,
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Job {
+    pub id: String,
+    pub owner: String,
+    pub kind: String,
+    pub state: JobState,
+    pub request: serde_json::Value,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    request TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs(owner, state, seq);
+";
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn job_from(r: &Row<'_>) -> rusqlite::Result<(Job, i64)> {
+    let state: String = r.get("state")?;
+    let request: String = r.get("request")?;
+    let result: Option<String> = r.get("result")?;
+    Ok((
+        Job {
+            id: r.get("id")?,
+            owner: r.get("owner")?,
+            kind: r.get("kind")?,
+            state: JobState::parse(&state).unwrap_or(JobState::Failed),
+            request: serde_json::from_str(&request).unwrap_or(serde_json::Value::Null),
+            result: result.and_then(|t| serde_json::from_str(&t).ok()),
+            error: r.get("error")?,
+            created_at: r.get("created_at")?,
+            started_at: r.get("started_at")?,
+            finished_at: r.get("finished_at")?,
+        },
+        r.get("seq")?,
+    ))
+}
+
+pub struct JobStore {
+    conn: Mutex<Connection>,
+}
+
+impl JobStore {
+    /// Opens (or creates) the store; returns it and how many jobs were
+    /// marked interrupted.
+    pub fn open(path: &Path) -> Result<(JobStore, usize), StoreError> {
+        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(&e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(&e))?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(|e| open_err(&e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| open_err(&e))?;
+        let n = conn.execute(
+            "UPDATE jobs SET state = 'interrupted', finished_at = ?1,
+                 error = coalesce(error, 'the bridge stopped before the job finished')
+             WHERE state IN ('queued', 'running')",
+            [now()],
+        )?;
+        Ok((
+            JobStore {
+                conn: Mutex::new(conn),
+            },
+            n,
+        ))
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    pub fn create(
+        &self,
+        owner: &str,
+        kind: &str,
+        request: &serde_json::Value,
+    ) -> Result<Job, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let c = self.conn()?;
+        c.execute(
+            "INSERT INTO jobs (id, owner, kind, state, request, created_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+            params![id, owner, kind, request.to_string(), now()],
+        )?;
+        drop(c);
+        self.get(&id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id} vanished")))
+    }
+
+    /// Queued → running; false when the job is no longer queued (cancelled).
+    pub fn start(&self, id: &str) -> Result<bool, StoreError> {
+        let n = self.conn()?.execute(
+            "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'",
+            params![id, now()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Records the end of a job; a job already final is left alone.
+    pub fn finish(
+        &self,
+        id: &str,
+        state: JobState,
+        result: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn()?.execute(
+            "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5
+             WHERE id = ?1 AND state IN ('queued', 'running')",
+            params![
+                id,
+                state.as_str(),
+                result.map(|r| r.to_string()),
+                error,
+                now()
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let c = self.conn()?;
+        Ok(
+            c.query_row("SELECT * FROM jobs WHERE id = ?1", [id], job_from)
+                .optional()?
+                .map(|(j, _)| j),
+        )
+    }
+
+    /// Newest first; `cursor` is the `next` of the previous page.
+    pub fn list(
+        &self,
+        owner: Option<&str>,
+        state: Option<JobState>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Job>, Option<String>), StoreError> {
+        let before: i64 = match cursor {
+            Some(c) => c
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("bad cursor '{c}'")))?,
+            None => i64::MAX,
+        };
+        let c = self.conn()?;
+        let mut st = c.prepare(
+            "SELECT * FROM jobs WHERE seq < ?1 AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR state = ?3)
+             ORDER BY seq DESC LIMIT ?4",
+        )?;
+        let rows = st.query_map(
+            params![
+                before,
+                owner,
+                state.map(|s| s.as_str()),
+                limit.max(1) as i64 + 1
+            ],
+            job_from,
+        )?;
+        let mut out: Vec<(Job, i64)> = rows.collect::<Result<_, _>>()?;
+        let next = if out.len() > limit.max(1) {
+            out.truncate(limit.max(1));
+            out.last().map(|(_, seq)| seq.to_string())
+        } else {
+            None
+        };
+        Ok((out.into_iter().map(|(j, _)| j).collect(), next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(tag: &str) -> std::path::PathBuf {
+        let p =
+            std::env::temp_dir().join(format!("bridge-jobs-{tag}-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    #[test]
+    fn a_restart_keeps_history_and_interrupts_running_jobs() {
+        let p = path("restart");
+        let (s, n) = JobStore::open(&p).unwrap();
+        assert_eq!(n, 0);
+        let req = serde_json::json!({"country": "Colombia"});
+        let a = s.create("proyecto-colombia", "extract", &req).unwrap();
+        let b = s.create("proyecto-colombia", "extract", &req).unwrap();
+        let c = s.create("proyecto-mexico", "extract", &req).unwrap();
+        assert!(s.start(&a.id).unwrap());
+        assert!(s.start(&b.id).unwrap());
+        assert!(s
+            .finish(
+                &b.id,
+                JobState::Succeeded,
+                Some(&serde_json::json!({"rows": 3})),
+                None
+            )
+            .unwrap());
+        assert!(!s
+            .finish(&b.id, JobState::Failed, None, Some("late"))
+            .unwrap());
+        drop(s);
+
+        let (s, n) = JobStore::open(&p).unwrap();
+        assert_eq!(n, 2, "a was running, c was queued");
+        assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Interrupted);
+        assert_eq!(s.get(&c.id).unwrap().unwrap().state, JobState::Interrupted);
+        let b = s.get(&b.id).unwrap().unwrap();
+        assert_eq!(
+            (b.state, b.result.unwrap()["rows"].as_i64()),
+            (JobState::Succeeded, Some(3))
+        );
+        assert!(s.get("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn lists_page_by_owner_and_state() {
+        let (s, _) = JobStore::open(&path("list")).unwrap();
+        let req = serde_json::json!({});
+        for _ in 0..5 {
+            s.create("a", "extract", &req).unwrap();
+        }
+        s.create("b", "extract", &req).unwrap();
+        let (page, next) = s.list(Some("a"), None, 2, None).unwrap();
+        assert_eq!(page.len(), 2);
+        let (page2, next2) = s.list(Some("a"), None, 2, next.as_deref()).unwrap();
+        assert_eq!(page2.len(), 2);
+        assert!(page2[0].created_at <= page[1].created_at);
+        let (page3, next3) = s.list(Some("a"), None, 2, next2.as_deref()).unwrap();
+        assert_eq!((page3.len(), next3), (1, None));
+        assert_eq!(
+            s.list(None, Some(JobState::Queued), 100, None)
+                .unwrap()
+                .0
+                .len(),
+            6
+        );
+        assert_eq!(
+            s.list(Some("b"), Some(JobState::Running), 100, None)
+                .unwrap()
+                .0
+                .len(),
+            0
+        );
+        assert!(s.list(None, None, 10, Some("x")).is_err());
+    }
+}
