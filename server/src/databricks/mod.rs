@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod files;
 pub mod retry;
+pub mod statements;
 
 use std::time::Duration;
 

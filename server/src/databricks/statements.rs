@@ -1,0 +1,347 @@
+//! The SQL Statement Execution API
+//! (docs.databricks.com/api/workspace/statementexecution): named parameters
+//! for every value, polling until the statement ends, FAILED answered with
+//! HTTP 200 turned into an error, JSON_ARRAY results paged chunk by chunk,
+//! and large results as EXTERNAL_LINKS + ARROW_STREAM, fetched without the
+//! bearer token and re-requested when a link has expired.
+
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{json_or_error, DatabricksError};
+use super::files::http_error;
+use super::retry::send_with_retry;
+use super::Workspace;
+
+/// A named parameter (`:name` in the statement); values travel as strings,
+/// typed by `type_` (e.g. `INT`, `DECIMAL(18,2)`, `DATE`) when given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Parameter {
+    pub name: String,
+    pub value: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+}
+
+impl Parameter {
+    pub fn new(name: &str, value: impl Into<String>) -> Self {
+        Parameter {
+            name: name.to_string(),
+            value: Some(value.into()),
+            type_: None,
+        }
+    }
+
+    pub fn typed(name: &str, value: Option<String>, type_: &str) -> Self {
+        Parameter {
+            name: name.to_string(),
+            value,
+            type_: Some(type_.to_string()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    #[serde(default)]
+    pub type_name: String,
+    #[serde(default)]
+    pub type_text: String,
+}
+
+/// A statement's rows as JSON_ARRAY gives them: strings or nulls.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JsonResult {
+    pub columns: Vec<ColumnInfo>,
+    pub rows: Vec<Vec<Option<String>>>,
+    /// The result hit row_limit or byte_limit.
+    pub truncated: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct Status {
+    state: String,
+    #[serde(default)]
+    error: Option<StatusError>,
+}
+
+#[derive(Deserialize, Default)]
+struct StatusError {
+    #[serde(default)]
+    error_code: String,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Deserialize, Default)]
+struct Manifest {
+    #[serde(default)]
+    schema: Option<ManifestSchema>,
+    #[serde(default)]
+    truncated: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct ManifestSchema {
+    #[serde(default)]
+    columns: Vec<ColumnInfo>,
+}
+
+#[derive(Deserialize, Default)]
+struct ExternalLink {
+    chunk_index: u64,
+    external_link: String,
+    #[serde(default)]
+    next_chunk_internal_link: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ResultData {
+    #[serde(default)]
+    data_array: Option<Vec<Vec<Option<String>>>>,
+    #[serde(default)]
+    next_chunk_internal_link: Option<String>,
+    #[serde(default)]
+    external_links: Option<Vec<ExternalLink>>,
+}
+
+#[derive(Deserialize)]
+struct StatementResponse {
+    statement_id: String,
+    #[serde(default)]
+    status: Status,
+    #[serde(default)]
+    manifest: Option<Manifest>,
+    #[serde(default)]
+    result: Option<ResultData>,
+}
+
+/// Why a statement did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatementError {
+    #[error(transparent)]
+    Http(#[from] DatabricksError),
+    #[error("statement failed: {code}: {message}")]
+    Failed { code: String, message: String },
+    #[error("statement ended {state}")]
+    Ended { state: String },
+    #[error("statement did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("reading an Arrow result: {0}")]
+    Arrow(String),
+}
+
+impl Workspace {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, DatabricksError> {
+        let url = format!("{}{path}", self.host);
+        let token = self.auth.token().await?;
+        let resp = send_with_retry(&self.retry, &url, || {
+            let req = self.http.get(&url).bearer_auth(&token);
+            async move { req.send().await.map_err(http_error) }
+        })
+        .await?;
+        json_or_error(resp, &url).await
+    }
+
+    /// Submits and waits for a statement; returns its final response.
+    async fn run_statement(
+        &self,
+        warehouse_id: &str,
+        statement: &str,
+        params: &[Parameter],
+        format: &str,
+        disposition: &str,
+        deadline: Duration,
+    ) -> Result<StatementResponse, StatementError> {
+        let url = format!("{}/api/2.0/sql/statements", self.host);
+        let body = serde_json::json!({
+            "warehouse_id": warehouse_id,
+            "statement": statement,
+            "parameters": params,
+            "wait_timeout": "10s",
+            "on_wait_timeout": "CONTINUE",
+            "format": format,
+            "disposition": disposition,
+        });
+        let token = self.auth.token().await?;
+        // Only 429 is retried here: it means the statement was not accepted,
+        // while a 5xx after submission could run a DML statement twice.
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let resp = self
+                .http
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .map_err(http_error)?;
+            if resp.status().as_u16() == 429 && attempt < self.retry.attempts {
+                let wait = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or_else(|| self.retry.backoff(attempt));
+                tokio::time::sleep(wait.min(self.retry.cap)).await;
+                continue;
+            }
+            break resp;
+        };
+        let mut r: StatementResponse = json_or_error(resp, &url).await?;
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        while matches!(r.status.state.as_str(), "PENDING" | "RUNNING") {
+            if started.elapsed() > deadline {
+                return Err(StatementError::Timeout(deadline));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+            r = self
+                .get_json(&format!("/api/2.0/sql/statements/{}", r.statement_id))
+                .await?;
+        }
+        match r.status.state.as_str() {
+            "SUCCEEDED" => Ok(r),
+            "FAILED" => {
+                let e = r.status.error.unwrap_or_default();
+                Err(StatementError::Failed {
+                    code: e.error_code,
+                    message: e.message,
+                })
+            }
+            other => Err(StatementError::Ended {
+                state: other.to_string(),
+            }),
+        }
+    }
+
+    /// Runs a statement with JSON_ARRAY results, following every chunk.
+    pub async fn execute_json(
+        &self,
+        warehouse_id: &str,
+        statement: &str,
+        params: &[Parameter],
+        deadline: Duration,
+    ) -> Result<JsonResult, StatementError> {
+        let r = self
+            .run_statement(
+                warehouse_id,
+                statement,
+                params,
+                "JSON_ARRAY",
+                "INLINE",
+                deadline,
+            )
+            .await?;
+        let manifest = r.manifest.unwrap_or_default();
+        let mut out = JsonResult {
+            columns: manifest.schema.map(|s| s.columns).unwrap_or_default(),
+            rows: Vec::new(),
+            truncated: manifest.truncated,
+        };
+        let mut data = r.result.unwrap_or_default();
+        loop {
+            out.rows.extend(data.data_array.take().unwrap_or_default());
+            match data.next_chunk_internal_link.take() {
+                Some(link) => data = self.get_json(&link).await?,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Runs a statement with EXTERNAL_LINKS + ARROW_STREAM results and reads
+    /// every chunk's Arrow IPC stream.
+    pub async fn execute_arrow(
+        &self,
+        warehouse_id: &str,
+        statement: &str,
+        params: &[Parameter],
+        deadline: Duration,
+    ) -> Result<(Vec<ColumnInfo>, Vec<RecordBatch>), StatementError> {
+        let r = self
+            .run_statement(
+                warehouse_id,
+                statement,
+                params,
+                "ARROW_STREAM",
+                "EXTERNAL_LINKS",
+                deadline,
+            )
+            .await?;
+        let columns = r
+            .manifest
+            .and_then(|m| m.schema)
+            .map(|s| s.columns)
+            .unwrap_or_default();
+        let id = r.statement_id.clone();
+        let mut batches = Vec::new();
+        let mut links: std::collections::VecDeque<ExternalLink> = r
+            .result
+            .and_then(|d| d.external_links)
+            .unwrap_or_default()
+            .into();
+        while let Some(link) = links.pop_front() {
+            let bytes = match self.fetch_link(&link.external_link).await {
+                Ok(b) => b,
+                // Expired or refused: ask for the chunk again, which issues a fresh link.
+                Err(_) => {
+                    let fresh: ResultData = self
+                        .get_json(&format!(
+                            "/api/2.0/sql/statements/{id}/result/chunks/{}",
+                            link.chunk_index
+                        ))
+                        .await?;
+                    let again =
+                        fresh
+                            .external_links
+                            .and_then(|mut l| l.pop())
+                            .ok_or_else(|| {
+                                StatementError::Arrow(format!(
+                                    "chunk {} has no link",
+                                    link.chunk_index
+                                ))
+                            })?;
+                    self.fetch_link(&again.external_link).await?
+                }
+            };
+            let reader =
+                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                    .map_err(|e| StatementError::Arrow(e.to_string()))?;
+            for b in reader {
+                batches.push(b.map_err(|e| StatementError::Arrow(e.to_string()))?);
+            }
+            if let Some(next) = link.next_chunk_internal_link {
+                let data: ResultData = self.get_json(&next).await?;
+                links.extend(data.external_links.unwrap_or_default());
+            }
+        }
+        Ok((columns, batches))
+    }
+
+    /// Downloads a result link. Links are presigned: no bearer token.
+    async fn fetch_link(&self, url: &str) -> Result<Vec<u8>, DatabricksError> {
+        let resp = send_with_retry(&self.retry, url, || {
+            let req = self.http.get(url);
+            async move { req.send().await.map_err(http_error) }
+        })
+        .await?;
+        if !resp.status().is_success() {
+            return Err(DatabricksError::Api {
+                url: url.to_string(),
+                status: resp.status().as_u16(),
+                error_code: String::new(),
+                message: "result link refused".into(),
+            });
+        }
+        resp.bytes().await.map(|b| b.to_vec()).map_err(http_error)
+    }
+}
