@@ -42,8 +42,8 @@ CREATE VIEW IF NOT EXISTS __sb_sys_tables AS
 CREATE VIEW IF NOT EXISTS __sb_sys_columns AS
     SELECT t.db AS db, c.object_id AS object_id, c.name AS name, c.ordinal AS column_id,
            __type_part(c.type, 'name') AS type_name, __type_part(c.type, 'bytes') AS max_length,
-           coalesce(__type_part(c.type, 'precision'), 0) AS precision,
-           coalesce(__type_part(c.type, 'scale'), 0) AS scale,
+           __type_part(c.type, 'sys_precision') AS precision,
+           __type_part(c.type, 'sys_scale') AS scale,
            c.nullable AS is_nullable, c.is_identity AS is_identity
     FROM __sb_tables t JOIN __sb_columns c ON c.object_id = t.object_id;
 CREATE VIEW IF NOT EXISTS __sb_sys_schemas AS

@@ -166,31 +166,9 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
                 SqlType::VarChar(l) | SqlType::NVarChar(l) | SqlType::VarBinary(l) => chars(l),
                 _ => Sv::Null,
             },
-            "bytes" => match &t {
-                SqlType::NChar(n) => Sv::Integer(2 * i64::from(*n)),
-                SqlType::NVarChar(Len::N(n)) => Sv::Integer(2 * i64::from(*n)),
-                SqlType::Char(n) | SqlType::Binary(n) => Sv::Integer(i64::from(*n)),
-                SqlType::VarChar(l) | SqlType::VarBinary(l) | SqlType::NVarChar(l) => chars(l),
-                SqlType::Bit | SqlType::TinyInt => Sv::Integer(1),
-                SqlType::SmallInt => Sv::Integer(2),
-                SqlType::Int | SqlType::Real | SqlType::SmallMoney | SqlType::SmallDateTime => {
-                    Sv::Integer(4)
-                }
-                SqlType::BigInt | SqlType::Float | SqlType::Money | SqlType::DateTime => {
-                    Sv::Integer(8)
-                }
-                SqlType::Decimal { precision, .. } => Sv::Integer(match precision {
-                    1..=9 => 5,
-                    10..=19 => 9,
-                    20..=28 => 13,
-                    _ => 17,
-                }),
-                SqlType::Date => Sv::Integer(3),
-                SqlType::Time(_) => Sv::Integer(5),
-                SqlType::DateTime2(_) => Sv::Integer(8),
-                SqlType::DateTimeOffset(_) => Sv::Integer(10),
-                SqlType::UniqueIdentifier => Sv::Integer(16),
-            },
+            "bytes" => Sv::Integer(t.sys_facts().1),
+            "sys_precision" => Sv::Integer(t.sys_facts().2),
+            "sys_scale" => Sv::Integer(t.sys_facts().3),
             "precision" => match &t {
                 SqlType::Decimal { precision, .. } => Sv::Integer(i64::from(*precision)),
                 SqlType::TinyInt => Sv::Integer(3),

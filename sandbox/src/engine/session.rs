@@ -280,87 +280,6 @@ impl Output for FirstColumns {
     }
 }
 
-/// SQL Server's (system_type_id, max_length, precision, scale) for a type,
-/// as sys.types and sp_describe_first_result_set report them.
-fn type_facts(t: &SqlType) -> (i64, i64, i64, i64) {
-    let len = |l: &Len, unit: i64| match l {
-        Len::N(n) => i64::from(*n) * unit,
-        Len::Max => -1,
-    };
-    match t {
-        SqlType::Bit => (104, 1, 1, 0),
-        SqlType::TinyInt => (48, 1, 3, 0),
-        SqlType::SmallInt => (52, 2, 5, 0),
-        SqlType::Int => (56, 4, 10, 0),
-        SqlType::BigInt => (127, 8, 19, 0),
-        SqlType::Decimal {
-            precision,
-            scale,
-            numeric,
-        } => (
-            if *numeric { 108 } else { 106 },
-            match precision {
-                1..=9 => 5,
-                10..=19 => 9,
-                20..=28 => 13,
-                _ => 17,
-            },
-            i64::from(*precision),
-            i64::from(*scale),
-        ),
-        SqlType::Money => (60, 8, 19, 4),
-        SqlType::SmallMoney => (122, 4, 10, 4),
-        SqlType::Float => (62, 8, 53, 0),
-        SqlType::Real => (59, 4, 24, 0),
-        SqlType::Char(n) => (175, i64::from(*n), 0, 0),
-        SqlType::VarChar(l) => (167, len(l, 1), 0, 0),
-        SqlType::NChar(n) => (239, i64::from(*n) * 2, 0, 0),
-        SqlType::NVarChar(l) => (231, len(l, 2), 0, 0),
-        SqlType::Binary(n) => (173, i64::from(*n), 0, 0),
-        SqlType::VarBinary(l) => (165, len(l, 1), 0, 0),
-        SqlType::Date => (40, 3, 10, 0),
-        SqlType::Time(s) => (
-            41,
-            if *s <= 2 {
-                3
-            } else if *s <= 4 {
-                4
-            } else {
-                5
-            },
-            8 + i64::from(*s) + i64::from(*s > 0),
-            i64::from(*s),
-        ),
-        SqlType::DateTime => (61, 8, 23, 3),
-        SqlType::SmallDateTime => (58, 4, 16, 0),
-        SqlType::DateTime2(s) => (
-            42,
-            if *s <= 2 {
-                6
-            } else if *s <= 4 {
-                7
-            } else {
-                8
-            },
-            19 + i64::from(*s) + i64::from(*s > 0),
-            i64::from(*s),
-        ),
-        SqlType::DateTimeOffset(s) => (
-            43,
-            if *s <= 2 {
-                8
-            } else if *s <= 4 {
-                9
-            } else {
-                10
-            },
-            26 + i64::from(*s) + i64::from(*s > 0),
-            i64::from(*s),
-        ),
-        SqlType::UniqueIdentifier => (36, 16, 0, 0),
-    }
-}
-
 /// The result of sp_describe_first_result_set: the documented leading
 /// columns (learn.microsoft.com/sql/relational-databases/system-stored-procedures/sp-describe-first-result-set-transact-sql).
 fn describe_columns(cols: &[ColumnMeta], out: &mut dyn Output) -> Result<(), OutputError> {
@@ -384,7 +303,7 @@ fn describe_columns(cols: &[ColumnMeta], out: &mut dyn Output) -> Result<(), Out
     ];
     out.columns(&meta)?;
     for (i, c) in cols.iter().enumerate() {
-        let (type_id, max_len, precision, scale) = type_facts(&c.sql_type);
+        let (type_id, max_len, precision, scale) = c.sql_type.sys_facts();
         out.row(&[
             Value::Bit(false),
             Value::Int(i as i64 + 1),

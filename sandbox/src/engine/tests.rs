@@ -335,6 +335,15 @@ fn describe_first_result_set() {
     assert_eq!(rows[2][5], Value::String("datetime2(3)".into()));
     assert_eq!(rows[3][6], Value::Int(80));
     assert_eq!(rows[4][5], Value::String("smallint".into()));
+    // sys.columns reports the same facts.
+    let c = ok(
+        &mut s,
+        "SELECT max_length, precision, scale FROM sys.columns WHERE name = 'at'",
+    );
+    assert_eq!(
+        c.results[0].1[0],
+        vec![Value::Int(7), Value::Int(23), Value::Int(3)]
+    );
     // Nothing ran: the table still has one row.
     let c = ok(&mut s, "SELECT count(*) FROM t");
     assert_eq!(c.results[0].1[0][0], Value::Int(1));
