@@ -364,21 +364,34 @@ pub fn get_volume(conn: &Connection, name: &FullName) -> Result<Option<VolumeInf
     .map_err(db)
 }
 
-pub fn list_volumes(
+/// Names of the objects of one catalog table (volumes, tables) in a schema.
+fn names_in(
     conn: &Connection,
+    table: &str,
     catalog: &str,
     schema: &str,
-) -> Result<Vec<VolumeInfo>, SqlError> {
+) -> Result<Vec<String>, SqlError> {
     let mut st = conn
-        .prepare("SELECT name FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2 ORDER BY name")
+        .prepare(&format!(
+            "SELECT name FROM {table} WHERE catalog = ?1 AND schema = ?2 ORDER BY name"
+        ))
         .map_err(db)?;
-    let names: Vec<String> = st
+    let names = st
         .query_map([catalog.to_lowercase(), schema.to_lowercase()], |r| {
             r.get(0)
         })
         .map_err(db)?
         .collect::<Result<_, _>>()
         .map_err(db)?;
+    Ok(names)
+}
+
+pub fn list_volumes(
+    conn: &Connection,
+    catalog: &str,
+    schema: &str,
+) -> Result<Vec<VolumeInfo>, SqlError> {
+    let names = names_in(conn, "__dbx_volumes", catalog, schema)?;
     let mut out = Vec::new();
     for n in names {
         if let Some(v) = get_volume(conn, &FullName::new(catalog, schema, &n))? {
@@ -480,16 +493,7 @@ pub fn list_tables(
     catalog: &str,
     schema: &str,
 ) -> Result<Vec<TableInfo>, SqlError> {
-    let mut st = conn
-        .prepare("SELECT name FROM __dbx_tables WHERE catalog = ?1 AND schema = ?2 ORDER BY name")
-        .map_err(db)?;
-    let names: Vec<String> = st
-        .query_map([catalog.to_lowercase(), schema.to_lowercase()], |r| {
-            r.get(0)
-        })
-        .map_err(db)?
-        .collect::<Result<_, _>>()
-        .map_err(db)?;
+    let names = names_in(conn, "__dbx_tables", catalog, schema)?;
     let mut out = Vec::new();
     for n in names {
         if let Some(t) = get_table(conn, &FullName::new(catalog, schema, &n))? {
