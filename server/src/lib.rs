@@ -8,11 +8,13 @@
 //! permissions, the tables a query reads) and `jobs` (the SQLite job store)
 //! serve the API and the sync.
 
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod databricks;
 pub mod extract;
 pub mod jobs;
+pub mod metrics;
 pub mod operator;
 pub mod queries;
 pub mod retry;

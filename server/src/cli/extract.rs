@@ -5,16 +5,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use sql_databricks_bridge::config::params;
+use anyhow::Context;
 use sql_databricks_bridge::databricks;
-use sql_databricks_bridge::extract::{self, Codec, ExtractOptions, VolumeRoot};
-use sql_databricks_bridge::queries::{load_queries, render, select};
+use sql_databricks_bridge::extract::run::{
+    render_queries, Destination, DestinationPath, QueryEvents, Run,
+};
+use sql_databricks_bridge::extract::{Codec, ExtractOptions};
 use sql_databricks_bridge::retry::RetryPolicy;
 use sql_databricks_bridge::sqlserver;
+use tokio_util::sync::CancellationToken;
 
 use super::connection::ConnectionArgs;
 use super::progress::{QueryProgress, Reporter};
+
+impl QueryEvents for QueryProgress {
+    fn rows(&self, rows: u64) {
+        QueryProgress::rows(self, rows)
+    }
+
+    fn note(&self, message: &str) {
+        QueryProgress::note(self, message)
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct ExtractArgs {
@@ -40,6 +52,44 @@ pub struct ExtractArgs {
     /// Queries run at the same time.
     #[arg(long, default_value_t = 2)]
     pub parallel: usize,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+pub fn workspace(conn: &ConnectionArgs) -> anyhow::Result<databricks::Workspace> {
+    let settings = conn.databricks().context("Databricks settings")?;
+    Ok(databricks::Workspace::new(
+        &settings,
+        Duration::from_secs(conn.timeout.max(60)),
+    )?)
+}
+
+fn destination(dest: &str, conn: &ConnectionArgs) -> anyhow::Result<Destination> {
+    Ok(match DestinationPath::parse(dest)? {
+        DestinationPath::Volume(root) => Destination::Volume(
+            root,
+            workspace(conn).context("a Volume destination needs Databricks")?,
+        ),
+        DestinationPath::Local(p) => Destination::Local(p),
+    })
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// How queries are written and retried (shared by `extract` and `serve`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TuningArgs {
     /// Rows per batch and Parquet row group (bounds memory).
     #[arg(long, default_value_t = 65_536)]
     pub batch_rows: usize,
@@ -59,105 +109,69 @@ pub struct ExtractArgs {
     /// Longest wait between attempts, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     pub retry_cap_ms: u64,
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
 }
 
-/// Where `--destination` points.
-enum Destination {
-    Local(PathBuf),
-    Volume(VolumeRoot, databricks::Workspace),
-}
+impl TuningArgs {
+    pub fn options(&self, overwrite: bool) -> ExtractOptions {
+        ExtractOptions {
+            batch_rows: self.batch_rows.max(1),
+            rows_per_file: self.rows_per_file,
+            codec: self.compression,
+            overwrite,
+        }
+    }
 
-fn destination(dest: &str, conn: &ConnectionArgs) -> anyhow::Result<Destination> {
-    if dest.starts_with("dbfs:") {
-        bail!("destination {dest}: DBFS is not supported; use a Unity Catalog Volume (/Volumes/...) or a local directory");
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.attempts.max(1),
+            base: Duration::from_millis(self.retry_base_ms),
+            cap: Duration::from_millis(self.retry_cap_ms),
+        }
     }
-    if let Some(root) = VolumeRoot::parse(dest).map_err(anyhow::Error::msg)? {
-        let settings = conn
-            .databricks()
-            .context("Databricks settings for a Volume destination")?;
-        let ws = databricks::Workspace::new(&settings, Duration::from_secs(conn.timeout.max(60)))?;
-        return Ok(Destination::Volume(root, ws));
-    }
-    let path = dest.strip_prefix("file://").unwrap_or(dest);
-    if path.is_empty() {
-        bail!("--destination is empty");
-    }
-    Ok(Destination::Local(PathBuf::from(path)))
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
 }
 
 /// Returns whether every query succeeded.
 pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
     let destination = destination(&args.destination, &args.connection)?;
-    let params = params::load(&args.config_path, &args.country)?;
-    let all = load_queries(&args.queries_path)?;
-    let chosen = select(&all, &args.queries)?;
     // Render everything first: a missing parameter stops the run before any SQL.
-    let mut jobs = Vec::new();
-    for q in chosen {
-        let sql = render(&q.sql, &q.path, &params)?;
-        jobs.push((q.name.clone(), sql));
-    }
-    // Existing output and a missing volume are refused before any SQL runs.
-    if let Destination::Volume(root, ws) = &destination {
-        for (name, _) in &jobs {
-            extract::check_volume(ws, root, &args.country, name, args.overwrite).await?;
-        }
-    }
+    let (_, queries) = render_queries(
+        &args.queries_path,
+        &args.config_path,
+        &args.country,
+        &args.queries,
+    )?;
     let settings = args.connection.sqlserver().context("SQL Server settings")?;
     let timeout = Duration::from_secs(args.connection.timeout);
-    let opts = ExtractOptions {
-        batch_rows: args.batch_rows.max(1),
-        rows_per_file: args.rows_per_file,
-        codec: args.compression,
-        overwrite: args.overwrite,
-    };
-    let ctx = Arc::new(RunContext {
+    let run = Arc::new(Run {
         pool: sqlserver::pool::pool(&settings, args.parallel.max(1), timeout)?,
         destination,
         country: args.country.clone(),
-        opts,
+        options: args.tuning.options(args.overwrite),
+        retry: args.tuning.retry(),
     });
-    let policy = RetryPolicy {
-        attempts: args.attempts.max(1),
-        base: Duration::from_millis(args.retry_base_ms),
-        cap: Duration::from_millis(args.retry_cap_ms),
-    };
+    // Existing output and a missing volume are refused before any SQL runs.
+    run.preflight(&queries).await?;
     let reporter = Reporter::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
+    // Ctrl-C stops every query; nothing half-written is published.
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: stopping the running queries");
+            on_signal.cancel();
+        }
+    });
     let mut tasks = Vec::new();
-    for (name, sql) in jobs {
-        let (ctx, limit, policy) = (ctx.clone(), limit.clone(), policy.clone());
-        let progress = reporter.query(&name);
+    for q in queries {
+        let (run, limit, cancel) = (run.clone(), limit.clone(), cancel.clone());
+        let progress = reporter.query(&q.name);
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
             progress.note("started");
-            let note = progress.clone();
-            let result = sql_databricks_bridge::retry::retry(
-                &policy,
-                |attempt, e: &anyhow::Error, wait| {
-                    note.note(&format!(
-                        "attempt {attempt} failed: {e:#}; retrying in {:.1} s",
-                        wait.as_secs_f64()
-                    ))
-                },
-                || run_one(&name, &sql, &ctx, &progress),
-            )
-            .await;
+            let result = run.run_query(&q, &progress, &cancel).await;
             progress.finish(if result.is_ok() { "done" } else { "failed" });
-            (name, result)
+            (q.name, result)
         }));
     }
     let mut ok = true;
@@ -181,8 +195,8 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
             }
             Err(e) => {
                 ok = false;
-                eprintln!("[{name}] failed: {e:#}");
-                rows.push(format!("{name:<20} {:>8} {e:#}", "FAILED"));
+                eprintln!("[{name}] failed: {e}");
+                rows.push(format!("{name:<20} {:>8} {e}", "FAILED"));
             }
         }
     }
@@ -194,75 +208,4 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         println!("{r}");
     }
     Ok(ok)
-}
-
-/// What every query of one run shares.
-struct RunContext {
-    pool: sqlserver::pool::Pool,
-    destination: Destination,
-    country: String,
-    opts: ExtractOptions,
-}
-
-/// One attempt at one query: connect, extract, publish. The flag says
-/// whether another attempt may succeed.
-async fn run_one(
-    name: &str,
-    sql: &str,
-    ctx: &RunContext,
-    reporter: &QueryProgress,
-) -> Result<extract::Outcome, (anyhow::Error, bool)> {
-    let (destination, country, opts) = (&ctx.destination, ctx.country.as_str(), &ctx.opts);
-    let mut conn = sqlserver::pool::get(&ctx.pool).await.map_err(|e| {
-        let t = e.is_transient();
-        (anyhow::Error::from(e), t)
-    })?;
-    let bar = reporter.clone();
-    let progress = move |rows: u64| bar.rows(rows);
-    let extracted = |e: extract::ExtractError| {
-        let t = e.is_transient();
-        (anyhow::Error::from(e), t)
-    };
-    match destination {
-        Destination::Local(dir) => {
-            extract::extract_query(&mut conn, name, sql, dir, country, opts, &progress)
-                .await
-                .map_err(extracted)
-        }
-        Destination::Volume(root, ws) => {
-            // Parts are written locally first, then uploaded; the local copy
-            // goes away either way.
-            let stage = std::env::temp_dir()
-                .join(format!("bridge-extract-{}", uuid::Uuid::new_v4().simple()));
-            let mut local_opts = opts.clone();
-            local_opts.overwrite = true;
-            let result = async {
-                let mut o = extract::extract_query(
-                    &mut conn,
-                    name,
-                    sql,
-                    &stage,
-                    country,
-                    &local_opts,
-                    &progress,
-                )
-                .await
-                .map_err(extracted)?;
-                reporter.note(&format!(
-                    "uploading {} part(s) to {}",
-                    o.parts.len(),
-                    root.query_dir(country, name)
-                ));
-                // Uploads retry transient HTTP failures themselves.
-                let dir = extract::publish_to_volume(ws, &o.output, root, country, name, &o.parts)
-                    .await
-                    .map_err(|e| (anyhow::Error::from(e), false))?;
-                o.output = PathBuf::from(dir);
-                Ok(o)
-            }
-            .await;
-            let _ = std::fs::remove_dir_all(&stage);
-            result
-        }
-    }
 }

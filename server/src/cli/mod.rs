@@ -5,6 +5,7 @@ mod connection;
 mod extract;
 mod progress;
 mod queries;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,16 @@ struct Cli {
     /// A .env file to load (default: ./.env when present).
     #[arg(long, global = true, value_name = "FILE")]
     env_file: Option<PathBuf>,
+    /// Log lines as text or JSON (one object per line) on stderr; the
+    /// level comes from BRIDGE_LOG (e.g. `info`, `debug`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "BRIDGE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,6 +43,9 @@ enum Command {
         /// Directory holding the .sql files (searched recursively).
         #[arg(long, default_value = "./queries")]
         queries_path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the parameters for a country (common_params.yaml merged under
     /// <Country>.yaml) and, with --query, the SQL they render.
@@ -60,25 +74,49 @@ enum Command {
         #[command(flatten)]
         connection: connection::ConnectionArgs,
     },
+    /// Serve the REST API (jobs, queries, health, metrics, /docs) until
+    /// SIGTERM or Ctrl-C; running jobs get --shutdown-timeout to finish.
+    Serve(Box<serve::ServeArgs>),
+    /// Print the OpenAPI document the server serves at /openapi.json.
+    Openapi,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BRIDGE_LOG")
-                // tiberius warns on every connection that trusts the server
-                // certificate; the bridge says it once itself (see connection.rs).
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tiberius=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The server logs its requests and audit lines at info; the one-shot
+    // commands only warnings (their output is the report).
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info,tiberius=error",
+        // tiberius warns on every connection that trusts the server
+        // certificate; the bridge says it once itself (see connection.rs).
+        _ => "warn,tiberius=error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
     if let Err(e) = load_env_file(cli.env_file.as_deref()) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
     let result = match cli.command {
-        Command::ListQueries { queries_path } => queries::list_queries(&queries_path),
+        Command::ListQueries { queries_path, json } => queries::list_queries(&queries_path, json),
+        Command::Openapi => {
+            print!("{}", sql_databricks_bridge::api::openapi_json());
+            Ok(())
+        }
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(*args))),
         Command::ShowParams {
             config_path,
             country,

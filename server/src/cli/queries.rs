@@ -1,27 +1,30 @@
-//! `list-queries` and `show-params`.
+//! `list-queries` and `show-params`: the shared views from
+//! `queries::catalog`, printed as text or JSON.
 
 use std::path::Path;
 
-use anyhow::Context;
 use sql_databricks_bridge::config::params;
-use sql_databricks_bridge::queries::{load_queries, placeholders, render, select};
+use sql_databricks_bridge::extract::run::render_queries;
+use sql_databricks_bridge::queries::catalog::{params_view, query_list, RenderedSql};
+use sql_databricks_bridge::queries::load_queries;
 
-pub fn list_queries(dir: &Path) -> anyhow::Result<()> {
+pub fn list_queries(dir: &Path, json: bool) -> anyhow::Result<()> {
     let all = load_queries(dir)?;
-    let width = all.iter().map(|q| q.name.len()).max().unwrap_or(0);
-    for q in &all {
-        let keys: Vec<String> = placeholders(&q.sql).into_iter().map(|(_, k)| k).collect();
-        let mut uniq = keys.clone();
-        uniq.sort();
-        uniq.dedup();
+    let list = query_list(dir, &all);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    let width = list.queries.iter().map(|q| q.name.len()).max().unwrap_or(0);
+    for (q, file) in list.queries.iter().zip(&all) {
         println!(
             "{:<width$}  {}  params: {}",
             q.name,
-            q.path.display(),
-            if uniq.is_empty() {
+            file.path.display(),
+            if q.params.is_empty() {
                 "-".to_string()
             } else {
-                uniq.join(", ")
+                q.params.join(", ")
             }
         );
     }
@@ -35,37 +38,24 @@ pub fn show_params(
     queries_dir: &Path,
     json: bool,
 ) -> anyhow::Result<()> {
-    let p = params::load(config, country)?;
-    let rendered = if names.is_empty() {
-        vec![]
+    let (p, rendered) = if names.is_empty() {
+        (params::load(config, country)?, vec![])
     } else {
-        let all = load_queries(queries_dir)?;
-        let chosen = select(&all, names)?;
-        chosen
-            .into_iter()
-            .map(|q| {
-                render(&q.sql, &q.path, &p)
-                    .map(|sql| (q.name.clone(), sql))
-                    .with_context(|| format!("rendering query '{}'", q.name))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?
+        render_queries(queries_dir, config, country, names)?
     };
-    if json {
-        let params: serde_json::Map<String, serde_json::Value> = p
-            .iter()
-            .map(|(k, v, src)| {
-                (
-                    k.to_string(),
-                    serde_json::json!({ "value": v, "source": src.display().to_string() }),
-                )
+    let view = params_view(
+        country,
+        &p,
+        rendered
+            .into_iter()
+            .map(|q| RenderedSql {
+                query: q.name,
+                sql: q.sql,
             })
-            .collect();
-        let queries: Vec<serde_json::Value> = rendered
-            .iter()
-            .map(|(n, sql)| serde_json::json!({ "query": n, "sql": sql }))
-            .collect();
-        let out = serde_json::json!({ "country": country, "params": params, "queries": queries });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+            .collect(),
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
         return Ok(());
     }
     println!(
@@ -76,20 +66,18 @@ pub fn show_params(
             .collect::<Vec<_>>()
             .join(", then ")
     );
-    let width = p.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
-    let vwidth = p
-        .iter()
-        .map(|(_, v, _)| v.chars().count())
+    let width = view.params.keys().map(|k| k.len()).max().unwrap_or(0);
+    let vwidth = view
+        .params
+        .values()
+        .map(|v| v.value.chars().count())
         .max()
         .unwrap_or(0);
-    for (k, v, src) in p.iter() {
-        println!(
-            "{k:<width$}  {v:<vwidth$}  # {}",
-            src.file_name().and_then(|n| n.to_str()).unwrap_or("")
-        );
+    for (k, v) in &view.params {
+        println!("{k:<width$}  {:<vwidth$}  # {}", v.value, v.source);
     }
-    for (name, sql) in rendered {
-        println!("\n-- {name}\n{}", sql.trim_end());
+    for q in view.queries {
+        println!("\n-- {}\n{}", q.query, q.sql.trim_end());
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! takes a half-written output for a finished one.
 
 pub mod batch;
+pub mod run;
 pub mod schema;
 pub mod writer;
 
@@ -196,14 +197,10 @@ pub async fn extract_into(
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
-    let result = run_into(conn, sql, &staging, opts, progress).await;
-    let (cols, parts, rows_read) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
+    // Removes the staging directory on any error and when the future is
+    // dropped (a cancelled job), so nothing half-written is left behind.
+    let guard = RemoveOnDrop::new(staging.clone());
+    let (cols, parts, rows_read) = run_into(conn, sql, &staging, opts, progress).await?;
     let rows_written: u64 = parts.iter().map(|p| p.rows).sum();
     let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
     let finished_at = chrono::Utc::now();
@@ -232,6 +229,7 @@ pub async fn extract_into(
     })?;
     std::fs::write(&manifest_path, text).map_err(|e| io_err(&manifest_path, e))?;
     publish(&staging, &final_dir, &query_label)?;
+    guard.disarm();
     let discrepancy = (rows_read != rows_written)
         .then(|| format!("read {rows_read} rows from SQL Server but wrote {rows_written}"));
     Ok(Outcome {
@@ -244,6 +242,27 @@ pub async fn extract_into(
         seconds: started.elapsed().as_secs_f64(),
         discrepancy,
     })
+}
+
+/// A directory removed when this goes out of scope, unless disarmed.
+pub struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    pub fn new(dir: PathBuf) -> Self {
+        RemoveOnDrop(Some(dir))
+    }
+
+    pub fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 /// `SELECT ... FROM (<sql>) AS q` with money columns cast to decimal.

@@ -1,6 +1,8 @@
 //! Jobs: what the API starts and reports on, kept in an embedded SQLite
 //! file so a restart loses no history.
 
+pub mod runner;
 pub mod store;
 
-pub use store::{Job, JobState, JobStore, StoreError};
+pub use runner::{ExtractJob, JobRunner, QueryState, QueryStatus, RunnerConfig};
+pub use store::{Job, JobState, JobStore, Page, StoreError};

@@ -17,9 +17,22 @@ pub enum StoreError {
     Corrupt(String),
     #[error("job store: the store lock was poisoned by a panic")]
     Poisoned,
+    #[error("cursor '{0}' is not one this server gave out")]
+    BadCursor(String),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Which page of a listing.
+#[derive(Clone, Copy, Debug)]
+pub enum Page<'a> {
+    /// After the job the cursor names (`None`: the first page).
+    Cursor(Option<&'a str>),
+    /// After skipping this many jobs.
+    Offset(usize),
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -209,31 +222,63 @@ impl JobStore {
         )
     }
 
-    /// Newest first; `cursor` is the `next` of the previous page.
+    /// Records progress of a job still running (per-query results so far),
+    /// so a crash leaves what was done on record.
+    pub fn update_result(&self, id: &str, result: &serde_json::Value) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "UPDATE jobs SET result = ?2 WHERE id = ?1 AND state IN ('queued', 'running')",
+            params![id, result.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// How many jobs are in each state (for metrics).
+    pub fn count_by_state(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
+        let c = self.conn()?;
+        let mut st = c.prepare("SELECT state, count(*) FROM jobs GROUP BY state")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (s, n) = r?;
+            if let Some(s) = JobState::parse(&s) {
+                out.push((s, n.max(0) as u64));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Newest first; `cursor` is the `next` of the previous page, or
+    /// `offset` skips that many jobs.
     pub fn list(
         &self,
         owner: Option<&str>,
         state: Option<JobState>,
         limit: usize,
-        cursor: Option<&str>,
+        page: Page<'_>,
     ) -> Result<(Vec<Job>, Option<String>), StoreError> {
-        let before: i64 = match cursor {
-            Some(c) => c
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("bad cursor '{c}'")))?,
-            None => i64::MAX,
+        let (before, offset): (i64, i64) = match page {
+            Page::Cursor(Some(c)) => (
+                c.parse()
+                    .ok()
+                    .filter(|n: &i64| *n > 0)
+                    .ok_or_else(|| StoreError::BadCursor(c.to_string()))?,
+                0,
+            ),
+            Page::Cursor(None) => (i64::MAX, 0),
+            Page::Offset(n) => (i64::MAX, n.min(i64::MAX as usize) as i64),
         };
         let c = self.conn()?;
         let mut st = c.prepare(
             "SELECT * FROM jobs WHERE seq < ?1 AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR state = ?3)
-             ORDER BY seq DESC LIMIT ?4",
+             ORDER BY seq DESC LIMIT ?4 OFFSET ?5",
         )?;
         let rows = st.query_map(
             params![
                 before,
                 owner,
                 state.map(|s| s.as_str()),
-                limit.max(1) as i64 + 1
+                limit.max(1) as i64 + 1,
+                offset
             ],
             job_from,
         )?;
@@ -303,27 +348,36 @@ mod tests {
             s.create("a", "extract", &req).unwrap();
         }
         s.create("b", "extract", &req).unwrap();
-        let (page, next) = s.list(Some("a"), None, 2, None).unwrap();
+        let (page, next) = s.list(Some("a"), None, 2, Page::Cursor(None)).unwrap();
         assert_eq!(page.len(), 2);
-        let (page2, next2) = s.list(Some("a"), None, 2, next.as_deref()).unwrap();
+        let (page2, next2) = s
+            .list(Some("a"), None, 2, Page::Cursor(next.as_deref()))
+            .unwrap();
         assert_eq!(page2.len(), 2);
         assert!(page2[0].created_at <= page[1].created_at);
-        let (page3, next3) = s.list(Some("a"), None, 2, next2.as_deref()).unwrap();
+        let (page3, next3) = s
+            .list(Some("a"), None, 2, Page::Cursor(next2.as_deref()))
+            .unwrap();
         assert_eq!((page3.len(), next3), (1, None));
         assert_eq!(
-            s.list(None, Some(JobState::Queued), 100, None)
+            s.list(None, Some(JobState::Queued), 100, Page::Cursor(None))
                 .unwrap()
                 .0
                 .len(),
             6
         );
         assert_eq!(
-            s.list(Some("b"), Some(JobState::Running), 100, None)
+            s.list(Some("b"), Some(JobState::Running), 100, Page::Cursor(None))
                 .unwrap()
                 .0
                 .len(),
             0
         );
-        assert!(s.list(None, None, 10, Some("x")).is_err());
+        assert!(s.list(None, None, 10, Page::Cursor(Some("x"))).is_err());
+        let (skipped, _) = s.list(Some("a"), None, 10, Page::Offset(3)).unwrap();
+        assert_eq!(skipped.len(), 2);
+        assert_eq!(skipped[0].id, page2[1].id);
+        let counts = s.count_by_state().unwrap();
+        assert_eq!(counts, vec![(JobState::Queued, 6)]);
     }
 }

@@ -1,6 +1,7 @@
 //! The `.sql` files a user extracts: found by name, rendered with trusted
 //! parameters.
 
+pub mod catalog;
 pub mod loader;
 pub mod render;
 

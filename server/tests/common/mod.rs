@@ -2,6 +2,8 @@
 //! type, a queries/config directory, and the bridge binary run against them.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -1,0 +1,130 @@
+//! GET /queries and GET /params: what `list-queries` and `show-params`
+//! print, as JSON, for directories inside the server's roots.
+
+use axum::extract::State;
+use axum::Json;
+
+use super::caller::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::request_error;
+use super::input::ApiQuery;
+use super::paths::{existing_inside, file_inside};
+use super::state::AppState;
+use crate::config::params;
+use crate::extract::run::render_queries;
+use crate::queries::catalog::{params_view, query_list, ParamsView, QueryList, RenderedSql};
+use crate::queries::load_queries;
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQueries {
+    /// Directory of .sql files inside the queries root (default ./queries).
+    pub queries_path: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/queries",
+    tag = "queries",
+    params(ListQueries),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The .sql files and their parameters", body = QueryList),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The path is outside the queries root", body = ErrorBody),
+        (status = 422, description = "The directory does not exist or holds no queries", body = ErrorBody),
+    )
+)]
+pub async fn list_queries(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(q): ApiQuery<ListQueries>,
+) -> Result<Json<QueryList>, ApiError> {
+    let requested = q.queries_path.as_deref().unwrap_or("./queries");
+    let dir = existing_inside(&state.roots.queries, requested, "queries_path")?;
+    let all = load_queries(&dir).map_err(|e| ApiError::invalid("queries_path", e.to_string()))?;
+    for f in &all {
+        file_inside(&state.roots.queries, &f.path, "queries_path")?;
+    }
+    Ok(Json(query_list(&dir, &all)))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ShowParams {
+    /// Country whose <Country>.yaml applies.
+    pub country: String,
+    /// Directory of parameter files inside the config root (default ./config).
+    pub config_path: Option<String>,
+    /// Comma-separated query names to render with these parameters.
+    pub queries: Option<String>,
+    /// Directory of .sql files inside the queries root (default ./queries).
+    pub queries_path: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/params",
+    tag = "queries",
+    params(ShowParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The merged parameters, and the queries asked for rendered", body = ParamsView),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "A path is outside the server's roots", body = ErrorBody),
+        (status = 422, description = "Unknown country or query, missing parameter", body = ErrorBody),
+    )
+)]
+pub async fn show_params(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(q): ApiQuery<ShowParams>,
+) -> Result<Json<ParamsView>, ApiError> {
+    let roots = &state.roots;
+    let config = existing_inside(
+        &roots.config,
+        q.config_path.as_deref().unwrap_or("./config"),
+        "config_path",
+    )?;
+    let names: Vec<String> = q
+        .queries
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let (p, rendered) = if names.is_empty() {
+        let p = params::load(&config, &q.country).map_err(|e| request_error(e.into()))?;
+        (p, vec![])
+    } else {
+        let dir = existing_inside(
+            &roots.queries,
+            q.queries_path.as_deref().unwrap_or("./queries"),
+            "queries_path",
+        )?;
+        let (p, rendered) =
+            render_queries(&dir, &config, &q.country, &names).map_err(request_error)?;
+        for r in &rendered {
+            file_inside(&roots.queries, &r.path, "queries_path")?;
+        }
+        (p, rendered)
+    };
+    for f in &p.files {
+        file_inside(&roots.config, f, "config_path")?;
+    }
+    Ok(Json(params_view(
+        &q.country,
+        &p,
+        rendered
+            .into_iter()
+            .map(|r| RenderedSql {
+                query: r.name,
+                sql: r.sql,
+            })
+            .collect(),
+    )))
+}

@@ -1,0 +1,188 @@
+//! POST /extract: checks everything a job needs — paths inside the roots,
+//! parameters, queries, `read` on every table the rendered SQL touches —
+//! before queuing it, so a refused request runs no SQL.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::Json;
+
+use super::caller::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::input::ApiJson;
+use super::model::{ExtractRequest, JobAccepted};
+use super::paths::{existing_inside, file_inside, new_inside};
+use super::state::AppState;
+use crate::auth::{referenced_tables, EventType};
+use crate::config::ParamError;
+use crate::extract::run::{render_queries, Destination, DestinationPath, RenderedQuery, RunError};
+use crate::jobs::ExtractJob;
+use crate::queries::QueryError;
+
+#[utoipa::path(
+    post,
+    path = "/extract",
+    tag = "jobs",
+    request_body = ExtractRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Queued; follow it at status_url", body = JobAccepted,
+            headers(("Location" = String, description = "/jobs/{job_id}"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "A table the queries read is not granted `read`, or a path is outside the server's roots", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "A field is wrong: unknown country or query, missing parameter, bad destination", body = ErrorBody),
+        (status = 503, description = "A Volume destination but Databricks is not configured", body = ErrorBody),
+    )
+)]
+pub async fn start_extract(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<ExtractRequest>,
+) -> Result<(StatusCode, HeaderMap, Json<JobAccepted>), ApiError> {
+    if req.country.trim().is_empty() {
+        return Err(ApiError::invalid("country", "country is empty"));
+    }
+    let roots = &state.roots;
+    let queries_dir = existing_inside(&roots.queries, &req.queries_path, "queries_path")
+        .inspect_err(|e| deny_path(&state, &caller, e, &req.queries_path))?;
+    let config_dir = existing_inside(&roots.config, &req.config_path, "config_path")
+        .inspect_err(|e| deny_path(&state, &caller, e, &req.config_path))?;
+    let destination = destination(&state, &caller, &req.destination)?;
+    let (params, queries) = render_queries(&queries_dir, &config_dir, &req.country, &req.queries)
+        .map_err(request_error)?;
+    for f in &params.files {
+        file_inside(&roots.config, f, "config_path")?;
+    }
+    for q in &queries {
+        file_inside(&roots.queries, &q.path, "queries_path")?;
+    }
+    check_reads(&state, &caller, &queries)?;
+
+    let job = ExtractJob {
+        country: req.country.clone(),
+        destination,
+        queries,
+        overwrite: req.overwrite,
+    };
+    let request = serde_json::to_value(&req).map_err(ApiError::internal)?;
+    let record = state
+        .runner
+        .submit(&caller.user.name, job, &request)
+        .map_err(ApiError::internal)?;
+    state.audit.record(
+        caller
+            .event(
+                EventType::JobSubmitted,
+                &format!("job:{}", record.id),
+                "extract",
+            )
+            .detail(format!("country {} to {}", req.country, req.destination)),
+    );
+    let url = format!("/jobs/{}", record.id);
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&url) {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        headers,
+        Json(JobAccepted {
+            job_id: record.id,
+            state: record.state,
+            status_url: url,
+        }),
+    ))
+}
+
+fn deny_path(state: &AppState, caller: &Caller, e: &ApiError, requested: &str) {
+    if e.status == StatusCode::FORBIDDEN {
+        state.audit.record(
+            caller
+                .event(EventType::PermissionDenied, requested, "read")
+                .detail(e.body.message.clone()),
+        );
+    }
+}
+
+fn destination(state: &AppState, caller: &Caller, dest: &str) -> Result<Destination, ApiError> {
+    match DestinationPath::parse(dest)
+        .map_err(|e| ApiError::invalid("destination", e.to_string()))?
+    {
+        DestinationPath::Volume(root) => match &state.databricks {
+            Ok(ws) => Ok(Destination::Volume(root, ws.clone())),
+            Err(why) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("this server cannot write to Volumes: {why}"),
+            )
+            .details(serde_json::json!({ "field": "destination" }))),
+        },
+        DestinationPath::Local(p) => {
+            let Some(root) = &state.roots.output else {
+                return Err(ApiError::invalid(
+                    "destination",
+                    "this server writes only to Unity Catalog Volumes (/Volumes/...); start it with --output-root to allow local directories",
+                ));
+            };
+            let requested = p.display().to_string();
+            new_inside(root, &requested, "destination")
+                .inspect_err(|e| deny_path(state, caller, e, &requested))
+                .map(Destination::Local)
+        }
+    }
+}
+
+/// Maps what rendering refuses to 422s naming the request field.
+pub(super) fn request_error(e: RunError) -> ApiError {
+    let field = match &e {
+        RunError::Params(ParamError::UnknownCountry { .. }) => "country",
+        RunError::Params(_) => "config_path",
+        RunError::Queries(QueryError::Unknown { .. }) => "queries",
+        RunError::Queries(_) => "queries_path",
+        RunError::Render(_) => "config_path",
+        _ => "request",
+    };
+    ApiError::invalid(field, e.to_string())
+}
+
+/// Requires `read` on every table each query references; audits each.
+fn check_reads(
+    state: &AppState,
+    caller: &Caller,
+    queries: &[RenderedQuery],
+) -> Result<(), ApiError> {
+    for q in queries {
+        let tables = referenced_tables(&q.sql).map_err(|e| {
+            ApiError::invalid("queries", format!("query '{}': {e}", q.name))
+                .details(serde_json::json!({ "field": "queries", "query": q.name }))
+        })?;
+        let refused = caller.user.unreadable(&tables);
+        for t in &tables {
+            let t_name = t.to_string();
+            let allowed = !refused.contains(&t);
+            let kind = if allowed {
+                EventType::AuthSuccess
+            } else {
+                EventType::PermissionDenied
+            };
+            state.audit.record(
+                caller
+                    .event(kind, &t_name, "read")
+                    .detail(format!("query {}", q.name)),
+            );
+        }
+        if !refused.is_empty() {
+            let names: Vec<String> = refused.iter().map(|t| t.to_string()).collect();
+            return Err(ApiError::forbidden(format!(
+                "user '{}' may not read {} (query '{}')",
+                caller.user.name,
+                names.join(", "),
+                q.name
+            ))
+            .details(serde_json::json!({ "query": q.name, "tables": names })));
+        }
+    }
+    Ok(())
+}

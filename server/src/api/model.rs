@@ -1,0 +1,112 @@
+//! Request and response bodies of the jobs endpoints.
+
+use crate::jobs::{Job, JobState, QueryStatus};
+
+/// Starts an extraction: the CLI's `extract` flags as JSON.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractRequest {
+    /// Directory of .sql files, inside the server's queries root.
+    #[schema(example = "./queries")]
+    pub queries_path: String,
+    /// Directory of common_params.yaml and <Country>.yaml, inside the
+    /// server's config root.
+    #[schema(example = "./config")]
+    pub config_path: String,
+    /// Country whose parameters apply.
+    #[schema(example = "Colombia")]
+    pub country: String,
+    /// A Unity Catalog Volume path (/Volumes/<catalog>/<schema>/<volume>[/...]),
+    /// or a directory inside the server's output root.
+    #[schema(example = "/Volumes/catalog/schema/volume")]
+    pub destination: String,
+    /// Only these queries (by name); all of them when empty or absent.
+    #[serde(default)]
+    pub queries: Vec<String>,
+    /// Replace existing output (otherwise such a query fails).
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// A job was queued.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct JobAccepted {
+    pub job_id: String,
+    pub state: JobState,
+    /// Where to follow it.
+    pub status_url: String,
+}
+
+/// A job: its state, what was asked, and each query's progress.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct JobStatus {
+    pub job_id: String,
+    /// `extract`.
+    pub kind: String,
+    pub state: JobState,
+    /// The user (from permissions.yaml) who started it.
+    pub owner: String,
+    #[schema(value_type = Object)]
+    pub request: serde_json::Value,
+    pub queries: Vec<QueryStatus>,
+    /// Rows written, all queries.
+    pub rows: u64,
+    /// Parquet bytes written, all queries.
+    pub bytes: u64,
+    /// Part files written, all queries.
+    pub files: u64,
+    /// Why the job failed, was cancelled or interrupted.
+    pub error: Option<String>,
+    /// Rows read and written that disagree, per query (reported, not fatal).
+    pub discrepancies: Vec<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl JobStatus {
+    pub fn new(job: Job, queries: Vec<QueryStatus>) -> Self {
+        JobStatus {
+            rows: queries.iter().map(|q| q.rows).sum(),
+            bytes: queries.iter().map(|q| q.bytes).sum(),
+            files: queries.iter().map(|q| q.files.len() as u64).sum(),
+            discrepancies: queries
+                .iter()
+                .filter_map(|q| q.discrepancy.as_ref().map(|d| format!("{}: {d}", q.query)))
+                .collect(),
+            queries,
+            job_id: job.id,
+            kind: job.kind,
+            state: job.state,
+            owner: job.owner,
+            request: job.request,
+            error: job.error,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+/// A page of jobs, newest first.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobStatus>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and paging of GET /jobs.
+#[derive(Clone, Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListJobs {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Jobs per page, 1..=500 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Skip this many jobs (instead of a cursor).
+    pub offset: Option<u64>,
+}

@@ -1,0 +1,32 @@
+//! What every handler shares.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::paths::Roots;
+use crate::auth::{AuditLog, Permissions};
+use crate::config::SqlServerSettings;
+use crate::databricks::Workspace;
+use crate::jobs::JobRunner;
+use crate::metrics::{Counter, Histogram};
+
+pub struct ServerState {
+    pub permissions: Permissions,
+    pub audit: Arc<AuditLog>,
+    pub runner: JobRunner,
+    pub roots: Roots,
+    pub sqlserver: SqlServerSettings,
+    /// The workspace, or why it is not configured.
+    pub databricks: Result<Workspace, String>,
+    /// How long each readiness check may take.
+    pub ready_timeout: Duration,
+    /// How long DELETE /jobs/{id} waits for the job to stop.
+    pub cancel_wait: Duration,
+    pub http_requests: Counter,
+    pub http_durations: Histogram,
+    /// The OpenAPI document served at /openapi.json.
+    pub spec: OnceLock<String>,
+    pub started: Instant,
+}
+
+pub type AppState = Arc<ServerState>;

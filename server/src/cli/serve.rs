@@ -1,0 +1,161 @@
+//! `serve`: the REST API, with the job runner behind it, until SIGTERM or
+//! Ctrl-C; and `openapi`, which prints the document the server serves.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sql_databricks_bridge::api::{self, paths::Roots, ServerState};
+use sql_databricks_bridge::auth::{AuditLog, Permissions};
+use sql_databricks_bridge::jobs::{JobRunner, JobStore, RunnerConfig};
+use sql_databricks_bridge::metrics::{Counter, Histogram};
+use sql_databricks_bridge::sqlserver;
+
+use super::connection::ConnectionArgs;
+use super::extract::{workspace, TuningArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BRIDGE_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the address is printed).
+    #[arg(long, env = "BRIDGE_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Users, tokens and table permissions.
+    #[arg(
+        long,
+        env = "BRIDGE_PERMISSIONS_FILE",
+        default_value = "config/permissions.yaml"
+    )]
+    pub permissions_file: PathBuf,
+    /// The job store (SQLite); history survives restarts.
+    #[arg(long, env = "BRIDGE_JOBS_DB", default_value = "data/jobs.sqlite")]
+    pub jobs_db: PathBuf,
+    /// Audit trail, one JSON line per decision (also sent to the log).
+    #[arg(long, env = "BRIDGE_AUDIT_LOG", default_value = "logs/audit.jsonl")]
+    pub audit_log: PathBuf,
+    /// Requests' `queries_path` must resolve inside this directory.
+    #[arg(long, env = "BRIDGE_QUERIES_ROOT", default_value = ".")]
+    pub queries_root: PathBuf,
+    /// Requests' `config_path` must resolve inside this directory.
+    #[arg(long, env = "BRIDGE_CONFIG_ROOT", default_value = ".")]
+    pub config_root: PathBuf,
+    /// Allows local `destination`s, inside this directory (otherwise only
+    /// Unity Catalog Volumes).
+    #[arg(long, env = "BRIDGE_OUTPUT_ROOT")]
+    pub output_root: Option<PathBuf>,
+    /// Jobs running at once; more wait in a queue.
+    #[arg(long, default_value_t = 2)]
+    pub max_concurrent_jobs: usize,
+    /// Queries of one job running at once.
+    #[arg(long, default_value_t = 2)]
+    pub parallel: usize,
+    /// On SIGTERM/Ctrl-C, seconds running jobs get to finish before they
+    /// are stopped and marked interrupted.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_timeout: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Seconds each /health/ready check may take.
+    #[arg(long, default_value_t = 5)]
+    pub ready_timeout: u64,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let permissions = Permissions::load(&args.permissions_file)?;
+    let audit = Arc::new(AuditLog::open(&args.audit_log)?);
+    let (store, interrupted) = JobStore::open(&args.jobs_db)?;
+    if interrupted > 0 {
+        tracing::warn!(
+            jobs = interrupted,
+            "jobs that were queued or running when the bridge last stopped are marked interrupted"
+        );
+    }
+    let settings = args.connection.sqlserver().context("SQL Server settings")?;
+    let timeout = Duration::from_secs(args.connection.timeout);
+    let pool_size = args.max_concurrent_jobs.max(1) * args.parallel.max(1);
+    let pool = sqlserver::pool::pool(&settings, pool_size, timeout)?;
+    // Databricks is optional at start: without it, Volume destinations and
+    // readiness say why.
+    let databricks = workspace(&args.connection).map_err(|e| format!("{e:#}"));
+    if let Err(why) = &databricks {
+        tracing::warn!("Databricks is not configured: {why}");
+    }
+    let roots = Roots::new(
+        &args.queries_root,
+        &args.config_root,
+        args.output_root.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let runner = JobRunner::new(
+        Arc::new(store),
+        audit.clone(),
+        pool,
+        RunnerConfig {
+            max_concurrent_jobs: args.max_concurrent_jobs.max(1),
+            parallel_queries: args.parallel.max(1),
+            options: args.tuning.options(false),
+            retry: args.tuning.retry(),
+        },
+    );
+    let state = Arc::new(ServerState {
+        permissions,
+        audit,
+        runner,
+        roots,
+        sqlserver: settings,
+        databricks,
+        ready_timeout: Duration::from_secs(args.ready_timeout.max(1)),
+        cancel_wait: Duration::from_secs(30),
+        http_requests: Counter::default(),
+        http_durations: Histogram::default(),
+        spec: OnceLock::new(),
+        started: Instant::now(),
+    });
+    let addr = format!("{}:{}", args.host, args.port);
+    api::serve(
+        state,
+        &addr,
+        args.body_limit,
+        Duration::from_secs(args.shutdown_timeout),
+        shutdown_signal(),
+        |a| {
+            // Tests and scripts read this line for the port.
+            println!("listening on http://{a}");
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            tracing::info!(%a, "serving the REST API; docs at /docs");
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

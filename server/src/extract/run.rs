@@ -1,0 +1,233 @@
+//! One extraction run — a country's chosen queries to one destination —
+//! shared by the CLI and the API's job runner: render first, check the
+//! destination, then each query with retries, cancellable at any point.
+
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    check_volume, extract_query, publish_to_volume, ExtractError, ExtractOptions, Outcome,
+    PublishError, RemoveOnDrop, VolumeRoot,
+};
+use crate::config::{params, ParamError};
+use crate::databricks::Workspace;
+use crate::queries::{load_queries, render, select, QueryError, RenderError};
+use crate::retry::{retry, RetryPolicy};
+use crate::sqlserver::{pool, SqlServerError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error(transparent)]
+    Queries(#[from] QueryError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("{0}")]
+    Destination(String),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Connect(#[from] SqlServerError),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl RunError {
+    fn transient(&self) -> bool {
+        match self {
+            RunError::Extract(e) => e.is_transient(),
+            RunError::Connect(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// Where `--destination` (or a request's `destination`) points, before any
+/// connection is made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DestinationPath {
+    Local(PathBuf),
+    Volume(VolumeRoot),
+}
+
+impl DestinationPath {
+    pub fn parse(dest: &str) -> Result<DestinationPath, RunError> {
+        if dest.starts_with("dbfs:") {
+            return Err(RunError::Destination(format!(
+                "destination {dest}: DBFS is not supported; use a Unity Catalog Volume (/Volumes/...) or a local directory"
+            )));
+        }
+        if let Some(root) = VolumeRoot::parse(dest).map_err(RunError::Destination)? {
+            return Ok(DestinationPath::Volume(root));
+        }
+        let path = dest.strip_prefix("file://").unwrap_or(dest);
+        if path.trim().is_empty() {
+            return Err(RunError::Destination("destination is empty".into()));
+        }
+        Ok(DestinationPath::Local(PathBuf::from(path)))
+    }
+}
+
+/// A destination ready to receive output.
+pub enum Destination {
+    Local(PathBuf),
+    Volume(VolumeRoot, Workspace),
+}
+
+impl Destination {
+    pub fn describe(&self) -> String {
+        match self {
+            Destination::Local(p) => p.display().to_string(),
+            Destination::Volume(root, _) => root.0.clone(),
+        }
+    }
+}
+
+/// A query rendered with a country's parameters, ready to run.
+#[derive(Clone, Debug)]
+pub struct RenderedQuery {
+    pub name: String,
+    pub path: PathBuf,
+    pub sql: String,
+}
+
+/// Loads and renders the chosen queries (all when `names` is empty); a
+/// missing parameter stops everything before any SQL runs.
+pub fn render_queries(
+    queries_dir: &Path,
+    config_dir: &Path,
+    country: &str,
+    names: &[String],
+) -> Result<(params::Params, Vec<RenderedQuery>), RunError> {
+    let params = params::load(config_dir, country)?;
+    let all = load_queries(queries_dir)?;
+    let chosen = select(&all, names)?;
+    let mut out = Vec::with_capacity(chosen.len());
+    for q in chosen {
+        out.push(RenderedQuery {
+            name: q.name.clone(),
+            path: q.path.clone(),
+            sql: render(&q.sql, &q.path, &params)?,
+        });
+    }
+    Ok((params, out))
+}
+
+/// Hears how one query is doing (progress bars, job status).
+pub trait QueryEvents: Send + Sync {
+    fn rows(&self, rows: u64);
+    fn note(&self, message: &str);
+}
+
+/// What every query of one run shares.
+pub struct Run {
+    pub pool: pool::Pool,
+    pub destination: Destination,
+    pub country: String,
+    pub options: ExtractOptions,
+    pub retry: RetryPolicy,
+}
+
+impl Run {
+    /// Refuses a missing volume, or existing output without `overwrite`,
+    /// before any SQL runs.
+    pub async fn preflight(&self, queries: &[RenderedQuery]) -> Result<(), RunError> {
+        if let Destination::Volume(root, ws) = &self.destination {
+            for q in queries {
+                check_volume(ws, root, &self.country, &q.name, self.options.overwrite).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one query to the destination, retrying transient failures;
+    /// stops promptly when `cancel` fires, leaving nothing published.
+    pub async fn run_query(
+        &self,
+        query: &RenderedQuery,
+        events: &dyn QueryEvents,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, RunError> {
+        let work = retry(
+            &self.retry,
+            |attempt, e: &RunError, wait| {
+                events.note(&format!(
+                    "attempt {attempt} failed: {e}; retrying in {:.1} s",
+                    wait.as_secs_f64()
+                ))
+            },
+            || async {
+                self.attempt(query, events).await.map_err(|e| {
+                    let t = e.transient();
+                    (e, t)
+                })
+            },
+        );
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(RunError::Cancelled),
+            r = work => r,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        query: &RenderedQuery,
+        events: &dyn QueryEvents,
+    ) -> Result<Outcome, RunError> {
+        let mut conn = pool::get(&self.pool).await?;
+        let progress = |rows: u64| events.rows(rows);
+        let (name, sql, country) = (&query.name, &query.sql, self.country.as_str());
+        match &self.destination {
+            Destination::Local(dir) => {
+                Ok(
+                    extract_query(&mut conn, name, sql, dir, country, &self.options, &progress)
+                        .await?,
+                )
+            }
+            Destination::Volume(root, ws) => {
+                // Parts are written locally first, then uploaded; the local
+                // copy goes away either way (also when cancelled).
+                let stage = std::env::temp_dir()
+                    .join(format!("bridge-extract-{}", uuid::Uuid::new_v4().simple()));
+                let _cleanup = RemoveOnDrop::new(stage.clone());
+                let mut local = self.options.clone();
+                local.overwrite = true;
+                let mut o =
+                    extract_query(&mut conn, name, sql, &stage, country, &local, &progress).await?;
+                events.note(&format!(
+                    "uploading {} part(s) to {}",
+                    o.parts.len(),
+                    root.query_dir(country, name)
+                ));
+                let dir = publish_to_volume(ws, &o.output, root, country, name, &o.parts).await?;
+                o.output = PathBuf::from(dir);
+                Ok(o)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_volumes_or_local_directories() {
+        assert_eq!(
+            DestinationPath::parse("/Volumes/main/demo/landing/x").unwrap(),
+            DestinationPath::Volume(VolumeRoot("/Volumes/main/demo/landing/x".into()))
+        );
+        assert_eq!(
+            DestinationPath::parse("file:///tmp/out").unwrap(),
+            DestinationPath::Local(PathBuf::from("/tmp/out"))
+        );
+        assert!(DestinationPath::parse("dbfs:/x").is_err());
+        assert!(DestinationPath::parse("/Volumes/main/demo").is_err());
+        assert!(DestinationPath::parse(" ").is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! The real `serve` binary on a random port, in front of both sandboxes
+//! (demo data, the deck's `/Volumes/catalog/schema/vol`), driven over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bridge_sandbox::databricks::{self, DatabricksConfig, DatabricksHandle};
+use bridge_sandbox::generate::{generate, GenerateSpec};
+use bridge_sandbox::sqlserver::{self, SqlServerConfig, SqlServerHandle};
+
+pub const COLOMBIA: &str = "demo-colombia-token";
+pub const MEXICO: &str = "demo-mexico-token";
+
+const PERMISSIONS: &str = r#"
+users:
+  - name: "proyecto-colombia"
+    token: "demo-colombia-token"
+    permissions:
+      - table: "dbo.J_Ventas_CO"
+        access: "read"
+      - table: "dbo.Productos"
+        access: "read"
+      - table: "bench.dbo.largo"
+        access: "read"
+  - name: "proyecto-mexico"
+    # sha256("demo-mexico-token")
+    token_sha256: "c31328000cf1167a3b3af0c6f2ab2d8b3a455bd3c14e9aac79d7396f58068c58"
+    permissions:
+      - table: "dbo.J_Ventas_MX"
+        access: "read_write"
+        max_delete_rows: 10000
+      - table: "dbo.Productos"
+        access: "read"
+"#;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Both sandboxes and a working directory laid out as a user's:
+/// `queries/`, `config/` (with permissions.yaml), `data/`, `logs/`.
+pub struct World {
+    pub sql: SqlServerHandle,
+    pub dbx: DatabricksHandle,
+    pub dir: PathBuf,
+}
+
+impl World {
+    pub fn new(tag: &str) -> World {
+        let sql = sqlserver::start(SqlServerConfig::default()).unwrap();
+        let seed = std::fs::read_to_string(repo().join("sandbox/seed/demo.sql")).unwrap();
+        sql.engine().run_script(&seed).unwrap();
+        let dbx = databricks::start(DatabricksConfig {
+            tokens: vec!["dapi-test".into()],
+            ..DatabricksConfig::default()
+        })
+        .unwrap();
+        dbx.engine()
+            .run_script(
+                "CREATE CATALOG IF NOT EXISTS catalog; CREATE SCHEMA IF NOT EXISTS catalog.schema; \
+                 CREATE VOLUME IF NOT EXISTS catalog.schema.vol",
+            )
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("bridge-api-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&repo().join("queries"), &dir.join("queries"));
+        copy_dir(&repo().join("config"), &dir.join("config"));
+        std::fs::write(dir.join("config/permissions.yaml"), PERMISSIONS).unwrap();
+        World { sql, dbx, dir }
+    }
+
+    /// Adds `bench.dbo.largo` with `rows` rows and the query `largo` that
+    /// reads it; with a packet delay it makes a long extraction.
+    pub fn with_large_table(self, rows: u64) -> World {
+        let spec = GenerateSpec {
+            database: "bench".into(),
+            table: "largo".into(),
+            rows,
+        };
+        generate(self.sql.engine(), &spec, |_| {}).unwrap();
+        std::fs::write(
+            self.dir.join("queries/largo.sql"),
+            "SELECT * FROM bench.dbo.largo\n",
+        )
+        .unwrap();
+        self
+    }
+
+    pub fn serve(&self, extra: &[&str]) -> Bridge {
+        self.serve_with_env(extra, &[])
+    }
+
+    pub fn serve_with_env(&self, extra: &[&str], env: &[(&str, String)]) -> Bridge {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("serve.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sql-databricks-bridge"))
+            .args(["serve", "--port", "0", "--timeout", "10"])
+            .args(extra)
+            .current_dir(&self.dir)
+            .env("SQLSERVER_HOST", format!("127.0.0.1,{}", self.sql.port()))
+            .env("SQLSERVER_USERNAME", "sa")
+            .env("SQLSERVER_PASSWORD", "Bridge!Passw0rd")
+            .env("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true")
+            .env("DATABRICKS_HOST", self.dbx.url())
+            .env("DATABRICKS_TOKEN", "dapi-test")
+            .env_remove("SQLSERVER_DATABASE")
+            .env_remove("SQLSERVER_CONNECTION_STRING")
+            .env_remove("DATABRICKS_CONFIG_PROFILE")
+            .env("HOME", &self.dir)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("the bridge starts");
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "serve did not start: {line:?}\n{}",
+                    std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        Bridge {
+            child,
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("logs/audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            .collect()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+    }
+}
+
+/// A response, its body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
+pub struct Bridge {
+    pub child: Child,
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl Bridge {
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let r = req.send().await.expect("the server answers");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    /// Polls a job until `done` holds for it.
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        token: &str,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let t0 = Instant::now();
+        loop {
+            let r = self.get(&format!("/jobs/{id}"), token).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            if done(&r.json) {
+                return r.json;
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "job {id} never got there: {}",
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_final(&self, id: &str, token: &str) -> serde_json::Value {
+        self.wait_job(id, token, Duration::from_secs(60), |j| {
+            !matches!(j["state"].as_str(), Some("queued" | "running"))
+        })
+        .await
+    }
+
+    /// SIGKILL: the process dies without any cleanup.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
