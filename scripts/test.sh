@@ -19,5 +19,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
-echo "== client fidelity and Databricks SDK contract tests (pytest)"
-BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity tests/databricks -q
+echo "== client fidelity, Databricks SDK contract and OpenAPI tests (pytest)"
+BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity tests/databricks tests/api -q
