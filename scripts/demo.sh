@@ -73,4 +73,34 @@ for country in ("Colombia", "Mexico"):
 PY
 echo; echo "== local output:"
 find "$out" -type f | sort | sed 's/^/  /'
+echo; echo "== the REST API: sql-databricks-bridge serve, then the deck's curl calls"
+$bridge serve --port 0 --jobs-db "$work/jobs.sqlite" --audit-log "$work/audit.jsonl" \
+    >"$work/serve.out" 2>"$work/serve.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q '^listening on' "$work/serve.out" && break; sleep 0.1; done
+api=$(sed -n 's/^listening on //p' "$work/serve.out")
+[ -n "$api" ] || { cat "$work/serve.log"; exit 1; }
+echo "\$ curl -X POST $api/extract ... (country Colombia, destination /Volumes/main/demo/landing)"
+job=$(curl -sf -X POST "$api/extract" -H "Authorization: Bearer demo-colombia-token" \
+    -H "Content-Type: application/json" \
+    -d '{"queries_path": "./queries", "config_path": "./config", "country": "Colombia",
+         "destination": "/Volumes/main/demo/landing", "overwrite": true}')
+echo "  $job"
+id=$(sed -n 's/.*"job_id":"\([^"]*\)".*/\1/p' <<<"$job")
+for _ in $(seq 1 100); do
+    status=$(curl -sf "$api/jobs/$id" -H "Authorization: Bearer demo-colombia-token")
+    grep -q '"state":"\(queued\|running\)"' <<<"$status" || break
+    sleep 0.2
+done
+echo "\$ curl $api/jobs/$id"
+.venv/bin/python - "$status" <<'PY'
+import json, sys
+j = json.loads(sys.argv[1])
+print(f"  state={j['state']} rows={j['rows']} files={j['files']}")
+for q in j["queries"]:
+    print(f"    {q['query']}: {q['state']}, {q['rows']} rows -> {q['output']}")
+PY
+echo "\$ curl $api/jobs/$id with Mexico's token -> $(curl -s -o /dev/null -w '%{http_code}' "$api/jobs/$id" -H "Authorization: Bearer demo-mexico-token") (a token sees only its own jobs)"
+echo "  audit trail: $(wc -l <"$work/audit.jsonl") JSON lines; Swagger UI at $api/docs"
+
 echo; echo "Done. Parquet files are in ./$out/<country>/<query>/ (with _manifest.json)."
