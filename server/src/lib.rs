@@ -19,3 +19,4 @@ pub mod operator;
 pub mod queries;
 pub mod retry;
 pub mod sqlserver;
+pub mod sync;

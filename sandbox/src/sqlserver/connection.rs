@@ -353,8 +353,27 @@ impl Conn {
                 let outcome = match bulk::BulkReader::new(&mut reader) {
                     Ok(mut rows) => {
                         let mut wire_error: Option<TdsError> = None;
+                        let cut_at = shared
+                            .faults
+                            .drop_bulk_after_rows
+                            .load(std::sync::atomic::Ordering::SeqCst);
+                        let mut received = 0u64;
                         let r = self.session.bulk_insert(target, &mut || match rows.next_row() {
-                            Ok(r) => Ok(r),
+                            Ok(Some(_))
+                                if cut_at > 0
+                                    && received + 1 == cut_at
+                                    && shared.faults.take_bulk_drop() =>
+                            {
+                                wire_error = Some(TdsError::Io(std::io::Error::new(
+                                    std::io::ErrorKind::ConnectionAborted,
+                                    "fault: connection dropped mid bulk load",
+                                )));
+                                Err(SqlError::new(4815, 1, 16, "connection dropped"))
+                            }
+                            Ok(r) => {
+                                received += u64::from(r.is_some());
+                                Ok(r)
+                            }
                             Err(e) => {
                                 let msg = e.to_string();
                                 wire_error = Some(e);

@@ -55,6 +55,10 @@ pub struct Faults {
     pub packet_delay_ms: AtomicU64,
     /// Refuse the next N logins with error 18456.
     pub fail_logins: AtomicU32,
+    /// Drop the connection after receiving this many rows of a bulk load (0 = off).
+    pub drop_bulk_after_rows: AtomicU64,
+    /// How many more bulk loads to cut that way.
+    pub drop_bulk_budget: AtomicU32,
 }
 
 impl Faults {
@@ -84,6 +88,20 @@ impl Faults {
     pub fn delay_packets(&self, delay: Duration) {
         self.packet_delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Cuts the next `times` bulk loads that reach `rows` rows: the
+    /// connection closes mid-load, as a network failure would.
+    pub fn drop_next_bulk_loads_after_rows(&self, rows: u64, times: u32) {
+        self.drop_bulk_budget.store(times, Ordering::SeqCst);
+        self.drop_bulk_after_rows.store(rows, Ordering::SeqCst);
+    }
+
+    /// Takes one bulk-load cut from the budget, if any is left.
+    pub(crate) fn take_bulk_drop(&self) -> bool {
+        self.drop_bulk_budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     pub fn fail_next_logins(&self, n: u32) {

@@ -73,8 +73,8 @@ impl std::fmt::Display for TableName {
     }
 }
 
-/// Splits a dotted name with `[bracketed]` or `"quoted"` parts.
-fn split_name(text: &str) -> Option<Vec<String>> {
+/// Splits a dotted name with `[bracketed]` or `"quoted"` parts, case kept.
+pub fn split_name(text: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut cur = String::new();
     let mut chars = text.trim().chars().peekable();

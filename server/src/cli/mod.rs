@@ -6,6 +6,7 @@ mod extract;
 mod progress;
 mod queries;
 mod serve;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +80,10 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Print the OpenAPI document the server serves at /openapi.json.
     Openapi,
+    /// Reverse sync, Databricks → SQL Server: events table, direct apply,
+    /// polling.
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -92,7 +97,7 @@ pub fn main() -> ExitCode {
     // The server logs its requests and audit lines at info; the one-shot
     // commands only warnings (their output is the report).
     let default_filter = match cli.command {
-        Command::Serve(_) => "info,tiberius=error",
+        Command::Serve(_) | Command::Sync(_) => "info,tiberius=error",
         // tiberius warns on every connection that trusts the server
         // certificate; the bridge says it once itself (see connection.rs).
         _ => "warn,tiberius=error",
@@ -117,6 +122,11 @@ pub fn main() -> ExitCode {
             Ok(())
         }
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(*args))),
+        Command::Sync(cmd) => match runtime().and_then(|rt| rt.block_on(sync::run(cmd))) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::ShowParams {
             config_path,
             country,

@@ -32,6 +32,18 @@ pub enum DatabricksError {
     Decode { url: String, message: String },
 }
 
+impl DatabricksError {
+    /// Whether trying again later may succeed: the network, throttling,
+    /// and the gateway statuses.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DatabricksError::Http { .. } => true,
+            DatabricksError::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+}
+
 /// The documented error body: `{"error_code": ..., "message": ...}`; some
 /// endpoints send the code as a number.
 #[derive(Deserialize, Default)]

@@ -134,6 +134,64 @@ pub enum StatementError {
     Arrow(String),
 }
 
+/// An Arrow result being read chunk by chunk.
+pub struct ArrowResult<'a> {
+    ws: &'a Workspace,
+    id: String,
+    pub columns: Vec<ColumnInfo>,
+    links: std::collections::VecDeque<ExternalLink>,
+    ready: std::collections::VecDeque<RecordBatch>,
+}
+
+impl ArrowResult<'_> {
+    /// The next batch, fetching the next chunk when needed.
+    pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>, StatementError> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Ok(Some(b));
+            }
+            let Some(link) = self.links.pop_front() else {
+                return Ok(None);
+            };
+            let ws = self.ws;
+            let bytes = match ws.fetch_link(&link.external_link).await {
+                Ok(b) => b,
+                // Expired or refused: ask for the chunk again, which issues a fresh link.
+                Err(_) => {
+                    let fresh: ResultData = ws
+                        .get_json(&format!(
+                            "/api/2.0/sql/statements/{}/result/chunks/{}",
+                            self.id, link.chunk_index
+                        ))
+                        .await?;
+                    let again =
+                        fresh
+                            .external_links
+                            .and_then(|mut l| l.pop())
+                            .ok_or_else(|| {
+                                StatementError::Arrow(format!(
+                                    "chunk {} has no link",
+                                    link.chunk_index
+                                ))
+                            })?;
+                    ws.fetch_link(&again.external_link).await?
+                }
+            };
+            let reader =
+                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                    .map_err(|e| StatementError::Arrow(e.to_string()))?;
+            for b in reader {
+                self.ready
+                    .push_back(b.map_err(|e| StatementError::Arrow(e.to_string()))?);
+            }
+            if let Some(next) = link.next_chunk_internal_link {
+                let data: ResultData = ws.get_json(&next).await?;
+                self.links.extend(data.external_links.unwrap_or_default());
+            }
+        }
+    }
+}
+
 impl Workspace {
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
@@ -170,8 +228,13 @@ impl Workspace {
             "disposition": disposition,
         });
         let token = self.auth.token().await?;
-        // Only 429 is retried here: it means the statement was not accepted,
-        // while a 5xx after submission could run a DML statement twice.
+        // 429 means the statement was not accepted, so it is always retried;
+        // a 5xx may come after the statement ran, so only reads retry it
+        // (a DML statement could otherwise run twice).
+        let read_only = statement
+            .trim_start()
+            .get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case("select"));
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
@@ -183,7 +246,9 @@ impl Workspace {
                 .send()
                 .await
                 .map_err(http_error)?;
-            if resp.status().as_u16() == 429 && attempt < self.retry.attempts {
+            let status = resp.status().as_u16();
+            let retryable = status == 429 || (read_only && matches!(status, 502..=504));
+            if retryable && attempt < self.retry.attempts {
                 let wait = resp
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
@@ -267,6 +332,26 @@ impl Workspace {
         params: &[Parameter],
         deadline: Duration,
     ) -> Result<(Vec<ColumnInfo>, Vec<RecordBatch>), StatementError> {
+        let mut result = self
+            .query_arrow(warehouse_id, statement, params, deadline)
+            .await?;
+        let mut batches = Vec::new();
+        while let Some(b) = result.next_batch().await? {
+            batches.push(b);
+        }
+        Ok((result.columns.clone(), batches))
+    }
+
+    /// Runs a statement with EXTERNAL_LINKS + ARROW_STREAM results; the
+    /// batches are then pulled one chunk at a time, so memory holds one
+    /// chunk however large the result.
+    pub async fn query_arrow(
+        &self,
+        warehouse_id: &str,
+        statement: &str,
+        params: &[Parameter],
+        deadline: Duration,
+    ) -> Result<ArrowResult<'_>, StatementError> {
         let r = self
             .run_statement(
                 warehouse_id,
@@ -277,54 +362,21 @@ impl Workspace {
                 deadline,
             )
             .await?;
-        let columns = r
-            .manifest
-            .and_then(|m| m.schema)
-            .map(|s| s.columns)
-            .unwrap_or_default();
-        let id = r.statement_id.clone();
-        let mut batches = Vec::new();
-        let mut links: std::collections::VecDeque<ExternalLink> = r
-            .result
-            .and_then(|d| d.external_links)
-            .unwrap_or_default()
-            .into();
-        while let Some(link) = links.pop_front() {
-            let bytes = match self.fetch_link(&link.external_link).await {
-                Ok(b) => b,
-                // Expired or refused: ask for the chunk again, which issues a fresh link.
-                Err(_) => {
-                    let fresh: ResultData = self
-                        .get_json(&format!(
-                            "/api/2.0/sql/statements/{id}/result/chunks/{}",
-                            link.chunk_index
-                        ))
-                        .await?;
-                    let again =
-                        fresh
-                            .external_links
-                            .and_then(|mut l| l.pop())
-                            .ok_or_else(|| {
-                                StatementError::Arrow(format!(
-                                    "chunk {} has no link",
-                                    link.chunk_index
-                                ))
-                            })?;
-                    self.fetch_link(&again.external_link).await?
-                }
-            };
-            let reader =
-                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
-                    .map_err(|e| StatementError::Arrow(e.to_string()))?;
-            for b in reader {
-                batches.push(b.map_err(|e| StatementError::Arrow(e.to_string()))?);
-            }
-            if let Some(next) = link.next_chunk_internal_link {
-                let data: ResultData = self.get_json(&next).await?;
-                links.extend(data.external_links.unwrap_or_default());
-            }
-        }
-        Ok((columns, batches))
+        Ok(ArrowResult {
+            ws: self,
+            columns: r
+                .manifest
+                .and_then(|m| m.schema)
+                .map(|s| s.columns)
+                .unwrap_or_default(),
+            id: r.statement_id,
+            links: r
+                .result
+                .and_then(|d| d.external_links)
+                .unwrap_or_default()
+                .into(),
+            ready: std::collections::VecDeque::new(),
+        })
     }
 
     /// Downloads a result link. Links are presigned: no bearer token.

@@ -33,6 +33,14 @@ users:
         max_delete_rows: 10000
       - table: "dbo.Productos"
         access: "read"
+  - name: "proyecto-sync"
+    token: "demo-sync-token"
+    permissions:
+      - table: "Sync.dbo.tipos"
+        access: "read_write"
+        max_delete_rows: 2
+      - table: "Sync.dbo.solo_lectura"
+        access: "read"
 "#;
 
 fn repo() -> PathBuf {
@@ -98,6 +106,36 @@ impl World {
         self
     }
 
+    /// The environment every bridge process of this world gets.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SQLSERVER_HOST", format!("127.0.0.1,{}", self.sql.port())),
+            ("SQLSERVER_USERNAME", "sa".into()),
+            ("SQLSERVER_PASSWORD", "Bridge!Passw0rd".into()),
+            ("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true".into()),
+            ("DATABRICKS_HOST", self.dbx.url().to_string()),
+            ("DATABRICKS_TOKEN", "dapi-test".into()),
+            ("HOME", self.dir.display().to_string()),
+        ]
+    }
+
+    /// A one-shot command of the bridge (e.g. `sync run-once`), in the
+    /// world's directory with its environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sql-databricks-bridge"));
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env_remove("SQLSERVER_DATABASE")
+            .env_remove("SQLSERVER_CONNECTION_STRING")
+            .env_remove("DATABRICKS_CONFIG_PROFILE")
+            .envs(self.env());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().expect("the bridge runs")
+    }
+
     pub fn serve(&self, extra: &[&str]) -> Bridge {
         self.serve_with_env(extra, &[])
     }
@@ -108,20 +146,9 @@ impl World {
             .append(true)
             .open(self.dir.join("serve.log"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sql-databricks-bridge"))
-            .args(["serve", "--port", "0", "--timeout", "10"])
+        let mut child = self
+            .command(&["serve", "--port", "0", "--timeout", "10"])
             .args(extra)
-            .current_dir(&self.dir)
-            .env("SQLSERVER_HOST", format!("127.0.0.1,{}", self.sql.port()))
-            .env("SQLSERVER_USERNAME", "sa")
-            .env("SQLSERVER_PASSWORD", "Bridge!Passw0rd")
-            .env("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true")
-            .env("DATABRICKS_HOST", self.dbx.url())
-            .env("DATABRICKS_TOKEN", "dapi-test")
-            .env_remove("SQLSERVER_DATABASE")
-            .env_remove("SQLSERVER_CONNECTION_STRING")
-            .env_remove("DATABRICKS_CONFIG_PROFILE")
-            .env("HOME", &self.dir)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -283,6 +283,26 @@ impl Rewriter<'_, '_> {
                     vec![(**expr).clone(), string_lit(&ty.to_string())],
                 )?)
             }
+            // A decimal literal wider than a double holds exactly (Spark
+            // reads `1234567890.123456789` as DECIMAL(19,9)): exact text.
+            Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if wide_decimal(n)) => {
+                let Value::Number(n, _) = &v.value else {
+                    return Ok(());
+                };
+                let (i, f) = n.split_once('.').unwrap_or((n, ""));
+                let digits = i.trim_start_matches('-').len() + f.len();
+                Some(call(
+                    "__dbx_cast",
+                    vec![
+                        string_lit(n),
+                        string_lit(&format!(
+                            "DECIMAL({},{})",
+                            digits.clamp(1, 38),
+                            f.len().min(38)
+                        )),
+                    ],
+                )?)
+            }
             Expr::TypedString(ts) => {
                 let text = ts.data_type.to_string();
                 let ty = DbxType::parse(&text)
@@ -380,6 +400,25 @@ impl VisitorMut for Rewriter<'_, '_> {
         }
     }
 
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        // `-<literal>` as one literal, so a wide decimal keeps its sign
+        // when it becomes exact text below.
+        if let Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } = e
+        {
+            if let Expr::Value(v) = expr.as_ref() {
+                if let Value::Number(n, long) = &v.value {
+                    if !n.starts_with('-') {
+                        *e = Expr::Value(Value::Number(format!("-{n}"), *long).into());
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
         match self.rewrite_expr(e) {
             Ok(()) => ControlFlow::Continue(()),
@@ -405,6 +444,18 @@ pub fn rewrite<T: VisitMut>(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// A plain decimal literal with more significant digits than a double keeps.
+fn wide_decimal(n: &str) -> bool {
+    !n.contains(['e', 'E'])
+        && n.contains('.')
+        && n.chars()
+            .filter(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .trim_start_matches('0')
+            .len()
+            > 15
 }
 
 fn literal_i64(e: &Expr) -> Option<i64> {

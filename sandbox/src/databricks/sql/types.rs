@@ -141,7 +141,9 @@ impl DbxType {
                 "INTEGER"
             }
             DbxType::Float | DbxType::Double => "REAL",
-            DbxType::Decimal { .. } => "NUMERIC",
+            // No affinity: NUMERIC would turn a wide decimal's exact text
+            // into a lossy REAL; `store` already picks REAL or text.
+            DbxType::Decimal { .. } => "",
             DbxType::Binary => "BLOB",
             DbxType::Void => "",
             _ => "TEXT",

@@ -1,0 +1,247 @@
+//! `sync`: reverse sync from the command line — create the events table,
+//! apply one table directly, or poll the events table once or forever.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sql_databricks_bridge::auth::{AuditLog, Permissions};
+use sql_databricks_bridge::sqlserver::pool;
+use sql_databricks_bridge::sync::{
+    resolve_warehouse, EventStatus, EventsTable, Poller, PollerConfig, SyncCore, SyncEvent,
+    EVENTS_TABLE,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::connection::ConnectionArgs;
+use super::extract::{workspace, TuningArgs};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SyncCommand {
+    /// Create the events table (and its schema) in Databricks if missing.
+    Init {
+        #[command(flatten)]
+        common: SyncArgs,
+    },
+    /// Apply one Databricks table to a SQL Server table now, without the
+    /// events table (the deck's Databricks-jobs mode); prints rows affected.
+    Apply(Box<ApplyArgs>),
+    /// Claim and apply the pending events once, then exit (non-zero when
+    /// an event failed).
+    RunOnce {
+        #[command(flatten)]
+        poll: PollArgs,
+    },
+    /// Poll the events table every --interval seconds until Ctrl-C/SIGTERM.
+    Watch {
+        #[command(flatten)]
+        poll: PollArgs,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SyncArgs {
+    /// The events table, catalog.schema.table.
+    #[arg(long, env = "BRIDGE_EVENTS_TABLE", default_value = EVENTS_TABLE)]
+    pub events_table: String,
+    /// SQL warehouse that runs the statements (default: a running one).
+    #[arg(long, env = "DATABRICKS_WAREHOUSE_ID")]
+    pub warehouse_id: Option<String>,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PollArgs {
+    /// Users allowed to request events (requested_by) and their rights.
+    #[arg(
+        long,
+        env = "BRIDGE_PERMISSIONS_FILE",
+        default_value = "config/permissions.yaml"
+    )]
+    pub permissions_file: PathBuf,
+    /// Audit trail, one JSON line per event claimed, applied, refused or failed.
+    #[arg(long, env = "BRIDGE_AUDIT_LOG", default_value = "logs/audit.jsonl")]
+    pub audit_log: PathBuf,
+    /// Seconds between polls (watch).
+    #[arg(long, default_value_t = 10)]
+    pub interval: u64,
+    /// Seconds after which another instance's claim is taken over.
+    #[arg(long, default_value_t = 600)]
+    pub lease: u64,
+    /// Name written to claimed_by (default: host-pid-random).
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    #[command(flatten)]
+    pub common: SyncArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ApplyArgs {
+    /// Databricks table to read: catalog.schema.table.
+    #[arg(long)]
+    pub source_table: String,
+    /// SQL Server table to write: schema.table or database.schema.table.
+    #[arg(long)]
+    pub target_table: String,
+    /// INSERT, UPDATE, DELETE or UPSERT.
+    #[arg(long)]
+    pub operation: String,
+    /// Primary key column (repeatable); required for UPDATE, DELETE, UPSERT.
+    #[arg(long = "primary-key")]
+    pub primary_keys: Vec<String>,
+    /// Copy only this column (repeatable); all of the source's by default.
+    #[arg(long = "column")]
+    pub columns: Vec<String>,
+    /// A Databricks SQL condition on the source rows.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Refuse a DELETE that would remove more rows than this.
+    #[arg(long)]
+    pub max_delete_rows: Option<u64>,
+    #[command(flatten)]
+    pub common: SyncArgs,
+}
+
+/// The Databricks and SQL Server ends shared by every sync command.
+pub async fn core(args: &SyncArgs, pool_size: usize) -> anyhow::Result<SyncCore> {
+    let ws = workspace(&args.connection)?.with_retry(args.tuning.retry());
+    let warehouse = resolve_warehouse(&ws, args.warehouse_id.as_deref())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let settings = args.connection.sqlserver().context("SQL Server settings")?;
+    Ok(SyncCore {
+        ws,
+        warehouse,
+        pool: pool::pool(
+            &settings,
+            pool_size,
+            Duration::from_secs(args.connection.timeout),
+        )?,
+        retry: args.tuning.retry(),
+        deadline: Duration::from_secs(3600),
+    })
+}
+
+pub fn poller(
+    core: SyncCore,
+    poll: &PollArgs,
+    permissions: Arc<Permissions>,
+    audit: Arc<AuditLog>,
+) -> anyhow::Result<Poller> {
+    Ok(Poller {
+        events: EventsTable::new(core.ws.clone(), &core.warehouse, &poll.common.events_table)?,
+        core,
+        permissions,
+        audit,
+        config: PollerConfig {
+            instance_id: poll
+                .instance_id
+                .clone()
+                .unwrap_or_else(PollerConfig::instance_id),
+            lease: Duration::from_secs(poll.lease.max(1)),
+            interval: Duration::from_secs(poll.interval.max(1)),
+            batch: 50,
+            exit_after_commit: std::env::var("BRIDGE_FAULT_EXIT_AFTER_COMMIT")
+                .is_ok_and(|v| v == "1"),
+        },
+    })
+}
+
+/// Returns whether everything it did succeeded.
+pub async fn run(cmd: SyncCommand) -> anyhow::Result<bool> {
+    match cmd {
+        SyncCommand::Init { common } => {
+            let core = core(&common, 1).await?;
+            let table = EventsTable::new(core.ws.clone(), &core.warehouse, &common.events_table)?;
+            let created = table.init().await?;
+            println!(
+                "{} {}",
+                table.name(),
+                if created { "created" } else { "already exists" }
+            );
+            Ok(true)
+        }
+        SyncCommand::Apply(a) => {
+            let core = core(&a.common, 1).await?;
+            let event = SyncEvent {
+                event_id: format!("direct-{}", uuid::Uuid::new_v4()),
+                operation: a.operation.clone(),
+                source_table: a.source_table.clone(),
+                target_table: a.target_table.clone(),
+                primary_keys: a.primary_keys.clone(),
+                filter: a.filter.clone(),
+                columns: (!a.columns.is_empty()).then(|| a.columns.clone()),
+                requested_by: None,
+                status: EventStatus::Processing,
+                rows_expected: None,
+                rows_affected: None,
+                discrepancy: None,
+                error_message: None,
+                attempts: None,
+                claimed_by: None,
+                claimed_at: None,
+                created_at: None,
+                completed_at: None,
+            };
+            let plan = core.plan(&event, None, a.max_delete_rows).await?;
+            let o = core.execute(&plan).await?;
+            println!(
+                "{} {} → {}: {} rows read, {} rows affected{}",
+                plan.operation.as_str(),
+                a.source_table,
+                plan.target,
+                o.rows_expected,
+                o.rows_affected,
+                o.discrepancy()
+                    .map(|d| format!(" (discrepancy {d})"))
+                    .unwrap_or_default()
+            );
+            Ok(true)
+        }
+        SyncCommand::RunOnce { poll } | SyncCommand::Watch { poll }
+            if !poll.permissions_file.exists() =>
+        {
+            anyhow::bail!(
+                "permissions file {} not found (--permissions-file)",
+                poll.permissions_file.display()
+            )
+        }
+        SyncCommand::RunOnce { poll } => {
+            let p = build(&poll).await?;
+            let s = p.run_once().await?;
+            println!(
+                "events seen {}, claimed {}, completed {}, failed {}, skipped (target database not on this server) {}",
+                s.seen, s.claimed, s.completed, s.failed, s.skipped
+            );
+            Ok(s.failed == 0)
+        }
+        SyncCommand::Watch { poll } => {
+            let p = build(&poll).await?;
+            let cancel = CancellationToken::new();
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                super::serve::shutdown_signal().await;
+                stop.cancel();
+            });
+            eprintln!(
+                "watching {} every {} s as {}",
+                p.events.name(),
+                poll.interval,
+                p.config.instance_id
+            );
+            p.watch(cancel).await;
+            Ok(true)
+        }
+    }
+}
+
+async fn build(poll: &PollArgs) -> anyhow::Result<Poller> {
+    let permissions = Arc::new(Permissions::load(&poll.permissions_file)?);
+    let audit = Arc::new(AuditLog::open(&poll.audit_log)?);
+    let core = core(&poll.common, 2).await?;
+    poller(core, poll, permissions, audit)
+}

@@ -1,0 +1,288 @@
+//! One event applied in one SQL Server transaction: the source's Arrow
+//! batches bulk-loaded into a session temp table, then INSERT ... SELECT,
+//! UPDATE ... FROM ... JOIN, DELETE ... FROM ... JOIN (counted first and
+//! refused above the cap) or MERGE, and the ledger row — committed together
+//! or not at all.
+
+use tiberius::TokenRow;
+
+use super::convert::{self, Conv, TargetColumn};
+use super::event::{bracket, Operation, TargetTable};
+use super::target::{ledger_insert, rows};
+use crate::databricks::statements::{ArrowResult, StatementError};
+use crate::sqlserver::{is_transient, Connection};
+
+/// One column copied: its name in the source, its declaration in the
+/// target, and the conversion between them.
+#[derive(Clone, Debug)]
+pub struct PlannedColumn {
+    pub source_name: String,
+    pub target: TargetColumn,
+    pub conv: Conv,
+}
+
+/// Everything needed to apply an event, checked beforehand.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub event_id: String,
+    pub operation: Operation,
+    pub source_table: String,
+    /// `SELECT ... FROM <source> [WHERE (filter)]`, columns in plan order.
+    pub source_sql: String,
+    pub target: TargetTable,
+    pub columns: Vec<PlannedColumn>,
+    /// Target column names of the primary key.
+    pub keys: Vec<String>,
+    /// DELETE cap; `None` means no cap.
+    pub max_delete_rows: Option<u64>,
+    pub applied_by: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub rows_read: u64,
+    pub rows_affected: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("SQL Server: {message}")]
+    Sql { message: String, transient: bool },
+    #[error("reading the source: {0}")]
+    Source(#[from] StatementError),
+    /// Checked inside the transaction; nothing was written.
+    #[error("{0}")]
+    Refused(String),
+    /// The ledger already holds this event: another run applied it.
+    #[error("already applied ({1} rows)")]
+    AlreadyApplied(u64, u64),
+}
+
+impl ApplyError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Sql { transient, .. } => *transient,
+            ApplyError::Source(StatementError::Http(e)) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+fn sql(e: tiberius::error::Error) -> ApplyError {
+    ApplyError::Sql {
+        transient: is_transient(&e),
+        message: e.to_string(),
+    }
+}
+
+async fn batch(conn: &mut Connection, text: &str) -> Result<(), ApplyError> {
+    conn.simple_query(text)
+        .await
+        .map_err(sql)?
+        .into_results()
+        .await
+        .map_err(sql)?;
+    Ok(())
+}
+
+async fn execute(conn: &mut Connection, text: &str) -> Result<u64, ApplyError> {
+    Ok(conn.execute(text, &[]).await.map_err(sql)?.total())
+}
+
+fn on_keys(keys: &[String]) -> String {
+    keys.iter()
+        .map(|k| format!("t.{0} = s.{0}", bracket(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Applies `plan` reading rows from `source`. On error the transaction is
+/// not committed; the caller drops the connection (it may be mid-bulk).
+pub async fn apply(
+    conn: &mut Connection,
+    plan: &Plan,
+    source: &mut ArrowResult<'_>,
+) -> Result<Applied, ApplyError> {
+    let temp = format!("#bridge_src_{}", uuid::Uuid::new_v4().simple());
+    let cols: Vec<String> = plan
+        .columns
+        .iter()
+        .map(|c| bracket(&c.target.name))
+        .collect();
+    let decl: Vec<String> = plan
+        .columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} NULL",
+                bracket(&c.target.name),
+                c.target.declaration()
+            )
+        })
+        .collect();
+    batch(conn, "BEGIN TRANSACTION").await?;
+    batch(conn, &format!("CREATE TABLE {temp} ({})", decl.join(", "))).await?;
+
+    let rows_read = {
+        let mut load = conn.bulk_insert(&temp).await.map_err(sql)?;
+        let mut n = 0u64;
+        while let Some(b) = source.next_batch().await? {
+            if b.num_columns() != plan.columns.len() {
+                return Err(ApplyError::Refused(format!(
+                    "the source returned {} columns, {} expected",
+                    b.num_columns(),
+                    plan.columns.len()
+                )));
+            }
+            for row in 0..b.num_rows() {
+                let mut tr = TokenRow::new();
+                for (c, array) in plan.columns.iter().zip(b.columns()) {
+                    let v = convert::value(&c.conv, array.as_ref(), row).map_err(|why| {
+                        ApplyError::Refused(format!(
+                            "column {} (source row {}): {why}",
+                            c.source_name,
+                            n + row as u64 + 1
+                        ))
+                    })?;
+                    tr.push(v);
+                }
+                load.send(tr).await.map_err(sql)?;
+            }
+            n += b.num_rows() as u64;
+        }
+        load.finalize().await.map_err(sql)?;
+        n
+    };
+
+    let target = plan.target.quoted();
+    let keys: Vec<String> = plan.keys.iter().map(|k| bracket(k)).collect();
+    if matches!(plan.operation, Operation::Update | Operation::Upsert) {
+        let dup = rows(
+            conn,
+            &format!(
+                "SELECT TOP 1 COUNT(*) AS n FROM {temp} GROUP BY {} HAVING COUNT(*) > 1",
+                keys.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .map_err(sql)?;
+        if !dup.is_empty() {
+            return Err(ApplyError::Refused(format!(
+                "the source has rows with the same primary key ({}); {} needs one row per key",
+                plan.keys.join(", "),
+                plan.operation.as_str()
+            )));
+        }
+    }
+    let non_keys: Vec<&String> = cols
+        .iter()
+        .filter(|c| !keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
+        .collect();
+    let set = non_keys
+        .iter()
+        .map(|c| format!("t.{c} = s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let on = on_keys(&plan.keys);
+    let rows_affected = match plan.operation {
+        Operation::Insert => {
+            execute(
+                conn,
+                &format!(
+                    "INSERT INTO {target} ({0}) SELECT {0} FROM {temp}",
+                    cols.join(", ")
+                ),
+            )
+            .await?
+        }
+        Operation::Update => {
+            if non_keys.is_empty() {
+                return Err(ApplyError::Refused(
+                    "UPDATE needs at least one column besides the primary key".into(),
+                ));
+            }
+            execute(
+                conn,
+                &format!("UPDATE t SET {set} FROM {target} AS t INNER JOIN {temp} AS s ON {on}"),
+            )
+            .await?
+        }
+        Operation::Delete => {
+            let count = rows(
+                conn,
+                &format!(
+                    "SELECT CAST(COUNT(*) AS bigint) FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {temp} AS s WHERE {on})"
+                ),
+                &[],
+            )
+            .await
+            .map_err(sql)?;
+            let n = count
+                .first()
+                .and_then(|r| r.try_get::<i64, _>(0).ok().flatten())
+                .unwrap_or(0)
+                .max(0) as u64;
+            if let Some(max) = plan.max_delete_rows {
+                if n > max {
+                    return Err(ApplyError::Refused(format!(
+                        "DELETE refused: it would delete {n} rows of {}, above max_delete_rows {max} for {}; nothing was deleted",
+                        plan.target, plan.applied_by
+                    )));
+                }
+            }
+            execute(
+                conn,
+                &format!("DELETE t FROM {target} AS t INNER JOIN {temp} AS s ON {on}"),
+            )
+            .await?
+        }
+        Operation::Upsert => {
+            let matched = if non_keys.is_empty() {
+                String::new()
+            } else {
+                format!(" WHEN MATCHED THEN UPDATE SET {set}")
+            };
+            let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+            execute(
+                conn,
+                &format!(
+                    "MERGE {target} AS t USING {temp} AS s ON {on}{matched} \
+                     WHEN NOT MATCHED BY TARGET THEN INSERT ({}) VALUES ({});",
+                    cols.join(", "),
+                    values.join(", ")
+                ),
+            )
+            .await?
+        }
+    };
+    let ledger = conn
+        .execute(
+            ledger_insert(&plan.target),
+            &[
+                &plan.event_id.as_str(),
+                &plan.operation.as_str(),
+                &plan.source_table.as_str(),
+                &plan.target.to_string().as_str(),
+                &(rows_read as i64),
+                &(rows_affected as i64),
+                &plan.applied_by.as_str(),
+            ],
+        )
+        .await;
+    match ledger {
+        Ok(_) => {}
+        // Primary key violation: another run committed this event first.
+        Err(tiberius::error::Error::Server(e)) if e.code() == 2627 => {
+            let _ = batch(conn, "ROLLBACK TRANSACTION").await;
+            return Err(ApplyError::AlreadyApplied(rows_read, rows_affected));
+        }
+        Err(e) => return Err(sql(e)),
+    }
+    batch(conn, &format!("DROP TABLE {temp}")).await?;
+    batch(conn, "COMMIT TRANSACTION").await?;
+    Ok(Applied {
+        rows_read,
+        rows_affected,
+    })
+}

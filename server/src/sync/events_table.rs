@@ -1,0 +1,385 @@
+//! The events table in Databricks (`bridge.events.bridge_events` by
+//! default), through the Statement Execution API with a named parameter
+//! for every value. Claims are conditional UPDATEs checked by
+//! `num_affected_rows`, so several bridges never take the same event.
+
+use std::time::Duration;
+
+use crate::databricks::statements::{JsonResult, Parameter, StatementError};
+use crate::databricks::Workspace;
+
+use super::event::{source_name, EventStatus, Operation, SyncEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("events table {table}: {source}")]
+    Statement {
+        table: String,
+        source: StatementError,
+    },
+    #[error("events table {0}: {1}")]
+    Invalid(String, String),
+}
+
+const COLUMNS: &str = "event_id, operation, source_table, target_table, primary_keys, filter, \
+columns, requested_by, status, rows_expected, rows_affected, discrepancy, error_message, attempts, \
+claimed_by, claimed_at, created_at, completed_at";
+
+/// The columns `sync init` creates (Delta; Spark types).
+const DDL: &str = "(
+    event_id       STRING NOT NULL,
+    operation      STRING NOT NULL,
+    source_table   STRING NOT NULL,
+    target_table   STRING NOT NULL,
+    primary_keys   ARRAY<STRING>,
+    filter         STRING,
+    columns        ARRAY<STRING>,
+    requested_by   STRING,
+    status         STRING NOT NULL,
+    rows_expected  BIGINT,
+    rows_affected  BIGINT,
+    discrepancy    BIGINT,
+    error_message  STRING,
+    attempts       INT,
+    claimed_by     STRING,
+    claimed_at     TIMESTAMP,
+    created_at     TIMESTAMP,
+    completed_at   TIMESTAMP
+) USING DELTA COMMENT 'SQL-Databricks Bridge sync events'";
+
+/// What a caller asks for; the bridge fills in the rest.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub operation: Operation,
+    pub source_table: String,
+    pub target_table: String,
+    pub primary_keys: Vec<String>,
+    pub columns: Option<Vec<String>>,
+    pub requested_by: String,
+}
+
+#[derive(Clone)]
+pub struct EventsTable {
+    ws: Workspace,
+    warehouse: String,
+    /// As configured (for messages).
+    name: String,
+    /// Backquoted, safe to paste.
+    quoted: String,
+    deadline: Duration,
+}
+
+fn ts(d: chrono::DateTime<chrono::Utc>) -> String {
+    d.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+impl EventsTable {
+    pub fn new(ws: Workspace, warehouse: &str, name: &str) -> Result<EventsTable, EventsError> {
+        let quoted = source_name(name).map_err(|e| EventsError::Invalid(name.into(), e.0))?;
+        Ok(EventsTable {
+            ws,
+            warehouse: warehouse.to_string(),
+            name: name.to_string(),
+            quoted,
+            deadline: Duration::from_secs(120),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn run(&self, sql: &str, params: &[Parameter]) -> Result<JsonResult, EventsError> {
+        self.ws
+            .execute_json(&self.warehouse, sql, params, self.deadline)
+            .await
+            .map_err(|source| EventsError::Statement {
+                table: self.name.clone(),
+                source,
+            })
+    }
+
+    /// Rows changed by a DML statement (`num_affected_rows`).
+    async fn dml(&self, sql: &str, params: &[Parameter]) -> Result<u64, EventsError> {
+        let r = self.run(sql, params).await?;
+        let i = r
+            .columns
+            .iter()
+            .position(|c| c.name == "num_affected_rows")
+            .unwrap_or(0);
+        Ok(r.rows
+            .first()
+            .and_then(|row| row.get(i).cloned().flatten())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Creates the schema and table when missing; returns whether the
+    /// table was created.
+    pub async fn init(&self) -> Result<bool, EventsError> {
+        let existed = self.exists().await?;
+        let schema = self.quoted.rsplit_once('.').map(|(s, _)| s).unwrap_or("");
+        self.run(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"), &[])
+            .await?;
+        self.run(
+            &format!("CREATE TABLE IF NOT EXISTS {} {DDL}", self.quoted),
+            &[],
+        )
+        .await?;
+        Ok(!existed)
+    }
+
+    async fn exists(&self) -> Result<bool, EventsError> {
+        match self
+            .run(
+                &format!("SELECT event_id FROM {} LIMIT 0", self.quoted),
+                &[],
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(EventsError::Statement {
+                source: StatementError::Failed { code, message },
+                ..
+            }) if code.contains("TABLE_OR_VIEW_NOT_FOUND")
+                || message.contains("TABLE_OR_VIEW_NOT_FOUND")
+                || code.contains("SCHEMA_NOT_FOUND")
+                || message.contains("SCHEMA_NOT_FOUND") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Events to take: pending ones, and claims older than `lease`.
+    pub async fn claimable(
+        &self,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<SyncEvent>, EventsError> {
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(lease).unwrap_or_default();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE status = 'pending' \
+             OR (status = 'processing' AND (claimed_at IS NULL OR claimed_at < :cutoff)) \
+             ORDER BY created_at LIMIT {}",
+            self.quoted,
+            limit.max(1)
+        );
+        let r = self
+            .run(
+                &sql,
+                &[Parameter::typed("cutoff", Some(ts(cutoff)), "TIMESTAMP")],
+            )
+            .await?;
+        self.events(r)
+    }
+
+    /// Takes an event for `me`; false when another instance got it first.
+    pub async fn claim(&self, id: &str, me: &str, lease: Duration) -> Result<bool, EventsError> {
+        let now = chrono::Utc::now();
+        let cutoff = now - chrono::Duration::from_std(lease).unwrap_or_default();
+        let sql = format!(
+            "UPDATE {} SET status = 'processing', claimed_by = :me, claimed_at = :now, \
+             attempts = coalesce(attempts, 0) + 1 \
+             WHERE event_id = :id AND (status = 'pending' \
+             OR (status = 'processing' AND (claimed_at IS NULL OR claimed_at < :cutoff)))",
+            self.quoted
+        );
+        let n = self
+            .dml(
+                &sql,
+                &[
+                    Parameter::new("me", me),
+                    Parameter::typed("now", Some(ts(now)), "TIMESTAMP"),
+                    Parameter::new("id", id),
+                    Parameter::typed("cutoff", Some(ts(cutoff)), "TIMESTAMP"),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Records the outcome of an event `me` holds; false when the claim
+    /// was lost (another instance took over after the lease).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish(
+        &self,
+        id: &str,
+        me: &str,
+        status: EventStatus,
+        rows_expected: Option<u64>,
+        rows_affected: Option<u64>,
+        error: Option<&str>,
+    ) -> Result<bool, EventsError> {
+        let discrepancy = match (rows_expected, rows_affected) {
+            (Some(e), Some(a)) if e != a => Some((e as i64 - a as i64).to_string()),
+            _ => None,
+        };
+        let sql = format!(
+            "UPDATE {} SET status = :status, rows_expected = :expected, rows_affected = :affected, \
+             discrepancy = :discrepancy, error_message = :error, completed_at = :now \
+             WHERE event_id = :id AND claimed_by = :me AND status = 'processing'",
+            self.quoted
+        );
+        let n = self
+            .dml(
+                &sql,
+                &[
+                    Parameter::new("status", status.as_str()),
+                    Parameter::typed("expected", rows_expected.map(|v| v.to_string()), "BIGINT"),
+                    Parameter::typed("affected", rows_affected.map(|v| v.to_string()), "BIGINT"),
+                    Parameter::typed("discrepancy", discrepancy, "BIGINT"),
+                    Parameter::typed("error", error.map(str::to_string), "STRING"),
+                    Parameter::typed("now", Some(ts(chrono::Utc::now())), "TIMESTAMP"),
+                    Parameter::new("id", id),
+                    Parameter::new("me", me),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Writes a pending event; returns it as stored.
+    pub async fn insert(&self, e: &NewEvent) -> Result<SyncEvent, EventsError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut params = vec![
+            Parameter::new("id", &id),
+            Parameter::new("operation", e.operation.as_str()),
+            Parameter::new("source", &e.source_table),
+            Parameter::new("target", &e.target_table),
+            Parameter::new("requested_by", &e.requested_by),
+            Parameter::typed("now", Some(ts(chrono::Utc::now())), "TIMESTAMP"),
+        ];
+        let array = |prefix: &str, items: &[String], params: &mut Vec<Parameter>| {
+            let names: Vec<String> = items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let n = format!("{prefix}{i}");
+                    params.push(Parameter::new(&n, v));
+                    format!(":{n}")
+                })
+                .collect();
+            if names.is_empty() {
+                "CAST(array() AS ARRAY<STRING>)".to_string()
+            } else {
+                format!("array({})", names.join(", "))
+            }
+        };
+        let keys = array("pk", &e.primary_keys, &mut params);
+        let columns = match &e.columns {
+            Some(c) => array("col", c, &mut params),
+            None => "NULL".to_string(),
+        };
+        let sql = format!(
+            "INSERT INTO {} (event_id, operation, source_table, target_table, primary_keys, columns, \
+             requested_by, status, attempts, created_at) \
+             VALUES (:id, :operation, :source, :target, {keys}, {columns}, :requested_by, 'pending', 0, :now)",
+            self.quoted
+        );
+        self.run(&sql, &params).await?;
+        self.get(&id).await?.ok_or_else(|| {
+            EventsError::Invalid(
+                self.name.clone(),
+                format!("event {id} vanished after insert"),
+            )
+        })
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<SyncEvent>, EventsError> {
+        let r = self
+            .run(
+                &format!("SELECT {COLUMNS} FROM {} WHERE event_id = :id", self.quoted),
+                &[Parameter::new("id", id)],
+            )
+            .await?;
+        Ok(self.events(r)?.into_iter().next())
+    }
+
+    /// Newest first, optionally one user's and one status.
+    pub async fn list(
+        &self,
+        requested_by: Option<&str>,
+        status: Option<EventStatus>,
+        limit: usize,
+    ) -> Result<Vec<SyncEvent>, EventsError> {
+        let mut params = vec![];
+        let mut conds = vec!["1 = 1".to_string()];
+        if let Some(u) = requested_by {
+            conds.push("requested_by = :user".into());
+            params.push(Parameter::new("user", u));
+        }
+        if let Some(s) = status {
+            conds.push("status = :status".into());
+            params.push(Parameter::new("status", s.as_str()));
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {} WHERE {} ORDER BY created_at DESC LIMIT {}",
+            self.quoted,
+            conds.join(" AND "),
+            limit.clamp(1, 1000)
+        );
+        let r = self.run(&sql, &params).await?;
+        self.events(r)
+    }
+
+    fn events(&self, r: JsonResult) -> Result<Vec<SyncEvent>, EventsError> {
+        let idx = |name: &str| r.columns.iter().position(|c| c.name == name);
+        let cols: Vec<Option<usize>> = COLUMNS.split(", ").map(|c| idx(c.trim())).collect();
+        let mut out = Vec::with_capacity(r.rows.len());
+        for row in &r.rows {
+            let get = |i: usize| -> Option<String> {
+                cols.get(i)
+                    .copied()
+                    .flatten()
+                    .and_then(|j| row.get(j).cloned().flatten())
+            };
+            let num = |i: usize| get(i).and_then(|v| v.parse::<i64>().ok());
+            let list = |i: usize| get(i).map(|v| parse_array(&v));
+            let status = get(8).unwrap_or_default();
+            out.push(SyncEvent {
+                event_id: get(0).unwrap_or_default(),
+                operation: get(1).unwrap_or_default(),
+                source_table: get(2).unwrap_or_default(),
+                target_table: get(3).unwrap_or_default(),
+                primary_keys: list(4).unwrap_or_default(),
+                filter: get(5).filter(|f| !f.trim().is_empty()),
+                columns: list(6).filter(|c| !c.is_empty()),
+                requested_by: get(7),
+                status: EventStatus::parse(&status).ok_or_else(|| {
+                    EventsError::Invalid(
+                        self.name.clone(),
+                        format!(
+                            "event {} has unknown status '{status}'",
+                            get(0).unwrap_or_default()
+                        ),
+                    )
+                })?,
+                rows_expected: num(9),
+                rows_affected: num(10),
+                discrepancy: num(11),
+                error_message: get(12),
+                attempts: num(13),
+                claimed_by: get(14),
+                claimed_at: get(15),
+                created_at: get(16),
+                completed_at: get(17),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// An ARRAY<STRING> as JSON_ARRAY results carry it: JSON text.
+fn parse_array(text: &str) -> Vec<String> {
+    match serde_json::from_str::<Vec<Option<String>>>(text) {
+        Ok(v) => v.into_iter().flatten().collect(),
+        Err(_) => text
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    }
+}

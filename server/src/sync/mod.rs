@@ -1,0 +1,573 @@
+//! Reverse sync, Databricks → SQL Server. `SyncCore` checks an event and
+//! applies it exactly once (ledger row in the same transaction); `Poller`
+//! claims events from the events table, runs them through the core and
+//! records each outcome, in the table and in the audit log.
+
+pub mod apply;
+pub mod convert;
+pub mod event;
+pub mod events_table;
+pub mod target;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{AuditEvent, AuditLog, EventType, Permissions};
+use crate::databricks::statements::StatementError;
+use crate::databricks::Workspace;
+use crate::retry::{retry, RetryPolicy};
+use crate::sqlserver::pool::{self, Pool};
+use crate::sqlserver::SqlServerError;
+use apply::{ApplyError, Plan, PlannedColumn};
+use convert::SourceType;
+pub use event::{EventStatus, Operation, Refusal, SyncEvent, TargetTable};
+pub use events_table::{EventsError, EventsTable, NewEvent};
+
+/// The default events table.
+pub const EVENTS_TABLE: &str = "bridge.events.bridge_events";
+
+/// Why an event did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The event cannot be applied as written; nothing was written.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    SqlServer(#[from] SqlServerError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("Databricks: {0}")]
+    Statement(#[from] StatementError),
+    #[error(transparent)]
+    Events(#[from] EventsError),
+}
+
+impl From<Refusal> for SyncError {
+    fn from(r: Refusal) -> Self {
+        SyncError::Refused(r.0)
+    }
+}
+
+impl SyncError {
+    fn transient(&self) -> bool {
+        match self {
+            SyncError::SqlServer(e) => e.is_transient(),
+            SyncError::Apply(e) => e.is_transient(),
+            SyncError::Statement(StatementError::Http(e)) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+fn sql_error(e: tiberius::error::Error) -> SyncError {
+    SyncError::Apply(ApplyError::Sql {
+        transient: crate::sqlserver::is_transient(&e),
+        message: e.to_string(),
+    })
+}
+
+/// What applying an event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SyncOutcome {
+    /// Rows read from the source.
+    pub rows_expected: u64,
+    /// Rows SQL Server reports inserted, updated, deleted or merged.
+    pub rows_affected: u64,
+    /// The ledger already held the event: it was applied before (for
+    /// example by a run that died before recording the status), not again.
+    pub from_ledger: bool,
+}
+
+impl SyncOutcome {
+    /// rows_expected − rows_affected, when they differ.
+    pub fn discrepancy(&self) -> Option<i64> {
+        (self.rows_expected != self.rows_affected)
+            .then(|| self.rows_expected as i64 - self.rows_affected as i64)
+    }
+}
+
+/// Picks the warehouse: the configured one, else a running one, else the first.
+pub async fn resolve_warehouse(ws: &Workspace, configured: Option<&str>) -> Result<String, String> {
+    if let Some(w) = configured.filter(|w| !w.trim().is_empty()) {
+        return Ok(w.trim().to_string());
+    }
+    let all = ws
+        .list_warehouses()
+        .await
+        .map_err(|e| format!("cannot list SQL warehouses: {e}"))?;
+    all.iter()
+        .find(|w| w.state == "RUNNING")
+        .or(all.first())
+        .map(|w| w.id.clone())
+        .ok_or_else(|| {
+            "the workspace has no SQL warehouse; create one or set DATABRICKS_WAREHOUSE_ID".into()
+        })
+}
+
+/// Checks and applies events: one Databricks warehouse, one SQL Server pool.
+#[derive(Clone)]
+pub struct SyncCore {
+    pub ws: Workspace,
+    pub warehouse: String,
+    pub pool: Pool,
+    pub retry: RetryPolicy,
+    /// How long a source query may run.
+    pub deadline: Duration,
+}
+
+impl SyncCore {
+    /// Everything checked before any write: the operation, both tables,
+    /// the keys, the columns and their types, the user's right to write.
+    /// `user` is `None` in library use (SQL Server credentials are the
+    /// right), with `max_delete_rows` given by the caller.
+    pub async fn plan(
+        &self,
+        e: &SyncEvent,
+        permissions: Option<&Permissions>,
+        max_delete_rows: Option<u64>,
+    ) -> Result<Plan, SyncError> {
+        let op = Operation::parse(&e.operation).ok_or_else(|| {
+            Refusal(format!(
+                "unknown operation '{}'; use INSERT, UPDATE, DELETE or UPSERT",
+                e.operation
+            ))
+        })?;
+        let target = TargetTable::parse(&e.target_table)?;
+        let source = event::source_name(&e.source_table)?;
+        let (applied_by, max_delete) = match permissions {
+            None => ("library".to_string(), max_delete_rows),
+            Some(p) => {
+                let name = e.requested_by.as_deref().unwrap_or("").trim();
+                if name.is_empty() {
+                    return Err(
+                        Refusal("unauthorized: the event has no requested_by".into()).into(),
+                    );
+                }
+                let user = p.user(name).ok_or_else(|| {
+                    Refusal(format!(
+                        "unauthorized: requested_by '{name}' is not a user in permissions.yaml"
+                    ))
+                })?;
+                let t = target.permission_name();
+                if !user.can_write(&t) {
+                    return Err(Refusal(format!(
+                        "unauthorized: user '{name}' has no write permission on {target}"
+                    ))
+                    .into());
+                }
+                (name.to_string(), user.max_delete_rows(&t))
+            }
+        };
+        if op.needs_keys() && e.primary_keys.is_empty() {
+            return Err(Refusal(format!("{} needs primary_keys", op.as_str())).into());
+        }
+        for k in e.primary_keys.iter().chain(e.columns.iter().flatten()) {
+            event::column_name(k)?;
+        }
+        let filter = e.filter.as_deref().map(event::check_filter).transpose()?;
+        let where_ = filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default();
+
+        // The source's columns and types, without reading its rows.
+        let described = self
+            .ws
+            .execute_json(
+                &self.warehouse,
+                &format!("SELECT * FROM {source}{where_} LIMIT 0"),
+                &[],
+                self.deadline,
+            )
+            .await
+            .map_err(|e| match e {
+                StatementError::Failed { code, message } => SyncError::Refused(format!(
+                    "source table {} cannot be read: {}{}",
+                    e_source(&source),
+                    if code.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{code}: ")
+                    },
+                    message
+                )),
+                other => SyncError::Statement(other),
+            })?;
+        let mut conn = pool::get(&self.pool).await?;
+        let target_cols = target::columns(&mut conn, &target)
+            .await
+            .map_err(sql_error)?;
+        drop(conn);
+        if target_cols.is_empty() {
+            return Err(Refusal(format!("target table {target} does not exist")).into());
+        }
+        let find_source = |name: &str| {
+            described
+                .columns
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+        };
+        let find_target = |name: &str| {
+            target_cols
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+        };
+        let mut chosen: Vec<String> = match &e.columns {
+            Some(c) => c.clone(),
+            None => described.columns.iter().map(|c| c.name.clone()).collect(),
+        };
+        let mut keys = Vec::new();
+        for k in &e.primary_keys {
+            if find_source(k).is_none() {
+                return Err(Refusal(format!(
+                    "primary key column {k} is not in the source table {}",
+                    e.source_table
+                ))
+                .into());
+            }
+            let t = find_target(k).ok_or_else(|| {
+                Refusal(format!(
+                    "primary key column {k} is not in the target table {target}"
+                ))
+            })?;
+            keys.push(t.name.clone());
+            if !chosen.iter().any(|c| c.eq_ignore_ascii_case(k)) {
+                chosen.push(k.clone());
+            }
+        }
+        let mut columns = Vec::new();
+        let mut mismatches = Vec::new();
+        for name in &chosen {
+            let s = find_source(name).ok_or_else(|| {
+                Refusal(format!(
+                    "column {name} is not in the source table {}",
+                    e.source_table
+                ))
+            })?;
+            let t = find_target(name).ok_or_else(|| {
+                Refusal(format!(
+                    "column {name} of the source is not in the target table {target}"
+                ))
+            })?;
+            let ty = if s.type_text.is_empty() {
+                &s.type_name
+            } else {
+                &s.type_text
+            };
+            match convert::plan(&SourceType::parse(ty), t) {
+                Ok(conv) => columns.push(PlannedColumn {
+                    source_name: s.name.clone(),
+                    target: t.clone(),
+                    conv,
+                }),
+                Err(why) => mismatches.push(why),
+            }
+        }
+        if !mismatches.is_empty() {
+            return Err(Refusal(format!("type mismatch: {}", mismatches.join("; "))).into());
+        }
+        if columns.is_empty() {
+            return Err(Refusal("no columns to copy".into()).into());
+        }
+        let list: Vec<String> = columns
+            .iter()
+            .map(|c| format!("`{}`", c.source_name.replace('`', "``")))
+            .collect();
+        Ok(Plan {
+            event_id: e.event_id.clone(),
+            operation: op,
+            source_table: e.source_table.clone(),
+            source_sql: format!("SELECT {} FROM {source}{where_}", list.join(", ")),
+            target,
+            columns,
+            keys,
+            max_delete_rows: max_delete,
+            applied_by,
+        })
+    }
+
+    /// Applies a checked plan, exactly once: each attempt first looks for
+    /// the event in the ledger; transient failures (a dropped connection,
+    /// a deadlock, Databricks throttling) roll back and try again.
+    pub async fn execute(&self, plan: &Plan) -> Result<SyncOutcome, SyncError> {
+        retry(
+            &self.retry,
+            |attempt, e: &SyncError, wait| {
+                tracing::warn!(
+                    event = plan.event_id,
+                    attempt,
+                    error = %e,
+                    "applying the event failed; retrying in {:.1} s",
+                    wait.as_secs_f64()
+                )
+            },
+            || async {
+                self.attempt(plan).await.map_err(|e| {
+                    let t = e.transient();
+                    (e, t)
+                })
+            },
+        )
+        .await
+    }
+
+    async fn attempt(&self, plan: &Plan) -> Result<SyncOutcome, SyncError> {
+        let mut conn = pool::get(&self.pool).await?;
+        target::ensure_ledger(&mut conn, &plan.target)
+            .await
+            .map_err(sql_error)?;
+        if let Some((expected, affected)) =
+            target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
+                .await
+                .map_err(sql_error)?
+        {
+            return Ok(SyncOutcome {
+                rows_expected: expected,
+                rows_affected: affected,
+                from_ledger: true,
+            });
+        }
+        let mut source = self
+            .ws
+            .query_arrow(&self.warehouse, &plan.source_sql, &[], self.deadline)
+            .await?;
+        match apply::apply(&mut conn, plan, &mut source).await {
+            Ok(a) => Ok(SyncOutcome {
+                rows_expected: a.rows_read,
+                rows_affected: a.rows_affected,
+                from_ledger: false,
+            }),
+            Err(ApplyError::AlreadyApplied(..)) => {
+                let (expected, affected) =
+                    target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
+                        .await
+                        .map_err(sql_error)?
+                        .unwrap_or((0, 0));
+                Ok(SyncOutcome {
+                    rows_expected: expected,
+                    rows_affected: affected,
+                    from_ledger: true,
+                })
+            }
+            Err(e) => {
+                // The connection may be mid-bulk or inside the transaction:
+                // closing it rolls back; it never returns to the pool.
+                let _ = deadpool::managed::Object::take(conn);
+                Err(match e {
+                    ApplyError::Refused(why) => SyncError::Refused(why),
+                    e => SyncError::Apply(e),
+                })
+            }
+        }
+    }
+}
+
+fn e_source(quoted: &str) -> String {
+    quoted.replace('`', "")
+}
+
+/// How the poller runs.
+#[derive(Clone, Debug)]
+pub struct PollerConfig {
+    /// Written to `claimed_by`; unique per running bridge.
+    pub instance_id: String,
+    /// A claim older than this is taken over (its holder is presumed dead).
+    pub lease: Duration,
+    pub interval: Duration,
+    /// Events looked at per poll.
+    pub batch: usize,
+    /// Test hook: exit the process right after a commit, before the
+    /// status is recorded (`BRIDGE_FAULT_EXIT_AFTER_COMMIT=1`), to prove
+    /// the ledger makes the next run complete without applying again.
+    pub exit_after_commit: bool,
+}
+
+impl PollerConfig {
+    pub fn instance_id() -> String {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "bridge".into());
+        format!(
+            "{host}-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    }
+}
+
+/// What one poll did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PollSummary {
+    pub seen: usize,
+    pub claimed: usize,
+    pub completed: usize,
+    pub failed: usize,
+    /// Targets in a database this server does not hold (left for others).
+    pub skipped: usize,
+}
+
+#[derive(Clone)]
+pub struct Poller {
+    pub core: SyncCore,
+    pub events: EventsTable,
+    pub permissions: Arc<Permissions>,
+    pub audit: Arc<AuditLog>,
+    pub config: PollerConfig,
+}
+
+impl Poller {
+    fn audit(&self, t: EventType, e: &SyncEvent, detail: String) {
+        let mut line =
+            AuditEvent::new(t, e.target_table.clone(), &e.operation.to_ascii_lowercase())
+                .detail(format!("event {}: {detail}", e.event_id));
+        if let Some(u) = &e.requested_by {
+            line = line.user(u.clone());
+        }
+        self.audit.record(line);
+    }
+
+    /// Claims and applies what is pending, once.
+    pub async fn run_once(&self) -> Result<PollSummary, SyncError> {
+        let cfg = &self.config;
+        let events = self.events.claimable(cfg.lease, cfg.batch).await?;
+        let mut s = PollSummary {
+            seen: events.len(),
+            ..PollSummary::default()
+        };
+        for e in events {
+            if !self.reachable(&e).await {
+                s.skipped += 1;
+                continue;
+            }
+            if !self
+                .events
+                .claim(&e.event_id, &cfg.instance_id, cfg.lease)
+                .await?
+            {
+                continue;
+            }
+            s.claimed += 1;
+            self.audit(
+                EventType::SyncEventClaimed,
+                &e,
+                format!("claimed by {}", cfg.instance_id),
+            );
+            if self.handle(&e).await? {
+                s.completed += 1;
+            } else {
+                s.failed += 1;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Whether this server holds the event's target database.
+    async fn reachable(&self, e: &SyncEvent) -> bool {
+        let Ok(t) = TargetTable::parse(&e.target_table) else {
+            return true; // claimed and failed with the reason
+        };
+        let Ok(mut conn) = pool::get(&self.core.pool).await else {
+            return false;
+        };
+        target::database_exists(&mut conn, &t)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Applies one claimed event and records the outcome; true when it
+    /// completed.
+    async fn handle(&self, e: &SyncEvent) -> Result<bool, SyncError> {
+        let me = &self.config.instance_id;
+        let result = async {
+            let plan = self.core.plan(e, Some(&self.permissions), None).await?;
+            self.core.execute(&plan).await
+        }
+        .await;
+        match result {
+            Ok(o) => {
+                if self.config.exit_after_commit && !o.from_ledger {
+                    tracing::error!(event = e.event_id, "fault hook: exiting after commit");
+                    std::process::exit(86);
+                }
+                let recorded = self
+                    .events
+                    .finish(
+                        &e.event_id,
+                        me,
+                        EventStatus::Completed,
+                        Some(o.rows_expected),
+                        Some(o.rows_affected),
+                        None,
+                    )
+                    .await?;
+                let mut detail = format!(
+                    "{} rows read, {} affected{}",
+                    o.rows_expected,
+                    o.rows_affected,
+                    if o.from_ledger {
+                        " (already in the ledger: not applied again)"
+                    } else {
+                        ""
+                    }
+                );
+                if let Some(d) = o.discrepancy() {
+                    detail.push_str(&format!("; discrepancy {d}"));
+                    tracing::warn!(
+                        event = e.event_id,
+                        discrepancy = d,
+                        "rows read and rows affected differ"
+                    );
+                }
+                if !recorded {
+                    detail.push_str("; the claim had been taken over, status left to its holder");
+                }
+                tracing::info!(event = e.event_id, "{detail}");
+                self.audit(EventType::SyncEventApplied, e, detail);
+                Ok(true)
+            }
+            Err(err) => {
+                let refused = matches!(err, SyncError::Refused(_));
+                let message = err.to_string();
+                tracing::warn!(event = e.event_id, error = %message, "sync event failed");
+                self.events
+                    .finish(
+                        &e.event_id,
+                        me,
+                        EventStatus::Failed,
+                        None,
+                        None,
+                        Some(&message),
+                    )
+                    .await?;
+                self.audit(
+                    if refused {
+                        EventType::SyncEventRefused
+                    } else {
+                        EventType::SyncEventFailed
+                    },
+                    e,
+                    message,
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    /// Polls every `interval` until cancelled; errors are logged and the
+    /// next poll tries again.
+    pub async fn watch(&self, cancel: CancellationToken) {
+        loop {
+            match self.run_once().await {
+                Ok(s) if s.claimed > 0 => tracing::info!(?s, "sync poll"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sync poll failed; will try again"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(self.config.interval) => {}
+            }
+        }
+    }
+}
