@@ -12,3 +12,6 @@ target/release/sandbox_stream --rows "$rows" --runs 3
 echo
 echo "== extraction to Parquet: the bridge beside ConnectorX (+ pyarrow), same table, same run"
 .venv/bin/python bench/extract_vs_connectorx.py --rows "$rows"
+echo
+echo "== REST API under load: GET /health/live and GET /jobs/{id} beside a bare axum handler, same run"
+target/release/http_load
