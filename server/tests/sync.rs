@@ -297,3 +297,476 @@ async fn an_insert_event_copies_every_type_exactly() {
     .await;
     assert_eq!(ledger, vec![vec!["3".to_string()]]);
 }
+
+async fn count(w: &World, table: &str) -> usize {
+    rows(w, &format!("SELECT id FROM {table}")).await.len()
+}
+
+fn failed_with(w: &World, id: &str, needle: &str) {
+    let (st, _, affected, _, err) = status(w, id);
+    let err = err.unwrap_or_default();
+    assert_eq!(st, "failed", "{id}: {err}");
+    assert_eq!(affected, None);
+    assert!(err.contains(needle), "'{needle}' not in: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn update_upsert_and_delete_match_by_key_and_report_discrepancies() {
+    let w = world("sync-ops");
+    let first = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    ok(&run_once(&w));
+    assert_eq!(status(&w, &first).0, "completed");
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.cambios (id INT, c_int INT, c_nvarchar STRING);
+         INSERT INTO main.demo.cambios VALUES (1, 10, 'uno ✓'), (3, 30, NULL), (99, 990, 'nuevo');
+         CREATE TABLE main.demo.borrar (id INT);
+         INSERT INTO main.demo.borrar VALUES (2), (99), (1000);",
+    );
+    // UPDATE: id 99 is not in the target, which is a discrepancy, not an error.
+    let upd = event(
+        &w,
+        "UPDATE",
+        "main.demo.cambios",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    ok(&run_once(&w));
+    assert_eq!(
+        status(&w, &upd),
+        ("completed".into(), Some(3), Some(2), Some(1), None)
+    );
+    let got = rows(
+        &w,
+        "SELECT id, c_int, c_nvarchar, c_big FROM Sync.dbo.tipos ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            vec!["1", "10", "uno ✓", "-9223372036854775808"],
+            vec!["2", "NULL", "NULL", "NULL"],
+            vec!["3", "30", "NULL", "9223372036854775807"],
+        ]
+    );
+    // UPSERT: two updated, one inserted.
+    let up = event(
+        &w,
+        "UPSERT",
+        "main.demo.cambios",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    ok(&run_once(&w));
+    assert_eq!(
+        status(&w, &up),
+        ("completed".into(), Some(3), Some(3), None, None)
+    );
+    let got = rows(
+        &w,
+        "SELECT id, c_int, c_nvarchar FROM Sync.dbo.tipos WHERE id = 99",
+    )
+    .await;
+    assert_eq!(got, vec![vec!["99", "990", "nuevo"]]);
+    // DELETE by key, within max_delete_rows (2): id 1000 matches nothing.
+    let del = event(
+        &w,
+        "DELETE",
+        "main.demo.borrar",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    ok(&run_once(&w));
+    assert_eq!(
+        status(&w, &del),
+        ("completed".into(), Some(3), Some(2), Some(1), None)
+    );
+    let ids = rows(&w, "SELECT id FROM Sync.dbo.tipos ORDER BY id").await;
+    assert_eq!(ids, vec![vec!["1"], vec!["3"]]);
+
+    // DELETE above the cap: refused, nothing deleted, the reason on the event.
+    dbx(&w, "INSERT INTO main.demo.borrar VALUES (1), (3)");
+    dbx(&w, "INSERT INTO main.demo.cambios VALUES (2, 20, 'dos')");
+    let refill = event(
+        &w,
+        "UPSERT",
+        "main.demo.cambios",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    ok(&run_once(&w));
+    assert_eq!(status(&w, &refill).0, "completed");
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 4);
+    let big = event(
+        &w,
+        "DELETE",
+        "main.demo.borrar",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    let o = run_once(&w);
+    assert!(!o.status.success());
+    failed_with(&w, &big, "above max_delete_rows 2");
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 4);
+    let audit = w.audit_lines();
+    assert!(audit
+        .iter()
+        .any(|l| l["event_type"] == "sync_event_refused"
+            && l["detail"].as_str().unwrap().contains(&big)));
+    assert!(audit
+        .iter()
+        .any(|l| l["event_type"] == "sync_event_applied" && l["user_name"] == "proyecto-sync"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_that_cannot_apply_fail_with_the_reason_and_write_nothing() {
+    let w = world("sync-refused");
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.malos (id INT, c_int STRING);
+         INSERT INTO main.demo.malos VALUES (1, 'x');",
+    );
+    let cases = [
+        (
+            event(
+                &w,
+                "INSERT",
+                "main.demo.tipos",
+                "Sync.dbo.tipos",
+                &["id"],
+                "intruso",
+            ),
+            "not a user in permissions.yaml",
+        ),
+        (
+            event(
+                &w,
+                "INSERT",
+                "main.demo.tipos",
+                "Sync.dbo.tipos",
+                &["id"],
+                "proyecto-mexico",
+            ),
+            "no write permission",
+        ),
+        (
+            event(
+                &w,
+                "INSERT",
+                "main.demo.tipos",
+                "Sync.dbo.solo_lectura",
+                &["id"],
+                "proyecto-sync",
+            ),
+            "no write permission",
+        ),
+        (
+            event(
+                &w,
+                "INSERT",
+                "main.demo.nope",
+                "Sync.dbo.tipos",
+                &["id"],
+                "proyecto-sync",
+            ),
+            "cannot be read",
+        ),
+        (
+            event(
+                &w,
+                "INSERT",
+                "main.demo.tipos",
+                "Sync.dbo.fantasma",
+                &["id"],
+                "proyecto-sync",
+            ),
+            "does not exist",
+        ),
+        (
+            event(
+                &w,
+                "UPDATE",
+                "main.demo.tipos",
+                "Sync.dbo.tipos",
+                &["nokey"],
+                "proyecto-sync",
+            ),
+            "primary key column nokey",
+        ),
+        (
+            event(
+                &w,
+                "UPDATE",
+                "main.demo.tipos",
+                "Sync.dbo.tipos",
+                &[],
+                "proyecto-sync",
+            ),
+            "needs primary_keys",
+        ),
+        (
+            event(
+                &w,
+                "INSERT",
+                "main.demo.malos",
+                "Sync.dbo.tipos",
+                &["id"],
+                "proyecto-sync",
+            ),
+            "type mismatch: column c_int: Databricks STRING cannot be written to SQL Server int",
+        ),
+        (
+            event(
+                &w,
+                "TRUNCATE",
+                "main.demo.tipos",
+                "Sync.dbo.tipos",
+                &["id"],
+                "proyecto-sync",
+            ),
+            "unknown operation",
+        ),
+        (
+            event(
+                &w,
+                "INSERT",
+                "demo.tipos",
+                "Sync.dbo.tipos",
+                &["id"],
+                "proyecto-sync",
+            ),
+            "catalog.schema.table",
+        ),
+    ];
+    let o = run_once(&w);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("failed {}", cases.len())), "{out}");
+    for (id, why) in &cases {
+        failed_with(&w, id, why);
+    }
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 0);
+    // Failed events stay failed: the next poll leaves them alone.
+    let again = ok(&run_once(&w));
+    assert!(again.contains("events seen 0"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_after_commit_is_completed_from_the_ledger_not_applied_again() {
+    let w = world("sync-crash");
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    let o = w
+        .command(&["sync", "run-once", "--timeout", "10"])
+        .env("BRIDGE_FAULT_EXIT_AFTER_COMMIT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(86),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Committed with its ledger row; the status was never written.
+    assert_eq!(status(&w, &id).0, "processing");
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+    // Within the lease nobody takes it; after it, the next run does.
+    let out = ok(&run_once(&w));
+    assert!(out.contains("claimed 0"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = ok(&w.run(&["sync", "run-once", "--timeout", "10", "--lease", "1"]));
+    assert!(out.contains("claimed 1, completed 1"), "{out}");
+    assert_eq!(
+        status(&w, &id),
+        ("completed".into(), Some(3), Some(3), None, None)
+    );
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+    assert!(w
+        .audit_lines()
+        .iter()
+        .any(|l| l["event_type"] == "sync_event_applied"
+            && l["detail"]
+                .as_str()
+                .unwrap()
+                .contains("already in the ledger")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_cut_mid_bulk_load_rolls_back_and_is_retried_once() {
+    let w = world("sync-cut");
+    w.sql.faults().drop_next_bulk_loads_after_rows(2, 1);
+    // Databricks throttles and fails the statements API on the way, too.
+    w.dbx
+        .faults()
+        .throttle(2, 1, Some("/api/2.0/sql/statements"));
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    let o = w.run(&[
+        "sync",
+        "run-once",
+        "--timeout",
+        "10",
+        "--retry-base-ms",
+        "50",
+    ]);
+    let out = ok(&o);
+    assert!(out.contains("completed 1"), "{out}");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("applying the event failed; retrying"), "{log}");
+    assert_eq!(
+        status(&w, &id),
+        ("completed".into(), Some(3), Some(3), None, None)
+    );
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+    let ledger = rows(&w, "SELECT event_id FROM Sync.dbo.bridge_sync_ledger").await;
+    assert_eq!(ledger.len(), 1);
+
+    w.dbx
+        .faults()
+        .unavailable(2, Some("/api/2.0/sql/statements"));
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.mas (id INT); INSERT INTO main.demo.mas VALUES (7), (8);",
+    );
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.mas",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    let out = ok(&w.run(&[
+        "sync",
+        "run-once",
+        "--timeout",
+        "10",
+        "--retry-base-ms",
+        "50",
+    ]));
+    assert!(out.contains("completed 1"), "{out}");
+    assert_eq!(status(&w, &id).2, Some(2));
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_bridges_polling_one_table_apply_every_event_exactly_once() {
+    let w = world("sync-two");
+    w.sql
+        .engine()
+        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n int)\nGO\n")
+        .unwrap();
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.lote (id INT, n INT);
+         INSERT INTO main.demo.lote VALUES (1, 1), (2, 2), (3, 3);",
+    );
+    let ids: Vec<String> = (0..8)
+        .map(|_| {
+            event(
+                &w,
+                "INSERT",
+                "main.demo.lote",
+                "Sync.dbo.log",
+                &[],
+                "proyecto-sync",
+            )
+        })
+        .collect();
+    let spawn = |name: &str| {
+        w.command(&["sync", "run-once", "--timeout", "10", "--instance-id", name])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("norte"), spawn("sur"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let completed = |o: &Output| {
+        let out = ok(o);
+        out.split("completed ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap()
+    };
+    assert_eq!(completed(&a) + completed(&b), ids.len());
+    for id in &ids {
+        assert_eq!(status(&w, id).0, "completed");
+    }
+    assert_eq!(count(&w, "Sync.dbo.log").await, 3 * ids.len());
+    let ledger = rows(&w, "SELECT event_id FROM Sync.dbo.bridge_sync_ledger").await;
+    assert_eq!(ledger.len(), ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_init_creates_the_table_and_apply_runs_without_events() {
+    let w = world("sync-cli");
+    let out = ok(&w.run(&["sync", "init", "--events-table", "bridge.otros.eventos"]));
+    assert!(out.contains("bridge.otros.eventos created"), "{out}");
+    let out = ok(&w.run(&["sync", "init", "--events-table", "bridge.otros.eventos"]));
+    assert!(out.contains("already exists"), "{out}");
+    dbx(&w, "INSERT INTO bridge.otros.eventos (event_id, operation, source_table, target_table, primary_keys, requested_by, status, created_at) \
+             VALUES (uuid(), 'INSERT', 'main.demo.tipos', 'Sync.dbo.tipos', array('id'), 'proyecto-sync', 'pending', current_timestamp())");
+    let out = ok(&w.run(&["sync", "run-once", "--events-table", "bridge.otros.eventos"]));
+    assert!(out.contains("completed 1"), "{out}");
+
+    // Direct apply (the deck's Databricks-jobs mode): no events table.
+    dbx(&w, "CREATE TABLE main.demo.cambios (id INT, c_int INT); INSERT INTO main.demo.cambios VALUES (1, 5), (4, 4);");
+    let out = ok(&w.run(&[
+        "sync",
+        "apply",
+        "--source-table",
+        "main.demo.cambios",
+        "--target-table",
+        "Sync.dbo.tipos",
+        "--operation",
+        "UPDATE",
+        "--primary-key",
+        "id",
+    ]));
+    assert!(
+        out.contains("2 rows read, 1 rows affected (discrepancy 1)"),
+        "{out}"
+    );
+    let o = w.run(&[
+        "sync",
+        "apply",
+        "--source-table",
+        "main.demo.tipos",
+        "--target-table",
+        "Sync.dbo.tipos",
+        "--operation",
+        "DELETE",
+        "--primary-key",
+        "id",
+        "--max-delete-rows",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("above max_delete_rows 1"));
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+}

@@ -216,6 +216,7 @@ impl Workspace {
         format: &str,
         disposition: &str,
         deadline: Duration,
+        idempotent: bool,
     ) -> Result<StatementResponse, StatementError> {
         let url = format!("{}/api/2.0/sql/statements", self.host);
         let body = serde_json::json!({
@@ -229,12 +230,14 @@ impl Workspace {
         });
         let token = self.auth.token().await?;
         // 429 means the statement was not accepted, so it is always retried;
-        // a 5xx may come after the statement ran, so only reads retry it
-        // (a DML statement could otherwise run twice).
-        let read_only = statement
-            .trim_start()
-            .get(..6)
-            .is_some_and(|w| w.eq_ignore_ascii_case("select"));
+        // a 5xx may come after the statement ran, so only reads and
+        // statements the caller marks idempotent retry it (another DML
+        // statement could otherwise run twice).
+        let read_only = idempotent
+            || statement
+                .trim_start()
+                .get(..6)
+                .is_some_and(|w| w.eq_ignore_ascii_case("select"));
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
@@ -297,6 +300,31 @@ impl Workspace {
         params: &[Parameter],
         deadline: Duration,
     ) -> Result<JsonResult, StatementError> {
+        self.json_statement(warehouse_id, statement, params, deadline, false)
+            .await
+    }
+
+    /// Like [`Workspace::execute_json`] for a statement that may safely run
+    /// twice (a conditional UPDATE): 5xx answers are retried too.
+    pub async fn execute_json_idempotent(
+        &self,
+        warehouse_id: &str,
+        statement: &str,
+        params: &[Parameter],
+        deadline: Duration,
+    ) -> Result<JsonResult, StatementError> {
+        self.json_statement(warehouse_id, statement, params, deadline, true)
+            .await
+    }
+
+    async fn json_statement(
+        &self,
+        warehouse_id: &str,
+        statement: &str,
+        params: &[Parameter],
+        deadline: Duration,
+        idempotent: bool,
+    ) -> Result<JsonResult, StatementError> {
         let r = self
             .run_statement(
                 warehouse_id,
@@ -305,6 +333,7 @@ impl Workspace {
                 "JSON_ARRAY",
                 "INLINE",
                 deadline,
+                idempotent,
             )
             .await?;
         let manifest = r.manifest.unwrap_or_default();
@@ -360,6 +389,7 @@ impl Workspace {
                 "ARROW_STREAM",
                 "EXTERNAL_LINKS",
                 deadline,
+                false,
             )
             .await?;
         Ok(ArrowResult {

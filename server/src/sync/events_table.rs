@@ -99,9 +99,17 @@ impl EventsTable {
             })
     }
 
-    /// Rows changed by a DML statement (`num_affected_rows`).
+    /// Rows changed by a conditional UPDATE (`num_affected_rows`); safe to
+    /// retry on 5xx, since a second run changes nothing the first did not.
     async fn dml(&self, sql: &str, params: &[Parameter]) -> Result<u64, EventsError> {
-        let r = self.run(sql, params).await?;
+        let r = self
+            .ws
+            .execute_json_idempotent(&self.warehouse, sql, params, self.deadline)
+            .await
+            .map_err(|source| EventsError::Statement {
+                table: self.name.clone(),
+                source,
+            })?;
         let i = r
             .columns
             .iter()

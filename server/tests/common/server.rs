@@ -41,6 +41,10 @@ users:
         max_delete_rows: 2
       - table: "Sync.dbo.solo_lectura"
         access: "read"
+      - table: "Sync.dbo.fantasma"
+        access: "write"
+      - table: "Sync.dbo.log"
+        access: "write"
 "#;
 
 fn repo() -> PathBuf {
