@@ -8,6 +8,10 @@
 //! let out = op.extract_to_parquet("SELECT * FROM KWP_Colombia.dbo.J_Ventas_CO", "./ventas".as_ref()).await?;
 //! println!("{} rows in {}", out.rows_written, out.output.display());
 //! let (_schema, batches) = op.extract_to_batches("SELECT TOP 10 * FROM dbo.Productos").await?;
+//! // Databricks → SQL Server (DATABRICKS_HOST and a token or OAuth client in the environment):
+//! let r = op.sync_to_sql_server("catalog.schema.calibrated_panel", "dbo.CalibrationResults",
+//!                               "INSERT", &["id_hogar", "periodo"]).await?;
+//! println!("{} rows synced", r.rows_affected);
 //! # Ok(()) }
 //! ```
 
@@ -18,7 +22,8 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 
-use crate::config::{SettingsError, SqlServerOverrides, SqlServerSettings};
+use crate::config::{DatabricksSettings, SettingsError, SqlServerOverrides, SqlServerSettings};
+use crate::databricks::{DatabricksError, Workspace};
 use crate::extract::{self, ExtractError, ExtractOptions, Outcome};
 use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::pool::{self, Pool};
@@ -32,6 +37,14 @@ pub enum OperatorError {
     Connect(#[from] SqlServerError),
     #[error(transparent)]
     Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Databricks(#[from] DatabricksError),
+    #[error("sync needs Databricks: set DATABRICKS_HOST and credentials, or call with_databricks")]
+    NoDatabricks,
+    #[error("{0}")]
+    Warehouse(String),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
 }
 
 impl OperatorError {
@@ -39,7 +52,7 @@ impl OperatorError {
         match self {
             OperatorError::Connect(e) => e.is_transient(),
             OperatorError::Extract(e) => e.is_transient(),
-            OperatorError::Settings(_) => false,
+            _ => false,
         }
     }
 }
@@ -53,6 +66,9 @@ pub struct BridgeOperator {
     options: ExtractOptions,
     retry: RetryPolicy,
     timeout: Duration,
+    databricks: Option<Workspace>,
+    warehouse: Option<String>,
+    max_delete_rows: Option<u64>,
 }
 
 /// Connections the operator keeps for concurrent calls.
@@ -68,14 +84,80 @@ impl BridgeOperator {
             options: ExtractOptions::default(),
             retry: RetryPolicy::default(),
             timeout,
+            databricks: None,
+            warehouse: None,
+            max_delete_rows: None,
         })
     }
 
-    /// Settings from `SQLSERVER_*` and `SQLSERVER_CONNECTION_STRING`.
+    /// Settings from `SQLSERVER_*` and `SQLSERVER_CONNECTION_STRING`; and,
+    /// when `DATABRICKS_HOST` is set, Databricks (token, OAuth client or
+    /// ~/.databrickscfg profile) with `DATABRICKS_WAREHOUSE_ID` for sync.
     pub fn from_env() -> Result<Self, OperatorError> {
-        let s =
-            SqlServerSettings::resolve(&SqlServerOverrides::default(), &|k| std::env::var(k).ok())?;
-        Ok(Self::new(s)?)
+        let env = |k: &str| std::env::var(k).ok();
+        let s = SqlServerSettings::resolve(&SqlServerOverrides::default(), &env)?;
+        let mut op = Self::new(s)?;
+        if env("DATABRICKS_HOST").is_some() {
+            let cfg = std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".databrickscfg"))
+                .and_then(|p| std::fs::read_to_string(p).ok());
+            let d = DatabricksSettings::resolve(None, None, &env, cfg.as_deref())?;
+            op = op.with_databricks(&d)?;
+        }
+        op.warehouse = env("DATABRICKS_WAREHOUSE_ID");
+        Ok(op)
+    }
+
+    /// Databricks for `sync_to_sql_server`.
+    pub fn with_databricks(mut self, settings: &DatabricksSettings) -> Result<Self, OperatorError> {
+        self.databricks = Some(Workspace::new(
+            settings,
+            self.timeout.max(Duration::from_secs(60)),
+        )?);
+        Ok(self)
+    }
+
+    /// The SQL warehouse for sync statements (default: a running one).
+    pub fn with_warehouse(mut self, id: &str) -> Self {
+        self.warehouse = Some(id.to_string());
+        self
+    }
+
+    /// Caps DELETEs done by `sync_to_sql_server` (no cap by default).
+    pub fn with_max_delete_rows(mut self, n: u64) -> Self {
+        self.max_delete_rows = Some(n);
+        self
+    }
+
+    /// Applies a Databricks table to a SQL Server table — INSERT, UPDATE,
+    /// DELETE or UPSERT by `primary_keys` — in one transaction, with the
+    /// same checks and ledger as the server's sync events.
+    pub async fn sync_to_sql_server(
+        &self,
+        source_table: &str,
+        target_table: &str,
+        operation: &str,
+        primary_keys: &[&str],
+    ) -> Result<crate::sync::SyncOutcome, OperatorError> {
+        let ws = self.databricks.clone().ok_or(OperatorError::NoDatabricks)?;
+        let warehouse = crate::sync::resolve_warehouse(&ws, self.warehouse.as_deref())
+            .await
+            .map_err(OperatorError::Warehouse)?;
+        let core = crate::sync::SyncCore {
+            ws: ws.with_retry(self.retry.clone()),
+            warehouse,
+            pool: self.pool.clone(),
+            retry: self.retry.clone(),
+            deadline: Duration::from_secs(3600),
+        };
+        let event = crate::sync::SyncEvent::direct(
+            operation,
+            source_table,
+            target_table,
+            primary_keys.iter().map(|k| k.to_string()).collect(),
+        );
+        let plan = core.plan(&event, None, self.max_delete_rows).await?;
+        Ok(core.execute(&plan).await?)
     }
 
     pub fn with_options(mut self, options: ExtractOptions) -> Self {

@@ -770,3 +770,173 @@ async fn sync_init_creates_the_table_and_apply_runs_without_events() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("above max_delete_rows 1"));
     assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_submits_events_that_the_servers_poller_applies() {
+    use serde_json::json;
+    const SYNC: &str = "demo-sync-token";
+    let w = world("sync-api");
+    dbx(&w, "CREATE TABLE main.demo.malos (id INT, c_int STRING); INSERT INTO main.demo.malos VALUES (1, 'x');");
+    let b = w.serve(&["--sync-interval", "1"]);
+    // The deck's submit_sync_event, over HTTP.
+    let body = json!({"operation": "INSERT", "source_table": "main.demo.tipos",
+                      "target_table": "Sync.dbo.tipos", "primary_keys": ["id"]});
+    let r = b
+        .call("POST", "/sync/events", Some(SYNC), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.json["event_id"].as_str().unwrap().to_string();
+    assert_eq!(r.headers["location"], format!("/sync/events/{id}").as_str());
+    assert_eq!(r.json["status"], "pending");
+    assert_eq!(r.json["requested_by"], "proyecto-sync");
+    assert_eq!(r.json["primary_keys"], json!(["id"]));
+
+    let t0 = std::time::Instant::now();
+    let done = loop {
+        let r = b.get(&format!("/sync/events/{id}"), SYNC).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        if matches!(r.json["status"].as_str(), Some("completed" | "failed")) {
+            break r.json;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "{}\n{}", r.text, w.log());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["rows_affected"], 3);
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+
+    // One that cannot apply: it fails with the reason, listed by status.
+    let bad = json!({"operation": "INSERT", "source_table": "main.demo.malos",
+                     "target_table": "Sync.dbo.tipos", "primary_keys": ["id"]});
+    let r = b.call("POST", "/sync/events", Some(SYNC), Some(bad)).await;
+    let bad_id = r.json["event_id"].as_str().unwrap().to_string();
+    let t0 = std::time::Instant::now();
+    loop {
+        let r = b.get("/sync/events?status=failed&limit=10", SYNC).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        if let Some(e) = r.json["events"].as_array().unwrap().first() {
+            assert_eq!(e["event_id"], bad_id.as_str());
+            assert!(e["error_message"]
+                .as_str()
+                .unwrap()
+                .contains("type mismatch"));
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "{}", w.log());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let r = b.get("/sync/events?status=completed", SYNC).await;
+    assert_eq!(r.json["events"][0]["event_id"], id.as_str());
+
+    // Rights and privacy.
+    let mut ro = body.clone();
+    ro["target_table"] = json!("Sync.dbo.solo_lectura");
+    let r = b.call("POST", "/sync/events", Some(SYNC), Some(ro)).await;
+    assert_eq!(
+        (r.status, r.json["code"].as_str()),
+        (403, Some("forbidden")),
+        "{}",
+        r.text
+    );
+    let r = b
+        .call(
+            "POST",
+            "/sync/events",
+            Some("demo-colombia-token"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = b
+        .get(&format!("/sync/events/{id}"), "demo-colombia-token")
+        .await;
+    assert_eq!(r.status, 404);
+    let r = b.get("/sync/events", "demo-colombia-token").await;
+    assert!(r.json["events"].as_array().unwrap().is_empty());
+    assert_eq!(b.call("GET", "/sync/events", None, None).await.status, 401);
+
+    // Bad requests name the field.
+    let with = |k: &str, v: serde_json::Value| {
+        let mut x = body.clone();
+        x[k] = v;
+        x
+    };
+    for (req, field) in [
+        (with("operation", json!("TRUNCATE")), "operation"),
+        (
+            with("operation", json!("UPDATE"))
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o.insert("primary_keys".into(), json!([]));
+                    serde_json::Value::Object(o)
+                })
+                .unwrap(),
+            "primary_keys",
+        ),
+        (with("source_table", json!("demo.t")), "source_table"),
+        (with("target_table", json!("t")), "target_table"),
+        (with("filter", json!("1=1")), "filter"),
+        (with("columns", json!(["a]; drop"])), "columns"),
+    ] {
+        let r = b
+            .call("POST", "/sync/events", Some(SYNC), Some(req.clone()))
+            .await;
+        assert_eq!(r.status, 422, "{req}: {}", r.text);
+        assert_eq!(r.json["details"]["field"], field, "{req}: {}", r.text);
+    }
+    let r = b.get("/sync/events?limit=0", SYNC).await;
+    assert_eq!(r.status, 422);
+    let audit = w.audit_lines();
+    assert!(audit
+        .iter()
+        .any(|l| l["event_type"] == "sync_event_submitted" && l["user_name"] == "proyecto-sync"));
+    assert!(audit.iter().any(
+        |l| l["event_type"] == "permission_denied" && l["resource"] == "Sync.dbo.solo_lectura"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bridge_operator_syncs_without_a_server() {
+    use sql_databricks_bridge::config::{
+        DatabricksAuth, DatabricksSettings, SqlServerOverrides, SqlServerSettings,
+    };
+    use sql_databricks_bridge::operator::BridgeOperator;
+    let w = world("sync-operator");
+    let env: std::collections::HashMap<&str, String> = w.env().into_iter().collect();
+    let settings =
+        SqlServerSettings::resolve(&SqlServerOverrides::default(), &|k| env.get(k).cloned())
+            .unwrap();
+    let dbx_settings =
+        DatabricksSettings::resolve(None, None, &|k| env.get(k).cloned(), None).unwrap();
+    assert!(matches!(dbx_settings.auth, DatabricksAuth::Token(_)));
+    let op = BridgeOperator::new(settings)
+        .unwrap()
+        .with_databricks(&dbx_settings)
+        .unwrap()
+        .with_max_delete_rows(1);
+    // The deck's call.
+    let r = op
+        .sync_to_sql_server("main.demo.tipos", "Sync.dbo.tipos", "INSERT", &["id"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.rows_expected, r.rows_affected, r.from_ledger),
+        (3, 3, false)
+    );
+    assert_eq!(rows(&w, TIPOS).await, expected_tipos());
+    let e = op
+        .sync_to_sql_server("main.demo.tipos", "Sync.dbo.tipos", "DELETE", &["id"])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("above max_delete_rows 1"), "{e}");
+    let e = BridgeOperator::new(
+        SqlServerSettings::resolve(&SqlServerOverrides::default(), &|k| env.get(k).cloned())
+            .unwrap(),
+    )
+    .unwrap()
+    .sync_to_sql_server("main.demo.tipos", "Sync.dbo.tipos", "INSERT", &["id"])
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("sync needs Databricks"), "{e}");
+}

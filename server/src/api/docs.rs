@@ -19,7 +19,8 @@ use super::state::AppState;
     info(
         title = "SQL-Databricks Bridge",
         description = "Moves data both ways between Microsoft SQL Server and Databricks. \
-Extraction jobs run parameterised .sql files into Parquet in a Unity Catalog Volume. \
+Extraction jobs run parameterised .sql files into Parquet in a Unity Catalog Volume; \
+sync events apply Databricks tables to SQL Server tables exactly once. \
 Send `Authorization: Bearer <token>` with a token from permissions.yaml; \
 every error is a JSON ErrorBody.",
         license(name = "MIT OR Apache-2.0")
@@ -29,6 +30,7 @@ every error is a JSON ErrorBody.",
     tags(
         (name = "jobs", description = "Extraction jobs: start, follow, list, cancel"),
         (name = "queries", description = "The .sql files and parameters the server can run"),
+        (name = "sync", description = "Sync events: Databricks tables applied to SQL Server tables"),
         (name = "health", description = "Probes and metrics (no token)"),
         (name = "docs", description = "This document and its browser UI (no token)"),
     )

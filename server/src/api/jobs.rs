@@ -40,14 +40,7 @@ fn own_job(state: &AppState, caller: &Caller, id: &str, action: &str) -> Result<
 }
 
 fn status_of(state: &AppState, job: Job) -> Result<JobStatus, ApiError> {
-    let (job, queries) = state
-        .runner
-        .status(&job.id)
-        .map_err(store_error)?
-        .unwrap_or_else(|| {
-            let q = crate::jobs::runner::queries_of(&job);
-            (job, q)
-        });
+    let queries = state.runner.queries(&job);
     Ok(JobStatus::new(job, queries))
 }
 

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod paths;
 pub mod state;
+pub mod sync;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 pub use error::{ApiError, ErrorBody};
 pub use state::{AppState, ServerState};
 
-/// Every route, documented. The sync endpoints join here.
+/// Every route, documented.
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .routes(routes!(extract::start_extract))
@@ -41,6 +42,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(sync::submit_event, sync::list_events))
+        .routes(routes!(sync::get_event))
         .routes(routes!(docs::openapi_json))
 }
 

@@ -62,6 +62,18 @@ pub struct ServeArgs {
     /// Seconds each /health/ready check may take.
     #[arg(long, default_value_t = 5)]
     pub ready_timeout: u64,
+    /// Do not poll the sync events table (the /sync/events endpoints still
+    /// write and read it).
+    #[arg(long)]
+    pub no_sync: bool,
+    /// The sync events table, catalog.schema.table.
+    #[arg(long, env = "BRIDGE_EVENTS_TABLE", default_value = sql_databricks_bridge::sync::EVENTS_TABLE)]
+    pub events_table: String,
+    /// SQL warehouse for sync statements (default: a running one).
+    #[arg(long, env = "DATABRICKS_WAREHOUSE_ID")]
+    pub warehouse_id: Option<String>,
+    #[command(flatten)]
+    pub schedule: super::sync::Schedule,
     #[command(flatten)]
     pub tuning: TuningArgs,
     #[command(flatten)]
@@ -105,10 +117,49 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             retry: args.tuning.retry(),
         },
     );
+    // Sync: the events table for the API, and the poller unless --no-sync.
+    let permissions = Arc::new(permissions);
+    let (sync, poller) = match &databricks {
+        Err(why) => (Err(why.clone()), None),
+        Ok(_) => match super::sync::core(
+            &args.connection,
+            &args.tuning,
+            args.warehouse_id.as_deref(),
+            2,
+        )
+        .await
+        .and_then(|core| {
+            super::sync::poller(
+                core,
+                &args.events_table,
+                &args.schedule,
+                permissions.clone(),
+                audit.clone(),
+            )
+        }) {
+            Ok(p) => (Ok(p.events.clone()), (!args.no_sync).then_some(p)),
+            Err(e) => {
+                tracing::warn!("sync is off: {e:#}");
+                (Err(format!("{e:#}")), None)
+            }
+        },
+    };
+    let stop_polling = tokio_util::sync::CancellationToken::new();
+    let polling = poller.map(|p| {
+        tracing::info!(
+            table = p.events.name(),
+            instance = p.config.instance_id,
+            "polling sync events every {} s",
+            p.config.interval.as_secs()
+        );
+        let stop = stop_polling.clone();
+        tokio::spawn(async move { p.watch(stop).await })
+    });
     let state = Arc::new(ServerState {
-        permissions,
+        permissions: (*permissions).clone(),
         audit,
         runner,
+        sync,
         roots,
         sqlserver: settings,
         databricks,
@@ -135,6 +186,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
+    // The poller finishes the event in hand, then stops.
+    stop_polling.cancel();
+    if let Some(task) = polling {
+        let grace = Duration::from_secs(args.shutdown_timeout.max(1));
+        if tokio::time::timeout(grace, task).await.is_err() {
+            tracing::warn!("the sync poller did not stop in time");
+        }
+    }
     Ok(())
 }
 

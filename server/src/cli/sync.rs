@@ -9,8 +9,7 @@ use anyhow::Context;
 use sql_databricks_bridge::auth::{AuditLog, Permissions};
 use sql_databricks_bridge::sqlserver::pool;
 use sql_databricks_bridge::sync::{
-    resolve_warehouse, EventStatus, EventsTable, Poller, PollerConfig, SyncCore, SyncEvent,
-    EVENTS_TABLE,
+    resolve_warehouse, EventsTable, Poller, PollerConfig, SyncCore, SyncEvent, EVENTS_TABLE,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -66,17 +65,28 @@ pub struct PollArgs {
     /// Audit trail, one JSON line per event claimed, applied, refused or failed.
     #[arg(long, env = "BRIDGE_AUDIT_LOG", default_value = "logs/audit.jsonl")]
     pub audit_log: PathBuf,
-    /// Seconds between polls (watch).
-    #[arg(long, default_value_t = 10)]
+    #[command(flatten)]
+    pub schedule: Schedule,
+    #[command(flatten)]
+    pub common: SyncArgs,
+}
+
+/// When and as whom the poller runs (shared by `sync watch` and `serve`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Schedule {
+    /// Seconds between polls of the events table.
+    #[arg(
+        long = "sync-interval",
+        env = "BRIDGE_SYNC_INTERVAL",
+        default_value_t = 10
+    )]
     pub interval: u64,
-    /// Seconds after which another instance's claim is taken over.
+    /// Seconds after which another instance's claim on an event is taken over.
     #[arg(long, default_value_t = 600)]
     pub lease: u64,
     /// Name written to claimed_by (default: host-pid-random).
     #[arg(long)]
     pub instance_id: Option<String>,
-    #[command(flatten)]
-    pub common: SyncArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -106,44 +116,52 @@ pub struct ApplyArgs {
     pub common: SyncArgs,
 }
 
-/// The Databricks and SQL Server ends shared by every sync command.
-pub async fn core(args: &SyncArgs, pool_size: usize) -> anyhow::Result<SyncCore> {
-    let ws = workspace(&args.connection)?.with_retry(args.tuning.retry());
-    let warehouse = resolve_warehouse(&ws, args.warehouse_id.as_deref())
+/// The Databricks and SQL Server ends shared by every sync command (and
+/// the server's poller).
+pub async fn core(
+    connection: &ConnectionArgs,
+    tuning: &TuningArgs,
+    warehouse_id: Option<&str>,
+    pool_size: usize,
+) -> anyhow::Result<SyncCore> {
+    let ws = workspace(connection)?.with_retry(tuning.retry());
+    let warehouse = resolve_warehouse(&ws, warehouse_id)
         .await
         .map_err(anyhow::Error::msg)?;
-    let settings = args.connection.sqlserver().context("SQL Server settings")?;
+    let settings = connection.sqlserver().context("SQL Server settings")?;
     Ok(SyncCore {
         ws,
         warehouse,
         pool: pool::pool(
             &settings,
             pool_size,
-            Duration::from_secs(args.connection.timeout),
+            Duration::from_secs(connection.timeout),
         )?,
-        retry: args.tuning.retry(),
+        retry: tuning.retry(),
         deadline: Duration::from_secs(3600),
     })
 }
 
+/// A poller over `events_table`.
 pub fn poller(
     core: SyncCore,
-    poll: &PollArgs,
+    events_table: &str,
+    schedule: &Schedule,
     permissions: Arc<Permissions>,
     audit: Arc<AuditLog>,
 ) -> anyhow::Result<Poller> {
     Ok(Poller {
-        events: EventsTable::new(core.ws.clone(), &core.warehouse, &poll.common.events_table)?,
+        events: EventsTable::new(core.ws.clone(), &core.warehouse, events_table)?,
         core,
         permissions,
         audit,
         config: PollerConfig {
-            instance_id: poll
+            instance_id: schedule
                 .instance_id
                 .clone()
                 .unwrap_or_else(PollerConfig::instance_id),
-            lease: Duration::from_secs(poll.lease.max(1)),
-            interval: Duration::from_secs(poll.interval.max(1)),
+            lease: Duration::from_secs(schedule.lease.max(1)),
+            interval: Duration::from_secs(schedule.interval.max(1)),
             batch: 50,
             exit_after_commit: std::env::var("BRIDGE_FAULT_EXIT_AFTER_COMMIT")
                 .is_ok_and(|v| v == "1"),
@@ -155,7 +173,13 @@ pub fn poller(
 pub async fn run(cmd: SyncCommand) -> anyhow::Result<bool> {
     match cmd {
         SyncCommand::Init { common } => {
-            let core = core(&common, 1).await?;
+            let core = core(
+                &common.connection,
+                &common.tuning,
+                common.warehouse_id.as_deref(),
+                1,
+            )
+            .await?;
             let table = EventsTable::new(core.ws.clone(), &core.warehouse, &common.events_table)?;
             let created = table.init().await?;
             println!(
@@ -166,27 +190,16 @@ pub async fn run(cmd: SyncCommand) -> anyhow::Result<bool> {
             Ok(true)
         }
         SyncCommand::Apply(a) => {
-            let core = core(&a.common, 1).await?;
-            let event = SyncEvent {
-                event_id: format!("direct-{}", uuid::Uuid::new_v4()),
-                operation: a.operation.clone(),
-                source_table: a.source_table.clone(),
-                target_table: a.target_table.clone(),
-                primary_keys: a.primary_keys.clone(),
-                filter: a.filter.clone(),
-                columns: (!a.columns.is_empty()).then(|| a.columns.clone()),
-                requested_by: None,
-                status: EventStatus::Processing,
-                rows_expected: None,
-                rows_affected: None,
-                discrepancy: None,
-                error_message: None,
-                attempts: None,
-                claimed_by: None,
-                claimed_at: None,
-                created_at: None,
-                completed_at: None,
-            };
+            let c = &a.common;
+            let core = core(&c.connection, &c.tuning, c.warehouse_id.as_deref(), 1).await?;
+            let mut event = SyncEvent::direct(
+                &a.operation,
+                &a.source_table,
+                &a.target_table,
+                a.primary_keys.clone(),
+            );
+            event.filter = a.filter.clone();
+            event.columns = (!a.columns.is_empty()).then(|| a.columns.clone());
             let plan = core.plan(&event, None, a.max_delete_rows).await?;
             let o = core.execute(&plan).await?;
             println!(
@@ -230,7 +243,7 @@ pub async fn run(cmd: SyncCommand) -> anyhow::Result<bool> {
             eprintln!(
                 "watching {} every {} s as {}",
                 p.events.name(),
-                poll.interval,
+                poll.schedule.interval,
                 p.config.instance_id
             );
             p.watch(cancel).await;
@@ -242,6 +255,7 @@ pub async fn run(cmd: SyncCommand) -> anyhow::Result<bool> {
 async fn build(poll: &PollArgs) -> anyhow::Result<Poller> {
     let permissions = Arc::new(Permissions::load(&poll.permissions_file)?);
     let audit = Arc::new(AuditLog::open(&poll.audit_log)?);
-    let core = core(&poll.common, 2).await?;
-    poller(core, poll, permissions, audit)
+    let c = &poll.common;
+    let core = core(&c.connection, &c.tuning, c.warehouse_id.as_deref(), 2).await?;
+    poller(core, &c.events_table, &poll.schedule, permissions, audit)
 }

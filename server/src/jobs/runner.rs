@@ -224,17 +224,21 @@ impl JobRunner {
         Ok(inner.store.get(&record.id)?.unwrap_or(record))
     }
 
-    /// A job and its per-query status (live while it runs).
-    pub fn status(&self, id: &str) -> Result<Option<(Job, Vec<QueryStatus>)>, StoreError> {
-        let Some(job) = self.inner.store.get(id)? else {
-            return Ok(None);
+    /// A job's per-query status: live while it runs, else as stored.
+    pub fn queries(&self, job: &Job) -> Vec<QueryStatus> {
+        let live = if job.state.is_final() {
+            None
+        } else {
+            self.inner
+                .live
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&job.id).cloned())
         };
-        let live = self.inner.live.lock().ok().and_then(|m| m.get(id).cloned());
-        let queries = match live {
-            Some(l) if !job.state.is_final() => l.snapshot(),
-            _ => queries_of(&job),
-        };
-        Ok(Some((job, queries)))
+        match live {
+            Some(l) => l.snapshot(),
+            None => queries_of(job),
+        }
     }
 
     /// Cancels a queued or running job and waits up to `wait` for it to stop.

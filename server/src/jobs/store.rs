@@ -215,11 +215,8 @@ impl JobStore {
 
     pub fn get(&self, id: &str) -> Result<Option<Job>, StoreError> {
         let c = self.conn()?;
-        Ok(
-            c.query_row("SELECT * FROM jobs WHERE id = ?1", [id], job_from)
-                .optional()?
-                .map(|(j, _)| j),
-        )
+        let mut st = c.prepare_cached("SELECT * FROM jobs WHERE id = ?1")?;
+        Ok(st.query_row([id], job_from).optional()?.map(|(j, _)| j))
     }
 
     /// Records progress of a job still running (per-query results so far),

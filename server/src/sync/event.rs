@@ -102,6 +102,38 @@ pub struct SyncEvent {
     pub completed_at: Option<String>,
 }
 
+impl SyncEvent {
+    /// An event for a direct apply (CLI `sync apply`, `BridgeOperator`):
+    /// never stored in the events table, ledgered under a fresh id.
+    pub fn direct(
+        operation: &str,
+        source_table: &str,
+        target_table: &str,
+        primary_keys: Vec<String>,
+    ) -> SyncEvent {
+        SyncEvent {
+            event_id: format!("direct-{}", uuid::Uuid::new_v4()),
+            operation: operation.to_string(),
+            source_table: source_table.to_string(),
+            target_table: target_table.to_string(),
+            primary_keys,
+            filter: None,
+            columns: None,
+            requested_by: None,
+            status: EventStatus::Processing,
+            rows_expected: None,
+            rows_affected: None,
+            discrepancy: None,
+            error_message: None,
+            attempts: None,
+            claimed_by: None,
+            claimed_at: None,
+            created_at: None,
+            completed_at: None,
+        }
+    }
+}
+
 /// Why an event cannot be applied; it fails with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -1,0 +1,234 @@
+//! POST /sync/events, GET /sync/events/{id}, GET /sync/events: sync events
+//! over HTTP. Submitting needs `write` on the target; the event is written
+//! to the events table with `requested_by` = the caller, and the poller
+//! applies it. A caller sees only its own events.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::Json;
+
+use super::caller::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::input::{ApiJson, ApiQuery};
+use super::state::AppState;
+use crate::auth::EventType;
+use crate::sync::event::{column_name, source_name};
+use crate::sync::{
+    EventStatus, EventsError, EventsTable, NewEvent, Operation, SyncEvent, TargetTable,
+};
+
+/// A sync event to queue: Databricks table → SQL Server table.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitSyncEvent {
+    pub operation: Operation,
+    /// catalog.schema.table in Databricks.
+    #[schema(example = "catalog.schema.source_table")]
+    pub source_table: String,
+    /// schema.table or database.schema.table in SQL Server.
+    #[schema(example = "dbo.target_table")]
+    pub target_table: String,
+    /// Required for UPDATE, DELETE and UPSERT.
+    #[serde(default)]
+    #[schema(example = json!(["id"]))]
+    pub primary_keys: Vec<String>,
+    /// Copy only these columns (all of the source's when absent). Row
+    /// filters are not accepted over HTTP: nothing a caller sends is run
+    /// as SQL.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SyncEventList {
+    pub events: Vec<SyncEvent>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListSyncEvents {
+    /// Only events in this status.
+    pub status: Option<EventStatus>,
+    /// At most this many, newest first: 1..=500 (default 50).
+    pub limit: Option<u32>,
+}
+
+fn events(state: &AppState) -> Result<&EventsTable, ApiError> {
+    state.sync.as_ref().map_err(|why| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("sync events are not available on this server: {why}"),
+        )
+    })
+}
+
+fn upstream(e: EventsError) -> ApiError {
+    tracing::error!(error = %e, "events table");
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream",
+        format!("Databricks did not answer as expected: {e}"),
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/sync/events",
+    tag = "sync",
+    request_body = SubmitSyncEvent,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Written as pending; the poller applies it", body = SyncEvent,
+            headers(("Location" = String, description = "/sync/events/{event_id}"))),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "No `write` on the target table", body = ErrorBody),
+        (status = 422, description = "A field is wrong: table names, keys, columns", body = ErrorBody),
+        (status = 502, description = "Databricks failed", body = ErrorBody),
+        (status = 503, description = "Sync is not configured on this server", body = ErrorBody),
+    )
+)]
+pub async fn submit_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<SubmitSyncEvent>,
+) -> Result<(StatusCode, HeaderMap, Json<SyncEvent>), ApiError> {
+    source_name(&req.source_table).map_err(|e| ApiError::invalid("source_table", e.0))?;
+    let target = TargetTable::parse(&req.target_table)
+        .map_err(|e| ApiError::invalid("target_table", e.0))?;
+    if req.operation.needs_keys() && req.primary_keys.is_empty() {
+        return Err(ApiError::invalid(
+            "primary_keys",
+            format!("{} needs primary_keys", req.operation.as_str()),
+        ));
+    }
+    for k in &req.primary_keys {
+        column_name(k).map_err(|e| ApiError::invalid("primary_keys", e.0))?;
+    }
+    for c in req.columns.iter().flatten() {
+        column_name(c).map_err(|e| ApiError::invalid("columns", e.0))?;
+    }
+    let resource = target.to_string();
+    if !caller.user.can_write(&target.permission_name()) {
+        state.audit.record(
+            caller
+                .event(EventType::PermissionDenied, &resource, "write")
+                .detail(format!(
+                    "sync {} from {}",
+                    req.operation.as_str(),
+                    req.source_table
+                )),
+        );
+        return Err(ApiError::forbidden(format!(
+            "user '{}' may not write {resource}",
+            caller.user.name
+        ))
+        .details(serde_json::json!({ "table": resource })));
+    }
+    state
+        .audit
+        .record(caller.event(EventType::AuthSuccess, &resource, "write"));
+    let table = events(&state)?;
+    let stored = table
+        .insert(&NewEvent {
+            operation: req.operation,
+            source_table: req.source_table.clone(),
+            target_table: req.target_table.clone(),
+            primary_keys: req.primary_keys.clone(),
+            columns: req.columns.clone(),
+            requested_by: caller.user.name.clone(),
+        })
+        .await
+        .map_err(upstream)?;
+    state.audit.record(
+        caller
+            .event(
+                EventType::SyncEventSubmitted,
+                &resource,
+                &req.operation.as_str().to_ascii_lowercase(),
+            )
+            .detail(format!(
+                "event {} from {}",
+                stored.event_id, req.source_table
+            )),
+    );
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("/sync/events/{}", stored.event_id)) {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::ACCEPTED, headers, Json(stored)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/sync/events/{event_id}",
+    tag = "sync",
+    params(("event_id" = String, Path, description = "The id POST /sync/events returned")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The event: status, rows_expected, rows_affected, discrepancy, error_message", body = SyncEvent),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such event for this caller", body = ErrorBody),
+        (status = 502, description = "Databricks failed", body = ErrorBody),
+        (status = 503, description = "Sync is not configured on this server", body = ErrorBody),
+    )
+)]
+pub async fn get_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(event_id): Path<String>,
+) -> Result<Json<SyncEvent>, ApiError> {
+    let e = events(&state)?.get(&event_id).await.map_err(upstream)?;
+    match e {
+        Some(e) if e.requested_by.as_deref() == Some(caller.user.name.as_str()) => Ok(Json(e)),
+        other => {
+            if other.is_some() {
+                state.audit.record(
+                    caller
+                        .event(
+                            EventType::PermissionDenied,
+                            &format!("sync_event:{event_id}"),
+                            "read",
+                        )
+                        .detail("the event was requested by another user"),
+                );
+            }
+            Err(ApiError::not_found(format!("no sync event {event_id}")))
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/sync/events",
+    tag = "sync",
+    params(ListSyncEvents),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's events, newest first", body = SyncEventList),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 422, description = "A bad filter or limit", body = ErrorBody),
+        (status = 502, description = "Databricks failed", body = ErrorBody),
+        (status = 503, description = "Sync is not configured on this server", body = ErrorBody),
+    )
+)]
+pub async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListSyncEvents>,
+) -> Result<Json<SyncEventList>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let events = events(&state)?
+        .list(Some(&caller.user.name), q.status, limit as usize)
+        .await
+        .map_err(upstream)?;
+    Ok(Json(SyncEventList { events }))
+}
