@@ -73,8 +73,27 @@ for country in ("Colombia", "Mexico"):
 PY
 echo; echo "== local output:"
 find "$out" -type f | sort | sed 's/^/  /'
+echo; echo "== reverse sync: the event seeded in Databricks (INSERT INTO bridge.events.bridge_events ...)"
+echo "\$ sql-databricks-bridge sync run-once"
+$bridge sync run-once --audit-log "$work/audit.jsonl" 2>/dev/null
+.venv/bin/python - "$dbx_url" "$port" <<'PY'
+import json, sys, urllib.request, pytds
+url, port = sys.argv[1], int(sys.argv[2])
+body = json.dumps({"warehouse_id": "5a4d3c2b1a000001", "wait_timeout": "30s", "statement":
+    "SELECT operation, target_table, status, rows_expected, rows_affected FROM bridge.events.bridge_events"}).encode()
+req = urllib.request.Request(url + "/api/2.0/sql/statements", data=body, method="POST",
+    headers={"Authorization": "Bearer dapi-demo", "Content-Type": "application/json"})
+for row in json.load(urllib.request.urlopen(req))["result"]["data_array"]:
+    print("  event in Databricks: {} into {}: {} ({} rows read, {} affected)".format(*row))
+with pytds.connect("127.0.0.1", port=port, user="sa", password="Bridge!Passw0rd", database="KWP_Colombia") as c:
+    cur = c.cursor()
+    cur.execute("SELECT panel_id, country, period, weight, spend FROM dbo.CalibratedPanel ORDER BY panel_id")
+    for r in cur.fetchall():
+        print("  SQL Server KWP_Colombia.dbo.CalibratedPanel:", r)
+PY
+
 echo; echo "== the REST API: sql-databricks-bridge serve, then the deck's curl calls"
-$bridge serve --port 0 --jobs-db "$work/jobs.sqlite" --audit-log "$work/audit.jsonl" \
+$bridge serve --port 0 --jobs-db "$work/jobs.sqlite" --audit-log "$work/audit.jsonl" --sync-interval 1 \
     >"$work/serve.out" 2>"$work/serve.log" &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q '^listening on' "$work/serve.out" && break; sleep 0.1; done
@@ -101,6 +120,24 @@ for q in j["queries"]:
     print(f"    {q['query']}: {q['state']}, {q['rows']} rows -> {q['output']}")
 PY
 echo "\$ curl $api/jobs/$id with Mexico's token -> $(curl -s -o /dev/null -w '%{http_code}' "$api/jobs/$id" -H "Authorization: Bearer demo-mexico-token") (a token sees only its own jobs)"
+echo "\$ curl -X POST $api/sync/events ... (UPSERT main.demo.calibrated_panel into KWP_Colombia.dbo.CalibratedPanel)"
+ev=$(curl -sf -X POST "$api/sync/events" -H "Authorization: Bearer demo-colombia-token" \
+    -H "Content-Type: application/json" \
+    -d '{"operation": "UPSERT", "source_table": "main.demo.calibrated_panel",
+         "target_table": "KWP_Colombia.dbo.CalibratedPanel", "primary_keys": ["panel_id"],
+         "columns": ["panel_id", "country", "period", "household_id", "weight", "spend", "is_active", "updated_at"]}')
+eid=$(sed -n 's/.*"event_id":"\([^"]*\)".*/\1/p' <<<"$ev")
+for _ in $(seq 1 100); do
+    st=$(curl -sf "$api/sync/events/$eid" -H "Authorization: Bearer demo-colombia-token")
+    grep -q '"status":"\(pending\|processing\)"' <<<"$st" || break
+    sleep 0.2
+done
+echo "\$ curl $api/sync/events/$eid"
+.venv/bin/python - "$st" <<'PY'
+import json, sys
+e = json.loads(sys.argv[1])
+print(f"  status={e['status']} rows_expected={e['rows_expected']} rows_affected={e['rows_affected']} error={e['error_message']}")
+PY
 echo "  audit trail: $(wc -l <"$work/audit.jsonl") JSON lines; Swagger UI at $api/docs"
 
 echo; echo "Done. Parquet files are in ./$out/<country>/<query>/ (with _manifest.json)."

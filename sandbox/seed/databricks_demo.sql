@@ -53,10 +53,14 @@ CREATE TABLE IF NOT EXISTS bridge.events.bridge_events (
     completed_at   TIMESTAMP
 ) USING DELTA;
 
--- One pending event, inserted the way users do it in Databricks.
+-- One pending event, inserted the way users do it in Databricks: the panel
+-- (without its ARRAY column, which SQL Server cannot hold) into
+-- KWP_Colombia.dbo.CalibratedPanel, requested by a user of config/permissions.yaml.
 INSERT INTO bridge.events.bridge_events
-    (event_id, operation, source_table, target_table, primary_keys, requested_by, status,
-     rows_expected, attempts, created_at)
+    (event_id, operation, source_table, target_table, primary_keys, columns, requested_by, status,
+     attempts, created_at)
 VALUES
-    (uuid(), 'INSERT', 'main.demo.calibrated_panel', 'dbo.CalibratedPanel', array('panel_id'),
-     'demo@example.com', 'pending', 6, 0, current_timestamp());
+    (uuid(), 'INSERT', 'main.demo.calibrated_panel', 'KWP_Colombia.dbo.CalibratedPanel',
+     array('panel_id'),
+     array('panel_id', 'country', 'period', 'household_id', 'weight', 'spend', 'is_active', 'updated_at'),
+     'proyecto-colombia', 'pending', 0, current_timestamp());

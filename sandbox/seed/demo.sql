@@ -228,6 +228,19 @@ INSERT INTO dbo.J_Ventas_CO (id_transaccion, fecha, pais, id_producto, cantidad,
     (10000150, '2024-03-19 16:49:19.081', 'CO', 1039, 2, 85518.30, 0.517539, 'COP', NULL, '2024-03-20 13:49:19.259 -05:00')
 GO
 
+-- Target of the demo sync event (Databricks main.demo.calibrated_panel → here).
+CREATE TABLE dbo.CalibratedPanel (
+    panel_id bigint NOT NULL PRIMARY KEY,
+    country char(2) NULL,
+    period date NULL,
+    household_id int NULL,
+    weight decimal(18,6) NULL,
+    spend float NULL,
+    is_active bit NULL,
+    updated_at datetime2(6) NULL
+)
+GO
+
 -- Mexico
 CREATE DATABASE KWP_Mexico
 GO
