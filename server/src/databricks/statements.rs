@@ -134,6 +134,14 @@ pub enum StatementError {
     Arrow(String),
 }
 
+/// How results come back: small ones inline as JSON_ARRAY strings, large
+/// ones as Arrow IPC behind external links.
+#[derive(Clone, Copy)]
+enum Shape {
+    Json,
+    Arrow,
+}
+
 /// An Arrow result being read chunk by chunk.
 pub struct ArrowResult<'a> {
     ws: &'a Workspace,
@@ -213,11 +221,14 @@ impl Workspace {
         warehouse_id: &str,
         statement: &str,
         params: &[Parameter],
-        format: &str,
-        disposition: &str,
+        shape: Shape,
         deadline: Duration,
         idempotent: bool,
     ) -> Result<StatementResponse, StatementError> {
+        let (format, disposition) = match shape {
+            Shape::Json => ("JSON_ARRAY", "INLINE"),
+            Shape::Arrow => ("ARROW_STREAM", "EXTERNAL_LINKS"),
+        };
         let url = format!("{}/api/2.0/sql/statements", self.host);
         let body = serde_json::json!({
             "warehouse_id": warehouse_id,
@@ -330,8 +341,7 @@ impl Workspace {
                 warehouse_id,
                 statement,
                 params,
-                "JSON_ARRAY",
-                "INLINE",
+                Shape::Json,
                 deadline,
                 idempotent,
             )
@@ -386,8 +396,7 @@ impl Workspace {
                 warehouse_id,
                 statement,
                 params,
-                "ARROW_STREAM",
-                "EXTERNAL_LINKS",
+                Shape::Arrow,
                 deadline,
                 false,
             )
