@@ -25,6 +25,7 @@ pub struct ListQueries {
 
 #[utoipa::path(
     get,
+    operation_id = "list_queries",
     path = "/queries",
     tag = "queries",
     params(ListQueries),
@@ -66,6 +67,7 @@ pub struct ShowParams {
 
 #[utoipa::path(
     get,
+    operation_id = "show_params",
     path = "/params",
     tag = "queries",
     params(ShowParams),

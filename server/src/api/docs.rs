@@ -75,6 +75,7 @@ impl Modify for SwaggerPage {
 
 #[utoipa::path(
     get,
+    operation_id = "openapi",
     path = "/openapi.json",
     tag = "docs",
     responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json"))

@@ -20,6 +20,7 @@ use crate::queries::QueryError;
 
 #[utoipa::path(
     post,
+    operation_id = "extract",
     path = "/extract",
     tag = "jobs",
     request_body = ExtractRequest,

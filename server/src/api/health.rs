@@ -21,6 +21,7 @@ pub struct Live {
 
 #[utoipa::path(
     get,
+    operation_id = "health_live",
     path = "/health/live",
     tag = "health",
     responses((status = 200, description = "The process is up", body = Live))
@@ -76,6 +77,7 @@ where
 
 #[utoipa::path(
     get,
+    operation_id = "health_ready",
     path = "/health/ready",
     tag = "health",
     responses(

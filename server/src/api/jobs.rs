@@ -46,6 +46,7 @@ fn status_of(state: &AppState, job: Job) -> Result<JobStatus, ApiError> {
 
 #[utoipa::path(
     get,
+    operation_id = "get_job_status",
     path = "/jobs/{job_id}",
     tag = "jobs",
     params(("job_id" = String, Path, description = "The id POST /extract returned")),
@@ -67,6 +68,7 @@ pub async fn get_job(
 
 #[utoipa::path(
     delete,
+    operation_id = "cancel_job",
     path = "/jobs/{job_id}",
     tag = "jobs",
     params(("job_id" = String, Path, description = "The job to cancel")),
@@ -109,6 +111,7 @@ pub async fn cancel_job(
 
 #[utoipa::path(
     get,
+    operation_id = "list_jobs",
     path = "/jobs",
     tag = "jobs",
     params(ListJobs),

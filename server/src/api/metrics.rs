@@ -17,6 +17,7 @@ use crate::metrics::label;
 
 #[utoipa::path(
     get,
+    operation_id = "metrics",
     path = "/metrics",
     tag = "health",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))

@@ -75,6 +75,7 @@ fn upstream(e: EventsError) -> ApiError {
 
 #[utoipa::path(
     post,
+    operation_id = "submit_sync_event",
     path = "/sync/events",
     tag = "sync",
     request_body = SubmitSyncEvent,
@@ -163,6 +164,7 @@ pub async fn submit_event(
 
 #[utoipa::path(
     get,
+    operation_id = "get_sync_event",
     path = "/sync/events/{event_id}",
     tag = "sync",
     params(("event_id" = String, Path, description = "The id POST /sync/events returned")),
@@ -202,6 +204,7 @@ pub async fn get_event(
 
 #[utoipa::path(
     get,
+    operation_id = "list_sync_events",
     path = "/sync/events",
     tag = "sync",
     params(ListSyncEvents),
