@@ -7,6 +7,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document};
 use utoipa::{Modify, OpenApi};
@@ -64,7 +65,12 @@ impl Modify for SwaggerPage {
                 "200",
                 ResponseBuilder::new()
                     .description("An HTML page (/docs redirects to /docs/)")
-                    .content("text/html", ContentBuilder::new().build())
+                    .content(
+                        "text/html",
+                        ContentBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                            .build(),
+                    )
                     .build(),
             );
         openapi
@@ -78,7 +84,7 @@ impl Modify for SwaggerPage {
     operation_id = "openapi",
     path = "/openapi.json",
     tag = "docs",
-    responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json"))
+    responses((status = 200, description = "This OpenAPI 3.1 document", body = Object, content_type = "application/json"))
 )]
 pub async fn openapi_json(State(state): State<AppState>) -> Response {
     let body = state.spec.get().cloned().unwrap_or_default();

@@ -24,6 +24,8 @@ users:
         access: "read"
       - table: "bench.dbo.largo"
         access: "read"
+      - table: "KWP_Colombia.dbo.CalibratedPanel"
+        access: "read_write"
   - name: "proyecto-mexico"
     # sha256("demo-mexico-token")
     token_sha256: "c31328000cf1167a3b3af0c6f2ab2d8b3a455bd3c14e9aac79d7396f58068c58"
@@ -91,6 +93,20 @@ impl World {
         copy_dir(&repo().join("config"), &dir.join("config"));
         std::fs::write(dir.join("config/permissions.yaml"), PERMISSIONS).unwrap();
         World { sql, dbx, dir }
+    }
+
+    /// Adds the Databricks demo seed (volume `main.demo.landing`, table
+    /// `main.demo.calibrated_panel`, the events table) without its pending
+    /// event.
+    pub fn with_databricks_demo(self) -> World {
+        let seed =
+            std::fs::read_to_string(repo().join("sandbox/seed/databricks_demo.sql")).unwrap();
+        self.dbx.engine().run_script(&seed).unwrap();
+        self.dbx
+            .engine()
+            .run_script("DELETE FROM bridge.events.bridge_events")
+            .unwrap();
+        self
     }
 
     /// Adds `bench.dbo.largo` with `rows` rows and the query `largo` that

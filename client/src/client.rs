@@ -1,0 +1,306 @@
+//! `BridgeClient`: the generated client behind methods that read like the
+//! deck's SDK, typed errors, and retries of transient failures on the
+//! calls that are safe to repeat (GET and DELETE; never POST).
+
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+
+use crate::error::BridgeError;
+use crate::generated::Client;
+use crate::types;
+
+/// Every operation of the API and the facade method that calls it; a test
+/// compares this with `openapi.json`, so a new endpoint without a method
+/// is caught as drift.
+pub const OPERATIONS: &[(&str, &str)] = &[
+    ("extract", "extract"),
+    ("get_job_status", "get_job_status"),
+    ("list_jobs", "list_jobs"),
+    ("cancel_job", "cancel_job"),
+    ("list_queries", "list_queries"),
+    ("show_params", "show_params"),
+    ("health_live", "health_live"),
+    ("health_ready", "health_ready"),
+    ("metrics", "metrics"),
+    ("openapi", "openapi"),
+    ("submit_sync_event", "submit_sync_event"),
+    ("get_sync_event", "get_sync_event"),
+    ("list_sync_events", "list_sync_events"),
+];
+
+/// Operations that are not API calls (an HTML page), so have no method.
+pub const NOT_CALLS: &[&str] = &["swagger_ui"];
+
+/// Filters and paging of [`BridgeClient::list_jobs`].
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub state: Option<types::JobState>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    pub offset: Option<u64>,
+}
+
+/// Attempts for idempotent calls and the backoff between them.
+#[derive(Clone, Debug)]
+pub struct Retry {
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 3,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct BridgeClient {
+    api: Client,
+    retry: Retry,
+}
+
+impl std::fmt::Debug for BridgeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token stays out of logs and panics.
+        f.debug_struct("BridgeClient")
+            .field("base_url", &self.api.baseurl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BridgeClient {
+    /// A client for the bridge at `base_url` (e.g. `http://localhost:8000`)
+    /// with a token from the server's permissions.yaml.
+    pub fn new(base_url: &str, token: &str) -> Result<Self, BridgeError> {
+        Self::with_timeout(base_url, token, Duration::from_secs(60))
+    }
+
+    pub fn with_timeout(
+        base_url: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<Self, BridgeError> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| BridgeError::Transport("the token is not a valid header value".into()))?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(timeout)
+            .user_agent(concat!(
+                "sql-databricks-bridge-client/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(|e| BridgeError::Transport(e.to_string()))?;
+        Ok(BridgeClient {
+            api: Client::new_with_client(base_url.trim_end_matches('/'), http),
+            retry: Retry::default(),
+        })
+    }
+
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The generated client, for anything the facade does not cover.
+    pub fn generated(&self) -> &Client {
+        &self.api
+    }
+
+    /// Repeats an idempotent call on transient failures.
+    async fn idempotent<T, F, Fut>(&self, mut call: F) -> Result<T, BridgeError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, BridgeError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match call().await {
+                Err(e) if e.transient() && attempt < self.retry.attempts.max(1) => {
+                    let wait = self
+                        .retry
+                        .base
+                        .saturating_mul(1 << attempt.min(16))
+                        .min(self.retry.cap);
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Starts an extraction (the CLI's `extract` as a job); poll it with
+    /// [`BridgeClient::get_job_status`] or [`BridgeClient::wait_for_job`].
+    pub async fn extract(
+        &self,
+        request: &types::ExtractRequest,
+    ) -> Result<types::JobAccepted, BridgeError> {
+        Ok(self.api.extract(request).await?.into_inner())
+    }
+
+    pub async fn get_job_status(&self, job_id: &str) -> Result<types::JobStatus, BridgeError> {
+        self.idempotent(|| async { Ok(self.api.get_job_status(job_id).await?.into_inner()) })
+            .await
+    }
+
+    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<types::JobList, BridgeError> {
+        let limit = filter.limit.map(|l| l.min(i32::MAX as u32) as i32);
+        let offset = filter.offset.map(|o| o.min(i64::MAX as u64) as i64);
+        self.idempotent(|| async {
+            Ok(self
+                .api
+                .list_jobs(filter.cursor.as_deref(), limit, offset, filter.state)
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+
+    /// Cancels a queued or running job; the final status comes back.
+    pub async fn cancel_job(&self, job_id: &str) -> Result<types::JobStatus, BridgeError> {
+        self.idempotent(|| async { Ok(self.api.cancel_job(job_id).await?.into_inner()) })
+            .await
+    }
+
+    /// Polls every `poll` until the job ends (succeeded, failed,
+    /// cancelled, interrupted) or `timeout` passes.
+    pub async fn wait_for_job(
+        &self,
+        job_id: &str,
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<types::JobStatus, BridgeError> {
+        let started = Instant::now();
+        loop {
+            let s = self.get_job_status(job_id).await?;
+            let running = matches!(s.state, types::JobState::Queued | types::JobState::Running);
+            if !running {
+                return Ok(s);
+            }
+            if started.elapsed() >= timeout {
+                return Err(BridgeError::Timeout(Box::new(s)));
+            }
+            tokio::time::sleep(poll.min(timeout.saturating_sub(started.elapsed()))).await;
+        }
+    }
+
+    /// Queues a sync event (Databricks table → SQL Server table); the
+    /// server's poller applies it.
+    pub async fn submit_sync_event(
+        &self,
+        event: &types::SubmitSyncEvent,
+    ) -> Result<types::SyncEvent, BridgeError> {
+        Ok(self.api.submit_sync_event(event).await?.into_inner())
+    }
+
+    pub async fn get_sync_event(&self, event_id: &str) -> Result<types::SyncEvent, BridgeError> {
+        self.idempotent(|| async { Ok(self.api.get_sync_event(event_id).await?.into_inner()) })
+            .await
+    }
+
+    /// The caller's events, newest first.
+    pub async fn list_sync_events(
+        &self,
+        status: Option<types::EventStatus>,
+        limit: Option<u32>,
+    ) -> Result<Vec<types::SyncEvent>, BridgeError> {
+        let limit = limit.map(|l| l.min(i32::MAX as u32) as i32);
+        self.idempotent(|| async {
+            Ok(self
+                .api
+                .list_sync_events(limit, status)
+                .await?
+                .into_inner()
+                .events)
+        })
+        .await
+    }
+
+    /// What `list-queries` prints, for a directory inside the server's root.
+    pub async fn list_queries(
+        &self,
+        queries_path: Option<&str>,
+    ) -> Result<types::QueryList, BridgeError> {
+        self.idempotent(|| async { Ok(self.api.list_queries(queries_path).await?.into_inner()) })
+            .await
+    }
+
+    /// What `show-params` prints: a country's parameters, and `queries`
+    /// rendered with them.
+    pub async fn show_params(
+        &self,
+        country: &str,
+        config_path: Option<&str>,
+        queries: &[&str],
+        queries_path: Option<&str>,
+    ) -> Result<types::ParamsView, BridgeError> {
+        let names = queries.join(",");
+        let names = (!names.is_empty()).then_some(names);
+        self.idempotent(|| async {
+            Ok(self
+                .api
+                .show_params(config_path, country, names.as_deref(), queries_path)
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+
+    pub async fn health_live(&self) -> Result<types::Live, BridgeError> {
+        self.idempotent(|| async { Ok(self.api.health_live().await?.into_inner()) })
+            .await
+    }
+
+    /// Readiness, also when not ready (503): `status` and each check say why.
+    pub async fn health_ready(&self) -> Result<types::Ready, BridgeError> {
+        self.idempotent(|| async {
+            match self.api.health_ready().await {
+                Ok(r) => Ok(r.into_inner()),
+                Err(progenitor_client::Error::ErrorResponse(r)) => Ok(r.into_inner()),
+                Err(progenitor_client::Error::CommunicationError(e)) => {
+                    Err(BridgeError::Transport(e.without_url().to_string()))
+                }
+                Err(e) => Err(BridgeError::Unexpected {
+                    status: e.status().map_or(0, |s| s.as_u16()),
+                    message: e.to_string(),
+                }),
+            }
+        })
+        .await
+    }
+
+    /// The Prometheus text.
+    pub async fn metrics(&self) -> Result<String, BridgeError> {
+        self.idempotent(|| async {
+            let body = self.api.metrics().await?.into_inner();
+            let chunks: Vec<bytes::Bytes> = body
+                .into_inner()
+                .try_collect()
+                .await
+                .map_err(|e| BridgeError::Transport(e.to_string()))?;
+            Ok(String::from_utf8_lossy(&chunks.concat()).into_owned())
+        })
+        .await
+    }
+
+    /// The OpenAPI document the server serves.
+    pub async fn openapi(&self) -> Result<serde_json::Value, BridgeError> {
+        self.idempotent(|| async {
+            Ok(serde_json::Value::Object(
+                self.api.openapi().await?.into_inner(),
+            ))
+        })
+        .await
+    }
+}

@@ -1,0 +1,311 @@
+//! The Rust client (`sql-databricks-bridge-client`) against the real server
+//! binary and both sandboxes: every facade method, success and error paths,
+//! and the example program.
+
+mod common;
+
+#[path = "../../examples/rust_client.rs"]
+#[allow(dead_code)]
+mod rust_client_example;
+
+use std::time::Duration;
+
+use common::server::{World, COLOMBIA, MEXICO};
+use sql_databricks_bridge_client::{
+    types, BridgeClient, BridgeError, JobFilter, Retry, NOT_CALLS, OPERATIONS,
+};
+
+fn deck_request() -> types::ExtractRequest {
+    types::ExtractRequest {
+        queries_path: "./queries".into(),
+        config_path: "./config".into(),
+        country: "Colombia".into(),
+        destination: "/Volumes/catalog/schema/vol".into(),
+        queries: vec![],
+        overwrite: None,
+    }
+}
+
+fn panel_event(columns: bool) -> types::SubmitSyncEvent {
+    types::SubmitSyncEvent {
+        operation: types::Operation::Upsert,
+        source_table: "main.demo.calibrated_panel".into(),
+        target_table: "KWP_Colombia.dbo.CalibratedPanel".into(),
+        primary_keys: vec!["panel_id".into()],
+        columns: columns.then(|| {
+            [
+                "panel_id",
+                "country",
+                "period",
+                "household_id",
+                "weight",
+                "spend",
+                "is_active",
+                "updated_at",
+            ]
+            .map(String::from)
+            .to_vec()
+        }),
+    }
+}
+
+async fn follow(client: &BridgeClient, id: &str) -> types::SyncEvent {
+    for _ in 0..300 {
+        let e = client.get_sync_event(id).await.unwrap();
+        if matches!(
+            e.status,
+            types::EventStatus::Completed | types::EventStatus::Failed
+        ) {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sync event {id} never finished");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_facade_method_against_the_real_server() {
+    let w = World::new("client").with_databricks_demo();
+    let b = w.serve(&["--sync-interval", "1"]);
+    let client = BridgeClient::new(&b.url, COLOMBIA).unwrap();
+    assert!(!format!("{client:?}").contains(COLOMBIA));
+
+    assert_eq!(client.health_live().await.unwrap().status, "ok");
+    let ready = client.health_ready().await.unwrap();
+    assert_eq!(ready.status, "ready");
+    let q = client.list_queries(Some("./queries")).await.unwrap();
+    assert_eq!(
+        q.queries
+            .iter()
+            .map(|q| q.name.as_str())
+            .collect::<Vec<_>>(),
+        ["productos", "ventas"]
+    );
+    let p = client
+        .show_params("Mexico", None, &["ventas"], None)
+        .await
+        .unwrap();
+    assert_eq!(p.params["database"].value, "KWP_Mexico");
+    assert!(p.queries[0].sql.contains("J_Ventas_MX"));
+
+    // Extraction followed to the end, then listed and (too late) cancelled.
+    let job = client.extract(&deck_request()).await.unwrap();
+    let done = client
+        .wait_for_job(
+            &job.job_id,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.state, types::JobState::Succeeded, "{done:?}");
+    assert_eq!(done.queries.len(), 2);
+    assert!(done.rows > 0);
+    let status = client.get_job_status(&job.job_id).await.unwrap();
+    assert_eq!(status.finished_at, done.finished_at);
+    let listed = client
+        .list_jobs(&JobFilter {
+            state: Some(types::JobState::Succeeded),
+            limit: Some(5),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.jobs[0].job_id, job.job_id);
+    match client.cancel_job(&job.job_id).await {
+        Err(BridgeError::Conflict(e)) => assert_eq!(e.code, "conflict"),
+        other => panic!("{other:?}"),
+    }
+
+    // Typed errors carry the API's body.
+    let stranger = BridgeClient::new(&b.url, "not-a-token").unwrap();
+    assert!(matches!(
+        stranger.get_job_status(&job.job_id).await,
+        Err(BridgeError::Unauthorized(_))
+    ));
+    let mexico = BridgeClient::new(&b.url, MEXICO).unwrap();
+    match mexico.extract(&deck_request()).await {
+        Err(BridgeError::Forbidden(e)) => {
+            assert_eq!(
+                e.details.unwrap()["tables"][0],
+                "kwp_colombia.dbo.j_ventas_co"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        mexico.get_job_status(&job.job_id).await,
+        Err(BridgeError::NotFound(_))
+    ));
+    let mut bad = deck_request();
+    bad.country = "Narnia".into();
+    match client.extract(&bad).await {
+        Err(BridgeError::Validation(e)) => assert_eq!(e.field(), Some("country")),
+        other => panic!("{other:?}"),
+    }
+
+    // Sync events: one applied, one failing with the reason.
+    let event = client.submit_sync_event(&panel_event(true)).await.unwrap();
+    assert_eq!(event.status, types::EventStatus::Pending);
+    let done = follow(&client, &event.event_id).await;
+    assert_eq!(
+        (done.status, done.rows_affected),
+        (types::EventStatus::Completed, Some(6)),
+        "{done:?}"
+    );
+    let failing = client.submit_sync_event(&panel_event(false)).await.unwrap();
+    let failed = follow(&client, &failing.event_id).await;
+    assert_eq!(failed.status, types::EventStatus::Failed);
+    let listed = client
+        .list_sync_events(Some(types::EventStatus::Failed), Some(10))
+        .await
+        .unwrap();
+    assert_eq!(listed[0].event_id, failing.event_id);
+    assert!(listed[0]
+        .error_message
+        .as_deref()
+        .unwrap()
+        .contains("column tags"));
+    assert!(matches!(
+        mexico.submit_sync_event(&panel_event(true)).await,
+        Err(BridgeError::Forbidden(_))
+    ));
+
+    assert!(client
+        .metrics()
+        .await
+        .unwrap()
+        .contains("bridge_jobs{state=\"succeeded\"}"));
+    let spec = client.openapi().await.unwrap();
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec, committed);
+
+    // The example program, as shipped.
+    let lines = rust_client_example::run(&b.url, COLOMBIA, "/Volumes/main/demo/landing")
+        .await
+        .unwrap();
+    assert!(lines[0].contains("Succeeded"), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Completed, rows affected Some(6)")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_and_wait_timeout_on_a_long_job() {
+    let w = World::new("client-cancel").with_large_table(200_000);
+    w.sql.faults().delay_packets(Duration::from_millis(3));
+    let out = w.dir.join("out");
+    let b = w.serve(&[
+        "--output-root",
+        out.to_str().unwrap(),
+        "--batch-rows",
+        "1000",
+    ]);
+    let client = BridgeClient::new(&b.url, COLOMBIA).unwrap();
+    let mut req = deck_request();
+    req.destination = "local".into();
+    req.queries = vec!["largo".into()];
+    let job = client.extract(&req).await.unwrap();
+    match client
+        .wait_for_job(
+            &job.job_id,
+            Duration::from_millis(100),
+            Duration::from_millis(800),
+        )
+        .await
+    {
+        Err(BridgeError::Timeout(last)) => {
+            assert!(matches!(
+                last.state,
+                types::JobState::Queued | types::JobState::Running
+            ))
+        }
+        other => panic!("{other:?}"),
+    }
+    let cancelled = client.cancel_job(&job.job_id).await.unwrap();
+    assert_eq!(cancelled.state, types::JobState::Cancelled);
+}
+
+/// A server that answers 503 to the first two requests, then 200.
+async fn flaky() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = vec![0u8; 65536];
+            let _ = s.read(&mut buf).await;
+            let body = r#"{"status":"ok","version":"x","uptime_seconds":1}"#;
+            let resp = if n < 2 {
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_string()
+            } else {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gets_are_retried_posts_are_not() {
+    use std::sync::atomic::Ordering;
+    let retry = Retry {
+        attempts: 3,
+        base: Duration::from_millis(5),
+        cap: Duration::from_millis(20),
+    };
+    let (url, hits) = flaky().await;
+    let client = BridgeClient::new(&url, "t")
+        .unwrap()
+        .with_retry(retry.clone());
+    assert_eq!(client.health_live().await.unwrap().status, "ok");
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    let (url, hits) = flaky().await;
+    let client = BridgeClient::new(&url, "t").unwrap().with_retry(retry);
+    assert!(client.extract(&deck_request()).await.is_err());
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn every_operation_in_the_spec_has_a_facade_method() {
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let mut in_spec: Vec<String> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap().to_string())
+        .collect();
+    in_spec.sort();
+    let mut covered: Vec<String> = OPERATIONS
+        .iter()
+        .map(|(op, _)| op.to_string())
+        .chain(NOT_CALLS.iter().map(|s| s.to_string()))
+        .collect();
+    covered.sort();
+    assert_eq!(
+        in_spec, covered,
+        "an operation without a BridgeClient method (or a stale one)"
+    );
+}
