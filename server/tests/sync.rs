@@ -299,7 +299,9 @@ async fn an_insert_event_copies_every_type_exactly() {
 }
 
 async fn count(w: &World, table: &str) -> usize {
-    rows(w, &format!("SELECT id FROM {table}")).await.len()
+    rows(w, &format!("SELECT COUNT(*) FROM {table}")).await[0][0]
+        .parse()
+        .unwrap()
 }
 
 fn failed_with(w: &World, id: &str, needle: &str) {
@@ -939,4 +941,40 @@ async fn bridge_operator_syncs_without_a_server() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("sync needs Databricks"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bundles_sql_task_requests_a_sync_the_poller_applies() {
+    // examples/databricks/sql/request_sync.sql, run as the bundle's SQL task
+    // would: through the Statement Execution API with named parameters.
+    let w = World::new("sync-bundle").with_databricks_demo();
+    let sql = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/databricks/sql/request_sync.sql"
+    ))
+    .unwrap();
+    let body = serde_json::json!({
+        "warehouse_id": w.dbx.warehouse_id(),
+        "statement": sql,
+        "wait_timeout": "30s",
+        "parameters": [
+            {"name": "source_table", "value": "main.demo.calibrated_panel"},
+            {"name": "target_table", "value": "KWP_Colombia.dbo.CalibratedPanel"},
+            {"name": "requested_by", "value": "proyecto-colombia"},
+        ],
+    });
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/2.0/sql/statements", w.dbx.url()))
+        .bearer_auth("dapi-test")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"]["state"], "SUCCEEDED", "{r}");
+    let out = ok(&run_once(&w));
+    assert!(out.contains("claimed 1, completed 1"), "{out}");
+    assert_eq!(count(&w, "KWP_Colombia.dbo.CalibratedPanel").await, 6);
 }
