@@ -1,0 +1,86 @@
+"""The hand-written client of the SQL-Databricks Bridge REST API.
+
+::
+
+    from sql_databricks_bridge.sdk import BridgeClient
+
+    client = BridgeClient(base_url="http://localhost:8000", token="your-api-token")
+    job = client.extract(queries_path="./queries", config_path="./config", country="Colombia",
+                         destination="/Volumes/catalog/schema/volume")
+    status = client.get_job_status(job.job_id)
+    print(status.state)
+
+:class:`BridgeClient` (sync) and :class:`AsyncBridgeClient` (``async def``
+methods) have one method per operation of the API (see :data:`OPERATIONS`),
+plus ``wait_for_job`` and ``wait_for_sync_event``. They call the code
+generated from openapi.json (``sql_databricks_bridge._generated``, never edited
+by hand) and return its typed models (:mod:`.models`); errors are
+:mod:`.errors` exceptions carrying the API's error body.
+"""
+
+from . import errors, models
+from ._client import EXEMPT_OPERATIONS, OPERATIONS, AsyncBridgeClient, BridgeClient
+from ._http import RETRY_STATUSES, RetryPolicy
+from .errors import (
+    BridgeError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServerError,
+    TransportError,
+    UnauthorizedError,
+    ValidationError,
+    WaitTimeoutError,
+)
+from .models import (
+    EventStatus,
+    JobAccepted,
+    JobList,
+    JobState,
+    JobStatus,
+    Live,
+    Operation,
+    ParamsView,
+    QueryInfo,
+    QueryState,
+    QueryStatus,
+    Ready,
+    SyncEvent,
+)
+
+__all__ = [
+    "EXEMPT_OPERATIONS",
+    "OPERATIONS",
+    "RETRY_STATUSES",
+    "AsyncBridgeClient",
+    "BridgeClient",
+    "BridgeError",
+    "ConflictError",
+    "EventStatus",
+    "ForbiddenError",
+    "JobAccepted",
+    "JobList",
+    "JobState",
+    "JobStatus",
+    "Live",
+    "NotFoundError",
+    "Operation",
+    "ParamsView",
+    "QueryInfo",
+    "QueryState",
+    "QueryStatus",
+    "RateLimitedError",
+    "Ready",
+    "RequestTimeoutError",
+    "RetryPolicy",
+    "ServerError",
+    "SyncEvent",
+    "TransportError",
+    "UnauthorizedError",
+    "ValidationError",
+    "WaitTimeoutError",
+    "errors",
+    "models",
+]
