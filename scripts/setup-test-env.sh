@@ -70,6 +70,23 @@ else
     echo "$want" > "$stamp"
 fi
 
+# The Python client (client/python) into the venv; reinstalled whenever its
+# files change (a stamp of their hashes), without touching its dependencies
+# (pinned in the requirements above).
+client_dir="$REPO_ROOT/client/python"
+client_stamp="$VENV/.python-client.sha256"
+client_want="$(cd "$client_dir" && find . -type f \
+    -not -path '*/__pycache__/*' -not -path './build/*' -not -path './dist/*' \
+    -not -path '*.egg-info/*' -not -path '*/.ruff_cache/*' -print0 |
+    LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+if [ -f "$client_stamp" ] && [ "$(cat "$client_stamp")" = "$client_want" ]; then
+    log "python client already installed ($client_dir)"
+else
+    log "installing the python client from $client_dir"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$client_dir"
+    echo "$client_want" > "$client_stamp"
+fi
+
 # Verify: every client imports / runs.
 log "verifying"
 "$VENV/bin/python" - <<'PY'
@@ -77,8 +94,9 @@ import importlib.metadata as md
 import mssql_python, pytds, pyarrow, pytest, OpenSSL  # noqa: F401
 from mssql_python import ddbc_bindings  # loads the bundled ODBC Driver 18 glue
 import mssql_py_core  # bulk-copy core
+from sql_databricks_bridge.sdk import BridgeClient  # noqa: F401  (client/python)
 for dist in ("mssql-python", "mssql-python-odbc", "mssql-python-rs", "python-tds",
-             "pyOpenSSL", "pyarrow", "pytest"):
+             "pyOpenSSL", "pyarrow", "pytest", "sql-databricks-bridge", "openapi-python-client", "ruff"):
     print(f"  {dist}=={md.version(dist)}")
 PY
 tsql_conf="$(tsql -C)"
