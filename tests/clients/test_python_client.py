@@ -97,8 +97,8 @@ def test_extract_chosen_queries(client):
 
 
 def test_list_jobs_filters_and_pages(client):
-    done = client.wait_for_job(extract_colombia(client, destination=f"{LANDING}/listing").job_id,
-                               poll_interval=POLL, timeout=WAIT)
+    jobs = [extract_colombia(client, destination=f"{LANDING}/listing-{i}") for i in range(2)]
+    done = [client.wait_for_job(j.job_id, poll_interval=POLL, timeout=WAIT) for j in jobs][-1]
     page = client.list_jobs(state="succeeded", limit=50)
     assert isinstance(page, JobList)
     assert done.job_id in [j.job_id for j in page.jobs]
