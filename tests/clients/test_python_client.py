@@ -475,6 +475,19 @@ def test_non_json_error_bodies(fake_server):
         assert err.value.status == 500 and err.value.message == "HTTP 500"
 
 
+def test_unreadable_success_answers(fake_server):
+    fake_server.script("GET", "/jobs/j1", (200, {"job_id": "j1", "state": "teleported"}))
+    fake_server.script("GET", "/health/live", (200, b"not json"))
+    with fast(fake_server.url) as c:
+        with pytest.raises(BridgeError) as err:
+            c.get_job_status("j1")
+        assert err.value.code == "unexpected_response" and "get_job_status" in str(err.value)
+        with pytest.raises(BridgeError) as err:
+            c.health_live()
+        assert err.value.code == "unexpected_response"
+    assert fake_server.count("GET", "/jobs/j1") == 1
+
+
 def test_the_token_is_sent_and_never_shown(fake_server):
     token = "tok-very-secret-42"
     # A server that (wrongly) echoes the token in its message.

@@ -125,6 +125,13 @@ def _transport_error(exc: httpx.HTTPError, secret: str | None) -> TransportError
     return cls(scrub(f"{where}{detail}", secret), code=code)
 
 
+def _unreadable(call: Call, exc: Exception) -> BridgeError:
+    return BridgeError(
+        f"{call.operation}: the answer does not match the API description ({type(exc).__name__}: {exc})",
+        code="unexpected_response",
+    )
+
+
 def _should_retry(call: Call, error: BridgeError, attempt: int, policy: RetryPolicy) -> bool:
     if not call.idempotent or attempt >= policy.max_attempts:
         return False
@@ -144,6 +151,10 @@ def run_sync(call: Call, api: Any, policy: RetryPolicy, secret: str | None) -> A
             error, cause = exc, exc.__cause__
         except httpx.HTTPError as exc:
             error, cause = _transport_error(exc, secret), exc
+        except (ValueError, KeyError, TypeError) as exc:
+            # A success answer the generated models cannot read (not JSON, a
+            # missing field, an enum value this client does not know).
+            raise _unreadable(call, exc) from exc
         if not _should_retry(call, error, attempt, policy):
             raise error from cause
         time.sleep(policy.delay(attempt, error))
@@ -160,6 +171,10 @@ async def run_async(call: Call, api: Any, policy: RetryPolicy, secret: str | Non
             error, cause = exc, exc.__cause__
         except httpx.HTTPError as exc:
             error, cause = _transport_error(exc, secret), exc
+        except (ValueError, KeyError, TypeError) as exc:
+            # A success answer the generated models cannot read (not JSON, a
+            # missing field, an enum value this client does not know).
+            raise _unreadable(call, exc) from exc
         if not _should_retry(call, error, attempt, policy):
             raise error from cause
         await asyncio.sleep(policy.delay(attempt, error))

@@ -20,7 +20,9 @@ server sent none) as attributes::
     │   └── RequestTimeoutError
     └── WaitTimeoutError       wait_for_job / wait_for_sync_event gave up (also a TimeoutError)
 
-Other statuses (405, 413, 415, ...) raise :class:`BridgeError` itself. The
+Other statuses (405, 413, 415, ...) raise :class:`BridgeError` itself, as does
+a success answer that does not match the API description (code
+``unexpected_response``). The
 client's token never appears in these exceptions' messages.
 """
 
