@@ -20,4 +20,4 @@ echo "== cargo test"
 cargo test --workspace --locked
 
 echo "== client fidelity, Databricks SDK contract and OpenAPI tests (pytest)"
-BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity tests/databricks tests/api tests/clients -q
+BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity tests/databricks tests/api tests/clients tests/examples -q

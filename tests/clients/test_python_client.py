@@ -588,3 +588,19 @@ def test_to_dict_round_trip(client):
     data = status.to_dict()
     assert json.loads(json.dumps(data))["job_id"] == job.job_id
     assert JobStatus.from_dict(data) == status
+
+
+# --------------------------------------------------------------------------
+# examples/databricks/submit_sync_event.py (the asset bundle's Python task)
+# --------------------------------------------------------------------------
+
+def test_bundle_python_task(bridge):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT / "client" / "python"), env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, str(REPO_ROOT / "examples" / "databricks" / "submit_sync_event.py"),
+           "--bridge-url", bridge.url, "--token", COLOMBIA_TOKEN, "--timeout", "60"]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    assert "status completed, rows affected 6" in run.stdout
+    assert COLOMBIA_TOKEN not in run.stdout + run.stderr
