@@ -60,6 +60,24 @@ impl Default for Retry {
     }
 }
 
+/// A page size the API accepts (1..=500), checked before any request.
+fn nonzero_limit(limit: Option<u32>) -> Result<Option<std::num::NonZeroU32>, BridgeError> {
+    match limit {
+        None => Ok(None),
+        Some(n) => std::num::NonZeroU32::new(n)
+            .filter(|n| n.get() <= 500)
+            .map(Some)
+            .ok_or_else(|| {
+                BridgeError::Validation(crate::ApiError {
+                    status: 422,
+                    code: "validation_failed".into(),
+                    message: format!("limit must be between 1 and 500, not {n}"),
+                    details: Some(serde_json::json!({ "field": "limit" })),
+                })
+            }),
+    }
+}
+
 #[derive(Clone)]
 pub struct BridgeClient {
     api: Client,
@@ -155,7 +173,7 @@ impl BridgeClient {
     }
 
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<types::JobList, BridgeError> {
-        let limit = filter.limit.map(|l| l.min(i32::MAX as u32) as i32);
+        let limit = nonzero_limit(filter.limit)?;
         let offset = filter.offset.map(|o| o.min(i64::MAX as u64) as i64);
         self.idempotent(|| async {
             Ok(self
@@ -215,7 +233,7 @@ impl BridgeClient {
         status: Option<types::EventStatus>,
         limit: Option<u32>,
     ) -> Result<Vec<types::SyncEvent>, BridgeError> {
-        let limit = limit.map(|l| l.min(i32::MAX as u32) as i32);
+        let limit = nonzero_limit(limit)?;
         self.idempotent(|| async {
             Ok(self
                 .api

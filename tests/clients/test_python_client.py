@@ -49,6 +49,10 @@ POLL = 0.1
 WAIT = 60
 
 
+FAKE_REQUEST = {"queries_path": "./queries", "config_path": "./config", "country": "Colombia",
+                "destination": "/Volumes/main/demo/landing", "queries": [], "overwrite": False}
+
+
 @pytest.fixture()
 def client(bridge):
     bridge.assert_alive()
@@ -86,7 +90,7 @@ def test_extract_then_wait_for_job(client, bridge):
         assert q.state == "succeeded" and q.rows > 0
         assert q.output == f"{LANDING}/Colombia/{name}"
         assert q.files and all(f.startswith(f"{LANDING}/Colombia/{name}/") for f in q.files)
-    assert final.request["country"] == "Colombia" and final.request["overwrite"] is True
+    assert final.request.country == "Colombia" and final.request.overwrite is True
 
 
 def test_extract_chosen_queries(client):
@@ -146,7 +150,7 @@ def test_cancel_just_submitted_job(client):
 
 
 def test_wait_for_job_times_out_with_the_last_status(fake_server):
-    running = {"job_id": "j1", "kind": "extract", "state": "running", "owner": "me", "request": {},
+    running = {"job_id": "j1", "kind": "extract", "state": "running", "owner": "me", "request": FAKE_REQUEST,
                "queries": [], "rows": 5, "bytes": 0, "files": 0, "discrepancies": [],
                "created_at": "2026-01-01T00:00:00Z"}
     fake_server.script("GET", "/jobs/j1", (200, running))
@@ -429,7 +433,7 @@ def test_post_is_never_retried(fake_server):
 
 
 def test_delete_is_retried(fake_server):
-    cancelled = {"job_id": "j1", "kind": "extract", "state": "cancelled", "owner": "me", "request": {},
+    cancelled = {"job_id": "j1", "kind": "extract", "state": "cancelled", "owner": "me", "request": FAKE_REQUEST,
                  "queries": [], "rows": 0, "bytes": 0, "files": 0, "discrepancies": [],
                  "created_at": "2026-01-01T00:00:00Z"}
     fake_server.script("DELETE", "/jobs/j1", (504, UNAVAILABLE), (200, cancelled))

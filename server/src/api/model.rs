@@ -46,7 +46,8 @@ pub struct JobStatus {
     pub state: JobState,
     /// The user (from permissions.yaml) who started it.
     pub owner: String,
-    #[schema(value_type = Object)]
+    /// What was asked (the POST /extract body).
+    #[schema(value_type = ExtractRequest)]
     pub request: serde_json::Value,
     pub queries: Vec<QueryStatus>,
     /// Rows written, all queries.
@@ -104,6 +105,7 @@ pub struct ListJobs {
     /// Only jobs in this state.
     pub state: Option<JobState>,
     /// Jobs per page, 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -51,6 +51,7 @@ pub struct ListSyncEvents {
     /// Only events in this status.
     pub status: Option<EventStatus>,
     /// At most this many, newest first: 1..=500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

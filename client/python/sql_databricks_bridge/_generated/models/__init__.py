@@ -10,7 +10,6 @@ from .job_accepted import JobAccepted
 from .job_list import JobList
 from .job_state import JobState
 from .job_status import JobStatus
-from .job_status_request import JobStatusRequest
 from .live import Live
 from .openapi_response_200 import OpenapiResponse200
 from .operation import Operation
@@ -37,7 +36,6 @@ __all__ = (
     "JobList",
     "JobState",
     "JobStatus",
-    "JobStatusRequest",
     "Live",
     "OpenapiResponse200",
     "Operation",

@@ -11,7 +11,7 @@ from ..models.job_state import JobState
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
-    from ..models.job_status_request import JobStatusRequest
+    from ..models.extract_request import ExtractRequest
     from ..models.query_status import QueryStatus
 
 
@@ -31,7 +31,7 @@ class JobStatus:
         kind (str): `extract`.
         owner (str): The user (from permissions.yaml) who started it.
         queries (list[QueryStatus]):
-        request (JobStatusRequest):
+        request (ExtractRequest): Starts an extraction: the CLI's `extract` flags as JSON.
         rows (int): Rows written, all queries.
         state (JobState):
         error (None | str | Unset): Why the job failed, was cancelled or interrupted.
@@ -47,7 +47,7 @@ class JobStatus:
     kind: str
     owner: str
     queries: list[QueryStatus]
-    request: JobStatusRequest
+    request: ExtractRequest
     rows: int
     state: JobState
     error: None | str | Unset = UNSET
@@ -127,7 +127,7 @@ class JobStatus:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        from ..models.job_status_request import JobStatusRequest
+        from ..models.extract_request import ExtractRequest
         from ..models.query_status import QueryStatus
 
         d = dict(src_dict)
@@ -152,7 +152,7 @@ class JobStatus:
 
             queries.append(queries_item)
 
-        request = JobStatusRequest.from_dict(d.pop("request"))
+        request = ExtractRequest.from_dict(d.pop("request"))
 
         rows = d.pop("rows")
 
