@@ -433,7 +433,13 @@ fn map_sqlite(e: rusqlite::Error, target: Option<&TableMeta>) -> SqlError {
         return SqlError::duplicate_key(&pk, &obj, "");
     }
     if let Some(rest) = msg.strip_prefix("no such column: ") {
-        let col = rest.rsplit('.').next().unwrap_or(rest);
+        // Newer SQLite adds " in <statement>" and/or " at offset N".
+        let rest = rest.split(" in ").next().unwrap_or(rest);
+        let rest = match rest.rfind(" at offset ") {
+            Some(i) => &rest[..i],
+            None => rest,
+        };
+        let col = rest.rsplit('.').next().unwrap_or(rest).trim_matches('"');
         return SqlError::invalid_column(col);
     }
     if let Some(rest) = msg.strip_prefix("ambiguous column name: ") {

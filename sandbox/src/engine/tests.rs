@@ -375,3 +375,17 @@ fn order_by_in_derived_tables_needs_top() {
         "WITH c AS (SELECT id FROM t) SELECT * FROM c ORDER BY id",
     );
 }
+
+#[test]
+fn an_unknown_column_is_named_as_sql_server_names_it() {
+    let e = Engine::open(None).unwrap();
+    e.run_script("CREATE DATABASE D\nGO\nUSE D\nGO\nCREATE TABLE dbo.t (a int)\nGO\n")
+        .unwrap();
+    for q in ["SELECT nope FROM D.dbo.t", "SELECT nope FROM dbo.t AS x"] {
+        let err = e.run_script(&format!("USE D\nGO\n{q}\nGO\n")).unwrap_err();
+        assert!(
+            err.to_string().ends_with(": Invalid column name 'nope'."),
+            "{q}: {err}"
+        );
+    }
+}
