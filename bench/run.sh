@@ -15,3 +15,6 @@ echo "== extraction to Parquet: the bridge beside ConnectorX (+ pyarrow), same t
 echo
 echo "== REST API under load: GET /health/live and GET /jobs/{id} beside a bare axum handler, same run"
 target/release/http_load
+echo
+echo "== reverse sync (sync apply INSERT ${rows} rows, UPDATE 100,000) beside FreeTDS freebcp, same sandbox, same run"
+target/release/sync_vs_freebcp --rows "$rows"
