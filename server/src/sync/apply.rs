@@ -1,6 +1,6 @@
 //! One event applied in one SQL Server transaction: the source's Arrow
-//! batches bulk-loaded into a session temp table, then INSERT ... SELECT,
-//! UPDATE ... FROM ... JOIN, DELETE ... FROM ... JOIN (counted first and
+//! batches bulk-loaded into the target (INSERT) or into a session temp
+//! table, then UPDATE ... FROM ... JOIN, DELETE ... FROM ... JOIN (counted first and
 //! refused above the cap) or MERGE, and the ledger row — committed together
 //! or not at all.
 
@@ -120,11 +120,23 @@ pub async fn apply(
             )
         })
         .collect();
+    let target = plan.target.quoted();
+    // An INSERT loads straight into the target (one write per row); the
+    // other operations stage the rows to join them on the keys.
+    let direct = plan.operation == Operation::Insert;
     batch(conn, "BEGIN TRANSACTION").await?;
-    batch(conn, &format!("CREATE TABLE {temp} ({})", decl.join(", "))).await?;
+    if !direct {
+        batch(conn, &format!("CREATE TABLE {temp} ({})", decl.join(", "))).await?;
+    }
 
     let rows_read = {
-        let mut load = conn.bulk_insert(&temp).await.map_err(sql)?;
+        let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+        let mut load = if direct {
+            conn.bulk_insert_columns(&target, &col_refs).await
+        } else {
+            conn.bulk_insert(&temp).await
+        }
+        .map_err(sql)?;
         let mut n = 0u64;
         while let Some(b) = source.next_batch().await? {
             if b.num_columns() != plan.columns.len() {
@@ -154,7 +166,6 @@ pub async fn apply(
         n
     };
 
-    let target = plan.target.quoted();
     let keys: Vec<String> = plan.keys.iter().map(|k| bracket(k)).collect();
     if matches!(plan.operation, Operation::Update | Operation::Upsert) {
         let dup = rows(
@@ -186,16 +197,8 @@ pub async fn apply(
         .join(", ");
     let on = on_keys(&plan.keys);
     let rows_affected = match plan.operation {
-        Operation::Insert => {
-            execute(
-                conn,
-                &format!(
-                    "INSERT INTO {target} ({0}) SELECT {0} FROM {temp}",
-                    cols.join(", ")
-                ),
-            )
-            .await?
-        }
+        // Loaded above: every row read is a row inserted.
+        Operation::Insert => rows_read,
         Operation::Update => {
             if non_keys.is_empty() {
                 return Err(ApplyError::Refused(
@@ -279,7 +282,9 @@ pub async fn apply(
         }
         Err(e) => return Err(sql(e)),
     }
-    batch(conn, &format!("DROP TABLE {temp}")).await?;
+    if !direct {
+        batch(conn, &format!("DROP TABLE {temp}")).await?;
+    }
     batch(conn, "COMMIT TRANSACTION").await?;
     Ok(Applied {
         rows_read,
