@@ -1144,8 +1144,8 @@ fn main() -> anyhow::Result<()> {
         "\nbridge/freebcp = bridge rows/s ÷ freebcp rows/s (for UPDATE against freebcp's staging load + the UPDATE ... JOIN).\n\
          Not in the figures: writing the source files {files_secs:.1} s, filling the Databricks double {fill_secs:.1} s.\n\
          SQL Server connections: {} for both clients. The bridge's time is end to end (process start, reading the \
-         source from the Databricks double over HTTP as Arrow external links, type checks, bulk load into a temp \
-         table and INSERT/UPDATE from it in one transaction, ledger row); freebcp reads a local TSV file straight \
+         source from the Databricks double over HTTP as Arrow external links, type checks, bulk load straight \
+         into the target (INSERT) or into a temp table and UPDATE from it, in one transaction with the ledger row); freebcp reads a local TSV file straight \
          into the table. Peak RSS is the child's VmHWM; client CPU its user+system time (wait4); SQL Srv CPU and Dbx CPU are the \
          SQL Server sandbox's and the Databricks double's CPU time (threads of this process) during the same interval; \
          other CPU is what the rest of the machine used meanwhile (well above 0.1 s: the run was disturbed).",
