@@ -56,6 +56,19 @@ CREATE TABLE dbo.solo_lectura (id int NOT NULL PRIMARY KEY)
 GO
 ";
 
+/// The same columns again, for the operations that stage rows in a temp table.
+fn tipos2(w: &World) {
+    let ddl = TARGET
+        .split("GO")
+        .find(|b| b.contains("CREATE TABLE dbo.tipos"))
+        .unwrap()
+        .replace("dbo.tipos", "dbo.tipos2");
+    w.sql
+        .engine()
+        .run_script(&format!("USE Sync\nGO\n{ddl}\nGO\n"))
+        .unwrap();
+}
+
 fn world(tag: &str) -> World {
     let w = World::new(tag);
     w.sql.engine().run_script(TARGET).unwrap();
@@ -310,6 +323,22 @@ fn failed_with(w: &World, id: &str, needle: &str) {
     assert_eq!(st, "failed", "{id}: {err}");
     assert_eq!(affected, None);
     assert!(err.contains(needle), "'{needle}' not in: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upsert_and_update_through_the_temp_table_keep_every_type_exact() {
+    let w = world("sync-types");
+    tipos2(&w);
+    let up = event(&w, "UPSERT", "main.demo.tipos", "Sync.dbo.tipos2", &["id"], "proyecto-sync");
+    ok(&run_once(&w));
+    assert_eq!(status(&w, &up), ("completed".into(), Some(3), Some(3), None, None));
+    let query = TIPOS.replace("Sync.dbo.tipos", "Sync.dbo.tipos2");
+    assert_eq!(rows(&w, &query).await, expected_tipos());
+    // Every column updated from the same rows: nothing may change.
+    let upd = event(&w, "UPDATE", "main.demo.tipos", "Sync.dbo.tipos2", &["id"], "proyecto-sync");
+    ok(&run_once(&w));
+    assert_eq!(status(&w, &upd), ("completed".into(), Some(3), Some(3), None, None));
+    assert_eq!(rows(&w, &query).await, expected_tipos());
 }
 
 #[tokio::test(flavor = "multi_thread")]

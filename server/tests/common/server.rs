@@ -45,6 +45,8 @@ users:
         access: "read"
       - table: "Sync.dbo.fantasma"
         access: "write"
+      - table: "Sync.dbo.tipos2"
+        access: "write"
       - table: "Sync.dbo.log"
         access: "write"
 "#;
