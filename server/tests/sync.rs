@@ -329,15 +329,35 @@ fn failed_with(w: &World, id: &str, needle: &str) {
 async fn upsert_and_update_through_the_temp_table_keep_every_type_exact() {
     let w = world("sync-types");
     tipos2(&w);
-    let up = event(&w, "UPSERT", "main.demo.tipos", "Sync.dbo.tipos2", &["id"], "proyecto-sync");
+    let up = event(
+        &w,
+        "UPSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos2",
+        &["id"],
+        "proyecto-sync",
+    );
     ok(&run_once(&w));
-    assert_eq!(status(&w, &up), ("completed".into(), Some(3), Some(3), None, None));
+    assert_eq!(
+        status(&w, &up),
+        ("completed".into(), Some(3), Some(3), None, None)
+    );
     let query = TIPOS.replace("Sync.dbo.tipos", "Sync.dbo.tipos2");
     assert_eq!(rows(&w, &query).await, expected_tipos());
     // Every column updated from the same rows: nothing may change.
-    let upd = event(&w, "UPDATE", "main.demo.tipos", "Sync.dbo.tipos2", &["id"], "proyecto-sync");
+    let upd = event(
+        &w,
+        "UPDATE",
+        "main.demo.tipos",
+        "Sync.dbo.tipos2",
+        &["id"],
+        "proyecto-sync",
+    );
     ok(&run_once(&w));
-    assert_eq!(status(&w, &upd), ("completed".into(), Some(3), Some(3), None, None));
+    assert_eq!(
+        status(&w, &upd),
+        ("completed".into(), Some(3), Some(3), None, None)
+    );
     assert_eq!(rows(&w, &query).await, expected_tipos());
 }
 
@@ -918,6 +938,19 @@ async fn the_api_submits_events_that_the_servers_poller_applies() {
     }
     let r = b.get("/sync/events?limit=0", SYNC).await;
     assert_eq!(r.status, 422);
+    let m = b.call("GET", "/metrics", None, None).await.text;
+    assert!(
+        m.contains("bridge_sync_events_total{outcome=\"completed\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("bridge_sync_events_total{outcome=\"failed\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("bridge_rows_synced_total{operation=\"INSERT\"} 3"),
+        "{m}"
+    );
     let audit = w.audit_lines();
     assert!(audit
         .iter()

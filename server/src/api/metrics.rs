@@ -56,6 +56,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "bridge_job_duration_seconds",
         "Time from a job's start to its end, by final state.",
     );
+    if let Ok((_, sync)) = &state.sync {
+        sync.events.render(
+            &mut out,
+            "bridge_sync_events_total",
+            "Sync events this server's poller finished, by outcome.",
+        );
+        sync.rows.render(
+            &mut out,
+            "bridge_rows_synced_total",
+            "Rows SQL Server reported affected by completed sync events, by operation.",
+        );
+    }
     state.http_requests.render(
         &mut out,
         "bridge_http_requests_total",

@@ -9,7 +9,7 @@ use crate::config::SqlServerSettings;
 use crate::databricks::Workspace;
 use crate::jobs::JobRunner;
 use crate::metrics::{Counter, Histogram};
-use crate::sync::EventsTable;
+use crate::sync::{EventsTable, SyncStats};
 
 pub struct ServerState {
     pub permissions: Permissions,
@@ -19,8 +19,8 @@ pub struct ServerState {
     pub sqlserver: SqlServerSettings,
     /// The workspace, or why it is not configured.
     pub databricks: Result<Workspace, String>,
-    /// The sync events table, or why sync is off.
-    pub sync: Result<EventsTable, String>,
+    /// The sync events table and the poller's counters, or why sync is off.
+    pub sync: Result<(EventsTable, Arc<SyncStats>), String>,
     /// How long each readiness check may take.
     pub ready_timeout: Duration,
     /// How long DELETE /jobs/{id} waits for the job to stop.

@@ -56,7 +56,7 @@ pub struct ListSyncEvents {
 }
 
 fn events(state: &AppState) -> Result<&EventsTable, ApiError> {
-    state.sync.as_ref().map_err(|why| {
+    state.sync.as_ref().map(|(t, _)| t).map_err(|why| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

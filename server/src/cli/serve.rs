@@ -137,7 +137,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 audit.clone(),
             )
         }) {
-            Ok(p) => (Ok(p.events.clone()), (!args.no_sync).then_some(p)),
+            Ok(p) => (
+                Ok((p.events.clone(), p.stats.clone())),
+                (!args.no_sync).then_some(p),
+            ),
             Err(e) => {
                 tracing::warn!("sync is off: {e:#}");
                 (Err(format!("{e:#}")), None)

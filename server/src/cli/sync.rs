@@ -155,6 +155,7 @@ pub fn poller(
         core,
         permissions,
         audit,
+        stats: Default::default(),
         config: PollerConfig {
             instance_id: schedule
                 .instance_id

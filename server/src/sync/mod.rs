@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{AuditEvent, AuditLog, EventType, Permissions};
 use crate::databricks::statements::StatementError;
 use crate::databricks::Workspace;
+use crate::metrics::Counter;
 use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::pool::{self, Pool};
 use crate::sqlserver::SqlServerError;
@@ -408,6 +409,15 @@ pub struct PollSummary {
     pub skipped: usize,
 }
 
+/// What the poller has done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Events by outcome (`completed`, `failed`).
+    pub events: Counter,
+    /// Rows SQL Server reported affected by completed events.
+    pub rows: Counter,
+}
+
 #[derive(Clone)]
 pub struct Poller {
     pub core: SyncCore,
@@ -415,6 +425,7 @@ pub struct Poller {
     pub permissions: Arc<Permissions>,
     pub audit: Arc<AuditLog>,
     pub config: PollerConfig,
+    pub stats: Arc<SyncStats>,
 }
 
 impl Poller {
@@ -525,12 +536,23 @@ impl Poller {
                 }
                 tracing::info!(event = e.event_id, "{detail}");
                 self.audit(EventType::SyncEventApplied, e, detail);
+                self.stats.events.add("outcome=\"completed\"", 1);
+                if !o.from_ledger {
+                    self.stats.rows.add(
+                        &format!(
+                            "operation=\"{}\"",
+                            Operation::parse(&e.operation).map_or("?", Operation::as_str)
+                        ),
+                        o.rows_affected,
+                    );
+                }
                 Ok(true)
             }
             Err(err) => {
                 let refused = matches!(err, SyncError::Refused(_));
                 let message = err.to_string();
                 tracing::warn!(event = e.event_id, error = %message, "sync event failed");
+                self.stats.events.add("outcome=\"failed\"", 1);
                 self.events
                     .finish(
                         &e.event_id,
