@@ -776,6 +776,10 @@ async fn two_bridges_polling_one_table_apply_every_event_exactly_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_init_creates_the_table_and_apply_runs_without_events() {
     let w = world("sync-cli");
+    let o = w.run(&["sync", "run-once", "--events-table", "bridge.otros.eventos"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("events table bridge.otros.eventos does not exist; create it with `sql-databricks-bridge sync init`"), "{err}");
     let out = ok(&w.run(&["sync", "init", "--events-table", "bridge.otros.eventos"]));
     assert!(out.contains("bridge.otros.eventos created"), "{out}");
     let out = ok(&w.run(&["sync", "init", "--events-table", "bridge.otros.eventos"]));

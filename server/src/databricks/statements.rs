@@ -142,59 +142,31 @@ enum Shape {
     Arrow,
 }
 
-/// An Arrow result being read chunk by chunk.
-pub struct ArrowResult<'a> {
-    ws: &'a Workspace,
-    id: String,
+/// An Arrow result being read chunk by chunk. A background task downloads
+/// the next chunk while the caller works through the current one (at most
+/// one chunk waits), so downloads overlap the caller's writes.
+pub struct ArrowResult {
     pub columns: Vec<ColumnInfo>,
-    links: std::collections::VecDeque<ExternalLink>,
+    chunks: tokio::sync::mpsc::Receiver<Result<Vec<u8>, StatementError>>,
     ready: std::collections::VecDeque<RecordBatch>,
 }
 
-impl ArrowResult<'_> {
-    /// The next batch, fetching the next chunk when needed.
+impl ArrowResult {
+    /// The next batch, decoding the next downloaded chunk when needed.
     pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>, StatementError> {
         loop {
             if let Some(b) = self.ready.pop_front() {
                 return Ok(Some(b));
             }
-            let Some(link) = self.links.pop_front() else {
+            let Some(chunk) = self.chunks.recv().await else {
                 return Ok(None);
             };
-            let ws = self.ws;
-            let bytes = match ws.fetch_link(&link.external_link).await {
-                Ok(b) => b,
-                // Expired or refused: ask for the chunk again, which issues a fresh link.
-                Err(_) => {
-                    let fresh: ResultData = ws
-                        .get_json(&format!(
-                            "/api/2.0/sql/statements/{}/result/chunks/{}",
-                            self.id, link.chunk_index
-                        ))
-                        .await?;
-                    let again =
-                        fresh
-                            .external_links
-                            .and_then(|mut l| l.pop())
-                            .ok_or_else(|| {
-                                StatementError::Arrow(format!(
-                                    "chunk {} has no link",
-                                    link.chunk_index
-                                ))
-                            })?;
-                    ws.fetch_link(&again.external_link).await?
-                }
-            };
             let reader =
-                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(chunk?), None)
                     .map_err(|e| StatementError::Arrow(e.to_string()))?;
             for b in reader {
                 self.ready
                     .push_back(b.map_err(|e| StatementError::Arrow(e.to_string()))?);
-            }
-            if let Some(next) = link.next_chunk_internal_link {
-                let data: ResultData = ws.get_json(&next).await?;
-                self.links.extend(data.external_links.unwrap_or_default());
             }
         }
     }
@@ -390,7 +362,7 @@ impl Workspace {
         statement: &str,
         params: &[Parameter],
         deadline: Duration,
-    ) -> Result<ArrowResult<'_>, StatementError> {
+    ) -> Result<ArrowResult, StatementError> {
         let r = self
             .run_statement(
                 warehouse_id,
@@ -401,21 +373,71 @@ impl Workspace {
                 false,
             )
             .await?;
+        let links: std::collections::VecDeque<ExternalLink> = r
+            .result
+            .and_then(|d| d.external_links)
+            .unwrap_or_default()
+            .into();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(self.clone().download_chunks(r.statement_id, links, tx));
         Ok(ArrowResult {
-            ws: self,
             columns: r
                 .manifest
                 .and_then(|m| m.schema)
                 .map(|s| s.columns)
                 .unwrap_or_default(),
-            id: r.statement_id,
-            links: r
-                .result
-                .and_then(|d| d.external_links)
-                .unwrap_or_default()
-                .into(),
+            chunks: rx,
             ready: std::collections::VecDeque::new(),
         })
+    }
+
+    /// Downloads every chunk in order into `tx`; stops when the reader is
+    /// gone or on the first error (which it passes on).
+    async fn download_chunks(
+        self,
+        id: String,
+        mut links: std::collections::VecDeque<ExternalLink>,
+        tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, StatementError>>,
+    ) {
+        while let Some(link) = links.pop_front() {
+            let bytes = self.chunk(&id, &link).await;
+            let failed = bytes.is_err();
+            if tx.send(bytes).await.is_err() || failed {
+                return;
+            }
+            if let Some(next) = link.next_chunk_internal_link {
+                match self.get_json::<ResultData>(&next).await {
+                    Ok(data) => links.extend(data.external_links.unwrap_or_default()),
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One chunk's bytes; an expired or refused link is asked for again,
+    /// which issues a fresh one.
+    async fn chunk(&self, id: &str, link: &ExternalLink) -> Result<Vec<u8>, StatementError> {
+        match self.fetch_link(&link.external_link).await {
+            Ok(b) => Ok(b),
+            Err(_) => {
+                let fresh: ResultData = self
+                    .get_json(&format!(
+                        "/api/2.0/sql/statements/{id}/result/chunks/{}",
+                        link.chunk_index
+                    ))
+                    .await?;
+                let again = fresh
+                    .external_links
+                    .and_then(|mut l| l.pop())
+                    .ok_or_else(|| {
+                        StatementError::Arrow(format!("chunk {} has no link", link.chunk_index))
+                    })?;
+                Ok(self.fetch_link(&again.external_link).await?)
+            }
+        }
     }
 
     /// Downloads a result link. Links are presigned: no bearer token.

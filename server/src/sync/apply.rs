@@ -101,7 +101,7 @@ fn on_keys(keys: &[String]) -> String {
 pub async fn apply(
     conn: &mut Connection,
     plan: &Plan,
-    source: &mut ArrowResult<'_>,
+    source: &mut ArrowResult,
 ) -> Result<Applied, ApplyError> {
     let temp = format!("#bridge_src_{}", uuid::Uuid::new_v4().simple());
     let cols: Vec<String> = plan

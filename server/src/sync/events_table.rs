@@ -19,6 +19,16 @@ pub enum EventsError {
     },
     #[error("events table {0}: {1}")]
     Invalid(String, String),
+    #[error("events table {0} does not exist; create it with `sql-databricks-bridge sync init`")]
+    Missing(String),
+}
+
+/// Whether Databricks said the table (or its schema or catalog) is not there.
+fn not_found(e: &StatementError) -> bool {
+    matches!(e, StatementError::Failed { code, message }
+        if ["TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND", "CATALOG_NOT_FOUND", "NO_SUCH_CATALOG_EXCEPTION"]
+            .iter()
+            .any(|k| code.contains(k) || message.contains(k)))
 }
 
 const COLUMNS: &str = "event_id, operation, source_table, target_table, primary_keys, filter, \
@@ -93,10 +103,18 @@ impl EventsTable {
         self.ws
             .execute_json(&self.warehouse, sql, params, self.deadline)
             .await
-            .map_err(|source| EventsError::Statement {
+            .map_err(|source| self.error(source))
+    }
+
+    fn error(&self, source: StatementError) -> EventsError {
+        if not_found(&source) {
+            EventsError::Missing(self.name.clone())
+        } else {
+            EventsError::Statement {
                 table: self.name.clone(),
                 source,
-            })
+            }
+        }
     }
 
     /// Rows changed by a conditional UPDATE (`num_affected_rows`); safe to
@@ -106,10 +124,7 @@ impl EventsTable {
             .ws
             .execute_json_idempotent(&self.warehouse, sql, params, self.deadline)
             .await
-            .map_err(|source| EventsError::Statement {
-                table: self.name.clone(),
-                source,
-            })?;
+            .map_err(|source| self.error(source))?;
         let i = r
             .columns
             .iter()
@@ -146,16 +161,7 @@ impl EventsTable {
             .await
         {
             Ok(_) => Ok(true),
-            Err(EventsError::Statement {
-                source: StatementError::Failed { code, message },
-                ..
-            }) if code.contains("TABLE_OR_VIEW_NOT_FOUND")
-                || message.contains("TABLE_OR_VIEW_NOT_FOUND")
-                || code.contains("SCHEMA_NOT_FOUND")
-                || message.contains("SCHEMA_NOT_FOUND") =>
-            {
-                Ok(false)
-            }
+            Err(EventsError::Missing(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }
