@@ -147,27 +147,32 @@ enum Shape {
 /// one chunk waits), so downloads overlap the caller's writes.
 pub struct ArrowResult {
     pub columns: Vec<ColumnInfo>,
-    chunks: tokio::sync::mpsc::Receiver<Result<Vec<u8>, StatementError>>,
-    ready: std::collections::VecDeque<RecordBatch>,
+    chunks: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, StatementError>>,
+    /// The chunk being read, one batch at a time.
+    current: Option<arrow_ipc::reader::StreamReader<std::io::Cursor<bytes::Bytes>>>,
 }
 
 impl ArrowResult {
     /// The next batch, decoding the next downloaded chunk when needed.
     pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>, StatementError> {
         loop {
-            if let Some(b) = self.ready.pop_front() {
-                return Ok(Some(b));
+            if let Some(reader) = &mut self.current {
+                match reader.next() {
+                    Some(b) => {
+                        return b
+                            .map(Some)
+                            .map_err(|e| StatementError::Arrow(e.to_string()))
+                    }
+                    None => self.current = None,
+                }
             }
             let Some(chunk) = self.chunks.recv().await else {
                 return Ok(None);
             };
-            let reader =
+            self.current = Some(
                 arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(chunk?), None)
-                    .map_err(|e| StatementError::Arrow(e.to_string()))?;
-            for b in reader {
-                self.ready
-                    .push_back(b.map_err(|e| StatementError::Arrow(e.to_string()))?);
-            }
+                    .map_err(|e| StatementError::Arrow(e.to_string()))?,
+            );
         }
     }
 }
@@ -387,7 +392,7 @@ impl Workspace {
                 .map(|s| s.columns)
                 .unwrap_or_default(),
             chunks: rx,
-            ready: std::collections::VecDeque::new(),
+            current: None,
         })
     }
 
@@ -397,7 +402,7 @@ impl Workspace {
         self,
         id: String,
         mut links: std::collections::VecDeque<ExternalLink>,
-        tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, StatementError>>,
+        tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, StatementError>>,
     ) {
         while let Some(link) = links.pop_front() {
             let bytes = self.chunk(&id, &link).await;
@@ -419,7 +424,7 @@ impl Workspace {
 
     /// One chunk's bytes; an expired or refused link is asked for again,
     /// which issues a fresh one.
-    async fn chunk(&self, id: &str, link: &ExternalLink) -> Result<Vec<u8>, StatementError> {
+    async fn chunk(&self, id: &str, link: &ExternalLink) -> Result<bytes::Bytes, StatementError> {
         match self.fetch_link(&link.external_link).await {
             Ok(b) => Ok(b),
             Err(_) => {
@@ -441,7 +446,7 @@ impl Workspace {
     }
 
     /// Downloads a result link. Links are presigned: no bearer token.
-    async fn fetch_link(&self, url: &str) -> Result<Vec<u8>, DatabricksError> {
+    async fn fetch_link(&self, url: &str) -> Result<bytes::Bytes, DatabricksError> {
         let resp = send_with_retry(&self.retry, url, || {
             let req = self.http.get(url);
             async move { req.send().await.map_err(http_error) }
@@ -455,6 +460,6 @@ impl Workspace {
                 message: "result link refused".into(),
             });
         }
-        resp.bytes().await.map(|b| b.to_vec()).map_err(http_error)
+        resp.bytes().await.map_err(http_error)
     }
 }
