@@ -19,5 +19,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
-echo "== client fidelity, Databricks SDK contract and OpenAPI tests (pytest)"
+echo "== client fidelity, Databricks SDK contract, OpenAPI, Python client and bundle tests (pytest)"
 BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity tests/databricks tests/api tests/clients tests/examples -q

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS bridge.events.bridge_events (
     filter         STRING,
     columns        ARRAY<STRING>,
     requested_by   STRING,
-    status         STRING NOT NULL,
+    status         STRING,
     rows_expected  BIGINT,
     rows_affected  BIGINT,
     discrepancy    BIGINT,

@@ -1044,3 +1044,41 @@ async fn the_bundles_sql_task_requests_a_sync_the_poller_applies() {
     assert!(out.contains("claimed 1, completed 1"), "{out}");
     assert_eq!(count(&w, "KWP_Colombia.dbo.CalibratedPanel").await, 6);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_decks_insert_as_written_is_picked_up_and_needs_a_requesting_user() {
+    let w = world("sync-deck");
+    // The deck's statement names five columns: no status, no requested_by.
+    dbx(
+        &w,
+        "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, primary_keys) \
+         VALUES (uuid(), 'INSERT', 'main.demo.tipos', 'Sync.dbo.tipos', array('id'))",
+    );
+    let o = run_once(&w);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("claimed 1, completed 0, failed 1"), "{out}");
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 0);
+    let r = w
+        .dbx
+        .engine()
+        .execute(
+            "SELECT error_message FROM bridge.events.bridge_events",
+            &Default::default(),
+            &[],
+        )
+        .unwrap();
+    let err = render_cell(&r.rows[0][0], &r.columns[0].ty).unwrap_or_default();
+    assert!(
+        err.contains("unauthorized: the event has no requested_by"),
+        "{err}"
+    );
+    // With the user named, the same statement applies.
+    dbx(
+        &w,
+        "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, primary_keys, requested_by) \
+         VALUES (uuid(), 'INSERT', 'main.demo.tipos', 'Sync.dbo.tipos', array('id'), 'proyecto-sync')",
+    );
+    let out = ok(&run_once(&w));
+    assert!(out.contains("claimed 1, completed 1"), "{out}");
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+}

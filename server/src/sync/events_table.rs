@@ -45,7 +45,7 @@ const DDL: &str = "(
     filter         STRING,
     columns        ARRAY<STRING>,
     requested_by   STRING,
-    status         STRING NOT NULL,
+    status         STRING,
     rows_expected  BIGINT,
     rows_affected  BIGINT,
     discrepancy    BIGINT,
@@ -174,7 +174,7 @@ impl EventsTable {
     ) -> Result<Vec<SyncEvent>, EventsError> {
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(lease).unwrap_or_default();
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} WHERE status = 'pending' \
+            "SELECT {COLUMNS} FROM {} WHERE status = 'pending' OR status IS NULL \
              OR (status = 'processing' AND (claimed_at IS NULL OR claimed_at < :cutoff)) \
              ORDER BY created_at LIMIT {}",
             self.quoted,
@@ -196,7 +196,7 @@ impl EventsTable {
         let sql = format!(
             "UPDATE {} SET status = 'processing', claimed_by = :me, claimed_at = :now, \
              attempts = coalesce(attempts, 0) + 1 \
-             WHERE event_id = :id AND (status = 'pending' \
+             WHERE event_id = :id AND (status = 'pending' OR status IS NULL \
              OR (status = 'processing' AND (claimed_at IS NULL OR claimed_at < :cutoff)))",
             self.quoted
         );
@@ -325,7 +325,7 @@ impl EventsTable {
             params.push(Parameter::new("user", u));
         }
         if let Some(s) = status {
-            conds.push("status = :status".into());
+            conds.push("(status = :status OR (:status = 'pending' AND status IS NULL))".into());
             params.push(Parameter::new("status", s.as_str()));
         }
         let sql = format!(
@@ -351,7 +351,8 @@ impl EventsTable {
             };
             let num = |i: usize| get(i).and_then(|v| v.parse::<i64>().ok());
             let list = |i: usize| get(i).map(|v| parse_array(&v));
-            let status = get(8).unwrap_or_default();
+            // The deck's INSERT names no status: a new event is pending.
+            let status = get(8).unwrap_or_else(|| "pending".into());
             out.push(SyncEvent {
                 event_id: get(0).unwrap_or_default(),
                 operation: get(1).unwrap_or_default(),
