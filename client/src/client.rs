@@ -286,13 +286,12 @@ impl BridgeClient {
             match self.api.health_ready().await {
                 Ok(r) => Ok(r.into_inner()),
                 Err(progenitor_client::Error::ErrorResponse(r)) => Ok(r.into_inner()),
-                Err(progenitor_client::Error::CommunicationError(e)) => {
-                    Err(BridgeError::Transport(e.without_url().to_string()))
-                }
-                Err(e) => Err(BridgeError::Unexpected {
-                    status: e.status().map_or(0, |s| s.as_u16()),
-                    message: e.to_string(),
-                }),
+                Err(e) => Err(crate::error::from_progenitor(e, |rv| {
+                    BridgeError::Unexpected {
+                        status: rv.status().as_u16(),
+                        message: "not ready".into(),
+                    }
+                })),
             }
         })
         .await

@@ -100,57 +100,48 @@ impl BridgeError {
     }
 }
 
+/// The cases every operation shares; `documented` turns a documented error
+/// response into the right variant.
+pub(crate) fn from_progenitor<E>(
+    e: progenitor_client::Error<E>,
+    documented: impl FnOnce(progenitor_client::ResponseValue<E>) -> BridgeError,
+) -> BridgeError {
+    use progenitor_client::Error as E;
+    match e {
+        E::ErrorResponse(rv) => documented(rv),
+        E::UnexpectedResponse(r) => BridgeError::Unexpected {
+            status: r.status().as_u16(),
+            message: r
+                .status()
+                .canonical_reason()
+                .unwrap_or("unexpected status")
+                .to_string(),
+        },
+        E::CommunicationError(e) | E::ResponseBodyError(e) | E::InvalidUpgrade(e) => {
+            BridgeError::Transport(e.without_url().to_string())
+        }
+        E::InvalidResponsePayload(_, e) => BridgeError::Unexpected {
+            status: 200,
+            message: format!("the answer does not match the API: {e}"),
+        },
+        E::InvalidRequest(m) | E::Custom(m) => BridgeError::Transport(m),
+    }
+}
+
 impl From<progenitor_client::Error<ErrorBody>> for BridgeError {
     fn from(e: progenitor_client::Error<ErrorBody>) -> Self {
-        use progenitor_client::Error as E;
-        match e {
-            E::ErrorResponse(rv) => {
-                let status = rv.status().as_u16();
-                BridgeError::from_api(ApiError::from_body(status, rv.into_inner()))
-            }
-            E::UnexpectedResponse(r) => {
-                let status = r.status().as_u16();
-                BridgeError::Unexpected {
-                    status,
-                    message: r
-                        .status()
-                        .canonical_reason()
-                        .unwrap_or("unexpected status")
-                        .to_string(),
-                }
-            }
-            E::CommunicationError(e) | E::ResponseBodyError(e) | E::InvalidUpgrade(e) => {
-                BridgeError::Transport(e.without_url().to_string())
-            }
-            E::InvalidResponsePayload(_, e) => BridgeError::Unexpected {
-                status: 200,
-                message: format!("the answer does not match the API: {e}"),
-            },
-            E::InvalidRequest(m) | E::Custom(m) => BridgeError::Transport(m),
-        }
+        from_progenitor(e, |rv| {
+            let status = rv.status().as_u16();
+            BridgeError::from_api(ApiError::from_body(status, rv.into_inner()))
+        })
     }
 }
 
 impl From<progenitor_client::Error<()>> for BridgeError {
     fn from(e: progenitor_client::Error<()>) -> Self {
-        use progenitor_client::Error as E;
-        match e {
-            E::ErrorResponse(rv) => BridgeError::Unexpected {
-                status: rv.status().as_u16(),
-                message: "error".into(),
-            },
-            E::UnexpectedResponse(r) => BridgeError::Unexpected {
-                status: r.status().as_u16(),
-                message: r.status().canonical_reason().unwrap_or("").to_string(),
-            },
-            E::CommunicationError(e) | E::ResponseBodyError(e) | E::InvalidUpgrade(e) => {
-                BridgeError::Transport(e.without_url().to_string())
-            }
-            E::InvalidResponsePayload(_, e) => BridgeError::Unexpected {
-                status: 200,
-                message: format!("the answer does not match the API: {e}"),
-            },
-            E::InvalidRequest(m) | E::Custom(m) => BridgeError::Transport(m),
-        }
+        from_progenitor(e, |rv| BridgeError::Unexpected {
+            status: rv.status().as_u16(),
+            message: "error".into(),
+        })
     }
 }
