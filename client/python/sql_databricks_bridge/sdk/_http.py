@@ -140,6 +140,20 @@ def _should_retry(call: Call, error: BridgeError, attempt: int, policy: RetryPol
     return error.status in call.retry_statuses
 
 
+def _failure(call: Call, exc: Exception, secret: str | None) -> tuple[BridgeError, BaseException | None]:
+    """The error one attempt ended with, and its cause (shared by both loops)."""
+    if isinstance(exc, BridgeError):
+        return exc, exc.__cause__
+    if isinstance(exc, httpx.HTTPError):
+        return _transport_error(exc, secret), exc
+    # A success answer the generated models cannot read (not JSON, a
+    # missing field, an enum value this client does not know).
+    raise _unreadable(call, exc) from exc
+
+
+_FAILURES = (BridgeError, httpx.HTTPError, ValueError, KeyError, TypeError)
+
+
 def run_sync(call: Call, api: Any, policy: RetryPolicy, secret: str | None) -> Any:
     attempt = 0
     while True:
@@ -147,14 +161,8 @@ def run_sync(call: Call, api: Any, policy: RetryPolicy, secret: str | None) -> A
         try:
             response = call.module.sync_detailed(*call.args, client=api, **call.kwargs)
             return call.result(response)
-        except BridgeError as exc:
-            error, cause = exc, exc.__cause__
-        except httpx.HTTPError as exc:
-            error, cause = _transport_error(exc, secret), exc
-        except (ValueError, KeyError, TypeError) as exc:
-            # A success answer the generated models cannot read (not JSON, a
-            # missing field, an enum value this client does not know).
-            raise _unreadable(call, exc) from exc
+        except _FAILURES as exc:
+            error, cause = _failure(call, exc, secret)
         if not _should_retry(call, error, attempt, policy):
             raise error from cause
         time.sleep(policy.delay(attempt, error))
@@ -167,14 +175,8 @@ async def run_async(call: Call, api: Any, policy: RetryPolicy, secret: str | Non
         try:
             response = await call.module.asyncio_detailed(*call.args, client=api, **call.kwargs)
             return call.result(response)
-        except BridgeError as exc:
-            error, cause = exc, exc.__cause__
-        except httpx.HTTPError as exc:
-            error, cause = _transport_error(exc, secret), exc
-        except (ValueError, KeyError, TypeError) as exc:
-            # A success answer the generated models cannot read (not JSON, a
-            # missing field, an enum value this client does not know).
-            raise _unreadable(call, exc) from exc
+        except _FAILURES as exc:
+            error, cause = _failure(call, exc, secret)
         if not _should_retry(call, error, attempt, policy):
             raise error from cause
         await asyncio.sleep(policy.delay(attempt, error))
