@@ -50,6 +50,8 @@ pub enum SqlType {
     DateTime2(u8),
     DateTimeOffset(u8),
     UniqueIdentifier,
+    /// `xml` (untyped): held as text, sent as UTF-16 PLP.
+    Xml,
 }
 
 impl SqlType {
@@ -92,6 +94,7 @@ impl SqlType {
             SqlType::DateTime2(s) => format!("datetime2({s})"),
             SqlType::DateTimeOffset(s) => format!("datetimeoffset({s})"),
             SqlType::UniqueIdentifier => "uniqueidentifier".into(),
+            SqlType::Xml => "xml".into(),
         }
     }
 
@@ -122,6 +125,7 @@ impl SqlType {
             SqlType::DateTime2(_) => "datetime2",
             SqlType::DateTimeOffset(_) => "datetimeoffset",
             SqlType::UniqueIdentifier => "uniqueidentifier",
+            SqlType::Xml => "xml",
         }
     }
 
@@ -218,6 +222,7 @@ impl SqlType {
                 i64::from(*s),
             ),
             SqlType::UniqueIdentifier => (36, 16, 0, 0),
+            SqlType::Xml => (241, -1, 0, 0),
         }
     }
 
@@ -225,7 +230,10 @@ impl SqlType {
     pub fn is_max(&self) -> bool {
         matches!(
             self,
-            SqlType::VarChar(Len::Max) | SqlType::NVarChar(Len::Max) | SqlType::VarBinary(Len::Max)
+            SqlType::VarChar(Len::Max)
+                | SqlType::NVarChar(Len::Max)
+                | SqlType::VarBinary(Len::Max)
+                | SqlType::Xml
         )
     }
 }

@@ -21,7 +21,17 @@ CREATE TABLE IF NOT EXISTS __sb_columns(
     object_id INTEGER NOT NULL, ordinal INTEGER NOT NULL, name TEXT NOT NULL COLLATE NOCASE,
     type TEXT NOT NULL, nullable INTEGER NOT NULL, is_identity INTEGER NOT NULL,
     identity_seed INTEGER, identity_increment INTEGER, default_sql TEXT, in_pk INTEGER NOT NULL,
-    PRIMARY KEY(object_id, ordinal));
+    computed_sql TEXT, PRIMARY KEY(object_id, ordinal));
+CREATE TABLE IF NOT EXISTS __sb_logins(
+    principal_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, password TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS __sb_views(
+    object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, schema TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL COLLATE NOCASE, columns TEXT NOT NULL, definition TEXT NOT NULL,
+    UNIQUE(db, schema, name));
+CREATE TABLE IF NOT EXISTS __sb_procedures(
+    object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, schema TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL COLLATE NOCASE, params TEXT NOT NULL, body TEXT NOT NULL,
+    UNIQUE(db, schema, name));
 CREATE VIEW IF NOT EXISTS __sb_is_tables AS
     SELECT db AS TABLE_CATALOG, schema AS TABLE_SCHEMA, name AS TABLE_NAME, 'BASE TABLE' AS TABLE_TYPE
     FROM __sb_tables;
@@ -63,6 +73,17 @@ pub struct ColumnDef {
     /// The DEFAULT expression as T-SQL text.
     pub default: Option<String>,
     pub in_pk: bool,
+    /// A computed column (`c AS (expr)`): the expression as T-SQL text, and
+    /// as SQLite text while the table is being created.
+    pub computed: Option<Computed>,
+}
+
+/// A computed column's expression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Computed {
+    pub tsql: String,
+    /// Compiled over the table's own columns; empty once loaded from the catalog.
+    pub sql: String,
 }
 
 /// A table's declared shape and where its rows live in SQLite.
@@ -103,7 +124,7 @@ impl TableMeta {
                 sql_type: c.ty,
                 nullable: c.nullable,
                 identity: c.identity.is_some(),
-                updateable: c.identity.is_none(),
+                updateable: c.identity.is_none() && c.computed.is_none(),
             })
             .collect()
     }
@@ -268,7 +289,7 @@ pub fn find_by_physical(conn: &Connection, physical: &str) -> Result<Option<Tabl
 fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, SqlError> {
     let mut st = conn
         .prepare_cached(
-            "SELECT name, type, nullable, is_identity, identity_seed, identity_increment, default_sql, in_pk
+            "SELECT name, type, nullable, is_identity, identity_seed, identity_increment, default_sql, in_pk, computed_sql
              FROM __sb_columns WHERE object_id = ?1 ORDER BY ordinal",
         )
         .map_err(sqlite_err)?;
@@ -283,12 +304,14 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
                 r.get::<_, Option<i64>>(5)?,
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, bool>(7)?,
+                r.get::<_, Option<String>>(8)?,
             ))
         })
         .map_err(sqlite_err)?;
     let mut out = Vec::new();
     for row in rows {
-        let (name, ty, nullable, ident, seed, inc, default, in_pk) = row.map_err(sqlite_err)?;
+        let (name, ty, nullable, ident, seed, inc, default, in_pk, computed) =
+            row.map_err(sqlite_err)?;
         let ty = parse_sql_type(&ty).ok_or_else(|| {
             SqlError::new(50000, 1, 16, format!("sandbox catalog: bad type {ty}"))
         })?;
@@ -299,6 +322,10 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
             identity: ident.then(|| (seed.unwrap_or(1), inc.unwrap_or(1))),
             default,
             in_pk,
+            computed: computed.map(|tsql| Computed {
+                tsql,
+                sql: String::new(),
+            }),
         });
     }
     Ok(out)
@@ -316,6 +343,7 @@ fn sqlite_decl(ty: &SqlType) -> &'static str {
         SqlType::Char(_) | SqlType::VarChar(_) | SqlType::NChar(_) | SqlType::NVarChar(_) => {
             "TEXT COLLATE TSQL"
         }
+        SqlType::Xml => "TEXT",
         SqlType::Binary(_) | SqlType::VarBinary(_) => "BLOB",
         SqlType::UniqueIdentifier => "TEXT COLLATE NOCASE",
         SqlType::Date
@@ -334,7 +362,9 @@ pub fn sqlite_ddl(meta: &TableMeta) -> Vec<String> {
         .iter()
         .map(|c| {
             let mut s = format!("{} {}", quote_ident(&c.name), sqlite_decl(&c.ty));
-            if !c.nullable && c.identity.is_none() {
+            if let Some(comp) = &c.computed {
+                s.push_str(&format!(" GENERATED ALWAYS AS ({}) VIRTUAL", comp.sql));
+            } else if !c.nullable && c.identity.is_none() {
                 s.push_str(" NOT NULL");
             }
             s
@@ -384,17 +414,20 @@ pub fn create_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError>
     if find_table(conn, &meta.db, &meta.schema, &meta.name)?.is_some() {
         return Err(SqlError::object_exists(&meta.name));
     }
+    if object_kind(conn, &meta.db, &meta.schema, &meta.name)?.is_some() {
+        return Err(SqlError::object_exists(&meta.name));
+    }
+    let object_id = next_object_id(conn)?;
     conn.execute(
-        "INSERT INTO __sb_tables(db, schema, name, pk_name, created) VALUES (?1, ?2, ?3, ?4, __sysdatetime())",
-        params![meta.db, meta.schema, meta.name, meta.pk_name],
+        "INSERT INTO __sb_tables(object_id, db, schema, name, pk_name, created) VALUES (?5, ?1, ?2, ?3, ?4, __sysdatetime())",
+        params![meta.db, meta.schema, meta.name, meta.pk_name, object_id],
     )
     .map_err(sqlite_err)?;
-    let object_id = conn.last_insert_rowid();
     for (i, c) in meta.columns.iter().enumerate() {
         conn.execute(
             "INSERT INTO __sb_columns(object_id, ordinal, name, type, nullable, is_identity,
-                 identity_seed, identity_increment, default_sql, in_pk)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 identity_seed, identity_increment, default_sql, in_pk, computed_sql)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 object_id,
                 i as i64 + 1,
@@ -405,7 +438,8 @@ pub fn create_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError>
                 c.identity.map(|x| x.0),
                 c.identity.map(|x| x.1),
                 c.default,
-                c.in_pk
+                c.in_pk,
+                c.computed.as_ref().map(|x| x.tsql.clone())
             ],
         )
         .map_err(sqlite_err)?;
@@ -439,4 +473,295 @@ pub fn drop_table(conn: &Connection, db: &str, schema: &str, name: &str) -> Resu
     conn.execute(&format!("DROP TABLE {}", meta.physical), [])
         .map_err(sqlite_err)?;
     Ok(())
+}
+
+/// Object ids are unique across tables, views and procedures, as in sys.objects.
+fn next_object_id(conn: &Connection) -> Result<i64, SqlError> {
+    conn.query_row(
+        "SELECT max(coalesce((SELECT max(object_id) FROM __sb_tables), 0),
+                    coalesce((SELECT max(object_id) FROM __sb_views), 0),
+                    coalesce((SELECT max(object_id) FROM __sb_procedures), 0)) + 1",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(sqlite_err)
+}
+
+/// What kind of object (`view`, `procedure`) holds a name, if a view or procedure does.
+fn object_kind(
+    conn: &Connection,
+    db: &str,
+    schema: &str,
+    name: &str,
+) -> Result<Option<&'static str>, SqlError> {
+    for (kind, table) in [("view", "__sb_views"), ("procedure", "__sb_procedures")] {
+        let found: Option<i64> = conn
+            .query_row(
+                &format!(
+                    "SELECT object_id FROM {table} WHERE db = ?1 AND schema = ?2 AND name = ?3"
+                ),
+                [db, schema, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite_err)?;
+        if found.is_some() {
+            return Ok(Some(kind));
+        }
+    }
+    Ok(None)
+}
+
+/// A view's column names (comma-separated) and its definition.
+pub fn find_view(
+    conn: &Connection,
+    db: &str,
+    schema: &str,
+    name: &str,
+) -> Result<Option<(String, String)>, SqlError> {
+    conn.query_row(
+        "SELECT columns, definition FROM __sb_views WHERE db = ?1 AND schema = ?2 AND name = ?3",
+        [db, schema, name],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(sqlite_err)
+}
+
+/// A stored procedure as CREATE PROCEDURE defined it.
+#[derive(Clone, Debug)]
+pub struct ProcInfo {
+    pub object_id: i64,
+    pub name: String,
+    pub params: Vec<crate::engine::translate::ProcParam>,
+    pub body: String,
+}
+
+pub fn find_procedure(
+    conn: &Connection,
+    db: &str,
+    schema: &str,
+    name: &str,
+) -> Result<Option<ProcInfo>, SqlError> {
+    let row: Option<(i64, String, String, String)> = conn
+        .query_row(
+            "SELECT object_id, name, params, body FROM __sb_procedures WHERE db = ?1 AND schema = ?2 AND name = ?3",
+            [db, schema, name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .map_err(sqlite_err)?;
+    let Some((object_id, name, params, body)) = row else {
+        return Ok(None);
+    };
+    let raw: Vec<(String, String, bool, Option<String>)> = serde_json::from_str(&params)
+        .map_err(|e| SqlError::new(50000, 1, 16, format!("sandbox catalog: {e}")))?;
+    let params = raw
+        .into_iter()
+        .map(
+            |(n, t, output, default)| crate::engine::translate::ProcParam {
+                name: n,
+                ty: parse_sql_type(&t).unwrap_or(SqlType::Int),
+                default,
+                output,
+            },
+        )
+        .collect();
+    Ok(Some(ProcInfo {
+        object_id,
+        name,
+        params,
+        body,
+    }))
+}
+
+fn replace_or_fail(
+    conn: &Connection,
+    table: &str,
+    kind: &str,
+    db: &str,
+    schema: &str,
+    name: &str,
+    or_alter: bool,
+) -> Result<Option<i64>, SqlError> {
+    if find_table(conn, db, schema, name)?.is_some() {
+        return Err(SqlError::object_exists(name));
+    }
+    match object_kind(conn, db, schema, name)? {
+        Some(k) if k == kind && or_alter => {
+            let id: i64 = conn
+                .query_row(
+                    &format!(
+                        "SELECT object_id FROM {table} WHERE db = ?1 AND schema = ?2 AND name = ?3"
+                    ),
+                    [db, schema, name],
+                    |r| r.get(0),
+                )
+                .map_err(sqlite_err)?;
+            conn.execute(&format!("DELETE FROM {table} WHERE object_id = ?1"), [id])
+                .map_err(sqlite_err)?;
+            Ok(Some(id))
+        }
+        Some(_) => Err(SqlError::object_exists(name)),
+        None => Ok(None),
+    }
+}
+
+pub fn create_procedure(
+    conn: &Connection,
+    db: &str,
+    schema: &str,
+    name: &str,
+    params: &[crate::engine::translate::ProcParam],
+    body: &str,
+    or_alter: bool,
+) -> Result<(), SqlError> {
+    if !schema_exists(conn, db, schema)? {
+        return Err(SqlError::new(
+            2760,
+            1,
+            16,
+            format!("The specified schema name \"{schema}\" either does not exist or you do not have permission to use it."),
+        ));
+    }
+    let id = match replace_or_fail(
+        conn,
+        "__sb_procedures",
+        "procedure",
+        db,
+        schema,
+        name,
+        or_alter,
+    )? {
+        Some(id) => id,
+        None => next_object_id(conn)?,
+    };
+    let raw: Vec<(String, String, bool, Option<String>)> = params
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.ty.type_name(),
+                p.output,
+                p.default.clone(),
+            )
+        })
+        .collect();
+    let json = serde_json::to_string(&raw)
+        .map_err(|e| SqlError::new(50000, 1, 16, format!("sandbox catalog: {e}")))?;
+    conn.execute(
+        "INSERT INTO __sb_procedures(object_id, db, schema, name, params, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, db, schema, name, json, body],
+    )
+    .map_err(sqlite_err)?;
+    Ok(())
+}
+
+pub fn create_view(
+    conn: &Connection,
+    db: &str,
+    schema: &str,
+    name: &str,
+    columns: &str,
+    definition: &str,
+    or_alter: bool,
+) -> Result<(), SqlError> {
+    if !schema_exists(conn, db, schema)? {
+        return Err(SqlError::new(
+            2760,
+            1,
+            16,
+            format!("The specified schema name \"{schema}\" either does not exist or you do not have permission to use it."),
+        ));
+    }
+    let id = match replace_or_fail(conn, "__sb_views", "view", db, schema, name, or_alter)? {
+        Some(id) => id,
+        None => next_object_id(conn)?,
+    };
+    conn.execute(
+        "INSERT INTO __sb_views(object_id, db, schema, name, columns, definition) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, db, schema, name, columns, definition],
+    )
+    .map_err(sqlite_err)?;
+    Ok(())
+}
+
+/// DROP VIEW / DROP PROCEDURE.
+pub fn drop_object(
+    conn: &Connection,
+    kind: &str,
+    db: &str,
+    schema: &str,
+    name: &str,
+) -> Result<(), SqlError> {
+    let table = if kind == "view" {
+        "__sb_views"
+    } else {
+        "__sb_procedures"
+    };
+    let n = conn
+        .execute(
+            &format!("DELETE FROM {table} WHERE db = ?1 AND schema = ?2 AND name = ?3"),
+            [db, schema, name],
+        )
+        .map_err(sqlite_err)?;
+    if n == 0 {
+        return Err(SqlError::new(3701, 5, 11, format!("Cannot drop the {kind} '{name}', because it does not exist or you do not have permission.")));
+    }
+    Ok(())
+}
+
+/// CREATE LOGIN: a SQL login with its password (CREATE LOGIN page: 15025
+/// when the name exists).
+pub fn create_login(conn: &Connection, name: &str, password: &str) -> Result<(), SqlError> {
+    let exists: Option<i64> = conn
+        .query_row(
+            "SELECT principal_id FROM __sb_logins WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sqlite_err)?;
+    if exists.is_some() {
+        return Err(SqlError::new(
+            15025,
+            1,
+            16,
+            format!("The server principal '{name}' already exists."),
+        ));
+    }
+    conn.execute(
+        "INSERT INTO __sb_logins(principal_id, name, password) VALUES ((SELECT coalesce(max(principal_id), 266) + 1 FROM __sb_logins), ?1, ?2)",
+        [name, password],
+    )
+    .map_err(sqlite_err)?;
+    Ok(())
+}
+
+pub fn drop_login(conn: &Connection, name: &str) -> Result<(), SqlError> {
+    let n = conn
+        .execute("DELETE FROM __sb_logins WHERE name = ?1", [name])
+        .map_err(sqlite_err)?;
+    if n == 0 {
+        return Err(SqlError::new(
+            15151,
+            1,
+            16,
+            format!("Cannot drop the login '{name}', because it does not exist or you do not have permission."),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name`/`password` is a login created with CREATE LOGIN.
+pub fn login_matches(conn: &Connection, name: &str, password: &str) -> Result<bool, SqlError> {
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT password FROM __sb_logins WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sqlite_err)?;
+    Ok(stored.is_some_and(|p| p == password))
 }

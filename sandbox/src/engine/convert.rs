@@ -306,6 +306,12 @@ pub fn convert(v: ValueRef<'_>, ty: &SqlType, overlong: Overlong<'_>) -> Result<
                 Ok(Value::Float(f))
             }
         }
+        SqlType::Xml => match v {
+            // Untyped xml keeps the document's text; binary input is read as UTF-8.
+            ValueRef::Text(t) => Ok(Value::String(String::from_utf8_lossy(t).into_owned())),
+            ValueRef::Blob(b) => Ok(Value::String(String::from_utf8_lossy(b).into_owned())),
+            _ => Err(bad()),
+        },
         SqlType::Char(_) | SqlType::VarChar(_) | SqlType::NChar(_) | SqlType::NVarChar(_) => {
             let s = match v {
                 ValueRef::Integer(i) => i.to_string(),

@@ -11,6 +11,7 @@ use rusqlite::Connection;
 
 use super::convert::{convert, fmt_datetime, fmt_dto, to_storage, Overlong};
 use super::error::SqlError;
+use super::styles;
 use super::typename::parse_sql_type;
 use crate::types::{Len, SqlType, Value};
 
@@ -98,6 +99,50 @@ fn bad_part(part: &str) -> rusqlite::Error {
     .to_fn_error()
 }
 
+/// The `+hh:mm` of a stored datetimeoffset text, if it has one.
+fn offset_suffix(t: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(t).ok()?;
+    if s.len() < 25 {
+        return None;
+    }
+    let tail = &s[s.len() - 6..];
+    let b = tail.as_bytes();
+    ((b[0] == b'+' || b[0] == b'-') && b[3] == b':').then(|| tail.to_string())
+}
+
+/// Weeks since a Sunday, so DATEDIFF(week) counts the Sundays crossed.
+fn week_index(x: NaiveDateTime) -> i64 {
+    let sunday = NaiveDate::from_ymd_opt(1899, 12, 31).unwrap_or_default();
+    (x.date() - sunday).num_days().div_euclid(7)
+}
+
+fn parse_offset(tz: &str) -> Option<chrono::FixedOffset> {
+    let t = tz.trim();
+    if t.eq_ignore_ascii_case("Z") {
+        return chrono::FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match t.as_bytes().first()? {
+        b'+' => (1, &t[1..]),
+        b'-' => (-1, &t[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 14 || m > 59 {
+        return None;
+    }
+    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+fn as_offset(v: ValueRef<'_>) -> rusqlite::Result<Option<chrono::DateTime<chrono::FixedOffset>>> {
+    match convert(v, &SqlType::DateTimeOffset(7), Overlong::Truncate)
+        .map_err(|e| e.to_fn_error())?
+    {
+        Value::DateTimeOffset(dt) => Ok(Some(dt)),
+        _ => Ok(None),
+    }
+}
+
 fn add_months(dt: NaiveDateTime, months: i64) -> Option<NaiveDateTime> {
     let total = i64::from(dt.year()) * 12 + i64::from(dt.month0()) + months;
     let year = i32::try_from(total.div_euclid(12)).ok()?;
@@ -112,21 +157,85 @@ fn add_months(dt: NaiveDateTime, months: i64) -> Option<NaiveDateTime> {
 }
 
 /// Registers everything the translator emits on one connection.
+/// `__conv`'s arguments: value, target type, optional style, optional
+/// source type (which decides how dates, money and floats become text).
+fn styled_convert(ctx: &Context<'_>, ty: &SqlType) -> Result<Value, SqlError> {
+    let v = ctx.get_raw(0);
+    let style: Option<i64> = if ctx.len() > 2 {
+        match ctx.get_raw(2) {
+            ValueRef::Integer(i) => Some(i),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let from = if ctx.len() > 3 {
+        match ctx.get_raw(3) {
+            ValueRef::Text(t) => parse_sql_type(&String::from_utf8_lossy(t)),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if ty.is_string() || *ty == SqlType::Xml {
+        if let Some(f) = from.filter(|f| !f.is_string()) {
+            return match styles::to_text(v, &f, style)? {
+                Some(text) => convert(ValueRef::Text(text.as_bytes()), ty, Overlong::Truncate),
+                None => Ok(Value::Null),
+            };
+        }
+    }
+    if let (Some(st), ValueRef::Text(t)) = (style, &v) {
+        let s = String::from_utf8_lossy(t);
+        if crate::engine::compile::rules::is_temporal(ty) {
+            if let Some(iso) = styles::parse_date_style(&s, st) {
+                return convert(ValueRef::Text(iso.as_bytes()), ty, Overlong::Truncate);
+            }
+        }
+        if ty.is_binary() && (st == 1 || st == 2) {
+            let hex = if st == 1 {
+                s.trim()
+                    .trim_start_matches("0x")
+                    .trim_start_matches("0X")
+                    .to_string()
+            } else {
+                s.trim().to_string()
+            };
+            let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                .collect();
+            return match bytes {
+                Some(b) if hex.len() % 2 == 0 => {
+                    convert(ValueRef::Blob(&b), ty, Overlong::Truncate)
+                }
+                _ => Err(SqlError::new(
+                    8114,
+                    5,
+                    16,
+                    "Error converting data type varchar to varbinary.",
+                )),
+            };
+        }
+    }
+    convert(v, ty, Overlong::Truncate)
+}
+
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     let nondet = FunctionFlags::SQLITE_UTF8;
     conn.create_collation("TSQL", tsql_collate)?;
 
-    // CAST / CONVERT: converts, truncating strings silently.
+    // CAST / CONVERT: `__conv(x, type[, style, source type])`, truncating
+    // strings silently; the source type picks its default text style.
     conn.create_scalar_function("__conv", -1, det, |ctx| {
         let ty = type_arg(ctx, 1)?;
-        let v = convert(ctx.get_raw(0), &ty, Overlong::Truncate).map_err(|e| e.to_fn_error())?;
+        let v = styled_convert(ctx, &ty).map_err(|e| e.to_fn_error())?;
         Ok(to_storage(&v))
     })?;
     // TRY_CAST / TRY_CONVERT: NULL instead of an error.
     conn.create_scalar_function("__tryconv", -1, det, |ctx| {
         let ty = type_arg(ctx, 1)?;
-        Ok(convert(ctx.get_raw(0), &ty, Overlong::Truncate)
+        Ok(styled_convert(ctx, &ty)
             .map(|v| to_storage(&v))
             .unwrap_or(Sv::Null))
     })?;
@@ -227,9 +336,6 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function("__sysdatetimeoffset", 0, nondet, |_| {
         Ok(fmt_dto(&Local::now().fixed_offset()))
     })?;
-    conn.create_scalar_function("__quotename", 1, det, |ctx| {
-        Ok(text(ctx.get_raw(0)).map(|s| format!("[{}]", s.replace(']', "]]"))))
-    })?;
     conn.create_scalar_function("__utf8", 1, det, |ctx| {
         Ok(match ctx.get_raw(0) {
             ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -241,81 +347,23 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         Ok(uuid::Uuid::new_v4().to_string().to_ascii_uppercase())
     })?;
 
-    // `+`: string concatenation when both sides are strings, arithmetic otherwise.
-    conn.create_scalar_function("__add", 2, det, |ctx| {
-        let (a, b) = (ctx.get_raw(0), ctx.get_raw(1));
-        Ok(match (a, b) {
-            (ValueRef::Null, _) | (_, ValueRef::Null) => Sv::Null,
-            (ValueRef::Text(x), ValueRef::Text(y)) => {
-                let mut s = String::from_utf8_lossy(x).into_owned();
-                s.push_str(&String::from_utf8_lossy(y));
-                Sv::Text(s)
-            }
-            (ValueRef::Integer(x), ValueRef::Integer(y)) => match x.checked_add(y) {
-                Some(v) => Sv::Integer(v),
-                None => return Err(SqlError::overflow("bigint").to_fn_error()),
-            },
-            (x, y) => {
-                let num = |v: ValueRef<'_>| -> rusqlite::Result<f64> {
-                    match v {
-                        ValueRef::Integer(i) => Ok(i as f64),
-                        ValueRef::Real(f) => Ok(f),
-                        ValueRef::Text(t) => {
-                            let s = String::from_utf8_lossy(t);
-                            s.trim().parse::<f64>().map_err(|_| {
-                                SqlError::conversion("varchar", &s, "int").to_fn_error()
-                            })
-                        }
-                        _ => Err(SqlError::new(
-                            402,
-                            1,
-                            16,
-                            "The data types varbinary and int are incompatible in the add operator.",
-                        )
-                        .to_fn_error()),
-                    }
-                };
-                if let (ValueRef::Integer(i), ValueRef::Text(t)) | (ValueRef::Text(t), ValueRef::Integer(i)) = (x, y) {
-                    let s = String::from_utf8_lossy(t);
-                    if let Ok(j) = s.trim().parse::<i64>() {
-                        return Ok(Sv::Integer(i.saturating_add(j)));
-                    }
-                }
-                Sv::Real(num(x)? + num(y)?)
-            }
-        })
-    })?;
-    conn.create_scalar_function("__div", 2, det, |ctx| {
-        let (a, b) = (ctx.get_raw(0), ctx.get_raw(1));
-        Ok(match (a, b) {
-            (ValueRef::Null, _) | (_, ValueRef::Null) => Sv::Null,
-            (_, ValueRef::Integer(0)) => return Err(SqlError::divide_by_zero().to_fn_error()),
-            (_, ValueRef::Real(0.0)) => return Err(SqlError::divide_by_zero().to_fn_error()),
-            (ValueRef::Integer(x), ValueRef::Integer(y)) => Sv::Integer(x.wrapping_div(y)),
-            (x, y) => {
-                let f = |v: ValueRef<'_>| match v {
-                    ValueRef::Integer(i) => i as f64,
-                    ValueRef::Real(f) => f,
-                    ValueRef::Text(t) => String::from_utf8_lossy(t).trim().parse().unwrap_or(0.0),
-                    _ => 0.0,
-                };
-                if f(y) == 0.0 {
-                    return Err(SqlError::divide_by_zero().to_fn_error());
-                }
-                Sv::Real(f(x) / f(y))
-            }
-        })
-    })?;
     // LEN ignores trailing blanks; DATALENGTH counts bytes as SQL Server stores them.
     conn.create_scalar_function("__len", 1, det, |ctx| {
         Ok(text(ctx.get_raw(0)).map(|s| s.trim_end_matches(' ').chars().count() as i64))
     })?;
-    conn.create_scalar_function("__datalength", 1, det, |ctx| {
+    conn.create_scalar_function("__datalength", 2, det, |ctx| {
+        let ty = type_arg(ctx, 1)?;
         Ok(match ctx.get_raw(0) {
             ValueRef::Null => None,
             ValueRef::Blob(b) => Some(b.len() as i64),
-            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).encode_utf16().count() as i64 * 2),
-            ValueRef::Integer(_) | ValueRef::Real(_) => Some(8),
+            ValueRef::Text(t) if ty.is_unicode() || ty == SqlType::Xml => {
+                Some(String::from_utf8_lossy(t).encode_utf16().count() as i64 * 2)
+            }
+            // varchar: one byte per character of code page 1252.
+            ValueRef::Text(t) if ty.is_string() => {
+                Some(String::from_utf8_lossy(t).chars().count() as i64)
+            }
+            _ => Some(ty.sys_facts().1),
         })
     })?;
     conn.create_scalar_function("__left", 2, det, |ctx| {
@@ -397,10 +445,14 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             )
             .to_fn_error()
         })?;
-        // A date stays a date; everything else keeps the full timestamp form.
+        // A date stays a date, a datetimeoffset keeps its offset; everything
+        // else keeps the full timestamp form.
         if let ValueRef::Text(t) = raw {
             if t.len() == 10 {
                 return Ok(Sv::Text(super::convert::fmt_date(&out.date())));
+            }
+            if let Some(off) = offset_suffix(t) {
+                return Ok(Sv::Text(format!("{} {off}", fmt_datetime(&out))));
             }
         }
         Ok(Sv::Text(fmt_datetime(&out)))
@@ -419,7 +471,8 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             "quarter" => (months(b) / 3) - (months(a) / 3),
             "month" => months(b) - months(a),
             "dayofyear" | "day" | "weekday" => (day0(b) - day0(a)).num_days(),
-            "week" => ((day0(b) - day0(a)).num_days()) / 7,
+            // Week boundaries are Sundays (SET DATEFIRST 7).
+            "week" => week_index(b) - week_index(a),
             "hour" => (b - a).num_hours(),
             "minute" => (b - a).num_minutes(),
             "second" => (b - a).num_seconds(),
@@ -429,5 +482,266 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             _ => return Err(bad_part(&part)),
         }))
     })?;
+    conn.create_scalar_function("__datename", 2, det, |ctx| {
+        let part: String = ctx.get(0)?;
+        let Some(dt) = as_datetime(ctx.get_raw(1))? else {
+            return Ok(None);
+        };
+        const MONTHS: [&str; 12] = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ];
+        const DAYS: [&str; 7] = [
+            "Sunday",
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+        ];
+        Ok(Some(match date_part(&part).as_str() {
+            "month" => MONTHS[dt.month0() as usize].to_string(),
+            "weekday" => DAYS[dt.weekday().num_days_from_sunday() as usize].to_string(),
+            "year" => dt.year().to_string(),
+            "quarter" => (dt.month0() / 3 + 1).to_string(),
+            "dayofyear" => dt.ordinal().to_string(),
+            "day" => dt.day().to_string(),
+            "week" => {
+                (week_index(dt) - week_index(dt.with_ordinal(1).unwrap_or(dt)) + 1).to_string()
+            }
+            "hour" => dt.hour().to_string(),
+            "minute" => dt.minute().to_string(),
+            "second" => dt.second().to_string(),
+            "millisecond" => (dt.nanosecond() / 1_000_000).to_string(),
+            "microsecond" => (dt.nanosecond() / 1_000).to_string(),
+            "nanosecond" => (dt.nanosecond() / 100 * 100).to_string(),
+            _ => return Err(bad_part(&part)),
+        }))
+    })?;
+    conn.create_scalar_function("__eomonth", 2, det, |ctx| {
+        let Some(dt) = as_datetime(ctx.get_raw(0))? else {
+            return Ok(None);
+        };
+        let n: i64 = ctx.get::<Option<i64>>(1)?.unwrap_or(0);
+        let first = dt
+            .date()
+            .with_day(1)
+            .unwrap_or(dt.date())
+            .and_time(NaiveTime::MIN);
+        let next =
+            add_months(first, n + 1).ok_or_else(|| SqlError::overflow("date").to_fn_error())?;
+        let last = next
+            .date()
+            .pred_opt()
+            .ok_or_else(|| SqlError::overflow("date").to_fn_error())?;
+        Ok(Some(super::convert::fmt_date(&last)))
+    })?;
+    conn.create_scalar_function("__fromparts", -1, det, |ctx| {
+        let kind: String = ctx.get(0)?;
+        let mut n = Vec::new();
+        for i in 1..ctx.len() {
+            match ctx.get::<Option<i64>>(i)? {
+                Some(v) => n.push(v),
+                None => return Ok(None),
+            }
+        }
+        let bad = || {
+            SqlError::new(
+                289,
+                1,
+                16,
+                format!(
+                    "Cannot construct data type {}, some of the arguments have values which are not valid.",
+                    kind.trim_end_matches("fromparts")
+                ),
+            )
+            .to_fn_error()
+        };
+        let u = |i: usize| -> rusqlite::Result<u32> { n.get(i).and_then(|v| u32::try_from(*v).ok()).ok_or_else(bad) };
+        let date = |y: i64, m: u32, d: u32| NaiveDate::from_ymd_opt(y as i32, m, d).ok_or_else(bad);
+        // Fractions are in units of 10^-precision.
+        let nanos = |frac: u32, prec: u32| -> rusqlite::Result<u32> {
+            if prec > 7 || u64::from(frac) >= 10u64.pow(prec) {
+                return Err(bad());
+            }
+            Ok(frac * 10u32.pow(9 - prec))
+        };
+        let text = match kind.as_str() {
+            "datefromparts" => super::convert::fmt_date(&date(n[0], u(1)?, u(2)?)?),
+            "datetimefromparts" => {
+                let t = NaiveTime::from_hms_milli_opt(u(3)?, u(4)?, u(5)?, u(6)?).ok_or_else(bad)?;
+                fmt_datetime(&date(n[0], u(1)?, u(2)?)?.and_time(t))
+            }
+            "smalldatetimefromparts" => {
+                let t = NaiveTime::from_hms_opt(u(3)?, u(4)?, 0).ok_or_else(bad)?;
+                fmt_datetime(&date(n[0], u(1)?, u(2)?)?.and_time(t))
+            }
+            "datetime2fromparts" => {
+                let t = NaiveTime::from_hms_nano_opt(u(3)?, u(4)?, u(5)?, nanos(u(6)?, u(7)?)?).ok_or_else(bad)?;
+                fmt_datetime(&date(n[0], u(1)?, u(2)?)?.and_time(t))
+            }
+            "timefromparts" => {
+                let t = NaiveTime::from_hms_nano_opt(u(0)?, u(1)?, u(2)?, nanos(u(3)?, u(4)?)?).ok_or_else(bad)?;
+                super::convert::fmt_time(&t)
+            }
+            _ => {
+                let t = NaiveTime::from_hms_nano_opt(u(3)?, u(4)?, u(5)?, nanos(u(6)?, u(9)?)?).ok_or_else(bad)?;
+                let (oh, om) = (n[7], n[8]);
+                if oh.abs() > 14 || om.abs() > 59 {
+                    return Err(bad());
+                }
+                let sign = if oh < 0 || om < 0 { '-' } else { '+' };
+                format!("{} {sign}{:02}:{:02}", fmt_datetime(&date(n[0], u(1)?, u(2)?)?.and_time(t)), oh.abs(), om.abs())
+            }
+        };
+        Ok(Some(text))
+    })?;
+    conn.create_scalar_function("__isdate", 1, det, |ctx| {
+        let v = ctx.get_raw(0);
+        if let ValueRef::Null = v {
+            return Ok(0i64);
+        }
+        Ok(i64::from(
+            convert(v, &SqlType::DateTime, Overlong::Truncate).is_ok(),
+        ))
+    })?;
+    conn.create_scalar_function("__switchoffset", 2, det, |ctx| {
+        let Some(dt) = as_offset(ctx.get_raw(0))? else {
+            return Ok(None);
+        };
+        let tz: String = ctx.get(1)?;
+        let off = parse_offset(&tz).ok_or_else(|| {
+            SqlError::new(
+                9812,
+                1,
+                16,
+                "The timezone provided to builtin function switchoffset is invalid.",
+            )
+            .to_fn_error()
+        })?;
+        Ok(Some(fmt_dto(&dt.with_timezone(&off))))
+    })?;
+    conn.create_scalar_function("__todatetimeoffset", 2, det, |ctx| {
+        let Some(dt) = as_datetime(ctx.get_raw(0))? else {
+            return Ok(None);
+        };
+        let tz: String = ctx.get(1)?;
+        let off = parse_offset(&tz).ok_or_else(|| {
+            SqlError::new(
+                9812,
+                1,
+                16,
+                "The timezone provided to builtin function todatetimeoffset is invalid.",
+            )
+            .to_fn_error()
+        })?;
+        let local = dt
+            .and_local_timezone(off)
+            .single()
+            .ok_or_else(|| SqlError::datetime_conversion().to_fn_error())?;
+        Ok(Some(fmt_dto(&local)))
+    })?;
+    conn.create_scalar_function("__datetrunc", 2, det, |ctx| {
+        let part: String = ctx.get(0)?;
+        let raw = ctx.get_raw(1);
+        let Some(dt) = as_datetime(raw)? else {
+            return Ok(None);
+        };
+        let d = dt.date();
+        let t = dt.time();
+        let out = match date_part(&part).as_str() {
+            "year" => d.with_ordinal(1).unwrap_or(d).and_time(NaiveTime::MIN),
+            "quarter" => NaiveDate::from_ymd_opt(d.year(), d.month0() / 3 * 3 + 1, 1)
+                .unwrap_or(d)
+                .and_time(NaiveTime::MIN),
+            "month" => d.with_day(1).unwrap_or(d).and_time(NaiveTime::MIN),
+            "dayofyear" | "day" => d.and_time(NaiveTime::MIN),
+            "week" => (d - Duration::days(i64::from(d.weekday().num_days_from_sunday())))
+                .and_time(NaiveTime::MIN),
+            "hour" => d.and_hms_opt(t.hour(), 0, 0).unwrap_or(dt),
+            "minute" => d.and_hms_opt(t.hour(), t.minute(), 0).unwrap_or(dt),
+            "second" => d
+                .and_hms_opt(t.hour(), t.minute(), t.second())
+                .unwrap_or(dt),
+            "millisecond" => d
+                .and_hms_nano_opt(
+                    t.hour(),
+                    t.minute(),
+                    t.second(),
+                    t.nanosecond() / 1_000_000 * 1_000_000,
+                )
+                .unwrap_or(dt),
+            "microsecond" => d
+                .and_hms_nano_opt(
+                    t.hour(),
+                    t.minute(),
+                    t.second(),
+                    t.nanosecond() / 1_000 * 1_000,
+                )
+                .unwrap_or(dt),
+            _ => return Err(bad_part(&part)),
+        };
+        if let ValueRef::Text(t) = raw {
+            if let Some(off) = offset_suffix(t) {
+                return Ok(Some(format!("{} {off}", fmt_datetime(&out))));
+            }
+        }
+        Ok(Some(fmt_datetime(&out)))
+    })?;
+    // datetime/smalldatetime plus or minus a number of days (fractions are
+    // times of day), or minus another datetime (the difference since 1900-01-01).
+    conn.create_scalar_function("__datedays", 4, det, |ctx| {
+        let op: String = ctx.get(0)?;
+        let (a, b) = (ctx.get_raw(1), ctx.get_raw(2));
+        if matches!(a, ValueRef::Null) || matches!(b, ValueRef::Null) {
+            return Ok(None);
+        }
+        let base = NaiveDate::from_ymd_opt(1900, 1, 1)
+            .unwrap_or_default()
+            .and_time(NaiveTime::MIN);
+        let days_of = |v: ValueRef<'_>| -> rusqlite::Result<f64> {
+            Ok(match v {
+                ValueRef::Integer(i) => i as f64,
+                ValueRef::Real(f) => f,
+                ValueRef::Text(_) => {
+                    let dt = as_datetime(v)?.unwrap_or(base);
+                    (dt - base).num_milliseconds() as f64 / 86_400_000.0
+                }
+                _ => 0.0,
+            })
+        };
+        let x = days_of(a)?;
+        let y = days_of(b)?;
+        let d = if op == "+" { x + y } else { x - y };
+        let ms = (d * 86_400_000.0).round() as i64;
+        let out = base
+            .checked_add_signed(Duration::milliseconds(ms))
+            .ok_or_else(|| SqlError::overflow("datetime").to_fn_error())?;
+        Ok(Some(fmt_datetime(&out)))
+    })?;
+    // Compares two datetimeoffsets by their UTC instants.
+    conn.create_scalar_function("__dtocmp", 2, det, |ctx| {
+        let (Some(a), Some(b)) = (as_offset(ctx.get_raw(0))?, as_offset(ctx.get_raw(1))?) else {
+            return Ok(None);
+        };
+        Ok(Some(match a.cmp(&b) {
+            Ordering::Less => -1i64,
+            Ordering::Equal => 0,
+            Ordering::Greater => 1,
+        }))
+    })?;
+    super::numeric::register(conn)?;
+    super::textfns::register(conn)?;
     Ok(())
 }

@@ -3,10 +3,14 @@
 //! declared SQL Server types kept in a catalog.
 
 pub mod catalog;
+pub mod compile;
 pub mod convert;
 pub mod error;
 pub mod functions;
+pub mod numeric;
 pub mod session;
+pub mod styles;
+pub mod textfns;
 pub mod translate;
 pub mod typename;
 
@@ -15,3 +19,5 @@ pub use session::{Engine, EnvChange, Output, OutputError, Param, Session};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_flow;

@@ -94,6 +94,7 @@ pub fn parse_sql_type(text: &str) -> Option<SqlType> {
         "datetime2" => SqlType::DateTime2(scale(7)?),
         "datetimeoffset" => SqlType::DateTimeOffset(scale(7)?),
         "uniqueidentifier" => SqlType::UniqueIdentifier,
+        "xml" => SqlType::Xml,
         _ => return None,
     })
 }
@@ -162,7 +163,8 @@ mod tests {
         assert_eq!(parse_sql_type("float(24)"), Some(SqlType::Real));
         assert_eq!(parse_sql_type("datetime2"), Some(SqlType::DateTime2(7)));
         assert_eq!(parse_sql_type("varchar(9000)"), None);
-        assert_eq!(parse_sql_type("xml"), None);
+        assert_eq!(parse_sql_type("xml"), Some(SqlType::Xml));
+        assert_eq!(parse_sql_type("geography"), None);
     }
 
     #[test]

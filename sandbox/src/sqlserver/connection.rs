@@ -87,8 +87,12 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
         transport.flush()?;
         Ok(())
     };
-    let user_ok = login.username.eq_ignore_ascii_case(&shared.config.user)
-        && login.password == shared.config.password;
+    let user_ok = (login.username.eq_ignore_ascii_case(&shared.config.user)
+        && login.password == shared.config.password)
+        || shared
+            .engine
+            .login_ok(&login.username, &login.password)
+            .unwrap_or(false);
     if !user_ok || shared.faults.take_login_failure() {
         tracing::info!(user = %login.username, "login refused");
         return refuse(&mut transport, SqlError::login_failed(&login.username));
@@ -103,6 +107,7 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
         Err(e) => return refuse(&mut transport, e),
     };
     session.set_login(&login.username);
+    session.set_app_name(&login.app_name);
     let tds_version = tokens::negotiate_tds_version(login.tds_version);
     let mut buf = Vec::new();
     tokens::env_database(&mut buf, session.database(), "master");
@@ -250,7 +255,7 @@ impl Conn {
                         return Ok(());
                     }
                 }
-                match self.session.execute_batch(&b.text, &[], &mut out) {
+                match self.session.run_request(&b.text, &[], &mut out) {
                     Ok(()) | Err(crate::engine::OutputError::Cancelled) => out.finish(None)?,
                     Err(crate::engine::OutputError::Io(e)) => return Err(e.into()),
                 }
@@ -295,7 +300,7 @@ impl Conn {
                     ))),
                     txn::TmRequest::Save { name } => {
                         let mut sink = crate::engine::session::Discard;
-                        let _ = self.session.execute_batch(
+                        let _ = self.session.run_request(
                             &format!("SAVE TRANSACTION [{}]", name.replace(']', "]]")),
                             &[],
                             &mut sink,

@@ -239,6 +239,18 @@ impl Output for TdsOutput<'_> {
         Ok(())
     }
 
+    fn info(&mut self, e: &SqlError) -> Result<(), OutputError> {
+        self.flush_pending();
+        tokens::info(&mut self.buf, &server_message(e, ""));
+        Ok(())
+    }
+
+    fn return_status(&mut self, status: i32) -> Result<(), OutputError> {
+        self.flush_pending();
+        tokens::return_status(&mut self.buf, status);
+        Ok(())
+    }
+
     fn env(&mut self, change: EnvChange) -> Result<(), OutputError> {
         self.flush_pending();
         match change {

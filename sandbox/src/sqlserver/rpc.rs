@@ -1,6 +1,7 @@
 //! RPC requests: sp_executesql and the prepared-statement procedures
 //! drivers use (sp_prepare, sp_prepexec, sp_execute, sp_unprepare).
 
+use crate::engine::session::ArgValue;
 use crate::engine::typename::parse_param_decls;
 use crate::engine::{Output, OutputError, Param, SqlError};
 use crate::tds::rpc::{
@@ -86,8 +87,8 @@ fn bind(decls: &str, values: &[RpcParam]) -> Result<Vec<Param>, SqlError> {
 }
 
 enum CallOutcome {
-    /// The call ran; output parameters to return.
-    Ran(Vec<(u16, String, Value)>),
+    /// The call ran: its return status and the output parameters to return.
+    Ran(i32, Vec<(u16, String, SqlType, Value)>),
     /// The call failed before running anything.
     Failed(SqlError),
     Cancelled,
@@ -112,13 +113,11 @@ pub(super) fn run(
                 out.error(&e).map_err(output_err)?;
                 tokens::DONE_ERROR
             }
-            CallOutcome::Ran(outputs) => {
-                out.tokens(|b| tokens::return_status(b, 0))?;
-                for (ordinal, name, value) in outputs {
+            CallOutcome::Ran(status, outputs) => {
+                out.tokens(|b| tokens::return_status(b, status))?;
+                for (ordinal, name, ty, value) in outputs {
                     let mut res = Ok(());
-                    out.tokens(|b| {
-                        res = tokens::return_value(b, ordinal, &name, &SqlType::Int, &value, 1)
-                    })?;
+                    out.tokens(|b| res = tokens::return_value(b, ordinal, &name, &ty, &value, 1))?;
                     res?;
                 }
                 0
@@ -145,7 +144,7 @@ fn exec(
     params: &[Param],
     out: &mut TdsOutput<'_>,
 ) -> Result<Option<CallOutcome>, TdsError> {
-    match conn.session.execute_batch(sql, params, out) {
+    match conn.session.run_request(sql, params, out) {
         Ok(()) => Ok(None),
         Err(OutputError::Cancelled) => Ok(Some(CallOutcome::Cancelled)),
         Err(OutputError::Io(e)) => Err(TdsError::Io(e)),
@@ -170,7 +169,7 @@ fn run_call(
             if let Some(c) = exec(conn, &sql, &params, out)? {
                 return Ok(c);
             }
-            Ok(CallOutcome::Ran(vec![]))
+            Ok(CallOutcome::Ran(0, vec![]))
         }
         Some(SP_PREPARE) => {
             let decls = text(p.get(1));
@@ -178,11 +177,15 @@ fn run_call(
             let handle = conn.next_handle;
             conn.next_handle += 1;
             conn.prepared.insert(handle, (decls, sql));
-            Ok(CallOutcome::Ran(vec![(
+            Ok(CallOutcome::Ran(
                 0,
-                name_of(p.first()),
-                Value::Int(i64::from(handle)),
-            )]))
+                vec![(
+                    0,
+                    name_of(p.first()),
+                    SqlType::Int,
+                    Value::Int(i64::from(handle)),
+                )],
+            ))
         }
         Some(SP_PREPEXEC) => {
             let decls = text(p.get(1));
@@ -197,11 +200,15 @@ fn run_call(
             if let Some(c) = exec(conn, &sql, &params, out)? {
                 return Ok(c);
             }
-            Ok(CallOutcome::Ran(vec![(
+            Ok(CallOutcome::Ran(
                 0,
-                name_of(p.first()),
-                Value::Int(i64::from(handle)),
-            )]))
+                vec![(
+                    0,
+                    name_of(p.first()),
+                    SqlType::Int,
+                    Value::Int(i64::from(handle)),
+                )],
+            ))
         }
         Some(SP_EXECUTE) => {
             let Some((decls, sql)) = int(p.first()).and_then(|h| conn.prepared.get(&h)).cloned()
@@ -223,22 +230,49 @@ fn run_call(
             if let Some(c) = exec(conn, &sql, &params, out)? {
                 return Ok(c);
             }
-            Ok(CallOutcome::Ran(vec![]))
+            Ok(CallOutcome::Ran(0, vec![]))
         }
         Some(SP_UNPREPARE) => {
             if let Some(h) = int(p.first()) {
                 conn.prepared.remove(&h);
             }
-            Ok(CallOutcome::Ran(vec![]))
+            Ok(CallOutcome::Ran(0, vec![]))
         }
         _ => {
+            // A stored procedure by name: parameters by name or position,
+            // OUTPUT parameters returned as RETURNVALUE tokens.
             let name = call.proc.name().to_string();
-            Ok(CallOutcome::Failed(SqlError::new(
-                2812,
-                62,
-                16,
-                format!("Could not find stored procedure '{name}'."),
-            )))
+            let args: Vec<ArgValue> = p
+                .iter()
+                .map(|a| ArgValue {
+                    name: (!a.name.is_empty()).then(|| a.name.clone()),
+                    value: (!a.default).then(|| a.value.clone()),
+                    output: a.output,
+                })
+                .collect();
+            match conn.session.rpc_procedure(&name, args, out) {
+                Ok(Ok(o)) => {
+                    let outputs = p
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, a)| a.output)
+                        .filter_map(|(i, a)| {
+                            let found = if a.name.is_empty() {
+                                o.outputs.get(i)
+                            } else {
+                                o.outputs
+                                    .iter()
+                                    .find(|(n, _, _)| n.eq_ignore_ascii_case(&a.name))
+                            };
+                            found.map(|(n, t, v)| (i as u16, n.clone(), *t, v.clone()))
+                        })
+                        .collect();
+                    Ok(CallOutcome::Ran(o.status, outputs))
+                }
+                Ok(Err(e)) => Ok(CallOutcome::Failed(e)),
+                Err(OutputError::Cancelled) => Ok(CallOutcome::Cancelled),
+                Err(OutputError::Io(e)) => Err(TdsError::Io(e)),
+            }
         }
     }
 }

@@ -273,7 +273,7 @@ pub(crate) fn read_type_info<S: Source>(s: &mut S) -> Result<WireType> {
                 s.b_varchar()?; // owning schema
                 s.us_varchar()?; // schema collection
             }
-            WireType::simple(t, Plp, u32::MAX, SqlType::NVarChar(Len::Max))
+            WireType::simple(t, Plp, u32::MAX, SqlType::Xml)
         }
         other => return Err(bad(format!("unsupported TDS data type {other:#04x}"))),
     };
@@ -483,7 +483,7 @@ fn decode_bytes(w: &WireType, b: &[u8]) -> Result<Value> {
             let (s, _) = enc.decode_without_bom_handling(b);
             Value::String(s.into_owned())
         }
-        SqlType::NChar(_) | SqlType::NVarChar(_) => {
+        SqlType::NChar(_) | SqlType::NVarChar(_) | SqlType::Xml => {
             if n & 1 != 0 {
                 return Err(bad("odd byte count in a UTF-16 value"));
             }
@@ -620,6 +620,7 @@ pub(crate) fn framing_of(st: &SqlType) -> Framing {
             Len::Max => Framing::Plp,
             Len::N(_) => Framing::UShortLen,
         },
+        SqlType::Xml => Framing::Plp,
         _ => Framing::ByteLen,
     }
 }
@@ -708,6 +709,8 @@ pub(crate) fn write_type_info(out: &mut Vec<u8>, st: &SqlType) -> Result<()> {
             out.extend_from_slice(&[ty::DATETIMEOFFSETN, check_scale(s)?])
         }
         SqlType::UniqueIdentifier => out.extend_from_slice(&[ty::GUID, 16]),
+        // XML_INFO with SCHEMA_PRESENT = 0: untyped xml (MS-TDS 2.2.5.5.3).
+        SqlType::Xml => out.extend_from_slice(&[ty::XML, 0]),
     }
     Ok(())
 }
@@ -929,7 +932,7 @@ pub(crate) fn write_value(out: &mut Vec<u8>, st: &SqlType, v: &Value, col: &str)
             let mut b = encode_1252(s);
             write_sized(out, st, &mut b, b' ', 1, col)?;
         }
-        SqlType::NChar(_) | SqlType::NVarChar(_) => {
+        SqlType::NChar(_) | SqlType::NVarChar(_) | SqlType::Xml => {
             let Value::String(s) = v else {
                 return Err(err());
             };

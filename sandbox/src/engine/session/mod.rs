@@ -2,7 +2,7 @@
 //! so readers never see another session's uncommitted rows), one SQLite
 //! connection per TDS session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,9 @@ use super::error::SqlError;
 use super::functions;
 use super::translate::{self, Ctx, Plan, Resolved};
 use crate::types::{ColumnMeta, Len, SqlType, Value};
+
+mod flow;
+pub use flow::{ArgValue, ProcOutcome};
 
 /// Why an [`Output`] stopped taking results.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,14 @@ pub trait Output {
         Ok(())
     }
     fn env(&mut self, _change: EnvChange) -> Result<(), OutputError> {
+        Ok(())
+    }
+    /// An informational message (PRINT, RAISERROR with severity 10 or less).
+    fn info(&mut self, _e: &SqlError) -> Result<(), OutputError> {
+        Ok(())
+    }
+    /// A stored procedure's return status (EXEC in a batch).
+    fn return_status(&mut self, _status: i32) -> Result<(), OutputError> {
         Ok(())
     }
 }
@@ -186,10 +197,16 @@ impl Engine {
             implicit_transactions: false,
             xact_abort: false,
             fmtonly: false,
+            describing: false,
             login: "sa".to_string(),
+            app_name: String::new(),
             identity_insert: None,
             temp: HashMap::new(),
+            globals: Vec::new(),
             vars,
+            try_depth: 0,
+            caught: None,
+            proc_depth: 0,
         })
     }
 
@@ -198,13 +215,19 @@ impl Engine {
         let mut s = self.session("master")?;
         for batch in translate::split_go(script) {
             let mut sink = FirstColumns::default();
-            s.execute_batch(&batch, &[], &mut sink)
+            s.run_request(&batch, &[], &mut sink)
                 .map_err(|e| SqlError::new(50000, 1, 16, e.to_string()))?;
             if let Some(e) = sink.error {
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// Whether a login created with CREATE LOGIN has this password.
+    pub fn login_ok(&self, name: &str, password: &str) -> Result<bool, SqlError> {
+        let conn = self.connect()?;
+        catalog::login_matches(&conn, name, password)
     }
 
     pub fn database_exists(&self, name: &str) -> Result<bool, SqlError> {
@@ -273,7 +296,7 @@ impl Output for FirstColumns {
         Ok(())
     }
     fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
-        if self.error.is_none() {
+        if self.error.is_none() && self.columns.is_none() {
             self.error = Some(e.clone());
         }
         Ok(())
@@ -354,12 +377,32 @@ pub struct Session {
     xact_abort: bool,
     /// SET FMTONLY ON: queries return their metadata only; nothing else runs.
     fmtonly: bool,
+    /// Inside sp_describe_first_result_set: what it cannot see through
+    /// (temp tables the batch creates, dynamic SQL) is an error, 11526/11514.
+    describing: bool,
     login: String,
+    app_name: String,
     identity_insert: Option<String>,
     temp: HashMap<String, TableMeta>,
+    /// `##global` temporary tables this session created: dropped when it ends.
+    globals: Vec<(String, String, String)>,
     /// T-SQL variables by lower-case name; shared with the `__var` and
     /// `__setvar` SQLite functions of this session's connection.
     vars: Vars,
+    /// Nesting of TRY blocks: errors go to the CATCH block instead of the client.
+    try_depth: u32,
+    /// The error the running CATCH block handles.
+    caught: Option<SqlError>,
+    /// Nesting of stored procedure calls.
+    proc_depth: u32,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for (db, schema, name) in std::mem::take(&mut self.globals) {
+            let _ = catalog::drop_table(&self.conn, &db, &schema, &name);
+        }
+    }
 }
 
 type Vars = Arc<Mutex<HashMap<String, (SqlType, Value)>>>;
@@ -480,6 +523,11 @@ fn map_sqlite(e: rusqlite::Error, target: Option<&TableMeta>) -> SqlError {
 
 impl Session {
     /// Records the SQL login the client authenticated as.
+    /// Records the client's application name (LOGIN7), for APP_NAME().
+    pub fn set_app_name(&mut self, name: &str) {
+        self.app_name = name.to_string();
+    }
+
     pub fn set_login(&mut self, login: &str) {
         self.login = login.to_string();
     }
@@ -505,6 +553,16 @@ impl Session {
     }
 
     fn ctx(&self) -> Ctx<'_> {
+        self.ctx_with(&[])
+    }
+
+    /// The translator's view of the session, with the RPC parameters in scope.
+    fn ctx_with(&self, params: &[Param]) -> Ctx<'_> {
+        let var_types = self
+            .vars
+            .lock()
+            .map(|v| v.iter().map(|(k, (t, _))| (k.clone(), *t)).collect())
+            .unwrap_or_default();
         Ctx {
             conn: &self.conn,
             db: &self.db,
@@ -514,7 +572,63 @@ impl Session {
             spid: self.spid,
             identity_insert: self.identity_insert.as_deref(),
             login: &self.login,
+            app_name: &self.app_name,
+            params: params
+                .iter()
+                .map(|p| (p.name.clone(), p.sql_type))
+                .collect(),
+            var_types,
+            caught: self.caught.clone(),
         }
+    }
+
+    /// Runs a client's request (a SQL batch, or an RPC's statement) in a
+    /// fresh batch scope: variables and table variables last for one batch.
+    pub fn run_request(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), OutputError> {
+        self.clear_vars();
+        self.end_batch_scope(&HashSet::new());
+        let r = self.execute_batch(sql, params, out);
+        self.clear_vars();
+        self.end_batch_scope(&HashSet::new());
+        r
+    }
+
+    fn clear_vars(&mut self) {
+        if let Ok(mut v) = self.vars.lock() {
+            v.clear();
+        }
+    }
+
+    /// Drops the table variables declared since `keep` (the table
+    /// variables that existed before) was taken.
+    pub(super) fn end_batch_scope(&mut self, keep: &HashSet<String>) {
+        let gone: Vec<String> = self
+            .temp
+            .keys()
+            .filter(|k| k.starts_with('@') && !keep.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(meta) = self.temp.remove(&k) {
+                let _ = self
+                    .conn
+                    .execute(&format!("DROP TABLE IF EXISTS {}", meta.physical), []);
+            }
+        }
+    }
+
+    /// The table variables in scope now.
+    pub(super) fn table_vars(&self) -> HashSet<String> {
+        self.temp
+            .keys()
+            .filter(|k| k.starts_with('@'))
+            .cloned()
+            .collect()
     }
 
     /// Runs a batch, writing each statement's results, errors and state
@@ -532,36 +646,27 @@ impl Session {
             out.error(&SqlError::deadlock(self.spid))?;
             return out.done(None, true);
         }
-        let stmts = match translate::parse_batch(sql) {
+        let blocks = match translate::parse_batch(sql) {
             Ok(s) => s,
             Err(e) => {
                 out.error(&e)?;
                 return out.done(None, true);
             }
         };
-        for (stmt, top) in stmts {
-            match self.execute_statement(stmt, top, params, out) {
-                Ok(()) => {}
-                Err(Failure::Output(e)) => {
-                    if matches!(e, OutputError::Cancelled) && self.trancount == 0 {
-                        let _ = self.conn.execute_batch("ROLLBACK");
-                    }
-                    return Err(e);
+        match self.run_seq(blocks, params, out) {
+            Err(Failure::Output(e)) => {
+                if matches!(e, OutputError::Cancelled) && self.trancount == 0 {
+                    let _ = self.conn.execute_batch("ROLLBACK");
                 }
-                Err(Failure::Sql(e)) => {
-                    out.error(&e)?;
-                    out.done(None, true)?;
-                    if self.xact_abort && self.trancount > 0 {
-                        self.rollback_all(out, true)?;
-                        break;
-                    }
-                    if e.abort == super::error::Abort::Batch {
-                        break;
-                    }
-                }
+                Err(e)
             }
+            Err(Failure::Sql(e)) => {
+                // Only reachable inside a TRY block of an enclosing batch.
+                out.error(&e)?;
+                out.done(None, true)
+            }
+            Ok(()) | Err(_) => Ok(()),
         }
-        Ok(())
     }
 
     fn bind_params(
@@ -613,30 +718,40 @@ impl Session {
         params: &[Param],
         out: &mut dyn Output,
     ) -> Result<(), Failure> {
-        let plan = translate::plan(&self.ctx(), stmt, top)?;
+        let plan = match translate::plan(&self.ctx_with(params), stmt, top) {
+            Ok(p) => p,
+            Err(e) if self.describing && e.number == 208 && e.message.contains("'#") => {
+                // sp_describe_first_result_set cannot see temp tables the batch creates.
+                return Err(SqlError::new(
+                    11526,
+                    1,
+                    16,
+                    format!(
+                        "The metadata could not be determined because statement uses a temp table. ({})",
+                        e.message
+                    ),
+                )
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         if self.fmtonly
             && !matches!(
                 plan,
                 Plan::Query { .. }
                     | Plan::SetOption(..)
                     | Plan::Use(_)
-                    | Plan::ExecDynamic(_)
-                    | Plan::ExecSql { .. }
-                    | Plan::If { .. }
                     | Plan::Declare(_)
+                    | Plan::DeclareTable(_)
                     | Plan::SetVar(..)
             )
         {
             return Ok(out.done(None, false)?);
         }
         match plan {
-            Plan::Query {
-                sql,
-                hints,
-                unnamed,
-            } => {
+            Plan::Query { sql, columns } => {
                 self.begin_implicit(out)?;
-                let n = self.run_query(&sql, hints.as_deref(), &unnamed, params, out)?;
+                let n = self.run_query(&sql, &columns, params, out)?;
                 self.rowcount = n as i64;
                 out.done(Some(n), false)?;
             }
@@ -659,22 +774,39 @@ impl Session {
                 self.rowcount = n as i64;
                 out.done((!self.nocount).then_some(n), false)?;
             }
+            Plan::SelectInto { table, insert } => {
+                self.begin_implicit(out)?;
+                self.create_table(&table)?;
+                let n = match self.run_dml(&[insert], &[], &[], &table, None, params) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.drop_created(&table);
+                        return Err(e.into());
+                    }
+                };
+                self.rowcount = n as i64;
+                out.done((!self.nocount).then_some(n), false)?;
+            }
             Plan::CreateTable(meta) => {
                 self.begin_implicit(out)?;
-                if meta.temp {
-                    if self.temp.contains_key(&meta.name) {
-                        return Err(SqlError::object_exists(&meta.name).into());
-                    }
-                    for ddl in catalog::sqlite_ddl(&meta) {
-                        self.conn
-                            .execute(&ddl, [])
-                            .map_err(|e| map_sqlite(e, None))?;
-                    }
-                    self.temp.insert(meta.name.clone(), *meta);
-                } else {
-                    self.in_savepoint(|c| catalog::create_table(c, &meta))?;
-                }
+                self.create_table(&meta)?;
                 self.rowcount = 0;
+                out.done(None, false)?;
+            }
+            Plan::DeclareTable(meta) => {
+                if self.temp.contains_key(&meta.name) {
+                    return Err(SqlError::new(
+                        134,
+                        1,
+                        15,
+                        format!(
+                            "The variable name '{}' has already been declared. Variable names must be unique within a query batch or stored procedure.",
+                            meta.name
+                        ),
+                    )
+                    .into());
+                }
+                self.create_table(&meta)?;
                 out.done(None, false)?;
             }
             Plan::DropTables { names, if_exists } => {
@@ -689,6 +821,11 @@ impl Session {
                             None => Err(drop_missing(&shown.to_string())),
                         },
                         Some(Resolved::Table { db, schema, name }) => {
+                            self.globals.retain(|g| {
+                                !(g.0.eq_ignore_ascii_case(&db)
+                                    && g.1.eq_ignore_ascii_case(&schema)
+                                    && g.2.eq_ignore_ascii_case(&name))
+                            });
                             self.in_savepoint(|c| catalog::drop_table(c, &db, &schema, &name))
                         }
                         None => Err(drop_missing(&shown.to_string())),
@@ -696,6 +833,34 @@ impl Session {
                     match result {
                         Err(e) if if_exists && e.number == 3701 => {}
                         other => other?,
+                    }
+                }
+                out.done(None, false)?;
+            }
+            Plan::DropObjects {
+                kind,
+                names,
+                if_exists,
+            } => {
+                for n in names {
+                    let shown = translate::ident_values(&n).join(".");
+                    let r = match self.ctx().resolve(&n) {
+                        Ok(Resolved::Table { db, schema, name }) => self
+                            .in_savepoint(|c| catalog::drop_object(c, kind, &db, &schema, &name)),
+                        _ => Err(SqlError::new(3701, 5, 11, String::new())),
+                    };
+                    match r {
+                        Ok(()) => {}
+                        Err(_) if if_exists => {}
+                        Err(_) => {
+                            return Err(SqlError::new(
+                                3701,
+                                5,
+                                11,
+                                format!("Cannot drop the {kind} '{shown}', because it does not exist or you do not have permission."),
+                            )
+                            .into())
+                        }
                     }
                 }
                 out.done(None, false)?;
@@ -816,149 +981,122 @@ impl Session {
                     n += 1;
                 }
                 self.rowcount = n as i64;
-                out.done(Some(n), false)?;
+                out.done((!self.nocount).then_some(n), false)?;
             }
-            Plan::If {
-                cond,
-                then,
-                otherwise,
+            Plan::Print(expr) => {
+                let ty = SqlType::NVarChar(Len::Max);
+                let text = match self.eval_scalar(&expr, &ty, params)? {
+                    Value::String(s) => s,
+                    _ => String::new(),
+                };
+                out.info(&SqlError::new(0, 1, 0, text))?;
+            }
+            Plan::Raise {
+                message,
+                severity,
+                state,
+                args,
             } => {
-                let truth = self.eval_scalar(
-                    &format!("CASE WHEN {cond} THEN 1 ELSE 0 END"),
-                    &SqlType::Int,
-                    params,
-                )?;
-                let branch = if truth == Value::Int(1) {
-                    then
-                } else {
-                    otherwise
+                let int = |v: Value| match v {
+                    Value::Int(i) => i,
+                    _ => 0,
                 };
-                for stmt in branch {
-                    self.execute_statement(stmt, None, params, out)?;
-                }
-            }
-            Plan::ExecDynamic(expr) => {
-                let sql = match self.eval_scalar(&expr, &SqlType::NVarChar(Len::Max), params)? {
+                let severity = int(self.eval_scalar(&severity, &SqlType::Int, params)?);
+                let state = int(self.eval_scalar(&state, &SqlType::Int, params)?);
+                let ty = SqlType::NVarChar(Len::Max);
+                let fmt = match self.eval_scalar(&message, &ty, params)? {
                     Value::String(s) => s,
                     _ => String::new(),
                 };
-                // Dynamic SQL sees neither the caller's parameters nor its variables.
-                self.execute_batch(&sql, &[], out)?;
-            }
-            Plan::DescribeFirstResultSet(tsql) => {
-                let sql = match self.eval_scalar(&tsql, &SqlType::NVarChar(Len::Max), params)? {
-                    Value::String(s) => s,
-                    _ => String::new(),
-                };
-                let cols = self.first_result_columns(&sql)?;
-                describe_columns(&cols, out)?;
-            }
-            Plan::TableCollations(meta) => {
-                let cols = vec![
-                    ColumnMeta::new("colid", SqlType::SmallInt),
-                    ColumnMeta::new("name", SqlType::NVarChar(Len::N(128))),
-                    ColumnMeta::new("tds_collation_28", SqlType::Binary(5)),
-                    ColumnMeta::new("tds_collation_100", SqlType::Binary(5)),
-                    ColumnMeta::new("collation_name", SqlType::NVarChar(Len::N(128))),
-                ];
-                out.columns(&cols)?;
-                for (i, c) in meta.columns.iter().enumerate() {
-                    let (coll, name) = if c.ty.is_string() {
-                        (
-                            Value::Binary(crate::tds::DEFAULT_COLLATION.to_vec()),
-                            Value::String("SQL_Latin1_General_CP1_CI_AS".into()),
-                        )
-                    } else {
-                        (Value::Null, Value::Null)
-                    };
-                    out.row(&[
-                        Value::Int(i as i64 + 1),
-                        Value::String(c.name.clone()),
-                        coll.clone(),
-                        coll,
-                        name,
-                    ])?;
-                }
-                out.done(Some(meta.columns.len() as u64), false)?;
-            }
-            Plan::ExecSql { stmt, decls, args } => {
-                let text = |v: Value| match v {
-                    Value::String(s) => Ok(s),
-                    _ => Err(SqlError::new(
-                        214,
-                        2,
-                        16,
-                        "Procedure expects parameter '@statement' of type 'ntext/nchar/nvarchar'.",
-                    )),
-                };
-                let sql = text(self.eval_scalar(&stmt, &SqlType::NVarChar(Len::Max), params)?)?;
-                let decls = match decls {
-                    Some(d) => text(self.eval_scalar(&d, &SqlType::NVarChar(Len::Max), params)?)?,
-                    None => String::new(),
-                };
-                let declared = if decls.trim().is_empty() {
-                    vec![]
-                } else {
-                    super::typename::parse_param_decls(&decls).ok_or_else(|| {
-                        SqlError::new(8178, 1, 16, format!("The parameterized query '({decls})' has a malformed parameter declaration."))
-                    })?
-                };
-                let mut bound = Vec::new();
-                // Output parameters: (parameter, caller's variable).
-                let mut outputs = Vec::new();
-                for (i, (name, expr)) in args.iter().enumerate() {
-                    let decl = match name {
-                        Some(n) => declared.iter().find(|d| d.0.eq_ignore_ascii_case(n)),
-                        None => declared.get(i),
-                    }
-                    .ok_or_else(|| {
-                        SqlError::new(
-                            8144,
-                            2,
-                            16,
-                            "Procedure or function has too many arguments specified.",
-                        )
-                    })?;
-                    let value = self.eval_scalar(expr, &decl.1, params)?;
-                    let target = expr.trim();
-                    if decl.2 && target.starts_with('@') {
-                        outputs.push((decl.0.clone(), target.to_string()));
-                    }
-                    bound.push(Param {
-                        name: decl.0.clone(),
-                        sql_type: decl.1,
-                        value,
+                let mut values = Vec::new();
+                for a in &args {
+                    values.push(match self.eval_scalar(a, &ty, params)? {
+                        Value::String(s) => s,
+                        _ => "(null)".to_string(),
                     });
                 }
-                // The statement runs in its own variable scope, its parameters as variables.
-                let inner: HashMap<String, (SqlType, Value)> = bound
-                    .iter()
-                    .map(|p| (p.name.to_ascii_lowercase(), (p.sql_type, p.value.clone())))
-                    .collect();
-                let outer = self
-                    .vars
-                    .lock()
-                    .map(|mut v| std::mem::replace(&mut *v, inner))
-                    .unwrap_or_default();
-                let result = self.execute_batch(&sql, &bound, out);
-                let produced: Vec<(String, Option<(SqlType, Value)>)> = outputs
-                    .iter()
-                    .map(|(p, v)| (v.clone(), self.var(p)))
-                    .collect();
-                if let Ok(mut v) = self.vars.lock() {
-                    *v = outer;
+                let text = raiserror_text(&fmt, &values);
+                let e = SqlError::new(
+                    50000,
+                    state.clamp(0, 255) as u8,
+                    severity.clamp(0, 25) as u8,
+                    text,
+                );
+                if severity <= 10 {
+                    out.info(&e)?;
+                } else {
+                    return Err(e.into());
                 }
-                result?;
-                for (target, value) in produced {
-                    if let (Some((_, v)), Some((ty, _))) = (value, self.var(&target)) {
-                        let stored = to_storage(&v);
-                        let v = convert(ValueRef::from(&stored), &ty, Overlong::Truncate)?;
-                        self.set_var(&target, ty, v);
+            }
+            Plan::Throw(parts) => {
+                let e = match parts {
+                    None => self.caught.clone().ok_or_else(|| {
+                        SqlError::new(
+                            10704,
+                            1,
+                            15,
+                            "To rethrow an error, a THROW statement must be used inside a CATCH block. Insert the THROW statement inside a CATCH block, or add error parameters to the THROW statement.",
+                        )
+                    })?,
+                    Some((n, m, st)) => {
+                        let int = |v: Value| match v {
+                            Value::Int(i) => i,
+                            _ => 0,
+                        };
+                        let number = int(self.eval_scalar(&n, &SqlType::Int, params)?);
+                        let state = int(self.eval_scalar(&st, &SqlType::TinyInt, params)?);
+                        let text = match self.eval_scalar(&m, &SqlType::NVarChar(Len::Max), params)? {
+                            Value::String(s) => s,
+                            _ => String::new(),
+                        };
+                        SqlError::new(number as i32, state as u8, 16, text)
                     }
-                }
+                };
+                return Err(e.batch().into());
+            }
+            Plan::WaitFor(expr) => {
+                self.wait_for(&expr, params)?;
+                out.done(None, false)?;
             }
         }
         Ok(())
+    }
+
+    /// Creates a table: a `#temp` or `@table` variable in the connection's
+    /// temp schema, anything else in the catalog (`##global` ones are
+    /// dropped when this session ends).
+    fn create_table(&mut self, meta: &TableMeta) -> Result<(), SqlError> {
+        if meta.temp {
+            if self.temp.contains_key(&meta.name) {
+                return Err(SqlError::object_exists(&meta.name));
+            }
+            for ddl in catalog::sqlite_ddl(meta) {
+                self.conn
+                    .execute(&ddl, [])
+                    .map_err(|e| map_sqlite(e, None))?;
+            }
+            self.temp.insert(meta.name.clone(), meta.clone());
+            return Ok(());
+        }
+        self.in_savepoint(|c| catalog::create_table(c, meta))?;
+        if meta.name.starts_with("##") {
+            self.globals
+                .push((meta.db.clone(), meta.schema.clone(), meta.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Session::create_table`] (a SELECT INTO that failed).
+    fn drop_created(&mut self, meta: &TableMeta) {
+        if meta.temp {
+            if self.temp.remove(&meta.name).is_some() {
+                let _ = self
+                    .conn
+                    .execute(&format!("DROP TABLE IF EXISTS {}", meta.physical), []);
+            }
+        } else {
+            let _ = catalog::drop_table(&self.conn, &meta.db, &meta.schema, &meta.name);
+        }
     }
 
     /// The columns the first result set of `sql` would have, without running
@@ -966,10 +1104,15 @@ impl Session {
     fn first_result_columns(&mut self, sql: &str) -> Result<Vec<ColumnMeta>, SqlError> {
         let mut capture = FirstColumns::default();
         let was = std::mem::replace(&mut self.fmtonly, true);
+        let was_describing = std::mem::replace(&mut self.describing, true);
         let r = self.execute_batch(sql, &[], &mut capture);
         self.fmtonly = was;
+        self.describing = was_describing;
         r.map_err(|e| SqlError::new(50000, 1, 16, e.to_string()))?;
         if let Some(e) = capture.error {
+            if matches!(e.number, 11514 | 11526) {
+                return Err(e);
+            }
             return Err(SqlError::new(
                 11501,
                 1,
@@ -1077,24 +1220,55 @@ impl Session {
         Ok(())
     }
 
+    /// Opens a statement's savepoint. Outside a transaction a write takes
+    /// SQLite's write lock first (BEGIN IMMEDIATE), so it waits for other
+    /// writers (LOCK_TIMEOUT) instead of failing when its snapshot is stale.
+    /// Returns whether it opened that outer transaction.
+    fn stmt_begin(&self, name: &str, writes_shared: bool) -> Result<bool, SqlError> {
+        let outer = writes_shared && self.conn.is_autocommit();
+        if outer {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| map_sqlite(e, None))?;
+        }
+        if let Err(e) = self.conn.execute_batch(&format!("SAVEPOINT {name}")) {
+            if outer {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            return Err(map_sqlite(e, None));
+        }
+        Ok(outer)
+    }
+
+    /// Closes [`Session::stmt_begin`]'s savepoint, keeping or undoing its work.
+    fn stmt_end(&self, name: &str, keep: bool, outer: bool) -> Result<(), SqlError> {
+        let r = if keep {
+            self.conn.execute_batch(&format!("RELEASE {name}"))
+        } else {
+            self.conn
+                .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))
+        };
+        if outer {
+            let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            self.conn
+                .execute_batch(end)
+                .map_err(|e| map_sqlite(e, None))?;
+        }
+        r.map_err(|e| map_sqlite(e, None))
+    }
+
     fn in_savepoint<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, SqlError>,
     ) -> Result<T, SqlError> {
-        self.conn
-            .execute_batch("SAVEPOINT __stmt")
-            .map_err(|e| map_sqlite(e, None))?;
+        let outer = self.stmt_begin("__stmt", true)?;
         match f(&self.conn) {
             Ok(v) => {
-                self.conn
-                    .execute_batch("RELEASE __stmt")
-                    .map_err(|e| map_sqlite(e, None))?;
+                self.stmt_end("__stmt", true, outer)?;
                 Ok(v)
             }
             Err(e) => {
-                let _ = self
-                    .conn
-                    .execute_batch("ROLLBACK TO __stmt; RELEASE __stmt");
+                let _ = self.stmt_end("__stmt", false, outer);
                 Err(e)
             }
         }
@@ -1109,9 +1283,7 @@ impl Session {
         key_probe: Option<&str>,
         params: &[Param],
     ) -> Result<u64, SqlError> {
-        self.conn
-            .execute_batch("SAVEPOINT __stmt")
-            .map_err(|e| map_sqlite(e, Some(target)))?;
+        let outer = self.stmt_begin("__stmt", !target.temp)?;
         let result = (|| -> Result<u64, SqlError> {
             for s in setup {
                 let mut st = self
@@ -1156,7 +1328,7 @@ impl Session {
         for c in cleanup {
             let _ = self.conn.execute_batch(c);
         }
-        let _ = self.conn.execute_batch("RELEASE __stmt");
+        self.stmt_end("__stmt", true, outer)?;
         result
     }
 
@@ -1180,120 +1352,31 @@ impl Session {
         Some(parts.join(", "))
     }
 
-    /// Runs a query and streams its rows; returns how many were sent.
+    /// Runs a query and streams its rows in the types the compiler derived;
+    /// returns how many were sent.
     fn run_query(
         &mut self,
         sql: &str,
-        hints: Option<&[Option<SqlType>]>,
-        unnamed: &[usize],
+        columns: &[ColumnMeta],
         params: &[Param],
         out: &mut dyn Output,
     ) -> Result<u64, Failure> {
         let mut st = self.conn.prepare(sql).map_err(|e| map_sqlite(e, None))?;
         self.bind_params(&mut st, params)?;
-        let ncols = st.column_count();
-        // Declared types of columns read straight from a table.
-        let mut metas: Vec<Option<ColumnMeta>> = Vec::with_capacity(ncols);
-        let mut names = Vec::with_capacity(ncols);
-        {
-            let cols: Vec<_> = st.columns_with_metadata().collect();
-            let mut cache: HashMap<String, Option<TableMeta>> = HashMap::new();
-            for c in &cols {
-                names.push(c.name().to_string());
-                let found = match (c.table_name(), c.origin_name(), c.database_name()) {
-                    (Some(t), Some(o), db) => {
-                        let key = format!("{}|{t}", db.unwrap_or(""));
-                        let meta = cache
-                            .entry(key)
-                            .or_insert_with(|| {
-                                if db == Some("temp") {
-                                    self.temp.get(&t.to_ascii_lowercase()).cloned()
-                                } else {
-                                    catalog::find_by_physical(&self.conn, t).ok().flatten()
-                                }
-                            })
-                            .clone();
-                        meta.and_then(|m| {
-                            m.column(o).map(|(_, cd)| ColumnMeta {
-                                name: c.name().to_string(),
-                                sql_type: cd.ty,
-                                nullable: cd.nullable,
-                                identity: cd.identity.is_some(),
-                                updateable: cd.identity.is_none(),
-                            })
-                        })
-                    }
-                    _ => None,
-                };
-                metas.push(found);
-            }
-        }
-        let mut rows = st.raw_query();
-        // Buffer a few rows so columns the SQL does not type get their type from data.
-        let mut buffered: Vec<Vec<Sv>> = Vec::new();
-        let mut exhausted = false;
-        let needs_data = !self.fmtonly
-            && metas.iter().enumerate().any(|(i, m)| {
-                m.is_none() && hints.and_then(|h| h.get(i).copied().flatten()).is_none()
-            });
-        if needs_data {
-            while buffered.len() < 64 {
-                match rows.next().map_err(|e| map_sqlite(e, None))? {
-                    Some(r) => {
-                        let mut v = Vec::with_capacity(ncols);
-                        for i in 0..ncols {
-                            v.push(owned(r.get_ref(i).map_err(internal)?));
-                        }
-                        buffered.push(v);
-                    }
-                    None => {
-                        exhausted = true;
-                        break;
-                    }
-                }
-            }
-        }
-        let cols: Vec<ColumnMeta> = (0..ncols)
-            .map(|i| {
-                if let Some(m) = &metas[i] {
-                    return m.clone();
-                }
-                let ty = hints
-                    .and_then(|h| h.get(i).copied().flatten())
-                    .unwrap_or_else(|| runtime_type(buffered.iter().map(|r| &r[i])));
-                ColumnMeta::new(names[i].clone(), ty)
-            })
-            .enumerate()
-            .map(|(i, mut c)| {
-                if unnamed.contains(&i) {
-                    c.name.clear();
-                }
-                c
-            })
-            .collect();
-        out.columns(&cols)?;
+        out.columns(columns)?;
         if self.fmtonly {
             return Ok(0);
         }
-        let mut values: Vec<Value> = Vec::with_capacity(ncols);
+        let mut rows = st.raw_query();
+        let mut values: Vec<Value> = Vec::with_capacity(columns.len());
         let mut count = 0u64;
-        for r in &buffered {
+        while let Some(r) = rows.next().map_err(|e| map_sqlite(e, None))? {
             values.clear();
-            for (i, v) in r.iter().enumerate() {
-                values.push(from_storage(ValueRef::from(v), &cols[i].sql_type)?);
+            for (i, c) in columns.iter().enumerate() {
+                values.push(from_storage(r.get_ref(i).map_err(internal)?, &c.sql_type)?);
             }
             out.row(&values)?;
             count += 1;
-        }
-        if !exhausted {
-            while let Some(r) = rows.next().map_err(|e| map_sqlite(e, None))? {
-                values.clear();
-                for (i, c) in cols.iter().enumerate() {
-                    values.push(from_storage(r.get_ref(i).map_err(internal)?, &c.sql_type)?);
-                }
-                out.row(&values)?;
-                count += 1;
-            }
         }
         Ok(count)
     }
@@ -1386,6 +1469,7 @@ impl Session {
             Ok(()) => Ok(Ok(())),
             Err(Failure::Sql(e)) => Ok(Err(e)),
             Err(Failure::Output(e)) => Err(e),
+            Err(_) => Ok(Ok(())),
         }
     }
 
@@ -1398,6 +1482,7 @@ impl Session {
             Ok(()) => Ok(Ok(())),
             Err(Failure::Sql(e)) => Ok(Err(e)),
             Err(Failure::Output(e)) => Err(e),
+            Err(_) => Ok(Ok(())),
         }
     }
 
@@ -1409,6 +1494,7 @@ impl Session {
             Ok(()) => Ok(Ok(())),
             Err(Failure::Sql(e)) => Ok(Err(e)),
             Err(Failure::Output(e)) => Err(e),
+            Err(_) => Ok(Ok(())),
         }
     }
 
@@ -1436,24 +1522,38 @@ impl Session {
 
     /// Parses `INSERT BULK table (col type, ...) [WITH (...)]`.
     pub fn bulk_target(&self, sql: &str) -> Result<Option<BulkTarget>, SqlError> {
-        let re = regex::Regex::new(
-            r"(?is)^\s*insert\s+bulk\s+(.+?)\s*\((.*)\)\s*(?:with\s*\((.*)\))?\s*;?\s*$",
-        )
-        .expect("static regex");
-        let Some(c) = re.captures(sql) else {
-            let starts = sql.trim_start().to_ascii_lowercase();
-            if starts.starts_with("insert bulk") {
-                return Err(SqlError::syntax_near("BULK"));
-            }
+        let re = regex::Regex::new(r"(?is)^\s*insert\s+bulk\s+").expect("static regex");
+        let Some(head) = re.find(sql) else {
             return Ok(None);
         };
+        let rest = &sql[head.end()..];
+        // name ( column definitions ) [WITH ( options )], parentheses balanced.
+        let open = rest
+            .find('(')
+            .ok_or_else(|| SqlError::syntax_near("BULK"))?;
+        let close = matching_paren(rest, open).ok_or_else(|| SqlError::syntax_near("BULK"))?;
+        let defs_text = &rest[open + 1..close];
+        let tail = rest[close + 1..].trim().trim_end_matches(';').trim();
+        let opts_text = if tail.is_empty() {
+            ""
+        } else {
+            let lower = tail.to_ascii_lowercase();
+            let body = lower
+                .strip_prefix("with")
+                .map(str::trim_start)
+                .filter(|b| b.starts_with('('))
+                .ok_or_else(|| SqlError::syntax_near(tail))?;
+            let start = tail.len() - body.len();
+            let end = matching_paren(tail, start).ok_or_else(|| SqlError::syntax_near("WITH"))?;
+            &tail[start + 1..end]
+        };
         let name = sqlparser::parser::Parser::new(&sqlparser::dialect::MsSqlDialect {})
-            .try_with_sql(c.get(1).map(|m| m.as_str()).unwrap_or(""))
+            .try_with_sql(rest[..open].trim())
             .and_then(|mut p| p.parse_object_name(false))
             .map_err(|_| SqlError::syntax_near("BULK"))?;
         let table = self.ctx().table(&name)?;
         let mut columns = Vec::new();
-        let defs = c.get(2).map(|m| m.as_str()).unwrap_or("");
+        let defs = defs_text;
         let mut depth = 0;
         let mut start = 0;
         let mut pieces = Vec::new();
@@ -1490,10 +1590,7 @@ impl Session {
                 .ok_or_else(|| SqlError::invalid_column(&cname))?;
             columns.push(i);
         }
-        let opts = c
-            .get(3)
-            .map(|m| m.as_str().to_ascii_uppercase())
-            .unwrap_or_default();
+        let opts = opts_text.to_ascii_uppercase();
         Ok(Some(BulkTarget {
             table,
             columns,
@@ -1510,12 +1607,13 @@ impl Session {
         rows: &mut dyn FnMut() -> Result<Option<Vec<Value>>, SqlError>,
     ) -> Result<u64, SqlError> {
         let meta = &target.table;
-        // Identity columns the client sends without KEEPIDENTITY are renumbered.
+        // An identity column the client lists is a column it supplies
+        // (SqlBulkCopy's KeepIdentity sends it; without it, it is left out).
         let used: Vec<(usize, usize)> = target
             .columns
             .iter()
             .enumerate()
-            .filter(|(_, &ci)| meta.columns[ci].identity.is_none() || target.keep_identity)
+            .filter(|(_, &ci)| meta.columns[ci].computed.is_none())
             .map(|(wire, &ci)| (wire, ci))
             .collect();
         let mut defaults: Vec<(usize, String)> = Vec::new();
@@ -1541,9 +1639,7 @@ impl Session {
             names.join(", "),
             placeholders.join(", ")
         );
-        self.conn
-            .execute_batch("SAVEPOINT __bulk")
-            .map_err(|e| map_sqlite(e, Some(meta)))?;
+        let outer = self.stmt_begin("__bulk", !meta.temp)?;
         let table_name = meta.full_name();
         let result = (|| -> Result<u64, SqlError> {
             let mut st = self
@@ -1572,18 +1668,7 @@ impl Session {
             }
             Ok(n)
         })();
-        match &result {
-            Ok(_) => {
-                self.conn
-                    .execute_batch("RELEASE __bulk")
-                    .map_err(|e| map_sqlite(e, Some(meta)))?;
-            }
-            Err(_) => {
-                let _ = self
-                    .conn
-                    .execute_batch("ROLLBACK TO __bulk; RELEASE __bulk");
-            }
-        }
+        self.stmt_end("__bulk", result.is_ok(), outer)?;
         if let Ok(n) = &result {
             self.rowcount = *n as i64;
         }
@@ -1591,15 +1676,70 @@ impl Session {
     }
 }
 
-fn translate_default(ctx: &Ctx<'_>, d: &str) -> Result<String, SqlError> {
-    let stmt = translate::parse_batch(&format!("SELECT {d}"))?;
-    match stmt.into_iter().next() {
-        Some((s, _)) => match translate::plan(ctx, s, None)? {
-            Plan::Query { sql, .. } => Ok(format!("({sql})")),
-            _ => Err(SqlError::syntax_near(d)),
-        },
-        None => Err(SqlError::syntax_near(d)),
+/// The index of the `)` closing the `(` at `open` (quotes and brackets skipped).
+fn matching_paren(s: &str, open: usize) -> Option<usize> {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    for (i, c) in s.char_indices().skip_while(|(i, _)| *i < open) {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '[' => quote = Some(']'),
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            },
+        }
     }
+    None
+}
+
+fn translate_default(ctx: &Ctx<'_>, d: &str) -> Result<String, SqlError> {
+    let t = translate::scalar(ctx, &translate::parse_expr(d)?)?;
+    Ok(format!("({})", t.sql))
+}
+
+/// RAISERROR's message with its printf-style arguments (%d, %i, %s, %u,
+/// %x, with optional width) filled in order.
+fn raiserror_text(fmt: &str, args: &[String]) -> String {
+    let mut out = String::new();
+    let mut it = args.iter();
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'%') {
+            chars.next();
+            out.push('%');
+            continue;
+        }
+        while chars
+            .peek()
+            .is_some_and(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | ' ' | '#' | '.' | '*'))
+        {
+            chars.next();
+        }
+        match chars.next() {
+            Some('d' | 'i' | 's' | 'u' | 'o' | 'x' | 'X' | 'I') => {
+                out.push_str(it.next().map(String::as_str).unwrap_or("(null)"))
+            }
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
 }
 
 fn drop_missing(name: &str) -> SqlError {
@@ -1611,22 +1751,16 @@ fn drop_missing(name: &str) -> SqlError {
     )
 }
 
-/// The type of a column the SQL does not type, from its first values.
-fn runtime_type<'a>(mut values: impl Iterator<Item = &'a Sv>) -> SqlType {
-    let first = values.find(|v| !matches!(v, Sv::Null));
-    match first {
-        Some(Sv::Integer(_)) => SqlType::BigInt,
-        Some(Sv::Real(_)) => SqlType::Float,
-        Some(Sv::Text(_)) => SqlType::NVarChar(Len::Max),
-        Some(Sv::Blob(_)) => SqlType::VarBinary(Len::Max),
-        _ => SqlType::Int,
-    }
-}
-
 /// A statement failed either in SQL (reported, batch may go on) or on output.
 enum Failure {
     Sql(SqlError),
     Output(OutputError),
+    /// A batch-aborting error was reported: stop the batch.
+    Aborted,
+    /// RETURN, with its status.
+    Return(Option<i64>),
+    Break,
+    Continue,
 }
 
 impl From<SqlError> for Failure {
@@ -1638,15 +1772,5 @@ impl From<SqlError> for Failure {
 impl From<OutputError> for Failure {
     fn from(e: OutputError) -> Self {
         Failure::Output(e)
-    }
-}
-
-fn owned(v: ValueRef<'_>) -> Sv {
-    match v {
-        ValueRef::Null => Sv::Null,
-        ValueRef::Integer(i) => Sv::Integer(i),
-        ValueRef::Real(f) => Sv::Real(f),
-        ValueRef::Text(t) => Sv::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Sv::Blob(b.to_vec()),
     }
 }

@@ -1,0 +1,694 @@
+//! Control of flow and procedures: blocks (BEGIN/END, IF, WHILE, BREAK,
+//! CONTINUE, TRY/CATCH, RETURN), EXEC of stored procedures (positional,
+//! named, DEFAULT and OUTPUT arguments, the return status) and of the
+//! system procedures the sandbox keeps (sp_executesql,
+//! sp_describe_first_result_set, sp_tablecollations_100), and the
+//! definitions CREATE PROCEDURE and CREATE VIEW store.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use sqlparser::ast::{Expr, ObjectName};
+
+use super::{describe_columns, Failure, Output, Param, Session};
+use crate::engine::catalog::{self, ProcInfo};
+use crate::engine::convert::{convert, to_storage, Overlong};
+use crate::engine::error::{Abort, SqlError};
+use crate::engine::translate::{self, Block, ExecCall, Resolved};
+use crate::types::{ColumnMeta, Len, SqlType, Value};
+
+/// A procedure's outcome: its return status and the values of its OUTPUT
+/// parameters, by parameter name.
+pub struct ProcOutcome {
+    pub status: i32,
+    pub outputs: Vec<(String, SqlType, Value)>,
+}
+
+/// An argument already evaluated (from T-SQL text or an RPC call).
+#[derive(Clone, Debug)]
+pub struct ArgValue {
+    pub name: Option<String>,
+    /// `None` for DEFAULT.
+    pub value: Option<Value>,
+    pub output: bool,
+}
+
+impl Session {
+    /// Runs blocks in order. A statement's error is reported and the next
+    /// statement runs, unless the error aborts the batch, XACT_ABORT is on,
+    /// or a TRY block is active (then its CATCH takes it).
+    pub(super) fn run_seq(
+        &mut self,
+        blocks: Vec<Block>,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), Failure> {
+        for b in blocks {
+            match self.run_block(b, params, out) {
+                Ok(()) => {}
+                Err(Failure::Sql(e)) if self.try_depth == 0 => {
+                    out.error(&e)?;
+                    out.done(None, true)?;
+                    if self.xact_abort && self.trancount > 0 {
+                        self.rollback_all(out, true)?;
+                        return Err(Failure::Aborted);
+                    }
+                    if e.abort == Abort::Batch {
+                        return Err(Failure::Aborted);
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
+    }
+
+    fn run_block(
+        &mut self,
+        b: Block,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), Failure> {
+        match b {
+            Block::Stmt(stmt, top) => self.execute_statement(*stmt, top, params, out),
+            Block::Seq(v) => self.run_seq(v, params, out),
+            Block::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                if self.truth(&cond, params)? {
+                    self.run_seq(vec![*then], params, out)
+                } else if let Some(o) = otherwise {
+                    self.run_seq(vec![*o], params, out)
+                } else {
+                    Ok(())
+                }
+            }
+            Block::While { cond, body } => {
+                let mut guard = 0u64;
+                while self.truth(&cond, params)? {
+                    guard += 1;
+                    if guard > 100_000_000 {
+                        return Err(SqlError::new(
+                            50000,
+                            1,
+                            16,
+                            "WHILE loop limit reached in the sandbox",
+                        )
+                        .into());
+                    }
+                    match self.run_seq(vec![(*body).clone()], params, out) {
+                        Ok(()) | Err(Failure::Continue) => {}
+                        Err(Failure::Break) => break,
+                        Err(other) => return Err(other),
+                    }
+                }
+                Ok(())
+            }
+            Block::Break => Err(Failure::Break),
+            Block::Continue => Err(Failure::Continue),
+            Block::TryCatch { body, handler } => {
+                self.try_depth += 1;
+                let r = self.run_seq(body, params, out);
+                self.try_depth -= 1;
+                match r {
+                    Err(Failure::Sql(e)) => {
+                        let saved = self.caught.replace(e);
+                        let r = self.run_seq(handler, params, out);
+                        self.caught = saved;
+                        r
+                    }
+                    other => other,
+                }
+            }
+            Block::Return(v) => {
+                let status = match v {
+                    Some(e) => {
+                        let sql = translate::scalar_as(&self.ctx_with(params), &e, &SqlType::Int)?;
+                        match self.eval_scalar(&sql, &SqlType::Int, params)? {
+                            Value::Int(i) => Some(i),
+                            _ => None,
+                        }
+                    }
+                    None => None,
+                };
+                Err(Failure::Return(status))
+            }
+            Block::ExecDynamic(e) => {
+                if self.describing {
+                    return Err(dynamic_sql_error(&format!("EXEC {e}")).into());
+                }
+                let sql = self.eval_text(&e, params)?;
+                // Dynamic SQL sees neither the caller's parameters nor its variables.
+                let outer = self.swap_vars(HashMap::new());
+                let tables = self.table_vars();
+                let r = self.execute_batch(&sql, &[], out);
+                self.end_batch_scope(&tables);
+                self.swap_vars(outer);
+                r?;
+                Ok(())
+            }
+            Block::Exec(call) => self.exec_call(call, params, out),
+            Block::CreateProcedure(def) => {
+                let name = self.ctx().resolve(&def.name)?;
+                let Resolved::Table { db, schema, name } = name else {
+                    return Err(SqlError::new(
+                        2760,
+                        1,
+                        16,
+                        "Temporary procedures are not supported.",
+                    )
+                    .into());
+                };
+                let r = self.in_savepoint(|c| {
+                    catalog::create_procedure(
+                        c,
+                        &db,
+                        &schema,
+                        &name,
+                        &def.params,
+                        &def.body,
+                        def.or_alter,
+                    )
+                });
+                r?;
+                out.done(None, false)?;
+                Ok(())
+            }
+            Block::CreateLogin { name, password } => {
+                self.in_savepoint(|c| catalog::create_login(c, &name, &password))?;
+                out.done(None, false)?;
+                Ok(())
+            }
+            Block::DropLogin(name) => {
+                self.in_savepoint(|c| catalog::drop_login(c, &name))?;
+                out.done(None, false)?;
+                Ok(())
+            }
+            Block::CreateView(def) => {
+                let resolved = self.ctx().resolve(&def.name)?;
+                let Resolved::Table { db, schema, name } = resolved else {
+                    return Err(SqlError::syntax_near("VIEW").into());
+                };
+                // The view must compile now, and its columns need names.
+                let q = translate::parse_query_text(&def.body)?;
+                let r = crate::engine::compile::Compiler::new(&self.ctx())
+                    .query(&q, &crate::engine::compile::Scope::default())?;
+                if !def.columns.is_empty() && def.columns.len() != r.columns.len() {
+                    return Err(SqlError::new(
+                        8159,
+                        1,
+                        16,
+                        format!(
+                            "'{name}' has fewer columns than were specified in the column list."
+                        ),
+                    )
+                    .into());
+                }
+                let names: Vec<String> = if def.columns.is_empty() {
+                    r.columns.iter().map(|c| c.name.clone()).collect()
+                } else {
+                    def.columns.clone()
+                };
+                if let Some(i) = names.iter().position(String::is_empty) {
+                    return Err(SqlError::new(
+                        4511,
+                        1,
+                        16,
+                        format!("Create View or Function failed because no column name was specified for column {}.", i + 1),
+                    )
+                    .into());
+                }
+                let r = self.in_savepoint(|c| {
+                    catalog::create_view(
+                        c,
+                        &db,
+                        &schema,
+                        &name,
+                        &names.join(","),
+                        &def.body,
+                        def.or_alter,
+                    )
+                });
+                r?;
+                out.done(None, false)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn truth(&mut self, cond: &Expr, params: &[Param]) -> Result<bool, SqlError> {
+        let c = translate::condition(&self.ctx_with(params), cond)?;
+        let v = self.eval_scalar(
+            &format!("CASE WHEN {c} THEN 1 ELSE 0 END"),
+            &SqlType::Int,
+            params,
+        )?;
+        Ok(v == Value::Int(1))
+    }
+
+    /// A string-valued expression (dynamic SQL, a statement text).
+    fn eval_text(&mut self, e: &Expr, params: &[Param]) -> Result<String, SqlError> {
+        let ty = SqlType::NVarChar(Len::Max);
+        let sql = translate::scalar_as(&self.ctx_with(params), e, &ty)?;
+        Ok(match self.eval_scalar(&sql, &ty, params)? {
+            Value::String(s) => s,
+            _ => String::new(),
+        })
+    }
+
+    fn eval_value(&mut self, e: &Expr, params: &[Param]) -> Result<(SqlType, Value), SqlError> {
+        let t = translate::scalar(&self.ctx_with(params), e)?;
+        let v = self.eval_scalar(&t.sql, &t.ty, params)?;
+        Ok((t.ty, v))
+    }
+
+    /// Replaces the session's variables, returning the old ones.
+    pub(super) fn swap_vars(
+        &mut self,
+        new: HashMap<String, (SqlType, Value)>,
+    ) -> HashMap<String, (SqlType, Value)> {
+        self.vars
+            .lock()
+            .map(|mut v| std::mem::replace(&mut *v, new))
+            .unwrap_or_default()
+    }
+
+    fn exec_call(
+        &mut self,
+        call: ExecCall,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), Failure> {
+        let parts = translate::ident_values(&call.name);
+        let proc = parts
+            .last()
+            .cloned()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match proc.as_str() {
+            "sp_executesql" => return self.exec_sql(call, params, out),
+            "sp_describe_first_result_set" => {
+                let tsql = call
+                    .args
+                    .iter()
+                    .enumerate()
+                    .find(|(i, a)| {
+                        a.name
+                            .as_deref()
+                            .map(|n| n.eq_ignore_ascii_case("@tsql"))
+                            .unwrap_or(*i == 0)
+                    })
+                    .and_then(|(_, a)| a.value.clone())
+                    .ok_or_else(|| {
+                        SqlError::new(
+                            201,
+                            4,
+                            16,
+                            "Procedure or function 'sp_describe_first_result_set' expects parameter '@tsql', which was not supplied.",
+                        )
+                    })?;
+                let sql = self.eval_text(&tsql, params)?;
+                let cols = self.first_result_columns(&sql)?;
+                describe_columns(&cols, out)?;
+                return Ok(());
+            }
+            "sp_tablecollations_100" | "sp_tablecollations" => {
+                let arg = call
+                    .args
+                    .first()
+                    .and_then(|a| a.value.clone())
+                    .ok_or_else(|| SqlError::syntax_near(&proc))?;
+                let text = self.eval_text(&arg, params)?;
+                let meta = self.ctx().table(&translate::parse_object_name(&text)?)?;
+                return self.table_collations(&meta, out);
+            }
+            _ => {}
+        }
+        let mut args = Vec::new();
+        let mut targets = Vec::new();
+        for a in &call.args {
+            let value = match &a.value {
+                Some(e) => Some(self.eval_value(e, params)?.1),
+                None => None,
+            };
+            if a.output {
+                if let Some(Expr::Identifier(i)) = &a.value {
+                    if i.value.starts_with('@') {
+                        targets.push((a.name.clone(), args.len(), i.value.clone()));
+                    }
+                }
+            }
+            args.push(ArgValue {
+                name: a.name.clone(),
+                value,
+                output: a.output,
+            });
+        }
+        let outcome = self.call_procedure(&call.name, &args, out)?;
+        out.return_status(outcome.status)?;
+        // OUTPUT arguments receive the parameters' final values.
+        for (name, pos, var) in targets {
+            let found = match &name {
+                Some(n) => outcome
+                    .outputs
+                    .iter()
+                    .find(|(p, _, _)| p.eq_ignore_ascii_case(n)),
+                None => outcome.outputs.get(pos),
+            };
+            if let (Some((_, _, v)), Some((ty, _))) = (found, self.var(&var)) {
+                let stored = to_storage(v);
+                let v = convert(ValueRef::from(&stored), &ty, Overlong::Truncate)?;
+                self.set_var(&var, ty, v);
+            }
+        }
+        if let Some(var) = &call.status_var {
+            let ty = self.var(var).map(|(t, _)| t).ok_or_else(|| {
+                SqlError::new(
+                    137,
+                    1,
+                    15,
+                    format!("Must declare the scalar variable \"{var}\"."),
+                )
+                .batch()
+            })?;
+            self.set_var(var, ty, Value::Int(i64::from(outcome.status)));
+        }
+        Ok(())
+    }
+
+    /// Runs a stored procedure with evaluated arguments; the RPC path and
+    /// EXEC share it.
+    fn call_procedure(
+        &mut self,
+        name: &ObjectName,
+        args: &[ArgValue],
+        out: &mut dyn Output,
+    ) -> Result<ProcOutcome, Failure> {
+        let shown = translate::ident_values(name).join(".");
+        let not_found = || {
+            SqlError::new(
+                2812,
+                62,
+                16,
+                format!("Could not find stored procedure '{shown}'."),
+            )
+        };
+        let info: ProcInfo = match self.ctx().resolve(name) {
+            Ok(Resolved::Table { db, schema, name }) => {
+                catalog::find_procedure(&self.conn, &db, &schema, &name)?.ok_or_else(not_found)?
+            }
+            _ => return Err(not_found().into()),
+        };
+        let pname = info.name.clone();
+        // Bind: positional arguments first, then named ones, then defaults.
+        let mut bound: Vec<Option<(SqlType, Value)>> = vec![None; info.params.len()];
+        let mut named = false;
+        for (i, a) in args.iter().enumerate() {
+            let idx = match &a.name {
+                Some(n) => {
+                    named = true;
+                    info.params
+                        .iter()
+                        .position(|p| p.name.eq_ignore_ascii_case(n))
+                        .ok_or_else(|| {
+                            SqlError::new(
+                                8145,
+                                2,
+                                16,
+                                format!("{n} is not a parameter for procedure {pname}."),
+                            )
+                        })?
+                }
+                None => {
+                    if named {
+                        return Err(SqlError::new(
+                            119,
+                            1,
+                            15,
+                            "Must pass parameter number 2 and subsequent parameters as '@name = value'. After the form '@name = value' has been used, all subsequent parameters must be passed in the form '@name = value'.",
+                        )
+                        .into());
+                    }
+                    if i >= info.params.len() {
+                        return Err(SqlError::new(
+                            8144,
+                            2,
+                            16,
+                            format!(
+                                "Procedure or function {pname} has too many arguments specified."
+                            ),
+                        )
+                        .into());
+                    }
+                    i
+                }
+            };
+            let p = &info.params[idx];
+            if let Some(v) = &a.value {
+                let stored = to_storage(v);
+                let v = convert(ValueRef::from(&stored), &p.ty, Overlong::Truncate)?;
+                bound[idx] = Some((p.ty, v));
+            }
+        }
+        let mut vars = HashMap::new();
+        for (p, b) in info.params.iter().zip(bound) {
+            let v = match b {
+                Some((_, v)) => v,
+                None => match &p.default {
+                    Some(d) => {
+                        let e = translate::parse_expr(d)?;
+                        let sql = translate::scalar_as(&self.ctx(), &e, &p.ty)?;
+                        self.eval_scalar(&sql, &p.ty, &[])?
+                    }
+                    None if p.output => Value::Null,
+                    None => {
+                        return Err(SqlError::new(
+                            201,
+                            4,
+                            16,
+                            format!(
+                                "Procedure or function '{pname}' expects parameter '{}', which was not supplied.",
+                                p.name
+                            ),
+                        )
+                        .into())
+                    }
+                },
+            };
+            vars.insert(p.name.to_ascii_lowercase(), (p.ty, v));
+        }
+        if self.proc_depth >= 32 {
+            return Err(SqlError::new(
+                217,
+                1,
+                16,
+                "Maximum stored procedure, function, trigger, or view nesting level exceeded (limit 32).",
+            )
+            .into());
+        }
+        let blocks = translate::parse_batch(&info.body)?;
+        let outer = self.swap_vars(vars);
+        let tables = self.table_vars();
+        let nocount = self.nocount;
+        self.proc_depth += 1;
+        let r = self.run_seq(blocks, &[], out);
+        self.proc_depth -= 1;
+        self.end_batch_scope(&tables);
+        self.nocount = nocount;
+        let status = match r {
+            Ok(()) => Ok(0),
+            Err(Failure::Return(s)) => Ok(s.unwrap_or(0) as i32),
+            Err(Failure::Break) | Err(Failure::Continue) => Ok(0),
+            Err(other) => Err(other),
+        };
+        let outputs: Vec<(String, SqlType, Value)> = info
+            .params
+            .iter()
+            .filter(|p| p.output)
+            .map(|p| {
+                let v = self.var(&p.name).map(|(_, v)| v).unwrap_or(Value::Null);
+                (p.name.clone(), p.ty, v)
+            })
+            .collect();
+        self.swap_vars(outer);
+        let status = status?;
+        Ok(ProcOutcome { status, outputs })
+    }
+
+    /// An RPC call of a stored procedure by name: its outcome, or the error
+    /// that stopped it (already written to `out` when it was reported there).
+    pub fn rpc_procedure(
+        &mut self,
+        name: &str,
+        args: Vec<ArgValue>,
+        out: &mut dyn Output,
+    ) -> Result<Result<ProcOutcome, SqlError>, super::OutputError> {
+        let name = match translate::parse_object_name(name) {
+            Ok(n) => n,
+            Err(e) => return Ok(Err(e)),
+        };
+        match self.call_procedure(&name, &args, out) {
+            Ok(o) => Ok(Ok(o)),
+            Err(Failure::Sql(e)) => Ok(Err(e)),
+            Err(Failure::Output(e)) => Err(e),
+            Err(_) => Ok(Ok(ProcOutcome {
+                status: 0,
+                outputs: vec![],
+            })),
+        }
+    }
+
+    /// `EXEC sp_executesql @stmt, @params, @p1 = v1, ...` in T-SQL text.
+    fn exec_sql(
+        &mut self,
+        call: ExecCall,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), Failure> {
+        let mut it = call.args.into_iter();
+        let stmt = it.next().and_then(|a| a.value).ok_or_else(|| {
+            SqlError::new(
+                201,
+                4,
+                16,
+                "Procedure or function 'sp_executesql' expects parameter '@statement', which was not supplied.",
+            )
+        })?;
+        let sql = self.eval_text(&stmt, params)?;
+        let decls = match it.next().and_then(|a| a.value) {
+            Some(d) => self.eval_text(&d, params)?,
+            None => String::new(),
+        };
+        let declared = if decls.trim().is_empty() {
+            vec![]
+        } else {
+            crate::engine::typename::parse_param_decls(&decls).ok_or_else(|| {
+                SqlError::new(
+                    8178,
+                    1,
+                    16,
+                    format!("The parameterized query '({decls})' has a malformed parameter declaration."),
+                )
+            })?
+        };
+        let mut bound = Vec::new();
+        let mut outputs = Vec::new();
+        for (i, a) in it.enumerate() {
+            let decl = match &a.name {
+                Some(n) => declared.iter().find(|d| d.0.eq_ignore_ascii_case(n)),
+                None => declared.get(i),
+            }
+            .ok_or_else(|| {
+                SqlError::new(
+                    8144,
+                    2,
+                    16,
+                    "Procedure or function has too many arguments specified.",
+                )
+            })?;
+            let value = match &a.value {
+                Some(e) => {
+                    let sql = translate::scalar_as(&self.ctx_with(params), e, &decl.1)?;
+                    self.eval_scalar(&sql, &decl.1, params)?
+                }
+                None => Value::Null,
+            };
+            if decl.2 {
+                if let Some(Expr::Identifier(id)) = &a.value {
+                    if id.value.starts_with('@') {
+                        outputs.push((decl.0.clone(), id.value.clone()));
+                    }
+                }
+            }
+            bound.push(Param {
+                name: decl.0.clone(),
+                sql_type: decl.1,
+                value,
+            });
+        }
+        // The statement runs in its own variable scope, its parameters as variables.
+        let inner: HashMap<String, (SqlType, Value)> = bound
+            .iter()
+            .map(|p| (p.name.to_ascii_lowercase(), (p.sql_type, p.value.clone())))
+            .collect();
+        let outer = self.swap_vars(inner);
+        let tables = self.table_vars();
+        let result = self.execute_batch(&sql, &bound, out);
+        self.end_batch_scope(&tables);
+        let produced: Vec<(String, Option<(SqlType, Value)>)> = outputs
+            .iter()
+            .map(|(p, v)| (v.clone(), self.var(p)))
+            .collect();
+        self.swap_vars(outer);
+        result?;
+        for (target, value) in produced {
+            if let (Some((_, v)), Some((ty, _))) = (value, self.var(&target)) {
+                let stored = to_storage(&v);
+                let v = convert(ValueRef::from(&stored), &ty, Overlong::Truncate)?;
+                self.set_var(&target, ty, v);
+            }
+        }
+        Ok(())
+    }
+
+    fn table_collations(
+        &mut self,
+        meta: &catalog::TableMeta,
+        out: &mut dyn Output,
+    ) -> Result<(), Failure> {
+        let cols = vec![
+            ColumnMeta::new("colid", SqlType::SmallInt),
+            ColumnMeta::new("name", SqlType::NVarChar(Len::N(128))),
+            ColumnMeta::new("tds_collation_28", SqlType::Binary(5)),
+            ColumnMeta::new("tds_collation_100", SqlType::Binary(5)),
+            ColumnMeta::new("collation_name", SqlType::NVarChar(Len::N(128))),
+        ];
+        out.columns(&cols)?;
+        for (i, c) in meta.columns.iter().enumerate() {
+            let (coll, name) = if c.ty.is_string() {
+                (
+                    Value::Binary(crate::tds::DEFAULT_COLLATION.to_vec()),
+                    Value::String("SQL_Latin1_General_CP1_CI_AS".into()),
+                )
+            } else {
+                (Value::Null, Value::Null)
+            };
+            out.row(&[
+                Value::Int(i as i64 + 1),
+                Value::String(c.name.clone()),
+                coll.clone(),
+                coll,
+                name,
+            ])?;
+        }
+        out.done(Some(meta.columns.len() as u64), false)?;
+        Ok(())
+    }
+
+    /// WAITFOR DELAY 'hh:mm:ss[.mmm]' (and TIME, as a delay until then).
+    pub(super) fn wait_for(&mut self, sql: &str, params: &[Param]) -> Result<(), SqlError> {
+        let v = self.eval_scalar(sql, &SqlType::Time(3), params)?;
+        if let Value::Time(t) = v {
+            use chrono::Timelike;
+            let ms = u64::from(t.num_seconds_from_midnight()) * 1000
+                + u64::from(t.nanosecond() / 1_000_000);
+            std::thread::sleep(Duration::from_millis(ms.min(600_000)));
+        }
+        Ok(())
+    }
+}
+
+/// Error 11514: sp_describe_first_result_set cannot see through dynamic SQL.
+pub(super) fn dynamic_sql_error(stmt: &str) -> SqlError {
+    SqlError::new(
+        11514,
+        1,
+        16,
+        format!(
+            "The metadata could not be determined because statement '{stmt}' contains dynamic SQL. Consider using the WITH RESULT SETS clause to explicitly describe the result set."
+        ),
+    )
+}

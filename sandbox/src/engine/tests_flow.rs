@@ -1,0 +1,163 @@
+//! Engine tests for procedures, views, control of flow and typed results.
+
+use super::*;
+use crate::types::{ColumnMeta, SqlType, Value};
+
+#[derive(Default, Debug)]
+struct Collect {
+    results: Vec<(Vec<ColumnMeta>, Vec<Vec<Value>>)>,
+    errors: Vec<SqlError>,
+    infos: Vec<String>,
+    statuses: Vec<i32>,
+}
+
+impl Output for Collect {
+    fn columns(&mut self, cols: &[ColumnMeta]) -> Result<(), OutputError> {
+        self.results.push((cols.to_vec(), vec![]));
+        Ok(())
+    }
+    fn row(&mut self, values: &[Value]) -> Result<(), OutputError> {
+        if let Some(r) = self.results.last_mut() {
+            r.1.push(values.to_vec());
+        }
+        Ok(())
+    }
+    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
+        self.errors.push(e.clone());
+        Ok(())
+    }
+    fn info(&mut self, e: &SqlError) -> Result<(), OutputError> {
+        self.infos.push(e.message.clone());
+        Ok(())
+    }
+    fn return_status(&mut self, status: i32) -> Result<(), OutputError> {
+        self.statuses.push(status);
+        Ok(())
+    }
+}
+
+fn run(s: &mut Session, sql: &str) -> Collect {
+    let mut c = Collect::default();
+    s.execute_batch(sql, &[], &mut c).unwrap();
+    c
+}
+
+fn ok(s: &mut Session, sql: &str) -> Collect {
+    let c = run(s, sql);
+    assert!(c.errors.is_empty(), "{sql}: {:?}", c.errors);
+    c
+}
+
+fn setup() -> (Engine, Session) {
+    let e = Engine::open(None).unwrap();
+    let mut s = e.session("master").unwrap();
+    ok(&mut s, "CREATE DATABASE d");
+    ok(&mut s, "USE d");
+    (e, s)
+}
+
+fn single(c: &Collect) -> (SqlType, Value) {
+    let (cols, rows) = c.results.last().expect("a result");
+    (cols[0].sql_type, rows[0][0].clone())
+}
+
+#[test]
+fn procedures_take_parameters_and_return_status() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "create table ##tt (id int identity(1,1), other varchar(50),)",
+    );
+    ok(
+        &mut s,
+        "create or alter procedure pp\n  @Param1 varchar(50)\nas\n    insert into ##tt (other)\n    values (@Param1)\n\n    return scope_identity()",
+    );
+    let c = ok(
+        &mut s,
+        "declare @rc int; exec @rc = pp 'abc'; select @rc as Id",
+    );
+    assert_eq!(single(&c), (SqlType::Int, Value::Int(1)));
+    let c = ok(&mut s, "EXEC pp @Param1 = 'x'");
+    assert_eq!(c.statuses, vec![2]);
+    ok(
+        &mut s,
+        "CREATE PROCEDURE dbo.ventas_por_pais @pais char(2), @n int = 3 OUTPUT AS BEGIN SET NOCOUNT ON; SELECT @pais AS pais, @n * 2 AS doble; SET @n = 10; END",
+    );
+    let c = ok(
+        &mut s,
+        "DECLARE @x int = 1; EXEC dbo.ventas_por_pais @pais = 'CO', @n = @x OUTPUT; SELECT @x",
+    );
+    assert_eq!(c.results[0].0[0].sql_type, SqlType::Char(2));
+    assert_eq!(c.results[0].1[0][1], Value::Int(2));
+    assert_eq!(single(&c).1, Value::Int(10));
+    let c = run(&mut s, "EXEC dbo.ventas_por_pais");
+    assert_eq!(c.errors[0].number, 201);
+}
+
+#[test]
+fn views_while_try_catch_and_select_into() {
+    let (_e, mut s) = setup();
+    ok(&mut s, "CREATE TABLE t (a int, b decimal(10,2))");
+    ok(&mut s, "INSERT INTO t VALUES (1, 2.50), (2, 3.25)");
+    ok(&mut s, "CREATE VIEW v AS SELECT a, b * a AS c FROM t");
+    let c = ok(&mut s, "SELECT c FROM v WHERE a = 2");
+    assert_eq!(
+        single(&c).0,
+        SqlType::Decimal {
+            precision: 21,
+            scale: 2,
+            numeric: false
+        }
+    );
+    let c = ok(
+        &mut s,
+        "DECLARE @i int = 0, @s int = 0\nWHILE @i < 5 BEGIN SET @i = @i + 1 IF @i = 4 BREAK SET @s = @s + @i END\nSELECT @s",
+    );
+    assert_eq!(single(&c).1, Value::Int(6));
+    let c = ok(
+        &mut s,
+        "BEGIN TRY SELECT 1/0 END TRY BEGIN CATCH SELECT ERROR_NUMBER() AS n, ERROR_MESSAGE() AS m END CATCH",
+    );
+    assert_eq!(c.results.last().unwrap().1[0][0], Value::Int(8134));
+    let c = ok(
+        &mut s,
+        "SET NOCOUNT ON; SELECT a, b INTO #x FROM t WHERE a > 1; SELECT b FROM #x",
+    );
+    assert_eq!(
+        single(&c),
+        (
+            SqlType::Decimal {
+                precision: 10,
+                scale: 2,
+                numeric: false
+            },
+            Value::Decimal("3.25".parse().unwrap())
+        )
+    );
+    let c = ok(
+        &mut s,
+        "DECLARE @t TABLE (col int); INSERT INTO @t SELECT SUM(a) FROM t; SELECT col FROM @t",
+    );
+    assert_eq!(single(&c).1, Value::Int(3));
+    let c = ok(&mut s, "PRINT 'hola ' + CAST(5 AS varchar(3))");
+    assert_eq!(c.infos, vec!["hola 5".to_string()]);
+}
+
+#[test]
+fn computed_columns_delete_without_from_and_null_casts() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE ##c (id INT IDENTITY PRIMARY KEY, val INT NOT NULL, c AS (val + 1))",
+    );
+    ok(&mut s, "INSERT INTO ##c (val) VALUES (1), (2)");
+    let c = ok(&mut s, "SELECT c FROM ##c WHERE val = 2");
+    assert_eq!(single(&c), (SqlType::Int, Value::Int(3)));
+    assert!(!c.results[0].0[0].updateable);
+    assert_eq!(run(&mut s, "UPDATE ##c SET c = 1").errors[0].number, 271);
+    ok(&mut s, "DELETE ##c WHERE val = 1");
+    let c = ok(&mut s, "SELECT COUNT(*) FROM ##c");
+    assert_eq!(single(&c).1, Value::Int(1));
+    let c = ok(&mut s, "SELECT CAST(NULL AS XML)");
+    assert_eq!(single(&c), (SqlType::Xml, Value::Null));
+}

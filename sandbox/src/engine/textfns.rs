@@ -1,0 +1,864 @@
+//! String functions with T-SQL's semantics under the default collation
+//! (SQL_Latin1_General_CP1_CI_AS: case-insensitive, trailing blanks
+//! ignored in comparisons): LIKE and PATINDEX patterns with `[...]`
+//! classes, SUBSTRING's start before 1, CHARINDEX and REPLACE that ignore
+//! case, CONCAT's NULLs as empty strings, FORMAT, STR and friends.
+//! Each is a SQLite function the compiler emits once it knows the types.
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::{Value as Sv, ValueRef};
+use rusqlite::Connection;
+
+use super::error::SqlError;
+
+fn text(v: ValueRef<'_>) -> Option<String> {
+    match v {
+        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(super::convert::format_float(f)),
+        ValueRef::Blob(b) => Some(b.iter().map(|&c| c as char).collect()),
+        ValueRef::Null => None,
+    }
+}
+
+fn lower(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+/// One element of a LIKE pattern.
+#[derive(Debug, Clone)]
+enum Pat {
+    Any,
+    One,
+    Char(char),
+    Class { neg: bool, items: Vec<(char, char)> },
+}
+
+fn compile_pattern(p: &str, escape: Option<char>) -> Vec<Pat> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = p.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if Some(c) == escape && i + 1 < chars.len() {
+            out.push(Pat::Char(lower(chars[i + 1])));
+            i += 2;
+            continue;
+        }
+        match c {
+            '%' => {
+                if !matches!(out.last(), Some(Pat::Any)) {
+                    out.push(Pat::Any);
+                }
+            }
+            '_' => out.push(Pat::One),
+            '[' => {
+                // A class runs to the next ']' (a ']' right after '[' or '[^' is literal).
+                let mut j = i + 1;
+                let neg = chars.get(j) == Some(&'^');
+                if neg {
+                    j += 1;
+                }
+                let start = j;
+                while j < chars.len() && (chars[j] != ']' || j == start) {
+                    j += 1;
+                }
+                if j >= chars.len() {
+                    out.push(Pat::Char('['));
+                } else {
+                    let body: Vec<char> = chars[start..j].to_vec();
+                    let mut items = Vec::new();
+                    let mut k = 0;
+                    while k < body.len() {
+                        if k + 2 < body.len() && body[k + 1] == '-' {
+                            items.push((lower(body[k]), lower(body[k + 2])));
+                            k += 3;
+                        } else {
+                            items.push((lower(body[k]), lower(body[k])));
+                            k += 1;
+                        }
+                    }
+                    out.push(Pat::Class { neg, items });
+                    i = j;
+                }
+            }
+            other => out.push(Pat::Char(lower(other))),
+        }
+        i += 1;
+    }
+    out
+}
+
+fn matches_at(pat: &[Pat], s: &[char]) -> bool {
+    // Iterative matcher with backtracking on the last `%`.
+    let (mut pi, mut si) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        let ok = match pat.get(pi) {
+            Some(Pat::One) => true,
+            Some(Pat::Char(c)) => *c == lower(s[si]),
+            Some(Pat::Class { neg, items }) => {
+                let ch = lower(s[si]);
+                items.iter().any(|(a, b)| *a <= ch && ch <= *b) != *neg
+            }
+            _ => false,
+        };
+        if ok {
+            pi += 1;
+            si += 1;
+        } else if let Some(Pat::Any) = pat.get(pi) {
+            star = Some((pi, si));
+            pi += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
+    }
+    while let Some(Pat::Any) = pat.get(pi) {
+        pi += 1;
+    }
+    pi == pat.len()
+}
+
+/// `value LIKE pattern [ESCAPE e]`: trailing blanks of the value are
+/// ignored, every character of the pattern counts (the LIKE page).
+pub fn like(value: &str, pattern: &str, escape: Option<char>) -> bool {
+    let pat = compile_pattern(pattern, escape);
+    let v: Vec<char> = value.trim_end_matches(' ').chars().collect();
+    if matches_at(&pat, &v) {
+        return true;
+    }
+    // A pattern with its own trailing blanks may still need them.
+    let full: Vec<char> = value.chars().collect();
+    full.len() != v.len() && matches_at(&pat, &full)
+}
+
+fn patindex(pattern: &str, s: &str) -> i64 {
+    let chars: Vec<char> = s.chars().collect();
+    let lead = pattern.starts_with('%');
+    let core = pattern.trim_start_matches('%');
+    let pat = compile_pattern(&format!("{core}%"), None);
+    let exact = compile_pattern(core, None);
+    let ends_any = pattern.ends_with('%');
+    let last = if lead { chars.len() } else { 0 };
+    for i in 0..=last.min(chars.len()) {
+        let rest = &chars[i..];
+        let ok = if ends_any {
+            matches_at(&pat, rest)
+        } else {
+            matches_at(&exact, rest)
+        };
+        if ok {
+            return i as i64 + 1;
+        }
+    }
+    0
+}
+
+fn ci_find(hay: &[char], needle: &[char], from: usize) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    (from..=hay.len() - needle.len()).find(|&i| {
+        hay[i..i + needle.len()]
+            .iter()
+            .zip(needle)
+            .all(|(a, b)| lower(*a) == lower(*b))
+    })
+}
+
+/// SUBSTRING(x, start, length): positions before 1 count against the length.
+fn substring_range(len: usize, start: i64, length: i64) -> (usize, usize) {
+    let end = start.saturating_add(length); // exclusive, 1-based
+    let s = start.max(1);
+    let e = end.min(len as i64 + 1);
+    if e <= s {
+        return (0, 0);
+    }
+    ((s - 1) as usize, (e - 1) as usize)
+}
+
+fn number_culture(culture: Option<&str>) -> (char, char) {
+    // (group separator, decimal separator)
+    match culture.map(|c| c.to_ascii_lowercase()) {
+        Some(c)
+            if c.starts_with("de")
+                || c.starts_with("es-co")
+                || c.starts_with("es-es")
+                || c.starts_with("es-ar")
+                || c.starts_with("es-cl")
+                || c.starts_with("pt")
+                || c.starts_with("it")
+                || c.starts_with("nl") =>
+        {
+            ('.', ',')
+        }
+        Some(c) if c.starts_with("fr") => ('\u{202f}', ','),
+        _ => (',', '.'),
+    }
+}
+
+/// Digits grouped by thousands with `sep`.
+pub fn group(int: &str, sep: char) -> String {
+    let mut out = String::new();
+    let n = int.len();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (n - i).is_multiple_of(3) {
+            out.push(sep);
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// .NET numeric format strings FORMAT takes: N, F, C, P, D, X with a
+/// precision, and custom `#,##0.00`-style patterns.
+fn format_number(x: f64, exact: Option<&str>, fmt: &str, culture: Option<&str>) -> Option<String> {
+    let (gs, ds) = number_culture(culture);
+    let fixed = |digits: usize, grouping: bool| -> String {
+        let s = match exact {
+            Some(e) => {
+                let d: crate::types::Decimal =
+                    e.parse().ok().unwrap_or(crate::types::Decimal::new(0, 0));
+                d.round_to(digits as u8)
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| format!("{:.*}", digits, x))
+            }
+            None => format!("{:.*}", digits, x),
+        };
+        let (sign, body) = match s.strip_prefix('-') {
+            Some(b) => ("-", b),
+            None => ("", s.as_str()),
+        };
+        let (int, fr) = body.split_once('.').unwrap_or((body, ""));
+        let int = if grouping {
+            group(int, gs)
+        } else {
+            int.to_string()
+        };
+        if fr.is_empty() {
+            format!("{sign}{int}")
+        } else {
+            format!("{sign}{int}{ds}{fr}")
+        }
+    };
+    let mut cs = fmt.chars();
+    let head = cs.next()?;
+    let rest: String = cs.collect();
+    let prec: Option<usize> = if rest.is_empty() {
+        None
+    } else {
+        rest.parse().ok()
+    };
+    if rest.is_empty() || prec.is_some() {
+        match head.to_ascii_uppercase() {
+            'N' => return Some(fixed(prec.unwrap_or(2), true)),
+            'F' => return Some(fixed(prec.unwrap_or(2), false)),
+            'C' => {
+                let v = fixed(prec.unwrap_or(2), true);
+                return Some(match v.strip_prefix('-') {
+                    Some(b) => format!("-${b}"),
+                    None => format!("${v}"),
+                });
+            }
+            'P' => {
+                let v =
+                    format_number(x * 100.0, None, &format!("N{}", prec.unwrap_or(2)), culture)?;
+                return Some(format!("{v}%"));
+            }
+            'D' => {
+                let i = x.trunc() as i64;
+                let s = format!("{:0width$}", i.abs(), width = prec.unwrap_or(0));
+                return Some(if i < 0 { format!("-{s}") } else { s });
+            }
+            'X' => {
+                let s = format!("{:X}", x.trunc() as i64);
+                let s = format!("{s:0>width$}", width = prec.unwrap_or(0));
+                return Some(if head == 'x' {
+                    s.to_ascii_lowercase()
+                } else {
+                    s
+                });
+            }
+            'G' => return Some(super::convert::format_float(x)),
+            _ => {}
+        }
+    }
+    // Custom pattern: '0' and '#' digits, ',' grouping, '.' decimal point,
+    // other characters copied.
+    let (int_pat, frac_pat) = fmt.split_once('.').unwrap_or((fmt, ""));
+    let decimals = frac_pat.chars().filter(|c| *c == '0' || *c == '#').count();
+    let min_decimals = frac_pat.chars().filter(|c| *c == '0').count();
+    let grouping = int_pat.contains(',');
+    let min_int = int_pat.chars().filter(|c| *c == '0').count();
+    let s = format!("{:.*}", decimals, x.abs());
+    let (int, fr) = s.split_once('.').unwrap_or((s.as_str(), ""));
+    let int = int.trim_start_matches('0');
+    let int = format!("{int:0>min_int$}");
+    let mut fr = fr.to_string();
+    while fr.len() > min_decimals && fr.ends_with('0') {
+        fr.pop();
+    }
+    let digits = if grouping { group(&int, gs) } else { int };
+    // Literal characters around the digits (e.g. '###-##-####' keeps its dashes).
+    if int_pat.chars().any(|c| !matches!(c, '0' | '#' | ',')) && frac_pat.is_empty() {
+        let mut out: Vec<char> = Vec::new();
+        let mut ds_iter: Vec<char> = digits.chars().filter(|c| c.is_ascii_digit()).collect();
+        for c in int_pat.chars().rev() {
+            match c {
+                '0' | '#' => {
+                    if let Some(d) = ds_iter.pop() {
+                        out.push(d);
+                    } else if c == '0' {
+                        out.push('0');
+                    }
+                }
+                ',' => {}
+                other => out.push(other),
+            }
+        }
+        while let Some(d) = ds_iter.pop() {
+            out.push(d);
+        }
+        out.reverse();
+        let s: String = out.into_iter().collect();
+        return Some(if x < 0.0 { format!("-{s}") } else { s });
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    Some(if fr.is_empty() {
+        format!("{sign}{digits}")
+    } else {
+        format!("{sign}{digits}{ds}{fr}")
+    })
+}
+
+const MONTH_NAMES: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAY_NAMES: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// .NET date format strings: custom patterns (yyyy, MM, MMM, MMMM, dd, ddd,
+/// dddd, HH, hh, mm, ss, fff..., tt) and the standard 'd', 'D', 'g', 's'.
+fn format_date(dt: chrono::NaiveDateTime, fmt: &str) -> String {
+    use chrono::{Datelike, Timelike};
+    let fmt = match fmt {
+        "d" => "M/d/yyyy",
+        "D" => "dddd, MMMM d, yyyy",
+        "g" => "M/d/yyyy h:mm tt",
+        "G" => "M/d/yyyy h:mm:ss tt",
+        "s" => "yyyy-MM-ddTHH:mm:ss",
+        "t" => "h:mm tt",
+        "T" => "h:mm:ss tt",
+        other => other,
+    };
+    let chars: Vec<char> = fmt.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let mut n = 1;
+        while i + n < chars.len() && chars[i + n] == c {
+            n += 1;
+        }
+        let h12 = match dt.hour() % 12 {
+            0 => 12,
+            h => h,
+        };
+        match c {
+            'y' => {
+                if n <= 2 {
+                    out.push_str(&format!("{:02}", dt.year() % 100));
+                } else {
+                    out.push_str(&format!("{:0width$}", dt.year(), width = n));
+                }
+            }
+            'M' => match n {
+                1 => out.push_str(&dt.month().to_string()),
+                2 => out.push_str(&format!("{:02}", dt.month())),
+                3 => out.push_str(&MONTH_NAMES[dt.month0() as usize][..3]),
+                _ => out.push_str(MONTH_NAMES[dt.month0() as usize]),
+            },
+            'd' => match n {
+                1 => out.push_str(&dt.day().to_string()),
+                2 => out.push_str(&format!("{:02}", dt.day())),
+                3 => out.push_str(&DAY_NAMES[dt.weekday().num_days_from_monday() as usize][..3]),
+                _ => out.push_str(DAY_NAMES[dt.weekday().num_days_from_monday() as usize]),
+            },
+            'H' => out.push_str(&if n >= 2 {
+                format!("{:02}", dt.hour())
+            } else {
+                dt.hour().to_string()
+            }),
+            'h' => out.push_str(&if n >= 2 {
+                format!("{h12:02}")
+            } else {
+                h12.to_string()
+            }),
+            'm' => out.push_str(&if n >= 2 {
+                format!("{:02}", dt.minute())
+            } else {
+                dt.minute().to_string()
+            }),
+            's' => out.push_str(&if n >= 2 {
+                format!("{:02}", dt.second())
+            } else {
+                dt.second().to_string()
+            }),
+            'f' | 'F' => {
+                let s = format!("{:09}", dt.nanosecond());
+                out.push_str(&s[..n.min(9)]);
+            }
+            't' => {
+                let ampm = if dt.hour() < 12 { "AM" } else { "PM" };
+                out.push_str(if n == 1 { &ampm[..1] } else { ampm });
+            }
+            '\\' if i + 1 < chars.len() => {
+                out.push(chars[i + 1]);
+                i += 2;
+                continue;
+            }
+            other => {
+                for _ in 0..n {
+                    out.push(other);
+                }
+            }
+        }
+        i += n;
+    }
+    out
+}
+
+/// STR(float, length, decimals): right-justified, `*` when it does not fit.
+fn str_fn(f: f64, len: i64, dec: i64) -> Option<String> {
+    if !(1..=8000).contains(&len) {
+        return None;
+    }
+    let dec = dec.clamp(0, 16) as usize;
+    let mut s = format!("{:.*}", dec, f);
+    let len = len as usize;
+    if s.len() > len {
+        // Fewer decimals first, then give up.
+        let int_len = format!("{:.0}", f).len();
+        if int_len > len {
+            return Some("*".repeat(len));
+        }
+        let room = len.saturating_sub(int_len + 1);
+        s = if room == 0 {
+            format!("{:.0}", f)
+        } else {
+            format!("{:.*}", room, f)
+        };
+    }
+    Some(format!("{s:>len$}"))
+}
+
+/// Registers the string functions on a connection.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("__like", 3, det, |ctx| {
+        let (Some(v), Some(p)) = (text(ctx.get_raw(0)), text(ctx.get_raw(1))) else {
+            return Ok(None);
+        };
+        let esc = text(ctx.get_raw(2)).and_then(|e| e.chars().next());
+        Ok(Some(like(&v, &p, esc)))
+    })?;
+    conn.create_scalar_function("__patindex", 2, det, |ctx| {
+        let (Some(p), Some(v)) = (text(ctx.get_raw(0)), text(ctx.get_raw(1))) else {
+            return Ok(None);
+        };
+        Ok(Some(patindex(&p, &v)))
+    })?;
+    conn.create_scalar_function("__substring", 3, det, |ctx| {
+        let (start, length): (Option<i64>, Option<i64>) = (ctx.get(1)?, ctx.get(2)?);
+        let (Some(start), Some(length)) = (start, length) else {
+            return Ok(Sv::Null);
+        };
+        if length < 0 {
+            return Err(SqlError::new(
+                537,
+                3,
+                16,
+                "Invalid length parameter passed to the LEFT or SUBSTRING function.",
+            )
+            .to_fn_error());
+        }
+        Ok(match ctx.get_raw(0) {
+            ValueRef::Null => Sv::Null,
+            ValueRef::Blob(b) => {
+                let (s, e) = substring_range(b.len(), start, length);
+                Sv::Blob(b[s..e].to_vec())
+            }
+            v => {
+                let chars: Vec<char> = text(v).unwrap_or_default().chars().collect();
+                let (s, e) = substring_range(chars.len(), start, length);
+                Sv::Text(chars[s..e].iter().collect())
+            }
+        })
+    })?;
+    for (name, f) in [
+        ("__str_upper", 0u8),
+        ("__str_lower", 1),
+        ("__str_ltrim", 2),
+        ("__str_rtrim", 3),
+        ("__str_trim", 4),
+        ("__str_reverse", 5),
+    ] {
+        conn.create_scalar_function(name, 2, det, move |ctx| {
+            let Some(s) = text(ctx.get_raw(0)) else {
+                return Ok(None);
+            };
+            let set: Vec<char> = text(ctx.get_raw(1))
+                .map(|c| c.chars().collect())
+                .unwrap_or_else(|| vec![' ']);
+            let strip = |c: char| set.contains(&c);
+            Ok(Some(match f {
+                0 => s.to_uppercase(),
+                1 => s.to_lowercase(),
+                2 => s.trim_start_matches(strip).to_string(),
+                3 => s.trim_end_matches(strip).to_string(),
+                4 => s.trim_matches(strip).to_string(),
+                _ => s.chars().rev().collect(),
+            }))
+        })?;
+    }
+    conn.create_scalar_function("__str_replace", 3, det, |ctx| {
+        let (Some(s), Some(find), Some(rep)) = (
+            text(ctx.get_raw(0)),
+            text(ctx.get_raw(1)),
+            text(ctx.get_raw(2)),
+        ) else {
+            return Ok(None);
+        };
+        let hay: Vec<char> = s.chars().collect();
+        let needle: Vec<char> = find.chars().collect();
+        if needle.is_empty() {
+            return Ok(Some(s));
+        }
+        let mut out = String::new();
+        let mut i = 0;
+        while i < hay.len() {
+            match ci_find(&hay, &needle, i) {
+                Some(p) => {
+                    out.extend(&hay[i..p]);
+                    out.push_str(&rep);
+                    i = p + needle.len();
+                }
+                None => {
+                    out.extend(&hay[i..]);
+                    break;
+                }
+            }
+        }
+        Ok(Some(out))
+    })?;
+    conn.create_scalar_function("__charindex", 3, det, |ctx| {
+        let (Some(find), Some(s)) = (text(ctx.get_raw(0)), text(ctx.get_raw(1))) else {
+            return Ok(None);
+        };
+        let start: i64 = ctx.get::<Option<i64>>(2)?.unwrap_or(1).max(1);
+        let hay: Vec<char> = s.chars().collect();
+        let needle: Vec<char> = find.chars().collect();
+        Ok(Some(
+            ci_find(&hay, &needle, (start - 1) as usize)
+                .map(|p| p as i64 + 1)
+                .unwrap_or(0),
+        ))
+    })?;
+    conn.create_scalar_function("__replicate", 2, det, |ctx| {
+        let (Some(s), Some(n)) = (text(ctx.get_raw(0)), ctx.get::<Option<i64>>(1)?) else {
+            return Ok(None);
+        };
+        if n < 0 {
+            return Ok(None);
+        }
+        Ok(Some(s.repeat(
+            n.min(100_000_000 / s.len().max(1) as i64) as usize
+        )))
+    })?;
+    conn.create_scalar_function("__stuff", 4, det, |ctx| {
+        let Some(s) = text(ctx.get_raw(0)) else {
+            return Ok(None);
+        };
+        let (Some(start), Some(len)) = (ctx.get::<Option<i64>>(1)?, ctx.get::<Option<i64>>(2)?)
+        else {
+            return Ok(None);
+        };
+        let rep = text(ctx.get_raw(3)).unwrap_or_default();
+        let chars: Vec<char> = s.chars().collect();
+        if start < 1 || start as usize > chars.len() || len < 0 {
+            return Ok(None);
+        }
+        let a = (start - 1) as usize;
+        let b = (a + len as usize).min(chars.len());
+        let mut out: String = chars[..a].iter().collect();
+        out.push_str(&rep);
+        out.extend(&chars[b..]);
+        Ok(Some(out))
+    })?;
+    conn.create_scalar_function("__concat", -1, det, |ctx| {
+        let mut out = String::new();
+        for i in 0..ctx.len() {
+            if let Some(s) = text(ctx.get_raw(i)) {
+                out.push_str(&s);
+            }
+        }
+        Ok(out)
+    })?;
+    conn.create_scalar_function("__concat_ws", -1, det, |ctx| {
+        let sep = text(ctx.get_raw(0)).unwrap_or_default();
+        let parts: Vec<String> = (1..ctx.len())
+            .filter_map(|i| text(ctx.get_raw(i)))
+            .collect();
+        Ok(parts.join(&sep))
+    })?;
+    conn.create_scalar_function("__format", 4, det, |ctx| {
+        let Some(fmt) = text(ctx.get_raw(1)) else {
+            return Ok(None);
+        };
+        let culture = text(ctx.get_raw(2));
+        let ty = text(ctx.get_raw(3)).unwrap_or_default();
+        let ty = super::typename::parse_sql_type(&ty);
+        let v = ctx.get_raw(0);
+        if let ValueRef::Null = v {
+            return Ok(None);
+        }
+        if let Some(t) = ty.filter(super::compile::rules::is_temporal) {
+            let value = super::convert::convert(v, &t, super::convert::Overlong::Truncate)
+                .map_err(|e| e.to_fn_error())?;
+            let dt = match value {
+                crate::types::Value::Date(d) => d.and_hms_opt(0, 0, 0).unwrap_or_default(),
+                crate::types::Value::DateTime(dt) => dt,
+                crate::types::Value::DateTimeOffset(dt) => dt.naive_local(),
+                crate::types::Value::Time(t) => chrono::NaiveDate::from_ymd_opt(1900, 1, 1)
+                    .unwrap_or_default()
+                    .and_time(t),
+                _ => return Ok(None),
+            };
+            return Ok(Some(format_date(dt, &fmt)));
+        }
+        let exact = match v {
+            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Integer(i) => Some(i.to_string()),
+            ValueRef::Real(f) if ty.is_some_and(|t| super::compile::rules::is_exact(&t)) => {
+                Some(format!("{f}"))
+            }
+            _ => None,
+        };
+        let x = match v {
+            ValueRef::Integer(i) => i as f64,
+            ValueRef::Real(f) => f,
+            ValueRef::Text(t) => String::from_utf8_lossy(t)
+                .trim()
+                .parse()
+                .unwrap_or(f64::NAN),
+            _ => return Ok(None),
+        };
+        Ok(format_number(x, exact.as_deref(), &fmt, culture.as_deref()))
+    })?;
+    conn.create_scalar_function("__strfn", 3, det, |ctx| {
+        let (Some(f), Some(len), Some(dec)) = (
+            ctx.get::<Option<f64>>(0)?,
+            ctx.get::<Option<i64>>(1)?,
+            ctx.get::<Option<i64>>(2)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(str_fn(f, len, dec))
+    })?;
+    conn.create_scalar_function("__unicode", 1, det, |ctx| {
+        Ok(text(ctx.get_raw(0))
+            .and_then(|s| s.chars().next())
+            .map(|c| c as i64))
+    })?;
+    conn.create_scalar_function("__ascii", 1, det, |ctx| {
+        Ok(text(ctx.get_raw(0))
+            .and_then(|s| s.chars().next())
+            .map(|c| {
+                let mut buf = [0u8; 4];
+                let (b, _, _) = encoding_rs::WINDOWS_1252.encode(c.encode_utf8(&mut buf));
+                i64::from(b.first().copied().unwrap_or(b'?'))
+            }))
+    })?;
+    conn.create_scalar_function("__chr", 2, det, |ctx| {
+        let Some(n) = ctx.get::<Option<i64>>(0)? else {
+            return Ok(None);
+        };
+        let single_byte: bool = ctx.get(1)?;
+        if single_byte {
+            if !(0..=255).contains(&n) {
+                return Ok(None);
+            }
+            let byte = [n as u8];
+            let (s, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(&byte);
+            return Ok(Some(s.into_owned()));
+        }
+        Ok(u32::try_from(n)
+            .ok()
+            .and_then(char::from_u32)
+            .map(|c| c.to_string()))
+    })?;
+    conn.create_scalar_function("__quotename", 2, det, |ctx| {
+        let Some(s) = text(ctx.get_raw(0)) else {
+            return Ok(None);
+        };
+        if s.chars().count() > 128 {
+            return Ok(None);
+        }
+        let q = text(ctx.get_raw(1)).unwrap_or_else(|| "[".into());
+        Ok(match q.as_str() {
+            "[" | "]" => Some(format!("[{}]", s.replace(']', "]]"))),
+            "\"" => Some(format!("\"{}\"", s.replace('"', "\"\""))),
+            "'" => Some(format!("'{}'", s.replace('\'', "''"))),
+            "(" | ")" => Some(format!("({s})")),
+            "<" | ">" => Some(format!("<{s}>")),
+            "{" | "}" => Some(format!("{{{s}}}")),
+            "`" => Some(format!("`{s}`")),
+            _ => None,
+        })
+    })?;
+    conn.create_scalar_function("__json_escape", 1, det, |ctx| {
+        Ok(text(ctx.get_raw(0)).map(|s| {
+            let j = serde_json::to_string(&s).unwrap_or_default();
+            j[1..j.len() - 1].to_string()
+        }))
+    })?;
+    conn.create_scalar_function("__isnumeric", 1, det, |ctx| {
+        let Some(s) = text(ctx.get_raw(0)) else {
+            return Ok(0i64);
+        };
+        let t = s.trim();
+        let t = t.trim_start_matches(['$', '+', '-']).replace(',', "");
+        Ok(i64::from(
+            !t.is_empty() && t != "." && t.parse::<f64>().is_ok(),
+        ))
+    })?;
+    conn.create_scalar_function("__bconcat", 2, det, |ctx| {
+        Ok(match (ctx.get_raw(0), ctx.get_raw(1)) {
+            (ValueRef::Null, _) | (_, ValueRef::Null) => Sv::Null,
+            (a, b) => {
+                let bytes = |v: ValueRef<'_>| match v {
+                    ValueRef::Blob(b) => b.to_vec(),
+                    ValueRef::Text(t) => t.to_vec(),
+                    _ => Vec::new(),
+                };
+                let mut out = bytes(a);
+                out.extend(bytes(b));
+                Sv::Blob(out)
+            }
+        })
+    })?;
+    conn.create_scalar_function("__math", 3, det, |ctx| {
+        let name: String = ctx.get(0)?;
+        let x: Option<f64> = ctx.get(1)?;
+        let y: Option<f64> = ctx.get(2)?;
+        let Some(x) = x else { return Ok(None) };
+        let invalid = || {
+            SqlError::new(3623, 1, 16, "An invalid floating point operation occurred.")
+                .to_fn_error()
+        };
+        let r = match name.as_str() {
+            "power" => x.powf(y.unwrap_or(1.0)),
+            "trunc" => x.trunc(),
+            "sqrt" if x < 0.0 => return Err(invalid()),
+            "sqrt" => x.sqrt(),
+            "exp" => x.exp(),
+            "log" if x <= 0.0 => return Err(invalid()),
+            "log" => match y {
+                Some(b) => x.ln() / b.ln(),
+                None => x.ln(),
+            },
+            "log10" if x <= 0.0 => return Err(invalid()),
+            "log10" => x.log10(),
+            "sin" => x.sin(),
+            "cos" => x.cos(),
+            "tan" => x.tan(),
+            "cot" => 1.0 / x.tan(),
+            "asin" if x.abs() > 1.0 => return Err(invalid()),
+            "asin" => x.asin(),
+            "acos" if x.abs() > 1.0 => return Err(invalid()),
+            "acos" => x.acos(),
+            "atan" => x.atan(),
+            "atn2" => x.atan2(y.unwrap_or(1.0)),
+            "square" => x * x,
+            "degrees" => x.to_degrees(),
+            "radians" => x.to_radians(),
+            _ => return Err(invalid()),
+        };
+        if !r.is_finite() {
+            return Err(SqlError::overflow("float").to_fn_error());
+        }
+        Ok(Some(r))
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("Bebidas", "b%", None));
+        assert!(like("abc  ", "abc", None));
+        assert!(!like("abc", "abc ", None));
+        assert!(like("a1", "[a-c][0-9]", None));
+        assert!(!like("d1", "[a-c][0-9]", None));
+        assert!(like("d1", "[^a-c]_", None));
+        assert!(like("50%", "50!%", Some('!')));
+        assert!(like("x[y", "x[[]y", None));
+    }
+
+    #[test]
+    fn patindex_and_substring() {
+        assert_eq!(patindex("%[0-9]%", "Bebidas12"), 8);
+        assert_eq!(patindex("%ter%", "interesting"), 3);
+        assert_eq!(patindex("abc", "abcd"), 0);
+        assert_eq!(substring_range(3, 0, 2), (0, 1));
+        assert_eq!(substring_range(3, -1, 3), (0, 1));
+        assert_eq!(substring_range(5, 2, 3), (1, 4));
+    }
+
+    #[test]
+    fn format_and_str() {
+        assert_eq!(
+            format_number(123456789.0, None, "###-##-####", None).unwrap(),
+            "123-45-6789"
+        );
+        assert_eq!(format_number(1234.5, None, "N2", None).unwrap(), "1,234.50");
+        assert_eq!(
+            format_number(1234.5, None, "N2", Some("es-CO")).unwrap(),
+            "1.234,50"
+        );
+        assert_eq!(format_number(0.256, None, "P1", None).unwrap(), "25.6%");
+        assert_eq!(str_fn(123.45, 6, 1).unwrap(), " 123.5");
+        assert_eq!(str_fn(123.0, 8, 3).unwrap(), " 123.000");
+        let dt = chrono::NaiveDate::from_ymd_opt(2024, 1, 31)
+            .unwrap()
+            .and_hms_opt(13, 5, 0)
+            .unwrap();
+        assert_eq!(format_date(dt, "dd/MM/yyyy"), "31/01/2024");
+        assert_eq!(format_date(dt, "yyyy-MM-dd HH:mm"), "2024-01-31 13:05");
+    }
+}
