@@ -651,6 +651,11 @@ fn temporal(v: &ValueRef<'_>) -> Result<Temporal, SqlError> {
 /// write: `YYYY-MM-DD`, `YYYYMMDD`, `YYYY-MM-DD[T| ]HH:MM[:SS[.fffffff]]`,
 /// `HH:MM[:SS[.f]]`, each with an optional `Z` or `±HH:MM` offset.
 fn parse_temporal(s: &str) -> Option<Temporal> {
+    if s.bytes()
+        .any(|b| b.is_ascii_alphabetic() && b != b'T' && b != b'Z')
+    {
+        return parse_named(s);
+    }
     let (body, offset) = split_offset(s);
     let body = body.trim();
     let (date_part, time_part) = match body.find(['T', ' ']) {
@@ -679,6 +684,66 @@ fn parse_temporal(s: &str) -> Option<Temporal> {
         (None, None, None) => return None,
     };
     Some(result)
+}
+
+/// Dates with month names, as SQL Server reads them under us_english
+/// (`January 10, 1900 12:00 AM`, `Jan 31 2024  1:45PM`, `10 Jan 2024`).
+fn parse_named(s: &str) -> Option<Temporal> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let lower = s.to_ascii_lowercase().replace(',', " ");
+    let mut month = None;
+    let mut numbers: Vec<&str> = Vec::new();
+    let mut time = None;
+    let mut pm = None;
+    for tok in lower.split_whitespace() {
+        let (tok, ampm) = match tok.strip_suffix("am").or_else(|| tok.strip_suffix("pm")) {
+            Some(t) if tok.contains(':') || t.is_empty() => (t, Some(tok.ends_with("pm"))),
+            _ => (tok, None),
+        };
+        if ampm.is_some() {
+            pm = ampm;
+        }
+        if tok.is_empty() {
+            continue;
+        }
+        if tok.contains(':') {
+            time = Some(tok.to_string());
+        } else if tok.bytes().all(|b| b.is_ascii_digit()) {
+            numbers.push(tok);
+        } else if let Some(m) = MONTHS.iter().position(|m| tok.starts_with(m)) {
+            month = Some(m as u32 + 1);
+        } else {
+            return None;
+        }
+    }
+    let month = month?;
+    let (day, year) = match numbers.as_slice() {
+        [a, b] if b.len() == 4 || a.len() <= 2 => (a.parse().ok()?, b.parse::<i32>().ok()?),
+        [a, b] => (b.parse().ok()?, a.parse::<i32>().ok()?),
+        [y] if y.len() == 4 => (1, y.parse().ok()?),
+        _ => return None,
+    };
+    let year = if year < 100 {
+        if year < 50 {
+            2000 + year
+        } else {
+            1900 + year
+        }
+    } else {
+        year
+    };
+    let date = NaiveDate::from_ymd_opt(year, month, day)?;
+    let Some(t) = time else {
+        return Some(Temporal::Date(date));
+    };
+    let mut t = parse_time(&t)?;
+    if let Some(pm) = pm {
+        let h = t.hour() % 12 + if pm { 12 } else { 0 };
+        t = t.with_hour(h)?;
+    }
+    Some(Temporal::DateTime(date.and_time(t)))
 }
 
 fn split_offset(s: &str) -> (&str, Option<FixedOffset>) {
@@ -869,6 +934,22 @@ mod tests {
             242
         );
         assert_eq!(conv("not a date", SqlType::Date).unwrap_err().number, 241);
+    }
+
+    #[test]
+    fn month_names_parse() {
+        let v = conv("January 10, 1900 12:00 AM", SqlType::DateTime).unwrap();
+        assert_eq!(
+            to_storage(&v),
+            Sv::Text("1900-01-10 00:00:00.0000000".into())
+        );
+        let v = conv("Jan 31 2024  1:45PM", SqlType::DateTime).unwrap();
+        assert_eq!(
+            to_storage(&v),
+            Sv::Text("2024-01-31 13:45:00.0000000".into())
+        );
+        let v = conv("10 Feb 2024", SqlType::Date).unwrap();
+        assert_eq!(to_storage(&v), Sv::Text("2024-02-10".into()));
     }
 
     #[test]

@@ -160,7 +160,6 @@ fn add_months(dt: NaiveDateTime, months: i64) -> Option<NaiveDateTime> {
 /// `__conv`'s arguments: value, target type, optional style, optional
 /// source type (which decides how dates, money and floats become text).
 fn styled_convert(ctx: &Context<'_>, ty: &SqlType) -> Result<Value, SqlError> {
-    let v = ctx.get_raw(0);
     let style: Option<i64> = if ctx.len() > 2 {
         match ctx.get_raw(2) {
             ValueRef::Integer(i) => Some(i),
@@ -177,47 +176,7 @@ fn styled_convert(ctx: &Context<'_>, ty: &SqlType) -> Result<Value, SqlError> {
     } else {
         None
     };
-    if ty.is_string() || *ty == SqlType::Xml {
-        if let Some(f) = from.filter(|f| !f.is_string()) {
-            return match styles::to_text(v, &f, style)? {
-                Some(text) => convert(ValueRef::Text(text.as_bytes()), ty, Overlong::Truncate),
-                None => Ok(Value::Null),
-            };
-        }
-    }
-    if let (Some(st), ValueRef::Text(t)) = (style, &v) {
-        let s = String::from_utf8_lossy(t);
-        if crate::engine::compile::rules::is_temporal(ty) {
-            if let Some(iso) = styles::parse_date_style(&s, st) {
-                return convert(ValueRef::Text(iso.as_bytes()), ty, Overlong::Truncate);
-            }
-        }
-        if ty.is_binary() && (st == 1 || st == 2) {
-            let hex = if st == 1 {
-                s.trim()
-                    .trim_start_matches("0x")
-                    .trim_start_matches("0X")
-                    .to_string()
-            } else {
-                s.trim().to_string()
-            };
-            let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
-                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-                .collect();
-            return match bytes {
-                Some(b) if hex.len() % 2 == 0 => {
-                    convert(ValueRef::Blob(&b), ty, Overlong::Truncate)
-                }
-                _ => Err(SqlError::new(
-                    8114,
-                    5,
-                    16,
-                    "Error converting data type varchar to varbinary.",
-                )),
-            };
-        }
-    }
-    convert(v, ty, Overlong::Truncate)
+    styles::convert_from(ctx.get_raw(0), from.as_ref(), ty, style)
 }
 
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {

@@ -273,6 +273,115 @@ pub fn to_text(
     }))
 }
 
+/// CAST/CONVERT of a stored value of type `from` to `to`, in `style`: the
+/// conversion chart's rules that depend on the source type — its default
+/// text style, decimals stored as text being numbers, money rounding to an
+/// integer where decimal truncates, `*` for an integer too long for char.
+pub fn convert_from(
+    v: ValueRef<'_>,
+    from: Option<&SqlType>,
+    to: &SqlType,
+    style: Option<i64>,
+) -> Result<Value, SqlError> {
+    if let ValueRef::Null = v {
+        return Ok(Value::Null);
+    }
+    if let Some(f) = from {
+        if (to.is_string() || *to == SqlType::Xml) && !f.is_string() && *f != SqlType::Xml {
+            let text = to_text(v, f, style)?.unwrap_or_default();
+            let room = match to {
+                SqlType::Char(n) | SqlType::NChar(n) => Some(usize::from(*n)),
+                SqlType::VarChar(crate::types::Len::N(n))
+                | SqlType::NVarChar(crate::types::Len::N(n)) => Some(usize::from(*n)),
+                _ => None,
+            };
+            if room.is_some_and(|n| text.chars().count() > n) {
+                // The chart: integers into char/varchar give '*', numbers
+                // into anything else too short overflow; dates truncate.
+                let integer = matches!(
+                    f,
+                    SqlType::TinyInt | SqlType::SmallInt | SqlType::Int | SqlType::BigInt
+                );
+                if integer && !to.is_unicode() {
+                    return convert(ValueRef::Text(b"*"), to, Overlong::Truncate);
+                }
+                if crate::engine::compile::rules::is_numeric(f) {
+                    return Err(SqlError::overflow(to.base_name()));
+                }
+            }
+            return convert(ValueRef::Text(text.as_bytes()), to, Overlong::Truncate);
+        }
+        let money = matches!(f, SqlType::Money | SqlType::SmallMoney);
+        let exact = money || matches!(f, SqlType::Decimal { .. });
+        if exact && !to.is_string() {
+            let d = match convert(v, f, Overlong::Truncate)? {
+                Value::Decimal(d) => d,
+                other => return Ok(other),
+            };
+            if matches!(
+                to,
+                SqlType::TinyInt
+                    | SqlType::SmallInt
+                    | SqlType::Int
+                    | SqlType::BigInt
+                    | SqlType::Bit
+            ) {
+                // decimal → int truncates; money → int rounds (the CAST page).
+                let whole = if money {
+                    d.round_to(0).map(|x| x.mantissa)
+                } else {
+                    d.mantissa.checked_div(10i128.pow(u32::from(d.scale)))
+                };
+                let i = whole
+                    .and_then(|w| i64::try_from(w).ok())
+                    .ok_or_else(|| SqlError::overflow(to.base_name()))?;
+                if *to == SqlType::Bit {
+                    return Ok(Value::Bit(i != 0));
+                }
+                return convert(ValueRef::Integer(i), to, Overlong::Truncate);
+            }
+            if matches!(to, SqlType::Float | SqlType::Real) {
+                return convert(ValueRef::Real(d.to_f64()), to, Overlong::Truncate);
+            }
+            let text = d.to_string();
+            return convert(ValueRef::Text(text.as_bytes()), to, Overlong::Truncate);
+        }
+    }
+    if let (Some(st), ValueRef::Text(t)) = (style, &v) {
+        let s = String::from_utf8_lossy(t);
+        if crate::engine::compile::rules::is_temporal(to) {
+            if let Some(iso) = parse_date_style(&s, st) {
+                return convert(ValueRef::Text(iso.as_bytes()), to, Overlong::Truncate);
+            }
+        }
+        if to.is_binary() && (st == 1 || st == 2) {
+            let hex = if st == 1 {
+                s.trim()
+                    .trim_start_matches("0x")
+                    .trim_start_matches("0X")
+                    .to_string()
+            } else {
+                s.trim().to_string()
+            };
+            let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                .collect();
+            return match bytes {
+                Some(b) if hex.len() % 2 == 0 => {
+                    convert(ValueRef::Blob(&b), to, Overlong::Truncate)
+                }
+                _ => Err(SqlError::new(
+                    8114,
+                    5,
+                    16,
+                    "Error converting data type varchar to varbinary.",
+                )),
+            };
+        }
+    }
+    convert(v, to, Overlong::Truncate)
+}
+
 /// Reads text in a numbered date style (103 `dd/mm/yyyy`, 101, 112, ...)
 /// into the ISO form the engine's conversion reads.
 pub fn parse_date_style(s: &str, style: i64) -> Option<String> {

@@ -21,6 +21,16 @@ fn text(v: ValueRef<'_>) -> Option<String> {
     }
 }
 
+/// A number however the engine stores it (decimals beyond 15 digits are text).
+fn number(v: ValueRef<'_>) -> Option<f64> {
+    match v {
+        ValueRef::Integer(i) => Some(i as f64),
+        ValueRef::Real(f) => Some(f),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).trim().parse().ok(),
+        _ => None,
+    }
+}
+
 fn lower(c: char) -> char {
     c.to_lowercase().next().unwrap_or(c)
 }
@@ -679,7 +689,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     })?;
     conn.create_scalar_function("__strfn", 3, det, |ctx| {
         let (Some(f), Some(len), Some(dec)) = (
-            ctx.get::<Option<f64>>(0)?,
+            number(ctx.get_raw(0)),
             ctx.get::<Option<i64>>(1)?,
             ctx.get::<Option<i64>>(2)?,
         ) else {
@@ -771,8 +781,8 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     })?;
     conn.create_scalar_function("__math", 3, det, |ctx| {
         let name: String = ctx.get(0)?;
-        let x: Option<f64> = ctx.get(1)?;
-        let y: Option<f64> = ctx.get(2)?;
+        let x = number(ctx.get_raw(1));
+        let y = number(ctx.get_raw(2));
         let Some(x) = x else { return Ok(None) };
         let invalid = || {
             SqlError::new(3623, 1, 16, "An invalid floating point operation occurred.")

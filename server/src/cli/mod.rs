@@ -97,10 +97,12 @@ pub fn main() -> ExitCode {
     // The server logs its requests and audit lines at info; the one-shot
     // commands only warnings (their output is the report).
     let default_filter = match cli.command {
-        Command::Serve(_) | Command::Sync(_) => "info,tiberius=error",
+        Command::Serve(_) | Command::Sync(_) => {
+            "info,tiberius=error,tiberius::tds::stream::token=off"
+        }
         // tiberius warns on every connection that trusts the server
         // certificate; the bridge says it once itself (see connection.rs).
-        _ => "warn,tiberius=error",
+        _ => "warn,tiberius=error,tiberius::tds::stream::token=off",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));

@@ -235,6 +235,29 @@ fn append(
                 );
             }
         },
+        // An integer column widened to a decimal (see `result.rs`).
+        (
+            Builder::Decimal(b, scale),
+            ColumnData::U8(_) | ColumnData::I16(_) | ColumnData::I32(_) | ColumnData::I64(_),
+        ) => {
+            let i: Option<i64> = match v {
+                ColumnData::U8(x) => x.map(i64::from),
+                ColumnData::I16(x) => x.map(i64::from),
+                ColumnData::I32(x) => x.map(i64::from),
+                ColumnData::I64(x) => *x,
+                _ => None,
+            };
+            match i {
+                None => b.append_null(),
+                Some(i) => b.append_value(
+                    i128::from(i)
+                        .checked_mul(pow10(u32::from(*scale)))
+                        .ok_or_else(|| {
+                            bad(name, format!("value {i} does not fit scale {scale}"))
+                        })?,
+                ),
+            }
+        }
         // The driver decodes money as f64, exact to the 4th decimal while the
         // value stays under 2^53 ten-thousandths (about 9e11).
         (Builder::Decimal(b, _), ColumnData::F64(x)) => match x {

@@ -7,6 +7,7 @@
 //! takes a half-written output for a finished one.
 
 pub mod batch;
+pub mod result;
 pub mod run;
 pub mod schema;
 pub mod writer;
@@ -16,11 +17,10 @@ use std::time::Instant;
 
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
-use tiberius::QueryItem;
 
 use crate::sqlserver::Connection;
-use batch::BatchBuilder;
-use schema::{arrow_schema, SourceColumn};
+use result::{ResultReader, TypeSource};
+use schema::SourceColumn;
 pub use writer::{Codec, Part};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,8 @@ pub enum ExtractError {
     Schema(#[from] schema::SchemaError),
     #[error(transparent)]
     Batch(#[from] batch::BatchError),
+    #[error(transparent)]
+    Result(#[from] result::ResultError),
     #[error(transparent)]
     Write(#[from] writer::WriteError),
     #[error("output {0} already exists; pass --overwrite to replace it")]
@@ -102,6 +104,9 @@ pub struct Outcome {
     pub seconds: f64,
     /// Rows read, written and declared that do not agree (reported, not fatal).
     pub discrepancy: Option<String>,
+    /// Where the column types came from (also in the manifest).
+    #[serde(skip)]
+    pub types: TypeSource,
 }
 
 /// Asks the server for the declared types of the query's columns.
@@ -146,6 +151,24 @@ pub async fn describe(conn: &mut Connection, sql: &str) -> Result<Vec<SourceColu
         });
     }
     Ok(cols)
+}
+
+/// The query's columns as SQL Server describes them, or why it cannot
+/// (temp tables the batch fills, dynamic SQL, a server without
+/// sp_describe_first_result_set): then the result's own metadata types it.
+/// Transient failures are errors, to be retried.
+pub async fn describe_or_reason(
+    conn: &mut Connection,
+    sql: &str,
+) -> Result<Result<Vec<SourceColumn>, String>, ExtractError> {
+    match describe(conn, sql).await {
+        Ok(cols) if cols.is_empty() => Ok(Err(
+            "sp_describe_first_result_set found no result set in the batch".to_string(),
+        )),
+        Ok(cols) => Ok(Ok(cols)),
+        Err(e) if e.is_transient() => Err(e),
+        Err(e) => Ok(Err(format!("sp_describe_first_result_set: {e}"))),
+    }
 }
 
 /// Where one query's output goes in a local destination.
@@ -200,7 +223,7 @@ pub async fn extract_into(
     // Removes the staging directory on any error and when the future is
     // dropped (a cancelled job), so nothing half-written is left behind.
     let guard = RemoveOnDrop::new(staging.clone());
-    let (cols, parts, rows_read) = run_into(conn, sql, &staging, opts, progress).await?;
+    let (cols, types, parts, rows_read) = run_into(conn, sql, &staging, opts, progress).await?;
     let rows_written: u64 = parts.iter().map(|p| p.rows).sum();
     let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
     let finished_at = chrono::Utc::now();
@@ -216,6 +239,7 @@ pub async fn extract_into(
             "parquet_type": schema::target(c).map(|t| t.data_type().to_string()).unwrap_or_default(),
             "nullable": c.nullable,
         })).collect::<Vec<_>>(),
+        "types": &types,
         "compression": opts.codec,
         "sql_sha256": format!("{:x}", Sha256::digest(sql.as_bytes())),
         "started_at": started_at.to_rfc3339(),
@@ -241,6 +265,7 @@ pub async fn extract_into(
         parts,
         seconds: started.elapsed().as_secs_f64(),
         discrepancy,
+        types,
     })
 }
 
@@ -314,27 +339,21 @@ pub async fn extract_batches(
     ),
     ExtractError,
 > {
-    let cols = describe(conn, sql).await?;
-    if cols.is_empty() {
-        return Err(ExtractError::NoResult);
-    }
-    let (schema, targets) = arrow_schema(&cols)?;
-    let to_run = prepare_sql(conn, sql, &cols, &targets).await;
-    let mut builder = BatchBuilder::new(schema.clone(), targets, batch_rows.max(1));
+    let described = describe_or_reason(conn, sql).await?;
+    let to_run = match &described {
+        Ok(cols) => prepare_sql(conn, sql, cols).await,
+        Err(_) => sql.to_string(),
+    };
+    let mut reader = ResultReader::new(described, batch_rows);
     let mut stream = conn.simple_query(to_run).await.map_err(sql_err)?;
     let mut out = Vec::new();
     while let Some(item) = stream.try_next().await.map_err(sql_err)? {
-        if let QueryItem::Row(r) = item {
-            if r.result_index() == 0 {
-                builder.push_row(r)?;
-                if builder.len() >= batch_rows.max(1) {
-                    out.push(builder.finish()?);
-                }
-            }
-        }
+        out.extend(reader.push(item)?);
     }
-    if !builder.is_empty() || out.is_empty() {
-        out.push(builder.finish()?);
+    out.extend(reader.finish()?);
+    let schema = reader.schema().ok_or(ExtractError::NoResult)?;
+    if out.is_empty() {
+        out.push(arrow_array::RecordBatch::new_empty(schema.clone()));
     }
     Ok((schema, out))
 }
@@ -342,15 +361,10 @@ pub async fn extract_batches(
 /// The SQL to stream. The driver reads money as f64, so money columns are
 /// cast to decimal on the server, where every digit survives; a query that
 /// cannot be a derived table (a top-level ORDER BY, for one) runs as written.
-async fn prepare_sql(
-    conn: &mut Connection,
-    sql: &str,
-    cols: &[SourceColumn],
-    targets: &[schema::Target],
-) -> String {
-    if targets
+async fn prepare_sql(conn: &mut Connection, sql: &str, cols: &[SourceColumn]) -> String {
+    if cols
         .iter()
-        .any(|t| matches!(t, schema::Target::Money { .. }))
+        .any(|c| matches!(schema::target(c), Ok(schema::Target::Money { .. })))
     {
         let wrapped = money_as_decimal(sql, cols);
         match describe(conn, &wrapped).await {
@@ -361,41 +375,46 @@ async fn prepare_sql(
     sql.to_string()
 }
 
+type RunOutput = (Vec<SourceColumn>, TypeSource, Vec<Part>, u64);
+
 async fn run_into(
     conn: &mut Connection,
     sql: &str,
     dir: &Path,
     opts: &ExtractOptions,
     progress: &(dyn Fn(u64) + Send + Sync),
-) -> Result<(Vec<SourceColumn>, Vec<Part>, u64), ExtractError> {
-    let cols = describe(conn, sql).await?;
-    if cols.is_empty() {
-        return Err(ExtractError::NoResult);
-    }
-    let (schema, targets) = arrow_schema(&cols)?;
-    let to_run = prepare_sql(conn, sql, &cols, &targets).await;
-    let mut builder = BatchBuilder::new(schema.clone(), targets, opts.batch_rows);
-    let mut writer = writer::PartWriter::new(dir, schema, opts.codec, opts.rows_per_file);
+) -> Result<RunOutput, ExtractError> {
+    let described = describe_or_reason(conn, sql).await?;
+    let to_run = match &described {
+        Ok(cols) => prepare_sql(conn, sql, cols).await,
+        Err(_) => sql.to_string(),
+    };
+    let mut reader = ResultReader::new(described, opts.batch_rows);
+    let mut writer: Option<writer::PartWriter> = None;
+    let new_writer = |schema| writer::PartWriter::new(dir, schema, opts.codec, opts.rows_per_file);
     let mut stream = conn.simple_query(to_run).await.map_err(sql_err)?;
-    let mut rows = 0u64;
     while let Some(item) = stream.try_next().await.map_err(sql_err)? {
-        match item {
-            QueryItem::Row(r) if r.result_index() == 0 => {
-                builder.push_row(r)?;
-                rows += 1;
-                if builder.len() >= opts.batch_rows {
-                    writer.write(&builder.finish()?)?;
-                    progress(rows);
-                }
-            }
-            QueryItem::Row(_) | QueryItem::Metadata(_) => {}
+        for b in reader.push(item)? {
+            writer
+                .get_or_insert_with(|| new_writer(b.schema()))
+                .write(&b)?;
+            progress(reader.rows());
         }
     }
-    if !builder.is_empty() {
-        writer.write(&builder.finish()?)?;
+    for b in reader.finish()? {
+        writer
+            .get_or_insert_with(|| new_writer(b.schema()))
+            .write(&b)?;
     }
-    progress(rows);
-    Ok((cols, writer.finish()?, rows))
+    let schema = reader.schema().ok_or(ExtractError::NoResult)?;
+    let writer = writer.unwrap_or_else(|| new_writer(schema));
+    progress(reader.rows());
+    Ok((
+        reader.columns().to_vec(),
+        reader.type_source().clone(),
+        writer.finish()?,
+        reader.rows(),
+    ))
 }
 
 /// A Unity Catalog Volume destination: `/Volumes/<catalog>/<schema>/<volume>[/dir...]`.

@@ -179,6 +179,27 @@ impl Run {
         query: &RenderedQuery,
         events: &dyn QueryEvents,
     ) -> Result<Outcome, RunError> {
+        // Boxed: the extraction's future is large, and worker threads' stacks are not.
+        let o = Box::pin(self.attempt_to_destination(query, events)).await?;
+        if let Some(reason) = &o.types.reason {
+            events.note(&format!(
+                "column types taken from the result's own metadata ({reason})"
+            ));
+        }
+        for w in &o.types.widened {
+            events.note(&format!(
+                "column '{}' described as {} but sent as {}: written as {}",
+                w.column, w.described, w.sent, w.written
+            ));
+        }
+        Ok(o)
+    }
+
+    async fn attempt_to_destination(
+        &self,
+        query: &RenderedQuery,
+        events: &dyn QueryEvents,
+    ) -> Result<Outcome, RunError> {
         let mut conn = pool::get(&self.pool).await?;
         let progress = |rows: u64| events.rows(rows);
         let (name, sql, country) = (&query.name, &query.sql, self.country.as_str());

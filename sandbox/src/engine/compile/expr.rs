@@ -145,7 +145,7 @@ pub fn compile(c: &Compiler<'_, '_>, e: &Expr, scope: &Scope) -> Result<Typed, S
                 return Err(SqlError::syntax_near("FORMAT"));
             }
             let v = c.value(expr, scope)?;
-            let ty = data_type_of(data_type)?;
+            let ty = cast_type_of(data_type)?;
             cast(
                 v,
                 ty,
@@ -161,7 +161,7 @@ pub fn compile(c: &Compiler<'_, '_>, e: &Expr, scope: &Scope) -> Result<Typed, S
             ..
         } => {
             let v = c.value(expr, scope)?;
-            let ty = data_type_of(dt)?;
+            let ty = cast_type_of(dt)?;
             let style = match styles.first() {
                 Some(s) => Some(c.value(s, scope)?.sql),
                 None => None,
@@ -234,9 +234,13 @@ pub fn literal(v: &AstValue, negative: bool) -> Result<Typed, SqlError> {
         AstValue::Number(n, _) => {
             let ty = rules::literal_type(n).ok_or_else(|| SqlError::syntax_near(n))?;
             let text = format!("{sign}{n}");
+            let digits = n.bytes().filter(u8::is_ascii_digit).count();
             let sql = match ty {
-                // Exact text: __dop/__conv parse it digit for digit.
-                SqlType::Decimal { .. } => quote_str(&text),
+                // Stored as the engine stores decimals: a REAL (exact at up to
+                // 15 significant digits), exact text beyond.
+                SqlType::Decimal { .. } if digits > 15 => quote_str(&text),
+                SqlType::Decimal { scale: 0, .. } => text,
+                SqlType::Decimal { .. } => format!("CAST({text} AS REAL)"),
                 SqlType::Float => format!("CAST({text} AS REAL)"),
                 _ => text,
             };
@@ -486,6 +490,21 @@ fn binary(
         BinaryOperator::Modulo => Some(ArithOp::Mod),
         _ => None,
     };
+    // `$-23`: a money constant with a sign.
+    if let (Expr::Value(v), Some(ArithOp::Add | ArithOp::Sub), Expr::Value(n)) =
+        (left, arith, right)
+    {
+        if let (AstValue::Placeholder(p), AstValue::Number(..)) = (&v.value, &n.value) {
+            if p == "$" {
+                let mut t = literal(
+                    &AstValue::Placeholder(format!("${}", n.value)),
+                    arith == Some(ArithOp::Sub),
+                )?;
+                t.nullable = false;
+                return Ok(t);
+            }
+        }
+    }
     if let Some(a) = arith {
         let l = c.value(left, scope)?;
         let r = c.value(right, scope)?;
@@ -832,6 +851,28 @@ pub fn data_type_of(dt: &DataType) -> Result<SqlType, SqlError> {
     })
 }
 
+/// The target type of CAST/CONVERT: a character or binary type written
+/// without a length is 30 long there ("When n isn't specified with the
+/// CAST and CONVERT functions, the default length is 30", char and varchar page).
+pub fn cast_type_of(dt: &DataType) -> Result<SqlType, SqlError> {
+    let text = dt.to_string();
+    let t = data_type_of(dt)?;
+    if text.contains('(') {
+        return Ok(t);
+    }
+    Ok(match t {
+        SqlType::Char(_) => SqlType::Char(30),
+        SqlType::VarChar(Len::N(_)) => SqlType::VarChar(Len::N(30)),
+        SqlType::NChar(_) => SqlType::NChar(30),
+        SqlType::NVarChar(Len::N(_)) if !text.eq_ignore_ascii_case("sysname") => {
+            SqlType::NVarChar(Len::N(30))
+        }
+        SqlType::Binary(_) => SqlType::Binary(30),
+        SqlType::VarBinary(Len::N(_)) => SqlType::VarBinary(Len::N(30)),
+        other => other,
+    })
+}
+
 /// CAST / CONVERT / TRY_CAST / TRY_CONVERT to `ty`, with an optional style.
 /// Explicit conversions SQL Server does not allow fail here (529).
 pub fn cast(v: Typed, ty: SqlType, style: Option<String>, is_try: bool) -> Result<Typed, SqlError> {
@@ -840,9 +881,14 @@ pub fn cast(v: Typed, ty: SqlType, style: Option<String>, is_try: bool) -> Resul
     }
     let f = if is_try { "__tryconv" } else { "__conv" };
     let sql = match style {
-        Some(s) => format!("{f}({}, {}, {s})", v.sql, quote_str(&ty.type_name())),
         None if !is_try && !needs_cast(&v, &ty) => v.sql.clone(),
-        None => format!("{f}({}, {})", v.sql, quote_str(&ty.type_name())),
+        style => format!(
+            "{f}({}, {}, {}, {})",
+            v.sql,
+            quote_str(&ty.type_name()),
+            style.as_deref().unwrap_or("NULL"),
+            quote_str(&v.ty.type_name())
+        ),
     };
     Ok(Typed {
         sql,

@@ -78,7 +78,7 @@ fn str_len(t: &SqlType) -> Option<u32> {
 /// arguments): the string's own length, or the longest text of the type.
 fn text_len(t: &Typed) -> Option<u32> {
     if t.null_literal {
-        return Some(1);
+        return Some(0);
     }
     Some(match t.ty {
         SqlType::Bit => 1,

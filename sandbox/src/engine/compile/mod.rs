@@ -247,7 +247,12 @@ pub fn convert_sql(t: &Typed, to: &SqlType) -> String {
     if !needs_conversion(&t.ty, to) {
         return t.sql.clone();
     }
-    format!("__conv({}, {})", t.sql, quote_str(&to.type_name()))
+    format!(
+        "__conv({}, {}, NULL, {})",
+        t.sql,
+        quote_str(&to.type_name()),
+        quote_str(&t.ty.type_name())
+    )
 }
 
 fn int_rank(t: &SqlType) -> Option<u8> {

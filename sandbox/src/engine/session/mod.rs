@@ -718,6 +718,7 @@ impl Session {
         params: &[Param],
         out: &mut dyn Output,
     ) -> Result<(), Failure> {
+        let shown = self.describing.then(|| stmt.to_string());
         let plan = match translate::plan(&self.ctx_with(params), stmt, top) {
             Ok(p) => p,
             Err(e) if self.describing && e.number == 208 && e.message.contains("'#") => {
@@ -727,8 +728,8 @@ impl Session {
                     1,
                     16,
                     format!(
-                        "The metadata could not be determined because statement uses a temp table. ({})",
-                        e.message
+                        "The metadata could not be determined because statement '{}' uses a temp table.",
+                        shown.unwrap_or_default()
                     ),
                 )
                 .into());
