@@ -19,5 +19,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 
+echo "== tiberius 0.13.0's own integration tests, unchanged, against the SQL Server sandbox"
+scripts/tiberius-suite.sh --min-pass 95
+
 echo "== client fidelity, Databricks SDK contract, OpenAPI, Python client and bundle tests (pytest)"
 BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity tests/databricks tests/api tests/clients tests/examples -q
