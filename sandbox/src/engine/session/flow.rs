@@ -491,12 +491,12 @@ impl Session {
         }
         let blocks = translate::parse_batch(&info.body)?;
         let outer = self.swap_vars(vars);
-        let tables = self.table_vars();
+        let tables: std::collections::HashSet<String> = self.temp.keys().cloned().collect();
         let nocount = self.nocount;
         self.proc_depth += 1;
         let r = self.run_seq(blocks, &[], out);
         self.proc_depth -= 1;
-        self.end_batch_scope(&tables);
+        self.drop_created_since(&tables);
         self.nocount = nocount;
         let status = match r {
             Ok(()) => Ok(0),

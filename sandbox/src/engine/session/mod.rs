@@ -631,6 +631,25 @@ impl Session {
             .collect()
     }
 
+    /// Drops the local temp tables and table variables created since
+    /// `before` (every one that existed then): a procedure's own go away
+    /// when it returns, as in SQL Server.
+    pub(super) fn drop_created_since(&mut self, before: &HashSet<String>) {
+        let gone: Vec<String> = self
+            .temp
+            .keys()
+            .filter(|k| !before.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(meta) = self.temp.remove(&k) {
+                let _ = self
+                    .conn
+                    .execute(&format!("DROP TABLE IF EXISTS {}", meta.physical), []);
+            }
+        }
+    }
+
     /// Runs a batch, writing each statement's results, errors and state
     /// changes to `out`. Only an output failure (I/O, cancel) is returned.
     pub fn execute_batch(
