@@ -264,6 +264,12 @@ fn the_corpus_extracts_with_sql_servers_types_and_values() {
         }
         std::fs::write(dir.join(format!("queries/{}.sql", e.name)), &e.sql).unwrap();
     }
+    // The deck's way: a procedure called with a parameter from the country's config.
+    std::fs::write(
+        dir.join("queries/zz_procedure_with_placeholder.sql"),
+        "EXEC dbo.ventas_por_pais @pais = '{country_code}'\n",
+    )
+    .unwrap();
     let f = common::Fixture {
         server,
         dir: dir.clone(),
@@ -389,6 +395,13 @@ fn the_corpus_extracts_with_sql_servers_types_and_values() {
             failures.insert(e.name.clone(), bad);
         }
     }
+    let by_param = read_output(&dir.join("out/Colombia/zz_procedure_with_placeholder"));
+    let literal = read_output(&dir.join("out/Colombia/procedure_with_parameter"));
+    assert_eq!(
+        by_param.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        literal.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        "EXEC with '{{country_code}}' returns what EXEC with 'CO' does"
+    );
     assert!(
         failures.is_empty(),
         "{} of {} corpus entries differ from SQL Server:\n{}\n--- bridge output ---\n{log}",
