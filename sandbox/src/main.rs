@@ -82,9 +82,15 @@ enum Command {
         /// Port to listen on; 0 picks a free one.
         #[arg(long, default_value_t = 18080)]
         port: u16,
-        /// Personal access token accepted as a bearer token; repeatable.
+        /// Personal access token accepted as a bearer token, `TOKEN` or
+        /// `TOKEN=PRINCIPAL` (the user it belongs to; default
+        /// sandbox-admin@bridge.local); repeatable.
         #[arg(long, default_value = "dapi-sandbox")]
         token: Vec<String>,
+        /// Workspace admin (bypasses grant checks); repeatable. Without any,
+        /// the first token's principal and the OAuth client are admins.
+        #[arg(long)]
+        admin: Vec<String>,
         /// OAuth M2M client id (with --client-secret).
         #[arg(long, requires = "client_secret")]
         client_id: Option<String>,
@@ -234,6 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Databricks {
             port,
             token,
+            admin,
             client_id,
             client_secret,
             oauth_token_ttl_secs,
@@ -251,9 +258,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cut_downloads_after,
         } => {
             use std::time::Duration;
+            let mut tokens = Vec::new();
+            let mut principals = std::collections::HashMap::new();
+            for t in token {
+                match t.split_once('=') {
+                    Some((tok, principal)) if !tok.is_empty() && !principal.is_empty() => {
+                        principals.insert(tok.to_string(), principal.to_string());
+                        tokens.push(tok.to_string());
+                    }
+                    Some(_) => anyhow::bail!("--token takes TOKEN or TOKEN=PRINCIPAL, got '{t}'"),
+                    None => tokens.push(t),
+                }
+            }
             let mut config = databricks::DatabricksConfig {
                 port,
-                tokens: token,
+                tokens,
+                principals,
+                admins: admin,
                 oauth_token_ttl: Duration::from_secs(oauth_token_ttl_secs),
                 execution_delay: Duration::from_millis(execution_delay_ms),
                 data_dir,

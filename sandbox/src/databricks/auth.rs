@@ -1,5 +1,8 @@
 //! Authentication: bearer personal access tokens, and OAuth M2M
-//! (client credentials) issuing access tokens that expire.
+//! (client credentials) issuing access tokens that expire. Every credential
+//! belongs to a principal: a PAT to the user it was given for, an OAuth
+//! token to its client (a service principal, named by its application id);
+//! the middleware hands the caller to the handlers as a request extension.
 //! Token endpoint and discovery documents as in
 //! https://docs.databricks.com/dev-tools/auth/oauth-m2m (manual token
 //! generation: `POST /oidc/v1/token`, `grant_type=client_credentials`,
@@ -23,21 +26,29 @@ use super::Shared;
 /// Known credentials and the OAuth tokens issued so far.
 #[derive(Debug)]
 pub struct TokenStore {
-    pats: Vec<String>,
+    /// Personal access token → its user.
+    pats: HashMap<String, String>,
     clients: HashMap<String, String>,
     ttl: Mutex<Duration>,
-    issued: Mutex<HashMap<String, Instant>>,
+    /// OAuth access token → (expiry, client id).
+    issued: Mutex<HashMap<String, (Instant, String)>>,
 }
 
 /// The result of checking a bearer token.
 enum Check {
-    Valid,
+    /// The principal the token belongs to.
+    Valid(String),
     Expired,
     Unknown,
 }
 
 impl TokenStore {
-    pub fn new(pats: Vec<String>, clients: HashMap<String, String>, ttl: Duration) -> Self {
+    /// `pats` maps each personal access token to its principal.
+    pub fn new(
+        pats: HashMap<String, String>,
+        clients: HashMap<String, String>,
+        ttl: Duration,
+    ) -> Self {
         TokenStore {
             pats,
             clients,
@@ -56,8 +67,8 @@ impl TokenStore {
     }
 
     fn check(&self, token: &str) -> Check {
-        if self.pats.iter().any(|p| p == token) {
-            return Check::Valid;
+        if let Some(p) = self.pats.get(token) {
+            return Check::Valid(p.clone());
         }
         match self
             .issued
@@ -65,27 +76,28 @@ impl TokenStore {
             .unwrap_or_else(|p| p.into_inner())
             .get(token)
         {
-            Some(exp) if *exp > Instant::now() => Check::Valid,
+            Some((exp, client)) if *exp > Instant::now() => Check::Valid(client.clone()),
             Some(_) => Check::Expired,
             None => Check::Unknown,
         }
     }
 
-    fn issue(&self) -> (String, Duration) {
+    fn issue(&self, client: &str) -> (String, Duration) {
         let token = format!("dbx-sandbox-oauth-{}", uuid::Uuid::new_v4().simple());
         let ttl = self.ttl();
         self.issued
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(token.clone(), Instant::now() + ttl);
+            .insert(token.clone(), (Instant::now() + ttl, client.to_string()));
         (token, ttl)
     }
 }
 
-/// Requires a valid bearer token on workspace API calls.
+/// Requires a valid bearer token on workspace API calls and attaches the
+/// caller ([`super::sql::Caller`]) to the request.
 pub async fn require_bearer(
     State(shared): State<Arc<Shared>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let token = req
@@ -104,7 +116,11 @@ pub async fn require_bearer(
             "Credential was not sent or was of an unsupported type for this API.",
         ),
         Some(t) => match shared.tokens.check(&t) {
-            Check::Valid => return next.run(req).await,
+            Check::Valid(principal) => {
+                let caller = shared.identities.caller(&principal);
+                req.extensions_mut().insert(caller);
+                return next.run(req).await;
+            }
             Check::Expired => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHENTICATED",
@@ -220,7 +236,7 @@ pub async fn token(
             "The requested scope is not allowed (only all-apis).",
         );
     }
-    let (tok, ttl) = shared.tokens.issue();
+    let (tok, ttl) = shared.tokens.issue(&id);
     Json(json!({
         "access_token": tok,
         "token_type": "Bearer",

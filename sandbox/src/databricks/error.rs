@@ -45,6 +45,11 @@ impl ApiError {
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, uc_code(&e.class, "DOES_NOT_EXIST")),
             ErrorKind::AlreadyExists => (StatusCode::CONFLICT, uc_code(&e.class, "ALREADY_EXISTS")),
             ErrorKind::Invalid => (StatusCode::BAD_REQUEST, e.class.clone()),
+            // Unity Catalog answers a missing privilege with 403 and the
+            // sentence alone ("User does not have USE CATALOG on Catalog 'x'.").
+            ErrorKind::PermissionDenied => {
+                return Self::new(StatusCode::FORBIDDEN, "PERMISSION_DENIED", e.detail())
+            }
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR".into()),
         };
         Self::new(status, &code, e.message)

@@ -1,7 +1,11 @@
 //! Files API for Unity Catalog Volumes
 //! (https://docs.databricks.com/api/workspace/files): upload (streamed to
 //! disk), download with Range, metadata, delete; directories list (paged),
-//! create and delete. Paths must lie in an existing volume.
+//! create and delete. Paths must lie in an existing volume; reading takes
+//! `READ VOLUME` on it, writing, deleting and creating directories take
+//! `WRITE VOLUME` (with `USE CATALOG` and `USE SCHEMA` on its parents), as
+//! Unity Catalog requires for volume paths
+//! (https://docs.databricks.com/volumes/privileges.html).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +23,16 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use super::error::ApiError;
 use super::paths::VolumePath;
 use super::sql::catalog;
+use super::sql::grants::{Access, Caller};
 use super::Shared;
+use axum::Extension;
+
+/// What a request does to a volume's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Need {
+    Read,
+    Write,
+}
 
 fn http_date(t: SystemTime) -> String {
     let dt: chrono::DateTime<chrono::Utc> = t.into();
@@ -33,25 +46,39 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
 }
 
 /// Resolves an API path to its disk location, checking the volume exists
-/// (on a blocking thread: the catalog shares the SQL engine's lock, which a
-/// long statement may hold).
+/// and the caller's privilege on it (on a blocking thread: the catalog
+/// shares the SQL engine's lock, which a long statement may hold).
 pub(crate) async fn resolve(
     shared: &Arc<Shared>,
     raw: &str,
+    caller: &Caller,
+    need: Need,
 ) -> Result<(VolumePath, PathBuf), ApiError> {
     // The router has already percent-decoded the path once.
     let path = format!("/{}", raw.trim_start_matches('/'));
     let vp = VolumePath::parse(&path).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let sh = shared.clone();
     let volume = vp.volume.clone();
+    let caller = caller.clone();
     let exists = tokio::task::spawn_blocking(move || {
         let conn = sh.engine.lock();
-        catalog::get_volume(&conn, &volume)
+        if catalog::get_volume(&conn, &volume)?.is_none() {
+            return Ok(false);
+        }
+        let access = Access {
+            conn: &conn,
+            caller: &caller,
+        };
+        match need {
+            Need::Read => access.read_volume(&volume)?,
+            Need::Write => access.write_volume(&volume)?,
+        }
+        Ok(true)
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
     .map_err(ApiError::from_catalog)?;
-    if exists.is_none() {
+    if !exists {
         return Err(ApiError::not_found(format!(
             "The volume '{}' does not exist or you do not have access to it.",
             vp.volume.dotted()
@@ -70,12 +97,13 @@ pub struct UploadQuery {
 /// the target and is renamed into place, so a cut upload leaves nothing.
 pub async fn upload(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     axum::extract::Path(raw): axum::extract::Path<String>,
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (vp, disk) = resolve(&shared, &raw).await?;
+    let (vp, disk) = resolve(&shared, &raw, &caller, Need::Write).await?;
     if vp.rel.is_empty() {
         return Err(ApiError::bad_request(
             "The path is a volume root, not a file.",
@@ -214,11 +242,12 @@ fn parse_range(v: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
 /// `GET` and `HEAD /api/2.0/fs/files{path}`.
 pub async fn download(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     axum::extract::Path(raw): axum::extract::Path<String>,
     method: axum::http::Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (_vp, disk) = resolve(&shared, &raw).await?;
+    let (_vp, disk) = resolve(&shared, &raw, &caller, Need::Read).await?;
     serve_file(&shared, &disk, &raw, &method, &headers).await
 }
 
@@ -310,9 +339,10 @@ pub(crate) async fn serve_file(
 /// `DELETE /api/2.0/fs/files{path}`.
 pub async fn delete_file(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     axum::extract::Path(raw): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_vp, disk) = resolve(&shared, &raw).await?;
+    let (_vp, disk) = resolve(&shared, &raw, &caller, Need::Write).await?;
     if !disk.is_file() {
         return Err(file_not_found(&raw));
     }
@@ -336,10 +366,11 @@ fn dir_not_found(path: &str) -> ApiError {
 /// `page_size` (default and maximum 1000) per page.
 pub async fn list_directory(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     axum::extract::Path(raw): axum::extract::Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let (vp, disk) = resolve(&shared, &raw).await?;
+    let (vp, disk) = resolve(&shared, &raw, &caller, Need::Read).await?;
     if !disk.is_dir() {
         return Err(dir_not_found(&raw));
     }
@@ -402,9 +433,10 @@ pub async fn list_directory(
 /// `PUT /api/2.0/fs/directories{path}`: like `mkdir -p`, idempotent.
 pub async fn create_directory(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     axum::extract::Path(raw): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_vp, disk) = resolve(&shared, &raw).await?;
+    let (_vp, disk) = resolve(&shared, &raw, &caller, Need::Write).await?;
     if disk.is_file() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -421,9 +453,10 @@ pub async fn create_directory(
 /// `HEAD /api/2.0/fs/directories{path}`.
 pub async fn directory_metadata(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     axum::extract::Path(raw): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_vp, disk) = resolve(&shared, &raw).await?;
+    let (_vp, disk) = resolve(&shared, &raw, &caller, Need::Read).await?;
     if !disk.is_dir() {
         return Err(dir_not_found(&raw));
     }
@@ -433,9 +466,10 @@ pub async fn directory_metadata(
 /// `DELETE /api/2.0/fs/directories{path}`: only an empty directory.
 pub async fn delete_directory(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     axum::extract::Path(raw): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    let (vp, disk) = resolve(&shared, &raw).await?;
+    let (vp, disk) = resolve(&shared, &raw, &caller, Need::Write).await?;
     if !disk.is_dir() {
         return Err(dir_not_found(&raw));
     }

@@ -1,7 +1,8 @@
 //! The Databricks workspace double: an HTTP server on 127.0.0.1 with the
 //! Files API (Volumes), the SQL Statement Execution API, the Unity Catalog
-//! calls the bridge uses, SQL warehouses, PAT and OAuth M2M authentication,
-//! shaped as docs.databricks.com documents them, on an embedded SQL engine.
+//! calls the bridge uses (with grants), SQL warehouses, PAT and OAuth M2M
+//! authentication with a principal per credential, shaped as
+//! docs.databricks.com documents them, on an embedded SQL engine.
 //!
 //! The server runs on its own thread with its own Tokio runtime, so tests
 //! (sync or async) start it, use it over HTTP and drop it.
@@ -11,7 +12,9 @@ mod cut;
 pub mod error;
 pub mod faults;
 mod files;
+mod identity;
 pub mod paths;
+mod permissions;
 pub mod sql;
 mod statements;
 mod unity;
@@ -32,7 +35,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use faults::Faults;
-pub use sql::SqlEngine;
+pub use sql::{SqlEngine, DEFAULT_PRINCIPAL};
 pub use uploads::UploadProtocol;
 
 /// How to run the double.
@@ -42,8 +45,15 @@ pub struct DatabricksConfig {
     pub port: u16,
     /// Personal access tokens accepted as bearer tokens.
     pub tokens: Vec<String>,
-    /// OAuth M2M clients: id → secret.
+    /// The principal (user name) of a personal access token: token →
+    /// principal. A token without one belongs to [`DEFAULT_PRINCIPAL`].
+    pub principals: HashMap<String, String>,
+    /// OAuth M2M clients: id → secret. A client's principal is its id (a
+    /// service principal's application id).
     pub oauth_clients: HashMap<String, String>,
+    /// Workspace admins (they bypass grant checks). Empty: the principal of
+    /// the first token and every OAuth client are admins.
+    pub admins: Vec<String>,
     /// Lifetime of issued OAuth tokens (one hour on Databricks).
     pub oauth_token_ttl: Duration,
     /// Time a statement spends PENDING then RUNNING before it executes.
@@ -75,7 +85,9 @@ impl Default for DatabricksConfig {
         DatabricksConfig {
             port: 0,
             tokens: vec!["dapi-sandbox".into()],
+            principals: HashMap::new(),
             oauth_clients: HashMap::new(),
+            admins: Vec::new(),
             oauth_token_ttl: Duration::from_secs(3600),
             execution_delay: Duration::ZERO,
             data_dir: None,
@@ -97,6 +109,7 @@ pub(crate) struct Shared {
     engine: Arc<SqlEngine>,
     faults: Arc<Faults>,
     tokens: auth::TokenStore,
+    identities: identity::Directory,
     statements: statements::Store,
     uploads: uploads::Store,
     base_url: String,
@@ -254,13 +267,16 @@ pub fn start_with_engine(
         .parent()
         .map(|p| p.join("upload-staging"))
         .unwrap_or_else(|| engine.volumes_root().join(".upload-staging"));
+    let identities = identity::Directory::new(&config);
+    engine.set_script_caller(identities.first_admin())?;
     let shared = Arc::new(Shared {
         uploads: uploads::Store::new(staging),
         tokens: auth::TokenStore::new(
-            config.tokens.clone(),
+            identity::token_principals(&config),
             config.oauth_clients.clone(),
             config.oauth_token_ttl,
         ),
+        identities,
         execution_delay_ms: AtomicU64::new(config.execution_delay.as_millis() as u64),
         config,
         engine,
@@ -404,6 +420,15 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/api/2.1/unity-catalog/volumes/{name}",
             get(unity::get_volume).delete(unity::delete_volume),
+        )
+        .route("/api/2.0/preview/scim/v2/Me", get(identity::me))
+        .route(
+            "/api/2.1/unity-catalog/permissions/{securable_type}/{full_name}",
+            get(permissions::get).patch(permissions::update),
+        )
+        .route(
+            "/api/2.1/unity-catalog/effective-permissions/{securable_type}/{full_name}",
+            get(permissions::get_effective),
         )
         .route("/api/2.1/unity-catalog/tables", get(unity::list_tables))
         .route(

@@ -1,7 +1,10 @@
 //! Unity Catalog REST endpoints the bridge uses (catalogs, schemas, volumes:
 //! create, get, list, delete; tables: get, list) and SQL warehouses (list,
 //! get). Shapes from https://docs.databricks.com/api/workspace/catalogs,
-//! .../schemas, .../volumes, .../tables and .../warehouses.
+//! .../schemas, .../volumes, .../tables and .../warehouses. Objects carry
+//! their owner; a caller sees only what its privileges let it see (a GET
+//! of anything else is 403 PERMISSION_DENIED, a list leaves it out), and
+//! creating or deleting takes what the same SQL statement takes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,9 +18,13 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::sql::catalog::{self, CatalogInfo, FullName, SchemaInfo, TableInfo, VolumeInfo};
+use super::sql::grants::{Access, Caller};
+use super::sql::privileges::{self, Securable};
 use super::sql::types::DbxType;
 use super::Shared;
+use axum::Extension;
 
+/// Creator of the SQL warehouse.
 const OWNER: &str = "sandbox@example.com";
 /// Server page length of volume lists (10000, as the volumes list reference
 /// states: https://docs.databricks.com/api/workspace/volumes/list).
@@ -120,14 +127,14 @@ fn catalog_json(c: &CatalogInfo) -> Value {
         "name": c.name,
         "full_name": c.name,
         "comment": c.comment,
-        "owner": OWNER,
+        "owner": c.owner,
         "catalog_type": "MANAGED_CATALOG",
         "securable_type": "CATALOG",
         "metastore_id": METASTORE,
         "id": c.id,
         "created_at": c.created_at,
         "updated_at": c.created_at,
-        "created_by": OWNER,
+        "created_by": c.owner,
     })
 }
 
@@ -137,12 +144,12 @@ fn schema_json(s: &SchemaInfo) -> Value {
         "catalog_name": s.catalog,
         "full_name": format!("{}.{}", s.catalog, s.name),
         "comment": s.comment,
-        "owner": OWNER,
+        "owner": s.owner,
         "schema_id": s.id,
         "metastore_id": METASTORE,
         "created_at": s.created_at,
         "updated_at": s.created_at,
-        "created_by": OWNER,
+        "created_by": s.owner,
     })
 }
 
@@ -155,12 +162,12 @@ fn volume_json(v: &VolumeInfo) -> Value {
         "volume_type": v.volume_type,
         "volume_id": v.id,
         "comment": v.comment,
-        "owner": OWNER,
+        "owner": v.owner,
         "metastore_id": METASTORE,
         "storage_location": format!("sandbox://volumes/{}/{}/{}", v.name.catalog, v.name.schema, v.name.name),
         "created_at": v.created_at,
         "updated_at": v.created_at,
-        "created_by": OWNER,
+        "created_by": v.owner,
     })
 }
 
@@ -171,6 +178,12 @@ fn spark_json_type(t: &DbxType) -> Value {
             "type": "array",
             "elementType": spark_json_type(e),
             "containsNull": true,
+        }),
+        DbxType::Map(k, v) => json!({
+            "type": "map",
+            "keyType": spark_json_type(k),
+            "valueType": spark_json_type(v),
+            "valueContainsNull": true,
         }),
         DbxType::Boolean => json!("boolean"),
         DbxType::Byte => json!("byte"),
@@ -228,13 +241,13 @@ fn table_json(t: &TableInfo) -> Value {
         "data_source_format": "DELTA",
         "columns": columns,
         "comment": t.comment,
-        "owner": OWNER,
+        "owner": t.owner,
         "table_id": t.id,
         "metastore_id": METASTORE,
         "storage_location": format!("sandbox://tables/{}", t.name.dotted()),
         "created_at": t.created_at,
         "updated_at": t.created_at,
-        "created_by": OWNER,
+        "created_by": t.owner,
     })
 }
 
@@ -257,7 +270,7 @@ fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, ApiError> {
 
 /// Runs a catalog call on a blocking thread (the catalog shares the SQL
 /// engine's lock, which a long statement may hold).
-async fn with_conn<T: Send + 'static>(
+pub(crate) async fn with_conn<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&rusqlite::Connection) -> Result<T, super::sql::SqlError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -290,13 +303,73 @@ fn full2(name: &str) -> Result<(String, String), ApiError> {
     }
 }
 
+// ---- access
+
+/// Keeps the objects the caller may see (a list leaves the others out).
+fn visible<T>(
+    conn: &rusqlite::Connection,
+    caller: &Caller,
+    items: Vec<T>,
+    securable: impl Fn(&T) -> Securable,
+) -> Vec<T> {
+    let access = Access { conn, caller };
+    items
+        .into_iter()
+        .filter(|i| access.see(&securable(i)).is_ok())
+        .collect()
+}
+
+/// The object must exist (404) and be visible to the caller (403).
+fn must_see(
+    conn: &rusqlite::Connection,
+    caller: &Caller,
+    sec: &Securable,
+) -> Result<(), super::sql::SqlError> {
+    if !catalog::exists(conn, sec)? {
+        return Err(catalog::not_found(sec));
+    }
+    Access { conn, caller }.see(sec)
+}
+
+/// Deleting an existing object takes ownership (of it or a container) or
+/// MANAGE, as DROP does.
+fn may_delete(
+    conn: &rusqlite::Connection,
+    caller: &Caller,
+    sec: &Securable,
+) -> Result<(), super::sql::SqlError> {
+    if !catalog::exists(conn, sec)? {
+        return Err(catalog::not_found(sec));
+    }
+    Access { conn, caller }.manage(sec)
+}
+
+/// Creating in a container: it must exist, and the caller needs its USE
+/// privileges and the CREATE privilege.
+fn may_create_in(
+    conn: &rusqlite::Connection,
+    caller: &Caller,
+    parent: &Securable,
+    privilege: &str,
+) -> Result<(), super::sql::SqlError> {
+    if !catalog::exists(conn, parent)? {
+        return Err(catalog::not_found(parent));
+    }
+    Access { conn, caller }.create_in(parent, privilege)
+}
+
 // ---- catalogs
 
 pub async fn list_catalogs(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let cats = with_conn(&shared, catalog::list_catalogs).await?;
+    let cats = with_conn(&shared, move |conn| {
+        let all = catalog::list_catalogs(conn)?;
+        Ok(visible(conn, &caller, all, |c| Securable::catalog(&c.name)))
+    })
+    .await?;
     let (page, next) = paginate(
         cats.iter().map(catalog_json).collect(),
         &q,
@@ -308,14 +381,21 @@ pub async fn list_catalogs(
 
 pub async fn create_catalog(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     body: String,
 ) -> Result<Response, ApiError> {
     let b = parse_body(&body)?;
     let name = field(&b, "name")?.to_string();
     let comment = b.get("comment").and_then(Value::as_str).map(str::to_string);
     let c = with_conn(&shared, move |conn| {
-        let c = catalog::create_catalog(conn, &name, comment.as_deref(), false)?;
-        catalog::create_schema(conn, &name, "default", None, true)?;
+        Access {
+            conn,
+            caller: &caller,
+        }
+        .create_catalog()?;
+        let owner = Some(caller.principal.as_str());
+        let c = catalog::create_catalog(conn, &name, comment.as_deref(), false, owner)?;
+        catalog::create_schema(conn, &name, "default", None, true, owner)?;
         Ok(c)
     })
     .await?;
@@ -324,9 +404,11 @@ pub async fn create_catalog(
 
 pub async fn get_catalog(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = with_conn(&shared, move |conn| {
+        must_see(conn, &caller, &Securable::catalog(&name))?;
         catalog::get_catalog(conn, &name)?
             .ok_or_else(|| super::sql::SqlError::catalog_not_found(&name))
     })
@@ -341,10 +423,12 @@ pub struct ForceQuery {
 
 pub async fn delete_catalog(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     Query(q): Query<ForceQuery>,
 ) -> Result<Response, ApiError> {
     let dropped = with_conn(&shared, move |conn| {
+        may_delete(conn, &caller, &Securable::catalog(&name))?;
         catalog::drop_catalog(conn, &name, false, q.force.unwrap_or(false))
     })
     .await?;
@@ -358,6 +442,7 @@ pub async fn delete_catalog(
 
 pub async fn list_schemas(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let cat = q
@@ -368,7 +453,10 @@ pub async fn list_schemas(
         if catalog::get_catalog(conn, &cat)?.is_none() {
             return Err(super::sql::SqlError::catalog_not_found(&cat));
         }
-        catalog::list_schemas(conn, &cat)
+        let all = catalog::list_schemas(conn, &cat)?;
+        Ok(visible(conn, &caller, all, |s| {
+            Securable::schema(&s.catalog, &s.name)
+        }))
     })
     .await?;
     let (page, next) = paginate(
@@ -382,6 +470,7 @@ pub async fn list_schemas(
 
 pub async fn create_schema(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     body: String,
 ) -> Result<Response, ApiError> {
     let b = parse_body(&body)?;
@@ -389,7 +478,20 @@ pub async fn create_schema(
     let cat = field(&b, "catalog_name")?.to_string();
     let comment = b.get("comment").and_then(Value::as_str).map(str::to_string);
     let s = with_conn(&shared, move |conn| {
-        catalog::create_schema(conn, &cat, &name, comment.as_deref(), false)
+        may_create_in(
+            conn,
+            &caller,
+            &Securable::catalog(&cat),
+            privileges::CREATE_SCHEMA,
+        )?;
+        catalog::create_schema(
+            conn,
+            &cat,
+            &name,
+            comment.as_deref(),
+            false,
+            Some(&caller.principal),
+        )
     })
     .await?;
     Ok(Json(schema_json(&s)).into_response())
@@ -397,10 +499,12 @@ pub async fn create_schema(
 
 pub async fn get_schema(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(full): Path<String>,
 ) -> Result<Response, ApiError> {
     let (c, s) = full2(&full)?;
     let info = with_conn(&shared, move |conn| {
+        must_see(conn, &caller, &Securable::schema(&c, &s))?;
         catalog::get_schema(conn, &c, &s)?
             .ok_or_else(|| super::sql::SqlError::schema_not_found(&full))
     })
@@ -410,11 +514,13 @@ pub async fn get_schema(
 
 pub async fn delete_schema(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(full): Path<String>,
     Query(q): Query<ForceQuery>,
 ) -> Result<Response, ApiError> {
     let (c, s) = full2(&full)?;
     let dropped = with_conn(&shared, move |conn| {
+        may_delete(conn, &caller, &Securable::schema(&c, &s))?;
         catalog::drop_schema(conn, &c, &s, false, q.force.unwrap_or(false))
     })
     .await?;
@@ -439,6 +545,7 @@ fn catalog_schema(q: &HashMap<String, String>) -> Result<(String, String), ApiEr
 
 pub async fn list_volumes(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (c, s) = catalog_schema(&q)?;
@@ -446,7 +553,8 @@ pub async fn list_volumes(
         if catalog::get_schema(conn, &c, &s)?.is_none() {
             return Err(super::sql::SqlError::schema_not_found(&format!("{c}.{s}")));
         }
-        catalog::list_volumes(conn, &c, &s)
+        let all = catalog::list_volumes(conn, &c, &s)?;
+        Ok(visible(conn, &caller, all, |v| Securable::volume(&v.name)))
     })
     .await?;
     let (page, next) = paginate(
@@ -460,6 +568,7 @@ pub async fn list_volumes(
 
 pub async fn create_volume(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     body: String,
 ) -> Result<Response, ApiError> {
     let b = parse_body(&body)?;
@@ -481,7 +590,20 @@ pub async fn create_volume(
     let comment = b.get("comment").and_then(Value::as_str).map(str::to_string);
     let key = full.clone();
     let v = with_conn(&shared, move |conn| {
-        catalog::create_volume(conn, &key, &vtype, comment.as_deref(), false)
+        may_create_in(
+            conn,
+            &caller,
+            &Securable::schema(&key.catalog, &key.schema),
+            privileges::CREATE_VOLUME,
+        )?;
+        catalog::create_volume(
+            conn,
+            &key,
+            &vtype,
+            comment.as_deref(),
+            false,
+            Some(&caller.principal),
+        )
     })
     .await?;
     shared
@@ -493,10 +615,12 @@ pub async fn create_volume(
 
 pub async fn get_volume(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let full = full3(&name, "volume")?;
     let v = with_conn(&shared, move |conn| {
+        must_see(conn, &caller, &Securable::volume(&full))?;
         catalog::get_volume(conn, &full)?
             .ok_or_else(|| super::sql::SqlError::volume_not_found(&name))
     })
@@ -506,11 +630,16 @@ pub async fn get_volume(
 
 pub async fn delete_volume(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let full = full3(&name, "volume")?;
     let key = full.clone();
-    with_conn(&shared, move |conn| catalog::drop_volume(conn, &key, false)).await?;
+    with_conn(&shared, move |conn| {
+        may_delete(conn, &caller, &Securable::volume(&key))?;
+        catalog::drop_volume(conn, &key, false)
+    })
+    .await?;
     shared.engine.remove_volume_dir(&full);
     Ok(Json(json!({})).into_response())
 }
@@ -519,6 +648,7 @@ pub async fn delete_volume(
 
 pub async fn list_tables(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (c, s) = catalog_schema(&q)?;
@@ -526,7 +656,8 @@ pub async fn list_tables(
         if catalog::get_schema(conn, &c, &s)?.is_none() {
             return Err(super::sql::SqlError::schema_not_found(&format!("{c}.{s}")));
         }
-        catalog::list_tables(conn, &c, &s)
+        let all = catalog::list_tables(conn, &c, &s)?;
+        Ok(visible(conn, &caller, all, |t| Securable::table(&t.name)))
     })
     .await?;
     let (page, next) = paginate(
@@ -540,10 +671,12 @@ pub async fn list_tables(
 
 pub async fn get_table(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let full = full3(&name, "table")?;
     let t = with_conn(&shared, move |conn| {
+        must_see(conn, &caller, &Securable::table(&full))?;
         catalog::get_table(conn, &full)?.ok_or_else(|| super::sql::SqlError::table_not_found(&name))
     })
     .await?;

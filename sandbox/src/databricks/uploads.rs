@@ -40,14 +40,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::files;
+use super::files::{self, Need};
 use super::paths::VolumePath;
+use super::sql::grants::Caller;
 use super::Shared;
 
 /// Smallest part but the last (5 MiB, from the multipart upload page).
@@ -222,12 +223,13 @@ pub struct ActionQuery {
 /// `POST /api/2.0/fs/files{path}?action=...`: initiate and complete.
 pub async fn file_action(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     axum::extract::Path(raw): axum::extract::Path<String>,
     Query(q): Query<ActionQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     match q.action.as_deref() {
-        Some("initiate-upload") => initiate(&shared, &raw, q.overwrite).await,
+        Some("initiate-upload") => initiate(&shared, &caller, &raw, q.overwrite).await,
         Some("complete-upload") => {
             if q.upload_type.as_deref().is_some_and(|t| t != "multipart") {
                 return Err(ApiError::bad_request(
@@ -237,7 +239,7 @@ pub async fn file_action(
             let token = q
                 .session_token
                 .ok_or_else(|| ApiError::bad_request("session_token is required."))?;
-            complete(&shared, &raw, &token, &body).await
+            complete(&shared, &caller, &raw, &token, &body).await
         }
         Some(other) => Err(ApiError::bad_request(format!(
             "Unsupported action '{other}'."
@@ -273,10 +275,11 @@ fn check_target(vp: &VolumePath, disk: &Path, overwrite: Option<bool>) -> Result
 
 async fn initiate(
     shared: &Arc<Shared>,
+    caller: &Caller,
     raw: &str,
     overwrite: Option<bool>,
 ) -> Result<Response, ApiError> {
-    let (vp, disk) = files::resolve(shared, raw).await?;
+    let (vp, disk) = files::resolve(shared, raw, caller, Need::Write).await?;
     check_target(&vp, &disk, overwrite)?;
     let token = uuid::Uuid::new_v4().simple().to_string();
     let dir = shared.uploads.staging.join(&token);
@@ -325,10 +328,12 @@ fn unquote(etag: &str) -> &str {
 /// Assembles the listed parts, in order, into the target file.
 async fn complete(
     shared: &Arc<Shared>,
+    caller: &Caller,
     raw: &str,
     token: &str,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    files::resolve(shared, raw, caller, Need::Write).await?;
     let req: CompleteBody = parse_json(body)?;
     check_session(&shared.uploads, token, raw, UploadProtocol::Multipart)?;
     if req.parts.is_empty() {
@@ -549,12 +554,13 @@ pub struct DownloadUrlQuery {
 /// URL for the file (which must exist).
 pub async fn create_download_url(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<DownloadUrlQuery>,
 ) -> Result<Response, ApiError> {
     let path = q
         .path
         .ok_or_else(|| ApiError::bad_request("path is required."))?;
-    let (_vp, disk) = files::resolve(&shared, &path).await?;
+    let (_vp, disk) = files::resolve(&shared, &path, &caller, Need::Read).await?;
     if !disk.is_file() {
         return Err(files::file_not_found(&path));
     }

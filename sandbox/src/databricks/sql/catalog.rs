@@ -1,11 +1,12 @@
 //! Unity Catalog metadata (catalogs, schemas, volumes, tables and their
-//! declared column types), kept in SQLite next to the data so SQL DDL and the
-//! REST endpoints see one truth. Names are stored lower case: Unity Catalog
-//! identifiers are case-insensitive.
+//! declared column types, owners and table properties), kept in SQLite next
+//! to the data so SQL DDL and the REST endpoints see one truth. Names are
+//! stored lower case: Unity Catalog identifiers are case-insensitive.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::error::SqlError;
+use super::privileges::{Securable, SecurableType};
 use super::types::DbxType;
 
 pub const SCHEMA_SQL: &str = "
@@ -24,7 +25,52 @@ CREATE TABLE IF NOT EXISTS __dbx_columns (
     catalog TEXT NOT NULL, schema TEXT NOT NULL, tbl TEXT NOT NULL, position INTEGER NOT NULL,
     name TEXT NOT NULL, type_text TEXT NOT NULL, nullable INTEGER NOT NULL, comment TEXT,
     PRIMARY KEY (catalog, schema, tbl, position));
+CREATE TABLE IF NOT EXISTS __dbx_table_props (
+    catalog TEXT NOT NULL, schema TEXT NOT NULL, tbl TEXT NOT NULL, key TEXT NOT NULL,
+    value TEXT NOT NULL, PRIMARY KEY (catalog, schema, tbl, key));
 ";
+
+/// The metadata tables that record an owner per object.
+const OWNED: [&str; 4] = [
+    "__dbx_catalogs",
+    "__dbx_schemas",
+    "__dbx_volumes",
+    "__dbx_tables",
+];
+
+/// Creates the metadata tables, adding the `owner` column to databases made
+/// before objects had owners.
+pub fn init(conn: &Connection) -> Result<(), SqlError> {
+    conn.execute_batch(SCHEMA_SQL).map_err(db)?;
+    for t in OWNED {
+        let has: bool = conn
+            .query_row(
+                &format!("SELECT count(*) FROM pragma_table_info('{t}') WHERE name = 'owner'"),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db)?
+            > 0;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN owner TEXT"))
+                .map_err(db)?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives every object without an owner (made before any principal was
+/// known, like the `main` catalog of a new workspace) to `owner`.
+pub fn adopt_unowned(conn: &Connection, owner: &str) -> Result<(), SqlError> {
+    for t in OWNED {
+        conn.execute(
+            &format!("UPDATE {t} SET owner = ?1 WHERE owner IS NULL"),
+            [owner],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
+}
 
 /// A fully qualified table, schema or volume name, lower case.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -75,6 +121,7 @@ pub struct CatalogInfo {
     pub comment: Option<String>,
     pub created_at: i64,
     pub id: String,
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -84,6 +131,7 @@ pub struct SchemaInfo {
     pub comment: Option<String>,
     pub created_at: i64,
     pub id: String,
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -93,6 +141,7 @@ pub struct VolumeInfo {
     pub comment: Option<String>,
     pub created_at: i64,
     pub id: String,
+    pub owner: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +158,7 @@ pub struct TableInfo {
     pub comment: Option<String>,
     pub created_at: i64,
     pub id: String,
+    pub owner: Option<String>,
     pub columns: Vec<ColumnInfo>,
 }
 
@@ -120,11 +170,14 @@ fn db(e: rusqlite::Error) -> SqlError {
     SqlError::internal(e)
 }
 
+/// Creates a catalog owned by `owner` (the principal that creates an object
+/// owns it).
 pub fn create_catalog(
     conn: &Connection,
     name: &str,
     comment: Option<&str>,
     if_not_exists: bool,
+    owner: Option<&str>,
 ) -> Result<CatalogInfo, SqlError> {
     let name = name.to_lowercase();
     if let Some(c) = get_catalog(conn, &name)? {
@@ -136,8 +189,8 @@ pub fn create_catalog(
     }
     let id = uuid::Uuid::new_v4().to_string();
     conn.execute(
-        "INSERT INTO __dbx_catalogs (name, comment, created_at, id) VALUES (?1, ?2, ?3, ?4)",
-        params![name, comment, now_ms(), id],
+        "INSERT INTO __dbx_catalogs (name, comment, created_at, id, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![name, comment, now_ms(), id, owner],
     )
     .map_err(db)?;
     get_catalog(conn, &name)?.ok_or_else(|| SqlError::catalog_not_found(&name))
@@ -145,7 +198,7 @@ pub fn create_catalog(
 
 pub fn get_catalog(conn: &Connection, name: &str) -> Result<Option<CatalogInfo>, SqlError> {
     conn.query_row(
-        "SELECT name, comment, created_at, id FROM __dbx_catalogs WHERE name = ?1",
+        "SELECT name, comment, created_at, id, owner FROM __dbx_catalogs WHERE name = ?1",
         [name.to_lowercase()],
         |r| {
             Ok(CatalogInfo {
@@ -153,6 +206,7 @@ pub fn get_catalog(conn: &Connection, name: &str) -> Result<Option<CatalogInfo>,
                 comment: r.get(1)?,
                 created_at: r.get(2)?,
                 id: r.get(3)?,
+                owner: r.get(4)?,
             })
         },
     )
@@ -211,6 +265,7 @@ pub fn drop_catalog(
     }
     conn.execute("DELETE FROM __dbx_catalogs WHERE name = ?1", [&name])
         .map_err(db)?;
+    super::grants::forget(conn, &Securable::catalog(&name))?;
     Ok(volumes)
 }
 
@@ -220,6 +275,7 @@ pub fn create_schema(
     name: &str,
     comment: Option<&str>,
     if_not_exists: bool,
+    owner: Option<&str>,
 ) -> Result<SchemaInfo, SqlError> {
     let (catalog, name) = (catalog.to_lowercase(), name.to_lowercase());
     if get_catalog(conn, &catalog)?.is_none() {
@@ -233,8 +289,8 @@ pub fn create_schema(
         };
     }
     conn.execute(
-        "INSERT INTO __dbx_schemas (catalog, name, comment, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![catalog, name, comment, now_ms(), uuid::Uuid::new_v4().to_string()],
+        "INSERT INTO __dbx_schemas (catalog, name, comment, created_at, id, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![catalog, name, comment, now_ms(), uuid::Uuid::new_v4().to_string(), owner],
     )
     .map_err(db)?;
     get_schema(conn, &catalog, &name)?
@@ -247,7 +303,7 @@ pub fn get_schema(
     name: &str,
 ) -> Result<Option<SchemaInfo>, SqlError> {
     conn.query_row(
-        "SELECT catalog, name, comment, created_at, id FROM __dbx_schemas WHERE catalog = ?1 AND name = ?2",
+        "SELECT catalog, name, comment, created_at, id, owner FROM __dbx_schemas WHERE catalog = ?1 AND name = ?2",
         [catalog.to_lowercase(), name.to_lowercase()],
         |r| {
             Ok(SchemaInfo {
@@ -256,6 +312,7 @@ pub fn get_schema(
                 comment: r.get(2)?,
                 created_at: r.get(3)?,
                 id: r.get(4)?,
+                owner: r.get(5)?,
             })
         },
     )
@@ -315,6 +372,7 @@ pub fn drop_schema(
         [&catalog, &name],
     )
     .map_err(db)?;
+    super::grants::forget(conn, &Securable::schema(&catalog, &name))?;
     Ok(volumes)
 }
 
@@ -324,6 +382,7 @@ pub fn create_volume(
     volume_type: &str,
     comment: Option<&str>,
     if_not_exists: bool,
+    owner: Option<&str>,
 ) -> Result<VolumeInfo, SqlError> {
     if get_schema(conn, &name.catalog, &name.schema)?.is_none() {
         return Err(SqlError::schema_not_found(&format!(
@@ -339,8 +398,8 @@ pub fn create_volume(
         };
     }
     conn.execute(
-        "INSERT INTO __dbx_volumes (catalog, schema, name, volume_type, comment, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![name.catalog, name.schema, name.name, volume_type, comment, now_ms(), uuid::Uuid::new_v4().to_string()],
+        "INSERT INTO __dbx_volumes (catalog, schema, name, volume_type, comment, created_at, id, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![name.catalog, name.schema, name.name, volume_type, comment, now_ms(), uuid::Uuid::new_v4().to_string(), owner],
     )
     .map_err(db)?;
     get_volume(conn, name)?.ok_or_else(|| SqlError::volume_not_found(&name.dotted()))
@@ -348,7 +407,7 @@ pub fn create_volume(
 
 pub fn get_volume(conn: &Connection, name: &FullName) -> Result<Option<VolumeInfo>, SqlError> {
     conn.query_row(
-        "SELECT volume_type, comment, created_at, id FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
+        "SELECT volume_type, comment, created_at, id, owner FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
         [&name.catalog, &name.schema, &name.name],
         |r| {
             Ok(VolumeInfo {
@@ -357,6 +416,7 @@ pub fn get_volume(conn: &Connection, name: &FullName) -> Result<Option<VolumeInf
                 comment: r.get(1)?,
                 created_at: r.get(2)?,
                 id: r.get(3)?,
+                owner: r.get(4)?,
             })
         },
     )
@@ -418,6 +478,7 @@ pub fn drop_volume(
         [&name.catalog, &name.schema, &name.name],
     )
     .map_err(db)?;
+    super::grants::forget(conn, &Securable::volume(name))?;
     Ok(Some(v))
 }
 
@@ -427,10 +488,11 @@ pub fn register_table(
     name: &FullName,
     columns: &[ColumnInfo],
     comment: Option<&str>,
+    owner: Option<&str>,
 ) -> Result<(), SqlError> {
     conn.execute(
-        "INSERT INTO __dbx_tables (catalog, schema, name, comment, created_at, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![name.catalog, name.schema, name.name, comment, now_ms(), uuid::Uuid::new_v4().to_string()],
+        "INSERT INTO __dbx_tables (catalog, schema, name, comment, created_at, id, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![name.catalog, name.schema, name.name, comment, now_ms(), uuid::Uuid::new_v4().to_string(), owner],
     )
     .map_err(db)?;
     for (i, c) in columns.iter().enumerate() {
@@ -446,13 +508,20 @@ pub fn register_table(
 pub fn get_table(conn: &Connection, name: &FullName) -> Result<Option<TableInfo>, SqlError> {
     let head = conn
         .query_row(
-            "SELECT comment, created_at, id FROM __dbx_tables WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
+            "SELECT comment, created_at, id, owner FROM __dbx_tables WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
             [&name.catalog, &name.schema, &name.name],
-            |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
         )
         .optional()
         .map_err(db)?;
-    let Some((comment, created_at, id)) = head else {
+    let Some((comment, created_at, id, owner)) = head else {
         return Ok(None);
     };
     let mut st = conn
@@ -484,6 +553,7 @@ pub fn get_table(conn: &Connection, name: &FullName) -> Result<Option<TableInfo>
         comment,
         created_at,
         id,
+        owner,
         columns,
     }))
 }
@@ -503,7 +573,8 @@ pub fn list_tables(
     Ok(out)
 }
 
-/// Drops a table's rows and metadata; false when it did not exist.
+/// Drops a table's rows and metadata with its history, change data,
+/// properties and grants; false when it did not exist.
 pub fn drop_table(conn: &Connection, name: &FullName, if_exists: bool) -> Result<bool, SqlError> {
     if get_table(conn, name)?.is_none() {
         return if if_exists {
@@ -512,19 +583,180 @@ pub fn drop_table(conn: &Connection, name: &FullName, if_exists: bool) -> Result
             Err(SqlError::table_not_found(&name.dotted()))
         };
     }
+    drop_table_data(conn, name)?;
+    super::history::forget(conn, name)?;
+    super::grants::forget(conn, &Securable::table(name))?;
+    Ok(true)
+}
+
+/// Drops what CREATE OR REPLACE TABLE replaces: the rows, columns,
+/// properties and change data. The history and grants stay: a replaced
+/// Delta table keeps its identity and its log.
+pub fn drop_table_data(conn: &Connection, name: &FullName) -> Result<(), SqlError> {
+    super::cdf::forget(conn, name)?;
     conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", name.physical()))
         .map_err(db)?;
-    conn.execute(
-        "DELETE FROM __dbx_columns WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3",
-        [&name.catalog, &name.schema, &name.name],
-    )
-    .map_err(db)?;
+    for t in ["__dbx_columns", "__dbx_table_props"] {
+        conn.execute(
+            &format!("DELETE FROM {t} WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3"),
+            [&name.catalog, &name.schema, &name.name],
+        )
+        .map_err(db)?;
+    }
     conn.execute(
         "DELETE FROM __dbx_tables WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
         [&name.catalog, &name.schema, &name.name],
     )
     .map_err(db)?;
-    Ok(true)
+    Ok(())
+}
+
+/// The owner of a securable object; `None` when it does not exist (or was
+/// made before owners were known).
+pub fn owner_of(conn: &Connection, sec: &Securable) -> Result<Option<String>, SqlError> {
+    let parts: Vec<&str> = sec.full_name.split('.').collect();
+    let (table, cond) = match sec.ty {
+        SecurableType::Catalog => ("__dbx_catalogs", "name = ?1"),
+        SecurableType::Schema => ("__dbx_schemas", "catalog = ?1 AND name = ?2"),
+        SecurableType::Table => ("__dbx_tables", "catalog = ?1 AND schema = ?2 AND name = ?3"),
+        SecurableType::Volume => (
+            "__dbx_volumes",
+            "catalog = ?1 AND schema = ?2 AND name = ?3",
+        ),
+    };
+    conn.query_row(
+        &format!("SELECT owner FROM {table} WHERE {cond}"),
+        rusqlite::params_from_iter(parts.iter()),
+        |r| r.get::<_, Option<String>>(0),
+    )
+    .optional()
+    .map(Option::flatten)
+    .map_err(db)
+}
+
+/// Whether a securable object exists.
+pub fn exists(conn: &Connection, sec: &Securable) -> Result<bool, SqlError> {
+    let parts: Vec<&str> = sec.full_name.split('.').collect();
+    Ok(match sec.ty {
+        SecurableType::Catalog => get_catalog(conn, parts[0])?.is_some(),
+        SecurableType::Schema => get_schema(conn, parts[0], parts[1])?.is_some(),
+        SecurableType::Table => {
+            get_table(conn, &FullName::new(parts[0], parts[1], parts[2]))?.is_some()
+        }
+        SecurableType::Volume => {
+            get_volume(conn, &FullName::new(parts[0], parts[1], parts[2]))?.is_some()
+        }
+    })
+}
+
+/// The error a missing securable object gets.
+pub fn not_found(sec: &Securable) -> SqlError {
+    match sec.ty {
+        SecurableType::Catalog => SqlError::catalog_not_found(&sec.full_name),
+        SecurableType::Schema => SqlError::schema_not_found(&sec.full_name),
+        SecurableType::Table => SqlError::table_not_found(&sec.full_name),
+        SecurableType::Volume => SqlError::volume_not_found(&sec.full_name),
+    }
+}
+
+/// Transfers ownership (`ALTER ... OWNER TO`).
+pub fn set_owner(conn: &Connection, sec: &Securable, owner: &str) -> Result<(), SqlError> {
+    let parts: Vec<&str> = sec.full_name.split('.').collect();
+    let (table, cond) = match sec.ty {
+        SecurableType::Catalog => ("__dbx_catalogs", "name = ?2"),
+        SecurableType::Schema => ("__dbx_schemas", "catalog = ?2 AND name = ?3"),
+        SecurableType::Table => ("__dbx_tables", "catalog = ?2 AND schema = ?3 AND name = ?4"),
+        SecurableType::Volume => (
+            "__dbx_volumes",
+            "catalog = ?2 AND schema = ?3 AND name = ?4",
+        ),
+    };
+    let mut values = vec![owner];
+    values.extend(parts);
+    conn.execute(
+        &format!("UPDATE {table} SET owner = ?1 WHERE {cond}"),
+        rusqlite::params_from_iter(values),
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Delta's spelling of a table property key: `delta.*` keys are matched
+/// case-insensitively, the change data feed one keeps its documented case.
+fn property_key(key: &str) -> String {
+    if key.eq_ignore_ascii_case(CHANGE_DATA_FEED) {
+        CHANGE_DATA_FEED.to_string()
+    } else {
+        key.to_string()
+    }
+}
+
+/// The table property that turns the change data feed on
+/// (https://docs.databricks.com/delta/delta-change-data-feed.html).
+pub const CHANGE_DATA_FEED: &str = "delta.enableChangeDataFeed";
+
+/// Sets table properties (values as given; booleans lower case).
+pub fn set_properties(
+    conn: &Connection,
+    name: &FullName,
+    props: &[(String, String)],
+) -> Result<(), SqlError> {
+    for (k, v) in props {
+        let v = if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false") {
+            v.to_ascii_lowercase()
+        } else {
+            v.clone()
+        };
+        conn.execute(
+            "INSERT OR REPLACE INTO __dbx_table_props (catalog, schema, tbl, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name.catalog, name.schema, name.name, property_key(k), v],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Removes table properties; the keys that were not set.
+pub fn unset_properties(
+    conn: &Connection,
+    name: &FullName,
+    keys: &[String],
+) -> Result<Vec<String>, SqlError> {
+    let mut missing = Vec::new();
+    for k in keys {
+        let n = conn
+            .execute(
+                "DELETE FROM __dbx_table_props WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3 AND key = ?4",
+                params![name.catalog, name.schema, name.name, property_key(k)],
+            )
+            .map_err(db)?;
+        if n == 0 {
+            missing.push(k.clone());
+        }
+    }
+    Ok(missing)
+}
+
+/// A table's properties, sorted by key.
+pub fn properties(conn: &Connection, name: &FullName) -> Result<Vec<(String, String)>, SqlError> {
+    let mut st = conn
+        .prepare("SELECT key, value FROM __dbx_table_props WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3 ORDER BY key")
+        .map_err(db)?;
+    let rows = st
+        .query_map([&name.catalog, &name.schema, &name.name], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    Ok(rows)
+}
+
+/// Whether the change data feed is on for a table.
+pub fn change_data_feed(conn: &Connection, name: &FullName) -> Result<bool, SqlError> {
+    Ok(properties(conn, name)?
+        .iter()
+        .any(|(k, v)| k == CHANGE_DATA_FEED && v == "true"))
 }
 
 /// Declared type of a column of a SQLite table that holds a catalog table.

@@ -8,6 +8,8 @@ pub enum ErrorKind {
     NotFound,
     AlreadyExists,
     Invalid,
+    /// The caller lacks a privilege (REST: 403 `PERMISSION_DENIED`).
+    PermissionDenied,
     Internal,
 }
 
@@ -186,6 +188,42 @@ impl SqlError {
             &detail.to_string(),
             "XX000",
         )
+    }
+
+    /// A missing Unity Catalog privilege, worded as a workspace reports it
+    /// (`[INSUFFICIENT_PERMISSIONS] Insufficient privileges:` then `User does
+    /// not have SELECT on Table 'c.s.t'.`; error condition INSUFFICIENT_PERMISSIONS,
+    /// SQLSTATE 42501, https://docs.databricks.com/error-messages/error-classes.html).
+    /// `detail` is the sentence REST endpoints return as their message.
+    pub fn insufficient_permissions(detail: &str) -> Self {
+        SqlError {
+            kind: ErrorKind::PermissionDenied,
+            class: "INSUFFICIENT_PERMISSIONS".into(),
+            message: format!(
+                "[INSUFFICIENT_PERMISSIONS] Insufficient privileges:\n{detail} SQLSTATE: 42501"
+            ),
+            sql_state: "42501".into(),
+        }
+    }
+
+    /// The sentence after the error class: what a REST endpoint puts in
+    /// `message` for the same failure.
+    pub fn detail(&self) -> &str {
+        let m = self.message.as_str();
+        let m = m.strip_prefix(&format!("[{}] ", self.class)).unwrap_or(m);
+        let m = m.strip_prefix("Insufficient privileges:\n").unwrap_or(m);
+        m.rsplit_once(" SQLSTATE: ").map(|(d, _)| d).unwrap_or(m)
+    }
+
+    /// An error without an error class: Delta raises some argument errors as
+    /// plain `IllegalArgumentException`s, whose text is the whole message.
+    pub fn plain(kind: ErrorKind, message: &str, sql_state: &str) -> Self {
+        SqlError {
+            kind,
+            class: String::new(),
+            message: message.to_string(),
+            sql_state: sql_state.to_string(),
+        }
     }
 
     /// A failure injected by a test through the fault API.

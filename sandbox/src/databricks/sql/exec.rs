@@ -1,6 +1,8 @@
 //! Running one Spark SQL statement on SQLite: catalog DDL, CREATE/DROP
 //! TABLE, INSERT, SELECT, UPDATE, DELETE and MERGE, each atomic (a savepoint
-//! per statement, as each Delta commit is).
+//! per statement, as each Delta commit is). Every statement runs as a
+//! caller whose privileges it checks (`grants.rs`), and every write commits
+//! a table version (`history.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +18,12 @@ use sqlparser::dialect::DatabricksDialect;
 use sqlparser::parser::Parser;
 
 use super::catalog::{self, quote_ident, ColumnInfo, FullName, TableInfo, VolumeInfo};
+use super::cdf;
+use super::commands;
 use super::error::SqlError;
+use super::grants::{Access, Caller};
+use super::history::{self, Operation};
+use super::privileges::{self, Securable};
 use super::rewrite::{self, expr_type, name_parts, Scope, TempTypes};
 use super::types::{Cell, DbxType};
 
@@ -58,6 +65,8 @@ pub struct Exec<'a> {
     pub catalog: &'a str,
     pub schema: &'a str,
     pub params: &'a [Param],
+    /// Who runs the statement.
+    pub caller: &'a Caller,
 }
 
 const IDENT: &str = r"(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)";
@@ -155,6 +164,15 @@ impl Exec<'_> {
             schema: self.schema,
             volumes_root: self.volumes_root,
             param_types,
+            params: self.params,
+            caller: self.caller,
+        }
+    }
+
+    fn checks(&self) -> Access<'_> {
+        Access {
+            conn: self.conn,
+            caller: self.caller,
         }
     }
 
@@ -171,19 +189,9 @@ impl Exec<'_> {
         if let Some(r) = self.catalog_ddl(text)? {
             return Ok(r);
         }
-        let dialect = DatabricksDialect {};
-        let text = strip_table_clauses(text);
-        let mut stmts =
-            Parser::parse_sql(&dialect, &text).map_err(|e| SqlError::syntax(&e.to_string()))?;
-        if stmts.len() != 1 {
-            return Err(SqlError::syntax(
-                "the Statement Execution API runs exactly one statement",
-            ));
-        }
-        let stmt = stmts.remove(0);
         self.conn.execute_batch("SAVEPOINT dbx_stmt").map_err(db)?;
         let mut temps = TempTypes::default();
-        let result = self.statement(stmt, &mut temps);
+        let result = self.dispatch(text, &mut temps);
         let end = match &result {
             Ok(_) => "RELEASE dbx_stmt",
             Err(_) => "ROLLBACK TO dbx_stmt; RELEASE dbx_stmt",
@@ -197,6 +205,24 @@ impl Exec<'_> {
         let r = result?;
         end_result?;
         Ok((r, Effects::default()))
+    }
+
+    /// The statements of `commands.rs`, else one parsed by sqlparser.
+    fn dispatch(&self, text: &str, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+        if let Some(r) = self.command(text) {
+            return r;
+        }
+        let dialect = DatabricksDialect {};
+        let (stripped, properties) = strip_table_clauses(text)?;
+        let mut stmts =
+            Parser::parse_sql(&dialect, &stripped).map_err(|e| SqlError::syntax(&e.to_string()))?;
+        if stmts.len() != 1 {
+            return Err(SqlError::syntax(
+                "the Statement Execution API runs exactly one statement",
+            ));
+        }
+        let stmt = stmts.remove(0);
+        self.statement(stmt, temps, properties)
     }
 
     /// CATALOG / SCHEMA / VOLUME DDL and USE, which sqlparser does not know.
@@ -223,17 +249,26 @@ impl Exec<'_> {
             let parts = names(&c[3]);
             let comment = comment_of(c.get(4));
             let mut fx = Effects::default();
+            let owner = Some(self.caller.principal.as_str());
             match (kind.as_str(), parts.as_slice()) {
                 ("CATALOG", [n]) => {
-                    catalog::create_catalog(self.conn, n, comment.as_deref(), if_not)?;
+                    if catalog::get_catalog(self.conn, n)?.is_none() {
+                        self.checks().create_catalog()?;
+                    }
+                    catalog::create_catalog(self.conn, n, comment.as_deref(), if_not, owner)?;
                     // Databricks creates `default` and `information_schema` in a new catalog.
-                    catalog::create_schema(self.conn, n, "default", None, true)?;
+                    catalog::create_schema(self.conn, n, "default", None, true, owner)?;
                 }
-                ("SCHEMA" | "DATABASE", [s]) => {
-                    catalog::create_schema(self.conn, self.catalog, s, comment.as_deref(), if_not)?;
-                }
-                ("SCHEMA" | "DATABASE", [cat, s]) => {
-                    catalog::create_schema(self.conn, cat, s, comment.as_deref(), if_not)?;
+                ("SCHEMA" | "DATABASE", [_] | [_, _]) => {
+                    let (cat, s) = match parts.as_slice() {
+                        [s] => (self.catalog.to_string(), s.clone()),
+                        [c, s] => (c.clone(), s.clone()),
+                        _ => return Err(SqlError::syntax(text)),
+                    };
+                    if catalog::get_schema(self.conn, &cat, &s)?.is_none() {
+                        self.may_create(&Securable::catalog(&cat), privileges::CREATE_SCHEMA)?;
+                    }
+                    catalog::create_schema(self.conn, &cat, &s, comment.as_deref(), if_not, owner)?;
                 }
                 ("VOLUME", p) if !p.is_empty() && p.len() <= 3 => {
                     let full = match p {
@@ -243,12 +278,19 @@ impl Exec<'_> {
                         _ => return Err(SqlError::syntax(text)),
                     };
                     let existed = catalog::get_volume(self.conn, &full)?.is_some();
+                    if !existed {
+                        self.may_create(
+                            &Securable::schema(&full.catalog, &full.schema),
+                            privileges::CREATE_VOLUME,
+                        )?;
+                    }
                     let v = catalog::create_volume(
                         self.conn,
                         &full,
                         "MANAGED",
                         comment.as_deref(),
                         if_not,
+                        owner,
                     )?;
                     if !existed {
                         fx.volumes_created.push(v);
@@ -269,13 +311,16 @@ impl Exec<'_> {
             let mut fx = Effects::default();
             match (kind.as_str(), parts.as_slice()) {
                 ("CATALOG", [n]) => {
+                    self.may_drop(&Securable::catalog(n))?;
                     fx.volumes_dropped = catalog::drop_catalog(self.conn, n, if_exists, cascade)?;
                 }
                 ("SCHEMA" | "DATABASE", [s]) => {
+                    self.may_drop(&Securable::schema(self.catalog, s))?;
                     fx.volumes_dropped =
                         catalog::drop_schema(self.conn, self.catalog, s, if_exists, cascade)?;
                 }
                 ("SCHEMA" | "DATABASE", [cat, s]) => {
+                    self.may_drop(&Securable::schema(cat, s))?;
                     fx.volumes_dropped =
                         catalog::drop_schema(self.conn, cat, s, if_exists, cascade)?;
                 }
@@ -286,6 +331,7 @@ impl Exec<'_> {
                         [cat, s, v] => FullName::new(cat, s, v),
                         _ => return Err(SqlError::syntax(text)),
                     };
+                    self.may_drop(&Securable::volume(&full))?;
                     if let Some(v) = catalog::drop_volume(self.conn, &full, if_exists)? {
                         fx.volumes_dropped.push(v);
                     }
@@ -329,10 +375,33 @@ impl Exec<'_> {
         Ok(None)
     }
 
-    fn statement(&self, stmt: Statement, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+    /// Creating in an existing catalog or schema needs its USE and CREATE
+    /// privileges; a missing container is reported as missing.
+    fn may_create(&self, parent: &Securable, privilege: &str) -> Result<(), SqlError> {
+        if !catalog::exists(self.conn, parent)? {
+            return Err(catalog::not_found(parent));
+        }
+        self.checks().create_in(parent, privilege)
+    }
+
+    /// Dropping an existing object takes ownership (of it or a container)
+    /// or MANAGE; a missing one is left to the drop's own IF EXISTS rules.
+    fn may_drop(&self, on: &Securable) -> Result<(), SqlError> {
+        if catalog::exists(self.conn, on)? {
+            self.checks().manage(on)?;
+        }
+        Ok(())
+    }
+
+    fn statement(
+        &self,
+        stmt: Statement,
+        temps: &mut TempTypes,
+        properties: Vec<(String, String)>,
+    ) -> Result<ResultSet, SqlError> {
         match stmt {
             Statement::Query(q) => self.query(*q, temps),
-            Statement::CreateTable(ct) => self.create_table(ct, temps),
+            Statement::CreateTable(ct) => self.create_table(ct, temps, properties),
             Statement::Insert(ins) => self.insert(ins, temps),
             Statement::Update(upd) => self.update(upd, temps),
             Statement::Delete(del) => self.delete(del, temps),
@@ -347,6 +416,7 @@ impl Exec<'_> {
                 let scope = self.scope(&pt);
                 for n in &names {
                     let full = scope.full_name(n)?;
+                    self.may_drop(&Securable::table(&full))?;
                     catalog::drop_table(self.conn, &full, if_exists)?;
                 }
                 Ok(ResultSet::default())
@@ -356,9 +426,10 @@ impl Exec<'_> {
                 let scope = self.scope(&pt);
                 for tn in &t.table_names {
                     let info = scope.table(&tn.name)?;
-                    self.conn
-                        .execute_batch(&format!("DELETE FROM {}", info.name.physical()))
-                        .map_err(db)?;
+                    self.checks().modify_table(&info.name, false)?;
+                    let commit = history::begin(self.conn, &info.name)?;
+                    self.exec_count(&format!("DELETE FROM {}", info.name.physical()))?;
+                    history::finish(self.conn, &commit, self.caller, &Operation::new("TRUNCATE"))?;
                 }
                 Ok(ResultSet::default())
             }
@@ -518,28 +589,40 @@ impl Exec<'_> {
         })
     }
 
+    /// CREATE TABLE [AS SELECT]: version 0 of a new table, owned by the
+    /// caller (CREATE OR REPLACE keeps the table's history, owner and grants
+    /// and commits the next version). TBLPROPERTIES are stored and may turn
+    /// the change data feed on before any row is written.
     fn create_table(
         &self,
         ct: ast::CreateTable,
         temps: &mut TempTypes,
+        properties: Vec<(String, String)>,
     ) -> Result<ResultSet, SqlError> {
         let pt = self.param_types();
         let scope = self.scope(&pt);
         let full = scope.full_name(&ct.name)?;
-        if catalog::get_schema(self.conn, &full.catalog, &full.schema)?.is_none() {
+        let schema = Securable::schema(&full.catalog, &full.schema);
+        if !catalog::exists(self.conn, &schema)? {
             return Err(SqlError::schema_not_found(&format!(
                 "{}.{}",
                 full.catalog, full.schema
             )));
         }
-        if catalog::get_table(self.conn, &full)?.is_some() {
+        let mut owner = self.caller.principal.clone();
+        let mut replaced = false;
+        if let Some(old) = catalog::get_table(self.conn, &full)? {
             if ct.or_replace {
-                catalog::drop_table(self.conn, &full, true)?;
+                self.checks().manage(&Securable::table(&full))?;
+                owner = old.owner.unwrap_or(owner);
+                replaced = true;
             } else if ct.if_not_exists {
                 return Ok(ResultSet::default());
             } else {
                 return Err(SqlError::table_exists(&full.dotted()));
             }
+        } else {
+            self.checks().create_in(&schema, privileges::CREATE_TABLE)?;
         }
         let comment = ct.comment.as_ref().map(|c| match c {
             ast::CommentDef::WithEq(s) | ast::CommentDef::WithoutEq(s) => s.clone(),
@@ -571,6 +654,7 @@ impl Exec<'_> {
             });
         }
         let mut rows = None;
+        let as_select = ct.query.is_some();
         if let Some(q) = ct.query {
             let rs = self.query(*q, temps)?;
             if columns.is_empty() {
@@ -594,6 +678,10 @@ impl Exec<'_> {
         if columns.is_empty() {
             return Err(SqlError::syntax("CREATE TABLE needs columns or AS SELECT"));
         }
+        if replaced {
+            catalog::drop_table_data(self.conn, &full)?;
+            history::cut_change_data(self.conn, &full)?;
+        }
         let defs: Vec<String> = columns
             .iter()
             .map(|c| {
@@ -612,7 +700,15 @@ impl Exec<'_> {
                 defs.join(", ")
             ))
             .map_err(db)?;
-        catalog::register_table(self.conn, &full, &columns, comment.as_deref())?;
+        catalog::register_table(self.conn, &full, &columns, comment.as_deref(), Some(&owner))?;
+        catalog::set_properties(self.conn, &full, &properties)?;
+        let info = catalog::get_table(self.conn, &full)?
+            .ok_or_else(|| SqlError::table_not_found(&full.dotted()))?;
+        if catalog::change_data_feed(self.conn, &full)? {
+            cdf::enable(self.conn, &info)?;
+        }
+        let commit = history::begin(self.conn, &full)?;
+        let mut written = 0u64;
         if let Some(rows) = rows {
             let marks: Vec<String> = columns
                 .iter()
@@ -630,8 +726,34 @@ impl Exec<'_> {
             for r in rows {
                 let vals: Vec<rusqlite::types::Value> = r.into_iter().map(cell_value).collect();
                 ins.execute(rusqlite::params_from_iter(vals)).map_err(db)?;
+                written += 1;
             }
         }
+        // Operation names and parameters as DESCRIBE HISTORY shows them
+        // (https://docs.databricks.com/aws/en/tables/history-schema).
+        let name = match (replaced, as_select) {
+            (false, false) => "CREATE TABLE",
+            (false, true) => "CREATE TABLE AS SELECT",
+            (true, false) => "CREATE OR REPLACE TABLE",
+            (true, true) => "CREATE OR REPLACE TABLE AS SELECT",
+        };
+        let props: serde_json::Map<String, serde_json::Value> =
+            catalog::properties(self.conn, &full)?
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+        let mut op = Operation::new(name).param("isManaged", "true");
+        if let Some(c) = &comment {
+            op = op.param("description", c.clone());
+        }
+        op = op
+            .param("partitionBy", "[]")
+            .param("properties", serde_json::Value::Object(props).to_string())
+            .blind_append(true);
+        if as_select {
+            op = op.metric("numOutputRows", written);
+        }
+        history::finish(self.conn, &commit, self.caller, &op)?;
         Ok(ResultSet::default())
     }
 
@@ -656,6 +778,8 @@ impl Exec<'_> {
         let Some(mut source) = ins.source else {
             return Err(SqlError::unsupported("INSERT without VALUES or SELECT"));
         };
+        self.checks().modify_table(&table.name, false)?;
+        let reads_target = self.names_table(source.as_ref(), &scope, &table.name);
         rewrite::rewrite(&scope, temps, source.as_mut())?;
         let src_cols: Vec<String> = (1..=targets.len()).map(|i| format!("\"c{i}\"")).collect();
         let stores: Vec<String> = targets
@@ -664,6 +788,7 @@ impl Exec<'_> {
             .map(|(i, c)| format!("__dbx_store(\"c{}\", '{}')", i + 1, c.ty))
             .collect();
         let names: Vec<String> = targets.iter().map(|c| quote_ident(&c.name)).collect();
+        let commit = history::begin(self.conn, &table.name)?;
         if ins.overwrite {
             self.exec_count(&format!("DELETE FROM {}", table.name.physical()))?;
         }
@@ -674,6 +799,18 @@ impl Exec<'_> {
             names.join(", "),
             stores.join(", ")
         ))?;
+        // An INSERT commits a WRITE even when it adds no row.
+        let mode = if ins.overwrite { "Overwrite" } else { "Append" };
+        history::finish(
+            self.conn,
+            &commit,
+            self.caller,
+            &Operation::new("WRITE")
+                .param("mode", mode)
+                .param("partitionBy", "[]")
+                .metric("numOutputRows", n)
+                .blind_append(!ins.overwrite && !reads_target),
+        )?;
         Ok(counts(&[
             ("num_affected_rows", n),
             ("num_inserted_rows", n),
@@ -733,18 +870,28 @@ impl Exec<'_> {
                 "UPDATE takes no FROM or JOIN in Databricks SQL; use a WHERE subquery or MERGE INTO",
             ));
         }
+        self.checks().modify_table(&table.name, true)?;
+        let predicate = predicate_param(upd.selection.as_ref());
         let sets = self.assignments(&table, upd.assignments, &scope, temps)?;
         let mut where_sql = String::new();
         if let Some(mut w) = upd.selection {
             rewrite::rewrite(&scope, temps, &mut w)?;
             where_sql = format!(" WHERE {w}");
         }
+        let commit = history::begin(self.conn, &table.name)?;
         let n = self.exec_count(&format!(
             "UPDATE {} AS {} SET {}{where_sql}",
             table.name.physical(),
             quote_ident(&alias),
             sets.join(", ")
         ))?;
+        self.commit_if_changed(
+            &commit,
+            n,
+            Operation::new("UPDATE")
+                .param("predicate", predicate)
+                .metric("numUpdatedRows", n),
+        )?;
         Ok(counts(&[("num_affected_rows", n)]))
     }
 
@@ -767,18 +914,61 @@ impl Exec<'_> {
             return Err(SqlError::unsupported("DELETE from a derived table"));
         };
         let table = scope.table(name)?;
+        self.checks()
+            .modify_table(&table.name, del.selection.is_some())?;
+        let predicate = predicate_param(del.selection.as_ref());
         let alias = Self::target_alias(relation).unwrap_or_default();
         let mut where_sql = String::new();
         if let Some(mut w) = del.selection {
             rewrite::rewrite(&scope, temps, &mut w)?;
             where_sql = format!(" WHERE {w}");
         }
+        let commit = history::begin(self.conn, &table.name)?;
         let n = self.exec_count(&format!(
             "DELETE FROM {} AS {}{where_sql}",
             table.name.physical(),
             quote_ident(&alias)
         ))?;
+        self.commit_if_changed(
+            &commit,
+            n,
+            Operation::new("DELETE")
+                .param("predicate", predicate)
+                .metric("numDeletedRows", n),
+        )?;
         Ok(counts(&[("num_affected_rows", n)]))
+    }
+
+    /// Commits a version when the statement changed rows; Delta commits no
+    /// version for an UPDATE, DELETE or MERGE that touches nothing.
+    fn commit_if_changed(
+        &self,
+        commit: &history::Commit,
+        changed: u64,
+        op: Operation,
+    ) -> Result<(), SqlError> {
+        if changed == 0 {
+            history::abandon(self.conn, commit)
+        } else {
+            history::finish(self.conn, commit, self.caller, &op)
+        }
+    }
+
+    /// Whether a statement part reads the given catalog table (an INSERT
+    /// that reads its own target is no blind append).
+    fn names_table(&self, node: &impl ast::Visit, scope: &Scope<'_>, table: &FullName) -> bool {
+        struct Names(Vec<ast::ObjectName>);
+        impl ast::Visitor for Names {
+            type Break = ();
+            fn pre_visit_relation(&mut self, r: &ast::ObjectName) -> std::ops::ControlFlow<()> {
+                self.0.push(r.clone());
+                std::ops::ControlFlow::Continue(())
+            }
+        }
+        let mut n = Names(vec![]);
+        let _ = node.visit(&mut n);
+        n.0.iter()
+            .any(|r| scope.full_name(r).is_ok_and(|f| f == *table))
     }
 
     /// Column names of a table in the `temp` schema.
@@ -804,7 +994,9 @@ impl Exec<'_> {
             return Err(SqlError::unsupported("MERGE into a derived table"));
         };
         let table = scope.table(name)?;
+        self.checks().modify_table(&table.name, true)?;
         let talias = quote_ident(&Self::target_alias(&m.table).unwrap_or_default());
+        let merge_params = merge_parameters(&m);
         let mut source = m.source.clone();
         let salias = match &source {
             TableFactor::Table { alias, name, .. } => alias
@@ -848,6 +1040,11 @@ impl Exec<'_> {
             )
             .map_err(db)?;
         let src_cols = self.temp_columns("__merge_src")?;
+        let source_rows: i64 = self
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {src}"), [], |r| r.get(0))
+            .map_err(db)?;
+        let commit = history::begin(self.conn, &table.name)?;
         let (mut updated, mut deleted, mut inserted) = (0u64, 0u64, 0u64);
         let mut earlier: Vec<String> = Vec::new();
         let result = (|| -> Result<(), SqlError> {
@@ -1016,6 +1213,19 @@ impl Exec<'_> {
             "DROP TABLE IF EXISTS temp.\"__merge_src\"; DROP TABLE IF EXISTS temp.\"__merge_new\"; DROP TABLE IF EXISTS temp.\"__merge_matched\";",
         );
         result?;
+        let mut op = Operation::new("MERGE");
+        for (k, v) in merge_params {
+            op = op.param(&k, v);
+        }
+        self.commit_if_changed(
+            &commit,
+            updated + deleted + inserted,
+            op.metric("numSourceRows", source_rows.max(0) as u64)
+                .metric("numTargetRowsInserted", inserted)
+                .metric("numTargetRowsUpdated", updated)
+                .metric("numTargetRowsDeleted", deleted)
+                .metric("numOutputRows", inserted + updated),
+        )?;
         Ok(counts(&[
             ("num_affected_rows", updated + deleted + inserted),
             ("num_updated_rows", updated),
@@ -1060,20 +1270,74 @@ fn star_columns<'t>(
 }
 
 /// Drops the Delta table clauses sqlparser does not parse (`USING DELTA`,
-/// `PARTITIONED BY`, `CLUSTER BY`, `TBLPROPERTIES`, `LOCATION`): they change
-/// nothing in the sandbox.
-fn strip_table_clauses(text: &str) -> String {
+/// `PARTITIONED BY`, `CLUSTER BY`, `TBLPROPERTIES`, `LOCATION`); the
+/// TBLPROPERTIES are returned (they can turn the change data feed on), the
+/// rest change nothing in the sandbox.
+fn strip_table_clauses(text: &str) -> Result<(String, Vec<(String, String)>), SqlError> {
     static CREATE: OnceLock<Regex> = OnceLock::new();
     static CLAUSES: OnceLock<Regex> = OnceLock::new();
     let create = re(&CREATE, r"(?is)^CREATE\s+(OR\s+REPLACE\s+)?TABLE\b");
     if !create.is_match(text) {
-        return text.to_string();
+        return Ok((text.to_string(), vec![]));
     }
+    let properties = commands::create_table_properties(text)?;
     let clauses = re(
         &CLAUSES,
         r"(?is)\bUSING\s+(DELTA|PARQUET)\b|\b(PARTITIONED|CLUSTER)\s+BY\s*\([^)]*\)|\bTBLPROPERTIES\s*\([^)]*\)|\bLOCATION\s+'[^']*'",
     );
-    clauses.replace_all(text, " ").into_owned()
+    Ok((clauses.replace_all(text, " ").into_owned(), properties))
+}
+
+/// An UPDATE or DELETE's `predicate` history parameter: the condition as a
+/// one-element JSON array (`["(id = 1)"]`), `[]` without one.
+fn predicate_param(selection: Option<&Expr>) -> String {
+    match selection {
+        Some(w) => serde_json::json!([format!("({w})")]).to_string(),
+        None => "[]".into(),
+    }
+}
+
+/// MERGE's history parameters: the join condition and each clause's
+/// action and condition.
+fn merge_parameters(m: &ast::Merge) -> Vec<(String, String)> {
+    let mut matched = Vec::new();
+    let mut not_matched = Vec::new();
+    let mut by_source = Vec::new();
+    for c in &m.clauses {
+        let action = match &c.action {
+            MergeAction::Update(_) => "update",
+            MergeAction::Delete { .. } => "delete",
+            MergeAction::Insert(_) => "insert",
+            _ => "none",
+        };
+        let mut v = serde_json::json!({ "actionType": action });
+        if let Some(p) = &c.predicate {
+            v["predicate"] = serde_json::json!(format!("({p})"));
+        }
+        match c.clause_kind {
+            MergeClauseKind::Matched => matched.push(v),
+            MergeClauseKind::NotMatchedBySource => by_source.push(v),
+            _ => not_matched.push(v),
+        }
+    }
+    vec![
+        (
+            "predicate".into(),
+            serde_json::json!([format!("({})", m.on)]).to_string(),
+        ),
+        (
+            "matchedPredicates".into(),
+            serde_json::Value::Array(matched).to_string(),
+        ),
+        (
+            "notMatchedPredicates".into(),
+            serde_json::Value::Array(not_matched).to_string(),
+        ),
+        (
+            "notMatchedBySourcePredicates".into(),
+            serde_json::Value::Array(by_source).to_string(),
+        ),
+    ]
 }
 
 fn column<'t>(table: &'t TableInfo, name: &str) -> Result<&'t ColumnInfo, SqlError> {

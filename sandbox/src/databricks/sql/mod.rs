@@ -4,10 +4,15 @@
 //! runs one statement at a time, which also makes every statement atomic.
 
 pub mod catalog;
+mod cdf;
+mod commands;
 pub mod error;
 mod exec;
 mod files;
 mod functions;
+pub mod grants;
+pub mod history;
+pub mod privileges;
 mod rewrite;
 pub mod types;
 
@@ -18,6 +23,7 @@ use rusqlite::Connection;
 
 pub use error::{ErrorKind, SqlError};
 pub use exec::{Column, Param, ResultSet};
+pub use grants::Caller;
 
 use crate::databricks::paths::VolumePath;
 
@@ -29,13 +35,21 @@ pub struct SqlEngine {
     interrupt: rusqlite::InterruptHandle,
     /// Tag of the statement running now, so a cancel interrupts only its own.
     running: Mutex<Option<String>>,
+    /// Who runs seed scripts ([`SqlEngine::run_script`]).
+    script_caller: Mutex<Caller>,
 }
 
-/// Where a statement runs: the session's default catalog and schema.
+/// The principal that runs statements when nobody else is named: seed
+/// scripts before a workspace names its admin, and engine tests.
+pub const DEFAULT_PRINCIPAL: &str = "sandbox-admin@bridge.local";
+
+/// Where a statement runs: the session's default catalog and schema, and
+/// who runs it.
 #[derive(Clone, Debug)]
 pub struct SessionDefaults {
     pub catalog: String,
     pub schema: String,
+    pub caller: Caller,
 }
 
 impl Default for SessionDefaults {
@@ -43,6 +57,7 @@ impl Default for SessionDefaults {
         SessionDefaults {
             catalog: "main".into(),
             schema: "default".into(),
+            caller: Caller::new(DEFAULT_PRINCIPAL, true),
         }
     }
 }
@@ -56,18 +71,38 @@ impl SqlEngine {
         let conn = Connection::open(db_path).map_err(SqlError::internal)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;")
             .map_err(SqlError::internal)?;
-        conn.execute_batch(catalog::SCHEMA_SQL)
+        catalog::init(&conn)?;
+        conn.execute_batch(grants::SCHEMA_SQL)
+            .map_err(SqlError::internal)?;
+        conn.execute_batch(history::SCHEMA_SQL)
             .map_err(SqlError::internal)?;
         functions::register(&conn).map_err(SqlError::internal)?;
-        catalog::create_catalog(&conn, "main", Some("Main catalog (sandbox)"), true)?;
-        catalog::create_schema(&conn, "main", "default", None, true)?;
+        // Owned by whoever the workspace names its admin (`adopt_unowned`).
+        catalog::create_catalog(&conn, "main", Some("Main catalog (sandbox)"), true, None)?;
+        catalog::create_schema(&conn, "main", "default", None, true, None)?;
         let interrupt = conn.get_interrupt_handle();
         Ok(SqlEngine {
             conn: Mutex::new(conn),
             volumes_root: volumes_root.to_path_buf(),
             interrupt,
             running: Mutex::new(None),
+            script_caller: Mutex::new(Caller::new(DEFAULT_PRINCIPAL, true)),
         })
+    }
+
+    /// Makes `caller` the principal of seed scripts and the owner of every
+    /// object that has none yet (the `main` catalog of a new workspace).
+    pub fn set_script_caller(&self, caller: Caller) -> Result<(), SqlError> {
+        catalog::adopt_unowned(&self.lock(), &caller.principal)?;
+        *self.script_caller.lock().unwrap_or_else(|p| p.into_inner()) = caller;
+        Ok(())
+    }
+
+    fn script_caller(&self) -> Caller {
+        self.script_caller
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn volumes_root(&self) -> &Path {
@@ -136,6 +171,7 @@ impl SqlEngine {
             catalog: &defaults.catalog,
             schema: &defaults.schema,
             params,
+            caller: &defaults.caller,
         };
         let result = ex.run(sql);
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -151,10 +187,13 @@ impl SqlEngine {
         Ok((rs, fx))
     }
 
-    /// Runs a script of `;`-separated statements (seed files); `USE` changes
-    /// the defaults for the statements after it.
+    /// Runs a script of `;`-separated statements (seed files) as the
+    /// workspace's admin; `USE` changes the defaults for the statements after it.
     pub fn run_script(&self, script: &str) -> Result<(), SqlError> {
-        let mut defaults = SessionDefaults::default();
+        let mut defaults = SessionDefaults {
+            caller: self.script_caller(),
+            ..SessionDefaults::default()
+        };
         for stmt in split_statements(script) {
             let (_, fx) = self
                 .execute_in(&stmt, &defaults, &[])

@@ -1,8 +1,9 @@
 //! Spark SQL syntax tree → SQLite: resolves one-, two- and three-part table
 //! names to the SQLite tables that hold them, maps Spark functions onto
 //! SQLite ones (or the sandbox's own, see `functions.rs`), and turns table
-//! functions (`range`, `read_files`, `parquet.\`/Volumes/...\``) into
-//! subqueries or temporary tables.
+//! functions (`range`, `read_files`, `parquet.\`/Volumes/...\``,
+//! `table_changes`) into subqueries or temporary tables. Every table and
+//! volume a statement reads is checked against the caller's privileges here.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -17,9 +18,13 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
 use super::catalog::{self, FullName};
+use super::cdf::{self, Bound};
 use super::error::SqlError;
+use super::exec::Param;
 use super::files;
-use super::types::DbxType;
+use super::grants::{Access, Caller};
+use super::types::{self, DbxType};
+use crate::databricks::paths::VolumePath;
 
 /// What a statement runs against: the session defaults, parameter types and
 /// the volumes directory for file reads.
@@ -29,6 +34,9 @@ pub struct Scope<'a> {
     pub schema: &'a str,
     pub volumes_root: &'a Path,
     pub param_types: &'a HashMap<String, DbxType>,
+    /// Parameter values (table_changes bounds may be parameters).
+    pub params: &'a [Param],
+    pub caller: &'a Caller,
 }
 
 /// Declared types of temporary tables made while rewriting (file reads).
@@ -51,6 +59,13 @@ impl Scope<'_> {
                 &format!("Invalid name {name}."),
                 "42K05",
             )),
+        }
+    }
+
+    pub fn access(&self) -> Access<'_> {
+        Access {
+            conn: self.conn,
+            caller: self.caller,
         }
     }
 
@@ -221,6 +236,18 @@ impl Rewriter<'_, '_> {
                         }
                     ))?
                 }
+                "table_changes" => {
+                    let table = self.load_changes(&exprs)?;
+                    parse_table_factor(&format!(
+                        "temp.{}{}",
+                        catalog::quote_ident(&table),
+                        if alias_sql.is_empty() {
+                            " AS \"table_changes\"".to_string()
+                        } else {
+                            alias_sql.clone()
+                        }
+                    ))?
+                }
                 other => {
                     return Err(SqlError::invalid(
                         "UNRESOLVABLE_TABLE_VALUED_FUNCTION",
@@ -252,11 +279,116 @@ impl Rewriter<'_, '_> {
         if catalog::get_table(self.scope.conn, &full)?.is_none() {
             return Err(SqlError::table_not_found(&full.dotted()));
         }
+        self.scope.access().read_table(&full)?;
         *name = ObjectName::from(vec![Ident::with_quote('"', full.dotted())]);
         Ok(())
     }
 
+    /// `table_changes('name', start [, end])`: the change rows of a table
+    /// with the change data feed on, in a temporary table. Reading them
+    /// takes what reading the table takes.
+    fn load_changes(&mut self, args: &[(Option<String>, Expr)]) -> Result<String, SqlError> {
+        let positional: Vec<&Expr> = args
+            .iter()
+            .filter(|(n, _)| n.is_none())
+            .map(|(_, e)| e)
+            .collect();
+        let (name, start, end) = match positional.as_slice() {
+            [n, s] => (n, s, None),
+            [n, s, e] => (n, s, Some(e)),
+            _ => {
+                return Err(SqlError::invalid(
+                    "WRONG_NUM_ARGS.WITHOUT_SUGGESTION",
+                    &format!(
+                    "The `table_changes` requires [2, 3] parameters but the actual number is {}.",
+                    positional.len()
+                ),
+                    "42605",
+                ))
+            }
+        };
+        let text = self.literal_or_param(name).ok_or_else(|| {
+            SqlError::syntax("table_changes needs the table name as a STRING literal")
+        })?;
+        let parts = split_name(&text);
+        let object = ObjectName::from(
+            parts
+                .iter()
+                .map(|p| Ident::new(p.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        let full = self.scope.full_name(&object)?;
+        let table = catalog::get_table(self.scope.conn, &full)?
+            .ok_or_else(|| SqlError::table_not_found(&full.dotted()))?;
+        self.scope.access().read_table(&full)?;
+        let start = self.bound(start)?;
+        let end = match end {
+            Some(e) => Some(self.bound(e)?),
+            None => None,
+        };
+        let (from, to) = cdf::range(self.scope.conn, &full, &start, end.as_ref())?;
+        self.temps.seq += 1;
+        let temp = format!("__changes_{}", self.temps.seq);
+        let cols = cdf::materialize(self.scope.conn, &table, from, to, &temp)?;
+        self.temps.tables.insert(temp.clone(), cols);
+        Ok(temp)
+    }
+
+    /// A literal or parameter's text.
+    fn literal_or_param(&self, e: &Expr) -> Option<String> {
+        match e {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+                Value::Number(n, _) => Some(n.clone()),
+                Value::Placeholder(p) => {
+                    let key = p.trim_start_matches([':', '@', '$']);
+                    self.scope
+                        .params
+                        .iter()
+                        .find(|q| q.name == key)
+                        .and_then(|q| q.value.clone())
+                }
+                _ => None,
+            },
+            Expr::TypedString(ts) => match &ts.value.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            },
+            Expr::Cast { expr, .. } | Expr::Nested(expr) => self.literal_or_param(expr),
+            Expr::UnaryOp {
+                op: ast::UnaryOperator::Minus,
+                expr,
+            } => self.literal_or_param(expr).map(|v| format!("-{v}")),
+            _ => None,
+        }
+    }
+
+    /// A table_changes bound: an integer is a version, anything else must
+    /// read as a timestamp.
+    fn bound(&self, e: &Expr) -> Result<Bound, SqlError> {
+        let text = self.literal_or_param(e).ok_or_else(|| {
+            SqlError::syntax("table_changes takes a BIGINT or TIMESTAMP literal as start and end")
+        })?;
+        if let Ok(v) = text.trim().parse::<i64>() {
+            return Ok(Bound::Version(v));
+        }
+        types::parse_timestamp(&text)
+            .map(Bound::Timestamp)
+            .ok_or_else(|| {
+                SqlError::invalid(
+                    "CAST_INVALID_INPUT",
+                    &format!("The value '{text}' of the type \"STRING\" cannot be cast to \"TIMESTAMP\" because it is malformed."),
+                    "22018",
+                )
+            })
+    }
+
     fn load_files(&mut self, path: &str) -> Result<String, SqlError> {
+        if let Ok(vp) = VolumePath::parse(path) {
+            if catalog::get_volume(self.scope.conn, &vp.volume)?.is_some() {
+                self.scope.access().read_volume(&vp.volume)?;
+            }
+        }
         self.temps.seq += 1;
         let table = format!("__files_{}", self.temps.seq);
         let cols = files::load_parquet(self.scope.conn, self.scope.volumes_root, path, &table)?;
@@ -357,6 +489,11 @@ impl Rewriter<'_, '_> {
                 }
             }
             "current_catalog" => Some(string_lit(self.scope.catalog)),
+            // The principal running the statement
+            // (https://docs.databricks.com/sql/language-manual/functions/current_user.html).
+            "current_user" | "user" | "session_user" => {
+                Some(string_lit(&self.scope.caller.principal))
+            }
             "current_schema" | "current_database" => Some(string_lit(self.scope.schema)),
             "to_date" => Some(call(
                 "__dbx_cast",
@@ -446,6 +583,21 @@ pub fn rewrite<T: VisitMut>(
     }
 }
 
+/// The parts of a table name written in a string (`'main.demo.t'`,
+/// ``'`my schema`.t'``): dots split it outside backticks.
+fn split_name(text: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    for c in text.trim().chars() {
+        match c {
+            '`' => quoted = !quoted,
+            '.' if !quoted => parts.push(String::new()),
+            c => parts.last_mut().map(|p| p.push(c)).unwrap_or_default(),
+        }
+    }
+    parts
+}
+
 /// A plain decimal literal with more significant digits than a double keeps.
 fn wide_decimal(n: &str) -> bool {
     !n.contains(['e', 'E'])
@@ -525,9 +677,8 @@ pub fn expr_type(
             match name.as_str() {
                 "count" => Some(DbxType::Long),
                 "uuid" | "concat" | "upper" | "lower" | "trim" | "substr" | "substring"
-                | "current_catalog" | "current_schema" | "current_database" => {
-                    Some(DbxType::String)
-                }
+                | "current_catalog" | "current_schema" | "current_database" | "current_user"
+                | "user" | "session_user" => Some(DbxType::String),
                 "current_timestamp" | "now" | "to_timestamp" => Some(DbxType::Timestamp),
                 "current_date" | "to_date" => Some(DbxType::Date),
                 "array" => Some(DbxType::Array(Box::new(first().unwrap_or(DbxType::String)))),

@@ -176,6 +176,7 @@ fn spark_forms_the_bridge_and_users_write() {
             &SessionDefaults {
                 catalog: "main".into(),
                 schema: "demo".into(),
+                ..SessionDefaults::default()
             },
             &[],
         )

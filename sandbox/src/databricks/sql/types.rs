@@ -3,7 +3,8 @@
 //!
 //! Storage encodings are chosen so SQLite's own comparisons order values the
 //! way Spark does: DATE is `YYYY-MM-DD`, TIMESTAMP is fixed-width
-//! `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), ARRAY is JSON text, BOOLEAN is 0/1,
+//! `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), ARRAY is JSON text, MAP is a JSON
+//! object's text, BOOLEAN is 0/1,
 //! DECIMAL is REAL when it has at most 15 significant digits (exact at its
 //! scale) and canonical text otherwise.
 
@@ -31,6 +32,9 @@ pub enum DbxType {
     Timestamp,
     TimestampNtz,
     Array(Box<DbxType>),
+    /// `MAP<K, V>` (DESCRIBE HISTORY's operationParameters and
+    /// operationMetrics are `MAP<STRING, STRING>`).
+    Map(Box<DbxType>, Box<DbxType>),
     /// The type of a bare NULL literal.
     Void,
 }
@@ -68,6 +72,13 @@ impl DbxType {
             .to_ascii_uppercase();
         if let Some(inner) = t.strip_prefix("ARRAY<").and_then(|r| r.strip_suffix('>')) {
             return DbxType::parse(inner).map(|e| DbxType::Array(Box::new(e)));
+        }
+        if let Some(inner) = t.strip_prefix("MAP<").and_then(|r| r.strip_suffix('>')) {
+            let (k, v) = split_top_level(inner)?;
+            return Some(DbxType::Map(
+                Box::new(DbxType::parse(k)?),
+                Box::new(DbxType::parse(v)?),
+            ));
         }
         let (base, args) = match t.split_once('(') {
             Some((b, rest)) => (b.to_string(), rest.strip_suffix(')').map(str::to_string)),
@@ -130,6 +141,7 @@ impl DbxType {
             DbxType::Timestamp => "TIMESTAMP",
             DbxType::TimestampNtz => "TIMESTAMP_NTZ",
             DbxType::Array(_) => "ARRAY",
+            DbxType::Map(..) => "MAP",
             DbxType::Void => "NULL",
         }
     }
@@ -158,6 +170,20 @@ impl DbxType {
     }
 }
 
+/// `K,V` of a `MAP<K,V>` split at the comma outside nested `<...>`.
+fn split_top_level(inner: &str) -> Option<(&str, &str)> {
+    let mut depth = 0i32;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '<' | '(' => depth += 1,
+            '>' | ')' => depth -= 1,
+            ',' if depth == 0 => return Some((&inner[..i], &inner[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
 impl fmt::Display for DbxType {
     /// Spark's type text, upper case (`DECIMAL(18,4)`, `ARRAY<STRING>`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -176,6 +202,7 @@ impl fmt::Display for DbxType {
             DbxType::Timestamp => f.write_str("TIMESTAMP"),
             DbxType::TimestampNtz => f.write_str("TIMESTAMP_NTZ"),
             DbxType::Array(e) => write!(f, "ARRAY<{e}>"),
+            DbxType::Map(k, v) => write!(f, "MAP<{k}, {v}>"),
             DbxType::Void => f.write_str("VOID"),
         }
     }
@@ -478,6 +505,29 @@ pub fn store(cell: Cell, ty: &DbxType) -> Result<Cell, StoreError> {
                 target: ty.to_string(),
             }),
         },
+        DbxType::Map(_, value) => match &cell {
+            Cell::Text(t) => {
+                let parsed: serde_json::Value =
+                    serde_json::from_str(t).map_err(|_| malformed(t))?;
+                let serde_json::Value::Object(entries) = parsed else {
+                    return Err(malformed(t));
+                };
+                let mut out = serde_json::Map::new();
+                for (k, item) in entries {
+                    let c = match item {
+                        serde_json::Value::Null => Cell::Null,
+                        serde_json::Value::String(s) => Cell::Text(s),
+                        other => Cell::Text(other.to_string()),
+                    };
+                    out.insert(k, cell_to_json(&store(c, value)?, value));
+                }
+                Ok(Cell::Text(serde_json::Value::Object(out).to_string()))
+            }
+            other => Err(StoreError::Mismatch {
+                got: cell_type_name(other).into(),
+                target: ty.to_string(),
+            }),
+        },
     }
 }
 
@@ -614,6 +664,29 @@ pub fn decimal_unscaled(c: &Cell, scale: u8) -> Option<i128> {
         Err(()) => return None,
     };
     canon.replace('.', "").parse::<i128>().ok()
+}
+
+/// Entries of a stored MAP (a JSON object's text), values rendered as
+/// strings, in stored order.
+pub fn map_entries(c: &Cell) -> Option<Vec<(String, Option<String>)>> {
+    let Cell::Text(t) = c else { return None };
+    let v: serde_json::Value = serde_json::from_str(t).ok()?;
+    let serde_json::Value::Object(entries) = v else {
+        return None;
+    };
+    Some(
+        entries
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s),
+                    other => Some(other.to_string()),
+                };
+                (k, v)
+            })
+            .collect(),
+    )
 }
 
 /// Items of a stored ARRAY (JSON text), rendered as strings.

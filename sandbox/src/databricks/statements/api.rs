@@ -63,9 +63,10 @@ fn parse_wait(v: Option<&str>) -> Result<Duration, ApiError> {
     Ok(Duration::from_secs(secs))
 }
 
-/// `POST /api/2.0/sql/statements`.
+/// `POST /api/2.0/sql/statements`: the statement runs as the caller.
 pub async fn execute(
     State(shared): State<Arc<Shared>>,
+    axum::Extension(caller): axum::Extension<crate::databricks::sql::Caller>,
     body: String,
 ) -> Result<Response, ApiError> {
     let b: ExecuteBody = serde_json::from_str(&body).map_err(|e| {
@@ -154,6 +155,7 @@ pub async fn execute(
     let defaults = SessionDefaults {
         catalog: b.catalog.unwrap_or_else(|| "main".into()).to_lowercase(),
         schema: b.schema.unwrap_or_else(|| "default".into()).to_lowercase(),
+        caller,
     };
     shared.statements.sweep(shared.config.result_ttl);
     let entry = shared.statements.insert(Request {
@@ -246,6 +248,9 @@ async fn run(
         Ok(Err(e)) => Phase::Failed {
             error_code: match e.kind {
                 crate::databricks::sql::ErrorKind::Internal => "INTERNAL_ERROR".into(),
+                // A missing privilege: the ServiceErrorCode the API reference
+                // lists for it.
+                crate::databricks::sql::ErrorKind::PermissionDenied => "PERMISSION_DENIED".into(),
                 _ => "BAD_REQUEST".into(),
             },
             message: e.message,

@@ -1,21 +1,30 @@
 //! Result chunks in the three formats of the Statement Execution API:
 //! JSON_ARRAY (every value a string or null), CSV, and ARROW_STREAM (an Arrow
 //! IPC stream per chunk with typed columns: DECIMAL as Decimal128, DATE as
-//! Date32, TIMESTAMP as microseconds UTC, ARRAY as List).
+//! Date32, TIMESTAMP as microseconds UTC, ARRAY as List, MAP as Map).
 //! https://docs.databricks.com/api/workspace/statementexecution
 
 use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListBuilder,
-    StringBuilder, TimestampMicrosecondBuilder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListBuilder, MapBuilder,
+    MapFieldNames, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 
 use crate::databricks::sql::types::{self, Cell, DbxType};
 use crate::databricks::sql::Column;
+
+/// Field names of a MAP column's entries, as Spark writes them.
+fn map_field_names() -> MapFieldNames {
+    MapFieldNames {
+        entry: "entries".into(),
+        key: "key".into(),
+        value: "value".into(),
+    }
+}
 
 /// Rows of a record batch in an IPC stream.
 const BATCH_ROWS: usize = 65_536;
@@ -93,6 +102,23 @@ fn arrow_type(ty: &DbxType) -> DataType {
         DbxType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("Etc/UTC".into())),
         DbxType::TimestampNtz => DataType::Timestamp(TimeUnit::Microsecond, None),
         DbxType::Array(_) => DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+        DbxType::Map(..) => {
+            let names = map_field_names();
+            DataType::Map(
+                Arc::new(Field::new(
+                    names.entry,
+                    DataType::Struct(
+                        vec![
+                            Field::new(names.key, DataType::Utf8, false),
+                            Field::new(names.value, DataType::Utf8, true),
+                        ]
+                        .into(),
+                    ),
+                    false,
+                )),
+                false,
+            )
+        }
         DbxType::String | DbxType::Void => DataType::Utf8,
     }
 }
@@ -197,6 +223,26 @@ fn column_array(col: &Column, rows: &[Vec<Cell>], i: usize) -> Result<ArrayRef, 
                             b.values().append_option(it);
                         }
                         b.append(true);
+                    }
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DbxType::Map(..) => {
+            let mut b = MapBuilder::new(
+                Some(map_field_names()),
+                StringBuilder::new(),
+                StringBuilder::new(),
+            );
+            for r in rows {
+                match types::map_entries(&r[i]) {
+                    None => b.append(false)?,
+                    Some(entries) => {
+                        for (k, v) in entries {
+                            b.keys().append_value(k);
+                            b.values().append_option(v);
+                        }
+                        b.append(true)?;
                     }
                 }
             }

@@ -1,0 +1,824 @@
+//! Statements sqlparser's Databricks dialect does not read, parsed with a
+//! small tokenizer and run here: GRANT, REVOKE and SHOW GRANTS
+//! (https://docs.databricks.com/sql/language-manual/security-grant.html,
+//! .../security-revoke.html, .../security-show-grant.html), DESCRIBE HISTORY
+//! (.../delta-describe-history.html), ALTER TABLE ... SET / UNSET
+//! TBLPROPERTIES and SHOW TBLPROPERTIES (.../sql-ref-syntax-aux-show-tblproperties.html),
+//! and ALTER {CATALOG | SCHEMA | TABLE | VOLUME} ... OWNER TO.
+
+use super::catalog::{self, FullName, CHANGE_DATA_FEED};
+use super::cdf;
+use super::error::SqlError;
+use super::exec::{Column, Exec, ResultSet};
+use super::grants::{self, Access};
+use super::history::{self, Operation};
+use super::privileges::{self, Securable, SecurableType};
+use super::types::{Cell, DbxType};
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    /// A bare word (keyword or identifier).
+    Word(String),
+    /// A backticked identifier.
+    Quoted(String),
+    /// A string literal.
+    Str(String),
+    Num(String),
+    Punct(char),
+}
+
+fn tokenize(text: &str) -> Option<Vec<Tok>> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '`' || c == '\'' || c == '"' {
+            chars.next();
+            let mut s = String::new();
+            loop {
+                let n = chars.next()?;
+                if n == c {
+                    if chars.peek() == Some(&c) {
+                        chars.next();
+                        s.push(c);
+                        continue;
+                    }
+                    break;
+                }
+                s.push(n);
+            }
+            out.push(if c == '`' {
+                Tok::Quoted(s)
+            } else {
+                Tok::Str(s)
+            });
+        } else if c.is_ascii_digit() || (c == '-' && out.last() == Some(&Tok::Punct('='))) {
+            let mut s = String::new();
+            s.push(c);
+            chars.next();
+            while let Some(&n) = chars.peek() {
+                if n.is_ascii_alphanumeric() || n == '.' {
+                    s.push(n);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            out.push(Tok::Num(s));
+        } else if c.is_alphanumeric() || c == '_' {
+            let mut s = String::new();
+            while let Some(&n) = chars.peek() {
+                if n.is_alphanumeric() || n == '_' {
+                    s.push(n);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            out.push(Tok::Word(s));
+        } else {
+            out.push(Tok::Punct(c));
+            chars.next();
+        }
+    }
+    Some(out)
+}
+
+struct Cursor {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+impl Cursor {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+
+    fn is_kw(&self, kw: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Word(w)) if w.eq_ignore_ascii_case(kw))
+    }
+
+    fn eat_kw(&mut self, kw: &str) -> bool {
+        let yes = self.is_kw(kw);
+        if yes {
+            self.pos += 1;
+        }
+        yes
+    }
+
+    fn expect_kw(&mut self, kw: &str) -> Result<(), SqlError> {
+        if self.eat_kw(kw) {
+            Ok(())
+        } else {
+            Err(self.unexpected(kw))
+        }
+    }
+
+    fn eat_punct(&mut self, p: char) -> bool {
+        let yes = self.peek() == Some(&Tok::Punct(p));
+        if yes {
+            self.pos += 1;
+        }
+        yes
+    }
+
+    fn unexpected(&self, wanted: &str) -> SqlError {
+        let got = match self.peek() {
+            None => "end of input".to_string(),
+            Some(Tok::Word(w) | Tok::Quoted(w) | Tok::Num(w)) => format!("'{w}'"),
+            Some(Tok::Str(s)) => format!("'{s}'"),
+            Some(Tok::Punct(c)) => format!("'{c}'"),
+        };
+        SqlError::syntax(&format!("at or near {got}: expected {wanted}"))
+    }
+
+    fn ident(&mut self) -> Result<String, SqlError> {
+        match self.peek().cloned() {
+            Some(Tok::Word(w) | Tok::Quoted(w)) => {
+                self.pos += 1;
+                Ok(w)
+            }
+            _ => Err(self.unexpected("an identifier")),
+        }
+    }
+
+    /// `a`, `a.b` or `a.b.c`.
+    fn name(&mut self) -> Result<Vec<String>, SqlError> {
+        let mut parts = vec![self.ident()?];
+        while self.eat_punct('.') {
+            parts.push(self.ident()?);
+        }
+        if parts.len() > 3 {
+            return Err(SqlError::syntax(&format!(
+                "the name {} has too many parts",
+                parts.join(".")
+            )));
+        }
+        Ok(parts)
+    }
+
+    /// A user, service principal or group: backticked (needed for names
+    /// with `@`), a string or a plain word.
+    fn principal(&mut self) -> Result<String, SqlError> {
+        match self.peek().cloned() {
+            Some(Tok::Word(w) | Tok::Quoted(w) | Tok::Str(w)) => {
+                self.pos += 1;
+                Ok(w)
+            }
+            _ => Err(self.unexpected("a principal")),
+        }
+    }
+
+    fn done(&self) -> Result<(), SqlError> {
+        if self.pos == self.toks.len() {
+            Ok(())
+        } else {
+            Err(self.unexpected("end of statement"))
+        }
+    }
+
+    /// `ON [CATALOG | SCHEMA | DATABASE | TABLE | VOLUME] name`.
+    fn object(&mut self) -> Result<(SecurableType, Vec<String>), SqlError> {
+        let ty = match self.peek() {
+            Some(Tok::Word(w)) => SecurableType::parse(w),
+            _ => None,
+        };
+        match ty {
+            Some(t) => {
+                self.pos += 1;
+                if t == SecurableType::Catalog
+                    && (self.is_kw("TO") || self.is_kw("FROM") || self.peek().is_none())
+                {
+                    return Ok((t, vec![]));
+                }
+                Ok((t, self.name()?))
+            }
+            None => Ok((SecurableType::Table, self.name()?)),
+        }
+    }
+
+    /// `privilege [, ...]` up to ON, each privilege one or more words.
+    fn privileges(&mut self) -> Result<Vec<String>, SqlError> {
+        let mut out = Vec::new();
+        let mut cur: Vec<String> = Vec::new();
+        loop {
+            if self.is_kw("ON") || self.peek().is_none() {
+                break;
+            }
+            match self.peek().cloned() {
+                Some(Tok::Punct(',')) => {
+                    self.pos += 1;
+                    out.push(cur.join(" "));
+                    cur.clear();
+                }
+                Some(Tok::Word(w)) => {
+                    self.pos += 1;
+                    cur.push(w);
+                }
+                _ => return Err(self.unexpected("a privilege")),
+            }
+        }
+        if !cur.is_empty() {
+            out.push(cur.join(" "));
+        }
+        if out.is_empty() || out.iter().any(String::is_empty) {
+            return Err(self.unexpected("a privilege"));
+        }
+        Ok(out)
+    }
+
+    /// A property key: dotted words or a string.
+    fn property_key(&mut self) -> Result<String, SqlError> {
+        if let Some(Tok::Str(s)) = self.peek().cloned() {
+            self.pos += 1;
+            return Ok(s);
+        }
+        Ok(self.name_any()?.join("."))
+    }
+
+    /// Dotted words with no limit on parts (property keys).
+    fn name_any(&mut self) -> Result<Vec<String>, SqlError> {
+        let mut parts = vec![self.ident()?];
+        while self.eat_punct('.') {
+            parts.push(self.ident()?);
+        }
+        Ok(parts)
+    }
+
+    fn property_value(&mut self) -> Result<String, SqlError> {
+        match self.peek().cloned() {
+            Some(Tok::Str(s) | Tok::Num(s) | Tok::Word(s)) => {
+                self.pos += 1;
+                Ok(s)
+            }
+            _ => Err(self.unexpected("a property value")),
+        }
+    }
+
+    /// `( key = value [, ...] )`, `=` optional as Spark allows.
+    fn properties(&mut self) -> Result<Vec<(String, String)>, SqlError> {
+        if !self.eat_punct('(') {
+            return Err(self.unexpected("'('"));
+        }
+        let mut out = Vec::new();
+        loop {
+            let k = self.property_key()?;
+            self.eat_punct('=');
+            let v = self.property_value()?;
+            out.push((k, v));
+            if self.eat_punct(')') {
+                return Ok(out);
+            }
+            if !self.eat_punct(',') {
+                return Err(self.unexpected("',' or ')'"));
+            }
+        }
+    }
+
+    /// `( key [, ...] )`.
+    fn property_keys(&mut self) -> Result<Vec<String>, SqlError> {
+        if !self.eat_punct('(') {
+            return Err(self.unexpected("'('"));
+        }
+        let mut out = Vec::new();
+        loop {
+            out.push(self.property_key()?);
+            if self.eat_punct(')') {
+                return Ok(out);
+            }
+            if !self.eat_punct(',') {
+                return Err(self.unexpected("',' or ')'"));
+            }
+        }
+    }
+}
+
+/// A statement of this module.
+#[derive(Debug)]
+enum Command {
+    Grant {
+        privileges: Vec<String>,
+        on: (SecurableType, Vec<String>),
+        principal: String,
+    },
+    Revoke {
+        privileges: Vec<String>,
+        on: (SecurableType, Vec<String>),
+        principal: String,
+    },
+    ShowGrants {
+        principal: Option<String>,
+        on: (SecurableType, Vec<String>),
+    },
+    DescribeHistory {
+        table: Vec<String>,
+        limit: Option<u64>,
+    },
+    SetProperties {
+        table: Vec<String>,
+        properties: Vec<(String, String)>,
+    },
+    UnsetProperties {
+        table: Vec<String>,
+        keys: Vec<String>,
+        if_exists: bool,
+    },
+    ShowProperties {
+        table: Vec<String>,
+        key: Option<String>,
+    },
+    SetOwner {
+        on: (SecurableType, Vec<String>),
+        principal: String,
+    },
+}
+
+fn parse(text: &str) -> Option<Result<Command, SqlError>> {
+    let toks = tokenize(text)?;
+    let mut c = Cursor { toks, pos: 0 };
+    let result = if c.eat_kw("GRANT") {
+        (|| {
+            let privileges = c.privileges()?;
+            c.expect_kw("ON")?;
+            let on = c.object()?;
+            c.expect_kw("TO")?;
+            let principal = c.principal()?;
+            c.done()?;
+            Ok(Command::Grant {
+                privileges,
+                on,
+                principal,
+            })
+        })()
+    } else if c.eat_kw("REVOKE") {
+        (|| {
+            let privileges = c.privileges()?;
+            c.expect_kw("ON")?;
+            let on = c.object()?;
+            c.expect_kw("FROM")?;
+            let principal = c.principal()?;
+            c.done()?;
+            Ok(Command::Revoke {
+                privileges,
+                on,
+                principal,
+            })
+        })()
+    } else if c.is_kw("SHOW") {
+        c.pos += 1;
+        if c.eat_kw("GRANTS") || c.eat_kw("GRANT") {
+            (|| {
+                let principal = if c.is_kw("ON") {
+                    None
+                } else {
+                    Some(c.principal()?)
+                };
+                c.expect_kw("ON")?;
+                let on = c.object()?;
+                c.done()?;
+                Ok(Command::ShowGrants { principal, on })
+            })()
+        } else if c.eat_kw("TBLPROPERTIES") {
+            (|| {
+                let table = c.name()?;
+                let key = if c.eat_punct('(') {
+                    let k = c.property_key()?;
+                    if !c.eat_punct(')') {
+                        return Err(c.unexpected("')'"));
+                    }
+                    Some(k)
+                } else {
+                    None
+                };
+                c.done()?;
+                Ok(Command::ShowProperties { table, key })
+            })()
+        } else {
+            return None;
+        }
+    } else if c.is_kw("DESCRIBE") || c.is_kw("DESC") {
+        c.pos += 1;
+        if !c.eat_kw("HISTORY") {
+            return None;
+        }
+        (|| {
+            let table = c.name()?;
+            let limit = if c.eat_kw("LIMIT") {
+                match c.peek().cloned() {
+                    Some(Tok::Num(n)) => {
+                        c.pos += 1;
+                        Some(
+                            n.parse::<u64>()
+                                .map_err(|_| SqlError::syntax(&format!("invalid LIMIT {n}")))?,
+                        )
+                    }
+                    _ => return Err(c.unexpected("a number")),
+                }
+            } else {
+                None
+            };
+            c.done()?;
+            Ok(Command::DescribeHistory { table, limit })
+        })()
+    } else if c.is_kw("ALTER") {
+        c.pos += 1;
+        let ty = match c.peek() {
+            Some(Tok::Word(w)) => SecurableType::parse(w)?,
+            _ => return None,
+        };
+        c.pos += 1;
+        (|| {
+            let name = c.name()?;
+            let set_owner = matches!(c.toks.get(c.pos + 1), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("OWNER"));
+            if c.eat_kw("OWNER") || (set_owner && c.eat_kw("SET") && c.eat_kw("OWNER")) {
+                c.expect_kw("TO")?;
+                let principal = c.principal()?;
+                c.done()?;
+                return Ok(Command::SetOwner {
+                    on: (ty, name),
+                    principal,
+                });
+            }
+            if ty != SecurableType::Table {
+                return Err(SqlError::unsupported(&format!(
+                    "ALTER {} other than OWNER TO",
+                    ty.name()
+                )));
+            }
+            if c.eat_kw("SET") {
+                c.expect_kw("TBLPROPERTIES")?;
+                let properties = c.properties()?;
+                c.done()?;
+                Ok(Command::SetProperties {
+                    table: name,
+                    properties,
+                })
+            } else if c.eat_kw("UNSET") {
+                c.expect_kw("TBLPROPERTIES")?;
+                let if_exists = c.eat_kw("IF");
+                if if_exists {
+                    c.expect_kw("EXISTS")?;
+                }
+                let keys = c.property_keys()?;
+                c.done()?;
+                Ok(Command::UnsetProperties {
+                    table: name,
+                    keys,
+                    if_exists,
+                })
+            } else {
+                Err(SqlError::unsupported(
+                    "ALTER TABLE other than SET / UNSET TBLPROPERTIES and OWNER TO",
+                ))
+            }
+        })()
+    } else {
+        return None;
+    };
+    Some(result)
+}
+
+/// The `TBLPROPERTIES (...)` of a CREATE TABLE statement, if any.
+pub fn create_table_properties(text: &str) -> Result<Vec<(String, String)>, SqlError> {
+    let Some(toks) = tokenize(text) else {
+        return Ok(vec![]);
+    };
+    let Some(at) = toks
+        .iter()
+        .position(|t| matches!(t, Tok::Word(w) if w.eq_ignore_ascii_case("TBLPROPERTIES")))
+    else {
+        return Ok(vec![]);
+    };
+    let mut c = Cursor { toks, pos: at + 1 };
+    c.properties()
+}
+
+fn string_columns(names: &[&str]) -> Vec<Column> {
+    names
+        .iter()
+        .map(|n| Column {
+            name: n.to_string(),
+            ty: DbxType::String,
+        })
+        .collect()
+}
+
+fn text(s: impl Into<String>) -> Cell {
+    Cell::Text(s.into())
+}
+
+impl Exec<'_> {
+    fn access(&self) -> Access<'_> {
+        Access {
+            conn: self.conn,
+            caller: self.caller,
+        }
+    }
+
+    fn table_name(&self, parts: &[String]) -> FullName {
+        match parts {
+            [t] => FullName::new(self.catalog, self.schema, t),
+            [s, t] => FullName::new(self.catalog, s, t),
+            [c, s, t] => FullName::new(c, s, t),
+            _ => FullName::new(self.catalog, self.schema, ""),
+        }
+    }
+
+    /// The securable a statement names, which must exist.
+    fn securable(&self, (ty, parts): &(SecurableType, Vec<String>)) -> Result<Securable, SqlError> {
+        let sec = match (ty, parts.as_slice()) {
+            (SecurableType::Catalog, []) => Securable::catalog(self.catalog),
+            (SecurableType::Catalog, [c]) => Securable::catalog(c),
+            (SecurableType::Schema, [s]) => Securable::schema(self.catalog, s),
+            (SecurableType::Schema, [c, s]) => Securable::schema(c, s),
+            (SecurableType::Table, p) if !p.is_empty() => Securable::table(&self.table_name(p)),
+            (SecurableType::Volume, p) if !p.is_empty() => Securable::volume(&self.table_name(p)),
+            _ => {
+                return Err(SqlError::invalid(
+                    "REQUIRES_SINGLE_PART_NAMESPACE",
+                    &format!("Invalid name {} for a {}.", parts.join("."), ty.name()),
+                    "42K05",
+                ))
+            }
+        };
+        if !catalog::exists(self.conn, &sec)? {
+            return Err(catalog::not_found(&sec));
+        }
+        Ok(sec)
+    }
+
+    fn existing_table(&self, parts: &[String]) -> Result<catalog::TableInfo, SqlError> {
+        let name = self.table_name(parts);
+        catalog::get_table(self.conn, &name)?
+            .ok_or_else(|| SqlError::table_not_found(&name.dotted()))
+    }
+
+    /// Runs the statement if it is one of this module's.
+    pub(super) fn command(&self, text: &str) -> Option<Result<ResultSet, SqlError>> {
+        let cmd = match parse(text)? {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(self.run_command(cmd))
+    }
+
+    fn run_command(&self, cmd: Command) -> Result<ResultSet, SqlError> {
+        match cmd {
+            Command::Grant {
+                privileges,
+                on,
+                principal,
+            } => self.change_grants(&privileges, &on, &principal, true),
+            Command::Revoke {
+                privileges,
+                on,
+                principal,
+            } => self.change_grants(&privileges, &on, &principal, false),
+            Command::ShowGrants { principal, on } => self.show_grants(principal.as_deref(), &on),
+            Command::DescribeHistory { table, limit } => {
+                let t = self.existing_table(&table)?;
+                self.access().read_table(&t.name)?;
+                history::describe(self.conn, &t.name, limit)
+            }
+            Command::SetProperties { table, properties } => {
+                self.set_properties(&table, &properties)
+            }
+            Command::UnsetProperties {
+                table,
+                keys,
+                if_exists,
+            } => self.unset_properties(&table, &keys, if_exists),
+            Command::ShowProperties { table, key } => {
+                let t = self.existing_table(&table)?;
+                self.access().require_use(&Securable::table(&t.name))?;
+                let props = catalog::properties(self.conn, &t.name)?;
+                let rows = match key {
+                    None => props
+                        .into_iter()
+                        .map(|(k, v)| vec![text(k), text(v)])
+                        .collect(),
+                    Some(k) => {
+                        let found = props.into_iter().find(|(p, _)| p.eq_ignore_ascii_case(&k));
+                        vec![match found {
+                            Some((p, v)) => vec![text(p), text(v)],
+                            None => vec![
+                                text(k.clone()),
+                                text(format!(
+                                    "Table {} does not have property: {k}",
+                                    t.name.dotted()
+                                )),
+                            ],
+                        }]
+                    }
+                };
+                Ok(ResultSet {
+                    columns: string_columns(&["key", "value"]),
+                    rows,
+                })
+            }
+            Command::SetOwner { on, principal } => {
+                let sec = self.securable(&on)?;
+                self.access().manage(&sec)?;
+                catalog::set_owner(self.conn, &sec, &principal)?;
+                Ok(ResultSet::default())
+            }
+        }
+    }
+
+    fn change_grants(
+        &self,
+        privileges: &[String],
+        on: &(SecurableType, Vec<String>),
+        principal: &str,
+        add: bool,
+    ) -> Result<ResultSet, SqlError> {
+        let sec = self.securable(on)?;
+        self.access().manage(&sec)?;
+        for p in privileges {
+            let p = privileges::validate(p, &sec)?;
+            if add {
+                grants::grant(self.conn, &sec, principal, p)?;
+            } else {
+                grants::revoke(self.conn, &sec, principal, p)?;
+            }
+        }
+        Ok(ResultSet::default())
+    }
+
+    /// SHOW GRANTS: the owner (`OWN`), then the privileges on the object
+    /// and those it inherits, each with the object it is attached to.
+    fn show_grants(
+        &self,
+        principal: Option<&str>,
+        on: &(SecurableType, Vec<String>),
+    ) -> Result<ResultSet, SqlError> {
+        let sec = self.securable(on)?;
+        self.access().read_grants(&sec, principal)?;
+        let mut rows = Vec::new();
+        if let Some(owner) = catalog::owner_of(self.conn, &sec)? {
+            if principal.is_none_or(|p| p.eq_ignore_ascii_case(&owner)) {
+                rows.push(vec![
+                    text(owner),
+                    text("OWN"),
+                    text(sec.ty.name()),
+                    text(sec.full_name.clone()),
+                ]);
+            }
+        }
+        for (p, list) in grants::effective(self.conn, &sec, principal)? {
+            for e in list {
+                let from = e.inherited_from.unwrap_or_else(|| sec.clone());
+                rows.push(vec![
+                    text(p.clone()),
+                    text(privileges::sql_name(&e.privilege)),
+                    text(from.ty.name()),
+                    text(from.full_name),
+                ]);
+            }
+        }
+        Ok(ResultSet {
+            columns: string_columns(&["principal", "actionType", "objectType", "objectKey"]),
+            rows,
+        })
+    }
+
+    fn set_properties(
+        &self,
+        table: &[String],
+        properties: &[(String, String)],
+    ) -> Result<ResultSet, SqlError> {
+        let t = self.existing_table(table)?;
+        self.access().manage(&Securable::table(&t.name))?;
+        let commit = history::begin(self.conn, &t.name)?;
+        catalog::set_properties(self.conn, &t.name, properties)?;
+        if let Some((_, v)) = properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(CHANGE_DATA_FEED))
+        {
+            if v.eq_ignore_ascii_case("true") {
+                cdf::enable(self.conn, &t)?;
+            } else {
+                cdf::disable(self.conn, &t.name)?;
+            }
+        }
+        let json: serde_json::Map<String, serde_json::Value> =
+            catalog::properties(self.conn, &t.name)?
+                .into_iter()
+                .filter(|(k, _)| properties.iter().any(|(p, _)| p.eq_ignore_ascii_case(k)))
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+        history::finish(
+            self.conn,
+            &commit,
+            self.caller,
+            &Operation::new("SET TBLPROPERTIES")
+                .param("properties", serde_json::Value::Object(json).to_string()),
+        )?;
+        Ok(ResultSet::default())
+    }
+
+    fn unset_properties(
+        &self,
+        table: &[String],
+        keys: &[String],
+        if_exists: bool,
+    ) -> Result<ResultSet, SqlError> {
+        let t = self.existing_table(table)?;
+        self.access().manage(&Securable::table(&t.name))?;
+        let commit = history::begin(self.conn, &t.name)?;
+        let missing = catalog::unset_properties(self.conn, &t.name, keys)?;
+        if !missing.is_empty() && !if_exists {
+            return Err(SqlError::invalid(
+                "UNSET_NONEXISTENT_PROPERTIES",
+                &format!(
+                    "Attempted to unset non-existent properties [{}] in table {}.",
+                    missing.join(", "),
+                    t.name.dotted()
+                ),
+                "42K0J",
+            ));
+        }
+        if keys
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(CHANGE_DATA_FEED))
+        {
+            cdf::disable(self.conn, &t.name)?;
+        }
+        history::finish(
+            self.conn,
+            &commit,
+            self.caller,
+            &Operation::new("UNSET TBLPROPERTIES")
+                .param("properties", serde_json::json!(keys).to_string())
+                .param("ifExists", if_exists.to_string()),
+        )?;
+        Ok(ResultSet::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grants_and_properties() {
+        let Some(Ok(Command::Grant {
+            privileges,
+            on,
+            principal,
+        })) = parse("GRANT USE CATALOG, select ON CATALOG main TO `a@b.c`")
+        else {
+            panic!("not a grant");
+        };
+        assert_eq!(privileges, ["USE CATALOG", "select"]);
+        assert_eq!(on, (SecurableType::Catalog, vec!["main".to_string()]));
+        assert_eq!(principal, "a@b.c");
+        assert!(matches!(
+            parse("SHOW GRANTS ON TABLE main.demo.t"),
+            Some(Ok(Command::ShowGrants {
+                principal: None,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse("SHOW GRANTS `x@y` ON SCHEMA demo"),
+            Some(Ok(Command::ShowGrants {
+                principal: Some(_),
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse("REVOKE ALL PRIVILEGES ON t FROM bob"),
+            Some(Ok(Command::Revoke { .. }))
+        ));
+        assert!(matches!(
+            parse("DESCRIBE HISTORY main.demo.t LIMIT 2"),
+            Some(Ok(Command::DescribeHistory { limit: Some(2), .. }))
+        ));
+        assert!(parse("SELECT 1").is_none());
+        assert!(parse("DESCRIBE TABLE t").is_none());
+        assert_eq!(
+            create_table_properties(
+                "CREATE TABLE t (a INT) TBLPROPERTIES (delta.enableChangeDataFeed = true, 'x.y' = '1')"
+            )
+            .unwrap(),
+            [
+                ("delta.enableChangeDataFeed".to_string(), "true".to_string()),
+                ("x.y".to_string(), "1".to_string())
+            ]
+        );
+        assert!(matches!(
+            parse("ALTER TABLE t UNSET TBLPROPERTIES IF EXISTS (a.b)"),
+            Some(Ok(Command::UnsetProperties {
+                if_exists: true,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse("ALTER SCHEMA main.demo OWNER TO `x`"),
+            Some(Ok(Command::SetOwner { .. }))
+        ));
+    }
+}
