@@ -269,9 +269,12 @@ def test_oauth_m2m(workspace):
     w = WorkspaceClient(host=workspace.host, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     assert w.config.auth_type == "oauth-m2m"
     resp = w.statement_execution.execute_statement(
-        statement="SELECT count(*) FROM bridge.events.bridge_events", warehouse_id=workspace.warehouse_id)
+        statement="SELECT count(*), current_user() FROM bridge.events.bridge_events",
+        warehouse_id=workspace.warehouse_id)
     assert resp.status.state == StatementState.SUCCEEDED
-    assert int(resp.result.data_array[0][0]) >= 1
+    count, user = resp.result.data_array[0]
+    assert int(count) >= 0
+    assert user == CLIENT_ID  # a service principal is named by its application id
 
 
 def test_oauth_token_endpoint_and_bad_credentials(workspace):
@@ -298,6 +301,47 @@ def test_bad_and_missing_tokens(workspace):
     r = requests.get(f"{workspace.host}/api/2.0/sql/warehouses")
     assert r.status_code == 401
     assert r.json()["error_code"] == "UNAUTHENTICATED"
+
+
+# ---- Identities and Unity Catalog grants
+
+def test_current_user_and_grants(workspace, client, unique):
+    from databricks.sdk.service.catalog import PermissionsChange, Privilege, SecurableType
+
+    me = client.current_user.me()
+    assert me.user_name == "sandbox-admin@bridge.local"  # a bare --token's principal
+    assert me.active and me.id.isdigit()
+    sp = WorkspaceClient(host=workspace.host, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    assert sp.current_user.me().user_name == CLIENT_ID
+
+    schema, table = f"main.g_{unique}", f"main.g_{unique}.t"
+    for sql in (f"CREATE SCHEMA {schema}", f"CREATE TABLE {table} (id BIGINT)"):
+        r = client.statement_execution.execute_statement(statement=sql, warehouse_id=workspace.warehouse_id)
+        assert r.status.state == StatementState.SUCCEEDED
+    assert client.tables.get(table).owner == me.user_name
+
+    who = "analyst@example.com"
+    upd = client.grants.update(securable_type="table", full_name=table, changes=[
+        PermissionsChange(principal=who, add=[Privilege.SELECT, Privilege.MODIFY])])
+    assert [(a.principal, sorted(p.value for p in a.privileges)) for a in upd.privilege_assignments] == [
+        (who, ["MODIFY", "SELECT"])]
+    client.grants.update(securable_type="schema", full_name=schema, changes=[
+        PermissionsChange(principal=who, add=[Privilege.USE_SCHEMA, Privilege.SELECT])])
+    client.grants.update(securable_type="table", full_name=table, changes=[
+        PermissionsChange(principal=who, remove=[Privilege.MODIFY])])
+
+    got = client.grants.get(securable_type="table", full_name=table)
+    assert [(a.principal, [p.value for p in a.privileges]) for a in got.privilege_assignments] == [
+        (who, ["SELECT"])]
+    eff = client.grants.get_effective(securable_type="table", full_name=table, principal=who)
+    [assignment] = eff.privilege_assignments
+    assert assignment.principal == who
+    assert {(p.privilege, p.inherited_from_type, p.inherited_from_name) for p in assignment.privileges} == {
+        (Privilege.SELECT, None, None),
+        (Privilege.SELECT, SecurableType.SCHEMA, schema),
+    }
+    with pytest.raises(NotFound):
+        client.grants.get(securable_type="table", full_name=f"{schema}.missing")
 
 
 # ---- Parquet in a Volume, read back with SQL
