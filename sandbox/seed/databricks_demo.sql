@@ -51,16 +51,22 @@ CREATE TABLE IF NOT EXISTS bridge.events.bridge_events (
     claimed_at     TIMESTAMP,
     created_at     TIMESTAMP,
     completed_at   TIMESTAMP
-) USING DELTA;
+) USING DELTA
+TBLPROPERTIES (delta.enableChangeDataFeed = true);
 
--- One pending event, inserted the way users do it in Databricks: the panel
--- (without its ARRAY column, which SQL Server cannot hold) into
--- KWP_Colombia.dbo.CalibratedPanel, requested by a user of config/permissions.yaml.
-INSERT INTO bridge.events.bridge_events
-    (event_id, operation, source_table, target_table, primary_keys, columns, requested_by, status,
-     attempts, created_at)
-VALUES
-    (uuid(), 'INSERT', 'main.demo.calibrated_panel', 'KWP_Colombia.dbo.CalibratedPanel',
-     array('panel_id'),
-     array('panel_id', 'country', 'period', 'household_id', 'weight', 'spend', 'is_active', 'updated_at'),
-     'proyecto-colombia', 'pending', 0, current_timestamp());
+-- Who may do what (Unity Catalog). The projects' principals (see
+-- config/permissions.yaml, databricks_principals) may write sync events, and
+-- Colombia's may read the panel it syncs into KWP_Colombia.
+GRANT USE CATALOG ON CATALOG bridge TO `colombia-etl@example.com`;
+GRANT USE CATALOG ON CATALOG bridge TO `mexico-etl@example.com`;
+GRANT USE SCHEMA ON SCHEMA bridge.events TO `colombia-etl@example.com`;
+GRANT USE SCHEMA ON SCHEMA bridge.events TO `mexico-etl@example.com`;
+GRANT SELECT, MODIFY ON TABLE bridge.events.bridge_events TO `colombia-etl@example.com`;
+GRANT SELECT, MODIFY ON TABLE bridge.events.bridge_events TO `mexico-etl@example.com`;
+GRANT USE CATALOG ON CATALOG main TO `colombia-etl@example.com`;
+GRANT USE SCHEMA ON SCHEMA main.demo TO `colombia-etl@example.com`;
+GRANT SELECT ON TABLE main.demo.calibrated_panel TO `colombia-etl@example.com`;
+
+-- Sync events are inserted by the principals that act for a project (the
+-- demo inserts one as colombia-etl@example.com through the Statement
+-- Execution API); the bridge learns who wrote each from the table's history.

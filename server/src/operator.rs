@@ -156,7 +156,14 @@ impl BridgeOperator {
             target_table,
             primary_keys.iter().map(|k| k.to_string()).collect(),
         );
-        let plan = core.plan(&event, None, self.max_delete_rows).await?;
+        let plan = core
+            .plan(
+                &event,
+                crate::sync::Authority::Library {
+                    max_delete_rows: self.max_delete_rows,
+                },
+            )
+            .await?;
         Ok(core.execute(&plan).await?)
     }
 

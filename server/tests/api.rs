@@ -176,9 +176,9 @@ async fn tokens_401_rights_403_and_jobs_are_private() {
     assert_eq!(r.json["code"], "forbidden");
     assert_eq!(
         r.json["details"]["tables"],
-        json!(["kwp_colombia.dbo.j_ventas_co"])
+        json!(["kwp_colombia.dbo.productos"])
     );
-    assert_eq!(r.json["details"]["query"], "ventas");
+    assert_eq!(r.json["details"]["query"], "productos");
     assert!(b.get("/jobs", MEXICO).await.json["jobs"]
         .as_array()
         .unwrap()

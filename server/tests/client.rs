@@ -128,7 +128,7 @@ async fn every_facade_method_against_the_real_server() {
         Err(BridgeError::Forbidden(e)) => {
             assert_eq!(
                 e.details.unwrap()["tables"][0],
-                "kwp_colombia.dbo.j_ventas_co"
+                "kwp_colombia.dbo.productos"
             )
         }
         other => panic!("{other:?}"),

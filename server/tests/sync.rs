@@ -7,7 +7,7 @@ mod common;
 use std::process::Output;
 
 use bridge_sandbox::databricks::sql::types::render as render_cell;
-use common::server::World;
+use common::server::{World, DBX_SYNC};
 use futures_util::TryStreamExt;
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
@@ -82,6 +82,7 @@ fn world(tag: &str) -> World {
     );
     dbx(&w, SOURCE);
     dbx(&w, "DELETE FROM bridge.events.bridge_events");
+    w.grant_sync_sources();
     w
 }
 
@@ -89,19 +90,25 @@ fn dbx(w: &World, sql: &str) {
     w.dbx.engine().run_script(sql).unwrap();
 }
 
-/// The deck's INSERT INTO bridge_events, with the test's values.
+/// The deck's INSERT INTO bridge_events, with the test's values: for
+/// proyecto-sync as its Databricks principal over the Statement Execution
+/// API; for anyone else as the bridge's principal (as `POST /sync/events`
+/// writes them), so the checks after the writer's are what is tested.
 fn event(w: &World, op: &str, source: &str, target: &str, keys: &[&str], user: &str) -> String {
     let id = uuid::Uuid::new_v4().to_string();
     let keys: Vec<String> = keys.iter().map(|k| format!("'{k}'")).collect();
-    dbx(
-        w,
-        &format!(
-            "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, \
-             primary_keys, requested_by, status, attempts, created_at) \
-             VALUES ('{id}', '{op}', '{source}', '{target}', array({}), '{user}', 'pending', 0, current_timestamp())",
-            keys.join(", ")
-        ),
+    let sql = format!(
+        "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, \
+         primary_keys, requested_by, status, attempts, created_at) \
+         VALUES ('{id}', '{op}', '{source}', '{target}', array({}), '{user}', 'pending', 0, current_timestamp())",
+        keys.join(", ")
     );
+    if user == "proyecto-sync" {
+        let (state, err) = w.dbx_as(DBX_SYNC, &sql);
+        assert_eq!(state, "SUCCEEDED", "{err:?}");
+    } else {
+        dbx(w, &sql);
+    }
     id
 }
 
@@ -532,7 +539,7 @@ async fn events_that_cannot_apply_fail_with_the_reason_and_write_nothing() {
                 &["id"],
                 "proyecto-sync",
             ),
-            "cannot be read",
+            "lacks SELECT on table main.demo.nope (which does not exist)",
         ),
         (
             event(
@@ -662,11 +669,6 @@ async fn a_crash_after_commit_is_completed_from_the_ledger_not_applied_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_cut_mid_bulk_load_rolls_back_and_is_retried_once() {
     let w = world("sync-cut");
-    w.sql.faults().drop_next_bulk_loads_after_rows(2, 1);
-    // Databricks throttles and fails the statements API on the way, too.
-    w.dbx
-        .faults()
-        .throttle(2, 1, Some("/api/2.0/sql/statements"));
     let id = event(
         &w,
         "INSERT",
@@ -675,6 +677,11 @@ async fn a_connection_cut_mid_bulk_load_rolls_back_and_is_retried_once() {
         &["id"],
         "proyecto-sync",
     );
+    w.sql.faults().drop_next_bulk_loads_after_rows(2, 1);
+    // Databricks throttles and fails the statements API on the way, too.
+    w.dbx
+        .faults()
+        .throttle(2, 1, Some("/api/2.0/sql/statements"));
     let o = w.run(&[
         "sync",
         "run-once",
@@ -695,9 +702,6 @@ async fn a_connection_cut_mid_bulk_load_rolls_back_and_is_retried_once() {
     let ledger = rows(&w, "SELECT event_id FROM Sync.dbo.bridge_sync_ledger").await;
     assert_eq!(ledger.len(), 1);
 
-    w.dbx
-        .faults()
-        .unavailable(2, Some("/api/2.0/sql/statements"));
     dbx(
         &w,
         "CREATE TABLE main.demo.mas (id INT); INSERT INTO main.demo.mas VALUES (7), (8);",
@@ -710,6 +714,9 @@ async fn a_connection_cut_mid_bulk_load_rolls_back_and_is_retried_once() {
         &["id"],
         "proyecto-sync",
     );
+    w.dbx
+        .faults()
+        .unavailable(2, Some("/api/2.0/sql/statements"));
     let out = ok(&w.run(&[
         "sync",
         "run-once",
@@ -959,9 +966,9 @@ async fn the_api_submits_events_that_the_servers_poller_applies() {
     assert!(audit
         .iter()
         .any(|l| l["event_type"] == "sync_event_submitted" && l["user_name"] == "proyecto-sync"));
-    assert!(audit.iter().any(
-        |l| l["event_type"] == "permission_denied" && l["resource"] == "Sync.dbo.solo_lectura"
-    ));
+    assert!(audit.iter().any(|l| l["event_type"] == "permission_denied"
+        && l["resource"] == "sync.dbo.solo_lectura"
+        && l["missing_right"] == "write on SQL Server table sync.dbo.solo_lectura"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,8 +1,9 @@
 """The Python client (client/python, sql_databricks_bridge.sdk) against the real server.
 
 `bridge` (conftest.py) is `sql-databricks-bridge serve` over both sandboxes
-with the demo seeds: Colombia's token reads dbo.J_Ventas_CO and dbo.Productos
-and writes KWP_Colombia.dbo.CalibratedPanel; the Databricks double has the
+with the demo seeds and config/permissions.yaml: Colombia's token reads
+KWP_Colombia's J_Ventas_CO and Productos, writes under
+/Volumes/main/demo/landing/Colombia and into KWP_Colombia.dbo.CalibratedPanel; the Databricks double has the
 volume main.demo.landing and the table main.demo.calibrated_panel. Retries and
 odd answers are checked against a scripted local server (`fake_server`).
 """
@@ -94,14 +95,14 @@ def test_extract_then_wait_for_job(client, bridge):
 
 
 def test_extract_chosen_queries(client):
-    job = extract_colombia(client, destination=f"{LANDING}/only-productos", queries=["productos"])
+    job = extract_colombia(client, destination=f"{LANDING}/Colombia/only-productos", queries=["productos"])
     final = client.wait_for_job(job.job_id, poll_interval=POLL, timeout=WAIT)
     assert final.state == "succeeded"
     assert [q.query for q in final.queries] == ["productos"]
 
 
 def test_list_jobs_filters_and_pages(client):
-    jobs = [extract_colombia(client, destination=f"{LANDING}/listing-{i}") for i in range(2)]
+    jobs = [extract_colombia(client, destination=f"{LANDING}/Colombia/listing-{i}") for i in range(2)]
     done = [client.wait_for_job(j.job_id, poll_interval=POLL, timeout=WAIT) for j in jobs][-1]
     page = client.list_jobs(state="succeeded", limit=50)
     assert isinstance(page, JobList)
@@ -125,7 +126,7 @@ def test_list_jobs_filters_and_pages(client):
 
 
 def test_cancel_finished_job_is_a_conflict(client):
-    job = extract_colombia(client, destination=f"{LANDING}/cancel-finished")
+    job = extract_colombia(client, destination=f"{LANDING}/Colombia/cancel-finished")
     client.wait_for_job(job.job_id, poll_interval=POLL, timeout=WAIT)
     with pytest.raises(ConflictError) as err:
         client.cancel_job(job.job_id)
@@ -136,7 +137,7 @@ def test_cancel_finished_job_is_a_conflict(client):
 
 
 def test_cancel_just_submitted_job(client):
-    job = extract_colombia(client, destination=f"{LANDING}/cancel-early")
+    job = extract_colombia(client, destination=f"{LANDING}/Colombia/cancel-early")
     try:
         cancelled = client.cancel_job(job.job_id)
     except ConflictError:
@@ -207,7 +208,7 @@ def test_not_found(client, bridge):
     with pytest.raises(NotFoundError):
         client.get_sync_event("no-such-event")
     # A token sees only its own jobs.
-    job = extract_colombia(client, destination=f"{LANDING}/not-found")
+    job = extract_colombia(client, destination=f"{LANDING}/Colombia/not-found")
     with BridgeClient(base_url=bridge.url, token=MEXICO_TOKEN) as mexico:
         with pytest.raises(NotFoundError):
             mexico.get_job_status(job.job_id)
@@ -357,7 +358,7 @@ def test_async_client(bridge):
         async with AsyncBridgeClient(base_url=bridge.url, token=COLOMBIA_TOKEN) as c:
             assert "***" in repr(c) and COLOMBIA_TOKEN not in repr(c)
             job = await c.extract(queries_path="./queries", config_path="./config", country="Colombia",
-                                  destination=f"{LANDING}/async", overwrite=True)
+                                  destination=f"{LANDING}/Colombia/async", overwrite=True)
             event = await c.submit_sync_event(operation="UPSERT", source_table="main.demo.calibrated_panel",
                                               target_table="KWP_Colombia.dbo.CalibratedPanel",
                                               primary_keys=["panel_id"], columns=PANEL_COLUMNS)
@@ -563,7 +564,7 @@ def test_example_program(bridge):
     )
     cmd = [
         sys.executable, str(REPO_ROOT / "examples" / "python_client.py"),
-        "--destination", f"{LANDING}/example", "--overwrite",
+        "--destination", f"{LANDING}/Colombia/example", "--overwrite",
         "--source-table", "main.demo.calibrated_panel",
         "--target-table", "KWP_Colombia.dbo.CalibratedPanel",
         "--operation", "UPSERT", "--primary-key", "panel_id",
@@ -587,7 +588,7 @@ def test_example_program(bridge):
 
 
 def test_to_dict_round_trip(client):
-    job = extract_colombia(client, destination=f"{LANDING}/roundtrip")
+    job = extract_colombia(client, destination=f"{LANDING}/Colombia/roundtrip")
     status = client.wait_for_job(job.job_id, poll_interval=POLL, timeout=WAIT)
     data = status.to_dict()
     assert json.loads(json.dumps(data))["job_id"] == job.job_id

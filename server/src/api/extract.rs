@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 
+use super::authorize::{home_database, require_tables, require_volume_write};
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::input::ApiJson;
@@ -14,6 +15,7 @@ use super::paths::{existing_inside, file_inside, new_inside};
 use super::state::AppState;
 use crate::auth::{referenced_tables, EventType};
 use crate::config::ParamError;
+use crate::databricks::names::VolumePath;
 use crate::extract::run::{render_queries, Destination, DestinationPath, RenderedQuery, RunError};
 use crate::jobs::ExtractJob;
 use crate::queries::QueryError;
@@ -30,11 +32,11 @@ use crate::queries::QueryError;
             headers(("Location" = String, description = "/jobs/{job_id}"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "A table the queries read is not granted `read`, or a path is outside the server's roots", body = ErrorBody),
+        (status = 403, description = "A table the queries read is not granted `read` (names resolved in the bridge's database), the Volume path is not granted `write`, or a path is outside the server's roots", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "A field is wrong: unknown country or query, missing parameter, bad destination", body = ErrorBody),
-        (status = 503, description = "A Volume destination but Databricks is not configured", body = ErrorBody),
+        (status = 503, description = "A Volume destination but Databricks is not configured, or a right cannot be checked now", body = ErrorBody),
     )
 )]
 pub async fn start_extract(
@@ -59,7 +61,19 @@ pub async fn start_extract(
     for q in &queries {
         file_inside(&roots.queries, &q.path, "queries_path")?;
     }
-    check_reads(&state, &caller, &queries)?;
+    check_reads(&state, &caller, &queries).await?;
+    if let Destination::Volume(root, _) = &destination {
+        // The job writes (and with overwrite, replaces) under <root>/<country>.
+        let path = VolumePath::parse(&format!("{}/{}", root.0, req.country))
+            .map_err(|e| ApiError::invalid("destination", e))?;
+        require_volume_write(
+            &state,
+            &caller,
+            &path,
+            &format!("extract {} to {}", req.country, req.destination),
+        )
+        .await?;
+    }
 
     let job = ExtractJob {
         country: req.country.clone(),
@@ -148,42 +162,40 @@ pub(super) fn request_error(e: RunError) -> ApiError {
     ApiError::invalid(field, e.to_string())
 }
 
-/// Requires `read` on every table each query references; audits each.
-fn check_reads(
+/// Requires `read` on every table each query references, resolved in the
+/// database the queries run in; audits each.
+async fn check_reads(
     state: &AppState,
     caller: &Caller,
     queries: &[RenderedQuery],
 ) -> Result<(), ApiError> {
+    let mut parsed = Vec::with_capacity(queries.len());
     for q in queries {
         let tables = referenced_tables(&q.sql).map_err(|e| {
             ApiError::invalid("queries", format!("query '{}': {e}", q.name))
                 .details(serde_json::json!({ "field": "queries", "query": q.name }))
         })?;
-        let refused = caller.user.unreadable(&tables);
-        for t in &tables {
-            let t_name = t.to_string();
-            let allowed = !refused.contains(&t);
-            let kind = if allowed {
-                EventType::AuthSuccess
-            } else {
-                EventType::PermissionDenied
-            };
-            state.audit.record(
-                caller
-                    .event(kind, &t_name, "read")
-                    .detail(format!("query {}", q.name)),
-            );
-        }
-        if !refused.is_empty() {
-            let names: Vec<String> = refused.iter().map(|t| t.to_string()).collect();
-            return Err(ApiError::forbidden(format!(
-                "user '{}' may not read {} (query '{}')",
-                caller.user.name,
-                names.join(", "),
-                q.name
-            ))
-            .details(serde_json::json!({ "query": q.name, "tables": names })));
-        }
+        parsed.push((q, tables));
+    }
+    let database = home_database(state).await?;
+    for (q, tables) in parsed {
+        require_tables(
+            state,
+            caller,
+            &tables,
+            false,
+            &database,
+            &format!("query '{}'", q.name),
+        )
+        .map_err(|e| {
+            let tables = e
+                .body
+                .details
+                .as_ref()
+                .and_then(|d| d.get("tables"))
+                .cloned();
+            e.details(serde_json::json!({ "query": q.name, "tables": tables }))
+        })?;
     }
     Ok(())
 }

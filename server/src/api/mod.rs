@@ -2,6 +2,7 @@
 //! server loop with graceful shutdown. Handlers check, then hand work to
 //! `jobs`; they hold no business logic of their own.
 
+pub mod authorize;
 pub mod caller;
 pub mod catalog;
 pub mod docs;

@@ -4,11 +4,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::paths::Roots;
-use crate::auth::{AuditLog, Permissions};
+use crate::auth::{AuditLog, LakehouseRights, Permissions};
 use crate::config::SqlServerSettings;
 use crate::databricks::Workspace;
 use crate::jobs::JobRunner;
 use crate::metrics::{Counter, Histogram};
+use crate::sqlserver::home::HomeDatabase;
 use crate::sync::{EventsTable, SyncStats};
 
 pub struct ServerState {
@@ -17,6 +18,10 @@ pub struct ServerState {
     pub runner: JobRunner,
     pub roots: Roots,
     pub sqlserver: SqlServerSettings,
+    /// The database names without one are in.
+    pub home: HomeDatabase,
+    /// Rights on the Databricks side; `None` without a workspace.
+    pub lakehouse: Option<Arc<LakehouseRights>>,
     /// The workspace, or why it is not configured.
     pub databricks: Result<Workspace, String>,
     /// The sync events table and the poller's counters, or why sync is off.

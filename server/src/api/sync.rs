@@ -7,11 +7,13 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 
+use super::authorize::{home_database, require_databricks_read, require_tables};
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::input::{ApiJson, ApiQuery};
 use super::state::AppState;
 use crate::auth::EventType;
+use crate::databricks::names::UcName;
 use crate::sync::event::{column_name, source_name};
 use crate::sync::{
     EventStatus, EventsError, EventsTable, NewEvent, Operation, SyncEvent, TargetTable,
@@ -86,10 +88,10 @@ fn upstream(e: EventsError) -> ApiError {
             headers(("Location" = String, description = "/sync/events/{event_id}"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 403, description = "No `write` on the target table", body = ErrorBody),
+        (status = 403, description = "No `write` on the target table (resolved in the bridge's database), or no right to read the source in Databricks", body = ErrorBody),
         (status = 422, description = "A field is wrong: table names, keys, columns", body = ErrorBody),
         (status = 502, description = "Databricks failed", body = ErrorBody),
-        (status = 503, description = "Sync is not configured on this server", body = ErrorBody),
+        (status = 503, description = "Sync is not configured on this server, or a right cannot be checked now", body = ErrorBody),
     )
 )]
 pub async fn submit_event(
@@ -112,26 +114,26 @@ pub async fn submit_event(
     for c in req.columns.iter().flatten() {
         column_name(c).map_err(|e| ApiError::invalid("columns", e.0))?;
     }
-    let resource = target.to_string();
-    if !caller.user.can_write(&target.permission_name()) {
-        state.audit.record(
-            caller
-                .event(EventType::PermissionDenied, &resource, "write")
-                .detail(format!(
-                    "sync {} from {}",
-                    req.operation.as_str(),
-                    req.source_table
-                )),
-        );
-        return Err(ApiError::forbidden(format!(
-            "user '{}' may not write {resource}",
-            caller.user.name
-        ))
-        .details(serde_json::json!({ "table": resource })));
-    }
-    state
-        .audit
-        .record(caller.event(EventType::AuthSuccess, &resource, "write"));
+    let database = home_database(&state).await?;
+    let context = format!(
+        "sync {} from {} into {}",
+        req.operation.as_str(),
+        req.source_table,
+        req.target_table
+    );
+    require_tables(
+        &state,
+        &caller,
+        &[target.permission_name()],
+        true,
+        &database,
+        &context,
+    )?;
+    let source = UcName::parse(&req.source_table).ok_or_else(|| {
+        ApiError::invalid("source_table", "source_table must be catalog.schema.table")
+    })?;
+    require_databricks_read(&state, &caller, &source, &context).await?;
+    let resource = target.permission_name().in_database(&database).to_string();
     let table = events(&state)?;
     let stored = table
         .insert(&NewEvent {

@@ -43,6 +43,10 @@ pub struct AuditEvent {
     pub resource: String,
     pub action: String,
     pub outcome: &'static str,
+    /// On a refusal: the right that was missing (`write on
+    /// kwp_colombia.dbo.t`, `SELECT on table main.hr.salaries`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_right: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -67,8 +71,14 @@ impl AuditEvent {
             resource: resource.into(),
             action: action.to_string(),
             outcome,
+            missing_right: None,
             detail: None,
         }
+    }
+
+    pub fn missing(mut self, right: impl Into<String>) -> Self {
+        self.missing_right = Some(right.into());
+        self
     }
 
     pub fn user(mut self, name: impl Into<String>) -> Self {

@@ -1,10 +1,13 @@
-//! Who may do what: bearer tokens per project, per-table permissions, and
-//! the tables a query touches. Used by the API (issue 5) and the sync (issue 7).
+//! Who may do what: bearer tokens per project, per-table permissions on
+//! SQL Server, rights on the Databricks side, and the tables a query
+//! touches. Used by the API and the sync poller.
 
 pub mod audit;
+pub mod lakehouse;
 pub mod permissions;
 pub mod tables;
 
 pub use audit::{AuditEvent, AuditLog, EventType};
+pub use lakehouse::{Grounds, LakehouseDenied, LakehouseRights};
 pub use permissions::{Access, PermissionError, Permissions, User};
 pub use tables::{referenced_tables, TableName, TablesError};

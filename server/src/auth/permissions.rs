@@ -1,7 +1,12 @@
 //! `config/permissions.yaml`: users with a bearer token (in clear or as its
-//! SHA-256) and per-table access (`read`, `write`, `read_write`, with
-//! `max_delete_rows` capping DELETE). Tokens are compared as SHA-256 digests
-//! in constant time, so neither the file nor the timing gives a token away.
+//! SHA-256), the Databricks principals that act for each, per-table access
+//! on SQL Server (`read`, `write`, `read_write`, with `max_delete_rows`
+//! capping DELETE) and explicit grants on Databricks tables and Volume
+//! paths. Tokens are compared as SHA-256 digests in constant time, so
+//! neither the file nor the timing gives a token away.
+//!
+//! SQL Server names are compared resolved: a grant or a name without a
+//! database means the bridge's own database (see [`TableName::covered_by`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::tables::TableName;
+use crate::databricks::names::{UcName, VolumePath};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PermissionError {
@@ -39,6 +45,9 @@ impl Access {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRoot {
+    /// Principals of other bridges writing to the same events table.
+    #[serde(default)]
+    bridge_principals: Vec<String>,
     #[serde(default)]
     users: Vec<FileUser>,
 }
@@ -50,7 +59,19 @@ struct FileUser {
     token: Option<String>,
     token_sha256: Option<String>,
     #[serde(default)]
+    databricks_principals: Vec<String>,
+    #[serde(default)]
     permissions: Vec<FilePermission>,
+    #[serde(default)]
+    databricks_permissions: Vec<FileDatabricksPermission>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabricksPermission {
+    table: Option<String>,
+    volume_path: Option<String>,
+    access: Access,
 }
 
 #[derive(Deserialize)]
@@ -68,44 +89,105 @@ pub struct TablePermission {
     pub max_delete_rows: Option<u64>,
 }
 
+/// A Databricks object granted in permissions.yaml, besides what Unity
+/// Catalog grants the user's principals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabricksObject {
+    /// A table or view the bridge may read for the user (sync sources).
+    Table(UcName),
+    /// A Volume directory (and everything below it).
+    VolumePath(VolumePath),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabricksPermission {
+    pub object: DatabricksObject,
+    pub access: Access,
+}
+
 /// One project's identity and rights. The token itself is never kept.
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub name: String,
     token_sha256: [u8; 32],
+    /// Databricks user names and service principal application ids that
+    /// act for this user (lower-cased): the writers of its sync events, and
+    /// whose Unity Catalog rights are its rights in Databricks.
+    pub databricks_principals: Vec<String>,
     pub permissions: Vec<TablePermission>,
+    pub databricks_permissions: Vec<DatabricksPermission>,
 }
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("User")
             .field("name", &self.name)
+            .field("databricks_principals", &self.databricks_principals)
             .field("permissions", &self.permissions)
+            .field("databricks_permissions", &self.databricks_permissions)
             .finish_non_exhaustive()
     }
 }
 
+/// Lower case, surrounding spaces dropped: how principals are compared
+/// (Databricks user names are e-mail addresses, service principals UUIDs).
+pub fn principal_key(p: &str) -> String {
+    p.trim().to_lowercase()
+}
+
 impl User {
-    fn grant(&self, t: &TableName) -> Option<&TablePermission> {
-        self.permissions.iter().find(|p| t.covered_by(&p.table))
+    /// The grant covering `t`, both names resolved in `database` (the
+    /// database the bridge runs queries in and writes to).
+    fn grant(&self, t: &TableName, database: &str) -> Option<&TablePermission> {
+        self.permissions
+            .iter()
+            .find(|p| t.covered_by(&p.table, database))
     }
 
-    pub fn can_read(&self, t: &TableName) -> bool {
-        self.grant(t).is_some_and(|p| p.access.can_read())
+    pub fn can_read(&self, t: &TableName, database: &str) -> bool {
+        self.grant(t, database).is_some_and(|p| p.access.can_read())
     }
 
-    pub fn can_write(&self, t: &TableName) -> bool {
-        self.grant(t).is_some_and(|p| p.access.can_write())
+    pub fn can_write(&self, t: &TableName, database: &str) -> bool {
+        self.grant(t, database)
+            .is_some_and(|p| p.access.can_write())
     }
 
     /// The DELETE cap on a table the user may write; `None` means no cap.
-    pub fn max_delete_rows(&self, t: &TableName) -> Option<u64> {
-        self.grant(t).and_then(|p| p.max_delete_rows)
+    pub fn max_delete_rows(&self, t: &TableName, database: &str) -> Option<u64> {
+        self.grant(t, database).and_then(|p| p.max_delete_rows)
     }
 
     /// The tables of `tables` this user may not read.
-    pub fn unreadable<'a>(&self, tables: &'a [TableName]) -> Vec<&'a TableName> {
-        tables.iter().filter(|t| !self.can_read(t)).collect()
+    pub fn unreadable<'a>(&self, tables: &'a [TableName], database: &str) -> Vec<&'a TableName> {
+        tables
+            .iter()
+            .filter(|t| !self.can_read(t, database))
+            .collect()
+    }
+
+    /// Whether `principal` acts for this user.
+    pub fn has_principal(&self, principal: &str) -> bool {
+        let k = principal_key(principal);
+        self.databricks_principals.contains(&k)
+    }
+
+    /// An explicit permissions.yaml grant to read a Databricks table.
+    pub fn granted_databricks_table(&self, t: &UcName) -> bool {
+        self.databricks_permissions.iter().any(|p| {
+            p.access.can_read() && matches!(&p.object, DatabricksObject::Table(g) if g == t)
+        })
+    }
+
+    /// An explicit permissions.yaml grant covering a Volume path.
+    pub fn granted_volume_path(&self, path: &VolumePath, write: bool) -> bool {
+        self.databricks_permissions.iter().any(|p| {
+            (if write {
+                p.access.can_write()
+            } else {
+                p.access.can_read()
+            }) && matches!(&p.object, DatabricksObject::VolumePath(g) if path.within(g))
+        })
     }
 }
 
@@ -113,6 +195,10 @@ impl User {
 #[derive(Clone, Debug, Default)]
 pub struct Permissions {
     pub users: Vec<User>,
+    /// Principals of other bridges sharing the events table (lower-cased):
+    /// events they wrote were submitted through their REST API for the
+    /// token's user, like this bridge's own.
+    pub bridge_principals: Vec<String>,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -185,6 +271,40 @@ impl Permissions {
                     "user '{who}' has the same token as another user"
                 )));
             }
+            let mut databricks_principals = Vec::new();
+            for p in &u.databricks_principals {
+                let k = principal_key(p);
+                if k.is_empty() {
+                    return Err(invalid(format!(
+                        "user '{who}': databricks_principals has an empty entry"
+                    )));
+                }
+                databricks_principals.push(k);
+            }
+            let mut databricks_permissions = Vec::new();
+            for (j, p) in u.databricks_permissions.into_iter().enumerate() {
+                let at = format!("user '{who}': databricks_permissions #{}", j + 1);
+                let object = match (p.table, p.volume_path) {
+                    (Some(t), None) => {
+                        if p.access != Access::Read {
+                            return Err(invalid(format!(
+                                "{at}: the bridge only reads Databricks tables; use access: read"
+                            )));
+                        }
+                        DatabricksObject::Table(UcName::parse(&t).ok_or_else(|| {
+                            invalid(format!("{at}: '{t}' is not catalog.schema.table"))
+                        })?)
+                    }
+                    (None, Some(v)) => DatabricksObject::VolumePath(
+                        VolumePath::parse(&v).map_err(|e| invalid(format!("{at}: {e}")))?,
+                    ),
+                    _ => return Err(invalid(format!("{at}: give either table or volume_path"))),
+                };
+                databricks_permissions.push(DatabricksPermission {
+                    object,
+                    access: p.access,
+                });
+            }
             let mut permissions = Vec::new();
             for p in u.permissions {
                 let table = TableName::parse(&p.table).ok_or_else(|| {
@@ -199,10 +319,28 @@ impl Permissions {
             users.push(User {
                 name: who,
                 token_sha256,
+                databricks_principals,
                 permissions,
+                databricks_permissions,
             });
         }
-        Ok(Permissions { users })
+        let mut bridge_principals = Vec::new();
+        for p in &root.bridge_principals {
+            let k = principal_key(p);
+            if let Some(u) = users.iter().find(|u| u.has_principal(&k)) {
+                return Err(invalid(format!(
+                    "bridge_principals: '{p}' is also a principal of user '{}'",
+                    u.name
+                )));
+            }
+            if !k.is_empty() {
+                bridge_principals.push(k);
+            }
+        }
+        Ok(Permissions {
+            users,
+            bridge_principals,
+        })
     }
 
     /// The user a bearer token belongs to. Every user is compared, so the
@@ -223,6 +361,21 @@ impl Permissions {
             .iter()
             .find(|u| u.name.eq_ignore_ascii_case(name))
     }
+
+    /// The users a Databricks principal acts for.
+    pub fn users_of_principal(&self, principal: &str) -> Vec<&User> {
+        self.users
+            .iter()
+            .filter(|u| u.has_principal(principal))
+            .collect()
+    }
+
+    /// Whether `principal` is a bridge's (events it wrote came through a
+    /// bridge's REST API, for the user it names).
+    pub fn is_bridge_principal(&self, principal: &str) -> bool {
+        let k = principal_key(principal);
+        self.bridge_principals.contains(&k)
+    }
 }
 
 #[cfg(test)]
@@ -240,12 +393,56 @@ mod tests {
         assert_eq!(mx.name, "proyecto-mexico");
         assert!(p.authenticate("nope").is_none());
         let ventas_mx = TableName::parse("KWP_Mexico.dbo.J_Ventas_MX").unwrap();
-        assert!(mx.can_read(&ventas_mx) && mx.can_write(&ventas_mx));
-        assert_eq!(mx.max_delete_rows(&ventas_mx), Some(10000));
-        assert!(!co.can_read(&ventas_mx));
+        assert!(mx.can_read(&ventas_mx, "master") && mx.can_write(&ventas_mx, "master"));
+        assert_eq!(mx.max_delete_rows(&ventas_mx, "master"), Some(10000));
+        assert!(!co.can_read(&ventas_mx, "KWP_Mexico"));
+        // A name without a database is in the bridge's database.
         let productos = TableName::parse("[dbo].[productos]").unwrap();
-        assert!(co.can_read(&productos) && !co.can_write(&productos));
+        assert!(
+            co.can_read(&productos, "KWP_Colombia") && !co.can_write(&productos, "KWP_Colombia")
+        );
+        assert!(!co.can_read(&productos, "KWP_Mexico"));
+        assert!(!co.can_read(
+            &TableName::parse("KWP_Mexico.dbo.Productos").unwrap(),
+            "KWP_Colombia"
+        ));
         assert!(!format!("{mx:?}").contains("c31328"));
+        // Principals, and Volume paths granted explicitly.
+        assert_eq!(
+            p.users_of_principal("Colombia-ETL@example.com")[0].name,
+            "proyecto-colombia"
+        );
+        assert!(p.users_of_principal("mallory@example.com").is_empty());
+        let path = |s: &str| VolumePath::parse(s).unwrap();
+        assert!(co.granted_volume_path(&path("/Volumes/main/demo/landing/Colombia/ventas"), true));
+        assert!(!co.granted_volume_path(&path("/Volumes/main/demo/landing/Mexico"), true));
+        assert!(!co.granted_volume_path(&path("/Volumes/main/demo/landing"), true));
+    }
+
+    #[test]
+    fn databricks_entries_are_checked() {
+        let path = Path::new("p.yaml");
+        let e = |t: &str| Permissions::parse(t, path).unwrap_err().to_string();
+        let user = "users:\n  - name: a\n    token: x\n";
+        assert!(e(&format!(
+            "{user}    databricks_permissions:\n      - table: main.hr\n        access: read\n"
+        ))
+        .contains("user 'a': databricks_permissions #1: 'main.hr' is not catalog.schema.table"));
+        assert!(e(&format!(
+            "{user}    databricks_permissions:\n      - table: main.hr.s\n        access: write\n"
+        ))
+        .contains("only reads Databricks tables"));
+        assert!(e(&format!("{user}    databricks_permissions:\n      - volume_path: /tmp/x\n        access: write\n")).contains("not a Volume path"));
+        assert!(e(&format!(
+            "{user}    databricks_permissions:\n      - access: write\n"
+        ))
+        .contains("either table or volume_path"));
+        assert!(e(&format!(
+            "{user}    databricks_principals: [a@x]\nbridge_principals: [A@X]\n"
+        ))
+        .contains("also a principal of user 'a'"));
+        let p = Permissions::parse(&format!("{user}    databricks_permissions:\n      - table: Main.HR.Salaries\n        access: read\n"), path).unwrap();
+        assert!(p.users[0].granted_databricks_table(&UcName::parse("main.hr.salaries").unwrap()));
     }
 
     #[test]

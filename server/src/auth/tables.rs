@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_relations, Expr, FromTable, ObjectName, Query, SetExpr, Statement, TableFactor,
-    TableObject, Visit, Visitor,
+    visit_expressions, visit_relations, Expr, FromTable, ObjectName, Query, SetExpr, Statement,
+    TableFactor, TableObject, Use, Visit, Visitor,
 };
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::parser::{Parser, ParserOptions};
@@ -20,7 +20,15 @@ pub enum TablesError {
     NotAQuery(String),
 }
 
-/// A table name as written, split into its parts; `schema` defaults to `dbo`.
+/// A table name as written, split into its parts; `schema` defaults to
+/// `dbo`, `database` is `None` when the name does not give one.
+///
+/// Names are kept lower-cased with brackets and quotes removed: SQL Server
+/// compares identifiers under the database's collation, case-insensitive
+/// by default (`SQL_Latin1_General_CP1_CI_AS`), and ignores trailing spaces
+/// when comparing strings
+/// (https://learn.microsoft.com/en-us/sql/relational-databases/databases/database-identifiers,
+/// https://learn.microsoft.com/en-us/sql/t-sql/language-elements/string-comparison-assignment).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableName {
     pub database: Option<String>,
@@ -28,21 +36,29 @@ pub struct TableName {
     pub table: String,
 }
 
+/// How an identifier compares: lower case, trailing spaces dropped.
+fn fold(s: &str) -> String {
+    s.trim_end().to_lowercase()
+}
+
 impl TableName {
     /// Parses `t`, `s.t`, `d.s.t`, `d..t` and bracketed forms, lower-cased.
+    /// A four-part (linked server) name is not a table of this server.
     pub fn parse(text: &str) -> Option<TableName> {
         let parts: Vec<String> = split_name(text)?;
         Self::from_parts(&parts)
     }
 
     fn from_parts(parts: &[String]) -> Option<TableName> {
-        let low = |s: &String| s.to_lowercase();
         let (database, schema, table) = match parts {
-            [t] => (None, "dbo".to_string(), low(t)),
-            [s, t] => (None, low(s), low(t)),
-            [d, s, t] | [_, d, s, t] => (Some(low(d)), low(s), low(t)),
+            [t] => (None, String::new(), fold(t)),
+            [s, t] => (None, fold(s), fold(t)),
+            [d, s, t] => (Some(fold(d)), fold(s), fold(t)),
             _ => return None,
         };
+        if table.is_empty() || database.as_deref() == Some("") {
+            return None;
+        }
         let schema = if schema.is_empty() {
             "dbo".to_string()
         } else {
@@ -55,15 +71,20 @@ impl TableName {
         })
     }
 
-    /// Whether a permission for `granted` covers this table: schema and
-    /// table must match; a database is compared only when both name one.
-    pub fn covered_by(&self, granted: &TableName) -> bool {
-        self.schema == granted.schema
-            && self.table == granted.table
-            && match (&self.database, &granted.database) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
+    /// The name as SQL Server resolves it when `database` is the current
+    /// one: a name without a database is in that database.
+    pub fn in_database(&self, database: &str) -> TableName {
+        TableName {
+            database: Some(self.database.clone().unwrap_or_else(|| fold(database))),
+            ..self.clone()
+        }
+    }
+
+    /// Whether a grant on `granted` covers this table, both resolved in
+    /// `database` first: a grant without a database means that database
+    /// and no other.
+    pub fn covered_by(&self, granted: &TableName, database: &str) -> bool {
+        self.in_database(database) == granted.in_database(database)
     }
 }
 
@@ -76,27 +97,31 @@ impl std::fmt::Display for TableName {
     }
 }
 
-/// Splits a dotted name with `[bracketed]` or `"quoted"` parts, case kept.
+/// Splits a dotted name with `[bracketed]` (`]]` for `]`) or `"quoted"`
+/// (`""` for `"`) parts, case kept; `None` for an unterminated part.
 pub fn split_name(text: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut cur = String::new();
     let mut chars = text.trim().chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '[' => {
-                for c in chars.by_ref() {
-                    if c == ']' {
+            '[' | '"' => {
+                let close = if c == '[' { ']' } else { '"' };
+                let mut closed = false;
+                while let Some(c) = chars.next() {
+                    if c == close {
+                        if chars.peek() == Some(&close) {
+                            chars.next();
+                            cur.push(close);
+                            continue;
+                        }
+                        closed = true;
                         break;
                     }
                     cur.push(c);
                 }
-            }
-            '"' => {
-                for c in chars.by_ref() {
-                    if c == '"' {
-                        break;
-                    }
-                    cur.push(c);
+                if !closed {
+                    return None;
                 }
             }
             '.' => parts.push(std::mem::take(&mut cur)),
@@ -125,13 +150,17 @@ impl Visitor for Ctes {
 }
 
 /// Every object an extraction batch reads, de-duplicated and sorted: the
-/// tables and views its SELECTs name, and the stored procedures it EXECs
-/// (the bridge cannot see inside a procedure, so the procedure is the
-/// object a user needs `read` on). What it may do besides reading: SET
-/// options and variables, DECLARE, PRINT, IF/WHILE, and write its own
-/// `#temp` tables and table variables. Writes to any other table, dynamic
-/// SQL (which cannot be checked before it runs) and anything that does not
-/// parse are refused.
+/// tables and views its SELECTs name, the table-valued and scalar
+/// user-defined functions it calls and the stored procedures it EXECs (the
+/// bridge cannot see inside them, so the object itself is what a user
+/// needs `read` on). What it may do besides reading: SET options and
+/// variables, DECLARE, PRINT, IF/WHILE, `USE` a database (names after it
+/// are in that database), and write its own `#temp` tables and table
+/// variables. Writes to any other table, dynamic SQL (which cannot be
+/// checked before it runs), linked servers and ad hoc remote sources
+/// (`OPENQUERY`, `OPENROWSET`, `OPENDATASOURCE`) and anything that does
+/// not parse are refused. Names without a database are returned so; the
+/// caller resolves them in the database the batch runs in.
 pub fn referenced_tables(sql: &str) -> Result<Vec<TableName>, TablesError> {
     let stmts = Parser::new(&MsSqlDialect {})
         .with_options(ParserOptions {
@@ -141,11 +170,14 @@ pub fn referenced_tables(sql: &str) -> Result<Vec<TableName>, TablesError> {
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| TablesError::Parse(e.to_string()))?;
-    let mut out = HashSet::new();
+    let mut walk = Walk::default();
     for stmt in &stmts {
-        check_statement(stmt, &mut out)?;
+        walk.statement(stmt, true)?;
     }
-    let mut v: Vec<TableName> = out.into_iter().collect();
+    if let Some(e) = walk.error {
+        return Err(e);
+    }
+    let mut v: Vec<TableName> = walk.out.into_iter().collect();
     v.sort();
     Ok(v)
 }
@@ -176,130 +208,200 @@ fn is_scratch(name: &ObjectName) -> bool {
         .is_some_and(|t| (t.starts_with('#') && !t.starts_with("##")) || t.starts_with('@'))
 }
 
-/// Adds the tables a statement reads (CTEs and scratch objects aside).
-fn reads(stmt: &impl Visit, out: &mut HashSet<TableName>, skip: Option<&ObjectName>) {
-    let mut ctes = Ctes(HashSet::new());
-    let _ = stmt.visit(&mut ctes);
-    let _ = visit_relations(stmt, |name| {
-        let parts = name_parts(name);
-        let is_cte = parts.len() == 1 && ctes.0.contains(&parts[0].to_lowercase());
-        if !is_cte && !is_scratch(name) && skip != Some(name) {
-            if let Some(t) = TableName::from_parts(&parts) {
-                out.insert(t);
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
+/// Rowset functions that read another server or a file, outside SQL
+/// Server's permission checks on this server's tables
+/// (https://learn.microsoft.com/en-us/sql/t-sql/functions/rowset-functions-transact-sql).
+const REMOTE_ROWSETS: [&str; 3] = ["openquery", "openrowset", "opendatasource"];
+
+/// What a batch reads so far, and the database its names are in.
+#[derive(Default)]
+struct Walk {
+    out: HashSet<TableName>,
+    /// Set by `USE`; names without a database are in it from then on.
+    database: Option<String>,
+    error: Option<TablesError>,
 }
 
-fn check_statement(stmt: &Statement, out: &mut HashSet<TableName>) -> Result<(), TablesError> {
-    let refuse = || Err(TablesError::NotAQuery(head(stmt)));
-    match stmt {
-        Statement::Query(q) => {
-            if let SetExpr::Select(s) = q.body.as_ref() {
-                if let Some(into) = &s.into {
-                    let scratch = into.targets.iter().all(|t| match t {
-                        Expr::Identifier(i) => {
-                            i.value.starts_with('#') && !i.value.starts_with("##")
+impl Walk {
+    fn object(&mut self, parts: &[String]) {
+        match TableName::from_parts(parts) {
+            Some(mut t) => {
+                if t.database.is_none() {
+                    t.database = self.database.clone();
+                }
+                self.out.insert(t);
+            }
+            None if parts.len() == 4 => {
+                self.error.get_or_insert(TablesError::NotAQuery(format!(
+                    "a linked-server name ({})",
+                    parts.join(".")
+                )));
+            }
+            None => {
+                self.error.get_or_insert(TablesError::NotAQuery(format!(
+                    "an unusable object name ({})",
+                    parts.join(".")
+                )));
+            }
+        }
+    }
+
+    /// Adds the objects a statement reads (CTEs and scratch objects aside).
+    fn reads(&mut self, stmt: &impl Visit, skip: Option<&ObjectName>) {
+        let mut ctes = Ctes(HashSet::new());
+        let _ = stmt.visit(&mut ctes);
+        let mut found: Vec<Vec<String>> = Vec::new();
+        let _ = visit_relations(stmt, |name| {
+            let parts = name_parts(name);
+            let is_cte = parts.len() == 1 && ctes.0.contains(&parts[0].to_lowercase());
+            if !is_cte && !is_scratch(name) && skip != Some(name) {
+                found.push(parts);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        // Scalar user-defined functions are called with at least a schema
+        // (https://learn.microsoft.com/en-us/sql/relational-databases/user-defined-functions/execute-user-defined-functions);
+        // built-in functions have one-part names.
+        let _ = visit_expressions(stmt, |e| {
+            if let Expr::Function(f) = e {
+                let parts = name_parts(&f.name);
+                if parts.len() > 1 {
+                    found.push(parts);
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        for parts in found {
+            if parts.len() == 1 && REMOTE_ROWSETS.contains(&parts[0].to_lowercase().as_str()) {
+                self.error.get_or_insert(TablesError::NotAQuery(format!(
+                    "{} (a remote source)",
+                    parts[0].to_uppercase()
+                )));
+            } else {
+                self.object(&parts);
+            }
+        }
+    }
+
+    fn statement(&mut self, stmt: &Statement, top: bool) -> Result<(), TablesError> {
+        let refuse = || Err(TablesError::NotAQuery(head(stmt)));
+        match stmt {
+            Statement::Query(q) => {
+                if let SetExpr::Select(s) = q.body.as_ref() {
+                    if let Some(into) = &s.into {
+                        let scratch = into.targets.iter().all(|t| match t {
+                            Expr::Identifier(i) => {
+                                i.value.starts_with('#') && !i.value.starts_with("##")
+                            }
+                            Expr::CompoundIdentifier(p) => p.last().is_some_and(|i| {
+                                i.value.starts_with('#') && !i.value.starts_with("##")
+                            }),
+                            _ => false,
+                        });
+                        if !scratch {
+                            return refuse();
                         }
-                        Expr::CompoundIdentifier(p) => p.last().is_some_and(|i| {
-                            i.value.starts_with('#') && !i.value.starts_with("##")
-                        }),
-                        _ => false,
-                    });
-                    if !scratch {
-                        return refuse();
+                    }
+                }
+                self.reads(stmt, None);
+            }
+            Statement::Set(_) | Statement::Declare { .. } | Statement::Print(_) => {
+                self.reads(stmt, None)
+            }
+            Statement::Use(u) => {
+                let name = match u {
+                    Use::Object(n) | Use::Database(n) | Use::Catalog(n) => name_parts(n),
+                    _ => return refuse(),
+                };
+                // Inside IF or WHILE the database after it is not known
+                // before the batch runs.
+                if !top || name.len() != 1 || name[0].trim().is_empty() {
+                    return refuse();
+                }
+                self.database = Some(fold(&name[0]));
+            }
+            Statement::Insert(ins) => match &ins.table {
+                TableObject::TableName(n) if is_scratch(n) => self.reads(stmt, Some(n)),
+                _ => return refuse(),
+            },
+            Statement::Update(u) => match &u.table.relation {
+                TableFactor::Table { name, .. } if is_scratch(name) => self.reads(stmt, Some(name)),
+                _ => return refuse(),
+            },
+            Statement::Delete(d) => {
+                let targets: Vec<&ObjectName> = if d.tables.is_empty() {
+                    match &d.from {
+                        FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f) => f
+                            .first()
+                            .and_then(|t| match &t.relation {
+                                TableFactor::Table { name, .. } => Some(name),
+                                _ => None,
+                            })
+                            .into_iter()
+                            .collect(),
+                    }
+                } else {
+                    d.tables.iter().collect()
+                };
+                if targets.is_empty() || !targets.iter().all(|n| is_scratch(n)) {
+                    return refuse();
+                }
+                self.reads(stmt, targets.first().copied());
+            }
+            Statement::CreateTable(ct) if is_scratch(&ct.name) => self.reads(stmt, Some(&ct.name)),
+            Statement::Drop {
+                object_type: sqlparser::ast::ObjectType::Table,
+                names,
+                ..
+            } if names.iter().all(is_scratch) => {}
+            Statement::Truncate(t) if t.table_names.iter().all(|n| is_scratch(&n.name)) => {}
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                ..
+            } => {
+                let parts = name_parts(name);
+                let proc = parts.last().map(|p| p.to_lowercase()).unwrap_or_default();
+                if proc == "sp_executesql" {
+                    return Err(TablesError::NotAQuery(
+                        "dynamic SQL (sp_executesql)".to_string(),
+                    ));
+                }
+                self.object(&parts);
+                for p in parameters {
+                    self.reads(p, None);
+                }
+            }
+            Statement::Execute { name: None, .. } => {
+                return Err(TablesError::NotAQuery("dynamic SQL (EXEC)".to_string()))
+            }
+            Statement::If(i) => {
+                self.reads(&i.if_block.condition, None);
+                for s in i.if_block.conditional_statements.statements() {
+                    self.statement(s, false)?;
+                }
+                for b in &i.elseif_blocks {
+                    self.reads(&b.condition, None);
+                    for s in b.conditional_statements.statements() {
+                        self.statement(s, false)?;
+                    }
+                }
+                if let Some(b) = &i.else_block {
+                    for s in b.conditional_statements.statements() {
+                        self.statement(s, false)?;
                     }
                 }
             }
-            reads(stmt, out, None);
-        }
-        Statement::Set(_) | Statement::Declare { .. } | Statement::Print(_) => {
-            reads(stmt, out, None)
-        }
-        Statement::Insert(ins) => match &ins.table {
-            TableObject::TableName(n) if is_scratch(n) => reads(stmt, out, Some(n)),
+            Statement::While(w) => {
+                self.reads(&w.while_block.condition, None);
+                for s in w.while_block.conditional_statements.statements() {
+                    self.statement(s, false)?;
+                }
+            }
             _ => return refuse(),
-        },
-        Statement::Update(u) => match &u.table.relation {
-            TableFactor::Table { name, .. } if is_scratch(name) => reads(stmt, out, Some(name)),
-            _ => return refuse(),
-        },
-        Statement::Delete(d) => {
-            let targets: Vec<&ObjectName> = if d.tables.is_empty() {
-                match &d.from {
-                    FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f) => f
-                        .first()
-                        .and_then(|t| match &t.relation {
-                            TableFactor::Table { name, .. } => Some(name),
-                            _ => None,
-                        })
-                        .into_iter()
-                        .collect(),
-                }
-            } else {
-                d.tables.iter().collect()
-            };
-            if targets.is_empty() || !targets.iter().all(|n| is_scratch(n)) {
-                return refuse();
-            }
-            reads(stmt, out, targets.first().copied());
         }
-        Statement::CreateTable(ct) if is_scratch(&ct.name) => reads(stmt, out, Some(&ct.name)),
-        Statement::Drop {
-            object_type: sqlparser::ast::ObjectType::Table,
-            names,
-            ..
-        } if names.iter().all(is_scratch) => {}
-        Statement::Truncate(t) if t.table_names.iter().all(|n| is_scratch(&n.name)) => {}
-        Statement::Execute {
-            name: Some(name),
-            parameters,
-            ..
-        } => {
-            let parts = name_parts(name);
-            let proc = parts.last().map(|p| p.to_lowercase()).unwrap_or_default();
-            if proc == "sp_executesql" {
-                return Err(TablesError::NotAQuery(
-                    "dynamic SQL (sp_executesql)".to_string(),
-                ));
-            }
-            if let Some(t) = TableName::from_parts(&parts) {
-                out.insert(t);
-            }
-            for p in parameters {
-                reads(p, out, None);
-            }
-        }
-        Statement::Execute { name: None, .. } => {
-            return Err(TablesError::NotAQuery("dynamic SQL (EXEC)".to_string()))
-        }
-        Statement::If(i) => {
-            reads(&i.if_block.condition, out, None);
-            for s in i.if_block.conditional_statements.statements() {
-                check_statement(s, out)?;
-            }
-            for b in &i.elseif_blocks {
-                reads(&b.condition, out, None);
-                for s in b.conditional_statements.statements() {
-                    check_statement(s, out)?;
-                }
-            }
-            if let Some(b) = &i.else_block {
-                for s in b.conditional_statements.statements() {
-                    check_statement(s, out)?;
-                }
-            }
-        }
-        Statement::While(w) => {
-            reads(&w.while_block.condition, out, None);
-            for s in w.while_block.conditional_statements.statements() {
-                check_statement(s, out)?;
-            }
-        }
-        _ => return refuse(),
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -380,11 +482,48 @@ mod tests {
     }
 
     #[test]
-    fn coverage_ignores_case_and_missing_database() {
+    fn names_are_resolved_in_the_database_before_they_are_compared() {
         let t = TableName::parse("KWP_Colombia.dbo.J_Ventas_CO").unwrap();
-        assert!(t.covered_by(&TableName::parse("dbo.j_ventas_co").unwrap()));
-        assert!(t.covered_by(&TableName::parse("[KWP_Colombia].[dbo].[J_Ventas_CO]").unwrap()));
-        assert!(!t.covered_by(&TableName::parse("KWP_Mexico.dbo.J_Ventas_CO").unwrap()));
-        assert!(!t.covered_by(&TableName::parse("sales.J_Ventas_CO").unwrap()));
+        let grant = |g: &str| TableName::parse(g).unwrap();
+        // A grant without a database means the bridge's database, nothing else.
+        assert!(t.covered_by(&grant("dbo.j_ventas_co"), "KWP_Colombia"));
+        assert!(!t.covered_by(&grant("dbo.j_ventas_co"), "KWP_Mexico"));
+        assert!(t.covered_by(&grant("[KWP_Colombia].[dbo].[J_Ventas_CO]"), "master"));
+        assert!(!t.covered_by(&grant("KWP_Mexico.dbo.J_Ventas_CO"), "KWP_Mexico"));
+        assert!(!t.covered_by(&grant("sales.J_Ventas_CO"), "KWP_Colombia"));
+        // A name without a database is in the bridge's database.
+        let bare = TableName::parse("[dbo].[T]").unwrap();
+        assert!(bare.covered_by(&grant("kwp_colombia.DBO.t"), "KWP_Colombia"));
+        assert!(!bare.covered_by(&grant("KWP_Colombia.dbo.T"), "KWP_Mexico"));
+        // Case, brackets, quotes, `d..t` and trailing spaces as SQL Server compares them.
+        assert!(grant("\"KWP_Colombia\"..[T ]").covered_by(&grant("kwp_colombia.dbo.t"), "x"));
+        assert_eq!(grant("[a]]b].[c\"\"d]").to_string(), "a]b.c\"\"d");
+        assert_eq!(grant("\"a\"\"b\".t").schema, "a\"b");
+        assert!(TableName::parse("[unterminated").is_none());
+        assert!(TableName::parse("srv.db.dbo.t").is_none());
+    }
+
+    #[test]
+    fn use_linked_servers_remote_rowsets_and_functions() {
+        assert_eq!(
+            names(
+                "SELECT * FROM t; USE [KWP_Mexico]; SELECT * FROM dbo.Productos JOIN x.s.y ON 1=1"
+            ),
+            ["dbo.t", "kwp_mexico.dbo.productos", "x.s.y"]
+        );
+        for bad in [
+            "SELECT * FROM srv.KWP_Mexico.dbo.Productos",
+            "SELECT * FROM OPENQUERY(srv, 'SELECT * FROM hr.salaries')",
+            "IF 1 = 1 USE KWP_Mexico; SELECT * FROM t",
+        ] {
+            assert!(
+                matches!(referenced_tables(bad), Err(TablesError::NotAQuery(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            names("SELECT dbo.salario(id), UPPER(n) FROM dbo.t CROSS APPLY hr.fn_detalle(id) d"),
+            ["dbo.salario", "dbo.t", "hr.fn_detalle"]
+        );
     }
 }

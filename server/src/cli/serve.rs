@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sql_databricks_bridge::api::{self, paths::Roots, ServerState};
-use sql_databricks_bridge::auth::{AuditLog, Permissions};
+use sql_databricks_bridge::auth::{AuditLog, LakehouseRights, Permissions};
 use sql_databricks_bridge::jobs::{JobRunner, JobStore, RunnerConfig};
 use sql_databricks_bridge::metrics::{Counter, Histogram};
-use sql_databricks_bridge::sqlserver;
+use sql_databricks_bridge::sqlserver::{self, home::HomeDatabase};
 
 use super::connection::ConnectionArgs;
 use super::extract::{workspace, TuningArgs};
@@ -131,6 +131,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .and_then(|core| {
             super::sync::poller(
                 core,
+                &args.connection,
                 &args.events_table,
                 &args.schedule,
                 permissions.clone(),
@@ -158,7 +159,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let stop = stop_polling.clone();
         tokio::spawn(async move { p.watch(stop).await })
     });
+    let lakehouse = databricks
+        .as_ref()
+        .ok()
+        .map(|ws| Arc::new(LakehouseRights::new(ws.clone(), Duration::from_secs(30))));
     let state = Arc::new(ServerState {
+        home: HomeDatabase::new(&settings, timeout),
+        lakehouse,
         permissions: (*permissions).clone(),
         audit,
         runner,

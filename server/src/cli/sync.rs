@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sql_databricks_bridge::auth::{AuditLog, Permissions};
-use sql_databricks_bridge::sqlserver::pool;
+use sql_databricks_bridge::auth::{AuditLog, LakehouseRights, Permissions};
+use sql_databricks_bridge::sqlserver::{home::HomeDatabase, pool};
 use sql_databricks_bridge::sync::{
-    resolve_warehouse, EventsTable, Poller, PollerConfig, SyncCore, SyncEvent, EVENTS_TABLE,
+    resolve_warehouse, Authority, EventWriters, EventsTable, Poller, PollerConfig, SyncCore,
+    SyncEvent, EVENTS_TABLE,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -145,13 +146,24 @@ pub async fn core(
 /// A poller over `events_table`.
 pub fn poller(
     core: SyncCore,
+    connection: &ConnectionArgs,
     events_table: &str,
     schedule: &Schedule,
     permissions: Arc<Permissions>,
     audit: Arc<AuditLog>,
 ) -> anyhow::Result<Poller> {
+    let settings = connection.sqlserver().context("SQL Server settings")?;
     Ok(Poller {
         events: EventsTable::new(core.ws.clone(), &core.warehouse, events_table)?,
+        writers: Arc::new(EventWriters::new(core.ws.clone())),
+        lakehouse: Arc::new(LakehouseRights::new(
+            core.ws.clone(),
+            Duration::from_secs(30),
+        )),
+        home: Arc::new(HomeDatabase::new(
+            &settings,
+            Duration::from_secs(connection.timeout),
+        )),
         core,
         permissions,
         audit,
@@ -201,7 +213,14 @@ pub async fn run(cmd: SyncCommand) -> anyhow::Result<bool> {
             );
             event.filter = a.filter.clone();
             event.columns = (!a.columns.is_empty()).then(|| a.columns.clone());
-            let plan = core.plan(&event, None, a.max_delete_rows).await?;
+            let plan = core
+                .plan(
+                    &event,
+                    Authority::Library {
+                        max_delete_rows: a.max_delete_rows,
+                    },
+                )
+                .await?;
             let o = core.execute(&plan).await?;
             println!(
                 "{} {} → {}: {} rows read, {} rows affected{}",
@@ -258,5 +277,12 @@ async fn build(poll: &PollArgs) -> anyhow::Result<Poller> {
     let audit = Arc::new(AuditLog::open(&poll.audit_log)?);
     let c = &poll.common;
     let core = core(&c.connection, &c.tuning, c.warehouse_id.as_deref(), 2).await?;
-    poller(core, &c.events_table, &poll.schedule, permissions, audit)
+    poller(
+        core,
+        &c.connection,
+        &c.events_table,
+        &poll.schedule,
+        permissions,
+        audit,
+    )
 }

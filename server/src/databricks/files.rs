@@ -25,19 +25,8 @@ pub struct DirEntry {
 impl Workspace {
     /// `https://host/api/2.0/fs/{kind}/Volumes/...` with each segment encoded.
     fn fs_url(&self, kind: &str, path: &str) -> Result<reqwest::Url, DatabricksError> {
-        let mut url = reqwest::Url::parse(&self.host).map_err(|e| DatabricksError::Http {
-            url: self.host.clone(),
-            message: e.to_string(),
-        })?;
-        {
-            let mut segs = url.path_segments_mut().map_err(|_| DatabricksError::Http {
-                url: self.host.clone(),
-                message: "the host URL cannot take a path".into(),
-            })?;
-            segs.pop_if_empty().extend(["api", "2.0", "fs", kind]);
-            segs.extend(path.split('/').filter(|s| !s.is_empty()));
-        }
-        Ok(url)
+        let tail: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        self.api_url(&["api", "2.0", "fs", kind], &tail)
     }
 
     /// Uploads a local file to a Volume path, streaming it from disk.

@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod files;
+pub mod names;
 pub mod retry;
 pub mod statements;
+pub mod unity;
 
 use std::time::Duration;
 
@@ -63,6 +65,27 @@ impl Workspace {
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// `https://host/<fixed>/<tail>`, each segment percent-encoded, so a
+    /// name with `/`, `?` or `#` stays one segment.
+    pub(crate) fn api_url(
+        &self,
+        fixed: &[&str],
+        tail: &[&str],
+    ) -> Result<reqwest::Url, DatabricksError> {
+        let mut url = reqwest::Url::parse(&self.host).map_err(|e| DatabricksError::Http {
+            url: self.host.clone(),
+            message: e.to_string(),
+        })?;
+        {
+            let mut segs = url.path_segments_mut().map_err(|_| DatabricksError::Http {
+                url: self.host.clone(),
+                message: "the host URL cannot take a path".into(),
+            })?;
+            segs.pop_if_empty().extend(fixed).extend(tail);
+        }
+        Ok(url)
     }
 
     /// `GET /api/2.0/sql/warehouses`

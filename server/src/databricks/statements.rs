@@ -183,13 +183,25 @@ impl Workspace {
         path: &str,
     ) -> Result<T, DatabricksError> {
         let url = format!("{}{path}", self.host);
+        let url = reqwest::Url::parse(&url).map_err(|e| DatabricksError::Http {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        self.get_url(&url).await
+    }
+
+    /// GET with the workspace's credential, retried on transient failures.
+    pub(crate) async fn get_url<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &reqwest::Url,
+    ) -> Result<T, DatabricksError> {
         let token = self.auth.token().await?;
-        let resp = send_with_retry(&self.retry, &url, || {
-            let req = self.http.get(&url).bearer_auth(&token);
+        let resp = send_with_retry(&self.retry, url.as_str(), || {
+            let req = self.http.get(url.clone()).bearer_auth(&token);
             async move { req.send().await.map_err(http_error) }
         })
         .await?;
-        json_or_error(resp, &url).await
+        json_or_error(resp, url.as_str()).await
     }
 
     /// Submits and waits for a statement; returns its final response.

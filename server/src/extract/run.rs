@@ -203,33 +203,43 @@ impl Run {
         let mut conn = pool::get(&self.pool).await?;
         let progress = |rows: u64| events.rows(rows);
         let (name, sql, country) = (&query.name, &query.sql, self.country.as_str());
-        match &self.destination {
-            Destination::Local(dir) => {
-                Ok(
-                    extract_query(&mut conn, name, sql, dir, country, &self.options, &progress)
-                        .await?,
-                )
-            }
-            Destination::Volume(root, ws) => {
-                // Parts are written locally first, then uploaded; the local
-                // copy goes away either way (also when cancelled).
-                let stage = std::env::temp_dir()
-                    .join(format!("bridge-extract-{}", uuid::Uuid::new_v4().simple()));
-                let _cleanup = RemoveOnDrop::new(stage.clone());
-                let mut local = self.options.clone();
-                local.overwrite = true;
-                let mut o =
-                    extract_query(&mut conn, name, sql, &stage, country, &local, &progress).await?;
-                events.note(&format!(
-                    "uploading {} part(s) to {}",
-                    o.parts.len(),
-                    root.query_dir(country, name)
-                ));
-                let dir = publish_to_volume(ws, &o.output, root, country, name, &o.parts).await?;
-                o.output = PathBuf::from(dir);
-                Ok(o)
+        let result = async {
+            match &self.destination {
+                Destination::Local(dir) => {
+                    Ok(
+                        extract_query(&mut conn, name, sql, dir, country, &self.options, &progress)
+                            .await?,
+                    )
+                }
+                Destination::Volume(root, ws) => {
+                    // Parts are written locally first, then uploaded; the local
+                    // copy goes away either way (also when cancelled).
+                    let stage = std::env::temp_dir()
+                        .join(format!("bridge-extract-{}", uuid::Uuid::new_v4().simple()));
+                    let _cleanup = RemoveOnDrop::new(stage.clone());
+                    let mut local = self.options.clone();
+                    local.overwrite = true;
+                    let mut o =
+                        extract_query(&mut conn, name, sql, &stage, country, &local, &progress)
+                            .await?;
+                    events.note(&format!(
+                        "uploading {} part(s) to {}",
+                        o.parts.len(),
+                        root.query_dir(country, name)
+                    ));
+                    let dir =
+                        publish_to_volume(ws, &o.output, root, country, name, &o.parts).await?;
+                    o.output = PathBuf::from(dir);
+                    Ok(o)
+                }
             }
         }
+        .await;
+        // A user's batch may leave session state behind (USE, SET, #temp
+        // tables); the next job, maybe another user's, must not see it, so
+        // the connection is closed rather than returned to the pool.
+        let _ = deadpool::managed::Object::take(conn);
+        result
     }
 }
 

@@ -1,5 +1,6 @@
 //! SQL Server through tiberius over TCP, with the TLS the settings ask for.
 
+pub mod home;
 pub mod pool;
 
 use std::time::Duration;
@@ -83,7 +84,7 @@ pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> 
     Ok(c)
 }
 
-fn classify(e: tiberius::error::Error, s: &SqlServerSettings) -> SqlServerError {
+pub(crate) fn classify(e: tiberius::error::Error, s: &SqlServerSettings) -> SqlServerError {
     match e {
         tiberius::error::Error::Server(t) if t.code() == 18456 => SqlServerError::Login {
             user: s.username.clone(),

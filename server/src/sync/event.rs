@@ -142,7 +142,7 @@ pub struct Refusal(pub String);
 /// A Databricks table name, `catalog.schema.table`, each part a plain or
 /// backquoted identifier.
 pub fn source_name(text: &str) -> Result<String, Refusal> {
-    let parts = split_backquoted(text)
+    let parts = crate::databricks::names::split_dotted(text)
         .ok_or_else(|| Refusal(format!("source table '{text}' is not catalog.schema.table")))?;
     if parts.len() != 3 {
         return Err(Refusal(format!(
@@ -231,46 +231,6 @@ impl std::fmt::Display for TargetTable {
     }
 }
 
-/// The parts of a Databricks dotted name (case kept), backquotes removed;
-/// `None` for anything but identifiers.
-fn split_backquoted(text: &str) -> Option<Vec<String>> {
-    let (open, close) = ('`', '`');
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut chars = text.trim().chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == close {
-                if chars.peek() == Some(&close) {
-                    cur.push(close);
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(c);
-            }
-        } else if c == open && cur.is_empty() {
-            quoted = true;
-        } else if c == '.' {
-            parts.push(std::mem::take(&mut cur));
-        } else if c.is_alphanumeric() || c == '_' || c == '$' || c == '#' {
-            cur.push(c);
-        } else {
-            return None;
-        }
-    }
-    if quoted {
-        return None;
-    }
-    parts.push(cur);
-    if parts.iter().any(|p| p.trim().is_empty()) {
-        return None;
-    }
-    Some(parts)
-}
-
 /// A column name for either system: letters, digits, `_`, spaces and a
 /// few symbols — never a quote or bracket, so quoting it is always safe.
 pub fn column_name(name: &str) -> Result<String, Refusal> {
@@ -314,9 +274,113 @@ mod tests {
     }
 }
 
+/// Built-in scalar functions a filter may call: comparisons, arithmetic,
+/// strings, dates and null handling over the row's own columns. Anything
+/// else — `secret()`, `read_files()`, `table_changes()`, `http_request()`,
+/// `ai_query()`, user-defined functions (which may read any table), ... —
+/// could read what the user may not, with the bridge's rights, so it is
+/// refused. Names from https://docs.databricks.com/en/sql/language-manual/sql-ref-functions-builtin.html.
+const FILTER_FUNCTIONS: &[&str] = &[
+    "abs",
+    "add_months",
+    "array_contains",
+    "bround",
+    "btrim",
+    "ceil",
+    "ceiling",
+    "char_length",
+    "character_length",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "contains",
+    "current_date",
+    "current_timestamp",
+    "date",
+    "date_add",
+    "date_diff",
+    "date_format",
+    "date_sub",
+    "date_trunc",
+    "dateadd",
+    "datediff",
+    "day",
+    "dayofmonth",
+    "dayofweek",
+    "dayofyear",
+    "element_at",
+    "endswith",
+    "floor",
+    "greatest",
+    "hour",
+    "if",
+    "iff",
+    "ifnull",
+    "ilike",
+    "instr",
+    "isnan",
+    "isnotnull",
+    "isnull",
+    "last_day",
+    "lcase",
+    "least",
+    "left",
+    "len",
+    "length",
+    "like",
+    "locate",
+    "lower",
+    "lpad",
+    "ltrim",
+    "make_date",
+    "minute",
+    "mod",
+    "month",
+    "months_between",
+    "nanvl",
+    "now",
+    "nullif",
+    "nvl",
+    "nvl2",
+    "pmod",
+    "position",
+    "pow",
+    "power",
+    "quarter",
+    "regexp",
+    "regexp_like",
+    "replace",
+    "right",
+    "rlike",
+    "round",
+    "rpad",
+    "rtrim",
+    "second",
+    "sign",
+    "signum",
+    "size",
+    "split_part",
+    "sqrt",
+    "startswith",
+    "substr",
+    "substring",
+    "timestamp",
+    "to_date",
+    "to_timestamp",
+    "trim",
+    "trunc",
+    "try_cast",
+    "ucase",
+    "upper",
+    "weekday",
+    "weekofyear",
+    "year",
+];
+
 /// Checks an event's filter: one Databricks SQL boolean expression over the
 /// source's own columns — no subqueries (they could read other tables with
-/// the bridge's rights), no statement separators.
+/// the bridge's rights), only the built-in functions of
+/// [`FILTER_FUNCTIONS`], no statement separators.
 pub fn check_filter(filter: &str) -> Result<String, Refusal> {
     use sqlparser::ast::{visit_expressions, Expr};
     use sqlparser::dialect::DatabricksDialect;
@@ -332,12 +396,24 @@ pub fn check_filter(filter: &str) -> Result<String, Refusal> {
     if p.peek_token().token != Token::EOF {
         return Err(bad("only one expression is allowed".into()));
     }
-    let sub = visit_expressions(&expr, |e| match e {
-        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => ControlFlow::Break(()),
+    let found = visit_expressions(&expr, |e| match e {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+            ControlFlow::Break("subqueries are not allowed".to_string())
+        }
+        Expr::Function(f) => {
+            let name = f.name.to_string().to_lowercase();
+            if FILTER_FUNCTIONS.contains(&name.as_str()) {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(format!(
+                    "function {name}() is not allowed (a filter may call built-in scalar functions only)"
+                ))
+            }
+        }
         _ => ControlFlow::Continue(()),
     });
-    if sub.is_break() {
-        return Err(bad("subqueries are not allowed".into()));
+    if let ControlFlow::Break(why) = found {
+        return Err(bad(why));
     }
     Ok(expr.to_string())
 }
@@ -353,5 +429,16 @@ mod filter_tests {
         assert!(check_filter("id IN (SELECT id FROM other.secret.t)").is_err());
         assert!(check_filter("EXISTS (SELECT 1)").is_err());
         assert!(check_filter("").is_err());
+        assert!(check_filter("upper(country) = 'CO' AND year(period) >= 2024").is_ok());
+        for probe in [
+            "secret('scope', 'key') LIKE 'a%'",
+            "(SELECT count(*) FROM main.hr.salaries) > 10",
+            "size(array(read_files('/Volumes/main/hr/files'))) > 0",
+            "main.default.lookup(id) = 1",
+            "reflect('java.lang.System', 'getenv', 'HOME') = ''",
+            "ai_query('m', country) = 'x'",
+        ] {
+            assert!(check_filter(probe).is_err(), "{probe}");
+        }
     }
 }

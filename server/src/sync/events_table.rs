@@ -35,7 +35,9 @@ const COLUMNS: &str = "event_id, operation, source_table, target_table, primary_
 columns, requested_by, status, rows_expected, rows_affected, discrepancy, error_message, attempts, \
 claimed_by, claimed_at, created_at, completed_at";
 
-/// The columns `sync init` creates (Delta; Spark types).
+/// The columns `sync init` creates (Delta; Spark types), with Change Data
+/// Feed on: the feed and the table's history are how the bridge learns who
+/// wrote each event (see `provenance`).
 const DDL: &str = "(
     event_id       STRING NOT NULL,
     operation      STRING NOT NULL,
@@ -55,7 +57,8 @@ const DDL: &str = "(
     claimed_at     TIMESTAMP,
     created_at     TIMESTAMP,
     completed_at   TIMESTAMP
-) USING DELTA COMMENT 'SQL-Databricks Bridge sync events'";
+) USING DELTA COMMENT 'SQL-Databricks Bridge sync events'
+TBLPROPERTIES (delta.enableChangeDataFeed = true)";
 
 /// What a caller asks for; the bridge fills in the rest.
 #[derive(Clone, Debug)]
@@ -99,7 +102,16 @@ impl EventsTable {
         &self.name
     }
 
-    async fn run(&self, sql: &str, params: &[Parameter]) -> Result<JsonResult, EventsError> {
+    /// Backquoted, safe to paste into SQL.
+    pub fn quoted(&self) -> &str {
+        &self.quoted
+    }
+
+    pub(super) async fn run(
+        &self,
+        sql: &str,
+        params: &[Parameter],
+    ) -> Result<JsonResult, EventsError> {
         self.ws
             .execute_json(&self.warehouse, sql, params, self.deadline)
             .await
@@ -137,8 +149,11 @@ impl EventsTable {
             .unwrap_or(0))
     }
 
-    /// Creates the schema and table when missing; returns whether the
-    /// table was created.
+    /// Creates the schema and table when missing, and turns Change Data
+    /// Feed on for a table that has it off (`ALTER TABLE ... SET
+    /// TBLPROPERTIES`,
+    /// https://docs.databricks.com/en/delta/delta-change-data-feed.html#enable-change-data-feed);
+    /// returns whether the table was created.
     pub async fn init(&self) -> Result<bool, EventsError> {
         let existed = self.exists().await?;
         let schema = self.quoted.rsplit_once('.').map(|(s, _)| s).unwrap_or("");
@@ -149,7 +164,35 @@ impl EventsTable {
             &[],
         )
         .await?;
+        if existed && !self.feed_on().await? {
+            self.run(
+                &format!(
+                    "ALTER TABLE {} SET TBLPROPERTIES (delta.enableChangeDataFeed = true)",
+                    self.quoted
+                ),
+                &[],
+            )
+            .await?;
+        }
         Ok(!existed)
+    }
+
+    /// Whether Change Data Feed is on (`SHOW TBLPROPERTIES`).
+    async fn feed_on(&self) -> Result<bool, EventsError> {
+        let r = self
+            .run(&format!("SHOW TBLPROPERTIES {}", self.quoted), &[])
+            .await?;
+        Ok(r.rows.iter().any(|row| {
+            row.first()
+                .cloned()
+                .flatten()
+                .is_some_and(|k| k.eq_ignore_ascii_case("delta.enableChangeDataFeed"))
+                && row
+                    .get(1)
+                    .cloned()
+                    .flatten()
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        }))
     }
 
     async fn exists(&self) -> Result<bool, EventsError> {
@@ -387,7 +430,7 @@ impl EventsTable {
 }
 
 /// An ARRAY<STRING> as JSON_ARRAY results carry it: JSON text.
-fn parse_array(text: &str) -> Vec<String> {
+pub(super) fn parse_array(text: &str) -> Vec<String> {
     match serde_json::from_str::<Vec<Option<String>>>(text) {
         Ok(v) => v.into_iter().flatten().collect(),
         Err(_) => text

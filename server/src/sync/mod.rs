@@ -7,6 +7,7 @@ pub mod apply;
 pub mod convert;
 pub mod event;
 pub mod events_table;
+pub mod provenance;
 pub mod target;
 
 use std::sync::Arc;
@@ -14,17 +15,22 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuditEvent, AuditLog, EventType, Permissions};
+use crate::auth::{
+    AuditEvent, AuditLog, EventType, LakehouseDenied, LakehouseRights, Permissions, User,
+};
+use crate::databricks::names::UcName;
 use crate::databricks::statements::StatementError;
 use crate::databricks::Workspace;
 use crate::metrics::Counter;
 use crate::retry::{retry, RetryPolicy};
+use crate::sqlserver::home::HomeDatabase;
 use crate::sqlserver::pool::{self, Pool};
 use crate::sqlserver::SqlServerError;
 use apply::{ApplyError, Plan, PlannedColumn};
 use convert::SourceType;
 pub use event::{EventStatus, Operation, Refusal, SyncEvent, TargetTable};
 pub use events_table::{EventsError, EventsTable, NewEvent};
+pub use provenance::EventWriters;
 
 /// The default events table.
 pub const EVENTS_TABLE: &str = "bridge.events.bridge_events";
@@ -35,6 +41,14 @@ pub enum SyncError {
     /// The event cannot be applied as written; nothing was written.
     #[error("{0}")]
     Refused(String),
+    /// The user the event is for lacks a right; nothing was written.
+    #[error("unauthorized: {why}")]
+    Unauthorized {
+        user: String,
+        object: String,
+        missing: String,
+        why: String,
+    },
     #[error(transparent)]
     SqlServer(#[from] SqlServerError),
     #[error(transparent)]
@@ -107,6 +121,22 @@ pub async fn resolve_warehouse(ws: &Workspace, configured: Option<&str>) -> Resu
         })
 }
 
+/// On whose rights an event is applied.
+#[derive(Clone, Copy)]
+pub enum Authority<'a> {
+    /// Library use: the SQL Server and Databricks credentials are the
+    /// right; `max_delete_rows` as the caller gives it.
+    Library { max_delete_rows: Option<u64> },
+    /// A user of permissions.yaml, already identified (by a token, or as
+    /// the writer of an event): `write` on the target resolved in
+    /// `database`, and the right to read the source in Databricks.
+    User {
+        user: &'a User,
+        database: &'a str,
+        lakehouse: &'a LakehouseRights,
+    },
+}
+
 /// Checks and applies events: one Databricks warehouse, one SQL Server pool.
 #[derive(Clone)]
 pub struct SyncCore {
@@ -120,15 +150,9 @@ pub struct SyncCore {
 
 impl SyncCore {
     /// Everything checked before any write: the operation, both tables,
-    /// the keys, the columns and their types, the user's right to write.
-    /// `user` is `None` in library use (SQL Server credentials are the
-    /// right), with `max_delete_rows` given by the caller.
-    pub async fn plan(
-        &self,
-        e: &SyncEvent,
-        permissions: Option<&Permissions>,
-        max_delete_rows: Option<u64>,
-    ) -> Result<Plan, SyncError> {
+    /// the keys, the columns and their types, and the rights of whoever
+    /// the event is for (`who`).
+    pub async fn plan(&self, e: &SyncEvent, who: Authority<'_>) -> Result<Plan, SyncError> {
         let op = Operation::parse(&e.operation).ok_or_else(|| {
             Refusal(format!(
                 "unknown operation '{}'; use INSERT, UPDATE, DELETE or UPSERT",
@@ -137,28 +161,48 @@ impl SyncCore {
         })?;
         let target = TargetTable::parse(&e.target_table)?;
         let source = event::source_name(&e.source_table)?;
-        let (applied_by, max_delete) = match permissions {
-            None => ("library".to_string(), max_delete_rows),
-            Some(p) => {
-                let name = e.requested_by.as_deref().unwrap_or("").trim();
-                if name.is_empty() {
-                    return Err(
-                        Refusal("unauthorized: the event has no requested_by".into()).into(),
-                    );
+        let (applied_by, max_delete) = match who {
+            Authority::Library { max_delete_rows } => ("library".to_string(), max_delete_rows),
+            Authority::User {
+                user,
+                database,
+                lakehouse,
+            } => {
+                let t = target.permission_name();
+                let resolved = t.in_database(database);
+                if !user.can_write(&t, database) {
+                    return Err(SyncError::Unauthorized {
+                        user: user.name.clone(),
+                        object: resolved.to_string(),
+                        missing: format!("write on SQL Server table {resolved}"),
+                        why: format!(
+                            "user '{}' has no write permission on {resolved} (names without a database are in {database})",
+                            user.name
+                        ),
+                    });
                 }
-                let user = p.user(name).ok_or_else(|| {
+                let uc = UcName::parse(&e.source_table).ok_or_else(|| {
                     Refusal(format!(
-                        "unauthorized: requested_by '{name}' is not a user in permissions.yaml"
+                        "source table '{}' must be catalog.schema.table",
+                        e.source_table
                     ))
                 })?;
-                let t = target.permission_name();
-                if !user.can_write(&t) {
-                    return Err(Refusal(format!(
-                        "unauthorized: user '{name}' has no write permission on {target}"
-                    ))
-                    .into());
+                match lakehouse.check_table_read(user, &uc).await {
+                    Ok(_) => {}
+                    Err(LakehouseDenied::Denied { missing, .. }) => {
+                        return Err(SyncError::Unauthorized {
+                            user: user.name.clone(),
+                            object: uc.to_string(),
+                            missing: format!("SELECT on Databricks table {uc}"),
+                            why: format!(
+                                "user '{}' may not read {uc} in Databricks: {missing}",
+                                user.name
+                            ),
+                        })
+                    }
+                    Err(other) => return Err(SyncError::Refused(other.to_string())),
                 }
-                (name.to_string(), user.max_delete_rows(&t))
+                (user.name.clone(), user.max_delete_rows(&t, database))
             }
         };
         if op.needs_keys() && e.primary_keys.is_empty() {
@@ -426,6 +470,12 @@ pub struct Poller {
     pub audit: Arc<AuditLog>,
     pub config: PollerConfig,
     pub stats: Arc<SyncStats>,
+    /// Who wrote each event, from the events table's feed and history.
+    pub writers: Arc<EventWriters>,
+    /// Users' rights on the Databricks side.
+    pub lakehouse: Arc<LakehouseRights>,
+    /// The database targets without one are written in.
+    pub home: Arc<HomeDatabase>,
 }
 
 impl Poller {
@@ -492,7 +542,19 @@ impl Poller {
     async fn handle(&self, e: &SyncEvent) -> Result<bool, SyncError> {
         let me = &self.config.instance_id;
         let result = async {
-            let plan = self.core.plan(e, Some(&self.permissions), None).await?;
+            let user = self.identify(e).await?;
+            let database = self.home.name().await?;
+            let plan = self
+                .core
+                .plan(
+                    e,
+                    Authority::User {
+                        user,
+                        database,
+                        lakehouse: &self.lakehouse,
+                    },
+                )
+                .await?;
             self.core.execute(&plan).await
         }
         .await;
@@ -549,7 +611,7 @@ impl Poller {
                 Ok(true)
             }
             Err(err) => {
-                let refused = matches!(err, SyncError::Refused(_));
+                let refused = matches!(err, SyncError::Refused(_) | SyncError::Unauthorized { .. });
                 let message = err.to_string();
                 tracing::warn!(event = e.event_id, error = %message, "sync event failed");
                 self.stats.events.add("outcome=\"failed\"", 1);
@@ -563,17 +625,111 @@ impl Poller {
                         Some(&message),
                     )
                     .await?;
-                self.audit(
-                    if refused {
-                        EventType::SyncEventRefused
-                    } else {
-                        EventType::SyncEventFailed
-                    },
-                    e,
-                    message,
-                );
+                let t = if refused {
+                    EventType::SyncEventRefused
+                } else {
+                    EventType::SyncEventFailed
+                };
+                match &err {
+                    SyncError::Unauthorized {
+                        user,
+                        object,
+                        missing,
+                        ..
+                    } => self.audit.record(
+                        AuditEvent::new(t, object.clone(), &e.operation.to_ascii_lowercase())
+                            .user(user.clone())
+                            .missing(missing.clone())
+                            .detail(format!("event {}: {message}", e.event_id)),
+                    ),
+                    _ => self.audit(t, e, message),
+                }
                 Ok(false)
             }
+        }
+    }
+
+    /// The user an event is applied for: the one its writer — the
+    /// Databricks principal that inserted it, learned from the events
+    /// table's feed and history — acts for, and that it names in
+    /// `requested_by`. Events a bridge wrote (`POST /sync/events`) are for
+    /// the token's user the bridge recorded in `requested_by`.
+    async fn identify(&self, e: &SyncEvent) -> Result<&User, SyncError> {
+        let me = self
+            .writers
+            .me()
+            .await
+            .map_err(|w| SyncError::Refused(w.to_string()))?
+            .to_string();
+        let is_bridge =
+            |p: &str| p.trim().eq_ignore_ascii_case(&me) || self.permissions.is_bridge_principal(p);
+        let writer = self
+            .writers
+            .writer(&self.events, e, is_bridge)
+            .await
+            .map_err(|w| match w {
+                provenance::WriterError::Events(x) => SyncError::Events(x),
+                other => SyncError::Unauthorized {
+                    user: e.requested_by.clone().unwrap_or_default(),
+                    object: format!("event {}", e.event_id),
+                    missing: "an established writer".into(),
+                    why: other.to_string(),
+                },
+            })?;
+        let named = e
+            .requested_by
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
+        if is_bridge(&writer) {
+            let name = named
+                .ok_or_else(|| Refusal("unauthorized: the event has no requested_by".into()))?;
+            return self.permissions.user(name).ok_or_else(|| {
+                Refusal(format!(
+                    "unauthorized: requested_by '{name}' is not a user in permissions.yaml"
+                ))
+                .into()
+            });
+        }
+        let acts_for = self.permissions.users_of_principal(&writer);
+        let names: Vec<&str> = acts_for.iter().map(|u| u.name.as_str()).collect();
+        let denied = |asked: &str, why: String| SyncError::Unauthorized {
+            user: names
+                .first()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| format!("databricks:{writer}")),
+            object: format!("user {asked}"),
+            missing: format!("Databricks principal {writer} acting for user {asked}"),
+            why,
+        };
+        match named {
+            Some(name) => acts_for
+                .iter()
+                .find(|u| u.name.eq_ignore_ascii_case(name))
+                .copied()
+                .ok_or_else(|| {
+                    denied(
+                        name,
+                        format!(
+                            "the event was written by Databricks principal {writer}, which {} in permissions.yaml, not for '{name}'",
+                            if names.is_empty() {
+                                "acts for no user".to_string()
+                            } else {
+                                format!("acts for {}", names.join(", "))
+                            }
+                        ),
+                    )
+                }),
+            None => match acts_for.as_slice() {
+                [only] => Ok(*only),
+                _ => Err(denied(
+                    "?",
+                    format!(
+                        "the event names no requested_by and its writer, Databricks principal {writer}, acts for {} users",
+                        acts_for.len()
+                    ),
+                )),
+            },
         }
     }
 

@@ -13,30 +13,62 @@ use bridge_sandbox::sqlserver::{self, SqlServerConfig, SqlServerHandle};
 pub const COLOMBIA: &str = "demo-colombia-token";
 pub const MEXICO: &str = "demo-mexico-token";
 
+/// Databricks tokens of the world's double and the principal of each: the
+/// bridge's own (the first token, an admin, as which scripts run), one per
+/// project, and one that acts for nobody.
+pub const DBX_BRIDGE: &str = "dapi-test";
+pub const DBX_COLOMBIA: &str = "dapi-colombia";
+pub const DBX_MEXICO: &str = "dapi-mexico";
+pub const DBX_SYNC: &str = "dapi-sync";
+pub const DBX_MALLORY: &str = "dapi-mallory";
+pub const PRINCIPALS: [(&str, &str); 5] = [
+    (DBX_BRIDGE, "bridge@example.com"),
+    (DBX_COLOMBIA, "colombia-etl@example.com"),
+    (DBX_MEXICO, "mexico-etl@example.com"),
+    (DBX_SYNC, "sync-etl@example.com"),
+    (DBX_MALLORY, "mallory@example.com"),
+];
+
 const PERMISSIONS: &str = r#"
 users:
   - name: "proyecto-colombia"
     token: "demo-colombia-token"
+    databricks_principals: ["colombia-etl@example.com"]
     permissions:
-      - table: "dbo.J_Ventas_CO"
+      - table: "KWP_Colombia.dbo.J_Ventas_CO"
         access: "read"
-      - table: "dbo.Productos"
+      - table: "KWP_Colombia.dbo.Productos"
         access: "read"
       - table: "bench.dbo.largo"
         access: "read"
       - table: "KWP_Colombia.dbo.CalibratedPanel"
         access: "read_write"
+    databricks_permissions:
+      - volume_path: "/Volumes/catalog/schema/vol/Colombia"
+        access: "write"
+      - volume_path: "/Volumes/main/demo/landing/Colombia"
+        access: "write"
+      - table: "main.demo.calibrated_panel"
+        access: "read"
   - name: "proyecto-mexico"
     # sha256("demo-mexico-token")
     token_sha256: "c31328000cf1167a3b3af0c6f2ab2d8b3a455bd3c14e9aac79d7396f58068c58"
+    databricks_principals: ["mexico-etl@example.com"]
     permissions:
-      - table: "dbo.J_Ventas_MX"
+      - table: "KWP_Mexico.dbo.J_Ventas_MX"
         access: "read_write"
         max_delete_rows: 10000
-      - table: "dbo.Productos"
+      - table: "KWP_Mexico.dbo.Productos"
         access: "read"
+    databricks_permissions:
+      - volume_path: "/Volumes/catalog/schema/vol/Mexico"
+        access: "write"
+      - volume_path: "/Volumes/main/demo/landing/Mexico"
+        access: "write"
   - name: "proyecto-sync"
     token: "demo-sync-token"
+    # Its sources are granted in Unity Catalog (see grant_sync_sources).
+    databricks_principals: ["sync-etl@example.com"]
     permissions:
       - table: "Sync.dbo.tipos"
         access: "read_write"
@@ -79,7 +111,12 @@ impl World {
         let seed = std::fs::read_to_string(repo().join("sandbox/seed/demo.sql")).unwrap();
         sql.engine().run_script(&seed).unwrap();
         let dbx = databricks::start(DatabricksConfig {
-            tokens: vec!["dapi-test".into()],
+            tokens: PRINCIPALS.iter().map(|(t, _)| t.to_string()).collect(),
+            principals: PRINCIPALS
+                .iter()
+                .map(|(t, p)| (t.to_string(), p.to_string()))
+                .collect(),
+            admins: vec![PRINCIPALS[0].1.into()],
             ..DatabricksConfig::default()
         })
         .unwrap();
@@ -136,7 +173,7 @@ impl World {
             ("SQLSERVER_PASSWORD", "Bridge!Passw0rd".into()),
             ("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true".into()),
             ("DATABRICKS_HOST", self.dbx.url().to_string()),
-            ("DATABRICKS_TOKEN", "dapi-test".into()),
+            ("DATABRICKS_TOKEN", DBX_BRIDGE.into()),
             ("HOME", self.dir.display().to_string()),
         ]
     }
@@ -194,6 +231,54 @@ impl World {
             url,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Runs one statement in the double over the Statement Execution API
+    /// as the principal of `token` (so the table's history names it);
+    /// returns the response's status state and, when it failed, the error.
+    pub fn dbx_as(&self, token: &str, sql: &str) -> (String, Option<String>) {
+        let body = serde_json::json!({
+            "warehouse_id": self.dbx.warehouse_id(), "statement": sql, "wait_timeout": "30s"
+        });
+        let (url, token) = (
+            format!("{}/api/2.0/sql/statements", self.dbx.url()),
+            token.to_string(),
+        );
+        // Its own thread, so async tests may call it too.
+        let r: serde_json::Value = std::thread::spawn(move || {
+            reqwest::blocking::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .and_then(|r| r.json())
+                .expect("the double answers")
+        })
+        .join()
+        .unwrap();
+        (
+            r["status"]["state"].as_str().unwrap_or("").to_string(),
+            r["status"]["error"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| Some(r.to_string())),
+        )
+    }
+
+    /// Grants `proyecto-sync`'s principal, in Unity Catalog, what its sync
+    /// sources need (SELECT on the schema main.demo, which its tables
+    /// inherit) and the right to write events.
+    pub fn grant_sync_sources(&self) {
+        self.dbx
+            .engine()
+            .run_script(
+                "GRANT USE CATALOG ON CATALOG main TO `sync-etl@example.com`; \
+                 GRANT USE SCHEMA, SELECT ON SCHEMA main.demo TO `sync-etl@example.com`; \
+                 GRANT USE CATALOG ON CATALOG bridge TO `sync-etl@example.com`; \
+                 GRANT USE SCHEMA ON SCHEMA bridge.events TO `sync-etl@example.com`; \
+                 GRANT SELECT, MODIFY ON TABLE bridge.events.bridge_events TO `sync-etl@example.com`",
+            )
+            .unwrap();
     }
 
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
