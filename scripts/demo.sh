@@ -29,7 +29,11 @@ start() { # name, log, command...
 }
 
 start "$work/sql.log" target/debug/bridge-sandbox sqlserver --port 0 --seed sandbox/seed/demo.sql
-start "$work/dbx.log" target/debug/bridge-sandbox databricks --port 0 --token dapi-demo \
+# Databricks tokens and whose they are: the bridge's own (an admin), and the
+# principals that act for the projects (config/permissions.yaml).
+start "$work/dbx.log" target/debug/bridge-sandbox databricks --port 0 \
+    --token dapi-demo=bridge@example.com --admin bridge@example.com \
+    --token dapi-colombia=colombia-etl@example.com --token dapi-mexico=mexico-etl@example.com \
     --seed sandbox/seed/databricks_demo.sql
 sql_addr=$(sed -n 's/^READY sqlserver //p' "$work/sql.log")
 dbx_url=$(sed -n 's/^READY databricks \([^ ]*\).*/\1/p' "$work/dbx.log")
@@ -73,18 +77,35 @@ for country in ("Colombia", "Mexico"):
 PY
 echo; echo "== local output:"
 find "$out" -type f | sort | sed 's/^/  /'
-echo; echo "== reverse sync: the event seeded in Databricks (INSERT INTO bridge.events.bridge_events ...)"
+echo; echo "== reverse sync: Colombia's Databricks principal inserts an event (INSERT INTO bridge.events.bridge_events ...),"
+echo "   and another with requested_by = proyecto-mexico, which it does not act for"
+.venv/bin/python - "$dbx_url" <<'PY'
+import json, sys, urllib.request
+url = sys.argv[1]
+cols = "array('panel_id', 'country', 'period', 'household_id', 'weight', 'spend', 'is_active', 'updated_at')"
+for who in ("proyecto-colombia", "proyecto-mexico"):
+    body = json.dumps({"warehouse_id": "5a4d3c2b1a000001", "wait_timeout": "30s", "statement":
+        "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, "
+        "primary_keys, columns, requested_by, status, created_at) VALUES (uuid(), 'INSERT', "
+        f"'main.demo.calibrated_panel', 'KWP_Colombia.dbo.CalibratedPanel', array('panel_id'), {cols}, "
+        f"'{who}', 'pending', current_timestamp())"}).encode()
+    req = urllib.request.Request(url + "/api/2.0/sql/statements", data=body, method="POST",
+        headers={"Authorization": "Bearer dapi-colombia", "Content-Type": "application/json"})
+    print(f"  as colombia-etl@example.com, requested_by {who}: {json.load(urllib.request.urlopen(req))['status']['state']}")
+PY
 echo "\$ sql-databricks-bridge sync run-once"
-$bridge sync run-once --audit-log "$work/audit.jsonl" 2>/dev/null
+$bridge sync run-once --audit-log "$work/audit.jsonl" 2>/dev/null || true
 .venv/bin/python - "$dbx_url" "$port" <<'PY'
 import json, sys, urllib.request, pytds
 url, port = sys.argv[1], int(sys.argv[2])
 body = json.dumps({"warehouse_id": "5a4d3c2b1a000001", "wait_timeout": "30s", "statement":
-    "SELECT operation, target_table, status, rows_expected, rows_affected FROM bridge.events.bridge_events"}).encode()
+    "SELECT operation, target_table, requested_by, status, rows_expected, rows_affected, error_message "
+    "FROM bridge.events.bridge_events ORDER BY requested_by"}).encode()
 req = urllib.request.Request(url + "/api/2.0/sql/statements", data=body, method="POST",
     headers={"Authorization": "Bearer dapi-demo", "Content-Type": "application/json"})
 for row in json.load(urllib.request.urlopen(req))["result"]["data_array"]:
-    print("  event in Databricks: {} into {}: {} ({} rows read, {} affected)".format(*row))
+    print("  event in Databricks: {} into {} for {}: {} ({} rows read, {} affected){}".format(
+        *row[:6], f"\n    {row[6]}" if row[6] else ""))
 with pytds.connect("127.0.0.1", port=port, user="sa", password="Bridge!Passw0rd", database="KWP_Colombia") as c:
     cur = c.cursor()
     cur.execute("SELECT panel_id, country, period, weight, spend FROM dbo.CalibratedPanel ORDER BY panel_id")
@@ -120,6 +141,11 @@ for q in j["queries"]:
     print(f"    {q['query']}: {q['state']}, {q['rows']} rows -> {q['output']}")
 PY
 echo "\$ curl $api/jobs/$id with Mexico's token -> $(curl -s -o /dev/null -w '%{http_code}' "$api/jobs/$id" -H "Authorization: Bearer demo-mexico-token") (a token sees only its own jobs)"
+denied=$(curl -s -X POST "$api/extract" -H "Authorization: Bearer demo-colombia-token" \
+    -H "Content-Type: application/json" \
+    -d '{"queries_path": "./queries", "config_path": "./config", "country": "Mexico",
+         "queries": ["productos"], "destination": "/Volumes/main/demo/landing", "overwrite": true}')
+echo "\$ curl -X POST $api/extract ... (Colombia's token, country Mexico) -> $(sed -n 's/.*"message":"\([^"]*\)".*/\1/p' <<<"$denied")"
 echo "\$ curl -X POST $api/sync/events ... (UPSERT main.demo.calibrated_panel into KWP_Colombia.dbo.CalibratedPanel)"
 ev=$(curl -sf -X POST "$api/sync/events" -H "Authorization: Bearer demo-colombia-token" \
     -H "Content-Type: application/json" \

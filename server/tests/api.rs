@@ -176,9 +176,10 @@ async fn tokens_401_rights_403_and_jobs_are_private() {
     assert_eq!(r.json["code"], "forbidden");
     assert_eq!(
         r.json["details"]["tables"],
-        json!(["kwp_colombia.dbo.productos"])
+        json!(["kwp_colombia.dbo.productos", "kwp_colombia.dbo.j_ventas_co"])
     );
     assert_eq!(r.json["details"]["query"], "productos");
+    assert_eq!(r.json["details"]["queries"], json!(["productos", "ventas"]));
     assert!(b.get("/jobs", MEXICO).await.json["jobs"]
         .as_array()
         .unwrap()

@@ -178,24 +178,41 @@ async fn check_reads(
         parsed.push((q, tables));
     }
     let database = home_database(state).await?;
+    // Every query is checked (and audited), so one refusal names them all.
+    let mut refused: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
     for (q, tables) in parsed {
-        require_tables(
-            state,
-            caller,
-            &tables,
-            false,
-            &database,
-            &format!("query '{}'", q.name),
-        )
-        .map_err(|e| {
-            let tables = e
+        let context = format!("query '{}'", q.name);
+        if let Err(e) = require_tables(state, caller, &tables, false, &database, &context) {
+            let names = e
                 .body
                 .details
                 .as_ref()
                 .and_then(|d| d.get("tables"))
-                .cloned();
-            e.details(serde_json::json!({ "query": q.name, "tables": tables }))
-        })?;
+                .and_then(|t| t.as_array())
+                .cloned()
+                .unwrap_or_default();
+            refused.push((q.name.clone(), names));
+        }
+    }
+    if let Some((first, _)) = refused.first() {
+        let all: Vec<serde_json::Value> = refused.iter().flat_map(|(_, t)| t.clone()).collect();
+        let per_query: Vec<String> = refused
+            .iter()
+            .map(|(q, t)| {
+                let names: Vec<&str> = t.iter().filter_map(|v| v.as_str()).collect();
+                format!("{} (query '{q}')", names.join(", "))
+            })
+            .collect();
+        return Err(ApiError::forbidden(format!(
+            "user '{}' may not read {}; names without a database are in {database}",
+            caller.user.name,
+            per_query.join("; ")
+        ))
+        .details(serde_json::json!({
+            "query": first,
+            "tables": all,
+            "queries": refused.iter().map(|(q, _)| q).collect::<Vec<_>>(),
+        })));
     }
     Ok(())
 }
