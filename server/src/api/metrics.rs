@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -71,12 +71,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.http_requests.render(
         &mut out,
         "bridge_http_requests_total",
-        "HTTP requests by method, route and status.",
+        "HTTP requests by method (HTTP's own, else other), route template (else unmatched) and status.",
     );
     state.http_durations.render(
         &mut out,
         "bridge_http_request_duration_seconds",
-        "HTTP request latency by method and route.",
+        "HTTP request latency by method and route template (closed sets, as for the request count).",
     );
     let _ = writeln!(
         out,
@@ -93,15 +93,36 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The `method` label: one of the methods HTTP defines, else `other`. A
+/// client can send any token as a method, and every distinct label value is
+/// a series Prometheus keeps forever, so the set is closed.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The `route` label: the template of the route that matched
+/// (`/jobs/{job_id}`), never the path asked for, else `unmatched` — for the
+/// same reason as [`method_label`].
+pub fn route_label(matched: Option<&MatchedPath>) -> String {
+    matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string())
+}
+
 /// Counts and times each request; replaces a non-JSON error body.
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let t0 = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+    let method = method_label(req.method());
+    let route = route_label(req.extensions().get::<MatchedPath>());
     let mut resp = next.run(req).await;
     let status = resp.status();
     if (status.is_client_error() || status.is_server_error()) && !is_json(&resp) {
@@ -113,7 +134,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
             }
         }
     }
-    let labels = format!("method=\"{}\",route=\"{}\"", label(&method), label(&route));
+    let labels = format!("method=\"{method}\",route=\"{}\"", label(&route));
     state
         .http_requests
         .add(&format!("{labels},status=\"{}\"", status.as_u16()), 1);

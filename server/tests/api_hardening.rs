@@ -1,0 +1,139 @@
+//! Hardening of the REST API, over HTTP against the real binary with both
+//! sandboxes behind it: metrics whose label values are a closed set, the
+//! audit file's size cap, what readiness tells whom, and idempotent POSTs.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::server::{Bridge, World, COLOMBIA};
+use futures_util::StreamExt;
+
+/// A small deterministic generator (xorshift64*), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn word(&mut self, alphabet: &[u8], min: u64, max: u64) -> String {
+        let len = min + self.below(max - min + 1);
+        (0..len)
+            .map(|_| alphabet[self.below(alphabet.len() as u64) as usize] as char)
+            .collect()
+    }
+}
+
+const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789-_";
+
+const METHODS: [&str; 7] = ["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"];
+const ROUTES: [&str; 5] = [
+    "/health/live",
+    "/jobs",
+    "/metrics",
+    "/extract",
+    "/sync/events",
+];
+
+/// A request as a scanner or a confused client sends it: an invented or
+/// known method, on an invented path or an existing one.
+fn random_request(rng: &mut Rng) -> (String, String) {
+    let method = match rng.below(4) {
+        0 => METHODS[rng.below(7) as usize].to_string(),
+        _ => rng.word(UPPER, 3, 12),
+    };
+    let path = match rng.below(4) {
+        0 => format!("/jobs/{}", rng.word(LOWER, 1, 20)),
+        1 => ROUTES[rng.below(5) as usize].to_string(),
+        _ => format!("/{}/{}", rng.word(LOWER, 1, 12), rng.word(LOWER, 1, 12)),
+    };
+    (method, path)
+}
+
+/// One request of each kind `random_request` makes: every known method
+/// and an invented one, on each route and on an invented path.
+fn every_kind() -> Vec<(String, String)> {
+    let mut paths: Vec<String> = ROUTES.iter().map(|r| r.to_string()).collect();
+    paths.push("/jobs/some-id".into());
+    paths.push("/no/where".into());
+    let methods = METHODS
+        .iter()
+        .map(|m| m.to_string())
+        .chain(["BREW".to_string()]);
+    methods
+        .flat_map(|m| paths.iter().map(move |p| (m.clone(), p.clone())))
+        .collect()
+}
+
+/// The series /metrics exposes (name and labels, without the value).
+async fn series(b: &Bridge) -> BTreeSet<String> {
+    let m = b.call("GET", "/metrics", None, None).await;
+    assert_eq!(m.status, 200);
+    m.text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.rsplit_once(' ').map_or(l, |(s, _)| s).to_string())
+        .collect()
+}
+
+async fn send(b: &Bridge, requests: Vec<(String, String)>) {
+    futures_util::stream::iter(requests)
+        .map(|(method, path)| async move {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let r = b
+                .http
+                .request(m, format!("{}{path}", b.url))
+                .send()
+                .await
+                .expect("the server answers");
+            assert!(
+                !r.status().is_server_error(),
+                "{method} {path}: {}",
+                r.status()
+            );
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_methods_and_paths_do_not_grow_metrics() {
+    let w = World::new("metrics-labels");
+    let b = w.serve(&[]);
+    // One request of each kind brings every label value there can be: each
+    // known method and route, `other`, `unmatched`, and their statuses.
+    send(&b, every_kind()).await;
+    let before = series(&b).await;
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    send(&b, (0..10_000).map(|_| random_request(&mut rng)).collect()).await;
+    let after = series(&b).await;
+    let new: Vec<&String> = after.difference(&before).collect();
+    assert!(new.is_empty(), "10,000 requests added series: {new:?}");
+    let requests = after
+        .iter()
+        .filter(|s| s.starts_with("bridge_http_requests_total{"))
+        .count();
+    assert!(requests < 100, "{requests} request series");
+    assert!(
+        after
+            .iter()
+            .any(|s| s.contains("method=\"other\",route=\"unmatched\"")),
+        "{after:?}"
+    );
+    // Known methods and routes keep their names.
+    let r = b.get("/jobs", COLOMBIA).await;
+    assert_eq!(r.status, 200);
+    assert!(series(&b)
+        .await
+        .contains("bridge_http_requests_total{method=\"GET\",route=\"/jobs\",status=\"200\"}"));
+}
