@@ -137,3 +137,45 @@ async fn random_methods_and_paths_do_not_grow_metrics() {
         .await
         .contains("bridge_http_requests_total{method=\"GET\",route=\"/jobs\",status=\"200\"}"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_file_stays_under_its_cap_and_keeps_the_newest_refusals() {
+    let w = World::new("audit-cap");
+    let b = w.serve(&["--audit-max-bytes", "4096", "--audit-keep", "2"]);
+    // Each refusal names its own path, so the kept ones can be counted.
+    for n in 0..400 {
+        let r = b
+            .call(
+                "GET",
+                &format!("/jobs/probe-{n}"),
+                Some("not-a-token"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    let logs = w.dir.join("logs");
+    let files = ["audit.jsonl.2", "audit.jsonl.1", "audit.jsonl"];
+    let mut kept = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(logs.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(
+            !text.is_empty() && text.len() <= 4096,
+            "{f}: {} bytes",
+            text.len()
+        );
+        for l in text.lines() {
+            let l: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(l["event_type"], "auth_failure", "{l}");
+            let n: usize = l["resource"].as_str().unwrap()["/jobs/probe-".len()..]
+                .parse()
+                .unwrap();
+            kept.push(n);
+        }
+    }
+    assert!(!logs.join("audit.jsonl.3").exists());
+    // Oldest file first: the newest refusals, in order, none missing.
+    let first = kept[0];
+    assert!(first > 0, "nothing was rotated away");
+    assert_eq!(kept, (first..400).collect::<Vec<_>>());
+}

@@ -97,14 +97,125 @@ impl AuditEvent {
     }
 }
 
+/// When the audit file is rotated: before a line would take it past
+/// `max_bytes`, `audit.jsonl` becomes `audit.jsonl.1` (`.1` becomes `.2`,
+/// ...), and `keep` such files are kept; so the trail takes at most about
+/// `(keep + 1) * max_bytes` of disk, however long the server runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub keep: usize,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_bytes: 100 * 1024 * 1024,
+            keep: 5,
+        }
+    }
+}
+
+/// The open audit file and what it was opened as.
+struct AuditFile {
+    path: PathBuf,
+    rotation: Rotation,
+    file: Mutex<std::fs::File>,
+}
+
 /// Where audit lines go: always the log, and a file when one is set.
 pub struct AuditLog {
-    file: Option<(PathBuf, Mutex<std::fs::File>)>,
+    file: Option<AuditFile>,
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// `audit.jsonl.3` for `audit.jsonl` and 3.
+fn rotated(path: &Path, n: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// Whether `file` is no longer what `path` names (another process sharing
+/// the trail, such as `sync watch`, rotated it).
+#[cfg(unix)]
+fn moved(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.ino() != named.ino() || open.dev() != named.dev(),
+        _ => true,
+    }
+}
+
+#[cfg(not(unix))]
+fn moved(_: &std::fs::File, path: &Path) -> bool {
+    !path.exists()
+}
+
+impl AuditFile {
+    /// Shifts `path.N` to `path.N+1` (the oldest kept is overwritten) and
+    /// `path` to `path.1`; with `keep` 0 the file is only emptied.
+    fn rotate(&self) -> std::io::Result<()> {
+        let keep = self.rotation.keep;
+        if keep == 0 {
+            return std::fs::remove_file(&self.path);
+        }
+        for n in (1..keep).rev() {
+            match std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::rename(&self.path, rotated(&self.path, 1))
+    }
+
+    /// Appends one line, rotating first when it would pass the cap. The
+    /// line is written whatever happens to the rotation: a refusal is
+    /// never dropped to keep a file small.
+    fn append(&self, line: &str) -> std::io::Result<()> {
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("audit file lock poisoned"))?;
+        if moved(&f, &self.path) {
+            *f = open_append(&self.path)?;
+        }
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > 0 && len + line.len() as u64 > self.rotation.max_bytes {
+            match self.rotate() {
+                Ok(()) => *f = open_append(&self.path)?,
+                Err(e) => tracing::error!(
+                    path = %self.path.display(),
+                    error = %e,
+                    "cannot rotate the audit log; it grows past its cap"
+                ),
+            }
+        }
+        // One write per line: appends from threads never interleave.
+        if f.write_all(line.as_bytes()).is_err() {
+            // Reopened once (the file may have been removed under us).
+            *f = open_append(&self.path)?;
+            f.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 impl AuditLog {
-    /// Appends to `path` (created with its directory when missing).
+    /// Appends to `path` (created with its directory when missing),
+    /// rotating at the default cap (100 MiB, 5 files kept).
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        AuditLog::open_rotating(path, Rotation::default())
+    }
+
+    /// Appends to `path`, rotating as `rotation` says.
+    pub fn open_rotating(path: &Path, rotation: Rotation) -> Result<AuditLog, AuditError> {
         let err = |e: std::io::Error| AuditError {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -112,13 +223,13 @@ impl AuditLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(err)?;
+        let f = open_append(path).map_err(err)?;
         Ok(AuditLog {
-            file: Some((path.to_path_buf(), Mutex::new(f))),
+            file: Some(AuditFile {
+                path: path.to_path_buf(),
+                rotation,
+                file: Mutex::new(f),
+            }),
         })
     }
 
@@ -136,14 +247,9 @@ impl AuditLog {
             }
         };
         tracing::info!(target: "audit", "{line}");
-        if let Some((path, f)) = &self.file {
-            // One write per line: appends from threads never interleave.
-            let written = match f.lock() {
-                Ok(mut f) => f.write_all(format!("{line}\n").as_bytes()),
-                Err(_) => Err(std::io::Error::other("audit file lock poisoned")),
-            };
-            if let Err(e) = written {
-                tracing::error!(path = %path.display(), error = %e, "cannot write the audit log");
+        if let Some(file) = &self.file {
+            if let Err(e) = file.append(&format!("{line}\n")) {
+                tracing::error!(path = %file.path.display(), error = %e, "cannot write the audit log");
             }
         }
     }
@@ -179,5 +285,85 @@ mod tests {
         assert!(lines[0]["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(lines[1]["outcome"], "denied");
         assert!(lines[1]["user_name"].is_null());
+    }
+
+    fn refusal(n: usize) -> AuditEvent {
+        AuditEvent::new(EventType::PermissionDenied, format!("dbo.t{n}"), "read")
+            .user("proyecto-abc")
+            .missing(format!("read on kwp.dbo.t{n}"))
+    }
+
+    fn lines_of(p: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn rotation_keeps_each_file_under_its_cap_and_loses_no_recent_line() {
+        let dir = std::env::temp_dir().join(format!("bridge-audit-rot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = dir.join("audit.jsonl");
+        let cap = 2_000;
+        let log = AuditLog::open_rotating(
+            &p,
+            Rotation {
+                max_bytes: cap,
+                keep: 3,
+            },
+        )
+        .unwrap();
+        for n in 0..500 {
+            log.record(refusal(n));
+        }
+        for f in [p.clone(), rotated(&p, 1), rotated(&p, 2), rotated(&p, 3)] {
+            let len = std::fs::metadata(&f).unwrap().len();
+            assert!(len > 0 && len <= cap, "{}: {len}", f.display());
+        }
+        assert!(!rotated(&p, 4).exists());
+        // Oldest first, the kept lines are the newest refusals, none missing.
+        let mut kept = Vec::new();
+        for f in [rotated(&p, 3), rotated(&p, 2), rotated(&p, 1), p.clone()] {
+            kept.extend(lines_of(&f));
+        }
+        let numbers: Vec<usize> = kept
+            .iter()
+            .map(|l| l["resource"].as_str().unwrap()[5..].parse().unwrap())
+            .collect();
+        let first = numbers[0];
+        assert_eq!(numbers, (first..500).collect::<Vec<_>>());
+        assert!(kept.iter().all(|l| l["outcome"] == "denied"));
+
+        // A line longer than the cap is still written, alone in its file.
+        let long = refusal(1).detail("x".repeat(3 * cap as usize));
+        log.record(long);
+        assert_eq!(lines_of(&p).len(), 1);
+        assert!(lines_of(&rotated(&p, 1)).len() > 1);
+        log.record(refusal(501));
+        assert_eq!(lines_of(&p).len(), 1, "the long line's file was rotated");
+
+        // Another process rotated the file: lines go to the new one.
+        std::fs::rename(&p, dir.join("moved.jsonl")).unwrap();
+        log.record(refusal(502));
+        assert_eq!(lines_of(&p)[0]["resource"], "dbo.t502");
+
+        // keep = 0: the file is emptied at the cap, and stays under it.
+        let q = dir.join("zero.jsonl");
+        let log = AuditLog::open_rotating(
+            &q,
+            Rotation {
+                max_bytes: cap,
+                keep: 0,
+            },
+        )
+        .unwrap();
+        for n in 0..100 {
+            log.record(refusal(n));
+        }
+        assert!(std::fs::metadata(&q).unwrap().len() <= cap);
+        assert!(!rotated(&q, 1).exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

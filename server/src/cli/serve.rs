@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sql_databricks_bridge::api::{self, paths::Roots, ServerState};
+use sql_databricks_bridge::auth::audit::Rotation;
 use sql_databricks_bridge::auth::{AuditLog, LakehouseRights, Permissions};
 use sql_databricks_bridge::jobs::{JobRunner, JobStore, RunnerConfig};
 use sql_databricks_bridge::metrics::{Counter, Histogram};
@@ -36,6 +37,14 @@ pub struct ServeArgs {
     /// Audit trail, one JSON line per decision (also sent to the log).
     #[arg(long, env = "BRIDGE_AUDIT_LOG", default_value = "logs/audit.jsonl")]
     pub audit_log: PathBuf,
+    /// The audit file is rotated (audit.jsonl → audit.jsonl.1 → .2 ...)
+    /// before a line would take it past this many bytes.
+    #[arg(long, env = "BRIDGE_AUDIT_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub audit_max_bytes: u64,
+    /// Rotated audit files kept; the oldest beyond them is deleted (0: the
+    /// file is emptied at the cap).
+    #[arg(long, env = "BRIDGE_AUDIT_KEEP", default_value_t = 5)]
+    pub audit_keep: usize,
     /// Requests' `queries_path` must resolve inside this directory.
     #[arg(long, env = "BRIDGE_QUERIES_ROOT", default_value = ".")]
     pub queries_root: PathBuf,
@@ -82,7 +91,13 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let permissions = Permissions::load(&args.permissions_file)?;
-    let audit = Arc::new(AuditLog::open(&args.audit_log)?);
+    let audit = Arc::new(AuditLog::open_rotating(
+        &args.audit_log,
+        Rotation {
+            max_bytes: args.audit_max_bytes.max(1),
+            keep: args.audit_keep,
+        },
+    )?);
     let (store, interrupted) = JobStore::open(&args.jobs_db)?;
     if interrupted > 0 {
         tracing::warn!(
