@@ -1,5 +1,5 @@
 //! Running one Spark SQL statement on SQLite: catalog DDL, CREATE/DROP
-//! TABLE, INSERT, SELECT, UPDATE, DELETE and MERGE, each atomic (a savepoint
+//! TABLE, INSERT, SELECT, UPDATE, DELETE and MERGE (`merge.rs`), each atomic (a savepoint
 //! per statement, as each Delta commit is). Every statement runs as a
 //! caller whose privileges it checks (`grants.rs`), and every write commits
 //! a table version (`history.rs`).
@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use regex::Regex;
 use rusqlite::Connection;
 use sqlparser::ast::{
-    self, AssignmentTarget, ColumnOption, Expr, FromTable, MergeAction, MergeClauseKind,
-    MergeInsertKind, ObjectType, Query, SelectItem, SetExpr, Statement, TableFactor,
+    self, AssignmentTarget, ColumnOption, Expr, FromTable, ObjectType, Query, SelectItem, SetExpr,
+    Statement, TableFactor,
 };
 use sqlparser::dialect::DatabricksDialect;
 use sqlparser::parser::Parser;
@@ -91,7 +91,7 @@ fn comment_of(text: Option<regex::Match<'_>>) -> Option<String> {
     text.map(|m| m.as_str().replace("''", "'"))
 }
 
-fn db(e: rusqlite::Error) -> SqlError {
+pub(super) fn db(e: rusqlite::Error) -> SqlError {
     map_sqlite_error(e)
 }
 
@@ -157,7 +157,7 @@ pub fn map_sqlite_error(e: rusqlite::Error) -> SqlError {
 }
 
 impl Exec<'_> {
-    fn scope<'s>(&'s self, param_types: &'s HashMap<String, DbxType>) -> Scope<'s> {
+    pub(super) fn scope<'s>(&'s self, param_types: &'s HashMap<String, DbxType>) -> Scope<'s> {
         Scope {
             conn: self.conn,
             catalog: self.catalog,
@@ -169,14 +169,14 @@ impl Exec<'_> {
         }
     }
 
-    fn checks(&self) -> Access<'_> {
+    pub(super) fn checks(&self) -> Access<'_> {
         Access {
             conn: self.conn,
             caller: self.caller,
         }
     }
 
-    fn param_types(&self) -> HashMap<String, DbxType> {
+    pub(super) fn param_types(&self) -> HashMap<String, DbxType> {
         self.params
             .iter()
             .map(|p| (p.name.clone(), p.ty.clone()))
@@ -212,6 +212,7 @@ impl Exec<'_> {
         if let Some(r) = self.command(text) {
             return r;
         }
+        super::merge::refuse_schema_evolution(text)?;
         let dialect = DatabricksDialect {};
         let (stripped, properties) = strip_table_clauses(text)?;
         let mut stmts =
@@ -440,7 +441,7 @@ impl Exec<'_> {
         }
     }
 
-    fn bind(&self, st: &mut rusqlite::Statement<'_>) -> Result<(), SqlError> {
+    pub(super) fn bind(&self, st: &mut rusqlite::Statement<'_>) -> Result<(), SqlError> {
         for i in 1..=st.parameter_count() {
             let Some(pname) = st.parameter_name(i).map(str::to_string) else {
                 return Err(SqlError::syntax(
@@ -472,7 +473,7 @@ impl Exec<'_> {
     }
 
     /// Runs an SQL text that changes rows; returns the row count.
-    fn exec_count(&self, sql: &str) -> Result<u64, SqlError> {
+    pub(super) fn exec_count(&self, sql: &str) -> Result<u64, SqlError> {
         tracing::debug!(sql, "sqlite dml");
         let mut st = self.conn.prepare(sql).map_err(db)?;
         self.bind(&mut st)?;
@@ -505,7 +506,7 @@ impl Exec<'_> {
         out
     }
 
-    fn query(&self, q: Query, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+    pub(super) fn query(&self, q: Query, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
         let pt = self.param_types();
         let scope = self.scope(&pt);
         let original = q.clone();
@@ -817,7 +818,7 @@ impl Exec<'_> {
         ]))
     }
 
-    fn target_alias(tf: &TableFactor) -> Option<String> {
+    pub(super) fn target_alias(tf: &TableFactor) -> Option<String> {
         match tf {
             TableFactor::Table { name, alias, .. } => Some(match alias {
                 Some(a) => a.name.value.clone(),
@@ -827,7 +828,7 @@ impl Exec<'_> {
         }
     }
 
-    fn assignments(
+    pub(super) fn assignments(
         &self,
         table: &TableInfo,
         assignments: Vec<ast::Assignment>,
@@ -941,7 +942,7 @@ impl Exec<'_> {
 
     /// Commits a version when the statement changed rows; Delta commits no
     /// version for an UPDATE, DELETE or MERGE that touches nothing.
-    fn commit_if_changed(
+    pub(super) fn commit_if_changed(
         &self,
         commit: &history::Commit,
         changed: u64,
@@ -972,7 +973,7 @@ impl Exec<'_> {
     }
 
     /// Column names of a table in the `temp` schema.
-    fn temp_columns(&self, table: &str) -> Result<Vec<String>, SqlError> {
+    pub(super) fn temp_columns(&self, table: &str) -> Result<Vec<String>, SqlError> {
         let mut stmt = self
             .conn
             .prepare("SELECT name FROM pragma_table_info(?1, 'temp') ORDER BY cid")
@@ -984,289 +985,6 @@ impl Exec<'_> {
             .map_err(db)?;
         Ok(names)
     }
-
-    /// MERGE INTO: the source is materialised first and the unmatched rows
-    /// captured before any change, so every clause sees the table as it was.
-    fn merge(&self, m: ast::Merge, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
-        let pt = self.param_types();
-        let scope = self.scope(&pt);
-        let TableFactor::Table { name, .. } = &m.table else {
-            return Err(SqlError::unsupported("MERGE into a derived table"));
-        };
-        let table = scope.table(name)?;
-        self.checks().modify_table(&table.name, true)?;
-        let talias = quote_ident(&Self::target_alias(&m.table).unwrap_or_default());
-        let merge_params = merge_parameters(&m);
-        let mut source = m.source.clone();
-        let salias = match &source {
-            TableFactor::Table { alias, name, .. } => alias
-                .as_ref()
-                .map(|a| a.name.value.clone())
-                .unwrap_or_else(|| name_parts(name).pop().unwrap_or_default()),
-            TableFactor::Derived { alias: Some(a), .. } => a.name.value.clone(),
-            _ => return Err(SqlError::syntax("MERGE source needs an alias")),
-        };
-        let qs = quote_ident(&salias);
-        rewrite::rewrite(&scope, temps, &mut source)?;
-        let src_sql = match &source {
-            TableFactor::Table { name, .. } => format!("SELECT * FROM {name}"),
-            TableFactor::Derived { subquery, .. } => subquery.to_string(),
-            _ => return Err(SqlError::unsupported("MERGE source")),
-        };
-        let src = "temp.\"__merge_src\"";
-        let new = "temp.\"__merge_new\"";
-        let mut on = (*m.on).clone();
-        rewrite::rewrite(&scope, temps, &mut on)?;
-        self.conn
-            .execute_batch(&format!(
-                "DROP TABLE IF EXISTS {src}; DROP TABLE IF EXISTS {new};"
-            ))
-            .map_err(db)?;
-        self.exec_count(&format!("CREATE TABLE {src} AS {src_sql}"))?;
-        self.exec_count(&format!(
-            "CREATE TABLE {new} AS SELECT * FROM {src} AS {qs} WHERE NOT EXISTS (SELECT 1 FROM {} AS {talias} WHERE {on})",
-            table.name.physical()
-        ))?;
-        // Spark refuses a MERGE where one target row matches several source rows.
-        let multi: i64 = self
-            .conn
-            .query_row(
-                &format!(
-                    "SELECT count(*) FROM (SELECT {talias}.rowid FROM {} AS {talias} JOIN {src} AS {qs} ON {on} GROUP BY {talias}.rowid HAVING count(*) > 1)",
-                    table.name.physical()
-                ),
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        let src_cols = self.temp_columns("__merge_src")?;
-        let source_rows: i64 = self
-            .conn
-            .query_row(&format!("SELECT count(*) FROM {src}"), [], |r| r.get(0))
-            .map_err(db)?;
-        let commit = history::begin(self.conn, &table.name)?;
-        let (mut updated, mut deleted, mut inserted) = (0u64, 0u64, 0u64);
-        let mut earlier: Vec<String> = Vec::new();
-        let result = (|| -> Result<(), SqlError> {
-            if multi > 0 {
-                return Err(SqlError::invalid(
-                    "DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE",
-                    "Cannot perform Merge as multiple source rows matched and attempted to modify the same target row in the Delta table in possibly conflicting ways.",
-                    "21506",
-                ));
-            }
-            // Matched rows are decided before any clause runs (a snapshot of
-            // target rowids with the clause that applies to each).
-            self.conn
-                .execute_batch("DROP TABLE IF EXISTS temp.\"__merge_matched\"; CREATE TABLE temp.\"__merge_matched\" (rid INTEGER PRIMARY KEY, clause INTEGER)")
-                .map_err(db)?;
-            let mut matched_clauses = Vec::new();
-            for (i, clause) in m.clauses.iter().enumerate() {
-                if clause.clause_kind != MergeClauseKind::Matched {
-                    continue;
-                }
-                let pred = match &clause.predicate {
-                    Some(p) => {
-                        let mut p = p.clone();
-                        rewrite::rewrite(&scope, temps, &mut p)?;
-                        format!(" AND ({p})")
-                    }
-                    None => String::new(),
-                };
-                self.exec_count(&format!(
-                    "INSERT OR IGNORE INTO temp.\"__merge_matched\" (rid, clause) SELECT {talias}.rowid, {i} FROM {} AS {talias} JOIN {src} AS {qs} ON {on}{pred}",
-                    table.name.physical()
-                ))?;
-                matched_clauses.push(i);
-            }
-            for (i, clause) in m.clauses.iter().enumerate() {
-                let pred = match &clause.predicate {
-                    Some(p) => {
-                        let mut p = p.clone();
-                        rewrite::rewrite(&scope, temps, &mut p)?;
-                        Some(p.to_string())
-                    }
-                    None => None,
-                };
-                match (&clause.clause_kind, &clause.action) {
-                    (MergeClauseKind::Matched, MergeAction::Update(u)) => {
-                        let sets = match &u.kind {
-                            ast::MergeUpdateKind::Set(assignments) => {
-                                self.assignments(&table, assignments.clone(), &scope, temps)?
-                            }
-                            ast::MergeUpdateKind::Wildcard => {
-                                star_columns(&table, &src_cols, &qs, "UPDATE")?
-                                    .into_iter()
-                                    .map(|(c, v)| format!("{} = {v}", quote_ident(&c.name)))
-                                    .collect()
-                            }
-                        };
-                        updated += self.exec_count(&format!(
-                            "UPDATE {} AS {talias} SET {} FROM {src} AS {qs} WHERE ({on}) AND {talias}.rowid IN (SELECT rid FROM temp.\"__merge_matched\" WHERE clause = {i})",
-                            table.name.physical(),
-                            sets.join(", ")
-                        ))?;
-                    }
-                    (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
-                        deleted += self.exec_count(&format!(
-                            "DELETE FROM {} WHERE rowid IN (SELECT rid FROM temp.\"__merge_matched\" WHERE clause = {i})",
-                            table.name.physical()
-                        ))?;
-                    }
-                    (
-                        MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
-                        MergeAction::Insert(ins),
-                    ) => {
-                        let (cols, vals) = match &ins.kind {
-                            MergeInsertKind::Wildcard => {
-                                star_columns(&table, &src_cols, &qs, "INSERT")?
-                                    .into_iter()
-                                    .unzip()
-                            }
-                            MergeInsertKind::Values(values) => {
-                                let cols: Vec<&ColumnInfo> = if ins.columns.is_empty() {
-                                    table.columns.iter().collect()
-                                } else {
-                                    let mut v = Vec::new();
-                                    for c in &ins.columns {
-                                        v.push(column(
-                                            &table,
-                                            &name_parts(c).pop().unwrap_or_default(),
-                                        )?);
-                                    }
-                                    v
-                                };
-                                let values: Vec<Expr> = values
-                                    .rows
-                                    .first()
-                                    .map(|r| r.content.clone())
-                                    .unwrap_or_default();
-                                if values.len() != cols.len() {
-                                    return Err(SqlError::invalid(
-                                        "INSERT_COLUMN_ARITY_MISMATCH",
-                                        "The MERGE INSERT clause has a different number of columns and values.",
-                                        "21S01",
-                                    ));
-                                }
-                                let mut vals = Vec::new();
-                                for (mut e, c) in values.into_iter().zip(&cols) {
-                                    rewrite::rewrite(&scope, temps, &mut e)?;
-                                    vals.push(format!("__dbx_store({e}, '{}')", c.ty));
-                                }
-                                (cols, vals)
-                            }
-                            MergeInsertKind::Row => {
-                                return Err(SqlError::unsupported("MERGE ... INSERT ROW"))
-                            }
-                        };
-                        let names: Vec<String> =
-                            cols.iter().map(|c| quote_ident(&c.name)).collect();
-                        let mut cond = earlier
-                            .iter()
-                            .map(|p| format!("NOT ({p})"))
-                            .collect::<Vec<_>>();
-                        if let Some(p) = &pred {
-                            cond.push(format!("({p})"));
-                        }
-                        let where_sql = if cond.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" WHERE {}", cond.join(" AND "))
-                        };
-                        inserted += self.exec_count(&format!(
-                            "INSERT INTO {} ({}) SELECT {} FROM {new} AS {qs}{where_sql}",
-                            table.name.physical(),
-                            names.join(", "),
-                            vals.join(", ")
-                        ))?;
-                        if let Some(p) = pred {
-                            earlier.push(p);
-                        } else {
-                            earlier.push("1".into());
-                        }
-                    }
-                    (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
-                        deleted += self.exec_count(&format!(
-                            "DELETE FROM {} AS {talias} WHERE NOT EXISTS (SELECT 1 FROM {src} AS {qs} WHERE {on}){}",
-                            table.name.physical(),
-                            pred.map(|p| format!(" AND ({p})")).unwrap_or_default()
-                        ))?;
-                    }
-                    (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
-                        let ast::MergeUpdateKind::Set(assignments) = &u.kind else {
-                            return Err(SqlError::unsupported("MERGE ... UPDATE SET *"));
-                        };
-                        let sets = self.assignments(&table, assignments.clone(), &scope, temps)?;
-                        updated += self.exec_count(&format!(
-                            "UPDATE {} AS {talias} SET {} WHERE NOT EXISTS (SELECT 1 FROM {src} AS {qs} WHERE {on}){}",
-                            table.name.physical(),
-                            sets.join(", "),
-                            pred.map(|p| format!(" AND ({p})")).unwrap_or_default()
-                        ))?;
-                    }
-                    (kind, _) => return Err(SqlError::unsupported(&format!("MERGE WHEN {kind}"))),
-                }
-            }
-            Ok(())
-        })();
-        let _ = self.conn.execute_batch(
-            "DROP TABLE IF EXISTS temp.\"__merge_src\"; DROP TABLE IF EXISTS temp.\"__merge_new\"; DROP TABLE IF EXISTS temp.\"__merge_matched\";",
-        );
-        result?;
-        let mut op = Operation::new("MERGE");
-        for (k, v) in merge_params {
-            op = op.param(&k, v);
-        }
-        self.commit_if_changed(
-            &commit,
-            updated + deleted + inserted,
-            op.metric("numSourceRows", source_rows.max(0) as u64)
-                .metric("numTargetRowsInserted", inserted)
-                .metric("numTargetRowsUpdated", updated)
-                .metric("numTargetRowsDeleted", deleted)
-                .metric("numOutputRows", inserted + updated),
-        )?;
-        Ok(counts(&[
-            ("num_affected_rows", updated + deleted + inserted),
-            ("num_updated_rows", updated),
-            ("num_deleted_rows", deleted),
-            ("num_inserted_rows", inserted),
-        ]))
-    }
-}
-
-/// `UPDATE SET *` / `INSERT *` of MERGE: every target column takes the
-/// source column of the same name (case-insensitive); a target column the
-/// source lacks is an error and extra source columns are ignored, as without
-/// schema evolution
-/// (https://docs.databricks.com/sql/language-manual/delta-merge-into.html).
-fn star_columns<'t>(
-    table: &'t TableInfo,
-    src_cols: &[String],
-    source_alias: &str,
-    clause: &str,
-) -> Result<Vec<(&'t ColumnInfo, String)>, SqlError> {
-    table
-        .columns
-        .iter()
-        .map(|c| {
-            let Some(s) = src_cols.iter().find(|s| s.eq_ignore_ascii_case(&c.name)) else {
-                return Err(SqlError::invalid(
-                    "DELTA_MERGE_UNRESOLVED_EXPRESSION",
-                    &format!(
-                        "Cannot resolve {} in {clause} clause given columns {}.",
-                        c.name,
-                        src_cols.join(", ")
-                    ),
-                    "42601",
-                ));
-            };
-            Ok((
-                c,
-                format!("__dbx_store({source_alias}.{}, '{}')", quote_ident(s), c.ty),
-            ))
-        })
-        .collect()
 }
 
 /// Drops the Delta table clauses sqlparser does not parse (`USING DELTA`,
@@ -1297,50 +1015,7 @@ fn predicate_param(selection: Option<&Expr>) -> String {
     }
 }
 
-/// MERGE's history parameters: the join condition and each clause's
-/// action and condition.
-fn merge_parameters(m: &ast::Merge) -> Vec<(String, String)> {
-    let mut matched = Vec::new();
-    let mut not_matched = Vec::new();
-    let mut by_source = Vec::new();
-    for c in &m.clauses {
-        let action = match &c.action {
-            MergeAction::Update(_) => "update",
-            MergeAction::Delete { .. } => "delete",
-            MergeAction::Insert(_) => "insert",
-            _ => "none",
-        };
-        let mut v = serde_json::json!({ "actionType": action });
-        if let Some(p) = &c.predicate {
-            v["predicate"] = serde_json::json!(format!("({p})"));
-        }
-        match c.clause_kind {
-            MergeClauseKind::Matched => matched.push(v),
-            MergeClauseKind::NotMatchedBySource => by_source.push(v),
-            _ => not_matched.push(v),
-        }
-    }
-    vec![
-        (
-            "predicate".into(),
-            serde_json::json!([format!("({})", m.on)]).to_string(),
-        ),
-        (
-            "matchedPredicates".into(),
-            serde_json::Value::Array(matched).to_string(),
-        ),
-        (
-            "notMatchedPredicates".into(),
-            serde_json::Value::Array(not_matched).to_string(),
-        ),
-        (
-            "notMatchedBySourcePredicates".into(),
-            serde_json::Value::Array(by_source).to_string(),
-        ),
-    ]
-}
-
-fn column<'t>(table: &'t TableInfo, name: &str) -> Result<&'t ColumnInfo, SqlError> {
+pub(super) fn column<'t>(table: &'t TableInfo, name: &str) -> Result<&'t ColumnInfo, SqlError> {
     table
         .columns
         .iter()
@@ -1348,7 +1023,7 @@ fn column<'t>(table: &'t TableInfo, name: &str) -> Result<&'t ColumnInfo, SqlErr
         .ok_or_else(|| SqlError::column_not_found(name))
 }
 
-fn counts(items: &[(&str, u64)]) -> ResultSet {
+pub(super) fn counts(items: &[(&str, u64)]) -> ResultSet {
     ResultSet {
         columns: items
             .iter()
@@ -1361,7 +1036,7 @@ fn counts(items: &[(&str, u64)]) -> ResultSet {
     }
 }
 
-fn cell_value(c: Cell) -> rusqlite::types::Value {
+pub(super) fn cell_value(c: Cell) -> rusqlite::types::Value {
     use rusqlite::types::Value as V;
     match c {
         Cell::Null => V::Null,

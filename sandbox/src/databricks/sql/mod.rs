@@ -10,6 +10,7 @@ pub mod error;
 mod exec;
 mod files;
 mod functions;
+mod merge;
 pub mod grants;
 pub mod history;
 pub mod privileges;

@@ -1,0 +1,346 @@
+//! Loading extracted Parquet into Delta tables through the Databricks
+//! double, over HTTP, as the bridge does it: MERGE INTO from tables,
+//! subqueries and Volume files; the results, history versions, change data
+//! feed rows and documented errors of each statement.
+
+mod dbx;
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use bridge_sandbox::databricks::DatabricksHandle;
+use dbx::*;
+
+/// A Parquet file of the given columns.
+fn parquet(columns: Vec<(&str, ArrayRef)>) -> Vec<u8> {
+    let batch = RecordBatch::try_from_iter(columns).expect("batch");
+    let mut out = Vec::new();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+    out
+}
+
+fn ids(v: &[i64]) -> ArrayRef {
+    Arc::new(Int64Array::from(v.to_vec()))
+}
+
+fn strs(v: &[&str]) -> ArrayRef {
+    Arc::new(StringArray::from(v.to_vec()))
+}
+
+/// Uploads a file through the Files API as the holder of `token`.
+async fn put_file(h: &DatabricksHandle, token: &str, path: &str, body: Vec<u8>) -> u16 {
+    client()
+        .put(format!("{}/api/2.0/fs/files{path}?overwrite=true", h.url()))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .expect("upload")
+        .status()
+        .as_u16()
+}
+
+/// A schema `main.l` with a volume `landing` and a target table with the
+/// change data feed on.
+async fn workspace() -> DatabricksHandle {
+    let h = start(config());
+    for s in [
+        "CREATE SCHEMA main.l",
+        "CREATE VOLUME main.l.landing",
+        "CREATE TABLE main.l.t (id BIGINT, v STRING) TBLPROPERTIES (delta.enableChangeDataFeed = true)",
+        "INSERT INTO main.l.t VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    ] {
+        rows(&h, ADMIN, s).await;
+    }
+    h
+}
+
+fn counts_of(v: &serde_json::Value) -> Vec<(String, String)> {
+    manifest(v)
+        .into_iter()
+        .map(|(n, _)| n)
+        .zip(data(v).into_iter().next().unwrap_or_default())
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn merge_upserts_from_a_subquery_with_counts_history_and_change_rows() {
+    let h = workspace().await;
+    let v = sql(
+        &h,
+        ADMIN,
+        "MERGE INTO main.l.t AS t USING (SELECT 2 AS id, 'B' AS v UNION ALL SELECT 3, 'gone' UNION ALL SELECT 4, 'd') AS s \
+         ON t.id = s.id \
+         WHEN MATCHED AND s.v = 'gone' THEN DELETE \
+         WHEN MATCHED THEN UPDATE SET v = s.v \
+         WHEN NOT MATCHED THEN INSERT *",
+    )
+    .await;
+    assert_eq!(v["status"]["state"], "SUCCEEDED", "{v}");
+    assert_eq!(
+        counts_of(&v),
+        pairs(&[
+            ("num_affected_rows", "3"),
+            ("num_updated_rows", "1"),
+            ("num_deleted_rows", "1"),
+            ("num_inserted_rows", "1"),
+        ])
+    );
+    assert_eq!(
+        manifest(&v)
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>(),
+        ["LONG"; 4]
+    );
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT id, v FROM main.l.t ORDER BY id").await,
+        [["1", "a"], ["2", "B"], ["4", "d"]]
+    );
+    let hist = data(&sql(&h, ADMIN, "DESCRIBE HISTORY main.l.t LIMIT 1").await);
+    assert_eq!(hist[0][0], "2");
+    assert_eq!(hist[0][4], "MERGE");
+    let changes = rows(
+        &h,
+        ADMIN,
+        "SELECT id, v, _change_type FROM table_changes('main.l.t', 2) ORDER BY id, _change_type",
+    )
+    .await;
+    assert_eq!(
+        changes,
+        [
+            ["2", "B", "update_postimage"],
+            ["2", "b", "update_preimage"],
+            ["3", "c", "delete"],
+            ["4", "d", "insert"],
+        ]
+    );
+}
+
+#[tokio::test]
+async fn merge_reads_parquet_from_a_volume() {
+    let h = workspace().await;
+    let file = parquet(vec![("id", ids(&[3, 5])), ("v", strs(&["C", "e"]))]);
+    assert_eq!(
+        put_file(
+            &h,
+            ADMIN,
+            "/Volumes/main/l/landing/run1/part-0.parquet",
+            file
+        )
+        .await,
+        204
+    );
+    let v = rows(
+        &h,
+        ADMIN,
+        "MERGE INTO main.l.t t USING read_files('/Volumes/main/l/landing/run1', format => 'parquet') s \
+         ON t.id = s.id WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
+    )
+    .await;
+    assert_eq!(v, [["2", "1", "0", "1"]]);
+    let v = rows(
+        &h,
+        ADMIN,
+        "MERGE INTO main.l.t USING parquet.`/Volumes/main/l/landing/run1/part-0.parquet` AS src \
+         ON t.id = src.id WHEN NOT MATCHED BY SOURCE AND t.id < 2 THEN DELETE",
+    )
+    .await;
+    assert_eq!(v, [["1", "0", "1", "0"]]);
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT id, v FROM main.l.t ORDER BY id").await,
+        [["2", "b"], ["3", "C"], ["5", "e"]]
+    );
+}
+
+#[tokio::test]
+async fn merge_refuses_ambiguous_multiple_matches_only() {
+    let h = workspace().await;
+    let dup = "(SELECT 1 AS id, 'x' AS v UNION ALL SELECT 1, 'y')";
+    let (code, msg) = fails(
+        &h,
+        ADMIN,
+        &format!("MERGE INTO main.l.t t USING {dup} s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v"),
+    )
+    .await;
+    assert_eq!(code, "BAD_REQUEST");
+    assert!(
+        msg.starts_with("[DELTA_MULTIPLE_SOURCE_ROW_MATCHING_TARGET_ROW_IN_MERGE]")
+            && msg.ends_with("SQLSTATE: 21506"),
+        "{msg}"
+    );
+    // Nothing changed, no version committed.
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT v FROM main.l.t WHERE id = 1").await,
+        [["a"]]
+    );
+    assert_eq!(
+        data(&sql(&h, ADMIN, "DESCRIBE HISTORY main.l.t").await).len(),
+        2
+    );
+    // "Multiple matches are allowed when matches are unconditionally deleted."
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            &format!("MERGE INTO main.l.t t USING {dup} s ON t.id = s.id WHEN MATCHED THEN DELETE"),
+        )
+        .await,
+        [["1", "0", "1", "0"]]
+    );
+    // An insert-only merge changes no matched row.
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "MERGE INTO main.l.t t USING (SELECT 2 AS id, 'x' AS v UNION ALL SELECT 2, 'y' UNION ALL SELECT 9, 'z') s \
+             ON t.id = s.id WHEN NOT MATCHED THEN INSERT (id, v) VALUES (s.id, s.v)",
+        )
+        .await,
+        [["1", "0", "0", "1"]]
+    );
+}
+
+#[tokio::test]
+async fn merge_clauses_take_the_first_that_applies_to_the_rows_as_they_were() {
+    let h = workspace().await;
+    rows(
+        &h,
+        ADMIN,
+        "INSERT INTO main.l.t VALUES (10, 'k'), (11, 'drop')",
+    )
+    .await;
+    // Row 2 changes its key to 20 in a matched clause; the by-source
+    // clauses must not see it as unmatched afterwards. Row 10 satisfies
+    // both by-source conditions: the first (UPDATE) applies.
+    let v = rows(
+        &h,
+        ADMIN,
+        "MERGE INTO main.l.t AS t USING (SELECT 2 AS id) AS s ON t.id = s.id \
+         WHEN MATCHED THEN UPDATE SET id = 20 \
+         WHEN NOT MATCHED BY SOURCE AND t.id >= 10 AND t.v <> 'drop' THEN UPDATE SET v = 'kept' \
+         WHEN NOT MATCHED BY SOURCE AND t.id >= 10 THEN DELETE",
+    )
+    .await;
+    assert_eq!(v, [["3", "2", "1", "0"]]);
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT id, v FROM main.l.t ORDER BY id").await,
+        [["1", "a"], ["3", "c"], ["10", "kept"], ["20", "b"]]
+    );
+}
+
+#[tokio::test]
+async fn merge_clause_rules_and_errors_are_the_documented_ones() {
+    let h = workspace().await;
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "MERGE INTO main.l.t t USING main.l.t s ON t.id = s.id \
+         WHEN MATCHED THEN DELETE WHEN MATCHED AND s.id = 1 THEN UPDATE SET v = 'x'",
+    )
+    .await;
+    assert!(
+        msg.starts_with("[NON_LAST_MATCHED_CLAUSE_OMIT_CONDITION]")
+            && msg.ends_with("SQLSTATE: 42613"),
+        "{msg}"
+    );
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "MERGE INTO main.l.t t USING main.l.t s ON t.id = s.id \
+         WHEN NOT MATCHED THEN INSERT * WHEN NOT MATCHED AND s.id = 1 THEN INSERT *",
+    )
+    .await;
+    assert!(
+        msg.starts_with("[NON_LAST_NOT_MATCHED_BY_TARGET_CLAUSE_OMIT_CONDITION]"),
+        "{msg}"
+    );
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "MERGE INTO main.l.t t USING (SELECT 7 AS id) s ON t.id = s.id WHEN NOT MATCHED THEN INSERT *",
+    )
+    .await;
+    assert!(
+        msg.starts_with("[DELTA_MERGE_UNRESOLVED_EXPRESSION]"),
+        "{msg}"
+    );
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "MERGE WITH SCHEMA EVOLUTION INTO main.l.t t USING main.l.t s ON t.id = s.id WHEN MATCHED THEN DELETE",
+    )
+    .await;
+    assert!(msg.starts_with("[UNSUPPORTED_FEATURE]"), "{msg}");
+    // DEFAULT is the column's default: NULL here.
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "MERGE INTO main.l.t t USING (SELECT 7 AS id) s ON t.id = s.id \
+             WHEN NOT MATCHED THEN INSERT (id, v) VALUES (s.id, DEFAULT)",
+        )
+        .await,
+        [["1", "0", "0", "1"]]
+    );
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT v FROM main.l.t WHERE id = 7").await,
+        [["null"]]
+    );
+}
+
+#[tokio::test]
+async fn merge_needs_modify_and_select_on_the_target_and_read_volume_for_files() {
+    let h = workspace().await;
+    let file = parquet(vec![("id", ids(&[1])), ("v", strs(&["A"]))]);
+    put_file(&h, ADMIN, "/Volumes/main/l/landing/one.parquet", file).await;
+    for g in [
+        "GRANT USE CATALOG ON CATALOG main",
+        "GRANT USE SCHEMA ON SCHEMA main.l",
+        "GRANT MODIFY ON TABLE main.l.t",
+    ] {
+        rows(&h, ADMIN, &format!("{g} TO `{ALICE_USER}`")).await;
+    }
+    let merge = "MERGE INTO main.l.t t USING parquet.`/Volumes/main/l/landing/one.parquet` s \
+                 ON t.id = s.id WHEN MATCHED THEN UPDATE SET *";
+    let (code, msg) = fails(&h, ALICE, merge).await;
+    assert_eq!(code, "PERMISSION_DENIED");
+    assert!(
+        msg.contains("User does not have SELECT on Table 'main.l.t'"),
+        "{msg}"
+    );
+    rows(
+        &h,
+        ADMIN,
+        &format!("GRANT SELECT ON TABLE main.l.t TO `{ALICE_USER}`"),
+    )
+    .await;
+    let (code, msg) = fails(&h, ALICE, merge).await;
+    assert_eq!(code, "PERMISSION_DENIED");
+    assert!(
+        msg.contains("READ VOLUME on Volume 'main.l.landing'"),
+        "{msg}"
+    );
+    rows(
+        &h,
+        ADMIN,
+        &format!("GRANT READ VOLUME ON VOLUME main.l.landing TO `{ALICE_USER}`"),
+    )
+    .await;
+    assert_eq!(rows(&h, ALICE, merge).await, [["1", "1", "0", "0"]]);
+    let hist = data(&sql(&h, ADMIN, "DESCRIBE HISTORY main.l.t LIMIT 1").await);
+    assert_eq!(
+        (hist[0][3].as_str(), hist[0][4].as_str()),
+        (ALICE_USER, "MERGE")
+    );
+}
