@@ -1,13 +1,14 @@
 //! Loading extracted Parquet into Delta tables through the Databricks
 //! double, over HTTP, as the bridge does it: MERGE INTO from tables,
-//! subqueries and Volume files; the results, history versions, change data
-//! feed rows and documented errors of each statement.
+//! subqueries and Volume files, COPY INTO from Volume directories; the
+//! results, history versions, change data feed rows and documented errors
+//! of each statement.
 
 mod dbx;
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use bridge_sandbox::databricks::DatabricksHandle;
 use dbx::*;
 
@@ -24,6 +25,10 @@ fn parquet(columns: Vec<(&str, ArrayRef)>) -> Vec<u8> {
 
 fn ids(v: &[i64]) -> ArrayRef {
     Arc::new(Int64Array::from(v.to_vec()))
+}
+
+fn ints(v: &[i32]) -> ArrayRef {
+    Arc::new(Int32Array::from(v.to_vec()))
 }
 
 fn strs(v: &[&str]) -> ArrayRef {
@@ -342,5 +347,404 @@ async fn merge_needs_modify_and_select_on_the_target_and_read_volume_for_files()
     assert_eq!(
         (hist[0][3].as_str(), hist[0][4].as_str()),
         (ALICE_USER, "MERGE")
+    );
+}
+
+/// Two Parquet parts and a manifest in `/Volumes/main/l/landing/run`.
+async fn extraction(h: &DatabricksHandle) {
+    let a = parquet(vec![("id", ids(&[10, 11])), ("v", strs(&["j", "k"]))]);
+    let b = parquet(vec![("id", ids(&[12])), ("v", strs(&["l"]))]);
+    put_file(h, ADMIN, "/Volumes/main/l/landing/run/part-0.parquet", a).await;
+    put_file(h, ADMIN, "/Volumes/main/l/landing/run/part-1.parquet", b).await;
+    put_file(
+        h,
+        ADMIN,
+        "/Volumes/main/l/landing/run/manifest.json",
+        b"{\"parts\": 2}".to_vec(),
+    )
+    .await;
+}
+
+const COPY_RUN: &str = "COPY INTO main.l.t FROM '/Volumes/main/l/landing/run' FILEFORMAT = PARQUET PATTERN = '*.parquet'";
+
+#[tokio::test]
+async fn copy_into_loads_each_file_once_unless_forced() {
+    let h = workspace().await;
+    extraction(&h).await;
+    let v = sql(&h, ADMIN, COPY_RUN).await;
+    assert_eq!(v["status"]["state"], "SUCCEEDED", "{v}");
+    assert_eq!(
+        counts_of(&v),
+        pairs(&[
+            ("num_affected_rows", "3"),
+            ("num_inserted_rows", "3"),
+            ("num_skipped_corrupt_files", "0"),
+        ])
+    );
+    assert_eq!(
+        manifest(&v)
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>(),
+        ["LONG"; 3]
+    );
+    // Version 2 is the COPY INTO, a blind append, with its rows in the feed.
+    let hist = data(&sql(&h, ADMIN, "DESCRIBE HISTORY main.l.t").await);
+    assert_eq!(hist.len(), 3);
+    assert_eq!(
+        (
+            hist[0][0].as_str(),
+            hist[0][4].as_str(),
+            hist[0][11].as_str()
+        ),
+        ("2", "COPY INTO", "true")
+    );
+    assert!(
+        hist[0][12].contains("\"numOutputRows\":\"3\""),
+        "{}",
+        hist[0][12]
+    );
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT id, _change_type, _commit_version FROM table_changes('main.l.t', 2) ORDER BY id"
+        )
+        .await,
+        [
+            ["10", "insert", "2"],
+            ["11", "insert", "2"],
+            ["12", "insert", "2"]
+        ]
+    );
+    // Again: nothing new, nothing loaded, no version.
+    assert_eq!(rows(&h, ADMIN, COPY_RUN).await, [["0", "0", "0"]]);
+    assert_eq!(
+        data(&sql(&h, ADMIN, "DESCRIBE HISTORY main.l.t").await).len(),
+        3
+    );
+    // A new file in the directory is the only one loaded; even a modified
+    // file already loaded is skipped.
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/run/part-0.parquet",
+        parquet(vec![("id", ids(&[99])), ("v", strs(&["changed"]))]),
+    )
+    .await;
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/run/part-2.parquet",
+        parquet(vec![("id", ids(&[13])), ("v", strs(&["m"]))]),
+    )
+    .await;
+    assert_eq!(rows(&h, ADMIN, COPY_RUN).await, [["1", "1", "0"]]);
+    // force = true loads every selected file again.
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            &format!("{COPY_RUN} COPY_OPTIONS ('force' = 'true')")
+        )
+        .await,
+        [["3", "3", "0"]]
+    );
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT count(*), count(DISTINCT id) FROM main.l.t"
+        )
+        .await,
+        [["10", "8"]]
+    );
+}
+
+#[tokio::test]
+async fn copy_into_reads_every_file_a_spark_source_would() {
+    let h = workspace().await;
+    extraction(&h).await;
+    // Without PATTERN the manifest is read too, and is not Parquet.
+    let all = "COPY INTO main.l.t FROM '/Volumes/main/l/landing/run' FILEFORMAT = PARQUET";
+    let (code, msg) = fails(&h, ADMIN, all).await;
+    assert_eq!(code, "BAD_REQUEST");
+    assert!(
+        msg.starts_with("[FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER] Error while reading file /Volumes/main/l/landing/run/manifest.json.")
+            && msg.ends_with("SQLSTATE: KD001"),
+        "{msg}"
+    );
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT count(*) FROM main.l.t").await,
+        [["3"]]
+    );
+    // ignoreCorruptFiles skips it, counts it, and does not record it.
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            &format!("{all} FORMAT_OPTIONS ('ignoreCorruptFiles' = 'true')")
+        )
+        .await,
+        [["3", "3", "1"]]
+    );
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            &format!("{all} FORMAT_OPTIONS ('ignoreCorruptFiles' = 'true')")
+        )
+        .await,
+        [["0", "0", "1"]]
+    );
+    // FILES names files relative to the source; a missing one fails.
+    rows(&h, ADMIN, "CREATE TABLE main.l.u (id BIGINT, v STRING)").await;
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "COPY INTO main.l.u FROM '/Volumes/main/l/landing/run' FILEFORMAT = PARQUET FILES = ('part-1.parquet')"
+        )
+        .await,
+        [["1", "1", "0"]]
+    );
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "COPY INTO main.l.u FROM '/Volumes/main/l/landing/run' FILEFORMAT = PARQUET FILES = ('part-9.parquet')",
+    )
+    .await;
+    assert!(
+        msg.starts_with("[FAILED_READ_FILE.FILE_NOT_EXIST]"),
+        "{msg}"
+    );
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "COPY INTO main.l.u FROM '/Volumes/main/l/landing/nowhere' FILEFORMAT = PARQUET",
+    )
+    .await;
+    assert!(msg.starts_with("[PATH_NOT_FOUND]"), "{msg}");
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "COPY INTO main.l.nope FROM '/Volumes/main/l/landing/run' FILEFORMAT = PARQUET",
+    )
+    .await;
+    assert!(msg.starts_with("[TABLE_OR_VIEW_NOT_FOUND]"), "{msg}");
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "COPY INTO main.l.u FROM '/Volumes/main/l/landing/run' FILEFORMAT = CSV",
+    )
+    .await;
+    assert!(msg.starts_with("[UNSUPPORTED_FEATURE]"), "{msg}");
+}
+
+#[tokio::test]
+async fn copy_into_casts_safely_and_refuses_what_does_not_fit() {
+    let h = workspace().await;
+    rows(
+        &h,
+        ADMIN,
+        "CREATE TABLE main.l.n (id BIGINT, small INT, note STRING)",
+    )
+    .await;
+    // INT file column into BIGINT: a safe cast; `note` is missing: NULL.
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/cast/a.parquet",
+        parquet(vec![("id", ints(&[1, 2])), ("small", ints(&[5, 6]))]),
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "COPY INTO main.l.n FROM '/Volumes/main/l/landing/cast/a.parquet' FILEFORMAT = PARQUET"
+        )
+        .await,
+        [["2", "2", "0"]]
+    );
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT id, small, note FROM main.l.n ORDER BY id"
+        )
+        .await,
+        [["1", "5", "null"], ["2", "6", "null"]]
+    );
+    // BIGINT into INT is no safe cast.
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/cast/b.parquet",
+        parquet(vec![("id", ids(&[3])), ("small", ids(&[7]))]),
+    )
+    .await;
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "COPY INTO main.l.n FROM '/Volumes/main/l/landing/cast/b.parquet' FILEFORMAT = PARQUET",
+    )
+    .await;
+    assert_eq!(
+        msg,
+        "[DELTA_FAILED_TO_MERGE_FIELDS] Failed to merge fields 'small' and 'small'. SQLSTATE: 22005"
+    );
+    // A column the table lacks: a schema mismatch, or with mergeSchema a new column.
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/cast/c.parquet",
+        parquet(vec![("id", ids(&[4])), ("extra", strs(&["x"]))]),
+    )
+    .await;
+    let c = "COPY INTO main.l.n FROM '/Volumes/main/l/landing/cast/c.parquet' FILEFORMAT = PARQUET";
+    let (_, msg) = fails(&h, ADMIN, c).await;
+    assert!(
+        msg.starts_with("[_LEGACY_ERROR_TEMP_DELTA_0007] A schema mismatch detected when writing to the Delta table (Table ID: ")
+            && msg.contains("Data schema:\nroot\n-- id: long (nullable = true)\n-- extra: string (nullable = true)"),
+        "{msg}"
+    );
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            &format!("{c} COPY_OPTIONS ('mergeSchema' = 'true')")
+        )
+        .await,
+        [["1", "1", "0"]]
+    );
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT id, small, note, extra FROM main.l.n ORDER BY id"
+        )
+        .await,
+        [
+            ["1", "5", "null", "null"],
+            ["2", "6", "null", "null"],
+            ["4", "null", "null", "x"]
+        ]
+    );
+    // The SELECT form casts and renames on the way in.
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/sel/a.parquet",
+        parquet(vec![
+            ("key", strs(&["8", "9"])),
+            ("label", strs(&["p", "q"])),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "COPY INTO main.l.n FROM (SELECT CAST(key AS BIGINT) AS id, upper(label) AS note FROM '/Volumes/main/l/landing/sel' WHERE key <> '9') \
+             FILEFORMAT = PARQUET"
+        )
+        .await,
+        [["1", "1", "0"]]
+    );
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT note FROM main.l.n WHERE id = 8").await,
+        [["P"]]
+    );
+}
+
+#[tokio::test]
+async fn copy_into_reads_the_first_files_schema_or_merges_them() {
+    let h = workspace().await;
+    rows(
+        &h,
+        ADMIN,
+        "CREATE TABLE main.l.w (id BIGINT, v STRING, x STRING)",
+    )
+    .await;
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/mix/a.parquet",
+        parquet(vec![("id", ids(&[1])), ("v", strs(&["a"]))]),
+    )
+    .await;
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/mix/b.parquet",
+        parquet(vec![("id", ids(&[2])), ("x", strs(&["bx"]))]),
+    )
+    .await;
+    let copy = "COPY INTO main.l.w FROM '/Volumes/main/l/landing/mix' FILEFORMAT = PARQUET";
+    // The first file's schema: b's `x` is not read.
+    assert_eq!(rows(&h, ADMIN, copy).await, [["2", "2", "0"]]);
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT id, v, x FROM main.l.w ORDER BY id").await,
+        [["1", "a", "null"], ["2", "null", "null"]]
+    );
+    rows(&h, ADMIN, "DELETE FROM main.l.w").await;
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            &format!(
+                "{copy} FORMAT_OPTIONS ('mergeSchema' = 'true') COPY_OPTIONS ('force' = 'true')"
+            )
+        )
+        .await,
+        [["2", "2", "0"]]
+    );
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT id, v, x FROM main.l.w ORDER BY id").await,
+        [["1", "a", "null"], ["2", "null", "bx"]]
+    );
+}
+
+#[tokio::test]
+async fn copy_into_needs_read_volume_and_modify() {
+    let h = workspace().await;
+    extraction(&h).await;
+    for g in [
+        "GRANT USE CATALOG ON CATALOG main",
+        "GRANT USE SCHEMA ON SCHEMA main.l",
+    ] {
+        rows(&h, ADMIN, &format!("{g} TO `{ALICE_USER}`")).await;
+    }
+    let (code, msg) = fails(&h, ALICE, COPY_RUN).await;
+    assert_eq!(code, "PERMISSION_DENIED");
+    assert!(
+        msg.contains("User does not have MODIFY on Table 'main.l.t'"),
+        "{msg}"
+    );
+    rows(
+        &h,
+        ADMIN,
+        &format!("GRANT MODIFY ON TABLE main.l.t TO `{ALICE_USER}`"),
+    )
+    .await;
+    let (code, msg) = fails(&h, ALICE, COPY_RUN).await;
+    assert_eq!(code, "PERMISSION_DENIED");
+    assert!(
+        msg.contains("User does not have READ VOLUME on Volume 'main.l.landing'"),
+        "{msg}"
+    );
+    rows(
+        &h,
+        ADMIN,
+        &format!("GRANT READ VOLUME ON VOLUME main.l.landing TO `{ALICE_USER}`"),
+    )
+    .await;
+    // MODIFY and READ VOLUME are enough: COPY INTO appends without reading the table.
+    assert_eq!(rows(&h, ALICE, COPY_RUN).await, [["3", "3", "0"]]);
+    let hist = data(&sql(&h, ADMIN, "DESCRIBE HISTORY main.l.t LIMIT 1").await);
+    assert_eq!(
+        (hist[0][3].as_str(), hist[0][4].as_str()),
+        (ALICE_USER, "COPY INTO")
     );
 }

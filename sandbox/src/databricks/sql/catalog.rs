@@ -505,6 +505,37 @@ pub fn register_table(
     Ok(())
 }
 
+/// Adds columns at the end of a table (ALTER TABLE ADD COLUMNS, schema
+/// evolution): to the SQLite table holding its rows and to its metadata.
+pub fn add_columns(
+    conn: &Connection,
+    name: &FullName,
+    columns: &[ColumnInfo],
+) -> Result<(), SqlError> {
+    let next: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(position) + 1, 0) FROM __dbx_columns WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3",
+            [&name.catalog, &name.schema, &name.name],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    for (i, c) in columns.iter().enumerate() {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            name.physical(),
+            quote_ident(&c.name),
+            c.ty.sqlite_decl()
+        ))
+        .map_err(db)?;
+        conn.execute(
+            "INSERT INTO __dbx_columns (catalog, schema, tbl, position, name, type_text, nullable, comment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![name.catalog, name.schema, name.name, next + i as i64, c.name, c.ty.to_string(), c.nullable, c.comment],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
 pub fn get_table(conn: &Connection, name: &FullName) -> Result<Option<TableInfo>, SqlError> {
     let head = conn
         .query_row(
@@ -585,6 +616,7 @@ pub fn drop_table(conn: &Connection, name: &FullName, if_exists: bool) -> Result
     }
     drop_table_data(conn, name)?;
     super::history::forget(conn, name)?;
+    super::copy_into::forget(conn, name)?;
     super::grants::forget(conn, &Securable::table(name))?;
     Ok(true)
 }

@@ -108,6 +108,39 @@ pub fn enable(conn: &Connection, table: &TableInfo) -> Result<(), SqlError> {
     .map_err(db)
 }
 
+/// A table gained columns: its change rows gain them too (NULL in the
+/// rows recorded before), and the triggers are made again to copy them
+/// when the feed is on.
+pub fn add_columns(
+    conn: &Connection,
+    table: &TableInfo,
+    added: &[super::catalog::ColumnInfo],
+) -> Result<(), SqlError> {
+    let exists: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [format!("__cdf${}", table.name.dotted())],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(db)?
+        > 0;
+    if exists {
+        for c in added {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {} ADD COLUMN {} {}",
+                shadow(&table.name),
+                quote_ident(&c.name),
+                c.ty.sqlite_decl()
+            ))
+            .map_err(db)?;
+        }
+    }
+    if super::catalog::change_data_feed(conn, &table.name)? {
+        enable(conn, table)?;
+    }
+    Ok(())
+}
+
 /// Stops recording (the rows recorded so far stay readable).
 pub fn disable(conn: &Connection, table: &FullName) -> Result<(), SqlError> {
     for kind in ["ins", "upd", "del"] {

@@ -212,6 +212,9 @@ impl Exec<'_> {
         if let Some(r) = self.command(text) {
             return r;
         }
+        if let Some(r) = self.copy_into(text, temps) {
+            return r;
+        }
         super::merge::refuse_schema_evolution(text)?;
         let dialect = DatabricksDialect {};
         let (stripped, properties) = strip_table_clauses(text)?;

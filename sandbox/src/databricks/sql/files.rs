@@ -2,7 +2,8 @@
 //! extraction with `SELECT * FROM parquet.\`/Volumes/...\`` or
 //! `read_files('/Volumes/...')`. The files are loaded into a temporary SQLite
 //! table for the statement; a directory reads every `.parquet` file under it
-//! (names starting with `_` or `.` are skipped, as Spark does).
+//! (names starting with `_` or `.` are skipped, as Spark does). COPY INTO
+//! (`copy_into.rs`) reads file by file with [`file_schema`] and [`append_file`].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use rusqlite::Connection;
 use super::catalog::{self, quote_ident};
 use super::error::SqlError;
 use super::types::{self, Cell, DbxType};
+use super::widening;
 use crate::databricks::paths::VolumePath;
 
 /// The Databricks type a Parquet/Arrow column reads as.
@@ -265,4 +267,164 @@ pub fn load_parquet(
         }
     }
     Ok(columns.unwrap_or_default())
+}
+
+/// Every file under a directory a Spark file source reads: recursively, all
+/// but those whose names start with `_` or `.` (hidden, and the Files API's
+/// in-flight uploads), in path order. Unlike `read_files`' `.parquet`
+/// filter, a COPY INTO reads whatever else is there too, as Spark's file
+/// index does.
+pub fn data_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('_') || name.starts_with('.') {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    Ok(out)
+}
+
+fn footer_error(shown: &str, e: impl std::fmt::Display) -> SqlError {
+    // FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER
+    // (https://docs.databricks.com/error-messages/failed-read-file-error-class.html).
+    SqlError::invalid(
+        "FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER",
+        &format!("Error while reading file {shown}. Could not read footer. Please ensure that the file is in either ORC or Parquet format. If not, please convert it to a valid format. If the file is in the valid format, please check if it is corrupt. If it is, you can choose to either ignore it or fix the corruption. ({e})"),
+        "KD001",
+    )
+}
+
+/// The columns (name, type) of one Parquet file, from its footer; a file
+/// that is not Parquet fails with `FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER`.
+pub fn file_schema(disk: &Path, shown: &str) -> Result<Vec<(String, DbxType)>, SqlError> {
+    let file = File::open(disk).map_err(|e| footer_error(shown, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| footer_error(shown, e))?;
+    builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|fld| {
+            dbx_type(fld.data_type())
+                .map(|t| (fld.name().clone(), t))
+                .ok_or_else(|| {
+                    SqlError::unsupported(&format!(
+                        "Parquet column {} of type {}",
+                        fld.name(),
+                        fld.data_type()
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// The Parquet physical type a column of this type is written as, for
+/// the type mismatch error.
+fn parquet_physical(t: &DbxType) -> &'static str {
+    match t {
+        DbxType::Boolean => "BOOLEAN",
+        DbxType::Byte | DbxType::Short | DbxType::Int | DbxType::Date => "INT32",
+        DbxType::Long | DbxType::Timestamp | DbxType::TimestampNtz => "INT64",
+        DbxType::Float => "FLOAT",
+        DbxType::Double => "DOUBLE",
+        DbxType::Decimal { .. } => "FIXED_LEN_BYTE_ARRAY",
+        DbxType::String | DbxType::Binary => "BYTE_ARRAY",
+        DbxType::Array(_) | DbxType::Map(..) => "GROUP",
+        DbxType::Void => "UNKNOWN",
+    }
+}
+
+/// Appends the rows of one Parquet file to `temp.<table>`, whose columns
+/// are `columns`: each is matched by name (case-insensitive) to a file
+/// column, absent ones are NULL and file columns not in `columns` are not
+/// read, as Spark reads a file with a given read schema. A file column
+/// whose type the Parquet reader cannot convert to the read type fails with
+/// `FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH`
+/// (https://docs.databricks.com/error-messages/failed-read-file-error-class.html).
+/// Returns the number of rows.
+pub fn append_file(
+    conn: &Connection,
+    disk: &Path,
+    shown: &str,
+    table: &str,
+    columns: &[(String, DbxType)],
+) -> Result<u64, SqlError> {
+    let file_cols = file_schema(disk, shown)?;
+    let mut sources: Vec<Option<usize>> = Vec::with_capacity(columns.len());
+    for (name, ty) in columns {
+        let found = file_cols
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name));
+        if let Some(i) = found {
+            let actual = &file_cols[i].1;
+            if !widening::parquet_readable(actual, ty) {
+                return Err(SqlError::invalid(
+                    "FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH",
+                    &format!(
+                        "Error while reading file {shown}. Data type mismatches when reading Parquet column `{}`. Expected Spark type {}, actual Parquet type {}.",
+                        name,
+                        ty.to_string().to_lowercase(),
+                        parquet_physical(actual)
+                    ),
+                    "KD001",
+                ));
+            }
+        }
+        sources.push(found);
+    }
+    let file = File::open(disk).map_err(|e| footer_error(shown, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| footer_error(shown, e))?;
+    let marks: Vec<&str> = columns.iter().map(|_| "?").collect();
+    let names: Vec<String> = columns.iter().map(|(n, _)| quote_ident(n)).collect();
+    let mut ins = conn
+        .prepare(&format!(
+            "INSERT INTO temp.{} ({}) VALUES ({})",
+            quote_ident(table),
+            names.join(", "),
+            marks.join(", ")
+        ))
+        .map_err(SqlError::internal)?;
+    let mut n = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| {
+            SqlError::invalid(
+                "FAILED_READ_FILE.NO_HINT",
+                &format!("Error while reading file {shown}. ({e})"),
+                "KD001",
+            )
+        })?;
+        for row in 0..batch.num_rows() {
+            let vals: Vec<rusqlite::types::Value> = sources
+                .iter()
+                .zip(columns)
+                .map(|(src, (_, t))| match src {
+                    None => rusqlite::types::Value::Null,
+                    Some(i) => {
+                        let c = cell(batch.column(*i), row);
+                        let c = types::store(c.clone(), t).unwrap_or(c);
+                        to_sql(c)
+                    }
+                })
+                .collect();
+            ins.execute(rusqlite::params_from_iter(vals))
+                .map_err(SqlError::internal)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -6,16 +6,19 @@
 pub mod catalog;
 mod cdf;
 mod commands;
+mod copy_into;
 pub mod error;
 mod exec;
 mod files;
 mod functions;
-mod merge;
 pub mod grants;
 pub mod history;
+mod merge;
 pub mod privileges;
 mod rewrite;
+mod tokens;
 pub mod types;
+mod widening;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -76,6 +79,8 @@ impl SqlEngine {
         conn.execute_batch(grants::SCHEMA_SQL)
             .map_err(SqlError::internal)?;
         conn.execute_batch(history::SCHEMA_SQL)
+            .map_err(SqlError::internal)?;
+        conn.execute_batch(copy_into::SCHEMA_SQL)
             .map_err(SqlError::internal)?;
         functions::register(&conn).map_err(SqlError::internal)?;
         // Owned by whoever the workspace names its admin (`adopt_unowned`).

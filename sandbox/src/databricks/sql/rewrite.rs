@@ -275,6 +275,14 @@ impl Rewriter<'_, '_> {
         if parts.len() == 1 && self.ctes.contains(&parts[0].to_lowercase()) {
             return Ok(());
         }
+        // A temporary table this statement made (COPY INTO's files).
+        if parts.len() == 1 && self.temps.tables.contains_key(&parts[0]) {
+            *name = ObjectName::from(vec![
+                Ident::new("temp"),
+                Ident::with_quote('"', parts[0].clone()),
+            ]);
+            return Ok(());
+        }
         let full = self.scope.full_name(name)?;
         if catalog::get_table(self.scope.conn, &full)?.is_none() {
             return Err(SqlError::table_not_found(&full.dotted()));
