@@ -62,18 +62,23 @@ for country in Colombia Mexico; do
         --destination "./$out" 2>/dev/null
 done
 
-echo; echo "== what Databricks sees in the Volume (SQL Statement Execution API, read_files):"
+echo; echo "== what Databricks sees in the Volume: each output's _manifest.json names its complete run;"
+echo "   read_files reads that run (Files API, then the SQL Statement Execution API):"
 .venv/bin/python - "$dbx_url" <<'PY'
 import json, sys, urllib.request
 url = sys.argv[1]
+auth = {"Authorization": "Bearer dapi-demo"}
 for country in ("Colombia", "Mexico"):
     for q in ("ventas", "productos"):
+        out = f"/Volumes/main/demo/landing/{country}/{q}"
+        manifest = json.load(urllib.request.urlopen(urllib.request.Request(
+            url + "/api/2.0/fs/files" + out + "/_manifest.json", headers=auth)))
         body = json.dumps({"warehouse_id": "5a4d3c2b1a000001", "wait_timeout": "30s", "statement":
-            f"SELECT count(*) FROM read_files('/Volumes/main/demo/landing/{country}/{q}/part-00000.parquet')"}).encode()
+            f"SELECT count(*) FROM read_files('{manifest['location']}')"}).encode()
         req = urllib.request.Request(url + "/api/2.0/sql/statements", data=body, method="POST",
-            headers={"Authorization": "Bearer dapi-demo", "Content-Type": "application/json"})
+            headers={**auth, "Content-Type": "application/json"})
         r = json.load(urllib.request.urlopen(req))
-        print(f"  /Volumes/main/demo/landing/{country}/{q}: {r['result']['data_array'][0][0]} rows ({r['status']['state']})")
+        print(f"  {out} (run {manifest['run_id']}): {r['result']['data_array'][0][0]} rows ({r['status']['state']})")
 PY
 echo; echo "== local output:"
 find "$out" -type f | sort | sed 's/^/  /'

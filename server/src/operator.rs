@@ -149,6 +149,7 @@ impl BridgeOperator {
             pool: self.pool.clone(),
             retry: self.retry.clone(),
             deadline: Duration::from_secs(3600),
+            upsert: crate::sync::UpsertMethod::default(),
         };
         let event = crate::sync::SyncEvent::direct(
             operation,

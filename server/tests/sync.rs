@@ -58,11 +58,16 @@ GO
 
 /// The same columns again, for the operations that stage rows in a temp table.
 fn tipos2(w: &World) {
+    tipos_copy(w, "tipos2");
+}
+
+/// `Sync.dbo.<name>` with the columns of `Sync.dbo.tipos`.
+fn tipos_copy(w: &World, name: &str) {
     let ddl = TARGET
         .split("GO")
         .find(|b| b.contains("CREATE TABLE dbo.tipos"))
         .unwrap()
-        .replace("dbo.tipos", "dbo.tipos2");
+        .replace("dbo.tipos", &format!("dbo.{name}"));
     w.sql
         .engine()
         .run_script(&format!("USE Sync\nGO\n{ddl}\nGO\n"))
@@ -366,6 +371,45 @@ async fn upsert_and_update_through_the_temp_table_keep_every_type_exact() {
         ("completed".into(), Some(3), Some(3), None, None)
     );
     assert_eq!(rows(&w, &query).await, expected_tipos());
+
+    // The same UPSERT, inserting then updating every row, written with
+    // UPDATE + INSERT (the default) and with MERGE: the same rows.
+    let mut by_method = Vec::new();
+    for (method, table) in [("update-insert", "tipos3"), ("merge", "tipos4")] {
+        tipos_copy(&w, table);
+        grant_write(&w, &format!("Sync.dbo.{table}"));
+        for _ in 0..2 {
+            let id = event(
+                &w,
+                "UPSERT",
+                "main.demo.tipos",
+                &format!("Sync.dbo.{table}"),
+                &["id"],
+                "proyecto-sync",
+            );
+            ok(&w.run(&[
+                "sync",
+                "run-once",
+                "--timeout",
+                "10",
+                "--upsert-with",
+                method,
+            ]));
+            assert_eq!(
+                status(&w, &id),
+                ("completed".into(), Some(3), Some(3), None, None),
+                "{method}"
+            );
+        }
+        let rows = rows(
+            &w,
+            &TIPOS.replace("Sync.dbo.tipos", &format!("Sync.dbo.{table}")),
+        )
+        .await;
+        assert_eq!(rows, expected_tipos(), "{method}");
+        by_method.push(rows);
+    }
+    assert_eq!(by_method[0], by_method[1]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1088,4 +1132,252 @@ async fn the_decks_insert_as_written_is_picked_up_and_needs_a_requesting_user() 
     let out = ok(&run_once(&w));
     assert!(out.contains("claimed 1, completed 1"), "{out}");
     assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_failure_releases_the_event_and_a_later_poll_applies_it() {
+    let w = world("sync-release");
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    // Every attempt's bulk load is cut: the retries run out.
+    w.sql.faults().drop_next_bulk_loads_after_rows(1, 3);
+    let out = ok(&w.run(&[
+        "sync",
+        "run-once",
+        "--timeout",
+        "10",
+        "--attempts",
+        "3",
+        "--retry-base-ms",
+        "10",
+    ]));
+    assert!(out.contains("released to retry 1"), "{out}");
+    let (st, _, _, _, err) = status(&w, &id);
+    assert_eq!(st, "pending");
+    assert!(err.unwrap_or_default().contains("SQL Server"));
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 0);
+    // The next poll (nothing cut now) applies it; attempts were counted.
+    ok(&run_once(&w));
+    assert_eq!(status(&w, &id).0, "completed");
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+    let attempts = w
+        .dbx
+        .engine()
+        .execute(
+            &format!("SELECT attempts FROM bridge.events.bridge_events WHERE event_id = '{id}'"),
+            &Default::default(),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        render_cell(&attempts.rows[0][0], &attempts.columns[0].ty).as_deref(),
+        Some("2")
+    );
+
+    // With one attempt allowed, the same failure fails the event.
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos2",
+        &["id"],
+        "proyecto-sync",
+    );
+    tipos2(&w);
+    w.sql.faults().drop_next_bulk_loads_after_rows(1, 3);
+    let o = w.run(&[
+        "sync",
+        "run-once",
+        "--timeout",
+        "10",
+        "--attempts",
+        "3",
+        "--retry-base-ms",
+        "10",
+        "--max-attempts",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(status(&w, &id).0, "failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_apply_keeps_its_claim_by_renewing_the_lease() {
+    let w = world("sync-lease");
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    // Every packet is slow: the apply takes several leases of one second.
+    w.sql
+        .faults()
+        .delay_packets(std::time::Duration::from_millis(150));
+    let first = w
+        .command(&["sync", "run-once", "--timeout", "30", "--lease", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Another bridge looks while the first applies, after a lease has passed.
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        others.push(w.run(&["sync", "run-once", "--timeout", "30", "--lease", "1"]));
+    }
+    let first = first.wait_with_output().unwrap();
+    w.sql.faults().delay_packets(std::time::Duration::ZERO);
+    let out = ok(&first);
+    assert!(out.contains("claimed 1, completed 1"), "{out}");
+    for o in &others {
+        let out = ok(o);
+        assert!(out.contains("claimed 0"), "{out}");
+    }
+    assert_eq!(
+        status(&w, &id),
+        ("completed".into(), Some(3), Some(3), None, None)
+    );
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+}
+
+/// Adds `write` on `Sync.dbo.<table>` for proyecto-sync in the world's
+/// permissions.yaml.
+fn grant_write(w: &World, table: &str) {
+    let path = w.dir.join("config/permissions.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "      - table: \"Sync.dbo.log\"",
+        &format!(
+            "      - table: \"{table}\"\n        access: \"write\"\n      - table: \"Sync.dbo.log\""
+        ),
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_insert_event_keeps_nulls_checks_foreign_keys_and_fires_triggers() {
+    let w = world("sync-bulk-options");
+    w.sql
+        .engine()
+        .run_script(
+            "USE Sync\nGO\n\
+             CREATE TABLE dbo.padre (id int NOT NULL PRIMARY KEY)\nGO\n\
+             INSERT INTO dbo.padre VALUES (1)\nGO\n\
+             CREATE TABLE dbo.hijo (id int NOT NULL PRIMARY KEY, \
+               padre int NULL REFERENCES dbo.padre (id), \
+               nota nvarchar(10) NULL DEFAULT N'por defecto', \
+               CHECK (id > 0))\nGO\n\
+             CREATE TABLE dbo.hijo_log (id int)\nGO\n\
+             CREATE TRIGGER trg_hijo ON dbo.hijo AFTER INSERT AS \
+               INSERT INTO dbo.hijo_log (id) SELECT id FROM inserted\nGO\n",
+        )
+        .unwrap();
+    grant_write(&w, "Sync.dbo.hijo");
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.hijos (id INT, padre INT, nota STRING);
+         INSERT INTO main.demo.hijos VALUES (1, 1, NULL), (2, NULL, 'dos');
+         CREATE TABLE main.demo.huerfanos (id INT, padre INT, nota STRING);
+         INSERT INTO main.demo.huerfanos VALUES (3, 99, 'tres');
+         CREATE TABLE main.demo.negativos (id INT, padre INT, nota STRING);
+         INSERT INTO main.demo.negativos VALUES (-4, 1, 'cuatro');",
+    );
+    let good = event(
+        &w,
+        "INSERT",
+        "main.demo.hijos",
+        "Sync.dbo.hijo",
+        &[],
+        "proyecto-sync",
+    );
+    ok(&run_once(&w));
+    assert_eq!(status(&w, &good).0, "completed");
+    // The NULL stayed NULL (KEEP_NULLS); the trigger ran (FIRE_TRIGGERS).
+    assert_eq!(
+        rows(&w, "SELECT id, padre, nota FROM Sync.dbo.hijo ORDER BY id").await,
+        [["1", "1", "NULL"], ["2", "NULL", "dos"]]
+    );
+    assert_eq!(
+        rows(&w, "SELECT id FROM Sync.dbo.hijo_log ORDER BY id").await,
+        [["1"], ["2"]]
+    );
+    // An orphan foreign key and a failed CHECK fail their events (CHECK_CONSTRAINTS).
+    let orphan = event(
+        &w,
+        "INSERT",
+        "main.demo.huerfanos",
+        "Sync.dbo.hijo",
+        &[],
+        "proyecto-sync",
+    );
+    let negative = event(
+        &w,
+        "INSERT",
+        "main.demo.negativos",
+        "Sync.dbo.hijo",
+        &[],
+        "proyecto-sync",
+    );
+    let _ = run_once(&w);
+    failed_with(&w, &orphan, "547");
+    failed_with(&w, &negative, "547");
+    assert_eq!(count(&w, "Sync.dbo.hijo").await, 2);
+    assert_eq!(count(&w, "Sync.dbo.hijo_log").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upsert_on_a_string_key_works_in_a_database_with_another_collation() {
+    let w = world("sync-collation");
+    w.sql
+        .engine()
+        .run_script(
+            "CREATE DATABASE Distinta COLLATE Latin1_General_CS_AS\nGO\nUSE Distinta\nGO\n\
+             CREATE TABLE dbo.claves (codigo varchar(10) NOT NULL PRIMARY KEY, valor int NULL)\nGO\n\
+             INSERT INTO dbo.claves VALUES ('a', 1), ('A', 2)\nGO\n",
+        )
+        .unwrap();
+    grant_write(&w, "Distinta.dbo.claves");
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.claves (codigo STRING, valor INT);
+         INSERT INTO main.demo.claves VALUES ('a', 10), ('b', 20);",
+    );
+    for method in ["update-insert", "merge"] {
+        let id = event(
+            &w,
+            "UPSERT",
+            "main.demo.claves",
+            "Distinta.dbo.claves",
+            &["codigo"],
+            "proyecto-sync",
+        );
+        ok(&w.run(&[
+            "sync",
+            "run-once",
+            "--timeout",
+            "10",
+            "--upsert-with",
+            method,
+        ]));
+        let (st, _, affected, _, err) = status(&w, &id);
+        assert_eq!(st, "completed", "{method}: {err:?}");
+        assert_eq!(affected, Some(2), "{method}");
+    }
+    // Case-sensitive keys: 'A' is another row, left alone.
+    assert_eq!(
+        rows(
+            &w,
+            "SELECT codigo, valor FROM Distinta.dbo.claves ORDER BY valor"
+        )
+        .await,
+        [["A", "2"], ["a", "10"], ["b", "20"]]
+    );
 }

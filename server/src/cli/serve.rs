@@ -84,6 +84,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub schedule: super::sync::Schedule,
     #[command(flatten)]
+    pub write: super::sync::WriteArgs,
+    #[command(flatten)]
     pub tuning: TuningArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -139,6 +141,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Ok(_) => match super::sync::core(
             &args.connection,
             &args.tuning,
+            &args.write,
             args.warehouse_id.as_deref(),
             2,
         )

@@ -10,7 +10,7 @@ use sql_databricks_bridge::auth::{AuditLog, LakehouseRights, Permissions};
 use sql_databricks_bridge::sqlserver::{home::HomeDatabase, pool};
 use sql_databricks_bridge::sync::{
     resolve_warehouse, Authority, EventWriters, EventsTable, Poller, PollerConfig, SyncCore,
-    SyncEvent, EVENTS_TABLE,
+    SyncEvent, UpsertMethod, EVENTS_TABLE,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -49,9 +49,21 @@ pub struct SyncArgs {
     #[arg(long, env = "DATABRICKS_WAREHOUSE_ID")]
     pub warehouse_id: Option<String>,
     #[command(flatten)]
+    pub write: WriteArgs,
+    #[command(flatten)]
     pub tuning: TuningArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
+}
+
+/// How events are written into SQL Server (shared by `sync` and `serve`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct WriteArgs {
+    /// How an UPSERT is written: `update-insert` (UPDATE ... JOIN then
+    /// INSERT ... WHERE NOT EXISTS under UPDLOCK, HOLDLOCK; works where MERGE
+    /// does not) or `merge` (one MERGE statement).
+    #[arg(long, value_enum, env = "BRIDGE_UPSERT_WITH", default_value_t = UpsertMethod::UpdateInsert)]
+    pub upsert_with: UpsertMethod,
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,6 +100,19 @@ pub struct Schedule {
     /// Name written to claimed_by (default: host-pid-random).
     #[arg(long)]
     pub instance_id: Option<String>,
+    /// Take only events whose target is in one of these databases
+    /// (comma-separated; default: every database this SQL Server login sees).
+    #[arg(long, env = "BRIDGE_DATABASES", value_delimiter = ',')]
+    pub databases: Vec<String>,
+    /// Leave events whose target names no database to another bridge. With
+    /// several bridges on one events table, run all but one with this (or
+    /// name the database in every target).
+    #[arg(long, env = "BRIDGE_LEAVE_UNQUALIFIED_TARGETS")]
+    pub leave_unqualified_targets: bool,
+    /// Attempts of an event ending in a transient failure before it fails
+    /// (until then it is released for a later poll).
+    #[arg(long, default_value_t = 5)]
+    pub max_attempts: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -122,6 +147,7 @@ pub struct ApplyArgs {
 pub async fn core(
     connection: &ConnectionArgs,
     tuning: &TuningArgs,
+    write: &WriteArgs,
     warehouse_id: Option<&str>,
     pool_size: usize,
 ) -> anyhow::Result<SyncCore> {
@@ -140,6 +166,7 @@ pub async fn core(
         )?,
         retry: tuning.retry(),
         deadline: Duration::from_secs(3600),
+        upsert: write.upsert_with,
     })
 }
 
@@ -178,6 +205,17 @@ pub fn poller(
             batch: 50,
             exit_after_commit: std::env::var("BRIDGE_FAULT_EXIT_AFTER_COMMIT")
                 .is_ok_and(|v| v == "1"),
+            databases: {
+                let d: Vec<String> = schedule
+                    .databases
+                    .iter()
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| !d.is_empty())
+                    .collect();
+                (!d.is_empty()).then_some(d)
+            },
+            unqualified_targets: !schedule.leave_unqualified_targets,
+            max_attempts: i64::from(schedule.max_attempts.max(1)),
         },
     })
 }
@@ -189,6 +227,7 @@ pub async fn run(cmd: SyncCommand) -> anyhow::Result<bool> {
             let core = core(
                 &common.connection,
                 &common.tuning,
+                &common.write,
                 common.warehouse_id.as_deref(),
                 1,
             )
@@ -204,7 +243,14 @@ pub async fn run(cmd: SyncCommand) -> anyhow::Result<bool> {
         }
         SyncCommand::Apply(a) => {
             let c = &a.common;
-            let core = core(&c.connection, &c.tuning, c.warehouse_id.as_deref(), 1).await?;
+            let core = core(
+                &c.connection,
+                &c.tuning,
+                &c.write,
+                c.warehouse_id.as_deref(),
+                1,
+            )
+            .await?;
             let mut event = SyncEvent::direct(
                 &a.operation,
                 &a.source_table,
@@ -247,8 +293,8 @@ pub async fn run(cmd: SyncCommand) -> anyhow::Result<bool> {
             let p = build(&poll).await?;
             let s = p.run_once().await?;
             println!(
-                "events seen {}, claimed {}, completed {}, failed {}, skipped (target database not on this server) {}",
-                s.seen, s.claimed, s.completed, s.failed, s.skipped
+                "events seen {}, claimed {}, completed {}, failed {}, released to retry {}, skipped (target database not on this server) {}",
+                s.seen, s.claimed, s.completed, s.failed, s.released, s.skipped
             );
             Ok(s.failed == 0)
         }
@@ -276,7 +322,14 @@ async fn build(poll: &PollArgs) -> anyhow::Result<Poller> {
     let permissions = Arc::new(Permissions::load(&poll.permissions_file)?);
     let audit = Arc::new(AuditLog::open(&poll.audit_log)?);
     let c = &poll.common;
-    let core = core(&c.connection, &c.tuning, c.warehouse_id.as_deref(), 2).await?;
+    let core = core(
+        &c.connection,
+        &c.tuning,
+        &c.write,
+        c.warehouse_id.as_deref(),
+        2,
+    )
+    .await?;
     poller(
         core,
         &c.connection,

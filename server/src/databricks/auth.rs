@@ -62,9 +62,10 @@ pub(crate) async fn json_or_error<T: serde::de::DeserializeOwned>(
     url: &str,
 ) -> Result<T, DatabricksError> {
     let status = resp.status();
+    let url = &super::redact_url(url);
     let bytes = resp.bytes().await.map_err(|e| DatabricksError::Http {
         url: url.to_string(),
-        message: e.to_string(),
+        message: e.without_url().to_string(),
     })?;
     if status.is_success() {
         return serde_json::from_slice(&bytes).map_err(|e| DatabricksError::Decode {

@@ -135,10 +135,68 @@ impl Workspace {
     }
 }
 
+/// A transport error, its URL redacted (the error's own text would carry
+/// the full URL, credential included).
+impl Workspace {
+    /// A small file's bytes (a manifest); `None` when it does not exist.
+    pub async fn read_file(&self, volume_path: &str) -> Result<Option<Vec<u8>>, DatabricksError> {
+        let url = self.fs_url("files", volume_path)?;
+        let token = self.auth.token().await?;
+        let resp = self
+            .send_retried(reqwest::Method::GET, &url, &token)
+            .await?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return expect_success(resp, url.as_str()).await.map(|_| None);
+        }
+        resp.bytes()
+            .await
+            .map(|b| Some(b.to_vec()))
+            .map_err(http_error)
+    }
+
+    /// Deletes a directory and everything in it (the Files API deletes only
+    /// empty directories); a missing one is not an error.
+    pub async fn delete_directory(&self, volume_path: &str) -> Result<(), DatabricksError> {
+        let mut stack = vec![(volume_path.to_string(), false)];
+        while let Some((dir, listed)) = stack.pop() {
+            if !listed {
+                let Some(entries) = self.list_directory(&dir).await? else {
+                    continue;
+                };
+                stack.push((dir.clone(), true));
+                for e in entries {
+                    if e.is_directory {
+                        stack.push((e.path, false));
+                    } else {
+                        self.delete_file(&e.path).await?;
+                    }
+                }
+                continue;
+            }
+            let url = self.fs_url("directories", &dir)?;
+            let token = self.auth.token().await?;
+            let resp = self
+                .send_retried(reqwest::Method::DELETE, &url, &token)
+                .await?;
+            if resp.status().as_u16() != 404 {
+                expect_success(resp, url.as_str()).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn http_error(e: reqwest::Error) -> DatabricksError {
+    let url = e
+        .url()
+        .map(|u| super::redact_url(u.as_str()))
+        .unwrap_or_default();
     DatabricksError::Http {
-        url: e.url().map(|u| u.to_string()).unwrap_or_default(),
-        message: e.to_string(),
+        url,
+        message: e.without_url().to_string(),
     }
 }
 

@@ -17,6 +17,25 @@ pub use auth::{Authenticator, DatabricksError};
 use files::http_error;
 pub use retry::RetryPolicy;
 
+/// A URL fit for logs and messages: without its query and fragment, where
+/// presigned result links keep their credential (`X-Amz-Signature`,
+/// `sig`, ...).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let had_query = u.query().is_some();
+            u.set_query(None);
+            u.set_fragment(None);
+            let mut s = u.to_string();
+            if had_query {
+                s.push_str("?<redacted>");
+            }
+            s
+        }
+        Err(_) => url.split(['?', '#']).next().unwrap_or_default().to_string(),
+    }
+}
+
 /// A Databricks workspace client: one HTTP client, one credential.
 #[derive(Clone)]
 pub struct Workspace {
@@ -41,8 +60,11 @@ impl Workspace {
         settings: &DatabricksSettings,
         timeout: Duration,
     ) -> Result<Workspace, DatabricksError> {
+        // Connect and idle-read limits, not a total one: a large part on a
+        // slow link keeps going as long as bytes keep moving.
         let http = reqwest::Client::builder()
-            .timeout(timeout)
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
             .user_agent(concat!("sql-databricks-bridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DatabricksError::Http {
@@ -107,5 +129,26 @@ impl Workspace {
             .map_err(http_error)?;
         let listing: Listing = auth::json_or_error(resp, &url).await?;
         Ok(listing.warehouses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn presigned_links_lose_their_credential() {
+        let link = "https://bucket.s3.amazonaws.com/results/part-0?X-Amz-Signature=abc123&X-Amz-Credential=AKIA";
+        let r = redact_url(link);
+        assert_eq!(
+            r,
+            "https://bucket.s3.amazonaws.com/results/part-0?<redacted>"
+        );
+        assert!(!r.contains("abc123") && !r.contains("AKIA"));
+        assert_eq!(
+            redact_url("https://host/api/2.0/sql/statements/1"),
+            "https://host/api/2.0/sql/statements/1"
+        );
+        assert_eq!(redact_url("not a url?sig=1"), "not a url");
     }
 }

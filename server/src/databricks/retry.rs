@@ -49,7 +49,7 @@ where
             return result;
         }
         tracing::info!(
-            url,
+            url = super::redact_url(url),
             attempt,
             wait_ms = wait.as_millis() as u64,
             "transient failure; retrying"

@@ -96,6 +96,11 @@ struct ExternalLink {
     external_link: String,
     #[serde(default)]
     next_chunk_internal_link: Option<String>,
+    /// Headers the GET of the link must carry
+    /// (https://docs.databricks.com/api/workspace/statementexecution/executestatement,
+    /// `result.external_links[].http_headers`).
+    #[serde(default)]
+    http_headers: std::collections::HashMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -437,7 +442,7 @@ impl Workspace {
     /// One chunk's bytes; an expired or refused link is asked for again,
     /// which issues a fresh one.
     async fn chunk(&self, id: &str, link: &ExternalLink) -> Result<bytes::Bytes, StatementError> {
-        match self.fetch_link(&link.external_link).await {
+        match self.fetch_link(link).await {
             Ok(b) => Ok(b),
             Err(_) => {
                 let fresh: ResultData = self
@@ -452,21 +457,27 @@ impl Workspace {
                     .ok_or_else(|| {
                         StatementError::Arrow(format!("chunk {} has no link", link.chunk_index))
                     })?;
-                Ok(self.fetch_link(&again.external_link).await?)
+                Ok(self.fetch_link(&again).await?)
             }
         }
     }
 
-    /// Downloads a result link. Links are presigned: no bearer token.
-    async fn fetch_link(&self, url: &str) -> Result<bytes::Bytes, DatabricksError> {
+    /// Downloads a result link with the headers it names. Links are
+    /// presigned: no bearer token; the link itself is a credential, so it
+    /// never reaches a log or an error message whole.
+    async fn fetch_link(&self, link: &ExternalLink) -> Result<bytes::Bytes, DatabricksError> {
+        let url = link.external_link.as_str();
         let resp = send_with_retry(&self.retry, url, || {
-            let req = self.http.get(url);
+            let mut req = self.http.get(url);
+            for (k, v) in &link.http_headers {
+                req = req.header(k, v);
+            }
             async move { req.send().await.map_err(http_error) }
         })
         .await?;
         if !resp.status().is_success() {
             return Err(DatabricksError::Api {
-                url: url.to_string(),
+                url: super::redact_url(url),
                 status: resp.status().as_u16(),
                 error_code: String::new(),
                 message: "result link refused".into(),

@@ -107,6 +107,9 @@ pub struct Outcome {
     /// Where the column types came from (also in the manifest).
     #[serde(skip)]
     pub types: TypeSource,
+    /// Where the parts are, when not in `output` itself (a Volume run
+    /// directory).
+    pub location: Option<PathBuf>,
 }
 
 /// Asks the server for the declared types of the query's columns.
@@ -266,6 +269,7 @@ pub async fn extract_into(
         seconds: started.elapsed().as_secs_f64(),
         discrepancy,
         types,
+        location: None,
     })
 }
 
@@ -457,6 +461,8 @@ pub enum PublishError {
     NoVolume(String),
     #[error("output {0} already exists; pass --overwrite to replace it")]
     Exists(String),
+    #[error("staging the manifest locally: {0}")]
+    Local(String),
 }
 
 /// Fails early when the volume is missing or the output exists without
@@ -482,9 +488,24 @@ pub async fn check_volume(
     Ok(())
 }
 
-/// Uploads a finished local output to the volume. The manifest goes last
-/// (and an old one is removed first), so readers of the Volume never take a
-/// half-uploaded output for a finished one.
+/// Where a published Volume output is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// `<root>/<country>/<query>`: its `_manifest.json` names the current run.
+    pub dir: String,
+    /// `<dir>/_runs/<run_id>`: the run's parts and its own manifest.
+    pub location: String,
+}
+
+/// Uploads a finished local output to the volume without ever exposing a
+/// mix of two outputs, though the Files API has no rename: the parts go to
+/// a new run directory, `<dir>/_runs/<run_id>/` (hidden from Spark and
+/// `read_files`, which skip paths starting with `_`); then
+/// `<dir>/_manifest.json`, naming that run in `run_id` and `location`, is
+/// replaced — the switch; then the run it named before is deleted. Until
+/// the switch the previous output stays whole and current; a failed or
+/// cancelled upload leaves it so and removes its own run directory.
+/// Readers read the run `_manifest.json` names (its `location`).
 pub async fn publish_to_volume(
     ws: &crate::databricks::Workspace,
     local_dir: &Path,
@@ -492,27 +513,100 @@ pub async fn publish_to_volume(
     country: &str,
     query: &str,
     parts: &[Part],
-) -> Result<String, PublishError> {
+) -> Result<Published, PublishError> {
     let dir = root.query_dir(country, query);
-    let manifest = format!("{dir}/_manifest.json");
-    ws.delete_file(&manifest).await?;
-    for p in parts {
-        ws.upload_file(&format!("{dir}/{}", p.file), &local_dir.join(&p.file), true)
+    let run_id = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let location = format!("{dir}/_runs/{run_id}");
+    let previous = current_run(ws, &dir).await?;
+    let manifest = local_dir.join("_manifest.json");
+    let upload = async {
+        for p in parts {
+            ws.upload_file(
+                &format!("{location}/{}", p.file),
+                &local_dir.join(&p.file),
+                true,
+            )
             .await?;
+        }
+        let mut m: serde_json::Value = std::fs::read(&manifest)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        m["run_id"] = serde_json::json!(run_id);
+        m["location"] = serde_json::json!(location);
+        let text = serde_json::to_vec_pretty(&m).unwrap_or_default();
+        let run_manifest = local_dir.join("_manifest.run.json");
+        std::fs::write(&run_manifest, text).map_err(|e| PublishError::Local(e.to_string()))?;
+        ws.upload_file(&format!("{location}/_manifest.json"), &run_manifest, true)
+            .await?;
+        // The switch.
+        ws.upload_file(&format!("{dir}/_manifest.json"), &run_manifest, true)
+            .await?;
+        Ok::<(), PublishError>(())
+    };
+    // A cancelled upload (the future dropped) leaves a run directory the
+    // manifest never named; the next publish of this output removes it.
+    if let Err(e) = upload.await {
+        let _ = ws.delete_directory(&location).await;
+        return Err(e);
     }
-    // Parts of an older, longer output would otherwise look like part of this one.
-    if let Some(entries) = ws.list_directory(&dir).await? {
+    prune(ws, &dir, &run_id, previous.as_deref()).await?;
+    Ok(Published { dir, location })
+}
+
+/// The run the output's manifest names now, if any.
+async fn current_run(
+    ws: &crate::databricks::Workspace,
+    dir: &str,
+) -> Result<Option<String>, PublishError> {
+    Ok(ws
+        .read_file(&format!("{dir}/_manifest.json"))
+        .await?
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|m| m["run_id"].as_str().map(str::to_string)))
+}
+
+/// After the switch: removes the run named before, runs left by failed or
+/// cancelled publishes (older than this one, never named by a manifest),
+/// and parts of the layout before runs (`<dir>/part-*.parquet`).
+async fn prune(
+    ws: &crate::databricks::Workspace,
+    dir: &str,
+    current: &str,
+    previous: Option<&str>,
+) -> Result<(), PublishError> {
+    if let Some(runs) = ws.list_directory(&format!("{dir}/_runs")).await? {
+        for e in runs {
+            // Directory entries may end with `/`.
+            let name = e
+                .path
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            // Run ids start with their UTC time, so they sort by age; a
+            // newer one belongs to a publish still under way.
+            if e.is_directory
+                && !name.is_empty()
+                && name.as_str() != current
+                && (Some(name.as_str()) == previous || name.as_str() < current)
+            {
+                ws.delete_directory(&e.path).await?;
+            }
+        }
+    }
+    if let Some(entries) = ws.list_directory(dir).await? {
         for e in entries {
             let name = e.path.rsplit('/').next().unwrap_or("").to_string();
-            if !e.is_directory
-                && name.ends_with(".parquet")
-                && !parts.iter().any(|p| p.file == name)
-            {
+            if !e.is_directory && name.ends_with(".parquet") {
                 ws.delete_file(&e.path).await?;
             }
         }
     }
-    ws.upload_file(&manifest, &local_dir.join("_manifest.json"), true)
-        .await?;
-    Ok(dir)
+    Ok(())
 }

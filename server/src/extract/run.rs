@@ -227,9 +227,10 @@ impl Run {
                         o.parts.len(),
                         root.query_dir(country, name)
                     ));
-                    let dir =
+                    let published =
                         publish_to_volume(ws, &o.output, root, country, name, &o.parts).await?;
-                    o.output = PathBuf::from(dir);
+                    o.output = PathBuf::from(published.dir);
+                    o.location = Some(PathBuf::from(published.location));
                     Ok(o)
                 }
             }

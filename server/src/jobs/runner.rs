@@ -187,6 +187,12 @@ impl JobRunner {
         &self.inner.stats
     }
 
+    /// The SQL Server pool jobs take connections from (readiness probes
+    /// borrow one too, rather than logging in each time).
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
     /// Queues a job; it starts when a slot is free.
     pub fn submit(
         &self,
@@ -454,10 +460,16 @@ async fn run_job(inner: &Arc<Inner>, id: &str, owner: &str, job: ExtractJob, liv
                     s.rows = o.rows_written;
                     s.bytes = o.bytes;
                     let out = o.output.display().to_string();
+                    let at = o
+                        .location
+                        .as_ref()
+                        .unwrap_or(&o.output)
+                        .display()
+                        .to_string();
                     s.files = o
                         .parts
                         .iter()
-                        .map(|p| format!("{}/{}", out.trim_end_matches('/'), p.file))
+                        .map(|p| format!("{}/{}", at.trim_end_matches('/'), p.file))
                         .collect();
                     s.output = Some(out);
                     s.discrepancy = o.discrepancy;

@@ -1,10 +1,20 @@
 //! One event applied in one SQL Server transaction: the source's Arrow
 //! batches bulk-loaded into the target (INSERT) or into a session temp
 //! table, then UPDATE ... FROM ... JOIN, DELETE ... FROM ... JOIN (counted first and
-//! refused above the cap) or MERGE, and the ledger row — committed together
-//! or not at all.
+//! refused above the cap) or an upsert, and the ledger row — committed
+//! together or not at all.
+//!
+//! The direct bulk load asks for `CHECK_CONSTRAINTS`, `FIRE_TRIGGERS` and
+//! `KEEP_NULLS`: without them SQL Server skips CHECK and FOREIGN KEY
+//! constraints (and marks them untrusted), fires no INSERT trigger and turns
+//! a NULL into the column's DEFAULT
+//! (https://learn.microsoft.com/en-us/sql/relational-databases/import-export/keep-nulls-or-use-default-values-during-bulk-import-sql-server,
+//! https://learn.microsoft.com/en-us/sql/relational-databases/import-export/controlling-constraint-checking-by-bulk-import-operations,
+//! https://learn.microsoft.com/en-us/sql/relational-databases/import-export/control-trigger-execution-when-bulk-importing-data),
+//! so an INSERT event behaves as the UPDATE and UPSERT events (plain DML
+//! from the temp table) do.
 
-use tiberius::TokenRow;
+use tiberius::{SqlBulkCopyOption, TokenRow};
 
 use super::convert::{self, Conv, TargetColumn};
 use super::event::{bracket, Operation, TargetTable};
@@ -36,6 +46,23 @@ pub struct Plan {
     /// DELETE cap; `None` means no cap.
     pub max_delete_rows: Option<u64>,
     pub applied_by: String,
+    /// How an UPSERT is written.
+    pub upsert: UpsertMethod,
+}
+
+/// How an UPSERT is written in T-SQL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpsertMethod {
+    /// `UPDATE ... FROM ... JOIN` then `INSERT ... WHERE NOT EXISTS`, both
+    /// under `UPDLOCK, HOLDLOCK` in the event's transaction: the same
+    /// result as MERGE, on engines without MERGE and without MERGE's
+    /// concurrency caveats
+    /// (https://learn.microsoft.com/en-us/sql/t-sql/statements/merge-transact-sql#concurrency-considerations-for-merge).
+    #[default]
+    UpdateInsert,
+    /// One `MERGE` statement.
+    Merge,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +159,15 @@ pub async fn apply(
     let rows_read = {
         let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
         let mut load = if direct {
-            conn.bulk_insert_columns(&target, &col_refs).await
+            conn.bulk_insert_with_options(
+                &target,
+                &col_refs,
+                SqlBulkCopyOption::CheckConstraints
+                    | SqlBulkCopyOption::FireTriggers
+                    | SqlBulkCopyOption::KeepNulls,
+                &[],
+            )
+            .await
         } else {
             conn.bulk_insert(&temp).await
         }
@@ -241,22 +276,54 @@ pub async fn apply(
             .await?
         }
         Operation::Upsert => {
-            let matched = if non_keys.is_empty() {
-                String::new()
-            } else {
-                format!(" WHEN MATCHED THEN UPDATE SET {set}")
-            };
             let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
-            execute(
-                conn,
-                &format!(
-                    "MERGE {target} AS t USING {temp} AS s ON {on}{matched} \
-                     WHEN NOT MATCHED BY TARGET THEN INSERT ({}) VALUES ({});",
-                    cols.join(", "),
-                    values.join(", ")
-                ),
-            )
-            .await?
+            match plan.upsert {
+                UpsertMethod::Merge => {
+                    let matched = if non_keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" WHEN MATCHED THEN UPDATE SET {set}")
+                    };
+                    execute(
+                        conn,
+                        &format!(
+                            "MERGE {target} AS t USING {temp} AS s ON {on}{matched} \
+                             WHEN NOT MATCHED BY TARGET THEN INSERT ({}) VALUES ({});",
+                            cols.join(", "),
+                            values.join(", ")
+                        ),
+                    )
+                    .await?
+                }
+                UpsertMethod::UpdateInsert => {
+                    // HOLDLOCK keeps the key ranges read locked until the
+                    // commit, so no other session inserts a key between the
+                    // UPDATE and the INSERT.
+                    let updated = if non_keys.is_empty() {
+                        0
+                    } else {
+                        execute(
+                            conn,
+                            &format!(
+                                "UPDATE t SET {set} FROM {target} AS t WITH (UPDLOCK, HOLDLOCK) \
+                                 INNER JOIN {temp} AS s ON {on}"
+                            ),
+                        )
+                        .await?
+                    };
+                    let inserted = execute(
+                        conn,
+                        &format!(
+                            "INSERT INTO {target} ({}) SELECT {} FROM {temp} AS s \
+                             WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WITH (UPDLOCK, HOLDLOCK) WHERE {on})",
+                            cols.join(", "),
+                            values.join(", ")
+                        ),
+                    )
+                    .await?;
+                    updated + inserted
+                }
+            }
         }
     };
     let ledger = conn

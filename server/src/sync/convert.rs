@@ -84,11 +84,26 @@ pub struct TargetColumn {
     pub scale: Option<u8>,
     pub datetime_precision: Option<u8>,
     pub nullable: bool,
+    /// The column's collation (string columns), as INFORMATION_SCHEMA
+    /// reports it.
+    pub collation: Option<String>,
 }
 
 impl TargetColumn {
-    /// The type as it would be declared (for the session temp table).
+    /// The type as it would be declared (for the session temp table), with
+    /// the column's own collation: a temp table lives in tempdb and would
+    /// otherwise take the server's collation, so joins on string keys fail
+    /// with 468 and characters the target holds may not fit
+    /// (https://learn.microsoft.com/en-us/sql/relational-databases/collations/collation-and-unicode-support#tempdb).
     pub fn declaration(&self) -> String {
+        let base = self.type_declaration();
+        match &self.collation {
+            Some(c) if is_collation_name(c) => format!("{base} COLLATE {c}"),
+            _ => base,
+        }
+    }
+
+    fn type_declaration(&self) -> String {
         let len = |l: Option<i64>| match l {
             Some(n) if n > 0 => n.to_string(),
             _ => "max".to_string(),
@@ -113,6 +128,12 @@ impl TargetColumn {
     fn fraction_digits(&self) -> u8 {
         self.datetime_precision.unwrap_or(7).min(7)
     }
+}
+
+/// A collation name is letters, digits and underscores
+/// (`Latin1_General_100_CI_AS_SC_UTF8`); anything else is not pasted.
+fn is_collation_name(c: &str) -> bool {
+    !c.is_empty() && c.len() <= 128 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
 /// How one column's values are converted.
@@ -557,6 +578,7 @@ mod tests {
             scale: s,
             datetime_precision: Some(7),
             nullable: true,
+            collation: None,
         }
     }
 

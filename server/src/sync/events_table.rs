@@ -23,6 +23,70 @@ pub enum EventsError {
     Missing(String),
 }
 
+/// Whether a statement lost a Delta commit race: two writers changed the
+/// same files and the later commit was refused
+/// (https://docs.databricks.com/en/optimizations/isolation-level.html#write-conflicts;
+/// `ConcurrentAppendException`, `ConcurrentDeleteReadException`, ...,
+/// error classes `DELTA_CONCURRENT_*`). For a claim that is a lost race,
+/// not an error.
+pub fn commit_conflict(e: &StatementError) -> bool {
+    matches!(e, StatementError::Failed { code, message }
+        if [
+            "DELTA_CONCURRENT", "ConcurrentAppendException", "ConcurrentDeleteReadException",
+            "ConcurrentDeleteDeleteException", "ConcurrentTransactionException",
+            "ConcurrentWriteException", "MetadataChangedException", "DELTA_METADATA_CHANGED",
+        ]
+        .iter()
+        .any(|k| code.contains(k) || message.contains(k)))
+}
+
+/// Which events a bridge takes: targets in the databases it holds, and
+/// (when it is the one that does) targets that name no database.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// The databases on this bridge's SQL Server, as named there.
+    pub databases: Vec<String>,
+    /// Take targets without a database (they are in this bridge's own).
+    pub unqualified: bool,
+}
+
+impl Routing {
+    /// A condition on `target_table` and its parameters (prefixed `db`):
+    /// the database part, plain or bracketed, compared case-insensitively
+    /// as SQL Server compares names. It narrows the query so other
+    /// regions' backlog cannot fill a poll; each event is checked exactly
+    /// after it is read.
+    fn condition(&self) -> (String, Vec<Parameter>) {
+        let mut conds = Vec::new();
+        let mut params = Vec::new();
+        for (i, d) in self.databases.iter().enumerate() {
+            let d = d.to_lowercase();
+            for (j, prefix) in [format!("{d}."), format!("[{d}].")].iter().enumerate() {
+                let name = format!("db{i}_{j}");
+                // A prefix compared as a string, not a LIKE pattern: names
+                // may hold `_` and `%`.
+                conds.push(format!(
+                    "substr(lower(trim(target_table)), 1, {}) = :{name}",
+                    prefix.chars().count()
+                ));
+                params.push(Parameter::new(&name, prefix.clone()));
+            }
+        }
+        if self.unqualified {
+            // Not database.schema.table (a schema.table, or a name that
+            // does not parse, which this bridge then fails with the
+            // reason); dots inside brackets are rare and every event is
+            // checked again after reading.
+            conds.push("(NOT target_table LIKE '%.%.%' OR target_table LIKE '%.%.%.%')".into());
+        }
+        if conds.is_empty() {
+            ("1 = 0".into(), params)
+        } else {
+            (format!("({})", conds.join(" OR ")), params)
+        }
+    }
+}
+
 /// Whether Databricks said the table (or its schema or catalog) is not there.
 fn not_found(e: &StatementError) -> bool {
     matches!(e, StatementError::Failed { code, message }
@@ -209,26 +273,25 @@ impl EventsTable {
         }
     }
 
-    /// Events to take: pending ones, and claims older than `lease`.
+    /// Events to take, oldest first: pending ones, and claims older than
+    /// `lease`, whose targets `routing` says are this bridge's.
     pub async fn claimable(
         &self,
         lease: Duration,
         limit: usize,
+        routing: &Routing,
     ) -> Result<Vec<SyncEvent>, EventsError> {
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(lease).unwrap_or_default();
+        let (mine, mut params) = routing.condition();
         let sql = format!(
-            "SELECT {COLUMNS} FROM {} WHERE status = 'pending' OR status IS NULL \
-             OR (status = 'processing' AND (claimed_at IS NULL OR claimed_at < :cutoff)) \
-             ORDER BY created_at LIMIT {}",
+            "SELECT {COLUMNS} FROM {} WHERE (status = 'pending' OR status IS NULL \
+             OR (status = 'processing' AND (claimed_at IS NULL OR claimed_at < :cutoff))) \
+             AND {mine} ORDER BY created_at LIMIT {}",
             self.quoted,
             limit.max(1)
         );
-        let r = self
-            .run(
-                &sql,
-                &[Parameter::typed("cutoff", Some(ts(cutoff)), "TIMESTAMP")],
-            )
-            .await?;
+        params.push(Parameter::typed("cutoff", Some(ts(cutoff)), "TIMESTAMP"));
+        let r = self.run(&sql, &params).await?;
         self.events(r)
     }
 
@@ -253,8 +316,66 @@ impl EventsTable {
                     Parameter::typed("cutoff", Some(ts(cutoff)), "TIMESTAMP"),
                 ],
             )
-            .await?;
-        Ok(n == 1)
+            .await;
+        match n {
+            Ok(n) => Ok(n == 1),
+            Err(EventsError::Statement { source, .. }) if commit_conflict(&source) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Renews `me`'s claim while it applies the event, so a long apply is
+    /// not taken over; false when the claim is no longer `me`'s.
+    pub async fn renew(&self, id: &str, me: &str) -> Result<bool, EventsError> {
+        let sql = format!(
+            "UPDATE {} SET claimed_at = :now \
+             WHERE event_id = :id AND claimed_by = :me AND status = 'processing'",
+            self.quoted
+        );
+        let params = [
+            Parameter::typed("now", Some(ts(chrono::Utc::now())), "TIMESTAMP"),
+            Parameter::new("id", id),
+            Parameter::new("me", me),
+        ];
+        Ok(self.dml_retrying_conflicts(&sql, &params).await? == 1)
+    }
+
+    /// Gives an event `me` holds back (pending, unclaimed; `attempts` keeps
+    /// counting), with the last error, for a later poll to try again.
+    pub async fn release(&self, id: &str, me: &str, error: &str) -> Result<bool, EventsError> {
+        let sql = format!(
+            "UPDATE {} SET status = 'pending', claimed_by = NULL, claimed_at = NULL, \
+             error_message = :error WHERE event_id = :id AND claimed_by = :me AND status = 'processing'",
+            self.quoted
+        );
+        let params = [
+            Parameter::new("error", error),
+            Parameter::new("id", id),
+            Parameter::new("me", me),
+        ];
+        Ok(self.dml_retrying_conflicts(&sql, &params).await? == 1)
+    }
+
+    /// A conditional UPDATE of a row this bridge holds: a commit conflict
+    /// (another bridge touched another row in the same files) is tried
+    /// again, since the condition still decides.
+    async fn dml_retrying_conflicts(
+        &self,
+        sql: &str,
+        params: &[Parameter],
+    ) -> Result<u64, EventsError> {
+        let mut tries = 0;
+        loop {
+            match self.dml(sql, params).await {
+                Err(EventsError::Statement { source, .. })
+                    if commit_conflict(&source) && tries < 5 =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * (1 << tries))).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Records the outcome of an event `me` holds; false when the claim
@@ -280,7 +401,7 @@ impl EventsTable {
             self.quoted
         );
         let n = self
-            .dml(
+            .dml_retrying_conflicts(
                 &sql,
                 &[
                     Parameter::new("status", status.as_str()),

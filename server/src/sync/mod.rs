@@ -26,10 +26,11 @@ use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::home::HomeDatabase;
 use crate::sqlserver::pool::{self, Pool};
 use crate::sqlserver::SqlServerError;
+pub use apply::UpsertMethod;
 use apply::{ApplyError, Plan, PlannedColumn};
 use convert::SourceType;
 pub use event::{EventStatus, Operation, Refusal, SyncEvent, TargetTable};
-pub use events_table::{EventsError, EventsTable, NewEvent};
+pub use events_table::{EventsError, EventsTable, NewEvent, Routing};
 pub use provenance::EventWriters;
 
 /// The default events table.
@@ -71,6 +72,10 @@ impl SyncError {
             SyncError::SqlServer(e) => e.is_transient(),
             SyncError::Apply(e) => e.is_transient(),
             SyncError::Statement(StatementError::Http(e)) => e.is_transient(),
+            SyncError::Events(EventsError::Statement {
+                source: StatementError::Http(e),
+                ..
+            }) => e.is_transient(),
             _ => false,
         }
     }
@@ -146,6 +151,8 @@ pub struct SyncCore {
     pub retry: RetryPolicy,
     /// How long a source query may run.
     pub deadline: Duration,
+    /// How an UPSERT is written.
+    pub upsert: UpsertMethod,
 }
 
 impl SyncCore {
@@ -159,7 +166,7 @@ impl SyncCore {
                 e.operation
             ))
         })?;
-        let target = TargetTable::parse(&e.target_table)?;
+        let mut target = TargetTable::parse(&e.target_table)?;
         let source = event::source_name(&e.source_table)?;
         let (applied_by, max_delete) = match who {
             Authority::Library { max_delete_rows } => ("library".to_string(), max_delete_rows),
@@ -202,6 +209,9 @@ impl SyncCore {
                     }
                     Err(other) => return Err(SyncError::Refused(other.to_string())),
                 }
+                // Written, and ledgered, in the database it was checked
+                // against, whichever bridge applies it.
+                target.database.get_or_insert_with(|| database.to_string());
                 (user.name.clone(), user.max_delete_rows(&t, database))
             }
         };
@@ -327,6 +337,7 @@ impl SyncCore {
             keys,
             max_delete_rows: max_delete,
             applied_by,
+            upsert: self.upsert,
         })
     }
 
@@ -424,6 +435,16 @@ pub struct PollerConfig {
     /// status is recorded (`BRIDGE_FAULT_EXIT_AFTER_COMMIT=1`), to prove
     /// the ledger makes the next run complete without applying again.
     pub exit_after_commit: bool,
+    /// The databases whose events this bridge takes; `None`: every
+    /// database its SQL Server login sees (`sys.databases`).
+    pub databases: Option<Vec<String>>,
+    /// Take events whose target names no database (written into this
+    /// bridge's own). With several bridges on one events table, one of
+    /// them at most should.
+    pub unqualified_targets: bool,
+    /// After this many attempts ending in a transient failure an event
+    /// fails; before, it is released for a later poll.
+    pub max_attempts: i64,
 }
 
 impl PollerConfig {
@@ -451,6 +472,31 @@ pub struct PollSummary {
     pub failed: usize,
     /// Targets in a database this server does not hold (left for others).
     pub skipped: usize,
+    /// Given back after a transient failure, to be tried again.
+    pub released: usize,
+}
+
+/// What became of a claimed event.
+enum Handled {
+    Completed,
+    Failed,
+    Released,
+}
+
+/// Whether `routing` gives this event's target to this bridge (the exact
+/// check after the query's narrowing): a named database it holds, or no
+/// database when it takes those. Unreadable targets go to the bridge that
+/// takes unqualified ones, which fails them with the reason.
+fn routes_here(e: &SyncEvent, routing: &Routing) -> bool {
+    match TargetTable::parse(&e.target_table) {
+        Ok(TargetTable {
+            database: Some(d), ..
+        }) => routing
+            .databases
+            .iter()
+            .any(|h| h.trim_end().eq_ignore_ascii_case(d.trim_end())),
+        _ => routing.unqualified,
+    }
 }
 
 /// What the poller has done, for `/metrics`.
@@ -492,13 +538,17 @@ impl Poller {
     /// Claims and applies what is pending, once.
     pub async fn run_once(&self) -> Result<PollSummary, SyncError> {
         let cfg = &self.config;
-        let events = self.events.claimable(cfg.lease, cfg.batch).await?;
+        let routing = self.routing().await?;
+        let events = self
+            .events
+            .claimable(cfg.lease, cfg.batch, &routing)
+            .await?;
         let mut s = PollSummary {
             seen: events.len(),
             ..PollSummary::default()
         };
         for e in events {
-            if !self.reachable(&e).await {
+            if !routes_here(&e, &routing) {
                 s.skipped += 1;
                 continue;
             }
@@ -515,33 +565,36 @@ impl Poller {
                 &e,
                 format!("claimed by {}", cfg.instance_id),
             );
-            if self.handle(&e).await? {
-                s.completed += 1;
-            } else {
-                s.failed += 1;
+            match self.handle(&e).await? {
+                Handled::Completed => s.completed += 1,
+                Handled::Failed => s.failed += 1,
+                Handled::Released => s.released += 1,
             }
         }
         Ok(s)
     }
 
-    /// Whether this server holds the event's target database.
-    async fn reachable(&self, e: &SyncEvent) -> bool {
-        let Ok(t) = TargetTable::parse(&e.target_table) else {
-            return true; // claimed and failed with the reason
+    /// The databases this bridge takes events for.
+    async fn routing(&self) -> Result<Routing, SyncError> {
+        let databases = match &self.config.databases {
+            Some(d) => d.clone(),
+            None => {
+                let mut conn = pool::get(&self.core.pool).await?;
+                target::databases(&mut conn).await.map_err(sql_error)?
+            }
         };
-        let Ok(mut conn) = pool::get(&self.core.pool).await else {
-            return false;
-        };
-        target::database_exists(&mut conn, &t)
-            .await
-            .unwrap_or(false)
+        Ok(Routing {
+            databases,
+            unqualified: self.config.unqualified_targets,
+        })
     }
 
-    /// Applies one claimed event and records the outcome; true when it
-    /// completed.
-    async fn handle(&self, e: &SyncEvent) -> Result<bool, SyncError> {
+    /// Applies one claimed event and records the outcome. The claim is
+    /// renewed every third of the lease while it applies, so a long event is
+    /// not taken over.
+    async fn handle(&self, e: &SyncEvent) -> Result<Handled, SyncError> {
         let me = &self.config.instance_id;
-        let result = async {
+        let work = async {
             let user = self.identify(e).await?;
             let database = self.home.name().await?;
             let plan = self
@@ -556,8 +609,24 @@ impl Poller {
                 )
                 .await?;
             self.core.execute(&plan).await
-        }
-        .await;
+        };
+        tokio::pin!(work);
+        let mut beat =
+            tokio::time::interval((self.config.lease / 3).max(Duration::from_millis(100)));
+        beat.tick().await;
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = beat.tick() => match self.events.renew(&e.event_id, me).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        event = e.event_id,
+                        "the claim was taken over while applying; the ledger keeps the event from being applied twice"
+                    ),
+                    Err(err) => tracing::warn!(event = e.event_id, error = %err, "renewing the claim failed"),
+                },
+            }
+        };
         match result {
             Ok(o) => {
                 if self.config.exit_after_commit && !o.from_ledger {
@@ -608,7 +677,20 @@ impl Poller {
                         o.rows_affected,
                     );
                 }
-                Ok(true)
+                Ok(Handled::Completed)
+            }
+            Err(err)
+                if err.transient() && e.attempts.unwrap_or(0) + 1 < self.config.max_attempts =>
+            {
+                let message = err.to_string();
+                tracing::warn!(event = e.event_id, error = %message, "transient failure; the event is released for a later poll");
+                self.events.release(&e.event_id, me, &message).await?;
+                self.audit(
+                    EventType::SyncEventFailed,
+                    e,
+                    format!("{message}; released to be tried again"),
+                );
+                Ok(Handled::Released)
             }
             Err(err) => {
                 let refused = matches!(err, SyncError::Refused(_) | SyncError::Unauthorized { .. });
@@ -644,7 +726,7 @@ impl Poller {
                     ),
                     _ => self.audit(t, e, message),
                 }
-                Ok(false)
+                Ok(Handled::Failed)
             }
         }
     }

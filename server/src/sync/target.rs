@@ -43,22 +43,10 @@ pub async fn rows(
     Ok(out)
 }
 
-/// Whether the target's database is on this server (an instance serves
-/// only the events whose targets it can reach).
-pub async fn database_exists(
-    conn: &mut Connection,
-    t: &TargetTable,
-) -> Result<bool, tiberius::error::Error> {
-    let Some(db) = &t.database else {
-        return Ok(true);
-    };
-    let r = rows(
-        conn,
-        "SELECT name FROM sys.databases WHERE name = @P1",
-        &[&db.as_str()],
-    )
-    .await?;
-    Ok(!r.is_empty())
+/// The databases on this server the login sees (`sys.databases`).
+pub async fn databases(conn: &mut Connection) -> Result<Vec<String>, tiberius::error::Error> {
+    let r = rows(conn, "SELECT name FROM sys.databases", &[]).await?;
+    Ok(r.iter().filter_map(|row| text(row, 0)).collect())
 }
 
 /// The target's columns in declaration order; empty when it does not exist.
@@ -68,7 +56,8 @@ pub async fn columns(
 ) -> Result<Vec<TargetColumn>, tiberius::error::Error> {
     let sql = format!(
         "SELECT COLUMN_NAME, DATA_TYPE, CAST(CHARACTER_MAXIMUM_LENGTH AS bigint), \
-         CAST(NUMERIC_PRECISION AS int), CAST(NUMERIC_SCALE AS int), CAST(DATETIME_PRECISION AS int), IS_NULLABLE \
+         CAST(NUMERIC_PRECISION AS int), CAST(NUMERIC_SCALE AS int), CAST(DATETIME_PRECISION AS int), IS_NULLABLE, \
+         COLLATION_NAME \
          FROM {}INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = @P1 AND TABLE_NAME = @P2 \
          ORDER BY ORDINAL_POSITION",
         t.database_prefix()
@@ -83,6 +72,7 @@ pub async fn columns(
             scale: int(row, 4).map(|v| v.clamp(0, 38) as u8),
             datetime_precision: int(row, 5).map(|v| v.clamp(0, 7) as u8),
             nullable: text(row, 6).is_none_or(|v| v.eq_ignore_ascii_case("YES")),
+            collation: text(row, 7),
         })
         .collect())
 }
