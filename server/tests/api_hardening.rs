@@ -179,3 +179,73 @@ async fn the_audit_file_stays_under_its_cap_and_keeps_the_newest_refusals() {
     assert!(first > 0, "nothing was rotated away");
     assert_eq!(kept, (first..400).collect::<Vec<_>>());
 }
+
+/// The keys of a readiness check, sorted.
+fn keys(check: &serde_json::Value) -> Vec<&str> {
+    let mut k: Vec<&str> = check
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_details_only_for_a_token_and_probes_reuse_a_pooled_login() {
+    let w = World::new("ready");
+    let b = w.serve(&[]);
+    // Anonymous (and a token that is not valid): ok per check, nothing else.
+    for token in [None, Some("not-a-token")] {
+        let r = b.call("GET", "/health/ready", token, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["status"], "ready");
+        for check in ["sqlserver", "databricks"] {
+            assert_eq!(keys(&r.json[check]), ["ok"], "{}", r.text);
+            assert_eq!(r.json[check]["ok"], true);
+        }
+        assert!(!r.text.contains("127.0.0.1"), "{}", r.text);
+    }
+    // With a token: what answered, where, and how fast.
+    let r = b.get("/health/ready", COLOMBIA).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(keys(&r.json["sqlserver"]), ["detail", "latency_ms", "ok"]);
+    let detail = r.json["sqlserver"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("127.0.0.1:{}", w.sql.port())) && detail.contains("database"),
+        "{detail}"
+    );
+    assert!(r.json["databricks"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("warehouse"));
+
+    // The probe borrows the pool's connection: with every new login
+    // refused, readiness still holds.
+    w.sql.faults().fail_next_logins(1_000);
+    for _ in 0..5 {
+        let r = b.get("/health/ready", COLOMBIA).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["sqlserver"]["ok"], true, "{}", r.text);
+    }
+    w.sql.faults().fail_next_logins(0);
+
+    // A failure: anonymous callers learn which check failed, not why.
+    let down = w.serve_with_env(&[], &[("SQLSERVER_HOST", "127.0.0.1,1".to_string())]);
+    let r = down.call("GET", "/health/ready", None, None).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json["status"], "not_ready");
+    assert_eq!(r.json["sqlserver"], serde_json::json!({ "ok": false }));
+    assert_eq!(r.json["databricks"], serde_json::json!({ "ok": true }));
+    let r = down.get("/health/ready", COLOMBIA).await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.json["sqlserver"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1"),
+        "{}",
+        r.text
+    );
+}

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sql_databricks_bridge._generated.types import Unset
 from sql_databricks_bridge.sdk import (
     AsyncBridgeClient,
     BridgeClient,
@@ -345,8 +346,13 @@ def test_health_ready_returns_the_body_of_a_503(unready_bridge):
         elapsed = time.monotonic() - t0
     assert ready.status == "not_ready"
     assert not ready.sqlserver.ok and not ready.databricks.ok
-    assert ready.sqlserver.detail
+    # Without a token: which check failed, not where or why.
+    assert isinstance(ready.sqlserver.detail, Unset) and isinstance(ready.sqlserver.latency_ms, Unset)
     assert elapsed < 5  # not retried (a retry would have waited >= 2.5 s)
+    with BridgeClient(base_url=unready_bridge, token=COLOMBIA_TOKEN, max_attempts=1) as c:
+        ready = c.health_ready()
+    assert ready.status == "not_ready"
+    assert "127.0.0.1:1" in ready.sqlserver.detail and ready.sqlserver.latency_ms >= 0
 
 
 # --------------------------------------------------------------------------

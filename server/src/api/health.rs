@@ -1,6 +1,8 @@
 //! GET /health/live and GET /health/ready (for load balancers and service
 //! managers; no token needed). Readiness asks both systems, each within a
-//! timeout, and says which one failed.
+//! timeout, and says which one failed. Hosts, ports, database names and
+//! error texts map the network behind the bridge, so only a caller with a
+//! valid token sees them; anyone else gets `ok` per check.
 
 use std::time::Instant;
 
@@ -8,8 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 
+use super::caller::MaybeCaller;
 use super::state::AppState;
-use crate::sqlserver;
+use crate::sqlserver::{self, pool, SqlServerError};
 
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Live {
@@ -38,9 +41,26 @@ pub async fn live(State(state): State<AppState>) -> Json<Live> {
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Check {
     pub ok: bool,
-    pub latency_ms: u64,
-    /// What answered, or why it failed.
-    pub detail: String,
+    /// How long the check took; only for a caller with a valid token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub latency_ms: Option<u64>,
+    /// What answered (host, port, database), or why it failed; only for a
+    /// caller with a valid token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub detail: Option<String>,
+}
+
+impl Check {
+    /// What a caller without a valid token may see.
+    fn anonymous(self) -> Check {
+        Check {
+            ok: self.ok,
+            latency_ms: None,
+            detail: None,
+        }
+    }
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -70,9 +90,40 @@ where
     };
     Check {
         ok,
-        latency_ms,
-        detail,
+        latency_ms: Some(latency_ms),
+        detail: Some(detail),
     }
+}
+
+/// SQL Server answers on a connection of the server's pool: probes reuse
+/// one login instead of logging in each time (a load balancer probing
+/// every few seconds would otherwise fill SQL Server's login audit).
+async fn sqlserver_answers(state: &AppState) -> Result<String, SqlServerError> {
+    let settings = &state.sqlserver;
+    let at = format!("{}:{}", settings.host, settings.port);
+    let pool = state.runner.pool();
+    let status = pool.status();
+    if status.available == 0 && status.size >= status.max_size {
+        // Waiting would report a busy server as down: every connection is
+        // checked out, by jobs that reached SQL Server with it.
+        return Ok(format!(
+            "{at}: all {} pooled connections are in use by jobs",
+            status.max_size
+        ));
+    }
+    let mut conn = pool::get(pool).await?;
+    let row = async {
+        conn.simple_query("SELECT DB_NAME()")
+            .await?
+            .into_row()
+            .await
+    }
+    .await
+    .map_err(|e| sqlserver::classify(e, settings))?;
+    let database = row
+        .and_then(|r| r.get::<&str, _>(0).map(str::to_string))
+        .unwrap_or_default();
+    Ok(format!("{at} database '{database}'"))
 }
 
 #[utoipa::path(
@@ -80,21 +131,20 @@ where
     operation_id = "health_ready",
     path = "/health/ready",
     tag = "health",
+    security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "SQL Server and Databricks both answer", body = Ready),
-        (status = 503, description = "A check failed; see which", body = Ready),
+        (status = 200, description = "SQL Server and Databricks both answer. Each check's `detail` and `latency_ms` only with a valid token", body = Ready),
+        (status = 503, description = "A check failed; see which (and, with a valid token, why)", body = Ready),
     )
 )]
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+pub async fn ready(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+) -> (StatusCode, Json<Ready>) {
     let t = state.ready_timeout;
-    let sql = timed(t, "SQL Server", async {
-        sqlserver::probe(&state.sqlserver, t).await.map(|i| {
-            format!(
-                "{}:{} database '{}'",
-                state.sqlserver.host, state.sqlserver.port, i.database
-            )
-        })
-    });
+    // Boxed: a pooled connection's future is large, and the handler's
+    // would otherwise overflow a worker thread's stack in debug builds.
+    let sql = timed(t, "SQL Server", Box::pin(sqlserver_answers(&state)));
     let dbx = timed(t, "Databricks", async {
         match &state.databricks {
             Ok(ws) => ws
@@ -105,8 +155,12 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
             Err(why) => Err(format!("not configured: {why}")),
         }
     });
-    let (sqlserver, databricks) = tokio::join!(sql, dbx);
+    let (mut sqlserver, mut databricks) = tokio::join!(sql, dbx);
     let ok = sqlserver.ok && databricks.ok;
+    if caller.0.is_none() {
+        sqlserver = sqlserver.anonymous();
+        databricks = databricks.anonymous();
+    }
     (
         if ok {
             StatusCode::OK

@@ -7,6 +7,8 @@ from typing import Any, Self, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 T = TypeVar("T", bound="Check")
 
 
@@ -15,48 +17,51 @@ class Check:
     """One dependency's check.
 
     Attributes:
-        detail (str): What answered, or why it failed.
-        latency_ms (int):
         ok (bool):
+        detail (str | Unset): What answered (host, port, database), or why it failed; only for a
+            caller with a valid token.
+        latency_ms (int | Unset): How long the check took; only for a caller with a valid token.
     """
 
-    detail: str
-    latency_ms: int
     ok: bool
+    detail: str | Unset = UNSET
+    latency_ms: int | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        ok = self.ok
+
         detail = self.detail
 
         latency_ms = self.latency_ms
-
-        ok = self.ok
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
             {
-                "detail": detail,
-                "latency_ms": latency_ms,
                 "ok": ok,
             }
         )
+        if detail is not UNSET:
+            field_dict["detail"] = detail
+        if latency_ms is not UNSET:
+            field_dict["latency_ms"] = latency_ms
 
         return field_dict
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         d = dict(src_dict)
-        detail = d.pop("detail")
-
-        latency_ms = d.pop("latency_ms")
-
         ok = d.pop("ok")
 
+        detail = d.pop("detail", UNSET)
+
+        latency_ms = d.pop("latency_ms", UNSET)
+
         check = cls(
+            ok=ok,
             detail=detail,
             latency_ms=latency_ms,
-            ok=ok,
         )
 
         check.additional_properties = d
