@@ -748,3 +748,271 @@ async fn copy_into_needs_read_volume_and_modify() {
         (ALICE_USER, "COPY INTO")
     );
 }
+
+#[tokio::test]
+async fn add_columns_is_a_version_and_reads_null_in_existing_rows() {
+    let h = workspace().await;
+    rows(
+        &h,
+        ADMIN,
+        "ALTER TABLE main.l.t ADD COLUMNS (amount DECIMAL(18, 2) COMMENT 'money', tags ARRAY<STRING>)",
+    )
+    .await;
+    rows(&h, ADMIN, "ALTER TABLE main.l.t ADD COLUMN seen DATE").await;
+    rows(
+        &h,
+        ADMIN,
+        "INSERT INTO main.l.t VALUES (4, 'd', 12.5, array('x'), DATE '2024-05-01')",
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT id, amount, tags, seen FROM main.l.t WHERE id IN (1, 4) ORDER BY id"
+        )
+        .await,
+        [
+            ["1", "null", "null", "null"],
+            ["4", "12.50", "[\"x\"]", "2024-05-01"]
+        ]
+    );
+    let hist = data(&sql(&h, ADMIN, "DESCRIBE HISTORY main.l.t LIMIT 3").await);
+    let ops: Vec<&str> = hist.iter().map(|r| r[4].as_str()).collect();
+    assert_eq!(ops, ["WRITE", "ADD COLUMNS", "ADD COLUMNS"]);
+    assert!(
+        hist[2][5].contains("\\\"name\\\":\\\"amount\\\"")
+            && hist[2][5].contains("\\\"type\\\":\\\"decimal(18,2)\\\""),
+        "{}",
+        hist[2][5]
+    );
+    // The change data feed carries the new columns.
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT id, amount, seen, _change_type FROM table_changes('main.l.t', 4)"
+        )
+        .await,
+        [["4", "12.50", "2024-05-01", "insert"]]
+    );
+    let v = sql(&h, ADMIN, "DESCRIBE TABLE main.l.t").await;
+    assert_eq!(
+        manifest(&v),
+        [
+            ("col_name", "STRING"),
+            ("data_type", "STRING"),
+            ("comment", "STRING")
+        ]
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+    );
+    assert_eq!(
+        data(&v),
+        [
+            ["id", "bigint", "null"],
+            ["v", "string", "null"],
+            ["amount", "decimal(18,2)", "money"],
+            ["tags", "array<string>", "null"],
+            ["seen", "date", "null"]
+        ]
+    );
+    let (_, msg) = fails(&h, ADMIN, "ALTER TABLE main.l.t ADD COLUMNS (V INT)").await;
+    assert!(
+        msg.starts_with("[FIELD_ALREADY_EXISTS] Cannot add column, because `V` already exists in")
+            && msg.ends_with("SQLSTATE: 42710"),
+        "{msg}"
+    );
+    let (_, msg) = fails(&h, ADMIN, "ALTER TABLE main.l.t ADD COLUMN w INT NOT NULL").await;
+    assert!(msg.starts_with("[UNSUPPORTED_FEATURE]"), "{msg}");
+}
+
+#[tokio::test]
+async fn describe_table_extended_shows_the_details() {
+    let h = workspace().await;
+    rows(
+        &h,
+        ADMIN,
+        "CREATE TABLE main.l.d (id INT NOT NULL COMMENT 'key') COMMENT 'daily' TBLPROPERTIES ('delta.enableTypeWidening' = 'true')",
+    )
+    .await;
+    let got = rows(&h, ADMIN, "DESCRIBE TABLE EXTENDED main.l.d").await;
+    assert_eq!(got[0], ["id", "int", "key"]);
+    assert_eq!(got[1], ["", "", ""]);
+    assert_eq!(got[2], ["# Detailed Table Information", "", ""]);
+    let detail: Vec<(String, String)> = got[3..]
+        .iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let get = |k: &str| {
+        detail
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {k} in {detail:?}"))
+    };
+    assert_eq!(get("Catalog"), "main");
+    assert_eq!(get("Database"), "l");
+    assert_eq!(get("Table"), "d");
+    assert_eq!(get("Type"), "MANAGED");
+    assert_eq!(get("Comment"), "daily");
+    assert_eq!(get("Provider"), "delta");
+    assert_eq!(get("Owner"), ADMIN_USER);
+    assert_eq!(get("Table Properties"), "[delta.enableTypeWidening=true]");
+    // DESC and FORMATTED are the same statement.
+    assert_eq!(rows(&h, ADMIN, "DESC FORMATTED main.l.d").await, got);
+    let (_, msg) = fails(&h, ADMIN, "DESCRIBE TABLE main.l.nope").await;
+    assert!(msg.starts_with("[TABLE_OR_VIEW_NOT_FOUND]"), "{msg}");
+    rows(
+        &h,
+        ADMIN,
+        &format!("GRANT USE CATALOG ON CATALOG main TO `{ALICE_USER}`"),
+    )
+    .await;
+    rows(
+        &h,
+        ADMIN,
+        &format!("GRANT USE SCHEMA ON SCHEMA main.l TO `{ALICE_USER}`"),
+    )
+    .await;
+    let (code, _) = fails(&h, ALICE, "DESCRIBE TABLE main.l.d").await;
+    assert_eq!(code, "PERMISSION_DENIED");
+}
+
+#[tokio::test]
+async fn column_types_widen_only_with_type_widening() {
+    let h = workspace().await;
+    rows(
+        &h,
+        ADMIN,
+        "CREATE TABLE main.l.w (n INT, d DATE, s STRING, b BIGINT) TBLPROPERTIES (delta.enableChangeDataFeed = true)",
+    )
+    .await;
+    rows(
+        &h,
+        ADMIN,
+        "INSERT INTO main.l.w VALUES (1, DATE '2024-01-02', '7', 5)",
+    )
+    .await;
+    let (_, msg) = fails(&h, ADMIN, "ALTER TABLE main.l.w ALTER COLUMN n TYPE BIGINT").await;
+    assert_eq!(
+        msg,
+        "[DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP] ALTER TABLE ALTER COLUMN is not supported for changing column n from INT to BIGINT SQLSTATE: 0AKDC"
+    );
+    let (_, msg) = fails(&h, ADMIN, "ALTER TABLE main.l.w ALTER COLUMN s TYPE INT").await;
+    assert_eq!(
+        msg,
+        "[NOT_SUPPORTED_CHANGE_COLUMN] ALTER TABLE ALTER/CHANGE COLUMN is not supported for changing `main`.`l`.`w`'s column `s` with type \"STRING\" to `s` with type \"INT\". SQLSTATE: 0A000"
+    );
+    rows(
+        &h,
+        ADMIN,
+        "ALTER TABLE main.l.w SET TBLPROPERTIES ('delta.enableTypeWidening' = 'true')",
+    )
+    .await;
+    rows(&h, ADMIN, "ALTER TABLE main.l.w ALTER COLUMN n TYPE BIGINT").await;
+    rows(
+        &h,
+        ADMIN,
+        "ALTER TABLE main.l.w CHANGE COLUMN d TYPE TIMESTAMP_NTZ",
+    )
+    .await;
+    rows(
+        &h,
+        ADMIN,
+        "ALTER TABLE main.l.w ALTER COLUMN b TYPE DECIMAL(20, 0)",
+    )
+    .await;
+    // Not in the widening table even with the property: BIGINT to DOUBLE,
+    // INT to a decimal too narrow, DATE to TIMESTAMP.
+    let (_, msg) = fails(&h, ADMIN, "ALTER TABLE main.l.w ALTER COLUMN n TYPE DOUBLE").await;
+    assert!(
+        msg.starts_with("[DELTA_UNSUPPORTED_ALTER_TABLE_CHANGE_COL_OP]"),
+        "{msg}"
+    );
+    rows(&h, ADMIN, "INSERT INTO main.l.w VALUES (3000000000, TIMESTAMP_NTZ '2024-03-04 05:06:07', 'x', 12345678901234567890)").await;
+    let v = sql(&h, ADMIN, "SELECT n, d, b FROM main.l.w ORDER BY n").await;
+    assert_eq!(
+        manifest(&v),
+        [("n", "LONG"), ("d", "TIMESTAMP"), ("b", "DECIMAL")]
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+    );
+    assert_eq!(
+        data(&v),
+        [
+            ["1", "2024-01-02T00:00:00.000", "5"],
+            [
+                "3000000000",
+                "2024-03-04T05:06:07.000",
+                "12345678901234567890"
+            ]
+        ]
+    );
+    let hist = data(&sql(&h, ADMIN, "DESCRIBE HISTORY main.l.w LIMIT 4").await);
+    let ops: Vec<&str> = hist.iter().map(|r| r[4].as_str()).collect();
+    assert_eq!(
+        ops,
+        ["WRITE", "CHANGE COLUMN", "CHANGE COLUMN", "CHANGE COLUMN"]
+    );
+    assert!(
+        hist[3][5].contains("\\\"type\\\":\\\"long\\\""),
+        "{}",
+        hist[3][5]
+    );
+    // Widening rewrote no rows: the feed has the two inserts only.
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT n, _change_type FROM table_changes('main.l.w', 1) ORDER BY n"
+        )
+        .await,
+        [["1", "insert"], ["3000000000", "insert"]]
+    );
+    assert_eq!(
+        rows(&h, ADMIN, "DESCRIBE TABLE main.l.w").await[0..2],
+        [["n", "bigint", "null"], ["d", "timestamp_ntz", "null"]]
+    );
+}
+
+#[tokio::test]
+async fn schema_changes_take_modify() {
+    let h = workspace().await;
+    for g in [
+        "GRANT USE CATALOG ON CATALOG main",
+        "GRANT USE SCHEMA ON SCHEMA main.l",
+        "GRANT SELECT ON TABLE main.l.t",
+    ] {
+        rows(&h, ADMIN, &format!("{g} TO `{ALICE_USER}`")).await;
+    }
+    let add = "ALTER TABLE main.l.t ADD COLUMNS (extra STRING)";
+    let (code, msg) = fails(&h, ALICE, add).await;
+    assert_eq!(code, "PERMISSION_DENIED");
+    assert!(
+        msg.contains("User does not have MODIFY on Table 'main.l.t'"),
+        "{msg}"
+    );
+    rows(
+        &h,
+        ADMIN,
+        &format!("GRANT MODIFY ON TABLE main.l.t TO `{ALICE_USER}`"),
+    )
+    .await;
+    rows(&h, ALICE, add).await;
+    rows(
+        &h,
+        ALICE,
+        "ALTER TABLE main.l.t SET TBLPROPERTIES ('delta.enableTypeWidening' = 'true')",
+    )
+    .await;
+    let hist = data(&sql(&h, ADMIN, "DESCRIBE HISTORY main.l.t LIMIT 2").await);
+    assert_eq!(
+        hist.iter()
+            .map(|r| (r[3].as_str(), r[4].as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (ALICE_USER, "SET TBLPROPERTIES"),
+            (ALICE_USER, "ADD COLUMNS")
+        ]
+    );
+    assert_eq!(rows(&h, ALICE, "DESCRIBE TABLE main.l.t").await.len(), 3);
+}

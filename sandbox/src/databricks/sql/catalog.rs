@@ -144,7 +144,7 @@ pub struct VolumeInfo {
     pub owner: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ColumnInfo {
     pub name: String,
     pub ty: DbxType,
@@ -533,6 +533,62 @@ pub fn add_columns(
         )
         .map_err(db)?;
     }
+    Ok(())
+}
+
+/// Changes a column's declared type (type widening): the SQLite table is
+/// made again with the new column affinity and its rows copied, each value
+/// of the column converted to the new type's storage form. Triggers on the
+/// old table go with it; the caller makes the change data feed's again.
+pub fn change_column_type(
+    conn: &Connection,
+    table: &TableInfo,
+    column: &str,
+    ty: &DbxType,
+) -> Result<(), SqlError> {
+    let name = &table.name;
+    let old = quote_ident(&format!("{}$widening", name.dotted()));
+    let defs: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let t = if c.name == column { ty } else { &c.ty };
+            format!(
+                "{} {}{}",
+                quote_ident(&c.name),
+                t.sqlite_decl(),
+                if c.nullable { "" } else { " NOT NULL" }
+            )
+        })
+        .collect();
+    let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let vals: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| {
+            if c.name == column {
+                format!("__dbx_store({}, '{ty}')", quote_ident(&c.name))
+            } else {
+                quote_ident(&c.name)
+            }
+        })
+        .collect();
+    conn.execute_batch(&format!(
+        "ALTER TABLE {t} RENAME TO {old};
+         CREATE TABLE {t} ({defs});
+         INSERT INTO {t} (rowid, {cols}) SELECT rowid, {vals} FROM {old};
+         DROP TABLE {old};",
+        t = name.physical(),
+        defs = defs.join(", "),
+        cols = cols.join(", "),
+        vals = vals.join(", "),
+    ))
+    .map_err(super::exec::map_sqlite_error)?;
+    conn.execute(
+        "UPDATE __dbx_columns SET type_text = ?5 WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3 AND name = ?4",
+        params![name.catalog, name.schema, name.name, column, ty.to_string()],
+    )
+    .map_err(db)?;
     Ok(())
 }
 

@@ -4,8 +4,11 @@
 //! .../security-revoke.html, .../security-show-grant.html), DESCRIBE HISTORY
 //! (.../delta-describe-history.html), ALTER TABLE ... SET / UNSET
 //! TBLPROPERTIES and SHOW TBLPROPERTIES (.../sql-ref-syntax-aux-show-tblproperties.html),
-//! and ALTER {CATALOG | SCHEMA | TABLE | VOLUME} ... OWNER TO.
+//! and ALTER {CATALOG | SCHEMA | TABLE | VOLUME} ... OWNER TO; the schema
+//! statements (ADD COLUMNS, ALTER COLUMN TYPE, DESCRIBE TABLE) are parsed
+//! and run by `alter.rs`.
 
+use super::alter;
 use super::catalog::{self, FullName, CHANGE_DATA_FEED};
 use super::cdf;
 use super::error::SqlError;
@@ -54,6 +57,8 @@ enum Command {
         on: (SecurableType, Vec<String>),
         principal: String,
     },
+    /// ADD COLUMNS, ALTER COLUMN TYPE, DESCRIBE TABLE (`alter.rs`).
+    Schema(alter::Alter),
 }
 
 fn parse(text: &str) -> Option<Result<Command, SqlError>> {
@@ -122,7 +127,7 @@ fn parse(text: &str) -> Option<Result<Command, SqlError>> {
     } else if c.is_kw("DESCRIBE") || c.is_kw("DESC") {
         c.pos += 1;
         if !c.eat_kw("HISTORY") {
-            return None;
+            return Some(alter::parse_describe(&mut c).map(Command::Schema));
         }
         (|| {
             let table = c.name()?;
@@ -168,6 +173,9 @@ fn parse(text: &str) -> Option<Result<Command, SqlError>> {
                     ty.name()
                 )));
             }
+            if let Some(r) = alter::parse_alter(&mut c, name.clone()) {
+                return r.map(Command::Schema);
+            }
             if c.eat_kw("SET") {
                 c.expect_kw("TBLPROPERTIES")?;
                 let properties = c.properties()?;
@@ -191,7 +199,7 @@ fn parse(text: &str) -> Option<Result<Command, SqlError>> {
                 })
             } else {
                 Err(SqlError::unsupported(
-                    "ALTER TABLE other than SET / UNSET TBLPROPERTIES and OWNER TO",
+                    "ALTER TABLE other than ADD COLUMNS, ALTER COLUMN TYPE, SET / UNSET TBLPROPERTIES and OWNER TO",
                 ))
             }
         })()
@@ -339,6 +347,7 @@ impl Exec<'_> {
                     rows,
                 })
             }
+            Command::Schema(a) => self.run_alter(a),
             Command::SetOwner { on, principal } => {
                 let sec = self.securable(&on)?;
                 self.access().manage(&sec)?;
@@ -411,7 +420,10 @@ impl Exec<'_> {
         properties: &[(String, String)],
     ) -> Result<ResultSet, SqlError> {
         let t = self.existing_table(table)?;
-        self.access().manage(&Securable::table(&t.name))?;
+        // "If you use Unity Catalog you must have MODIFY permission to: ...
+        // SET TBLPROPERTIES, UNSET TBLPROPERTIES"
+        // (https://docs.databricks.com/en/sql/language-manual/sql-ref-syntax-ddl-alter-table.html).
+        self.access().modify_table(&t.name, false)?;
         let commit = history::begin(self.conn, &t.name)?;
         catalog::set_properties(self.conn, &t.name, properties)?;
         if let Some((_, v)) = properties
@@ -448,7 +460,7 @@ impl Exec<'_> {
         if_exists: bool,
     ) -> Result<ResultSet, SqlError> {
         let t = self.existing_table(table)?;
-        self.access().manage(&Securable::table(&t.name))?;
+        self.access().modify_table(&t.name, false)?;
         let commit = history::begin(self.conn, &t.name)?;
         let missing = catalog::unset_properties(self.conn, &t.name, keys)?;
         if !missing.is_empty() && !if_exists {
@@ -520,7 +532,13 @@ mod tests {
             Some(Ok(Command::DescribeHistory { limit: Some(2), .. }))
         ));
         assert!(parse("SELECT 1").is_none());
-        assert!(parse("DESCRIBE TABLE t").is_none());
+        assert!(matches!(
+            parse("DESCRIBE TABLE EXTENDED t"),
+            Some(Ok(Command::Schema(alter::Alter::Describe {
+                extended: true,
+                ..
+            })))
+        ));
         assert_eq!(
             create_table_properties(
                 "CREATE TABLE t (a INT) TBLPROPERTIES (delta.enableChangeDataFeed = true, 'x.y' = '1')"

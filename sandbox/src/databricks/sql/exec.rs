@@ -628,8 +628,17 @@ impl Exec<'_> {
         } else {
             self.checks().create_in(&schema, privileges::CREATE_TABLE)?;
         }
-        let comment = ct.comment.as_ref().map(|c| match c {
-            ast::CommentDef::WithEq(s) | ast::CommentDef::WithoutEq(s) => s.clone(),
+        // `COMMENT '...'` after the columns: sqlparser keeps it among the
+        // plain table options.
+        let option_comment = match &ct.table_options {
+            ast::CreateTableOptions::Plain(opts) => opts.iter().find_map(|o| match o {
+                ast::SqlOption::Comment(c) => Some(c.clone()),
+                _ => None,
+            }),
+            _ => None,
+        };
+        let comment = ct.comment.clone().or(option_comment).map(|c| match c {
+            ast::CommentDef::WithEq(s) | ast::CommentDef::WithoutEq(s) => s,
         });
         let mut columns = Vec::new();
         for c in &ct.columns {

@@ -3,6 +3,7 @@
 //! the Unity Catalog metadata. One connection behind a mutex: a test double
 //! runs one statement at a time, which also makes every statement atomic.
 
+mod alter;
 pub mod catalog;
 mod cdf;
 mod commands;

@@ -606,16 +606,20 @@ fn split_name(text: &str) -> Vec<String> {
     parts
 }
 
-/// A plain decimal literal with more significant digits than a double keeps.
+/// A plain decimal literal with more significant digits than a double
+/// keeps, or an integer literal beyond BIGINT (Spark reads
+/// `12345678901234567890` as DECIMAL(20,0)).
 fn wide_decimal(n: &str) -> bool {
-    !n.contains(['e', 'E'])
-        && n.contains('.')
-        && n.chars()
-            .filter(|c| c.is_ascii_digit())
-            .collect::<String>()
-            .trim_start_matches('0')
-            .len()
-            > 15
+    let plain = !n.contains(['e', 'E']);
+    let digits = n
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .trim_start_matches('0')
+        .len();
+    plain
+        && ((n.contains('.') && digits > 15)
+            || (!n.contains('.') && n.parse::<i64>().is_err() && digits <= 38))
 }
 
 fn literal_i64(e: &Expr) -> Option<i64> {
@@ -669,8 +673,13 @@ pub fn expr_type(
                 }
             } else if n.parse::<i32>().is_ok() {
                 DbxType::Int
-            } else {
+            } else if n.parse::<i64>().is_ok() {
                 DbxType::Long
+            } else {
+                DbxType::Decimal {
+                    precision: n.trim_start_matches('-').len().clamp(1, 38) as u8,
+                    scale: 0,
+                }
             }),
             Value::SingleQuotedString(_) | Value::DoubleQuotedString(_) => Some(DbxType::String),
             Value::Boolean(_) => Some(DbxType::Boolean),

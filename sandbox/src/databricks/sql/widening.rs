@@ -8,7 +8,9 @@
 //! - reading a Parquet column as a wider type ([`parquet_readable`]): the
 //!   conversions Spark's Parquet reader makes (integers to wider integers or
 //!   to double, float to double, decimals to wider decimals, date to
-//!   timestamp_ntz); anything else is `PARQUET_COLUMN_DATA_TYPE_MISMATCH`.
+//!   timestamp_ntz); anything else is `PARQUET_COLUMN_DATA_TYPE_MISMATCH`;
+//! - changing a column's type in place with Delta type widening
+//!   ([`type_widening_allowed`], https://docs.databricks.com/en/delta/type-widening.html).
 
 use super::types::DbxType;
 
@@ -104,6 +106,43 @@ pub fn parquet_readable(file: &DbxType, read: &DbxType) -> bool {
     }
 }
 
+/// Delta type widening: the changes `ALTER TABLE ... ALTER COLUMN ... TYPE`
+/// may make once `delta.enableTypeWidening` is true. From the supported
+/// type changes table: BYTE to SHORT, INT, BIGINT, DECIMAL, DOUBLE; SHORT to
+/// INT, BIGINT, DECIMAL, DOUBLE; INT to BIGINT, DECIMAL, DOUBLE; BIGINT to
+/// DECIMAL; FLOAT to DOUBLE; DECIMAL to DECIMAL with greater precision and
+/// scale; DATE to TIMESTAMP_NTZ. "When changing any numeric type to decimal,
+/// the total precision must be equal to or greater than the starting
+/// precision. If you also increase the scale, the total precision must
+/// increase by a corresponding amount. The minimum target for byte, short,
+/// and int types is decimal(10,0). The minimum target for long is
+/// decimal(20,0)."
+pub fn type_widening_allowed(from: &DbxType, to: &DbxType) -> bool {
+    match (from, to) {
+        (f, t) if f.is_integral() && t.is_integral() => numeric_rank(f) < numeric_rank(t),
+        (DbxType::Byte | DbxType::Short | DbxType::Int, DbxType::Double) => true,
+        (DbxType::Byte | DbxType::Short | DbxType::Int, DbxType::Decimal { precision, scale }) => {
+            decimal_wider(*precision, *scale, 10, 0)
+        }
+        (DbxType::Long, DbxType::Decimal { precision, scale }) => {
+            decimal_wider(*precision, *scale, 20, 0)
+        }
+        (DbxType::Float, DbxType::Double) => true,
+        (
+            DbxType::Decimal {
+                precision: p1,
+                scale: s1,
+            },
+            DbxType::Decimal {
+                precision: p2,
+                scale: s2,
+            },
+        ) => (p1, s1) != (p2, s2) && p2 >= p1 && s2 >= s1 && (p2 - p1) >= (s2 - s1),
+        (DbxType::Date, DbxType::TimestampNtz) => true,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +166,24 @@ mod tests {
         assert!(!can_up_cast(&DbxType::String, &DbxType::Int));
         assert!(can_up_cast(&DbxType::Int, &DbxType::String));
         assert!(can_up_cast(&DbxType::Date, &DbxType::Timestamp));
+    }
+
+    #[test]
+    fn type_widening_follows_the_documented_table() {
+        assert!(type_widening_allowed(&DbxType::Int, &DbxType::Long));
+        assert!(type_widening_allowed(&DbxType::Byte, &DbxType::Short));
+        assert!(!type_widening_allowed(&DbxType::Long, &DbxType::Int));
+        assert!(!type_widening_allowed(&DbxType::Long, &DbxType::Double));
+        assert!(type_widening_allowed(&DbxType::Int, &dec(10, 0)));
+        assert!(!type_widening_allowed(&DbxType::Int, &dec(9, 0)));
+        assert!(type_widening_allowed(&DbxType::Long, &dec(20, 0)));
+        assert!(type_widening_allowed(&dec(10, 1), &dec(12, 3)));
+        assert!(!type_widening_allowed(&dec(10, 1), &dec(11, 3)));
+        assert!(type_widening_allowed(
+            &DbxType::Date,
+            &DbxType::TimestampNtz
+        ));
+        assert!(!type_widening_allowed(&DbxType::Date, &DbxType::Timestamp));
+        assert!(!type_widening_allowed(&DbxType::Int, &DbxType::String));
     }
 }
