@@ -4,24 +4,39 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::constraints::{self, CheckConstraint, ForeignKey};
 use super::error::SqlError;
 use super::typename::parse_sql_type;
 use crate::types::{ColumnMeta, SqlType};
 
 pub(crate) const SCHEMA_SQL: &str = "
 CREATE TABLE IF NOT EXISTS __sb_databases(
-    name TEXT PRIMARY KEY COLLATE NOCASE, database_id INTEGER NOT NULL, created TEXT NOT NULL);
+    name TEXT PRIMARY KEY COLLATE NOCASE, database_id INTEGER NOT NULL, created TEXT NOT NULL,
+    collation TEXT);
 CREATE TABLE IF NOT EXISTS __sb_schemas(
     db TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE, schema_id INTEGER NOT NULL,
     PRIMARY KEY(db, name));
 CREATE TABLE IF NOT EXISTS __sb_tables(
     object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, schema TEXT NOT NULL COLLATE NOCASE,
-    name TEXT NOT NULL COLLATE NOCASE, pk_name TEXT, created TEXT NOT NULL, UNIQUE(db, schema, name));
+    name TEXT NOT NULL COLLATE NOCASE, pk_name TEXT, created TEXT NOT NULL, unique_keys TEXT,
+    UNIQUE(db, schema, name));
 CREATE TABLE IF NOT EXISTS __sb_columns(
     object_id INTEGER NOT NULL, ordinal INTEGER NOT NULL, name TEXT NOT NULL COLLATE NOCASE,
     type TEXT NOT NULL, nullable INTEGER NOT NULL, is_identity INTEGER NOT NULL,
     identity_seed INTEGER, identity_increment INTEGER, default_sql TEXT, in_pk INTEGER NOT NULL,
-    computed_sql TEXT, PRIMARY KEY(object_id, ordinal));
+    computed_sql TEXT, default_name TEXT, collation TEXT, PRIMARY KEY(object_id, ordinal));
+CREATE TABLE IF NOT EXISTS __sb_constraints(
+    object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, schema TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL COLLATE NOCASE, table_id INTEGER NOT NULL, kind TEXT NOT NULL,
+    definition TEXT, column_name TEXT, columns TEXT, ref_table_id INTEGER, ref_columns TEXT,
+    on_delete INTEGER NOT NULL DEFAULT 0, on_update INTEGER NOT NULL DEFAULT 0,
+    is_disabled INTEGER NOT NULL DEFAULT 0, is_not_trusted INTEGER NOT NULL DEFAULT 0,
+    is_system_named INTEGER NOT NULL DEFAULT 0, created TEXT NOT NULL, UNIQUE(db, schema, name));
+CREATE TABLE IF NOT EXISTS __sb_triggers(
+    object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, schema TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL COLLATE NOCASE, table_id INTEGER NOT NULL, on_insert INTEGER NOT NULL,
+    on_update INTEGER NOT NULL, on_delete INTEGER NOT NULL, is_disabled INTEGER NOT NULL,
+    body TEXT NOT NULL, created TEXT NOT NULL, modified TEXT NOT NULL, UNIQUE(db, schema, name));
 CREATE TABLE IF NOT EXISTS __sb_logins(
     principal_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, password TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS __sb_views(
@@ -32,10 +47,18 @@ CREATE TABLE IF NOT EXISTS __sb_procedures(
     object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, schema TEXT NOT NULL COLLATE NOCASE,
     name TEXT NOT NULL COLLATE NOCASE, params TEXT NOT NULL, body TEXT NOT NULL,
     UNIQUE(db, schema, name));
-CREATE VIEW IF NOT EXISTS __sb_is_tables AS
+";
+
+/// The views behind INFORMATION_SCHEMA and sys.*, recreated at every start so
+/// a kept database file gets the current definitions.
+pub(crate) const VIEWS_SQL: &str = "
+DROP VIEW IF EXISTS __sb_is_tables; DROP VIEW IF EXISTS __sb_is_columns;
+DROP VIEW IF EXISTS __sb_sys_tables; DROP VIEW IF EXISTS __sb_sys_columns;
+DROP VIEW IF EXISTS __sb_sys_schemas; DROP VIEW IF EXISTS __sb_sys_databases;
+CREATE VIEW __sb_is_tables AS
     SELECT db AS TABLE_CATALOG, schema AS TABLE_SCHEMA, name AS TABLE_NAME, 'BASE TABLE' AS TABLE_TYPE
     FROM __sb_tables;
-CREATE VIEW IF NOT EXISTS __sb_is_columns AS
+CREATE VIEW __sb_is_columns AS
     SELECT t.db AS TABLE_CATALOG, t.schema AS TABLE_SCHEMA, t.name AS TABLE_NAME,
            c.name AS COLUMN_NAME, c.ordinal AS ORDINAL_POSITION, c.default_sql AS COLUMN_DEFAULT,
            CASE c.nullable WHEN 1 THEN 'YES' ELSE 'NO' END AS IS_NULLABLE,
@@ -45,20 +68,20 @@ CREATE VIEW IF NOT EXISTS __sb_is_columns AS
            __type_part(c.type, 'scale') AS NUMERIC_SCALE,
            __type_part(c.type, 'dtprecision') AS DATETIME_PRECISION
     FROM __sb_tables t JOIN __sb_columns c ON c.object_id = t.object_id;
-CREATE VIEW IF NOT EXISTS __sb_sys_tables AS
+CREATE VIEW __sb_sys_tables AS
     SELECT t.db AS db, t.name AS name, t.object_id AS object_id, s.schema_id AS schema_id,
            'U' AS type, 'USER_TABLE' AS type_desc, t.created AS create_date
     FROM __sb_tables t JOIN __sb_schemas s ON s.db = t.db AND s.name = t.schema;
-CREATE VIEW IF NOT EXISTS __sb_sys_columns AS
+CREATE VIEW __sb_sys_columns AS
     SELECT t.db AS db, c.object_id AS object_id, c.name AS name, c.ordinal AS column_id,
            __type_part(c.type, 'name') AS type_name, __type_part(c.type, 'bytes') AS max_length,
            __type_part(c.type, 'sys_precision') AS precision,
            __type_part(c.type, 'sys_scale') AS scale,
            c.nullable AS is_nullable, c.is_identity AS is_identity
     FROM __sb_tables t JOIN __sb_columns c ON c.object_id = t.object_id;
-CREATE VIEW IF NOT EXISTS __sb_sys_schemas AS
+CREATE VIEW __sb_sys_schemas AS
     SELECT db, name, schema_id, 1 AS principal_id FROM __sb_schemas;
-CREATE VIEW IF NOT EXISTS __sb_sys_databases AS
+CREATE VIEW __sb_sys_databases AS
     SELECT name, database_id, created AS create_date, 'SQL_Latin1_General_CP1_CI_AS' AS collation_name,
            'ONLINE' AS state_desc FROM __sb_databases;
 ";
@@ -76,6 +99,9 @@ pub struct ColumnDef {
     /// A computed column (`c AS (expr)`): the expression as T-SQL text, and
     /// as SQLite text while the table is being created.
     pub computed: Option<Computed>,
+    /// The DEFAULT constraint's name (`CONSTRAINT df DEFAULT ...`); a
+    /// system name is made when the table is created.
+    pub default_name: Option<String>,
 }
 
 /// A computed column's expression.
@@ -97,6 +123,12 @@ pub struct TableMeta {
     pub columns: Vec<ColumnDef>,
     pub pk_name: Option<String>,
     pub temp: bool,
+    /// The catalog's object id (None for temporary tables and table variables).
+    pub object_id: Option<i64>,
+    /// UNIQUE constraints' column lists: candidate keys a FOREIGN KEY may reference.
+    pub unique_keys: Vec<Vec<String>>,
+    pub checks: Vec<CheckConstraint>,
+    pub foreign_keys: Vec<ForeignKey>,
 }
 
 impl TableMeta {
@@ -145,6 +177,32 @@ pub fn quote_str(s: &str) -> String {
 
 fn sqlite_err(e: rusqlite::Error) -> SqlError {
     SqlError::new(50000, 1, 16, format!("sandbox catalog: {e}"))
+}
+
+/// Creates the catalog, adding the columns later versions keep to a
+/// database file an older sandbox wrote (`--data-dir`).
+pub(crate) fn install(conn: &Connection) -> Result<(), SqlError> {
+    conn.execute_batch(SCHEMA_SQL).map_err(sqlite_err)?;
+    for (table, column) in [
+        ("__sb_databases", "collation"),
+        ("__sb_tables", "unique_keys"),
+        ("__sb_columns", "default_name"),
+        ("__sb_columns", "collation"),
+    ] {
+        let present: bool = conn
+            .query_row(
+                &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+                [column],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(sqlite_err)?
+            > 0;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))
+                .map_err(sqlite_err)?;
+        }
+    }
+    conn.execute_batch(VIEWS_SQL).map_err(sqlite_err)
 }
 
 /// The catalog's database row, or `None`.
@@ -198,6 +256,12 @@ pub fn drop_database(conn: &Connection, name: &str) -> Result<(), SqlError> {
             format!("Cannot drop the database '{name}', because it does not exist or you do not have permission."),
         ));
     };
+    // The database's constraints, triggers and change tracking go with it,
+    // whatever references what.
+    conn.execute("DELETE FROM __sb_constraints WHERE db = ?1", [&name])
+        .map_err(sqlite_err)?;
+    conn.execute("DELETE FROM __sb_triggers WHERE db = ?1", [&name])
+        .map_err(sqlite_err)?;
     let tables: Vec<(String, String)> = {
         let mut st = conn
             .prepare("SELECT schema, name FROM __sb_tables WHERE db = ?1")
@@ -253,19 +317,35 @@ pub fn find_table(
     schema: &str,
     name: &str,
 ) -> Result<Option<TableMeta>, SqlError> {
-    let row: Option<(i64, String, String, String, Option<String>)> = conn
+    type Found = (i64, String, String, String, Option<String>, Option<String>);
+    let row: Option<Found> = conn
         .query_row(
-            "SELECT object_id, db, schema, name, pk_name FROM __sb_tables
+            "SELECT object_id, db, schema, name, pk_name, unique_keys FROM __sb_tables
              WHERE db = ?1 AND schema = ?2 AND name = ?3",
             [db, schema, name],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
         )
         .optional()
         .map_err(sqlite_err)?;
-    let Some((object_id, db, schema, name, pk_name)) = row else {
+    let Some((object_id, db, schema, name, pk_name, uniques)) = row else {
         return Ok(None);
     };
     let columns = load_columns(conn, object_id)?;
+    let unique_keys = match uniques {
+        Some(j) => serde_json::from_str(&j)
+            .map_err(|e| SqlError::new(50000, 1, 16, format!("sandbox catalog: {e}")))?,
+        None => vec![],
+    };
+    let (checks, foreign_keys) = constraints::load(conn, object_id)?;
     Ok(Some(TableMeta {
         physical: physical_name(&db, &schema, &name),
         db,
@@ -274,7 +354,27 @@ pub fn find_table(
         columns,
         pk_name,
         temp: false,
+        object_id: Some(object_id),
+        unique_keys,
+        checks,
+        foreign_keys,
     }))
+}
+
+/// A permanent table by its object id.
+pub fn find_by_id(conn: &Connection, object_id: i64) -> Result<Option<TableMeta>, SqlError> {
+    let row: Option<(String, String, String)> = conn
+        .query_row(
+            "SELECT db, schema, name FROM __sb_tables WHERE object_id = ?1",
+            [object_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(sqlite_err)?;
+    match row {
+        Some((db, schema, name)) => find_table(conn, &db, &schema, &name),
+        None => Ok(None),
+    }
 }
 
 /// Finds a permanent table from the name SQLite reports as a column's origin.
@@ -289,7 +389,8 @@ pub fn find_by_physical(conn: &Connection, physical: &str) -> Result<Option<Tabl
 fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, SqlError> {
     let mut st = conn
         .prepare_cached(
-            "SELECT name, type, nullable, is_identity, identity_seed, identity_increment, default_sql, in_pk, computed_sql
+            "SELECT name, type, nullable, is_identity, identity_seed, identity_increment, default_sql, in_pk, computed_sql,
+                    default_name
              FROM __sb_columns WHERE object_id = ?1 ORDER BY ordinal",
         )
         .map_err(sqlite_err)?;
@@ -305,12 +406,13 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, bool>(7)?,
                 r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
             ))
         })
         .map_err(sqlite_err)?;
     let mut out = Vec::new();
     for row in rows {
-        let (name, ty, nullable, ident, seed, inc, default, in_pk, computed) =
+        let (name, ty, nullable, ident, seed, inc, default, in_pk, computed, default_name) =
             row.map_err(sqlite_err)?;
         let ty = parse_sql_type(&ty).ok_or_else(|| {
             SqlError::new(50000, 1, 16, format!("sandbox catalog: bad type {ty}"))
@@ -326,6 +428,7 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
                 tsql,
                 sql: String::new(),
             }),
+            default_name,
         });
     }
     Ok(out)
@@ -418,16 +521,36 @@ pub fn create_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError>
         return Err(SqlError::object_exists(&meta.name));
     }
     let object_id = next_object_id(conn)?;
+    let uniques = serde_json::to_string(&meta.unique_keys)
+        .map_err(|e| SqlError::new(50000, 1, 16, format!("sandbox catalog: {e}")))?;
     conn.execute(
-        "INSERT INTO __sb_tables(object_id, db, schema, name, pk_name, created) VALUES (?5, ?1, ?2, ?3, ?4, __sysdatetime())",
-        params![meta.db, meta.schema, meta.name, meta.pk_name, object_id],
+        "INSERT INTO __sb_tables(object_id, db, schema, name, pk_name, created, unique_keys)
+         VALUES (?5, ?1, ?2, ?3, ?4, __sysdatetime(), ?6)",
+        params![
+            meta.db,
+            meta.schema,
+            meta.name,
+            meta.pk_name,
+            object_id,
+            uniques
+        ],
     )
     .map_err(sqlite_err)?;
     for (i, c) in meta.columns.iter().enumerate() {
+        let default_name = match (&c.default, &c.default_name) {
+            (Some(_), Some(n)) => Some(n.clone()),
+            (Some(_), None) => Some(constraints::system_name(
+                "DF",
+                &meta.name,
+                Some(&c.name),
+                object_id * 1024 + i as i64 + 1,
+            )),
+            (None, _) => None,
+        };
         conn.execute(
             "INSERT INTO __sb_columns(object_id, ordinal, name, type, nullable, is_identity,
-                 identity_seed, identity_increment, default_sql, in_pk, computed_sql)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 identity_seed, identity_increment, default_sql, in_pk, computed_sql, default_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 object_id,
                 i as i64 + 1,
@@ -439,13 +562,78 @@ pub fn create_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError>
                 c.identity.map(|x| x.1),
                 c.default,
                 c.in_pk,
-                c.computed.as_ref().map(|x| x.tsql.clone())
+                c.computed.as_ref().map(|x| x.tsql.clone()),
+                default_name
             ],
         )
         .map_err(sqlite_err)?;
     }
+    add_constraints(conn, meta, object_id, &meta.checks, &meta.foreign_keys)?;
     for ddl in sqlite_ddl(meta) {
         conn.execute(&ddl, []).map_err(sqlite_err)?;
+    }
+    Ok(())
+}
+
+/// Stores new CHECK and FOREIGN KEY constraints of the permanent table
+/// `table_id`, giving the unnamed ones SQL Server's system names.
+pub fn add_constraints(
+    conn: &Connection,
+    meta: &TableMeta,
+    table_id: i64,
+    checks: &[CheckConstraint],
+    fks: &[ForeignKey],
+) -> Result<(), SqlError> {
+    for c in checks {
+        let mut c = c.clone();
+        c.object_id = next_object_id(conn)?;
+        if c.system_named {
+            c.name = constraints::system_name("CK", &meta.name, c.column.as_deref(), c.object_id);
+        }
+        if object_kind(conn, &meta.db, &meta.schema, &c.name)?.is_some()
+            || find_table(conn, &meta.db, &meta.schema, &c.name)?.is_some()
+        {
+            return Err(SqlError::object_exists(&c.name));
+        }
+        constraints::insert_check(conn, &meta.db, &meta.schema, table_id, &c)?;
+    }
+    for fk in fks {
+        let mut fk = fk.clone();
+        fk.object_id = next_object_id(conn)?;
+        if fk.system_named {
+            fk.name = constraints::system_name(
+                "FK",
+                &meta.name,
+                fk.columns.first().map(String::as_str),
+                fk.object_id,
+            );
+        }
+        if object_kind(conn, &meta.db, &meta.schema, &fk.name)?.is_some()
+            || find_table(conn, &meta.db, &meta.schema, &fk.name)?.is_some()
+        {
+            return Err(SqlError::object_exists(&fk.name));
+        }
+        let same = fk.ref_db.eq_ignore_ascii_case(&meta.db)
+            && fk.ref_schema.eq_ignore_ascii_case(&meta.schema)
+            && fk.ref_table.eq_ignore_ascii_case(&meta.name);
+        let ref_id = if same {
+            table_id
+        } else {
+            find_table(conn, &fk.ref_db, &fk.ref_schema, &fk.ref_table)?
+                .and_then(|t| t.object_id)
+                .ok_or_else(|| {
+                    SqlError::new(
+                        1767,
+                        0,
+                        16,
+                        format!(
+                            "Foreign key '{}' references invalid table '{}'.",
+                            fk.name, fk.ref_table
+                        ),
+                    )
+                })?
+        };
+        constraints::insert_foreign_key(conn, &meta.db, &meta.schema, table_id, ref_id, &fk)?;
     }
     Ok(())
 }
@@ -459,6 +647,23 @@ pub fn drop_table(conn: &Connection, db: &str, schema: &str, name: &str) -> Resu
             format!("Cannot drop the table '{name}', because it does not exist or you do not have permission."),
         ));
     };
+    if let Some(id) = meta.object_id {
+        // DROP TABLE page: a table a FOREIGN KEY references can't be dropped (3726).
+        if constraints::referenced_by_other(conn, id)?.is_some() {
+            return Err(SqlError::new(
+                3726,
+                1,
+                16,
+                format!(
+                    "Could not drop object '{}' because it is referenced by a FOREIGN KEY constraint.",
+                    meta.full_name()
+                ),
+            ));
+        }
+        constraints::delete_for_table(conn, id)?;
+        super::triggers::delete_for_table(conn, id)?;
+        super::change_tracking::forget_table(conn, id)?;
+    }
     conn.execute(
         "DELETE FROM __sb_columns WHERE object_id IN
            (SELECT object_id FROM __sb_tables WHERE db = ?1 AND schema = ?2 AND name = ?3)",
@@ -475,12 +680,15 @@ pub fn drop_table(conn: &Connection, db: &str, schema: &str, name: &str) -> Resu
     Ok(())
 }
 
-/// Object ids are unique across tables, views and procedures, as in sys.objects.
-fn next_object_id(conn: &Connection) -> Result<i64, SqlError> {
+/// Object ids are unique across tables, views, procedures, constraints and
+/// triggers, as in sys.objects.
+pub(crate) fn next_object_id(conn: &Connection) -> Result<i64, SqlError> {
     conn.query_row(
         "SELECT max(coalesce((SELECT max(object_id) FROM __sb_tables), 0),
                     coalesce((SELECT max(object_id) FROM __sb_views), 0),
-                    coalesce((SELECT max(object_id) FROM __sb_procedures), 0)) + 1",
+                    coalesce((SELECT max(object_id) FROM __sb_procedures), 0),
+                    coalesce((SELECT max(object_id) FROM __sb_constraints), 0),
+                    coalesce((SELECT max(object_id) FROM __sb_triggers), 0)) + 1",
         [],
         |r| r.get(0),
     )
@@ -494,7 +702,12 @@ fn object_kind(
     schema: &str,
     name: &str,
 ) -> Result<Option<&'static str>, SqlError> {
-    for (kind, table) in [("view", "__sb_views"), ("procedure", "__sb_procedures")] {
+    for (kind, table) in [
+        ("view", "__sb_views"),
+        ("procedure", "__sb_procedures"),
+        ("constraint", "__sb_constraints"),
+        ("trigger", "__sb_triggers"),
+    ] {
         let found: Option<i64> = conn
             .query_row(
                 &format!(
@@ -764,4 +977,18 @@ pub fn login_matches(conn: &Connection, name: &str, password: &str) -> Result<bo
         .optional()
         .map_err(sqlite_err)?;
     Ok(stored.is_some_and(|p| p == password))
+}
+
+/// ALTER DATABASE ... COLLATE.
+pub fn set_database_collation(
+    conn: &Connection,
+    db: &str,
+    collation: &str,
+) -> Result<(), SqlError> {
+    conn.execute(
+        "UPDATE __sb_databases SET collation = ?2 WHERE name = ?1",
+        [db, collation],
+    )
+    .map_err(sqlite_err)?;
+    Ok(())
 }

@@ -3,7 +3,9 @@
 //! declared SQL Server types kept in a catalog.
 
 pub mod catalog;
+pub mod change_tracking;
 pub mod compile;
+pub mod constraints;
 pub mod convert;
 pub mod error;
 pub mod functions;
@@ -12,6 +14,7 @@ pub mod session;
 pub mod styles;
 pub mod textfns;
 pub mod translate;
+pub mod triggers;
 pub mod typename;
 
 pub use error::{Abort, SqlError};
@@ -19,5 +22,7 @@ pub use session::{Engine, EnvChange, Output, OutputError, Param, Session};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_constraints;
 #[cfg(test)]
 mod tests_flow;

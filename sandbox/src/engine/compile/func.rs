@@ -622,6 +622,26 @@ pub fn call(
             };
             typed(object_id_sql(c, &text), SqlType::Int)
         }
+        // OBJECT_NAME(object_id [, database_id]): in the current database by default.
+        // learn.microsoft.com/sql/t-sql/functions/object-name-transact-sql
+        "OBJECT_NAME" => {
+            need(n, args, 1, 2)?;
+            let id = c.value(&args[0], scope)?;
+            let db = match args.get(1) {
+                Some(a) => format!(
+                    "(SELECT name FROM __sb_databases WHERE database_id = {})",
+                    int_arg(&c.value(a, scope)?)
+                ),
+                None => quote_str(c.ctx.db),
+            };
+            typed(
+                format!(
+                    "(SELECT name FROM ({ALL_OBJECTS}) WHERE object_id = {} AND db = {db})",
+                    int_arg(&id)
+                ),
+                nv128,
+            )
+        }
         "ISNULL" => {
             need(n, args, 2, 2)?;
             let v = values(c, args, scope)?;
@@ -1390,9 +1410,21 @@ fn object_id_sql(c: &Compiler<'_, '_>, text: &str) -> String {
             quote_str(&meta.name)
         ),
         Ok(_) => "-1".into(),
-        Err(_) => match c.ctx.procedure_id(&name) {
-            Some(id) => id.to_string(),
-            None => "NULL".into(),
+        Err(_) => match c.ctx.resolve(&name) {
+            Ok(super::super::translate::Resolved::Table { db, schema, name }) => format!(
+                "(SELECT object_id FROM ({ALL_OBJECTS}) WHERE db = {} AND schema = {} AND name = {})",
+                quote_str(&db),
+                quote_str(&schema),
+                quote_str(&name)
+            ),
+            _ => "NULL".into(),
         },
     }
 }
+
+/// Every object with an id, for OBJECT_ID and OBJECT_NAME (sys.objects).
+const ALL_OBJECTS: &str = "SELECT db, schema, name, object_id FROM __sb_tables \
+    UNION ALL SELECT db, schema, name, object_id FROM __sb_views \
+    UNION ALL SELECT db, schema, name, object_id FROM __sb_procedures \
+    UNION ALL SELECT db, schema, name, object_id FROM __sb_constraints \
+    UNION ALL SELECT db, schema, name, object_id FROM __sb_triggers";

@@ -21,6 +21,13 @@ fn col(name: &str, ty: SqlType, nullable: bool) -> SourceCol {
 
 const SYSNAME: SqlType = SqlType::NVarChar(Len::N(128));
 
+/// sys.foreign_keys' `*_referential_action_desc` for an action code.
+fn action_desc(code: &str) -> String {
+    format!(
+        "CASE {code} WHEN 1 THEN 'CASCADE' WHEN 2 THEN 'SET_NULL' WHEN 3 THEN 'SET_DEFAULT' ELSE 'NO_ACTION' END"
+    )
+}
+
 /// `(SQL, typed columns)` for `schema.view` or `db.schema.view` when it is
 /// a catalog view the sandbox keeps.
 pub fn view(
@@ -104,7 +111,7 @@ pub fn view(
                 col("VIEW_DEFINITION", SqlType::NVarChar(Len::N(4000)), true),
             ],
         ),
-        ("sys", "tables") | ("sys", "objects") => (
+        ("sys", "tables") => (
             format!("SELECT name, object_id, schema_id, type, type_desc, create_date FROM __sb_sys_tables WHERE db = {dbq}"),
             vec![
                 col("name", SYSNAME, false),
@@ -113,6 +120,149 @@ pub fn view(
                 col("type", SqlType::Char(2), true),
                 col("type_desc", SqlType::NVarChar(Len::N(60)), true),
                 col("create_date", SqlType::DateTime, false),
+            ],
+        ),
+        // learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-objects-transact-sql
+        ("sys", "objects") | ("sys", "all_objects") => (
+            format!(
+                "SELECT o.name, o.object_id, NULL AS principal_id, s.schema_id, o.parent_object_id, o.type, o.type_desc, \
+                 o.create_date, o.create_date AS modify_date, 0 AS is_ms_shipped, 0 AS is_published, 0 AS is_schema_published \
+                 FROM (SELECT db, schema, name, object_id, 0 AS parent_object_id, 'U ' AS type, 'USER_TABLE' AS type_desc, created AS create_date FROM __sb_tables \
+                       UNION ALL SELECT db, schema, name, object_id, 0, 'V ', 'VIEW', NULL FROM __sb_views \
+                       UNION ALL SELECT db, schema, name, object_id, 0, 'P ', 'SQL_STORED_PROCEDURE', NULL FROM __sb_procedures \
+                       UNION ALL SELECT db, schema, name, object_id, table_id, 'TR', 'SQL_TRIGGER', created FROM __sb_triggers \
+                       UNION ALL SELECT db, schema, name, object_id, table_id, CASE kind WHEN 'C' THEN 'C ' ELSE 'F ' END, \
+                                 CASE kind WHEN 'C' THEN 'CHECK_CONSTRAINT' ELSE 'FOREIGN_KEY_CONSTRAINT' END, created FROM __sb_constraints) o \
+                 JOIN __sb_schemas s ON s.db = o.db AND s.name = o.schema WHERE o.db = {dbq}"
+            ),
+            vec![
+                col("name", SYSNAME, false),
+                col("object_id", SqlType::Int, false),
+                col("principal_id", SqlType::Int, true),
+                col("schema_id", SqlType::Int, false),
+                col("parent_object_id", SqlType::Int, false),
+                col("type", SqlType::Char(2), true),
+                col("type_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("create_date", SqlType::DateTime, false),
+                col("modify_date", SqlType::DateTime, false),
+                col("is_ms_shipped", SqlType::Bit, false),
+                col("is_published", SqlType::Bit, false),
+                col("is_schema_published", SqlType::Bit, false),
+            ],
+        ),
+        // learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-check-constraints-transact-sql
+        ("sys", "check_constraints") => (
+            format!(
+                "SELECT k.name, k.object_id, NULL AS principal_id, s.schema_id, k.table_id AS parent_object_id, 'C ' AS type, \
+                 'CHECK_CONSTRAINT' AS type_desc, k.created AS create_date, k.created AS modify_date, 0 AS is_ms_shipped, \
+                 0 AS is_published, 0 AS is_schema_published, k.is_disabled, 0 AS is_not_for_replication, k.is_not_trusted, \
+                 coalesce((SELECT c.ordinal FROM __sb_columns c WHERE c.object_id = k.table_id AND c.name = k.column_name), 0) AS parent_column_id, \
+                 k.definition, 1 AS uses_database_collation, k.is_system_named \
+                 FROM __sb_constraints k JOIN __sb_schemas s ON s.db = k.db AND s.name = k.schema \
+                 WHERE k.kind = 'C' AND k.db = {dbq}"
+            ),
+            vec![
+                col("name", SYSNAME, false),
+                col("object_id", SqlType::Int, false),
+                col("principal_id", SqlType::Int, true),
+                col("schema_id", SqlType::Int, false),
+                col("parent_object_id", SqlType::Int, false),
+                col("type", SqlType::Char(2), true),
+                col("type_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("create_date", SqlType::DateTime, false),
+                col("modify_date", SqlType::DateTime, false),
+                col("is_ms_shipped", SqlType::Bit, false),
+                col("is_published", SqlType::Bit, false),
+                col("is_schema_published", SqlType::Bit, false),
+                col("is_disabled", SqlType::Bit, false),
+                col("is_not_for_replication", SqlType::Bit, false),
+                col("is_not_trusted", SqlType::Bit, false),
+                col("parent_column_id", SqlType::Int, false),
+                col("definition", SqlType::NVarChar(Len::Max), true),
+                col("uses_database_collation", SqlType::Bit, true),
+                col("is_system_named", SqlType::Bit, false),
+            ],
+        ),
+        // learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-foreign-keys-transact-sql
+        ("sys", "foreign_keys") => (
+            format!(
+                "SELECT k.name, k.object_id, NULL AS principal_id, s.schema_id, k.table_id AS parent_object_id, 'F ' AS type, \
+                 'FOREIGN_KEY_CONSTRAINT' AS type_desc, k.created AS create_date, k.created AS modify_date, 0 AS is_ms_shipped, \
+                 0 AS is_published, 0 AS is_schema_published, k.ref_table_id AS referenced_object_id, 1 AS key_index_id, \
+                 k.is_disabled, 0 AS is_not_for_replication, k.is_not_trusted, \
+                 k.on_delete AS delete_referential_action, {del} AS delete_referential_action_desc, \
+                 k.on_update AS update_referential_action, {upd} AS update_referential_action_desc, k.is_system_named \
+                 FROM __sb_constraints k JOIN __sb_schemas s ON s.db = k.db AND s.name = k.schema \
+                 WHERE k.kind = 'F' AND k.db = {dbq}",
+                del = action_desc("k.on_delete"),
+                upd = action_desc("k.on_update"),
+            ),
+            vec![
+                col("name", SYSNAME, false),
+                col("object_id", SqlType::Int, false),
+                col("principal_id", SqlType::Int, true),
+                col("schema_id", SqlType::Int, false),
+                col("parent_object_id", SqlType::Int, false),
+                col("type", SqlType::Char(2), true),
+                col("type_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("create_date", SqlType::DateTime, false),
+                col("modify_date", SqlType::DateTime, false),
+                col("is_ms_shipped", SqlType::Bit, false),
+                col("is_published", SqlType::Bit, false),
+                col("is_schema_published", SqlType::Bit, false),
+                col("referenced_object_id", SqlType::Int, true),
+                col("key_index_id", SqlType::Int, true),
+                col("is_disabled", SqlType::Bit, false),
+                col("is_not_for_replication", SqlType::Bit, false),
+                col("is_not_trusted", SqlType::Bit, false),
+                col("delete_referential_action", SqlType::TinyInt, true),
+                col("delete_referential_action_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("update_referential_action", SqlType::TinyInt, true),
+                col("update_referential_action_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("is_system_named", SqlType::Bit, false),
+            ],
+        ),
+        // learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-foreign-key-columns-transact-sql
+        ("sys", "foreign_key_columns") => (
+            format!(
+                "SELECT k.object_id AS constraint_object_id, CAST(p.key AS INTEGER) + 1 AS constraint_column_id, \
+                 k.table_id AS parent_object_id, \
+                 (SELECT c.ordinal FROM __sb_columns c WHERE c.object_id = k.table_id AND c.name = p.value) AS parent_column_id, \
+                 k.ref_table_id AS referenced_object_id, \
+                 (SELECT c.ordinal FROM __sb_columns c WHERE c.object_id = k.ref_table_id AND c.name = r.value) AS referenced_column_id \
+                 FROM __sb_constraints k, json_each(k.columns) p, json_each(k.ref_columns) r \
+                 WHERE k.kind = 'F' AND p.key = r.key AND k.db = {dbq}"
+            ),
+            vec![
+                col("constraint_object_id", SqlType::Int, false),
+                col("constraint_column_id", SqlType::Int, false),
+                col("parent_object_id", SqlType::Int, false),
+                col("parent_column_id", SqlType::Int, false),
+                col("referenced_object_id", SqlType::Int, false),
+                col("referenced_column_id", SqlType::Int, false),
+            ],
+        ),
+        // learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-triggers-transact-sql
+        ("sys", "triggers") => (
+            format!(
+                "SELECT name, object_id, 1 AS parent_class, 'OBJECT_OR_COLUMN' AS parent_class_desc, table_id AS parent_id, \
+                 'TR' AS type, 'SQL_TRIGGER' AS type_desc, created AS create_date, modified AS modify_date, 0 AS is_ms_shipped, \
+                 is_disabled, 0 AS is_not_for_replication, 0 AS is_instead_of_trigger FROM __sb_triggers WHERE db = {dbq}"
+            ),
+            vec![
+                col("name", SYSNAME, false),
+                col("object_id", SqlType::Int, false),
+                col("parent_class", SqlType::TinyInt, false),
+                col("parent_class_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("parent_id", SqlType::Int, false),
+                col("type", SqlType::Char(2), false),
+                col("type_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("create_date", SqlType::DateTime, false),
+                col("modify_date", SqlType::DateTime, false),
+                col("is_ms_shipped", SqlType::Bit, false),
+                col("is_disabled", SqlType::Bit, false),
+                col("is_not_for_replication", SqlType::Bit, false),
+                col("is_instead_of_trigger", SqlType::Bit, false),
             ],
         ),
         ("sys", "columns") | ("sys", "all_columns") => (

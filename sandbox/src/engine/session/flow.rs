@@ -47,9 +47,17 @@ impl Session {
         for b in blocks {
             match self.run_block(b, params, out) {
                 Ok(()) => {}
-                Err(Failure::Sql(e)) if self.try_depth == 0 => {
+                // In a trigger fired inside a TRY, the TRY takes the error.
+                Err(Failure::Sql(e)) if self.try_depth == self.try_floor && self.try_floor > 0 => {
+                    return Err(Failure::Sql(e));
+                }
+                Err(Failure::Sql(e)) if self.try_depth == self.try_floor => {
                     out.error(&e)?;
                     out.done(None, true)?;
+                    if self.trigger_error_aborts(&e) {
+                        self.rollback_all(out, true)?;
+                        return Err(Failure::Aborted);
+                    }
                     if self.xact_abort && self.trancount > 0 {
                         self.rollback_all(out, true)?;
                         return Err(Failure::Aborted);
@@ -187,6 +195,15 @@ impl Session {
                 out.done(None, false)?;
                 Ok(())
             }
+            Block::AlterTable(a) => self.alter_table(a, out),
+            Block::CreateTrigger(def) => self.create_trigger(def, out),
+            Block::DropTrigger { names, if_exists } => self.drop_triggers(&names, if_exists, out),
+            Block::EnableTrigger {
+                enable,
+                names,
+                table,
+            } => self.enable_trigger(enable, names, &table, out),
+            Block::AlterDatabase(a) => self.alter_database(a, out),
             Block::CreateView(def) => {
                 let resolved = self.ctx().resolve(&def.name)?;
                 let Resolved::Table { db, schema, name } = resolved else {

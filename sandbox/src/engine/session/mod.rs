@@ -15,10 +15,15 @@ use super::catalog::{self, quote_ident, TableMeta};
 use super::convert::{convert, from_storage, to_storage, Overlong};
 use super::error::SqlError;
 use super::functions;
-use super::translate::{self, Ctx, Plan, Resolved};
+use super::translate::{self, Ctx, DmlKind, Plan, Resolved};
 use crate::types::{ColumnMeta, Len, SqlType, Value};
 
+mod bulk;
+mod effects;
 mod flow;
+mod schema;
+mod tracking;
+pub use bulk::{BulkOptions, BulkTarget};
 pub use flow::{ArgValue, ProcOutcome};
 
 /// Why an [`Output`] stopped taking results.
@@ -150,7 +155,7 @@ impl Engine {
         let conn = engine.connect()?;
         conn.execute_batch("PRAGMA journal_mode=WAL;")
             .map_err(internal)?;
-        conn.execute_batch(catalog::SCHEMA_SQL).map_err(internal)?;
+        catalog::install(&conn)?;
         for db in ["master", "tempdb", "model", "msdb"] {
             if catalog::database_name(&conn, db)?.is_none() {
                 catalog::create_database(&conn, db)?;
@@ -185,6 +190,8 @@ impl Engine {
         let spid = self.inner.next_spid.fetch_add(1, Ordering::Relaxed);
         let vars: Vars = Arc::new(Mutex::new(HashMap::new()));
         register_vars(&conn, &vars).map_err(internal)?;
+        let capture_modes: effects::CaptureModes = Arc::new(Mutex::new(HashMap::new()));
+        effects::register_capture(&conn, &capture_modes).map_err(internal)?;
         Ok(Session {
             engine: self.clone(),
             conn,
@@ -207,6 +214,11 @@ impl Engine {
             try_depth: 0,
             caught: None,
             proc_depth: 0,
+            next_capture: 0,
+            capture_modes,
+            firing: Vec::new(),
+            try_floor: 0,
+            implicit_tran: false,
         })
     }
 
@@ -353,14 +365,15 @@ fn describe_columns(cols: &[ColumnMeta], out: &mut dyn Output) -> Result<(), Out
     out.done(Some(cols.len() as u64), false)
 }
 
-/// A parsed `INSERT BULK` statement, waiting for its BulkLoad rows.
-#[derive(Clone, Debug)]
-pub struct BulkTarget {
-    pub table: TableMeta,
-    /// Table column index for each column the client will send.
-    pub columns: Vec<usize>,
-    pub keep_nulls: bool,
-    pub keep_identity: bool,
+/// A planned write statement, as `run_dml` takes it.
+struct DmlRun<'a> {
+    sqls: &'a [String],
+    setup: &'a [String],
+    cleanup: &'a [String],
+    target: &'a TableMeta,
+    key_probe: Option<&'a str>,
+    kind: DmlKind,
+    set_columns: &'a [String],
 }
 
 /// One client connection's state.
@@ -395,6 +408,18 @@ pub struct Session {
     caught: Option<SqlError>,
     /// Nesting of stored procedure calls.
     proc_depth: u32,
+    /// Numbers the temporary objects of statement captures.
+    next_capture: u64,
+    /// What each open capture records now (read by `__sb_capture`).
+    capture_modes: effects::CaptureModes,
+    /// The triggers running, innermost last.
+    firing: Vec<i64>,
+    /// The TRY depth when the innermost trigger started: errors at that
+    /// depth are the trigger's own.
+    try_floor: u32,
+    /// A trigger of an autocommit statement runs with @@TRANCOUNT 1 that
+    /// the client never saw begin.
+    implicit_tran: bool,
 }
 
 impl Drop for Session {
@@ -781,15 +806,22 @@ impl Session {
                 cleanup,
                 target,
                 key_probe,
+                kind,
+                set_columns,
             } => {
                 self.begin_implicit(out)?;
                 let n = self.run_dml(
-                    &sqls,
-                    &setup,
-                    &cleanup,
-                    &target,
-                    key_probe.as_deref(),
+                    &DmlRun {
+                        sqls: &sqls,
+                        setup: &setup,
+                        cleanup: &cleanup,
+                        target: &target,
+                        key_probe: key_probe.as_deref(),
+                        kind,
+                        set_columns: &set_columns,
+                    },
                     params,
+                    out,
                 )?;
                 self.rowcount = n as i64;
                 out.done((!self.nocount).then_some(n), false)?;
@@ -797,18 +829,30 @@ impl Session {
             Plan::SelectInto { table, insert } => {
                 self.begin_implicit(out)?;
                 self.create_table(&table)?;
-                let n = match self.run_dml(&[insert], &[], &[], &table, None, params) {
+                let run = DmlRun {
+                    sqls: &[insert],
+                    setup: &[],
+                    cleanup: &[],
+                    target: &table,
+                    key_probe: None,
+                    kind: DmlKind::Insert,
+                    set_columns: &[],
+                };
+                let n = match self.run_dml(&run, params, out) {
                     Ok(n) => n,
                     Err(e) => {
                         self.drop_created(&table);
-                        return Err(e.into());
+                        return Err(e);
                     }
                 };
                 self.rowcount = n as i64;
                 out.done((!self.nocount).then_some(n), false)?;
             }
-            Plan::CreateTable(meta) => {
+            Plan::CreateTable(meta, infos) => {
                 self.begin_implicit(out)?;
+                for i in &infos {
+                    out.info(i)?;
+                }
                 self.create_table(&meta)?;
                 self.rowcount = 0;
                 out.done(None, false)?;
@@ -886,9 +930,30 @@ impl Session {
                 out.done(None, false)?;
             }
             Plan::Truncate(meta) => {
-                self.conn
-                    .execute(&format!("DELETE FROM {}", meta.physical), [])
-                    .map_err(|e| map_sqlite(e, Some(&meta)))?;
+                if let Some(id) = meta.object_id {
+                    // TRUNCATE TABLE page: not on a table a FOREIGN KEY references.
+                    if super::constraints::referenced_by_other(&self.conn, id)?.is_some() {
+                        return Err(SqlError::new(
+                            4712,
+                            1,
+                            16,
+                            format!(
+                                "Cannot truncate table '{}' because it is being referenced by a FOREIGN KEY constraint.",
+                                meta.full_name()
+                            ),
+                        )
+                        .into());
+                    }
+                }
+                let db = meta.db.clone();
+                self.in_savepoint(|c| {
+                    c.execute(&format!("DELETE FROM {}", meta.physical), [])
+                        .map_err(|e| map_sqlite(e, Some(&meta)))?;
+                    match meta.object_id {
+                        Some(id) => super::change_tracking::truncated(c, &db, id),
+                        None => Ok(()),
+                    }
+                })?;
                 out.done(None, false)?;
             }
             Plan::CreateDatabase(name) => {
@@ -1294,18 +1359,18 @@ impl Session {
         }
     }
 
+    /// Runs a write statement in its savepoint: its rows, then what they
+    /// imply (constraints, referential actions, change tracking, triggers).
     fn run_dml(
         &mut self,
-        sqls: &[String],
-        setup: &[String],
-        cleanup: &[String],
-        target: &TableMeta,
-        key_probe: Option<&str>,
+        run: &DmlRun<'_>,
         params: &[Param],
-    ) -> Result<u64, SqlError> {
+        out: &mut dyn Output,
+    ) -> Result<u64, Failure> {
+        let target = run.target;
         let outer = self.stmt_begin("__stmt", !target.temp)?;
-        let result = (|| -> Result<u64, SqlError> {
-            for s in setup {
+        let result = (|| -> Result<u64, Failure> {
+            for s in run.setup {
                 let mut st = self
                     .conn
                     .prepare(s)
@@ -1313,22 +1378,30 @@ impl Session {
                 self.bind_params(&mut st, params)?;
                 st.raw_execute().map_err(|e| map_sqlite(e, Some(target)))?;
             }
-            let mut total = 0u64;
-            for s in sqls {
-                let mut st = self
-                    .conn
-                    .prepare(s)
-                    .map_err(|e| map_sqlite(e, Some(target)))?;
-                self.bind_params(&mut st, params)?;
-                total += st.raw_execute().map_err(|e| map_sqlite(e, Some(target)))? as u64;
-            }
-            Ok(total)
+            self.write_with_effects(
+                target,
+                run.kind,
+                run.set_columns,
+                run.sqls,
+                params,
+                effects::WriteOptions::STATEMENT,
+                out,
+            )
         })();
+        if self.conn.is_autocommit() {
+            // A trigger ended the transaction (ROLLBACK or an error that
+            // dooms it): the savepoint went with it.
+            for c in run.cleanup {
+                let _ = self.conn.execute_batch(c);
+            }
+            return result;
+        }
         let result = match result {
-            Err(mut e) => {
+            Err(Failure::Sql(mut e)) => {
                 let _ = self.conn.execute_batch("ROLLBACK TO __stmt");
                 if e.number == 2627 {
-                    let key = key_probe
+                    let key = run
+                        .key_probe
                         .and_then(|p| self.probe_key(p, params))
                         .unwrap_or_default();
                     e = SqlError::duplicate_key(
@@ -1341,11 +1414,15 @@ impl Session {
                         &key,
                     );
                 }
-                Err(e)
+                Err(Failure::Sql(e))
+            }
+            Err(other) => {
+                let _ = self.conn.execute_batch("ROLLBACK TO __stmt");
+                Err(other)
             }
             ok => ok,
         };
-        for c in cleanup {
+        for c in run.cleanup {
             let _ = self.conn.execute_batch(c);
         }
         self.stmt_end("__stmt", true, outer)?;
@@ -1462,7 +1539,7 @@ impl Session {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.trancount = 0;
             self.reconcile_temp();
-            if notify {
+            if notify && !std::mem::take(&mut self.implicit_tran) {
                 out.env(EnvChange::RollbackTran(self.tran_descriptor))?;
             }
         }
@@ -1479,8 +1556,10 @@ impl Session {
                     .collect::<Result<Vec<_>, _>>()
             })
             .unwrap_or_default();
-        self.temp
-            .retain(|k, _| existing.iter().any(|e| e.eq_ignore_ascii_case(k)));
+        self.temp.retain(|_, m| {
+            let name = effects::bare_physical(&m.physical);
+            existing.iter().any(|e| e.eq_ignore_ascii_case(&name))
+        });
     }
 
     /// Begins a transaction for a TDS transaction-manager request.
@@ -1538,161 +1617,6 @@ impl Session {
         self.xact_abort = false;
         self.fmtonly = false;
         self.identity_insert = None;
-    }
-
-    /// Parses `INSERT BULK table (col type, ...) [WITH (...)]`.
-    pub fn bulk_target(&self, sql: &str) -> Result<Option<BulkTarget>, SqlError> {
-        let re = regex::Regex::new(r"(?is)^\s*insert\s+bulk\s+").expect("static regex");
-        let Some(head) = re.find(sql) else {
-            return Ok(None);
-        };
-        let rest = &sql[head.end()..];
-        // name ( column definitions ) [WITH ( options )], parentheses balanced.
-        let open = rest
-            .find('(')
-            .ok_or_else(|| SqlError::syntax_near("BULK"))?;
-        let close = matching_paren(rest, open).ok_or_else(|| SqlError::syntax_near("BULK"))?;
-        let defs_text = &rest[open + 1..close];
-        let tail = rest[close + 1..].trim().trim_end_matches(';').trim();
-        let opts_text = if tail.is_empty() {
-            ""
-        } else {
-            let lower = tail.to_ascii_lowercase();
-            let body = lower
-                .strip_prefix("with")
-                .map(str::trim_start)
-                .filter(|b| b.starts_with('('))
-                .ok_or_else(|| SqlError::syntax_near(tail))?;
-            let start = tail.len() - body.len();
-            let end = matching_paren(tail, start).ok_or_else(|| SqlError::syntax_near("WITH"))?;
-            &tail[start + 1..end]
-        };
-        let name = sqlparser::parser::Parser::new(&sqlparser::dialect::MsSqlDialect {})
-            .try_with_sql(rest[..open].trim())
-            .and_then(|mut p| p.parse_object_name(false))
-            .map_err(|_| SqlError::syntax_near("BULK"))?;
-        let table = self.ctx().table(&name)?;
-        let mut columns = Vec::new();
-        let defs = defs_text;
-        let mut depth = 0;
-        let mut start = 0;
-        let mut pieces = Vec::new();
-        for (i, ch) in defs.char_indices() {
-            match ch {
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                ',' if depth == 0 => {
-                    pieces.push(&defs[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
-            }
-        }
-        pieces.push(&defs[start..]);
-        for p in pieces {
-            let p = p.trim();
-            if p.is_empty() {
-                continue;
-            }
-            let cname = if let Some(rest) = p.strip_prefix('[') {
-                rest.split_once(']')
-                    .map(|(n, _)| n.to_string())
-                    .unwrap_or_default()
-            } else if let Some(rest) = p.strip_prefix('"') {
-                rest.split_once('"')
-                    .map(|(n, _)| n.to_string())
-                    .unwrap_or_default()
-            } else {
-                p.split_whitespace().next().unwrap_or("").to_string()
-            };
-            let (i, _) = table
-                .column(&cname)
-                .ok_or_else(|| SqlError::invalid_column(&cname))?;
-            columns.push(i);
-        }
-        let opts = opts_text.to_ascii_uppercase();
-        Ok(Some(BulkTarget {
-            table,
-            columns,
-            keep_nulls: opts.contains("KEEP_NULLS"),
-            keep_identity: opts.contains("KEEPIDENTITY"),
-        }))
-    }
-
-    /// Inserts BulkLoad rows into the target in one statement-level
-    /// savepoint: all rows or none.
-    pub fn bulk_insert(
-        &mut self,
-        target: &BulkTarget,
-        rows: &mut dyn FnMut() -> Result<Option<Vec<Value>>, SqlError>,
-    ) -> Result<u64, SqlError> {
-        let meta = &target.table;
-        // An identity column the client lists is a column it supplies
-        // (SqlBulkCopy's KeepIdentity sends it; without it, it is left out).
-        let used: Vec<(usize, usize)> = target
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, &ci)| meta.columns[ci].computed.is_none())
-            .map(|(wire, &ci)| (wire, ci))
-            .collect();
-        let mut defaults: Vec<(usize, String)> = Vec::new();
-        for (ci, c) in meta.columns.iter().enumerate() {
-            if !target.columns.contains(&ci) {
-                if let Some(d) = &c.default {
-                    defaults.push((ci, d.clone()));
-                }
-            }
-        }
-        let mut names: Vec<String> = used
-            .iter()
-            .map(|(_, ci)| quote_ident(&meta.columns[*ci].name))
-            .collect();
-        let mut placeholders: Vec<String> = (1..=used.len()).map(|i| format!("?{i}")).collect();
-        for (ci, d) in &defaults {
-            names.push(quote_ident(&meta.columns[*ci].name));
-            placeholders.push(translate_default(&self.ctx(), d)?);
-        }
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            meta.physical,
-            names.join(", "),
-            placeholders.join(", ")
-        );
-        let outer = self.stmt_begin("__bulk", !meta.temp)?;
-        let table_name = meta.full_name();
-        let result = (|| -> Result<u64, SqlError> {
-            let mut st = self
-                .conn
-                .prepare(&sql)
-                .map_err(|e| map_sqlite(e, Some(meta)))?;
-            let mut n = 0u64;
-            while let Some(row) = rows()? {
-                for (k, (wire, ci)) in used.iter().enumerate() {
-                    let col = &meta.columns[*ci];
-                    let v = row.get(*wire).cloned().unwrap_or(Value::Null);
-                    let stored = to_storage(&v);
-                    let v = convert(
-                        ValueRef::from(&stored),
-                        &col.ty,
-                        Overlong::Error {
-                            table: &table_name,
-                            column: &col.name,
-                        },
-                    )?;
-                    st.raw_bind_parameter(k + 1, to_storage(&v))
-                        .map_err(internal)?;
-                }
-                st.raw_execute().map_err(|e| map_sqlite(e, Some(meta)))?;
-                n += 1;
-            }
-            Ok(n)
-        })();
-        self.stmt_end("__bulk", result.is_ok(), outer)?;
-        if let Ok(n) = &result {
-            self.rowcount = *n as i64;
-        }
-        result
     }
 }
 

@@ -11,6 +11,7 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError, ParserOptions};
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
+use super::alter::{self, AlterDatabase, AlterTable, TriggerDef};
 use crate::engine::error::SqlError;
 use crate::engine::typename::parse_sql_type;
 use crate::types::SqlType;
@@ -90,6 +91,20 @@ pub enum Block {
         password: String,
     },
     DropLogin(String),
+    AlterTable(AlterTable),
+    /// CREATE [OR ALTER] TRIGGER / ALTER TRIGGER, with its body.
+    CreateTrigger(TriggerDef),
+    DropTrigger {
+        names: Vec<ObjectName>,
+        if_exists: bool,
+    },
+    /// `{ENABLE | DISABLE} TRIGGER {ALL | names} ON table`.
+    EnableTrigger {
+        enable: bool,
+        names: Option<Vec<String>>,
+        table: ObjectName,
+    },
+    AlterDatabase(AlterDatabase),
 }
 
 fn parser_error(e: ParserError) -> SqlError {
@@ -235,6 +250,18 @@ fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, DeleteTops), SqlError> {
                 *c = false;
             }
         }
+        // A column's `FOREIGN KEY REFERENCES t(c)`: T-SQL's optional words.
+        if is_word(&t.token, Keyword::FOREIGN)
+            && toks
+                .get(i + 1)
+                .is_some_and(|t| is_word(&t.token, Keyword::KEY))
+            && toks
+                .get(i + 2)
+                .is_some_and(|t| is_word(&t.token, Keyword::REFERENCES))
+        {
+            i += 2;
+            continue;
+        }
         if is_word(&t.token, Keyword::DELETE)
             && toks
                 .get(i + 1)
@@ -254,8 +281,16 @@ fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, DeleteTops), SqlError> {
                 continue;
             }
         }
-        // `DELETE t WHERE ...`: FROM is optional in T-SQL.
-        if is_word(&t.token, Keyword::DELETE) {
+        // `DELETE t WHERE ...`: FROM is optional in T-SQL. (Not the DELETE of
+        // `ON DELETE CASCADE` or of a trigger's `AFTER INSERT, DELETE AS`.)
+        let after_event_word = out.last().is_some_and(|p| {
+            matches!(p.token, Token::Comma)
+                || is_word(&p.token, Keyword::ON)
+                || is_word(&p.token, Keyword::FOR)
+                || is_word(&p.token, Keyword::AFTER)
+                || is_word(&p.token, Keyword::OF)
+        });
+        if is_word(&t.token, Keyword::DELETE) && !after_event_word {
             if let Some(Token::Word(w)) = toks.get(i + 1).map(|t| &t.token) {
                 if w.keyword != Keyword::FROM && w.keyword != Keyword::TOP {
                     let mut j = i + 2;
@@ -420,7 +455,50 @@ impl BatchParser<'_> {
                     }
                     return self.view(p, or_alter);
                 }
+                if is_word(&kw, Keyword::TRIGGER) {
+                    for _ in 0..skip {
+                        p.next_token();
+                    }
+                    let mut def = alter::trigger_head(p, or_alter, false)?;
+                    def.body = self.rest(p);
+                    return Ok(Block::CreateTrigger(def));
+                }
                 self.statement(p)
+            }
+            tok if is_word(tok, Keyword::ALTER) && is_word(&next, Keyword::TABLE) => {
+                p.next_token();
+                p.next_token();
+                Ok(Block::AlterTable(alter::alter_table(p)?))
+            }
+            tok if is_word(tok, Keyword::ALTER) && is_word(&next, Keyword::TRIGGER) => {
+                p.next_token();
+                p.next_token();
+                let mut def = alter::trigger_head(p, true, true)?;
+                def.body = self.rest(p);
+                Ok(Block::CreateTrigger(def))
+            }
+            tok if is_word(tok, Keyword::ALTER) && is_word(&next, Keyword::DATABASE) => {
+                p.next_token();
+                p.next_token();
+                Ok(Block::AlterDatabase(alter::alter_database(p)?))
+            }
+            tok if is_word(tok, Keyword::DROP) && is_word(&next, Keyword::TRIGGER) => {
+                p.next_token();
+                p.next_token();
+                let (names, if_exists) = alter::drop_trigger(p)?;
+                Ok(Block::DropTrigger { names, if_exists })
+            }
+            tok if (word_is(tok, "ENABLE") || word_is(tok, "DISABLE"))
+                && is_word(&next, Keyword::TRIGGER) =>
+            {
+                let enable = word_is(tok, "ENABLE");
+                p.next_token();
+                let (names, table) = alter::enable_trigger(p)?;
+                Ok(Block::EnableTrigger {
+                    enable,
+                    names,
+                    table,
+                })
             }
             tok if is_word(tok, Keyword::DROP) && word_is(&next, "LOGIN") => {
                 p.next_token();

@@ -1,14 +1,16 @@
 //! Definitions: CREATE TABLE (with the types, NULLability, IDENTITY,
-//! DEFAULT and PRIMARY KEY SQL Server keeps) and DECLARE (scalar variables
-//! and table variables).
+//! DEFAULT, PRIMARY KEY, UNIQUE, CHECK and FOREIGN KEY SQL Server keeps)
+//! and DECLARE (scalar variables and table variables).
 
 use sqlparser::ast::{self, ColumnOption, TableConstraint};
 
 use super::{Ctx, Plan, Resolved};
 use crate::engine::catalog::{self, physical_name, quote_ident, ColumnDef, Computed, TableMeta};
 use crate::engine::compile::{Compiler, Scope, Source, SourceCol};
+use crate::engine::constraints::{self, CheckConstraint, ForeignKey, RefAction};
 use crate::engine::error::SqlError;
 use crate::engine::typename::parse_sql_type;
+use crate::types::SqlType;
 
 pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<Plan, SqlError> {
     if ct.query.is_some() {
@@ -30,6 +32,10 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
     };
     let mut columns = Vec::new();
     let mut pk_name = None;
+    let mut unique_keys: Vec<Vec<String>> = Vec::new();
+    // Constraints as written, built once every column is known.
+    let mut checks: Vec<(Option<String>, ast::Expr, Option<String>)> = Vec::new();
+    let mut fks: Vec<(Option<String>, Vec<String>, ast::ForeignKeyConstraint)> = Vec::new();
     for c in &ct.columns {
         let ty_text = c.data_type.to_string();
         let ty = parse_sql_type(&ty_text).ok_or_else(|| {
@@ -52,28 +58,41 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
             default: None,
             in_pk: false,
             computed: None,
+            default_name: None,
         };
         for o in &c.options {
+            let cname = o.name.as_ref().map(|n| n.value.clone());
             match &o.option {
                 ColumnOption::Null => def.nullable = true,
                 ColumnOption::NotNull => def.nullable = false,
                 ColumnOption::Default(e) => {
                     def.default = Some(e.to_string());
+                    def.default_name = cname;
                 }
                 ColumnOption::PrimaryKey(_) => {
                     def.in_pk = true;
                     def.nullable = false;
-                    if let Some(n) = &o.name {
-                        pk_name = Some(n.value.clone());
+                    if let Some(n) = cname {
+                        pk_name = Some(n);
                     }
                 }
-                ColumnOption::Unique(_) => {}
+                ColumnOption::Unique(_) => unique_keys.push(vec![def.name.clone()]),
                 ColumnOption::Identity(kind) => {
                     let (seed, inc) = identity_params(kind);
                     def.identity = Some((seed, inc));
                     def.nullable = false;
                 }
-                ColumnOption::Collation(_) | ColumnOption::Check(_) | ColumnOption::Comment(_) => {}
+                ColumnOption::Check(cc) => checks.push((
+                    cname.or_else(|| cc.name.as_ref().map(|n| n.value.clone())),
+                    (*cc.expr).clone(),
+                    Some(def.name.clone()),
+                )),
+                ColumnOption::ForeignKey(fk) => fks.push((
+                    cname.or_else(|| fk.name.as_ref().map(|n| n.value.clone())),
+                    vec![def.name.clone()],
+                    fk.clone(),
+                )),
+                ColumnOption::Collation(_) | ColumnOption::Comment(_) => {}
                 // `c AS (expr)`, read by the batch parser as a generated column.
                 ColumnOption::Generated {
                     generation_expr: Some(e),
@@ -127,9 +146,28 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
                     col.nullable = false;
                 }
             }
-            TableConstraint::Unique(_)
-            | TableConstraint::Check(_)
-            | TableConstraint::ForeignKey(_) => {}
+            TableConstraint::Unique(u) => unique_keys.push(
+                u.columns
+                    .iter()
+                    .map(|ic| {
+                        ic.column
+                            .expr
+                            .to_string()
+                            .trim_matches(|c| c == '[' || c == ']' || c == '"')
+                            .to_string()
+                    })
+                    .collect(),
+            ),
+            TableConstraint::Check(cc) => checks.push((
+                cc.name.as_ref().map(|n| n.value.clone()),
+                (*cc.expr).clone(),
+                None,
+            )),
+            TableConstraint::ForeignKey(fk) => fks.push((
+                fk.name.as_ref().map(|n| n.value.clone()),
+                fk.columns.iter().map(|c| c.value.clone()).collect(),
+                fk.clone(),
+            )),
             other => return Err(SqlError::unsupported(&format!("constraint {other}"))),
         }
     }
@@ -145,7 +183,7 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
     } else {
         physical_name(&db, &schema, &name)
     };
-    Ok(Plan::CreateTable(Box::new(TableMeta {
+    let mut meta = TableMeta {
         db,
         schema,
         name,
@@ -153,7 +191,256 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
         columns,
         pk_name,
         temp,
-    })))
+        object_id: None,
+        unique_keys,
+        checks: vec![],
+        foreign_keys: vec![],
+    };
+    let mut infos = Vec::new();
+    for (cname, expr, column) in checks {
+        let c = check_constraint(ctx, &meta, cname, &expr, column.as_deref())?;
+        meta.checks.push(c);
+    }
+    for (cname, cols, fk) in fks {
+        if meta.temp {
+            // CREATE TABLE page: FOREIGN KEYs on temporary tables are skipped with a warning.
+            infos.push(SqlError::new(
+                1756,
+                0,
+                10,
+                format!(
+                    "Skipping FOREIGN KEY constraint '{}' definition for temporary table. FOREIGN KEY constraints are not enforced on local or global temporary tables.",
+                    cname.unwrap_or_else(|| meta.name.clone())
+                ),
+            ));
+            continue;
+        }
+        let k = foreign_key(ctx, &meta, cname, cols, &fk)?;
+        meta.foreign_keys.push(k);
+    }
+    if meta.temp {
+        // Temporary tables' constraints never reach the catalog: name them here.
+        for (i, c) in meta.checks.iter_mut().enumerate() {
+            if c.system_named {
+                c.name = constraints::system_name(
+                    "CK",
+                    &meta.name,
+                    c.column.as_deref(),
+                    fxhash(&meta.name) as i64 + i as i64,
+                );
+            }
+        }
+    }
+    Ok(Plan::CreateTable(Box::new(meta), infos))
+}
+
+/// A CHECK constraint of `meta`, its condition compiled once to find
+/// unknown columns now (207) rather than at the first write.
+/// learn.microsoft.com/sql/relational-databases/tables/create-check-constraints
+pub(crate) fn check_constraint(
+    ctx: &Ctx<'_>,
+    meta: &TableMeta,
+    name: Option<String>,
+    expr: &ast::Expr,
+    column: Option<&str>,
+) -> Result<CheckConstraint, SqlError> {
+    if let Some(col) = column {
+        // A column-level CHECK may only mention its own column (8141).
+        if constraints::mentioned_columns(expr)
+            .iter()
+            .any(|m| !m.eq_ignore_ascii_case(col))
+        {
+            return Err(SqlError::new(
+                8141,
+                0,
+                16,
+                format!(
+                    "Column CHECK constraint for column '{col}' references another column, table '{}'.",
+                    meta.name
+                ),
+            ));
+        }
+    }
+    let scope = table_scope(meta);
+    Compiler::new(ctx).condition(expr, &scope)?;
+    Ok(CheckConstraint {
+        object_id: 0,
+        system_named: name.is_none(),
+        name: name.unwrap_or_default(),
+        definition: format!("({expr})"),
+        column: column.map(str::to_string),
+        disabled: false,
+        not_trusted: false,
+    })
+}
+
+/// A table's own columns in scope, unqualified (CHECK conditions).
+pub(crate) fn table_scope(meta: &TableMeta) -> Scope {
+    let mut scope = Scope::default();
+    scope.push(crate::engine::compile::table_source(
+        meta,
+        vec![vec![meta.name.clone()]],
+        "",
+    ));
+    scope
+}
+
+/// A FOREIGN KEY of `meta` (the referencing table), checked against the
+/// referenced table as CREATE TABLE and ALTER TABLE check it: the table
+/// exists in the same database (1767, 1763), the columns exist (1769,
+/// 1770), match a primary or unique key in count and order (1774, 1776),
+/// and have the same types (1778).
+/// learn.microsoft.com/sql/relational-databases/tables/primary-and-foreign-key-constraints
+pub(crate) fn foreign_key(
+    ctx: &Ctx<'_>,
+    meta: &TableMeta,
+    name: Option<String>,
+    columns: Vec<String>,
+    fk: &ast::ForeignKeyConstraint,
+) -> Result<ForeignKey, SqlError> {
+    let shown = name.clone().unwrap_or_else(|| {
+        constraints::system_name("FK", &meta.name, columns.first().map(String::as_str), 0)
+    });
+    let (rdb, rschema, rname) = match ctx.resolve(&fk.foreign_table)? {
+        Resolved::Table { db, schema, name } => (db, schema, name),
+        Resolved::Temp(t) => {
+            return Err(SqlError::new(
+                1767,
+                0,
+                16,
+                format!("Foreign key '{shown}' references invalid table '{t}'."),
+            ))
+        }
+    };
+    if !rdb.eq_ignore_ascii_case(&meta.db) {
+        return Err(SqlError::new(
+            1763,
+            0,
+            16,
+            format!(
+                "Cross-database foreign key references are not supported. Foreign key '{shown}'."
+            ),
+        ));
+    }
+    let same = rschema.eq_ignore_ascii_case(&meta.schema) && rname.eq_ignore_ascii_case(&meta.name);
+    let referenced = if same {
+        meta.clone()
+    } else {
+        catalog::find_table(ctx.conn, &rdb, &rschema, &rname)?.ok_or_else(|| {
+            SqlError::new(
+                1767,
+                0,
+                16,
+                format!(
+                    "Foreign key '{shown}' references invalid table '{}'.",
+                    super::ident_values(&fk.foreign_table).join(".")
+                ),
+            )
+        })?
+    };
+    let mut own = Vec::new();
+    for c in &columns {
+        let (_, def) = meta.column(c).ok_or_else(|| {
+            SqlError::new(
+                1769,
+                0,
+                16,
+                format!(
+                    "Foreign key '{shown}' references invalid column '{c}' in referencing table '{}'.",
+                    meta.name
+                ),
+            )
+        })?;
+        own.push(def.clone());
+    }
+    let pk: Vec<String> = referenced
+        .columns
+        .iter()
+        .filter(|c| c.in_pk)
+        .map(|c| c.name.clone())
+        .collect();
+    let ref_columns: Vec<String> = if fk.referred_columns.is_empty() {
+        pk.clone()
+    } else {
+        fk.referred_columns
+            .iter()
+            .map(|c| c.value.clone())
+            .collect()
+    };
+    let mut theirs = Vec::new();
+    for c in &ref_columns {
+        let (_, def) = referenced.column(c).ok_or_else(|| {
+            SqlError::new(
+                1770,
+                0,
+                16,
+                format!(
+                    "Foreign key '{shown}' references invalid column '{c}' in referenced table '{}'.",
+                    referenced.name
+                ),
+            )
+        })?;
+        theirs.push(def.clone());
+    }
+    if theirs.len() != own.len() {
+        return Err(SqlError::new(
+            1774,
+            0,
+            16,
+            format!(
+                "The number of columns in the referencing column list for foreign key '{shown}' does not match those of the primary key in the referenced table '{}'.",
+                referenced.name
+            ),
+        ));
+    }
+    let names: Vec<String> = theirs.iter().map(|c| c.name.to_ascii_lowercase()).collect();
+    let is_key = |key: &[String]| {
+        key.len() == names.len()
+            && key
+                .iter()
+                .zip(&names)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+    };
+    if theirs.is_empty() || !(is_key(&pk) || referenced.unique_keys.iter().any(|k| is_key(k))) {
+        return Err(SqlError::new(
+            1776,
+            0,
+            16,
+            format!(
+                "There are no primary or candidate keys in the referenced table '{}' that match the referencing column list in the foreign key '{shown}'.",
+                referenced.name
+            ),
+        ));
+    }
+    for (a, b) in own.iter().zip(&theirs) {
+        if a.ty.base_name() != b.ty.base_name()
+            || (matches!(a.ty, SqlType::Decimal { .. }) && a.ty != b.ty)
+        {
+            return Err(SqlError::new(
+                1778,
+                0,
+                16,
+                format!(
+                    "Column '{}.{}' is not the same data type as referencing column '{}.{}' in foreign key '{shown}'.",
+                    referenced.name, b.name, meta.name, a.name
+                ),
+            ));
+        }
+    }
+    Ok(ForeignKey {
+        object_id: 0,
+        system_named: name.is_none(),
+        name: name.unwrap_or_default(),
+        columns: own.iter().map(|c| c.name.clone()).collect(),
+        ref_db: referenced.db.clone(),
+        ref_schema: referenced.schema.clone(),
+        ref_table: referenced.name.clone(),
+        ref_columns: theirs.iter().map(|c| c.name.clone()).collect(),
+        on_delete: RefAction::from_ast(fk.on_delete.as_ref()),
+        on_update: RefAction::from_ast(fk.on_update.as_ref()),
+        disabled: false,
+        not_trusted: false,
+    })
 }
 
 fn identity_params(kind: &ast::IdentityPropertyKind) -> (i64, i64) {
@@ -192,7 +479,7 @@ pub(super) fn plan_declare(ctx: &Ctx<'_>, stmts: Vec<ast::Declare>) -> Result<Pl
             )
             .columns(cols.clone())
             .build();
-            let Plan::CreateTable(mut meta) = plan_create_table(ctx, ct)? else {
+            let Plan::CreateTable(mut meta, _) = plan_create_table(ctx, ct)? else {
                 return Err(SqlError::syntax_near("TABLE"));
             };
             meta.name = name.to_ascii_lowercase();

@@ -10,7 +10,7 @@ use sqlparser::ast::{
     TableWithJoins,
 };
 
-use super::{ident_values, Ctx, Plan};
+use super::{ident_values, Ctx, DmlKind, Plan};
 use crate::engine::catalog::{quote_ident, quote_str, ColumnDef, TableMeta};
 use crate::engine::compile::{self, scope::col_sql, Compiler, Scope, Source, Typed};
 use crate::engine::error::SqlError;
@@ -32,13 +32,15 @@ fn store_typed(t: &Typed, col: &ColumnDef, meta: &TableMeta) -> String {
     store(&super::assign_sql(t, &col.ty), col, meta)
 }
 
-fn dml(sqls: Vec<String>, meta: TableMeta, key_probe: Option<String>) -> Plan {
+fn dml(sqls: Vec<String>, meta: TableMeta, key_probe: Option<String>, kind: DmlKind) -> Plan {
     Plan::Dml {
         sqls,
         setup: vec![],
         cleanup: vec![],
         target: Box::new(meta),
         key_probe,
+        kind,
+        set_columns: vec![],
     }
 }
 
@@ -116,6 +118,7 @@ fn plan_select_into(
             default: None,
             in_pk: false,
             computed: None,
+            default_name: None,
         })
         .collect();
     let physical = if temp {
@@ -131,6 +134,10 @@ fn plan_select_into(
         columns,
         pk_name: None,
         temp,
+        object_id: None,
+        unique_keys: vec![],
+        checks: vec![],
+        foreign_keys: vec![],
     };
     let cols: Vec<String> = meta.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let vals: Vec<String> = r.sql_names.iter().map(|n| col_sql("__s", n)).collect();
@@ -323,7 +330,7 @@ pub(super) fn plan_insert(ctx: &Ctx<'_>, ins: ast::Insert) -> Result<Plan, SqlEr
                 default_vals.join(", ")
             )
         };
-        return Ok(dml(vec![sql], meta, None));
+        return Ok(dml(vec![sql], meta, None, DmlKind::Insert));
     };
     let c = Compiler::new(ctx);
     let simple_values = source.with.is_none()
@@ -390,7 +397,7 @@ pub(super) fn plan_insert(ctx: &Ctx<'_>, ins: ast::Insert) -> Result<Plan, SqlEr
                 cond = cols.iter().map(|c| format!("t.{c} = k.{c}")).collect::<Vec<_>>().join(" AND "),
             )
         });
-        return Ok(dml(vec![sql], meta, key_probe));
+        return Ok(dml(vec![sql], meta, key_probe, DmlKind::Insert));
     }
     let r = c.query(&source, &Scope::default())?;
     if r.columns.len() != targets.len() {
@@ -431,7 +438,7 @@ pub(super) fn plan_insert(ctx: &Ctx<'_>, ins: ast::Insert) -> Result<Plan, SqlEr
         stores.join(", "),
         r.sql
     );
-    Ok(dml(vec![sql], meta, None))
+    Ok(dml(vec![sql], meta, None, DmlKind::Insert))
 }
 
 fn factor_matches(tf: &TableFactor, target: &[String]) -> bool {
@@ -593,6 +600,7 @@ pub(super) fn plan_update(ctx: &Ctx<'_>, upd: ast::Update) -> Result<Plan, SqlEr
     let mut scope = target_scope(&meta, &target_factor, alias);
     let from_sql = compile::from_clause(&c, &rest, &mut scope)?;
     let mut sets = Vec::new();
+    let mut set_columns = Vec::new();
     for a in &upd.assignments {
         let col = match &a.target {
             AssignmentTarget::ColumnName(n) => ident_values(n).pop().unwrap_or_default(),
@@ -616,6 +624,7 @@ pub(super) fn plan_update(ctx: &Ctx<'_>, upd: ast::Update) -> Result<Plan, SqlEr
             ));
         }
         let v = c.value(&a.value, &scope)?;
+        set_columns.push(cdef.name.clone());
         sets.push(format!(
             "{} = {}",
             quote_ident(&cdef.name),
@@ -643,7 +652,11 @@ pub(super) fn plan_update(ctx: &Ctx<'_>, upd: ast::Update) -> Result<Plan, SqlEr
         sql.push_str(" WHERE ");
         sql.push_str(&w);
     }
-    Ok(dml(vec![sql], meta, None))
+    let mut plan = dml(vec![sql], meta, None, DmlKind::Update);
+    if let Plan::Dml { set_columns: s, .. } = &mut plan {
+        *s = set_columns;
+    }
+    Ok(plan)
 }
 
 pub(super) fn plan_delete(
@@ -731,7 +744,7 @@ pub(super) fn plan_delete(
             quote_ident(alias),
         )
     };
-    Ok(dml(vec![sql], meta, None))
+    Ok(dml(vec![sql], meta, None, DmlKind::Delete))
 }
 
 pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError> {
@@ -793,11 +806,19 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
         meta.physical
     ));
     let mut sqls = Vec::new();
+    let mut set_columns: Vec<String> = Vec::new();
+    let mut kinds = (false, false, false);
     for clause in &m.clauses {
         let pred = match &clause.predicate {
             Some(p) => Some(c.condition(p, &scope)?),
             None => None,
         };
+        match &clause.action {
+            MergeAction::Insert(_) => kinds.0 = true,
+            MergeAction::Update(_) => kinds.1 = true,
+            MergeAction::Delete { .. } => kinds.2 = true,
+            _ => {}
+        }
         match (&clause.clause_kind, &clause.action) {
             (MergeClauseKind::Matched, MergeAction::Update(u)) => {
                 let ast::MergeUpdateKind::Set(assignments) = &u.kind else {
@@ -816,6 +837,7 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
                     let (_, cdef) = meta
                         .column(&col)
                         .ok_or_else(|| SqlError::invalid_column(&col))?;
+                    set_columns.push(cdef.name.clone());
                     let v = c.value(&a.value, &scope)?;
                     sets.push(format!(
                         "{} = {}",
@@ -906,6 +928,7 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
                     let (_, cdef) = meta
                         .column(&col)
                         .ok_or_else(|| SqlError::invalid_column(&col))?;
+                    set_columns.push(cdef.name.clone());
                     let v = c.value(&a.value, &tscope)?;
                     sets.push(format!(
                         "{} = {}",
@@ -932,5 +955,11 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
         ],
         target: Box::new(meta),
         key_probe: None,
+        kind: DmlKind::Merge {
+            insert: kinds.0,
+            update: kinds.1,
+            delete: kinds.2,
+        },
+        set_columns,
     })
 }

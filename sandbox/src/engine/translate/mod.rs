@@ -5,6 +5,7 @@
 //! `dml.rs`, definitions through `ddl.rs`. The session runs the plans and
 //! the control-of-flow blocks.
 
+pub mod alter;
 pub mod batch;
 mod ddl;
 mod dml;
@@ -20,7 +21,9 @@ use super::compile::{self, Compiler, Scope, Typed};
 use super::error::SqlError;
 use crate::types::{ColumnMeta, SqlType};
 
+pub use alter::{AddItem, AlterAction, AlterDatabase, AlterTable, DatabaseOption, TriggerDef};
 pub use batch::{parse_batch, split_go, Block, ExecArg, ExecCall, ProcDef, ProcParam, ViewDef};
+pub(crate) use ddl::{check_constraint, foreign_key, table_scope};
 
 pub(crate) const VERSION: &str =
     "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n\tbridge-sandbox (SQLite engine)\n";
@@ -66,13 +69,19 @@ pub enum Plan {
         target: Box<TableMeta>,
         /// For an INSERT ... VALUES: key probes to name the duplicate key.
         key_probe: Option<String>,
+        /// Which statement this is (the triggers it fires, the constraints it checks).
+        kind: DmlKind,
+        /// The columns an UPDATE (or MERGE's UPDATE) assigns.
+        set_columns: Vec<String>,
     },
     /// `SELECT ... INTO t`: create `table`, then fill it with `insert`.
     SelectInto {
         table: Box<TableMeta>,
         insert: String,
     },
-    CreateTable(Box<TableMeta>),
+    /// The table, and the warnings creating it gives (1756 for a temporary
+    /// table's FOREIGN KEY).
+    CreateTable(Box<TableMeta>, Vec<SqlError>),
     DropTables {
         names: Vec<(ObjectName, Option<Resolved>)>,
         if_exists: bool,
@@ -117,6 +126,34 @@ pub enum Plan {
     /// Statements that only change options SQL Server keeps and the sandbox
     /// does not need (ANSI_NULLS and friends).
     Nothing,
+}
+
+/// The kind of a write statement. A MERGE fires the triggers of each
+/// action it names (CREATE TRIGGER page: "For every insert, update, or
+/// delete action specified in the MERGE statement ... fires any
+/// corresponding AFTER triggers").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmlKind {
+    Insert,
+    Update,
+    Delete,
+    Merge {
+        insert: bool,
+        update: bool,
+        delete: bool,
+    },
+}
+
+impl DmlKind {
+    /// The statement's name in error 547.
+    pub fn statement(self) -> &'static str {
+        match self {
+            DmlKind::Insert => "INSERT",
+            DmlKind::Update => "UPDATE",
+            DmlKind::Delete => "DELETE",
+            DmlKind::Merge { .. } => "MERGE",
+        }
+    }
 }
 
 /// A resolved table name.
@@ -200,6 +237,15 @@ impl Ctx<'_> {
                 schema: "dbo".into(),
                 name: table,
             });
+        }
+        // Inside a trigger, `inserted` and `deleted` are the statement's rows.
+        // learn.microsoft.com/sql/relational-databases/triggers/use-the-inserted-and-deleted-tables
+        let lower = table.to_ascii_lowercase();
+        if parts.len() == 1
+            && (lower == "inserted" || lower == "deleted")
+            && self.temp.contains_key(&lower)
+        {
+            return Ok(Resolved::Temp(lower));
         }
         if table.starts_with('#') || (parts.len() == 1 && table.starts_with('@')) {
             return Ok(Resolved::Temp(table.to_ascii_lowercase()));
