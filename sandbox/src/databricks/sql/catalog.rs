@@ -505,6 +505,21 @@ pub fn register_table(
     Ok(())
 }
 
+/// Gives a re-registered (replaced) table its earlier id and creation time.
+pub fn keep_identity(
+    conn: &Connection,
+    name: &FullName,
+    id: &str,
+    created_at: i64,
+) -> Result<(), SqlError> {
+    conn.execute(
+        "UPDATE __dbx_tables SET id = ?4, created_at = ?5 WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
+        params![name.catalog, name.schema, name.name, id, created_at],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Adds columns at the end of a table (ALTER TABLE ADD COLUMNS, schema
 /// evolution): to the SQLite table holding its rows and to its metadata.
 pub fn add_columns(

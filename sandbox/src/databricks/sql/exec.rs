@@ -119,6 +119,22 @@ pub fn map_sqlite_error(e: rusqlite::Error) -> SqlError {
         }
     }
     let msg = e.to_string();
+    // A storage error raised in a function that SQLite reported as its
+    // own failure (prepared statements with bound values): the text is
+    // already `[CLASS] ... SQLSTATE: xxxxx`.
+    if let (Some(rest), Some((_, state))) = (msg.strip_prefix('['), msg.rsplit_once(" SQLSTATE: "))
+    {
+        if let Some((class, _)) = rest.split_once("] ") {
+            if !class.contains(' ') && state.len() == 5 {
+                return SqlError {
+                    kind: super::error::ErrorKind::Invalid,
+                    class: class.to_string(),
+                    message: msg.clone(),
+                    sql_state: state.to_string(),
+                };
+            }
+        }
+    }
     if let Some(c) = msg.strip_prefix("no such column: ") {
         return SqlError::column_not_found(c);
     }
@@ -213,6 +229,9 @@ impl Exec<'_> {
             return r;
         }
         if let Some(r) = self.copy_into(text, temps) {
+            return r;
+        }
+        if let Some(r) = self.replace_where(text, temps) {
             return r;
         }
         super::merge::refuse_schema_evolution(text)?;
@@ -615,10 +634,12 @@ impl Exec<'_> {
         }
         let mut owner = self.caller.principal.clone();
         let mut replaced = false;
+        let mut identity = None;
         if let Some(old) = catalog::get_table(self.conn, &full)? {
             if ct.or_replace {
                 self.checks().manage(&Securable::table(&full))?;
                 owner = old.owner.unwrap_or(owner);
+                identity = Some((old.id, old.created_at));
                 replaced = true;
             } else if ct.if_not_exists {
                 return Ok(ResultSet::default());
@@ -714,6 +735,11 @@ impl Exec<'_> {
             ))
             .map_err(db)?;
         catalog::register_table(self.conn, &full, &columns, comment.as_deref(), Some(&owner))?;
+        if let Some((id, created_at)) = &identity {
+            // A replaced Delta table is the same table: its Unity Catalog id
+            // and creation time stay, as its history and grants do.
+            catalog::keep_identity(self.conn, &full, id, *created_at)?;
+        }
         catalog::set_properties(self.conn, &full, &properties)?;
         let info = catalog::get_table(self.conn, &full)?
             .ok_or_else(|| SqlError::table_not_found(&full.dotted()))?;
@@ -771,6 +797,20 @@ impl Exec<'_> {
     }
 
     fn insert(&self, ins: ast::Insert, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
+        self.insert_with(ins, temps, None)
+    }
+
+    /// INSERT INTO / INSERT OVERWRITE, and `INSERT INTO ... REPLACE WHERE
+    /// predicate` when `replace` is given (`replace_where.rs`). An overwrite
+    /// or replace computes its rows before it removes any, so a query that
+    /// reads the target reads it as it was; the removal and the insert are
+    /// one version (`WRITE`, mode `Overwrite`).
+    pub(super) fn insert_with(
+        &self,
+        ins: ast::Insert,
+        temps: &mut TempTypes,
+        replace: Option<Expr>,
+    ) -> Result<ResultSet, SqlError> {
         let pt = self.param_types();
         let scope = self.scope(&pt);
         let name = match &ins.table {
@@ -791,8 +831,18 @@ impl Exec<'_> {
         let Some(mut source) = ins.source else {
             return Err(SqlError::unsupported("INSERT without VALUES or SELECT"));
         };
-        self.checks().modify_table(&table.name, false)?;
+        // REPLACE WHERE reads the rows it removes, as DELETE ... WHERE does.
+        self.checks().modify_table(&table.name, replace.is_some())?;
         let reads_target = self.names_table(source.as_ref(), &scope, &table.name);
+        let predicate = replace.as_ref().map(|p| predicate_param(Some(p)));
+        let written = replace.as_ref().map(|p| p.to_string()).unwrap_or_default();
+        let replace = match replace {
+            Some(mut p) => {
+                rewrite::rewrite(&scope, temps, &mut p)?;
+                Some(p)
+            }
+            None => None,
+        };
         rewrite::rewrite(&scope, temps, source.as_mut())?;
         let src_cols: Vec<String> = (1..=targets.len()).map(|i| format!("\"c{i}\"")).collect();
         let stores: Vec<String> = targets
@@ -801,28 +851,88 @@ impl Exec<'_> {
             .map(|(i, c)| format!("__dbx_store(\"c{}\", '{}')", i + 1, c.ty))
             .collect();
         let names: Vec<String> = targets.iter().map(|c| quote_ident(&c.name)).collect();
+        let overwrite = ins.overwrite || replace.is_some();
         let commit = history::begin(self.conn, &table.name)?;
-        if ins.overwrite {
-            self.exec_count(&format!("DELETE FROM {}", table.name.physical()))?;
-        }
-        let n = self.exec_count(&format!(
-            "WITH \"__src\"({}) AS ({source}) INSERT INTO {} ({}) SELECT {} FROM \"__src\"",
-            src_cols.join(", "),
-            table.name.physical(),
-            names.join(", "),
-            stores.join(", ")
-        ))?;
+        let n = if overwrite {
+            let rows = "temp.\"__insert_rows\"";
+            let alias = quote_ident(&table.name.name);
+            let stored: Vec<String> = stores
+                .iter()
+                .zip(&names)
+                .map(|(s, n)| format!("{s} AS {n}"))
+                .collect();
+            self.exec_count(&format!(
+                "CREATE TABLE {rows} AS WITH \"__src\"({}) AS ({source}) SELECT {} FROM \"__src\"",
+                src_cols.join(", "),
+                stored.join(", ")
+            ))?;
+            temps.tables.insert(
+                "__insert_rows".into(),
+                targets
+                    .iter()
+                    .map(|c| (c.name.clone(), c.ty.clone()))
+                    .collect(),
+            );
+            if let Some(p) = &replace {
+                // "validates that all rows match the predicate ... If any
+                // values in the operation fall outside the constraint, this
+                // operation fails with an error by default"
+                // (https://docs.databricks.com/en/delta/selective-overwrite.html).
+                let outside: i64 = self
+                    .conn
+                    .query_row(
+                        &format!(
+                            "SELECT count(*) FROM {rows} AS {alias} WHERE NOT coalesce(({p}), 0)"
+                        ),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .map_err(db)?;
+                if outside > 0 {
+                    return Err(SqlError::invalid(
+                        "DELTA_REPLACE_WHERE_MISMATCH",
+                        &format!(
+                            "Written data does not conform to partial table overwrite condition or constraint '{written}'."
+                        ),
+                        "44000",
+                    ));
+                }
+                self.exec_count(&format!(
+                    "DELETE FROM {} AS {alias} WHERE {p}",
+                    table.name.physical()
+                ))?;
+            } else {
+                self.exec_count(&format!("DELETE FROM {}", table.name.physical()))?;
+            }
+            self.exec_count(&format!(
+                "INSERT INTO {} ({}) SELECT {} FROM {rows}",
+                table.name.physical(),
+                names.join(", "),
+                names.join(", ")
+            ))?
+        } else {
+            self.exec_count(&format!(
+                "WITH \"__src\"({}) AS ({source}) INSERT INTO {} ({}) SELECT {} FROM \"__src\"",
+                src_cols.join(", "),
+                table.name.physical(),
+                names.join(", "),
+                stores.join(", ")
+            ))?
+        };
         // An INSERT commits a WRITE even when it adds no row.
-        let mode = if ins.overwrite { "Overwrite" } else { "Append" };
+        let mode = if overwrite { "Overwrite" } else { "Append" };
+        let mut op = Operation::new("WRITE")
+            .param("mode", mode)
+            .param("partitionBy", "[]");
+        if let Some(p) = predicate {
+            op = op.param("predicate", p);
+        }
         history::finish(
             self.conn,
             &commit,
             self.caller,
-            &Operation::new("WRITE")
-                .param("mode", mode)
-                .param("partitionBy", "[]")
-                .metric("numOutputRows", n)
-                .blind_append(!ins.overwrite && !reads_target),
+            &op.metric("numOutputRows", n)
+                .blind_append(!overwrite && !reads_target),
         )?;
         Ok(counts(&[
             ("num_affected_rows", n),

@@ -16,6 +16,7 @@ pub mod grants;
 pub mod history;
 mod merge;
 pub mod privileges;
+mod replace_where;
 mod rewrite;
 mod tokens;
 pub mod types;
