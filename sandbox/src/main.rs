@@ -138,6 +138,15 @@ enum Command {
         /// Fault: cut every download (files and result links) after this many bytes.
         #[arg(long)]
         cut_downloads_after: Option<u64>,
+        /// Fault: a slow link; file uploads and downloads (Files API,
+        /// pre-signed URLs, result links) move at this many bytes per second.
+        #[arg(long)]
+        bandwidth_bytes_per_sec: Option<u64>,
+        /// Result links require this header (`NAME=VALUE`, or `NAME` for a
+        /// fresh value per link), handed out in `http_headers`; a GET
+        /// without it is refused with 403. Repeatable.
+        #[arg(long)]
+        link_header: Vec<String>,
     },
 }
 
@@ -256,6 +265,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             fail_statements,
             expire_links,
             cut_downloads_after,
+            bandwidth_bytes_per_sec,
+            link_header,
         } => {
             use std::time::Duration;
             let mut tokens = Vec::new();
@@ -289,6 +300,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(n) = chunk_bytes {
                 config.inline_chunk_bytes = n;
                 config.external_chunk_bytes = n;
+            }
+            for spec in &link_header {
+                let h = databricks::LinkHeader::parse(spec).with_context(|| {
+                    format!("--link-header takes NAME or NAME=VALUE, got '{spec}'")
+                })?;
+                config.link_headers.push(h);
             }
             let server = databricks::start(config).context("starting the Databricks double")?;
             for path in &seed {
@@ -327,6 +344,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             faults.expire_external_links(expire_links);
             if let Some(n) = cut_downloads_after {
                 faults.cut_downloads_after(n);
+            }
+            if let Some(n) = bandwidth_bytes_per_sec {
+                faults.limit_bandwidth(n);
             }
             println!(
                 "READY databricks {} warehouse={}",

@@ -1,7 +1,7 @@
 //! Faults injected into the workspace double so clients' retries and
 //! recovery are tested: HTTP errors (429 with Retry-After, 503, 500), slow
-//! responses, FAILED statements, expired result links and downloads cut
-//! mid-stream.
+//! responses, FAILED statements, expired result links, downloads cut
+//! mid-stream and a slow link for file transfers (`throttle.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -35,6 +35,7 @@ pub struct Faults {
     delay_ms: AtomicU64,
     expire_links: AtomicBool,
     cut_after_bytes: AtomicU64,
+    bandwidth_bytes_per_sec: AtomicU64,
 }
 
 impl Faults {
@@ -103,6 +104,14 @@ impl Faults {
         self.cut_after_bytes.store(bytes, Ordering::SeqCst);
     }
 
+    /// File transfers (Files API uploads and downloads, pre-signed upload
+    /// and download URLs, result links) move at this many bytes per second
+    /// in each direction, per request (zero turns it off).
+    pub fn limit_bandwidth(&self, bytes_per_sec: u64) {
+        self.bandwidth_bytes_per_sec
+            .store(bytes_per_sec, Ordering::SeqCst);
+    }
+
     /// Clears every fault.
     pub fn clear(&self) {
         self.http.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -113,6 +122,7 @@ impl Faults {
         self.delay_ms.store(0, Ordering::SeqCst);
         self.expire_links.store(false, Ordering::SeqCst);
         self.cut_after_bytes.store(0, Ordering::SeqCst);
+        self.bandwidth_bytes_per_sec.store(0, Ordering::SeqCst);
     }
 
     pub(crate) fn delay(&self) -> Duration {
@@ -125,6 +135,13 @@ impl Faults {
 
     pub(crate) fn cut_after(&self) -> Option<u64> {
         match self.cut_after_bytes.load(Ordering::SeqCst) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    pub(crate) fn bandwidth(&self) -> Option<u64> {
+        match self.bandwidth_bytes_per_sec.load(Ordering::SeqCst) {
             0 => None,
             n => Some(n),
         }

@@ -17,6 +17,7 @@ pub mod paths;
 mod permissions;
 pub mod sql;
 mod statements;
+mod throttle;
 mod unity;
 mod uploads;
 
@@ -78,6 +79,38 @@ pub struct DatabricksConfig {
     /// Server page length of Unity Catalog lists; `None` keeps the
     /// workspace's (10000 for volumes, 1000 assumed for the others).
     pub uc_page_length: Option<usize>,
+    /// Headers every EXTERNAL_LINKS link requires, handed out in its
+    /// `http_headers` (empty: links need none and `http_headers` is `{}`).
+    pub link_headers: Vec<LinkHeader>,
+}
+
+/// A header result links require ("HTTP headers that must be included with
+/// a GET request to the external_link ... typically used to pass a
+/// decryption key", ExternalLink.http_headers in
+/// https://docs.databricks.com/api/workspace/statementexecution/getstatementresultchunkn).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkHeader {
+    pub name: String,
+    /// `None`: a fresh random value for every link (like a per-object key).
+    pub value: Option<String>,
+}
+
+impl LinkHeader {
+    /// `NAME` or `NAME=VALUE`.
+    pub fn parse(spec: &str) -> Option<LinkHeader> {
+        let (name, value) = match spec.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.to_string())),
+            None => (spec.trim(), None),
+        };
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        valid.then(|| LinkHeader {
+            name: name.to_ascii_lowercase(),
+            value,
+        })
+    }
 }
 
 impl Default for DatabricksConfig {
@@ -99,6 +132,7 @@ impl Default for DatabricksConfig {
             result_ttl: Duration::from_secs(3600),
             upload_protocol: UploadProtocol::default(),
             uc_page_length: None,
+            link_headers: Vec::new(),
         }
     }
 }
@@ -328,7 +362,8 @@ pub fn start_with_engine(
     })
 }
 
-/// Injected delays and HTTP failures, before anything else answers.
+/// Injected delays and HTTP failures, before anything else answers; the
+/// slow link around file transfers' bodies.
 async fn fault_layer(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let delay = shared.faults.delay();
     if !delay.is_zero() {
@@ -338,7 +373,15 @@ async fn fault_layer(State(shared): State<Arc<Shared>>, req: Request, next: Next
         tracing::info!(path = %req.uri().path(), status = %e.status, "injected fault");
         return e.into_response();
     }
-    next.run(req).await
+    match shared.faults.bandwidth() {
+        Some(rate) if throttle::applies_to(req.uri().path()) => {
+            let (parts, body) = req.into_parts();
+            let req = Request::from_parts(parts, throttle::body(body, rate));
+            let (parts, body) = next.run(req).await.into_parts();
+            Response::from_parts(parts, throttle::body(body, rate))
+        }
+        _ => next.run(req).await,
+    }
 }
 
 async fn not_found(req: Request) -> Response {

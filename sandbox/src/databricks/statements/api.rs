@@ -345,16 +345,33 @@ fn chunk_json(shared: &Shared, entry: &Entry, r: &Results, idx: usize) -> Value 
             } else {
                 SystemTime::now() + shared.config.external_link_ttl
             };
+            let headers: Vec<(String, String)> = shared
+                .config
+                .link_headers
+                .iter()
+                .map(|h| {
+                    let value = h
+                        .value
+                        .clone()
+                        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+                    (h.name.clone(), value)
+                })
+                .collect();
             let token = shared.statements.issue_link(Link {
                 statement_id: entry.id.clone(),
                 chunk: idx,
                 expires,
+                headers: headers.clone(),
             });
             let exp: chrono::DateTime<chrono::Utc> = expires.into();
             let mut link = v.clone();
             link["external_link"] = json!(format!("{}/sandbox/results/{token}", shared.base_url));
             link["expiration"] = json!(exp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-            link["http_headers"] = json!({});
+            let http_headers: serde_json::Map<String, Value> = headers
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            link["http_headers"] = Value::Object(http_headers);
             json!({ "external_links": [link] })
         }
     }
@@ -471,13 +488,31 @@ fn link_refused(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// `GET /sandbox/results/{token}`: an external link. No bearer token (the
-/// documentation says not to send one); refused once expired.
-pub async fn download(State(shared): State<Arc<Shared>>, Path(token): Path<String>) -> Response {
+/// documentation says not to send one); refused once expired, and without
+/// the `http_headers` the link was issued with (403, as storage refuses a
+/// request missing its encryption key headers).
+pub async fn download(
+    State(shared): State<Arc<Shared>>,
+    Path(token): Path<String>,
+    request_headers: axum::http::HeaderMap,
+) -> Response {
     let Some(link) = shared.statements.link(&token) else {
         return link_refused(StatusCode::FORBIDDEN, "AccessDenied", "Invalid link");
     };
     if SystemTime::now() > link.expires {
         return link_refused(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+    }
+    for (name, value) in &link.headers {
+        let sent = request_headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok());
+        if sent != Some(value.as_str()) {
+            return link_refused(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                &format!("The request must carry the {name} header this link was issued with"),
+            );
+        }
     }
     let Some(entry) = shared
         .statements

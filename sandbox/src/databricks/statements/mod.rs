@@ -178,6 +178,8 @@ pub struct Link {
     pub statement_id: String,
     pub chunk: usize,
     pub expires: SystemTime,
+    /// Headers a GET of the link must carry (name lower case, value).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Every statement submitted to this workspace, and issued result links.
