@@ -1228,3 +1228,43 @@ async fn readers_see_a_replaced_table_whole_before_or_after() {
     writer.await.expect("writer");
     assert!(!seen.is_empty());
 }
+
+#[tokio::test]
+async fn read_files_reads_every_file_but_hidden_ones() {
+    let h = workspace().await;
+    extraction(&h).await;
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "SELECT count(*) FROM read_files('/Volumes/main/l/landing/run', format => 'parquet')",
+    )
+    .await;
+    assert!(
+        msg.starts_with("[FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER] Error while reading file /Volumes/main/l/landing/run/manifest.json."),
+        "{msg}"
+    );
+    // Names starting with _ or . are not data: a run's own manifest can sit there.
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/run2/_manifest.json",
+        b"{}".to_vec(),
+    )
+    .await;
+    put_file(
+        &h,
+        ADMIN,
+        "/Volumes/main/l/landing/run2/part-0.parquet",
+        parquet(vec![("id", ids(&[1, 2]))]),
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT count(*) FROM read_files('/Volumes/main/l/landing/run2', format => 'parquet')"
+        )
+        .await,
+        [["2"]]
+    );
+}

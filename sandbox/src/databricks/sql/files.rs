@@ -1,8 +1,11 @@
 //! Reading Parquet files uploaded to a Volume, so users can check an
 //! extraction with `SELECT * FROM parquet.\`/Volumes/...\`` or
 //! `read_files('/Volumes/...')`. The files are loaded into a temporary SQLite
-//! table for the statement; a directory reads every `.parquet` file under it
-//! (names starting with `_` or `.` are skipped, as Spark does). COPY INTO
+//! table for the statement; a directory reads every file under it,
+//! recursively, but those whose names start with `_` or `.`, as Spark's file
+//! index does ("read_files discovers all files under the provided directory
+//! recursively", https://docs.databricks.com/en/sql/language-manual/functions/read_files.html),
+//! so a file that is not Parquet there fails the read. COPY INTO
 //! (`copy_into.rs`) reads file by file with [`file_schema`] and [`append_file`].
 
 use std::fs::File;
@@ -127,24 +130,6 @@ fn cell(a: &ArrayRef, i: usize) -> Cell {
     c.unwrap_or(Cell::Null)
 }
 
-fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with('_') || name.starts_with('.') {
-            continue;
-        }
-        let p = e.path();
-        if p.is_dir() {
-            parquet_files(&p, out)?;
-        } else if name.ends_with(".parquet") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
 fn to_sql(c: Cell) -> rusqlite::types::Value {
     use rusqlite::types::Value as V;
     match c {
@@ -172,7 +157,7 @@ pub fn load_parquet(
     let disk = vp.to_disk(volumes_root);
     let mut files = Vec::new();
     if disk.is_dir() {
-        parquet_files(&disk, &mut files).map_err(SqlError::internal)?;
+        files = data_files(&disk).map_err(SqlError::internal)?;
     } else if disk.is_file() {
         files.push(disk);
     } else {
@@ -190,16 +175,16 @@ pub fn load_parquet(
     let mut columns: Option<Vec<(String, DbxType)>> = None;
     let qt = format!("temp.{}", quote_ident(table));
     for f in &files {
-        let file = File::open(f).map_err(SqlError::internal)?;
+        let shown = match f.strip_prefix(vp.to_disk(volumes_root)) {
+            Ok(rel) if !rel.as_os_str().is_empty() => {
+                format!("{}/{}", path.trim_end_matches('/'), rel.to_string_lossy())
+            }
+            _ => path.to_string(),
+        };
+        let file = File::open(f).map_err(|e| footer_error(&shown, e))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.build())
-            .map_err(|e| {
-                SqlError::invalid(
-                    "FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER",
-                    &format!("Error while reading file {path}: {e}."),
-                    "KD001",
-                )
-            })?;
+            .map_err(|e| footer_error(&shown, e))?;
         let schema = arrow_array::RecordBatchReader::schema(&reader);
         let cols: Vec<(String, DbxType)> = schema
             .fields()
