@@ -3,8 +3,9 @@
 //!
 //! Layers, lower first (a layer never imports one above it):
 //! `config` (settings, parameters) → `queries` (load and render `.sql` files)
-//! → `sqlserver` and `databricks` (the two systems) → `extract` (the pipeline)
-//! → `operator` (the library face, `BridgeOperator`). `auth` (tokens,
+//! → `sqlserver` and `databricks` (the two systems) → `tables` (loading landed
+//! runs into Delta tables) → `extract` (the pipeline) → `operator` (the
+//! library face, `BridgeOperator`). `auth` (tokens,
 //! permissions, the tables a query reads) and `jobs` (the SQLite job store)
 //! serve the API and the sync.
 
@@ -20,3 +21,4 @@ pub mod queries;
 pub mod retry;
 pub mod sqlserver;
 pub mod sync;
+pub mod tables;

@@ -10,7 +10,7 @@ use super::caller::Caller;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::auth::{EventType, LakehouseDenied, LakehouseRights, TableName};
-use crate::databricks::names::{UcName, VolumePath};
+use crate::config::uc_names::{UcName, VolumePath};
 
 /// The database names without one are in, or 503 when SQL Server cannot
 /// say (nothing is allowed on a guess).
@@ -96,6 +96,39 @@ pub async fn require_databricks_read(
         caller,
         &table.to_string(),
         ("read", "SELECT"),
+        context,
+        answer,
+    )
+}
+
+/// Requires the right to have the bridge load a Databricks table (a query's
+/// load spec): MODIFY and SELECT on it, or CREATE TABLE on its schema when
+/// it does not exist yet.
+pub async fn require_table_load(
+    state: &AppState,
+    caller: &Caller,
+    table: &UcName,
+    context: &str,
+) -> Result<(), ApiError> {
+    let rights = lakehouse(state)?;
+    let exists = rights.table_exists(table).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("cannot check table {table} in Unity Catalog: {e}"),
+        )
+    })?;
+    let answer = rights.check_table_write(&caller.user, table, exists).await;
+    let right = if exists {
+        "MODIFY and SELECT"
+    } else {
+        "CREATE TABLE on its schema"
+    };
+    decide(
+        state,
+        caller,
+        &table.to_string(),
+        ("load", right),
         context,
         answer,
     )

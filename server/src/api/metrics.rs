@@ -56,6 +56,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "bridge_job_duration_seconds",
         "Time from a job's start to its end, by final state.",
     );
+    stats.table_rows.render(
+        &mut out,
+        "bridge_table_rows_total",
+        "Rows table loads inserted, updated and deleted, by load mode.",
+    );
     if let Ok((_, sync)) = &state.sync {
         sync.events.render(
             &mut out,

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::permissions::User;
-use crate::databricks::names::{UcName, VolumePath};
+use crate::config::uc_names::{UcName, VolumePath};
 use crate::databricks::unity::Securable;
 use crate::databricks::{DatabricksError, Workspace};
 
@@ -102,7 +102,7 @@ impl LakehouseRights {
         user: &User,
         table: &UcName,
     ) -> Result<Grounds, LakehouseDenied> {
-        if user.granted_databricks_table(table) {
+        if user.granted_databricks_table(table, false) {
             return Ok(Grounds::Explicit);
         }
         let needs = [
@@ -123,6 +123,57 @@ impl LakehouseRights {
             },
         ];
         self.check(user, "read", &table.to_string(), &needs).await
+    }
+
+    /// May the bridge load `table` for `user` (create it, add, merge or
+    /// replace rows)? An existing table needs MODIFY and SELECT on it, a
+    /// new one CREATE TABLE on its schema, both with the USE privileges.
+    pub async fn check_table_write(
+        &self,
+        user: &User,
+        table: &UcName,
+        exists: bool,
+    ) -> Result<Grounds, LakehouseDenied> {
+        if user.granted_databricks_table(table, true) {
+            return Ok(Grounds::Explicit);
+        }
+        let mut needs = vec![
+            Need {
+                kind: Securable::Catalog,
+                name: table.catalog.clone(),
+                privilege: "USE_CATALOG",
+            },
+            Need {
+                kind: Securable::Schema,
+                name: table.schema_name(),
+                privilege: "USE_SCHEMA",
+            },
+        ];
+        if exists {
+            for privilege in ["MODIFY", "SELECT"] {
+                needs.push(Need {
+                    kind: Securable::Table,
+                    name: table.to_string(),
+                    privilege,
+                });
+            }
+        } else {
+            needs.push(Need {
+                kind: Securable::Schema,
+                name: table.schema_name(),
+                privilege: "CREATE_TABLE",
+            });
+        }
+        self.check(user, "load", &table.to_string(), &needs).await
+    }
+
+    /// Whether a table exists (its owner can be read).
+    pub async fn table_exists(&self, table: &UcName) -> Result<bool, DatabricksError> {
+        match self.owner(Securable::Table, &table.to_string()).await {
+            Ok(_) => Ok(true),
+            Err(DatabricksError::Api { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// May the bridge write (and replace) files under `path` for `user`?

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::tables::TableName;
-use crate::databricks::names::{UcName, VolumePath};
+use crate::config::uc_names::{UcName, VolumePath};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PermissionError {
@@ -172,10 +172,15 @@ impl User {
         self.databricks_principals.contains(&k)
     }
 
-    /// An explicit permissions.yaml grant to read a Databricks table.
-    pub fn granted_databricks_table(&self, t: &UcName) -> bool {
+    /// An explicit permissions.yaml grant to read (or, `write`, to load) a
+    /// Databricks table.
+    pub fn granted_databricks_table(&self, t: &UcName, write: bool) -> bool {
         self.databricks_permissions.iter().any(|p| {
-            p.access.can_read() && matches!(&p.object, DatabricksObject::Table(g) if g == t)
+            (if write {
+                p.access.can_write()
+            } else {
+                p.access.can_read()
+            }) && matches!(&p.object, DatabricksObject::Table(g) if g == t)
         })
     }
 
@@ -286,11 +291,6 @@ impl Permissions {
                 let at = format!("user '{who}': databricks_permissions #{}", j + 1);
                 let object = match (p.table, p.volume_path) {
                     (Some(t), None) => {
-                        if p.access != Access::Read {
-                            return Err(invalid(format!(
-                                "{at}: the bridge only reads Databricks tables; use access: read"
-                            )));
-                        }
                         DatabricksObject::Table(UcName::parse(&t).ok_or_else(|| {
                             invalid(format!("{at}: '{t}' is not catalog.schema.table"))
                         })?)
@@ -442,7 +442,12 @@ mod tests {
         ))
         .contains("also a principal of user 'a'"));
         let p = Permissions::parse(&format!("{user}    databricks_permissions:\n      - table: Main.HR.Salaries\n        access: read\n"), path).unwrap();
-        assert!(p.users[0].granted_databricks_table(&UcName::parse("main.hr.salaries").unwrap()));
+        assert!(
+            p.users[0].granted_databricks_table(&UcName::parse("main.hr.salaries").unwrap(), false)
+        );
+        assert!(
+            !p.users[0].granted_databricks_table(&UcName::parse("main.hr.salaries").unwrap(), true)
+        );
     }
 
     #[test]

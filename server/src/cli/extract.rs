@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sql_databricks_bridge::config::uc_names::UcName;
 use sql_databricks_bridge::databricks;
 use sql_databricks_bridge::extract::run::{
     render_queries, Destination, DestinationPath, QueryEvents, Run,
@@ -13,6 +14,7 @@ use sql_databricks_bridge::extract::run::{
 use sql_databricks_bridge::extract::{Codec, ExtractOptions};
 use sql_databricks_bridge::retry::RetryPolicy;
 use sql_databricks_bridge::sqlserver;
+use sql_databricks_bridge::tables::TableLoader;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::ConnectionArgs;
@@ -52,10 +54,22 @@ pub struct ExtractArgs {
     /// Queries run at the same time.
     #[arg(long, default_value_t = 2)]
     pub parallel: usize,
+    /// SQL warehouse for table loads (queries with a `<name>.yaml` load
+    /// spec; default: a running one).
+    #[arg(long, env = "DATABRICKS_WAREHOUSE_ID")]
+    pub warehouse_id: Option<String>,
+    /// Where table loads keep their position (catalog.schema.table).
+    #[arg(long, env = "BRIDGE_STATE_TABLE", default_value = sql_databricks_bridge::tables::STATE_TABLE, value_parser = uc_name)]
+    pub state_table: UcName,
     #[command(flatten)]
     pub tuning: TuningArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
+}
+
+/// A `catalog.schema.table` argument.
+pub fn uc_name(s: &str) -> Result<UcName, String> {
+    UcName::parse(s).ok_or_else(|| format!("'{s}' is not catalog.schema.table"))
 }
 
 pub fn workspace(conn: &ConnectionArgs) -> anyhow::Result<databricks::Workspace> {
@@ -142,12 +156,29 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
     )?;
     let settings = args.connection.sqlserver().context("SQL Server settings")?;
     let timeout = Duration::from_secs(args.connection.timeout);
+    // Table loads run on a SQL warehouse, found only when a query has one.
+    let tables = match &destination {
+        Destination::Volume(_, ws) if queries.iter().any(|q| q.load.is_some()) => {
+            let warehouse =
+                sql_databricks_bridge::sync::resolve_warehouse(ws, args.warehouse_id.as_deref())
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+            Some(TableLoader::new(
+                ws.clone(),
+                &warehouse,
+                &args.state_table,
+                &sql_databricks_bridge::sync::PollerConfig::instance_id(),
+            ))
+        }
+        _ => None,
+    };
     let run = Arc::new(Run {
         pool: sqlserver::pool::pool(&settings, args.parallel.max(1), timeout)?,
         destination,
         country: args.country.clone(),
         options: args.tuning.options(args.overwrite),
         retry: args.tuning.retry(),
+        tables,
     });
     // Existing output and a missing volume are refused before any SQL runs.
     run.preflight(&queries).await?;
@@ -192,6 +223,19 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
                     o.seconds,
                     o.output.display()
                 ));
+                if let Some(t) = &o.table {
+                    let at = match (&t.cursor_to, t.version_to) {
+                        (Some(c), _) => format!(", cursor {c}"),
+                        (None, Some(v)) => format!(", change version {v}"),
+                        _ => String::new(),
+                    };
+                    rows.push(format!(
+                        "{:<20} {:>8} {:>12} {:>10} {:>8}  {} {}: +{} ~{} -{} (table version {}{at})",
+                        "", "table", t.rows_inserted + t.rows_updated + t.rows_deleted, "", "",
+                        t.action, t.table, t.rows_inserted, t.rows_updated, t.rows_deleted,
+                        t.table_version.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+                    ));
+                }
             }
             Err(e) => {
                 ok = false;

@@ -3,6 +3,7 @@
 
 pub mod params;
 pub mod settings;
+pub mod uc_names;
 
 pub use params::{ParamError, Params};
 pub use settings::{

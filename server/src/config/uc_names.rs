@@ -1,6 +1,6 @@
-//! Unity Catalog names as the bridge compares them: `catalog.schema.name`
-//! with backquoted parts, and `/Volumes/<catalog>/<schema>/<volume>/...`
-//! paths. Catalog, schema, table and volume names are case-insensitive in
+//! Unity Catalog names as configuration and requests give them, and as the
+//! bridge compares them: `catalog.schema.name` with backquoted parts, and
+//! `/Volumes/<catalog>/<schema>/<volume>/...` paths. Catalog, schema, table and volume names are case-insensitive in
 //! Unity Catalog (stored lower-case); directories and files inside a
 //! volume are case-sensitive, as cloud object storage is
 //! (https://docs.databricks.com/en/sql/language-manual/sql-ref-names.html,

@@ -3,7 +3,7 @@
 
 pub mod auth;
 pub mod files;
-pub mod names;
+
 pub mod retry;
 pub mod statements;
 pub mod unity;

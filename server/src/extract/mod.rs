@@ -110,6 +110,11 @@ pub struct Outcome {
     /// Where the parts are, when not in `output` itself (a Volume run
     /// directory).
     pub location: Option<PathBuf>,
+    /// The landed columns and their Parquet (Arrow) types.
+    #[serde(skip)]
+    pub columns: Vec<(String, arrow_schema::DataType)>,
+    /// What loading it into a table did (queries with a load spec).
+    pub table: Option<crate::tables::TableOutcome>,
 }
 
 /// Asks the server for the declared types of the query's columns.
@@ -270,6 +275,15 @@ pub async fn extract_into(
         discrepancy,
         types,
         location: None,
+        columns: cols
+            .iter()
+            .filter_map(|c| {
+                schema::target(c)
+                    .ok()
+                    .map(|t| (c.name.clone(), t.data_type()))
+            })
+            .collect(),
+        table: None,
     })
 }
 
@@ -556,6 +570,43 @@ pub async fn publish_to_volume(
     }
     prune(ws, &dir, &run_id, previous.as_deref()).await?;
     Ok(Published { dir, location })
+}
+
+/// Adds what the table load did to the output's manifest (and its run's
+/// copy), so the files say which table version they became.
+pub async fn record_table(
+    ws: &crate::databricks::Workspace,
+    dir: &str,
+    outcome: &crate::tables::TableOutcome,
+) -> Result<(), PublishError> {
+    let path = format!("{dir}/_manifest.json");
+    let Some(bytes) = ws.read_file(&path).await? else {
+        return Ok(());
+    };
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| PublishError::Local(e.to_string()))?;
+    m["table"] = serde_json::to_value(outcome).map_err(|e| PublishError::Local(e.to_string()))?;
+    let local = std::env::temp_dir().join(format!(
+        "bridge-manifest-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let _cleanup = RemoveFileOnDrop(local.clone());
+    std::fs::write(&local, serde_json::to_vec_pretty(&m).unwrap_or_default())
+        .map_err(|e| PublishError::Local(e.to_string()))?;
+    if let Some(location) = m["location"].as_str() {
+        ws.upload_file(&format!("{location}/_manifest.json"), &local, true)
+            .await?;
+    }
+    ws.upload_file(&path, &local, true).await?;
+    Ok(())
+}
+
+struct RemoveFileOnDrop(PathBuf);
+
+impl Drop for RemoveFileOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// The run the output's manifest names now, if any.

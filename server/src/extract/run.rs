@@ -7,14 +7,17 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    check_volume, extract_query, publish_to_volume, ExtractError, ExtractOptions, Outcome,
-    PublishError, RemoveOnDrop, VolumeRoot,
+    check_volume, extract_query, publish_to_volume, record_table, ExtractError, ExtractOptions,
+    Outcome, PublishError, RemoveOnDrop, VolumeRoot,
 };
 use crate::config::{params, ParamError};
+use crate::databricks::statements::StatementError;
 use crate::databricks::Workspace;
+use crate::queries::load::{load_spec, LoadSpec, LoadSpecError};
 use crate::queries::{load_queries, render, select, QueryError, RenderError};
 use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::{pool, SqlServerError};
+use crate::tables::{Column, LoadError, TableLoader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -34,6 +37,10 @@ pub enum RunError {
     Connect(#[from] SqlServerError),
     #[error("cancelled")]
     Cancelled,
+    #[error(transparent)]
+    LoadSpec(#[from] LoadSpecError),
+    #[error("loading the table: {0}")]
+    Table(#[from] LoadError),
 }
 
 impl RunError {
@@ -41,6 +48,7 @@ impl RunError {
         match self {
             RunError::Extract(e) => e.is_transient(),
             RunError::Connect(e) => e.is_transient(),
+            RunError::Table(LoadError::Databricks(StatementError::Http(e))) => e.is_transient(),
             _ => false,
         }
     }
@@ -93,6 +101,8 @@ pub struct RenderedQuery {
     pub name: String,
     pub path: PathBuf,
     pub sql: String,
+    /// Its table load (`<name>.yaml` beside it), if any.
+    pub load: Option<LoadSpec>,
 }
 
 /// Loads and renders the chosen queries (all when `names` is empty); a
@@ -112,6 +122,7 @@ pub fn render_queries(
             name: q.name.clone(),
             path: q.path.clone(),
             sql: render(&q.sql, &q.path, &params)?,
+            load: load_spec(&q.path, &params)?,
         });
     }
     Ok((params, out))
@@ -130,6 +141,8 @@ pub struct Run {
     pub country: String,
     pub options: ExtractOptions,
     pub retry: RetryPolicy,
+    /// Loads queries with a load spec into tables (Volume destinations).
+    pub tables: Option<TableLoader>,
 }
 
 impl Run {
@@ -200,10 +213,34 @@ impl Run {
         query: &RenderedQuery,
         events: &dyn QueryEvents,
     ) -> Result<Outcome, RunError> {
+        // A table load decides first what to read (the rows past a cursor,
+        // the changes since a version).
+        let prepared = match (&query.load, &self.tables, &self.destination) {
+            (None, _, _) => None,
+            (Some(spec), Some(tables), Destination::Volume(..)) => {
+                let mut conn = pool::get(&self.pool).await?;
+                let p = tables.prepare(spec, &query.sql, &mut conn).await?;
+                if let Some(n) = &p.note {
+                    events.note(n);
+                }
+                Some((spec, tables, p))
+            }
+            (Some(spec), _, _) => {
+                return Err(RunError::Table(LoadError::Spec(format!(
+                    "{} loads table {}: that needs a Volume destination (/Volumes/...) and a SQL warehouse",
+                    spec.file.display(),
+                    spec.table
+                ))))
+            }
+        };
+        let sql = prepared
+            .as_ref()
+            .map(|(_, _, p)| p.sql.as_str())
+            .unwrap_or(&query.sql);
         let mut conn = pool::get(&self.pool).await?;
         let progress = |rows: u64| events.rows(rows);
-        let (name, sql, country) = (&query.name, &query.sql, self.country.as_str());
-        let result = async {
+        let (name, country) = (&query.name, self.country.as_str());
+        let result: Result<Outcome, RunError> = async {
             match &self.destination {
                 Destination::Local(dir) => {
                     Ok(
@@ -240,7 +277,30 @@ impl Run {
         // tables); the next job, maybe another user's, must not see it, so
         // the connection is closed rather than returned to the pool.
         let _ = deadpool::managed::Object::take(conn);
-        result
+        let mut o = result?;
+        if let (Some((spec, tables, p)), Destination::Volume(_, ws)) = (prepared, &self.destination)
+        {
+            let location = o
+                .location
+                .as_ref()
+                .map(|l| l.display().to_string())
+                .unwrap_or_default();
+            let columns: Vec<Column> = o
+                .columns
+                .iter()
+                .filter_map(|(n, t)| {
+                    crate::tables::types::spark_type(t).map(|spark_type| Column {
+                        name: n.clone(),
+                        spark_type,
+                    })
+                })
+                .collect();
+            events.note(&format!("loading {} into {}", location, spec.table));
+            let outcome = tables.load(spec, name, &p, &location, &columns).await?;
+            record_table(ws, &o.output.display().to_string(), &outcome).await?;
+            o.table = Some(outcome);
+        }
+        Ok(o)
     }
 }
 

@@ -2,6 +2,7 @@
 //! parameters.
 
 pub mod catalog;
+pub mod load;
 pub mod loader;
 pub mod render;
 
