@@ -380,6 +380,80 @@ impl Value {
     }
 }
 
+/// A collation as TDS carries it (MS-TDS 2.2.5.1.2, COLLATION): a Windows
+/// LCID (20 bits), the comparison flags, the collation version and, for a
+/// SQL collation, its sort id. Names are the engine's business
+/// (`engine::collation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Collation {
+    pub lcid: u32,
+    /// fIgnoreCase 0x01, fIgnoreAccent 0x02, fIgnoreWidth 0x04,
+    /// fIgnoreKana 0x08, fBinary 0x10, fBinary2 0x20, fUTF8 0x40.
+    pub flags: u8,
+    /// 0 for the unversioned (80) collations, 1 for _90, 2 for _100, 3 for _140, 4 for _160.
+    pub version: u8,
+    /// Non-zero for SQL collations (SQL_Latin1_General_CP1_CI_AS is 52).
+    pub sort_id: u8,
+    /// `_SC`: supplementary characters (not on the wire).
+    pub supplementary: bool,
+}
+
+impl Collation {
+    pub const IGNORE_CASE: u8 = 0x01;
+    pub const IGNORE_ACCENT: u8 = 0x02;
+    pub const IGNORE_WIDTH: u8 = 0x04;
+    pub const IGNORE_KANA: u8 = 0x08;
+    pub const BINARY: u8 = 0x10;
+    pub const BINARY2: u8 = 0x20;
+    pub const UTF8: u8 = 0x40;
+
+    /// SQL_Latin1_General_CP1_CI_AS, a default SQL Server installation's
+    /// server collation (and so tempdb's).
+    pub const SERVER: Collation = Collation {
+        lcid: 0x0409,
+        flags: Self::IGNORE_CASE | Self::IGNORE_WIDTH | Self::IGNORE_KANA,
+        version: 0,
+        sort_id: 52,
+        supplementary: false,
+    };
+
+    /// The five bytes of COLLATION.
+    pub fn to_tds(&self) -> [u8; 5] {
+        let info = (self.lcid & 0xF_FFFF)
+            | (u32::from(self.flags) << 20)
+            | (u32::from(self.version & 0x0F) << 28);
+        let b = info.to_le_bytes();
+        [b[0], b[1], b[2], b[3], self.sort_id]
+    }
+
+    pub fn from_tds(b: &[u8; 5]) -> Collation {
+        let info = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        Collation {
+            lcid: info & 0xF_FFFF,
+            flags: ((info >> 20) & 0xFF) as u8,
+            version: (info >> 28) as u8,
+            sort_id: b[4],
+            supplementary: false,
+        }
+    }
+
+    pub fn case_sensitive(&self) -> bool {
+        self.flags & Self::IGNORE_CASE == 0
+    }
+
+    pub fn accent_sensitive(&self) -> bool {
+        self.flags & Self::IGNORE_ACCENT == 0
+    }
+
+    pub fn binary(&self) -> bool {
+        self.flags & (Self::BINARY | Self::BINARY2) != 0
+    }
+
+    pub fn utf8(&self) -> bool {
+        self.flags & Self::UTF8 != 0
+    }
+}
+
 /// Metadata of one result or table column, as COLMETADATA describes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ColumnMeta {
@@ -389,6 +463,8 @@ pub struct ColumnMeta {
     pub identity: bool,
     /// Set for columns that come straight from a base table.
     pub updateable: bool,
+    /// A string column's collation (None: the server's, or not a string).
+    pub collation: Option<Collation>,
 }
 
 impl ColumnMeta {
@@ -399,6 +475,7 @@ impl ColumnMeta {
             nullable: true,
             identity: false,
             updateable: false,
+            collation: None,
         }
     }
 }
@@ -406,6 +483,16 @@ impl ColumnMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_collation_bytes() {
+        assert_eq!(Collation::SERVER.to_tds(), [0x09, 0x04, 0xD0, 0x00, 0x34]);
+        assert_eq!(
+            Collation::from_tds(&[0x09, 0x04, 0xD0, 0x00, 0x34]),
+            Collation::SERVER
+        );
+        assert!(!Collation::SERVER.case_sensitive());
+    }
 
     #[test]
     fn decimal_text_roundtrip_keeps_every_digit() {

@@ -4,6 +4,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::collation::{self, Collation};
 use super::constraints::{self, CheckConstraint, ForeignKey};
 use super::error::SqlError;
 use super::typename::parse_sql_type;
@@ -66,7 +67,9 @@ CREATE VIEW __sb_is_columns AS
            __type_part(c.type, 'chars') AS CHARACTER_MAXIMUM_LENGTH,
            __type_part(c.type, 'precision') AS NUMERIC_PRECISION,
            __type_part(c.type, 'scale') AS NUMERIC_SCALE,
-           __type_part(c.type, 'dtprecision') AS DATETIME_PRECISION
+           __type_part(c.type, 'dtprecision') AS DATETIME_PRECISION,
+           CASE WHEN __type_part(c.type, 'name') IN ('char', 'varchar', 'nchar', 'nvarchar', 'text', 'ntext')
+                THEN coalesce(c.collation, 'SQL_Latin1_General_CP1_CI_AS') END AS COLLATION_NAME
     FROM __sb_tables t JOIN __sb_columns c ON c.object_id = t.object_id;
 CREATE VIEW __sb_sys_tables AS
     SELECT t.db AS db, t.name AS name, t.object_id AS object_id, s.schema_id AS schema_id,
@@ -77,12 +80,15 @@ CREATE VIEW __sb_sys_columns AS
            __type_part(c.type, 'name') AS type_name, __type_part(c.type, 'bytes') AS max_length,
            __type_part(c.type, 'sys_precision') AS precision,
            __type_part(c.type, 'sys_scale') AS scale,
-           c.nullable AS is_nullable, c.is_identity AS is_identity
+           c.nullable AS is_nullable, c.is_identity AS is_identity,
+           CASE WHEN __type_part(c.type, 'name') IN ('char', 'varchar', 'nchar', 'nvarchar', 'text', 'ntext')
+                THEN coalesce(c.collation, 'SQL_Latin1_General_CP1_CI_AS') END AS collation_name
     FROM __sb_tables t JOIN __sb_columns c ON c.object_id = t.object_id;
 CREATE VIEW __sb_sys_schemas AS
     SELECT db, name, schema_id, 1 AS principal_id FROM __sb_schemas;
 CREATE VIEW __sb_sys_databases AS
-    SELECT name, database_id, created AS create_date, 'SQL_Latin1_General_CP1_CI_AS' AS collation_name,
+    SELECT name, database_id, created AS create_date,
+           coalesce(collation, 'SQL_Latin1_General_CP1_CI_AS') AS collation_name,
            'ONLINE' AS state_desc FROM __sb_databases;
 ";
 
@@ -102,6 +108,9 @@ pub struct ColumnDef {
     /// The DEFAULT constraint's name (`CONSTRAINT df DEFAULT ...`); a
     /// system name is made when the table is created.
     pub default_name: Option<String>,
+    /// A string column's collation: its COLLATE clause, else its
+    /// database's (tempdb's, the server's, for a #temp table).
+    pub collation: Option<Collation>,
 }
 
 /// A computed column's expression.
@@ -157,6 +166,7 @@ impl TableMeta {
                 nullable: c.nullable,
                 identity: c.identity.is_some(),
                 updateable: c.identity.is_none() && c.computed.is_none(),
+                collation: c.collation,
             })
             .collect()
     }
@@ -216,7 +226,13 @@ pub fn database_name(conn: &Connection, name: &str) -> Result<Option<String>, Sq
     .map_err(sqlite_err)
 }
 
-pub fn create_database(conn: &Connection, name: &str) -> Result<(), SqlError> {
+/// CREATE DATABASE; without COLLATE the database takes the server's
+/// collation (model's).
+pub fn create_database(
+    conn: &Connection,
+    name: &str,
+    collation: Option<&Collation>,
+) -> Result<(), SqlError> {
     if database_name(conn, name)?.is_some() {
         return Err(SqlError::new(
             1801,
@@ -233,8 +249,12 @@ pub fn create_database(conn: &Connection, name: &str) -> Result<(), SqlError> {
         )
         .map_err(sqlite_err)?;
     conn.execute(
-        "INSERT INTO __sb_databases(name, database_id, created) VALUES (?1, ?2, __sysdatetime())",
-        params![name, id],
+        "INSERT INTO __sb_databases(name, database_id, created, collation) VALUES (?1, ?2, __sysdatetime(), ?3)",
+        params![
+            name,
+            id,
+            collation::name(collation.unwrap_or(&Collation::SERVER))
+        ],
     )
     .map_err(sqlite_err)?;
     for (schema, sid) in [("dbo", 1), ("sys", 4), ("INFORMATION_SCHEMA", 3)] {
@@ -390,7 +410,7 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
     let mut st = conn
         .prepare_cached(
             "SELECT name, type, nullable, is_identity, identity_seed, identity_increment, default_sql, in_pk, computed_sql,
-                    default_name
+                    default_name, collation
              FROM __sb_columns WHERE object_id = ?1 ORDER BY ordinal",
         )
         .map_err(sqlite_err)?;
@@ -407,12 +427,13 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
                 r.get::<_, bool>(7)?,
                 r.get::<_, Option<String>>(8)?,
                 r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<String>>(10)?,
             ))
         })
         .map_err(sqlite_err)?;
     let mut out = Vec::new();
     for row in rows {
-        let (name, ty, nullable, ident, seed, inc, default, in_pk, computed, default_name) =
+        let (name, ty, nullable, ident, seed, inc, default, in_pk, computed, default_name, coll) =
             row.map_err(sqlite_err)?;
         let ty = parse_sql_type(&ty).ok_or_else(|| {
             SqlError::new(50000, 1, 16, format!("sandbox catalog: bad type {ty}"))
@@ -429,6 +450,12 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
                 sql: String::new(),
             }),
             default_name,
+            // Files written before collations were kept hold the server's.
+            collation: ty.is_string().then(|| {
+                coll.as_deref()
+                    .and_then(collation::parse)
+                    .unwrap_or(Collation::SERVER)
+            }),
         });
     }
     Ok(out)
@@ -436,16 +463,18 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
 
 /// SQLite column declaration for a T-SQL type: the affinity that keeps the
 /// storage encodings of `convert.rs` unchanged, and case-insensitive text.
-fn sqlite_decl(ty: &SqlType) -> &'static str {
+fn sqlite_decl(ty: &SqlType, coll: Option<&Collation>) -> String {
+    if ty.is_string() {
+        let c = coll.unwrap_or(&Collation::SERVER);
+        return format!("TEXT COLLATE {}", collation::sqlite_name(c));
+    }
     match ty {
         SqlType::Bit | SqlType::TinyInt | SqlType::SmallInt | SqlType::Int | SqlType::BigInt => {
             "INTEGER"
         }
         SqlType::Float | SqlType::Real => "REAL",
         SqlType::Decimal { .. } | SqlType::Money | SqlType::SmallMoney => "",
-        SqlType::Char(_) | SqlType::VarChar(_) | SqlType::NChar(_) | SqlType::NVarChar(_) => {
-            "TEXT COLLATE TSQL"
-        }
+        SqlType::Char(_) | SqlType::VarChar(_) | SqlType::NChar(_) | SqlType::NVarChar(_) => "TEXT",
         SqlType::Xml => "TEXT",
         SqlType::Binary(_) | SqlType::VarBinary(_) => "BLOB",
         SqlType::UniqueIdentifier => "TEXT COLLATE NOCASE",
@@ -456,6 +485,7 @@ fn sqlite_decl(ty: &SqlType) -> &'static str {
         | SqlType::DateTime2(_)
         | SqlType::DateTimeOffset(_) => "TEXT",
     }
+    .to_string()
 }
 
 /// The SQLite DDL for a table, plus the trigger that numbers IDENTITY columns.
@@ -464,7 +494,11 @@ pub fn sqlite_ddl(meta: &TableMeta) -> Vec<String> {
         .columns
         .iter()
         .map(|c| {
-            let mut s = format!("{} {}", quote_ident(&c.name), sqlite_decl(&c.ty));
+            let mut s = format!(
+                "{} {}",
+                quote_ident(&c.name),
+                sqlite_decl(&c.ty, c.collation.as_ref())
+            );
             if let Some(comp) = &c.computed {
                 s.push_str(&format!(" GENERATED ALWAYS AS ({}) VIRTUAL", comp.sql));
             } else if !c.nullable && c.identity.is_none() {
@@ -549,8 +583,9 @@ pub fn create_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError>
         };
         conn.execute(
             "INSERT INTO __sb_columns(object_id, ordinal, name, type, nullable, is_identity,
-                 identity_seed, identity_increment, default_sql, in_pk, computed_sql, default_name)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 identity_seed, identity_increment, default_sql, in_pk, computed_sql, default_name,
+                 collation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 object_id,
                 i as i64 + 1,
@@ -563,7 +598,8 @@ pub fn create_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError>
                 c.default,
                 c.in_pk,
                 c.computed.as_ref().map(|x| x.tsql.clone()),
-                default_name
+                default_name,
+                c.collation.as_ref().map(collation::name)
             ],
         )
         .map_err(sqlite_err)?;
@@ -979,16 +1015,32 @@ pub fn login_matches(conn: &Connection, name: &str, password: &str) -> Result<bo
     Ok(stored.is_some_and(|p| p == password))
 }
 
-/// ALTER DATABASE ... COLLATE.
+/// ALTER DATABASE ... COLLATE: the default for new columns and for
+/// literals and variables; existing columns keep theirs.
+/// learn.microsoft.com/sql/relational-databases/collations/set-or-change-the-database-collation
 pub fn set_database_collation(
     conn: &Connection,
     db: &str,
     collation: &str,
 ) -> Result<(), SqlError> {
+    let c = collation::parse(collation).ok_or_else(|| collation::invalid(collation))?;
     conn.execute(
         "UPDATE __sb_databases SET collation = ?2 WHERE name = ?1",
-        [db, collation],
+        [db, &collation::name(&c)],
     )
     .map_err(sqlite_err)?;
     Ok(())
+}
+
+/// A database's default collation (tempdb's is the server's).
+pub fn database_collation(conn: &Connection, db: &str) -> Result<Collation, SqlError> {
+    let name: Option<String> = conn
+        .prepare_cached("SELECT collation FROM __sb_databases WHERE name = ?1")
+        .and_then(|mut st| st.query_row([db], |r| r.get(0)).optional())
+        .map_err(sqlite_err)?
+        .flatten();
+    Ok(name
+        .as_deref()
+        .and_then(collation::parse)
+        .unwrap_or(Collation::SERVER))
 }

@@ -183,6 +183,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     let nondet = FunctionFlags::SQLITE_UTF8;
     conn.create_collation("TSQL", tsql_collate)?;
+    super::collation::register(conn)?;
 
     // CAST / CONVERT: `__conv(x, type[, style, source type])`, truncating
     // strings silently; the source type picks its default text style.

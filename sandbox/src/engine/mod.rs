@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod change_tracking;
+pub mod collation;
 pub mod compile;
 pub mod constraints;
 pub mod convert;
@@ -22,6 +23,8 @@ pub use session::{Engine, EnvChange, Output, OutputError, Param, Session};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_collation;
 #[cfg(test)]
 mod tests_constraints;
 #[cfg(test)]

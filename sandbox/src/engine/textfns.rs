@@ -45,6 +45,12 @@ enum Pat {
 }
 
 fn compile_pattern(p: &str, escape: Option<char>) -> Vec<Pat> {
+    compile_pattern_with(p, escape, lower)
+}
+
+/// A LIKE pattern with its characters folded by `lower` (the collation's
+/// case and accent folding; identity for a binary or CS_AS collation).
+fn compile_pattern_with(p: &str, escape: Option<char>, lower: fn(char) -> char) -> Vec<Pat> {
     let mut out = Vec::new();
     let chars: Vec<char> = p.chars().collect();
     let mut i = 0;
@@ -100,6 +106,10 @@ fn compile_pattern(p: &str, escape: Option<char>) -> Vec<Pat> {
 }
 
 fn matches_at(pat: &[Pat], s: &[char]) -> bool {
+    matches_at_with(pat, s, lower)
+}
+
+fn matches_at_with(pat: &[Pat], s: &[char], lower: fn(char) -> char) -> bool {
     // Iterative matcher with backtracking on the last `%`.
     let (mut pi, mut si) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
@@ -136,14 +146,43 @@ fn matches_at(pat: &[Pat], s: &[char]) -> bool {
 /// `value LIKE pattern [ESCAPE e]`: trailing blanks of the value are
 /// ignored, every character of the pattern counts (the LIKE page).
 pub fn like(value: &str, pattern: &str, escape: Option<char>) -> bool {
-    let pat = compile_pattern(pattern, escape);
+    like_with(value, pattern, escape, lower)
+}
+
+fn same(c: char) -> char {
+    c
+}
+
+fn lower_no_accent(c: char) -> char {
+    lower(super::collation::base_letter(c))
+}
+
+fn no_accent(c: char) -> char {
+    super::collation::base_letter(c)
+}
+
+/// LIKE under a collation (by its SQLite name): case and accents count
+/// only where the collation says so.
+/// learn.microsoft.com/sql/t-sql/language-elements/like-transact-sql
+pub fn like_in(value: &str, pattern: &str, escape: Option<char>, collation: &str) -> bool {
+    let fold: fn(char) -> char = match collation {
+        "TSQL_CS" | "TSQL_BIN" => same,
+        "TSQL_CI_AI" => lower_no_accent,
+        "TSQL_CS_AI" => no_accent,
+        _ => lower,
+    };
+    like_with(value, pattern, escape, fold)
+}
+
+fn like_with(value: &str, pattern: &str, escape: Option<char>, fold: fn(char) -> char) -> bool {
+    let pat = compile_pattern_with(pattern, escape, fold);
     let v: Vec<char> = value.trim_end_matches(' ').chars().collect();
-    if matches_at(&pat, &v) {
+    if matches_at_with(&pat, &v, fold) {
         return true;
     }
     // A pattern with its own trailing blanks may still need them.
     let full: Vec<char> = value.chars().collect();
-    full.len() != v.len() && matches_at(&pat, &full)
+    full.len() != v.len() && matches_at_with(&pat, &full, fold)
 }
 
 fn patindex(pattern: &str, s: &str) -> i64 {
@@ -487,12 +526,18 @@ fn str_fn(f: f64, len: i64, dec: i64) -> Option<String> {
 /// Registers the string functions on a connection.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
-    conn.create_scalar_function("__like", 3, det, |ctx| {
+    // `__like(value, pattern, escape[, collation])`.
+    conn.create_scalar_function("__like", -1, det, |ctx| {
         let (Some(v), Some(p)) = (text(ctx.get_raw(0)), text(ctx.get_raw(1))) else {
             return Ok(None);
         };
         let esc = text(ctx.get_raw(2)).and_then(|e| e.chars().next());
-        Ok(Some(like(&v, &p, esc)))
+        let coll = if ctx.len() > 3 {
+            text(ctx.get_raw(3)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Some(like_in(&v, &p, esc, &coll)))
     })?;
     conn.create_scalar_function("__patindex", 2, det, |ctx| {
         let (Some(p), Some(v)) = (text(ctx.get_raw(0)), text(ctx.get_raw(1))) else {

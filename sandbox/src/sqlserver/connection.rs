@@ -10,7 +10,7 @@ use crate::engine::{Session, SqlError};
 use crate::tds::packet::{self, read_message, read_packet_header, Message, MessageReader};
 use crate::tds::prelogin::{self, EncryptionMode, PreloginResponse};
 use crate::tds::transport::{self, Transport};
-use crate::tds::{batch, bulk, login7, tokens, txn, TdsError, DEFAULT_COLLATION};
+use crate::tds::{batch, bulk, login7, tokens, txn, TdsError};
 
 use super::output::{server_message, TdsOutput};
 use super::Shared;
@@ -119,7 +119,7 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
             format!("Changed database context to '{}'.", session.database()),
         ),
     );
-    tokens::env_collation(&mut buf, &DEFAULT_COLLATION);
+    tokens::env_collation(&mut buf, &session.collation().to_tds());
     tokens::env_language(&mut buf, "us_english", "");
     tokens::info(
         &mut buf,

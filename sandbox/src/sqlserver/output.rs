@@ -269,6 +269,7 @@ impl Output for TdsOutput<'_> {
                     },
                 );
             }
+            EnvChange::Collation(c) => tokens::env_collation(&mut self.buf, &c.to_tds()),
             EnvChange::BeginTran(d) => {
                 self.in_transaction = true;
                 tokens::env_begin_tran(&mut self.buf, d);

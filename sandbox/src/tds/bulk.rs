@@ -67,6 +67,7 @@ impl<R: Read> BulkReader<R> {
                     nullable: flags & 0x0001 != 0,
                     identity: flags & 0x0010 != 0,
                     updateable: flags & 0x000C != 0,
+                    collation: w.collation.as_ref().map(crate::types::Collation::from_tds),
                 });
                 wire.push(w);
             }

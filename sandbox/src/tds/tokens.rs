@@ -3,7 +3,7 @@
 //!
 //! [`PacketWriter`]: super::packet::PacketWriter
 
-use super::values::{write_type_info, write_value};
+use super::values::{write_type_info, write_type_info_in, write_value, write_value_in};
 use super::{Result, TdsError};
 use crate::types::{ColumnMeta, SqlType, Value};
 
@@ -309,7 +309,7 @@ pub fn col_metadata(out: &mut Vec<u8>, columns: &[ColumnMeta]) -> Result<()> {
         t.extend_from_slice(&flags.to_le_bytes());
         match fixed_type(c) {
             Some(code) => t.push(code),
-            None => write_type_info(&mut t, &c.sql_type)
+            None => write_type_info_in(&mut t, &c.sql_type, c.collation.as_ref())
                 .map_err(|e| TdsError::proto(format!("column {:?}: {e}", c.name)))?,
         }
         put_b_varchar(&mut t, &c.name);
@@ -344,7 +344,7 @@ fn fixed_type(c: &ColumnMeta) -> Option<u8> {
 /// Writes one non-NULL value; fixed-length columns carry no length byte.
 fn write_cell(out: &mut Vec<u8>, c: &ColumnMeta, v: &Value) -> Result<()> {
     let start = out.len();
-    write_value(out, &c.sql_type, v, &c.name)?;
+    write_value_in(out, &c.sql_type, v, &c.name, c.collation.as_ref())?;
     if fixed_type(c).is_some() {
         if v.is_null() {
             return Err(TdsError::proto(format!(
@@ -558,7 +558,18 @@ mod tests {
         }
         done(&mut b, DONE_FINAL, 0, 0);
         let mut br = BulkReader::new(&b[..]).unwrap();
-        assert_eq!(br.columns(), &cols[..]);
+        // String columns come back with the collation COLMETADATA carried.
+        let expected: Vec<ColumnMeta> = cols
+            .iter()
+            .map(|c| ColumnMeta {
+                collation: c
+                    .sql_type
+                    .is_string()
+                    .then_some(crate::types::Collation::SERVER),
+                ..c.clone()
+            })
+            .collect();
+        assert_eq!(br.columns(), &expected[..]);
         for r in &rows {
             assert_eq!(&br.next_row().unwrap().unwrap(), r);
         }

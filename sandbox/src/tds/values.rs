@@ -638,7 +638,18 @@ fn checked_len(st: &SqlType, bytes: u32) -> Result<u16> {
 /// Writes the TYPE_INFO SQL Server uses in result metadata for `st`: the
 /// nullable "N" types, big char/binary types and PLP for (max).
 pub(crate) fn write_type_info(out: &mut Vec<u8>, st: &SqlType) -> Result<()> {
-    let coll = |out: &mut Vec<u8>| out.extend_from_slice(&DEFAULT_COLLATION);
+    write_type_info_in(out, st, None)
+}
+
+/// [`write_type_info`] for a string column of collation `c` (the server's
+/// when `None`): its COLLATION bytes tell the client how to read it.
+pub(crate) fn write_type_info_in(
+    out: &mut Vec<u8>,
+    st: &SqlType,
+    c: Option<&crate::types::Collation>,
+) -> Result<()> {
+    let bytes = c.map(|c| c.to_tds()).unwrap_or(DEFAULT_COLLATION);
+    let coll = |out: &mut Vec<u8>| out.extend_from_slice(&bytes);
     let ushort = |out: &mut Vec<u8>, t: u8, n: u16| {
         out.push(t);
         out.extend_from_slice(&n.to_le_bytes());
@@ -739,10 +750,15 @@ fn write_plp(out: &mut Vec<u8>, data: &[u8]) {
 /// Encodes `s` in code page 1252 the way SQL Server stores it in a
 /// Latin1 varchar: characters outside the code page become '?'.
 pub(crate) fn encode_1252(s: &str) -> Vec<u8> {
-    if s.is_ascii() {
+    encode_in(encoding_rs::WINDOWS_1252, s)
+}
+
+/// Encodes `s` in `encoding`, characters it lacks as '?'.
+pub(crate) fn encode_in(encoding: &'static Encoding, s: &str) -> Vec<u8> {
+    if s.is_ascii() || encoding == encoding_rs::UTF_8 {
         return s.as_bytes().to_vec();
     }
-    let mut enc = encoding_rs::WINDOWS_1252.new_encoder();
+    let mut enc = encoding.new_encoder();
     let mut out = Vec::with_capacity(s.len());
     let mut rest = s;
     loop {
@@ -843,6 +859,19 @@ fn write_date_time2(
 /// Writes one value (with its length prefix) for a column of type `st`, as
 /// described by [`write_type_info`]. `col` names the column in errors.
 pub(crate) fn write_value(out: &mut Vec<u8>, st: &SqlType, v: &Value, col: &str) -> Result<()> {
+    write_value_in(out, st, v, col, None)
+}
+
+/// [`write_value`] for a column of collation `c`: char and varchar values
+/// go in that collation's code page (characters it lacks become '?', as
+/// SQL Server stores them), or UTF-8 for a `_UTF8` collation.
+pub(crate) fn write_value_in(
+    out: &mut Vec<u8>,
+    st: &SqlType,
+    v: &Value,
+    col: &str,
+    c: Option<&crate::types::Collation>,
+) -> Result<()> {
     if v.is_null() {
         write_null(out, st);
         return Ok(());
@@ -929,7 +958,10 @@ pub(crate) fn write_value(out: &mut Vec<u8>, st: &SqlType, v: &Value, col: &str)
             let Value::String(s) = v else {
                 return Err(err());
             };
-            let mut b = encode_1252(s);
+            let mut b = match c {
+                Some(c) => encode_in(collation_encoding(Some(&c.to_tds())), s),
+                None => encode_1252(s),
+            };
             write_sized(out, st, &mut b, b' ', 1, col)?;
         }
         SqlType::NChar(_) | SqlType::NVarChar(_) | SqlType::Xml => {

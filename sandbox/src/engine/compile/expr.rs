@@ -9,8 +9,9 @@ use sqlparser::ast::{
 };
 
 use super::rules::{self, Arith, ArithOp};
-use super::{convert_sql, sql_string, Compiler, Scope, Typed};
+use super::{convert_sql, sql_string, Compiler, Label, Scope, Typed};
 use crate::engine::catalog::quote_str;
+use crate::engine::collation::{self, Collation};
 use crate::engine::error::SqlError;
 use crate::engine::typename::parse_sql_type;
 use crate::types::{Len, SqlType};
@@ -55,7 +56,9 @@ pub fn compile(c: &Compiler<'_, '_>, e: &Expr, scope: &Scope) -> Result<Typed, S
             }
             let bt = sub.columns[0].sql_type;
             let t = compare_type(&a, &Typed::new("", bt))?;
-            let lhs = collated(&convert_sql(&a, &t), &t);
+            let coll =
+                collation::for_operation(a.coll, sub.labels[0], c.default_collation(), "equal to")?;
+            let lhs = collated(&convert_sql(&a, &t), &t, &coll);
             let inner = Typed::new(super::scope::col_sql("__in", &sub.sql_names[0]), bt);
             Ok(Typed::predicate(format!(
                 "({lhs} {}IN (SELECT {} FROM ({}) AS \"__in\"))",
@@ -73,8 +76,8 @@ pub fn compile(c: &Compiler<'_, '_>, e: &Expr, scope: &Scope) -> Result<Typed, S
             let a = c.value(expr, scope)?;
             let lo = c.value(low, scope)?;
             let hi = c.value(high, scope)?;
-            let ge = comparison(">=", &a, &lo)?;
-            let le = comparison("<=", &a, &hi)?;
+            let ge = comparison(c, ">=", &a, &lo)?;
+            let le = comparison(c, "<=", &a, &hi)?;
             Ok(Typed::predicate(format!(
                 "({}({} AND {}))",
                 if *negated { "NOT " } else { "" },
@@ -98,11 +101,14 @@ pub fn compile(c: &Compiler<'_, '_>, e: &Expr, scope: &Scope) -> Result<Typed, S
                 Some(v) => c.value(v, scope)?.sql,
                 None => "NULL".into(),
             };
+            // LIKE is collation sensitive (collation precedence page).
+            let coll = collation::for_operation(a.coll, p.coll, c.default_collation(), "like")?;
             Ok(Typed::predicate(format!(
-                "({}__like({}, {}, {esc}))",
+                "({}__like({}, {}, {esc}, '{}'))",
                 if *negated { "NOT " } else { "" },
                 a.sql,
-                p.sql
+                p.sql,
+                collation::sqlite_name(&coll)
             )))
         }
         Expr::Exists { subquery, negated } => {
@@ -168,7 +174,31 @@ pub fn compile(c: &Compiler<'_, '_>, e: &Expr, scope: &Scope) -> Result<Typed, S
             };
             cast(v, ty, style, *is_try)
         }
-        Expr::Collate { expr, .. } => compile(c, expr, scope),
+        Expr::Collate { expr, collation } => {
+            let mut t = compile(c, expr, scope)?;
+            let name = super::super::translate::ident_values(collation).join(".");
+            if !t.ty.is_string() {
+                return Err(SqlError::new(
+                    447,
+                    0,
+                    16,
+                    format!(
+                        "Expression type {} is invalid for COLLATE clause.",
+                        t.ty.base_name()
+                    ),
+                )
+                .batch());
+            }
+            let coll = if name.eq_ignore_ascii_case("DATABASE_DEFAULT")
+                || name.eq_ignore_ascii_case("CATALOG_DEFAULT")
+            {
+                c.default_collation()
+            } else {
+                collation::parse(&name).ok_or_else(|| collation::invalid(&name).batch())?
+            };
+            t.coll = Label::Explicit(coll);
+            Ok(t)
+        }
         Expr::Function(f) => super::func::function(c, f, scope),
         Expr::Substring {
             expr,
@@ -342,6 +372,10 @@ fn column(parts: Vec<String>, scope: &Scope) -> Result<Typed, SqlError> {
     let r = scope.resolve(&parts)?;
     let mut t = Typed::new(r.sql, r.col.ty);
     t.nullable = r.col.nullable;
+    // A column reference is labelled with its column's collation (implicit).
+    if let (true, Some(c)) = (r.col.ty.is_string(), r.col.collation) {
+        t.coll = Label::Implicit(c);
+    }
     if r.col.base {
         t.base = Some(r.col.clone());
     }
@@ -548,7 +582,7 @@ fn binary(
             };
             let l = c.value(left, scope)?;
             let r = c.value(right, scope)?;
-            Ok(Typed::predicate(comparison(sym, &l, &r)?))
+            Ok(Typed::predicate(comparison(c, sym, &l, &r)?))
         }
         BinaryOperator::BitwiseAnd | BinaryOperator::BitwiseOr | BinaryOperator::BitwiseXor => {
             let l = c.value(left, scope)?;
@@ -629,7 +663,12 @@ pub fn arithmetic(op: ArithOp, l: &Typed, r: &Typed) -> Result<Typed, SqlError> 
             if ty.is_binary() {
                 Typed::new(format!("__bconcat({a}, {b})"), ty)
             } else {
-                Typed::new(format!("({a} || {b})"), ty)
+                // Concatenation takes the operands' combined label; two
+                // different explicit collations cannot combine (468).
+                let mut t = Typed::new(format!("({a} || {b})"), ty);
+                t.coll = collation::combine(l.coll, r.coll)
+                    .map_err(|(x, y)| collation::conflict(&x, &y, "add"))?;
+                t
             }
         }
         Arith::DateDays(ty) => {
@@ -708,17 +747,23 @@ fn exact_compare(t: &SqlType) -> bool {
     }
 }
 
-fn collated(sql: &str, t: &SqlType) -> String {
+fn collated(sql: &str, t: &SqlType, coll: &Collation) -> String {
     if t.is_string() {
-        format!("{sql} COLLATE TSQL")
+        collation::collate(sql, coll)
     } else {
         sql.to_string()
     }
 }
 
 /// `a sym b` as SQL Server compares: both sides in the type of higher
-/// precedence, strings under the default collation, decimals exactly.
-pub fn comparison(sym: &str, a: &Typed, b: &Typed) -> Result<String, SqlError> {
+/// precedence, strings under the collation precedence picks (468 when it
+/// cannot), decimals exactly.
+pub fn comparison(
+    c: &Compiler<'_, '_>,
+    sym: &str,
+    a: &Typed,
+    b: &Typed,
+) -> Result<String, SqlError> {
     let t = compare_type(a, b)?;
     let (x, y) = (convert_sql(a, &t), convert_sql(b, &t));
     Ok(if exact_compare(&t) {
@@ -726,7 +771,13 @@ pub fn comparison(sym: &str, a: &Typed, b: &Typed) -> Result<String, SqlError> {
     } else if matches!(t, SqlType::DateTimeOffset(_)) {
         format!("(__dtocmp({x}, {y}) {sym} 0)")
     } else if t.is_string() {
-        format!("({x} {sym} {y} COLLATE TSQL)")
+        let coll = collation::for_operation(
+            a.coll,
+            b.coll,
+            c.default_collation(),
+            collation::operation_name(sym),
+        )?;
+        format!("({x} {sym} {})", collation::collate(&y, &coll))
     } else {
         format!("({x} {sym} {y})")
     })
@@ -756,6 +807,7 @@ fn in_list(
             .iter()
             .map(|i| {
                 comparison(
+                    c,
                     "=",
                     &Typed {
                         ty: a.ty,
@@ -767,7 +819,14 @@ fn in_list(
             .collect::<Result<_, _>>()?;
         return Ok(Typed::predicate(format!("({not}({}))", parts.join(" OR "))));
     }
-    let lhs = collated(&convert_sql(&a, &t), &t);
+    let mut label = a.coll;
+    for i in items.iter().filter(|i| i.ty.is_string()) {
+        label = collation::combine(label, i.coll)
+            .map_err(|(x, y)| collation::conflict(&x, &y, "equal to"))?;
+    }
+    let coll = collation::of(label, c.default_collation())
+        .map_err(|(x, y)| collation::conflict(&x, &y, "equal to"))?;
+    let lhs = collated(&convert_sql(&a, &t), &t, &coll);
     let vals: Vec<String> = items.iter().map(|i| convert_sql(i, &t)).collect();
     Ok(Typed::predicate(format!(
         "({lhs} {not}IN ({}))",
@@ -792,7 +851,7 @@ fn case(
         let cond = match &op {
             Some(o) => {
                 let v = c.value(&w.condition, scope)?;
-                comparison("=", o, &v)?
+                comparison(c, "=", o, &v)?
             }
             None => c.condition(&w.condition, scope)?,
         };
@@ -813,7 +872,11 @@ fn case(
         sql.push_str(&format!(" ELSE {}", convert_sql(e, &ty)));
     }
     sql.push_str(" END");
-    Ok(Typed::new(sql, ty))
+    let mut t = Typed::new(sql, ty);
+    if ty.is_string() {
+        t.coll = unify_labels(&all, "CASE")?;
+    }
+    Ok(t)
 }
 
 /// The common type of CASE-like results (NULL literals take the others').
@@ -823,6 +886,17 @@ pub fn unify(items: &[&Typed]) -> Result<SqlType, SqlError> {
         .map(|t| (!t.null_literal).then_some(t.ty))
         .collect();
     rules::unify(&types)
+}
+
+/// The label of CASE-like results (and of a VALUES column): two explicit
+/// collations that differ are error 468 naming `operation`.
+pub fn unify_labels(items: &[&Typed], operation: &str) -> Result<Label, SqlError> {
+    let mut label = Label::Default;
+    for t in items.iter().filter(|t| t.ty.is_string() && !t.null_literal) {
+        label = collation::combine(label, t.coll)
+            .map_err(|(x, y)| collation::conflict(&x, &y, operation))?;
+    }
+    Ok(label)
 }
 
 /// A value used where a string is expected (LIKE operands).
@@ -890,6 +964,13 @@ pub fn cast(v: Typed, ty: SqlType, style: Option<String>, is_try: bool) -> Resul
             quote_str(&v.ty.type_name())
         ),
     };
+    // A string cast to a string keeps its collation label; anything else
+    // becomes coercible-default (collation precedence page, "Functions").
+    let coll = if ty.is_string() && v.ty.is_string() {
+        v.coll
+    } else {
+        Label::Default
+    };
     Ok(Typed {
         sql,
         ty,
@@ -898,6 +979,7 @@ pub fn cast(v: Typed, ty: SqlType, style: Option<String>, is_try: bool) -> Resul
         int_const: None,
         predicate: false,
         base: None,
+        coll,
     })
 }
 

@@ -10,7 +10,7 @@ use sqlparser::ast::{
 
 use super::expr::{arithmetic, comparison, int_bits, unify};
 use super::rules::{self, ArithOp};
-use super::{convert_sql, sql_string, Compiler, Scope, Typed};
+use super::{convert_sql, sql_string, Compiler, Label, Scope, Typed};
 use crate::engine::catalog::quote_str;
 use crate::engine::error::SqlError;
 use crate::types::{Len, SqlType};
@@ -230,7 +230,7 @@ fn window(c: &Compiler<'_, '_>, w: &ast::WindowSpec, scope: &Scope) -> Result<St
         let ps: Vec<String> = w
             .partition_by
             .iter()
-            .map(|e| c.value(e, scope).map(|t| sort_key(&t)))
+            .map(|e| c.value(e, scope).and_then(|t| sort_key(c, &t)))
             .collect::<Result<_, _>>()?;
         parts.push(format!("PARTITION BY {}", ps.join(", ")));
     }
@@ -246,12 +246,13 @@ fn window(c: &Compiler<'_, '_>, w: &ast::WindowSpec, scope: &Scope) -> Result<St
     Ok(format!("OVER ({})", parts.join(" ")))
 }
 
-/// A value as a sort or grouping key: strings under the default collation.
-pub fn sort_key(t: &Typed) -> String {
+/// A value as a sort or grouping key: strings under their collation.
+pub fn sort_key(c: &Compiler<'_, '_>, t: &Typed) -> Result<String, SqlError> {
     if t.ty.is_string() {
-        format!("{} COLLATE TSQL", t.sql)
+        let coll = c.collation_of(t, "ORDER BY")?;
+        Ok(crate::engine::collation::collate(&t.sql, &coll))
     } else {
-        t.sql.clone()
+        Ok(t.sql.clone())
     }
 }
 
@@ -268,7 +269,7 @@ pub fn order_items(
                 Some(ast::OrderBySort::Desc) => " DESC",
                 _ => "",
             };
-            Ok(format!("{}{dir}", sort_key(&t)))
+            Ok(format!("{}{dir}", sort_key(c, &t)?))
         })
         .collect::<Result<_, SqlError>>()?;
     Ok(v.join(", "))
@@ -304,7 +305,7 @@ fn aggregate(
             let inner = if star {
                 "*".to_string()
             } else {
-                sort_key(&one()?)
+                sort_key(c, &one()?)?
             };
             let ty = if name == "COUNT" {
                 SqlType::Int
@@ -315,7 +316,11 @@ fn aggregate(
         }
         "APPROX_COUNT_DISTINCT" => {
             let a = one()?;
-            Typed::new(format!("count(DISTINCT {})", sort_key(&a)), SqlType::BigInt).not_null()
+            Typed::new(
+                format!("count(DISTINCT {})", sort_key(c, &a)?),
+                SqlType::BigInt,
+            )
+            .not_null()
         }
         "SUM" => {
             let a = one()?;
@@ -370,7 +375,7 @@ fn aggregate(
             }
             let f = name.to_ascii_lowercase();
             Typed {
-                sql: with_over(format!("{f}({d}{})", sort_key(&a)), over),
+                sql: with_over(format!("{f}({d}{})", sort_key(c, &a)?), over),
                 nullable: true,
                 base: None,
                 ..a
@@ -515,8 +520,58 @@ fn typed(sql: String, ty: SqlType) -> Result<Typed, SqlError> {
     Ok(Typed::new(sql, ty))
 }
 
-/// A scalar function call.
+/// A scalar function call; a string result is labelled by the collation
+/// precedence page's "Functions and Collation": the functions that take a
+/// string keep their string input's label, COALESCE, CONCAT, IIF and
+/// CHOOSE combine their arguments', the others are coercible-default.
 pub fn call(
+    c: &Compiler<'_, '_>,
+    name: &str,
+    args: &[Expr],
+    scope: &Scope,
+) -> Result<Typed, SqlError> {
+    let mut t = call_inner(c, name, args, scope)?;
+    if t.ty.is_string() {
+        t.coll = result_label(c, name, args, scope)?;
+    }
+    Ok(t)
+}
+
+fn result_label(
+    c: &Compiler<'_, '_>,
+    name: &str,
+    args: &[Expr],
+    scope: &Scope,
+) -> Result<Label, SqlError> {
+    let upper = name.to_ascii_uppercase();
+    let strings = |exprs: &[Expr]| -> Result<Vec<Typed>, SqlError> {
+        Ok(exprs
+            .iter()
+            .map(|e| c.value(e, scope))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|t| t.ty.is_string())
+            .collect())
+    };
+    let combined = |ts: Vec<Typed>| -> Result<Label, SqlError> {
+        let refs: Vec<&Typed> = ts.iter().collect();
+        super::expr::unify_labels(&refs, "CASE")
+    };
+    match upper.as_str() {
+        "COALESCE" | "CONCAT" | "CONCAT_WS" | "GREATEST" | "LEAST" => combined(strings(args)?),
+        "IIF" | "CHOOSE" => combined(strings(args.get(1..).unwrap_or(&[]))?),
+        "ISNULL" | "NULLIF" | "UPPER" | "LOWER" | "LEFT" | "RIGHT" | "SUBSTRING" | "REPLACE"
+        | "REVERSE" | "STUFF" | "LTRIM" | "RTRIM" | "TRIM" | "REPLICATE" | "TRANSLATE" => {
+            Ok(strings(args.get(..1).unwrap_or(&[]))?
+                .first()
+                .map(|t| t.coll)
+                .unwrap_or_default())
+        }
+        _ => Ok(Label::Default),
+    }
+}
+
+fn call_inner(
     c: &Compiler<'_, '_>,
     name: &str,
     args: &[Expr],
@@ -622,6 +677,43 @@ pub fn call(
             };
             typed(object_id_sql(c, &text), SqlType::Int)
         }
+        // DATABASEPROPERTYEX(database, property): sql_variant in SQL Server,
+        // nvarchar(128) here; the properties a client asks about (NULL for others).
+        // learn.microsoft.com/sql/t-sql/functions/databasepropertyex-transact-sql
+        "DATABASEPROPERTYEX" => {
+            need(n, args, 2, 2)?;
+            let db = to_text(&c.value(&args[0], scope)?).sql;
+            let prop = to_text(&c.value(&args[1], scope)?).sql;
+            typed(
+                format!(
+                    "(SELECT CASE upper({prop}) \
+                       WHEN 'COLLATION' THEN coalesce(collation, 'SQL_Latin1_General_CP1_CI_AS') \
+                       WHEN 'STATUS' THEN 'ONLINE' WHEN 'UPDATEABILITY' THEN 'READ_WRITE' \
+                       WHEN 'USERACCESS' THEN 'MULTI_USER' WHEN 'RECOVERY' THEN 'SIMPLE' \
+                       WHEN 'ISAUTOCLOSE' THEN '0' WHEN 'ISAUTOSHRINK' THEN '0' END \
+                     FROM __sb_databases WHERE name = {db})"
+                ),
+                nv128,
+            )
+        }
+        // SERVERPROPERTY(property): sql_variant in SQL Server, nvarchar(128) here.
+        // learn.microsoft.com/sql/t-sql/functions/serverproperty-transact-sql
+        "SERVERPROPERTY" => {
+            need(n, args, 1, 1)?;
+            let prop = to_text(&c.value(&args[0], scope)?).sql;
+            typed(
+                format!(
+                    "(CASE upper({prop}) \
+                       WHEN 'COLLATION' THEN 'SQL_Latin1_General_CP1_CI_AS' WHEN 'SQLCHARSETNAME' THEN 'iso_1' \
+                       WHEN 'SQLSORTORDERNAME' THEN 'nocase_iso' WHEN 'SQLSORTORDER' THEN '52' \
+                       WHEN 'LCID' THEN '1033' WHEN 'PRODUCTVERSION' THEN '16.0.1000.6' \
+                       WHEN 'PRODUCTLEVEL' THEN 'RTM' WHEN 'EDITION' THEN 'Developer Edition (64-bit)' \
+                       WHEN 'ENGINEEDITION' THEN '3' WHEN 'SERVERNAME' THEN 'bridge-sandbox' \
+                       WHEN 'MACHINENAME' THEN 'bridge-sandbox' END)"
+                ),
+                nv128,
+            )
+        }
         // OBJECT_NAME(object_id [, database_id]): in the current database by default.
         // learn.microsoft.com/sql/t-sql/functions/object-name-transact-sql
         "OBJECT_NAME" => {
@@ -687,7 +779,7 @@ pub fn call(
         "NULLIF" => {
             need(n, args, 2, 2)?;
             let v = values(c, args, scope)?;
-            let cmp = comparison("=", &v[0], &v[1])?;
+            let cmp = comparison(c, "=", &v[0], &v[1])?;
             typed(
                 format!("CASE WHEN {cmp} THEN NULL ELSE {} END", v[0].sql),
                 v[0].ty,
@@ -731,12 +823,15 @@ pub fn call(
             let refs: Vec<&Typed> = v.iter().collect();
             let ty = unify(&refs)?;
             // NULLs are ignored; SQLite's max()/min() would return NULL.
+            let label = super::expr::unify_labels(&refs, "CASE")?;
             let mut acc = convert_sql(&v[0], &ty);
             for t in &v[1..] {
                 let x = convert_sql(t, &ty);
-                let a = Typed::new(acc.clone(), ty);
-                let b = Typed::new(x.clone(), ty);
-                let cmp = comparison(if n == "GREATEST" { ">=" } else { "<=" }, &a, &b)?;
+                let mut a = Typed::new(acc.clone(), ty);
+                let mut b = Typed::new(x.clone(), ty);
+                a.coll = label;
+                b.coll = label;
+                let cmp = comparison(c, if n == "GREATEST" { ">=" } else { "<=" }, &a, &b)?;
                 acc = format!("CASE WHEN {acc} IS NULL THEN {x} WHEN {x} IS NULL OR {cmp} THEN {acc} ELSE {x} END");
             }
             typed(acc, ty)
@@ -1189,7 +1284,7 @@ pub fn call(
             let v = numeric_value(c, &args[0], scope)?;
             let zero = Typed::new("0", v.ty).not_null();
             let neg = arithmetic(ArithOp::Sub, &zero, &v)?;
-            let is_neg = comparison("<", &v, &zero)?;
+            let is_neg = comparison(c, "<", &v, &zero)?;
             typed(
                 format!("CASE WHEN {is_neg} THEN {} ELSE {} END", neg.sql, v.sql),
                 if v.ty == SqlType::Bit {

@@ -24,6 +24,8 @@ use std::collections::HashMap;
 use sqlparser::ast::{Expr, Query};
 
 use super::catalog::quote_str;
+pub use super::collation::Label;
+use super::collation::{self, Collation};
 use super::error::SqlError;
 use super::translate::Ctx;
 use crate::types::{ColumnMeta, SqlType};
@@ -43,6 +45,8 @@ pub struct Typed {
     pub predicate: bool,
     /// The base-table column this is, for result metadata.
     pub base: Option<SourceCol>,
+    /// A string's collation label (collation precedence page).
+    pub coll: Label,
 }
 
 impl Typed {
@@ -55,6 +59,7 @@ impl Typed {
             int_const: None,
             predicate: false,
             base: None,
+            coll: Label::Default,
         }
     }
 
@@ -88,6 +93,8 @@ pub struct CompiledQuery {
     pub sql_names: Vec<String>,
     /// Per column: the base column it reads, if any (for derived tables).
     pub bases: Vec<Option<SourceCol>>,
+    /// Per column: its collation label (UNION resolves these).
+    pub labels: Vec<Label>,
 }
 
 /// A CTE visible to the query being compiled.
@@ -118,6 +125,18 @@ impl<'c, 'a> Compiler<'c, 'a> {
             depth: Cell::new(0),
             vars_as_calls: false,
         }
+    }
+
+    /// The current database's collation (coercible-default strings').
+    pub fn default_collation(&self) -> Collation {
+        self.ctx.collation
+    }
+
+    /// The collation a string is compared, sorted or grouped under; a
+    /// value with no collation (two implicit ones met) is error 468.
+    pub fn collation_of(&self, t: &Typed, operation: &str) -> Result<Collation, SqlError> {
+        collation::of(t.coll, self.ctx.collation)
+            .map_err(|(x, y)| collation::conflict(&x, &y, operation))
     }
 
     fn alias(&self) -> String {
@@ -205,6 +224,7 @@ pub fn table_source(
                 nullable: col.nullable,
                 identity: col.identity.is_some(),
                 base: col.computed.is_none(),
+                collation: col.collation,
             })
             .collect(),
     }

@@ -11,8 +11,9 @@ use sqlparser::ast::{
 };
 
 use super::scope::{col_sql, Source, SourceCol};
-use super::{convert_sql, CompiledQuery, Compiler, CteDef, Scope, Typed};
+use super::{convert_sql, CompiledQuery, Compiler, CteDef, Label, Scope, Typed};
 use crate::engine::catalog::quote_ident;
+use crate::engine::collation;
 use crate::engine::error::SqlError;
 use crate::types::ColumnMeta;
 
@@ -120,6 +121,7 @@ fn compile_cte(
                 nullable: m.nullable,
                 identity: false,
                 base: false,
+                collation: m.collation,
             })
             .collect())
     };
@@ -352,12 +354,11 @@ fn order_by_outputs(r: &CompiledQuery, ob: &ast::OrderBy) -> Result<Vec<String>,
                 Some(ast::OrderBySort::Desc) => " DESC",
                 _ => "",
             };
-            let coll = if r.columns[i].sql_type.is_string() {
-                " COLLATE TSQL"
-            } else {
-                ""
+            let key = match &r.columns[i].collation {
+                Some(coll) => collation::collate(&(i + 1).to_string(), coll),
+                None => (i + 1).to_string(),
             };
-            Ok(format!("{}{coll}{dir}", i + 1))
+            Ok(format!("{key}{dir}"))
         })
         .collect()
 }
@@ -392,18 +393,35 @@ fn compile_set(
             if l.columns.len() != r.columns.len() {
                 return Err(set_count_error());
             }
+            let all = matches!(set_quantifier, SetQuantifier::All);
             let mut columns = Vec::new();
-            for (a, b) in l.columns.iter().zip(&r.columns) {
+            let mut labels = Vec::new();
+            for (i, (a, b)) in l.columns.iter().zip(&r.columns).enumerate() {
                 let ty = super::rules::unify(&[Some(a.sql_type), Some(b.sql_type)])?;
+                // UNION, EXCEPT and INTERSECT compare strings: a conflict is
+                // an error; UNION ALL leaves it unresolved (collation
+                // precedence page).
+                let (la, lb) = (l.labels[i], r.labels[i]);
+                let label = match collation::combine(la, lb) {
+                    Ok(Label::Conflict(x, y)) if !all || *op != SetOperator::Union => {
+                        return Err(collation::conflict(&x, &y, "UNION"))
+                    }
+                    Ok(label) => label,
+                    Err((x, y)) => return Err(collation::conflict(&x, &y, "UNION")),
+                };
+                let coll = ty.is_string().then(|| {
+                    collation::of(label, c.default_collation()).unwrap_or(c.default_collation())
+                });
                 columns.push(ColumnMeta {
                     name: a.name.clone(),
                     sql_type: ty,
                     nullable: a.nullable || b.nullable,
                     identity: false,
                     updateable: false,
+                    collation: coll,
                 });
+                labels.push(label);
             }
-            let all = matches!(set_quantifier, SetQuantifier::All);
             let keyword = match (op, all) {
                 (SetOperator::Union, true) => "UNION ALL",
                 (SetOperator::Union, false) => "UNION",
@@ -421,12 +439,16 @@ fn compile_set(
                     .map(|((n, m), (to, out))| {
                         let v = Typed::new(col_sql("__b", n), m.sql_type);
                         let conv = convert_sql(&v, &to.sql_type);
-                        let coll = if to.sql_type.is_string() {
-                            " COLLATE TSQL"
-                        } else {
-                            ""
-                        };
-                        format!("{conv}{coll} AS {}", quote_ident(out))
+                        match &to.collation {
+                            Some(coll) => {
+                                format!(
+                                    "{} AS {}",
+                                    collation::collate(&conv, coll),
+                                    quote_ident(out)
+                                )
+                            }
+                            None => format!("{conv} AS {}", quote_ident(out)),
+                        }
                     })
                     .collect();
                 format!("SELECT {} FROM ({}) AS \"__b\"", list.join(", "), q.sql)
@@ -437,6 +459,7 @@ fn compile_set(
                 bases: vec![None; columns.len()],
                 columns,
                 sql_names,
+                labels,
             })
         }
         SetExpr::Values(v) => compile_values(c, v, outer),
@@ -471,16 +494,22 @@ fn compile_values(
         .batch());
     }
     let mut columns = Vec::new();
+    let mut labels = Vec::new();
     for i in 0..width {
         let items: Vec<&Typed> = rows.iter().map(|r| &r[i]).collect();
         let ty = super::expr::unify(&items)?;
+        let label = super::expr::unify_labels(&items, "UNION")?;
         columns.push(ColumnMeta {
             name: String::new(),
             sql_type: ty,
             nullable: items.iter().any(|t| t.nullable),
             identity: false,
             updateable: false,
+            collation: ty.is_string().then(|| {
+                collation::of(label, c.default_collation()).unwrap_or(c.default_collation())
+            }),
         });
+        labels.push(label);
     }
     let sql_names: Vec<String> = (1..=width).map(|i| format!("__c{i}")).collect();
     let selects: Vec<String> = rows
@@ -500,6 +529,7 @@ fn compile_values(
         bases: vec![None; width],
         columns,
         sql_names,
+        labels,
     })
 }
 
@@ -544,7 +574,7 @@ fn compile_select(
                 if matches!(e, Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_)) {
                     return Err(SqlError::unsupported("ROLLUP / CUBE / GROUPING SETS"));
                 }
-                g.push(super::func::sort_key(&c.value(e, &scope)?));
+                g.push(super::func::sort_key(c, &c.value(e, &scope)?)?);
             }
             g
         }
@@ -615,16 +645,42 @@ fn compile_select(
             }
         })
         .collect();
+    // Each string output's collation; one with none is error 451
+    // (collation precedence page, "No-Collation Labels").
+    let mut out_colls = Vec::new();
+    for (i, o) in outputs.iter().enumerate() {
+        out_colls.push(if o.typed.ty.is_string() {
+            Some(
+                collation::of(o.typed.coll, c.default_collation()).map_err(|_| {
+                    SqlError::new(
+                        451,
+                        1,
+                        16,
+                        format!(
+                            "Cannot resolve collation conflict for column {} in SELECT statement.",
+                            i + 1
+                        ),
+                    )
+                })?,
+            )
+        } else {
+            None
+        });
+    }
     let list: Vec<String> = outputs
         .iter()
         .zip(&sql_names)
-        .map(|(o, n)| {
-            let coll = if o.typed.ty.is_string() && o.typed.base.is_none() {
-                " COLLATE TSQL"
-            } else {
-                ""
-            };
-            format!("{}{coll} AS {}", o.typed.sql, quote_ident(n))
+        .zip(&out_colls)
+        .map(|((o, n), coll)| match coll {
+            // A base column already carries its declared collation.
+            Some(coll) if o.typed.base.is_none() => {
+                format!(
+                    "{} AS {}",
+                    collation::collate(&o.typed.sql, coll),
+                    quote_ident(n)
+                )
+            }
+            _ => format!("{} AS {}", o.typed.sql, quote_ident(n)),
         })
         .collect();
     let mut sql = format!(
@@ -659,7 +715,7 @@ fn compile_select(
             };
             let mut keys = Vec::new();
             for o in items {
-                keys.push(order_key(c, o, &outputs, &sql_names, &scope)?);
+                keys.push(order_key(c, o, &outputs, &out_colls, &sql_names, &scope)?);
             }
             sql.push_str(" ORDER BY ");
             sql.push_str(&keys.join(", "));
@@ -672,7 +728,8 @@ fn compile_select(
     sql.push_str(&t.limit_sql());
     let columns = outputs
         .iter()
-        .map(|o| {
+        .zip(&out_colls)
+        .map(|(o, coll)| {
             let base = o.typed.base.as_ref();
             ColumnMeta {
                 name: o.name.clone(),
@@ -680,21 +737,27 @@ fn compile_select(
                 nullable: o.typed.nullable,
                 identity: base.is_some_and(|b| b.identity),
                 updateable: base.is_some_and(|b| !b.identity),
+                collation: *coll,
             }
         })
         .collect();
     let bases = outputs.iter().map(|o| o.typed.base.clone()).collect();
+    let labels = outputs.iter().map(|o| o.typed.coll).collect();
     Ok(CompiledQuery {
         sql,
         columns,
         sql_names,
         bases,
+        labels,
     })
 }
 
 fn star_output(sql: String, col: SourceCol) -> Output {
     let mut t = Typed::new(sql, col.ty);
     t.nullable = col.nullable;
+    if let (true, Some(c)) = (col.ty.is_string(), col.collation) {
+        t.coll = Label::Implicit(c);
+    }
     if col.base {
         t.base = Some(col.clone());
     }
@@ -710,6 +773,7 @@ fn order_key(
     c: &Compiler<'_, '_>,
     o: &ast::OrderByExpr,
     outputs: &[Output],
+    out_colls: &[Option<crate::types::Collation>],
     sql_names: &[String],
     scope: &Scope,
 ) -> Result<String, SqlError> {
@@ -750,15 +814,14 @@ fn order_key(
         _ => None,
     };
     if let Some(i) = idx {
-        let coll = if outputs[i].typed.ty.is_string() {
-            " COLLATE TSQL"
-        } else {
-            ""
+        let key = match &out_colls[i] {
+            Some(coll) => collation::collate(&quote_ident(&sql_names[i]), coll),
+            None => quote_ident(&sql_names[i]),
         };
-        return Ok(format!("{}{coll}{dir}", quote_ident(&sql_names[i])));
+        return Ok(format!("{key}{dir}"));
     }
     let t = c.value(&o.expr, scope)?;
-    Ok(format!("{}{dir}", super::func::sort_key(&t)))
+    Ok(format!("{}{dir}", super::func::sort_key(c, &t)?))
 }
 
 /// One FROM item with its joins; pushes the sources into `scope`.
@@ -893,6 +956,7 @@ fn factor(
                     nullable: col.nullable,
                     identity: col.identity.is_some(),
                     base: col.computed.is_none(),
+                    collation: col.collation,
                 })
                 .collect();
             let mut qualifiers = qualifiers;
@@ -979,6 +1043,7 @@ fn derived_columns(
             nullable: m.nullable,
             identity: b.as_ref().is_some_and(|b| b.identity),
             base: false,
+            collation: m.collation,
         })
         .collect())
 }

@@ -14,6 +14,8 @@ pub struct SourceCol {
     pub identity: bool,
     /// True for a column read straight from a base table.
     pub base: bool,
+    /// A string column's collation (its references are implicit-labelled).
+    pub collation: Option<crate::types::Collation>,
 }
 
 /// One row source of a FROM clause.

@@ -16,6 +16,7 @@ fn col(name: &str, ty: SqlType, nullable: bool) -> SourceCol {
         nullable,
         identity: false,
         base: false,
+        collation: None,
     }
 }
 
@@ -64,7 +65,7 @@ pub fn view(
                  CASE WHEN CHARACTER_MAXIMUM_LENGTH = -1 THEN -1 WHEN DATA_TYPE IN ('nchar', 'nvarchar') THEN CHARACTER_MAXIMUM_LENGTH * 2 ELSE CHARACTER_MAXIMUM_LENGTH END AS CHARACTER_OCTET_LENGTH, \
                  NUMERIC_PRECISION, CASE WHEN NUMERIC_PRECISION IS NULL THEN NULL WHEN DATA_TYPE IN ('float', 'real') THEN 2 ELSE 10 END AS NUMERIC_PRECISION_RADIX, \
                  NUMERIC_SCALE, DATETIME_PRECISION, \
-                 CASE WHEN CHARACTER_MAXIMUM_LENGTH IS NOT NULL AND DATA_TYPE NOT IN ('binary', 'varbinary', 'image') THEN 'SQL_Latin1_General_CP1_CI_AS' END AS COLLATION_NAME \
+                 COLLATION_NAME \
                  FROM __sb_is_columns WHERE TABLE_CATALOG = {dbq}"
             ),
             vec![
@@ -266,7 +267,7 @@ pub fn view(
             ],
         ),
         ("sys", "columns") | ("sys", "all_columns") => (
-            format!("SELECT object_id, name, column_id, max_length, precision, scale, is_nullable, is_identity, type_name, NULL AS graph_type FROM __sb_sys_columns WHERE db = {dbq}"),
+            format!("SELECT object_id, name, column_id, max_length, precision, scale, is_nullable, is_identity, type_name, NULL AS graph_type, collation_name FROM __sb_sys_columns WHERE db = {dbq}"),
             vec![
                 col("object_id", SqlType::Int, false),
                 col("name", SYSNAME, true),
@@ -278,6 +279,7 @@ pub fn view(
                 col("is_identity", SqlType::Bit, false),
                 col("type_name", SYSNAME, true),
                 col("graph_type", SqlType::Int, true),
+                col("collation_name", SYSNAME, true),
             ],
         ),
         ("sys", "schemas") => (

@@ -665,13 +665,15 @@ impl Session {
         ];
         out.columns(&cols)?;
         for (i, c) in meta.columns.iter().enumerate() {
-            let (coll, name) = if c.ty.is_string() {
-                (
-                    Value::Binary(crate::tds::DEFAULT_COLLATION.to_vec()),
-                    Value::String("SQL_Latin1_General_CP1_CI_AS".into()),
-                )
-            } else {
-                (Value::Null, Value::Null)
+            let (coll, name) = match (c.ty.is_string(), c.collation) {
+                (true, coll) => {
+                    let coll = coll.unwrap_or(crate::types::Collation::SERVER);
+                    (
+                        Value::Binary(coll.to_tds().to_vec()),
+                        Value::String(crate::engine::collation::name(&coll)),
+                    )
+                }
+                _ => (Value::Null, Value::Null),
             };
             out.row(&[
                 Value::Int(i as i64 + 1),

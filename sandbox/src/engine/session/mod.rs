@@ -39,7 +39,12 @@ pub enum OutputError {
 /// A change of session state the client is told about (TDS ENVCHANGE).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EnvChange {
-    Database { old: String, new: String },
+    Database {
+        old: String,
+        new: String,
+    },
+    /// The new database's collation (sent after a database change).
+    Collation(crate::types::Collation),
     BeginTran(u64),
     CommitTran(u64),
     RollbackTran(u64),
@@ -158,7 +163,7 @@ impl Engine {
         catalog::install(&conn)?;
         for db in ["master", "tempdb", "model", "msdb"] {
             if catalog::database_name(&conn, db)?.is_none() {
-                catalog::create_database(&conn, db)?;
+                catalog::create_database(&conn, db, None)?;
             }
         }
         Ok(engine)
@@ -354,7 +359,9 @@ fn describe_columns(cols: &[ColumnMeta], out: &mut dyn Output) -> Result<(), Out
             Value::Int(precision),
             Value::Int(scale),
             if c.sql_type.is_string() {
-                Value::String("SQL_Latin1_General_CP1_CI_AS".into())
+                Value::String(super::collation::name(
+                    &c.collation.unwrap_or(crate::types::Collation::SERVER),
+                ))
             } else {
                 Value::Null
             },
@@ -565,6 +572,11 @@ impl Session {
         &self.db
     }
 
+    /// The current database's collation (the login's ENVCHANGE carries it).
+    pub fn collation(&self) -> crate::types::Collation {
+        catalog::database_collation(&self.conn, &self.db).unwrap_or(crate::types::Collation::SERVER)
+    }
+
     pub fn in_transaction(&self) -> bool {
         self.trancount > 0
     }
@@ -591,6 +603,8 @@ impl Session {
         Ctx {
             conn: &self.conn,
             db: &self.db,
+            collation: catalog::database_collation(&self.conn, &self.db)
+                .unwrap_or(crate::types::Collation::SERVER),
             temp: &self.temp,
             rowcount: self.rowcount,
             trancount: self.trancount,
@@ -956,7 +970,7 @@ impl Session {
                 })?;
                 out.done(None, false)?;
             }
-            Plan::CreateDatabase(name) => {
+            Plan::CreateDatabase(name, collation) => {
                 if self.trancount > 0 {
                     return Err(SqlError::new(
                         226,
@@ -966,7 +980,13 @@ impl Session {
                     )
                     .into());
                 }
-                catalog::create_database(&self.conn, &name)?;
+                let coll = match collation {
+                    Some(c) => Some(
+                        super::collation::parse(&c).ok_or_else(|| super::collation::invalid(&c))?,
+                    ),
+                    None => None,
+                };
+                catalog::create_database(&self.conn, &name, coll.as_ref())?;
                 out.done(None, false)?;
             }
             Plan::DropDatabase(name, if_exists) => {
@@ -998,6 +1018,7 @@ impl Session {
                     old,
                     new: new.clone(),
                 })?;
+                out.env(EnvChange::Collation(self.collation()))?;
                 out.done(None, false)?;
             }
             Plan::Begin => {

@@ -6,6 +6,7 @@ use sqlparser::ast::{self, ColumnOption, TableConstraint};
 
 use super::{Ctx, Plan, Resolved};
 use crate::engine::catalog::{self, physical_name, quote_ident, ColumnDef, Computed, TableMeta};
+use crate::engine::collation;
 use crate::engine::compile::{Compiler, Scope, Source, SourceCol};
 use crate::engine::constraints::{self, CheckConstraint, ForeignKey, RefAction};
 use crate::engine::error::SqlError;
@@ -29,6 +30,15 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
             }
             (db, schema, name, false)
         }
+    };
+    // String columns without COLLATE take their database's collation; a
+    // #temp table's database is tempdb, whose collation is the server's
+    // (collation and Unicode support page, "tempdb"); a table variable's
+    // is the current database's.
+    let default_collation = if temp && name.starts_with('@') {
+        ctx.collation
+    } else {
+        catalog::database_collation(ctx.conn, &db)?
     };
     let mut columns = Vec::new();
     let mut pk_name = None;
@@ -59,6 +69,7 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
             in_pk: false,
             computed: None,
             default_name: None,
+            collation: ty.is_string().then_some(default_collation),
         };
         for o in &c.options {
             let cname = o.name.as_ref().map(|n| n.value.clone());
@@ -92,7 +103,18 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
                     vec![def.name.clone()],
                     fk.clone(),
                 )),
-                ColumnOption::Collation(_) | ColumnOption::Comment(_) => {}
+                ColumnOption::Collation(coll) => {
+                    let n = super::ident_values(coll).join(".");
+                    let parsed = if n.eq_ignore_ascii_case("DATABASE_DEFAULT") {
+                        ctx.collation
+                    } else {
+                        collation::parse(&n).ok_or_else(|| collation::invalid(&n))?
+                    };
+                    if def.ty.is_string() {
+                        def.collation = Some(parsed);
+                    }
+                }
+                ColumnOption::Comment(_) => {}
                 // `c AS (expr)`, read by the batch parser as a generated column.
                 ColumnOption::Generated {
                     generation_expr: Some(e),
@@ -536,6 +558,7 @@ fn computed_types(ctx: &Ctx<'_>, columns: &mut [ColumnDef]) -> Result<(), SqlErr
                 nullable: c.nullable,
                 identity: c.identity.is_some(),
                 base: false,
+                collation: c.collation,
             })
             .collect(),
     });
@@ -544,6 +567,11 @@ fn computed_types(ctx: &Ctx<'_>, columns: &mut [ColumnDef]) -> Result<(), SqlErr
         if let Some(comp) = &mut c.computed {
             let e = super::parse_expr(&comp.tsql)?;
             let t = compiler.value(&e, &scope)?;
+            c.collation = if t.ty.is_string() {
+                Some(compiler.collation_of(&t, "CREATE TABLE")?)
+            } else {
+                None
+            };
             comp.sql = t.sql;
             c.ty = t.ty;
             c.nullable = true;

@@ -119,6 +119,8 @@ fn plan_select_into(
             in_pk: false,
             computed: None,
             default_name: None,
+            // SELECT INTO keeps each column's collation, a #temp table's too.
+            collation: c.collation,
         })
         .collect();
     let physical = if temp {

@@ -32,6 +32,9 @@ pub(crate) const VERSION: &str =
 pub struct Ctx<'a> {
     pub conn: &'a rusqlite::Connection,
     pub db: &'a str,
+    /// The current database's collation: literals' and variables' (the
+    /// coercible-default label), and new columns'.
+    pub collation: crate::types::Collation,
     pub temp: &'a HashMap<String, TableMeta>,
     pub rowcount: i64,
     pub trancount: i64,
@@ -92,7 +95,8 @@ pub enum Plan {
         if_exists: bool,
     },
     Truncate(Box<TableMeta>),
-    CreateDatabase(String),
+    /// A new database and its COLLATE clause.
+    CreateDatabase(String, Option<String>),
     DropDatabase(String, bool),
     CreateSchema(String),
     Use(String),
@@ -397,9 +401,14 @@ pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Resul
                 .ok_or_else(|| SqlError::syntax_near("TRUNCATE"))?;
             Ok(Plan::Truncate(Box::new(ctx.table(&name)?)))
         }
-        Statement::CreateDatabase { db_name, .. } => {
-            Ok(Plan::CreateDatabase(ident_values(&db_name).join(".")))
-        }
+        Statement::CreateDatabase {
+            db_name,
+            default_collation,
+            ..
+        } => Ok(Plan::CreateDatabase(
+            ident_values(&db_name).join("."),
+            default_collation,
+        )),
         Statement::CreateSchema { schema_name, .. } => {
             let name = match schema_name {
                 ast::SchemaName::Simple(n) => ident_values(&n).join("."),
