@@ -3,6 +3,10 @@
 //! directory listings, retried on transient failures.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::StreamExt;
 
 use serde::Deserialize;
 
@@ -40,11 +44,12 @@ impl Workspace {
         url.query_pairs_mut()
             .append_pair("overwrite", if overwrite { "true" } else { "false" });
         let token = self.auth.token().await?;
+        let idle = self.idle;
         let resp = send_with_retry(&self.retry, url.as_str(), || {
             let url = url.clone();
             let token = token.clone();
             let local = local.to_path_buf();
-            let http = self.http.clone();
+            let http = self.upload_http.clone();
             async move {
                 let file =
                     tokio::fs::File::open(&local)
@@ -54,14 +59,37 @@ impl Workspace {
                             message: e.to_string(),
                         })?;
                 let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-                http.put(url)
+                // The server answers only after the whole body, so a read
+                // timeout cannot tell a slow link from a dead one: the body
+                // itself reports progress, and only `idle` without any
+                // (sending, or then waiting for the answer) gives up.
+                let moved = Arc::new(Mutex::new(Instant::now()));
+                let mark = moved.clone();
+                let body = tokio_util::io::ReaderStream::new(file).inspect(move |_| {
+                    *mark.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                });
+                let send = http
+                    .put(url.clone())
                     .bearer_auth(token)
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                     .header(reqwest::header::CONTENT_LENGTH, len)
-                    .body(reqwest::Body::from(file))
-                    .send()
-                    .await
-                    .map_err(http_error)
+                    .body(reqwest::Body::wrap_stream(body))
+                    .send();
+                tokio::pin!(send);
+                loop {
+                    tokio::select! {
+                        r = &mut send => return r.map_err(http_error),
+                        _ = tokio::time::sleep(idle / 4) => {
+                            let last = *moved.lock().unwrap_or_else(|p| p.into_inner());
+                            if last.elapsed() > idle {
+                                return Err(DatabricksError::Http {
+                                    url: super::redact_url(url.as_str()),
+                                    message: format!("no progress for {} s", idle.as_secs()),
+                                });
+                            }
+                        }
+                    }
+                }
             }
         })
         .await?;

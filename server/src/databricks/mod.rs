@@ -40,6 +40,11 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Clone)]
 pub struct Workspace {
     http: reqwest::Client,
+    /// For uploads: no read timeout (the answer comes after the body); the
+    /// body's own progress is watched instead.
+    upload_http: reqwest::Client,
+    /// How long a transfer may go without progress.
+    idle: Duration,
     auth: Authenticator,
     host: String,
     retry: RetryPolicy,
@@ -62,18 +67,28 @@ impl Workspace {
     ) -> Result<Workspace, DatabricksError> {
         // Connect and idle-read limits, not a total one: a large part on a
         // slow link keeps going as long as bytes keep moving.
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .read_timeout(timeout)
-            .user_agent(concat!("sql-databricks-bridge/", env!("CARGO_PKG_VERSION")))
+        let client = |read_timeout: bool| {
+            let b = reqwest::Client::builder()
+                .connect_timeout(timeout)
+                .user_agent(concat!("sql-databricks-bridge/", env!("CARGO_PKG_VERSION")));
+            if read_timeout {
+                b.read_timeout(timeout)
+            } else {
+                b
+            }
             .build()
             .map_err(|e| DatabricksError::Http {
                 url: settings.host.clone(),
                 message: e.to_string(),
-            })?;
+            })
+        };
+        let http = client(true)?;
+        let upload_http = client(false)?;
         Ok(Workspace {
             auth: Authenticator::new(settings, http.clone()),
             http,
+            upload_http,
+            idle: timeout,
             host: settings.host.clone(),
             retry: RetryPolicy::default(),
         })
