@@ -38,6 +38,16 @@ CREATE TABLE IF NOT EXISTS __sb_triggers(
     name TEXT NOT NULL COLLATE NOCASE, table_id INTEGER NOT NULL, on_insert INTEGER NOT NULL,
     on_update INTEGER NOT NULL, on_delete INTEGER NOT NULL, is_disabled INTEGER NOT NULL,
     body TEXT NOT NULL, created TEXT NOT NULL, modified TEXT NOT NULL, UNIQUE(db, schema, name));
+CREATE TABLE IF NOT EXISTS __sb_ct_databases(
+    db TEXT PRIMARY KEY COLLATE NOCASE, retention INTEGER NOT NULL, retention_units INTEGER NOT NULL,
+    auto_cleanup INTEGER NOT NULL, current_version INTEGER NOT NULL,
+    max_cleanup_version INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS __sb_ct_tables(
+    object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, track_columns INTEGER NOT NULL,
+    begin_version INTEGER NOT NULL, cleanup_version INTEGER NOT NULL, min_valid_version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS __sb_ct_commits(
+    db TEXT NOT NULL COLLATE NOCASE, version INTEGER NOT NULL, committed TEXT NOT NULL,
+    PRIMARY KEY(db, version));
 CREATE TABLE IF NOT EXISTS __sb_logins(
     principal_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, password TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS __sb_views(
@@ -281,6 +291,13 @@ pub fn drop_database(conn: &Connection, name: &str) -> Result<(), SqlError> {
     conn.execute("DELETE FROM __sb_constraints WHERE db = ?1", [&name])
         .map_err(sqlite_err)?;
     conn.execute("DELETE FROM __sb_triggers WHERE db = ?1", [&name])
+        .map_err(sqlite_err)?;
+    for id in super::change_tracking::tracked_tables(conn, &name)? {
+        super::change_tracking::forget_table(conn, id)?;
+    }
+    conn.execute("DELETE FROM __sb_ct_databases WHERE db = ?1", [&name])
+        .map_err(sqlite_err)?;
+    conn.execute("DELETE FROM __sb_ct_commits WHERE db = ?1", [&name])
         .map_err(sqlite_err)?;
     let tables: Vec<(String, String)> = {
         let mut st = conn

@@ -184,6 +184,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     let nondet = FunctionFlags::SQLITE_UTF8;
     conn.create_collation("TSQL", tsql_collate)?;
     super::collation::register(conn)?;
+    super::change_tracking::register(conn)?;
 
     // CAST / CONVERT: `__conv(x, type[, style, source type])`, truncating
     // strings silently; the source type picks its default text style.

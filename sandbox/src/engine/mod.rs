@@ -24,6 +24,8 @@ pub use session::{Engine, EnvChange, Output, OutputError, Param, Session};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_change_tracking;
+#[cfg(test)]
 mod tests_collation;
 #[cfg(test)]
 mod tests_constraints;

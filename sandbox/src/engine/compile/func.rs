@@ -646,6 +646,25 @@ fn call_inner(
         "ERROR_PROCEDURE" => typed("NULL".into(), nv128),
         "APP_NAME" => typed(sql_string(c.ctx.app_name), nv128),
         "DB_NAME" if args.is_empty() => typed(sql_string(c.ctx.db), nv128),
+        // DB_NAME(database_id), DB_ID(name): learn.microsoft.com/sql/t-sql/functions/db-name-transact-sql
+        "DB_NAME" => {
+            need(n, args, 1, 1)?;
+            let id = c.value(&args[0], scope)?;
+            typed(
+                format!(
+                    "(SELECT name FROM __sb_databases WHERE database_id = {})",
+                    int_arg(&id)
+                ),
+                nv128,
+            )
+        }
+        "DB_ID" if args.len() == 1 => {
+            let name = to_text(&c.value(&args[0], scope)?).sql;
+            typed(
+                format!("(SELECT database_id FROM __sb_databases WHERE name = {name})"),
+                SqlType::SmallInt,
+            )
+        }
         "DB_ID" if args.is_empty() => typed(
             format!(
                 "(SELECT database_id FROM __sb_databases WHERE name = {})",
@@ -676,6 +695,59 @@ fn call_inner(
                 }
             };
             typed(object_id_sql(c, &text), SqlType::Int)
+        }
+        // learn.microsoft.com/sql/relational-databases/system-functions/change-tracking-current-version-transact-sql
+        "CHANGE_TRACKING_CURRENT_VERSION" => {
+            need(n, args, 0, 0)?;
+            typed(
+                format!(
+                    "({})",
+                    crate::engine::change_tracking::current_version_sql(c.ctx.db)
+                ),
+                SqlType::BigInt,
+            )
+        }
+        // NULL when the database does not track or the table is not tracked.
+        // learn.microsoft.com/sql/relational-databases/system-functions/change-tracking-min-valid-version-transact-sql
+        "CHANGE_TRACKING_MIN_VALID_VERSION" => {
+            need(n, args, 1, 1)?;
+            let id = c.value(&args[0], scope)?;
+            typed(
+                format!(
+                    "(SELECT min_valid_version FROM __sb_ct_tables WHERE object_id = {} AND db = {})",
+                    int_arg(&id),
+                    quote_str(c.ctx.db)
+                ),
+                SqlType::BigInt,
+            )
+        }
+        // learn.microsoft.com/sql/relational-databases/system-functions/change-tracking-is-column-in-mask-transact-sql
+        "CHANGE_TRACKING_IS_COLUMN_IN_MASK" => {
+            need(n, args, 2, 2)?;
+            let id = c.value(&args[0], scope)?;
+            let mask = c.value(&args[1], scope)?;
+            typed(
+                format!("__ct_in_mask({}, {})", int_arg(&id), mask.sql),
+                SqlType::Bit,
+            )
+        }
+        // COLUMNPROPERTY(object_id, column, property): the column facts clients ask for.
+        // learn.microsoft.com/sql/t-sql/functions/columnproperty-transact-sql
+        "COLUMNPROPERTY" => {
+            need(n, args, 3, 3)?;
+            let id = c.value(&args[0], scope)?;
+            let col = to_text(&c.value(&args[1], scope)?).sql;
+            let prop = to_text(&c.value(&args[2], scope)?).sql;
+            typed(
+                format!(
+                    "(SELECT CASE upper({prop}) WHEN 'COLUMNID' THEN ordinal WHEN 'ALLOWSNULL' THEN nullable \
+                       WHEN 'ISIDENTITY' THEN is_identity WHEN 'ISCOMPUTED' THEN computed_sql IS NOT NULL \
+                       WHEN 'PRECISION' THEN __type_part(type, 'sys_precision') WHEN 'SCALE' THEN __type_part(type, 'sys_scale') END \
+                     FROM __sb_columns WHERE object_id = {} AND name = {col})",
+                    int_arg(&id)
+                ),
+                SqlType::Int,
+            )
         }
         // DATABASEPROPERTYEX(database, property): sql_variant in SQL Server,
         // nvarchar(128) here; the properties a client asks about (NULL for others).

@@ -10,7 +10,9 @@
 //! - `func.rs`: built-in scalar, aggregate and window functions
 //! - `query.rs`: SELECT, set operations, CTEs, FROM/JOIN, ORDER BY, TOP
 //! - `system.rs`: the typed catalog views (INFORMATION_SCHEMA, sys.*)
+//! - `changetable.rs`: CHANGETABLE(CHANGES ...) and CHANGETABLE(VERSION ...)
 
+mod changetable;
 mod expr;
 mod func;
 mod query;
@@ -137,6 +139,11 @@ impl<'c, 'a> Compiler<'c, 'a> {
     pub fn collation_of(&self, t: &Typed, operation: &str) -> Result<Collation, SqlError> {
         collation::of(t.coll, self.ctx.collation)
             .map_err(|(x, y)| collation::conflict(&x, &y, operation))
+    }
+
+    /// A fresh SQLite alias for a row source.
+    pub(crate) fn alias_name(&self) -> String {
+        self.alias()
     }
 
     fn alias(&self) -> String {

@@ -899,7 +899,11 @@ fn factor(
         TableFactor::Table {
             name, alias, args, ..
         } => {
-            if args.is_some() {
+            if let Some(a) = args {
+                let fname = ident_parts(name);
+                if fname.len() == 1 && fname[0].eq_ignore_ascii_case("CHANGETABLE") {
+                    return super::changetable::factor(c, a, alias.as_ref(), outer, scope);
+                }
                 return Err(SqlError::unsupported("table-valued functions"));
             }
             let parts = ident_parts(name);

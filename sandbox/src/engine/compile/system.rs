@@ -243,6 +243,36 @@ pub fn view(
                 col("referenced_column_id", SqlType::Int, false),
             ],
         ),
+        // learn.microsoft.com/sql/relational-databases/system-catalog-views/change-tracking-catalog-views-sys-change-tracking-tables
+        ("sys", "change_tracking_tables") => (
+            format!(
+                "SELECT object_id, track_columns AS is_track_columns_updated_on, begin_version, cleanup_version, \
+                 min_valid_version FROM __sb_ct_tables WHERE db = {dbq}"
+            ),
+            vec![
+                col("object_id", SqlType::Int, false),
+                col("is_track_columns_updated_on", SqlType::Bit, false),
+                col("begin_version", SqlType::BigInt, true),
+                col("cleanup_version", SqlType::BigInt, true),
+                col("min_valid_version", SqlType::BigInt, true),
+            ],
+        ),
+        // learn.microsoft.com/sql/relational-databases/system-catalog-views/change-tracking-catalog-views-sys-change-tracking-databases
+        ("sys", "change_tracking_databases") => (
+            "SELECT d.database_id, c.auto_cleanup AS is_auto_cleanup_on, c.retention AS retention_period, \
+             c.retention_units AS retention_period_units, \
+             CASE c.retention_units WHEN 1 THEN 'MINUTES' WHEN 2 THEN 'HOURS' ELSE 'DAYS' END AS retention_period_units_desc, \
+             c.max_cleanup_version FROM __sb_ct_databases c JOIN __sb_databases d ON d.name = c.db"
+                .to_string(),
+            vec![
+                col("database_id", SqlType::Int, false),
+                col("is_auto_cleanup_on", SqlType::Bit, true),
+                col("retention_period", SqlType::Int, true),
+                col("retention_period_units", SqlType::TinyInt, true),
+                col("retention_period_units_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("max_cleanup_version", SqlType::BigInt, true),
+            ],
+        ),
         // learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-triggers-transact-sql
         ("sys", "triggers") => (
             format!(

@@ -332,6 +332,9 @@ impl Session {
                 describe_columns(&cols, out)?;
                 return Ok(());
             }
+            "sp_sandbox_change_tracking_cleanup" | "sp_flush_ct_internal_table_on_demand" => {
+                return self.change_tracking_cleanup(&proc, &call, params, out);
+            }
             "sp_tablecollations_100" | "sp_tablecollations" => {
                 let arg = call
                     .args
@@ -684,6 +687,90 @@ impl Session {
             ])?;
         }
         out.done(Some(meta.columns.len() as u64), false)?;
+        Ok(())
+    }
+
+    /// Change tracking cleanup on demand.
+    /// `sp_sandbox_change_tracking_cleanup [@table_name =] 'table' | NULL,
+    /// [@version =] n` is the sandbox's own (not in SQL Server): it drops
+    /// the records of versions up to n (without it, those older than
+    /// CHANGE_RETENTION) of one table or every tracked table, and makes n
+    /// their minimum valid version, so tests can move it deterministically.
+    /// `sp_flush_CT_internal_table_on_demand [@TableToClean =] 'table'` is
+    /// SQL Server's manual cleanup by retention.
+    /// learn.microsoft.com/sql/relational-databases/system-stored-procedures/sys-sp-flush-ct-internal-table-on-demand-transact-sql
+    fn change_tracking_cleanup(
+        &mut self,
+        proc: &str,
+        call: &ExecCall,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), Failure> {
+        let arg = |i: usize, names: &[&str]| {
+            call.args
+                .iter()
+                .enumerate()
+                .find(|(j, a)| match &a.name {
+                    Some(n) => names.iter().any(|x| n.eq_ignore_ascii_case(x)),
+                    None => *j == i,
+                })
+                .and_then(|(_, a)| a.value.clone())
+        };
+        let table = match arg(0, &["@table_name", "@TableToClean"]) {
+            Some(e) => match self.eval_value(&e, params)?.1 {
+                Value::String(s) => Some(s),
+                _ => None,
+            },
+            None => None,
+        };
+        let version = if proc == "sp_sandbox_change_tracking_cleanup" {
+            match arg(1, &["@version"]) {
+                Some(e) => match self.eval_value(&e, params)?.1 {
+                    Value::Int(i) => Some(i),
+                    Value::Null => None,
+                    _ => {
+                        return Err(SqlError::new(
+                            8114,
+                            1,
+                            16,
+                            "Error converting data type to bigint.",
+                        )
+                        .into())
+                    }
+                },
+                None => None,
+            }
+        } else {
+            None
+        };
+        let ids: Vec<(String, i64)> = match &table {
+            Some(t) => {
+                let meta = self.ctx().table(&translate::parse_object_name(t)?)?;
+                let id = meta.object_id.unwrap_or_default();
+                if !crate::engine::change_tracking::is_tracked(&self.conn, id)? {
+                    return Err(SqlError::new(
+                        22105,
+                        1,
+                        16,
+                        format!("Change tracking is not enabled on table '{}'.", meta.name),
+                    )
+                    .into());
+                }
+                vec![(meta.db.clone(), id)]
+            }
+            None => crate::engine::change_tracking::tracked_tables(&self.conn, &self.db)?
+                .into_iter()
+                .map(|id| (self.db.clone(), id))
+                .collect(),
+        };
+        self.in_savepoint(|c| {
+            for (db, id) in &ids {
+                crate::engine::change_tracking::cleanup(c, db, *id, version)?;
+            }
+            Ok(())
+        })?;
+        out.return_status(0)?;
+        out.done(None, false)?;
         Ok(())
     }
 

@@ -224,6 +224,7 @@ impl Engine {
             firing: Vec::new(),
             try_floor: 0,
             implicit_tran: false,
+            ct_dirty: std::cell::Cell::new(false),
         })
     }
 
@@ -427,6 +428,9 @@ pub struct Session {
     /// A trigger of an autocommit statement runs with @@TRANCOUNT 1 that
     /// the client never saw begin.
     implicit_tran: bool,
+    /// The open transaction recorded change tracking records, which its
+    /// commit must stamp with a version.
+    ct_dirty: std::cell::Cell<bool>,
 }
 
 impl Drop for Session {
@@ -1355,10 +1359,21 @@ impl Session {
                 .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))
         };
         if outer {
-            let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let stamped = if r.is_ok() {
+                self.stamp_changes()
+            } else {
+                self.ct_dirty.set(false);
+                Ok(())
+            };
+            let end = if r.is_ok() && stamped.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
             self.conn
                 .execute_batch(end)
                 .map_err(|e| map_sqlite(e, None))?;
+            stamped?;
         }
         r.map_err(|e| map_sqlite(e, None))
     }
@@ -1523,10 +1538,20 @@ impl Session {
         }
         self.trancount -= 1;
         if self.trancount == 0 {
+            self.stamp_changes()?;
             self.conn
                 .execute_batch("COMMIT")
                 .map_err(|e| map_sqlite(e, None))?;
             out.env(EnvChange::CommitTran(self.tran_descriptor))?;
+        }
+        Ok(())
+    }
+
+    /// Gives the committing transaction's change tracking records their
+    /// version (nothing to do when it changed no tracked table).
+    fn stamp_changes(&self) -> Result<(), SqlError> {
+        if self.ct_dirty.replace(false) {
+            super::change_tracking::stamp(&self.conn)?;
         }
         Ok(())
     }
@@ -1557,6 +1582,7 @@ impl Session {
 
     fn rollback_all(&mut self, out: &mut dyn Output, notify: bool) -> Result<(), OutputError> {
         if self.trancount > 0 {
+            self.ct_dirty.set(false);
             let _ = self.conn.execute_batch("ROLLBACK");
             self.trancount = 0;
             self.reconcile_temp();
@@ -1621,6 +1647,7 @@ impl Session {
     /// Rolls back whatever is open, e.g. when the client disconnects or
     /// resets the connection.
     pub fn reset(&mut self) {
+        self.ct_dirty.set(false);
         if self.trancount > 0 {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.trancount = 0;

@@ -250,6 +250,51 @@ fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, DeleteTops), SqlError> {
                 *c = false;
             }
         }
+        // `CHANGETABLE(CHANGES t, v)` / `CHANGETABLE(VERSION t, (k), (v))`:
+        // the first two arguments become strings sqlparser can read
+        // (`CHANGETABLE('CHANGES', 't', v)`); `FORCESEEK` goes.
+        if word_is(&t.token, "CHANGETABLE")
+            && matches!(toks.get(i + 1).map(|t| &t.token), Some(Token::LParen))
+            && toks
+                .get(i + 2)
+                .is_some_and(|t| word_is(&t.token, "CHANGES") || word_is(&t.token, "VERSION"))
+        {
+            let kind = toks[i + 2].token.to_string().to_ascii_uppercase();
+            out.push(t.clone());
+            out.push(toks[i + 1].clone());
+            out.push(TokenWithSpan {
+                token: Token::SingleQuotedString(kind),
+                span: toks[i + 2].span,
+            });
+            let mut j = i + 3;
+            let mut name = String::new();
+            while let Some(tok) = toks.get(j) {
+                if matches!(tok.token, Token::Comma | Token::RParen) {
+                    break;
+                }
+                name.push_str(&tok.token.to_string());
+                j += 1;
+            }
+            out.push(TokenWithSpan {
+                token: Token::Comma,
+                span: toks[i + 2].span,
+            });
+            out.push(TokenWithSpan {
+                token: Token::SingleQuotedString(name),
+                span: toks[i + 2].span,
+            });
+            i = j;
+            continue;
+        }
+        if matches!(t.token, Token::Comma)
+            && toks
+                .get(i + 1)
+                .is_some_and(|t| word_is(&t.token, "FORCESEEK"))
+            && matches!(toks.get(i + 2).map(|t| &t.token), Some(Token::RParen))
+        {
+            i += 2;
+            continue;
+        }
         // A column's `FOREIGN KEY REFERENCES t(c)`: T-SQL's optional words.
         if is_word(&t.token, Keyword::FOREIGN)
             && toks
