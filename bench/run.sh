@@ -18,3 +18,6 @@ target/release/http_load
 echo
 echo "== reverse sync (sync apply INSERT ${rows} rows, UPDATE 100,000) beside FreeTDS freebcp, same sandbox, same run"
 target/release/sync_vs_freebcp --rows "$rows"
+echo
+echo "== incremental table load: the second run (1% of ${rows} rows changed) beside the first (full), same table, same run"
+target/release/incremental_load --rows "$rows"
