@@ -3,7 +3,9 @@
 //! 3.1 and progenitor 0.15 reads 3.0, so the document is lowered here first:
 //! `type: [T, "null"]` and `oneOf [X, null]` become `nullable`, `const` a
 //! one-value enum, numeric `exclusiveMinimum/Maximum` the 3.0 booleans,
-//! `examples` an `example`, and 3.1-only keywords are dropped.
+//! `examples` an `example`, and 3.1-only keywords are dropped; string and
+//! array constraints (`pattern`, lengths, item counts) are left to the
+//! server, so the Rust types stay plain `String`s and `Vec`s.
 
 use serde_json::{Map, Value};
 
@@ -115,5 +117,24 @@ fn lower_schema(map: &mut Map<String, Value>) {
         "contentEncoding",
     ] {
         map.remove(key);
+    }
+    // String and array constraints stay the server's to check (it answers
+    // 422 naming the field): progenitor would turn every constrained
+    // string into a newtype built with `try_from`, and a `uniqueItems`
+    // array into a set, so `queries_path: "./queries".into()` would no
+    // longer compile. The facade checks the Idempotency-Key itself.
+    if map.get("type").and_then(Value::as_str) == Some("string")
+        || map.get("type").and_then(Value::as_str) == Some("array")
+    {
+        for key in [
+            "pattern",
+            "minLength",
+            "maxLength",
+            "minItems",
+            "maxItems",
+            "uniqueItems",
+        ] {
+            map.remove(key);
+        }
     }
 }

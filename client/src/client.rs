@@ -1,6 +1,8 @@
 //! `BridgeClient`: the generated client behind methods that read like the
 //! deck's SDK, typed errors, and retries of transient failures on the
-//! calls that are safe to repeat (GET and DELETE; never POST).
+//! calls that are safe to repeat: GET and DELETE, and the POSTs, which send
+//! an `Idempotency-Key` (one per logical call, the same on each retry) so
+//! the server acts on them once however often they arrive.
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +80,25 @@ fn nonzero_limit(limit: Option<u32>) -> Result<Option<std::num::NonZeroU32>, Bri
     }
 }
 
+/// A key for one logical POST: random, so no two calls share one.
+fn new_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A key the API would refuse (it takes 1..=255 visible ASCII
+/// characters), refused before any request.
+fn check_key(key: &str) -> Result<(), BridgeError> {
+    if (1..=255).contains(&key.len()) && key.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+        return Ok(());
+    }
+    Err(BridgeError::Validation(crate::ApiError {
+        status: 422,
+        code: "validation_failed".into(),
+        message: "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)".into(),
+        details: Some(serde_json::json!({ "field": "Idempotency-Key" })),
+    }))
+}
+
 #[derive(Clone)]
 pub struct BridgeClient {
     api: Client,
@@ -136,7 +157,33 @@ impl BridgeClient {
     }
 
     /// Repeats an idempotent call on transient failures.
-    async fn idempotent<T, F, Fut>(&self, mut call: F) -> Result<T, BridgeError>
+    async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T, BridgeError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, BridgeError>>,
+    {
+        self.retrying(call, |_| None).await
+    }
+
+    /// Repeats a POST that carries an `Idempotency-Key` on transient
+    /// failures, and while the server is still processing its first
+    /// attempt (409 `idempotency_key_in_use`; the server asks for a second).
+    async fn keyed_post<T, F, Fut>(&self, call: F) -> Result<T, BridgeError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, BridgeError>>,
+    {
+        self.retrying(call, |e| e.in_progress().then_some(Duration::from_secs(1)))
+            .await
+    }
+
+    /// The retry loop: transient failures wait the backoff; `also` names
+    /// other failures worth a repeat and the least wait before it.
+    async fn retrying<T, F, Fut>(
+        &self,
+        mut call: F,
+        also: impl Fn(&BridgeError) -> Option<Duration>,
+    ) -> Result<T, BridgeError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, BridgeError>>,
@@ -144,27 +191,51 @@ impl BridgeClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match call().await {
-                Err(e) if e.transient() && attempt < self.retry.attempts.max(1) => {
+            let result = call().await;
+            let least = match &result {
+                Err(e) if e.transient() => Some(Duration::ZERO),
+                Err(e) => also(e),
+                Ok(_) => None,
+            };
+            match least {
+                Some(least) if attempt < self.retry.attempts.max(1) => {
                     let wait = self
                         .retry
                         .base
                         .saturating_mul(1 << attempt.min(16))
-                        .min(self.retry.cap);
+                        .min(self.retry.cap)
+                        .max(least);
                     tokio::time::sleep(wait).await;
                 }
-                other => return other,
+                _ => return result,
             }
         }
     }
 
     /// Starts an extraction (the CLI's `extract` as a job); poll it with
     /// [`BridgeClient::get_job_status`] or [`BridgeClient::wait_for_job`].
+    /// Sends a new `Idempotency-Key`, the same on each retry, so a retry
+    /// after a lost answer gets the first job rather than a second.
     pub async fn extract(
         &self,
         request: &types::ExtractRequest,
     ) -> Result<types::JobAccepted, BridgeError> {
-        Ok(self.api.extract(request).await?.into_inner())
+        self.extract_with_key(request, &new_key()).await
+    }
+
+    /// [`BridgeClient::extract`] with the caller's own `Idempotency-Key`
+    /// (1..=255 visible ASCII characters): calling again with the same key
+    /// and request (after a crash, say) returns the first job; the same key
+    /// with another request is a `Validation` error
+    /// (`idempotency_key_reused`). The server keeps keys 24 hours by default.
+    pub async fn extract_with_key(
+        &self,
+        request: &types::ExtractRequest,
+        key: &str,
+    ) -> Result<types::JobAccepted, BridgeError> {
+        check_key(key)?;
+        self.keyed_post(|| async { Ok(self.api.extract(Some(key), request).await?.into_inner()) })
+            .await
     }
 
     pub async fn get_job_status(&self, job_id: &str) -> Result<types::JobStatus, BridgeError> {
@@ -214,12 +285,31 @@ impl BridgeClient {
     }
 
     /// Queues a sync event (Databricks table → SQL Server table); the
-    /// server's poller applies it.
+    /// server's poller applies it. Sends a new `Idempotency-Key`, the same
+    /// on each retry, so one call writes one event.
     pub async fn submit_sync_event(
         &self,
         event: &types::SubmitSyncEvent,
     ) -> Result<types::SyncEvent, BridgeError> {
-        Ok(self.api.submit_sync_event(event).await?.into_inner())
+        self.submit_sync_event_with_key(event, &new_key()).await
+    }
+
+    /// [`BridgeClient::submit_sync_event`] with the caller's own
+    /// `Idempotency-Key` (see [`BridgeClient::extract_with_key`]).
+    pub async fn submit_sync_event_with_key(
+        &self,
+        event: &types::SubmitSyncEvent,
+        key: &str,
+    ) -> Result<types::SyncEvent, BridgeError> {
+        check_key(key)?;
+        self.keyed_post(|| async {
+            Ok(self
+                .api
+                .submit_sync_event(Some(key), event)
+                .await?
+                .into_inner())
+        })
+        .await
     }
 
     pub async fn get_sync_event(&self, event_id: &str) -> Result<types::SyncEvent, BridgeError> {

@@ -89,6 +89,13 @@ impl BridgeError {
         }
     }
 
+    /// Whether the answer says the first request with the same
+    /// `Idempotency-Key` is still being processed (409): asking again
+    /// shortly gets its answer.
+    pub(crate) fn in_progress(&self) -> bool {
+        matches!(self, BridgeError::Conflict(e) if e.code == "idempotency_key_in_use")
+    }
+
     /// Whether a repeat may succeed (for idempotent calls only).
     pub(crate) fn transient(&self) -> bool {
         match self {

@@ -99,6 +99,26 @@ async fn the_decks_curl_examples_run_an_extraction_to_the_end() {
     assert!(p2.json["next_cursor"].is_null());
     let off = b.get("/jobs?limit=1&offset=2", COLOMBIA).await;
     assert_eq!(off.json["jobs"][0]["job_id"], id);
+    // A cursor and an offset combine: after the cursor's job, skip more.
+    let first = p1.json["jobs"][0]["job_id"].as_str().unwrap();
+    let both = b
+        .get(&format!("/jobs?limit=1&cursor={cursor}&offset=0"), COLOMBIA)
+        .await;
+    assert_eq!(
+        (both.status, both.json["jobs"][0]["job_id"].as_str()),
+        (200, Some(id.as_str())),
+        "{}",
+        both.text
+    );
+    let none = b
+        .get(&format!("/jobs?cursor={cursor}&offset=1"), COLOMBIA)
+        .await;
+    assert_eq!(
+        none.json["jobs"].as_array().unwrap().len(),
+        0,
+        "{first}: {}",
+        none.text
+    );
 
     // What list-queries and show-params print, as JSON.
     let q = b.get("/queries?queries_path=./queries", COLOMBIA).await;
@@ -369,7 +389,8 @@ async fn bad_requests_get_the_error_shape_naming_the_field() {
         ("/jobs?state=sleeping", "state"),
         ("/jobs?bogus=1", "bogus"),
         ("/jobs?cursor=abc", "cursor"),
-        ("/jobs?cursor=5&offset=1", "offset"),
+        ("/jobs?cursor=05", "cursor"),
+        ("/jobs?offset=-1", "offset"),
         ("/params", "country"),
         ("/params?country=Narnia", "country"),
         ("/params?country=Colombia&queries=nope", "queries"),

@@ -249,3 +249,197 @@ async fn readiness_details_only_for_a_token_and_probes_reuse_a_pooled_login() {
         r.text
     );
 }
+
+fn extract_body(country: &str) -> serde_json::Value {
+    serde_json::json!({
+        "queries_path": "./queries", "config_path": "./config", "country": country,
+        "destination": "/Volumes/catalog/schema/vol"
+    })
+}
+
+/// POSTs `body` (raw JSON text) with an `Idempotency-Key` header.
+async fn post_with_key(
+    b: &Bridge,
+    path: &str,
+    token: &str,
+    keys: &[&str],
+    body: String,
+) -> common::server::Reply {
+    let mut req = b
+        .http
+        .post(format!("{}{path}", b.url))
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(body);
+    for k in keys {
+        req = req.header("Idempotency-Key", *k);
+    }
+    b.send(req).await
+}
+
+async fn job_ids(b: &Bridge, token: &str) -> Vec<String> {
+    let r = b.get("/jobs?limit=500", token).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_makes_post_retries_safe() {
+    use common::server::MEXICO;
+    let w = World::new("idempotency").with_databricks_demo();
+    let mut b = w.serve(&["--no-sync"]);
+    let body = extract_body("Colombia").to_string();
+    let first = post_with_key(&b, "/extract", COLOMBIA, &["k-1"], body.clone()).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let job = first.json["job_id"].as_str().unwrap().to_string();
+
+    // The retry, its keys in another order: the first answer, no new job.
+    let reordered = r#"{"destination": "/Volumes/catalog/schema/vol", "country": "Colombia",
+        "config_path": "./config", "queries_path": "./queries", "overwrite": false}"#;
+    let again = post_with_key(&b, "/extract", COLOMBIA, &["k-1"], reordered.into()).await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    assert_eq!(again.json, first.json);
+    assert_eq!(again.headers["location"], first.headers["location"]);
+    // The key in the draft's form (a quoted Structured Field String) is the same key.
+    let quoted = post_with_key(&b, "/extract", COLOMBIA, &["\"k-1\""], body.clone()).await;
+    assert_eq!(quoted.json["job_id"], job.as_str());
+    assert_eq!(job_ids(&b, COLOMBIA).await, std::slice::from_ref(&job));
+
+    // The same key with another request: 422 (draft §2.7), nothing queued.
+    let mut other = extract_body("Colombia");
+    other["queries"] = serde_json::json!(["ventas"]);
+    let r = post_with_key(&b, "/extract", COLOMBIA, &["k-1"], other.to_string()).await;
+    assert_eq!(
+        (r.status, r.json["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.json["details"]["field"], "Idempotency-Key");
+    assert_eq!(job_ids(&b, COLOMBIA).await.len(), 1);
+
+    // Keys are per user: Mexico's "k-1" is its own.
+    let r = post_with_key(
+        &b,
+        "/extract",
+        MEXICO,
+        &["k-1"],
+        extract_body("Mexico").to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_ne!(r.json["job_id"], job.as_str());
+
+    // A refused request created nothing: its key is free for the corrected one.
+    let r = post_with_key(
+        &b,
+        "/extract",
+        COLOMBIA,
+        &["k-2"],
+        extract_body("Narnia").to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    let r = post_with_key(&b, "/extract", COLOMBIA, &["k-2"], body.clone()).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(job_ids(&b, COLOMBIA).await.len(), 2);
+
+    // Malformed keys are refused before anything runs.
+    for keys in [&["a key"][..], &["k-3", "k-4"], &["caf\u{e9}"]] {
+        let mut req = b
+            .http
+            .post(format!("{}/extract", b.url))
+            .bearer_auth(COLOMBIA)
+            .json(&extract_body("Colombia"));
+        for k in keys {
+            req = req.header(
+                "Idempotency-Key",
+                reqwest::header::HeaderValue::from_bytes(k.as_bytes()).unwrap(),
+            );
+        }
+        let r = b.send(req).await;
+        assert_eq!(r.status, 422, "{keys:?}: {}", r.text);
+        assert_eq!(r.json["details"]["field"], "Idempotency-Key");
+    }
+    assert_eq!(job_ids(&b, COLOMBIA).await.len(), 2);
+
+    // Retries racing the first request: one job; the others get its answer
+    // or 409 with Retry-After while it is processed (draft §2.7).
+    let racing = futures_util::future::join_all(
+        (0..6).map(|_| post_with_key(&b, "/extract", COLOMBIA, &["k-race"], body.clone())),
+    )
+    .await;
+    let mut ids = BTreeSet::new();
+    for r in &racing {
+        match r.status {
+            202 => {
+                ids.insert(r.json["job_id"].as_str().unwrap().to_string());
+            }
+            409 => {
+                assert_eq!(r.json["code"], "idempotency_key_in_use", "{}", r.text);
+                assert_eq!(r.headers["retry-after"], "1");
+            }
+            s => panic!("{s}: {}", r.text),
+        }
+    }
+    assert_eq!(ids.len(), 1, "{racing:?}");
+    assert_eq!(job_ids(&b, COLOMBIA).await.len(), 3);
+
+    // Sync events: the same.
+    let event =
+        serde_json::json!({"operation": "INSERT", "source_table": "main.demo.calibrated_panel",
+        "target_table": "KWP_Colombia.dbo.CalibratedPanel"})
+        .to_string();
+    let e1 = post_with_key(&b, "/sync/events", COLOMBIA, &["e-1"], event.clone()).await;
+    assert_eq!(e1.status, 202, "{}", e1.text);
+    let e2 = post_with_key(&b, "/sync/events", COLOMBIA, &["e-1"], event.clone()).await;
+    assert_eq!((e2.status, &e2.json), (202, &e1.json));
+    assert_eq!(e2.headers["location"], e1.headers["location"]);
+    let listed = b.get("/sync/events", COLOMBIA).await;
+    assert_eq!(
+        listed.json["events"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.text
+    );
+    let r = post_with_key(
+        &b,
+        "/sync/events",
+        COLOMBIA,
+        &["e-1"],
+        event.replace("INSERT", "UPSERT"),
+    )
+    .await;
+    assert_eq!(r.json["code"], "idempotency_key_reused", "{}", r.text);
+    // A key of /sync/events is not one of /extract.
+    let r = post_with_key(&b, "/extract", COLOMBIA, &["e-1"], body.clone()).await;
+    assert_eq!(r.json["code"], "idempotency_key_reused", "{}", r.text);
+
+    // Keys are kept in the job store: a restart still answers the retry.
+    b.kill();
+    let b = w.serve(&["--no-sync"]);
+    let r = post_with_key(&b, "/extract", COLOMBIA, &["k-1"], body.clone()).await;
+    assert_eq!(
+        (r.status, r.json["job_id"].as_str()),
+        (202, Some(job.as_str()))
+    );
+    assert_eq!(job_ids(&b, COLOMBIA).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_keys_expire() {
+    let w = World::new("idempotency-ttl");
+    let b = w.serve(&["--idempotency-ttl", "1"]);
+    let body = extract_body("Colombia").to_string();
+    let r1 = post_with_key(&b, "/extract", COLOMBIA, &["k"], body.clone()).await;
+    assert_eq!(r1.status, 202, "{}", r1.text);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r2 = post_with_key(&b, "/extract", COLOMBIA, &["k"], body).await;
+    assert_eq!(r2.status, 202, "{}", r2.text);
+    assert_ne!(r1.json["job_id"], r2.json["job_id"]);
+}

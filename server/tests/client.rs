@@ -232,56 +232,171 @@ async fn cancel_and_wait_timeout_on_a_long_job() {
     assert_eq!(cancelled.state, types::JobState::Cancelled);
 }
 
-/// A server that answers 503 to the first two requests, then 200.
-async fn flaky() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A server that answers 503 (with the API's error body) to the first two
+/// requests, then 200 (202 with a job to a POST); it records each
+/// request's head.
+async fn flaky() -> (String, Seen) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let hits = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
+    let seen: Seen = Default::default();
+    let heads = seen.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = listener.accept().await else {
                 return;
             };
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = vec![0u8; 65536];
-            let _ = s.read(&mut buf).await;
-            let body = r#"{"status":"ok","version":"x","uptime_seconds":1}"#;
-            let resp = if n < 2 {
-                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    .to_string()
+            // The whole request (head and body), so that closing the
+            // connection after the answer never cuts an unread body.
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let head = loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if n == 0 || buf.len() >= end + 4 + length {
+                        break text;
+                    }
+                } else if n == 0 {
+                    break text;
+                }
+            };
+            let post = head.starts_with("post");
+            let count = {
+                let mut h = heads.lock().unwrap();
+                h.push(head);
+                h.len()
+            };
+            let (status, body) = if post {
+                (
+                    "202 Accepted",
+                    r#"{"job_id":"j1","state":"queued","status_url":"/jobs/j1"}"#,
+                )
             } else {
+                (
+                    "200 OK",
+                    r#"{"status":"ok","version":"x","uptime_seconds":1}"#,
+                )
+            };
+            let (status, body) = if count <= 2 {
+                (
+                    "503 Service Unavailable",
+                    r#"{"code":"unavailable","message":"try again"}"#,
+                )
+            } else {
+                (status, body)
+            };
+            let resp = {
                 format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 )
             };
             let _ = s.write_all(resp.as_bytes()).await;
         }
     });
-    (url, hits)
+    (url, seen)
+}
+
+/// The `Idempotency-Key` of each request head.
+fn keys(seen: &Seen) -> Vec<Option<String>> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            h.lines()
+                .find_map(|l| l.strip_prefix("idempotency-key:"))
+                .map(|k| k.trim().to_string())
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn gets_are_retried_posts_are_not() {
-    use std::sync::atomic::Ordering;
+async fn gets_and_keyed_posts_are_retried() {
     let retry = Retry {
         attempts: 3,
         base: Duration::from_millis(5),
         cap: Duration::from_millis(20),
     };
-    let (url, hits) = flaky().await;
+    let (url, seen) = flaky().await;
     let client = BridgeClient::new(&url, "t")
         .unwrap()
         .with_retry(retry.clone());
     assert_eq!(client.health_live().await.unwrap().status, "ok");
-    assert_eq!(hits.load(Ordering::SeqCst), 3);
-    let (url, hits) = flaky().await;
+    assert_eq!(keys(&seen), [None, None, None]);
+    // A POST is retried with the same key on each attempt.
+    let (url, seen) = flaky().await;
     let client = BridgeClient::new(&url, "t").unwrap().with_retry(retry);
-    assert!(client.extract(&deck_request()).await.is_err());
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(client.extract(&deck_request()).await.unwrap().job_id, "j1");
+    let sent = keys(&seen);
+    assert_eq!(sent.len(), 3);
+    assert!(
+        sent[0].is_some() && sent.iter().all(|k| k == &sent[0]),
+        "{sent:?}"
+    );
+    // The next call is another request: another key.
+    client.extract(&deck_request()).await.unwrap();
+    let sent = keys(&seen);
+    assert!(sent[3].is_some() && sent[3] != sent[0], "{sent:?}");
+    // A key the API would refuse is refused here, without a request.
+    let e = client
+        .extract_with_key(&deck_request(), "not a key")
+        .await
+        .unwrap_err();
+    assert_eq!(e.api().unwrap().field(), Some("Idempotency-Key"));
+    assert_eq!(keys(&seen).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_callers_idempotency_key_returns_the_first_job() {
+    let w = World::new("client-idempotency").with_databricks_demo();
+    let b = w.serve(&["--no-sync"]);
+    let client = BridgeClient::new(&b.url, COLOMBIA).unwrap();
+    let first = client
+        .extract_with_key(&deck_request(), "rust-key-1")
+        .await
+        .unwrap();
+    let again = client
+        .extract_with_key(&deck_request(), "rust-key-1")
+        .await
+        .unwrap();
+    assert_eq!(first.job_id, again.job_id);
+    let mut other = deck_request();
+    other.queries = vec!["ventas".into()];
+    match client.extract_with_key(&other, "rust-key-1").await {
+        Err(BridgeError::Validation(e)) => assert_eq!(e.code, "idempotency_key_reused"),
+        other => panic!("{other:?}"),
+    }
+    let jobs = client.list_jobs(&JobFilter::default()).await.unwrap().jobs;
+    assert_eq!(jobs.len(), 1);
+    // Sync events: the same.
+    let event = panel_event(false);
+    let e1 = client
+        .submit_sync_event_with_key(&event, "rust-key-2")
+        .await
+        .unwrap();
+    let e2 = client
+        .submit_sync_event_with_key(&event, "rust-key-2")
+        .await
+        .unwrap();
+    assert_eq!(e1.event_id, e2.event_id);
+    assert_eq!(client.list_sync_events(None, None).await.unwrap().len(), 1);
+    client
+        .wait_for_job(
+            &first.job_id,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
 }
 
 #[test]

@@ -426,17 +426,40 @@ def test_get_gives_up_after_three_attempts(fake_server):
     assert fake_server.count("GET", "/jobs/j1") == 3
 
 
-def test_post_is_never_retried(fake_server):
+def _keys(fake_server, method: str, path: str) -> list[str | None]:
+    with fake_server._lock:
+        return [h.get("Idempotency-Key") for m, p, h, _ in fake_server.requests if m == method and p == path]
+
+
+def test_post_is_retried_with_one_idempotency_key(fake_server):
     fake_server.script("POST", "/extract", (503, UNAVAILABLE), (202, ACCEPTED))
     fake_server.script("POST", "/sync/events", (503, UNAVAILABLE))
     with fast(fake_server.url) as c:
+        assert c.extract(queries_path="q", config_path="c", country="Colombia", destination=LANDING).job_id == "j1"
         with pytest.raises(ServerError) as err:
-            c.extract(queries_path="q", config_path="c", country="Colombia", destination=LANDING)
-        assert err.value.status == 503
-        with pytest.raises(ServerError):
             c.submit_sync_event(operation="INSERT", source_table="a.b.c", target_table="dbo.t")
-    assert fake_server.count("POST", "/extract") == 1
-    assert fake_server.count("POST", "/sync/events") == 1
+        assert err.value.status == 503
+        # The next call is another logical call: another key.
+        c.extract(queries_path="q", config_path="c", country="Colombia", destination=LANDING)
+    first, retry, other = _keys(fake_server, "POST", "/extract")
+    assert first and first == retry and other and other != first
+    events = _keys(fake_server, "POST", "/sync/events")
+    assert len(events) == 3 and len(set(events)) == 1 and events[0]
+
+
+def test_post_waits_out_a_request_in_progress(fake_server):
+    in_use = {"code": "idempotency_key_in_use", "message": "still processing"}
+    fake_server.script("POST", "/extract", (409, in_use, {"Retry-After": "0"}), (202, ACCEPTED))
+    with fast(fake_server.url) as c:
+        job = c.extract(queries_path="q", config_path="c", country="Colombia", destination=LANDING,
+                        idempotency_key="my-key-1")
+    assert job.job_id == "j1"
+    assert _keys(fake_server, "POST", "/extract") == ["my-key-1", "my-key-1"]
+    with fast(fake_server.url) as c, pytest.raises(ValidationError) as err:
+        c.extract(queries_path="q", config_path="c", country="Colombia", destination=LANDING,
+                  idempotency_key="not a key")
+    assert err.value.field == "Idempotency-Key"
+    assert fake_server.count("POST", "/extract") == 2
 
 
 def test_delete_is_retried(fake_server):
@@ -528,6 +551,7 @@ def test_connection_errors(tmp_path):
         assert err.value.status is None and token not in str(err.value)
         with pytest.raises(TransportError):
             c.extract(queries_path="q", config_path="c", country="Colombia", destination=LANDING)
+        assert time.monotonic() - t0 < 5
 
 
 def test_timeouts(fake_server):
@@ -539,10 +563,12 @@ def test_timeouts(fake_server):
         with pytest.raises(RequestTimeoutError):
             c.extract(queries_path="q", config_path="c", country="Colombia", destination=LANDING)
     assert fake_server.count("GET", "/health/live") == 3
-    assert fake_server.count("POST", "/extract") == 1
+    # A POST whose answer was lost is retried with its key.
+    keys = _keys(fake_server, "POST", "/extract")
+    assert len(keys) == 3 and len(set(keys)) == 1
 
 
-def test_async_retries_get_not_post(fake_server):
+def test_async_retries_get_and_keyed_post(fake_server):
     fake_server.script("GET", "/health/live", (503, UNAVAILABLE), (503, UNAVAILABLE), (200, LIVE))
     fake_server.script("POST", "/extract", (503, UNAVAILABLE))
 
@@ -554,7 +580,35 @@ def test_async_retries_get_not_post(fake_server):
 
     asyncio.run(main())
     assert fake_server.count("GET", "/health/live") == 3
-    assert fake_server.count("POST", "/extract") == 1
+    keys = _keys(fake_server, "POST", "/extract")
+    assert len(keys) == 3 and len(set(keys)) == 1 and keys[0]
+
+
+def test_idempotency_keys_against_the_server(client, bridge):
+    # The caller's own key: a second call with it (a retry after a crash,
+    # say) gets the first job back, not a second one.
+    before = {j.job_id for j in client.list_jobs(limit=500).jobs}
+    key = f"py-{time.monotonic_ns()}"
+    a = extract_colombia(client, idempotency_key=key)
+    b = extract_colombia(client, idempotency_key=key)
+    assert a.job_id == b.job_id
+    after = {j.job_id for j in client.list_jobs(limit=500).jobs}
+    assert after - before == {a.job_id}
+    with pytest.raises(ValidationError) as err:
+        extract_colombia(client, idempotency_key=key, queries=["ventas"])
+    assert err.value.code == "idempotency_key_reused"
+    # Without a key of its own, each call is its own request.
+    c = extract_colombia(client)
+    assert c.job_id != a.job_id
+
+    async def main():
+        async with AsyncBridgeClient(base_url=bridge.url, token=COLOMBIA_TOKEN) as ac:
+            return await ac.extract(queries_path="./queries", config_path="./config", country="Colombia",
+                                    destination=LANDING, overwrite=True, idempotency_key=key)
+
+    assert asyncio.run(main()).job_id == a.job_id
+    for j in (a, c):
+        client.wait_for_job(j.job_id, poll_interval=POLL, timeout=WAIT)
 
 
 # --------------------------------------------------------------------------

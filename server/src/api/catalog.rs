@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::Json;
 
 use super::caller::Caller;
+use super::constraints::require_not_blank;
 use super::error::{ApiError, ErrorBody};
 use super::extract::request_error;
 use super::input::ApiQuery;
@@ -20,6 +21,7 @@ use crate::queries::load_queries;
 #[into_params(parameter_in = Query)]
 pub struct ListQueries {
     /// Directory of .sql files inside the queries root (default ./queries).
+    #[param(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub queries_path: Option<String>,
 }
 
@@ -43,6 +45,7 @@ pub async fn list_queries(
     ApiQuery(q): ApiQuery<ListQueries>,
 ) -> Result<Json<QueryList>, ApiError> {
     let requested = q.queries_path.as_deref().unwrap_or("./queries");
+    require_not_blank("queries_path", requested)?;
     let dir = existing_inside(&state.roots.queries, requested, "queries_path")?;
     let all = load_queries(&dir).map_err(|e| ApiError::invalid("queries_path", e.to_string()))?;
     for f in &all {
@@ -56,12 +59,16 @@ pub async fn list_queries(
 #[into_params(parameter_in = Query)]
 pub struct ShowParams {
     /// Country whose <Country>.yaml applies.
+    #[param(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub country: String,
     /// Directory of parameter files inside the config root (default ./config).
+    #[param(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub config_path: Option<String>,
-    /// Comma-separated query names to render with these parameters.
+    /// Comma-separated query names to render with these parameters (empty
+    /// names are skipped).
     pub queries: Option<String>,
     /// Directory of .sql files inside the queries root (default ./queries).
+    #[param(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
     pub queries_path: Option<String>,
 }
 
@@ -84,6 +91,15 @@ pub async fn show_params(
     _caller: Caller,
     ApiQuery(q): ApiQuery<ShowParams>,
 ) -> Result<Json<ParamsView>, ApiError> {
+    require_not_blank("country", &q.country)?;
+    for (field, value) in [
+        ("config_path", &q.config_path),
+        ("queries_path", &q.queries_path),
+    ] {
+        if let Some(v) = value {
+            require_not_blank(field, v)?;
+        }
+    }
     let roots = &state.roots;
     let config = existing_inside(
         &roots.config,

@@ -11,7 +11,9 @@ pub struct ErrorBody {
     /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
     /// `invalid_json`, `validation_failed`, `payload_too_large`,
     /// `unsupported_media_type`, `conflict`, `method_not_allowed`,
-    /// `not_ready`, `unavailable`, `internal`.
+    /// `idempotency_key_reused` (422: the key was sent with another
+    /// request), `idempotency_key_in_use` (409: its first request is still
+    /// being processed), `not_ready`, `unavailable`, `internal`.
     pub code: String,
     /// For people; may change between versions.
     pub message: String,
@@ -26,6 +28,8 @@ pub struct ApiError {
     pub body: ErrorBody,
     /// The `WWW-Authenticate` challenge of a 401.
     pub challenge: Option<String>,
+    /// Seconds for a `Retry-After` header (a retry may succeed then).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -38,6 +42,7 @@ impl ApiError {
                 details: None,
             },
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -121,6 +126,10 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&c) {
                 r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
+        }
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         r
     }

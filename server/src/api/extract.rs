@@ -3,19 +3,21 @@
 //! before queuing it, so a refused request runs no SQL.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::Json;
+use axum::http::StatusCode;
+use axum::response::Response;
 
 use super::authorize::{home_database, require_tables, require_volume_write};
 use super::caller::Caller;
+use super::constraints::require_not_blank;
 use super::error::{ApiError, ErrorBody};
+use super::idempotency::{self, Answer, IdempotencyKey};
 use super::input::ApiJson;
 use super::model::{ExtractRequest, JobAccepted};
 use super::paths::{existing_inside, file_inside, new_inside};
 use super::state::AppState;
 use crate::auth::{referenced_tables, EventType};
+use crate::config::uc_names::VolumePath;
 use crate::config::ParamError;
-use crate::databricks::names::VolumePath;
 use crate::extract::run::{render_queries, Destination, DestinationPath, RenderedQuery, RunError};
 use crate::jobs::ExtractJob;
 use crate::queries::QueryError;
@@ -26,26 +28,54 @@ use crate::queries::QueryError;
     path = "/extract",
     tag = "jobs",
     request_body = ExtractRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "Makes retries safe (draft-ietf-httpapi-idempotency-key-header): a retry with the same key by the same user gets the first answer (the same job) and queues nothing; the key with another request is 422, while its first request is still being processed 409. Kept 24 hours (the server's --idempotency-ttl). 1 to 255 visible ASCII characters, e.g. a UUID; a quoted Structured Field String is unquoted"),
+    ),
     security(("bearer" = [])),
     responses(
-        (status = 202, description = "Queued; follow it at status_url", body = JobAccepted,
+        (status = 202, description = "Queued; follow it at status_url (a retry with the same Idempotency-Key gets this answer again)", body = JobAccepted,
             headers(("Location" = String, description = "/jobs/{job_id}"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "A table the queries read is not granted `read` (names resolved in the bridge's database), the Volume path is not granted `write`, or a path is outside the server's roots", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: the first request with this Idempotency-Key is still being processed; retry after Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "A field is wrong: unknown country or query, missing parameter, bad destination", body = ErrorBody),
+        (status = 422, description = "A field is wrong: unknown country or query, missing parameter, bad destination; or `idempotency_key_reused`: the Idempotency-Key came with a different request", body = ErrorBody),
         (status = 503, description = "A Volume destination but Databricks is not configured, or a right cannot be checked now", body = ErrorBody),
     )
 )]
 pub async fn start_extract(
     State(state): State<AppState>,
     caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<ExtractRequest>,
-) -> Result<(StatusCode, HeaderMap, Json<JobAccepted>), ApiError> {
-    if req.country.trim().is_empty() {
-        return Err(ApiError::invalid("country", "country is empty"));
+) -> Result<Response, ApiError> {
+    let request = serde_json::to_value(&req).map_err(ApiError::internal)?;
+    let owner = caller.user.name.clone();
+    let work = queue_extract(state.clone(), caller, req, request.clone());
+    idempotency::once(&state, &owner, key, "POST /extract", &request, work).await
+}
+
+/// Checks the request and queues its job.
+async fn queue_extract(
+    state: AppState,
+    caller: Caller,
+    req: ExtractRequest,
+    request: serde_json::Value,
+) -> Result<Answer, ApiError> {
+    for (field, value) in [
+        ("queries_path", &req.queries_path),
+        ("config_path", &req.config_path),
+        ("country", &req.country),
+        ("destination", &req.destination),
+    ] {
+        require_not_blank(field, value)?;
+    }
+    for q in &req.queries {
+        require_not_blank("queries", q)?;
     }
     let roots = &state.roots;
     let queries_dir = existing_inside(&roots.queries, &req.queries_path, "queries_path")
@@ -81,7 +111,6 @@ pub async fn start_extract(
         queries,
         overwrite: req.overwrite,
     };
-    let request = serde_json::to_value(&req).map_err(ApiError::internal)?;
     let record = state
         .runner
         .submit(&caller.user.name, job, &request)
@@ -96,19 +125,17 @@ pub async fn start_extract(
             .detail(format!("country {} to {}", req.country, req.destination)),
     );
     let url = format!("/jobs/{}", record.id);
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&url) {
-        headers.insert(header::LOCATION, v);
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        headers,
-        Json(JobAccepted {
-            job_id: record.id,
-            state: record.state,
-            status_url: url,
-        }),
-    ))
+    let body = serde_json::to_value(JobAccepted {
+        job_id: record.id,
+        state: record.state,
+        status_url: url.clone(),
+    })
+    .map_err(ApiError::internal)?;
+    Ok(Answer {
+        status: StatusCode::ACCEPTED,
+        body,
+        location: Some(url),
+    })
 }
 
 fn deny_path(state: &AppState, caller: &Caller, e: &ApiError, requested: &str) {

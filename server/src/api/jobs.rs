@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::caller::Caller;
+use super::constraints::cursor;
 use super::error::{ApiError, ErrorBody};
 use super::input::ApiQuery;
 use super::model::{JobList, JobStatus, ListJobs};
@@ -134,15 +135,24 @@ pub async fn list_jobs(
             "limit must be between 1 and 500",
         ));
     }
-    let page = match (&q.cursor, q.offset) {
-        (Some(_), Some(_)) => {
+    if let Some(c) = &q.cursor {
+        if cursor(c).is_none() {
             return Err(ApiError::invalid(
-                "offset",
-                "give either cursor or offset, not both",
-            ))
+                "cursor",
+                format!("cursor '{c}' is not one this server gave out"),
+            ));
         }
-        (_, Some(o)) => Page::Offset(o as usize),
-        (c, None) => Page::Cursor(c.as_deref()),
+    }
+    // A cursor and an offset combine (the page starts `offset` jobs after
+    // the cursor), so every request the document allows has an answer.
+    if q.offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::invalid("offset", "offset must not be negative"));
+    }
+    let skip = |o: i64| usize::try_from(o).unwrap_or(usize::MAX);
+    let page = match (q.cursor.as_deref(), q.offset) {
+        (Some(c), Some(o)) => Page::CursorOffset(c, skip(o)),
+        (None, Some(o)) => Page::Offset(skip(o)),
+        (c, None) => Page::Cursor(c),
     };
     let (jobs, next) = state
         .runner

@@ -5,10 +5,12 @@
 pub mod authorize;
 pub mod caller;
 pub mod catalog;
+pub mod constraints;
 pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod input;
 pub mod jobs;
 pub mod metrics;

@@ -7,21 +7,38 @@ use crate::jobs::{Job, JobState, QueryStatus};
 #[serde(deny_unknown_fields)]
 pub struct ExtractRequest {
     /// Directory of .sql files, inside the server's queries root.
-    #[schema(example = "./queries")]
+    #[schema(
+        example = "./queries",
+        min_length = 1,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub queries_path: String,
     /// Directory of common_params.yaml and <Country>.yaml, inside the
     /// server's config root.
-    #[schema(example = "./config")]
+    #[schema(
+        example = "./config",
+        min_length = 1,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub config_path: String,
     /// Country whose parameters apply.
-    #[schema(example = "Colombia")]
+    #[schema(
+        example = "Colombia",
+        min_length = 1,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub country: String,
     /// A Unity Catalog Volume path (/Volumes/<catalog>/<schema>/<volume>[/...]),
     /// or a directory inside the server's output root.
-    #[schema(example = "/Volumes/catalog/schema/volume")]
+    #[schema(
+        example = "/Volumes/catalog/schema/volume",
+        min_length = 1,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+    )]
     pub destination: String,
     /// Only these queries (by name); all of them when empty or absent.
     #[serde(default)]
+    #[schema(schema_with = super::constraints::query_names)]
     pub queries: Vec<String>,
     /// Replace existing output (otherwise such a query fails).
     #[serde(default)]
@@ -108,7 +125,9 @@ pub struct ListJobs {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
     pub cursor: Option<String>,
-    /// Skip this many jobs (instead of a cursor).
-    pub offset: Option<u64>,
+    /// Skip this many jobs: from the newest, or with `cursor`, after it.
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
 }

@@ -30,6 +30,8 @@ pub struct ServerState {
     pub ready_timeout: Duration,
     /// How long DELETE /jobs/{id} waits for the job to stop.
     pub cancel_wait: Duration,
+    /// Seconds an `Idempotency-Key` and its answer are kept.
+    pub idempotency_ttl: u64,
     pub http_requests: Counter,
     pub http_durations: Histogram,
     /// The OpenAPI document served at /openapi.json.

@@ -4,17 +4,20 @@
 //! applies it. A caller sees only its own events.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 
 use super::authorize::{home_database, require_databricks_read, require_tables};
 use super::caller::Caller;
+use super::constraints::require_columns;
 use super::error::{ApiError, ErrorBody};
+use super::idempotency::{self, Answer, IdempotencyKey};
 use super::input::{ApiJson, ApiQuery};
 use super::state::AppState;
 use crate::auth::EventType;
-use crate::databricks::names::UcName;
-use crate::sync::event::{column_name, source_name};
+use crate::config::uc_names::UcName;
+use crate::sync::event::source_name;
 use crate::sync::{
     EventStatus, EventsError, EventsTable, NewEvent, Operation, SyncEvent, TargetTable,
 };
@@ -24,20 +27,29 @@ use crate::sync::{
 #[serde(deny_unknown_fields)]
 pub struct SubmitSyncEvent {
     pub operation: Operation,
-    /// catalog.schema.table in Databricks.
-    #[schema(example = "catalog.schema.source_table")]
+    /// catalog.schema.table in Databricks (a part with other characters in
+    /// backticks).
+    #[schema(
+        example = "catalog.schema.source_table",
+        pattern = r"^(`([^`]|``)*[^\s`]([^`]|``)*`|[\w$#]+)(\.(`([^`]|``)*[^\s`]([^`]|``)*`|[\w$#]+)){2}$"
+    )]
     pub source_table: String,
-    /// schema.table or database.schema.table in SQL Server.
-    #[schema(example = "dbo.target_table")]
+    /// schema.table or database.schema.table in SQL Server (a part with
+    /// other characters in [brackets] or "double quotes").
+    #[schema(
+        example = "dbo.target_table",
+        pattern = r#"^(\[([^\]]|\]\])*[^\s\]]([^\]]|\]\])*\]|"([^"]|"")*[^\s"]([^"]|"")*"|[^\s.\[\]"]+)(\.(\[([^\]]|\]\])*[^\s\]]([^\]]|\]\])*\]|"([^"]|"")*[^\s"]([^"]|"")*"|[^\s.\[\]"]+)){1,2}$"#
+    )]
     pub target_table: String,
-    /// Required for UPDATE, DELETE and UPSERT.
+    /// Required (at least one) for UPDATE, DELETE and UPSERT.
     #[serde(default)]
-    #[schema(example = json!(["id"]))]
+    #[schema(schema_with = super::constraints::key_columns)]
     pub primary_keys: Vec<String>,
     /// Copy only these columns (all of the source's when absent). Row
     /// filters are not accepted over HTTP: nothing a caller sends is run
     /// as SQL.
     #[serde(default)]
+    #[schema(schema_with = super::constraints::copied_columns)]
     pub columns: Option<Vec<String>>,
 }
 
@@ -82,14 +94,20 @@ fn upstream(e: EventsError) -> ApiError {
     path = "/sync/events",
     tag = "sync",
     request_body = SubmitSyncEvent,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "Makes retries safe (draft-ietf-httpapi-idempotency-key-header): a retry with the same key by the same user gets the first answer (the same event) and writes nothing; the key with another request is 422, while its first request is still being processed 409. Kept 24 hours (the server's --idempotency-ttl). 1 to 255 visible ASCII characters, e.g. a UUID; a quoted Structured Field String is unquoted"),
+    ),
     security(("bearer" = [])),
     responses(
-        (status = 202, description = "Written as pending; the poller applies it", body = SyncEvent,
+        (status = 202, description = "Written as pending; the poller applies it (a retry with the same Idempotency-Key gets this answer again)", body = SyncEvent,
             headers(("Location" = String, description = "/sync/events/{event_id}"))),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "No `write` on the target table (resolved in the bridge's database), or no right to read the source in Databricks", body = ErrorBody),
-        (status = 422, description = "A field is wrong: table names, keys, columns", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: the first request with this Idempotency-Key is still being processed; retry after Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 422, description = "A field is wrong: table names, keys, columns; or `idempotency_key_reused`: the Idempotency-Key came with a different request", body = ErrorBody),
         (status = 502, description = "Databricks failed", body = ErrorBody),
         (status = 503, description = "Sync is not configured on this server, or a right cannot be checked now", body = ErrorBody),
     )
@@ -97,8 +115,21 @@ fn upstream(e: EventsError) -> ApiError {
 pub async fn submit_event(
     State(state): State<AppState>,
     caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<SubmitSyncEvent>,
-) -> Result<(StatusCode, HeaderMap, Json<SyncEvent>), ApiError> {
+) -> Result<Response, ApiError> {
+    let request = serde_json::to_value(&req).map_err(ApiError::internal)?;
+    let owner = caller.user.name.clone();
+    let work = write_event(state.clone(), caller, req);
+    idempotency::once(&state, &owner, key, "POST /sync/events", &request, work).await
+}
+
+/// Checks the request and writes the pending event.
+async fn write_event(
+    state: AppState,
+    caller: Caller,
+    req: SubmitSyncEvent,
+) -> Result<Answer, ApiError> {
     source_name(&req.source_table).map_err(|e| ApiError::invalid("source_table", e.0))?;
     let target = TargetTable::parse(&req.target_table)
         .map_err(|e| ApiError::invalid("target_table", e.0))?;
@@ -108,11 +139,9 @@ pub async fn submit_event(
             format!("{} needs primary_keys", req.operation.as_str()),
         ));
     }
-    for k in &req.primary_keys {
-        column_name(k).map_err(|e| ApiError::invalid("primary_keys", e.0))?;
-    }
-    for c in req.columns.iter().flatten() {
-        column_name(c).map_err(|e| ApiError::invalid("columns", e.0))?;
+    require_columns("primary_keys", &req.primary_keys)?;
+    if let Some(columns) = &req.columns {
+        require_columns("columns", columns)?;
     }
     let database = home_database(&state).await?;
     let context = format!(
@@ -158,11 +187,12 @@ pub async fn submit_event(
                 stored.event_id, req.source_table
             )),
     );
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&format!("/sync/events/{}", stored.event_id)) {
-        headers.insert(header::LOCATION, v);
-    }
-    Ok((StatusCode::ACCEPTED, headers, Json(stored)))
+    let location = format!("/sync/events/{}", stored.event_id);
+    Ok(Answer {
+        status: StatusCode::ACCEPTED,
+        body: serde_json::to_value(&stored).map_err(ApiError::internal)?,
+        location: Some(location),
+    })
 }
 
 #[utoipa::path(

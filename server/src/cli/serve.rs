@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// Seconds each /health/ready check may take.
     #[arg(long, default_value_t = 5)]
     pub ready_timeout: u64,
+    /// Seconds an `Idempotency-Key` of POST /extract or /sync/events is
+    /// kept with its answer (retries within it get that answer again).
+    #[arg(long, env = "BRIDGE_IDEMPOTENCY_TTL", default_value_t = 24 * 60 * 60)]
+    pub idempotency_ttl: u64,
     /// Do not poll the sync events table (the /sync/events endpoints still
     /// write and read it).
     #[arg(long)]
@@ -193,6 +197,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         databricks,
         ready_timeout: Duration::from_secs(args.ready_timeout.max(1)),
         cancel_wait: Duration::from_secs(30),
+        idempotency_ttl: args.idempotency_ttl,
         http_requests: Counter::default(),
         http_durations: Histogram::default(),
         spec: OnceLock::new(),

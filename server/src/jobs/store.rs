@@ -28,6 +28,8 @@ pub enum Page<'a> {
     Cursor(Option<&'a str>),
     /// After skipping this many jobs.
     Offset(usize),
+    /// After the job the cursor names, skipping this many more.
+    CursorOffset(&'a str, usize),
 }
 
 #[derive(
@@ -147,6 +149,9 @@ impl JobStore {
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(|e| open_err(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| open_err(&e))?;
+        conn.execute_batch(super::idempotency::SCHEMA)
+            .map_err(|e| open_err(&e))?;
+        conn.execute(super::idempotency::FORGET_UNFINISHED, [])?;
         let n = conn.execute(
             "UPDATE jobs SET state = 'interrupted', finished_at = ?1,
                  error = coalesce(error, 'the bridge stopped before the job finished')
@@ -161,7 +166,7 @@ impl JobStore {
         ))
     }
 
-    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+    pub(super) fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
     }
 
@@ -253,16 +258,18 @@ impl JobStore {
         limit: usize,
         page: Page<'_>,
     ) -> Result<(Vec<Job>, Option<String>), StoreError> {
+        let after = |c: &str| -> Result<i64, StoreError> {
+            c.parse()
+                .ok()
+                .filter(|n: &i64| *n > 0)
+                .ok_or_else(|| StoreError::BadCursor(c.to_string()))
+        };
+        let skip = |n: usize| n.min(i64::MAX as usize) as i64;
         let (before, offset): (i64, i64) = match page {
-            Page::Cursor(Some(c)) => (
-                c.parse()
-                    .ok()
-                    .filter(|n: &i64| *n > 0)
-                    .ok_or_else(|| StoreError::BadCursor(c.to_string()))?,
-                0,
-            ),
+            Page::Cursor(Some(c)) => (after(c)?, 0),
             Page::Cursor(None) => (i64::MAX, 0),
-            Page::Offset(n) => (i64::MAX, n.min(i64::MAX as usize) as i64),
+            Page::Offset(n) => (i64::MAX, skip(n)),
+            Page::CursorOffset(c, n) => (after(c)?, skip(n)),
         };
         let c = self.conn()?;
         let mut st = c.prepare(
@@ -374,6 +381,12 @@ mod tests {
         let (skipped, _) = s.list(Some("a"), None, 10, Page::Offset(3)).unwrap();
         assert_eq!(skipped.len(), 2);
         assert_eq!(skipped[0].id, page2[1].id);
+        // A cursor and an offset: after the cursor's job, skipping more.
+        let cursor = next.as_deref().unwrap();
+        let (both, _) = s
+            .list(Some("a"), None, 10, Page::CursorOffset(cursor, 1))
+            .unwrap();
+        assert_eq!(both[0].id, page2[1].id);
         let counts = s.count_by_state().unwrap();
         assert_eq!(counts, vec![(JobState::Queued, 6)]);
     }

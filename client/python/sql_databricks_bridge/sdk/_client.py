@@ -154,9 +154,12 @@ class BridgeClient(_Base):
             metrics, openapi). Never shown by ``repr`` or in exceptions.
         timeout: seconds per request (connect, read, write, pool), or an
             ``httpx.Timeout``; ``None`` waits forever.
-        max_attempts, backoff, max_backoff, max_retry_after: retries of
-            idempotent calls (GET, DELETE) after connection failures and
-            429/502/503/504 (see :class:`RetryPolicy`). POSTs are never retried.
+        max_attempts, backoff, max_backoff, max_retry_after: retries after
+            connection failures and 429/502/503/504 (see :class:`RetryPolicy`),
+            of GET and DELETE, and of the POSTs (``extract``,
+            ``submit_sync_event``), which send an ``Idempotency-Key`` (a new
+            UUID per call, or the caller's ``idempotency_key``) so that the
+            server acts on them once however often they are sent.
         verify_ssl, headers, httpx_args: passed to the underlying ``httpx.Client``.
 
     Errors raise :class:`~sql_databricks_bridge.sdk.errors.BridgeError`
@@ -190,14 +193,21 @@ class BridgeClient(_Base):
         destination: str,
         queries: Iterable[str] | None = None,
         overwrite: bool = False,
+        idempotency_key: str | None = None,
     ) -> JobAccepted:
         """Queue an extraction (``POST /extract``); returns ``job_id``, ``state``, ``status_url``.
 
         Paths are the server's (inside its queries and config roots);
         ``destination`` is a Unity Catalog Volume path. ``queries`` picks
         queries by name (all when ``None``); ``overwrite`` replaces earlier output.
+        ``idempotency_key`` (default: a new UUID per call) is sent on every
+        attempt; pass your own to make a retry of your own (e.g. after a crash)
+        get the first job instead of a second one. The same key with different
+        arguments raises ValidationError (``idempotency_key_reused``).
         """
-        return self._run(_ops.extract(queries_path, config_path, country, destination, queries, overwrite))
+        return self._run(
+            _ops.extract(queries_path, config_path, country, destination, queries, overwrite, idempotency_key)
+        )
 
     def get_job_status(self, job_id: str) -> JobStatus:
         """A job's state, per-query progress, times and discrepancies (``GET /jobs/{job_id}``)."""
@@ -265,14 +275,18 @@ class BridgeClient(_Base):
         target_table: str,
         primary_keys: Iterable[str] | None = None,
         columns: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> SyncEvent:
         """Queue a sync of a Databricks table into a SQL Server table (``POST /sync/events``).
 
         ``operation``: INSERT, UPDATE, DELETE or UPSERT; ``primary_keys`` are
         needed for all but INSERT; ``columns`` limits the copied columns (all
         of the source's when ``None``). Returns the event as written (pending).
+        ``idempotency_key``: as for :meth:`extract`.
         """
-        return self._run(_ops.submit_sync_event(operation, source_table, target_table, primary_keys, columns))
+        return self._run(
+            _ops.submit_sync_event(operation, source_table, target_table, primary_keys, columns, idempotency_key)
+        )
 
     def get_sync_event(self, event_id: str) -> SyncEvent:
         """An event: ``status``, ``rows_expected``, ``rows_affected``, ``error_message``, ..."""
@@ -356,9 +370,12 @@ class AsyncBridgeClient(_Base):
         destination: str,
         queries: Iterable[str] | None = None,
         overwrite: bool = False,
+        idempotency_key: str | None = None,
     ) -> JobAccepted:
         """See :meth:`BridgeClient.extract`."""
-        return await self._run(_ops.extract(queries_path, config_path, country, destination, queries, overwrite))
+        return await self._run(
+            _ops.extract(queries_path, config_path, country, destination, queries, overwrite, idempotency_key)
+        )
 
     async def get_job_status(self, job_id: str) -> JobStatus:
         """See :meth:`BridgeClient.get_job_status`."""
@@ -413,9 +430,12 @@ class AsyncBridgeClient(_Base):
         target_table: str,
         primary_keys: Iterable[str] | None = None,
         columns: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> SyncEvent:
         """See :meth:`BridgeClient.submit_sync_event`."""
-        return await self._run(_ops.submit_sync_event(operation, source_table, target_table, primary_keys, columns))
+        return await self._run(
+            _ops.submit_sync_event(operation, source_table, target_table, primary_keys, columns, idempotency_key)
+        )
 
     async def get_sync_event(self, event_id: str) -> SyncEvent:
         """See :meth:`BridgeClient.get_sync_event`."""

@@ -6,10 +6,14 @@
   body of ``GET /health/ready``).
 * :func:`run_sync` / :func:`run_async` call a generated ``sync_detailed`` /
   ``asyncio_detailed`` function and retry it when the call is idempotent (GET,
-  DELETE) and the failure is transient: no HTTP answer (connection refused or
-  reset, timeout) or 429/502/503/504, waiting ``Retry-After`` when the server
-  sends one and an exponential backoff otherwise. POSTs are never retried: the
-  server may have acted on a request whose answer was lost.
+  DELETE, and the POSTs, which carry an ``Idempotency-Key``) and the failure is
+  transient: no HTTP answer (connection refused or reset, timeout) or
+  429/502/503/504 (and for a keyed POST, 409 while its first request is still
+  being processed), waiting ``Retry-After`` when the server sends one and an
+  exponential backoff otherwise. A POST is retried only with its key: every
+  attempt sends the same one, so a server that acted on a request whose
+  answer was lost answers the retry with that first answer instead of acting
+  again.
 """
 
 from __future__ import annotations

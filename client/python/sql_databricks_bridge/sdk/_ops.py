@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterable
 from enum import Enum
 from typing import Any, TypeVar
@@ -90,6 +91,31 @@ def _enum(cls: type[E], value: Any, field: str) -> E:
         ) from None
 
 
+def _idempotency_key(key: str | None) -> str:
+    """The caller's key, or a new one for this logical call (a UUID).
+
+    The server keeps the first answer to a POST with a key (see the
+    ``Idempotency-Key`` header in openapi.json), so the retries of one call
+    send the same key and can never queue twice. Checked here as the server
+    checks it: 1 to 255 visible ASCII characters.
+    """
+    if key is None:
+        return str(uuid.uuid4())
+    if not (1 <= len(key) <= 255 and all("!" <= ch <= "~" for ch in key)):
+        raise ValidationError(
+            "idempotency_key must be 1 to 255 visible ASCII characters (no spaces)",
+            code="validation_failed",
+            details={"field": "Idempotency-Key"},
+        )
+    return key
+
+
+#: Retried for a POST that carries an Idempotency-Key: the transient
+#: statuses, and 409 while the first request with the key is still being
+#: processed (the server sends Retry-After).
+KEYED_POST_RETRY_STATUSES: frozenset[int] = RETRY_STATUSES | {409}
+
+
 def _str_list(value: str | Iterable[str] | None) -> list[str] | None:
     if value is None:
         return None
@@ -108,6 +134,7 @@ def extract(
     destination: str,
     queries: str | Iterable[str] | None,
     overwrite: bool,
+    idempotency_key: str | None = None,
 ) -> Call:
     body = ExtractRequest(
         queries_path=_path(queries_path),
@@ -117,7 +144,15 @@ def extract(
         queries=_opt(_str_list(queries)),
         overwrite=bool(overwrite),
     )
-    return Call("extract", _extract, _expect("extract", JobAccepted), idempotent=False, kwargs={"body": body})
+    # Safe to retry: every attempt carries the same key.
+    return Call(
+        "extract",
+        _extract,
+        _expect("extract", JobAccepted),
+        idempotent=True,
+        kwargs={"body": body, "idempotency_key": _idempotency_key(idempotency_key)},
+        retry_statuses=KEYED_POST_RETRY_STATUSES,
+    )
 
 
 def get_job_status(job_id: str) -> Call:
@@ -178,6 +213,7 @@ def submit_sync_event(
     target_table: str,
     primary_keys: str | Iterable[str] | None,
     columns: str | Iterable[str] | None,
+    idempotency_key: str | None = None,
 ) -> Call:
     body = SubmitSyncEvent(
         operation=_enum(Operation, operation, "operation"),
@@ -190,8 +226,9 @@ def submit_sync_event(
         "submit_sync_event",
         _submit_sync_event,
         _expect("submit_sync_event", SyncEvent),
-        idempotent=False,
-        kwargs={"body": body},
+        idempotent=True,
+        kwargs={"body": body, "idempotency_key": _idempotency_key(idempotency_key)},
+        retry_statuses=KEYED_POST_RETRY_STATUSES,
     )
 
 

@@ -24,7 +24,9 @@ class ErrorBody:
         code (str): Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`,
             `invalid_json`, `validation_failed`, `payload_too_large`,
             `unsupported_media_type`, `conflict`, `method_not_allowed`,
-            `not_ready`, `unavailable`, `internal`.
+            `idempotency_key_reused` (422: the key was sent with another
+            request), `idempotency_key_in_use` (409: its first request is still
+            being processed), `not_ready`, `unavailable`, `internal`.
         message (str): For people; may change between versions.
         details (ErrorBodyDetailsType0 | None | Unset): Structured context, e.g. `{"field": "country"}` or the tables
             refused.

@@ -18,12 +18,14 @@ class SubmitSyncEvent:
 
     Attributes:
         operation (Operation):
-        source_table (str): catalog.schema.table in Databricks. Example: catalog.schema.source_table.
-        target_table (str): schema.table or database.schema.table in SQL Server. Example: dbo.target_table.
-        columns (list[str] | None | Unset): Copy only these columns (all of the source's when absent). Row
-            filters are not accepted over HTTP: nothing a caller sends is run
-            as SQL.
-        primary_keys (list[str] | Unset): Required for UPDATE, DELETE and UPSERT. Example: ['id'].
+        source_table (str): catalog.schema.table in Databricks (a part with other characters in
+            backticks). Example: catalog.schema.source_table.
+        target_table (str): schema.table or database.schema.table in SQL Server (a part with
+            other characters in [brackets] or "double quotes"). Example: dbo.target_table.
+        columns (list[str] | None | Unset): Copy only these columns (all of the source's when absent). Row filters are
+            not accepted over HTTP: nothing a caller sends is run as SQL.
+        primary_keys (list[str] | Unset): The columns rows are matched on: at least one for UPDATE, DELETE and UPSERT (a
+            rule the schema does not carry; without them the server answers 422 naming primary_keys).
     """
 
     operation: Operation

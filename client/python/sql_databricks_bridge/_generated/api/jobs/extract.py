@@ -9,14 +9,17 @@ from ...client import AuthenticatedClient, Client
 from ...models.error_body import ErrorBody
 from ...models.extract_request import ExtractRequest
 from ...models.job_accepted import JobAccepted
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
     body: ExtractRequest,
+    idempotency_key: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -53,6 +56,11 @@ def _parse_response(
         response_403 = ErrorBody.from_dict(response.json())
 
         return response_403
+
+    if response.status_code == 409:
+        response_409 = ErrorBody.from_dict(response.json())
+
+        return response_409
 
     if response.status_code == 413:
         response_413 = ErrorBody.from_dict(response.json())
@@ -95,9 +103,11 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: ExtractRequest,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[ErrorBody | JobAccepted]:
     """
     Args:
+        idempotency_key (str | Unset):
         body (ExtractRequest): Starts an extraction: the CLI's `extract` flags as JSON.
 
     Raises:
@@ -110,6 +120,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        idempotency_key=idempotency_key,
     )
 
     response = client.get_httpx_client().request(
@@ -123,9 +134,11 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: ExtractRequest,
+    idempotency_key: str | Unset = UNSET,
 ) -> ErrorBody | JobAccepted | None:
     """
     Args:
+        idempotency_key (str | Unset):
         body (ExtractRequest): Starts an extraction: the CLI's `extract` flags as JSON.
 
     Raises:
@@ -139,6 +152,7 @@ def sync(
     return sync_detailed(
         client=client,
         body=body,
+        idempotency_key=idempotency_key,
     ).parsed
 
 
@@ -146,9 +160,11 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: ExtractRequest,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[ErrorBody | JobAccepted]:
     """
     Args:
+        idempotency_key (str | Unset):
         body (ExtractRequest): Starts an extraction: the CLI's `extract` flags as JSON.
 
     Raises:
@@ -161,6 +177,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        idempotency_key=idempotency_key,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -172,9 +189,11 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: ExtractRequest,
+    idempotency_key: str | Unset = UNSET,
 ) -> ErrorBody | JobAccepted | None:
     """
     Args:
+        idempotency_key (str | Unset):
         body (ExtractRequest): Starts an extraction: the CLI's `extract` flags as JSON.
 
     Raises:
@@ -189,5 +208,6 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             body=body,
+            idempotency_key=idempotency_key,
         )
     ).parsed

@@ -9,14 +9,17 @@ from ...client import AuthenticatedClient, Client
 from ...models.error_body import ErrorBody
 from ...models.submit_sync_event import SubmitSyncEvent
 from ...models.sync_event import SyncEvent
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
     body: SubmitSyncEvent,
+    idempotency_key: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(idempotency_key, Unset):
+        headers["Idempotency-Key"] = idempotency_key
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -54,6 +57,11 @@ def _parse_response(
 
         return response_403
 
+    if response.status_code == 409:
+        response_409 = ErrorBody.from_dict(response.json())
+
+        return response_409
+
     if response.status_code == 422:
         response_422 = ErrorBody.from_dict(response.json())
 
@@ -90,9 +98,11 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: SubmitSyncEvent,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[ErrorBody | SyncEvent]:
     """
     Args:
+        idempotency_key (str | Unset):
         body (SubmitSyncEvent): A sync event to queue: Databricks table → SQL Server table.
 
     Raises:
@@ -105,6 +115,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        idempotency_key=idempotency_key,
     )
 
     response = client.get_httpx_client().request(
@@ -118,9 +129,11 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: SubmitSyncEvent,
+    idempotency_key: str | Unset = UNSET,
 ) -> ErrorBody | SyncEvent | None:
     """
     Args:
+        idempotency_key (str | Unset):
         body (SubmitSyncEvent): A sync event to queue: Databricks table → SQL Server table.
 
     Raises:
@@ -134,6 +147,7 @@ def sync(
     return sync_detailed(
         client=client,
         body=body,
+        idempotency_key=idempotency_key,
     ).parsed
 
 
@@ -141,9 +155,11 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: SubmitSyncEvent,
+    idempotency_key: str | Unset = UNSET,
 ) -> Response[ErrorBody | SyncEvent]:
     """
     Args:
+        idempotency_key (str | Unset):
         body (SubmitSyncEvent): A sync event to queue: Databricks table → SQL Server table.
 
     Raises:
@@ -156,6 +172,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        idempotency_key=idempotency_key,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -167,9 +184,11 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: SubmitSyncEvent,
+    idempotency_key: str | Unset = UNSET,
 ) -> ErrorBody | SyncEvent | None:
     """
     Args:
+        idempotency_key (str | Unset):
         body (SubmitSyncEvent): A sync event to queue: Databricks table → SQL Server table.
 
     Raises:
@@ -184,5 +203,6 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             body=body,
+            idempotency_key=idempotency_key,
         )
     ).parsed
