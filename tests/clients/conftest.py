@@ -222,6 +222,51 @@ def bridge(tmp_path_factory) -> Bridge:
             p.stop()
 
 
+@pytest.fixture(scope="session")
+def fuzz_bridge(tmp_path_factory) -> Bridge:
+    """A server of its own for the fuzzer, over sandboxes of its own.
+
+    Fuzzed requests queue jobs and write sync events; they must not reach
+    the `bridge` other tests list and count. `--no-sync`: events stay pending.
+    """
+    workdir = tmp_path_factory.mktemp("fuzz-work")
+    log_dir = tmp_path_factory.mktemp("fuzz-logs")
+    copy_inputs(workdir)
+    procs: list[Proc] = []
+    try:
+        sql = start_process(
+            "fuzz-sqlserver",
+            [str(sandbox_bin()), "sqlserver", "--port", "0", "--seed", str(REPO_ROOT / "sandbox/seed/demo.sql")],
+            cwd=REPO_ROOT, env=clean_env(), ready_prefix="READY sqlserver ", log_dir=log_dir,
+        )
+        procs.append(sql)
+        dbx = start_process(
+            "fuzz-databricks",
+            [str(sandbox_bin()), "databricks", "--port", "0", "--token", DATABRICKS_TOKEN,
+             "--seed", str(REPO_ROOT / "sandbox/seed/databricks_demo.sql")],
+            cwd=REPO_ROOT, env=clean_env(), ready_prefix="READY databricks ", log_dir=log_dir,
+        )
+        procs.append(dbx)
+        sql_addr = sql.ready_line.split()[2]
+        host, _, port = sql_addr.rpartition(":")
+        dbx_url = dbx.ready_line.split()[2]
+        env = clean_env(
+            SQLSERVER_HOST=f"{host},{port}",
+            SQLSERVER_USERNAME="sa",
+            SQLSERVER_PASSWORD=SA_PASSWORD,
+            SQLSERVER_TRUST_SERVER_CERTIFICATE="true",
+            DATABRICKS_HOST=dbx_url,
+            DATABRICKS_TOKEN=DATABRICKS_TOKEN,
+        )
+        server = start_bridge(workdir, log_dir, env, "fuzz-serve", "--no-sync")
+        procs.append(server)
+        url = server.ready_line.split()[2]
+        yield Bridge(url=url, workdir=workdir, sqlserver_addr=sql_addr, databricks_url=dbx_url, procs=procs)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
 @pytest.fixture()
 def unready_bridge(tmp_path) -> str:
     """A server whose SQL Server and Databricks do not answer (nothing listens there)."""
