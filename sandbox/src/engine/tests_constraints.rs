@@ -412,6 +412,31 @@ fn triggers_fire_once_per_statement_with_inserted_and_deleted() {
 }
 
 #[test]
+fn a_trigger_body_runs_in_the_trigger_database() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE t (id int PRIMARY KEY);
+         CREATE TABLE audit (db sysname, n int)",
+    );
+    ok(
+        &mut s,
+        "CREATE TRIGGER t_ins ON t AFTER INSERT AS
+         INSERT audit SELECT DB_NAME(), count(*) FROM inserted",
+    );
+    ok(&mut s, "USE master");
+    // From another database, with a three-part name: the trigger's unqualified
+    // `audit` is shop's; the session's database is master again afterwards.
+    ok(&mut s, "INSERT shop.dbo.t VALUES (1), (2)");
+    assert_eq!(int(&mut s, "SELECT DB_ID() - DB_ID('master')"), 0);
+    let c = ok(&mut s, "SELECT db, n FROM shop.dbo.audit");
+    assert_eq!(
+        c.results[0],
+        vec![vec![Value::String("shop".into()), Value::Int(2)]]
+    );
+}
+
+#[test]
 fn a_trigger_rollback_or_error_undoes_the_statement() {
     let (_e, mut s) = setup();
     ok(

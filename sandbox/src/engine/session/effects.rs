@@ -872,12 +872,19 @@ impl Session {
             self.implicit_tran = true;
         }
         let try_floor = std::mem::replace(&mut self.try_floor, self.try_depth);
+        // The body runs in the trigger's own database, whatever the session's
+        // (a trigger "is created only in the current database; however, a
+        // trigger can reference objects outside the current database"), so
+        // `INSERT bulk db.dbo.t` from master finds the trigger's tables:
+        // https://learn.microsoft.com/en-us/sql/t-sql/statements/create-trigger-transact-sql#remarks-for-dml-triggers
+        let outer_db = std::mem::replace(&mut self.db, target.db.clone());
         self.firing.push(trig.object_id);
         self.rowcount = rows as i64;
         let r = match blocks {
             Ok(b) => self.run_seq(b, &[], out),
             Err(e) => Err(Failure::Sql(e)),
         };
+        self.db = outer_db;
         self.firing.pop();
         self.try_floor = try_floor;
         self.nocount = nocount;
