@@ -409,3 +409,41 @@ fn bulk_loads_merges_and_triggers_are_tracked() {
         vec![(i(2), t("D"), i(3)), (i(5), t("U"), i(3))]
     );
 }
+
+#[test]
+fn change_tracking_context_tags_the_changes() {
+    let (_e, mut s) = setup();
+    let v0 = one(&mut s, "SELECT CHANGE_TRACKING_CURRENT_VERSION()");
+    let Value::Int(v0) = v0 else { panic!("{v0:?}") };
+    ok(
+        &mut s,
+        "DECLARE @originator_id varbinary(128) = CAST('MyApplicationID' AS varbinary(128));
+         WITH CHANGE_TRACKING_CONTEXT (@originator_id)
+         INSERT t VALUES (1, 'a', 1), (2, 'b', 2);
+         INSERT t VALUES (3, 'c', 3)",
+    );
+    ok(
+        &mut s,
+        "WITH CHANGE_TRACKING_CONTEXT (0x0102) UPDATE t SET b = 9 WHERE id = 2",
+    );
+    let got = rows(
+        &mut s,
+        &format!(
+            "SELECT id, SYS_CHANGE_CONTEXT FROM CHANGETABLE(CHANGES t, {v0}) AS c ORDER BY id"
+        ),
+    );
+    assert_eq!(
+        got,
+        vec![
+            vec![i(1), Value::Binary(b"MyApplicationID".to_vec())],
+            vec![i(2), Value::Binary(vec![1, 2])],
+            vec![i(3), Value::Null],
+        ]
+    );
+    // Only INSERT, UPDATE, DELETE or MERGE may follow: "Incorrect syntax
+    // near the keyword 'SELECT'."
+    assert_eq!(
+        err(&mut s, "WITH CHANGE_TRACKING_CONTEXT (0x01) SELECT 1").number,
+        156
+    );
+}

@@ -204,6 +204,18 @@ impl Session {
                 table,
             } => self.enable_trigger(enable, names, &table, out),
             Block::AlterDatabase(a) => self.alter_database(a, out),
+            Block::TrackingContext { context, body } => {
+                let ty = SqlType::VarBinary(crate::types::Len::N(128));
+                let sql = translate::scalar_as(&self.ctx_with(params), &context, &ty)?;
+                let value = match self.eval_scalar(&sql, &ty, params)? {
+                    Value::Binary(b) => Some(b),
+                    _ => None,
+                };
+                let outer = std::mem::replace(&mut self.ct_context, value);
+                let r = self.run_block(*body, params, out);
+                self.ct_context = outer;
+                r
+            }
             Block::CreateView(def) => {
                 let resolved = self.ctx().resolve(&def.name)?;
                 let Resolved::Table { db, schema, name } = resolved else {

@@ -225,6 +225,7 @@ impl Engine {
             try_floor: 0,
             implicit_tran: false,
             ct_dirty: std::cell::Cell::new(false),
+            ct_context: None,
         })
     }
 
@@ -431,6 +432,8 @@ pub struct Session {
     /// The open transaction recorded change tracking records, which its
     /// commit must stamp with a version.
     ct_dirty: std::cell::Cell<bool>,
+    /// The `WITH CHANGE_TRACKING_CONTEXT` value of the running statement.
+    ct_context: Option<Vec<u8>>,
 }
 
 impl Drop for Session {

@@ -63,6 +63,15 @@ impl Session {
         } else {
             "NULL".to_string()
         };
+        // The statement's WITH CHANGE_TRACKING_CONTEXT, kept with its records
+        // (the last change's context is the one CHANGETABLE returns).
+        let context = match &self.ct_context {
+            Some(b) => format!(
+                "X'{}'",
+                b.iter().map(|x| format!("{x:02X}")).collect::<String>()
+            ),
+            None => "NULL".to_string(),
+        };
         self.next_capture += 1;
         let chg_name = format!("__sb_chg_{}", self.next_capture);
         let chg = format!("temp.{}", quote_ident(&chg_name));
@@ -165,15 +174,16 @@ impl Session {
                  \"__op\" = CASE WHEN \"__s\".\"__op\" = 'D' AND \"__c\".\"__op\" = 'I' THEN 'U' \
                                  WHEN \"__s\".\"__op\" = 'U' AND \"__c\".\"__op\" = 'D' THEN 'D' \
                                  ELSE \"__s\".\"__op\" END, \
+                 \"__context\" = {context}, \
                  \"__columns\" = CASE WHEN \"__s\".\"__op\" = 'U' AND \"__c\".\"__op\" = 'U' \
                                           AND \"__s\".\"__columns\" IS NOT NULL AND \"__c\".\"__columns\" IS NOT NULL \
                                       THEN \"__s\".\"__columns\" || ',' || \"__c\".\"__columns\" END \
                  FROM {chg} AS \"__c\" WHERE \"__s\".\"__version\" IS NULL AND {eq}",
-                eq = same("\"__s\"", "\"__c\"")
+                eq = same("\"__s\"", "\"__c\""),
             ),
             format!(
-                "INSERT INTO {side} ({k}, \"__version\", \"__op\", \"__columns\") \
-                 SELECT {k}, NULL, \"__op\", \"__columns\" FROM {chg} WHERE \"__done\" = 0"
+                "INSERT INTO {side} ({k}, \"__version\", \"__op\", \"__columns\", \"__context\") \
+                 SELECT {k}, NULL, \"__op\", \"__columns\", {context} FROM {chg} WHERE \"__done\" = 0"
             ),
             format!("DROP TABLE {chg}"),
         ];

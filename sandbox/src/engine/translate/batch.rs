@@ -105,6 +105,12 @@ pub enum Block {
         table: ObjectName,
     },
     AlterDatabase(AlterDatabase),
+    /// `WITH CHANGE_TRACKING_CONTEXT (context) <DML statement>`: the change
+    /// tracking records the statement makes carry `context`.
+    TrackingContext {
+        context: Expr,
+        body: Box<Block>,
+    },
 }
 
 fn parser_error(e: ParserError) -> SqlError {
@@ -521,6 +527,27 @@ impl BatchParser<'_> {
                 let mut def = alter::trigger_head(p, true, true)?;
                 def.body = self.rest(p);
                 Ok(Block::CreateTrigger(def))
+            }
+            // https://learn.microsoft.com/en-us/sql/relational-databases/system-functions/with-change-tracking-context-transact-sql
+            tok if is_word(tok, Keyword::WITH) && word_is(&next, "CHANGE_TRACKING_CONTEXT") => {
+                p.next_token();
+                p.next_token();
+                p.expect_token(&Token::LParen).map_err(parser_error)?;
+                let context = p.parse_expr().map_err(parser_error)?;
+                p.expect_token(&Token::RParen).map_err(parser_error)?;
+                let at = p.peek_token();
+                let body = self.block(p)?;
+                let dml = matches!(&body, Block::Stmt(s, _) if matches!(
+                    **s,
+                    Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_)
+                ));
+                if !dml {
+                    return Err(SqlError::syntax_near(&at.token.to_string()).batch());
+                }
+                Ok(Block::TrackingContext {
+                    context,
+                    body: Box::new(body),
+                })
             }
             tok if is_word(tok, Keyword::ALTER) && is_word(&next, Keyword::DATABASE) => {
                 p.next_token();
