@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::authorize::{home_database, require_tables, require_volume_write};
+use super::authorize::{home_database, require_table_load, require_tables, require_volume_write};
 use super::caller::Caller;
 use super::constraints::require_not_blank;
 use super::error::{ApiError, ErrorBody};
@@ -105,7 +105,39 @@ async fn queue_extract(
         .await?;
     }
 
+    for q in &queries {
+        if let Some(spec) = &q.load {
+            require_table_load(
+                &state,
+                &caller,
+                &spec.table,
+                &format!("query '{}' ({})", q.name, spec.mode.name()),
+            )
+            .await?;
+        }
+    }
+    let tables = if queries.iter().any(|q| q.load.is_some()) {
+        match (&destination, &state.tables) {
+            (Destination::Volume(..), Some(t)) => Some(t.clone()),
+            (Destination::Volume(..), None) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "this server cannot load tables (no Databricks workspace or SQL warehouse); the queries asked for have load specs",
+                ))
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "destination",
+                    "queries with a load spec (<name>.yaml) need a Volume destination (/Volumes/...)",
+                ))
+            }
+        }
+    } else {
+        None
+    };
     let job = ExtractJob {
+        tables,
         country: req.country.clone(),
         destination,
         queries,

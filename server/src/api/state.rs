@@ -11,6 +11,7 @@ use crate::jobs::JobRunner;
 use crate::metrics::{Counter, Histogram};
 use crate::sqlserver::home::HomeDatabase;
 use crate::sync::{EventsTable, SyncStats};
+use crate::tables::TableLoader;
 
 pub struct ServerState {
     pub permissions: Permissions,
@@ -22,6 +23,9 @@ pub struct ServerState {
     pub home: HomeDatabase,
     /// Rights on the Databricks side; `None` without a workspace.
     pub lakehouse: Option<Arc<LakehouseRights>>,
+    /// Loads queries with a load spec into tables; `None` without a
+    /// workspace and a SQL warehouse.
+    pub tables: Option<TableLoader>,
     /// The workspace, or why it is not configured.
     pub databricks: Result<Workspace, String>,
     /// The sync events table and the poller's counters, or why sync is off.

@@ -9,9 +9,11 @@ use anyhow::Context;
 use sql_databricks_bridge::api::{self, paths::Roots, ServerState};
 use sql_databricks_bridge::auth::audit::Rotation;
 use sql_databricks_bridge::auth::{AuditLog, LakehouseRights, Permissions};
+use sql_databricks_bridge::config::uc_names::UcName;
 use sql_databricks_bridge::jobs::{JobRunner, JobStore, RunnerConfig};
 use sql_databricks_bridge::metrics::{Counter, Histogram};
 use sql_databricks_bridge::sqlserver::{self, home::HomeDatabase};
+use sql_databricks_bridge::tables::TableLoader;
 
 use super::connection::ConnectionArgs;
 use super::extract::{workspace, TuningArgs};
@@ -89,6 +91,9 @@ pub struct ServeArgs {
     pub schedule: super::sync::Schedule,
     #[command(flatten)]
     pub write: super::sync::WriteArgs,
+    /// Where table loads keep their position (catalog.schema.table).
+    #[arg(long, env = "BRIDGE_STATE_TABLE", default_value = sql_databricks_bridge::tables::STATE_TABLE, value_parser = super::extract::uc_name)]
+    pub state_table: UcName,
     #[command(flatten)]
     pub tuning: TuningArgs,
     #[command(flatten)]
@@ -140,8 +145,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     // Sync: the events table for the API, and the poller unless --no-sync.
     let permissions = Arc::new(permissions);
-    let (sync, poller) = match &databricks {
-        Err(why) => (Err(why.clone()), None),
+    let (sync, poller, tables) = match &databricks {
+        Err(why) => (Err(why.clone()), None, None),
         Ok(_) => match super::sync::core(
             &args.connection,
             &args.tuning,
@@ -160,13 +165,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 audit.clone(),
             )
         }) {
-            Ok(p) => (
-                Ok((p.events.clone(), p.stats.clone())),
-                (!args.no_sync).then_some(p),
-            ),
+            Ok(p) => {
+                let tables = TableLoader::new(
+                    p.core.ws.clone(),
+                    &p.core.warehouse,
+                    &args.state_table,
+                    &p.config.instance_id,
+                );
+                (
+                    Ok((p.events.clone(), p.stats.clone())),
+                    (!args.no_sync).then_some(p),
+                    Some(tables),
+                )
+            }
             Err(e) => {
                 tracing::warn!("sync is off: {e:#}");
-                (Err(format!("{e:#}")), None)
+                (Err(format!("{e:#}")), None, None)
             }
         },
     };
@@ -187,6 +201,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map(|ws| Arc::new(LakehouseRights::new(ws.clone(), Duration::from_secs(30))));
     let state = Arc::new(ServerState {
         home: HomeDatabase::new(&settings, timeout),
+        tables,
         lakehouse,
         permissions: (*permissions).clone(),
         audit,

@@ -37,6 +37,8 @@ pub struct ExtractJob {
     pub destination: Destination,
     pub queries: Vec<RenderedQuery>,
     pub overwrite: bool,
+    /// Loads queries with a load spec into tables.
+    pub tables: Option<crate::tables::TableLoader>,
 }
 
 #[derive(
@@ -68,6 +70,9 @@ pub struct QueryStatus {
     /// Rows read and written that do not agree (reported, not fatal).
     pub discrepancy: Option<String>,
     pub seconds: Option<f64>,
+    /// What loading the output into its table did (queries with a load spec).
+    #[serde(default)]
+    pub table: Option<crate::tables::TableOutcome>,
 }
 
 impl QueryStatus {
@@ -82,6 +87,7 @@ impl QueryStatus {
             error: None,
             discrepancy: None,
             seconds: None,
+            table: None,
         }
     }
 }
@@ -126,6 +132,8 @@ pub struct RunnerStats {
     pub rows: Counter,
     pub bytes: Counter,
     pub durations: Histogram,
+    /// Rows table loads inserted, updated and deleted, by mode.
+    pub table_rows: Counter,
 }
 
 struct Inner {
@@ -413,6 +421,7 @@ async fn run_job(inner: &Arc<Inner>, id: &str, owner: &str, job: ExtractJob, liv
         country: job.country,
         options,
         retry: inner.config.retry.clone(),
+        tables: job.tables,
     };
     let preflight = tokio::select! {
         r = run.preflight(&job.queries) => r,
@@ -472,10 +481,25 @@ async fn run_job(inner: &Arc<Inner>, id: &str, owner: &str, job: ExtractJob, liv
                         .map(|p| format!("{}/{}", at.trim_end_matches('/'), p.file))
                         .collect();
                     s.output = Some(out);
+                    s.table = o.table.clone();
                     s.discrepancy = o.discrepancy;
                     s.seconds = Some(o.seconds);
                     inner.stats.rows.add(dest_kind, o.rows_written);
                     inner.stats.bytes.add(dest_kind, o.bytes);
+                    if let Some(t) = &o.table {
+                        for (change, n) in [
+                            ("inserted", t.rows_inserted),
+                            ("updated", t.rows_updated),
+                            ("deleted", t.rows_deleted),
+                        ] {
+                            // mode is one of four names, change one of three:
+                            // a closed set of series.
+                            inner
+                                .stats
+                                .table_rows
+                                .add(&format!("mode=\"{}\",change=\"{change}\"", t.mode), n);
+                        }
+                    }
                 }
                 Err(RunError::Cancelled) => {
                     s.state = QueryState::Cancelled;

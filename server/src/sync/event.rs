@@ -142,7 +142,7 @@ pub struct Refusal(pub String);
 /// A Databricks table name, `catalog.schema.table`, each part a plain or
 /// backquoted identifier.
 pub fn source_name(text: &str) -> Result<String, Refusal> {
-    let parts = crate::databricks::names::split_dotted(text)
+    let parts = crate::config::uc_names::split_dotted(text)
         .ok_or_else(|| Refusal(format!("source table '{text}' is not catalog.schema.table")))?;
     if parts.len() != 3 {
         return Err(Refusal(format!(

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{
     AuditEvent, AuditLog, EventType, LakehouseDenied, LakehouseRights, Permissions, User,
 };
-use crate::databricks::names::UcName;
+use crate::config::uc_names::UcName;
 use crate::databricks::statements::StatementError;
 use crate::databricks::Workspace;
 use crate::metrics::Counter;
