@@ -25,6 +25,7 @@ from .rendered_sql import RenderedSql
 from .submit_sync_event import SubmitSyncEvent
 from .sync_event import SyncEvent
 from .sync_event_list import SyncEventList
+from .table_outcome import TableOutcome
 
 __all__ = (
     "Check",
@@ -51,4 +52,5 @@ __all__ = (
     "SubmitSyncEvent",
     "SyncEvent",
     "SyncEventList",
+    "TableOutcome",
 )

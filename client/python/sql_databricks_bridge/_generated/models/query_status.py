@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.query_state import QueryState
 from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.table_outcome import TableOutcome
+
 
 T = TypeVar("T", bound="QueryStatus")
 
@@ -27,6 +31,7 @@ class QueryStatus:
         error (None | str | Unset):
         output (None | str | Unset): Where the output was published.
         seconds (float | None | Unset):
+        table (None | TableOutcome | Unset):
     """
 
     bytes_: int
@@ -38,9 +43,12 @@ class QueryStatus:
     error: None | str | Unset = UNSET
     output: None | str | Unset = UNSET
     seconds: float | None | Unset = UNSET
+    table: None | TableOutcome | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.table_outcome import TableOutcome
+
         bytes_ = self.bytes_
 
         files = self.files
@@ -75,6 +83,14 @@ class QueryStatus:
         else:
             seconds = self.seconds
 
+        table: dict[str, Any] | None | Unset
+        if isinstance(self.table, Unset):
+            table = UNSET
+        elif isinstance(self.table, TableOutcome):
+            table = self.table.to_dict()
+        else:
+            table = self.table
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -94,11 +110,15 @@ class QueryStatus:
             field_dict["output"] = output
         if seconds is not UNSET:
             field_dict["seconds"] = seconds
+        if table is not UNSET:
+            field_dict["table"] = table
 
         return field_dict
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.table_outcome import TableOutcome
+
         d = dict(src_dict)
         bytes_ = d.pop("bytes")
 
@@ -146,6 +166,23 @@ class QueryStatus:
 
         seconds = _parse_seconds(d.pop("seconds", UNSET))
 
+        def _parse_table(data: object) -> None | TableOutcome | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                table_type_0 = TableOutcome.from_dict(data)
+
+                return table_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | TableOutcome | Unset, data)
+
+        table = _parse_table(d.pop("table", UNSET))
+
         query_status = cls(
             bytes_=bytes_,
             files=files,
@@ -156,6 +193,7 @@ class QueryStatus:
             error=error,
             output=output,
             seconds=seconds,
+            table=table,
         )
 
         query_status.additional_properties = d
