@@ -297,3 +297,106 @@ async fn full_and_append_loads() {
     assert_eq!(m["table"]["action"], "replaced", "{m}");
     assert_eq!(m["table"]["table"], "main.demo.productos_co");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn change_tracking_mirrors_inserts_updates_and_deletes() {
+    let w = World::new("tables-ct").with_databricks_demo();
+    w.sql
+        .engine()
+        .run_script(
+            "CREATE DATABASE Ct\nGO\n\
+             ALTER DATABASE Ct SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON)\nGO\n\
+             USE Ct\nGO\n\
+             CREATE TABLE dbo.panel (id int NOT NULL PRIMARY KEY, hogar nvarchar(20) NULL, peso decimal(9,3) NULL)\nGO\n\
+             ALTER TABLE dbo.panel ENABLE CHANGE_TRACKING\nGO\n\
+             INSERT INTO dbo.panel VALUES (1, N'uno', 1.5), (2, N'dos', 2.5), (3, N'tres', 3.5), (4, N'cuatro', 4.5)\nGO\n",
+        )
+        .unwrap();
+    std::fs::write(
+        w.dir.join("queries/panel.sql"),
+        "SELECT id, hogar, peso FROM Ct.dbo.panel",
+    )
+    .unwrap();
+    std::fs::write(
+        w.dir.join("queries/panel.yaml"),
+        "table: main.demo.panel_ct\nmode: change_tracking\nprimary_key: [id]\nmax_delete_rows: 2\n",
+    )
+    .unwrap();
+    let table = |w: &World| {
+        dbx(
+            w,
+            "SELECT id, hogar, peso FROM main.demo.panel_ct ORDER BY id",
+        )
+    };
+    let source = || async { sql(&w, "SELECT id, hogar, peso FROM Ct.dbo.panel ORDER BY id").await };
+
+    // First run: a full load.
+    let out = ok(&extract(&w, "panel"));
+    assert!(out.contains("replaced main.demo.panel_ct"), "{out}");
+    assert_eq!(table(&w), source().await);
+
+    // Inserts, updates and deletes are mirrored; only changed keys are read.
+    sql(
+        &w,
+        "INSERT INTO Ct.dbo.panel VALUES (5, N'cinco', 5.5); \
+         UPDATE Ct.dbo.panel SET peso = 20.25 WHERE id = 2; \
+         DELETE FROM Ct.dbo.panel WHERE id = 4; SELECT 1",
+    )
+    .await;
+    let out = ok(&extract(&w, "panel"));
+    assert!(out.contains("+1 ~1 -1"), "{out}");
+    assert_eq!(rows_read(&w, "panel"), 3);
+    assert_eq!(table(&w), source().await);
+
+    // A run that would delete more than max_delete_rows changes nothing.
+    sql(
+        &w,
+        "DELETE FROM Ct.dbo.panel WHERE id IN (1, 2, 3); SELECT 1",
+    )
+    .await;
+    let o = extract(&w, "panel");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("would delete 3 rows, above max_delete_rows 2; nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(table(&w).len(), 4);
+    // Put them back (a change that deletes nothing) and run again.
+    sql(
+        &w,
+        "INSERT INTO Ct.dbo.panel VALUES (1, N'uno', 1.5), (2, N'dos', 20.25), (3, N'tres', 3.5); SELECT 1",
+    )
+    .await;
+    ok(&extract(&w, "panel"));
+    assert_eq!(table(&w), source().await);
+
+    // Changes cleaned up past the last synced version: a full reload, saying why.
+    sql(
+        &w,
+        "UPDATE Ct.dbo.panel SET hogar = N'UNO' WHERE id = 1; SELECT 1",
+    )
+    .await;
+    let current: i64 = sql(
+        &w,
+        "USE Ct; SELECT CAST(CHANGE_TRACKING_CURRENT_VERSION() AS int)",
+    )
+    .await[0][0]
+        .parse()
+        .unwrap();
+    w.sql
+        .engine()
+        .run_script(&format!(
+            "USE Ct\nGO\nEXEC sp_sandbox_change_tracking_cleanup @table_name = 'dbo.panel', @version = {current}\nGO\n"
+        ))
+        .unwrap();
+    let o = extract(&w, "panel");
+    let out = ok(&o);
+    assert!(out.contains("replaced main.demo.panel_ct"), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is older than") && err.contains("a full reload"),
+        "{err}"
+    );
+    assert_eq!(table(&w), source().await);
+}

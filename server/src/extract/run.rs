@@ -219,7 +219,10 @@ impl Run {
             (None, _, _) => None,
             (Some(spec), Some(tables), Destination::Volume(..)) => {
                 let mut conn = pool::get(&self.pool).await?;
-                let p = tables.prepare(spec, &query.sql, &mut conn).await?;
+                let p = tables.prepare(spec, &query.sql, &mut conn).await;
+                // It may have moved to another database.
+                let _ = deadpool::managed::Object::take(conn);
+                let p = p?;
                 if let Some(n) = &p.note {
                     events.note(n);
                 }

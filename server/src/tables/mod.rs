@@ -582,11 +582,20 @@ impl TableLoader {
 }
 
 /// Change Tracking's current version and the tracked table's minimum
-/// valid one.
+/// valid one. Both are per database, so they are asked in the tracked
+/// table's database (`USE`; the caller discards the connection after).
 async fn versions(conn: &mut Connection, tracked: &str) -> Result<(i64, i64), LoadError> {
+    let parts = crate::auth::tables::split_name(tracked).unwrap_or_default();
+    let (use_db, object) = match parts.as_slice() {
+        [d, s, t] => (
+            format!("USE {};\n", source::bracket(d)),
+            format!("{}.{}", source::bracket(s), source::bracket(t)),
+        ),
+        _ => (String::new(), tracked.to_string()),
+    };
     let sql = format!(
-        "SELECT CHANGE_TRACKING_CURRENT_VERSION(), CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(N'{}'))",
-        tracked.replace('\'', "''")
+        "{use_db}SELECT CHANGE_TRACKING_CURRENT_VERSION(), CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(N'{}'))",
+        object.replace('\'', "''")
     );
     let row = async { conn.simple_query(sql).await?.into_row().await }
         .await
@@ -596,7 +605,9 @@ async fn versions(conn: &mut Connection, tracked: &str) -> Result<(i64, i64), Lo
             .and_then(|r| r.try_get::<i64, _>(i).ok().flatten())
     };
     let current = get(0).ok_or_else(|| {
-        LoadError::Spec("change tracking is not enabled on the database (ALTER DATABASE ... SET CHANGE_TRACKING = ON)".into())
+        LoadError::Spec(format!(
+            "change tracking is not enabled on the database of {tracked} (ALTER DATABASE ... SET CHANGE_TRACKING = ON)"
+        ))
     })?;
     let min = get(1).ok_or_else(|| {
         LoadError::Spec(format!(
