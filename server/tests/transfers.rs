@@ -30,7 +30,9 @@ async fn a_large_upload_on_a_slow_link_outlasts_the_timeout() {
     })
     .unwrap();
     d.engine()
-        .run_script("CREATE SCHEMA IF NOT EXISTS main.demo; CREATE VOLUME IF NOT EXISTS main.demo.landing")
+        .run_script(
+            "CREATE SCHEMA IF NOT EXISTS main.demo; CREATE VOLUME IF NOT EXISTS main.demo.landing",
+        )
         .unwrap();
     // 200 MiB at 40 MiB/s: about five seconds, with a two-second timeout.
     d.faults().limit_bandwidth(40 * 1024 * 1024);
@@ -55,8 +57,12 @@ async fn a_large_upload_on_a_slow_link_outlasts_the_timeout() {
     let took = t0.elapsed();
     let _ = std::fs::remove_file(&path);
     r.unwrap();
-    assert!(took > Duration::from_secs(3), "{took:?}: the link was not slow");
-    let landed = std::fs::read(d.engine().volumes_root().join("main/demo/landing/big.bin")).unwrap();
+    assert!(
+        took > Duration::from_secs(3),
+        "{took:?}: the link was not slow"
+    );
+    let landed =
+        std::fs::read(d.engine().volumes_root().join("main/demo/landing/big.bin")).unwrap();
     assert_eq!(landed.len(), 200 * 1024 * 1024);
     assert_eq!(Sha256::digest(&landed), hash.finalize());
 }
