@@ -127,7 +127,7 @@ fn lands_in_the_volume_with_manifest_last() {
         v.sort();
         v
     };
-    assert_eq!(runs(&base), [second_run.clone()]);
+    assert_eq!(runs(&base), std::slice::from_ref(&second_run));
 
     // An overwrite whose upload fails half-way: the previous output stays
     // current and complete, and the failed run leaves nothing behind.
@@ -151,7 +151,7 @@ fn lands_in_the_volume_with_manifest_last() {
     d.faults().clear();
     assert!(!o.status.success());
     assert_eq!(read(&base.join("_manifest.json")), second);
-    assert_eq!(runs(&base), [second_run.clone()]);
+    assert_eq!(runs(&base), std::slice::from_ref(&second_run));
     for part in second["parts"].as_array().unwrap() {
         let file = base
             .join("_runs")
