@@ -562,3 +562,45 @@ pub(super) fn parse_array(text: &str) -> Vec<String> {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_conflicts_are_told_from_other_failures() {
+        let failed = |code: &str, message: &str| StatementError::Failed {
+            code: code.into(),
+            message: message.into(),
+        };
+        assert!(commit_conflict(&failed(
+            "DELTA_CONCURRENT_APPEND",
+            "[DELTA_CONCURRENT_APPEND] ConcurrentAppendException: Files were added ..."
+        )));
+        assert!(commit_conflict(&failed(
+            "",
+            "io.delta.exceptions.ConcurrentDeleteReadException: This transaction attempted to read one or more files that were deleted"
+        )));
+        assert!(!commit_conflict(&failed(
+            "TABLE_OR_VIEW_NOT_FOUND",
+            "no such table"
+        )));
+    }
+
+    #[test]
+    fn routing_narrows_by_database_prefix_and_unqualified_names() {
+        let r = Routing {
+            databases: vec!["KWP_Colombia".into()],
+            unqualified: true,
+        };
+        let (cond, params) = r.condition();
+        assert!(
+            cond.contains("substr(lower(trim(target_table)), 1, 13) = :db0_0"),
+            "{cond}"
+        );
+        assert!(cond.contains("NOT target_table LIKE '%.%.%'"));
+        assert_eq!(params.len(), 2);
+        let none = Routing::default();
+        assert_eq!(none.condition().0, "1 = 0");
+    }
+}
