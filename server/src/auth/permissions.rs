@@ -428,10 +428,6 @@ mod tests {
             "{user}    databricks_permissions:\n      - table: main.hr\n        access: read\n"
         ))
         .contains("user 'a': databricks_permissions #1: 'main.hr' is not catalog.schema.table"));
-        assert!(e(&format!(
-            "{user}    databricks_permissions:\n      - table: main.hr.s\n        access: write\n"
-        ))
-        .contains("only reads Databricks tables"));
         assert!(e(&format!("{user}    databricks_permissions:\n      - volume_path: /tmp/x\n        access: write\n")).contains("not a Volume path"));
         assert!(e(&format!(
             "{user}    databricks_permissions:\n      - access: write\n"
