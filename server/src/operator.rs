@@ -24,6 +24,7 @@ use arrow_schema::Schema;
 
 use crate::config::{DatabricksSettings, SettingsError, SqlServerOverrides, SqlServerSettings};
 use crate::databricks::{DatabricksError, Workspace};
+use crate::extract::spill::Landed;
 use crate::extract::{self, ExtractError, ExtractOptions, Outcome};
 use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::pool::{self, Pool};
@@ -45,6 +46,13 @@ pub enum OperatorError {
     Warehouse(String),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    /// An argument the caller passed is not valid.
+    #[error("{0}")]
+    Argument(String),
+    /// The rows could not become a DataFrame (feature `polars`). Not
+    /// feature-gated itself, so a match on this enum compiles either way.
+    #[error("{0}")]
+    Frame(String),
 }
 
 impl OperatorError {
@@ -94,14 +102,19 @@ impl BridgeOperator {
     /// when `DATABRICKS_HOST` is set, Databricks (token, OAuth client or
     /// ~/.databrickscfg profile) with `DATABRICKS_WAREHOUSE_ID` for sync.
     pub fn from_env() -> Result<Self, OperatorError> {
-        let env = |k: &str| std::env::var(k).ok();
-        let s = SqlServerSettings::resolve(&SqlServerOverrides::default(), &env)?;
+        Self::from_lookup(&|k: &str| std::env::var(k).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), with the variables looked up in
+    /// `env` (a binding lays its arguments over the environment this way).
+    pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, OperatorError> {
+        let s = SqlServerSettings::resolve(&SqlServerOverrides::default(), env)?;
         let mut op = Self::new(s)?;
         if env("DATABRICKS_HOST").is_some() {
             let cfg = std::env::var_os("HOME")
                 .map(|h| std::path::PathBuf::from(h).join(".databrickscfg"))
                 .and_then(|p| std::fs::read_to_string(p).ok());
-            let d = DatabricksSettings::resolve(None, None, &env, cfg.as_deref())?;
+            let d = DatabricksSettings::resolve(None, None, env, cfg.as_deref())?;
             op = op.with_databricks(&d)?;
         }
         op.warehouse = env("DATABRICKS_WAREHOUSE_ID");
@@ -132,8 +145,53 @@ impl BridgeOperator {
     /// Applies a Databricks table to a SQL Server table — INSERT, UPDATE,
     /// DELETE or UPSERT by `primary_keys` — in one transaction, with the
     /// same checks and ledger as the server's sync events.
+    /// Each call is a new sync: called twice, it writes twice.
     pub async fn sync_to_sql_server(
         &self,
+        source_table: &str,
+        target_table: &str,
+        operation: &str,
+        primary_keys: &[&str],
+    ) -> Result<crate::sync::SyncOutcome, OperatorError> {
+        self.sync_once(None, source_table, target_table, operation, primary_keys)
+            .await
+    }
+
+    /// As [`sync_to_sql_server`](Self::sync_to_sql_server), identified by
+    /// `sync_id` (1–90 characters of `A-Z a-z 0-9 . _ : -`, for example a
+    /// job run's id): the ledger in the target database records it, so the
+    /// same `sync_id` again — a retried job — writes nothing and returns the
+    /// first application's counts (`from_ledger`).
+    pub async fn sync_to_sql_server_once(
+        &self,
+        sync_id: &str,
+        source_table: &str,
+        target_table: &str,
+        operation: &str,
+        primary_keys: &[&str],
+    ) -> Result<crate::sync::SyncOutcome, OperatorError> {
+        let valid = (1..=90).contains(&sync_id.len())
+            && sync_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+        if !valid {
+            return Err(OperatorError::Argument(format!(
+                "sync_id '{sync_id}' must be 1 to 90 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'"
+            )));
+        }
+        self.sync_once(
+            Some(sync_id),
+            source_table,
+            target_table,
+            operation,
+            primary_keys,
+        )
+        .await
+    }
+
+    async fn sync_once(
+        &self,
+        sync_id: Option<&str>,
         source_table: &str,
         target_table: &str,
         operation: &str,
@@ -151,12 +209,15 @@ impl BridgeOperator {
             deadline: Duration::from_secs(3600),
             upsert: crate::sync::UpsertMethod::default(),
         };
-        let event = crate::sync::SyncEvent::direct(
+        let mut event = crate::sync::SyncEvent::direct(
             operation,
             source_table,
             target_table,
             primary_keys.iter().map(|k| k.to_string()).collect(),
         );
+        if let Some(id) = sync_id {
+            event.event_id = format!("direct-{id}");
+        }
         let plan = core
             .plan(
                 &event,
@@ -197,30 +258,13 @@ impl BridgeOperator {
             .and_then(|n| n.to_str())
             .unwrap_or("query")
             .to_string();
-        retry(
-            &self.retry,
-            |_, _, _| {},
-            || async {
-                let attempt = async {
-                    let mut conn = pool::get(&self.pool).await?;
-                    Ok(extract::extract_into(
-                        &mut conn,
-                        &label,
-                        "",
-                        sql,
-                        dir,
-                        &self.options,
-                        &|_| {},
-                    )
-                    .await?)
-                }
-                .await;
-                attempt.map_err(|e: OperatorError| {
-                    let t = e.transient();
-                    (e, t)
-                })
-            },
-        )
+        let label = &label;
+        self.retrying(|mut conn| async move {
+            Ok(
+                extract::extract_into(&mut conn, label, "", sql, dir, &self.options, &|_| {})
+                    .await?,
+            )
+        })
         .await
     }
 
@@ -230,15 +274,57 @@ impl BridgeOperator {
         &self,
         sql: &str,
     ) -> Result<(Arc<Schema>, Vec<RecordBatch>), OperatorError> {
+        self.retrying(|mut conn| async move {
+            Ok(extract::extract_batches(&mut conn, sql, self.options.batch_rows).await?)
+        })
+        .await
+    }
+
+    /// Runs `sql`; returns the batches while their Arrow buffers stay within
+    /// `memory_limit` bytes, else Parquet parts and a manifest written into
+    /// `dir` (which must not exist; see [`extract::spill`]).
+    pub async fn extract_spilling(
+        &self,
+        sql: &str,
+        dir: &Path,
+        memory_limit: usize,
+    ) -> Result<Landed, OperatorError> {
+        self.retrying(|mut conn| async move {
+            Ok(
+                extract::spill::extract_spilling(&mut conn, sql, dir, &self.options, memory_limit)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    /// Runs `sql` and returns its rows as a polars DataFrame, typed as the
+    /// Parquet files would be (decimals stay exact decimals), built from
+    /// the Arrow batches without copying their fixed-width buffers.
+    #[cfg(feature = "polars")]
+    pub async fn extract_to_dataframe(
+        &self,
+        sql: &str,
+    ) -> Result<polars::prelude::DataFrame, OperatorError> {
+        let (schema, batches) = self.extract_to_batches(sql).await?;
+        extract::frame::to_dataframe(&schema, &batches)
+            .map_err(|e| OperatorError::Frame(e.to_string()))
+    }
+
+    /// Runs `f` on a pooled connection with the retry policy: transient
+    /// failures (connection loss, deadlocks, throttling) run it again.
+    async fn retrying<'a, T, F, Fut>(&'a self, f: F) -> Result<T, OperatorError>
+    where
+        F: Fn(pool::PooledConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OperatorError>> + 'a,
+    {
         retry(
             &self.retry,
             |_, _, _| {},
             || async {
-                let attempt = async {
-                    let mut conn = pool::get(&self.pool).await?;
-                    Ok(extract::extract_batches(&mut conn, sql, self.options.batch_rows).await?)
-                }
-                .await;
+                // Boxed: an extraction's future is large, and a caller's stack (a
+                // test thread's 2 MiB in debug builds) need not hold it.
+                let attempt = async { Box::pin(f(pool::get(&self.pool).await?)).await }.await;
                 attempt.map_err(|e: OperatorError| {
                     let t = e.transient();
                     (e, t)

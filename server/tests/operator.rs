@@ -70,3 +70,73 @@ async fn parquet_and_batches() {
         "{err}"
     );
 }
+
+/// `extract_to_dataframe` (feature `polars`): the Parquet mapping's types,
+/// the same values as the Arrow batches, and fixed-width buffers shared
+/// with them rather than copied.
+#[cfg(feature = "polars")]
+#[tokio::test]
+async fn polars_dataframe() {
+    use arrow_array::types::Int64Type;
+    use polars::prelude::{DataType as Pl, TimeUnit, TimeZone};
+
+    let f = fixture("operator-polars");
+    let op = operator(f.server.port());
+    let sql = "SELECT id, c_small, c_big, c_dec38, c_money, c_date, c_dt2, c_dto, c_nvarchar, c_guid, c_varbinary FROM dbo.t";
+    let df = op.extract_to_dataframe(sql).await.unwrap();
+    assert_eq!(df.height(), 3);
+    let dtype = |c: &str| df.column(c).unwrap().dtype().clone();
+    assert_eq!(dtype("id"), Pl::Int32);
+    assert_eq!(dtype("c_small"), Pl::Int16);
+    assert_eq!(dtype("c_dec38"), Pl::Decimal(38, 10));
+    assert_eq!(dtype("c_money"), Pl::Decimal(19, 4));
+    assert_eq!(dtype("c_date"), Pl::Date);
+    assert_eq!(dtype("c_dt2"), Pl::Datetime(TimeUnit::Microseconds, None));
+    assert_eq!(
+        dtype("c_dto"),
+        Pl::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+    );
+    assert_eq!(dtype("c_nvarchar"), Pl::String);
+    assert_eq!(dtype("c_guid"), Pl::String);
+    assert_eq!(dtype("c_varbinary"), Pl::Binary);
+    // Row 2 is all NULLs.
+    for c in df.columns().iter().skip(1) {
+        assert_eq!(c.null_count(), 1, "{}", c.name());
+    }
+    let big = df.column("c_big").unwrap().i64().unwrap();
+    assert_eq!(big.get(0), Some(i64::MIN));
+    assert_eq!(big.get(2), Some(i64::MAX));
+    let text = df.column("c_nvarchar").unwrap().str().unwrap();
+    assert_eq!(text.get(0), Some("ñandú 🚀 日本"));
+    let money = df.column("c_money").unwrap().decimal().unwrap();
+    assert_eq!(money.physical().get(0), Some(i64::MIN as i128));
+    assert_eq!(money.physical().get(2), Some(i64::MAX as i128));
+    let dec = df.column("c_dec38").unwrap().decimal().unwrap();
+    assert_eq!(
+        dec.physical().get(0),
+        Some(12345678901234567890123456789012345678)
+    );
+
+    // The same batches through `to_dataframe`: polars holds their buffers.
+    let (schema, batches) = op.extract_to_batches(sql).await.unwrap();
+    let frame = sql_databricks_bridge::extract::frame::to_dataframe(&schema, &batches).unwrap();
+    let ours = batches[0]
+        .column(2)
+        .as_primitive::<Int64Type>()
+        .values()
+        .as_ptr();
+    let theirs = frame.column("c_big").unwrap().i64().unwrap();
+    let theirs = theirs.downcast_iter().next().unwrap().values().as_ptr();
+    assert_eq!(ours, theirs, "the bigint buffer was copied");
+
+    // An empty result keeps its columns and types.
+    let empty = op
+        .extract_to_dataframe("SELECT c_dec38, c_dto FROM dbo.t WHERE 1 = 0")
+        .await
+        .unwrap();
+    assert_eq!(empty.height(), 0);
+    assert_eq!(
+        empty.column("c_dec38").unwrap().dtype(),
+        &Pl::Decimal(38, 10)
+    );
+}

@@ -7,9 +7,12 @@
 //! takes a half-written output for a finished one.
 
 pub mod batch;
+#[cfg(feature = "polars")]
+pub mod frame;
 pub mod result;
 pub mod run;
 pub mod schema;
+pub mod spill;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -232,59 +235,103 @@ pub async fn extract_into(
     // dropped (a cancelled job), so nothing half-written is left behind.
     let guard = RemoveOnDrop::new(staging.clone());
     let (cols, types, parts, rows_read) = run_into(conn, sql, &staging, opts, progress).await?;
-    let rows_written: u64 = parts.iter().map(|p| p.rows).sum();
-    let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
-    let finished_at = chrono::Utc::now();
-    let manifest = serde_json::json!({
-        "query": query,
-        "country": country,
-        "rows": rows_written,
-        "bytes": bytes,
-        "parts": parts,
-        "schema": cols.iter().map(|c| serde_json::json!({
-            "name": c.name,
-            "sql_type": c.type_name,
-            "parquet_type": schema::target(c).map(|t| t.data_type().to_string()).unwrap_or_default(),
-            "nullable": c.nullable,
-        })).collect::<Vec<_>>(),
-        "types": &types,
-        "compression": opts.codec,
-        "sql_sha256": format!("{:x}", Sha256::digest(sql.as_bytes())),
-        "started_at": started_at.to_rfc3339(),
-        "finished_at": finished_at.to_rfc3339(),
-        "writer": concat!("sql-databricks-bridge ", env!("CARGO_PKG_VERSION")),
-    });
-    let manifest_path = staging.join("_manifest.json");
-    let text = serde_json::to_vec_pretty(&manifest).map_err(|e| ExtractError::Io {
-        path: manifest_path.clone(),
-        message: e.to_string(),
-    })?;
-    std::fs::write(&manifest_path, text).map_err(|e| io_err(&manifest_path, e))?;
+    let landed = Landing {
+        query,
+        country,
+        sql,
+        cols: &cols,
+        types,
+        parts,
+        rows_read,
+        started_at,
+    };
+    let outcome = landed.write_manifest(&staging, opts)?;
     publish(&staging, &final_dir, &query_label)?;
     guard.disarm();
-    let discrepancy = (rows_read != rows_written)
-        .then(|| format!("read {rows_read} rows from SQL Server but wrote {rows_written}"));
     Ok(Outcome {
-        query: query.to_string(),
         output: final_dir,
-        rows_read,
-        rows_written,
-        bytes,
-        parts,
         seconds: started.elapsed().as_secs_f64(),
-        discrepancy,
-        types,
-        location: None,
-        columns: cols
-            .iter()
-            .filter_map(|c| {
-                schema::target(c)
-                    .ok()
-                    .map(|t| (c.name.clone(), t.data_type()))
-            })
-            .collect(),
-        table: None,
+        ..outcome
     })
+}
+
+/// A finished run's parts and what describes them, before its manifest.
+pub(crate) struct Landing<'a> {
+    pub query: &'a str,
+    pub country: &'a str,
+    pub sql: &'a str,
+    pub cols: &'a [SourceColumn],
+    pub types: TypeSource,
+    pub parts: Vec<Part>,
+    pub rows_read: u64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Landing<'_> {
+    /// Writes `_manifest.json` into `dir` (last, after the parts) and
+    /// returns the outcome, its output `dir` and time left for the caller.
+    pub(crate) fn write_manifest(
+        self,
+        dir: &Path,
+        opts: &ExtractOptions,
+    ) -> Result<Outcome, ExtractError> {
+        let rows_written: u64 = self.parts.iter().map(|p| p.rows).sum();
+        let bytes: u64 = self.parts.iter().map(|p| p.bytes).sum();
+        let finished_at = chrono::Utc::now();
+        let manifest = serde_json::json!({
+            "query": self.query,
+            "country": self.country,
+            "rows": rows_written,
+            "bytes": bytes,
+            "parts": self.parts,
+            "schema": self.cols.iter().map(|c| serde_json::json!({
+                "name": c.name,
+                "sql_type": c.type_name,
+                "parquet_type": schema::target(c).map(|t| t.data_type().to_string()).unwrap_or_default(),
+                "nullable": c.nullable,
+            })).collect::<Vec<_>>(),
+            "types": &self.types,
+            "compression": opts.codec,
+            "sql_sha256": format!("{:x}", Sha256::digest(self.sql.as_bytes())),
+            "started_at": self.started_at.to_rfc3339(),
+            "finished_at": finished_at.to_rfc3339(),
+            "writer": concat!("sql-databricks-bridge ", env!("CARGO_PKG_VERSION")),
+        });
+        let manifest_path = dir.join("_manifest.json");
+        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| ExtractError::Io {
+            path: manifest_path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&manifest_path, text).map_err(|e| io_err(&manifest_path, e))?;
+        let discrepancy = (self.rows_read != rows_written).then(|| {
+            format!(
+                "read {} rows from SQL Server but wrote {rows_written}",
+                self.rows_read
+            )
+        });
+        Ok(Outcome {
+            query: self.query.to_string(),
+            output: dir.to_path_buf(),
+            rows_read: self.rows_read,
+            rows_written,
+            bytes,
+            parts: self.parts,
+            seconds: 0.0,
+            discrepancy,
+            types: self.types,
+            location: None,
+            columns: self
+                .cols
+                .iter()
+                .filter_map(|c| {
+                    schema::target(c)
+                        .ok()
+                        .map(|t| (c.name.clone(), t.data_type()))
+                })
+                .collect(),
+            table: None,
+        })
+    }
 }
 
 /// A directory removed when this goes out of scope, unless disarmed.
@@ -357,6 +404,33 @@ pub async fn extract_batches(
     ),
     ExtractError,
 > {
+    let mut out = Vec::new();
+    let reader = stream_result(conn, sql, batch_rows, &mut |b, _| {
+        out.push(b);
+        Ok(())
+    })
+    .await?;
+    let schema = reader.schema().ok_or(ExtractError::NoResult)?;
+    if out.is_empty() {
+        out.push(arrow_array::RecordBatch::new_empty(schema.clone()));
+    }
+    Ok((schema, out))
+}
+
+/// What [`stream_result`] hands each batch to, with the rows read so far.
+pub type BatchSink<'a> =
+    dyn FnMut(arrow_array::RecordBatch, u64) -> Result<(), ExtractError> + Send + 'a;
+
+/// Runs a query (typed, money cast on the server) and hands each Arrow
+/// batch to `sink` as it completes, so the caller decides where rows go
+/// and memory stays one batch deep. Returns the reader: columns, types,
+/// schema and rows read.
+pub async fn stream_result(
+    conn: &mut Connection,
+    sql: &str,
+    batch_rows: usize,
+    sink: &mut BatchSink<'_>,
+) -> Result<ResultReader, ExtractError> {
     let described = describe_or_reason(conn, sql).await?;
     let to_run = match &described {
         Ok(cols) => prepare_sql(conn, sql, cols).await,
@@ -364,16 +438,15 @@ pub async fn extract_batches(
     };
     let mut reader = ResultReader::new(described, batch_rows);
     let mut stream = conn.simple_query(to_run).await.map_err(sql_err)?;
-    let mut out = Vec::new();
     while let Some(item) = stream.try_next().await.map_err(sql_err)? {
-        out.extend(reader.push(item)?);
+        for b in reader.push(item)? {
+            sink(b, reader.rows())?;
+        }
     }
-    out.extend(reader.finish()?);
-    let schema = reader.schema().ok_or(ExtractError::NoResult)?;
-    if out.is_empty() {
-        out.push(arrow_array::RecordBatch::new_empty(schema.clone()));
+    for b in reader.finish()? {
+        sink(b, reader.rows())?;
     }
-    Ok((schema, out))
+    Ok(reader)
 }
 
 /// The SQL to stream. The driver reads money as f64, so money columns are
@@ -402,28 +475,16 @@ async fn run_into(
     opts: &ExtractOptions,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<RunOutput, ExtractError> {
-    let described = describe_or_reason(conn, sql).await?;
-    let to_run = match &described {
-        Ok(cols) => prepare_sql(conn, sql, cols).await,
-        Err(_) => sql.to_string(),
-    };
-    let mut reader = ResultReader::new(described, opts.batch_rows);
     let mut writer: Option<writer::PartWriter> = None;
     let new_writer = |schema| writer::PartWriter::new(dir, schema, opts.codec, opts.rows_per_file);
-    let mut stream = conn.simple_query(to_run).await.map_err(sql_err)?;
-    while let Some(item) = stream.try_next().await.map_err(sql_err)? {
-        for b in reader.push(item)? {
-            writer
-                .get_or_insert_with(|| new_writer(b.schema()))
-                .write(&b)?;
-            progress(reader.rows());
-        }
-    }
-    for b in reader.finish()? {
+    let reader = stream_result(conn, sql, opts.batch_rows, &mut |b, rows| {
         writer
             .get_or_insert_with(|| new_writer(b.schema()))
             .write(&b)?;
-    }
+        progress(rows);
+        Ok(())
+    })
+    .await?;
     let schema = reader.schema().ok_or(ExtractError::NoResult)?;
     let writer = writer.unwrap_or_else(|| new_writer(schema));
     progress(reader.rows());

@@ -18,8 +18,20 @@ impl deadpool::managed::Manager for Manager {
     type Type = Connection;
     type Error = SqlServerError;
 
+    /// The login runs as a task of its own: its TLS and TDS handshakes poll
+    /// deeply, and nested under a caller's futures (a test thread's 2 MiB
+    /// stack in debug builds) they overflowed. Dropping the caller drops
+    /// the join handle and aborts the task.
     async fn create(&self) -> Result<Connection, SqlServerError> {
-        connect(&self.settings, self.timeout).await
+        let settings = self.settings.clone();
+        let timeout = self.timeout;
+        let task = tokio::spawn(async move { connect(&settings, timeout).await });
+        let abort = AbortOnDrop(task.abort_handle());
+        let out = task
+            .await
+            .map_err(|e| SqlServerError::Other(format!("connection task failed: {e}")))?;
+        drop(abort);
+        out
     }
 
     async fn recycle(&self, conn: &mut Connection, _: &Metrics) -> RecycleResult<SqlServerError> {
@@ -64,4 +76,13 @@ pub async fn get(pool: &Pool) -> Result<PooledConnection, SqlServerError> {
         PoolError::Backend(e) => e,
         other => SqlServerError::Other(format!("connection pool: {other}")),
     })
+}
+
+/// Aborts a spawned task when the future awaiting it is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
