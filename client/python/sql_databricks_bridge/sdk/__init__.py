@@ -18,37 +18,83 @@ by hand) and return its typed models (:mod:`.models`); errors are
 :mod:`.errors` exceptions carrying the API's error body.
 """
 
-from . import errors, models
-from ._client import EXEMPT_OPERATIONS, OPERATIONS, AsyncBridgeClient, BridgeClient
-from ._http import RETRY_STATUSES, RetryPolicy
-from .errors import (
-    BridgeError,
-    ConflictError,
-    ForbiddenError,
-    NotFoundError,
-    RateLimitedError,
-    RequestTimeoutError,
-    ServerError,
-    TransportError,
-    UnauthorizedError,
-    ValidationError,
-    WaitTimeoutError,
-)
-from .models import (
-    EventStatus,
-    JobAccepted,
-    JobList,
-    JobState,
-    JobStatus,
-    Live,
-    Operation,
-    ParamsView,
-    QueryInfo,
-    QueryState,
-    QueryStatus,
-    Ready,
-    SyncEvent,
-)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import errors, models
+    from ._client import EXEMPT_OPERATIONS, OPERATIONS, AsyncBridgeClient, BridgeClient
+    from ._http import RETRY_STATUSES, RetryPolicy
+    from .errors import (
+        BridgeError,
+        ConflictError,
+        ForbiddenError,
+        NotFoundError,
+        RateLimitedError,
+        RequestTimeoutError,
+        ServerError,
+        TransportError,
+        UnauthorizedError,
+        ValidationError,
+        WaitTimeoutError,
+    )
+    from .models import (
+        EventStatus,
+        JobAccepted,
+        JobList,
+        JobState,
+        JobStatus,
+        Live,
+        Operation,
+        ParamsView,
+        QueryInfo,
+        QueryState,
+        QueryStatus,
+        Ready,
+        SyncEvent,
+    )
+
+# The REST client is imported on first use (PEP 562), not with the package:
+# ``sql_databricks_bridge.sdk.databricks`` (the BridgeOperator, Python >= 3.10)
+# must import without it, and its generated code needs Python >= 3.11.
+_HOMES = {
+    "errors": None,
+    "models": None,
+    "EXEMPT_OPERATIONS": "_client",
+    "OPERATIONS": "_client",
+    "AsyncBridgeClient": "_client",
+    "BridgeClient": "_client",
+    "RETRY_STATUSES": "_http",
+    "RetryPolicy": "_http",
+    "EventStatus": "models",
+    "JobAccepted": "models",
+    "JobList": "models",
+    "JobState": "models",
+    "JobStatus": "models",
+    "Live": "models",
+    "Operation": "models",
+    "ParamsView": "models",
+    "QueryInfo": "models",
+    "QueryState": "models",
+    "QueryStatus": "models",
+    "Ready": "models",
+    "SyncEvent": "models",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _HOMES:
+        home = _HOMES[name]
+        if home is None:
+            return importlib.import_module(f".{name}", __name__)
+        return getattr(importlib.import_module(f".{home}", __name__), name)
+    if name.endswith("Error"):
+        errors = importlib.import_module(".errors", __name__)
+        if hasattr(errors, name):
+            return getattr(errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "EXEMPT_OPERATIONS",

@@ -1,0 +1,209 @@
+//! `_native.Operator`: the library's `BridgeOperator` with settings taken
+//! from keyword arguments laid over the environment.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use sql_databricks_bridge::extract::spill::Landed;
+use sql_databricks_bridge::extract::Outcome;
+use sql_databricks_bridge::operator::BridgeOperator;
+
+use crate::runtime::block_on;
+use crate::stream::ArrowStream;
+
+/// The bridge's operator: extraction from SQL Server and sync from
+/// Databricks, with a connection pool kept across calls.
+#[pyclass(module = "sql_databricks_bridge._native", frozen)]
+pub struct Operator {
+    op: BridgeOperator,
+}
+
+/// Settings from arguments, else the environment: an argument is the
+/// variable the CLI reads (`SQLSERVER_HOST`, ...). An explicit connection
+/// string stands alone: no `SQLSERVER_*` variable is laid over it.
+fn lookup(args: HashMap<&'static str, String>) -> impl Fn(&str) -> Option<String> {
+    let own_sql_server = args.contains_key("SQLSERVER_CONNECTION_STRING");
+    move |key: &str| {
+        if let Some(v) = args.get(key) {
+            return Some(v.clone());
+        }
+        if own_sql_server && key.starts_with("SQLSERVER_") {
+            return None;
+        }
+        std::env::var(key).ok()
+    }
+}
+
+#[pymethods]
+impl Operator {
+    #[new]
+    #[pyo3(signature = (
+        sql_server_host=None, sql_server_database=None, sql_server_user=None,
+        sql_server_password=None, *, sql_server_port=None, connection_string=None,
+        encrypt=None, trust_server_certificate=None, ca_file=None,
+        databricks_host=None, databricks_token=None, databricks_client_id=None,
+        databricks_client_secret=None, databricks_profile=None, warehouse_id=None,
+        max_delete_rows=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        sql_server_host: Option<String>,
+        sql_server_database: Option<String>,
+        sql_server_user: Option<String>,
+        sql_server_password: Option<String>,
+        sql_server_port: Option<u16>,
+        connection_string: Option<String>,
+        encrypt: Option<String>,
+        trust_server_certificate: Option<bool>,
+        ca_file: Option<PathBuf>,
+        databricks_host: Option<String>,
+        databricks_token: Option<String>,
+        databricks_client_id: Option<String>,
+        databricks_client_secret: Option<String>,
+        databricks_profile: Option<String>,
+        warehouse_id: Option<String>,
+        max_delete_rows: Option<u64>,
+    ) -> PyResult<Self> {
+        let mut args: HashMap<&'static str, String> = HashMap::new();
+        let mut put = |k: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                args.insert(k, v);
+            }
+        };
+        put("SQLSERVER_HOST", sql_server_host);
+        put("SQLSERVER_DATABASE", sql_server_database);
+        put("SQLSERVER_USERNAME", sql_server_user);
+        put("SQLSERVER_PASSWORD", sql_server_password);
+        put("SQLSERVER_PORT", sql_server_port.map(|p| p.to_string()));
+        put("SQLSERVER_CONNECTION_STRING", connection_string);
+        put("SQLSERVER_ENCRYPT", encrypt);
+        put(
+            "SQLSERVER_TRUST_SERVER_CERTIFICATE",
+            trust_server_certificate.map(|b| b.to_string()),
+        );
+        put(
+            "SQLSERVER_CA_FILE",
+            ca_file.map(|p| p.to_string_lossy().into_owned()),
+        );
+        put("DATABRICKS_HOST", databricks_host);
+        put("DATABRICKS_TOKEN", databricks_token);
+        put("DATABRICKS_CLIENT_ID", databricks_client_id);
+        put("DATABRICKS_CLIENT_SECRET", databricks_client_secret);
+        put("DATABRICKS_CONFIG_PROFILE", databricks_profile);
+        put("DATABRICKS_WAREHOUSE_ID", warehouse_id);
+        let mut op = BridgeOperator::from_lookup(&lookup(args)).map_err(crate::errors::to_py)?;
+        if let Some(n) = max_delete_rows {
+            op = op.with_max_delete_rows(n);
+        }
+        Ok(Operator { op })
+    }
+
+    /// Runs `query`; its rows as an Arrow stream typed as the Parquet
+    /// mapping types them.
+    fn extract_arrow(&self, py: Python<'_>, query: &str) -> PyResult<ArrowStream> {
+        let op = &self.op;
+        let (schema, batches) = block_on(py, op.extract_to_batches(query))?;
+        Ok(ArrowStream::new(schema, batches))
+    }
+
+    /// Runs `query` into Parquet parts and `_manifest.json` in `path`.
+    #[pyo3(signature = (query, path, overwrite=false))]
+    fn extract_parquet<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        path: PathBuf,
+        overwrite: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let op = if overwrite {
+            // The Python operator never changes the other options.
+            let options = sql_databricks_bridge::extract::ExtractOptions {
+                overwrite: true,
+                ..Default::default()
+            };
+            self.op.clone().with_options(options)
+        } else {
+            self.op.clone()
+        };
+        let out = block_on(py, async { op.extract_to_parquet(query, &path).await })?;
+        outcome_dict(py, &out)
+    }
+
+    /// Runs `query`: ("memory", stream) while its Arrow buffers stay within
+    /// `memory_limit` bytes, else ("files", outcome) with the parts in `path`.
+    fn extract_spilling<'py>(
+        &self,
+        py: Python<'py>,
+        query: &str,
+        path: PathBuf,
+        memory_limit: usize,
+    ) -> PyResult<(&'static str, Bound<'py, PyAny>)> {
+        let op = &self.op;
+        match block_on(py, op.extract_spilling(query, &path, memory_limit))? {
+            Landed::Memory { schema, batches } => Ok((
+                "memory",
+                Bound::new(py, ArrowStream::new(schema, batches))?.into_any(),
+            )),
+            Landed::Files(out) => Ok(("files", outcome_dict(py, &out)?.into_any())),
+        }
+    }
+
+    /// Applies a Databricks table to a SQL Server table in one transaction.
+    /// With `sync_id`, the sync is recorded under it: the same id again
+    /// writes nothing and returns the first counts.
+    #[pyo3(signature = (source_table, target_table, operation, primary_keys=None, max_delete_rows=None, sync_id=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sync_to_sql_server<'py>(
+        &self,
+        py: Python<'py>,
+        source_table: &str,
+        target_table: &str,
+        operation: &str,
+        primary_keys: Option<Vec<String>>,
+        max_delete_rows: Option<u64>,
+        sync_id: Option<String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let op = match max_delete_rows {
+            Some(n) => self.op.clone().with_max_delete_rows(n),
+            None => self.op.clone(),
+        };
+        let keys = primary_keys.unwrap_or_default();
+        let out = block_on(py, async {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            match sync_id.as_deref() {
+                Some(id) => {
+                    op.sync_to_sql_server_once(id, source_table, target_table, operation, &keys)
+                        .await
+                }
+                None => {
+                    op.sync_to_sql_server(source_table, target_table, operation, &keys)
+                        .await
+                }
+            }
+        })?;
+        let d = PyDict::new(py);
+        d.set_item("rows_read", out.rows_expected)?;
+        d.set_item("rows_affected", out.rows_affected)?;
+        d.set_item("discrepancy", out.discrepancy())?;
+        d.set_item("from_ledger", out.from_ledger)?;
+        Ok(d)
+    }
+}
+
+fn outcome_dict<'py>(py: Python<'py>, out: &Outcome) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("path", out.output.to_string_lossy())?;
+    d.set_item("rows_read", out.rows_read)?;
+    d.set_item("rows_written", out.rows_written)?;
+    d.set_item("bytes", out.bytes)?;
+    d.set_item(
+        "parts",
+        out.parts.iter().map(|p| p.file.clone()).collect::<Vec<_>>(),
+    )?;
+    d.set_item("seconds", out.seconds)?;
+    d.set_item("discrepancy", out.discrepancy.clone())?;
+    d.set_item("types_from", out.types.from)?;
+    Ok(d)
+}
