@@ -7,6 +7,10 @@ rows=${1:-1000000}
 scripts/setup-test-env.sh >/dev/null
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 cargo build --release -p bridge-sandbox -p bridge-bench -p sql-databricks-bridge
+# The Python distribution, release profile (maturin), for the operator bench;
+# scripts/setup-test-env.sh puts the debug one back on its next run.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./client/python
+rm -f .venv/.python-client.sha256
 echo "== SQL Server sandbox streaming a ${rows}-row 10-column table to tiberius"
 target/release/sandbox_stream --rows "$rows" --runs 3
 echo
@@ -21,3 +25,6 @@ target/release/sync_vs_freebcp --rows "$rows"
 echo
 echo "== incremental table load: the second run (1% of ${rows} rows changed) beside the first (full), same table, same run"
 target/release/incremental_load --rows "$rows"
+echo
+echo "== the Python BridgeOperator: extract_to_arrow beside extract_to_parquet and ConnectorX's Arrow read, same table, same run"
+.venv/bin/python bench/operator_arrow_vs_connectorx.py --rows "$rows"

@@ -40,6 +40,12 @@ apt_install() {
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "$@"
 }
 
+# pyspark 4 (tests/operator) needs a Java 17+ runtime: Debian's headless JRE
+# when no java is on PATH.
+if ! command -v java >/dev/null 2>&1; then
+    missing+=(openjdk-17-jre-headless)
+fi
+
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing apt packages: ${missing[*]}"
     apt_install "${missing[@]}"
@@ -70,20 +76,25 @@ else
     echo "$want" > "$stamp"
 fi
 
-# The Python client (client/python) into the venv; reinstalled whenever its
-# files change (a stamp of their hashes), without touching its dependencies
-# (pinned in the requirements above).
+# The Python distribution (client/python: the REST client and the native
+# BridgeOperator, built by maturin from client/python/native and the bridge's
+# library) into the venv; rebuilt whenever its files or the Rust sources it is
+# built from change (a stamp of their hashes), without touching its
+# dependencies (pinned in the requirements above). A debug build (the tests'
+# profile, sharing target/debug with cargo test); `pip install ./client/python`
+# without MATURIN_PEP517_ARGS builds the release one.
 client_dir="$REPO_ROOT/client/python"
 client_stamp="$VENV/.python-client.sha256"
-client_want="$(cd "$client_dir" && find . -type f \
-    -not -path '*/__pycache__/*' -not -path './build/*' -not -path './dist/*' \
+client_want="$(cd "$REPO_ROOT" && find client/python server/src server/Cargo.toml Cargo.toml Cargo.lock -type f \
+    -not -path '*/__pycache__/*' -not -path 'client/python/build/*' -not -path 'client/python/dist/*' \
     -not -path '*.egg-info/*' -not -path '*/.ruff_cache/*' -print0 |
     LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
 if [ -f "$client_stamp" ] && [ "$(cat "$client_stamp")" = "$client_want" ]; then
-    log "python client already installed ($client_dir)"
+    log "python distribution already installed ($client_dir)"
 else
-    log "installing the python client from $client_dir"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$client_dir"
+    log "building and installing the python distribution from $client_dir (maturin, debug profile)"
+    MATURIN_PEP517_ARGS="--profile dev" CARGO_TARGET_DIR="$REPO_ROOT/target" \
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$client_dir"
     echo "$client_want" > "$client_stamp"
 fi
 
@@ -95,11 +106,14 @@ import mssql_python, pytds, pyarrow, pytest, OpenSSL  # noqa: F401
 from mssql_python import ddbc_bindings  # loads the bundled ODBC Driver 18 glue
 import mssql_py_core  # bulk-copy core
 from sql_databricks_bridge.sdk import BridgeClient  # noqa: F401  (client/python)
+from sql_databricks_bridge.sdk.databricks import BridgeOperator  # noqa: F401  (native)
+import polars, pyspark  # noqa: F401
 for dist in ("mssql-python", "mssql-python-odbc", "mssql-python-rs", "python-tds",
-             "pyOpenSSL", "pyarrow", "pytest", "sql-databricks-bridge", "openapi-python-client", "ruff"):
+             "pyOpenSSL", "pyarrow", "pytest", "sql-databricks-bridge", "polars", "pyspark", "openapi-python-client", "ruff"):
     print(f"  {dist}=={md.version(dist)}")
 PY
 tsql_conf="$(tsql -C)"
+log "  java: $(java -version 2>&1 | head -n1)"
 log "  tsql: $(printf '%s\n' "$tsql_conf" | sed -n 's/^ *Version: //p')"
 # freebcp has no version flag: -v prints usage and exits 1; check that it runs.
 fb_out="$(freebcp -v 2>&1 || true)"

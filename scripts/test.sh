@@ -13,17 +13,23 @@ scripts/setup-test-env.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo clippy (every feature: polars included)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== BridgeOperator::extract_to_dataframe (cargo feature polars)"
+cargo test -p sql-databricks-bridge --features polars --locked --test operator
 
 echo "== tiberius 0.13.0's own integration tests, unchanged, against the SQL Server sandbox"
 scripts/tiberius-suite.sh --min-pass 95
 
 echo "== the API fuzzed from openapi.json against the real server (schemathesis --checks all)"
 BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/clients/test_schemathesis.py -q
+
+echo "== the Python BridgeOperator (the installed wheel: sync, extract_to_arrow/polars/spark/parquet, the deck's example, the wheel in a fresh venv)"
+BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/operator -q
 
 echo "== client fidelity, Databricks SDK contract, OpenAPI, Python client and bundle tests (pytest)"
 BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/fidelity tests/databricks tests/api tests/clients tests/examples -q \

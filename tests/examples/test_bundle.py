@@ -5,6 +5,7 @@ rejects unknown fields and wrong types)."""
 
 import pathlib
 import re
+import tomllib
 
 import yaml
 from databricks.bundles.jobs import Job
@@ -46,5 +47,11 @@ def test_files_it_names_exist():
             if "spark_python_task" in task:
                 source = BUNDLE_DIR / task["spark_python_task"]["python_file"]
                 compile(source.read_text(), str(source), "exec")
+            if "python_wheel_task" in task:
+                # The entry point is one of the wheel's console scripts.
+                wheel = task["python_wheel_task"]
+                assert wheel["package_name"] == "sql_databricks_bridge"
+                scripts = tomllib.loads((BUNDLE_DIR / "../../client/python/pyproject.toml").read_text())
+                assert wheel["entry_point"] in scripts["project"]["scripts"]
     for artifact in doc.get("artifacts", {}).values():
         assert (BUNDLE_DIR / artifact["path"] / "pyproject.toml").is_file()

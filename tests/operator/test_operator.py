@@ -1,0 +1,547 @@
+"""The Python BridgeOperator (sql_databricks_bridge.sdk.databricks) against
+both sandboxes, as a notebook uses it: the installed wheel (built by
+scripts/setup-test-env.sh from client/python with maturin), never the working
+tree, so what is tried is what `pip install` gives a user.
+
+Run on its own (`pytest tests/operator`): tests/clients puts the working
+tree's client/python first on sys.path, which has no compiled `_native`.
+
+Values are checked with a client nobody here wrote (python-tds) on the SQL
+Server side, and against the Parquet extraction of the same query read by
+pyarrow for every `extract_to_*`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytds
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SA_PASSWORD = "Bridge!Passw0rd"
+DBX_TOKEN = "dapi-operator"
+LARGE_ROWS = 1_000_000
+
+if str(REPO_ROOT / "client" / "python") in sys.path:  # pragma: no cover
+    pytest.fail("tests/operator must run without client/python on sys.path", pytrace=False)
+
+from sql_databricks_bridge.sdk import databricks as sdk_dbx  # noqa: E402
+from sql_databricks_bridge.sdk.databricks import (  # noqa: E402
+    ArgumentError,
+    BridgeError,
+    BridgeOperator,
+    ExtractError,
+    SqlServerError,
+    SyncError,
+)
+
+SQLSERVER_SEED = """
+CREATE DATABASE OpTest
+GO
+USE OpTest
+GO
+CREATE TABLE dbo.tipos (
+    id int NOT NULL PRIMARY KEY,
+    d decimal(18,4) NULL,
+    d38 decimal(38,10) NULL,
+    m money NULL,
+    sm smallmoney NULL,
+    dto datetimeoffset(7) NULL,
+    dt2 datetime2(7) NULL,
+    dtm datetime NULL,
+    dd date NULL,
+    g uniqueidentifier NULL,
+    u nvarchar(60) NULL,
+    v varchar(20) NULL,
+    b bit NULL,
+    f float NULL,
+    bin varbinary(16) NULL,
+    ti tinyint NULL,
+    si smallint NULL,
+    bi bigint NULL
+)
+GO
+INSERT INTO dbo.tipos VALUES
+ (1, 12345678901234.5678, 1234567890123456789012345678.0123456789, 922337203685477.5807, 214748.3647,
+  '2024-03-10T22:15:30.1234567-05:00', '2024-03-10T01:02:03.1234560', '2024-03-10T01:02:03.997', '2024-03-10',
+  '6F9619FF-8B86-D011-B42D-00C04FC964FF', N'José Ñandú 李小龍 🚀', 'abc', 1, 1.5e300, 0x00FF10, 255, -32768, -9223372036854775808),
+ (2, -0.0001, -1.0000000001, -922337203685477.5808, -214748.3648,
+  '0001-01-01T00:00:00-08:00', '9999-12-31T23:59:59.9999990', '1753-01-01T00:00:00', '0001-01-01',
+  '00000000-0000-0000-0000-000000000000', N'', '', 0, -0.0, 0x, 0, 32767, 9223372036854775807),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+GO
+CREATE TABLE dbo.CalibrationResults (
+    id_hogar int NOT NULL,
+    periodo char(7) NOT NULL,
+    peso decimal(18,6) NULL,
+    nota nvarchar(40) NULL,
+    CONSTRAINT pk_cal PRIMARY KEY (id_hogar, periodo)
+)
+GO
+CREATE TABLE dbo.JobTarget (id_hogar int NOT NULL, periodo char(7) NOT NULL, peso decimal(18,6) NULL,
+                            nota nvarchar(40) NULL, PRIMARY KEY (id_hogar, periodo))
+GO
+CREATE DATABASE KWP_Colombia
+GO
+USE KWP_Colombia
+GO
+CREATE TABLE dbo.Ventas (id_transaccion bigint NOT NULL PRIMARY KEY, fecha datetime2(3) NOT NULL,
+                         monto_total decimal(18,2) NOT NULL)
+GO
+INSERT INTO dbo.Ventas VALUES (1, '2023-12-31T23:59:59.999', 10.00), (2, '2024-01-01T00:00:00', 20.50),
+                              (3, '2024-06-30T12:00:00', 30.25)
+GO
+CREATE TABLE dbo.CalibrationResults (id_hogar int NOT NULL, periodo char(7) NOT NULL, peso decimal(18,6) NULL,
+                                     CONSTRAINT pk_cal_co PRIMARY KEY (id_hogar, periodo))
+GO
+"""
+
+DATABRICKS_SEED = """
+CREATE SCHEMA IF NOT EXISTS main.op;
+CREATE TABLE main.op.calibrated_panel (id_hogar INT, periodo STRING, peso DECIMAL(18,6), nota STRING);
+INSERT INTO main.op.calibrated_panel VALUES
+  (1, '2024-01', 1.250000, 'urbano'), (2, '2024-01', 0.980000, 'rural'),
+  (3, '2024-02', 1.310000, NULL), (4, '2024-02', 2.000000, 'Ñandú');
+CREATE TABLE main.op.updates (id_hogar INT, periodo STRING, peso DECIMAL(18,6), nota STRING);
+INSERT INTO main.op.updates VALUES (2, '2024-01', 9.999999, 'revisado'), (4, '2024-02', NULL, NULL);
+CREATE TABLE main.op.upserts (id_hogar INT, periodo STRING, peso DECIMAL(18,6), nota STRING);
+INSERT INTO main.op.upserts VALUES (1, '2024-01', 0.500000, 'upsert'), (5, '2024-03', 3.000000, 'nuevo');
+CREATE TABLE main.op.deletes (id_hogar INT, periodo STRING);
+CREATE CATALOG IF NOT EXISTS catalog;
+CREATE SCHEMA IF NOT EXISTS catalog.`schema`;
+CREATE TABLE catalog.`schema`.calibrated_panel (id_hogar INT, periodo STRING, peso DECIMAL(18,6));
+INSERT INTO catalog.`schema`.calibrated_panel VALUES (1001, '2024-01', 1.25), (1002, '2024-01', 0.98);
+INSERT INTO main.op.deletes VALUES (3, '2024-02'), (5, '2024-03');
+"""
+
+
+def _binary() -> Path:
+    raw = os.environ.get("BRIDGE_SANDBOX_BIN")
+    path = Path(raw) if raw else REPO_ROOT / "target" / "debug" / "bridge-sandbox"
+    if not path.is_file():
+        pytest.fail(f"bridge-sandbox not found at {path}: cargo build -p bridge-sandbox", pytrace=False)
+    return path
+
+
+@dataclass
+class Sandbox:
+    proc: subprocess.Popen
+    ready: str
+
+
+def _start(args: list[str], prefix: str, log: Path, timeout: float = 600.0) -> Sandbox:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQLSERVER_", "DATABRICKS_", "BRIDGE_"))}
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [str(_binary()), *args], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+            env=env, start_new_session=True,
+        )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.append(raw.decode("utf-8", "replace").rstrip())
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = [line for line in lines if line.startswith(prefix)]
+        if ready:
+            return Sandbox(proc, ready[0])
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail(f"{args[0]} sandbox did not start: {lines}\n{log.read_text()[-3000:]}", pytrace=False)
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class World:
+    host: str
+    port: int
+    dbx_url: str
+    warehouse: str
+
+    def operator(self, **kw) -> BridgeOperator:
+        args = dict(
+            sql_server_host=f"{self.host},{self.port}",
+            sql_server_database="OpTest",
+            sql_server_user="sa",
+            sql_server_password=SA_PASSWORD,
+            trust_server_certificate=True,
+            databricks_host=self.dbx_url,
+            databricks_token=DBX_TOKEN,
+            warehouse_id=self.warehouse,
+        )
+        args.update(kw)
+        return BridgeOperator(**args)
+
+    def tds(self):
+        return pytds.connect(
+            dsn=self.host, port=self.port, database="OpTest", user="sa", password=SA_PASSWORD,
+            autocommit=True,
+        )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    d = tmp_path_factory.mktemp("operator")
+    (d / "sqlserver.sql").write_text(SQLSERVER_SEED)
+    (d / "databricks.sql").write_text(DATABRICKS_SEED)
+    sql = _start(
+        ["sqlserver", "--port", "0", "--seed", str(d / "sqlserver.sql"),
+         "--generate", f"OpTest.ventas:{LARGE_ROWS}"],
+        "READY sqlserver ", d / "sqlserver.log",
+    )
+    try:
+        dbx = _start(
+            ["databricks", "--port", "0", "--token", DBX_TOKEN, "--seed", str(d / "databricks.sql")],
+            "READY databricks ", d / "databricks.log",
+        )
+        try:
+            host, _, port = sql.ready.split()[2].rpartition(":")
+            parts = dbx.ready.split()
+            yield World(host, int(port), parts[2], parts[3].removeprefix("warehouse="))
+        finally:
+            _stop(dbx.proc)
+    finally:
+        _stop(sql.proc)
+
+
+def _rows(world: World, sql: str) -> list[tuple]:
+    with world.tds() as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()]
+
+
+TYPES_QUERY = "SELECT * FROM dbo.tipos ORDER BY id OFFSET 0 ROWS"
+
+
+def _parquet(world: World, tmp_path: Path, query: str) -> pa.Table:
+    out = world.operator().extract_to_parquet(query, tmp_path / "ref")
+    assert out.rows_written == out.rows_read and out.discrepancy is None
+    assert (tmp_path / "ref" / "_manifest.json").is_file()
+    return pq.read_table(tmp_path / "ref")
+
+
+# -- extraction ----------------------------------------------------------------------
+
+
+def test_arrow_equals_parquet_on_every_type(world, tmp_path):
+    ref = _parquet(world, tmp_path, TYPES_QUERY)
+    got = world.operator().extract_to_arrow(TYPES_QUERY)
+    assert isinstance(got, pa.Table)
+    assert got.schema.equals(ref.schema, check_metadata=False), f"{got.schema}\n!=\n{ref.schema}"
+    assert got.equals(ref)
+    assert got.to_pylist() == ref.to_pylist()
+    types = {f.name: f.type for f in got.schema}
+    assert types["d"] == pa.decimal128(18, 4) and types["d38"] == pa.decimal128(38, 10)
+    assert types["m"] == pa.decimal128(19, 4) and types["sm"] == pa.decimal128(10, 4)
+    assert pa.types.is_timestamp(types["dto"]) and types["dto"].tz is not None
+    assert types["g"] == pa.string() and types["u"] == pa.string()
+    rows = got.to_pylist()
+    assert rows[0]["m"] == decimal.Decimal("922337203685477.5807")
+    assert rows[1]["m"] == decimal.Decimal("-922337203685477.5808")
+    assert rows[0]["d38"] == decimal.Decimal("1234567890123456789012345678.0123456789")
+    assert rows[0]["u"] == "José Ñandú 李小龍 🚀"
+    assert rows[0]["g"].upper() == "6F9619FF-8B86-D011-B42D-00C04FC964FF"
+    assert rows[0]["dto"] == dt.datetime(2024, 3, 11, 3, 15, 30, 123456, tzinfo=dt.timezone.utc)
+    assert all(v is None for k, v in rows[2].items() if k != "id")
+
+
+def test_polars_equals_parquet(world, tmp_path):
+    import polars as pl
+
+    ref = pl.read_parquet(_write_ref(world, tmp_path))
+    got = world.operator().extract_to_polars(TYPES_QUERY)
+    assert isinstance(got, pl.DataFrame)
+    assert got.schema == ref.schema
+    assert got.equals(ref)
+    assert got.schema["d38"] == pl.Decimal(38, 10)
+    assert got["m"][0] == decimal.Decimal("922337203685477.5807")
+
+
+def _write_ref(world: World, tmp_path: Path) -> Path:
+    _parquet(world, tmp_path, TYPES_QUERY)
+    return tmp_path / "ref" / "part-00000.parquet"
+
+
+def test_parquet_result_and_errors(world, tmp_path):
+    op = world.operator()
+    out = op.extract_to_parquet("SELECT id, u FROM dbo.tipos", tmp_path / "p")
+    assert (out.rows_read, out.rows_written) == (3, 3)
+    assert out.parts == ["part-00000.parquet"] and out.bytes > 0
+    with pytest.raises(ExtractError) as e:
+        op.extract_to_parquet("SELECT id FROM dbo.tipos", tmp_path / "p")
+    assert e.value.kind == "extract.exists"
+    op.extract_to_parquet("SELECT id FROM dbo.tipos WHERE id = 1", tmp_path / "p", overwrite=True)
+    assert pq.read_table(tmp_path / "p").num_rows == 1
+    with pytest.raises(ExtractError) as e:
+        op.extract_to_arrow("SELECT no_such_column FROM dbo.tipos")
+    assert e.value.kind == "extract.sql" and "no_such_column" in e.value.message
+    assert isinstance(e.value, BridgeError)
+
+
+def test_bad_login_is_a_sql_server_error(world):
+    with pytest.raises(SqlServerError) as e:
+        world.operator(sql_server_password="wrong").extract_to_arrow("SELECT 1 AS x")
+    assert e.value.kind == "sqlserver.login"
+    assert "wrong" not in str(e.value)
+
+
+def test_settings_from_the_environment(world, monkeypatch):
+    monkeypatch.setenv("SQLSERVER_HOST", f"{world.host},{world.port}")
+    monkeypatch.setenv("SQLSERVER_DATABASE", "OpTest")
+    monkeypatch.setenv("SQLSERVER_USERNAME", "sa")
+    monkeypatch.setenv("SQLSERVER_PASSWORD", SA_PASSWORD)
+    monkeypatch.setenv("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true")
+    monkeypatch.setenv("DATABRICKS_HOST", world.dbx_url)
+    monkeypatch.setenv("DATABRICKS_TOKEN", DBX_TOKEN)
+    monkeypatch.setenv("DATABRICKS_WAREHOUSE_ID", world.warehouse)
+    op = BridgeOperator()
+    assert op.extract_to_arrow("SELECT COUNT(*) AS n FROM dbo.tipos").to_pylist() == [{"n": 3}]
+
+
+# -- Spark ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    from pyspark.sql import SparkSession
+
+    s = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
+        .appName("bridge-operator-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    yield s
+    s.stop()
+
+
+def test_spark_small_result_through_arrow(world, tmp_path, spark):
+    ref = spark.read.parquet(str(_write_ref(world, tmp_path)))
+    df = world.operator().extract_to_spark(TYPES_QUERY, spark)
+    assert df.inputFiles() == [], "a small result is handed over from memory"
+    assert df.schema == ref.schema, f"{df.schema}\n!=\n{ref.schema}"
+    # Compared in Spark: Python's datetime cannot hold every value here
+    # (pyspark's collect() fails on 0001-01-01 in UTC-8).
+    assert df.count() == 3
+    assert df.exceptAll(ref).count() == 0 and ref.exceptAll(df).count() == 0
+    # The DataFrame is usable: written as a table and read back.
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS op LOCATION '{tmp_path / 'warehouse'}'")
+    df.write.mode("overwrite").format("parquet").saveAsTable("op.tipos_extract")
+    assert spark.table("op.tipos_extract").count() == 3
+
+
+def test_spark_large_result_through_parquet_parts(world, tmp_path, spark):
+    query = "SELECT id, fecha, pais, monto_total, cliente, actualizado FROM dbo.ventas"
+    df = world.operator().extract_to_spark(query, spark, staging_path=tmp_path / "staging")
+    files = df.inputFiles()
+    assert files and all(str(tmp_path / "staging") in f and f.endswith(".parquet") for f in files)
+    assert df.count() == LARGE_ROWS
+    types = dict(df.dtypes)
+    assert types["monto_total"] == "decimal(18,2)" and types["fecha"] == "timestamp_ntz"
+    assert types["actualizado"] == "timestamp"
+    (src,) = _rows(world, "SELECT COUNT(*), SUM(monto_total), MIN(id), MAX(id) FROM dbo.ventas")
+    (got,) = df.selectExpr("count(*)", "sum(monto_total)", "min(id)", "max(id)").collect()
+    assert tuple(got) == src
+    df.write.mode("overwrite").format("parquet").saveAsTable("op_ventas_extract")
+    assert spark.table("op_ventas_extract").count() == LARGE_ROWS
+
+
+# -- sync ---------------------------------------------------------------------------------
+
+
+def _calibration(world: World) -> list[tuple]:
+    return _rows(world, "SELECT id_hogar, periodo, peso, nota FROM dbo.CalibrationResults ORDER BY id_hogar")
+
+
+def test_sync_every_operation(world):
+    op = world.operator()
+    r = op.sync_to_sql_server(
+        source_table="main.op.calibrated_panel", target_table="dbo.CalibrationResults",
+        operation="INSERT", primary_keys=["id_hogar", "periodo"], sync_id="job-42:run-7",
+    )
+    assert (r.rows_read, r.rows_affected, r.discrepancy, r.from_ledger) == (4, 4, None, False)
+    d = decimal.Decimal
+    assert _calibration(world) == [
+        (1, "2024-01", d("1.250000"), "urbano"), (2, "2024-01", d("0.980000"), "rural"),
+        (3, "2024-02", d("1.310000"), None), (4, "2024-02", d("2.000000"), "Ñandú"),
+    ]
+    # The same sync (a retried job run, same sync_id) is not written twice,
+    # even from another operator.
+    again = world.operator().sync_to_sql_server("main.op.calibrated_panel", "dbo.CalibrationResults", "INSERT",
+                                                ["id_hogar", "periodo"], sync_id="job-42:run-7")
+    assert again.from_ledger and (again.rows_read, again.rows_affected) == (4, 4)
+    assert len(_calibration(world)) == 4
+    # Without a sync_id a call is a new sync: here a second INSERT of the
+    # same keys, refused by the primary key with nothing written.
+    with pytest.raises(SyncError) as e:
+        op.sync_to_sql_server("main.op.calibrated_panel", "dbo.CalibrationResults", "INSERT", ["id_hogar", "periodo"])
+    assert "PRIMARY KEY" in e.value.message
+    assert len(_calibration(world)) == 4
+    with pytest.raises(ArgumentError) as e:
+        op.sync_to_sql_server("main.op.calibrated_panel", "dbo.CalibrationResults", "INSERT", sync_id="no spaces")
+    assert e.value.kind == "argument" and "sync_id" in e.value.message
+
+    r = op.sync_to_sql_server("main.op.updates", "dbo.CalibrationResults", "UPDATE", ["id_hogar", "periodo"])
+    assert r.rows_affected == 2
+    r = op.sync_to_sql_server("main.op.upserts", "dbo.CalibrationResults", "UPSERT", ["id_hogar", "periodo"])
+    assert r.rows_affected == 2
+    assert _calibration(world) == [
+        (1, "2024-01", d("0.500000"), "upsert"), (2, "2024-01", d("9.999999"), "revisado"),
+        (3, "2024-02", d("1.310000"), None), (4, "2024-02", None, None), (5, "2024-03", d("3.000000"), "nuevo"),
+    ]
+
+    # A delete above the cap is refused and deletes nothing.
+    with pytest.raises(SyncError) as e:
+        op.sync_to_sql_server("main.op.deletes", "dbo.CalibrationResults", "DELETE", ["id_hogar", "periodo"],
+                              max_delete_rows=1)
+    assert e.value.kind == "sync.refused" and "max_delete_rows" in e.value.message.replace(" ", "_")
+    assert len(_calibration(world)) == 5
+    r = op.sync_to_sql_server("main.op.deletes", "dbo.CalibrationResults", "DELETE", ["id_hogar", "periodo"])
+    assert (r.rows_read, r.rows_affected) == (2, 2)
+    assert [row[0] for row in _calibration(world)] == [1, 2, 4]
+
+
+def test_sync_without_keys_is_refused(world):
+    with pytest.raises(SyncError) as e:
+        world.operator().sync_to_sql_server("main.op.updates", "dbo.CalibrationResults", "UPDATE")
+    assert e.value.kind == "sync.refused"
+
+
+# -- long calls ------------------------------------------------------------------------
+
+
+def test_ctrl_c_interrupts_a_long_call(world, tmp_path):
+    """SIGINT during an extraction: KeyboardInterrupt, and nothing left behind."""
+    op = world.operator()
+    target = tmp_path / "interrupted"
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            op.extract_to_parquet("SELECT v.*, t.u FROM dbo.ventas v CROSS JOIN dbo.tipos t", target)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 30
+    assert not target.exists()
+
+
+def test_gil_released_while_a_call_runs(world):
+    """Another Python thread runs while the operator waits on SQL Server."""
+    op = world.operator()
+    ticks = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    try:
+        op.extract_to_arrow("SELECT TOP 200000 id, cliente FROM dbo.ventas")
+    finally:
+        stop.set()
+        t.join()
+    assert len(ticks) > 5
+
+
+def test_module_is_the_native_build():
+    from sql_databricks_bridge import _native
+
+    assert Path(_native.__file__).suffix in (".so", ".pyd")
+    assert sdk_dbx.BridgeOperator is BridgeOperator
+
+
+# -- the deck's snippets -----------------------------------------------------------------
+
+
+def test_deck_example_runs_as_written(world, tmp_path):
+    """examples/databricks_operator.py: the deck's two snippets, unchanged
+    but for the host, with dbutils' secrets from the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQLSERVER_", "DATABRICKS_"))}
+    env.update(
+        SQL_SERVER_HOST=f"{world.host},{world.port}",
+        SQLSERVER_TRUST_SERVER_CERTIFICATE="true",
+        SCOPE_SQL_USER="sa",
+        SCOPE_SQL_PASS=SA_PASSWORD,
+        DATABRICKS_HOST=world.dbx_url,
+        DATABRICKS_TOKEN=DBX_TOKEN,
+        DATABRICKS_WAREHOUSE_ID=world.warehouse,
+    )
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / "databricks_operator.py")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "Filas sincronizadas: 2" in out.stdout
+    assert "ventas_extract: 2 filas" in out.stdout
+    with pytds.connect(dsn=world.host, port=world.port, database="KWP_Colombia", user="sa",
+                       password=SA_PASSWORD, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id_hogar, periodo, peso FROM dbo.CalibrationResults ORDER BY id_hogar")
+        assert cur.fetchall() == [(1001, "2024-01", decimal.Decimal("1.250000")),
+                                  (1002, "2024-01", decimal.Decimal("0.980000"))]
+
+
+def test_wheel_task_entry_point(world):
+    """`sync_to_sql_server`, the wheel's console script a Databricks
+    python_wheel_task runs (examples/databricks/databricks.yml), with its
+    named parameters as Databricks passes them (--key=value) and the
+    settings from the environment (spark_env_vars on a cluster)."""
+    script = Path(sys.executable).parent / "sync_to_sql_server"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQLSERVER_", "DATABRICKS_"))}
+    env.update(
+        SQLSERVER_HOST=f"{world.host},{world.port}", SQLSERVER_DATABASE="OpTest", SQLSERVER_USERNAME="sa",
+        SQLSERVER_PASSWORD=SA_PASSWORD, SQLSERVER_TRUST_SERVER_CERTIFICATE="true",
+        DATABRICKS_HOST=world.dbx_url, DATABRICKS_TOKEN=DBX_TOKEN, DATABRICKS_WAREHOUSE_ID=world.warehouse,
+    )
+    args = ["--source_table=main.op.calibrated_panel", "--target_table=dbo.JobTarget", "--operation=INSERT",
+            "--primary_keys=id_hogar,periodo", "--sync_id=123-456"]
+    import json
+
+    first = subprocess.run([str(script), *args], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"status": "applied", "rows_read": 4, "rows_affected": 4,
+                                        "discrepancy": None, "from_ledger": False}
+    # The job run repaired: same run id, nothing written again.
+    again = subprocess.run([str(script), *args], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout)["from_ledger"] is True
+    assert len(_rows(world, "SELECT * FROM dbo.JobTarget")) == 4
+    # Refused: exit 1 with the reason.
+    bad = subprocess.run([str(script), "--source_table=main.op.nope", "--target_table=dbo.JobTarget"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1
+    out = json.loads(bad.stdout)
+    assert out["status"] == "failed" and "main.op.nope" in out["message"]
+    usage = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "--source_table" in usage.stderr
