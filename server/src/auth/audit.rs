@@ -123,9 +123,19 @@ struct AuditFile {
     file: Mutex<std::fs::File>,
 }
 
-/// Where audit lines go: always the log, and a file when one is set.
+/// Where audit lines go: always the log, and a file when one is set,
+/// through a writer thread. Refusals and failures wait for their line to be
+/// written before the caller goes on (a decision that matters is on disk
+/// before its answer is sent); successes do not wait.
 pub struct AuditLog {
-    file: Option<AuditFile>,
+    path: Option<PathBuf>,
+    writer: Writer,
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.writer.flush();
+    }
 }
 
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
@@ -175,10 +185,11 @@ impl AuditFile {
         std::fs::rename(&self.path, rotated(&self.path, 1))
     }
 
-    /// Appends one line, rotating first when it would pass the cap. The
-    /// line is written whatever happens to the rotation: a refusal is
-    /// never dropped to keep a file small.
-    fn append(&self, line: &str) -> std::io::Result<()> {
+    /// Appends lines in order, rotating first whenever the next line would
+    /// take the file past the cap; consecutive lines that fit are written
+    /// with one call. Every line is written whatever happens to the
+    /// rotation: a refusal is never dropped to keep a file small.
+    fn append(&self, lines: &[String]) -> std::io::Result<()> {
         let mut f = self
             .file
             .lock()
@@ -186,24 +197,107 @@ impl AuditFile {
         if moved(&f, &self.path) {
             *f = open_append(&self.path)?;
         }
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        if len > 0 && len + line.len() as u64 > self.rotation.max_bytes {
-            match self.rotate() {
-                Ok(()) => *f = open_append(&self.path)?,
-                Err(e) => tracing::error!(
-                    path = %self.path.display(),
-                    error = %e,
-                    "cannot rotate the audit log; it grows past its cap"
-                ),
+        let mut len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut pending = String::new();
+        for line in lines {
+            let next = (pending.len() + line.len()) as u64;
+            if len + next > self.rotation.max_bytes && len + pending.len() as u64 > 0 {
+                Self::write(&mut f, &self.path, &pending)?;
+                len += pending.len() as u64;
+                pending.clear();
+                if len > 0 {
+                    match self.rotate() {
+                        Ok(()) => {
+                            *f = open_append(&self.path)?;
+                            len = 0;
+                        }
+                        Err(e) => tracing::error!(
+                            path = %self.path.display(),
+                            error = %e,
+                            "cannot rotate the audit log; it grows past its cap"
+                        ),
+                    }
+                }
             }
+            pending.push_str(line);
         }
-        // One write per line: appends from threads never interleave.
-        if f.write_all(line.as_bytes()).is_err() {
+        Self::write(&mut f, &self.path, &pending)
+    }
+
+    fn write(f: &mut std::fs::File, path: &Path, text: &str) -> std::io::Result<()> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        // One write per run of whole lines: appends never interleave.
+        if f.write_all(text.as_bytes()).is_err() {
             // Reopened once (the file may have been removed under us).
-            *f = open_append(&self.path)?;
-            f.write_all(line.as_bytes())?;
+            *f = open_append(path)?;
+            f.write_all(text.as_bytes())?;
         }
         Ok(())
+    }
+}
+
+/// What the writer thread is sent.
+enum Msg {
+    Line(String),
+    /// Answered once every line sent before it is written.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The lines' way to the file and the log, off the caller's thread: a
+/// request records its line and goes on; the writer takes every line
+/// waiting at once and writes them together (so polling at thousands of
+/// requests a second costs a few writes, not one per request).
+struct Writer {
+    tx: std::sync::mpsc::Sender<Msg>,
+}
+
+impl Writer {
+    fn start(file: Option<AuditFile>) -> std::io::Result<Writer> {
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut lines = Vec::new();
+                    let mut waiting = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(m) = next.take() {
+                        match m {
+                            Msg::Line(l) => lines.push(l),
+                            Msg::Flush(w) => waiting.push(w),
+                        }
+                        if lines.len() < 10_000 {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    for l in &lines {
+                        tracing::info!(target: "audit", "{}", l.trim_end());
+                    }
+                    if let Some(file) = &file {
+                        if let Err(e) = file.append(&lines) {
+                            tracing::error!(path = %file.path.display(), error = %e, "cannot write the audit log");
+                        }
+                    }
+                    for w in waiting {
+                        let _ = w.send(());
+                    }
+                }
+            })?;
+        Ok(Writer { tx })
+    }
+
+    fn send(&self, m: Msg) -> bool {
+        self.tx.send(m).is_ok()
+    }
+
+    /// Waits until every line sent so far is written.
+    fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        if self.send(Msg::Flush(done)) {
+            let _ = wait.recv();
+        }
     }
 }
 
@@ -224,18 +318,28 @@ impl AuditLog {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let f = open_append(path).map_err(err)?;
+        let writer = Writer::start(Some(AuditFile {
+            path: path.to_path_buf(),
+            rotation,
+            file: Mutex::new(f),
+        }))
+        .map_err(err)?;
         Ok(AuditLog {
-            file: Some(AuditFile {
-                path: path.to_path_buf(),
-                rotation,
-                file: Mutex::new(f),
-            }),
+            path: Some(path.to_path_buf()),
+            writer,
         })
     }
 
     /// Log only (library use, tests of pure logic).
     pub fn log_only() -> AuditLog {
-        AuditLog { file: None }
+        AuditLog {
+            path: None,
+            // A thread that cannot start leaves lines to the caller's log.
+            writer: Writer::start(None).unwrap_or_else(|_| {
+                let (tx, _) = std::sync::mpsc::channel();
+                Writer { tx }
+            }),
+        }
     }
 
     pub fn record(&self, event: AuditEvent) {
@@ -246,12 +350,18 @@ impl AuditLog {
                 return;
             }
         };
-        tracing::info!(target: "audit", "{line}");
-        if let Some(file) = &self.file {
-            if let Err(e) = file.append(&format!("{line}\n")) {
-                tracing::error!(path = %file.path.display(), error = %e, "cannot write the audit log");
-            }
+        if !self.writer.send(Msg::Line(format!("{line}\n"))) {
+            tracing::error!(path = ?self.path, "the audit writer has stopped: {line}");
+            return;
         }
+        if event.outcome != "success" {
+            self.writer.flush();
+        }
+    }
+
+    /// Waits until every line recorded so far is written (shutdown, tests).
+    pub fn flush(&self) {
+        self.writer.flush();
     }
 }
 

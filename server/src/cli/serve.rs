@@ -204,7 +204,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tables,
         lakehouse,
         permissions: (*permissions).clone(),
-        audit,
+        audit: audit.clone(),
         runner,
         sync,
         roots,
@@ -242,6 +242,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!("the sync poller did not stop in time");
         }
     }
+    // The last lines (interrupted jobs, the shutdown's own) on disk first.
+    audit.flush();
     Ok(())
 }
 

@@ -130,8 +130,15 @@ fn job_from(r: &Row<'_>) -> rusqlite::Result<(Job, i64)> {
     ))
 }
 
+/// Connections that only read: in WAL mode readers never wait for the
+/// writer nor for each other, so polling clients (GET /jobs/{id}) are not
+/// serialized behind one lock with every job's progress updates.
+const READERS: usize = 4;
+
 pub struct JobStore {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
 
 impl JobStore {
@@ -158,9 +165,18 @@ impl JobStore {
              WHERE state IN ('queued', 'running')",
             [now()],
         )?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open(path).map_err(|e| open_err(&e))?;
+            r.execute_batch("PRAGMA query_only=1;")
+                .map_err(|e| open_err(&e))?;
+            readers.push(Mutex::new(r));
+        }
         Ok((
             JobStore {
                 conn: Mutex::new(conn),
+                readers,
+                next_reader: std::sync::atomic::AtomicUsize::new(0),
             },
             n,
         ))
@@ -168,6 +184,20 @@ impl JobStore {
 
     pub(super) fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// A read-only connection: the first free one, else the next in turn.
+    fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        for r in &self.readers {
+            if let Ok(g) = r.try_lock() {
+                return Ok(g);
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        self.readers[i].lock().map_err(|_| StoreError::Poisoned)
     }
 
     pub fn create(
@@ -219,7 +249,7 @@ impl JobStore {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Job>, StoreError> {
-        let c = self.conn()?;
+        let c = self.reader()?;
         let mut st = c.prepare_cached("SELECT * FROM jobs WHERE id = ?1")?;
         Ok(st.query_row([id], job_from).optional()?.map(|(j, _)| j))
     }
@@ -236,7 +266,7 @@ impl JobStore {
 
     /// How many jobs are in each state (for metrics).
     pub fn count_by_state(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
-        let c = self.conn()?;
+        let c = self.reader()?;
         let mut st = c.prepare("SELECT state, count(*) FROM jobs GROUP BY state")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         let mut out = Vec::new();
@@ -271,8 +301,8 @@ impl JobStore {
             Page::Offset(n) => (i64::MAX, skip(n)),
             Page::CursorOffset(c, n) => (after(c)?, skip(n)),
         };
-        let c = self.conn()?;
-        let mut st = c.prepare(
+        let c = self.reader()?;
+        let mut st = c.prepare_cached(
             "SELECT * FROM jobs WHERE seq < ?1 AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR state = ?3)
              ORDER BY seq DESC LIMIT ?4 OFFSET ?5",
         )?;

@@ -631,6 +631,7 @@ impl Poller {
             Ok(o) => {
                 if self.config.exit_after_commit && !o.from_ledger {
                     tracing::error!(event = e.event_id, "fault hook: exiting after commit");
+                    self.audit.flush();
                     std::process::exit(86);
                 }
                 let recorded = self

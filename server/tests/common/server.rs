@@ -281,10 +281,21 @@ impl World {
             .unwrap();
     }
 
+    /// The audit file's lines once it has stopped growing: the server
+    /// writes successes from a writer thread, just after its answer.
     pub fn audit_lines(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.join("logs/audit.jsonl"))
-            .unwrap_or_default()
-            .lines()
+        let read =
+            || std::fs::read_to_string(self.dir.join("logs/audit.jsonl")).unwrap_or_default();
+        let mut text = read();
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let again = read();
+            if again == text {
+                break;
+            }
+            text = again;
+        }
+        text.lines()
             .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
             .collect()
     }
