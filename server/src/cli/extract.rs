@@ -9,7 +9,7 @@ use anyhow::Context;
 use sql_databricks_bridge::config::uc_names::UcName;
 use sql_databricks_bridge::databricks;
 use sql_databricks_bridge::extract::run::{
-    render_queries, Destination, DestinationPath, QueryEvents, Run,
+    apply_partitioning, render_queries, Destination, DestinationPath, QueryEvents, Run,
 };
 use sql_databricks_bridge::extract::{Codec, ExtractOptions};
 use sql_databricks_bridge::retry::RetryPolicy;
@@ -61,6 +61,16 @@ pub struct ExtractArgs {
     /// Where table loads keep their position (catalog.schema.table).
     #[arg(long, env = "BRIDGE_STATE_TABLE", default_value = sql_databricks_bridge::tables::STATE_TABLE, value_parser = uc_name)]
     pub state_table: UcName,
+    /// Read every chosen query in ranges of this column, each range on its
+    /// own connection, concurrently (an integer, date or date/time column of
+    /// the query's result). Overrides `partition_on` in <name>.yaml. The
+    /// query must be one SELECT (it is used as a derived table).
+    #[arg(long, value_name = "COLUMN")]
+    pub partition_on: Option<String>,
+    /// How many ranges (1-64; default 4 with --partition-on). Alone, it
+    /// changes the count of the queries whose <name>.yaml has partition_on.
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<u32>,
     #[command(flatten)]
     pub tuning: TuningArgs,
     #[command(flatten)]
@@ -148,12 +158,24 @@ impl TuningArgs {
 pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
     let destination = destination(&args.destination, &args.connection)?;
     // Render everything first: a missing parameter stops the run before any SQL.
-    let (_, queries) = render_queries(
+    let (_, mut queries) = render_queries(
         &args.queries_path,
         &args.config_path,
         &args.country,
         &args.queries,
     )?;
+    apply_partitioning(
+        &mut queries,
+        args.partition_on.as_deref(),
+        args.partitions,
+        "--partition-on/--partitions",
+    )?;
+    // Each running query holds a connection per partition.
+    let widest = queries
+        .iter()
+        .filter_map(|q| q.partition.as_ref().map(|p| p.count as usize))
+        .max()
+        .unwrap_or(1);
     let settings = args.connection.sqlserver().context("SQL Server settings")?;
     let timeout = Duration::from_secs(args.connection.timeout);
     // Table loads run on a SQL warehouse, found only when a query has one.
@@ -173,7 +195,7 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         _ => None,
     };
     let run = Arc::new(Run {
-        pool: sqlserver::pool::pool(&settings, args.parallel.max(1), timeout)?,
+        pool: sqlserver::pool::pool(&settings, args.parallel.max(1) * widest, timeout)?,
         destination,
         country: args.country.clone(),
         options: args.tuning.options(args.overwrite),

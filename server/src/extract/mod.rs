@@ -9,6 +9,7 @@
 pub mod batch;
 #[cfg(feature = "polars")]
 pub mod frame;
+pub mod partition;
 pub mod result;
 pub mod run;
 pub mod schema;
@@ -44,6 +45,9 @@ pub enum ExtractError {
     Io { path: PathBuf, message: String },
     #[error("the query returned no result set")]
     NoResult,
+    /// A partitioned read that cannot run as asked.
+    #[error("{0}")]
+    Partition(String),
 }
 
 fn sql_err(e: tiberius::error::Error) -> ExtractError {
@@ -212,6 +216,55 @@ pub async fn extract_into(
     opts: &ExtractOptions,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Outcome, ExtractError> {
+    land(query, country, sql, final_dir, opts, |staging| async move {
+        run_into(conn, sql, &staging, opts, progress).await
+    })
+    .await
+}
+
+/// As [`extract_into`], the query split on a column into partitions read
+/// concurrently on pooled connections (see [`partition`]); each partition
+/// is retried alone by `policy`, and `note` hears about it.
+#[allow(clippy::too_many_arguments)]
+pub async fn extract_partitioned_into(
+    pool: &crate::sqlserver::pool::Pool,
+    query: &str,
+    country: &str,
+    sql: &str,
+    final_dir: &Path,
+    opts: &ExtractOptions,
+    part: &partition::Partitioning,
+    policy: &crate::retry::RetryPolicy,
+    progress: &(dyn Fn(u64) + Send + Sync),
+    note: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Outcome, ExtractError> {
+    let sqls = partition::plan(pool, sql, part).await?;
+    note(&format!(
+        "reading {} partition(s) on {} concurrently",
+        sqls.len(),
+        part.column
+    ));
+    land(query, country, sql, final_dir, opts, |staging| async move {
+        partition::run_partitions(pool, &sqls, &staging, opts, policy, progress, note).await
+    })
+    .await
+}
+
+/// Stages a run in a hidden directory beside `final_dir`, writes its
+/// manifest and publishes it; nothing is left behind on failure or when
+/// the future is dropped (a cancelled job).
+async fn land<F, Fut>(
+    query: &str,
+    country: &str,
+    sql: &str,
+    final_dir: &Path,
+    opts: &ExtractOptions,
+    run: F,
+) -> Result<Outcome, ExtractError>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<RunOutput, ExtractError>>,
+{
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let final_dir = final_dir.to_path_buf();
@@ -231,10 +284,8 @@ pub async fn extract_into(
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&staging).map_err(|e| io_err(&staging, e))?;
-    // Removes the staging directory on any error and when the future is
-    // dropped (a cancelled job), so nothing half-written is left behind.
     let guard = RemoveOnDrop::new(staging.clone());
-    let (cols, types, parts, rows_read) = run_into(conn, sql, &staging, opts, progress).await?;
+    let (cols, types, parts, rows_read) = run(staging.clone()).await?;
     let landed = Landing {
         query,
         country,
@@ -466,9 +517,9 @@ async fn prepare_sql(conn: &mut Connection, sql: &str, cols: &[SourceColumn]) ->
     sql.to_string()
 }
 
-type RunOutput = (Vec<SourceColumn>, TypeSource, Vec<Part>, u64);
+pub(crate) type RunOutput = (Vec<SourceColumn>, TypeSource, Vec<Part>, u64);
 
-async fn run_into(
+pub(crate) async fn run_into(
     conn: &mut Connection,
     sql: &str,
     dir: &Path,

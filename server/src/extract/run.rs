@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    check_volume, extract_query, publish_to_volume, record_table, ExtractError, ExtractOptions,
-    Outcome, PublishError, RemoveOnDrop, VolumeRoot,
+    check_volume, extract_partitioned_into, extract_query, output_dir, publish_to_volume,
+    record_table, ExtractError, ExtractOptions, Outcome, PublishError, RemoveOnDrop, VolumeRoot,
 };
 use crate::config::{params, ParamError};
 use crate::databricks::statements::StatementError;
 use crate::databricks::Workspace;
-use crate::queries::load::{load_spec, LoadSpec, LoadSpecError};
+use crate::queries::load::{query_spec, LoadSpec, LoadSpecError};
+use crate::queries::partitioning::Partitioning;
 use crate::queries::{load_queries, render, select, QueryError, RenderError};
 use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::{pool, SqlServerError};
@@ -41,6 +42,9 @@ pub enum RunError {
     LoadSpec(#[from] LoadSpecError),
     #[error("loading the table: {0}")]
     Table(#[from] LoadError),
+    /// The run's own options are not valid (they name themselves).
+    #[error("{0}")]
+    Options(String),
 }
 
 impl RunError {
@@ -103,6 +107,8 @@ pub struct RenderedQuery {
     pub sql: String,
     /// Its table load (`<name>.yaml` beside it), if any.
     pub load: Option<LoadSpec>,
+    /// Its partitioned read (`<name>.yaml`, or the run's options), if any.
+    pub partition: Option<Partitioning>,
 }
 
 /// Loads and renders the chosen queries (all when `names` is empty); a
@@ -118,14 +124,43 @@ pub fn render_queries(
     let chosen = select(&all, names)?;
     let mut out = Vec::with_capacity(chosen.len());
     for q in chosen {
+        let spec = query_spec(&q.path, &params)?;
         out.push(RenderedQuery {
             name: q.name.clone(),
             path: q.path.clone(),
             sql: render(&q.sql, &q.path, &params)?,
-            load: load_spec(&q.path, &params)?,
+            load: spec.load,
+            partition: spec.partition,
         });
     }
     Ok((params, out))
+}
+
+/// Lays a run's partitioning options over the queries: with a column,
+/// every query is split on it (`count`, else the default); with only a
+/// count, the queries whose `<name>.yaml` partitions them take that count.
+pub fn apply_partitioning(
+    queries: &mut [RenderedQuery],
+    column: Option<&str>,
+    count: Option<u32>,
+    source: &str,
+) -> Result<(), RunError> {
+    if let Some(n) = count {
+        // Checked even when no query is partitioned.
+        Partitioning::new("count", n, source).map_err(RunError::Options)?;
+    }
+    for q in queries.iter_mut() {
+        let on = match (column, &q.partition) {
+            (Some(c), _) => c.to_string(),
+            (None, Some(p)) => p.column.clone(),
+            (None, None) => continue,
+        };
+        let n = count
+            .or(q.partition.as_ref().map(|p| p.count))
+            .unwrap_or(crate::queries::load::DEFAULT_PARTITIONS);
+        q.partition = Some(Partitioning::new(&on, n, source).map_err(RunError::Options)?);
+    }
+    Ok(())
 }
 
 /// Hears how one query is doing (progress bars, job status).
@@ -240,17 +275,9 @@ impl Run {
             .as_ref()
             .map(|(_, _, p)| p.sql.as_str())
             .unwrap_or(&query.sql);
-        let mut conn = pool::get(&self.pool).await?;
-        let progress = |rows: u64| events.rows(rows);
-        let (name, country) = (&query.name, self.country.as_str());
         let result: Result<Outcome, RunError> = async {
             match &self.destination {
-                Destination::Local(dir) => {
-                    Ok(
-                        extract_query(&mut conn, name, sql, dir, country, &self.options, &progress)
-                            .await?,
-                    )
-                }
+                Destination::Local(dir) => self.read(query, sql, dir, &self.options, events).await,
                 Destination::Volume(root, ws) => {
                     // Parts are written locally first, then uploaded; the local
                     // copy goes away either way (also when cancelled).
@@ -259,9 +286,8 @@ impl Run {
                     let _cleanup = RemoveOnDrop::new(stage.clone());
                     let mut local = self.options.clone();
                     local.overwrite = true;
-                    let mut o =
-                        extract_query(&mut conn, name, sql, &stage, country, &local, &progress)
-                            .await?;
+                    let mut o = self.read(query, sql, &stage, &local, events).await?;
+                    let (name, country) = (&query.name, self.country.as_str());
                     events.note(&format!(
                         "uploading {} part(s) to {}",
                         o.parts.len(),
@@ -276,10 +302,6 @@ impl Run {
             }
         }
         .await;
-        // A user's batch may leave session state behind (USE, SET, #temp
-        // tables); the next job, maybe another user's, must not see it, so
-        // the connection is closed rather than returned to the pool.
-        let _ = deadpool::managed::Object::take(conn);
         let mut o = result?;
         if let (Some((spec, tables, p)), Destination::Volume(_, ws)) = (prepared, &self.destination)
         {
@@ -299,11 +321,53 @@ impl Run {
                 })
                 .collect();
             events.note(&format!("loading {} into {}", location, spec.table));
-            let outcome = tables.load(spec, name, &p, &location, &columns).await?;
+            let outcome = tables
+                .load(spec, &query.name, &p, &location, &columns)
+                .await?;
             record_table(ws, &o.output.display().to_string(), &outcome).await?;
             o.table = Some(outcome);
         }
         Ok(o)
+    }
+}
+
+impl Run {
+    /// Reads one query into `destination/<country>/<name>`: on one pooled
+    /// connection, or split into partitions on several.
+    async fn read(
+        &self,
+        query: &RenderedQuery,
+        sql: &str,
+        destination: &Path,
+        opts: &ExtractOptions,
+        events: &dyn QueryEvents,
+    ) -> Result<Outcome, RunError> {
+        let progress = |rows: u64| events.rows(rows);
+        let (name, country) = (query.name.as_str(), self.country.as_str());
+        if let Some(part) = &query.partition {
+            let note = |m: &str| events.note(m);
+            let final_dir = output_dir(destination, country, name);
+            return Ok(extract_partitioned_into(
+                &self.pool,
+                name,
+                country,
+                sql,
+                &final_dir,
+                opts,
+                part,
+                &self.retry,
+                &progress,
+                &note,
+            )
+            .await?);
+        }
+        let mut conn = pool::get(&self.pool).await?;
+        let r = extract_query(&mut conn, name, sql, destination, country, opts, &progress).await;
+        // A user's batch may leave session state behind (USE, SET, #temp
+        // tables); the next job, maybe another user's, must not see it, so
+        // the connection is closed rather than returned to the pool.
+        let _ = deadpool::managed::Object::take(conn);
+        Ok(r?)
     }
 }
 

@@ -11,13 +11,19 @@
 //! lookback: 2h                            # incremental: re-read this much before it
 //! max_delete_rows: 5000                   # change_tracking: refuse larger deletes
 //! tracked_table: dbo.J_Ventas             # change_tracking: the table tracked
+//! partition_on: id_transaccion            # read in ranges of this column, concurrently
+//! partitions: 4                           # how many (default 4)
 //! ```
+//!
+//! A file with only `partition_on`/`partitions` partitions the read and
+//! loads no table.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::partitioning::Partitioning;
 use super::render::render;
 use crate::config::uc_names::UcName;
 use crate::config::Params;
@@ -80,6 +86,8 @@ struct FileSpec {
     lookback: Option<String>,
     max_delete_rows: Option<u64>,
     tracked_table: Option<String>,
+    partition_on: Option<String>,
+    partitions: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -130,17 +138,91 @@ pub fn load_spec(sql_file: &Path, params: &Params) -> Result<Option<LoadSpec>, L
             })
         }
     };
-    parse(&text, &file, params).map(Some)
+    Ok(parse_file(&text, &file, params)?.load)
 }
 
-/// Parses and checks a spec's text.
-pub fn parse(text: &str, file: &Path, params: &Params) -> Result<LoadSpec, LoadSpecError> {
+/// What `<name>.yaml` says about a query: its table load and its
+/// partitioned read, each when present.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuerySpec {
+    pub load: Option<LoadSpec>,
+    pub partition: Option<Partitioning>,
+}
+
+/// Partitions when `partition_on` is given without `partitions`.
+pub const DEFAULT_PARTITIONS: u32 = 4;
+
+/// The spec beside `sql_file` (`<stem>.yaml`), rendered with `params`;
+/// empty when there is none.
+pub fn query_spec(sql_file: &Path, params: &Params) -> Result<QuerySpec, LoadSpecError> {
+    let file = sql_file.with_extension("yaml");
+    match std::fs::read_to_string(&file) {
+        Ok(text) => parse_file(&text, &file, params),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(QuerySpec::default()),
+        Err(e) => Err(LoadSpecError {
+            file,
+            key: "(file)".into(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Parses and checks a spec's text: the load (needs `table`) and the
+/// partitioning (`partition_on`, `partitions`).
+pub fn parse_file(text: &str, file: &Path, params: &Params) -> Result<QuerySpec, LoadSpecError> {
+    let raw = read(text, file)?;
     let err = |key: &str, message: String| LoadSpecError {
         file: file.to_path_buf(),
         key: key.to_string(),
         message,
     };
-    let raw: FileSpec = serde_norway::from_str(text).map_err(|e| {
+    let partition = match (&raw.partition_on, raw.partitions) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(err(
+                "partitions",
+                "needs partition_on (the column to split on)".into(),
+            ))
+        }
+        (Some(c), n) => {
+            let c = render(c, file, params).map_err(|e| err("partition_on", e.to_string()))?;
+            let key = if n.is_some() {
+                "partitions"
+            } else {
+                "partition_on"
+            };
+            Some(
+                Partitioning::new(
+                    &c,
+                    n.unwrap_or(DEFAULT_PARTITIONS),
+                    &file.display().to_string(),
+                )
+                .map_err(|m| err(key, m))?,
+            )
+        }
+    };
+    let load_keys = raw.table.is_some()
+        || raw.mode.is_some()
+        || raw.primary_key.is_some()
+        || raw.cursor.is_some()
+        || raw.lookback.is_some()
+        || raw.max_delete_rows.is_some()
+        || raw.tracked_table.is_some();
+    let load = if load_keys || partition.is_none() {
+        Some(load_of(raw, file, params)?)
+    } else {
+        None
+    };
+    Ok(QuerySpec { load, partition })
+}
+
+/// Parses and checks a load spec's text.
+pub fn parse(text: &str, file: &Path, params: &Params) -> Result<LoadSpec, LoadSpecError> {
+    load_of(read(text, file)?, file, params)
+}
+
+fn read(text: &str, file: &Path) -> Result<FileSpec, LoadSpecError> {
+    serde_norway::from_str(text).map_err(|e| {
         let m = e.to_string();
         // serde names the unknown or mistyped field in its message.
         let key = m
@@ -149,8 +231,20 @@ pub fn parse(text: &str, file: &Path, params: &Params) -> Result<LoadSpec, LoadS
             .filter(|k| !k.is_empty())
             .unwrap_or("(file)")
             .to_string();
-        err(&key, m)
-    })?;
+        LoadSpecError {
+            file: file.to_path_buf(),
+            key,
+            message: m,
+        }
+    })
+}
+
+fn load_of(raw: FileSpec, file: &Path, params: &Params) -> Result<LoadSpec, LoadSpecError> {
+    let err = |key: &str, message: String| LoadSpecError {
+        file: file.to_path_buf(),
+        key: key.to_string(),
+        message,
+    };
     let fill = |key: &str, v: &str| -> Result<String, LoadSpecError> {
         render(v, file, params).map_err(|e| err(key, e.to_string()))
     };

@@ -2,8 +2,10 @@
 //! parameters.
 
 pub mod catalog;
+pub mod derived;
 pub mod load;
 pub mod loader;
+pub mod partitioning;
 pub mod render;
 
 pub use loader::{load_queries, select, QueryError, QueryFile};

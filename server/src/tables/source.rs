@@ -8,9 +8,8 @@
 //! value, a version number), re-parsed and printed as typed literals, so
 //! a changed state table cannot inject SQL.
 
-use sqlparser::ast::{SetExpr, Statement};
-use sqlparser::dialect::MsSqlDialect;
-use sqlparser::parser::{Parser, ParserOptions};
+pub use crate::queries::derived::bracket;
+use crate::queries::derived::Derived;
 
 use super::LoadError;
 
@@ -95,61 +94,9 @@ impl CursorValue {
     }
 }
 
-/// `[name]` with `]` doubled.
-pub fn bracket(name: &str) -> String {
-    format!("[{}]", name.replace(']', "]]"))
-}
-
-/// The query as `WITH <its CTEs> [, ...]` and a body that can be a derived
-/// table: one SELECT, its ORDER BY dropped (it does not order a result
-/// that is filtered again, and T-SQL forbids it in a derived table).
-struct Shaped {
-    ctes: Option<String>,
-    body: String,
-}
-
-fn shape(sql: &str, mode: &str) -> Result<Shaped, LoadError> {
-    let stmts = Parser::new(&MsSqlDialect {})
-        .with_options(ParserOptions {
-            require_semicolon_stmt_delimiter: false,
-            ..ParserOptions::default()
-        })
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| LoadError::Spec(format!("mode {mode}: the query does not parse: {e}")))?;
-    let [Statement::Query(q)] = stmts.as_slice() else {
-        return Err(LoadError::Spec(format!(
-            "mode {mode} needs a query that is one SELECT (it is narrowed as a derived table); this one has {} statements",
-            stmts.len()
-        )));
-    };
-    if let SetExpr::Select(s) = q.body.as_ref() {
-        if s.into.is_some() {
-            return Err(LoadError::Spec(format!(
-                "mode {mode} needs a query that is one SELECT without INTO"
-            )));
-        }
-    }
-    let mut q = q.clone();
-    let with = q.with.take();
-    q.order_by = None;
-    let plain = with.is_none() && !sql.to_ascii_uppercase().contains("ORDER BY");
-    Ok(Shaped {
-        ctes: with.map(|w| w.to_string()),
-        // The user's own text when nothing had to change.
-        body: if plain {
-            sql.trim().trim_end_matches(';').to_string()
-        } else {
-            q.to_string()
-        },
-    })
-}
-
-fn with_query(s: &Shaped, tail: &str) -> String {
-    match &s.ctes {
-        Some(w) => format!("{w}, [__bridge_q] AS ({}) {tail}", s.body),
-        None => format!("WITH [__bridge_q] AS ({}) {tail}", s.body),
-    }
+/// The query as a derived table, with `mode` named in its errors.
+fn shape(sql: &str, mode: &str) -> Result<Derived, LoadError> {
+    Derived::of(sql, &format!("mode {mode}")).map_err(LoadError::Spec)
 }
 
 /// The query's rows whose `cursor` is past `after` (minus the lookback).
@@ -161,13 +108,10 @@ pub fn rows_after(
 ) -> Result<String, LoadError> {
     let s = shape(sql, "incremental")?;
     let c = bracket(cursor);
-    Ok(with_query(
-        &s,
-        &format!(
-            "SELECT * FROM [__bridge_q] WHERE [__bridge_q].{c} > {}",
-            after.literal(lookback_secs)?
-        ),
-    ))
+    Ok(s.select(&format!(
+        "SELECT * FROM [__bridge_q] WHERE [__bridge_q].{c} > {}",
+        after.literal(lookback_secs)?
+    )))
 }
 
 /// Columns the change query adds in front of the query's own.
@@ -202,20 +146,17 @@ pub fn changes_since(
         })
         .collect();
     let first = bracket(&keys[0]);
-    Ok(with_query(
-        &s,
-        &format!(
-            "SELECT [__bridge_ct].SYS_CHANGE_OPERATION AS {op}, \
+    Ok(s.select(&format!(
+        "SELECT [__bridge_ct].SYS_CHANGE_OPERATION AS {op}, \
              CAST(CASE WHEN [__bridge_q].{first} IS NULL THEN 0 ELSE 1 END AS bit) AS {present}, \
              {keys}, [__bridge_q].* \
              FROM CHANGETABLE(CHANGES {tracked}, {version}) AS [__bridge_ct] \
              LEFT JOIN [__bridge_q] ON {on}",
-            op = bracket(OP),
-            present = bracket(PRESENT),
-            keys = key_cols.join(", "),
-            on = on.join(" AND "),
-        ),
-    ))
+        op = bracket(OP),
+        present = bracket(PRESENT),
+        keys = key_cols.join(", "),
+        on = on.join(" AND "),
+    )))
 }
 
 /// A tracked table's name, checked and bracketed (`[db].[schema].[t]`).

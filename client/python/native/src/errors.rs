@@ -86,6 +86,7 @@ pub fn kind(e: &OperatorError) -> &'static str {
                 X::Write(_) | X::Io { .. } => "extract.write",
                 X::Exists(_) => "extract.exists",
                 X::NoResult => "extract.no_result",
+                X::Partition(_) => "extract.partition",
             }
         }
         OperatorError::Databricks(_) => "databricks",
