@@ -28,6 +28,8 @@ pub async fn run(
             destination: destination.into(),
             queries: vec![],
             overwrite: Some(true),
+            partition_on: None,
+            partitions: None,
         })
         .await?;
     let status = client

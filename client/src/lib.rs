@@ -12,7 +12,7 @@
 //! let job = client.extract(&types::ExtractRequest {
 //!     queries_path: "./queries".into(), config_path: "./config".into(),
 //!     country: "Colombia".into(), destination: "/Volumes/catalog/schema/volume".into(),
-//!     queries: vec![], overwrite: None,
+//!     queries: vec![], overwrite: None, partition_on: None, partitions: None,
 //! }).await?;
 //! let status = client.wait_for_job(&job.job_id, Duration::from_secs(1), Duration::from_secs(600)).await?;
 //! println!("{:?}", status.state);

@@ -155,6 +155,20 @@ async fn the_decks_curl_examples_run_an_extraction_to_the_end() {
     assert!(has("job_submitted", &id) && has("job_started", &id) && has("job_succeeded", &id));
     assert!(has("auth_success", "j_ventas_co"));
     assert!(audit.iter().all(|l| l["timestamp"].is_string()));
+    // The same query read in 3 ranges of its key, concurrently: the same rows.
+    let mut req = deck_request();
+    req["overwrite"] = json!(true);
+    req["queries"] = json!(["ventas"]);
+    req["partition_on"] = json!("id_transaccion");
+    req["partitions"] = json!(3);
+    let r = b.call("POST", "/extract", Some(COLOMBIA), Some(req)).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let split = b
+        .wait_final(r.json["job_id"].as_str().unwrap(), COLOMBIA)
+        .await;
+    assert_eq!(split["state"], "succeeded", "{split}");
+    assert_eq!(split["rows"], third["rows"], "{split}");
+    assert_eq!(split["request"]["partitions"], 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -321,6 +335,8 @@ async fn bad_requests_get_the_error_shape_naming_the_field() {
             "destination",
         ),
         (with("destination", json!("./out")), 422, "destination"),
+        (with("partitions", json!(0)), 422, "partitions"),
+        (with("partition_on", json!("a]b")), 422, "partition_on"),
     ];
     for (body, status, field) in cases {
         let r = b

@@ -23,6 +23,8 @@ fn deck_request() -> types::ExtractRequest {
         destination: "/Volumes/catalog/schema/vol".into(),
         queries: vec![],
         overwrite: None,
+        partition_on: None,
+        partitions: None,
     }
 }
 

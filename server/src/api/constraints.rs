@@ -119,6 +119,15 @@ pub fn copied_columns() -> impl Into<RefOr<Schema>> {
         ))
 }
 
+/// `partition_on` of POST /extract (absent or null: as the queries' files say).
+pub fn partition_column() -> impl Into<RefOr<Schema>> {
+    string(COLUMN, Some(COLUMN_MAX))
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(
+            "Read each chosen query in ranges of this column of its result (an integer, date or date/time column), each range on its own connection, concurrently; overrides partition_on in the queries' <name>.yaml. Every row lands exactly once: the first range also takes NULLs.",
+        ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

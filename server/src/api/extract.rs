@@ -8,7 +8,7 @@ use axum::response::Response;
 
 use super::authorize::{home_database, require_table_load, require_tables, require_volume_write};
 use super::caller::Caller;
-use super::constraints::require_not_blank;
+use super::constraints::{require_columns, require_not_blank};
 use super::error::{ApiError, ErrorBody};
 use super::idempotency::{self, Answer, IdempotencyKey};
 use super::input::ApiJson;
@@ -18,7 +18,9 @@ use super::state::AppState;
 use crate::auth::{referenced_tables, EventType};
 use crate::config::uc_names::VolumePath;
 use crate::config::ParamError;
-use crate::extract::run::{render_queries, Destination, DestinationPath, RenderedQuery, RunError};
+use crate::extract::run::{
+    apply_partitioning, render_queries, Destination, DestinationPath, RenderedQuery, RunError,
+};
 use crate::jobs::ExtractJob;
 use crate::queries::QueryError;
 
@@ -83,8 +85,26 @@ async fn queue_extract(
     let config_dir = existing_inside(&roots.config, &req.config_path, "config_path")
         .inspect_err(|e| deny_path(&state, &caller, e, &req.config_path))?;
     let destination = destination(&state, &caller, &req.destination)?;
-    let (params, queries) = render_queries(&queries_dir, &config_dir, &req.country, &req.queries)
-        .map_err(request_error)?;
+    if let Some(c) = &req.partition_on {
+        require_columns("partition_on", std::slice::from_ref(c))?;
+    }
+    let (params, mut queries) =
+        render_queries(&queries_dir, &config_dir, &req.country, &req.queries)
+            .map_err(request_error)?;
+    apply_partitioning(
+        &mut queries,
+        req.partition_on.as_deref(),
+        req.partitions,
+        "partition_on/partitions",
+    )
+    .map_err(|e| {
+        let field = if req.partition_on.is_some() && req.partitions.is_none() {
+            "partition_on"
+        } else {
+            "partitions"
+        };
+        ApiError::invalid(field, e.to_string())
+    })?;
     for f in &params.files {
         file_inside(&roots.config, f, "config_path")?;
     }

@@ -43,6 +43,14 @@ pub struct ExtractRequest {
     /// Replace existing output (otherwise such a query fails).
     #[serde(default)]
     pub overwrite: bool,
+    #[serde(default)]
+    #[schema(schema_with = super::constraints::partition_column)]
+    pub partition_on: Option<String>,
+    /// How many ranges (default 4 with partition_on); alone, the count for
+    /// the queries whose <name>.yaml has partition_on.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 64, nullable = false)]
+    pub partitions: Option<u32>,
 }
 
 /// A job was queued.

@@ -194,6 +194,8 @@ class BridgeClient(_Base):
         queries: Iterable[str] | None = None,
         overwrite: bool = False,
         idempotency_key: str | None = None,
+        partition_on: str | None = None,
+        partitions: int | None = None,
     ) -> JobAccepted:
         """Queue an extraction (``POST /extract``); returns ``job_id``, ``state``, ``status_url``.
 
@@ -204,9 +206,14 @@ class BridgeClient(_Base):
         attempt; pass your own to make a retry of your own (e.g. after a crash)
         get the first job instead of a second one. The same key with different
         arguments raises ValidationError (``idempotency_key_reused``).
+        ``partition_on`` (and ``partitions``, default 4) reads each query in
+        ranges of that column concurrently.
         """
         return self._run(
-            _ops.extract(queries_path, config_path, country, destination, queries, overwrite, idempotency_key)
+            _ops.extract(
+                queries_path, config_path, country, destination, queries, overwrite, idempotency_key,
+                partition_on, partitions,
+            )
         )
 
     def get_job_status(self, job_id: str) -> JobStatus:
@@ -371,10 +378,15 @@ class AsyncBridgeClient(_Base):
         queries: Iterable[str] | None = None,
         overwrite: bool = False,
         idempotency_key: str | None = None,
+        partition_on: str | None = None,
+        partitions: int | None = None,
     ) -> JobAccepted:
         """See :meth:`BridgeClient.extract`."""
         return await self._run(
-            _ops.extract(queries_path, config_path, country, destination, queries, overwrite, idempotency_key)
+            _ops.extract(
+                queries_path, config_path, country, destination, queries, overwrite, idempotency_key,
+                partition_on, partitions,
+            )
         )
 
     async def get_job_status(self, job_id: str) -> JobStatus:

@@ -135,6 +135,8 @@ def extract(
     queries: str | Iterable[str] | None,
     overwrite: bool,
     idempotency_key: str | None = None,
+    partition_on: str | None = None,
+    partitions: int | None = None,
 ) -> Call:
     body = ExtractRequest(
         queries_path=_path(queries_path),
@@ -143,6 +145,8 @@ def extract(
         destination=_path(destination),
         queries=_opt(_str_list(queries)),
         overwrite=bool(overwrite),
+        partition_on=_opt(partition_on),
+        partitions=_opt(partitions),
     )
     # Safe to retry: every attempt carries the same key.
     return Call(

@@ -23,6 +23,11 @@ class ExtractRequest:
             or a directory inside the server's output root. Example: /Volumes/catalog/schema/volume.
         queries_path (str): Directory of .sql files, inside the server's queries root. Example: ./queries.
         overwrite (bool | Unset): Replace existing output (otherwise such a query fails).
+        partition_on (None | str | Unset): Read each chosen query in ranges of this column of its result (an integer,
+            date or date/time column), each range on its own connection, concurrently; overrides partition_on in the
+            queries' <name>.yaml. Every row lands exactly once: the first range also takes NULLs.
+        partitions (int | Unset): How many ranges (default 4 with partition_on); alone, the count for
+            the queries whose <name>.yaml has partition_on.
         queries (list[str] | Unset): Only these queries (by name); all of them when empty or absent.
     """
 
@@ -31,6 +36,8 @@ class ExtractRequest:
     destination: str
     queries_path: str
     overwrite: bool | Unset = UNSET
+    partition_on: None | str | Unset = UNSET
+    partitions: int | Unset = UNSET
     queries: list[str] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,6 +50,14 @@ class ExtractRequest:
         queries_path = self.queries_path
 
         overwrite = self.overwrite
+
+        partition_on: None | str | Unset
+        if isinstance(self.partition_on, Unset):
+            partition_on = UNSET
+        else:
+            partition_on = self.partition_on
+
+        partitions = self.partitions
 
         queries: list[str] | Unset = UNSET
         if not isinstance(self.queries, Unset):
@@ -60,6 +75,10 @@ class ExtractRequest:
         )
         if overwrite is not UNSET:
             field_dict["overwrite"] = overwrite
+        if partition_on is not UNSET:
+            field_dict["partition_on"] = partition_on
+        if partitions is not UNSET:
+            field_dict["partitions"] = partitions
         if queries is not UNSET:
             field_dict["queries"] = queries
 
@@ -78,6 +97,17 @@ class ExtractRequest:
 
         overwrite = d.pop("overwrite", UNSET)
 
+        def _parse_partition_on(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        partition_on = _parse_partition_on(d.pop("partition_on", UNSET))
+
+        partitions = d.pop("partitions", UNSET)
+
         queries = cast(list[str], d.pop("queries", UNSET))
 
         extract_request = cls(
@@ -86,6 +116,8 @@ class ExtractRequest:
             destination=destination,
             queries_path=queries_path,
             overwrite=overwrite,
+            partition_on=partition_on,
+            partitions=partitions,
             queries=queries,
         )
 
