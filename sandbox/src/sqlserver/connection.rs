@@ -243,6 +243,15 @@ impl Conn {
                 }
                 match self.session.bulk_target(&b.text) {
                     Ok(Some(target)) => {
+                        let victim = match self.session.deadlock_victim(&b.text, &mut out) {
+                            Ok(v) => v,
+                            Err(crate::engine::OutputError::Io(e)) => return Err(e.into()),
+                            Err(crate::engine::OutputError::Cancelled) => true,
+                        };
+                        if victim {
+                            out.finish(None)?;
+                            return Ok(());
+                        }
                         self.pending_bulk = Some(target);
                         out.finish(None)?;
                         return Ok(());

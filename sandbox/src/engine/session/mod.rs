@@ -696,6 +696,28 @@ impl Session {
         }
     }
 
+    /// When an injected deadlock matches `sql` (a batch, or an INSERT BULK
+    /// statement: a bulk load can be chosen as the victim too), answers
+    /// 1205 and rolls the transaction back as SQL Server does with a
+    /// deadlock victim
+    /// (https://learn.microsoft.com/en-us/sql/relational-databases/sql-server-deadlocks-guide);
+    /// true when it did.
+    pub fn deadlock_victim(
+        &mut self,
+        sql: &str,
+        out: &mut dyn Output,
+    ) -> Result<bool, OutputError> {
+        // Metadata-only runs (FMTONLY, sp_describe_first_result_set) take no locks.
+        if self.fmtonly || !self.engine.take_deadlock(sql) {
+            return Ok(false);
+        }
+        let had_tran = self.trancount > 0;
+        self.rollback_all(out, had_tran)?;
+        out.error(&SqlError::deadlock(self.spid))?;
+        out.done(None, true)?;
+        Ok(true)
+    }
+
     /// Runs a batch, writing each statement's results, errors and state
     /// changes to `out`. Only an output failure (I/O, cancel) is returned.
     pub fn execute_batch(
@@ -704,12 +726,8 @@ impl Session {
         params: &[Param],
         out: &mut dyn Output,
     ) -> Result<(), OutputError> {
-        // Metadata-only runs (FMTONLY, sp_describe_first_result_set) take no locks.
-        if !self.fmtonly && self.engine.take_deadlock(sql) {
-            let had_tran = self.trancount > 0;
-            self.rollback_all(out, had_tran)?;
-            out.error(&SqlError::deadlock(self.spid))?;
-            return out.done(None, true);
+        if self.deadlock_victim(sql, out)? {
+            return Ok(());
         }
         let blocks = match translate::parse_batch(sql) {
             Ok(s) => s,
