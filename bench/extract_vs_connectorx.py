@@ -3,7 +3,9 @@
 from the SQL Server sandbox to Parquet, beside ConnectorX reading the same
 table to Arrow and pyarrow writing the same Parquet, in one run.
 
-Prints rows/s and peak RSS of each and the ratio. Release binaries:
+Each side reads once on one connection and once split into --partitions
+ranges of `id` on as many connections (the bridge's --partition-on, ConnectorX's
+partition_on/partition_num). Prints rows/s and peak RSS of each and the ratios. Release binaries:
     cargo build --release -p bridge-sandbox -p sql-databricks-bridge
     .venv/bin/python bench/extract_vs_connectorx.py --rows 1000000
 Needs connectorx and pyarrow in the venv (pip install connectorx).
@@ -35,6 +37,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--compression", default="snappy", choices=["snappy", "zstd"])
+    ap.add_argument("--partitions", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=2)
     args = ap.parse_args()
 
     sandbox = os.path.join(ROOT, "target/release/bridge-sandbox")
@@ -57,29 +61,39 @@ def main():
         env = dict(os.environ, SQLSERVER_HOST=f"127.0.0.1,{port}", SQLSERVER_USERNAME="sa",
                    SQLSERVER_PASSWORD=PASSWORD, SQLSERVER_TRUST_SERVER_CERTIFICATE="true")
         results = {}
-        for run in range(2):
-            out = os.path.join(work, f"out{run}")
-            secs, rss = timed([bridge, "extract", "--queries-path", os.path.join(work, "queries"),
-                               "--config-path", os.path.join(work, "config"), "--country", "Bench",
-                               "--destination", out, "--compression", args.compression], env)
-            results.setdefault("bridge", []).append((secs, rss))
-            pq_out = os.path.join(work, f"cx{run}.parquet")
-            code = (
-                "import connectorx as cx, pyarrow.parquet as pq\n"
-                f"t = cx.read_sql('mssql://sa:Bridge%21Passw0rd@127.0.0.1:{port}/bench?trust_server_certificate=true', "
-                "'SELECT * FROM bench.dbo.ventas', return_type='arrow')\n"
-                f"pq.write_table(t, {pq_out!r}, compression={args.compression!r})\n"
-                f"assert t.num_rows == {args.rows}, t.num_rows\n"
-            )
-            secs, rss = timed([sys.executable, "-c", code])
-            results.setdefault("connectorx", []).append((secs, rss))
-        b = min(results["bridge"])
-        c = min(results["connectorx"])
+        uri = f"mssql://sa:Bridge%21Passw0rd@127.0.0.1:{port}/bench?trust_server_certificate=true"
         n = args.rows
-        print(f"bridge      : {n / b[0]:>12,.0f} rows/s  ({b[0]:.2f} s)  peak RSS {max(r for _, r in results['bridge']):8.1f} MiB")
-        print(f"connectorx  : {n / c[0]:>12,.0f} rows/s  ({c[0]:.2f} s)  peak RSS {max(r for _, r in results['connectorx']):8.1f} MiB  (read to Arrow + pyarrow write)")
-        print(f"ratio       : bridge is {c[0] / b[0]:.2f}x the speed of connectorx, with "
-              f"{max(r for _, r in results['bridge']) / max(r for _, r in results['connectorx']):.2f}x its memory")
+        k = args.partitions
+        for run in range(args.runs):
+            for label, extra, cx_extra in [
+                ("single", [], ""),
+                (f"{k} partitions", ["--partition-on", "id", "--partitions", str(k)],
+                 f", partition_on='id', partition_num={k}"),
+            ]:
+                out = os.path.join(work, f"out{run}-{len(extra)}")
+                secs, rss = timed([bridge, "extract", "--queries-path", os.path.join(work, "queries"),
+                                   "--config-path", os.path.join(work, "config"), "--country", "Bench",
+                                   "--destination", out, "--compression", args.compression, *extra], env)
+                results.setdefault(("bridge", label), []).append((secs, rss))
+                pq_out = os.path.join(work, f"cx{run}-{len(extra)}.parquet")
+                code = (
+                    "import connectorx as cx, pyarrow.parquet as pq\n"
+                    f"t = cx.read_sql({uri!r}, 'SELECT * FROM bench.dbo.ventas', return_type='arrow'{cx_extra})\n"
+                    f"pq.write_table(t, {pq_out!r}, compression={args.compression!r})\n"
+                    f"assert t.num_rows == {n}, t.num_rows\n"
+                )
+                secs, rss = timed([sys.executable, "-c", code])
+                results.setdefault(("connectorx", label), []).append((secs, rss))
+        best = {key: (min(s for s, _ in v), max(r for _, r in v)) for key, v in results.items()}
+        for (who, label), (secs, rss) in best.items():
+            note = "  (read to Arrow + pyarrow write)" if who == "connectorx" else ""
+            print(f"{who:11} {label:13}: {n / secs:>12,.0f} rows/s  ({secs:6.2f} s)  peak RSS {rss:8.1f} MiB{note}")
+        for label in ["single", f"{k} partitions"]:
+            b, c = best[("bridge", label)], best[("connectorx", label)]
+            print(f"ratio {label:13}: bridge is {c[0] / b[0]:.2f}x the speed of connectorx, with {b[1] / c[1]:.2f}x its memory")
+        b, c = best[("bridge", f"{k} partitions")], best[("connectorx", f"{k} partitions")]
+        s1 = best[("bridge", "single")]
+        print(f"bridge partitioned vs its own single read: {s1[0] / b[0]:.2f}x")
     finally:
         proc.terminate()
         proc.wait()

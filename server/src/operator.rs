@@ -77,6 +77,7 @@ pub struct BridgeOperator {
     databricks: Option<Workspace>,
     warehouse: Option<String>,
     max_delete_rows: Option<u64>,
+    table_lock: bool,
 }
 
 /// Connections the operator keeps for concurrent calls.
@@ -95,6 +96,7 @@ impl BridgeOperator {
             databricks: None,
             warehouse: None,
             max_delete_rows: None,
+            table_lock: false,
         })
     }
 
@@ -139,6 +141,13 @@ impl BridgeOperator {
     /// Caps DELETEs done by `sync_to_sql_server` (no cap by default).
     pub fn with_max_delete_rows(mut self, n: u64) -> Self {
         self.max_delete_rows = Some(n);
+        self
+    }
+
+    /// Sync bulk loads take a table lock (TABLOCK): faster, but other
+    /// writers and most readers of the target wait for the sync's commit.
+    pub fn with_table_lock(mut self, on: bool) -> Self {
+        self.table_lock = on;
         self
     }
 
@@ -208,6 +217,7 @@ impl BridgeOperator {
             retry: self.retry.clone(),
             deadline: Duration::from_secs(3600),
             upsert: crate::sync::UpsertMethod::default(),
+            table_lock: self.table_lock,
         };
         let mut event = crate::sync::SyncEvent::direct(
             operation,

@@ -1381,3 +1381,70 @@ async fn an_upsert_on_a_string_key_works_in_a_database_with_another_collation() 
         [["A", "2"], ["a", "10"], ["b", "20"]]
     );
 }
+
+/// `--table-lock` puts TABLOCK on the bulk loads, and only then: a deadlock
+/// injected on INSERT BULK statements that carry TABLOCK is met (and
+/// retried) with the option and never without it; the rows are the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn table_lock_puts_tablock_on_the_bulk_loads() {
+    let w = world("sync-tablock");
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.lote (id INT, c_int INT); INSERT INTO main.demo.lote VALUES (201, 1), (202, 2);\
+         CREATE TABLE main.demo.lote2 (id INT, c_int INT); INSERT INTO main.demo.lote2 VALUES (202, 20), (203, 3);",
+    );
+    w.sql
+        .engine()
+        .inject_deadlock(r"(?is)INSERT\s+BULK.*TABLOCK", 1)
+        .unwrap();
+    let apply = |source: &str, op: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sync",
+            "apply",
+            "--source-table",
+            source,
+            "--target-table",
+            "Sync.dbo.tipos",
+            "--operation",
+            op,
+            "--primary-key",
+            "id",
+            "--retry-base-ms",
+            "10",
+        ];
+        args.extend_from_slice(extra);
+        w.run(&args)
+    };
+    let plain = apply("main.demo.lote", "INSERT", &[]);
+    ok(&plain);
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("retrying"));
+    // INSERT straight into the target, UPSERT through the staging table:
+    // both loads carry the hint.
+    let locked = apply("main.demo.lote2", "UPSERT", &["--table-lock"]);
+    let out = ok(&locked);
+    assert!(out.contains("2 rows read, 2 rows affected"), "{out}");
+    let log = String::from_utf8_lossy(&locked.stderr);
+    assert!(log.contains("applying the event failed; retrying"), "{log}");
+    dbx(&w, "CREATE TABLE main.demo.lote3 (id INT, c_int INT); INSERT INTO main.demo.lote3 VALUES (204, 4);");
+    w.sql
+        .engine()
+        .inject_deadlock(r"(?is)INSERT\s+BULK.*TABLOCK", 1)
+        .unwrap();
+    let locked = apply("main.demo.lote3", "INSERT", &["--table-lock"]);
+    ok(&locked);
+    assert!(String::from_utf8_lossy(&locked.stderr).contains("applying the event failed; retrying"));
+    let got = rows(
+        &w,
+        "SELECT id, c_int FROM Sync.dbo.tipos WHERE id > 200 ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            vec!["201".to_string(), "1".to_string()],
+            vec!["202".to_string(), "20".to_string()],
+            vec!["203".to_string(), "3".to_string()],
+            vec!["204".to_string(), "4".to_string()],
+        ]
+    );
+}

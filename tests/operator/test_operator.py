@@ -412,7 +412,9 @@ def test_sync_every_operation(world):
 
     r = op.sync_to_sql_server("main.op.updates", "dbo.CalibrationResults", "UPDATE", ["id_hogar", "periodo"])
     assert r.rows_affected == 2
-    r = op.sync_to_sql_server("main.op.upserts", "dbo.CalibrationResults", "UPSERT", ["id_hogar", "periodo"])
+    # Under a table lock (TABLOCK): the same result.
+    r = world.operator(table_lock=True).sync_to_sql_server(
+        "main.op.upserts", "dbo.CalibrationResults", "UPSERT", ["id_hogar", "periodo"])
     assert r.rows_affected == 2
     assert _calibration(world) == [
         (1, "2024-01", d("0.500000"), "upsert"), (2, "2024-01", d("9.999999"), "revisado"),

@@ -64,6 +64,13 @@ pub struct WriteArgs {
     /// does not) or `merge` (one MERGE statement).
     #[arg(long, value_enum, env = "BRIDGE_UPSERT_WITH", default_value_t = UpsertMethod::UpdateInsert)]
     pub upsert_with: UpsertMethod,
+    /// Bulk loads take a table lock (TABLOCK) instead of row locks: faster,
+    /// minimally logged where the recovery model allows, but other writers
+    /// of the target — and its readers, unless they use snapshot isolation —
+    /// wait until the event's transaction commits. For loads into tables
+    /// nobody else writes during the load.
+    #[arg(long, env = "BRIDGE_TABLE_LOCK")]
+    pub table_lock: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -167,6 +174,7 @@ pub async fn core(
         retry: tuning.retry(),
         deadline: Duration::from_secs(3600),
         upsert: write.upsert_with,
+        table_lock: write.table_lock,
     })
 }
 

@@ -14,7 +14,7 @@
 //! so an INSERT event behaves as the UPDATE and UPSERT events (plain DML
 //! from the temp table) do.
 
-use tiberius::{SqlBulkCopyOption, TokenRow};
+use tiberius::{SqlBulkCopyOption, SqlBulkCopyOptions, TokenRow};
 
 use super::convert::{self, Conv, TargetColumn};
 use super::event::{bracket, Operation, TargetTable};
@@ -48,6 +48,8 @@ pub struct Plan {
     pub applied_by: String,
     /// How an UPSERT is written.
     pub upsert: UpsertMethod,
+    /// Bulk loads take a table lock (TABLOCK).
+    pub table_lock: bool,
 }
 
 /// How an UPSERT is written in T-SQL.
@@ -158,16 +160,32 @@ pub async fn apply(
 
     let rows_read = {
         let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+        // TABLOCK (https://learn.microsoft.com/en-us/sql/t-sql/statements/bulk-insert-transact-sql#tablock):
+        // one bulk-update lock on the table for the load instead of row
+        // locks — minimal logging where the recovery model allows it, and
+        // other writers (and, outside snapshot isolation, readers) of the
+        // table wait until the event's transaction commits.
+        let lock = if plan.table_lock {
+            SqlBulkCopyOptions::from(SqlBulkCopyOption::TableLock)
+        } else {
+            SqlBulkCopyOptions::empty()
+        };
         let mut load = if direct {
             conn.bulk_insert_with_options(
                 &target,
                 &col_refs,
                 SqlBulkCopyOption::CheckConstraints
                     | SqlBulkCopyOption::FireTriggers
-                    | SqlBulkCopyOption::KeepNulls,
+                    | SqlBulkCopyOption::KeepNulls
+                    | lock,
                 &[],
             )
             .await
+        } else if plan.table_lock {
+            // The staging table is the transaction's own: the lock costs
+            // nobody anything and spares per-row locks.
+            conn.bulk_insert_with_options(&temp, &col_refs, lock, &[])
+                .await
         } else {
             conn.bulk_insert(&temp).await
         }

@@ -153,6 +153,8 @@ pub struct SyncCore {
     pub deadline: Duration,
     /// How an UPSERT is written.
     pub upsert: UpsertMethod,
+    /// Bulk loads take a table lock (`--table-lock`).
+    pub table_lock: bool,
 }
 
 impl SyncCore {
@@ -338,6 +340,7 @@ impl SyncCore {
             max_delete_rows: max_delete,
             applied_by,
             upsert: self.upsert,
+            table_lock: self.table_lock,
         })
     }
 

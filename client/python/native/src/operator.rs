@@ -45,7 +45,7 @@ impl Operator {
         encrypt=None, trust_server_certificate=None, ca_file=None,
         databricks_host=None, databricks_token=None, databricks_client_id=None,
         databricks_client_secret=None, databricks_profile=None, warehouse_id=None,
-        max_delete_rows=None,
+        max_delete_rows=None, table_lock=false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -65,6 +65,7 @@ impl Operator {
         databricks_profile: Option<String>,
         warehouse_id: Option<String>,
         max_delete_rows: Option<u64>,
+        table_lock: bool,
     ) -> PyResult<Self> {
         let mut args: HashMap<&'static str, String> = HashMap::new();
         let mut put = |k: &'static str, v: Option<String>| {
@@ -97,6 +98,7 @@ impl Operator {
         if let Some(n) = max_delete_rows {
             op = op.with_max_delete_rows(n);
         }
+        op = op.with_table_lock(table_lock);
         Ok(Operator { op })
     }
 

@@ -139,6 +139,10 @@ class BridgeOperator:
     ``warehouse_id`` (or ``DATABRICKS_WAREHOUSE_ID``) names the SQL warehouse
     sync reads through; without it the workspace's only running warehouse.
 
+    ``table_lock=True`` bulk-loads syncs under a table lock (TABLOCK):
+    faster, but other writers of the target table, and readers without
+    snapshot isolation, wait until the sync commits.
+
     ``sql_server_host`` may carry a port (``"host,1433"`` or
     ``"host:1433"``). ``connection_string`` (ADO.NET form) stands alone:
     no ``SQLSERVER_*`` variable is laid over it.
@@ -163,6 +167,7 @@ class BridgeOperator:
         databricks_profile: str | None = None,
         warehouse_id: str | None = None,
         max_delete_rows: int | None = None,
+        table_lock: bool = False,
     ) -> None:
         if isinstance(encrypt, bool):
             encrypt = "true" if encrypt else "false"
@@ -187,6 +192,7 @@ class BridgeOperator:
             databricks_profile=databricks_profile,
             warehouse_id=warehouse_id,
             max_delete_rows=max_delete_rows,
+            table_lock=table_lock,
         )
 
     # -- Databricks -> SQL Server -------------------------------------------------
