@@ -520,6 +520,46 @@ fn run(args: &Args, tmp: &Path) -> anyhow::Result<()> {
             println!("  {}: {status}, {} byte body", t.name, body.len());
             out.push(measure(Arc::new(t), args, &audit_log).await?);
         }
+        // The trail must hold one auth_success line per GET /jobs/{id} the
+        // bridge answered: let its writer catch up, then compare with the
+        // bridge's own request counter.
+        let settle = Instant::now();
+        let mut last = u64::MAX;
+        loop {
+            let n = std::fs::metadata(&audit_log).map_or(0, |m| m.len());
+            if n == last || settle.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            last = n;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (_, metrics) = once(bridge, Method::GET, "/metrics", Some(TOKEN), None).await?;
+        let answered: u64 = String::from_utf8_lossy(&metrics)
+            .lines()
+            .filter(|l| l.starts_with("bridge_http_requests_total{method=\"GET\",route=\"/jobs/{job_id}\",status=\"200\"}"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum();
+        let wanted = format!("\"resource\":\"/jobs/{job_id}\"");
+        // The trail rotates at 100 MiB: audit.jsonl, audit.jsonl.1, ...
+        let audited: usize = (0..=5)
+            .map(|n| {
+                let mut p = audit_log.clone().into_os_string();
+                if n > 0 {
+                    p.push(format!(".{n}"));
+                }
+                std::fs::read_to_string(&p)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains("\"auth_success\"") && l.contains(&wanted))
+                    .count()
+            })
+            .sum();
+        println!(
+            "audit trail after the writer caught up ({:.1} s): {audited} auth_success lines for \
+             {answered} GET /jobs/{{id}} answered — {}",
+            settle.elapsed().as_secs_f64(),
+            if audited as u64 >= answered { "complete" } else { "INCOMPLETE" }
+        );
         anyhow::Ok(out)
     })?;
     let bridge_peak = peak_rss_kb(bridge_pid).unwrap_or(0);
@@ -563,9 +603,9 @@ fn run(args: &Args, tmp: &Path) -> anyhow::Result<()> {
         }
         if m.audit_lines > 0 {
             println!(
-                "{}: {} audit lines, {:.1} MiB, written while measuring ({:.2} per request; each \
-                 GET /jobs/{{id}} appends an auth_success line to the audit file, which is part \
-                 of what is measured)",
+                "{}: {} audit lines, {:.1} MiB, in the current audit file by the end of the window \
+                 ({:.2} per request; the writer thread catches up after it, and the file rotates at \
+                 100 MiB: the completeness line above counts every file)",
                 m.name,
                 m.audit_lines,
                 m.audit_bytes as f64 / (1024.0 * 1024.0),

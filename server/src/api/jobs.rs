@@ -62,9 +62,32 @@ pub async fn get_job(
     State(state): State<AppState>,
     caller: Caller,
     Path(job_id): Path<String>,
-) -> Result<Json<JobStatus>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let json = |body: bytes::Bytes| {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
+    };
+    // A finished job's answer never changes: kept once, served from memory.
+    if let Some((owner, body)) = state.finished_jobs.get(&job_id) {
+        if owner == caller.user.name {
+            return Ok(json(body));
+        }
+    }
     let job = own_job(&state, &caller, &job_id, "read")?;
-    Ok(Json(status_of(&state, job)?))
+    let finished = job.state.is_final().then(|| job.owner.clone());
+    let status = status_of(&state, job)?;
+    let body = bytes::Bytes::from(serde_json::to_vec(&status).map_err(ApiError::internal)?);
+    if let Some(owner) = finished {
+        state.finished_jobs.put(&job_id, &owner, body.clone());
+    }
+    Ok(json(body))
 }
 
 #[utoipa::path(

@@ -41,6 +41,35 @@ pub struct ServerState {
     /// The OpenAPI document served at /openapi.json.
     pub spec: OnceLock<String>,
     pub started: Instant,
+    /// GET /jobs/{id} answers of finished jobs (they never change again).
+    pub finished_jobs: FinishedJobs,
+}
+
+/// Finished jobs' status bodies by id, with their owner: a client polling a
+/// job that has ended is answered from memory, without the job store. At
+/// most [`FinishedJobs::CAP`] are kept (emptied when full; the store still
+/// has them all).
+#[derive(Default)]
+pub struct FinishedJobs(
+    std::sync::RwLock<std::collections::HashMap<String, (String, bytes::Bytes)>>,
+);
+
+impl FinishedJobs {
+    pub const CAP: usize = 4096;
+
+    /// The body kept for `id`, with its owner.
+    pub fn get(&self, id: &str) -> Option<(String, bytes::Bytes)> {
+        self.0.read().ok()?.get(id).cloned()
+    }
+
+    pub fn put(&self, id: &str, owner: &str, body: bytes::Bytes) {
+        if let Ok(mut m) = self.0.write() {
+            if m.len() >= Self::CAP {
+                m.clear();
+            }
+            m.insert(id.to_string(), (owner.to_string(), body));
+        }
+    }
 }
 
 pub type AppState = Arc<ServerState>;

@@ -217,6 +217,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         http_durations: Histogram::default(),
         spec: OnceLock::new(),
         started: Instant::now(),
+        finished_jobs: Default::default(),
     });
     let addr = format!("{}:{}", args.host, args.port);
     api::serve(
