@@ -18,7 +18,9 @@ PYTHON="${PYTHON:-python3}"
 #   mssql-python-odbc wheel) links against; the wheel also ships its own
 #   libodbcinst, so unixODBC itself is not needed. libssl3 is used by the
 #   bulk-copy core (mssql-python-rs).
-APT_PACKAGES=(freetds-bin libltdl7 libkrb5-3 libgssapi-krb5-2 libssl3 ca-certificates)
+# chromium chromium-driver: the headless browser and its WebDriver for the web
+#   console's tests (tests/clients/test_console.py).
+APT_PACKAGES=(freetds-bin libltdl7 libkrb5-3 libgssapi-krb5-2 libssl3 ca-certificates chromium chromium-driver)
 
 log() { printf '[setup-test-env] %s\n' "$*"; }
 
@@ -107,7 +109,7 @@ from mssql_python import ddbc_bindings  # loads the bundled ODBC Driver 18 glue
 import mssql_py_core  # bulk-copy core
 from sql_databricks_bridge.sdk import BridgeClient  # noqa: F401  (client/python)
 from sql_databricks_bridge.sdk.databricks import BridgeOperator  # noqa: F401  (native)
-import polars, pyspark  # noqa: F401
+import polars, pyspark, selenium  # noqa: F401
 for dist in ("mssql-python", "mssql-python-odbc", "mssql-python-rs", "python-tds",
              "pyOpenSSL", "pyarrow", "pytest", "sql-databricks-bridge", "polars", "pyspark", "openapi-python-client", "ruff"):
     print(f"  {dist}=={md.version(dist)}")

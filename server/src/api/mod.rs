@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod caller;
 pub mod catalog;
+pub mod console;
 pub mod constraints;
 pub mod docs;
 pub mod error;
@@ -69,6 +70,7 @@ pub fn app(state: AppState, body_limit: usize) -> Router {
         .into();
     router
         .merge(swagger)
+        .merge(console::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::new())
