@@ -119,6 +119,30 @@ pub fn copied_columns() -> impl Into<RefOr<Schema>> {
         ))
 }
 
+/// A whole number for a `u32` field: JSON Schema's `integer` is any number
+/// with no fraction, so `20.0` is one as much as `20` is (RFC 8259 does not
+/// tell them apart either).
+pub fn whole_number<'de, D>(d: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let v: Option<serde_json::Number> = serde::Deserialize::deserialize(d)?;
+    let Some(n) = v else { return Ok(None) };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+            .map(|f| f as u64)
+    });
+    match whole.and_then(|w| u32::try_from(w).ok()) {
+        Some(w) => Ok(Some(w)),
+        None => Err(D::Error::custom(format!(
+            "expected a whole number between 0 and {}, got {n}",
+            u32::MAX
+        ))),
+    }
+}
+
 /// `partition_on` of POST /extract (absent or null: as the queries' files say).
 pub fn partition_column() -> impl Into<RefOr<Schema>> {
     string(COLUMN, Some(COLUMN_MAX))

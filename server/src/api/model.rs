@@ -43,12 +43,16 @@ pub struct ExtractRequest {
     /// Replace existing output (otherwise such a query fails).
     #[serde(default)]
     pub overwrite: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = super::constraints::partition_column)]
     pub partition_on: Option<String>,
     /// How many ranges (default 4 with partition_on); alone, the count for
     /// the queries whose <name>.yaml has partition_on.
-    #[serde(default)]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::constraints::whole_number"
+    )]
     #[schema(minimum = 1, maximum = 64, nullable = false)]
     pub partitions: Option<u32>,
 }
