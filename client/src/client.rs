@@ -30,6 +30,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("submit_sync_event", "submit_sync_event"),
     ("get_sync_event", "get_sync_event"),
     ("list_sync_events", "list_sync_events"),
+    ("search_audit", "search_audit"),
 ];
 
 /// Operations that are not API calls (an HTML page), so have no method.
@@ -42,6 +43,22 @@ pub struct JobFilter {
     pub limit: Option<u32>,
     pub cursor: Option<String>,
     pub offset: Option<u64>,
+}
+
+/// Filters of [`BridgeClient::search_audit`] (all optional).
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Another user's lines need `audit: all` in permissions.yaml.
+    pub user: Option<String>,
+    pub resource: Option<String>,
+    pub action: Option<String>,
+    pub event_type: Option<String>,
+    pub outcome: Option<String>,
+    /// RFC 3339 times: lines at or after `since`, before `until`.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// 1..=1000 (default 100).
+    pub limit: Option<u32>,
 }
 
 /// Attempts for idempotent calls and the backoff between them.
@@ -62,18 +79,18 @@ impl Default for Retry {
     }
 }
 
-/// A page size the API accepts (1..=500), checked before any request.
-fn nonzero_limit(limit: Option<u32>) -> Result<Option<std::num::NonZeroU32>, BridgeError> {
+/// A page size the API accepts (1..=`max`), checked before any request.
+fn page_limit(limit: Option<u32>, max: u32) -> Result<Option<std::num::NonZeroU32>, BridgeError> {
     match limit {
         None => Ok(None),
         Some(n) => std::num::NonZeroU32::new(n)
-            .filter(|n| n.get() <= 500)
+            .filter(|n| n.get() <= max)
             .map(Some)
             .ok_or_else(|| {
                 BridgeError::Validation(crate::ApiError {
                     status: 422,
                     code: "validation_failed".into(),
-                    message: format!("limit must be between 1 and 500, not {n}"),
+                    message: format!("limit must be between 1 and {max}, not {n}"),
                     details: Some(serde_json::json!({ "field": "limit" })),
                 })
             }),
@@ -244,7 +261,7 @@ impl BridgeClient {
     }
 
     pub async fn list_jobs(&self, filter: &JobFilter) -> Result<types::JobList, BridgeError> {
-        let limit = nonzero_limit(filter.limit)?;
+        let limit = page_limit(filter.limit, 500)?;
         let offset = filter.offset.map(|o| o.min(i64::MAX as u64) as i64);
         self.idempotent(|| async {
             Ok(self
@@ -323,7 +340,7 @@ impl BridgeClient {
         status: Option<types::EventStatus>,
         limit: Option<u32>,
     ) -> Result<Vec<types::SyncEvent>, BridgeError> {
-        let limit = nonzero_limit(limit)?;
+        let limit = page_limit(limit, 500)?;
         self.idempotent(|| async {
             Ok(self
                 .api
@@ -331,6 +348,29 @@ impl BridgeClient {
                 .await?
                 .into_inner()
                 .events)
+        })
+        .await
+    }
+
+    /// Audit lines this token may read (its own, or everyone's with
+    /// `audit: all`), newest first.
+    pub async fn search_audit(&self, f: &AuditFilter) -> Result<types::AuditPage, BridgeError> {
+        let limit = page_limit(f.limit, 1000)?;
+        self.idempotent(|| async {
+            Ok(self
+                .api
+                .search_audit(
+                    f.action.as_deref(),
+                    f.event_type.as_deref(),
+                    limit,
+                    f.outcome.as_deref(),
+                    f.resource.as_deref(),
+                    f.since.as_deref(),
+                    f.until.as_deref(),
+                    f.user.as_deref(),
+                )
+                .await?
+                .into_inner())
         })
         .await
     }

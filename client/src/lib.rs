@@ -27,6 +27,6 @@ pub mod generated {
 mod client;
 mod error;
 
-pub use client::{BridgeClient, JobFilter, Retry, NOT_CALLS, OPERATIONS};
+pub use client::{AuditFilter, BridgeClient, JobFilter, Retry, NOT_CALLS, OPERATIONS};
 pub use error::{ApiError, BridgeError};
 pub use generated::types;

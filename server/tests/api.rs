@@ -666,3 +666,91 @@ async fn health_metrics_docs_and_the_committed_spec() {
     assert_eq!(r.json["sqlserver"]["ok"], false);
     assert_eq!(r.json["databricks"]["ok"], true);
 }
+
+/// GET /audit: a caller reads its own lines (refusals included), is refused
+/// (and audited) asking for another user's, and a user with `audit: all`
+/// reads everyone's, filtered by kind, resource and time.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_trail_is_searched_within_the_callers_rights() {
+    let w = World::new("audit-search");
+    let b = w.serve(&[]);
+    // A refusal of Colombia's (Mexico's tables) and an anonymous one.
+    let mut req = deck_request();
+    req["country"] = json!("Mexico");
+    let r = b.call("POST", "/extract", Some(COLOMBIA), Some(req)).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = b.get("/jobs", "not-a-token").await;
+    assert_eq!(r.status, 401);
+
+    let own = b.get("/audit?event_type=permission_denied", COLOMBIA).await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    let lines = own.json["lines"].as_array().unwrap();
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|l| l["user_name"] == "proyecto-colombia"));
+    assert!(lines
+        .iter()
+        .any(|l| l["resource"].as_str().unwrap().contains("kwp_mexico")
+            && l["missing_right"].is_string()));
+    // Newest first.
+    let all_own = b.get("/audit?limit=1000", COLOMBIA).await;
+    let times: Vec<&str> = all_own.json["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["timestamp"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|p| p[0] >= p[1]), "{times:?}");
+    assert!(all_own.json["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["user_name"] == "proyecto-colombia"));
+
+    // Someone else's lines: 403, audited with the missing right.
+    let r = b.get("/audit?user=proyecto-mexico", COLOMBIA).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(w
+        .audit_lines()
+        .iter()
+        .any(|l| l["event_type"] == "permission_denied"
+            && l["resource"] == "audit:proyecto-mexico"
+            && l["missing_right"] == "audit: all"));
+
+    // The operators' token reads everyone's, anonymous refusals included.
+    let ops = b
+        .get("/audit?outcome=denied&limit=1000", "demo-ops-token")
+        .await;
+    assert_eq!(ops.status, 200, "{}", ops.text);
+    let lines = ops.json["lines"].as_array().unwrap();
+    assert!(lines
+        .iter()
+        .any(|l| l["user_name"].is_null() && l["event_type"] == "auth_failure"));
+    assert!(lines.iter().any(|l| l["user_name"] == "proyecto-colombia"));
+    let mexico = b
+        .get(
+            "/audit?user=proyecto-colombia&resource=kwp_mexico",
+            "demo-ops-token",
+        )
+        .await;
+    assert!(!mexico.json["lines"].as_array().unwrap().is_empty());
+    // A time window in the future is empty; bad times and limits are 422 naming the field.
+    let later = b
+        .get("/audit?since=2999-01-01T00:00:00Z", "demo-ops-token")
+        .await;
+    assert_eq!(later.json["lines"].as_array().unwrap().len(), 0);
+    for (q, field) in [
+        ("since=yesterday", "since"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+    ] {
+        let r = b.get(&format!("/audit?{q}"), COLOMBIA).await;
+        assert_eq!(
+            (r.status, r.json["details"]["field"].as_str()),
+            (422, Some(field)),
+            "{q}: {}",
+            r.text
+        );
+    }
+    let r = b.get("/audit", "not-a-token").await;
+    assert_eq!(r.status, 401);
+}

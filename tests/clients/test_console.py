@@ -202,3 +202,44 @@ def test_another_token_sees_none_of_the_first_ones_jobs(bridge, browser):
     d.find_element(By.ID, "signout").click()
     WebDriverWait(d, WAIT).until(EC.visibility_of_element_located((By.ID, "token")))
     assert d.execute_script("return sessionStorage.getItem('token')") is None
+
+
+def test_audit_search_finds_a_refusal_and_only_ones_own_lines(bridge, browser):
+    d = browser
+    headers = {"Authorization": f"Bearer {COLOMBIA_TOKEN}"}
+    # Colombia asks for Mexico's tables: refused, and audited.
+    r = httpx.post(f"{bridge.url}/extract", headers=headers, json={
+        "queries_path": "./queries", "config_path": "./config", "country": "Mexico",
+        "destination": "/Volumes/main/demo/landing"})
+    assert r.status_code == 403, r.text
+    sign_in(d, bridge.url, COLOMBIA_TOKEN)
+    d.get(f"{bridge.url}/ui#/audit")
+    field = WebDriverWait(d, WAIT).until(EC.visibility_of_element_located((By.ID, "audit-event_type")))
+    field.send_keys("permission_denied")
+    d.find_element(By.ID, "audit-search").click()
+    results = wait_text(d, By.ID, "audit-results", "permission_denied")
+    assert "kwp_mexico" in results.text.lower()
+    assert "proyecto-colombia" in results.text
+    assert "proyecto-mexico" not in results.text
+    shot(d, "audit")
+    # Another user's lines need `audit: all`: refused, with the reason shown.
+    d.get(f"{bridge.url}/ui#/audit?user=proyecto-mexico")
+    wait_text(d, By.ID, "audit-results", "audit: all")
+    api = httpx.get(f"{bridge.url}/audit", params={"user": "proyecto-mexico"}, headers=headers)
+    assert api.status_code == 403
+    mine = httpx.get(f"{bridge.url}/audit", params={"limit": 1000}, headers=headers).json()["lines"]
+    assert mine and all(l["user_name"] == "proyecto-colombia" for l in mine)
+
+
+def test_overview_shows_health_failures_and_rows(bridge, browser):
+    d = browser
+    sign_in(d, bridge.url, COLOMBIA_TOKEN)
+    d.get(f"{bridge.url}/ui#/overview")
+    health = wait_text(d, By.ID, "health", "sqlserver")
+    assert "databricks" in health.text and "ok" in health.text
+    assert "productos" in wait_text(d, By.ID, "per-table", "productos").text
+    assert d.find_elements(By.CSS_SELECTOR, "svg.chart rect")
+    # The failed job and event of the tests above are in the last 24 h.
+    failures = d.find_element(By.ID, "failures").text
+    assert "tags" in failures or "<script>" in failures
+    shot(d, "overview")

@@ -669,3 +669,21 @@ def test_bundle_python_task(bridge):
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     assert "status completed, rows affected 6" in run.stdout
     assert COLOMBIA_TOKEN not in run.stdout + run.stderr
+
+
+def test_search_audit_reads_the_callers_own_lines(client, bridge):
+    # A refusal of the caller's: Mexico's tables.
+    with pytest.raises(ForbiddenError):
+        client.extract(queries_path="./queries", config_path="./config", country="Mexico",
+                       destination=f"{LANDING}/Mexico")
+    page = client.search_audit(event_type="permission_denied", since="2000-01-01T00:00:00+00:00")
+    assert page.lines and all(line.user_name == "proyecto-colombia" for line in page.lines)
+    assert any("kwp_mexico" in line.resource for line in page.lines)
+    with pytest.raises(ForbiddenError):
+        client.search_audit(user="proyecto-mexico")
+    with pytest.raises(ValidationError) as e:
+        client.search_audit(since="yesterday")
+    assert e.value.field == "since"
+    with BridgeClient(base_url=bridge.url, token="demo-ops-token") as ops:
+        everyone = ops.search_audit(outcome="denied", limit=1000)
+        assert {"proyecto-colombia", None} <= {line.user_name for line in everyone.lines}

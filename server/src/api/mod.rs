@@ -2,6 +2,7 @@
 //! server loop with graceful shutdown. Handlers check, then hand work to
 //! `jobs`; they hold no business logic of their own.
 
+pub mod audit;
 pub mod authorize;
 pub mod caller;
 pub mod catalog;
@@ -48,6 +49,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(sync::submit_event, sync::list_events))
         .routes(routes!(sync::get_event))
+        .routes(routes!(audit::search_audit))
         .routes(routes!(docs::openapi_json))
 }
 

@@ -129,6 +129,8 @@ struct AuditFile {
 /// before its answer is sent); successes do not wait.
 pub struct AuditLog {
     path: Option<PathBuf>,
+    /// Rotated files kept beside `path`.
+    keep: usize,
     writer: Writer,
 }
 
@@ -326,6 +328,7 @@ impl AuditLog {
         .map_err(err)?;
         Ok(AuditLog {
             path: Some(path.to_path_buf()),
+            keep: rotation.keep,
             writer,
         })
     }
@@ -334,6 +337,7 @@ impl AuditLog {
     pub fn log_only() -> AuditLog {
         AuditLog {
             path: None,
+            keep: 0,
             // A thread that cannot start leaves lines to the caller's log.
             writer: Writer::start(None).unwrap_or_else(|_| {
                 let (tx, _) = std::sync::mpsc::channel();
@@ -357,6 +361,17 @@ impl AuditLog {
         if event.outcome != "success" {
             self.writer.flush();
         }
+    }
+
+    /// The trail's files, newest first: the current one, then `.1`, `.2`,
+    /// ... as rotation keeps them; none when lines go to the log only.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let Some(p) = &self.path else {
+            return vec![];
+        };
+        std::iter::once(p.clone())
+            .chain((1..=self.keep).map(|n| rotated(p, n)))
+            .collect()
     }
 
     /// Waits until every line recorded so far is written (shutdown, tests).

@@ -64,6 +64,19 @@ struct FileUser {
     permissions: Vec<FilePermission>,
     #[serde(default)]
     databricks_permissions: Vec<FileDatabricksPermission>,
+    #[serde(default)]
+    audit: AuditScope,
+}
+
+/// Which audit lines a user may read through the API (GET /audit, the
+/// console): its own (the default), or every user's and the anonymous
+/// refusals (`audit: all`, for the bridge's operators).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditScope {
+    #[default]
+    Own,
+    All,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +129,7 @@ pub struct User {
     pub databricks_principals: Vec<String>,
     pub permissions: Vec<TablePermission>,
     pub databricks_permissions: Vec<DatabricksPermission>,
+    pub audit: AuditScope,
 }
 
 impl std::fmt::Debug for User {
@@ -322,6 +336,7 @@ impl Permissions {
                 databricks_principals,
                 permissions,
                 databricks_permissions,
+                audit: u.audit,
             });
         }
         let mut bridge_principals = Vec::new();

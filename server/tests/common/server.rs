@@ -81,6 +81,10 @@ users:
         access: "write"
       - table: "Sync.dbo.log"
         access: "write"
+  - name: "operaciones"
+    token: "demo-ops-token"
+    # Reads every user's audit lines and the anonymous refusals.
+    audit: all
 "#;
 
 fn repo() -> PathBuf {

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
         WaitTimeoutError,
     )
     from .models import (
+        AuditLine,
+        AuditPage,
         EventStatus,
         JobAccepted,
         JobList,
@@ -65,6 +67,8 @@ _HOMES = {
     "BridgeClient": "_client",
     "RETRY_STATUSES": "_http",
     "RetryPolicy": "_http",
+    "AuditLine": "models",
+    "AuditPage": "models",
     "EventStatus": "models",
     "JobAccepted": "models",
     "JobList": "models",
@@ -101,6 +105,8 @@ __all__ = [
     "OPERATIONS",
     "RETRY_STATUSES",
     "AsyncBridgeClient",
+    "AuditLine",
+    "AuditPage",
     "BridgeClient",
     "BridgeError",
     "ConflictError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +18,7 @@ from .errors import WaitTimeoutError
 from .models import (
     FINAL_EVENT_STATUSES,
     FINAL_JOB_STATES,
+    AuditPage,
     EventStatus,
     JobAccepted,
     JobList,
@@ -44,6 +46,7 @@ OPERATIONS: dict[str, str] = {
     "submit_sync_event": "submit_sync_event",
     "get_sync_event": "get_sync_event",
     "list_sync_events": "list_sync_events",
+    "search_audit": "search_audit",
     "health_live": "health_live",
     "health_ready": "health_ready",
     "metrics": "metrics",
@@ -319,6 +322,24 @@ class BridgeClient(_Base):
                 )
             time.sleep(pause)
 
+    # -- audit ----------------------------------------------------------------
+
+    def search_audit(
+        self,
+        user: str | None = None,
+        resource: str | None = None,
+        action: str | None = None,
+        event_type: str | None = None,
+        outcome: str | None = None,
+        since: str | datetime.datetime | None = None,
+        until: str | datetime.datetime | None = None,
+        limit: int | None = None,
+    ) -> AuditPage:
+        """Audit lines this token may read, newest first (``GET /audit``): its own,
+        or everyone's with ``audit: all`` in permissions.yaml. ``since``/``until``
+        are RFC 3339 times; ``resource`` matches a part of the resource."""
+        return self._run(_ops.search_audit(user, resource, action, event_type, outcome, since, until, limit))
+
     # -- health and docs ------------------------------------------------------
 
     def health_live(self) -> Live:
@@ -458,6 +479,20 @@ class AsyncBridgeClient(_Base):
     ) -> list[SyncEvent]:
         """See :meth:`BridgeClient.list_sync_events`."""
         return await self._run(_ops.list_sync_events(status, limit))
+
+    async def search_audit(
+        self,
+        user: str | None = None,
+        resource: str | None = None,
+        action: str | None = None,
+        event_type: str | None = None,
+        outcome: str | None = None,
+        since: str | datetime.datetime | None = None,
+        until: str | datetime.datetime | None = None,
+        limit: int | None = None,
+    ) -> AuditPage:
+        """See :meth:`BridgeClient.search_audit`."""
+        return await self._run(_ops.search_audit(user, resource, action, event_type, outcome, since, until, limit))
 
     async def wait_for_sync_event(
         self, event_id: str, poll_interval: float = 1.0, timeout: float | None = 600

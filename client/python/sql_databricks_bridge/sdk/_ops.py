@@ -8,6 +8,7 @@ wrong value raises the same :class:`ValidationError` the server would.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import uuid
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Any, TypeVar
 
+from .._generated.api.audit import search_audit as _search_audit
 from .._generated.api.docs import openapi as _openapi
 from .._generated.api.health import health_live as _health_live
 from .._generated.api.health import health_ready as _health_ready
@@ -32,6 +34,7 @@ from .._generated.types import UNSET
 from ._http import RETRY_STATUSES, Call
 from .errors import BridgeError, ValidationError
 from .models import (
+    AuditPage,
     EventStatus,
     ExtractRequest,
     JobAccepted,
@@ -251,6 +254,44 @@ def list_sync_events(status: str | EventStatus | None, limit: int | None) -> Cal
         "limit": _opt(limit),
     }
     return Call("list_sync_events", _list_sync_events, result, idempotent=True, kwargs=kwargs)
+
+
+# -- audit --------------------------------------------------------------------
+
+
+def search_audit(
+    user: str | None = None,
+    resource: str | None = None,
+    action: str | None = None,
+    event_type: str | None = None,
+    outcome: str | None = None,
+    since: str | datetime.datetime | None = None,
+    until: str | datetime.datetime | None = None,
+    limit: int | None = None,
+) -> Call:
+    def when(name: str, value: str | datetime.datetime | None) -> Any:
+        if value is None or isinstance(value, datetime.datetime):
+            return _opt(value)
+        try:
+            return datetime.datetime.fromisoformat(value)
+        except ValueError as e:
+            raise ValidationError(
+                f"{name} must be an ISO 8601 time, not {value!r}",
+                code="validation_failed",
+                details={"field": name},
+            ) from e
+
+    kwargs = {
+        "user": _opt(user),
+        "resource": _opt(resource),
+        "action": _opt(action),
+        "event_type": _opt(event_type),
+        "outcome": _opt(outcome),
+        "since": when("since", since),
+        "until": when("until", until),
+        "limit": _opt(limit),
+    }
+    return Call("search_audit", _search_audit, _expect("search_audit", AuditPage), idempotent=True, kwargs=kwargs)
 
 
 # -- health and docs ----------------------------------------------------------

@@ -337,5 +337,5 @@ def _notebook_context() -> tuple[str | None, str | None]:
         host = ctx.apiUrl().getOrElse(None)
         token = ctx.apiToken().getOrElse(None)
         return host, token
-    except Exception:  # not on Databricks, or no notebook context
+    except Exception:  # noqa: BLE001  (not on Databricks, or no notebook context)
         return None, None

@@ -11,6 +11,8 @@ are ``None``.
 from __future__ import annotations
 
 from .._generated.models import (
+    AuditLine,
+    AuditPage,
     Check,
     ErrorBody,
     EventStatus,
@@ -44,6 +46,8 @@ FINAL_EVENT_STATUSES: frozenset[EventStatus] = frozenset({EventStatus.COMPLETED,
 __all__ = [
     "FINAL_EVENT_STATUSES",
     "FINAL_JOB_STATES",
+    "AuditLine",
+    "AuditPage",
     "Check",
     "ErrorBody",
     "EventStatus",

@@ -21,7 +21,14 @@ const TEXT = {
     source: "Origen", target: "Destino", expected: "Filas esperadas", affected: "Filas afectadas",
     requested_by: "Pedido por", attempts: "Intentos", claimed_by: "Tomado por",
     completed_at: "Completado", event: "Evento", loading: "Cargando…",
-    queries_path: "Carpeta de consultas",
+    queries_path: "Carpeta de consultas", nav_audit: "Auditoría", nav_overview: "Resumen",
+    audit_user: "Usuario", audit_resource: "Objeto", audit_action: "Acción", audit_event_type: "Tipo",
+    audit_outcome: "Resultado", audit_since: "Desde", audit_until: "Hasta", search: "Buscar",
+    time: "Hora", missing_right: "Permiso faltante", detail: "Detalle", ip: "IP",
+    more_lines: "Hay más líneas: acote la búsqueda.", chart_label: "Filas por día, extraídas y sincronizadas",
+    extracted: "Extraídas", synced: "Sincronizadas", health: "Estado de los sistemas", down: "caído",
+    failures_24h: "Fallas en las últimas 24 h", id: "Id", kind: "Tipo", rows_per_day: "Filas por día",
+    rows_per_table: "Filas por tabla", day: "Día", table: "Tabla",
   },
   en: {
     skip: "Skip to content", nav_jobs: "Jobs", nav_new: "New extraction",
@@ -39,7 +46,14 @@ const TEXT = {
     source: "Source", target: "Target", expected: "Rows expected", affected: "Rows affected",
     requested_by: "Requested by", attempts: "Attempts", claimed_by: "Claimed by",
     completed_at: "Completed", event: "Event", loading: "Loading…",
-    queries_path: "Queries folder",
+    queries_path: "Queries folder", nav_audit: "Audit", nav_overview: "At a glance",
+    audit_user: "User", audit_resource: "Object", audit_action: "Action", audit_event_type: "Kind",
+    audit_outcome: "Outcome", audit_since: "Since", audit_until: "Until", search: "Search",
+    time: "Time", missing_right: "Missing right", detail: "Detail", ip: "IP",
+    more_lines: "More lines match: narrow the search.", chart_label: "Rows per day, extracted and synced",
+    extracted: "Extracted", synced: "Synced", health: "Systems", down: "down",
+    failures_24h: "Failures in the last 24 h", id: "Id", kind: "Kind", rows_per_day: "Rows per day",
+    rows_per_table: "Rows per table", day: "Day", table: "Table",
   },
 };
 
@@ -291,6 +305,134 @@ async function eventView(id) {
   } catch (err) { show(el("p", {}, el("a", { href: "#/events" }, t("back"))), failure(err)); }
 }
 
+// -- audit -----------------------------------------------------------------------
+
+const AUDIT_FIELDS = ["user", "resource", "action", "event_type", "outcome", "since", "until"];
+
+async function auditView(params) {
+  const inputs = {};
+  const fields = AUDIT_FIELDS.map((f) => {
+    const input = el("input", {
+      id: `audit-${f}`, name: f, value: params.get(f) || "",
+      placeholder: f === "since" || f === "until" ? "2026-11-30T00:00:00Z" : "",
+    });
+    inputs[f] = input;
+    return el("div", { class: "field" }, el("label", { for: `audit-${f}` }, t(`audit_${f}`)), input);
+  });
+  const form = el("form", { class: "search", id: "audit-form", onsubmit: (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams();
+    for (const f of AUDIT_FIELDS) if (inputs[f].value.trim()) q.set(f, inputs[f].value.trim());
+    location.hash = `#/audit?${q}`;
+  } }, fields, el("button", { type: "submit", id: "audit-search" }, t("search")));
+  show(el("h2", {}, t("nav_audit")), form, el("p", {}, t("loading")));
+  const q = new URLSearchParams({ limit: "200" });
+  for (const f of AUDIT_FIELDS) if (params.get(f)) q.set(f, params.get(f));
+  try {
+    const page = await api("GET", `/audit?${q}`);
+    const rows = page.lines.map((l) => [
+      l.timestamp, l.user_name || "—", el("span", { class: `state ${l.outcome}` }, l.event_type),
+      l.action, l.resource, l.missing_right || "", l.detail || "", l.source_ip || "",
+    ]);
+    show(el("h2", {}, t("nav_audit")), form,
+      el("div", { id: "audit-results" },
+        table([t("time"), t("audit_user"), t("audit_event_type"), t("audit_action"), t("audit_resource"),
+               t("missing_right"), t("detail"), t("ip")], rows)),
+      page.more ? el("p", {}, t("more_lines")) : null);
+  } catch (e) { show(el("h2", {}, t("nav_audit")), form, el("div", { id: "audit-results" }, failure(e))); }
+}
+
+// -- at a glance -----------------------------------------------------------------
+
+/** Bars of rows per day, extracted and synced side by side (SVG). */
+function chart(days) {
+  const max = Math.max(1, ...days.map((d) => Math.max(d.extracted, d.synced)));
+  const W = 640, H = 200, pad = 30, slot = Math.min(90, (W - pad) / Math.max(days.length, 1));
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H + 40}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", t("chart_label"));
+  svg.setAttribute("class", "chart");
+  const add = (tag, attrs, text) => {
+    const n = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+    if (text !== undefined) n.textContent = text;
+    svg.append(n);
+  };
+  days.forEach((d, i) => {
+    const x = pad + i * slot;
+    const bar = (v, dx, cls) => {
+      const h = (v / max) * H;
+      add("rect", { x: x + dx, y: H - h, width: slot / 3, height: h, class: cls });
+    };
+    bar(d.extracted, slot * 0.1, "bar-extracted");
+    bar(d.synced, slot * 0.45, "bar-synced");
+    add("text", { x: x + slot * 0.1, y: H + 16, class: "axis" }, d.day.slice(5));
+  });
+  add("rect", { x: pad, y: H + 24, width: 10, height: 10, class: "bar-extracted" });
+  add("text", { x: pad + 14, y: H + 33, class: "axis" }, t("extracted"));
+  add("rect", { x: pad + 140, y: H + 24, width: 10, height: 10, class: "bar-synced" });
+  add("text", { x: pad + 154, y: H + 33, class: "axis" }, t("synced"));
+  return svg;
+}
+
+async function overviewView() {
+  show(el("h2", {}, t("nav_overview")), el("p", {}, t("loading")));
+  try {
+    const [jobs, events, ready] = await Promise.all([
+      api("GET", "/jobs?limit=500"),
+      api("GET", "/sync/events?limit=500").catch(() => ({ events: [] })),
+      fetch("/health/ready", { headers: { Authorization: `Bearer ${token()}` }, cache: "no-store" })
+        .then((r) => r.json()).catch(() => null),
+    ]);
+    const evs = Array.isArray(events) ? events : (events.events || []);
+    const perDay = new Map();
+    const perTable = new Map();
+    const day = (ts) => (ts || "").slice(0, 10);
+    const bump = (m, k, field, n) => {
+      if (!m.has(k)) m.set(k, { extracted: 0, synced: 0 });
+      m.get(k)[field] += n;
+    };
+    for (const j of jobs.jobs) {
+      for (const q of j.queries || []) {
+        if (!q.rows || !j.finished_at) continue;
+        bump(perDay, day(j.finished_at), "extracted", q.rows);
+        bump(perTable, q.query, "extracted", q.rows);
+      }
+    }
+    for (const e of evs) {
+      if (e.status !== "completed" || !e.rows_affected) continue;
+      bump(perDay, day(e.completed_at || e.created_at), "synced", e.rows_affected);
+      bump(perTable, e.target_table, "synced", e.rows_affected);
+    }
+    const days = [...perDay.entries()].sort(([a], [b]) => a.localeCompare(b)).slice(-14)
+      .map(([d, v]) => ({ day: d, ...v }));
+    const since = Date.now() - 24 * 3600 * 1000;
+    const recent = (ts) => ts && Date.parse(ts) >= since;
+    const failures = [
+      ...jobs.jobs.filter((j) => ["failed", "interrupted"].includes(j.state) && recent(j.finished_at || j.created_at))
+        .map((j) => [el("a", { href: `#/jobs/${encodeURIComponent(j.job_id)}` }, j.job_id), t("job"), j.error || j.state]),
+      ...evs.filter((e) => e.status === "failed" && recent(e.completed_at || e.created_at))
+        .map((e) => [el("a", { href: `#/events/${encodeURIComponent(e.event_id)}` }, e.event_id), t("event"), e.error_message || ""]),
+    ];
+    const health = ready ? ["sqlserver", "databricks"].map((k) => [k,
+      el("span", { class: `state ${ready[k] && ready[k].ok ? "succeeded" : "failed"}` }, ready[k] && ready[k].ok ? "ok" : t("down")),
+      (ready[k] && ready[k].detail) || ""]) : [];
+    show(
+      el("h2", {}, t("nav_overview")),
+      el("section", { "aria-labelledby": "h-health" }, el("h3", { id: "h-health" }, t("health")),
+        el("div", { id: "health" }, table(["", t("status"), t("detail")], health))),
+      el("section", { "aria-labelledby": "h-failures" }, el("h3", { id: "h-failures" }, t("failures_24h")),
+        el("div", { id: "failures" }, table([t("id"), t("kind"), t("error")], failures))),
+      el("section", { "aria-labelledby": "h-days" }, el("h3", { id: "h-days" }, t("rows_per_day")),
+        days.length ? chart(days) : null,
+        table([t("day"), t("extracted"), t("synced")], days.map((d) => [d.day, fmt(d.extracted), fmt(d.synced)]))),
+      el("section", { "aria-labelledby": "h-tables" }, el("h3", { id: "h-tables" }, t("rows_per_table")),
+        el("div", { id: "per-table" }, table([t("table"), t("extracted"), t("synced")],
+          [...perTable.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, fmt(v.extracted), fmt(v.synced)])))));
+  } catch (e) { show(el("h2", {}, t("nav_overview")), failure(e)); }
+}
+
 // -- routing ---------------------------------------------------------------------
 
 function route() {
@@ -305,6 +447,8 @@ function route() {
   else if (parts[0] === "new") newView();
   else if (parts[0] === "events" && parts[1]) eventView(parts[1]);
   else if (parts[0] === "events") eventsView(params);
+  else if (parts[0] === "audit") auditView(params);
+  else if (parts[0] === "overview") overviewView();
   else jobsView(params);
   $("main").focus();
 }
