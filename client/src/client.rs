@@ -54,9 +54,9 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub event_type: Option<String>,
     pub outcome: Option<String>,
-    /// RFC 3339 times: lines at or after `since`, before `until`.
-    pub since: Option<String>,
-    pub until: Option<String>,
+    /// Lines at or after `since`, before `until`.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
     /// 1..=1000 (default 100).
     pub limit: Option<u32>,
 }
@@ -365,8 +365,8 @@ impl BridgeClient {
                     limit,
                     f.outcome.as_deref(),
                     f.resource.as_deref(),
-                    f.since.as_deref(),
-                    f.until.as_deref(),
+                    f.since.as_ref(),
+                    f.until.as_ref(),
                     f.user.as_deref(),
                 )
                 .await?

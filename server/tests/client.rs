@@ -139,6 +139,29 @@ async fn every_facade_method_against_the_real_server() {
         mexico.get_job_status(&job.job_id).await,
         Err(BridgeError::NotFound(_))
     ));
+    // The audit trail: Mexico's own refusal, newest first; not Colombia's.
+    let page = mexico
+        .search_audit(&sql_databricks_bridge_client::AuditFilter {
+            event_type: Some("permission_denied".into()),
+            since: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!page.lines.is_empty());
+    assert!(page
+        .lines
+        .iter()
+        .all(|l| l.user_name.as_deref() == Some("proyecto-mexico")));
+    assert!(matches!(
+        mexico
+            .search_audit(&sql_databricks_bridge_client::AuditFilter {
+                user: Some("proyecto-colombia".into()),
+                ..Default::default()
+            })
+            .await,
+        Err(BridgeError::Forbidden(_))
+    ));
     let mut bad = deck_request();
     bad.country = "Narnia".into();
     match client.extract(&bad).await {

@@ -243,3 +243,39 @@ def test_overview_shows_health_failures_and_rows(bridge, browser):
     failures = d.find_element(By.ID, "failures").text
     assert "tags" in failures or "<script>" in failures
     shot(d, "overview")
+
+
+def test_cancel_a_long_extraction_from_its_page(bridge, browser):
+    d = browser
+    qdir = bridge.workdir / "console_slow"
+    qdir.mkdir(exist_ok=True)
+    digits = "(VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9))"
+    joins = " CROSS JOIN ".join(f"{digits} {c}(v)" for c in "abcdefgh")
+    # 100 million generated rows: far longer than the test waits.
+    (qdir / "lento.sql").write_text(f"SELECT a.v * 10 + b.v AS n FROM {joins}\n")
+    sign_in(d, bridge.url, COLOMBIA_TOKEN)
+    d.get(f"{bridge.url}/ui#/new")
+    path = WebDriverWait(d, WAIT).until(EC.visibility_of_element_located((By.ID, "queries-path")))
+    path.clear()
+    path.send_keys("./console_slow")
+    d.find_element(By.ID, "country").click()
+    WebDriverWait(d, WAIT).until(EC.element_to_be_clickable((By.ID, "q-lento"))).click()
+    dest = d.find_element(By.ID, "destination")
+    dest.clear()
+    dest.send_keys("/Volumes/main/demo/landing")
+    d.find_element(By.ID, "start").click()
+    job = job_id_from(d)
+    wait_text(d, By.ID, "job-state-value", "running")
+    WebDriverWait(d, WAIT).until(EC.element_to_be_clickable((By.ID, "cancel"))).click()
+    # The confirmation first: dismissed, nothing happens.
+    WebDriverWait(d, WAIT).until(EC.alert_is_present())
+    d.switch_to.alert.dismiss()
+    time.sleep(1.5)
+    assert d.find_element(By.ID, "job-state-value").text == "running"
+    WebDriverWait(d, WAIT).until(EC.element_to_be_clickable((By.ID, "cancel"))).click()
+    WebDriverWait(d, WAIT).until(EC.alert_is_present())
+    d.switch_to.alert.accept()
+    wait_text(d, By.ID, "job-state-value", "cancelled")
+    shot(d, "job-cancelled")
+    status = httpx.get(f"{bridge.url}/jobs/{job}", headers={"Authorization": f"Bearer {COLOMBIA_TOKEN}"}).json()
+    assert status["state"] == "cancelled" and not any(q.get("files") for q in status["queries"])
