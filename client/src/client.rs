@@ -23,6 +23,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("cancel_job", "cancel_job"),
     ("list_queries", "list_queries"),
     ("show_params", "show_params"),
+    ("list_countries", "list_countries"),
     ("health_live", "health_live"),
     ("health_ready", "health_ready"),
     ("metrics", "metrics"),
@@ -386,6 +387,23 @@ impl BridgeClient {
 
     /// What `show-params` prints: a country's parameters, and `queries`
     /// rendered with them.
+    /// The countries a config directory (inside the server's root) has
+    /// parameters for.
+    pub async fn list_countries(
+        &self,
+        config_path: Option<&str>,
+    ) -> Result<Vec<String>, BridgeError> {
+        self.idempotent(|| async {
+            Ok(self
+                .api
+                .list_countries(config_path)
+                .await?
+                .into_inner()
+                .countries)
+        })
+        .await
+    }
+
     pub async fn show_params(
         &self,
         country: &str,

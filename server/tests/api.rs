@@ -754,3 +754,32 @@ async fn the_audit_trail_is_searched_within_the_callers_rights() {
     let r = b.get("/audit", "not-a-token").await;
     assert_eq!(r.status, 401);
 }
+
+/// GET /countries lists the config directory's countries; paths outside the
+/// config root are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn countries_come_from_the_config_directory() {
+    let w = World::new("countries");
+    let b = w.serve(&[]);
+    let r = b.get("/countries", COLOMBIA).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let names: Vec<&str> = r.json["countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Colombia") && names.contains(&"Mexico"),
+        "{names:?}"
+    );
+    assert!(!names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case("permissions") || n.eq_ignore_ascii_case("common_params")));
+    let r = b.get("/countries?config_path=/etc", COLOMBIA).await;
+    assert_eq!(
+        (r.status, r.json["details"]["field"].as_str()),
+        (403, Some("config_path"))
+    );
+    assert_eq!(b.get("/countries", "not-a-token").await.status, 401);
+}

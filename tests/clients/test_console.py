@@ -107,6 +107,12 @@ def test_sign_in_start_an_extraction_and_watch_it_succeed(bridge, browser):
     sign_in(d, bridge.url, COLOMBIA_TOKEN)
     assert COLOMBIA_TOKEN not in d.current_url
     d.get(f"{bridge.url}/ui#/new")
+    # Countries are picked from the config directory's <Country>.yaml files.
+    from selenium.webdriver.support.ui import Select
+    countries = Select(WebDriverWait(d, WAIT).until(EC.element_to_be_clickable((By.ID, "country"))))
+    WebDriverWait(d, WAIT).until(lambda _: len(countries.options) >= 2)
+    assert {"Colombia", "Mexico"} <= {o.text for o in countries.options}
+    countries.select_by_value("Colombia")
     box = WebDriverWait(d, WAIT).until(EC.element_to_be_clickable((By.ID, "q-productos")))
     box.click()
     dest = d.find_element(By.ID, "destination")
@@ -124,6 +130,11 @@ def test_sign_in_start_an_extraction_and_watch_it_succeed(bridge, browser):
     rows = int(d.find_element(By.ID, "job-rows").text.replace(".", "").replace(",", "").replace("\u202f", ""))
     assert rows > 0
     assert "productos" in d.find_element(By.TAG_NAME, "table").text
+    # The output's manifest: its parts with rows and sha256.
+    d.find_element(By.CSS_SELECTOR, "details.manifest summary").click()
+    manifest = d.find_element(By.CSS_SELECTOR, "details.manifest").text
+    assert "_manifest.json" in manifest and "part-" in manifest
+    assert any(len(w) == 64 and all(c in "0123456789abcdef" for c in w) for w in manifest.split())
     shot(d, "job")
     d.get(f"{bridge.url}/ui#/jobs?state=succeeded")
     wait_text(d, By.ID, "view", job)
@@ -146,7 +157,7 @@ def test_script_in_a_jobs_error_renders_as_text(bridge, browser):
     path = WebDriverWait(d, WAIT).until(EC.visibility_of_element_located((By.ID, "queries-path")))
     path.clear()
     path.send_keys("./console_queries")
-    d.find_element(By.ID, "country").click()  # change event: the list reloads
+    d.find_element(By.ID, "destination").click()  # change event: the list reloads
     WebDriverWait(d, WAIT).until(EC.element_to_be_clickable((By.ID, "q-xss"))).click()
     dest = d.find_element(By.ID, "destination")
     dest.clear()
@@ -258,7 +269,7 @@ def test_cancel_a_long_extraction_from_its_page(bridge, browser):
     path = WebDriverWait(d, WAIT).until(EC.visibility_of_element_located((By.ID, "queries-path")))
     path.clear()
     path.send_keys("./console_slow")
-    d.find_element(By.ID, "country").click()
+    d.find_element(By.ID, "destination").click()
     WebDriverWait(d, WAIT).until(EC.element_to_be_clickable((By.ID, "q-lento"))).click()
     dest = d.find_element(By.ID, "destination")
     dest.clear()

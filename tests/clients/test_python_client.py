@@ -687,3 +687,8 @@ def test_search_audit_reads_the_callers_own_lines(client, bridge):
     with BridgeClient(base_url=bridge.url, token="demo-ops-token") as ops:
         everyone = ops.search_audit(outcome="denied", limit=1000)
         assert {"proyecto-colombia", None} <= {line.user_name for line in everyone.lines}
+
+
+def test_list_countries(client):
+    assert {"Colombia", "Mexico"} <= set(client.list_countries())
+    assert client.list_countries(config_path="./config") == sorted(client.list_countries())

@@ -146,3 +146,47 @@ pub async fn show_params(
             .collect(),
     )))
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListCountries {
+    /// Directory of parameter files inside the config root (default ./config).
+    #[param(min_length = 1, pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$")]
+    pub config_path: Option<String>,
+}
+
+/// The countries a config directory has parameters for.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CountryList {
+    /// `<Country>.yaml` names, sorted.
+    pub countries: Vec<String>,
+}
+
+#[utoipa::path(
+    get,
+    operation_id = "list_countries",
+    path = "/countries",
+    tag = "queries",
+    params(ListCountries),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The countries with a <Country>.yaml", body = CountryList),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The path is outside the config root", body = ErrorBody),
+        (status = 422, description = "The directory does not exist", body = ErrorBody),
+    )
+)]
+pub async fn list_countries(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(q): ApiQuery<ListCountries>,
+) -> Result<Json<CountryList>, ApiError> {
+    let requested = q.config_path.as_deref().unwrap_or("./config");
+    require_not_blank("config_path", requested)?;
+    let dir = existing_inside(&state.roots.config, requested, "config_path")?;
+    let mut countries =
+        params::countries(&dir).map_err(|e| ApiError::invalid("config_path", e.to_string()))?;
+    countries.sort();
+    Ok(Json(CountryList { countries }))
+}

@@ -44,6 +44,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::get_job, jobs::cancel_job))
         .routes(routes!(catalog::list_queries))
         .routes(routes!(catalog::show_params))
+        .routes(routes!(catalog::list_countries))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(metrics::metrics))

@@ -30,8 +30,8 @@ pub enum WriteError {
     Parquet { path: PathBuf, message: String },
 }
 
-/// A finished part file.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+/// A finished part file, as the manifest lists it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Part {
     pub file: String,
     pub rows: u64,

@@ -73,6 +73,12 @@ pub struct QueryStatus {
     /// What loading the output into its table did (queries with a load spec).
     #[serde(default)]
     pub table: Option<crate::tables::TableOutcome>,
+    /// The output's manifest: where `_manifest.json` is, and its parts
+    /// (file, rows, bytes, sha256).
+    #[serde(default)]
+    pub manifest: Option<String>,
+    #[serde(default)]
+    pub parts: Vec<crate::extract::Part>,
 }
 
 impl QueryStatus {
@@ -88,6 +94,8 @@ impl QueryStatus {
             discrepancy: None,
             seconds: None,
             table: None,
+            manifest: None,
+            parts: vec![],
         }
     }
 }
@@ -480,6 +488,8 @@ async fn run_job(inner: &Arc<Inner>, id: &str, owner: &str, job: ExtractJob, liv
                         .iter()
                         .map(|p| format!("{}/{}", at.trim_end_matches('/'), p.file))
                         .collect();
+                    s.manifest = Some(format!("{}/_manifest.json", out.trim_end_matches('/')));
+                    s.parts = o.parts.clone();
                     s.output = Some(out);
                     s.table = o.table.clone();
                     s.discrepancy = o.discrepancy;

@@ -43,6 +43,7 @@ OPERATIONS: dict[str, str] = {
     "cancel_job": "cancel_job",
     "list_queries": "list_queries",
     "show_params": "show_params",
+    "list_countries": "list_countries",
     "submit_sync_event": "submit_sync_event",
     "get_sync_event": "get_sync_event",
     "list_sync_events": "list_sync_events",
@@ -266,6 +267,10 @@ class BridgeClient(_Base):
         """The server's .sql files and their parameters (``GET /queries``)."""
         return self._run(_ops.list_queries(queries_path))
 
+    def list_countries(self, config_path: PathLike | None = None) -> list[str]:
+        """The countries the config directory has a ``<Country>.yaml`` for (``GET /countries``)."""
+        return self._run(_ops.list_countries(config_path))
+
     def show_params(
         self,
         country: str,
@@ -445,6 +450,10 @@ class AsyncBridgeClient(_Base):
     async def list_queries(self, queries_path: PathLike | None = None) -> list[QueryInfo]:
         """See :meth:`BridgeClient.list_queries`."""
         return await self._run(_ops.list_queries(queries_path))
+
+    async def list_countries(self, config_path: PathLike | None = None) -> list[str]:
+        """See :meth:`BridgeClient.list_countries`."""
+        return await self._run(_ops.list_countries(config_path))
 
     async def show_params(
         self,

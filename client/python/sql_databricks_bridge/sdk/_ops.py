@@ -25,6 +25,7 @@ from .._generated.api.jobs import cancel_job as _cancel_job
 from .._generated.api.jobs import extract as _extract
 from .._generated.api.jobs import get_job_status as _get_job_status
 from .._generated.api.jobs import list_jobs as _list_jobs
+from .._generated.api.queries import list_countries as _list_countries
 from .._generated.api.queries import list_queries as _list_queries
 from .._generated.api.queries import show_params as _show_params
 from .._generated.api.sync import get_sync_event as _get_sync_event
@@ -35,6 +36,7 @@ from ._http import RETRY_STATUSES, Call
 from .errors import BridgeError, ValidationError
 from .models import (
     AuditPage,
+    CountryList,
     EventStatus,
     ExtractRequest,
     JobAccepted,
@@ -193,6 +195,14 @@ def list_queries(queries_path: PathLike | None) -> Call:
 
     kwargs = {"queries_path": UNSET if queries_path is None else _path(queries_path)}
     return Call("list_queries", _list_queries, result, idempotent=True, kwargs=kwargs)
+
+
+def list_countries(config_path: PathLike | None) -> Call:
+    def result(response: Any) -> Any:
+        return _expect("list_countries", CountryList)(response).countries
+
+    kwargs = {"config_path": UNSET if config_path is None else _path(config_path)}
+    return Call("list_countries", _list_countries, result, idempotent=True, kwargs=kwargs)
 
 
 def show_params(

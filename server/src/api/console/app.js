@@ -21,7 +21,7 @@ const TEXT = {
     source: "Origen", target: "Destino", expected: "Filas esperadas", affected: "Filas afectadas",
     requested_by: "Pedido por", attempts: "Intentos", claimed_by: "Tomado por",
     completed_at: "Completado", event: "Evento", loading: "Cargando…",
-    queries_path: "Carpeta de consultas", nav_audit: "Auditoría", nav_overview: "Resumen",
+    queries_path: "Carpeta de consultas", manifest: "Manifiesto", file: "Archivo", nav_audit: "Auditoría", nav_overview: "Resumen",
     audit_user: "Usuario", audit_resource: "Objeto", audit_action: "Acción", audit_event_type: "Tipo",
     audit_outcome: "Resultado", audit_since: "Desde", audit_until: "Hasta", search: "Buscar",
     time: "Hora", missing_right: "Permiso faltante", detail: "Detalle", ip: "IP",
@@ -46,7 +46,7 @@ const TEXT = {
     source: "Source", target: "Target", expected: "Rows expected", affected: "Rows affected",
     requested_by: "Requested by", attempts: "Attempts", claimed_by: "Claimed by",
     completed_at: "Completed", event: "Event", loading: "Loading…",
-    queries_path: "Queries folder", nav_audit: "Audit", nav_overview: "At a glance",
+    queries_path: "Queries folder", manifest: "Manifest", file: "File", nav_audit: "Audit", nav_overview: "At a glance",
     audit_user: "User", audit_resource: "Object", audit_action: "Action", audit_event_type: "Kind",
     audit_outcome: "Outcome", audit_since: "Since", audit_until: "Until", search: "Search",
     time: "Time", missing_right: "Missing right", detail: "Detail", ip: "IP",
@@ -124,7 +124,7 @@ function signOut(message) {
 function stopPolling() { if (poll) { clearTimeout(poll); poll = null; } }
 
 function show(...nodes) {
-  $("view").replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
+  $("view").replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined));
 }
 
 function failure(e) {
@@ -199,6 +199,12 @@ async function jobView(id) {
         el("dt", {}, t("finished")), el("dd", {}, j.finished_at || "")),
       j.error ? el("pre", { class: "error", id: "job-error" }, j.error) : null,
       table([t("query"), t("state"), t("rows"), t("bytes"), t("files"), t("error"), t("discrepancy")], queries),
+      (j.queries || []).filter((q) => q.manifest).map((q) =>
+        el("details", { class: "manifest" },
+          el("summary", {}, `${t("manifest")}: ${q.query}`),
+          el("p", {}, q.manifest),
+          table([t("file"), t("rows"), t("bytes"), "sha256"],
+            (q.parts || []).map((p) => [p.file, fmt(p.rows), fmt(p.bytes), el("code", {}, p.sha256)])))),
       cancel);
     if (!final) poll = setTimeout(() => { if (location.hash === `#/jobs/${encodeURIComponent(id)}`) jobView(id); }, 1000);
   } catch (e) { show(el("p", {}, el("a", { href: "#/jobs" }, t("back"))), failure(e)); }
@@ -208,7 +214,7 @@ async function jobView(id) {
 
 async function newView() {
   const queriesPath = el("input", { id: "queries-path", required: true, value: "./queries" });
-  const country = el("input", { id: "country", required: true, value: "Colombia" });
+  const country = el("select", { id: "country", required: true });
   const destination = el("input", { id: "destination", required: true, value: "/Volumes/main/demo/landing" });
   const overwrite = el("input", { id: "overwrite", type: "checkbox" });
   const list = el("fieldset", { id: "queries" }, el("legend", {}, t("queries")));
@@ -257,6 +263,10 @@ async function newView() {
     } catch (e) { list.append(failure(e)); }
   };
   queriesPath.addEventListener("change", load);
+  try {
+    const cs = await api("GET", "/countries?config_path=./config");
+    for (const c of cs.countries || []) country.append(el("option", { value: c }, c));
+  } catch (e) { result.replaceChildren(failure(e)); }
   await load();
 }
 

@@ -4,6 +4,7 @@
 from .audit_line import AuditLine
 from .audit_page import AuditPage
 from .check import Check
+from .country_list import CountryList
 from .error_body import ErrorBody
 from .error_body_details_type_0 import ErrorBodyDetailsType0
 from .event_status import EventStatus
@@ -18,6 +19,7 @@ from .operation import Operation
 from .param_value import ParamValue
 from .params_view import ParamsView
 from .params_view_params import ParamsViewParams
+from .part import Part
 from .query_info import QueryInfo
 from .query_list import QueryList
 from .query_state import QueryState
@@ -33,6 +35,7 @@ __all__ = (
     "AuditLine",
     "AuditPage",
     "Check",
+    "CountryList",
     "ErrorBody",
     "ErrorBodyDetailsType0",
     "EventStatus",
@@ -47,6 +50,7 @@ __all__ = (
     "ParamValue",
     "ParamsView",
     "ParamsViewParams",
+    "Part",
     "QueryInfo",
     "QueryList",
     "QueryState",

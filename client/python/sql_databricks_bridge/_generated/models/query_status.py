@@ -11,6 +11,7 @@ from ..models.query_state import QueryState
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.part import Part
     from ..models.table_outcome import TableOutcome
 
 
@@ -29,7 +30,10 @@ class QueryStatus:
         state (QueryState):
         discrepancy (None | str | Unset): Rows read and written that do not agree (reported, not fatal).
         error (None | str | Unset):
+        manifest (None | str | Unset): The output's manifest: where `_manifest.json` is, and its parts
+            (file, rows, bytes, sha256).
         output (None | str | Unset): Where the output was published.
+        parts (list[Part] | Unset):
         seconds (float | None | Unset):
         table (None | TableOutcome | Unset):
     """
@@ -41,7 +45,9 @@ class QueryStatus:
     state: QueryState
     discrepancy: None | str | Unset = UNSET
     error: None | str | Unset = UNSET
+    manifest: None | str | Unset = UNSET
     output: None | str | Unset = UNSET
+    parts: list[Part] | Unset = UNSET
     seconds: float | None | Unset = UNSET
     table: None | TableOutcome | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -71,11 +77,24 @@ class QueryStatus:
         else:
             error = self.error
 
+        manifest: None | str | Unset
+        if isinstance(self.manifest, Unset):
+            manifest = UNSET
+        else:
+            manifest = self.manifest
+
         output: None | str | Unset
         if isinstance(self.output, Unset):
             output = UNSET
         else:
             output = self.output
+
+        parts: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.parts, Unset):
+            parts = []
+            for parts_item_data in self.parts:
+                parts_item = parts_item_data.to_dict()
+                parts.append(parts_item)
 
         seconds: float | None | Unset
         if isinstance(self.seconds, Unset):
@@ -106,8 +125,12 @@ class QueryStatus:
             field_dict["discrepancy"] = discrepancy
         if error is not UNSET:
             field_dict["error"] = error
+        if manifest is not UNSET:
+            field_dict["manifest"] = manifest
         if output is not UNSET:
             field_dict["output"] = output
+        if parts is not UNSET:
+            field_dict["parts"] = parts
         if seconds is not UNSET:
             field_dict["seconds"] = seconds
         if table is not UNSET:
@@ -117,6 +140,7 @@ class QueryStatus:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.part import Part
         from ..models.table_outcome import TableOutcome
 
         d = dict(src_dict)
@@ -148,6 +172,15 @@ class QueryStatus:
 
         error = _parse_error(d.pop("error", UNSET))
 
+        def _parse_manifest(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        manifest = _parse_manifest(d.pop("manifest", UNSET))
+
         def _parse_output(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -156,6 +189,15 @@ class QueryStatus:
             return cast(None | str | Unset, data)
 
         output = _parse_output(d.pop("output", UNSET))
+
+        _parts = d.pop("parts", UNSET)
+        parts: list[Part] | Unset = UNSET
+        if _parts is not UNSET:
+            parts = []
+            for parts_item_data in _parts:
+                parts_item = Part.from_dict(parts_item_data)
+
+                parts.append(parts_item)
 
         def _parse_seconds(data: object) -> float | None | Unset:
             if data is None:
@@ -191,7 +233,9 @@ class QueryStatus:
             state=state,
             discrepancy=discrepancy,
             error=error,
+            manifest=manifest,
             output=output,
+            parts=parts,
             seconds=seconds,
             table=table,
         )
