@@ -68,6 +68,10 @@ def _queries_ok(query) -> bool:
     return (query or {}).get("queries_path", "./queries") in {"./queries", "queries"}
 
 
+def _countries_ok(query) -> bool:
+    return (query or {}).get("config_path", "./config") in {"./config", "config"}
+
+
 def _sync_ok(body) -> bool:
     if not isinstance(body, dict):
         return True
@@ -85,6 +89,8 @@ def filter_case(context, case) -> bool:
         return _params_ok(case.query)
     if (method, path) == ("GET", "/queries"):
         return _queries_ok(case.query)
+    if (method, path) == ("GET", "/countries"):
+        return _countries_ok(case.query)
     if (method, path) == ("POST", "/sync/events"):
         return _sync_ok(case.body)
     return True

@@ -152,6 +152,9 @@ def test_script_in_a_jobs_error_renders_as_text(bridge, browser):
     (qdir / "xss.sql").write_text(
         "SELECT id_transaccion FROM {database}.{schema}.J_Ventas_CO "
         "WHERE id_transaccion = CAST('<script>alert(1)</script>' AS int)\n")
+    # A query whose very name is markup (a file name may hold it).
+    evil = '<img src=x onerror="document.title=1">'
+    (qdir / f"{evil}.sql").write_text("SELECT 1 AS uno\n")
     sign_in(d, bridge.url, COLOMBIA_TOKEN)
     d.get(f"{bridge.url}/ui#/new")
     path = WebDriverWait(d, WAIT).until(EC.visibility_of_element_located((By.ID, "queries-path")))
@@ -159,6 +162,9 @@ def test_script_in_a_jobs_error_renders_as_text(bridge, browser):
     path.send_keys("./console_queries")
     d.find_element(By.ID, "destination").click()  # change event: the list reloads
     WebDriverWait(d, WAIT).until(EC.element_to_be_clickable((By.ID, "q-xss"))).click()
+    assert evil in d.find_element(By.ID, "queries").text
+    assert not d.find_elements(By.CSS_SELECTOR, "#queries img")
+    assert d.title == "SQL-Databricks Bridge"
     dest = d.find_element(By.ID, "destination")
     dest.clear()
     dest.send_keys("/Volumes/main/demo/landing")
