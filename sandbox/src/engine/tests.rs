@@ -389,3 +389,28 @@ fn an_unknown_column_is_named_as_sql_server_names_it() {
         );
     }
 }
+
+/// An integer column compared with a wider-than-int literal (T-SQL types it
+/// numeric(p,0)) compares exactly: the integer becomes decimal(19,0), not
+/// the literal's narrower type, so nothing overflows.
+#[test]
+fn integers_compare_exactly_with_numeric_literals() {
+    let (_e, mut s) = setup();
+    ok(&mut s, "CREATE TABLE dbo.n (b bigint, i int)");
+    ok(
+        &mut s,
+        "INSERT INTO dbo.n VALUES (2000000000000000, 7), (-9223372036854775808, 2147483647)",
+    );
+    let c = ok(
+        &mut s,
+        "SELECT COUNT(*) FROM dbo.n WHERE b < 500250000000003;\
+         SELECT COUNT(*) FROM dbo.n WHERE b >= 500250000000003.5;\
+         SELECT COUNT(*) FROM dbo.n WHERE i < 2147483648;\
+         SELECT CASE WHEN CAST(2000000000000000 AS bigint) > 500250000000003 THEN 1 ELSE 0 END",
+    );
+    let first = |k: usize| c.results[k].1[0][0].clone();
+    assert_eq!(first(0), Value::Int(1));
+    assert_eq!(first(1), Value::Int(1));
+    assert_eq!(first(2), Value::Int(2));
+    assert_eq!(first(3), Value::Int(1));
+}

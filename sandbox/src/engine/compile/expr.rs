@@ -722,9 +722,25 @@ fn compare_type(a: &Typed, b: &Typed) -> Result<SqlType, SqlError> {
     if b.null_literal {
         return Ok(a.ty);
     }
-    let t = rules::higher(a.ty, b.ty);
+    let mut t = rules::higher(a.ty, b.ty);
     rules::compatible(&a.ty, &t)?;
     rules::compatible(&b.ty, &t)?;
+    // An integer or a decimal compared with a decimal is compared exactly:
+    // SQL Server converts an integer to a decimal of its own precision
+    // (bigint: decimal(19,0)), never to the other side's narrower one, so
+    // `bigint_column < 500250000000003` (a numeric(15,0) literal) does not
+    // overflow (https://learn.microsoft.com/en-us/sql/t-sql/data-types/precision-scale-and-length-transact-sql).
+    if let (SqlType::Decimal { numeric, .. }, Some((p1, s1)), Some((p2, s2))) =
+        (t, as_decimal(&a.ty), as_decimal(&b.ty))
+    {
+        let scale = s1.max(s2);
+        let digits = (p1 - s1).max(p2 - s2);
+        t = SqlType::Decimal {
+            precision: (digits + scale).min(38),
+            scale,
+            numeric,
+        };
+    }
     if matches!(a.ty, SqlType::Xml) || matches!(b.ty, SqlType::Xml) {
         return Err(SqlError::new(
             305,
@@ -735,6 +751,22 @@ fn compare_type(a: &Typed, b: &Typed) -> Result<SqlType, SqlError> {
         .batch());
     }
     Ok(t)
+}
+
+/// An exact numeric type as decimal(p, s): integers with their own
+/// precision, as SQL Server converts them.
+fn as_decimal(t: &SqlType) -> Option<(u8, u8)> {
+    Some(match t {
+        SqlType::Decimal {
+            precision, scale, ..
+        } => (*precision, *scale),
+        SqlType::Bit => (1, 0),
+        SqlType::TinyInt => (3, 0),
+        SqlType::SmallInt => (5, 0),
+        SqlType::Int => (10, 0),
+        SqlType::BigInt => (19, 0),
+        _ => return None,
+    })
 }
 
 /// Whether values of `t` compare through `__dcmp` (exact decimals that may
