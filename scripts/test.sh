@@ -8,6 +8,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# A clean build gains nothing from incremental compilation and its caches
+# would double target/'s size; a developer may still set it.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 scripts/setup-test-env.sh
 
 echo "== cargo fmt --check"
