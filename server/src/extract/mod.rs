@@ -526,23 +526,20 @@ pub(crate) async fn run_into(
     opts: &ExtractOptions,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<RunOutput, ExtractError> {
-    let mut writer: Option<writer::PartWriter> = None;
-    let new_writer = |schema| writer::PartWriter::new(dir, schema, opts.codec, opts.rows_per_file);
+    let mut writer = writer::BackgroundWriter::spawn(dir, opts.codec, opts.rows_per_file)?;
     let reader = stream_result(conn, sql, opts.batch_rows, &mut |b, rows| {
-        writer
-            .get_or_insert_with(|| new_writer(b.schema()))
-            .write(&b)?;
+        writer.write(b)?;
         progress(rows);
         Ok(())
     })
     .await?;
     let schema = reader.schema().ok_or(ExtractError::NoResult)?;
-    let writer = writer.unwrap_or_else(|| new_writer(schema));
+    let parts = writer.finish(schema).await?;
     progress(reader.rows());
     Ok((
         reader.columns().to_vec(),
         reader.type_source().clone(),
-        writer.finish()?,
+        parts,
         reader.rows(),
     ))
 }

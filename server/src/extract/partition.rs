@@ -10,9 +10,9 @@
 //! whatever the data. Equal intervals over skewed data give unequal
 //! partitions; the result stays exact, only the parallelism suffers.
 //!
-//! Memory: each partition holds one Arrow batch and the Parquet row group
-//! being written, so a run holds about `count` times what a single read
-//! holds.
+//! Memory: each partition holds the Arrow batch it is filling, the one its
+//! writer thread is encoding and that batch's Parquet row group,
+//! so a run holds about `count` times what a single read holds.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -22,12 +22,14 @@ pub enum Codec {
     None,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("writing {path}: {message}")]
     Io { path: PathBuf, message: String },
     #[error("writing Parquet {path}: {message}")]
     Parquet { path: PathBuf, message: String },
+    #[error("the Parquet writer thread stopped: {0}")]
+    Thread(String),
 }
 
 /// A finished part file, as the manifest lists it.
@@ -172,5 +174,181 @@ impl PartWriter {
         }
         self.close_current()?;
         Ok(self.parts)
+    }
+}
+
+/// What the reader hands the writer thread.
+enum Msg {
+    Batch(RecordBatch),
+    /// No more rows; the schema gives an empty result its one part.
+    Finish(Arc<Schema>),
+}
+
+/// A [`PartWriter`] on a thread of its own, so the rows of the next batch
+/// are decoded while the previous batch is encoded, compressed and hashed:
+/// the two were one thread's work, one after the other.
+///
+/// Memory: the batch being encoded besides the one the reader is filling.
+/// Handing a batch over waits while the thread is busy with the previous
+/// one, never longer than encoding it inline would.
+pub struct BackgroundWriter {
+    tx: Option<std::sync::mpsc::SyncSender<Msg>>,
+    done: Option<tokio::sync::oneshot::Receiver<Result<Vec<Part>, WriteError>>>,
+    failed: Arc<std::sync::Mutex<Option<WriteError>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundWriter {
+    pub fn spawn(dir: &Path, codec: Codec, rows_per_file: u64) -> Result<Self, WriteError> {
+        // A rendezvous: a batch is handed over when the thread is ready for
+        // it, so only the batch being encoded is held besides the one being read.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(0);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let failed = Arc::new(std::sync::Mutex::new(None));
+        let slot = failed.clone();
+        let dir = dir.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("parquet-writer".into())
+            .spawn(move || {
+                let result = write_all(&rx, &dir, codec, rows_per_file);
+                if let Err(e) = &result {
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(e.clone());
+                    }
+                }
+                // The reader's next hand-over fails only from here on, with
+                // the error already in its slot.
+                drop(rx);
+                let _ = done_tx.send(result);
+            })
+            .map_err(|e| WriteError::Thread(e.to_string()))?;
+        Ok(BackgroundWriter {
+            tx: Some(tx),
+            done: Some(done),
+            failed,
+            thread: Some(thread),
+        })
+    }
+
+    /// The thread's own error once it has stopped.
+    fn stopped(&self) -> WriteError {
+        self.failed
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .unwrap_or_else(|| WriteError::Thread("it ended before the last batch".into()))
+    }
+
+    /// Queues one batch; fails with the thread's error if it has stopped.
+    pub fn write(&mut self, batch: RecordBatch) -> Result<(), WriteError> {
+        let Some(tx) = &self.tx else {
+            return Err(self.stopped());
+        };
+        tx.send(Msg::Batch(batch)).map_err(|_| self.stopped())
+    }
+
+    /// Closes the last part once every batch handed over is written.
+    pub async fn finish(mut self, schema: Arc<Schema>) -> Result<Vec<Part>, WriteError> {
+        let sent = match self.tx.take() {
+            Some(tx) => tx.send(Msg::Finish(schema)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(self.stopped());
+        }
+        let done = self.done.take();
+        match done {
+            Some(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(WriteError::Thread("it ended without an answer".into()))),
+            None => Err(self.stopped()),
+        }
+    }
+}
+
+impl Drop for BackgroundWriter {
+    /// An abandoned run (an error, a cancelled job) waits for the thread to
+    /// stop, so no file is written into the run's directory after it is
+    /// cleaned up or reused by a retry.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The writer thread's loop: batches until `Finish`; a closed channel
+/// without it (the run was abandoned) leaves the last part unfinished.
+fn write_all(
+    rx: &std::sync::mpsc::Receiver<Msg>,
+    dir: &Path,
+    codec: Codec,
+    rows_per_file: u64,
+) -> Result<Vec<Part>, WriteError> {
+    let mut writer: Option<PartWriter> = None;
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Batch(b) => writer
+                .get_or_insert_with(|| PartWriter::new(dir, b.schema(), codec, rows_per_file))
+                .write(&b)?,
+            Msg::Finish(schema) => {
+                return writer
+                    .unwrap_or_else(|| PartWriter::new(dir, schema, codec, rows_per_file))
+                    .finish();
+            }
+        }
+    }
+    Err(WriteError::Thread("the run was abandoned".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Int32Array;
+    use arrow_schema::{DataType, Field};
+
+    fn batch(n: i32) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from_iter_values(0..n))]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_threads_error_reaches_the_reader_with_the_file_named() {
+        let dir = std::env::temp_dir().join(format!("no-such-dir-{}", uuid::Uuid::new_v4()));
+        let mut w = BackgroundWriter::spawn(&dir, Codec::Snappy, 10).unwrap();
+        // The first hand-over may be accepted before the thread fails;
+        // the failure shows on a later one or at the end.
+        let e = match w.write(batch(5)) {
+            Err(e) => e,
+            Ok(()) => match w.write(batch(5)) {
+                Err(e) => e,
+                Ok(()) => w.finish(batch(1).schema()).await.unwrap_err(),
+            },
+        };
+        assert!(e.to_string().contains("part-00000.parquet"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn parts_split_by_rows_and_an_abandoned_run_stops_writing() {
+        let dir = std::env::temp_dir().join(format!("bg-writer-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = BackgroundWriter::spawn(&dir, Codec::Snappy, 10).unwrap();
+        for _ in 0..3 {
+            w.write(batch(6)).unwrap();
+        }
+        let parts = w.finish(batch(1).schema()).await.unwrap();
+        assert_eq!(parts.iter().map(|p| p.rows).collect::<Vec<_>>(), [12, 6]);
+
+        let sub = dir.join("abandoned");
+        std::fs::create_dir_all(&sub).unwrap();
+        let mut w = BackgroundWriter::spawn(&sub, Codec::Snappy, 1_000).unwrap();
+        w.write(batch(6)).unwrap();
+        drop(w);
+        // The thread has stopped: the directory can go and stays gone.
+        std::fs::remove_dir_all(&sub).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!sub.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
