@@ -23,6 +23,7 @@ fn operator(port: u16) -> BridgeOperator {
         encrypt: Encrypt::On,
         trust_server_certificate: true,
         ca_file: None,
+        packet_size: 4096,
     })
     .unwrap()
     .with_retry(RetryPolicy {

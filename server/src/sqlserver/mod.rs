@@ -71,6 +71,7 @@ pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> 
     }
     c.authentication(AuthMethod::sql_server(&s.username, &s.password));
     c.application_name("sql-databricks-bridge");
+    c.packet_size(s.packet_size);
     c.encryption(match s.encrypt {
         Encrypt::On => EncryptionLevel::Required,
         Encrypt::Off => EncryptionLevel::Off,
