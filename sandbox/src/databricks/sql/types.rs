@@ -239,6 +239,9 @@ pub fn timestamp_text(ts: &NaiveDateTime) -> String {
 /// space or `T` separator, fractional seconds, trailing `Z` or offset).
 pub fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
     let t = text.trim();
+    if let Some(ts) = plain_timestamp(t.as_bytes()) {
+        return Some(ts);
+    }
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
         return Some(dt.naive_utc());
     }
@@ -260,9 +263,55 @@ pub fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
 
 pub fn parse_date(text: &str) -> Option<NaiveDate> {
     let t = text.trim();
+    if let Some(d) = plain_date(t.as_bytes()) {
+        return Some(d);
+    }
     NaiveDate::parse_from_str(t, "%Y-%m-%d")
         .ok()
         .or_else(|| parse_timestamp(t).map(|ts| ts.date()))
+}
+
+/// `n` ASCII digits as a number; `None` if any is not a digit.
+fn digits_value(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// `YYYY-MM-DD` exactly, the form stored values take, without chrono's
+/// format interpreter (a result of a million rows converts every value);
+/// anything else goes the general way.
+fn plain_date(b: &[u8]) -> Option<NaiveDate> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(
+        digits_value(&b[..4])? as i32,
+        digits_value(&b[5..7])?,
+        digits_value(&b[8..10])?,
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.f]` (or `T` between), 1 to 9 fraction digits:
+/// the stored form, parsed as `%Y-%m-%d %H:%M:%S%.f` would parse it.
+fn plain_timestamp(b: &[u8]) -> Option<NaiveDateTime> {
+    if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let date = plain_date(&b[..10])?;
+    let (h, m, sec) = (
+        digits_value(&b[11..13])?,
+        digits_value(&b[14..16])?,
+        digits_value(&b[17..19])?,
+    );
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => {
+            digits_value(frac)? * 10u32.pow(9 - frac.len() as u32)
+        }
+        _ => return None,
+    };
+    Some(date.and_time(NaiveTime::from_hms_nano_opt(h, m, sec, nanos)?))
 }
 
 /// Number of significant digits of a plain decimal string.
@@ -653,6 +702,11 @@ pub fn date_days(c: &Cell) -> Option<i32> {
 
 /// Unscaled i128 of a stored decimal at `scale`.
 pub fn decimal_unscaled(c: &Cell, scale: u8) -> Option<i128> {
+    if let Cell::Text(t) = c {
+        if let Some(v) = plain_unscaled(t.as_bytes(), scale) {
+            return Some(v);
+        }
+    }
     let text = match c {
         Cell::Real(f) => format!("{:.*}", scale as usize, f),
         Cell::Int(i) => i.to_string(),
@@ -664,6 +718,36 @@ pub fn decimal_unscaled(c: &Cell, scale: u8) -> Option<i128> {
         Err(()) => return None,
     };
     canon.replace('.', "").parse::<i128>().ok()
+}
+
+/// `[-]digits[.digits]` with no more fraction digits than `scale` and at
+/// most 38 digits in all once scaled: no rounding and no overflow to
+/// decide, so the unscaled value is read straight from the digits (what
+/// [`canonical_decimal`] then a parse would give, without their strings).
+fn plain_unscaled(b: &[u8], scale: u8) -> Option<i128> {
+    let (neg, body) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    let (int, frac) = match body.iter().position(|&c| c == b'.') {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, &body[..0]),
+    };
+    if int.is_empty()
+        || frac.len() > usize::from(scale)
+        || int.len() + usize::from(scale) > 38
+        || !int.iter().chain(frac).all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &c in int.iter().chain(frac) {
+        v = v * 10 + i128::from(c - b'0');
+    }
+    for _ in frac.len()..usize::from(scale) {
+        v *= 10;
+    }
+    Some(if neg { -v } else { v })
 }
 
 /// Entries of a stored MAP (a JSON object's text), values rendered as
@@ -711,6 +795,58 @@ pub fn array_items(c: &Cell) -> Option<Vec<Option<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shortcuts give what the general parsers give, and leave to them
+    /// every text they do not take whole.
+    #[test]
+    fn plain_forms_parse_as_the_general_way() {
+        for (t, scale) in [
+            ("123.45", 2),
+            ("-123.4", 4),
+            ("0", 0),
+            ("-0.00", 2),
+            ("99999999999999999999999999999999999999", 0),
+            ("12.345", 2),
+            ("+1.5", 1),
+            (".5", 1),
+            ("007.1", 1),
+            (" 1.0", 1),
+            ("1e3", 2),
+            ("9999999999999999999999999999999999999.9", 2),
+        ] {
+            let slow = canonical_decimal(t, 38, scale)
+                .and_then(|r| r.ok())
+                .and_then(|c| c.replace('.', "").parse::<i128>().ok());
+            assert_eq!(decimal_unscaled(&Cell::Text(t.into()), scale), slow, "{t}");
+            if let Some(v) = plain_unscaled(t.as_bytes(), scale) {
+                assert_eq!(Some(v), slow, "{t}");
+            }
+        }
+        for t in [
+            "2024-02-29 23:59:59.123456",
+            "2024-02-29T23:59:59",
+            "2024-02-29 00:00:00.5",
+            "0001-01-01 00:00:00.999999999",
+            "2023-02-29 10:00:00",
+            "2024-01-01 10:00",
+            "2024-01-01 10:00:60",
+            "2024-01-01",
+            "2024-01-01T10:00:00Z",
+        ] {
+            let general = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok());
+            if let Some(ts) = plain_timestamp(t.as_bytes()) {
+                assert_eq!(Some(ts), general, "{t}");
+            }
+        }
+        assert_eq!(
+            plain_date(b"2024-02-29"),
+            NaiveDate::from_ymd_opt(2024, 2, 29)
+        );
+        assert_eq!(plain_date(b"2023-02-29"), None);
+        assert!(plain_timestamp(b"2024-01-01 10:00:00.123").is_some());
+    }
 
     #[test]
     fn parses_type_text() {

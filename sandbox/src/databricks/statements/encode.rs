@@ -38,12 +38,22 @@ pub fn render_row(columns: &[Column], row: &[Cell]) -> Vec<Option<String>> {
         .collect()
 }
 
-/// Approximate bytes of a row in JSON_ARRAY form (used for chunking,
-/// byte_limit and the INLINE limit).
-pub fn row_bytes(columns: &[Column], row: &[Cell]) -> u64 {
-    2 + render_row(columns, row)
+/// Approximate bytes of a row in JSON_ARRAY form, for chunking,
+/// byte_limit and the INLINE limit, from the stored values rather than by
+/// rendering each one (the API reference's `byte_limit`: "Byte counts are
+/// based on internal data representations and might not match the final
+/// size in the requested format").
+/// https://docs.databricks.com/api/workspace/statementexecution/executestatement
+pub fn row_bytes(row: &[Cell]) -> u64 {
+    2 + row
         .iter()
-        .map(|v| v.as_ref().map(|s| s.len() as u64 + 3).unwrap_or(5))
+        .map(|c| match c {
+            Cell::Null => 5,
+            Cell::Int(i) => u64::from(i.unsigned_abs().checked_ilog10().unwrap_or(0)) + 4,
+            Cell::Real(_) => 23,
+            Cell::Text(t) => t.len() as u64 + 3,
+            Cell::Blob(b) => (b.len() as u64).div_ceil(3) * 4 + 3,
+        })
         .sum::<u64>()
 }
 
@@ -251,7 +261,11 @@ fn column_array(col: &Column, rows: &[Vec<Cell>], i: usize) -> Result<ArrayRef, 
         DbxType::String | DbxType::Void => {
             let mut b = StringBuilder::new();
             for r in rows {
-                b.append_option(types::render(&r[i], &col.ty));
+                match &r[i] {
+                    // A string is its own rendering: no copy.
+                    Cell::Text(t) => b.append_value(t),
+                    other => b.append_option(types::render(other, &col.ty)),
+                }
             }
             Arc::new(b.finish())
         }

@@ -116,7 +116,7 @@ impl Results {
         };
         let mut keep = rows.len();
         for (i, r) in rows.iter().enumerate() {
-            let b = encode::row_bytes(&columns, r);
+            let b = encode::row_bytes(r);
             if let Some(limit) = byte_limit {
                 if total + b > limit {
                     keep = i;
