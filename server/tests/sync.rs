@@ -538,9 +538,34 @@ async fn events_that_cannot_apply_fail_with_the_reason_and_write_nothing() {
     dbx(
         &w,
         "CREATE TABLE main.demo.malos (id INT, c_int STRING);
-         INSERT INTO main.demo.malos VALUES (1, 'x');",
+         INSERT INTO main.demo.malos VALUES (1, 'x');
+         CREATE TABLE main.demo.dobles (id INT, c_int INT);
+         INSERT INTO main.demo.dobles VALUES (1, 10), (2, 20), (1, 11);",
     );
     let cases = [
+        // Two source rows for one key: which would win is undefined.
+        (
+            event(
+                &w,
+                "UPDATE",
+                "main.demo.dobles",
+                "Sync.dbo.tipos",
+                &["id"],
+                "proyecto-sync",
+            ),
+            "the source has rows with the same primary key (id); UPDATE needs one row per key",
+        ),
+        (
+            event(
+                &w,
+                "UPSERT",
+                "main.demo.dobles",
+                "Sync.dbo.tipos",
+                &["id"],
+                "proyecto-sync",
+            ),
+            "the source has rows with the same primary key (id); UPSERT needs one row per key",
+        ),
         (
             event(
                 &w,
