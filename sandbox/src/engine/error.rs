@@ -69,6 +69,26 @@ impl SqlError {
         SqlError::new(207, 1, 16, format!("Invalid column name '{name}'.")).batch()
     }
 
+    /// 8672: a MERGE would update or delete one target row for several
+    /// source rows. "If UPDATE is specified in the <merge_matched> clause,
+    /// and more than one row of <table_source> matches a row in target_table
+    /// based on <merge_search_condition>, SQL Server returns an error. The
+    /// MERGE statement can't update the same row more than once, or update
+    /// and delete the same row."
+    /// https://learn.microsoft.com/en-us/sql/t-sql/statements/merge-transact-sql
+    pub fn merge_twice() -> Self {
+        SqlError::new(
+            8672,
+            1,
+            16,
+            "The MERGE statement attempted to UPDATE or DELETE the same row more than once. \
+             This happens when a target row matches more than one source row. A MERGE statement \
+             cannot UPDATE/DELETE the same row of the target table multiple times. Refine the ON \
+             clause to ensure a target row matches at most one source row, or use the GROUP BY \
+             clause to group the source rows.",
+        )
+    }
+
     pub fn duplicate_key(constraint: &str, object: &str, key: &str) -> Self {
         SqlError::new(
             2627,

@@ -270,6 +270,12 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         })
     })?;
 
+    // Raised by a MERGE whose target row matches more than one source row
+    // (see `plan_merge`); never folded into a constant, so it fires only on
+    // a row that exists.
+    conn.create_scalar_function("__merge_twice", 0, nondet, |_| {
+        Err::<Sv, _>(SqlError::merge_twice().to_fn_error())
+    })?;
     conn.create_scalar_function("__getdate", 0, nondet, |_| {
         let v = convert(
             ValueRef::Text(fmt_datetime(&now_local()).as_bytes()),

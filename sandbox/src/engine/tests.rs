@@ -196,6 +196,48 @@ fn dml_forms_the_bridge_uses() {
 }
 
 #[test]
+fn merge_refuses_to_act_twice_on_one_target_row() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v int)",
+    );
+    ok(&mut s, "INSERT INTO dbo.t VALUES (1, 10), (2, 20)");
+    ok(&mut s, "CREATE TABLE #s (id int, v int)");
+    ok(
+        &mut s,
+        "INSERT INTO #s VALUES (1, 11), (1, 12), (3, 30), (3, 31)",
+    );
+    for action in ["UPDATE SET v = s.v", "DELETE"] {
+        let c = run(
+            &mut s,
+            &format!("MERGE dbo.t AS t USING #s AS s ON t.id = s.id WHEN MATCHED THEN {action};"),
+        );
+        assert_eq!(c.errors.len(), 1, "{action}: {c:?}");
+        assert_eq!((c.errors[0].number, c.errors[0].class), (8672, 16));
+        assert!(c.errors[0].message.starts_with(
+            "The MERGE statement attempted to UPDATE or DELETE the same row more than once."
+        ));
+    }
+    // Nothing changed; source rows that share a key but match no target
+    // row are no error.
+    let c = ok(&mut s, "SELECT id, v FROM dbo.t ORDER BY id");
+    assert_eq!(
+        c.results[0].1,
+        vec![
+            vec![Value::Int(1), Value::Int(10)],
+            vec![Value::Int(2), Value::Int(20)]
+        ]
+    );
+    ok(&mut s, "DELETE FROM #s WHERE id = 1 AND v = 12");
+    let c = ok(
+        &mut s,
+        "MERGE dbo.t AS t USING #s AS s ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v;",
+    );
+    assert_eq!(c.dones[0], (Some(1), false));
+}
+
+#[test]
 fn select_features() {
     let (_e, mut s) = setup();
     ok(

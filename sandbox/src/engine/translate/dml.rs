@@ -807,6 +807,18 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
         "CREATE TABLE temp.\"__merge_new\" AS SELECT * FROM {tmp} AS {qs} WHERE NOT EXISTS (SELECT 1 FROM {} AS {qt} WHERE {on})",
         meta.physical
     ));
+    // A target row that matches several source rows cannot be updated or
+    // deleted by them (error 8672), whichever clause would act on it.
+    if m.clauses
+        .iter()
+        .any(|c| matches!(c.clause_kind, MergeClauseKind::Matched))
+    {
+        setup.push(format!(
+            "SELECT __merge_twice() FROM (SELECT 1 FROM {} AS {qt} JOIN {tmp} AS {qs} ON {on} \
+             GROUP BY {qt}.rowid HAVING COUNT(*) > 1 LIMIT 1)",
+            meta.physical
+        ));
+    }
     let mut sqls = Vec::new();
     let mut set_columns: Vec<String> = Vec::new();
     let mut kinds = (false, false, false);
