@@ -22,6 +22,8 @@ pub use error::{Abort, SqlError};
 pub use session::{Engine, EnvChange, Output, OutputError, Param, Session};
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_change_tracking;

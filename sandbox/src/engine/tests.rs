@@ -1,59 +1,12 @@
 //! Engine tests: T-SQL in, SQL Server's results and errors out.
 
 use super::*;
-use crate::types::{ColumnMeta, Decimal, Len, SqlType, Value};
+use crate::types::{Decimal, Len, SqlType, Value};
 
-#[derive(Default, Debug)]
-struct Collect {
-    results: Vec<(Vec<ColumnMeta>, Vec<Vec<Value>>)>,
-    dones: Vec<(Option<u64>, bool)>,
-    errors: Vec<SqlError>,
-    envs: Vec<EnvChange>,
-}
-
-impl Output for Collect {
-    fn columns(&mut self, cols: &[ColumnMeta]) -> Result<(), OutputError> {
-        self.results.push((cols.to_vec(), vec![]));
-        Ok(())
-    }
-    fn row(&mut self, values: &[Value]) -> Result<(), OutputError> {
-        if let Some(r) = self.results.last_mut() {
-            r.1.push(values.to_vec());
-        }
-        Ok(())
-    }
-    fn done(&mut self, rows: Option<u64>, error: bool) -> Result<(), OutputError> {
-        self.dones.push((rows, error));
-        Ok(())
-    }
-    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
-        self.errors.push(e.clone());
-        Ok(())
-    }
-    fn env(&mut self, change: EnvChange) -> Result<(), OutputError> {
-        self.envs.push(change);
-        Ok(())
-    }
-}
-
-fn run(s: &mut Session, sql: &str) -> Collect {
-    let mut c = Collect::default();
-    s.execute_batch(sql, &[], &mut c).unwrap();
-    c
-}
-
-fn ok(s: &mut Session, sql: &str) -> Collect {
-    let c = run(s, sql);
-    assert!(c.errors.is_empty(), "{sql}: {:?}", c.errors);
-    c
-}
+use super::test_support::{ok, run, session_in};
 
 fn setup() -> (Engine, Session) {
-    let e = Engine::open(None).unwrap();
-    let mut s = e.session("master").unwrap();
-    ok(&mut s, "CREATE DATABASE KWP_Colombia");
-    ok(&mut s, "USE KWP_Colombia");
-    (e, s)
+    session_in("CREATE DATABASE KWP_Colombia", "KWP_Colombia")
 }
 
 #[test]

@@ -3,62 +3,9 @@
 //! version.
 
 use super::*;
-use crate::types::{ColumnMeta, SqlType, Value};
+use crate::types::{SqlType, Value};
 
-#[derive(Default, Debug)]
-struct Collect {
-    results: Vec<(Vec<ColumnMeta>, Vec<Vec<Value>>)>,
-    errors: Vec<SqlError>,
-}
-
-impl Output for Collect {
-    fn columns(&mut self, cols: &[ColumnMeta]) -> Result<(), OutputError> {
-        self.results.push((cols.to_vec(), vec![]));
-        Ok(())
-    }
-    fn row(&mut self, values: &[Value]) -> Result<(), OutputError> {
-        if let Some(r) = self.results.last_mut() {
-            r.1.push(values.to_vec());
-        }
-        Ok(())
-    }
-    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
-        self.errors.push(e.clone());
-        Ok(())
-    }
-}
-
-fn run(s: &mut Session, sql: &str) -> Collect {
-    let mut c = Collect::default();
-    s.execute_batch(sql, &[], &mut c).unwrap();
-    c
-}
-
-fn ok(s: &mut Session, sql: &str) -> Collect {
-    let c = run(s, sql);
-    assert!(c.errors.is_empty(), "{sql}: {:?}", c.errors);
-    c
-}
-
-fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Value>> {
-    ok(s, sql).results.pop().map(|r| r.1).unwrap_or_default()
-}
-
-fn one(s: &mut Session, sql: &str) -> Value {
-    rows(s, sql)
-        .first()
-        .and_then(|r| r.first())
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-fn err(s: &mut Session, sql: &str) -> SqlError {
-    run(s, sql)
-        .errors
-        .first()
-        .cloned()
-        .unwrap_or_else(|| panic!("{sql}: no error"))
-}
+use super::test_support::{err, ok, one, rows};
 
 fn i(n: i64) -> Value {
     Value::Int(n)

@@ -2,65 +2,16 @@
 //! under each, and the precedence rules' conflicts (468).
 
 use super::*;
-use crate::types::{ColumnMeta, Value};
+use crate::types::Value;
 
-#[derive(Default, Debug)]
-struct Collect {
-    results: Vec<(Vec<ColumnMeta>, Vec<Vec<Value>>)>,
-    errors: Vec<SqlError>,
-}
-
-impl Output for Collect {
-    fn columns(&mut self, cols: &[ColumnMeta]) -> Result<(), OutputError> {
-        self.results.push((cols.to_vec(), vec![]));
-        Ok(())
-    }
-    fn row(&mut self, values: &[Value]) -> Result<(), OutputError> {
-        if let Some(r) = self.results.last_mut() {
-            r.1.push(values.to_vec());
-        }
-        Ok(())
-    }
-    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
-        self.errors.push(e.clone());
-        Ok(())
-    }
-}
-
-fn run(s: &mut Session, sql: &str) -> Collect {
-    let mut c = Collect::default();
-    s.execute_batch(sql, &[], &mut c).unwrap();
-    c
-}
-
-fn ok(s: &mut Session, sql: &str) -> Collect {
-    let c = run(s, sql);
-    assert!(c.errors.is_empty(), "{sql}: {:?}", c.errors);
-    c
-}
-
-fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Value>> {
-    ok(s, sql).results.pop().map(|r| r.1).unwrap_or_default()
-}
-
-fn one(s: &mut Session, sql: &str) -> Value {
-    rows(s, sql)
-        .first()
-        .and_then(|r| r.first())
-        .cloned()
-        .unwrap_or(Value::Null)
-}
+use super::test_support::{ok, one, rows, run, session_in};
 
 fn text(v: &str) -> Value {
     Value::String(v.into())
 }
 
 fn setup() -> (Engine, Session) {
-    let e = Engine::open(None).unwrap();
-    let mut s = e.session("master").unwrap();
-    ok(&mut s, "CREATE DATABASE cs COLLATE Latin1_General_CS_AS");
-    ok(&mut s, "USE cs");
-    (e, s)
+    session_in("CREATE DATABASE cs COLLATE Latin1_General_CS_AS", "cs")
 }
 
 #[test]

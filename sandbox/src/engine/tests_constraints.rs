@@ -4,64 +4,13 @@
 use super::*;
 use crate::types::Value;
 
-#[derive(Default, Debug)]
-struct Collect {
-    results: Vec<Vec<Vec<Value>>>,
-    dones: Vec<(Option<u64>, bool)>,
-    errors: Vec<SqlError>,
-    infos: Vec<SqlError>,
-}
-
-impl Output for Collect {
-    fn columns(&mut self, _cols: &[crate::types::ColumnMeta]) -> Result<(), OutputError> {
-        self.results.push(vec![]);
-        Ok(())
-    }
-    fn row(&mut self, values: &[Value]) -> Result<(), OutputError> {
-        if let Some(r) = self.results.last_mut() {
-            r.push(values.to_vec());
-        }
-        Ok(())
-    }
-    fn done(&mut self, rows: Option<u64>, error: bool) -> Result<(), OutputError> {
-        self.dones.push((rows, error));
-        Ok(())
-    }
-    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
-        self.errors.push(e.clone());
-        Ok(())
-    }
-    fn info(&mut self, e: &SqlError) -> Result<(), OutputError> {
-        self.infos.push(e.clone());
-        Ok(())
-    }
-}
-
-fn run(s: &mut Session, sql: &str) -> Collect {
-    let mut c = Collect::default();
-    s.execute_batch(sql, &[], &mut c).unwrap();
-    c
-}
-
-fn ok(s: &mut Session, sql: &str) -> Collect {
-    let c = run(s, sql);
-    assert!(c.errors.is_empty(), "{sql}: {:?}", c.errors);
-    c
-}
-
-fn err(s: &mut Session, sql: &str) -> SqlError {
-    let c = run(s, sql);
-    c.errors
-        .first()
-        .cloned()
-        .unwrap_or_else(|| panic!("{sql}: no error"))
-}
+use super::test_support::{err, ok, run};
 
 fn int(s: &mut Session, sql: &str) -> i64 {
     match ok(s, sql)
         .results
         .last()
-        .and_then(|r| r.first())
+        .and_then(|r| r.1.first())
         .and_then(|r| r.first())
     {
         Some(Value::Int(i)) => *i,
@@ -134,7 +83,7 @@ fn foreign_keys_refuse_orphans_with_547() {
          FROM sys.foreign_keys f JOIN sys.foreign_key_columns fc ON fc.constraint_object_id = f.object_id
          WHERE f.name = 'fk_venta_pais'",
     );
-    let row = &c.results[0][0];
+    let row = &c.results[0].1[0];
     assert_eq!(row[0], Value::String("fk_venta_pais".into()));
     assert_eq!(row[2], Value::String("NO_ACTION".into()));
     assert_eq!(row[3], Value::Bit(false));
@@ -187,7 +136,7 @@ fn referential_actions_cascade_and_set_null() {
     assert_eq!(int(&mut s, "SELECT pid FROM c1 WHERE id = 3"), 30);
     let c = ok(&mut s, "SELECT delete_referential_action, update_referential_action_desc FROM sys.foreign_keys WHERE parent_object_id = OBJECT_ID('c1')");
     assert_eq!(
-        c.results[0][0],
+        c.results[0].1[0],
         vec![Value::Int(1), Value::String("CASCADE".into())]
     );
 }
@@ -231,9 +180,9 @@ fn check_constraints_raise_547_naming_the_column() {
         &mut s,
         "SELECT name, definition, parent_column_id, is_not_trusted, is_disabled FROM sys.check_constraints ORDER BY parent_column_id DESC",
     );
-    assert_eq!(c.results[0][0][0], Value::String("ck_valor".into()));
-    assert_eq!(c.results[0][0][1], Value::String("(valor > 0)".into()));
-    assert_eq!(c.results[0][0][2], Value::Int(2));
+    assert_eq!(c.results[0].1[0][0], Value::String("ck_valor".into()));
+    assert_eq!(c.results[0].1[0][1], Value::String("(valor > 0)".into()));
+    assert_eq!(c.results[0].1[0][2], Value::Int(2));
 }
 
 #[test]
@@ -372,7 +321,7 @@ fn triggers_fire_once_per_statement_with_inserted_and_deleted() {
     // A statement that touches no row still fires.
     ok(&mut s, "DELETE t WHERE id = 99");
     let c = ok(&mut s, "SELECT op, n, total FROM audit");
-    let rows = &c.results[0];
+    let rows = &c.results[0].1;
     assert_eq!(rows.len(), 4);
     assert_eq!(
         rows[0],
@@ -396,7 +345,7 @@ fn triggers_fire_once_per_statement_with_inserted_and_deleted() {
         &mut s,
         "SELECT name, type, is_disabled, OBJECT_NAME(parent_id) FROM sys.triggers",
     );
-    assert_eq!(c.results[0][0][0], Value::String("t_audit".into()));
+    assert_eq!(c.results[0].1[0][0], Value::String("t_audit".into()));
     ok(
         &mut s,
         "DISABLE TRIGGER t_audit ON t; INSERT t VALUES (3, 1)",
@@ -431,7 +380,7 @@ fn a_trigger_body_runs_in_the_trigger_database() {
     assert_eq!(int(&mut s, "SELECT DB_ID() - DB_ID('master')"), 0);
     let c = ok(&mut s, "SELECT db, n FROM shop.dbo.audit");
     assert_eq!(
-        c.results[0],
+        c.results[0].1,
         vec![vec![Value::String("shop".into()), Value::Int(2)]]
     );
 }
@@ -488,7 +437,7 @@ fn a_trigger_rollback_or_error_undoes_the_statement() {
         &mut s,
         "BEGIN TRY INSERT t VALUES (5, 5) END TRY BEGIN CATCH SELECT ERROR_NUMBER() END CATCH",
     );
-    assert_eq!(c.results.last().unwrap()[0][0], Value::Int(8134));
+    assert_eq!(c.results.last().unwrap().1[0][0], Value::Int(8134));
     assert_eq!(int(&mut s, "SELECT count(*) FROM t"), 1);
 }
 
@@ -516,7 +465,7 @@ fn triggers_see_merge_actions_and_constraints_come_first() {
     );
     let c = ok(&mut s, "SELECT kind, n FROM log ORDER BY kind");
     assert_eq!(
-        c.results[0],
+        c.results[0].1,
         vec![
             vec![Value::String("I".into()), Value::Int(1)],
             vec![Value::String("U".into()), Value::Int(1)]
@@ -565,7 +514,7 @@ fn bulk_loads_skip_constraints_and_triggers_unless_told() {
     assert_eq!(n, 2);
     assert_eq!(int(&mut s, "SELECT count(*) FROM log"), 0);
     let c = ok(&mut s, "SELECT note FROM t ORDER BY id");
-    assert_eq!(c.results[0][0][0], Value::String("none".into()));
+    assert_eq!(c.results[0].1[0][0], Value::String("none".into()));
     assert_eq!(
         int(
             &mut s,
@@ -622,7 +571,7 @@ fn bulk_loads_skip_constraints_and_triggers_unless_told() {
     )
     .unwrap();
     let c = ok(&mut s, "SELECT n FROM log");
-    assert_eq!(c.results[0], vec![vec![i(2)]]);
+    assert_eq!(c.results[0].1, vec![vec![i(2)]]);
     // An unknown hint is a syntax error.
     assert_eq!(
         s.bulk_target("INSERT BULK t ([id] int) WITH (NOPE)")

@@ -1,59 +1,12 @@
 //! Engine tests for procedures, views, control of flow and typed results.
 
 use super::*;
-use crate::types::{ColumnMeta, SqlType, Value};
+use crate::types::{SqlType, Value};
 
-#[derive(Default, Debug)]
-struct Collect {
-    results: Vec<(Vec<ColumnMeta>, Vec<Vec<Value>>)>,
-    errors: Vec<SqlError>,
-    infos: Vec<String>,
-    statuses: Vec<i32>,
-}
-
-impl Output for Collect {
-    fn columns(&mut self, cols: &[ColumnMeta]) -> Result<(), OutputError> {
-        self.results.push((cols.to_vec(), vec![]));
-        Ok(())
-    }
-    fn row(&mut self, values: &[Value]) -> Result<(), OutputError> {
-        if let Some(r) = self.results.last_mut() {
-            r.1.push(values.to_vec());
-        }
-        Ok(())
-    }
-    fn error(&mut self, e: &SqlError) -> Result<(), OutputError> {
-        self.errors.push(e.clone());
-        Ok(())
-    }
-    fn info(&mut self, e: &SqlError) -> Result<(), OutputError> {
-        self.infos.push(e.message.clone());
-        Ok(())
-    }
-    fn return_status(&mut self, status: i32) -> Result<(), OutputError> {
-        self.statuses.push(status);
-        Ok(())
-    }
-}
-
-fn run(s: &mut Session, sql: &str) -> Collect {
-    let mut c = Collect::default();
-    s.execute_batch(sql, &[], &mut c).unwrap();
-    c
-}
-
-fn ok(s: &mut Session, sql: &str) -> Collect {
-    let c = run(s, sql);
-    assert!(c.errors.is_empty(), "{sql}: {:?}", c.errors);
-    c
-}
+use super::test_support::{ok, run, session_in, Collect};
 
 fn setup() -> (Engine, Session) {
-    let e = Engine::open(None).unwrap();
-    let mut s = e.session("master").unwrap();
-    ok(&mut s, "CREATE DATABASE d");
-    ok(&mut s, "USE d");
-    (e, s)
+    session_in("CREATE DATABASE d", "d")
 }
 
 fn single(c: &Collect) -> (SqlType, Value) {
@@ -140,7 +93,13 @@ fn views_while_try_catch_and_select_into() {
     );
     assert_eq!(single(&c).1, Value::Int(3));
     let c = ok(&mut s, "PRINT 'hola ' + CAST(5 AS varchar(3))");
-    assert_eq!(c.infos, vec!["hola 5".to_string()]);
+    assert_eq!(
+        c.infos
+            .iter()
+            .map(|i| i.message.as_str())
+            .collect::<Vec<_>>(),
+        ["hola 5"]
+    );
 }
 
 #[test]
