@@ -308,24 +308,23 @@ impl SqlServerSettings {
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from)
         });
-        let packet_size = match pick(&None, "SQLSERVER_PACKET_SIZE", &["packet size"]) {
+        // The variable wins over the connection string; an error names
+        // whichever gave the value.
+        let packet_size = match env("SQLSERVER_PACKET_SIZE")
+            .filter(|s| !s.is_empty())
+            .map(|v| ("SQLSERVER_PACKET_SIZE", v))
+            .or_else(|| from_ado(&["packet size"]).map(|v| (CS, v)))
+        {
             None => DEFAULT_PACKET_SIZE,
-            Some(v) => {
-                let source_name = if env("SQLSERVER_PACKET_SIZE").is_some_and(|s| !s.is_empty()) {
-                    "SQLSERVER_PACKET_SIZE"
-                } else {
-                    CS
-                };
-                match v.trim().parse::<u32>() {
-                    Ok(n) if (512..=32767).contains(&n) => n,
-                    _ => {
-                        return Err(SettingsError::Invalid {
-                            source_name: source_name.into(),
-                            message: format!("packet size '{v}' is not a number from 512 to 32767"),
-                        })
-                    }
+            Some((source_name, v)) => match v.trim().parse::<u32>() {
+                Ok(n) if (512..=32767).contains(&n) => n,
+                _ => {
+                    return Err(SettingsError::Invalid {
+                        source_name: source_name.into(),
+                        message: format!("packet size '{v}' is not a number from 512 to 32767"),
+                    })
                 }
-            }
+            },
         };
         Ok(SqlServerSettings {
             host,
