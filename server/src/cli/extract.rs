@@ -114,9 +114,13 @@ fn human_bytes(n: u64) -> String {
 /// How queries are written and retried (shared by `extract` and `serve`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct TuningArgs {
-    /// Rows per batch and Parquet row group (bounds memory).
-    #[arg(long, default_value_t = 65_536)]
+    /// Rows per Arrow batch read before it is handed to the Parquet writer
+    /// (bounds memory: each reader holds about two batches).
+    #[arg(long, default_value_t = sql_databricks_bridge::extract::DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = sql_databricks_bridge::extract::DEFAULT_ROW_GROUP_ROWS)]
+    pub row_group_rows: usize,
     /// Rows per Parquet part file.
     #[arg(long, default_value_t = 5_000_000)]
     pub rows_per_file: u64,
@@ -139,6 +143,7 @@ impl TuningArgs {
     pub fn options(&self, overwrite: bool) -> ExtractOptions {
         ExtractOptions {
             batch_rows: self.batch_rows.max(1),
+            row_group_rows: self.row_group_rows.max(1),
             rows_per_file: self.rows_per_file,
             codec: self.compression,
             overwrite,

@@ -65,8 +65,7 @@ pub async fn extract_spilling(
                 if *bytes > memory_limit {
                     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
                     guard = Some(RemoveOnDrop::new(dir.to_path_buf()));
-                    let mut w =
-                        PartWriter::new(dir, batches[0].schema(), opts.codec, opts.rows_per_file);
+                    let mut w = PartWriter::new(dir, batches[0].schema(), opts.layout());
                     for held in batches.drain(..) {
                         w.write(&held)?;
                     }

@@ -1,5 +1,5 @@
-//! Parquet part files, one row group per batch as batches arrive, each file
-//! hashed while it is written.
+//! Parquet part files written as batches arrive, in row groups of a set
+//! row count, each file hashed while it is written.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -11,7 +11,10 @@ use arrow_schema::Schema;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
+
+use super::cardinality;
 
 /// How the Parquet files are compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -30,6 +33,18 @@ pub enum WriteError {
     Parquet { path: PathBuf, message: String },
     #[error("the Parquet writer thread stopped: {0}")]
     Thread(String),
+}
+
+/// How rows are laid out in Parquet: codec, rows per row group, rows per
+/// part file. The row group is independent of the Arrow batch the reader
+/// hands over: small batches keep the reader's memory low and its data in
+/// cache, while the writer gathers them (encoded and compressed, far smaller
+/// than the Arrow batch) into row groups of the size readers want.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub codec: Codec,
+    pub row_group_rows: usize,
+    pub rows_per_file: u64,
 }
 
 /// A finished part file, as the manifest lists it.
@@ -66,33 +81,59 @@ impl Write for HashingFile {
 pub struct PartWriter {
     dir: PathBuf,
     schema: Arc<Schema>,
-    props: WriterProperties,
+    layout: Layout,
+    /// Chosen from the first batch (see [`cardinality`]), then kept for
+    /// every part of the result.
+    props: Option<WriterProperties>,
     rows_per_file: u64,
     current: Option<(ArrowWriter<HashingFile>, String, u64)>,
     pub parts: Vec<Part>,
 }
 
 impl PartWriter {
-    pub fn new(dir: &Path, schema: Arc<Schema>, codec: Codec, rows_per_file: u64) -> Self {
-        let compression = match codec {
-            Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
-            Codec::Snappy => Compression::SNAPPY,
-            Codec::None => Compression::UNCOMPRESSED,
-        };
+    pub fn new(dir: &Path, schema: Arc<Schema>, layout: Layout) -> Self {
         PartWriter {
             dir: dir.to_path_buf(),
             schema,
-            props: WriterProperties::builder()
-                .set_compression(compression)
-                .set_created_by(concat!("sql-databricks-bridge ", env!("CARGO_PKG_VERSION")).into())
-                .build(),
-            rows_per_file: rows_per_file.max(1),
+            layout,
+            props: None,
+            rows_per_file: layout.rows_per_file.max(1),
             current: None,
             parts: Vec::new(),
         }
     }
 
-    fn open(&mut self) -> Result<(), WriteError> {
+    /// The writer's properties; `first` (the result's first batch, if
+    /// any) decides which columns get a dictionary.
+    fn props(&mut self, first: Option<&RecordBatch>) -> WriterProperties {
+        let layout = self.layout;
+        self.props
+            .get_or_insert_with(|| {
+                let compression = match layout.codec {
+                    Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
+                    Codec::Snappy => Compression::SNAPPY,
+                    Codec::None => Compression::UNCOMPRESSED,
+                };
+                let mut b = WriterProperties::builder()
+                    .set_compression(compression)
+                    // The writer closes a row group when it holds this many rows.
+                    .set_max_row_group_row_count(Some(layout.row_group_rows.max(1)))
+                    .set_created_by(
+                        concat!("sql-databricks-bridge ", env!("CARGO_PKG_VERSION")).into(),
+                    );
+                for (name, on) in first
+                    .map(cardinality::dictionary_columns)
+                    .unwrap_or_default()
+                {
+                    b = b.set_column_dictionary_enabled(ColumnPath::new(vec![name]), on);
+                }
+                b.build()
+            })
+            .clone()
+    }
+
+    fn open(&mut self, first: Option<&RecordBatch>) -> Result<(), WriteError> {
+        let props = self.props(first);
         let name = format!("part-{:05}.parquet", self.parts.len());
         let path = self.dir.join(&name);
         let file = File::create(&path).map_err(|e| WriteError::Io {
@@ -104,33 +145,29 @@ impl PartWriter {
             hasher: Sha256::new(),
             bytes: 0,
         };
-        let w = ArrowWriter::try_new(sink, self.schema.clone(), Some(self.props.clone())).map_err(
-            |e| WriteError::Parquet {
+        let w = ArrowWriter::try_new(sink, self.schema.clone(), Some(props)).map_err(|e| {
+            WriteError::Parquet {
                 path,
                 message: e.to_string(),
-            },
-        )?;
+            }
+        })?;
         self.current = Some((w, name, 0));
         Ok(())
     }
 
-    /// Writes one batch as (at least) one row group.
+    /// Adds one batch to the current row group, closing it (and starting
+    /// another) each time it reaches the layout's row count.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
         if self.current.is_none() {
-            self.open()?;
+            self.open(Some(batch))?;
         }
         let Some((w, name, rows)) = self.current.as_mut() else {
             return Ok(());
         };
         w.write(batch).map_err(|e| WriteError::Parquet {
-            path: self.dir.join(name.as_str()),
-            message: e.to_string(),
-        })?;
-        // One row group per batch keeps memory bounded by the batch size.
-        w.flush().map_err(|e| WriteError::Parquet {
             path: self.dir.join(name.as_str()),
             message: e.to_string(),
         })?;
@@ -170,7 +207,7 @@ impl PartWriter {
     /// part, so readers see the schema.
     pub fn finish(mut self) -> Result<Vec<Part>, WriteError> {
         if self.current.is_none() && self.parts.is_empty() {
-            self.open()?;
+            self.open(None)?;
         }
         self.close_current()?;
         Ok(self.parts)
@@ -199,7 +236,7 @@ pub struct BackgroundWriter {
 }
 
 impl BackgroundWriter {
-    pub fn spawn(dir: &Path, codec: Codec, rows_per_file: u64) -> Result<Self, WriteError> {
+    pub fn spawn(dir: &Path, layout: Layout) -> Result<Self, WriteError> {
         // A rendezvous: a batch is handed over when the thread is ready for
         // it, so only the batch being encoded is held besides the one being read.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(0);
@@ -210,7 +247,7 @@ impl BackgroundWriter {
         let thread = std::thread::Builder::new()
             .name("parquet-writer".into())
             .spawn(move || {
-                let result = write_all(&rx, &dir, codec, rows_per_file);
+                let result = write_all(&rx, &dir, layout);
                 if let Err(e) = &result {
                     if let Ok(mut s) = slot.lock() {
                         *s = Some(e.clone());
@@ -283,18 +320,17 @@ impl Drop for BackgroundWriter {
 fn write_all(
     rx: &std::sync::mpsc::Receiver<Msg>,
     dir: &Path,
-    codec: Codec,
-    rows_per_file: u64,
+    layout: Layout,
 ) -> Result<Vec<Part>, WriteError> {
     let mut writer: Option<PartWriter> = None;
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Batch(b) => writer
-                .get_or_insert_with(|| PartWriter::new(dir, b.schema(), codec, rows_per_file))
+                .get_or_insert_with(|| PartWriter::new(dir, b.schema(), layout))
                 .write(&b)?,
             Msg::Finish(schema) => {
                 return writer
-                    .unwrap_or_else(|| PartWriter::new(dir, schema, codec, rows_per_file))
+                    .unwrap_or_else(|| PartWriter::new(dir, schema, layout))
                     .finish();
             }
         }
@@ -313,10 +349,69 @@ mod tests {
         RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from_iter_values(0..n))]).unwrap()
     }
 
+    fn layout(row_group_rows: usize, rows_per_file: u64) -> Layout {
+        Layout {
+            codec: Codec::Snappy,
+            row_group_rows,
+            rows_per_file,
+        }
+    }
+
+    #[test]
+    fn small_batches_are_gathered_into_row_groups_of_the_layouts_size() {
+        let dir = std::env::temp_dir().join(format!("row-groups-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = PartWriter::new(&dir, batch(1).schema(), layout(10, 1_000));
+        for _ in 0..7 {
+            w.write(&batch(4)).unwrap();
+        }
+        let parts = w.finish().unwrap();
+        assert_eq!(parts.len(), 1);
+        let file = File::open(dir.join(&parts[0].file)).unwrap();
+        let meta = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        let groups: Vec<i64> = parquet::file::reader::FileReader::metadata(&meta)
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, [10, 10, 8]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_columns_whose_values_repeat_get_a_dictionary() {
+        let dir = std::env::temp_dir().join(format!("dictionary-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("pais", DataType::Int32, false),
+            Field::new("id", DataType::Int32, false),
+        ]));
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int32Array::from_iter_values((0..1000).map(|i| i % 3))),
+                Arc::new(Int32Array::from_iter_values(0..1000)),
+            ],
+        )
+        .unwrap();
+        let mut w = PartWriter::new(&dir, schema, layout(10_000, 10_000));
+        w.write(&b).unwrap();
+        let parts = w.finish().unwrap();
+        let file = File::open(dir.join(&parts[0].file)).unwrap();
+        let meta = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        let group = parquet::file::reader::FileReader::metadata(&meta)
+            .row_group(0)
+            .clone();
+        let dict = |i: usize| group.column(i).dictionary_page_offset().is_some();
+        assert!(dict(0), "the repeated column has a dictionary");
+        assert!(!dict(1), "the unique column has none");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test]
     async fn the_threads_error_reaches_the_reader_with_the_file_named() {
         let dir = std::env::temp_dir().join(format!("no-such-dir-{}", uuid::Uuid::new_v4()));
-        let mut w = BackgroundWriter::spawn(&dir, Codec::Snappy, 10).unwrap();
+        let mut w = BackgroundWriter::spawn(&dir, layout(4, 10)).unwrap();
         // The first hand-over may be accepted before the thread fails;
         // the failure shows on a later one or at the end.
         let e = match w.write(batch(5)) {
@@ -333,7 +428,7 @@ mod tests {
     async fn parts_split_by_rows_and_an_abandoned_run_stops_writing() {
         let dir = std::env::temp_dir().join(format!("bg-writer-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut w = BackgroundWriter::spawn(&dir, Codec::Snappy, 10).unwrap();
+        let mut w = BackgroundWriter::spawn(&dir, layout(4, 10)).unwrap();
         for _ in 0..3 {
             w.write(batch(6)).unwrap();
         }
@@ -342,7 +437,7 @@ mod tests {
 
         let sub = dir.join("abandoned");
         std::fs::create_dir_all(&sub).unwrap();
-        let mut w = BackgroundWriter::spawn(&sub, Codec::Snappy, 1_000).unwrap();
+        let mut w = BackgroundWriter::spawn(&sub, layout(4, 1_000)).unwrap();
         w.write(batch(6)).unwrap();
         drop(w);
         // The thread has stopped: the directory can go and stays gone.
