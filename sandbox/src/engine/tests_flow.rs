@@ -120,3 +120,48 @@ fn computed_columns_delete_without_from_and_null_casts() {
     let c = ok(&mut s, "SELECT CAST(NULL AS XML)");
     assert_eq!(single(&c), (SqlType::Xml, Value::Null));
 }
+
+/// MIN and MAX together over an indexed column are answered by seeks (see
+/// `compile_select`); the answer and its description are those of the
+/// plain aggregate, with and without an index, a WHERE, rows or aliases.
+#[test]
+fn min_and_max_together_answer_as_one_aggregate() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE t (id bigint PRIMARY KEY, d date NULL, n int NULL); \
+         INSERT INTO t VALUES (5, '2024-01-02', 7), (9, NULL, 1), (2, '2023-05-06', NULL)",
+    );
+    let c = ok(
+        &mut s,
+        "SELECT MIN(q.id) AS lo, MAX(q.id) AS hi FROM (SELECT * FROM t) AS q",
+    );
+    let (cols, rows) = c.results.last().unwrap();
+    assert_eq!(rows, &vec![vec![Value::Int(2), Value::Int(9)]]);
+    assert_eq!(cols[0].name, "lo");
+    assert_eq!(cols[1].sql_type, SqlType::BigInt);
+    assert!(cols[0].nullable && cols[1].nullable);
+    // Unindexed columns, a WHERE, an unnamed column.
+    let c = ok(&mut s, "SELECT MIN(n), MAX(d) FROM t WHERE id > 2");
+    let (cols, rows) = c.results.last().unwrap();
+    assert_eq!(rows[0][0], Value::Int(1));
+    assert_eq!(cols[0].name, "");
+    assert_eq!(cols[1].sql_type, SqlType::Date);
+    // No rows: one row of NULLs, as an aggregate without GROUP BY gives.
+    let c = ok(&mut s, "SELECT MIN(id), MAX(id) FROM t WHERE id < 0");
+    assert_eq!(
+        c.results.last().unwrap().1,
+        vec![vec![Value::Null, Value::Null]]
+    );
+    // Inside a larger query, and beside other aggregates (not split).
+    let c = ok(
+        &mut s,
+        "SELECT x.lo + x.hi FROM (SELECT MIN(id) AS lo, MAX(id) AS hi FROM t) AS x",
+    );
+    assert_eq!(c.results.last().unwrap().1, vec![vec![Value::Int(11)]]);
+    let c = ok(&mut s, "SELECT MIN(id), MAX(id), COUNT(*) FROM t");
+    assert_eq!(
+        c.results.last().unwrap().1,
+        vec![vec![Value::Int(2), Value::Int(9), Value::Int(3)]]
+    );
+}

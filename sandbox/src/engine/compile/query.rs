@@ -683,6 +683,48 @@ fn compile_select(
             _ => format!("{} AS {}", o.typed.sql, quote_ident(n)),
         })
         .collect();
+    let order_by = query.is_some_and(|q| q.order_by.is_some());
+    if !distinct
+        && !order_by
+        && s.top.is_none()
+        && group_sql.is_empty()
+        && having_sql.is_none()
+        && !from_sql.is_empty()
+        && s.projection.len() > 1
+        && s.projection.iter().all(is_min_or_max)
+    {
+        // SQL Server answers MIN and MAX of an indexed column with one
+        // ordered seek each (a Top 1 over the index, forward for MIN and
+        // backward for MAX, under a Stream Aggregate; showplan operators:
+        // https://learn.microsoft.com/en-us/sql/relational-databases/showplan-logical-and-physical-operators-reference),
+        // also when several appear in one SELECT. SQLite seeks only for a
+        // query holding a single min() or max()
+        // (https://www.sqlite.org/optoverview.html#minmax), so each
+        // aggregate becomes a scalar subquery of its own over the same
+        // FROM and WHERE: the same single row, the same values, an index's
+        // seek where SQL Server would use one. Without an index SQL Server
+        // scans once for all of them, so the split is kept only when SQLite
+        // plans a seek for every subquery.
+        let mut from = format!(" FROM {}", from_sql.join(", "));
+        if let Some(w) = &where_sql {
+            from.push_str(" WHERE ");
+            from.push_str(w);
+        }
+        let items: Vec<String> = list
+            .iter()
+            .zip(&sql_names)
+            .map(|(item, n)| {
+                let alias = format!(" AS {}", quote_ident(n));
+                let expr = item.strip_suffix(&alias).unwrap_or(item);
+                format!("(SELECT {expr}{from}){alias}")
+            })
+            .collect();
+        let mut sql = format!("SELECT {}", items.join(", "));
+        sql.push_str(&tail.limit_sql());
+        if seeks_only(c.ctx.conn, &sql) {
+            return Ok(compiled(sql, &outputs, &out_colls, sql_names));
+        }
+    }
     let mut sql = format!(
         "SELECT {}{}",
         if distinct { "DISTINCT " } else { "" },
@@ -726,9 +768,48 @@ fn compile_select(
         offset: tail.offset.clone(),
     };
     sql.push_str(&t.limit_sql());
+    Ok(compiled(sql, &outputs, &out_colls, sql_names))
+}
+
+/// Whether SQLite plans `sql` without a full scan of any table
+/// (https://www.sqlite.org/eqp.html: a `SCAN` line is a full scan, `SEARCH`
+/// a seek). A query it cannot plan alone (a correlated fragment) is not.
+fn seeks_only(conn: &rusqlite::Connection, sql: &str) -> bool {
+    let plan = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(3))?
+                .collect::<Result<Vec<_>, _>>()
+        });
+    match plan {
+        Ok(lines) => !lines
+            .iter()
+            .any(|l| l.starts_with("SCAN") && l != "SCAN CONSTANT ROW"),
+        Err(_) => false,
+    }
+}
+
+/// A select item that is a bare `MIN(...)` or `MAX(...)` aggregate.
+fn is_min_or_max(item: &SelectItem) -> bool {
+    let e = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return false,
+    };
+    matches!(e, Expr::Function(f) if f.over.is_none()
+        && f.filter.is_none()
+        && matches!(f.name.to_string().to_ascii_uppercase().as_str(), "MIN" | "MAX"))
+}
+
+/// The query's result description around its SQLite text.
+fn compiled(
+    sql: String,
+    outputs: &[Output],
+    out_colls: &[Option<crate::types::Collation>],
+    sql_names: Vec<String>,
+) -> CompiledQuery {
     let columns = outputs
         .iter()
-        .zip(&out_colls)
+        .zip(out_colls)
         .map(|(o, coll)| {
             let base = o.typed.base.as_ref();
             ColumnMeta {
@@ -743,13 +824,13 @@ fn compile_select(
         .collect();
     let bases = outputs.iter().map(|o| o.typed.base.clone()).collect();
     let labels = outputs.iter().map(|o| o.typed.coll).collect();
-    Ok(CompiledQuery {
+    CompiledQuery {
         sql,
         columns,
         sql_names,
         bases,
         labels,
-    })
+    }
 }
 
 fn star_output(sql: String, col: SourceCol) -> Output {
