@@ -18,6 +18,7 @@ use tiberius::{SqlBulkCopyOption, SqlBulkCopyOptions, TokenRow};
 
 use super::convert::{self, Conv, TargetColumn};
 use super::event::{bracket, Operation, TargetTable};
+use super::keys::KeyCheck;
 use super::target::{ledger_insert, rows};
 use crate::databricks::statements::{ArrowResult, StatementError};
 use crate::sqlserver::{is_transient, Connection};
@@ -158,6 +159,9 @@ pub async fn apply(
         batch(conn, &format!("CREATE TABLE {temp} ({})", decl.join(", "))).await?;
     }
 
+    // UPDATE and UPSERT need one source row per key.
+    let one_per_key = matches!(plan.operation, Operation::Update | Operation::Upsert);
+    let mut key_check = KeyCheck::new(one_per_key);
     let rows_read = {
         let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
         // TABLOCK (https://learn.microsoft.com/en-us/sql/t-sql/statements/bulk-insert-transact-sql#tablock):
@@ -191,6 +195,15 @@ pub async fn apply(
         }
         .map_err(sql)?;
         let mut n = 0u64;
+        let is_key: Vec<bool> = plan
+            .columns
+            .iter()
+            .map(|c| {
+                plan.keys
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(&c.target.name))
+            })
+            .collect();
         while let Some(b) = source.next_batch().await? {
             if b.num_columns() != plan.columns.len() {
                 return Err(ApplyError::Refused(format!(
@@ -201,7 +214,7 @@ pub async fn apply(
             }
             for row in 0..b.num_rows() {
                 let mut tr = TokenRow::new();
-                for (c, array) in plan.columns.iter().zip(b.columns()) {
+                for ((c, array), key) in plan.columns.iter().zip(b.columns()).zip(&is_key) {
                     let v = convert::value(&c.conv, array.as_ref(), row).map_err(|why| {
                         ApplyError::Refused(format!(
                             "column {} (source row {}): {why}",
@@ -209,8 +222,12 @@ pub async fn apply(
                             n + row as u64 + 1
                         ))
                     })?;
+                    if *key {
+                        key_check.value(&v);
+                    }
                     tr.push(v);
                 }
+                key_check.end_row();
                 load.send(tr).await.map_err(sql)?;
             }
             n += b.num_rows() as u64;
@@ -220,7 +237,7 @@ pub async fn apply(
     };
 
     let keys: Vec<String> = plan.keys.iter().map(|k| bracket(k)).collect();
-    if matches!(plan.operation, Operation::Update | Operation::Upsert) {
+    if one_per_key && !key_check.proven_unique() {
         let dup = rows(
             conn,
             &format!(

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod convert;
 pub mod event;
 pub mod events_table;
+pub mod keys;
 pub mod provenance;
 pub mod target;
 
