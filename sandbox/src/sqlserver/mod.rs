@@ -170,7 +170,11 @@ impl SqlServerHandle {
                 let _ = c.shutdown(std::net::Shutdown::Both);
             }
         }
-        if let Some(h) = self.accept.take() {
+        // The accept loop blocks in accept(): a connection of our own wakes
+        // it to see the flag. Should that fail, the thread is left to end
+        // with the process rather than joined forever.
+        let woke = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(2));
+        if let (Some(h), true) = (self.accept.take(), woke.is_ok()) {
             let _ = h.join();
         }
     }
@@ -230,12 +234,6 @@ pub fn start_with_engine(
         connections: Mutex::new(HashMap::new()),
         next_connection: AtomicU64::new(1),
     });
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| StartError::Bind {
-            port: addr.port(),
-            source,
-        })?;
     let accept_shared = shared.clone();
     let accept = std::thread::Builder::new()
         .name("sandbox-accept".into())
@@ -253,11 +251,17 @@ pub fn start_with_engine(
     })
 }
 
+/// Accepts connections as they come, as SQL Server does (a blocking accept:
+/// polling a non-blocking listener every 20 ms kept each new connection
+/// waiting 10 ms on average, a wait no server adds to a login).
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    while !shared.stopping.load(Ordering::SeqCst) {
-        match listener.accept() {
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        match accepted {
             Ok((stream, peer)) => {
-                let _ = stream.set_nonblocking(false);
                 let _ = stream.set_nodelay(true);
                 let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
                 if let (Ok(clone), Ok(mut conns)) = (stream.try_clone(), shared.connections.lock())
@@ -280,9 +284,6 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 if let Err(e) = spawned {
                     tracing::warn!(error = %e, "cannot start a connection thread");
                 }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
