@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod databricks;
 pub mod extract;
 pub mod jobs;

@@ -65,6 +65,7 @@ impl Workspace {
         settings: &DatabricksSettings,
         timeout: Duration,
     ) -> Result<Workspace, DatabricksError> {
+        crate::crypto::install_provider();
         // Connect and idle-read limits, not a total one: a large part on a
         // slow link keeps going as long as bytes keep moving.
         let client = |read_timeout: bool| {

@@ -116,6 +116,7 @@ pub async fn connect(
     s: &SqlServerSettings,
     timeout: Duration,
 ) -> Result<Connection, SqlServerError> {
+    crate::crypto::install_provider();
     let config = tiberius_config(s)?;
     let attempt = async {
         let tcp = TcpStream::connect((s.host.as_str(), s.port))
