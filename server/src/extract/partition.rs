@@ -7,8 +7,10 @@
 //! takes every value below the second's start and every NULL, the last
 //! every value from its start up, so each row — NULL, outside the measured
 //! range (written meanwhile), anywhere — belongs to exactly one partition
-//! whatever the data. Equal intervals over skewed data give unequal
-//! partitions; the result stays exact, only the parallelism suffers.
+//! whatever the data. (A column SQL Server describes as NOT NULL gets no
+//! NULL test: `c < x` is one index range, `c < x OR c IS NULL` may be a
+//! scan.) Equal intervals over skewed data give unequal partitions; the
+//! result stays exact, only the parallelism suffers.
 //!
 //! Memory: each partition holds the Arrow batch it is filling, the one its
 //! writer thread is encoding and that batch's Parquet row group,
@@ -95,10 +97,23 @@ fn value(column: &str, cell: &ColumnData<'static>) -> Result<Option<Value>, Extr
     })
 }
 
+/// Whether the first partition must also take NULLs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Nulls {
+    /// SQL Server may hold NULLs in the column (or could not tell).
+    Possible,
+    /// `sp_describe_first_result_set` reports the column NOT NULL
+    /// (`is_nullable` 0, which it gives only when certain:
+    /// https://learn.microsoft.com/en-us/sql/relational-databases/system-stored-procedures/sp-describe-first-result-set-transact-sql).
+    /// Then `c < x` alone is one index range where `c < x OR c IS NULL`
+    /// can make an engine scan.
+    None,
+}
+
 /// `count` boundaries' predicates over `[lo, hi]`: half-open intervals of
 /// equal width, the first open below (and taking NULLs), the last open
 /// above. Fewer when the range has fewer distinct steps than `count`.
-fn predicates(column: &str, lo: Value, hi: Value, count: u32) -> Vec<String> {
+fn predicates(column: &str, lo: Value, hi: Value, count: u32, nulls: Nulls) -> Vec<String> {
     let c = format!("[__bridge_q].{}", bracket(column));
     // Everything as integers: days for dates, microseconds for times.
     let (lo_n, hi_n, back): (i128, i128, Box<dyn Fn(i128) -> Value>) = match (lo, hi) {
@@ -136,7 +151,10 @@ fn predicates(column: &str, lo: Value, hi: Value, count: u32) -> Vec<String> {
     }
     let bounds: Vec<Value> = (1..n).map(|i| back(lo_n + span * i / n)).collect();
     let mut out = Vec::with_capacity(n as usize);
-    out.push(format!("({c} < {} OR {c} IS NULL)", bounds[0].literal()));
+    out.push(match nulls {
+        Nulls::Possible => format!("({c} < {} OR {c} IS NULL)", bounds[0].literal()),
+        Nulls::None => format!("{c} < {}", bounds[0].literal()),
+    });
     for w in bounds.windows(2) {
         out.push(format!(
             "{c} >= {} AND {c} < {}",
@@ -164,6 +182,16 @@ pub async fn plan(
         transient: e.is_transient(),
         message: e.to_string(),
     })?;
+    let nulls = match super::describe(&mut conn, sql).await {
+        Ok(cols)
+            if cols
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(&part.column) && !c.nullable) =>
+        {
+            Nulls::None
+        }
+        _ => Nulls::Possible,
+    };
     let row = conn
         .simple_query(measure)
         .await
@@ -182,7 +210,7 @@ pub async fn plan(
         _ => return Err(ExtractError::NoResult),
     };
     let preds = match (lo, hi) {
-        (Some(lo), Some(hi)) => predicates(&part.column, lo, hi, part.count),
+        (Some(lo), Some(hi)) => predicates(&part.column, lo, hi, part.count, nulls),
         _ => vec!["1 = 1".into()],
     };
     Ok(preds
@@ -290,7 +318,7 @@ mod tests {
 
     #[test]
     fn every_value_is_in_exactly_one_partition() {
-        let p = predicates("id", Value::Int(1), Value::Int(10), 3);
+        let p = predicates("id", Value::Int(1), Value::Int(10), 3, Nulls::Possible);
         assert_eq!(
             p,
             vec![
@@ -300,9 +328,12 @@ mod tests {
             ]
         );
         // Fewer distinct values than partitions: one per value.
-        assert_eq!(predicates("id", Value::Int(5), Value::Int(6), 8).len(), 2);
         assert_eq!(
-            predicates("id", Value::Int(5), Value::Int(5), 8),
+            predicates("id", Value::Int(5), Value::Int(6), 8, Nulls::Possible).len(),
+            2
+        );
+        assert_eq!(
+            predicates("id", Value::Int(5), Value::Int(5), 8, Nulls::Possible),
             vec!["1 = 1"]
         );
         // Extremes do not overflow.
@@ -311,6 +342,7 @@ mod tests {
             Value::Int(i64::MIN.into()),
             Value::Int(i64::MAX.into()),
             4,
+            Nulls::Possible,
         );
         assert_eq!(p.len(), 4);
         assert!(p[2].contains(">= 0 AND"), "{p:?}");
@@ -321,13 +353,33 @@ mod tests {
     }
 
     #[test]
+    fn a_not_null_column_leaves_the_null_test_out() {
+        let p = predicates("id", Value::Int(1), Value::Int(10), 2, Nulls::None);
+        assert_eq!(p[0], "[__bridge_q].[id] < 6");
+        let p = predicates("id", Value::Int(1), Value::Int(10), 2, Nulls::Possible);
+        assert_eq!(p[0], "([__bridge_q].[id] < 6 OR [__bridge_q].[id] IS NULL)");
+    }
+
+    #[test]
     fn dates_and_times_split_into_literals() {
         let d = |s: &str| Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
-        let p = predicates("fecha", d("2024-01-01"), d("2024-01-10"), 2);
+        let p = predicates(
+            "fecha",
+            d("2024-01-01"),
+            d("2024-01-10"),
+            2,
+            Nulls::Possible,
+        );
         assert_eq!(p[1], "[__bridge_q].[fecha] >= CAST('2024-01-06' AS date)");
         let t =
             |s: &str| Value::Time(NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap());
-        let p = predicates("ts", t("2024-01-01 00:00:00"), t("2024-01-01 00:00:03"), 2);
+        let p = predicates(
+            "ts",
+            t("2024-01-01 00:00:00"),
+            t("2024-01-01 00:00:03"),
+            2,
+            Nulls::None,
+        );
         assert_eq!(
             p[1],
             "[__bridge_q].[ts] >= CAST('2024-01-01T00:00:01.500000' AS datetime2(7))"
