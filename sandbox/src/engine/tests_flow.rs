@@ -153,6 +153,15 @@ fn min_and_max_together_answer_as_one_aggregate() {
         c.results.last().unwrap().1,
         vec![vec![Value::Null, Value::Null]]
     );
+    // Over a CTE, as partitioned reads ask.
+    let c = ok(
+        &mut s,
+        "WITH q AS (SELECT * FROM t) SELECT MIN(q.id) AS lo, MAX(q.id) AS hi FROM q",
+    );
+    assert_eq!(
+        c.results.last().unwrap().1,
+        vec![vec![Value::Int(2), Value::Int(9)]]
+    );
     // Inside a larger query, and beside other aggregates (not split).
     let c = ok(
         &mut s,

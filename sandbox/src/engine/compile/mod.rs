@@ -111,6 +111,10 @@ pub struct Compiler<'c, 'a> {
     pub ctx: &'c Ctx<'a>,
     next_alias: Cell<u32>,
     ctes: RefCell<Vec<HashMap<String, CteDef>>>,
+    /// The SQLite text of the CTEs in scope, outermost first (whether
+    /// recursive, `name(cols) AS (sql)` each), for planning a fragment
+    /// of the query on its own.
+    cte_sql: RefCell<Vec<(bool, Vec<String>)>>,
     /// Nesting of queries: above 1 is a subquery, derived table, CTE or view.
     depth: Cell<u32>,
     /// Variables read through `__var('@x')` (assignment SELECT) instead of
@@ -124,9 +128,28 @@ impl<'c, 'a> Compiler<'c, 'a> {
             ctx,
             next_alias: Cell::new(0),
             ctes: RefCell::new(Vec::new()),
+            cte_sql: RefCell::new(Vec::new()),
             depth: Cell::new(0),
             vars_as_calls: false,
         }
+    }
+
+    /// `sql` preceded by the CTEs in scope, so it can be prepared alone.
+    pub fn with_ctes(&self, sql: &str) -> String {
+        let frames = self.cte_sql.borrow();
+        let parts: Vec<&str> = frames
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(String::as_str))
+            .collect();
+        if parts.is_empty() {
+            return sql.to_string();
+        }
+        let recursive = frames.iter().any(|(r, _)| *r);
+        format!(
+            "WITH {}{} {sql}",
+            if recursive { "RECURSIVE " } else { "" },
+            parts.join(", ")
+        )
     }
 
     /// The current database's collation (coercible-default strings').

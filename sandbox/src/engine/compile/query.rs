@@ -73,10 +73,12 @@ fn compile_level(
             if recursive { "RECURSIVE " } else { "" },
             parts.join(", ")
         );
+        c.cte_sql.borrow_mut().push((recursive, parts));
     }
     let result = compile_body(c, q, outer);
     if pushed {
         c.ctes.borrow_mut().pop();
+        c.cte_sql.borrow_mut().pop();
     }
     let mut r = result?;
     r.sql = format!("{with_sql}{}", r.sql);
@@ -721,7 +723,7 @@ fn compile_select(
             .collect();
         let mut sql = format!("SELECT {}", items.join(", "));
         sql.push_str(&tail.limit_sql());
-        if seeks_only(c.ctx.conn, &sql) {
+        if seeks_only(c.ctx.conn, &c.with_ctes(&sql)) {
             return Ok(compiled(sql, &outputs, &out_colls, sql_names));
         }
     }
