@@ -669,22 +669,21 @@ fn compile_select(
             None
         });
     }
-    let list: Vec<String> = outputs
+    // Each output's expression and its alias.
+    let items: Vec<(String, String)> = outputs
         .iter()
         .zip(&sql_names)
         .zip(&out_colls)
-        .map(|((o, n), coll)| match coll {
-            // A base column already carries its declared collation.
-            Some(coll) if o.typed.base.is_none() => {
-                format!(
-                    "{} AS {}",
-                    collation::collate(&o.typed.sql, coll),
-                    quote_ident(n)
-                )
-            }
-            _ => format!("{} AS {}", o.typed.sql, quote_ident(n)),
+        .map(|((o, n), coll)| {
+            let expr = match coll {
+                // A base column already carries its declared collation.
+                Some(coll) if o.typed.base.is_none() => collation::collate(&o.typed.sql, coll),
+                _ => o.typed.sql.clone(),
+            };
+            (expr, quote_ident(n))
         })
         .collect();
+    let list: Vec<String> = items.iter().map(|(e, n)| format!("{e} AS {n}")).collect();
     let order_by = query.is_some_and(|q| q.order_by.is_some());
     if !distinct
         && !order_by
@@ -712,16 +711,11 @@ fn compile_select(
             from.push_str(" WHERE ");
             from.push_str(w);
         }
-        let items: Vec<String> = list
+        let split: Vec<String> = items
             .iter()
-            .zip(&sql_names)
-            .map(|(item, n)| {
-                let alias = format!(" AS {}", quote_ident(n));
-                let expr = item.strip_suffix(&alias).unwrap_or(item);
-                format!("(SELECT {expr}{from}){alias}")
-            })
+            .map(|(e, n)| format!("(SELECT {e}{from}) AS {n}"))
             .collect();
-        let mut sql = format!("SELECT {}", items.join(", "));
+        let mut sql = format!("SELECT {}", split.join(", "));
         sql.push_str(&tail.limit_sql());
         if seeks_only(c.ctx.conn, &c.with_ctes(&sql)) {
             return Ok(compiled(sql, &outputs, &out_colls, sql_names));
