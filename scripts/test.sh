@@ -29,6 +29,9 @@ cargo test -p sql-databricks-bridge --features polars --locked --test operator
 echo "== tiberius 0.13.0's own integration tests, unchanged, against the SQL Server sandbox"
 scripts/tiberius-suite.sh --min-pass 95
 
+echo "== the same suite linked with the patched tiberius the bridge builds with (vendor/tiberius)"
+scripts/tiberius-suite.sh --min-pass 95 --driver vendor
+
 echo "== the API fuzzed from openapi.json against the real server (schemathesis --checks all)"
 BRIDGE_SANDBOX_BIN="$PWD/target/debug/bridge-sandbox" .venv/bin/python -m pytest tests/clients/test_schemathesis.py -q
 

@@ -7,6 +7,7 @@
 #
 #   scripts/tiberius-suite.sh [--min-pass PCT] [--timeout SECS] [--jobs N]
 #                             [--encryption off|login|required] [--port N]
+#                             [--driver registry|vendor]
 #
 #   --min-pass PCT  exit 1 when the pass rate is below PCT (default 0: report only)
 #   --timeout SECS  per-test time limit; a test over it counts as failed (default 60)
@@ -15,6 +16,11 @@
 #   --port N        the sandbox's port (default: 1433 when it is free, else 0 for any
 #                   free one). login_errors.rs and custom-cert.rs hard-code
 #                   localhost:1433, so they reach the sandbox only there.
+#   --driver        which tiberius the tests link: `registry` (default), the
+#                   published 0.13.0 unchanged, measures the sandbox; `vendor`,
+#                   the patched copy in vendor/tiberius that the bridge uses,
+#                   checks the patch against the same tests (the suite's
+#                   Cargo.lock is put back afterwards).
 #
 # Each test runs as `<test binary> --exact <name>` under `timeout`, so one
 # hanging test cannot hang the run. Tests that need what one local server
@@ -33,6 +39,7 @@ TIMEOUT=60
 JOBS=4
 ENCRYPTION=login
 PORT=auto
+DRIVER=registry
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --min-pass) MIN_PASS="$2"; shift 2 ;;
@@ -40,6 +47,7 @@ while [[ $# -gt 0 ]]; do
         --jobs) JOBS="$2"; shift 2 ;;
         --encryption) ENCRYPTION="$2"; shift 2 ;;
         --port) PORT="$2"; shift 2 ;;
+        --driver) DRIVER="$2"; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 64 ;;
     esac
@@ -55,6 +63,18 @@ PASSWORD='Bridge!Passw0rd'
 TIBERIUS_VERSION=0.13.0
 SANDBOX_BIN="$CARGO_TARGET_DIR/debug/bridge-sandbox"
 MANIFEST=(--manifest-path "$SUITE/Cargo.toml")
+# The published crate, exactly as the committed Cargo.lock pins it; or the
+# patched copy, which changes the lock, so the lock is restored on exit.
+LOCK=(--locked)
+case "$DRIVER" in
+    registry) ;;
+    vendor)
+        LOCK=(--config "patch.crates-io.tiberius.path=\"$REPO/vendor/tiberius\"")
+        cp "$SUITE/Cargo.lock" "$SUITE/.Cargo.lock.registry"
+        trap 'mv -f "$SUITE/.Cargo.lock.registry" "$SUITE/Cargo.lock"' EXIT
+        ;;
+    *) echo "--driver is registry or vendor, not $DRIVER" >&2; exit 64 ;;
+esac
 
 log() { echo "== $*" >&2; }
 
@@ -88,8 +108,12 @@ done
 # --- 3. build the test binaries ---------------------------------------------
 log "cargo test --no-run (tests/tiberius-suite)"
 # Artifacts (JSON) on stdout, compiler diagnostics rendered on stderr.
-cargo test --locked "${MANIFEST[@]}" --no-run --message-format=json-render-diagnostics \
+cargo test "${LOCK[@]}" "${MANIFEST[@]}" --no-run --message-format=json-render-diagnostics \
     >"$OUT/build.json"
+if [[ "$DRIVER" == vendor ]]; then
+    mv -f "$SUITE/.Cargo.lock.registry" "$SUITE/Cargo.lock"
+    trap - EXIT
+fi
 # "<target name> <executable>" for each test binary.
 grep '"reason":"compiler-artifact"' "$OUT/build.json" | grep '"kind":\["test"\]' \
     | sed -n 's/.*"target":{[^}]*"name":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p' \
