@@ -15,17 +15,36 @@ use super::styles;
 use super::typename::parse_sql_type;
 use crate::types::{Len, SqlType, Value};
 
+/// The declared type in argument `i`. The compiler always passes it as a
+/// literal, so it is parsed once per prepared statement: SQLite keeps the
+/// parse beside a constant argument (`sqlite3_set_auxdata`,
+/// https://www.sqlite.org/c3ref/get_auxdata.html) instead of every row
+/// parsing `'decimal(18,4)'` again.
 fn type_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<SqlType> {
-    let text: String = ctx.get(i)?;
-    parse_sql_type(&text).ok_or_else(|| {
-        SqlError::new(
-            243,
-            2,
-            16,
-            format!("Type {text} is not a defined system type."),
-        )
-        .to_fn_error()
-    })
+    let ty = ctx.get_or_create_aux(i as std::os::raw::c_int, |v| {
+        let text = String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned();
+        parse_sql_type(&text).ok_or_else(|| {
+            // The same text `to_fn_error` gives, so the error maps back to 243.
+            match SqlError::new(
+                243,
+                2,
+                16,
+                format!("Type {text} is not a defined system type."),
+            )
+            .to_fn_error()
+            {
+                rusqlite::Error::UserFunctionError(e) => e,
+                other => other.to_string().into(),
+            }
+        })
+    })?;
+    Ok(*ty)
+}
+
+/// A text argument borrowed from SQLite, for names that only an error
+/// message uses.
+fn str_arg<'a>(ctx: &'a Context<'_>, i: usize) -> &'a str {
+    ctx.get_raw(i).as_str().unwrap_or_default()
 }
 
 /// SQL Server's default collation compares case-insensitively and ignores
@@ -203,14 +222,12 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     // Implicit conversion into a column on INSERT/UPDATE: overlong is error 2628.
     conn.create_scalar_function("__store", 4, det, |ctx| {
         let ty = type_arg(ctx, 1)?;
-        let table: String = ctx.get(2)?;
-        let column: String = ctx.get(3)?;
         let v = convert(
             ctx.get_raw(0),
             &ty,
             Overlong::Error {
-                table: &table,
-                column: &column,
+                table: str_arg(ctx, 2),
+                column: str_arg(ctx, 3),
             },
         )
         .map_err(|e| e.to_fn_error())?;

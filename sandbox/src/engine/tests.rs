@@ -3,7 +3,7 @@
 use super::*;
 use crate::types::{Decimal, Len, SqlType, Value};
 
-use super::test_support::{ok, run, session_in};
+use super::test_support::{ok, one, run, session_in};
 
 fn setup() -> (Engine, Session) {
     session_in("CREATE DATABASE KWP_Colombia", "KWP_Colombia")
@@ -76,6 +76,31 @@ fn errors_carry_sql_server_numbers() {
     assert!(e.message.contains("column 'name'"), "{}", e.message);
     let e = &run(&mut s, "INSERT INTO t VALUES (3, 'abcdefgh')").errors[0];
     assert_eq!(e.number, 2628);
+    // The table and column come from __store's arguments, read only for the message.
+    assert!(
+        e.message.contains(".dbo.t', column 'name'"),
+        "{}",
+        e.message
+    );
+    // A second statement through the same function, other types: each
+    // call site parses its own declared type.
+    ok(&mut s, "CREATE TABLE t2 (a tinyint, b varchar(2), c date)");
+    let e = &run(&mut s, "INSERT INTO t2 VALUES (1, 'abc', '2020-01-01')").errors[0];
+    assert_eq!(
+        (e.number, e.message.contains("column 'b'")),
+        (2628, true),
+        "{}",
+        e.message
+    );
+    ok(&mut s, "INSERT INTO t2 VALUES (255, 'ab', '2020-01-31')");
+    ok(&mut s, "UPDATE t2 SET a = a - 1, b = 'c', c = '2021-02-28'");
+    assert_eq!(
+        one(
+            &mut s,
+            "SELECT COUNT(*) FROM t2 WHERE a = 254 AND b = 'c' AND c = '2021-02-28'"
+        ),
+        Value::Int(1)
+    );
     assert_eq!(
         run(&mut s, "INSERT INTO t VALUES ('x', 'a')").errors[0].number,
         245
