@@ -293,10 +293,46 @@ impl Decimal {
     }
 
     pub fn to_f64(&self) -> f64 {
-        // Parsing the exact text gives the correctly rounded f64.
+        // Clinger's fast path: a mantissa below 2^53 and 10^scale up to
+        // 10^22 are both exact f64s and IEEE division rounds correctly, so
+        // the quotient is the correctly rounded value, as parsing the text is.
+        if self.mantissa.unsigned_abs() <= 1 << 53 {
+            if let Some(p) = POW10_F64.get(usize::from(self.scale)) {
+                return self.mantissa as f64 / p;
+            }
+        }
         self.to_string().parse().unwrap_or(f64::NAN)
     }
+
+    /// `f` rounded to `scale` decimals without formatting it, when that is
+    /// provably the same as rounding its exact binary value (what
+    /// `format!("{:.scale$}", f)` does): `f * 10^scale` is one rounding away
+    /// from the exact product, at most `|m| * 2^-53`, so when `m` is farther
+    /// than twice that from a half-way point both round to the same integer.
+    /// `None` for ties, huge values and scales past 22: the caller formats.
+    pub fn from_f64_exact_round(f: f64, scale: u8) -> Option<Decimal> {
+        let p = POW10_F64.get(usize::from(scale))?;
+        let m = f * p;
+        // NaN and infinities fail this too.
+        if !m.is_finite() || m.abs() >= (1u64 << 52) as f64 {
+            return None;
+        }
+        let r = m.round();
+        // Exact: m and r are within 1 of each other and below 2^52.
+        let off = (m - r).abs();
+        let err = m.abs() * f64::EPSILON;
+        if off + err >= 0.5 {
+            return None;
+        }
+        Some(Decimal::new(r as i128, scale))
+    }
 }
+
+/// 10^0 ..= 10^22: the powers of ten an f64 holds exactly.
+const POW10_F64: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 impl std::fmt::Display for Decimal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -483,6 +519,80 @@ impl ColumnMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deterministic spread of values (xorshift), without a test dependency.
+    fn spread(n: usize) -> impl Iterator<Item = u64> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..n).map(move |_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        })
+    }
+
+    #[test]
+    fn to_f64_fast_path_equals_parsing_the_text() {
+        for (i, r) in spread(200_000).enumerate() {
+            // Mantissas of every size up to 2^53 and past it, every scale.
+            let bits = (i % 60) as u32;
+            let m = (r >> (64 - bits.max(1))) as i128 * if i % 3 == 0 { -1 } else { 1 };
+            let scale = (i % 25) as u8;
+            let d = Decimal::new(m, scale);
+            let slow: f64 = d.to_string().parse().unwrap();
+            assert_eq!(d.to_f64().to_bits(), slow.to_bits(), "{d}");
+        }
+    }
+
+    #[test]
+    fn f64_rounding_fast_path_equals_formatting() {
+        let mut fast = 0;
+        let mut check = |f: f64, scale: u8| {
+            let slow: Decimal = format!("{:.*}", usize::from(scale), f).parse().unwrap();
+            if let Some(d) = Decimal::from_f64_exact_round(f, scale) {
+                fast += 1;
+                assert_eq!(
+                    (d.mantissa, d.scale),
+                    (slow.mantissa, slow.scale),
+                    "{f} at {scale}"
+                );
+            }
+        };
+        for (i, r) in spread(200_000).enumerate() {
+            let scale = (i % 12) as u8;
+            // Decimal-looking values (what decimal columns store as REAL),
+            // arbitrary doubles, and values at or next to a half-way point.
+            let dec = (r % 10_000_000_000) as f64 / 10f64.powi((i % 9) as i32);
+            let any = f64::from_bits(r >> 2);
+            let half = ((r % 1_000_000) as f64 + 0.5) / 10f64.powi(i32::from(scale));
+            for f in [
+                dec,
+                -dec,
+                any,
+                half,
+                f64::from_bits(half.to_bits() + 1),
+                f64::from_bits(half.to_bits() - 1),
+            ] {
+                if f.is_finite() && f.abs() < 1e30 {
+                    check(f, scale);
+                }
+            }
+        }
+        for (f, scale) in [
+            (0.5, 0),
+            (1.5, 0),
+            (2.5, 0),
+            (-0.00001, 4),
+            (0.125, 2),
+            (1e15, 4),
+        ] {
+            check(f, scale);
+        }
+        assert!(
+            fast > 100_000,
+            "the fast path should take most values, took {fast}"
+        );
+    }
 
     #[test]
     fn server_collation_bytes() {
