@@ -3,7 +3,7 @@
 use super::*;
 use crate::types::{SqlType, Value};
 
-use super::test_support::{ok, run, session_in, Collect};
+use super::test_support::{ok, one, rows, run, session_in, Collect};
 
 fn setup() -> (Engine, Session) {
     session_in("CREATE DATABASE d", "d")
@@ -173,4 +173,51 @@ fn min_and_max_together_answer_as_one_aggregate() {
         c.results.last().unwrap().1,
         vec![vec![Value::Int(2), Value::Int(9), Value::Int(3)]]
     );
+}
+
+#[test]
+fn recursive_ctes_count_and_walk_a_hierarchy() {
+    let (_e, mut s) = setup();
+    // A derived column in the recursive member (named by the CTE's
+    // position, not wrapped in a subquery SQLite would refuse).
+    assert_eq!(
+        one(
+            &mut s,
+            "WITH d AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM d WHERE i < 50) \
+             SELECT SUM(i) FROM d"
+        ),
+        Value::Int(1275)
+    );
+    // A column list, two columns, the CTE used twice.
+    assert_eq!(
+        one(
+            &mut s,
+            "WITH f(n, sq) AS (SELECT 1, 1 UNION ALL SELECT n + 1, (n + 1) * (n + 1) FROM f WHERE n < 10) \
+             SELECT (SELECT MAX(sq) FROM f) + (SELECT COUNT(*) FROM f)"
+        ),
+        Value::Int(110)
+    );
+    // A hierarchy: each employee's depth below the root, joined back.
+    ok(
+        &mut s,
+        "CREATE TABLE emp (id int PRIMARY KEY, boss int NULL, name nvarchar(20)); \
+         INSERT INTO emp VALUES (1, NULL, N'ana'), (2, 1, N'bo'), (3, 1, N'cy'), (4, 3, N'di'), (5, 4, N'ed')",
+    );
+    let r = rows(
+        &mut s,
+        "WITH chain AS ( \
+           SELECT id, name, 0 AS depth FROM emp WHERE boss IS NULL \
+           UNION ALL \
+           SELECT e.id, e.name, c.depth + 1 FROM emp AS e INNER JOIN chain AS c ON e.boss = c.id) \
+         SELECT name, depth FROM chain ORDER BY depth, name",
+    );
+    let got: Vec<(Value, Value)> = r
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let want: Vec<(Value, Value)> = [("ana", 0), ("bo", 1), ("cy", 1), ("di", 2), ("ed", 3)]
+        .into_iter()
+        .map(|(n, d)| (Value::String(n.into()), Value::Int(d)))
+        .collect();
+    assert_eq!(got, want);
 }

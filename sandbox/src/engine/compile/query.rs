@@ -188,11 +188,11 @@ fn compile_cte(
             .batch());
         }
     }
-    let sql = format!(
-        "{} UNION ALL {}",
-        project_as(&anchor, &columns),
-        project_as(&rec, &columns)
-    );
+    // The CTE's column list (`name(cols) AS (...)`) names the members'
+    // columns by position, so neither is wrapped to rename them: SQLite
+    // refuses a recursive reference inside a subquery ("circular
+    // reference", https://www.sqlite.org/lang_with.html#recursive_common_table_expressions).
+    let sql = format!("{} UNION ALL {}", anchor.sql, rec.sql);
     Ok((CteDef { sql_name, columns }, sql, true))
 }
 
