@@ -221,3 +221,44 @@ fn recursive_ctes_count_and_walk_a_hierarchy() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn query_hints_are_accepted_and_change_no_result() {
+    let (_e, mut s) = setup();
+    assert_eq!(
+        one(
+            &mut s,
+            "WITH d AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM d WHERE i < 500) \
+             SELECT COUNT(*) FROM d OPTION (MAXRECURSION 0)"
+        ),
+        Value::Int(500)
+    );
+    assert_eq!(one(&mut s, "SELECT 7 OPTION (RECOMPILE)"), Value::Int(7));
+    ok(
+        &mut s,
+        "CREATE TABLE h (id int PRIMARY KEY, v int); INSERT INTO h VALUES (1, 1), (2, 2)",
+    );
+    ok(
+        &mut s,
+        "UPDATE h SET v = v * 10 OPTION (MAXDOP 1, KEEPFIXED PLAN)",
+    );
+    assert_eq!(
+        one(
+            &mut s,
+            "DECLARE @p int = 1; \
+             SELECT SUM(v) FROM h WHERE id >= @p \
+             OPTION (OPTIMIZE FOR (@p UNKNOWN), USE HINT ('DISABLE_OPTIMIZER_ROWGOAL'), HASH JOIN); \
+             "
+        ),
+        Value::Int(30)
+    );
+    // The statement after a hinted one is still its own statement.
+    assert_eq!(
+        one(&mut s, "SELECT 1 OPTION (FAST 10); SELECT 2"),
+        Value::Int(2)
+    );
+    assert_eq!(
+        run(&mut s, "SELECT 1 OPTION (RECOMPILE").errors[0].number,
+        102
+    );
+}

@@ -301,6 +301,35 @@ fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, DeleteTops), SqlError> {
             i += 2;
             continue;
         }
+        // Query hints, `OPTION ( <query_hint> [ ,...n ] )` after a SELECT,
+        // INSERT, UPDATE, DELETE or MERGE
+        // (https://learn.microsoft.com/en-us/sql/t-sql/queries/hints-transact-sql-query):
+        // plan choices (RECOMPILE, MAXDOP n, OPTIMIZE FOR, USE HINT, joins...)
+        // that do not change a result, so SQLite's plan stands and the clause
+        // goes. MAXRECURSION is read and dropped too: recursion is not
+        // limited here (README).
+        if is_word(&t.token, Keyword::OPTION)
+            && matches!(toks.get(i + 1).map(|t| &t.token), Some(Token::LParen))
+        {
+            let mut depth = 0;
+            let mut j = i + 1;
+            while let Some(tok) = toks.get(j) {
+                match tok.token {
+                    Token::LParen => depth += 1,
+                    Token::RParen => depth -= 1,
+                    _ => {}
+                }
+                j += 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            if depth != 0 {
+                return Err(SqlError::syntax_near("OPTION").batch());
+            }
+            i = j;
+            continue;
+        }
         // A column's `FOREIGN KEY REFERENCES t(c)`: T-SQL's optional words.
         if is_word(&t.token, Keyword::FOREIGN)
             && toks
