@@ -217,12 +217,15 @@ impl SqlError {
 
     /// Encodes this error for transport through a SQLite user function.
     pub(crate) fn to_fn_error(&self) -> rusqlite::Error {
-        rusqlite::Error::UserFunctionError(
-            format!(
-                "{FN_ERROR_TAG}|{}|{}|{}|{}",
-                self.number, self.state, self.class, self.message
-            )
-            .into(),
+        rusqlite::Error::UserFunctionError(self.fn_error_text().into())
+    }
+
+    /// The text [`SqlError::to_fn_error`] carries, for callbacks that
+    /// return their own error type (rusqlite wraps it the same way).
+    pub(crate) fn fn_error_text(&self) -> String {
+        format!(
+            "{FN_ERROR_TAG}|{}|{}|{}|{}",
+            self.number, self.state, self.class, self.message
         )
     }
 

@@ -22,20 +22,15 @@ use crate::types::{Len, SqlType, Value};
 /// parsing `'decimal(18,4)'` again.
 fn type_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<SqlType> {
     let ty = ctx.get_or_create_aux(i as std::os::raw::c_int, |v| {
-        let text = String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned();
+        let text = String::from_utf8_lossy(v.as_bytes().unwrap_or_default());
         parse_sql_type(&text).ok_or_else(|| {
-            // The same text `to_fn_error` gives, so the error maps back to 243.
-            match SqlError::new(
+            SqlError::new(
                 243,
                 2,
                 16,
                 format!("Type {text} is not a defined system type."),
             )
-            .to_fn_error()
-            {
-                rusqlite::Error::UserFunctionError(e) => e,
-                other => other.to_string().into(),
-            }
+            .fn_error_text()
         })
     })?;
     Ok(*ty)
