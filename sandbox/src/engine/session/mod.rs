@@ -179,8 +179,17 @@ impl Engine {
         .map_err(internal)?;
         conn.busy_timeout(self.inner.lock_timeout)
             .map_err(internal)?;
+        // SQL Server keeps one buffer pool for every session
+        // (https://learn.microsoft.com/en-us/sql/relational-databases/memory-management-architecture-guide#buffer-management):
+        // a page one login read is in memory for the next. SQLite's page
+        // cache is per connection, so each new login started cold and read
+        // the table again (an UPDATE of 100k rows in a 1M-row table: 0.82 s on
+        // a new connection, 0.58 s on one that had just counted the table).
+        // Memory-mapped reads (https://www.sqlite.org/mmap.html) come from
+        // the operating system's cache, which every connection shares.
         conn.execute_batch(
-            "PRAGMA synchronous=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;",
+            "PRAGMA synchronous=OFF; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536; \
+             PRAGMA mmap_size=4294967296;",
         )
         .map_err(internal)?;
         functions::register(&conn).map_err(internal)?;
