@@ -4,10 +4,10 @@
 //! applies a U-row change table to it (UPDATE); `freebcp` loads the same N
 //! rows from a tab-separated file into an identical empty table, and the U
 //! changed rows into a staging table that one `UPDATE ... FROM ... JOIN`
-//! (the statement the bridge runs) then applies.
+//! (the statement the bridge runs), sent by FreeTDS's `bsqldb`, then applies.
 //!
 //! Both sandboxes run inside this process (each on threads of its own); the
-//! bridge and freebcp are child processes: peak RSS from their VmHWM, CPU
+//! bridge, freebcp and bsqldb are child processes: peak RSS from their VmHWM, CPU
 //! time from `wait4`. The source is generated once, written as Parquet
 //! into a Volume of the Databricks double (read into Delta-style tables with
 //! `read_files`) and as the TSV file freebcp reads, so both load the same
@@ -78,6 +78,10 @@ struct Args {
     /// The freebcp binary.
     #[arg(long, default_value = "freebcp")]
     freebcp: String,
+    /// FreeTDS's bsqldb, which runs the UPDATE ... JOIN after freebcp's
+    /// staging load.
+    #[arg(long, default_value = "bsqldb")]
+    bsqldb: String,
     /// Extra environment for the bridge, KEY=VALUE (repeatable), e.g.
     /// `BRIDGE_LOG=info`.
     #[arg(long = "bridge-env", value_name = "KEY=VALUE")]
@@ -556,6 +560,103 @@ fn print_phases(op: &str, log: &str) {
     );
 }
 
+/// The SQL Server sandbox's duration for each request it served (its
+/// `bridge_sandbox::timing` debug events), collected while --phases is on.
+#[derive(Clone, Default)]
+struct Timings(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Timings {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Timings {
+    /// Sends the sandbox's timing events here from now on.
+    fn install(&self) -> anyhow::Result<()> {
+        let sink = self.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "bridge_sandbox::timing=debug",
+            ))
+            .without_time()
+            .with_target(false)
+            .with_level(false)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .try_init()
+            .map_err(|e| anyhow::anyhow!("tracing: {e}"))
+    }
+
+    /// Forgets what was collected (requests outside the measured runs).
+    fn clear(&self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.clear();
+        }
+    }
+
+    /// Prints the requests served since the last call: each one of at
+    /// least 5 ms by name, the others summed.
+    fn report(&self, what: &str) {
+        let text = self
+            .0
+            .lock()
+            .map(|mut v| String::from_utf8_lossy(&std::mem::take(&mut *v)).into_owned())
+            .unwrap_or_default();
+        // Requests of the same kind and text are summed: freebcp sends one
+        // bulk load per batch.
+        let mut kinds: Vec<(String, u32, f64)> = Vec::new();
+        let (mut total, mut small, mut smalls) = (0.0, 0.0, 0);
+        for line in text.lines() {
+            // `<kind> <text> spid=N ms=F` (the fmt layer puts fields last).
+            let Some((rest, ms)) = line.rsplit_once(" ms=") else {
+                continue;
+            };
+            let Ok(ms) = ms.trim().parse::<f64>() else {
+                continue;
+            };
+            let name: String = rest
+                .rsplit_once(" spid=")
+                .map_or(rest, |(n, _)| n)
+                .trim()
+                .chars()
+                .take(48)
+                .collect();
+            total += ms;
+            match kinds.iter_mut().find(|(n, ..)| *n == name) {
+                Some((_, count, sum)) => {
+                    *count += 1;
+                    *sum += ms;
+                }
+                None => kinds.push((name, 1, ms)),
+            }
+        }
+        let mut parts = Vec::new();
+        for (name, count, ms) in kinds {
+            if ms < 5.0 {
+                small += ms;
+                smalls += count;
+            } else if count == 1 {
+                parts.push(format!("{name} {ms:.0} ms"));
+            } else {
+                parts.push(format!("{name} ×{count} {ms:.0} ms"));
+            }
+        }
+        parts.push(format!("{smalls} other requests {small:.0} ms"));
+        println!(
+            "phases ({what}, the SQL Server sandbox's own time per request): {:.0} ms in all: {}",
+            total,
+            parts.join("; ")
+        );
+    }
+}
+
 fn number_before(text: &str, marker: &str) -> Option<u64> {
     let i = text.find(marker)?;
     text[..i].split_whitespace().last()?.parse().ok()
@@ -733,6 +834,10 @@ fn main() -> anyhow::Result<()> {
     args.update_rows = args.update_rows.clamp(1, args.rows);
     let bridge = std::fs::canonicalize(&args.bridge)
         .with_context(|| format!("{} (build it with --release)", args.bridge.display()))?;
+    let timings = Timings::default();
+    if args.phases {
+        timings.install()?;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -902,6 +1007,29 @@ fn main() -> anyhow::Result<()> {
             .env_remove("SYBASE");
         c
     };
+    // FreeTDS's batch SQL tool, for the statement that follows freebcp's
+    // staging load.
+    let bsqldb_cmd = |file: &str| {
+        let mut c = Command::new(&args.bsqldb);
+        c.args([
+            "-S",
+            &format!("127.0.0.1:{port}"),
+            "-U",
+            "sa",
+            "-P",
+            PASSWORD,
+            "-i",
+        ])
+        .arg(dir.join(file))
+        .current_dir(&dir)
+        .env("FREETDSCONF", &conf)
+        .env("TDSVER", "7.4")
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8")
+        .env_remove("FREETDS")
+        .env_remove("SYBASE");
+        c
+    };
     let check = |r: &Run, what: &str| -> anyhow::Result<()> {
         if !r.success {
             bail!("{what} failed\n{}\n{}", r.stdout, r.stderr);
@@ -912,10 +1040,12 @@ fn main() -> anyhow::Result<()> {
     let mut c = rt.block_on(sql_client(port))?;
 
     // 4. INSERT: the bridge, then freebcp.
+    timings.clear();
     let r = run_child(&mut bridge_cmd("main.bench.filas", "INSERT"))?;
     std::fs::write(dir.join("bridge-insert.log"), &r.stderr)?;
     if args.phases {
         print_phases("INSERT", &r.stderr);
+        timings.report("bridge INSERT");
     }
     check(&r, "bridge INSERT")?;
     let line = r.stdout.trim().to_string();
@@ -939,6 +1069,7 @@ fn main() -> anyhow::Result<()> {
         other_cpu: Some(r.other_cpu),
     });
 
+    timings.clear();
     let r = run_child(&mut bcp_cmd("Bench.dbo.filas_bcp", "filas.tsv"))?;
     check(&r, "freebcp (filas)")?;
     let copied = number_before(&r.stdout, "rows copied").context(r.stdout.clone())?;
@@ -950,6 +1081,9 @@ fn main() -> anyhow::Result<()> {
         r.stdout
     );
     println!("freebcp: {copied} rows copied ({:.2} s)", r.secs);
+    if args.phases {
+        timings.report("freebcp INSERT");
+    }
     figures.push(Figure {
         operation: "INSERT".into(),
         client: "freebcp in",
@@ -1005,10 +1139,12 @@ fn main() -> anyhow::Result<()> {
     }
 
     // 5. UPDATE: the bridge, then freebcp into a staging table + the bridge's UPDATE statement.
+    timings.clear();
     let r = run_child(&mut bridge_cmd("main.bench.cambios", "UPDATE"))?;
     std::fs::write(dir.join("bridge-update.log"), &r.stderr)?;
     if args.phases {
         print_phases("UPDATE", &r.stderr);
+        timings.report("bridge UPDATE");
     }
     check(&r, "bridge UPDATE")?;
     let line = r.stdout.trim().to_string();
@@ -1031,6 +1167,7 @@ fn main() -> anyhow::Result<()> {
         other_cpu: Some(r.other_cpu),
     });
 
+    timings.clear();
     let r = run_child(&mut bcp_cmd("Bench.dbo.cambios_bcp", "cambios.tsv"))?;
     check(&r, "freebcp (cambios)")?;
     let copied = number_before(&r.stdout, "rows copied").context(r.stdout.clone())?;
@@ -1050,36 +1187,46 @@ fn main() -> anyhow::Result<()> {
         sandbox_cpu: r.sandbox_cpu,
         other_cpu: Some(r.other_cpu),
     });
-    let watch = CpuWatch::start();
-    let own0 = thread_cpu_secs();
-    let t = Instant::now();
-    let updated = rt.block_on(async {
-        let r = c.execute(BCP_UPDATE, &[]).await?;
-        anyhow::Ok(r.total())
-    })?;
-    let upd_secs = t.elapsed().as_secs_f64();
-    let upd_cpu = watch.finish(own_cpu_secs(), thread_cpu_secs() - own0);
+    // The statement through FreeTDS's batch tool, a process and a login of
+    // its own as a user would run it (the bridge's figure includes its own
+    // start and login too).
+    std::fs::write(dir.join("update.sql"), format!("{BCP_UPDATE}\ngo\n"))?;
+    let r = run_child(&mut bsqldb_cmd("update.sql"))?;
+    check(&r, "bsqldb (the UPDATE ... JOIN)")?;
+    let both = format!("{}{}", r.stdout, r.stderr);
+    let updated = number_before(&both, "rows affected").context(both.clone())?;
+    let upd_secs = r.secs;
+    if args.phases {
+        timings.report("freebcp UPDATE: staging load, then the UPDATE ... JOIN");
+    }
     ensure!(
         updated == args.update_rows,
         "UPDATE ... FROM staging: {updated} rows, {} expected",
         args.update_rows
     );
     println!(
-        "freebcp: {copied} rows copied to staging ({bcp_secs:.2} s), then the UPDATE ... JOIN statement: \
+        "freebcp: {copied} rows copied to staging ({bcp_secs:.2} s), then bsqldb ran the UPDATE ... JOIN: \
          {updated} rows ({upd_secs:.2} s)"
     );
+    let bulk = figures.last().map(|f: &Figure| {
+        (
+            f.sandbox_cpu,
+            f.rss_mib,
+            f.client_cpu.unwrap_or(0.0),
+            f.other_cpu.unwrap_or(0.0),
+        )
+    });
     figures.push(Figure {
         operation: "UPDATE".into(),
-        client: "freebcp + UPDATE..JOIN",
+        client: "freebcp + bsqldb UPDATE",
         rows: args.update_rows,
         secs: bcp_secs + upd_secs,
-        rss_mib: None,
-        client_cpu: None,
-        sandbox_cpu: figures
-            .last()
-            .map(|f| (f.sandbox_cpu.0 + upd_cpu.0, f.sandbox_cpu.1 + upd_cpu.1))
-            .unwrap_or(upd_cpu),
-        other_cpu: None,
+        rss_mib: bulk.and_then(|b| b.1).map(|m| m.max(mib(r.peak_rss_kib))),
+        client_cpu: Some(bulk.map_or(0.0, |b| b.2) + r.child_cpu),
+        sandbox_cpu: bulk.map_or(r.sandbox_cpu, |b| {
+            (b.0 .0 + r.sandbox_cpu.0, b.0 .1 + r.sandbox_cpu.1)
+        }),
+        other_cpu: Some(bulk.map_or(0.0, |b| b.3) + r.other_cpu),
     });
 
     if !args.no_verify {
@@ -1141,12 +1288,12 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!(
-        "\nbridge/freebcp = bridge rows/s ÷ freebcp rows/s (for UPDATE against freebcp's staging load + the UPDATE ... JOIN).\n\
+        "\nbridge/freebcp = bridge rows/s ÷ freebcp rows/s (for UPDATE against freebcp's staging load + bsqldb running the UPDATE ... JOIN; peak RSS the larger of the two, CPU their sum).\n\
          Not in the figures: writing the source files {files_secs:.1} s, filling the Databricks double {fill_secs:.1} s.\n\
          SQL Server connections: {} for both clients. The bridge's time is end to end (process start, reading the \
          source from the Databricks double over HTTP as Arrow external links, type checks, bulk load straight \
          into the target (INSERT) or into a temp table and UPDATE from it, in one transaction with the ledger row); freebcp reads a local TSV file straight \
-         into the table. Peak RSS is the child's VmHWM; client CPU its user+system time (wait4); SQL Srv CPU and Dbx CPU are the \
+         into the table, and bsqldb logs in to send the UPDATE. Peak RSS is the child's VmHWM; client CPU its user+system time (wait4); SQL Srv CPU and Dbx CPU are the \
          SQL Server sandbox's and the Databricks double's CPU time (threads of this process) during the same interval; \
          other CPU is what the rest of the machine used meanwhile (well above 0.1 s: the run was disturbed).",
         match args.tls {
