@@ -1407,9 +1407,10 @@ async fn an_upsert_on_a_string_key_works_in_a_database_with_another_collation() 
     );
 }
 
-/// `--table-lock` puts TABLOCK on the bulk loads, and only then: a deadlock
-/// injected on INSERT BULK statements that carry TABLOCK is met (and
-/// retried) with the option and never without it; the rows are the same.
+/// `--table-lock` puts TABLOCK on the bulk load into the target, and only
+/// then; the load into the session's own staging table always carries it. A
+/// deadlock injected on INSERT BULK statements that carry TABLOCK is met
+/// (and retried) by exactly those loads; the rows are the same.
 #[tokio::test(flavor = "multi_thread")]
 async fn table_lock_puts_tablock_on_the_bulk_loads() {
     let w = world("sync-tablock");
@@ -1443,12 +1444,12 @@ async fn table_lock_puts_tablock_on_the_bulk_loads() {
     let plain = apply("main.demo.lote", "INSERT", &[]);
     ok(&plain);
     assert!(!String::from_utf8_lossy(&plain.stderr).contains("retrying"));
-    // INSERT straight into the target, UPSERT through the staging table:
-    // both loads carry the hint.
-    let locked = apply("main.demo.lote2", "UPSERT", &["--table-lock"]);
-    let out = ok(&locked);
+    // UPSERT through the staging table: its load carries the hint without
+    // the option.
+    let staged = apply("main.demo.lote2", "UPSERT", &[]);
+    let out = ok(&staged);
     assert!(out.contains("2 rows read, 2 rows affected"), "{out}");
-    let log = String::from_utf8_lossy(&locked.stderr);
+    let log = String::from_utf8_lossy(&staged.stderr);
     assert!(log.contains("applying the event failed; retrying"), "{log}");
     dbx(&w, "CREATE TABLE main.demo.lote3 (id INT, c_int INT); INSERT INTO main.demo.lote3 VALUES (204, 4);");
     w.sql

@@ -64,7 +64,8 @@ pub struct WriteArgs {
     /// does not) or `merge` (one MERGE statement).
     #[arg(long, value_enum, env = "BRIDGE_UPSERT_WITH", default_value_t = UpsertMethod::UpdateInsert)]
     pub upsert_with: UpsertMethod,
-    /// Bulk loads take a table lock (TABLOCK) instead of row locks: faster,
+    /// The bulk load into the target takes a table lock (TABLOCK) instead
+    /// of row locks (loads into the session's temp table always do): faster,
     /// minimally logged where the recovery model allows, but other writers
     /// of the target — and its readers, unless they use snapshot isolation —
     /// wait until the event's transaction commits. For loads into tables

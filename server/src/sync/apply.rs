@@ -49,7 +49,8 @@ pub struct Plan {
     pub applied_by: String,
     /// How an UPSERT is written.
     pub upsert: UpsertMethod,
-    /// Bulk loads take a table lock (TABLOCK).
+    /// The bulk load into the target takes a table lock (TABLOCK); the
+    /// staging table's always does.
     pub table_lock: bool,
 }
 
@@ -185,13 +186,19 @@ pub async fn apply(
                 &[],
             )
             .await
-        } else if plan.table_lock {
-            // The staging table is the transaction's own: the lock costs
-            // nobody anything and spares per-row locks.
-            conn.bulk_insert_with_options(&temp, &col_refs, lock, &[])
-                .await
         } else {
-            conn.bulk_insert(&temp).await
+            // The staging table is the session's own, so its table lock
+            // costs nobody anything, whatever `table_lock` says: it spares
+            // per-row locks and, tempdb being in simple recovery, makes the
+            // load minimally logged
+            // (https://learn.microsoft.com/en-us/sql/relational-databases/import-export/prerequisites-for-minimal-logging-in-bulk-import).
+            conn.bulk_insert_with_options(
+                &temp,
+                &col_refs,
+                SqlBulkCopyOption::TableLock.into(),
+                &[],
+            )
+            .await
         }
         .map_err(sql)?;
         let mut n = 0u64;
