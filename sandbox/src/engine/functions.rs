@@ -282,6 +282,24 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         })
     })?;
 
+    // A recursive CTE's row at recursion level `level` (the anchor's rows
+    // are level 0), under the statement's limit `max` (0: none). Past it,
+    // error 530 ends the statement
+    // (https://learn.microsoft.com/en-us/sql/t-sql/queries/with-common-table-expression-transact-sql#guidelines-for-defining-and-using-recursive-common-table-expressions).
+    conn.create_scalar_function("__recursion_level", 2, det, |ctx| {
+        let level: i64 = ctx.get(0)?;
+        let max: i64 = ctx.get(1)?;
+        if max > 0 && level > max {
+            return Err(SqlError::new(
+                530,
+                1,
+                16,
+                format!("The statement terminated. The maximum recursion {max} has been exhausted before statement completion."),
+            )
+            .to_fn_error());
+        }
+        Ok(Sv::Integer(level))
+    })?;
     // Raised by a MERGE whose target row matches more than one source row
     // (see `plan_merge`); never folded into a constant, so it fires only on
     // a row that exists.

@@ -3,7 +3,7 @@
 use super::*;
 use crate::types::{SqlType, Value};
 
-use super::test_support::{ok, one, rows, run, session_in, Collect};
+use super::test_support::{err, ok, one, rows, run, session_in, Collect};
 
 fn setup() -> (Engine, Session) {
     session_in("CREATE DATABASE d", "d")
@@ -220,6 +220,147 @@ fn recursive_ctes_count_and_walk_a_hierarchy() {
         .map(|(n, d)| (Value::String(n.into()), Value::Int(d)))
         .collect();
     assert_eq!(got, want);
+}
+
+/// SQL Server stops a recursive CTE past 100 recursion levels, or past
+/// the statement's `OPTION (MAXRECURSION n)` (0: no limit), with error
+/// 530, undoing the statement; the anchor's rows are level 0, so the limit
+/// n allows n + 1 levels of rows.
+#[test]
+fn recursion_is_limited_by_maxrecursion() {
+    let (_e, mut s) = setup();
+    let series = |last: u32| {
+        format!(
+            "WITH d AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM d WHERE i < {last}) SELECT COUNT(*) FROM d"
+        )
+    };
+    // 101 rows: levels 0..=100, within the default.
+    assert_eq!(one(&mut s, &series(101)), Value::Int(101));
+    let e = err(&mut s, &series(102));
+    assert_eq!((e.number, e.class, e.state), (530, 16, 1), "{e:?}");
+    assert_eq!(
+        e.message,
+        "The statement terminated. The maximum recursion 100 has been exhausted before statement completion."
+    );
+    // The hint raises, lowers or lifts the limit.
+    assert_eq!(
+        one(
+            &mut s,
+            &format!("{} OPTION (MAXRECURSION 500)", series(501))
+        ),
+        Value::Int(501)
+    );
+    let e = err(
+        &mut s,
+        &format!("{} OPTION (MAXRECURSION 500)", series(502)),
+    );
+    assert!(e.message.contains("maximum recursion 500"), "{e:?}");
+    let e = err(&mut s, &format!("{} OPTION (MAXRECURSION 3)", series(10)));
+    assert!(e.message.contains("maximum recursion 3 "), "{e:?}");
+    assert_eq!(
+        one(
+            &mut s,
+            &format!("{} OPTION (RECOMPILE, MAXRECURSION 0)", series(2000))
+        ),
+        Value::Int(2000)
+    );
+    // A calendar, the common use: 366 days of 2020 are 365 recursions.
+    let year = |max: u32| {
+        format!(
+            "WITH days AS (SELECT CAST('2020-01-01' AS date) AS d UNION ALL \
+             SELECT DATEADD(day, 1, d) FROM days WHERE d < '2020-12-31') \
+             SELECT COUNT(*) FROM days OPTION (MAXRECURSION {max})"
+        )
+    };
+    assert_eq!(one(&mut s, &year(365)), Value::Int(366));
+    assert_eq!(err(&mut s, &year(364)).number, 530);
+    // A statement's hint is its own: the next statement has the default.
+    let c = run(
+        &mut s,
+        &format!("{} OPTION (MAXRECURSION 0); {}", series(300), series(300)),
+    );
+    assert_eq!(c.results[0].1[0][0], Value::Int(300));
+    assert_eq!(c.errors[0].number, 530);
+    // Without a WHERE that ends it, recursion stops at the limit.
+    let e = err(
+        &mut s,
+        "WITH loop(n) AS (SELECT 0 UNION ALL SELECT n FROM loop) SELECT COUNT(*) FROM loop",
+    );
+    assert_eq!(e.number, 530);
+    // The limit counts levels, not rows: a binary heap of 100 nodes, the
+    // deepest (64..100) at level 6.
+    ok(
+        &mut s,
+        "CREATE TABLE node (id int PRIMARY KEY, parent int NULL); \
+         INSERT INTO node (id, parent) SELECT a.v * 10 + b.v + 1, NULL FROM \
+         (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS a(v), \
+         (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS b(v); \
+         UPDATE node SET parent = id / 2 WHERE id > 1",
+    );
+    let tree = |max: u32| {
+        format!(
+            "WITH t AS (SELECT id FROM node WHERE parent IS NULL UNION ALL \
+             SELECT n.id FROM node AS n INNER JOIN t ON n.parent = t.id) \
+             SELECT COUNT(*) FROM t OPTION (MAXRECURSION {max})"
+        )
+    };
+    assert_eq!(one(&mut s, &tree(6)), Value::Int(100));
+    assert_eq!(err(&mut s, &tree(5)).number, 530);
+    // A view's recursive CTE takes the limit of the statement reading it.
+    ok(
+        &mut s,
+        "CREATE VIEW v_series AS WITH d AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM d WHERE i < 150) SELECT i FROM d",
+    );
+    assert_eq!(err(&mut s, "SELECT COUNT(*) FROM v_series").number, 530);
+    assert_eq!(
+        one(
+            &mut s,
+            "SELECT COUNT(*) FROM v_series OPTION (MAXRECURSION 200)"
+        ),
+        Value::Int(150)
+    );
+    // The statement's work is undone: an INSERT that hits the limit leaves
+    // the table as it was.
+    ok(&mut s, "CREATE TABLE nums (i int)");
+    let e = err(&mut s, "INSERT INTO nums (i) SELECT i FROM v_series");
+    assert_eq!(e.number, 530);
+    assert_eq!(one(&mut s, "SELECT COUNT(*) FROM nums"), Value::Int(0));
+    ok(
+        &mut s,
+        "INSERT INTO nums (i) SELECT i FROM v_series OPTION (MAXRECURSION 149)",
+    );
+    assert_eq!(one(&mut s, "SELECT COUNT(*) FROM nums"), Value::Int(150));
+    // The hint's own limits (query hints page: 0 to 32,767).
+    let e = err(
+        &mut s,
+        &format!("{} OPTION (MAXRECURSION 32768)", series(5)),
+    );
+    assert_eq!((e.number, e.class), (310, 15), "{e:?}");
+    assert_eq!(
+        one(
+            &mut s,
+            &format!("{} OPTION (MAXRECURSION 32767)", series(5))
+        ),
+        Value::Int(5)
+    );
+    // A recursive reference inside a subquery, or twice in the member.
+    let e = err(
+        &mut s,
+        "WITH d AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM (SELECT i FROM d) AS x WHERE i < 3) SELECT * FROM d",
+    );
+    assert_eq!(e.number, 465, "{e:?}");
+    let e = err(
+        &mut s,
+        "WITH d AS (SELECT 1 AS i UNION ALL SELECT a.i + 1 FROM d AS a, d AS b WHERE a.i < 3) SELECT * FROM d",
+    );
+    assert_eq!(e.number, 253, "{e:?}");
+    // SELECT * from the CTE shows its columns only.
+    let c = ok(
+        &mut s,
+        "WITH d(i, sq) AS (SELECT 1, 1 UNION ALL SELECT i + 1, (i + 1) * (i + 1) FROM d WHERE i < 3) SELECT * FROM d",
+    );
+    assert_eq!(c.results[0].0.len(), 2);
+    assert_eq!(c.results[0].1.len(), 3);
 }
 
 #[test]

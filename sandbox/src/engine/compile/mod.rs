@@ -106,6 +106,19 @@ struct CteDef {
     columns: Vec<SourceCol>,
 }
 
+/// The recursive member being compiled: the CTE it refers to, and where
+/// that reference was found (its SQLite alias, at which query depth), so
+/// the member's SELECT can carry the recursion level on.
+#[derive(Debug)]
+struct Recursing {
+    cte: String,
+    /// The query depth of the member's own SELECT.
+    depth: u32,
+    found: Option<(String, u32)>,
+    /// The level column was added to the member's SELECT.
+    carried: bool,
+}
+
 /// Compiles statements of one session; holds what a statement's parts share.
 pub struct Compiler<'c, 'a> {
     pub ctx: &'c Ctx<'a>,
@@ -117,6 +130,7 @@ pub struct Compiler<'c, 'a> {
     cte_sql: RefCell<Vec<(bool, Vec<String>)>>,
     /// Nesting of queries: above 1 is a subquery, derived table, CTE or view.
     depth: Cell<u32>,
+    recursing: RefCell<Option<Recursing>>,
     /// Variables read through `__var('@x')` (assignment SELECT) instead of
     /// bound once per statement.
     pub vars_as_calls: bool,
@@ -130,6 +144,7 @@ impl<'c, 'a> Compiler<'c, 'a> {
             ctes: RefCell::new(Vec::new()),
             cte_sql: RefCell::new(Vec::new()),
             depth: Cell::new(0),
+            recursing: RefCell::new(None),
             vars_as_calls: false,
         }
     }

@@ -11,11 +11,14 @@ use sqlparser::ast::{
 };
 
 use super::scope::{col_sql, Source, SourceCol};
-use super::{convert_sql, CompiledQuery, Compiler, CteDef, Label, Scope, Typed};
+use super::{convert_sql, CompiledQuery, Compiler, CteDef, Label, Recursing, Scope, Typed};
 use crate::engine::catalog::quote_ident;
 use crate::engine::collation;
 use crate::engine::error::SqlError;
 use crate::types::ColumnMeta;
+
+/// A recursive CTE's hidden last column: each row's recursion level.
+const LEVEL: &str = "__recursion_level";
 
 pub fn compile_query(
     c: &Compiler<'_, '_>,
@@ -58,11 +61,14 @@ fn compile_level(
             let name = cte.alias.name.value.clone();
             let (def, sql, rec) = compile_cte(c, &name, cte, outer)?;
             recursive |= rec;
-            let cols: Vec<String> = def
+            let mut cols: Vec<String> = def
                 .columns
                 .iter()
                 .map(|col| quote_ident(&col.name))
                 .collect();
+            if rec {
+                cols.push(quote_ident(LEVEL));
+            }
             parts.push(format!("{}({}) AS ({sql})", def.sql_name, cols.join(", ")));
             if let Some(frame) = c.ctes.borrow_mut().last_mut() {
                 frame.insert(name.to_ascii_lowercase(), def);
@@ -170,7 +176,29 @@ fn compile_cte(
             },
         );
     }
-    let rec = compile_set(c, right, outer, None)?;
+    // The recursive member carries each row's recursion level (the
+    // anchor's rows are level 0) in a column of its own, checked against
+    // the statement's MAXRECURSION as the row is made; SQLite keeps no depth.
+    let saved = c.recursing.replace(Some(Recursing {
+        cte: name.to_ascii_lowercase(),
+        depth: c.depth.get(),
+        found: None,
+        carried: false,
+    }));
+    let rec = compile_set(c, right, outer, None);
+    let state = c.recursing.replace(saved);
+    let rec = rec?;
+    if !state.is_some_and(|s| s.carried) {
+        // The reference is inside a subquery or derived table
+        // (https://learn.microsoft.com/en-us/sql/t-sql/queries/with-common-table-expression-transact-sql#guidelines-for-defining-and-using-recursive-common-table-expressions).
+        return Err(SqlError::new(
+            465,
+            1,
+            16,
+            "Recursive references are not allowed in subqueries.",
+        )
+        .batch());
+    }
     if rec.columns.len() != columns.len() {
         return Err(set_count_error());
     }
@@ -188,11 +216,13 @@ fn compile_cte(
             .batch());
         }
     }
-    // The CTE's column list (`name(cols) AS (...)`) names the members'
-    // columns by position, so neither is wrapped to rename them: SQLite
-    // refuses a recursive reference inside a subquery ("circular
-    // reference", https://www.sqlite.org/lang_with.html#recursive_common_table_expressions).
-    let sql = format!("{} UNION ALL {}", anchor.sql, rec.sql);
+    // The CTE's column list (`name(cols, level) AS (...)`) names the
+    // members' columns by position, so the recursive member is not wrapped
+    // to rename them: SQLite refuses a recursive reference inside a
+    // subquery ("circular reference",
+    // https://www.sqlite.org/lang_with.html#recursive_common_table_expressions).
+    // The anchor, which cannot refer to the CTE, is wrapped to add level 0.
+    let sql = format!("SELECT *, 0 FROM ({}) UNION ALL {}", anchor.sql, rec.sql);
     Ok((CteDef { sql_name, columns }, sql, true))
 }
 
@@ -683,9 +713,31 @@ fn compile_select(
             (expr, quote_ident(n))
         })
         .collect();
-    let list: Vec<String> = items.iter().map(|(e, n)| format!("{e} AS {n}")).collect();
+    let mut list: Vec<String> = items.iter().map(|(e, n)| format!("{e} AS {n}")).collect();
+    // The recursive member of a recursive CTE: the row's recursion level,
+    // one more than that of the row it was made from.
+    let level = c
+        .recursing
+        .borrow_mut()
+        .as_mut()
+        .and_then(|r| match &r.found {
+            Some((alias, depth)) if !r.carried && *depth == r.depth && r.depth == c.depth.get() => {
+                r.carried = true;
+                Some(format!(
+                    "__recursion_level({}.{} + 1, {}) AS {}",
+                    quote_ident(alias),
+                    quote_ident(LEVEL),
+                    c.ctx.max_recursion,
+                    quote_ident(LEVEL)
+                ))
+            }
+            _ => None,
+        });
+    let carries_level = level.is_some();
+    list.extend(level);
     let order_by = query.is_some_and(|q| q.order_by.is_some());
-    if !distinct
+    if !carries_level
+        && !distinct
         && !order_by
         && s.top.is_none()
         && group_sql.is_empty()
@@ -999,6 +1051,23 @@ fn factor(
                     .rev()
                     .find_map(|f| f.get(&parts[0].to_ascii_lowercase()).cloned());
                 if let Some(def) = cte {
+                    if let Some(r) = c
+                        .recursing
+                        .borrow_mut()
+                        .as_mut()
+                        .filter(|r| r.cte.eq_ignore_ascii_case(&parts[0]))
+                    {
+                        if r.found.is_some() {
+                            return Err(SqlError::new(
+                                253,
+                                1,
+                                16,
+                                format!("Recursive member of a common table expression '{}' has multiple recursive references.", parts[0]),
+                            )
+                            .batch());
+                        }
+                        r.found = Some((sql_alias.clone(), c.depth.get()));
+                    }
                     scope.push(Source {
                         qualifiers,
                         sql_alias: sql_alias.clone(),

@@ -79,7 +79,7 @@ impl Session {
         out: &mut dyn Output,
     ) -> Result<(), Failure> {
         match b {
-            Block::Stmt(stmt, top) => self.execute_statement(*stmt, top, params, out),
+            Block::Stmt(stmt, hints) => self.execute_statement(*stmt, hints, params, out),
             Block::Seq(v) => self.run_seq(v, params, out),
             Block::If {
                 cond,

@@ -634,6 +634,7 @@ impl Session {
                 .collect(),
             var_types,
             caught: self.caught.clone(),
+            max_recursion: translate::DEFAULT_MAX_RECURSION,
         }
     }
 
@@ -806,12 +807,16 @@ impl Session {
     fn execute_statement(
         &mut self,
         stmt: sqlparser::ast::Statement,
-        top: Option<String>,
+        hints: translate::batch::StmtHints,
         params: &[Param],
         out: &mut dyn Output,
     ) -> Result<(), Failure> {
         let shown = self.describing.then(|| stmt.to_string());
-        let plan = match translate::plan(&self.ctx_with(params), stmt, top) {
+        let mut ctx = self.ctx_with(params);
+        if let Some(n) = hints.max_recursion {
+            ctx.max_recursion = n;
+        }
+        let plan = match translate::plan(&ctx, stmt, hints.delete_top) {
             Ok(p) => p,
             Err(e) if self.describing && e.number == 208 && e.message.contains("'#") => {
                 // sp_describe_first_result_set cannot see temp tables the batch creates.

@@ -61,8 +61,8 @@ pub struct ViewDef {
 
 #[derive(Clone, Debug)]
 pub enum Block {
-    /// A statement, with the `n` of a `DELETE TOP (n)`.
-    Stmt(Box<Statement>, Option<String>),
+    /// A statement, with what its tokens said outside the AST.
+    Stmt(Box<Statement>, StmtHints),
     Seq(Vec<Block>),
     If {
         cond: Expr,
@@ -175,17 +175,56 @@ fn is_space(t: &Token) -> bool {
 /// Tokens without whitespace and comments; trailing commas before `)`
 /// dropped (CREATE TABLE allows one); `DELETE TOP (n)` turned into a
 /// recorded limit.
-/// `DELETE TOP (n)` limits found in a batch, by the DELETE token's location.
-type DeleteTops = Vec<(Location, String)>;
+/// What the token pass takes out of a statement for the parser.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StmtHints {
+    /// The `n` of a `DELETE TOP (n)`.
+    pub delete_top: Option<String>,
+    /// `OPTION (MAXRECURSION n)`.
+    pub max_recursion: Option<u32>,
+}
 
-fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, DeleteTops), SqlError> {
+/// Found in a batch: `DELETE TOP (n)` limits by the DELETE token's
+/// location, MAXRECURSION values by their OPTION token's.
+#[derive(Default)]
+struct Marks {
+    tops: Vec<(Location, String)>,
+    max_recursion: Vec<(Location, u32)>,
+}
+
+/// The MAXRECURSION value among a query hint list (`toks` from `(` to
+/// `)`); above 32767 is error 310.
+fn max_recursion(toks: &[TokenWithSpan]) -> Result<Option<u32>, SqlError> {
+    for (i, t) in toks.iter().enumerate() {
+        if !word_is(&t.token, "MAXRECURSION") {
+            continue;
+        }
+        let Some(Token::Number(n, _)) = toks.get(i + 1).map(|t| &t.token) else {
+            return Err(SqlError::syntax_near("MAXRECURSION").batch());
+        };
+        let v: u64 = n.parse().map_err(|_| SqlError::syntax_near(n).batch())?;
+        if v > 32767 {
+            return Err(SqlError::new(
+                310,
+                1,
+                15,
+                format!("The value {v} specified for the MAXRECURSION option exceeds the allowed maximum of 32767."),
+            )
+            .batch());
+        }
+        return Ok(Some(v as u32));
+    }
+    Ok(None)
+}
+
+fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, Marks), SqlError> {
     let dialect = MsSqlDialect {};
     let raw = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| SqlError::new(102, 1, 15, format!("Incorrect syntax: {e}")).batch())?;
     let toks: Vec<TokenWithSpan> = raw.into_iter().filter(|t| !is_space(&t.token)).collect();
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(toks.len());
-    let mut tops = Vec::new();
+    let mut marks = Marks::default();
     // Inside a CREATE TABLE column list: (paren depth, next token starts a column).
     let mut table_def: Option<(i32, bool)> = None;
     let mut i = 0;
@@ -306,8 +345,8 @@ fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, DeleteTops), SqlError> {
         // (https://learn.microsoft.com/en-us/sql/t-sql/queries/hints-transact-sql-query):
         // plan choices (RECOMPILE, MAXDOP n, OPTIMIZE FOR, USE HINT, joins...)
         // that do not change a result, so SQLite's plan stands and the clause
-        // goes. MAXRECURSION is read and dropped too: recursion is not
-        // limited here (README).
+        // goes. MAXRECURSION is kept aside for the statement: it limits its
+        // recursive CTEs (compile/query.rs).
         if is_word(&t.token, Keyword::OPTION)
             && matches!(toks.get(i + 1).map(|t| &t.token), Some(Token::LParen))
         {
@@ -326,6 +365,9 @@ fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, DeleteTops), SqlError> {
             }
             if depth != 0 {
                 return Err(SqlError::syntax_near("OPTION").batch());
+            }
+            if let Some(n) = max_recursion(&toks[i + 1..j])? {
+                marks.max_recursion.push((t.span.start, n));
             }
             i = j;
             continue;
@@ -355,7 +397,7 @@ fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, DeleteTops), SqlError> {
                 _ => None,
             };
             if let Some(n) = n {
-                tops.push((t.span.start, n));
+                marks.tops.push((t.span.start, n));
                 out.push(t.clone());
                 i += 5;
                 continue;
@@ -397,23 +439,23 @@ fn tokens(sql: &str) -> Result<(Vec<TokenWithSpan>, DeleteTops), SqlError> {
         out.push(t.clone());
         i += 1;
     }
-    Ok((out, tops))
+    Ok((out, marks))
 }
 
 /// Parses one batch into blocks.
 pub fn parse_batch(sql: &str) -> Result<Vec<Block>, SqlError> {
-    let (toks, tops) = tokens(sql)?;
+    let (toks, marks) = tokens(sql)?;
     let mut p = Parser::new(&MsSqlDialect {})
         .with_options(options())
         .with_tokens_with_locations(toks);
-    let mut b = BatchParser { sql, tops };
+    let mut b = BatchParser { sql, marks };
     let blocks = b.blocks(&mut p, false)?;
     Ok(blocks)
 }
 
 struct BatchParser<'s> {
     sql: &'s str,
-    tops: Vec<(Location, String)>,
+    marks: Marks,
 }
 
 impl BatchParser<'_> {
@@ -625,15 +667,35 @@ impl BatchParser<'_> {
     fn statement(&mut self, p: &mut Parser<'_>) -> Result<Block, SqlError> {
         let start = p.peek_token().span.start;
         let stmt = p.parse_statement().map_err(parser_error)?;
-        let top = match &stmt {
+        let delete_top = match &stmt {
             Statement::Delete(_) => self
+                .marks
                 .tops
                 .iter()
                 .find(|(loc, _)| *loc == start)
                 .map(|(_, n)| n.clone()),
             _ => None,
         };
-        Ok(Block::Stmt(Box::new(stmt), top))
+        // The OPTION clause ends its statement: it stood between the
+        // statement's first token and the next one.
+        let next = p.peek_token();
+        let key = |l: Location| (l.line, l.column);
+        let max_recursion = self
+            .marks
+            .max_recursion
+            .iter()
+            .find(|(loc, _)| {
+                key(*loc) >= key(start)
+                    && (matches!(next.token, Token::EOF) || key(*loc) < key(next.span.start))
+            })
+            .map(|(_, n)| *n);
+        Ok(Block::Stmt(
+            Box::new(stmt),
+            StmtHints {
+                delete_top,
+                max_recursion,
+            },
+        ))
     }
 
     /// `EXEC [@rc =] name [args]` or `EXEC (expression)`.
@@ -965,7 +1027,9 @@ mod tests {
         let b = parse_batch("create table ##t (id int identity(1,1), other varchar(50),)").unwrap();
         assert!(matches!(b[0], Block::Stmt(..)));
         let b = parse_batch("DELETE TOP (5) FROM t WHERE a = 1").unwrap();
-        let Block::Stmt(_, top) = &b[0] else { panic!() };
-        assert_eq!(top.as_deref(), Some("5"));
+        let Block::Stmt(_, hints) = &b[0] else {
+            panic!()
+        };
+        assert_eq!(hints.delete_top.as_deref(), Some("5"));
     }
 }

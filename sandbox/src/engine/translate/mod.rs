@@ -50,7 +50,14 @@ pub struct Ctx<'a> {
     pub var_types: HashMap<String, SqlType>,
     /// The error a CATCH block handles (ERROR_NUMBER() and friends).
     pub caught: Option<SqlError>,
+    /// Recursion levels a recursive CTE may add: the statement's
+    /// `OPTION (MAXRECURSION n)`, 100 without it, 0 for no limit
+    /// (https://learn.microsoft.com/en-us/sql/t-sql/queries/hints-transact-sql-query#maxrecursion-integer_value).
+    pub max_recursion: u32,
 }
+
+/// SQL Server's recursion limit for a statement without MAXRECURSION.
+pub const DEFAULT_MAX_RECURSION: u32 = 100;
 
 /// A statement ready to run.
 #[derive(Debug)]
