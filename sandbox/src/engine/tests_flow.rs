@@ -403,3 +403,79 @@ fn query_hints_are_accepted_and_change_no_result() {
         102
     );
 }
+
+/// A WITH clause may precede INSERT, UPDATE, DELETE and MERGE; its CTEs are
+/// visible to the whole statement (subqueries included), recursive ones to
+/// an INSERT's source.
+#[test]
+fn ctes_before_writes() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE stock (id int PRIMARY KEY, qty int, tag nvarchar(10) NULL); \
+         INSERT INTO stock (id, qty) VALUES (1, 5), (2, 0), (3, 12), (4, 7)",
+    );
+    // INSERT from a recursive CTE, under the statement's MAXRECURSION.
+    ok(&mut s, "CREATE TABLE nums (i int)");
+    let c = ok(
+        &mut s,
+        "WITH d AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM d WHERE i < 150) \
+         INSERT INTO nums (i) SELECT i FROM d OPTION (MAXRECURSION 200)",
+    );
+    assert_eq!(c.dones.last(), Some(&(Some(150), false)));
+    assert_eq!(one(&mut s, "SELECT SUM(i) FROM nums"), Value::Int(11325));
+    assert_eq!(
+        run(
+            &mut s,
+            "WITH d AS (SELECT 1 AS i UNION ALL SELECT i + 1 FROM d WHERE i < 150) \
+             INSERT INTO nums (i) SELECT i FROM d"
+        )
+        .errors[0]
+            .number,
+        530
+    );
+    // UPDATE joined to a CTE that reads an earlier one, with a column list.
+    ok(
+        &mut s,
+        "WITH low(id) AS (SELECT id FROM stock WHERE qty < 6), \
+              marked(id, t) AS (SELECT id, N'low' FROM low) \
+         UPDATE s SET tag = m.t FROM stock AS s INNER JOIN marked AS m ON m.id = s.id",
+    );
+    let tagged = rows(
+        &mut s,
+        "SELECT id FROM stock WHERE tag = N'low' ORDER BY id",
+    );
+    assert_eq!(tagged, vec![vec![Value::Int(1)], vec![Value::Int(2)]]);
+    // DELETE with the CTE in a subquery, and DELETE TOP after a WITH.
+    let c = ok(
+        &mut s,
+        "WITH empty AS (SELECT id FROM stock WHERE qty = 0) \
+         DELETE FROM stock WHERE id IN (SELECT id FROM empty)",
+    );
+    assert_eq!(c.dones.last(), Some(&(Some(1), false)));
+    let c = ok(
+        &mut s,
+        "WITH big AS (SELECT id FROM stock WHERE qty > 6) \
+         DELETE TOP (1) FROM stock WHERE id IN (SELECT id FROM big)",
+    );
+    assert_eq!(c.dones.last(), Some(&(Some(1), false)));
+    assert_eq!(one(&mut s, "SELECT COUNT(*) FROM stock"), Value::Int(2));
+    // MERGE from a CTE.
+    ok(
+        &mut s,
+        "WITH src AS (SELECT 1 AS id, 50 AS qty UNION ALL SELECT 9, 90) \
+         MERGE stock AS t USING src AS s ON t.id = s.id \
+         WHEN MATCHED THEN UPDATE SET qty = s.qty \
+         WHEN NOT MATCHED THEN INSERT (id, qty) VALUES (s.id, s.qty);",
+    );
+    assert_eq!(
+        rows(
+            &mut s,
+            "SELECT id, qty FROM stock WHERE id IN (1, 9) ORDER BY id"
+        ),
+        vec![
+            vec![Value::Int(1), Value::Int(50)],
+            vec![Value::Int(9), Value::Int(90)]
+        ]
+    );
+}

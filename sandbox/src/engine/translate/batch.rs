@@ -5,7 +5,7 @@
 //! `EXEC @rc = proc`), `DELETE TOP (n)` and the trailing comma SQL Server
 //! allows in CREATE TABLE are read here, from the token stream.
 
-use sqlparser::ast::{Expr, ObjectName, Statement};
+use sqlparser::ast::{self, Expr, ObjectName, Statement};
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError, ParserOptions};
@@ -667,27 +667,34 @@ impl BatchParser<'_> {
     fn statement(&mut self, p: &mut Parser<'_>) -> Result<Block, SqlError> {
         let start = p.peek_token().span.start;
         let stmt = p.parse_statement().map_err(parser_error)?;
-        let delete_top = match &stmt {
-            Statement::Delete(_) => self
-                .marks
-                .tops
-                .iter()
-                .find(|(loc, _)| *loc == start)
-                .map(|(_, n)| n.clone()),
-            _ => None,
-        };
-        // The OPTION clause ends its statement: it stood between the
-        // statement's first token and the next one.
+        // What the token pass set aside stood between the statement's first
+        // token and the next statement's (the OPTION clause ends it; a
+        // DELETE may follow a WITH clause).
         let next = p.peek_token();
         let key = |l: Location| (l.line, l.column);
+        let within = |loc: &Location| {
+            key(*loc) >= key(start)
+                && (matches!(next.token, Token::EOF) || key(*loc) < key(next.span.start))
+        };
+        let deletes = match &stmt {
+            Statement::Delete(_) => true,
+            Statement::Query(q) => matches!(*q.body, ast::SetExpr::Delete(_)),
+            _ => false,
+        };
+        let delete_top = if deletes {
+            self.marks
+                .tops
+                .iter()
+                .find(|(loc, _)| within(loc))
+                .map(|(_, n)| n.clone())
+        } else {
+            None
+        };
         let max_recursion = self
             .marks
             .max_recursion
             .iter()
-            .find(|(loc, _)| {
-                key(*loc) >= key(start)
-                    && (matches!(next.token, Token::EOF) || key(*loc) < key(next.span.start))
-            })
+            .find(|(loc, _)| within(loc))
             .map(|(_, n)| *n);
         Ok(Block::Stmt(
             Box::new(stmt),

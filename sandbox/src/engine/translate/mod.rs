@@ -7,6 +7,7 @@
 
 pub mod alter;
 pub mod batch;
+mod cte_dml;
 mod ddl;
 mod dml;
 
@@ -354,6 +355,29 @@ pub fn condition(ctx: &Ctx<'_>, e: &Expr) -> Result<String, SqlError> {
 /// Translates one parsed statement.
 pub fn plan(ctx: &Ctx<'_>, stmt: Statement, delete_top: Option<String>) -> Result<Plan, SqlError> {
     match stmt {
+        Statement::Query(mut q)
+            if matches!(
+                *q.body,
+                ast::SetExpr::Insert(_)
+                    | ast::SetExpr::Update(_)
+                    | ast::SetExpr::Delete(_)
+                    | ast::SetExpr::Merge(_)
+            ) =>
+        {
+            let with = q.with.take();
+            let (ast::SetExpr::Insert(write)
+            | ast::SetExpr::Update(write)
+            | ast::SetExpr::Delete(write)
+            | ast::SetExpr::Merge(write)) = *q.body
+            else {
+                return Err(SqlError::syntax_near("WITH").batch());
+            };
+            let write = match with {
+                Some(w) => cte_dml::attach(w, write)?,
+                None => write,
+            };
+            plan(ctx, write, delete_top)
+        }
         Statement::Query(q) => dml::plan_query(ctx, *q),
         Statement::Insert(ins) => dml::plan_insert(ctx, ins),
         Statement::Update(upd) => dml::plan_update(ctx, upd),
