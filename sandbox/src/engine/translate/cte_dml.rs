@@ -17,6 +17,18 @@ use super::super::error::SqlError;
 
 /// The write `stmt` with the CTEs of `with` made part of it.
 pub fn attach(with: With, stmt: Statement) -> Result<Statement, SqlError> {
+    if let Some(target) = written_table(&stmt) {
+        if with
+            .cte_tables
+            .iter()
+            .any(|c| c.alias.name.value.eq_ignore_ascii_case(&target))
+        {
+            // SQL Server writes through such a CTE to its base table.
+            return Err(SqlError::unsupported(
+                "common table expression as the table written",
+            ));
+        }
+    }
     match stmt {
         Statement::Insert(mut ins) => {
             let Some(source) = ins.source.as_mut() else {
@@ -49,6 +61,32 @@ pub fn attach(with: With, stmt: Statement) -> Result<Statement, SqlError> {
             Ok(stmt)
         }
         _ => Err(SqlError::syntax_near("WITH").batch()),
+    }
+}
+
+/// The one-part name of the table a write names as its target, if any.
+fn written_table(stmt: &Statement) -> Option<String> {
+    let one_part = |n: &ast::ObjectName| {
+        (n.0.len() == 1)
+            .then(|| n.0[0].as_ident().map(|i| i.value.clone()))
+            .flatten()
+    };
+    let factor = |f: &TableFactor| match f {
+        TableFactor::Table { name, .. } => one_part(name),
+        _ => None,
+    };
+    match stmt {
+        Statement::Insert(ins) => match &ins.table {
+            ast::TableObject::TableName(n) => one_part(n),
+            _ => None,
+        },
+        Statement::Update(u) => factor(&u.table.relation),
+        Statement::Delete(d) => d.tables.first().and_then(one_part).or_else(|| {
+            let (ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t)) = &d.from;
+            t.first().and_then(|t| factor(&t.relation))
+        }),
+        Statement::Merge(m) => factor(&m.table),
+        _ => None,
     }
 }
 
