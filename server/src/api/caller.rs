@@ -14,7 +14,7 @@ use crate::auth::{AuditEvent, EventType, User};
 
 /// An authenticated caller.
 pub struct Caller {
-    pub user: User,
+    pub user: std::sync::Arc<User>,
     pub ip: Option<String>,
 }
 

@@ -213,7 +213,9 @@ impl User {
 /// Everyone who may call the bridge.
 #[derive(Clone, Debug, Default)]
 pub struct Permissions {
-    pub users: Vec<User>,
+    /// Shared, so a request's caller is a reference count, not a copy of
+    /// the user's grants.
+    pub users: Vec<std::sync::Arc<User>>,
     /// Principals of other bridges sharing the events table (lower-cased):
     /// events they wrote were submitted through their REST API for the
     /// token's user, like this bridge's own.
@@ -353,14 +355,14 @@ impl Permissions {
             }
         }
         Ok(Permissions {
-            users,
+            users: users.into_iter().map(std::sync::Arc::new).collect(),
             bridge_principals,
         })
     }
 
     /// The user a bearer token belongs to. Every user is compared, so the
     /// time taken does not depend on which one matches.
-    pub fn authenticate(&self, bearer: &str) -> Option<&User> {
+    pub fn authenticate(&self, bearer: &str) -> Option<&std::sync::Arc<User>> {
         let d = digest(bearer);
         let mut found = None;
         for u in &self.users {
@@ -375,6 +377,7 @@ impl Permissions {
         self.users
             .iter()
             .find(|u| u.name.eq_ignore_ascii_case(name))
+            .map(|u| &**u)
     }
 
     /// The users a Databricks principal acts for.
@@ -382,6 +385,7 @@ impl Permissions {
         self.users
             .iter()
             .filter(|u| u.has_principal(principal))
+            .map(|u| &**u)
             .collect()
     }
 
