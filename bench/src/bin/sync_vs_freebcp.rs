@@ -976,11 +976,12 @@ fn main() -> anyhow::Result<()> {
             }
         ),
     )?;
-    let bcp_cmd = |table: &str, file: &str| {
-        let mut c = Command::new(&args.freebcp);
-        c.arg(table)
-            .arg("in")
-            .arg(dir.join(file))
+    // A FreeTDS tool with its leading arguments (freebcp takes the table,
+    // direction and file first), logged in to the sandbox with the
+    // configuration above and nothing from the caller's environment.
+    let freetds = |program: &str, leading: &[std::ffi::OsString]| {
+        let mut c = Command::new(program);
+        c.args(leading)
             .args([
                 "-S",
                 &format!("127.0.0.1:{port}"),
@@ -988,15 +989,6 @@ fn main() -> anyhow::Result<()> {
                 "sa",
                 "-P",
                 PASSWORD,
-            ])
-            .args([
-                "-c",
-                "-t",
-                "\t",
-                "-r",
-                "\n",
-                "-b",
-                &args.bcp_batch.to_string(),
             ])
             .current_dir(&dir)
             .env("FREETDSCONF", &conf)
@@ -1007,27 +999,27 @@ fn main() -> anyhow::Result<()> {
             .env_remove("SYBASE");
         c
     };
+    let bcp_cmd = |table: &str, file: &str| {
+        let mut c = freetds(
+            &args.freebcp,
+            &[table.into(), "in".into(), dir.join(file).into()],
+        );
+        c.args([
+            "-c",
+            "-t",
+            "\t",
+            "-r",
+            "\n",
+            "-b",
+            &args.bcp_batch.to_string(),
+        ]);
+        c
+    };
     // FreeTDS's batch SQL tool, for the statement that follows freebcp's
     // staging load.
     let bsqldb_cmd = |file: &str| {
-        let mut c = Command::new(&args.bsqldb);
-        c.args([
-            "-S",
-            &format!("127.0.0.1:{port}"),
-            "-U",
-            "sa",
-            "-P",
-            PASSWORD,
-            "-i",
-        ])
-        .arg(dir.join(file))
-        .current_dir(&dir)
-        .env("FREETDSCONF", &conf)
-        .env("TDSVER", "7.4")
-        .env("LANG", "C.UTF-8")
-        .env("LC_ALL", "C.UTF-8")
-        .env_remove("FREETDS")
-        .env_remove("SYBASE");
+        let mut c = freetds(&args.bsqldb, &[]);
+        c.arg("-i").arg(dir.join(file));
         c
     };
     let check = |r: &Run, what: &str| -> anyhow::Result<()> {
