@@ -4,6 +4,7 @@
 //! SQL Server and Databricks workspace. They are written from the public
 //! protocol documents ([MS-TDS]) so that what passes here passes there.
 
+pub mod clock;
 pub mod databricks;
 pub mod engine;
 pub mod generate;

@@ -367,3 +367,128 @@ async fn alter_table_turns_the_feed_on_for_later_versions() {
     let (_, msg) = fails(&h, ADMIN, "SELECT * FROM table_changes('main.a.t', 2)").await;
     assert!(msg.starts_with("[DELTA_MISSING_CHANGE_DATA]"), "{msg}");
 }
+
+/// Time passes on the workspace's clock: the log keeps 30 days (cleaned at
+/// the checkpoint every 10 commits, back to the newest checkpoint older
+/// than that), VACUUM removes change data older than 7 days, and reading
+/// what is gone fails with Delta's errors.
+#[tokio::test]
+async fn history_and_change_data_expire_as_time_passes() {
+    let day = std::time::Duration::from_secs(86_400);
+    let h = start(config());
+    rows(&h, ADMIN, "CREATE SCHEMA main.r").await;
+    rows(
+        &h,
+        ADMIN,
+        "CREATE TABLE main.r.t (id INT) TBLPROPERTIES (delta.enableChangeDataFeed = true)",
+    )
+    .await;
+    // v1..v12, one a day.
+    for i in 1..=12 {
+        rows(&h, ADMIN, &format!("INSERT INTO main.r.t VALUES ({i})")).await;
+        h.clock().advance(day);
+    }
+    // Now is day 12.5: v0..v6 (days 0 to 5) are more than 7 days old.
+    h.clock().advance(day / 2);
+    let versions = |r: Vec<Vec<String>>| r.iter().map(|x| x[0].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        versions(rows(&h, ADMIN, "DESCRIBE HISTORY main.r.t").await).len(),
+        13
+    );
+
+    // A VACUUM under 168 hours is refused; a dry run changes nothing.
+    let (_, msg) = fails(&h, ADMIN, "VACUUM main.r.t RETAIN 24 HOURS").await;
+    assert!(msg.contains("such a low retention period"), "{msg}");
+    let dry = rows(&h, ADMIN, "VACUUM main.r.t DRY RUN").await;
+    assert_eq!(dry.len(), 7, "{dry:?}");
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT count(*) FROM table_changes('main.r.t', 1)"
+        )
+        .await,
+        [["12"]]
+    );
+    // Alice may read but not VACUUM.
+    for g in [
+        "GRANT USE CATALOG ON CATALOG main",
+        "GRANT USE SCHEMA ON SCHEMA main.r",
+        "GRANT SELECT ON TABLE main.r.t",
+    ] {
+        rows(&h, ADMIN, &format!("{g} TO `{ALICE_USER}`")).await;
+    }
+    let (code, _) = fails(&h, ALICE, "VACUUM main.r.t").await;
+    assert_eq!(code, "PERMISSION_DENIED");
+
+    rows(&h, ADMIN, "VACUUM main.r.t").await;
+    let (_, msg) = fails(&h, ADMIN, "SELECT * FROM table_changes('main.r.t', 1)").await;
+    assert!(
+        msg.starts_with("[DELTA_CHANGE_DATA_FILE_NOT_FOUND]") && msg.contains("VACUUM"),
+        "{msg}"
+    );
+    // The change data still kept reads as before.
+    assert_eq!(
+        rows(
+            &h,
+            ADMIN,
+            "SELECT id, _commit_version FROM table_changes('main.r.t', 7) ORDER BY id"
+        )
+        .await
+        .len(),
+        6
+    );
+    let (_, msg) = fails(&h, ADMIN, "SELECT * FROM table_changes('main.r.t', 6)").await;
+    assert!(
+        msg.starts_with("[DELTA_CHANGE_DATA_FILE_NOT_FOUND]"),
+        "{msg}"
+    );
+
+    // 30 days later, the next checkpoint (v20) cleans the log up to the
+    // newest checkpoint older than 30 days (v10).
+    h.clock().advance(day * 30);
+    for i in 13..=19 {
+        rows(&h, ADMIN, &format!("INSERT INTO main.r.t VALUES ({i})")).await;
+    }
+    assert_eq!(
+        versions(rows(&h, ADMIN, "DESCRIBE HISTORY main.r.t").await).last(),
+        Some(&"0".to_string()),
+        "no checkpoint yet: nothing cleaned"
+    );
+    rows(&h, ADMIN, "INSERT INTO main.r.t VALUES (20)").await;
+    let kept = versions(rows(&h, ADMIN, "DESCRIBE HISTORY main.r.t").await);
+    assert_eq!(kept.first().map(String::as_str), Some("20"));
+    assert_eq!(kept.last().map(String::as_str), Some("10"));
+    let (_, msg) = fails(&h, ADMIN, "SELECT * FROM table_changes('main.r.t', 9)").await;
+    assert!(
+        msg.starts_with("[DELTA_VERSION_NOT_FOUND]")
+            && msg.contains("Available versions: [10, 20]"),
+        "{msg}"
+    );
+    let (_, msg) = fails(
+        &h,
+        ADMIN,
+        "SELECT * FROM table_changes('main.r.t', '2000-01-01 00:00:00')",
+    )
+    .await;
+    assert!(
+        msg.starts_with("[DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION]"),
+        "{msg}"
+    );
+    // What the table holds is untouched by either.
+    assert_eq!(
+        rows(&h, ADMIN, "SELECT count(*) FROM main.r.t").await,
+        [["20"]]
+    );
+    // current_timestamp() follows the clock.
+    let now = rows(&h, ADMIN, "SELECT CAST(current_timestamp() AS STRING)").await;
+    let year: i32 = now[0][0][..4].parse().unwrap();
+    assert!(
+        year >= chrono::Utc::now()
+            .format("%Y")
+            .to_string()
+            .parse::<i32>()
+            .unwrap(),
+        "{now:?}"
+    );
+}

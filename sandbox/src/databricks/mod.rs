@@ -203,6 +203,11 @@ impl DatabricksHandle {
         &self.shared.faults
     }
 
+    /// The workspace's clock (test-only: move it to age history).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        self.shared.engine.clock()
+    }
+
     /// The SQL engine (seed with `run_script`, query directly).
     pub fn engine(&self) -> &SqlEngine {
         &self.shared.engine

@@ -431,7 +431,7 @@ pub fn cleanup(
                 };
             conn.query_row(
                 "SELECT coalesce(max(version), 0) FROM __sb_ct_commits
-                 WHERE db = ?1 AND committed < strftime('%Y-%m-%d %H:%M:%f', 'now', ?2)",
+                 WHERE db = ?1 AND committed < strftime('%Y-%m-%d %H:%M:%f', __sysutcdatetime(), ?2)",
                 params![db, format!("-{minutes} minutes")],
                 |r| r.get(0),
             )

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use chrono::{Datelike, Duration, Local, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value as Sv, ValueRef};
 use rusqlite::Connection;
@@ -13,6 +13,7 @@ use super::convert::{convert, fmt_datetime, fmt_dto, to_storage, Overlong};
 use super::error::SqlError;
 use super::styles;
 use super::typename::parse_sql_type;
+use crate::clock::Clock;
 use crate::types::{Len, SqlType, Value};
 
 /// The declared type in argument `i`. The compiler always passes it as a
@@ -60,10 +61,6 @@ pub fn tsql_collate(a: &str, b: &str) -> Ordering {
             },
         }
     }
-}
-
-fn now_local() -> NaiveDateTime {
-    Local::now().naive_local()
 }
 
 fn text(v: ValueRef<'_>) -> Option<String> {
@@ -193,7 +190,9 @@ fn styled_convert(ctx: &Context<'_>, ty: &SqlType) -> Result<Value, SqlError> {
     styles::convert_from(ctx.get_raw(0), from.as_ref(), ty, style)
 }
 
-pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+/// Registers the engine's functions; `clock` is the server's time
+/// (GETDATE() and its kin, Change Tracking's commit times).
+pub fn register(conn: &Connection, clock: &Clock) -> rusqlite::Result<()> {
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     let nondet = FunctionFlags::SQLITE_UTF8;
     conn.create_collation("TSQL", tsql_collate)?;
@@ -306,32 +305,37 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function("__merge_twice", 0, nondet, |_| {
         Err::<Sv, _>(SqlError::merge_twice().to_fn_error())
     })?;
-    conn.create_scalar_function("__getdate", 0, nondet, |_| {
+    let c = clock.clone();
+    conn.create_scalar_function("__getdate", 0, nondet, move |_| {
         let v = convert(
-            ValueRef::Text(fmt_datetime(&now_local()).as_bytes()),
+            ValueRef::Text(fmt_datetime(&c.now_local().naive_local()).as_bytes()),
             &SqlType::DateTime,
             Overlong::Truncate,
         )
         .map_err(|e| e.to_fn_error())?;
         Ok(to_storage(&v))
     })?;
-    conn.create_scalar_function("__getutcdate", 0, nondet, |_| {
+    let c = clock.clone();
+    conn.create_scalar_function("__getutcdate", 0, nondet, move |_| {
         let v = convert(
-            ValueRef::Text(fmt_datetime(&Utc::now().naive_utc()).as_bytes()),
+            ValueRef::Text(fmt_datetime(&c.now_utc()).as_bytes()),
             &SqlType::DateTime,
             Overlong::Truncate,
         )
         .map_err(|e| e.to_fn_error())?;
         Ok(to_storage(&v))
     })?;
-    conn.create_scalar_function("__sysdatetime", 0, nondet, |_| {
-        Ok(fmt_datetime(&now_local()))
+    let c = clock.clone();
+    conn.create_scalar_function("__sysdatetime", 0, nondet, move |_| {
+        Ok(fmt_datetime(&c.now_local().naive_local()))
     })?;
-    conn.create_scalar_function("__sysutcdatetime", 0, nondet, |_| {
-        Ok(fmt_datetime(&Utc::now().naive_utc()))
+    let c = clock.clone();
+    conn.create_scalar_function("__sysutcdatetime", 0, nondet, move |_| {
+        Ok(fmt_datetime(&c.now_utc()))
     })?;
-    conn.create_scalar_function("__sysdatetimeoffset", 0, nondet, |_| {
-        Ok(fmt_dto(&Local::now().fixed_offset()))
+    let c = clock.clone();
+    conn.create_scalar_function("__sysdatetimeoffset", 0, nondet, move |_| {
+        Ok(fmt_dto(&c.now_local().fixed_offset()))
     })?;
     conn.create_scalar_function("__utf8", 1, det, |ctx| {
         Ok(match ctx.get_raw(0) {

@@ -149,6 +149,11 @@ impl SqlServerHandle {
         &self.shared.engine
     }
 
+    /// The server's clock (test-only: move it to age Change Tracking).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        self.shared.engine.clock()
+    }
+
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
     }

@@ -187,8 +187,11 @@ fn timestamp_after_latest(
 
 /// The versions `[start, end]` a table_changes call reads, with the errors
 /// the function page lists: a start version after the latest (Delta's
-/// `IllegalArgumentException` text), a negative one (DELTA_VERSION_NOT_FOUND:
-/// the double keeps every version), an end version after the latest, a
+/// `IllegalArgumentException` text), one before the oldest the log keeps
+/// or negative (DELTA_VERSION_NOT_FOUND), a timestamp before the oldest
+/// kept commit (DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION), a version
+/// whose change data VACUUM removed (DELTA_CHANGE_DATA_FILE_NOT_FOUND),
+/// an end version after the latest, a
 /// timestamp after the latest commit (DELTA_TIMESTAMP_GREATER_THAN_COMMIT),
 /// end before start (DELTA_INVALID_CDC_RANGE), and a version in the range
 /// without change data (DELTA_MISSING_CHANGE_DATA).
@@ -199,16 +202,17 @@ pub fn range(
     end: Option<&Bound>,
 ) -> Result<(i64, i64), SqlError> {
     let versions = history::versions(conn, table)?;
-    let Some(last) = versions.last() else {
+    let (Some(first), Some(last)) = (versions.first(), versions.last()) else {
         return Err(SqlError::table_not_found(&table.dotted()));
     };
     let s = match start {
-        Bound::Version(v) if *v < 0 => {
+        // Before the oldest entry the log keeps (`retention.rs`), or negative.
+        Bound::Version(v) if *v < first.version => {
             return Err(SqlError::invalid(
                 "DELTA_VERSION_NOT_FOUND",
                 &format!(
-                    "Cannot time travel Delta table to version {v}. Available versions: [0, {}].",
-                    last.version
+                    "Cannot time travel Delta table to version {v}. Available versions: [{}, {}].",
+                    first.version, last.version
                 ),
                 "22003",
             ))
@@ -226,6 +230,19 @@ pub fn range(
         Bound::Version(v) => *v,
         Bound::Timestamp(ts) if *ts > last.timestamp => {
             return Err(timestamp_after_latest(ts, table, &last.timestamp))
+        }
+        // The log no longer reaches back to that time.
+        Bound::Timestamp(ts) if *ts < first.timestamp && first.version > 0 => {
+            return Err(SqlError::invalid(
+                "DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION",
+                &format!(
+                    "The provided timestamp ({}) is before the earliest version available to this table ({}). Please use a timestamp after {}.",
+                    show_ts(ts),
+                    show_ts(&first.timestamp),
+                    show_ts(&first.timestamp)
+                ),
+                "42816",
+            ))
         }
         Bound::Timestamp(ts) => versions
             .iter()
@@ -278,7 +295,38 @@ pub fn range(
             "KD002",
         ));
     }
+    if s < super::retention::change_data_from(conn, table)? {
+        let info = super::catalog::get_table(conn, table)?
+            .ok_or_else(|| SqlError::table_not_found(&table.dotted()))?;
+        return Err(super::retention::change_file_missing(
+            &super::retention::change_file(&info, s),
+        ));
+    }
     Ok((s, e))
+}
+
+/// Drops the change rows of versions before `version` (their change data
+/// files were vacuumed, or their log entries cleaned up).
+pub fn drop_before(conn: &Connection, table: &FullName, version: i64) -> Result<(), SqlError> {
+    let exists: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [format!("__cdf${}", table.dotted())],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(db)?
+        > 0;
+    if exists {
+        conn.execute(
+            &format!(
+                "DELETE FROM {} WHERE \"_commit_version\" < ?1",
+                shadow(table)
+            ),
+            [version],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 /// Copies the change rows of versions `[start, end]` into the temporary

@@ -2,7 +2,8 @@
 //! small tokenizer and run here: GRANT, REVOKE and SHOW GRANTS
 //! (https://docs.databricks.com/sql/language-manual/security-grant.html,
 //! .../security-revoke.html, .../security-show-grant.html), DESCRIBE HISTORY
-//! (.../delta-describe-history.html), ALTER TABLE ... SET / UNSET
+//! (.../delta-describe-history.html), VACUUM (.../delta-vacuum.html, run by
+//! `retention.rs`), ALTER TABLE ... SET / UNSET
 //! TBLPROPERTIES and SHOW TBLPROPERTIES (.../sql-ref-syntax-aux-show-tblproperties.html),
 //! and ALTER {CATALOG | SCHEMA | TABLE | VOLUME} ... OWNER TO; the schema
 //! statements (ADD COLUMNS, ALTER COLUMN TYPE, DESCRIBE TABLE) are parsed
@@ -39,6 +40,12 @@ enum Command {
     DescribeHistory {
         table: Vec<String>,
         limit: Option<u64>,
+    },
+    /// VACUUM table [RETAIN n HOURS] [DRY RUN] (`retention.rs`).
+    Vacuum {
+        table: Vec<String>,
+        retain_hours: Option<f64>,
+        dry_run: bool,
     },
     SetProperties {
         table: Vec<String>,
@@ -147,6 +154,36 @@ fn parse(text: &str) -> Option<Result<Command, SqlError>> {
             };
             c.done()?;
             Ok(Command::DescribeHistory { table, limit })
+        })()
+    } else if c.eat_kw("VACUUM") {
+        (|| {
+            let table = c.name()?;
+            // LITE and FULL choose how files are found, not which.
+            let _ = c.eat_kw("LITE") || c.eat_kw("FULL");
+            let retain_hours = if c.eat_kw("RETAIN") {
+                let n = match c.peek().cloned() {
+                    Some(Tok::Num(n)) => {
+                        c.pos += 1;
+                        n.parse::<f64>()
+                            .map_err(|_| SqlError::syntax(&format!("invalid RETAIN {n}")))?
+                    }
+                    _ => return Err(c.unexpected("a number of hours")),
+                };
+                c.expect_kw("HOURS")?;
+                Some(n)
+            } else {
+                None
+            };
+            let dry_run = c.eat_kw("DRY");
+            if dry_run {
+                c.expect_kw("RUN")?;
+            }
+            c.done()?;
+            Ok(Command::Vacuum {
+                table,
+                retain_hours,
+                dry_run,
+            })
         })()
     } else if c.is_kw("ALTER") {
         c.pos += 1;
@@ -310,6 +347,29 @@ impl Exec<'_> {
                 let t = self.existing_table(&table)?;
                 self.access().read_table(&t.name)?;
                 history::describe(self.conn, &t.name, limit)
+            }
+            Command::Vacuum {
+                table,
+                retain_hours,
+                dry_run,
+            } => {
+                let t = self.existing_table(&table)?;
+                // VACUUM changes files, not data: it takes MODIFY, as
+                // OPTIMIZE does.
+                self.access().modify_table(&t.name, false)?;
+                let done = super::retention::vacuum(self.conn, &t, retain_hours, dry_run)?;
+                let rows = if dry_run {
+                    done.files.into_iter().map(|f| vec![text(f)]).collect()
+                } else {
+                    vec![vec![text(format!(
+                        "s3://bridge-sandbox-metastore/__unitystorage/tables/{}",
+                        t.id
+                    ))]]
+                };
+                Ok(ResultSet {
+                    columns: string_columns(&["path"]),
+                    rows,
+                })
             }
             Command::SetProperties { table, properties } => {
                 self.set_properties(&table, &properties)

@@ -95,10 +95,7 @@ pub fn latest(conn: &Connection, table: &FullName) -> Result<Option<(i64, String
 /// timestamp names one version.
 pub fn begin(conn: &Connection, table: &FullName) -> Result<Commit, SqlError> {
     let last = latest(conn, table)?;
-    let ms = chrono::Utc::now().timestamp_millis();
-    let mut now = chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .naive_utc();
+    let mut now = super::functions::now(conn);
     if let Some(prev) = last.as_ref().and_then(|(_, ts)| types::parse_timestamp(ts)) {
         if now <= prev {
             now = prev + chrono::Duration::milliseconds(1);
@@ -166,7 +163,8 @@ pub fn finish(
         ],
     )
     .map_err(db)?;
-    abandon(conn, commit)
+    abandon(conn, commit)?;
+    super::retention::after_commit(conn, t, commit.version)
 }
 
 /// Forgets a dropped table's history.

@@ -17,6 +17,7 @@ pub mod history;
 mod merge;
 pub mod privileges;
 mod replace_where;
+mod retention;
 mod rewrite;
 mod tokens;
 pub mod types;
@@ -31,6 +32,7 @@ pub use error::{ErrorKind, SqlError};
 pub use exec::{Column, Param, ResultSet};
 pub use grants::Caller;
 
+use crate::clock::Clock;
 use crate::databricks::paths::VolumePath;
 
 /// The SQLite database and the directory that holds the volumes' files.
@@ -43,6 +45,8 @@ pub struct SqlEngine {
     running: Mutex<Option<String>>,
     /// Who runs seed scripts ([`SqlEngine::run_script`]).
     script_caller: Mutex<Caller>,
+    /// The workspace's time (movable by tests).
+    clock: Clock,
 }
 
 /// The principal that runs statements when nobody else is named: seed
@@ -84,7 +88,10 @@ impl SqlEngine {
             .map_err(SqlError::internal)?;
         conn.execute_batch(copy_into::SCHEMA_SQL)
             .map_err(SqlError::internal)?;
-        functions::register(&conn).map_err(SqlError::internal)?;
+        conn.execute_batch(retention::SCHEMA_SQL)
+            .map_err(SqlError::internal)?;
+        let clock = Clock::new();
+        functions::register(&conn, &clock).map_err(SqlError::internal)?;
         // Owned by whoever the workspace names its admin (`adopt_unowned`).
         catalog::create_catalog(&conn, "main", Some("Main catalog (sandbox)"), true, None)?;
         catalog::create_schema(&conn, "main", "default", None, true, None)?;
@@ -95,7 +102,14 @@ impl SqlEngine {
             interrupt,
             running: Mutex::new(None),
             script_caller: Mutex::new(Caller::new(DEFAULT_PRINCIPAL, true)),
+            clock,
         })
+    }
+
+    /// The workspace's clock: commit timestamps, `current_timestamp()`,
+    /// history retention and VACUUM follow it.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Makes `caller` the principal of seed scripts and the owner of every

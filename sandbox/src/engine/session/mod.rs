@@ -16,6 +16,7 @@ use super::convert::{convert, from_storage, to_storage, Overlong};
 use super::error::SqlError;
 use super::functions;
 use super::translate::{self, Ctx, DmlKind, Plan, Resolved};
+use crate::clock::Clock;
 use crate::types::{ColumnMeta, Len, SqlType, Value};
 
 mod bulk;
@@ -99,6 +100,8 @@ struct EngineInner {
     next_tran: AtomicU64,
     lock_timeout: Duration,
     deadlocks: Mutex<Vec<DeadlockRule>>,
+    /// The server's time (movable by tests).
+    clock: Clock,
 }
 
 impl Drop for EngineInner {
@@ -155,6 +158,7 @@ impl Engine {
                 next_tran: AtomicU64::new(1),
                 lock_timeout: Duration::from_secs(30),
                 deadlocks: Mutex::new(Vec::new()),
+                clock: Clock::new(),
             }),
         };
         let conn = engine.connect()?;
@@ -192,8 +196,13 @@ impl Engine {
              PRAGMA mmap_size=4294967296;",
         )
         .map_err(internal)?;
-        functions::register(&conn).map_err(internal)?;
+        functions::register(&conn, &self.inner.clock).map_err(internal)?;
         Ok(conn)
+    }
+
+    /// The server's clock: GETDATE() and Change Tracking's retention follow it.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     /// Opens a session on `database` (error 4060 when it does not exist).
