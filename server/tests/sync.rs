@@ -1474,3 +1474,93 @@ async fn table_lock_puts_tablock_on_the_bulk_loads() {
         ]
     );
 }
+
+/// The events table ages as Databricks ages it: its log is cleaned up
+/// after 30 days and VACUUM removes change data older than 7. Sync goes on
+/// over 45 days; an event left waiting 6 days (the bridge down) is still
+/// applied; one waiting 8 days can no longer be proven to be its writer's
+/// and is refused with that reason, while a fresh one in the same poll is
+/// applied. Every applied event is applied exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_keeps_working_as_the_events_tables_history_expires() {
+    let w = world("sync-aging");
+    w.sql
+        .engine()
+        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n int)\nGO\n")
+        .unwrap();
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.lote (id INT, n INT);
+         INSERT INTO main.demo.lote VALUES (1, 1), (2, 2), (3, 3);",
+    );
+    let day = std::time::Duration::from_secs(86_400);
+    let lote = |w: &World| {
+        event(
+            w,
+            "INSERT",
+            "main.demo.lote",
+            "Sync.dbo.log",
+            &[],
+            "proyecto-sync",
+        )
+    };
+    let mut applied = 0;
+    for _ in 0..15 {
+        let id = lote(&w);
+        ok(&run_once(&w));
+        assert_eq!(status(&w, &id).0, "completed", "{:?}", status(&w, &id));
+        applied += 1;
+        w.dbx.clock().advance(day * 3);
+        dbx(&w, "VACUUM bridge.events.bridge_events");
+    }
+    let history = w
+        .dbx
+        .engine()
+        .execute(
+            "DESCRIBE HISTORY bridge.events.bridge_events",
+            &Default::default(),
+            &[],
+        )
+        .unwrap();
+    let oldest = render_cell(&history.rows.last().unwrap()[0], &history.columns[0].ty);
+    assert_ne!(oldest.as_deref(), Some("0"), "the log was cleaned up");
+
+    // The bridge down for 6 days: the event waiting is applied after.
+    let waited = lote(&w);
+    w.dbx.clock().advance(day * 6);
+    dbx(&w, "VACUUM bridge.events.bridge_events");
+    ok(&run_once(&w));
+    assert_eq!(
+        status(&w, &waited).0,
+        "completed",
+        "{:?}",
+        status(&w, &waited)
+    );
+    applied += 1;
+
+    // Down for 8: its change data is gone, so who wrote it is unknown.
+    let stale = lote(&w);
+    w.dbx.clock().advance(day * 8);
+    dbx(&w, "VACUUM bridge.events.bridge_events");
+    let fresh = lote(&w);
+    let out = String::from_utf8_lossy(&run_once(&w).stdout).to_string();
+    assert!(out.contains("completed 1, failed 1"), "{out}");
+    let (state, .., error) = status(&w, &stale);
+    assert_eq!(state, "failed");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("can no longer be proven") && error.contains("7 days"),
+        "{error}"
+    );
+    assert_eq!(
+        status(&w, &fresh).0,
+        "completed",
+        "{:?}",
+        status(&w, &fresh)
+    );
+    applied += 1;
+
+    assert_eq!(count(&w, "Sync.dbo.log").await, 3 * applied);
+    let ledger = rows(&w, "SELECT event_id FROM Sync.dbo.bridge_sync_ledger").await;
+    assert_eq!(ledger.len(), applied);
+}

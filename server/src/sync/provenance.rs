@@ -16,11 +16,12 @@
 //!   what the event asks for unchanged; anything else refuses the event;
 //! - what is applied is what the writer last wrote.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::databricks::statements::{JsonResult, Parameter};
+use crate::databricks::statements::{JsonResult, Parameter, StatementError};
 use crate::databricks::{DatabricksError, Workspace};
 
 use super::event::SyncEvent;
@@ -82,7 +83,7 @@ pub struct Unproven(pub String);
 pub fn writer_of(
     event: &SyncEvent,
     changes: &[Change],
-    versions: &HashMap<i64, Version>,
+    versions: &BTreeMap<i64, Version>,
     bridge: impl Fn(&str) -> bool,
 ) -> Result<String, Unproven> {
     let who = |v: i64| -> Result<&str, Unproven> {
@@ -141,14 +142,17 @@ pub fn writer_of(
     Ok(writer)
 }
 
-/// Where the change data feed of the table starts: the version that last
-/// turned `delta.enableChangeDataFeed` on from off (`None` when it is off
-/// now). Databricks' own advice for the missing-change-data error
+/// Where the change data feed can be read from within `history` (the
+/// versions still kept, any order): the version that last turned
+/// `delta.enableChangeDataFeed` on, or — when no version there turns it on
+/// or off and it is on now (`on_now`) — the oldest version there. `None`
+/// when it is off. Databricks' own advice for the missing-change-data error
 /// is to look this up in `DESCRIBE HISTORY`.
-pub fn feed_start(history: &[Version]) -> Option<i64> {
+pub fn feed_start(history: &[Version], on_now: bool) -> Option<i64> {
     let mut sorted: Vec<&Version> = history.iter().collect();
     sorted.sort_by_key(|v| v.version);
-    let mut start = None;
+    let mut start = on_now.then(|| sorted.first().map(|v| v.version)).flatten();
+    let mut toggled = false;
     for v in sorted {
         let p = v.parameters.to_ascii_lowercase().replace([' ', '\\'], "");
         if let Some(i) = p.find("delta.enablechangedatafeed") {
@@ -156,23 +160,95 @@ pub fn feed_start(history: &[Version]) -> Option<i64> {
             let value = after.trim_start_matches(['"', ':', '=', '\'']);
             if value.starts_with("true") {
                 // Turning it on again while on changes nothing.
-                start = start.or(Some(v.version));
+                if !toggled || start.is_none() {
+                    start = Some(v.version);
+                }
+                toggled = true;
             } else if value.starts_with("false") {
                 start = None;
+                toggled = true;
             }
         }
     }
     start
 }
 
+/// How long VACUUM keeps a Delta table's change data files when the table
+/// does not say (`delta.deletedFileRetentionDuration`, default `interval 1
+/// week`: https://docs.databricks.com/en/delta/table-properties.html).
+const DEFAULT_FILE_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// How often the events table's history and properties are read again
+/// when nothing asks for a version not yet known.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+
+/// A Delta interval property (`interval 1 week`, `interval 168 hours`).
+fn parse_interval(text: &str) -> Option<Duration> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.strip_prefix("interval").unwrap_or(&t).trim().to_string();
+    let mut words = t.split_whitespace();
+    let mut total = 0u64;
+    while let Some(n) = words.next() {
+        let n: u64 = n.parse().ok()?;
+        let secs = match words.next()?.trim_end_matches('s') {
+            "second" | "sec" => 1,
+            "minute" | "min" => 60,
+            "hour" => 3600,
+            "day" => 86_400,
+            "week" => 7 * 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(secs)?)?;
+    }
+    (total > 0).then(|| Duration::from_secs(total))
+}
+
+/// What the bridge knows of the events table's history: the versions in
+/// the change data window (a version's principal never changes, so they
+/// are kept between polls and only newer ones are read), the window's
+/// length and whether the feed is on.
+#[derive(Default)]
+struct Window {
+    versions: BTreeMap<i64, Version>,
+    /// Versions' commit times (the workspace's clock).
+    times: BTreeMap<i64, chrono::NaiveDateTime>,
+    retention: Option<Duration>,
+    feed_on: bool,
+    /// The workspace's time at the last refresh, and when (our clock) that was.
+    server_now: Option<chrono::NaiveDateTime>,
+    refreshed: Option<std::time::Instant>,
+}
+
+impl Window {
+    /// The first version whose change data is within the retention
+    /// (less `margin`), where the feed is on.
+    fn start(&self, margin: Duration) -> Option<i64> {
+        let retention = self.retention.unwrap_or(DEFAULT_FILE_RETENTION);
+        let keep = retention.saturating_sub(margin);
+        let now = self.server_now?;
+        let from = now - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        let first_kept = self
+            .times
+            .iter()
+            .find(|(_, t)| **t >= from)
+            .map(|(v, _)| *v)
+            // Nothing committed within the window: only newer versions count.
+            .unwrap_or_else(|| self.versions.keys().next_back().map_or(0, |v| v + 1));
+        let history: Vec<Version> = self.versions.values().cloned().collect();
+        let feed = feed_start(&history, self.feed_on)?;
+        Some(first_kept.max(feed))
+    }
+}
+
 /// Learns events' writers: the bridge's own principal (SCIM Me, once) and
-/// the events table's history, kept between polls (a version's principal
-/// never changes) and read again when a change names a version it lacks.
+/// the events table's change data feed and history, read only as far back
+/// as the feed's files are kept. An event whose insert is older than that
+/// (the bridge was down longer than VACUUM's retention) has no provable
+/// writer and is refused with that reason; the others go on.
 pub struct EventWriters {
     ws: Workspace,
     me: OnceCell<String>,
-    versions: Mutex<HashMap<i64, Version>>,
-    start: Mutex<Option<i64>>,
+    window: Mutex<Window>,
 }
 
 /// Why a writer could not be learned.
@@ -186,13 +262,36 @@ pub enum WriterError {
     Events(#[from] EventsError),
 }
 
+/// Whether Databricks refused to read the change data feed because that
+/// part of it is gone or was never recorded (log cleaned up, files
+/// vacuumed, feed off): the event is then unprovable, not the poll broken.
+fn history_gone(e: &EventsError) -> bool {
+    let EventsError::Statement {
+        source: StatementError::Failed { code, message },
+        ..
+    } = e
+    else {
+        return false;
+    };
+    [
+        "DELTA_CHANGE_DATA_FILE_NOT_FOUND",
+        "DELTA_VERSION_NOT_FOUND",
+        "DELTA_MISSING_CHANGE_DATA",
+        "DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION",
+        "DELTA_TRUNCATED_TRANSACTION_LOG",
+        "DELTA_MISSING_FILES_UNEXPECTED_VERSION",
+        "VersionNotFoundException",
+    ]
+    .iter()
+    .any(|k| code.contains(k) || message.contains(k))
+}
+
 impl EventWriters {
     pub fn new(ws: Workspace) -> EventWriters {
         EventWriters {
             ws,
             me: OnceCell::new(),
-            versions: Mutex::new(HashMap::new()),
-            start: Mutex::new(None),
+            window: Mutex::new(Window::default()),
         }
     }
 
@@ -205,13 +304,63 @@ impl EventWriters {
             .map_err(WriterError::Me)
     }
 
-    async fn refresh(&self, table: &EventsTable) -> Result<Option<i64>, WriterError> {
-        let history = table.history().await?;
-        let start = feed_start(&history);
-        let mut versions = self.versions.lock().await;
-        versions.extend(history.into_iter().map(|v| (v.version, v)));
-        *self.start.lock().await = start;
-        Ok(start)
+    /// Reads the versions committed since the last refresh (all those in
+    /// the window the first time), the retention and the feed's switch,
+    /// and forgets versions that left the window.
+    async fn refresh(&self, table: &EventsTable, w: &mut Window) -> Result<(), WriterError> {
+        let (props, server_now) = table.properties_and_now().await?;
+        let prop = |k: &str| {
+            props
+                .iter()
+                .find(|(p, _)| p.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.as_str())
+        };
+        w.retention = prop("delta.deletedFileRetentionDuration").and_then(parse_interval);
+        w.feed_on = prop("delta.enableChangeDataFeed").is_some_and(|v| v.trim() == "true");
+        w.server_now = server_now;
+        let retention = w.retention.unwrap_or(DEFAULT_FILE_RETENTION);
+        let oldest_wanted = server_now
+            .map(|n| n - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX));
+        let known = w.versions.keys().next_back().copied();
+        // Newest first: ask for a page, then a larger one, until the
+        // versions already known or the window's start are reached.
+        let mut limit = 64usize;
+        loop {
+            let page = table.history(Some(limit)).await?;
+            let reached_known = known.is_some_and(|k| page.iter().any(|v| v.0.version <= k));
+            let reached_start = page.len() < limit
+                || oldest_wanted
+                    .zip(page.last().and_then(|v| v.1))
+                    .is_some_and(|(o, t)| t < o);
+            if reached_known || reached_start || limit >= 1 << 20 {
+                for (v, t) in page {
+                    if let Some(t) = t {
+                        w.times.insert(v.version, t);
+                    }
+                    w.versions.insert(v.version, v);
+                }
+                break;
+            }
+            limit *= 4;
+        }
+        // Versions older than the window are of no more use (the feed's
+        // files of them may be vacuumed): keep the last one before it only.
+        if let Some(o) = oldest_wanted {
+            let before: Vec<i64> = w
+                .times
+                .iter()
+                .filter(|(_, t)| **t < o)
+                .map(|(v, _)| *v)
+                .collect();
+            if let Some((_, older)) = before.split_last() {
+                for v in older {
+                    w.times.remove(v);
+                    w.versions.remove(v);
+                }
+            }
+        }
+        w.refreshed = Some(std::time::Instant::now());
+        Ok(())
     }
 
     /// The principal that wrote `event` (see the module's rules); `bridge`
@@ -222,9 +371,9 @@ impl EventWriters {
         event: &SyncEvent,
         bridge: impl Fn(&str) -> bool,
     ) -> Result<String, WriterError> {
-        let mut start = *self.start.lock().await;
-        if start.is_none() || self.versions.lock().await.is_empty() {
-            start = self.refresh(table).await?;
+        let mut w = self.window.lock().await;
+        if w.refreshed.is_none_or(|r| r.elapsed() > REFRESH_EVERY) {
+            self.refresh(table, &mut w).await?;
         }
         let off = || {
             Unproven(format!(
@@ -232,24 +381,68 @@ impl EventWriters {
                 table.name()
             ))
         };
-        let mut changes = table
-            .changes(start.ok_or_else(off)?, &[&event.event_id])
-            .await?;
-        let known = {
-            let v = self.versions.lock().await;
-            changes.iter().all(|c| v.contains_key(&c.version))
-        };
-        if !known {
-            let fresh = self.refresh(table).await?;
-            if fresh != start {
-                changes = table
-                    .changes(fresh.ok_or_else(off)?, &[&event.event_id])
-                    .await?;
+        // First from the oldest change data kept; should VACUUM have just
+        // removed some of it, again from an hour later.
+        let mut changes = None;
+        for margin in [Duration::ZERO, Duration::from_secs(3600)] {
+            let start = w.start(margin).ok_or_else(off)?;
+            match table.changes(start, &[&event.event_id]).await {
+                Ok(c) => {
+                    changes = Some((start, c));
+                    break;
+                }
+                Err(e) if history_gone(&e) => {
+                    tracing::debug!(error = %e, start, "change data gone; reading a later window");
+                    self.refresh(table, &mut w).await?;
+                }
+                Err(e) => return Err(e.into()),
             }
         }
-        let versions = self.versions.lock().await;
-        Ok(writer_of(event, &changes, &versions, bridge)?)
+        let Some((start, changes)) = changes else {
+            return Err(Unproven(format!(
+                "the change data feed of {} cannot be read as far back as its retention says, so who wrote the event can no longer be proven; submit it again",
+                table.name()
+            ))
+            .into());
+        };
+        if !changes.iter().all(|c| w.versions.contains_key(&c.version)) {
+            self.refresh(table, &mut w).await?;
+        }
+        let expired = || {
+            let retention = w.retention.unwrap_or(DEFAULT_FILE_RETENTION);
+            let since = w
+                .times
+                .get(&start)
+                .map(|t| format!(", committed {} UTC", t.format("%Y-%m-%d %H:%M:%S")))
+                .unwrap_or_default();
+            Unproven(format!(
+                "who wrote the event can no longer be proven: its insert is older than the oldest change data the events table keeps (version {start}{since}; change data is kept {} days, delta.deletedFileRetentionDuration); submit it again",
+                retention.as_secs() / 86_400
+            ))
+        };
+        match writer_of(event, &changes, &w.versions, bridge) {
+            Ok(writer) => Ok(writer),
+            Err(_)
+                if !changes
+                    .iter()
+                    .any(|c| c.change_type == "insert" && c.event_id == event.event_id) =>
+            {
+                Err(expired().into())
+            }
+            Err(why) => Err(why.into()),
+        }
     }
+}
+
+/// A timestamp as the Statement Execution API writes it (`2026-01-02
+/// 03:04:05.678`, or ISO 8601 with `T` and an offset).
+fn parse_time(text: &str) -> Option<chrono::NaiveDateTime> {
+    let t = text.trim();
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.naive_utc())
+        .ok()
+        .or_else(|| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok())
+        .or_else(|| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok())
 }
 
 fn column(r: &JsonResult, name: &str) -> Option<usize> {
@@ -263,24 +456,56 @@ fn cell(r: &JsonResult, row: &[Option<String>], name: &str) -> Option<String> {
 }
 
 impl EventsTable {
-    /// Every version of the table (`DESCRIBE HISTORY`).
-    pub async fn history(&self) -> Result<Vec<Version>, EventsError> {
+    /// The newest `limit` versions of the table (all with `None`), newest
+    /// first, with their commit times (`DESCRIBE HISTORY ... LIMIT n`).
+    pub async fn history(
+        &self,
+        limit: Option<usize>,
+    ) -> Result<Vec<(Version, Option<chrono::NaiveDateTime>)>, EventsError> {
+        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
         let r = self
-            .run(&format!("DESCRIBE HISTORY {}", self.quoted()), &[])
+            .run(&format!("DESCRIBE HISTORY {}{limit}", self.quoted()), &[])
             .await?;
         let mut out = Vec::with_capacity(r.rows.len());
         for row in &r.rows {
             let Some(version) = cell(&r, row, "version").and_then(|v| v.parse().ok()) else {
                 continue;
             };
-            out.push(Version {
-                version,
-                user_name: cell(&r, row, "userName").unwrap_or_default(),
-                operation: cell(&r, row, "operation").unwrap_or_default(),
-                parameters: cell(&r, row, "operationParameters").unwrap_or_default(),
-            });
+            let time = cell(&r, row, "timestamp").and_then(|t| parse_time(&t));
+            out.push((
+                Version {
+                    version,
+                    user_name: cell(&r, row, "userName").unwrap_or_default(),
+                    operation: cell(&r, row, "operation").unwrap_or_default(),
+                    parameters: cell(&r, row, "operationParameters").unwrap_or_default(),
+                },
+                time,
+            ));
         }
         Ok(out)
+    }
+
+    /// The table's properties (`SHOW TBLPROPERTIES`) and the workspace's
+    /// time, which VACUUM's retention is counted on.
+    pub async fn properties_and_now(
+        &self,
+    ) -> Result<(Vec<(String, String)>, Option<chrono::NaiveDateTime>), EventsError> {
+        let r = self
+            .run(&format!("SHOW TBLPROPERTIES {}", self.quoted()), &[])
+            .await?;
+        let props = r
+            .rows
+            .iter()
+            .filter_map(|row| Some((row.first()?.clone()?, row.get(1)?.clone()?)))
+            .collect();
+        let now = self
+            .run("SELECT CAST(current_timestamp() AS STRING)", &[])
+            .await?
+            .rows
+            .first()
+            .and_then(|row| row.first().cloned().flatten())
+            .and_then(|t| parse_time(&t));
+        Ok((props, now))
     }
 
     /// The feed's changes of these events since version `start`.
@@ -353,7 +578,7 @@ mod tests {
         }
     }
 
-    fn versions(v: &[(i64, &str)]) -> HashMap<i64, Version> {
+    fn versions(v: &[(i64, &str)]) -> BTreeMap<i64, Version> {
         v.iter()
             .map(|(n, u)| {
                 (
@@ -450,33 +675,92 @@ mod tests {
             operation: op.into(),
             parameters: p.into(),
         };
+        let on = |v: i64| {
+            h(
+                v,
+                "SET TBLPROPERTIES",
+                "{\"properties\":\"{\\\"delta.enableChangeDataFeed\\\":\\\"true\\\"}\"}",
+            )
+        };
+        let off = |v: i64| {
+            h(
+                v,
+                "SET TBLPROPERTIES",
+                "{\"properties\":\"{\\\"delta.enableChangeDataFeed\\\":\\\"false\\\"}\"}",
+            )
+        };
+        let write = |v: i64| h(v, "WRITE", "{}");
         assert_eq!(
-            feed_start(&[
-                h(0, "CREATE TABLE", "{\"properties\":\"{}\"}"),
-                h(1, "WRITE", "{}"),
-                h(
-                    2,
-                    "SET TBLPROPERTIES",
-                    "{\"properties\":\"{\\\"delta.enableChangeDataFeed\\\":\\\"true\\\"}\"}"
-                ),
-            ]),
+            feed_start(
+                &[
+                    h(0, "CREATE TABLE", "{\"properties\":\"{}\"}"),
+                    write(1),
+                    on(2)
+                ],
+                true
+            ),
             Some(2)
         );
+        assert_eq!(feed_start(&[on(0), off(3)], false), None);
+        assert_eq!(feed_start(&[on(0), off(3), on(5), write(6)], true), Some(5));
+        assert_eq!(feed_start(&[h(0, "CREATE TABLE", "{}")], false), None);
+        // The version that turned it on has left the kept history: it is
+        // on now and nothing kept turned it off, so from the oldest kept.
         assert_eq!(
-            feed_start(&[
-                h(
-                    0,
-                    "CREATE TABLE",
-                    "{\"properties\":\"{\\\"delta.enableChangeDataFeed\\\":\\\"true\\\"}\"}"
-                ),
-                h(
-                    3,
-                    "SET TBLPROPERTIES",
-                    "{\"properties\":\"{\\\"delta.enableChangeDataFeed\\\":\\\"false\\\"}\"}"
-                ),
-            ]),
-            None
+            feed_start(&[write(41), write(40), write(42)], true),
+            Some(40)
         );
-        assert_eq!(feed_start(&[h(0, "CREATE TABLE", "{}")]), None);
+        assert_eq!(feed_start(&[write(41)], false), None);
+    }
+
+    #[test]
+    fn delta_intervals_are_read() {
+        assert_eq!(
+            parse_interval("interval 1 week"),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(
+            parse_interval("interval 36 hours"),
+            Some(Duration::from_secs(36 * 3600))
+        );
+        assert_eq!(parse_interval("soon"), None);
+    }
+
+    #[test]
+    fn the_window_starts_at_the_oldest_version_whose_change_data_is_kept() {
+        let t = |d: i64| {
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                + chrono::Duration::days(d)
+        };
+        let mut w = Window {
+            feed_on: true,
+            server_now: Some(t(40)),
+            ..Window::default()
+        };
+        for (v, day) in [(10, 20), (11, 32), (12, 34), (13, 39)] {
+            w.versions.insert(
+                v,
+                Version {
+                    version: v,
+                    user_name: "u".into(),
+                    operation: "WRITE".into(),
+                    parameters: "{}".into(),
+                },
+            );
+            w.times.insert(v, t(day));
+        }
+        // Default retention 7 days: day 33 on.
+        assert_eq!(w.start(Duration::ZERO), Some(12));
+        w.retention = Some(Duration::from_secs(10 * 86_400));
+        assert_eq!(w.start(Duration::ZERO), Some(11));
+        assert_eq!(w.start(Duration::from_secs(3 * 86_400)), Some(12));
+        // Nothing within the window: only what comes next.
+        w.retention = Some(Duration::from_secs(3600));
+        assert_eq!(w.start(Duration::ZERO), Some(14));
+        w.feed_on = false;
+        assert_eq!(w.start(Duration::ZERO), None);
     }
 }
