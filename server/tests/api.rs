@@ -783,3 +783,75 @@ async fn countries_come_from_the_config_directory() {
     );
     assert_eq!(b.get("/countries", "not-a-token").await.status, 401);
 }
+
+/// Checks the published output of `Colombia/<query>` in the world's volume:
+/// the manifest names a run whose every part is there, whole.
+fn assert_output_whole(w: &World, query: &str) {
+    let vol = w.dbx.engine().volumes_root().join("catalog/schema/vol");
+    let dir = vol.join("Colombia").join(query);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("_manifest.json")).unwrap()).unwrap();
+    let location = manifest["location"].as_str().unwrap();
+    let run = vol.join(location.trim_start_matches("/Volumes/catalog/schema/vol/"));
+    for p in manifest["parts"].as_array().unwrap() {
+        let file = run.join(p["file"].as_str().unwrap());
+        let len = std::fs::metadata(&file).map(|m| m.len()).ok();
+        assert_eq!(
+            len,
+            p["bytes"].as_u64(),
+            "{query}: the manifest names {} but the run holds {len:?}",
+            file.display()
+        );
+    }
+}
+
+/// Two jobs of one country and query sent together, round after round,
+/// with uploads slow enough that they overlap: one run writes the output
+/// at a time (the other is refused, naming who writes it, or runs after),
+/// and the published manifest always names a whole run. The same query
+/// named twice in one request, in two spellings, is one query.
+#[tokio::test(flavor = "multi_thread")]
+async fn overlapping_runs_of_one_output_never_publish_a_partial_run() {
+    let w = World::new("overlap");
+    let b = w.serve(&["--rows-per-file", "8", "--max-concurrent-jobs", "4"]);
+    let mut req = deck_request();
+    req["overwrite"] = json!(true);
+    req["queries"] = json!(["ventas", "VENTAS"]);
+    let r = b.call("POST", "/extract", Some(COLOMBIA), Some(req)).await;
+    let once = b
+        .wait_final(r.json["job_id"].as_str().unwrap(), COLOMBIA)
+        .await;
+    assert_eq!(once["state"], "succeeded", "{once}");
+    assert_eq!(once["queries"].as_array().unwrap().len(), 1, "{once}");
+    assert_output_whole(&w, "ventas");
+
+    w.dbx.faults().limit_bandwidth(16 * 1024);
+    let mut req = deck_request();
+    req["overwrite"] = json!(true);
+    let mut refused = 0;
+    for round in 0..3 {
+        let (r1, r2) = tokio::join!(
+            b.call("POST", "/extract", Some(COLOMBIA), Some(req.clone())),
+            b.call("POST", "/extract", Some(COLOMBIA), Some(req.clone()))
+        );
+        for r in [r1, r2] {
+            let job = b
+                .wait_final(r.json["job_id"].as_str().unwrap(), COLOMBIA)
+                .await;
+            for q in job["queries"].as_array().unwrap() {
+                if q["state"] != "succeeded" {
+                    let error = q["error"].as_str().unwrap_or_default();
+                    assert!(
+                        error.contains("is being written by job"),
+                        "round {round}: {q}"
+                    );
+                    refused += 1;
+                }
+            }
+        }
+        for query in ["ventas", "productos"] {
+            assert_output_whole(&w, query);
+        }
+    }
+    assert!(refused > 0, "the jobs never overlapped");
+}

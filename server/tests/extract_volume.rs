@@ -104,7 +104,9 @@ fn lands_in_the_volume_with_manifest_last() {
     );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
-    // With it: replaced by a new run; the old one is gone.
+    // With it: replaced by a new run; the one before is kept until the
+    // next switch (a reader that read the old manifest finds its parts),
+    // and removed by it.
     let o = extract_with_env(
         &f,
         "/Volumes/main/demo/landing/extracts",
@@ -127,7 +129,26 @@ fn lands_in_the_volume_with_manifest_last() {
         v.sort();
         v
     };
-    assert_eq!(runs(&base), std::slice::from_ref(&second_run));
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(runs(&base), sorted(vec![run.clone(), second_run.clone()]));
+    let o = extract_with_env(
+        &f,
+        "/Volumes/main/demo/landing/extracts",
+        &["--overwrite"],
+        "Bridge!Passw0rd",
+        &env(&d),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let third = read(&base.join("_manifest.json"));
+    let third_run = third["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        runs(&base),
+        sorted(vec![second_run.clone(), third_run.clone()])
+    );
+    let (second, second_run) = (third, third_run);
 
     // An overwrite whose upload fails half-way: the previous output stays
     // current and complete, and the failed run leaves nothing behind.
@@ -151,7 +172,8 @@ fn lands_in_the_volume_with_manifest_last() {
     d.faults().clear();
     assert!(!o.status.success());
     assert_eq!(read(&base.join("_manifest.json")), second);
-    assert_eq!(runs(&base), std::slice::from_ref(&second_run));
+    assert!(runs(&base).contains(&second_run));
+    assert_eq!(runs(&base).len(), 2, "the failed run left nothing");
     for part in second["parts"].as_array().unwrap() {
         let file = base
             .join("_runs")

@@ -150,9 +150,28 @@ pub async fn upload(
         let _ = tokio::fs::remove_file(&tmp).await;
         return Err(e);
     }
-    tokio::fs::rename(&tmp, &disk)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if q.overwrite == Some(false) {
+        // Create-if-absent is one atomic step, as a cloud store's conditional
+        // put is: of two uploads racing for a new path, exactly one creates
+        // it and the other gets 409 (the check above is only a fast path).
+        let linked = std::fs::hard_link(&tmp, &disk);
+        let _ = tokio::fs::remove_file(&tmp).await;
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "ALREADY_EXISTS",
+                    "The file being created already exists.",
+                ))
+            }
+            Err(e) => return Err(ApiError::internal(e.to_string())),
+        }
+    } else {
+        tokio::fs::rename(&tmp, &disk)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
     tracing::debug!(path = %disk.display(), "uploaded");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

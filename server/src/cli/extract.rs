@@ -206,6 +206,10 @@ pub async fn run(args: ExtractArgs) -> anyhow::Result<bool> {
         options: args.tuning.options(args.overwrite),
         retry: args.tuning.retry(),
         tables,
+        holder: format!(
+            "`extract` on {}",
+            sql_databricks_bridge::sync::PollerConfig::instance_id()
+        ),
     });
     // Existing output and a missing volume are refused before any SQL runs.
     run.preflight(&queries).await?;

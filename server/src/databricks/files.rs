@@ -96,6 +96,37 @@ impl Workspace {
         expect_success(resp, url.as_str()).await
     }
 
+    /// Writes a small file from memory. With `overwrite` false the write
+    /// only creates: `Ok(false)` when the path already exists (409
+    /// ALREADY_EXISTS). A create retried after its answer was lost also
+    /// reads 409, so callers that must know read the file back.
+    pub async fn put_bytes(
+        &self,
+        volume_path: &str,
+        bytes: Vec<u8>,
+        overwrite: bool,
+    ) -> Result<bool, DatabricksError> {
+        let mut url = self.fs_url("files", volume_path)?;
+        url.query_pairs_mut()
+            .append_pair("overwrite", if overwrite { "true" } else { "false" });
+        let token = self.auth.token().await?;
+        let body = bytes::Bytes::from(bytes);
+        let resp = send_with_retry(&self.retry, url.as_str(), || {
+            let req = self
+                .http
+                .put(url.clone())
+                .bearer_auth(&token)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body.clone());
+            async move { req.send().await.map_err(http_error) }
+        })
+        .await?;
+        if !overwrite && resp.status().as_u16() == 409 {
+            return Ok(false);
+        }
+        expect_success(resp, url.as_str()).await.map(|_| true)
+    }
+
     /// A bodiless request, retried on transient failures.
     async fn send_retried(
         &self,

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod cardinality;
 #[cfg(feature = "polars")]
 pub mod frame;
+pub mod lease;
 pub mod partition;
 pub mod result;
 pub mod run;
@@ -608,6 +609,8 @@ pub enum PublishError {
     Exists(String),
     #[error("staging the manifest locally: {0}")]
     Local(String),
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
 }
 
 /// Fails early when the volume is missing or the output exists without
@@ -647,10 +650,14 @@ pub struct Published {
 /// a new run directory, `<dir>/_runs/<run_id>/` (hidden from Spark and
 /// `read_files`, which skip paths starting with `_`); then
 /// `<dir>/_manifest.json`, naming that run in `run_id` and `location`, is
-/// replaced — the switch; then the run it named before is deleted. Until
-/// the switch the previous output stays whole and current; a failed or
-/// cancelled upload leaves it so and removes its own run directory.
-/// Readers read the run `_manifest.json` names (its `location`).
+/// replaced — the switch; then the runs older than the one it named before
+/// are deleted. That one is kept until the next switch, so a reader that
+/// read the manifest just before this switch still finds every part it
+/// names. Until the switch the previous output stays whole and current; a
+/// failed or cancelled upload leaves it so and removes its own run
+/// directory. Readers read the run `_manifest.json` names (its `location`).
+/// With a `lease` (the run's right to write this output) it is checked
+/// before the switch: a run that lost it publishes nothing.
 pub async fn publish_to_volume(
     ws: &crate::databricks::Workspace,
     local_dir: &Path,
@@ -658,6 +665,7 @@ pub async fn publish_to_volume(
     country: &str,
     query: &str,
     parts: &[Part],
+    lease: Option<&lease::Lease>,
 ) -> Result<Published, PublishError> {
     let dir = root.query_dir(country, query);
     let run_id = format!(
@@ -688,6 +696,9 @@ pub async fn publish_to_volume(
         std::fs::write(&run_manifest, text).map_err(|e| PublishError::Local(e.to_string()))?;
         ws.upload_file(&format!("{location}/_manifest.json"), &run_manifest, true)
             .await?;
+        if let Some(l) = lease {
+            l.check().await?;
+        }
         // The switch.
         ws.upload_file(&format!("{dir}/_manifest.json"), &run_manifest, true)
             .await?;
@@ -699,7 +710,7 @@ pub async fn publish_to_volume(
         let _ = ws.delete_directory(&location).await;
         return Err(e);
     }
-    prune(ws, &dir, &run_id, previous.as_deref()).await?;
+    prune(ws, &dir, &run_id, previous.as_deref(), lease.is_some()).await?;
     Ok(Published { dir, location })
 }
 
@@ -752,14 +763,19 @@ async fn current_run(
         .and_then(|m| m["run_id"].as_str().map(str::to_string)))
 }
 
-/// After the switch: removes the run named before, runs left by failed or
-/// cancelled publishes (older than this one, never named by a manifest),
-/// and parts of the layout before runs (`<dir>/part-*.parquet`).
+/// After the switch: removes the runs older than the one named before
+/// (which is kept for readers that read the manifest before the switch):
+/// earlier runs and runs left by failed or cancelled publishes, never named
+/// by a manifest; and parts of the layout before runs
+/// (`<dir>/part-*.parquet`). With the output's lease held no other publish
+/// is under way, so every other run goes; without it, only runs older than
+/// this one (a newer one may be another publish's, under way).
 async fn prune(
     ws: &crate::databricks::Workspace,
     dir: &str,
     current: &str,
     previous: Option<&str>,
+    leased: bool,
 ) -> Result<(), PublishError> {
     if let Some(runs) = ws.list_directory(&format!("{dir}/_runs")).await? {
         for e in runs {
@@ -776,7 +792,8 @@ async fn prune(
             if e.is_directory
                 && !name.is_empty()
                 && name.as_str() != current
-                && (Some(name.as_str()) == previous || name.as_str() < current)
+                && Some(name.as_str()) != previous
+                && (leased || name.as_str() < current)
             {
                 ws.delete_directory(&e.path).await?;
             }

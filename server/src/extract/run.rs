@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
+use super::lease::{Lease, LeaseError, LeaseStore};
 use super::{
     check_volume, extract_partitioned_into, extract_query, output_dir, publish_to_volume,
     record_table, ExtractError, ExtractOptions, Outcome, PublishError, RemoveOnDrop, VolumeRoot,
@@ -45,6 +46,9 @@ pub enum RunError {
     /// The run's own options are not valid (they name themselves).
     #[error("{0}")]
     Options(String),
+    /// Another run writes the output, or this one lost the right to.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
 }
 
 impl RunError {
@@ -52,7 +56,11 @@ impl RunError {
         match self {
             RunError::Extract(e) => e.is_transient(),
             RunError::Connect(e) => e.is_transient(),
-            RunError::Table(LoadError::Databricks(StatementError::Http(e))) => e.is_transient(),
+            RunError::Table(LoadError::Databricks(
+                StatementError::Http(_) | StatementError::Timeout(_),
+            )) => true,
+            RunError::Publish(PublishError::Databricks(e)) => e.is_transient(),
+            RunError::Lease(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -178,6 +186,8 @@ pub struct Run {
     pub retry: RetryPolicy,
     /// Loads queries with a load spec into tables (Volume destinations).
     pub tables: Option<TableLoader>,
+    /// Who runs it (a job, a CLI run), as the outputs' leases name it.
+    pub holder: String,
 }
 
 impl Run {
@@ -192,43 +202,86 @@ impl Run {
         Ok(())
     }
 
-    /// Runs one query to the destination, retrying transient failures;
-    /// stops promptly when `cancel` fires, leaving nothing published.
+    /// The lease that makes this run the only writer of a query's output.
+    fn lease_store(&self, query: &RenderedQuery) -> (LeaseStore, String) {
+        match &self.destination {
+            Destination::Local(dir) => (
+                LeaseStore::local(dir, &self.country, &query.name),
+                output_dir(dir, &self.country, &query.name)
+                    .display()
+                    .to_string(),
+            ),
+            Destination::Volume(root, ws) => (
+                LeaseStore::volume(ws.clone(), &root.0, &self.country, &query.name),
+                root.query_dir(&self.country, &query.name),
+            ),
+        }
+    }
+
+    /// Runs one query to the destination, holding its output's lease
+    /// (another run of it fails at once, naming who writes it); retries
+    /// transient failures from the step that failed: the extraction and
+    /// its upload, then the table load from the run that landed, so a
+    /// load whose answer was lost is not extracted and loaded again. Stops
+    /// promptly when `cancel` fires, leaving nothing published.
     pub async fn run_query(
         &self,
         query: &RenderedQuery,
         events: &dyn QueryEvents,
         cancel: &CancellationToken,
     ) -> Result<Outcome, RunError> {
-        let work = retry(
-            &self.retry,
-            |attempt, e: &RunError, wait| {
-                events.note(&format!(
-                    "attempt {attempt} failed: {e}; retrying in {:.1} s",
-                    wait.as_secs_f64()
-                ))
-            },
-            || async {
-                self.attempt(query, events).await.map_err(|e| {
-                    let t = e.transient();
-                    (e, t)
-                })
-            },
-        );
-        tokio::select! {
+        let (store, output) = self.lease_store(query);
+        let take = store.acquire(&output, &self.holder, super::lease::DEFAULT_TTL);
+        let lease = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(RunError::Cancelled),
+            l = take => l?,
+        };
+        let result = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(RunError::Cancelled),
-            r = work => r,
-        }
+            lost = lease.keep() => Err(RunError::Lease(lost)),
+            r = self.run_leased(query, events, &lease) => r,
+        };
+        lease.release().await;
+        result
     }
 
-    async fn attempt(
+    async fn run_leased(
         &self,
         query: &RenderedQuery,
         events: &dyn QueryEvents,
+        lease: &Lease,
     ) -> Result<Outcome, RunError> {
-        // Boxed: the extraction's future is large, and worker threads' stacks are not.
-        let o = Box::pin(self.attempt_to_destination(query, events)).await?;
+        let note = |attempt, e: &RunError, wait: std::time::Duration| {
+            events.note(&format!(
+                "attempt {attempt} failed: {e}; retrying in {:.1} s",
+                wait.as_secs_f64()
+            ))
+        };
+        let (mut o, load) = retry(&self.retry, note, || async {
+            // Boxed: the extraction's future is large, and worker threads' stacks are not.
+            Box::pin(self.land(query, events, lease))
+                .await
+                .map_err(|e| {
+                    let t = e.transient();
+                    (e, t)
+                })
+        })
+        .await?;
+        if let Some((spec, tables, prepared)) = load {
+            o.table = Some(
+                retry(&self.retry, note, || async {
+                    self.load_table(query, spec, tables, &prepared, &o, events, lease)
+                        .await
+                        .map_err(|e| {
+                            let t = e.transient();
+                            (e, t)
+                        })
+                })
+                .await?,
+            );
+        }
         if let Some(reason) = &o.types.reason {
             events.note(&format!(
                 "column types taken from the result's own metadata ({reason})"
@@ -243,11 +296,14 @@ impl Run {
         Ok(o)
     }
 
-    async fn attempt_to_destination(
-        &self,
-        query: &RenderedQuery,
+    /// Extracts the query (narrowed as its table load decides) and
+    /// publishes it; returns what the load then needs.
+    async fn land<'a>(
+        &'a self,
+        query: &'a RenderedQuery,
         events: &dyn QueryEvents,
-    ) -> Result<Outcome, RunError> {
+        lease: &Lease,
+    ) -> Result<(Outcome, Option<TableLoad<'a>>), RunError> {
         // A table load decides first what to read (the rows past a cursor,
         // the changes since a version).
         let prepared = match (&query.load, &self.tables, &self.destination) {
@@ -275,61 +331,81 @@ impl Run {
             .as_ref()
             .map(|(_, _, p)| p.sql.as_str())
             .unwrap_or(&query.sql);
-        let result: Result<Outcome, RunError> = async {
-            match &self.destination {
-                Destination::Local(dir) => self.read(query, sql, dir, &self.options, events).await,
-                Destination::Volume(root, ws) => {
-                    // Parts are written locally first, then uploaded; the local
-                    // copy goes away either way (also when cancelled).
-                    let stage = std::env::temp_dir()
-                        .join(format!("bridge-extract-{}", uuid::Uuid::new_v4().simple()));
-                    let _cleanup = RemoveOnDrop::new(stage.clone());
-                    let mut local = self.options.clone();
-                    local.overwrite = true;
-                    let mut o = self.read(query, sql, &stage, &local, events).await?;
-                    let (name, country) = (&query.name, self.country.as_str());
-                    events.note(&format!(
-                        "uploading {} part(s) to {}",
-                        o.parts.len(),
-                        root.query_dir(country, name)
-                    ));
-                    let published =
-                        publish_to_volume(ws, &o.output, root, country, name, &o.parts).await?;
-                    o.output = PathBuf::from(published.dir);
-                    o.location = Some(PathBuf::from(published.location));
-                    Ok(o)
-                }
+        let o = match &self.destination {
+            Destination::Local(dir) => self.read(query, sql, dir, &self.options, events).await?,
+            Destination::Volume(root, ws) => {
+                // Parts are written locally first, then uploaded; the local
+                // copy goes away either way (also when cancelled).
+                let stage = std::env::temp_dir()
+                    .join(format!("bridge-extract-{}", uuid::Uuid::new_v4().simple()));
+                let _cleanup = RemoveOnDrop::new(stage.clone());
+                let mut local = self.options.clone();
+                local.overwrite = true;
+                let mut o = self.read(query, sql, &stage, &local, events).await?;
+                let (name, country) = (&query.name, self.country.as_str());
+                events.note(&format!(
+                    "uploading {} part(s) to {}",
+                    o.parts.len(),
+                    root.query_dir(country, name)
+                ));
+                let published =
+                    publish_to_volume(ws, &o.output, root, country, name, &o.parts, Some(lease))
+                        .await?;
+                o.output = PathBuf::from(published.dir);
+                o.location = Some(PathBuf::from(published.location));
+                o
             }
-        }
-        .await;
-        let mut o = result?;
-        if let (Some((spec, tables, p)), Destination::Volume(_, ws)) = (prepared, &self.destination)
-        {
-            let location = o
-                .location
-                .as_ref()
-                .map(|l| l.display().to_string())
-                .unwrap_or_default();
-            let columns: Vec<Column> = o
-                .columns
-                .iter()
-                .filter_map(|(n, t)| {
-                    crate::tables::types::spark_type(t).map(|spark_type| Column {
-                        name: n.clone(),
-                        spark_type,
-                    })
+        };
+        Ok((o, prepared))
+    }
+
+    /// Loads the landed run into its table. Every statement of a load may
+    /// run again with the same result (CREATE OR REPLACE, COPY INTO — which
+    /// skips the files it already loaded —, MERGE, the state's MERGE), so a
+    /// retry after a lost answer writes nothing twice.
+    #[allow(clippy::too_many_arguments)]
+    async fn load_table(
+        &self,
+        query: &RenderedQuery,
+        spec: &LoadSpec,
+        tables: &TableLoader,
+        prepared: &crate::tables::Prepared,
+        o: &Outcome,
+        events: &dyn QueryEvents,
+        lease: &Lease,
+    ) -> Result<crate::tables::TableOutcome, RunError> {
+        let Destination::Volume(_, ws) = &self.destination else {
+            return Err(RunError::Table(LoadError::Spec(
+                "table loads need a Volume destination".into(),
+            )));
+        };
+        let location = o
+            .location
+            .as_ref()
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
+        let columns: Vec<Column> = o
+            .columns
+            .iter()
+            .filter_map(|(n, t)| {
+                crate::tables::types::spark_type(t).map(|spark_type| Column {
+                    name: n.clone(),
+                    spark_type,
                 })
-                .collect();
-            events.note(&format!("loading {} into {}", location, spec.table));
-            let outcome = tables
-                .load(spec, &query.name, &p, &location, &columns)
-                .await?;
-            record_table(ws, &o.output.display().to_string(), &outcome).await?;
-            o.table = Some(outcome);
-        }
-        Ok(o)
+            })
+            .collect();
+        lease.check().await?;
+        events.note(&format!("loading {} into {}", location, spec.table));
+        let outcome = tables
+            .load(spec, &query.name, prepared, &location, &columns)
+            .await?;
+        record_table(ws, &o.output.display().to_string(), &outcome).await?;
+        Ok(outcome)
     }
 }
+
+/// What a query's table load needs after its run lands.
+type TableLoad<'a> = (&'a LoadSpec, &'a TableLoader, crate::tables::Prepared);
 
 impl Run {
     /// Reads one query into `destination/<country>/<name>`: on one pooled

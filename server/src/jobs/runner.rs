@@ -155,6 +155,8 @@ struct Inner {
     interrupting: AtomicBool,
     tracker: TaskTracker,
     stats: RunnerStats,
+    /// This bridge, as the outputs' leases name it.
+    instance: String,
 }
 
 /// The result of a cancel request.
@@ -191,6 +193,7 @@ impl JobRunner {
                 interrupting: AtomicBool::new(false),
                 tracker: TaskTracker::new(),
                 stats: RunnerStats::default(),
+                instance: crate::sync::PollerConfig::instance_id(),
             }),
         }
     }
@@ -430,6 +433,7 @@ async fn run_job(inner: &Arc<Inner>, id: &str, owner: &str, job: ExtractJob, liv
         options,
         retry: inner.config.retry.clone(),
         tables: job.tables,
+        holder: format!("job {id} of {owner} on bridge {}", inner.instance),
     };
     let preflight = tokio::select! {
         r = run.preflight(&job.queries) => r,

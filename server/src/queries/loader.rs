@@ -94,8 +94,9 @@ pub fn load_queries(dir: &Path) -> Result<Vec<QueryFile>, QueryError> {
     Ok(out)
 }
 
-/// The queries named (case-insensitively), in the order given; all of them
-/// when `names` is empty.
+/// The queries named (case-insensitively), in the order given, each once
+/// however often or however spelled it is named (`ventas` and `VENTAS` are
+/// one query, one output); all of them when `names` is empty.
 pub fn select<'a>(
     all: &'a [QueryFile],
     names: &[String],
@@ -103,15 +104,18 @@ pub fn select<'a>(
     if names.is_empty() {
         return Ok(all.iter().collect());
     }
-    names
-        .iter()
-        .map(|n| {
-            all.iter()
-                .find(|q| q.name.eq_ignore_ascii_case(n))
-                .ok_or_else(|| QueryError::Unknown {
-                    name: n.clone(),
-                    available: all.iter().map(|q| q.name.clone()).collect(),
-                })
-        })
-        .collect()
+    let mut out: Vec<&QueryFile> = Vec::with_capacity(names.len());
+    for n in names {
+        let q = all
+            .iter()
+            .find(|q| q.name.eq_ignore_ascii_case(n))
+            .ok_or_else(|| QueryError::Unknown {
+                name: n.clone(),
+                available: all.iter().map(|q| q.name.clone()).collect(),
+            })?;
+        if !out.iter().any(|o| std::ptr::eq(*o, q)) {
+            out.push(q);
+        }
+    }
+    Ok(out)
 }
