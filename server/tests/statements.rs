@@ -106,3 +106,32 @@ async fn large_results_arrive_complete_in_order() {
     }
     assert_eq!(next, 300000);
 }
+
+/// A write still running at the caller's deadline is cancelled, not left
+/// to commit later unseen.
+#[tokio::test]
+async fn a_statement_past_its_deadline_is_cancelled() {
+    let (d, ws) = setup();
+    let wh = d.warehouse_id().to_string();
+    d.engine()
+        .run_script("CREATE SCHEMA main.late; CREATE TABLE main.late.t (id INT)")
+        .unwrap();
+    d.set_execution_delay(Duration::from_secs(3));
+    let e = ws
+        .execute_json(
+            &wh,
+            "INSERT INTO main.late.t VALUES (1)",
+            &[],
+            Duration::from_millis(500),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StatementError::Timeout(_)), "{e}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    d.set_execution_delay(Duration::ZERO);
+    let r = ws
+        .execute_json(&wh, "SELECT count(*) FROM main.late.t", &[], WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.rows, vec![vec![Some("0".into())]]);
+}

@@ -400,3 +400,65 @@ async fn change_tracking_mirrors_inserts_updates_and_deletes() {
     );
     assert_eq!(table(&w), source().await);
 }
+
+/// An append whose answer is lost after Databricks committed it — the
+/// COPY INTO's, or the manifest switch's before it — is loaded once: the
+/// retry resumes at the step that failed and COPY INTO skips the files it
+/// already loaded, instead of extracting again and appending a second copy.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_whose_answer_is_lost_after_commit_is_loaded_once() {
+    let w = World::new("tables-lost").with_databricks_demo();
+    std::fs::write(
+        w.dir.join("queries/ventas.yaml"),
+        "table: main.demo.ventas_log\nmode: append\n",
+    )
+    .unwrap();
+    let run = |w: &World| {
+        w.command(&[
+            "extract",
+            "--country",
+            "Colombia",
+            "--destination",
+            "/Volumes/main/demo/landing",
+            "--query",
+            "ventas",
+            "--overwrite",
+            "--timeout",
+            "10",
+            "--retry-base-ms",
+            "10",
+            "--retry-cap-ms",
+            "20",
+        ])
+        .output()
+        .unwrap()
+    };
+    let count = |w: &World| -> u64 {
+        dbx(w, "SELECT count(*) FROM main.demo.ventas_log")[0][0]
+            .parse()
+            .unwrap()
+    };
+    ok(&run(&w));
+    let ventas = rows_read(&w, "ventas");
+    assert_eq!(count(&w), ventas);
+    for (n, status) in [(2, 503), (3, 504), (4, 502)] {
+        w.dbx
+            .faults()
+            .lose_statement_answers("^COPY INTO", 1, status)
+            .unwrap();
+        let out = ok(&run(&w));
+        assert_eq!(
+            count(&w),
+            n * ventas,
+            "lost {status} after COPY INTO: {out}"
+        );
+    }
+    // The manifest's switch answered 503 after it was written.
+    w.dbx.faults().lose_answers(
+        1,
+        503,
+        Some("/api/2.0/fs/files/Volumes/main/demo/landing/Colombia/ventas/_manifest.json"),
+    );
+    ok(&run(&w));
+    assert_eq!(count(&w), 5 * ventas);
+}

@@ -1,7 +1,11 @@
 //! Faults injected into the workspace double so clients' retries and
 //! recovery are tested: HTTP errors (429 with Retry-After, 503, 500), slow
 //! responses, FAILED statements, expired result links, downloads cut
-//! mid-stream and a slow link for file transfers (`throttle.rs`).
+//! mid-stream, a slow link for file transfers (`throttle.rs`), and answers
+//! lost after the work was done: the request is served — the file written,
+//! the statement committed — and then its answer is a 502/503/504, as when
+//! a gateway or the network fails on the way back. A client cannot tell
+//! that from a failure before the work, which is what it must be ready for.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -27,11 +31,21 @@ struct StatementFault {
     remaining: u32,
 }
 
+/// A request served, then answered with `status` instead.
+#[derive(Debug, Clone)]
+struct LostAnswer {
+    status: StatusCode,
+    remaining: u32,
+    path_prefix: Option<String>,
+}
+
 /// The fault switches; shared by the server and the test that holds the handle.
 #[derive(Debug, Default)]
 pub struct Faults {
     http: Mutex<Vec<HttpFault>>,
     statements: Mutex<Vec<StatementFault>>,
+    lost: Mutex<Vec<LostAnswer>>,
+    lost_statements: Mutex<Vec<(StatementFault, StatusCode)>>,
     delay_ms: AtomicU64,
     expire_links: AtomicBool,
     cut_after_bytes: AtomicU64,
@@ -93,6 +107,44 @@ impl Faults {
         Ok(())
     }
 
+    /// The next `times` requests (under `path_prefix`, if given) are served
+    /// — what they write is written — and then answered with `status`
+    /// (502, 503 or 504) instead of their answer.
+    pub fn lose_answers(&self, times: u32, status: u16, path_prefix: Option<&str>) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(LostAnswer {
+                status: StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                remaining: times,
+                path_prefix: path_prefix.map(str::to_string),
+            });
+    }
+
+    /// The next `times` statements whose text matches `pattern` run to the
+    /// end (a write commits), and then the answer that would report their
+    /// outcome — the submit's, or the first poll's after it ended — is
+    /// `status` (502, 503 or 504).
+    pub fn lose_statement_answers(
+        &self,
+        pattern: &str,
+        times: u32,
+        status: u16,
+    ) -> Result<(), regex::Error> {
+        let pattern = Regex::new(pattern)?;
+        self.lost_statements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((
+                StatementFault {
+                    pattern,
+                    remaining: times,
+                },
+                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            ));
+        Ok(())
+    }
+
     /// While on, every external link is issued already expired.
     pub fn expire_external_links(&self, on: bool) {
         self.expire_links.store(on, Ordering::SeqCst);
@@ -116,6 +168,11 @@ impl Faults {
     pub fn clear(&self) {
         self.http.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.statements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.lost_statements
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
@@ -181,6 +238,38 @@ impl Faults {
         Some(e)
     }
 
+    /// Consumes a lost answer that applies to `path`: the error to answer
+    /// with after serving the request.
+    pub(crate) fn take_lost(&self, path: &str) -> Option<ApiError> {
+        let mut rules = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        let i = rules.iter().position(|f| {
+            f.remaining > 0 && f.path_prefix.as_deref().is_none_or(|p| path.starts_with(p))
+        })?;
+        rules[i].remaining -= 1;
+        let status = rules[i].status;
+        if rules[i].remaining == 0 {
+            rules.remove(i);
+        }
+        Some(lost_answer(status))
+    }
+
+    /// Consumes a lost answer for a statement matching `statement`.
+    pub(crate) fn take_lost_statement(&self, statement: &str) -> Option<ApiError> {
+        let mut rules = self
+            .lost_statements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let i = rules
+            .iter()
+            .position(|(f, _)| f.remaining > 0 && f.pattern.is_match(statement))?;
+        rules[i].0.remaining -= 1;
+        let status = rules[i].1;
+        if rules[i].0.remaining == 0 {
+            rules.remove(i);
+        }
+        Some(lost_answer(status))
+    }
+
     /// Consumes a statement failure matching `statement`, if any.
     pub(crate) fn take_statement(&self, statement: &str) -> bool {
         let mut rules = self.statements.lock().unwrap_or_else(|p| p.into_inner());
@@ -196,4 +285,18 @@ impl Faults {
         }
         true
     }
+}
+
+/// The gateway's answer when the service's was lost.
+fn lost_answer(status: StatusCode) -> ApiError {
+    let code = match status {
+        StatusCode::BAD_GATEWAY => "BAD_GATEWAY",
+        StatusCode::GATEWAY_TIMEOUT => "DEADLINE_EXCEEDED",
+        _ => "TEMPORARILY_UNAVAILABLE",
+    };
+    ApiError::new(
+        status,
+        code,
+        "The answer was lost on its way back (sandbox fault injection); the request was served.",
+    )
 }

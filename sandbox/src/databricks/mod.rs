@@ -378,14 +378,22 @@ async fn fault_layer(State(shared): State<Arc<Shared>>, req: Request, next: Next
         tracing::info!(path = %req.uri().path(), status = %e.status, "injected fault");
         return e.into_response();
     }
-    match shared.faults.bandwidth() {
-        Some(rate) if throttle::applies_to(req.uri().path()) => {
+    let path = req.uri().path().to_string();
+    let answer = match shared.faults.bandwidth() {
+        Some(rate) if throttle::applies_to(&path) => {
             let (parts, body) = req.into_parts();
             let req = Request::from_parts(parts, throttle::body(body, rate));
             let (parts, body) = next.run(req).await.into_parts();
             Response::from_parts(parts, throttle::body(body, rate))
         }
         _ => next.run(req).await,
+    };
+    match shared.faults.take_lost(&path) {
+        Some(e) => {
+            tracing::info!(path, status = %e.status, "served, then the answer lost (injected)");
+            e.into_response()
+        }
+        None => answer,
     }
 }
 

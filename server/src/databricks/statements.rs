@@ -228,7 +228,13 @@ impl Workspace {
             "warehouse_id": warehouse_id,
             "statement": statement,
             "parameters": params,
-            "wait_timeout": "10s",
+            // Waiting in the submit is capped by the deadline (the API
+            // takes 0 or 5-50 s), so a short deadline is kept to.
+            "wait_timeout": match deadline.as_secs() {
+                10.. => "10s".to_string(),
+                s @ 5..=9 => format!("{s}s"),
+                _ => "0s".to_string(),
+            },
             "on_wait_timeout": "CONTINUE",
             "format": format,
             "disposition": disposition,
@@ -274,6 +280,10 @@ impl Workspace {
         let mut pause = Duration::from_millis(100);
         while matches!(r.status.state.as_str(), "PENDING" | "RUNNING") {
             if started.elapsed() > deadline {
+                // Not left to commit later, unseen: cancelled (a statement
+                // that commits before the cancel lands is the same as one
+                // whose answer was lost, which callers already handle).
+                self.cancel_statement(&r.statement_id).await;
                 return Err(StatementError::Timeout(deadline));
             }
             tokio::time::sleep(pause).await;
@@ -294,6 +304,36 @@ impl Workspace {
             other => Err(StatementError::Ended {
                 state: other.to_string(),
             }),
+        }
+    }
+
+    /// `POST /api/2.0/sql/statements/{id}/cancel`
+    /// (https://docs.databricks.com/api/workspace/statementexecution/cancelexecution):
+    /// best effort, a failure is only logged.
+    async fn cancel_statement(&self, id: &str) {
+        let url = format!("{}/api/2.0/sql/statements/{id}/cancel", self.host);
+        let sent = async {
+            let token = self.auth.token().await?;
+            self.http
+                .post(&url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(super::files::http_error)
+        }
+        .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(statement = id, "statement past its deadline cancelled")
+            }
+            Ok(r) => tracing::warn!(
+                statement = id,
+                status = r.status().as_u16(),
+                "cancelling a statement past its deadline failed"
+            ),
+            Err(e) => {
+                tracing::warn!(statement = id, error = %e, "cancelling a statement past its deadline failed")
+            }
         }
     }
 

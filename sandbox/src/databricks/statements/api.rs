@@ -166,6 +166,8 @@ pub async fn execute(
         byte_limit,
     });
     tracing::debug!(id = %entry.id, "statement submitted");
+    *entry.lose_answer.lock().unwrap_or_else(|p| p.into_inner()) =
+        shared.faults.take_lost_statement(&entry.request.statement);
     tokio::spawn(run(shared.clone(), entry.clone(), defaults, params));
     if !wait.is_zero() {
         let mut rx = entry.phase.subscribe();
@@ -175,6 +177,9 @@ pub async fn execute(
         if !finished && cancel_on_timeout && transition(&entry, Phase::Canceled) {
             interrupt(&shared, &entry.id).await;
         }
+    }
+    if let Some(e) = entry.take_lost_answer() {
+        return Err(e);
     }
     Ok(Json(statement_json(&shared, &entry)).into_response())
 }
@@ -419,6 +424,9 @@ pub async fn get(
         .statements
         .get(&id, shared.config.result_ttl)
         .ok_or_else(|| statement_not_found(&id))?;
+    if let Some(e) = entry.take_lost_answer() {
+        return Err(e);
+    }
     Ok(Json(statement_json(&shared, &entry)).into_response())
 }
 

@@ -170,6 +170,22 @@ pub struct Entry {
     pub id: String,
     pub request: Request,
     pub phase: watch::Sender<Phase>,
+    /// An injected fault: the next answer that reports the statement ended
+    /// is this error instead (the statement still ran).
+    pub lose_answer: std::sync::Mutex<Option<crate::databricks::error::ApiError>>,
+}
+
+impl Entry {
+    /// The injected lost answer, once the statement has ended.
+    pub fn take_lost_answer(&self) -> Option<crate::databricks::error::ApiError> {
+        if !self.phase.borrow().is_terminal() {
+            return None;
+        }
+        self.lose_answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
 }
 
 /// A result link handed out for EXTERNAL_LINKS.
@@ -236,6 +252,7 @@ impl Store {
             id: id.clone(),
             request,
             phase: tx,
+            lose_answer: std::sync::Mutex::new(None),
         });
         self.entries
             .lock()
