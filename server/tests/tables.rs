@@ -163,7 +163,11 @@ async fn an_incremental_load_keeps_the_table_equal_to_sql_server() {
             "modificado timestamp_ntz"
         ]
     );
-    assert!(out.contains("replaced main.kwp_co.ventas"), "{out}");
+    // A full read, merged (another query may load this table too).
+    assert!(
+        out.contains("merged main.kwp_co.ventas: +40 ~0 -0"),
+        "{out}"
+    );
     assert_eq!(rows_read(&w, "ventas_inc"), 40);
     assert_eq!(table_rows(&w), source_rows().await);
 
@@ -179,12 +183,9 @@ async fn an_incremental_load_keeps_the_table_equal_to_sql_server() {
     .await;
     let out = ok(&extract(&w, "ventas_inc"));
     assert!(out.contains("merged main.kwp_co.ventas"), "{out}");
-    // Only the rows past the last cursor minus two hours were read.
-    assert!(
-        rows_read(&w, "ventas_inc") <= 5,
-        "{}",
-        rows_read(&w, "ventas_inc")
-    );
+    // Only the rows from the last cursor minus two hours (14:00, inclusive)
+    // on were read: 14:00, two at 15:00, 16:00, 18:00, 19:00.
+    assert_eq!(rows_read(&w, "ventas_inc"), 6);
     assert_eq!(table_rows(&w), source_rows().await);
 
     // Another bridge (another process, nothing local shared) continues.
@@ -461,4 +462,147 @@ async fn an_append_whose_answer_is_lost_after_commit_is_loaded_once() {
     );
     ok(&run(&w));
     assert_eq!(count(&w), 5 * ventas);
+}
+
+/// Incremental loads lose nothing the cursor can see: a row committed
+/// later at the last cursor value (same instant, or same day for a `date`
+/// cursor) is read, since the bound is inclusive; an integer cursor takes
+/// a lookback in its own units; a target dropped while its state survives
+/// is reloaded in full, saying why; and two queries loading one table keep
+/// a cursor each (the second's first run does not replace the first's rows).
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_loads_lose_no_row_at_the_bound_nor_across_queries() {
+    let w = World::new("tables-bounds").with_databricks_demo();
+    w.sql
+        .engine()
+        .run_script(
+            "CREATE DATABASE Bnd\nGO\nUSE Bnd\nGO\n\
+             CREATE TABLE dbo.a (id int NOT NULL PRIMARY KEY, ts datetime2(3) NOT NULL, dia date NOT NULL, seq int NOT NULL, v nvarchar(10))\nGO\n\
+             CREATE TABLE dbo.b (id int NOT NULL PRIMARY KEY, ts datetime2(3) NOT NULL, dia date NOT NULL, seq int NOT NULL, v nvarchar(10))\nGO\n\
+             INSERT INTO dbo.a VALUES (1, '2024-03-01 10:00', '2024-03-01', 10, N'a1'), (2, '2024-03-01 11:00', '2024-03-01', 20, N'a2')\nGO\n\
+             INSERT INTO dbo.b VALUES (101, '2024-03-01 09:00', '2024-03-01', 5, N'b1')\nGO\n",
+        )
+        .unwrap();
+    w.dbx
+        .engine()
+        .run_script("CREATE SCHEMA IF NOT EXISTS main.bnd")
+        .unwrap();
+    let spec = |cursor: &str, extra: &str| {
+        format!(
+            "table: main.bnd.t\nmode: incremental\nprimary_key: [id]\ncursor: {cursor}\n{extra}"
+        )
+    };
+    let write = |name: &str, sql: &str, yaml: &str| {
+        std::fs::write(w.dir.join(format!("queries/{name}.sql")), sql).unwrap();
+        std::fs::write(w.dir.join(format!("queries/{name}.yaml")), yaml).unwrap();
+    };
+    write(
+        "qa",
+        "SELECT id, ts, dia, seq, v FROM Bnd.dbo.a",
+        &spec("ts", ""),
+    );
+    write(
+        "qb",
+        "SELECT id, ts, dia, seq, v FROM Bnd.dbo.b",
+        &spec("ts", ""),
+    );
+    let table = |w: &World| dbx(w, "SELECT id, v FROM main.bnd.t ORDER BY id");
+    let source = || async {
+        sql(
+            &w,
+            "SELECT id, v FROM (SELECT id, v FROM Bnd.dbo.a UNION ALL SELECT id, v FROM Bnd.dbo.b) AS u ORDER BY id",
+        )
+        .await
+    };
+
+    ok(&extract(&w, "qa"));
+    ok(&extract(&w, "qb"));
+    assert_eq!(table(&w), source().await, "two queries, one table");
+
+    // A row committed after the run, at the instant the cursor reached.
+    sql(
+        &w,
+        "INSERT INTO Bnd.dbo.a VALUES (3, '2024-03-01 11:00', '2024-03-01', 15, N'a3'); SELECT 1",
+    )
+    .await;
+    ok(&extract(&w, "qa"));
+    assert_eq!(table(&w), source().await, "a row at the last cursor value");
+    // qb's cursor is its own (09:00): a row at 09:30 is still read.
+    sql(
+        &w,
+        "INSERT INTO Bnd.dbo.b VALUES (102, '2024-03-01 09:30', '2024-03-01', 6, N'b2'); SELECT 1",
+    )
+    .await;
+    ok(&extract(&w, "qb"));
+    assert_eq!(table(&w), source().await, "the other query's own cursor");
+
+    // A date cursor: the rest of the day is read.
+    write(
+        "qa",
+        "SELECT id, ts, dia, seq, v FROM Bnd.dbo.a",
+        &spec("dia", ""),
+    );
+    ok(&extract(&w, "qa"));
+    sql(
+        &w,
+        "INSERT INTO Bnd.dbo.a VALUES (4, '2024-03-01 23:00', '2024-03-01', 16, N'a4'); SELECT 1",
+    )
+    .await;
+    ok(&extract(&w, "qa"));
+    assert_eq!(table(&w), source().await, "the rest of the day");
+
+    // An integer cursor with a lookback in its units: a row given a value
+    // 3 below the last one is read.
+    write(
+        "qa",
+        "SELECT id, ts, dia, seq, v FROM Bnd.dbo.a",
+        &spec("seq", "lookback: 5\n"),
+    );
+    ok(&extract(&w, "qa"));
+    sql(
+        &w,
+        "INSERT INTO Bnd.dbo.a VALUES (5, '2024-03-01 08:00', '2024-03-01', 17, N'a5'); SELECT 1",
+    )
+    .await;
+    ok(&extract(&w, "qa"));
+    assert_eq!(table(&w), source().await, "an integer lookback");
+    // A duration is refused for it, naming what to give.
+    write(
+        "qa",
+        "SELECT id, ts, dia, seq, v FROM Bnd.dbo.a",
+        &spec("seq", "lookback: 2h\n"),
+    );
+    let o = extract(&w, "qa");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("a number of cursor units"), "{err}");
+    write(
+        "qa",
+        "SELECT id, ts, dia, seq, v FROM Bnd.dbo.a",
+        &spec("seq", "lookback: 5\n"),
+    );
+
+    // The target dropped while the state survives: a full reload, saying why.
+    dbx(&w, "DROP TABLE main.bnd.t");
+    let out = ok(&extract(&w, "qa"));
+    assert!(out.contains("+5 ~0 -0"), "{out}");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            w.dbx
+                .engine()
+                .volumes_root()
+                .join("main/demo/landing/Colombia/qa/_manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let note = manifest["table"]["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("does not exist") && note.contains("full reload"),
+        "{note}"
+    );
+    // qb finds the table re-created under it and reloads its rows too.
+    let out = ok(&extract(&w, "qb"));
+    assert!(out.contains("+2 ~0 -0"), "{out}");
+    assert_eq!(table(&w), source().await, "after the drop");
 }

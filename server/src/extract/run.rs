@@ -202,6 +202,11 @@ impl Run {
         Ok(())
     }
 
+    /// Whose position a table load keeps: the query as this run renders it.
+    fn state_key(&self, query: &RenderedQuery) -> String {
+        format!("{}/{}", self.country, query.name)
+    }
+
     /// The lease that makes this run the only writer of a query's output.
     fn lease_store(&self, query: &RenderedQuery) -> (LeaseStore, String) {
         match &self.destination {
@@ -310,7 +315,9 @@ impl Run {
             (None, _, _) => None,
             (Some(spec), Some(tables), Destination::Volume(..)) => {
                 let mut conn = pool::get(&self.pool).await?;
-                let p = tables.prepare(spec, &query.sql, &mut conn).await;
+                let p = tables
+                    .prepare(spec, &self.state_key(query), &query.sql, &mut conn)
+                    .await;
                 // It may have moved to another database.
                 let _ = deadpool::managed::Object::take(conn);
                 let p = p?;
@@ -397,7 +404,7 @@ impl Run {
         lease.check().await?;
         events.note(&format!("loading {} into {}", location, spec.table));
         let outcome = tables
-            .load(spec, &query.name, prepared, &location, &columns)
+            .load(spec, &self.state_key(query), prepared, &location, &columns)
             .await?;
         record_table(ws, &o.output.display().to_string(), &outcome).await?;
         Ok(outcome)

@@ -7,7 +7,7 @@
 //! table: main.kwp_{country_code}.ventas   # created if missing
 //! mode: incremental                       # full | append | incremental | change_tracking
 //! primary_key: [id_transaccion]           # merge key (incremental, change_tracking)
-//! cursor: fecha_modificacion              # incremental: rows with cursor > last value
+//! cursor: fecha_modificacion              # incremental: rows with cursor >= last value
 //! lookback: 2h                            # incremental: re-read this much before it
 //! max_delete_rows: 5000                   # change_tracking: refuse larger deletes
 //! tracked_table: dbo.J_Ventas             # change_tracking: the table tracked
@@ -43,15 +43,49 @@ pub enum LoadMode {
     Full,
     /// Add the rows (COPY INTO).
     Append,
-    /// Rows whose `cursor` is past the last value seen (minus `lookback`),
-    /// merged on the primary key.
-    Incremental { cursor: String, lookback: Duration },
+    /// Rows whose `cursor` is at or past the last value seen (minus
+    /// `lookback`), merged on the primary key.
+    Incremental { cursor: String, lookback: Lookback },
     /// SQL Server Change Tracking on `tracked_table`: inserts, updates and
     /// deletes since the last synced version, merged on the primary key.
     ChangeTracking {
         tracked_table: Option<String>,
         max_delete_rows: Option<u64>,
     },
+}
+
+/// How far before the last cursor value an incremental load reads again,
+/// for rows committed late with a cursor value already passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookback {
+    /// `90s`, `30m`, `2h`, `1d`: for date and time cursors.
+    Time(Duration),
+    /// A plain number: seconds for date and time cursors, cursor units for
+    /// numeric ones (`1000`: from the last value minus 1000), the last that
+    /// many distinct values for text ones.
+    Amount(u64),
+}
+
+impl Lookback {
+    pub const NONE: Lookback = Lookback::Amount(0);
+
+    /// `2h` is a time, `500` an amount.
+    pub fn parse(text: &str) -> Option<Lookback> {
+        let t = text.trim();
+        if let Ok(n) = t.parse::<u64>() {
+            return Some(Lookback::Amount(n));
+        }
+        parse_duration(t).map(Lookback::Time)
+    }
+}
+
+impl std::fmt::Display for Lookback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lookback::Time(d) => write!(f, "{}s", d.as_secs()),
+            Lookback::Amount(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 impl LoadMode {
@@ -310,11 +344,11 @@ fn load_of(raw: FileSpec, file: &Path, params: &Params) -> Result<LoadSpec, Load
                 ));
             }
             let lookback = match &raw.lookback {
-                None => Duration::ZERO,
-                Some(l) => parse_duration(&fill("lookback", l)?).ok_or_else(|| {
+                None => Lookback::NONE,
+                Some(l) => Lookback::parse(&fill("lookback", l)?).ok_or_else(|| {
                     err(
                         "lookback",
-                        format!("'{l}' is not a duration (e.g. 90s, 30m, 2h, 1d)"),
+                        format!("'{l}' is neither a duration (e.g. 90s, 30m, 2h, 1d) nor a number (cursor units, or the last values of a text cursor)"),
                     )
                 })?,
             };
@@ -383,7 +417,7 @@ mod tests {
             s.mode,
             LoadMode::Incremental {
                 cursor: "fecha".into(),
-                lookback: Duration::from_secs(7200)
+                lookback: Lookback::Time(Duration::from_secs(7200))
             }
         );
         assert_eq!(spec("table: a.b.c\n").unwrap().mode, LoadMode::Full);
@@ -414,6 +448,17 @@ mod tests {
             e("table: a.b.c\nmode: change_tracking\nprimary_key: [\"id]\"]\n")
                 .contains("primary_key")
         );
+    }
+
+    #[test]
+    fn lookbacks_are_times_or_amounts() {
+        assert_eq!(
+            Lookback::parse("2h"),
+            Some(Lookback::Time(Duration::from_secs(7200)))
+        );
+        assert_eq!(Lookback::parse("500"), Some(Lookback::Amount(500)));
+        assert_eq!(Lookback::parse("-3"), None);
+        assert_eq!(Lookback::parse("soon"), None);
     }
 
     #[test]

@@ -7,17 +7,20 @@
 //!   (https://docs.databricks.com/en/sql/language-manual/sql-ref-syntax-ddl-create-table-using.html);
 //! - **append**: `COPY INTO` from the run's directory
 //!   (https://docs.databricks.com/en/sql/language-manual/delta-copy-into.html);
-//! - **incremental**: only the rows past the last cursor value (minus the
-//!   lookback) are read from SQL Server and `MERGE`d on the primary key
+//! - **incremental**: only the rows at or past the last cursor value (minus
+//!   the lookback, in time, cursor units or last values) are read from SQL
+//!   Server and `MERGE`d on the primary key; rows read again change nothing
 //!   (https://docs.databricks.com/en/sql/language-manual/delta-merge-into.html);
 //! - **change_tracking**: SQL Server Change Tracking's inserts, updates and
 //!   deletes since the last synced version, merged including deletes
 //!   (capped by `max_delete_rows`); a version older than the minimum valid
 //!   one reloads the table in full, saying why.
 //!
-//! The first run of incremental and change_tracking is a full load. Where
-//! each left off is in a Databricks state table (`state.rs`), so any bridge
-//! continues. Before changing an existing table its schema is compared with
+//! The first run of incremental and change_tracking is a full load (for
+//! incremental a full read merged, so another query's rows in the same
+//! table stay); so is a run whose table was dropped or re-created since
+//! the last load (it says why). Where each query left each table is in a
+//! Databricks state table (`state.rs`), so any bridge continues. Before changing an existing table its schema is compared with
 //! the landed one (`DESCRIBE TABLE`): new columns are added, types Delta can
 //! widen are widened, anything else fails the run naming the column.
 
@@ -182,10 +185,12 @@ impl TableLoader {
     }
 
     /// Decides what this run reads from SQL Server: the whole query, the
-    /// rows past the cursor, or the changes since the last version.
+    /// rows from the cursor on, or the changes since the last version.
+    /// `key` names the query (`<country>/<query>`) whose position is used.
     pub async fn prepare(
         &self,
         spec: &LoadSpec,
+        key: &str,
         sql: &str,
         conn: &mut Connection,
     ) -> Result<Prepared, LoadError> {
@@ -202,17 +207,31 @@ impl TableLoader {
             LoadMode::Append => Ok(whole(Action::Append, None)),
             LoadMode::Incremental { cursor, lookback } => {
                 self.state.ensure().await?;
-                let saved = self.state.get(&spec.table).await?.filter(|s| {
+                let saved = self.state.get(&spec.table, key).await?.filter(|s| {
                     s.mode == "incremental"
                         && s.cursor_column
                             .as_deref()
                             .is_some_and(|c| c.eq_ignore_ascii_case(cursor))
                 });
-                let Some((value, kind)) = saved.and_then(|s| s.cursor_value.zip(s.cursor_kind))
-                else {
+                let Some(saved) = saved else {
                     return Ok(whole(
-                        Action::Replace,
-                        Some("first incremental run: a full load".into()),
+                        Action::Merge,
+                        Some(format!(
+                            "first incremental run of {key} into {}: every row read, merged",
+                            spec.table
+                        )),
+                    ));
+                };
+                if let Some(why) = self.discontinued(&spec.table, saved.table_version).await? {
+                    return Ok(whole(Action::Merge, Some(why)));
+                }
+                let Some((value, kind)) = saved.cursor_value.zip(saved.cursor_kind) else {
+                    return Ok(whole(
+                        Action::Merge,
+                        Some(
+                            "no cursor value saved yet (no rows so far): every row read, merged"
+                                .into(),
+                        ),
                     ));
                 };
                 let after = CursorValue::parse(&kind, &value).ok_or_else(|| {
@@ -222,7 +241,7 @@ impl TableLoader {
                     ))
                 })?;
                 Ok(Prepared {
-                    sql: source::rows_after(sql, cursor, &after, lookback.as_secs())?,
+                    sql: source::rows_after(sql, cursor, &after, lookback)?,
                     action: Action::Merge,
                     note: None,
                     cursor_from: Some(value),
@@ -249,7 +268,7 @@ impl TableLoader {
                 let (current, min) = versions(conn, &tracked).await?;
                 let saved = self
                     .state
-                    .get(&spec.table)
+                    .get(&spec.table, key)
                     .await?
                     .filter(|s| s.mode == "change_tracking")
                     .and_then(|s| s.ct_version);
@@ -285,11 +304,13 @@ impl TableLoader {
     }
 
     /// Loads the run at `location` (its columns `columns`) as `prepared`
-    /// said, then saves where the table is.
+    /// said, then saves where `key`'s query left the table. Every statement
+    /// may run again with the same outcome, so a retry after a lost answer
+    /// changes nothing twice.
     pub async fn load(
         &self,
         spec: &LoadSpec,
-        query: &str,
+        key: &str,
         prepared: &Prepared,
         location: &str,
         columns: &[Column],
@@ -355,12 +376,19 @@ impl TableLoader {
                     .iter()
                     .map(|k| format!("t.{0} = s.{0}", ident(k)))
                     .collect();
+                // Rows read again unchanged (the inclusive bound, the
+                // lookback) are left alone: only real changes are updates.
+                let same: Vec<String> = own
+                    .iter()
+                    .map(|c| format!("t.{0} <=> s.{0}", ident(&c.name)))
+                    .collect();
                 let r = self
                     .run(&format!(
                         "MERGE INTO {t} AS t USING (SELECT {} FROM {src}) AS s ON {} \
-                         WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
+                         WHEN MATCHED AND NOT ({}) THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
                         list(""),
-                        on.join(" AND ")
+                        on.join(" AND "),
+                        same.join(" AND ")
                     ))
                     .await?;
                 out.action = "merged".into();
@@ -433,27 +461,93 @@ impl TableLoader {
                             "the cursor column {cursor} is not in the query's result"
                         ))
                     })?;
+                // The highest value this run read (not the table's: other
+                // queries may load it too), never below where it started.
                 let r = self
                     .run(&format!(
-                        "SELECT CAST(max({}) AS STRING) FROM {t}",
+                        "SELECT CAST(max({}) AS STRING) FROM {src}",
                         ident(&col.name)
                     ))
                     .await?;
+                let kind = cursor_kind(&col.spark_type);
+                let landed = first_cell(&r);
                 saved.cursor_column = Some(col.name.clone());
-                saved.cursor_kind = Some(cursor_kind(&col.spark_type).to_string());
-                saved.cursor_value = first_cell(&r).or(prepared.cursor_from.clone());
+                saved.cursor_kind = Some(kind.to_string());
+                saved.cursor_value = match (landed, prepared.cursor_from.clone()) {
+                    (Some(l), Some(p)) => {
+                        let higher = CursorValue::parse(kind, &l)
+                            .zip(CursorValue::parse(kind, &p))
+                            .and_then(|(a, b)| a.cmp_same_kind(&b))
+                            .is_none_or(|o| o.is_ge());
+                        Some(if higher { l } else { p })
+                    }
+                    (l, p) => l.or(p),
+                };
                 out.cursor_to = saved.cursor_value.clone();
             }
             LoadMode::ChangeTracking { .. } => saved.ct_version = prepared.version_to,
             LoadMode::Full | LoadMode::Append => {}
         }
         out.table_version = self.table_version(&t).await?;
+        saved.table_version = out.table_version;
         if !matches!(spec.mode, LoadMode::Full | LoadMode::Append) {
-            self.state
-                .put(&spec.table, query, &saved, out.table_version, &self.by)
-                .await?;
+            self.state.put(&spec.table, key, &saved, &self.by).await?;
         }
         Ok(out)
+    }
+
+    /// Why the table is no longer the one the last load left at
+    /// `saved_version` — missing, at an older version, or re-created,
+    /// replaced, truncated or restored since — or `None` when it is.
+    async fn discontinued(
+        &self,
+        table: &UcName,
+        saved_version: Option<i64>,
+    ) -> Result<Option<String>, LoadError> {
+        let t = quoted(table);
+        let history = match self.run(&format!("DESCRIBE HISTORY {t} LIMIT 1")).await {
+            Err(e) if missing(&e) => {
+                return Ok(Some(format!(
+                    "table {table} does not exist though a load of it was saved (it was dropped): a full reload"
+                )))
+            }
+            r => r?,
+        };
+        let (Some(current), Some(saved)) = (version_of(&history, 0), saved_version) else {
+            return Ok(None);
+        };
+        if current < saved {
+            return Ok(Some(format!(
+                "table {table} is at version {current}, before version {saved} the last load left (it was re-created): a full reload"
+            )));
+        }
+        // Versions since the last load, as far as a thousand back.
+        let since = current - saved;
+        if since == 0 || since > 1000 {
+            return Ok(None);
+        }
+        let r = self
+            .run(&format!("DESCRIBE HISTORY {t} LIMIT {since}"))
+            .await?;
+        let col = |name: &str| r.columns.iter().position(|c| c.name == name);
+        let (Some(op), Some(user)) = (col("operation"), col("userName")) else {
+            return Ok(None);
+        };
+        for (i, row) in r.rows.iter().enumerate() {
+            let operation = row.get(op).cloned().flatten().unwrap_or_default();
+            let resets = operation.starts_with("CREATE")
+                || operation.starts_with("REPLACE")
+                || operation == "TRUNCATE"
+                || operation == "RESTORE";
+            if resets {
+                return Ok(Some(format!(
+                    "table {table} was changed by {operation} (version {}, by {}) after the last load: a full reload",
+                    version_of(&r, i).map(|v| v.to_string()).unwrap_or_default(),
+                    row.get(user).cloned().flatten().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(None)
     }
 
     async fn create(&self, t: &str, cols: &[&Column]) -> Result<(), LoadError> {
@@ -471,31 +565,24 @@ impl TableLoader {
 
     /// The table's columns and types; `None` when it does not exist.
     async fn describe(&self, table: &UcName) -> Result<Option<Vec<Column>>, LoadError> {
-        match self.run(&format!("DESCRIBE TABLE {}", quoted(table))).await {
-            Ok(r) => Ok(Some(
-                r.rows
-                    .iter()
-                    .filter_map(|row| {
-                        let name = row.first().cloned().flatten()?;
-                        let ty = row.get(1).cloned().flatten()?;
-                        // Partition and detail sections start with '#'.
-                        (!name.trim().is_empty() && !name.starts_with('#')).then_some(Column {
-                            name,
-                            spark_type: ty,
-                        })
+        let r = match self.run(&format!("DESCRIBE TABLE {}", quoted(table))).await {
+            Err(e) if missing(&e) => return Ok(None),
+            r => r?,
+        };
+        Ok(Some(
+            r.rows
+                .iter()
+                .filter_map(|row| {
+                    let name = row.first().cloned().flatten()?;
+                    let ty = row.get(1).cloned().flatten()?;
+                    // Partition and detail sections start with '#'.
+                    (!name.trim().is_empty() && !name.starts_with('#')).then_some(Column {
+                        name,
+                        spark_type: ty,
                     })
-                    .collect(),
-            )),
-            Err(LoadError::Databricks(StatementError::Failed { code, message }))
-                if code.contains("TABLE_OR_VIEW_NOT_FOUND")
-                    || message.contains("TABLE_OR_VIEW_NOT_FOUND")
-                    || code.contains("SCHEMA_NOT_FOUND")
-                    || message.contains("SCHEMA_NOT_FOUND") =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+                })
+                .collect(),
+        ))
     }
 
     /// Adds new columns and widens types Delta can widen; fails on any
@@ -569,16 +656,29 @@ impl TableLoader {
 
     async fn table_version(&self, t: &str) -> Result<Option<i64>, LoadError> {
         let r = self.run(&format!("DESCRIBE HISTORY {t} LIMIT 1")).await?;
-        let i = r
-            .columns
-            .iter()
-            .position(|c| c.name == "version")
-            .unwrap_or(0);
-        Ok(r.rows
-            .first()
-            .and_then(|row| row.get(i).cloned().flatten())
-            .and_then(|v| v.parse().ok()))
+        Ok(version_of(&r, 0))
     }
+}
+
+/// The `version` of row `i` of a DESCRIBE HISTORY result.
+fn version_of(r: &JsonResult, i: usize) -> Option<i64> {
+    let c = r
+        .columns
+        .iter()
+        .position(|c| c.name == "version")
+        .unwrap_or(0);
+    r.rows
+        .get(i)
+        .and_then(|row| row.get(c).cloned().flatten())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Whether Databricks said the table (or its schema) is not there.
+fn missing(e: &LoadError) -> bool {
+    matches!(e, LoadError::Databricks(StatementError::Failed { code, message })
+        if ["TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"]
+            .iter()
+            .any(|k| code.contains(k) || message.contains(k)))
 }
 
 /// Change Tracking's current version and the tracked table's minimum

@@ -10,6 +10,7 @@
 
 pub use crate::queries::derived::bracket;
 use crate::queries::derived::Derived;
+use crate::queries::load::Lookback;
 
 use super::LoadError;
 
@@ -52,46 +53,119 @@ impl CursorValue {
         })
     }
 
-    /// The T-SQL literal, minus `lookback_secs` for dates and times.
-    fn literal(&self, lookback_secs: u64) -> Result<String, LoadError> {
-        let back = |e: String| {
-            if lookback_secs == 0 {
-                e
-            } else {
-                format!("DATEADD(second, -{lookback_secs}, {e})")
-            }
-        };
-        let needs_time = |what: &str| {
-            if lookback_secs > 0 {
-                Err(LoadError::Spec(format!(
-                    "lookback applies to date and time cursors; the cursor is {what}"
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        Ok(match self {
-            CursorValue::Int(n) => {
-                needs_time("a number")?;
-                n.to_string()
-            }
-            CursorValue::Decimal(d) => {
-                needs_time("a number")?;
-                d.clone()
-            }
-            CursorValue::Text(s) => {
-                needs_time("a string")?;
-                format!("N'{}'", s.replace('\'', "''"))
-            }
-            CursorValue::Date(d) => {
-                back(format!("CAST('{}' AS datetime2(7))", d.format("%Y-%m-%d")))
-            }
-            CursorValue::Timestamp(t) => back(format!(
+    fn kind(&self) -> &'static str {
+        match self {
+            CursorValue::Int(_) => "an integer",
+            CursorValue::Decimal(_) => "a decimal",
+            CursorValue::Date(_) => "a date",
+            CursorValue::Timestamp(_) => "a date and time",
+            CursorValue::Text(_) => "text",
+        }
+    }
+
+    /// The T-SQL literal of the value.
+    fn literal(&self) -> String {
+        match self {
+            CursorValue::Int(n) => n.to_string(),
+            CursorValue::Decimal(d) => d.clone(),
+            CursorValue::Text(s) => format!("N'{}'", s.replace('\'', "''")),
+            CursorValue::Date(d) => format!("CAST('{}' AS datetime2(7))", d.format("%Y-%m-%d")),
+            CursorValue::Timestamp(t) => format!(
                 "CAST('{}' AS datetime2(7))",
                 t.format("%Y-%m-%dT%H:%M:%S%.6f")
-            )),
-        })
+            ),
+        }
     }
+
+    /// Orders two values of one kind (`None` across kinds).
+    pub fn cmp_same_kind(&self, other: &CursorValue) -> Option<std::cmp::Ordering> {
+        use CursorValue::*;
+        match (self, other) {
+            (Int(a), Int(b)) => Some(a.cmp(b)),
+            (Date(a), Date(b)) => Some(a.cmp(b)),
+            (Timestamp(a), Timestamp(b)) => Some(a.cmp(b)),
+            (Text(a), Text(b)) => Some(a.cmp(b)),
+            (Decimal(a), Decimal(b)) => Some(cmp_decimal_text(a, b)),
+            _ => None,
+        }
+    }
+}
+
+/// Orders two exact decimal texts (`-12.50`, `3`) by value, digit by digit.
+fn cmp_decimal_text(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let split = |t: &str| {
+        let (neg, digits) = match t.trim().strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, t.trim()),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let int = int.trim_start_matches('0').to_string();
+        let frac = frac.trim_end_matches('0').to_string();
+        let zero = int.is_empty() && frac.is_empty();
+        (neg && !zero, int, frac)
+    };
+    let (na, ia, fa) = split(a);
+    let (nb, ib, fb) = split(b);
+    let magnitude = ia
+        .len()
+        .cmp(&ib.len())
+        .then_with(|| ia.cmp(&ib))
+        .then_with(|| fa.cmp(&fb));
+    match (na, nb) {
+        (false, true) => Ordering::Greater,
+        (true, false) => Ordering::Less,
+        (false, false) => magnitude,
+        (true, true) => magnitude.reverse(),
+    }
+}
+
+/// The lowest cursor value a run reads from: the last value, minus the
+/// lookback. Inclusive, so rows committed later at the last value itself (a
+/// `date` cursor's rest of the day, equal timestamps) are read; the MERGE
+/// on the key makes rows read twice a no-op.
+fn lower_bound(
+    after: &CursorValue,
+    cursor: &str,
+    lookback: &Lookback,
+) -> Result<String, LoadError> {
+    let c = bracket(cursor);
+    let wrong = |what: &str| {
+        LoadError::Spec(format!(
+            "lookback {lookback} is {what}, but the cursor {cursor} holds {}; give {}",
+            after.kind(),
+            match after {
+                CursorValue::Int(_) | CursorValue::Decimal(_) => {
+                    "a number of cursor units (e.g. lookback: 1000)"
+                }
+                CursorValue::Text(_) => "a number of its last distinct values (e.g. lookback: 3)",
+                _ => "a duration (e.g. lookback: 2h)",
+            }
+        ))
+    };
+    let lit = after.literal();
+    Ok(match (after, lookback) {
+        (_, Lookback::Amount(0)) => lit,
+        (CursorValue::Date(_) | CursorValue::Timestamp(_), Lookback::Time(d)) => {
+            format!("DATEADD(second, -{}, {lit})", d.as_secs())
+        }
+        (CursorValue::Date(_) | CursorValue::Timestamp(_), Lookback::Amount(n)) => {
+            format!("DATEADD(second, -{n}, {lit})")
+        }
+        (CursorValue::Int(v), Lookback::Amount(n)) => {
+            let n = i64::try_from(*n).unwrap_or(i64::MAX);
+            v.saturating_sub(n).to_string()
+        }
+        (CursorValue::Decimal(_), Lookback::Amount(n)) => format!("({lit} - {n})"),
+        // Text has no arithmetic: the last `n` distinct values at or before
+        // the last one, as SQL Server orders them.
+        (CursorValue::Text(_), Lookback::Amount(n)) => format!(
+            "ISNULL((SELECT MIN([__bridge_v]) FROM (SELECT TOP ({n}) [__bridge_v] FROM \
+             (SELECT DISTINCT [__bridge_q].{c} AS [__bridge_v] FROM [__bridge_q] WHERE [__bridge_q].{c} <= {lit}) AS [__bridge_d] \
+             ORDER BY [__bridge_v] DESC) AS [__bridge_last]), {lit})"
+        ),
+        (_, Lookback::Time(_)) => return Err(wrong("a duration")),
+    })
 }
 
 /// The query as a derived table, with `mode` named in its errors.
@@ -99,18 +173,18 @@ fn shape(sql: &str, mode: &str) -> Result<Derived, LoadError> {
     Derived::of(sql, &format!("mode {mode}")).map_err(LoadError::Spec)
 }
 
-/// The query's rows whose `cursor` is past `after` (minus the lookback).
+/// The query's rows whose `cursor` is at or past `after` minus the lookback.
 pub fn rows_after(
     sql: &str,
     cursor: &str,
     after: &CursorValue,
-    lookback_secs: u64,
+    lookback: &Lookback,
 ) -> Result<String, LoadError> {
     let s = shape(sql, "incremental")?;
     let c = bracket(cursor);
     Ok(s.select(&format!(
-        "SELECT * FROM [__bridge_q] WHERE [__bridge_q].{c} > {}",
-        after.literal(lookback_secs)?
+        "SELECT * FROM [__bridge_q] WHERE [__bridge_q].{c} >= {}",
+        lower_bound(after, cursor, lookback)?
     )))
 }
 
@@ -181,43 +255,82 @@ mod tests {
 
     #[test]
     fn incremental_narrows_the_query_as_a_derived_table() {
+        let two_hours = Lookback::Time(std::time::Duration::from_secs(7200));
         let t = CursorValue::parse("timestamp", "2024-05-01 10:00:00.5").unwrap();
         let sql = rows_after(
             "SELECT id, fecha FROM dbo.v WHERE x = 1;",
             "fecha",
             &t,
-            7200,
+            &two_hours,
         )
         .unwrap();
         assert_eq!(
             sql,
             "WITH [__bridge_q] AS (SELECT id, fecha FROM dbo.v WHERE x = 1) SELECT * FROM [__bridge_q] \
-             WHERE [__bridge_q].[fecha] > DATEADD(second, -7200, CAST('2024-05-01T10:00:00.500000' AS datetime2(7)))"
+             WHERE [__bridge_q].[fecha] >= DATEADD(second, -7200, CAST('2024-05-01T10:00:00.500000' AS datetime2(7)))"
         );
         let cte = rows_after(
             "WITH c AS (SELECT id FROM t) SELECT id FROM c ORDER BY id",
             "id",
             &CursorValue::Int(5),
-            0,
+            &Lookback::NONE,
         )
         .unwrap();
         assert!(
             cte.starts_with("WITH c AS (SELECT id FROM t), [__bridge_q] AS (SELECT id FROM c) "),
             "{cte}"
         );
-        assert!(cte.ends_with("> 5"));
+        assert!(cte.ends_with(">= 5"));
         assert!(rows_after(
             "SET NOCOUNT ON; SELECT 1 AS id",
             "id",
             &CursorValue::Int(1),
-            0
+            &Lookback::NONE
         )
         .is_err());
-        assert!(rows_after("SELECT 1 AS id", "id", &CursorValue::Int(1), 60).is_err());
-        let s = CursorValue::parse("string", "O'Brien").unwrap();
-        assert!(rows_after("SELECT n FROM t", "n", &s, 0)
+        // Every cursor kind takes a lookback of its own kind.
+        let ints = rows_after(
+            "SELECT 1 AS id",
+            "id",
+            &CursorValue::Int(100),
+            &Lookback::Amount(30),
+        );
+        assert!(ints.unwrap().ends_with(">= 70"));
+        let e = rows_after("SELECT 1 AS id", "id", &CursorValue::Int(1), &two_hours).unwrap_err();
+        assert!(e.to_string().contains("holds an integer"), "{e}");
+        let dec = CursorValue::parse("decimal", "10.5").unwrap();
+        assert!(rows_after("SELECT 1 AS v", "v", &dec, &Lookback::Amount(2))
             .unwrap()
-            .ends_with("> N'O''Brien'"));
+            .ends_with(">= (10.5 - 2)"));
+        let s = CursorValue::parse("string", "O'Brien").unwrap();
+        assert!(rows_after("SELECT n FROM t", "n", &s, &Lookback::NONE)
+            .unwrap()
+            .ends_with(">= N'O''Brien'"));
+        let last3 = rows_after("SELECT n FROM t", "n", &s, &Lookback::Amount(3)).unwrap();
+        assert!(last3.contains("SELECT TOP (3) [__bridge_v]"), "{last3}");
+        assert!(last3.ends_with("N'O''Brien')"), "{last3}");
+        let day = CursorValue::parse("date", "2024-05-01").unwrap();
+        assert!(
+            rows_after("SELECT d FROM t", "d", &day, &Lookback::Amount(60))
+                .unwrap()
+                .ends_with(">= DATEADD(second, -60, CAST('2024-05-01' AS datetime2(7)))")
+        );
+    }
+
+    #[test]
+    fn decimals_order_by_value() {
+        use std::cmp::Ordering::*;
+        for (a, b, o) in [
+            ("10.5", "9.75", Greater),
+            ("-10.5", "-9.75", Less),
+            ("0.10", "0.1", Equal),
+            ("-0", "0.00", Equal),
+            ("-1", "0", Less),
+            ("007", "7.0", Equal),
+            ("12345678901234567890.1", "12345678901234567890.09", Greater),
+        ] {
+            assert_eq!(cmp_decimal_text(a, b), o, "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Where a table load left off, kept in Databricks (a Delta table,
 //! `bridge.state.table_loads` by default) so that any bridge — another
 //! region's, a restarted one — continues from it. One row per target
-//! table, written after the table's own change; if a bridge dies between
-//! the two, the next run reads the same rows again and the MERGE is
-//! idempotent. Only bridges should be granted MODIFY on it: a changed row
+//! table and query (`<country>/<query>`: two queries loading one table
+//! each keep their own cursor), written after the table's own change; if a
+//! bridge dies between the two, the next run reads the same rows again and
+//! the MERGE is idempotent. Only bridges should be granted MODIFY on it: a changed row
 //! can make a load skip or repeat rows (never run SQL: values are re-parsed
 //! as the cursor's type before use).
 
@@ -37,6 +38,8 @@ pub struct LoadState {
     pub cursor_value: Option<String>,
     pub cursor_kind: Option<String>,
     pub ct_version: Option<i64>,
+    /// The table's Delta version the load left.
+    pub table_version: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -84,16 +87,23 @@ impl StateTable {
         Ok(())
     }
 
-    /// The saved position of `table`, if any.
-    pub async fn get(&self, table: &UcName) -> Result<Option<LoadState>, StatementError> {
+    /// The saved position of `query` loading `table`, if any.
+    pub async fn get(
+        &self,
+        table: &UcName,
+        query: &str,
+    ) -> Result<Option<LoadState>, StatementError> {
         let r = self
             .run(
                 &format!(
-                    "SELECT mode, cursor_column, cursor_value, cursor_kind, ct_version FROM {} \
-                     WHERE table_name = :t ORDER BY updated_at DESC LIMIT 1",
+                    "SELECT mode, cursor_column, cursor_value, cursor_kind, ct_version, table_version FROM {} \
+                     WHERE table_name = :t AND query = :q ORDER BY updated_at DESC LIMIT 1",
                     self.quoted
                 ),
-                &[Parameter::new("t", table.to_string())],
+                &[
+                    Parameter::new("t", table.to_string()),
+                    Parameter::new("q", query),
+                ],
             )
             .await?;
         Ok(r.rows.first().map(|row| {
@@ -104,22 +114,24 @@ impl StateTable {
                 cursor_value: get(2),
                 cursor_kind: get(3),
                 ct_version: get(4).and_then(|v| v.parse().ok()),
+                table_version: get(5).and_then(|v| v.parse().ok()),
             }
         }))
     }
 
-    /// Saves `table`'s position after a load.
+    /// Saves where `query` left `table` after a load.
     pub async fn put(
         &self,
         table: &UcName,
         query: &str,
         s: &LoadState,
-        table_version: Option<i64>,
         by: &str,
     ) -> Result<(), StatementError> {
+        let table_version = s.table_version;
         let sql = format!(
-            "MERGE INTO {} AS t USING (SELECT :t AS table_name) AS s ON t.table_name = s.table_name \
-             WHEN MATCHED THEN UPDATE SET query = :q, mode = :m, cursor_column = :cc, cursor_value = :cv, \
+            "MERGE INTO {} AS t USING (SELECT :t AS table_name, :q AS query) AS s \
+             ON t.table_name = s.table_name AND t.query = s.query \
+             WHEN MATCHED THEN UPDATE SET mode = :m, cursor_column = :cc, cursor_value = :cv, \
                cursor_kind = :ck, ct_version = :ctv, table_version = :tv, updated_at = current_timestamp(), updated_by = :by \
              WHEN NOT MATCHED THEN INSERT (table_name, query, mode, cursor_column, cursor_value, cursor_kind, \
                ct_version, table_version, updated_at, updated_by) \

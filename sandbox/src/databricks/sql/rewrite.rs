@@ -443,6 +443,13 @@ impl Rewriter<'_, '_> {
                     ],
                 )?)
             }
+            // Spark's null-safe equality is SQL's IS NOT DISTINCT FROM
+            // (https://docs.databricks.com/sql/language-manual/functions/eqnullsafesign.html).
+            Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Spaceship,
+                right,
+            } => Some(Expr::IsNotDistinctFrom(left.clone(), right.clone())),
             Expr::TypedString(ts) => {
                 let text = ts.data_type.to_string();
                 let ty = DbxType::parse(&text)
@@ -725,9 +732,15 @@ pub fn expr_type(
         Expr::BinaryOp { left, op, right } => {
             use ast::BinaryOperator as B;
             match op {
-                B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq | B::And | B::Or => {
-                    Some(DbxType::Boolean)
-                }
+                B::Eq
+                | B::NotEq
+                | B::Lt
+                | B::LtEq
+                | B::Gt
+                | B::GtEq
+                | B::And
+                | B::Or
+                | B::Spaceship => Some(DbxType::Boolean),
                 B::StringConcat => Some(DbxType::String),
                 B::Plus | B::Minus | B::Multiply => {
                     let (l, r) = (
@@ -754,6 +767,8 @@ pub fn expr_type(
         }
         Expr::IsNull(_)
         | Expr::IsNotNull(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..)
         | Expr::InList { .. }
         | Expr::Between { .. }
         | Expr::Like { .. }

@@ -321,3 +321,18 @@ fn update_and_delete_take_where_subqueries_not_joins() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn null_safe_equality() {
+    let (e, dir) = engine();
+    let rs = q(
+        &e,
+        "SELECT 1 <=> 1 AS a, NULL <=> NULL AS b, 1 <=> NULL AS c, 'x' <=> 'y' AS d",
+    );
+    assert_eq!(
+        rs.rows,
+        vec![vec![Cell::Int(1), Cell::Int(1), Cell::Int(0), Cell::Int(0)]]
+    );
+    assert_eq!(rs.columns[0].ty, DbxType::Boolean);
+    let _ = std::fs::remove_dir_all(dir);
+}
