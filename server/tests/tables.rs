@@ -566,7 +566,7 @@ async fn incremental_loads_lose_no_row_at_the_bound_nor_across_queries() {
     .await;
     ok(&extract(&w, "qa"));
     assert_eq!(table(&w), source().await, "an integer lookback");
-    // A duration is refused for it, naming what to give.
+    // A duration is refused for a number, naming what to give.
     write(
         "qa",
         "SELECT id, ts, dia, seq, v FROM Bnd.dbo.a",
@@ -581,11 +581,25 @@ async fn incremental_loads_lose_no_row_at_the_bound_nor_across_queries() {
         "SELECT id, ts, dia, seq, v FROM Bnd.dbo.a",
         &spec("seq", "lookback: 5\n"),
     );
+    // A text cursor with a lookback of its last 2 distinct values.
+    write(
+        "qa",
+        "SELECT id, ts, dia, seq, v FROM Bnd.dbo.a",
+        &spec("v", "lookback: 2\n"),
+    );
+    ok(&extract(&w, "qa"));
+    sql(
+        &w,
+        "INSERT INTO Bnd.dbo.a VALUES (6, '2024-03-01 08:00', '2024-03-01', 1, N'a4x'); SELECT 1",
+    )
+    .await;
+    ok(&extract(&w, "qa"));
+    assert_eq!(table(&w), source().await, "a text lookback");
 
     // The target dropped while the state survives: a full reload, saying why.
     dbx(&w, "DROP TABLE main.bnd.t");
     let out = ok(&extract(&w, "qa"));
-    assert!(out.contains("+5 ~0 -0"), "{out}");
+    assert!(out.contains("+6 ~0 -0"), "{out}");
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
             w.dbx
