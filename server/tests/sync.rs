@@ -1564,3 +1564,246 @@ async fn sync_keeps_working_as_the_events_tables_history_expires() {
     let ledger = rows(&w, "SELECT event_id FROM Sync.dbo.bridge_sync_ledger").await;
     assert_eq!(ledger.len(), applied);
 }
+
+/// Two applications of one event racing — as when a bridge takes an event
+/// over while its holder is still applying it — apply it once: the one that
+/// collides with the other's rows (2627 on the target's key) finds the event
+/// in the ledger and reports it applied, not failed. An id already applied
+/// for a different request is refused, not skipped as applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_applications_apply_once_and_a_reused_id_is_refused() {
+    use sql_databricks_bridge::config::{
+        DatabricksSettings, SqlServerOverrides, SqlServerSettings,
+    };
+    use sql_databricks_bridge::operator::BridgeOperator;
+    let w = world("sync-race");
+    tipos2(&w);
+    let env: std::collections::HashMap<&str, String> = w.env().into_iter().collect();
+    let op = || {
+        BridgeOperator::new(
+            SqlServerSettings::resolve(&SqlServerOverrides::default(), &|k| env.get(k).cloned())
+                .unwrap(),
+        )
+        .unwrap()
+        .with_databricks(
+            &DatabricksSettings::resolve(None, None, &|k| env.get(k).cloned(), None).unwrap(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (op(), op());
+    // Both read the source before either commits.
+    w.dbx
+        .set_execution_delay(std::time::Duration::from_millis(400));
+    let (ra, rb) = tokio::join!(
+        a.sync_to_sql_server_once(
+            "job-7",
+            "main.demo.tipos",
+            "Sync.dbo.tipos",
+            "INSERT",
+            &["id"]
+        ),
+        b.sync_to_sql_server_once(
+            "job-7",
+            "main.demo.tipos",
+            "Sync.dbo.tipos",
+            "INSERT",
+            &["id"]
+        ),
+    );
+    w.dbx.set_execution_delay(std::time::Duration::ZERO);
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(
+        [ra.from_ledger, rb.from_ledger]
+            .iter()
+            .filter(|l| !**l)
+            .count(),
+        1,
+        "{ra:?} {rb:?}"
+    );
+    assert_eq!((ra.rows_affected, rb.rows_affected), (3, 3));
+    assert_eq!(rows(&w, TIPOS).await, expected_tipos());
+
+    // The same id again for the same request: the ledger's answer.
+    let again = a
+        .sync_to_sql_server_once(
+            "job-7",
+            "main.demo.tipos",
+            "Sync.dbo.tipos",
+            "INSERT",
+            &["id"],
+        )
+        .await
+        .unwrap();
+    assert!(again.from_ledger);
+    // For another request: refused, and nothing written.
+    let e = a
+        .sync_to_sql_server_once(
+            "job-7",
+            "main.demo.tipos",
+            "Sync.dbo.tipos2",
+            "INSERT",
+            &["id"],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("was already applied")
+            && e.to_string().contains("different request"),
+        "{e}"
+    );
+    assert_eq!(count(&w, "Sync.dbo.tipos2").await, 0);
+}
+
+/// An event_id on two rows of the events table (two writers, or one
+/// twice) cannot be told apart: both rows are refused with the reason, not
+/// left pending forever; the poll goes on with the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_id_on_two_rows_is_refused_not_parked() {
+    let w = world("sync-dup");
+    w.sql
+        .engine()
+        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n int)\nGO\n")
+        .unwrap();
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.lote (id INT, n INT); INSERT INTO main.demo.lote VALUES (1, 1);",
+    );
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.lote",
+        "Sync.dbo.log",
+        &[],
+        "proyecto-sync",
+    );
+    dbx(
+        &w,
+        &format!(
+            "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, \
+             primary_keys, requested_by, status, attempts, created_at) \
+             VALUES ('{id}', 'DELETE', 'main.demo.lote', 'Sync.dbo.log', array('id'), 'proyecto-sync', 'pending', 0, current_timestamp())"
+        ),
+    );
+    let other = event(
+        &w,
+        "INSERT",
+        "main.demo.lote",
+        "Sync.dbo.log",
+        &[],
+        "proyecto-sync",
+    );
+    let out = String::from_utf8_lossy(&run_once(&w).stdout).to_string();
+    assert!(out.contains("completed 1, failed 1"), "{out}");
+    let r = w
+        .dbx
+        .engine()
+        .execute(
+            &format!(
+                "SELECT status, error_message FROM bridge.events.bridge_events WHERE event_id = '{id}'"
+            ),
+            &Default::default(),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(r.rows.len(), 2);
+    for row in &r.rows {
+        assert_eq!(render_cell(&row[0], &r.columns[0].ty).unwrap(), "failed");
+        let why = render_cell(&row[1], &r.columns[1].ty).unwrap();
+        assert!(why.contains("is on 2 rows"), "{why}");
+    }
+    assert_eq!(status(&w, &other).0, "completed");
+    assert_eq!(count(&w, "Sync.dbo.log").await, 1);
+}
+
+/// Events the bridge cannot read do not break a user's list, and a
+/// target spelled `"Sync".dbo.t` (as SQL Server and the parser accept it)
+/// is routed to the bridge that holds the database.
+#[tokio::test(flavor = "multi_thread")]
+async fn quoted_database_names_route_and_unknown_statuses_do_not_break_lists() {
+    const SYNC: &str = "demo-sync-token";
+    let w = world("sync-quoted");
+    let b = w.serve(&["--sync-interval", "1"]);
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "\"Sync\".dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    dbx(
+        &w,
+        "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, requested_by, status) \
+         VALUES ('hand-made', 'INSERT', 'main.demo.tipos', 'Sync.dbo.tipos', 'proyecto-sync', 'paused')",
+    );
+    let t0 = std::time::Instant::now();
+    while status(&w, &id).0 != "completed" {
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "{:?}\n{}",
+            status(&w, &id),
+            w.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+    let r = b.get("/sync/events", SYNC).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ids: Vec<&str> = r.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+}
+
+/// POST /sync/events with an Idempotency-Key whose event was written but
+/// whose answer was lost (the insert's, or the read after it, on every
+/// try the client made): the key is released with the 502, and the retry
+/// finds the event instead of writing a second one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_submit_whose_first_answer_was_lost_writes_one_event() {
+    use serde_json::json;
+    const SYNC: &str = "demo-sync-token";
+    let w = world("sync-idem");
+    let b = w.serve(&["--no-sync", "--retry-base-ms", "10", "--retry-cap-ms", "20"]);
+    let body = json!({"operation": "INSERT", "source_table": "main.demo.tipos",
+                      "target_table": "Sync.dbo.tipos", "primary_keys": ["id"]});
+    let submit = |key: &str| {
+        b.send(
+            b.http
+                .post(format!("{}/sync/events", b.url))
+                .bearer_auth(SYNC)
+                .header("Idempotency-Key", key)
+                .json(&body),
+        )
+    };
+    for (key, lose) in [
+        ("k-insert", "^MERGE INTO .*bridge_events"),
+        ("k-read", "^SELECT .* FROM .*bridge_events.* WHERE event_id"),
+    ] {
+        // Lost every time the client asks again, until it gives up.
+        w.dbx
+            .faults()
+            .lose_statement_answers(lose, 100, 503)
+            .unwrap();
+        let first = submit(key).await;
+        assert_eq!(first.status, 502, "{key}: {}", first.text);
+        w.dbx.faults().clear();
+        let retry = submit(key).await;
+        assert_eq!(retry.status, 202, "{key}: {}", retry.text);
+        let again = submit(key).await;
+        assert_eq!(again.json["event_id"], retry.json["event_id"]);
+    }
+    let n = w
+        .dbx
+        .engine()
+        .execute(
+            "SELECT count(*) FROM bridge.events.bridge_events",
+            &Default::default(),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(render_cell(&n.rows[0][0], &n.columns[0].ty).unwrap(), "2");
+}

@@ -120,8 +120,32 @@ pub async fn submit_event(
 ) -> Result<Response, ApiError> {
     let request = serde_json::to_value(&req).map_err(ApiError::internal)?;
     let owner = caller.user.name.clone();
-    let work = write_event(state.clone(), caller, req);
+    let event_id = event_id_for(&owner, key.as_deref());
+    let work = write_event(state.clone(), caller, req, event_id);
     idempotency::once(&state, &owner, key, "POST /sync/events", &request, work).await
+}
+
+/// The id of a submitted event: with an Idempotency-Key, derived from the
+/// user and the key, so a retry whose first try wrote the event but lost
+/// the answer (the key is then released) writes the same id and finds it
+/// instead of adding a second event; without one, random.
+fn event_id_for(owner: &str, key: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let Some(key) = key else {
+        return uuid::Uuid::new_v4().to_string();
+    };
+    let digest = Sha256::new()
+        .chain_update(b"sync-event\0")
+        .chain_update(owner.as_bytes())
+        .chain_update([0u8])
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    // RFC 9562 version 8 (custom) and variant bits.
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes).to_string()
 }
 
 /// Checks the request and writes the pending event.
@@ -129,6 +153,7 @@ async fn write_event(
     state: AppState,
     caller: Caller,
     req: SubmitSyncEvent,
+    event_id: String,
 ) -> Result<Answer, ApiError> {
     source_name(&req.source_table).map_err(|e| ApiError::invalid("source_table", e.0))?;
     let target = TargetTable::parse(&req.target_table)
@@ -166,6 +191,7 @@ async fn write_event(
     let table = events(&state)?;
     let stored = table
         .insert(&NewEvent {
+            event_id,
             operation: req.operation,
             source_table: req.source_table.clone(),
             target_table: req.target_table.clone(),

@@ -36,6 +36,10 @@ pub struct PlannedColumn {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub event_id: String,
+    /// What the event asks, as a digest (`Plan::fingerprint`): an event id
+    /// found in the ledger with another fingerprint is a re-used id, not
+    /// this event applied before.
+    pub request_sha256: String,
     pub operation: Operation,
     pub source_table: String,
     /// `SELECT ... FROM <source> [WHERE (filter)]`, columns in plan order.
@@ -52,6 +56,30 @@ pub struct Plan {
     /// The bulk load into the target takes a table lock (TABLOCK); the
     /// staging table's always does.
     pub table_lock: bool,
+}
+
+impl Plan {
+    /// The digest of what an event changes: its operation, the source
+    /// rows and columns it reads, its target and keys.
+    pub fn fingerprint(
+        operation: Operation,
+        source_sql: &str,
+        target: &TargetTable,
+        keys: &[String],
+    ) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            operation.as_str(),
+            source_sql,
+            &target.to_string(),
+            &keys.join("\u{1f}"),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        format!("{:x}", h.finalize())
+    }
 }
 
 /// How an UPSERT is written in T-SQL.
@@ -379,6 +407,7 @@ pub async fn apply(
                 &(rows_read as i64),
                 &(rows_affected as i64),
                 &plan.applied_by.as_str(),
+                &plan.request_sha256.as_str(),
             ],
         )
         .await;

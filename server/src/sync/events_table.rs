@@ -52,7 +52,8 @@ pub struct Routing {
 
 impl Routing {
     /// A condition on `target_table` and its parameters (prefixed `db`):
-    /// the database part, plain or bracketed, compared case-insensitively
+    /// the database part, plain, bracketed or double-quoted (every spelling
+    /// `TargetTable::parse` accepts), compared case-insensitively
     /// as SQL Server compares names. It narrows the query so other
     /// regions' backlog cannot fill a poll; each event is checked exactly
     /// after it is read.
@@ -61,7 +62,10 @@ impl Routing {
         let mut params = Vec::new();
         for (i, d) in self.databases.iter().enumerate() {
             let d = d.to_lowercase();
-            for (j, prefix) in [format!("{d}."), format!("[{d}].")].iter().enumerate() {
+            for (j, prefix) in [format!("{d}."), format!("[{d}]."), format!("\"{d}\".")]
+                .iter()
+                .enumerate()
+            {
                 let name = format!("db{i}_{j}");
                 // A prefix compared as a string, not a LIKE pattern: names
                 // may hold `_` and `%`.
@@ -127,12 +131,24 @@ TBLPROPERTIES (delta.enableChangeDataFeed = true)";
 /// What a caller asks for; the bridge fills in the rest.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
+    /// The event's id, chosen by the caller so that writing it again (a
+    /// retry after a lost answer) finds it instead of adding a second one.
+    pub event_id: String,
     pub operation: Operation,
     pub source_table: String,
     pub target_table: String,
     pub primary_keys: Vec<String>,
     pub columns: Option<Vec<String>>,
     pub requested_by: String,
+}
+
+/// What a claim got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    Won,
+    Lost,
+    /// The id is on this many rows; all were claimed.
+    Duplicated(u64),
 }
 
 #[derive(Clone)]
@@ -295,8 +311,10 @@ impl EventsTable {
         self.events(r)
     }
 
-    /// Takes an event for `me`; false when another instance got it first.
-    pub async fn claim(&self, id: &str, me: &str, lease: Duration) -> Result<bool, EventsError> {
+    /// Takes an event for `me`: `Won`, `Lost` to another instance, or
+    /// `Duplicated` when its id is on several rows (all of them were taken,
+    /// to be refused: nobody can tell which is meant).
+    pub async fn claim(&self, id: &str, me: &str, lease: Duration) -> Result<Claim, EventsError> {
         let now = chrono::Utc::now();
         let cutoff = now - chrono::Duration::from_std(lease).unwrap_or_default();
         let sql = format!(
@@ -318,8 +336,24 @@ impl EventsTable {
             )
             .await;
         match n {
-            Ok(n) => Ok(n == 1),
-            Err(EventsError::Statement { source, .. }) if commit_conflict(&source) => Ok(false),
+            Ok(1) => Ok(Claim::Won),
+            Ok(0) => {
+                // A claim retried after a lost answer finds the row already
+                // taken — by itself. Only this process writes its id.
+                Ok(match self.get(id).await? {
+                    Some(e)
+                        if e.status == EventStatus::Processing
+                            && e.claimed_by.as_deref() == Some(me) =>
+                    {
+                        Claim::Won
+                    }
+                    _ => Claim::Lost,
+                })
+            }
+            Ok(n) => Ok(Claim::Duplicated(n)),
+            Err(EventsError::Statement { source, .. }) if commit_conflict(&source) => {
+                Ok(Claim::Lost)
+            }
             Err(e) => Err(e),
         }
     }
@@ -418,9 +452,10 @@ impl EventsTable {
         Ok(n == 1)
     }
 
-    /// Writes a pending event; returns it as stored.
+    /// Writes a pending event unless its id is already there (so a retry
+    /// after a lost answer writes nothing twice); returns it as stored.
     pub async fn insert(&self, e: &NewEvent) -> Result<SyncEvent, EventsError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = e.event_id.clone();
         let mut params = vec![
             Parameter::new("id", &id),
             Parameter::new("operation", e.operation.as_str()),
@@ -451,12 +486,16 @@ impl EventsTable {
             None => "NULL".to_string(),
         };
         let sql = format!(
-            "INSERT INTO {} (event_id, operation, source_table, target_table, primary_keys, columns, \
+            "MERGE INTO {} AS t USING (SELECT :id AS event_id) AS s ON t.event_id = s.event_id \
+             WHEN NOT MATCHED THEN INSERT (event_id, operation, source_table, target_table, primary_keys, columns, \
              requested_by, status, attempts, created_at) \
              VALUES (:id, :operation, :source, :target, {keys}, {columns}, :requested_by, 'pending', 0, :now)",
             self.quoted
         );
-        self.run(&sql, &params).await?;
+        self.ws
+            .execute_json_idempotent(&self.warehouse, &sql, &params, self.deadline)
+            .await
+            .map_err(|source| self.error(source))?;
         self.get(&id).await?.ok_or_else(|| {
             EventsError::Invalid(
                 self.name.clone(),
@@ -472,7 +511,7 @@ impl EventsTable {
                 &[Parameter::new("id", id)],
             )
             .await?;
-        Ok(self.events(r)?.into_iter().next())
+        self.parse_events(r).into_iter().next().transpose()
     }
 
     /// Newest first, optionally one user's and one status.
@@ -502,7 +541,21 @@ impl EventsTable {
         self.events(r)
     }
 
+    /// The rows as events; a row whose `status` is none the bridge knows
+    /// (someone wrote it by hand) is left out with a warning, so one bad
+    /// row does not break every list.
     fn events(&self, r: JsonResult) -> Result<Vec<SyncEvent>, EventsError> {
+        Ok(self
+            .parse_events(r)
+            .into_iter()
+            .filter_map(|e| {
+                e.map_err(|e| tracing::warn!(error = %e, "events table row left out"))
+                    .ok()
+            })
+            .collect())
+    }
+
+    fn parse_events(&self, r: JsonResult) -> Vec<Result<SyncEvent, EventsError>> {
         let idx = |name: &str| r.columns.iter().position(|c| c.name == name);
         let cols: Vec<Option<usize>> = COLUMNS.split(", ").map(|c| idx(c.trim())).collect();
         let mut out = Vec::with_capacity(r.rows.len());
@@ -517,7 +570,17 @@ impl EventsTable {
             let list = |i: usize| get(i).map(|v| parse_array(&v));
             // The deck's INSERT names no status: a new event is pending.
             let status = get(8).unwrap_or_else(|| "pending".into());
-            out.push(SyncEvent {
+            let Some(status) = EventStatus::parse(&status) else {
+                out.push(Err(EventsError::Invalid(
+                    self.name.clone(),
+                    format!(
+                        "event {} has unknown status '{status}'",
+                        get(0).unwrap_or_default()
+                    ),
+                )));
+                continue;
+            };
+            out.push(Ok(SyncEvent {
                 event_id: get(0).unwrap_or_default(),
                 operation: get(1).unwrap_or_default(),
                 source_table: get(2).unwrap_or_default(),
@@ -526,15 +589,7 @@ impl EventsTable {
                 filter: get(5).filter(|f| !f.trim().is_empty()),
                 columns: list(6).filter(|c| !c.is_empty()),
                 requested_by: get(7),
-                status: EventStatus::parse(&status).ok_or_else(|| {
-                    EventsError::Invalid(
-                        self.name.clone(),
-                        format!(
-                            "event {} has unknown status '{status}'",
-                            get(0).unwrap_or_default()
-                        ),
-                    )
-                })?,
+                status,
                 rows_expected: num(9),
                 rows_affected: num(10),
                 discrepancy: num(11),
@@ -544,9 +599,9 @@ impl EventsTable {
                 claimed_at: get(15),
                 created_at: get(16),
                 completed_at: get(17),
-            });
+            }));
         }
-        Ok(out)
+        out
     }
 }
 
@@ -599,7 +654,12 @@ mod tests {
             "{cond}"
         );
         assert!(cond.contains("NOT target_table LIKE '%.%.%'"));
-        assert_eq!(params.len(), 2);
+        assert_eq!(params.len(), 3);
+        let spelled: Vec<String> = params.iter().map(|p| format!("{p:?}")).collect();
+        assert!(
+            spelled.iter().any(|p| p.contains("\\\"kwp_colombia\\\".")),
+            "{spelled:?}"
+        );
         let none = Routing::default();
         assert_eq!(none.condition().0, "1 = 0");
     }

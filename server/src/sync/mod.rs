@@ -31,7 +31,7 @@ pub use apply::UpsertMethod;
 use apply::{ApplyError, Plan, PlannedColumn};
 use convert::SourceType;
 pub use event::{EventStatus, Operation, Refusal, SyncEvent, TargetTable};
-pub use events_table::{EventsError, EventsTable, NewEvent, Routing};
+pub use events_table::{Claim, EventsError, EventsTable, NewEvent, Routing};
 pub use provenance::EventWriters;
 
 /// The default events table.
@@ -330,11 +330,13 @@ impl SyncCore {
             .iter()
             .map(|c| format!("`{}`", c.source_name.replace('`', "``")))
             .collect();
+        let source_sql = format!("SELECT {} FROM {source}{where_}", list.join(", "));
         Ok(Plan {
             event_id: e.event_id.clone(),
+            request_sha256: Plan::fingerprint(op, &source_sql, &target, &keys),
             operation: op,
             source_table: e.source_table.clone(),
-            source_sql: format!("SELECT {} FROM {source}{where_}", list.join(", ")),
+            source_sql,
             target,
             columns,
             keys,
@@ -375,16 +377,11 @@ impl SyncCore {
         target::ensure_ledger(&mut conn, &plan.target)
             .await
             .map_err(sql_error)?;
-        if let Some((expected, affected)) =
-            target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
-                .await
-                .map_err(sql_error)?
+        if let Some(entry) = target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
+            .await
+            .map_err(sql_error)?
         {
-            return Ok(SyncOutcome {
-                rows_expected: expected,
-                rows_affected: affected,
-                from_ledger: true,
-            });
+            return from_ledger(plan, entry);
         }
         let mut source = self
             .ws
@@ -396,28 +393,55 @@ impl SyncCore {
                 rows_affected: a.rows_affected,
                 from_ledger: false,
             }),
-            Err(ApplyError::AlreadyApplied(..)) => {
-                let (expected, affected) =
-                    target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
-                        .await
-                        .map_err(sql_error)?
-                        .unwrap_or((0, 0));
-                Ok(SyncOutcome {
-                    rows_expected: expected,
-                    rows_affected: affected,
-                    from_ledger: true,
-                })
-            }
             Err(e) => {
                 // The connection may be mid-bulk or inside the transaction:
                 // closing it rolls back; it never returns to the pool.
                 let _ = deadpool::managed::Object::take(conn);
+                // Another run (a bridge that took the event over while its
+                // holder was still applying it) may have committed it in
+                // the meantime: its writes then collide with ours (2627 on
+                // the ledger or on the target's key). The ledger says so.
+                if let Some(entry) = self.committed_meanwhile(plan).await {
+                    return from_ledger(plan, entry);
+                }
                 Err(match e {
                     ApplyError::Refused(why) => SyncError::Refused(why),
                     e => SyncError::Apply(e),
                 })
             }
         }
+    }
+
+    /// The event's ledger row, read on a fresh connection after a failed
+    /// attempt; `None` when it is not there or cannot be read now.
+    async fn committed_meanwhile(&self, plan: &Plan) -> Option<target::LedgerEntry> {
+        let mut conn = pool::get(&self.pool).await.ok()?;
+        target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// The outcome of an event the ledger already holds: applied before, when
+/// it asked the same; otherwise its id was re-used for another request,
+/// which is refused (it would never be applied).
+fn from_ledger(plan: &Plan, entry: target::LedgerEntry) -> Result<SyncOutcome, SyncError> {
+    match &entry.request_sha256 {
+        Some(f) if *f != plan.request_sha256 => Err(SyncError::Refused(format!(
+            "event_id {} was already applied{} for a different request; an event needs an event_id of its own",
+            plan.event_id,
+            entry
+                .applied_at
+                .as_deref()
+                .map(|a| format!(" (at {a} UTC)"))
+                .unwrap_or_default()
+        ))),
+        _ => Ok(SyncOutcome {
+            rows_expected: entry.rows_expected,
+            rows_affected: entry.rows_affected,
+            from_ledger: true,
+        }),
     }
 }
 
@@ -556,12 +580,37 @@ impl Poller {
                 s.skipped += 1;
                 continue;
             }
-            if !self
+            match self
                 .events
                 .claim(&e.event_id, &cfg.instance_id, cfg.lease)
                 .await?
             {
-                continue;
+                Claim::Won => {}
+                Claim::Lost => continue,
+                Claim::Duplicated(n) => {
+                    // Which row is meant cannot be told: all are refused,
+                    // and each asker must send its own id.
+                    s.claimed += 1;
+                    s.failed += 1;
+                    let why = format!(
+                        "refused: event_id {} is on {n} rows of the events table; an event needs an event_id of its own (insert it again with a new one)",
+                        e.event_id
+                    );
+                    tracing::warn!(event = e.event_id, "{why}");
+                    self.stats.events.add("outcome=\"failed\"", 1);
+                    self.events
+                        .finish(
+                            &e.event_id,
+                            &cfg.instance_id,
+                            EventStatus::Failed,
+                            None,
+                            None,
+                            Some(&why),
+                        )
+                        .await?;
+                    self.audit(EventType::SyncEventRefused, &e, why);
+                    continue;
+                }
             }
             s.claimed += 1;
             self.audit(

@@ -96,6 +96,28 @@ pub async fn ensure_ledger(
     )
     .await?;
     if !exists.is_empty() {
+        // Ledgers made before events carried a fingerprint gain the column.
+        let has = rows(
+            conn,
+            &format!(
+                "SELECT COLUMN_NAME FROM {}INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = 'dbo' AND TABLE_NAME = @P1 AND COLUMN_NAME = 'request_sha256'",
+                t.database_prefix()
+            ),
+            &[&LEDGER],
+        )
+        .await?;
+        if has.is_empty() {
+            let add = format!(
+                "ALTER TABLE {} ADD request_sha256 nvarchar(64) NULL",
+                ledger_name(t)
+            );
+            match conn.simple_query(add).await {
+                Ok(s) => s.into_results().await.map(|_| ())?,
+                // Another instance added it in between.
+                Err(tiberius::error::Error::Server(e)) if e.code() == 2705 => {}
+                Err(e) => return Err(e),
+            }
+        }
         return Ok(());
     }
     let create = format!(
@@ -107,7 +129,8 @@ pub async fn ensure_ledger(
             rows_expected bigint NOT NULL,
             rows_affected bigint NOT NULL,
             applied_by nvarchar(200) NOT NULL,
-            applied_at datetime2(3) NOT NULL)",
+            applied_at datetime2(3) NOT NULL,
+            request_sha256 nvarchar(64) NULL)",
         ledger_name(t)
     );
     match conn.simple_query(create).await {
@@ -118,34 +141,45 @@ pub async fn ensure_ledger(
     }
 }
 
-/// What the ledger holds for an event: (rows_expected, rows_affected).
+/// An event's row in the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub rows_expected: u64,
+    pub rows_affected: u64,
+    /// The fingerprint of what was applied (`None` in rows written before
+    /// the ledger kept one).
+    pub request_sha256: Option<String>,
+    pub applied_at: Option<String>,
+}
+
+/// What the ledger holds for an event.
 pub async fn ledger_entry(
     conn: &mut Connection,
     t: &TargetTable,
     event_id: &str,
-) -> Result<Option<(u64, u64)>, tiberius::error::Error> {
+) -> Result<Option<LedgerEntry>, tiberius::error::Error> {
     let r = rows(
         conn,
         &format!(
-            "SELECT rows_expected, rows_affected FROM {} WHERE event_id = @P1",
+            "SELECT rows_expected, rows_affected, request_sha256, CONVERT(nvarchar(30), applied_at, 126) FROM {} WHERE event_id = @P1",
             ledger_name(t)
         ),
         &[&event_id],
     )
     .await?;
-    Ok(r.first().map(|row| {
-        (
-            int(row, 0).unwrap_or(0).max(0) as u64,
-            int(row, 1).unwrap_or(0).max(0) as u64,
-        )
+    Ok(r.first().map(|row| LedgerEntry {
+        rows_expected: int(row, 0).unwrap_or(0).max(0) as u64,
+        rows_affected: int(row, 1).unwrap_or(0).max(0) as u64,
+        request_sha256: text(row, 2),
+        applied_at: text(row, 3),
     }))
 }
 
 /// The ledger row, written inside the event's transaction.
 pub fn ledger_insert(t: &TargetTable) -> String {
     format!(
-        "INSERT INTO {} (event_id, operation, source_table, target_table, rows_expected, rows_affected, applied_by, applied_at) \
-         VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, SYSUTCDATETIME())",
+        "INSERT INTO {} (event_id, operation, source_table, target_table, rows_expected, rows_affected, applied_by, applied_at, request_sha256) \
+         VALUES (@P1, @P2, @P3, @P4, @P5, @P6, @P7, SYSUTCDATETIME(), @P8)",
         ledger_name(t)
     )
 }
