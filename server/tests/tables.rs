@@ -620,3 +620,72 @@ async fn incremental_loads_lose_no_row_at_the_bound_nor_across_queries() {
     assert!(out.contains("+2 ~0 -0"), "{out}");
     assert_eq!(table(&w), source().await, "after the drop");
 }
+
+/// Change Tracking across its retention: cleanup that lands between the
+/// check of the last synced version and the read of its changes is caught
+/// by checking again after the read (the run reads again, in full: no
+/// change is lost); the automatic cleanup, as the server's clock passes
+/// CHANGE_RETENTION, makes the next run a full reload; and that reload's
+/// deletes are capped by max_delete_rows like the changes' are.
+#[tokio::test(flavor = "multi_thread")]
+async fn change_tracking_loses_nothing_to_cleanup_and_caps_a_reloads_deletes() {
+    let w = World::new("tables-ct-age").with_databricks_demo();
+    w.sql
+        .engine()
+        .run_script(
+            "CREATE DATABASE Cta\nGO\n\
+             ALTER DATABASE Cta SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON)\nGO\n\
+             USE Cta\nGO\n\
+             CREATE TABLE dbo.p (id int NOT NULL PRIMARY KEY, v int NULL)\nGO\n\
+             ALTER TABLE dbo.p ENABLE CHANGE_TRACKING\nGO\n\
+             INSERT INTO dbo.p VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)\nGO\n",
+        )
+        .unwrap();
+    std::fs::write(w.dir.join("queries/p.sql"), "SELECT id, v FROM Cta.dbo.p").unwrap();
+    std::fs::write(
+        w.dir.join("queries/p.yaml"),
+        "table: main.demo.p_ct\nmode: change_tracking\nprimary_key: [id]\nmax_delete_rows: 2\n",
+    )
+    .unwrap();
+    let table = |w: &World| dbx(w, "SELECT id, v FROM main.demo.p_ct ORDER BY id");
+    let source = || async { sql(&w, "SELECT id, v FROM Cta.dbo.p ORDER BY id").await };
+    ok(&extract(&w, "p"));
+    assert_eq!(table(&w), source().await);
+
+    // An update, then cleanup past it just before its changes are read.
+    sql(&w, "UPDATE Cta.dbo.p SET v = 20 WHERE id = 2; SELECT 1").await;
+    w.sql
+        .engine()
+        .interleave(
+            r"CHANGETABLE\(CHANGES",
+            "USE Cta\nGO\nUPDATE dbo.p SET v = 30 WHERE id = 3\nGO\n\
+             DECLARE @v bigint = CHANGE_TRACKING_CURRENT_VERSION(); \
+             EXEC sp_sandbox_change_tracking_cleanup @table_name = 'dbo.p', @version = @v\nGO\n",
+            1,
+        )
+        .unwrap();
+    let out = ok(&extract(&w, "p"));
+    assert_eq!(table(&w), source().await, "{out}");
+
+    // Four days on the server's clock: the automatic cleanup expires the
+    // last synced version; the reload would delete 3 rows: refused.
+    sql(&w, "DELETE FROM Cta.dbo.p WHERE id IN (1, 2, 3); SELECT 1").await;
+    w.sql
+        .clock()
+        .advance(std::time::Duration::from_secs(4 * 86_400));
+    sql(&w, "SELECT 1").await;
+    let o = extract(&w, "p");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("would delete 3 rows, above max_delete_rows 2; nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(table(&w).len(), 5);
+    // Within the cap, the reload goes through.
+    sql(&w, "INSERT INTO Cta.dbo.p VALUES (1, 1); SELECT 1").await;
+    let o = extract(&w, "p");
+    let out = ok(&o);
+    assert!(out.contains("replaced main.demo.p_ct"), "{out}");
+    assert_eq!(table(&w), source().await);
+}

@@ -394,3 +394,38 @@ fn change_tracking_context_tags_the_changes() {
         156
     );
 }
+
+#[test]
+fn automatic_cleanup_moves_the_minimum_valid_version_as_the_clock_passes_the_retention() {
+    let (e, mut s) = setup();
+    let day = std::time::Duration::from_secs(86_400);
+    ok(&mut s, "INSERT t VALUES (1, 'a', 1)");
+    e.clock().advance(day);
+    ok(&mut s, "INSERT t VALUES (2, 'b', 2)");
+    let min = |s: &mut Session| {
+        one(
+            s,
+            "SELECT CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID('t'))",
+        )
+    };
+    assert_eq!(min(&mut s), i(0));
+    // A day and a half later version 1 is past the 2-day retention; the
+    // next batch after the 30-minute tick runs the cleanup.
+    e.clock().advance(day + day / 2);
+    assert_eq!(min(&mut s), i(1));
+    assert_eq!(changes(&mut s, "1"), vec![(i(2), t("I"), i(2))]);
+    // With AUTO_CLEANUP off nothing more goes.
+    ok(
+        &mut s,
+        "ALTER DATABASE shop SET CHANGE_TRACKING (AUTO_CLEANUP = OFF)",
+    );
+    e.clock().advance(day * 5);
+    assert_eq!(min(&mut s), i(1));
+    // Back on: the next tick catches up.
+    ok(
+        &mut s,
+        "ALTER DATABASE shop SET CHANGE_TRACKING (AUTO_CLEANUP = ON)",
+    );
+    e.clock().advance(day);
+    assert_eq!(min(&mut s), i(2));
+}

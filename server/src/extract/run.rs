@@ -61,6 +61,7 @@ impl RunError {
             )) => true,
             RunError::Publish(PublishError::Databricks(e)) => e.is_transient(),
             RunError::Lease(e) => e.is_transient(),
+            RunError::Table(LoadError::CleanedUpMeanwhile { .. }) => true,
             _ => false,
         }
     }
@@ -349,6 +350,12 @@ impl Run {
                 let mut local = self.options.clone();
                 local.overwrite = true;
                 let mut o = self.read(query, sql, &stage, &local, events).await?;
+                if let Some((_, tables, p)) = &prepared {
+                    let mut conn = pool::get(&self.pool).await?;
+                    let checked = tables.confirm(p, &mut conn).await;
+                    let _ = deadpool::managed::Object::take(conn);
+                    checked?;
+                }
                 let (name, country) = (&query.name, self.country.as_str());
                 events.note(&format!(
                     "uploading {} part(s) to {}",

@@ -49,6 +49,14 @@ pub enum LoadError {
     /// More deletes than `max_delete_rows`; nothing was changed.
     #[error("table {table}: the changes would delete {rows} rows, above max_delete_rows {max}; nothing was changed")]
     TooManyDeletes { table: String, rows: u64, max: u64 },
+    /// Change Tracking cleaned up changes after they were asked for and
+    /// before they were all read: the read may miss some; it is done again.
+    #[error("{tracked}: change tracking cleaned up past version {version} while its changes were read (minimum valid version now {min}); reading again")]
+    CleanedUpMeanwhile {
+        tracked: String,
+        version: i64,
+        min: i64,
+    },
     #[error("SQL Server: {0}")]
     SqlServer(String),
     #[error("Databricks: {0}")]
@@ -73,6 +81,8 @@ pub struct Prepared {
     cursor_from: Option<String>,
     version_from: Option<i64>,
     version_to: Option<i64>,
+    /// change_tracking: the tracked table, bracketed.
+    tracked: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +211,7 @@ impl TableLoader {
             cursor_from: None,
             version_from: None,
             version_to: None,
+            tracked: None,
         };
         match &spec.mode {
             LoadMode::Full => Ok(whole(Action::Replace, None)),
@@ -247,6 +258,7 @@ impl TableLoader {
                     cursor_from: Some(value),
                     version_from: None,
                     version_to: None,
+                    tracked: None,
                 })
             }
             LoadMode::ChangeTracking { tracked_table, .. } => {
@@ -298,9 +310,39 @@ impl TableLoader {
                     cursor_from: None,
                     version_from: saved,
                     version_to: Some(current),
+                    tracked: Some(tracked),
                 })
             }
         }
+    }
+
+    /// After the changes were read: Change Tracking's cleanup may have run
+    /// between the check of the last synced version and the read (they are
+    /// two statements), removing changes the read needed. Checked again
+    /// now, as Microsoft's guidance for a reader not in one SNAPSHOT
+    /// transaction is (validate the version, read, validate again): still
+    /// valid, the read was complete; otherwise it is done again (transient),
+    /// and that run, finding the version expired, reloads in full
+    /// (https://learn.microsoft.com/en-us/sql/relational-databases/track-changes/work-with-change-tracking-sql-server).
+    pub async fn confirm(
+        &self,
+        prepared: &Prepared,
+        conn: &mut Connection,
+    ) -> Result<(), LoadError> {
+        let (Action::Changes, Some(tracked), Some(version)) =
+            (prepared.action, &prepared.tracked, prepared.version_from)
+        else {
+            return Ok(());
+        };
+        let (_, min) = versions(conn, tracked).await?;
+        if version < min {
+            return Err(LoadError::CleanedUpMeanwhile {
+                tracked: tracked.clone(),
+                version,
+                min,
+            });
+        }
+        Ok(())
     }
 
     /// Loads the run at `location` (its columns `columns`) as `prepared`
@@ -343,6 +385,38 @@ impl TableLoader {
         };
         match prepared.action {
             Action::Replace => {
+                // A change-tracking reload replaces the table: the rows it
+                // drops are deletes, under the same cap as the changes'.
+                if let (
+                    Some(_),
+                    LoadMode::ChangeTracking {
+                        max_delete_rows: Some(max),
+                        ..
+                    },
+                ) = (&exists, &spec.mode)
+                {
+                    let on: Vec<String> = spec
+                        .primary_key
+                        .iter()
+                        .map(|k| format!("t.{0} = s.{0}", ident(k)))
+                        .collect();
+                    let first = ident(&spec.primary_key[0]);
+                    let r = self
+                        .run(&format!(
+                            "SELECT count(*) FROM {t} AS t LEFT JOIN (SELECT {} FROM {src}) AS s ON {} WHERE s.{first} IS NULL",
+                            spec.primary_key.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", "),
+                            on.join(" AND ")
+                        ))
+                        .await?;
+                    let n: u64 = first_cell(&r).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    if n > *max {
+                        return Err(LoadError::TooManyDeletes {
+                            table: spec.table.to_string(),
+                            rows: n,
+                            max: *max,
+                        });
+                    }
+                }
                 let r = self
                     .run(&format!(
                         "CREATE OR REPLACE TABLE {t} AS SELECT {} FROM {src}",

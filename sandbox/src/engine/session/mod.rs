@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -93,6 +93,15 @@ struct DeadlockRule {
     remaining: u32,
 }
 
+/// Another session's script that runs, committed, just before a batch
+/// matching `pattern` (a fault: what a concurrent session or SQL Server's
+/// own background work does at the worst moment).
+struct InterleaveRule {
+    pattern: regex::Regex,
+    script: String,
+    remaining: u32,
+}
+
 struct EngineInner {
     path: PathBuf,
     owned_dir: Option<PathBuf>,
@@ -100,8 +109,11 @@ struct EngineInner {
     next_tran: AtomicU64,
     lock_timeout: Duration,
     deadlocks: Mutex<Vec<DeadlockRule>>,
+    interleaved: Mutex<Vec<InterleaveRule>>,
     /// The server's time (movable by tests).
     clock: Clock,
+    /// When (clock milliseconds) Change Tracking's automatic cleanup last ran.
+    ct_cleaned_at: AtomicI64,
 }
 
 impl Drop for EngineInner {
@@ -158,7 +170,9 @@ impl Engine {
                 next_tran: AtomicU64::new(1),
                 lock_timeout: Duration::from_secs(30),
                 deadlocks: Mutex::new(Vec::new()),
+                interleaved: Mutex::new(Vec::new()),
                 clock: Clock::new(),
+                ct_cleaned_at: AtomicI64::new(0),
             }),
         };
         let conn = engine.connect()?;
@@ -296,6 +310,30 @@ impl Engine {
             });
         }
         Ok(())
+    }
+
+    /// Before each of the next `times` batches whose text matches
+    /// `pattern`, runs `script` (GO-separated batches) in a session of its
+    /// own, committed: another session's work landing just then.
+    pub fn interleave(&self, pattern: &str, script: &str, times: u32) -> Result<(), regex::Error> {
+        let pattern = regex::Regex::new(pattern)?;
+        if let Ok(mut d) = self.inner.interleaved.lock() {
+            d.push(InterleaveRule {
+                pattern,
+                script: script.to_string(),
+                remaining: times,
+            });
+        }
+        Ok(())
+    }
+
+    fn take_interleaved(&self, sql: &str) -> Option<String> {
+        let mut rules = self.inner.interleaved.lock().ok()?;
+        let r = rules
+            .iter_mut()
+            .find(|r| r.remaining > 0 && r.pattern.is_match(sql))?;
+        r.remaining -= 1;
+        Some(r.script.clone())
     }
 
     fn take_deadlock(&self, sql: &str) -> bool {
@@ -748,6 +786,14 @@ impl Session {
         if self.deadlock_victim(sql, out)? {
             return Ok(());
         }
+        if !self.fmtonly {
+            if let Some(script) = self.engine.take_interleaved(sql) {
+                if let Err(e) = self.engine.run_script(&script) {
+                    tracing::warn!(error = %e.message, "interleaved script failed");
+                }
+            }
+        }
+        self.change_tracking_auto_cleanup();
         let blocks = match translate::parse_batch(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -768,6 +814,55 @@ impl Session {
                 out.done(None, true)
             }
             Ok(()) | Err(_) => Ok(()),
+        }
+    }
+
+    /// Change Tracking's automatic cleanup: "invoked automatically every 30
+    /// minutes", it drops from each tracked table of a database with
+    /// AUTO_CLEANUP = ON the changes older than its CHANGE_RETENTION, which
+    /// moves the table's minimum valid version
+    /// (https://learn.microsoft.com/en-us/archive/blogs/sql_server_team/change-tracking-cleanup-part-1).
+    /// SQL Server runs it on a background thread; the sandbox runs it before
+    /// the first batch that starts once 30 minutes have passed on its clock
+    /// (a test moves the clock to let it run), outside any transaction.
+    fn change_tracking_auto_cleanup(&mut self) {
+        const EVERY_MS: i64 = 30 * 60 * 1000;
+        if self.trancount > 0 {
+            return;
+        }
+        let inner = &self.engine.inner;
+        let now = inner.clock.now().timestamp_millis();
+        let last = inner.ct_cleaned_at.load(Ordering::SeqCst);
+        if now - last < EVERY_MS
+            || inner
+                .ct_cleaned_at
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return;
+        }
+        let run = || -> Result<u64, SqlError> {
+            let dbs: Vec<String> = {
+                let mut st = self
+                    .conn
+                    .prepare("SELECT db FROM __sb_ct_databases WHERE auto_cleanup = 1")
+                    .map_err(internal)?;
+                let rows = st.query_map([], |r| r.get(0)).map_err(internal)?;
+                rows.collect::<Result<_, _>>().map_err(internal)?
+            };
+            let mut removed = 0;
+            for db in dbs {
+                for id in super::change_tracking::tracked_tables(&self.conn, &db)? {
+                    removed +=
+                        self.in_savepoint(|c| super::change_tracking::cleanup(c, &db, id, None))?;
+                }
+            }
+            Ok(removed)
+        };
+        match run() {
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "change tracking auto cleanup"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.message, "change tracking auto cleanup failed"),
         }
     }
 
