@@ -1807,3 +1807,40 @@ async fn a_retried_submit_whose_first_answer_was_lost_writes_one_event() {
         .unwrap();
     assert_eq!(render_cell(&n.rows[0][0], &n.columns[0].ty).unwrap(), "2");
 }
+
+/// A ledger made by an earlier bridge, without the events' fingerprints,
+/// gains the column and keeps working: its events are found as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ledger_from_before_fingerprints_is_upgraded_in_place() {
+    let w = world("sync-ledger-upgrade");
+    w.sql
+        .engine()
+        .run_script(
+            "USE Sync\nGO\n\
+             CREATE TABLE dbo.bridge_sync_ledger (event_id nvarchar(100) NOT NULL PRIMARY KEY, \
+             operation nvarchar(10) NOT NULL, source_table nvarchar(400) NOT NULL, target_table nvarchar(400) NOT NULL, \
+             rows_expected bigint NOT NULL, rows_affected bigint NOT NULL, applied_by nvarchar(200) NOT NULL, \
+             applied_at datetime2(3) NOT NULL)\nGO\n\
+             INSERT INTO dbo.bridge_sync_ledger VALUES ('old-1', 'INSERT', 'main.demo.tipos', 'Sync.dbo.tipos', 3, 3, 'proyecto-sync', SYSUTCDATETIME())\nGO\n",
+        )
+        .unwrap();
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    ok(&run_once(&w));
+    assert_eq!(status(&w, &id).0, "completed");
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 3);
+    let r = rows(
+        &w,
+        "SELECT event_id, CASE WHEN request_sha256 IS NULL THEN 'none' ELSE 'kept' END FROM Sync.dbo.bridge_sync_ledger ORDER BY event_id",
+    )
+    .await;
+    assert_eq!(r.len(), 2);
+    assert!(r.iter().any(|x| x[0] == "old-1" && x[1] == "none"), "{r:?}");
+    assert!(r.iter().any(|x| x[0] == id && x[1] == "kept"), "{r:?}");
+}

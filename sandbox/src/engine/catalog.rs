@@ -628,6 +628,55 @@ pub fn create_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError>
     Ok(())
 }
 
+/// Adds a column to the permanent table `meta` (last), with its SQLite
+/// column; `sqlite_default` is the stored value existing rows take (a
+/// NOT NULL column with a DEFAULT), as a SQLite literal.
+pub fn add_column(
+    conn: &Connection,
+    meta: &TableMeta,
+    c: &ColumnDef,
+    sqlite_default: Option<&str>,
+) -> Result<(), SqlError> {
+    let object_id = meta.object_id.unwrap_or_default();
+    let ordinal = meta.columns.len() as i64 + 1;
+    let default_name = c.default.as_ref().map(|_| {
+        c.default_name.clone().unwrap_or_else(|| {
+            constraints::system_name("DF", &meta.name, Some(&c.name), object_id * 1024 + ordinal)
+        })
+    });
+    conn.execute(
+        "INSERT INTO __sb_columns(object_id, ordinal, name, type, nullable, is_identity,
+             identity_seed, identity_increment, default_sql, in_pk, computed_sql, default_name,
+             collation)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, NULL, NULL, ?6, 0, NULL, ?7, ?8)",
+        params![
+            object_id,
+            ordinal,
+            c.name,
+            c.ty.type_name(),
+            c.nullable,
+            c.default,
+            default_name,
+            c.collation.as_ref().map(collation::name)
+        ],
+    )
+    .map_err(sqlite_err)?;
+    let mut decl = format!(
+        "{} {}",
+        quote_ident(&c.name),
+        sqlite_decl(&c.ty, c.collation.as_ref())
+    );
+    if let Some(d) = sqlite_default {
+        decl.push_str(&format!(" NOT NULL DEFAULT {d}"));
+    }
+    conn.execute(
+        &format!("ALTER TABLE {} ADD COLUMN {decl}", meta.physical),
+        [],
+    )
+    .map_err(sqlite_err)?;
+    Ok(())
+}
+
 /// Stores new CHECK and FOREIGN KEY constraints of the permanent table
 /// `table_id`, giving the unnamed ones SQL Server's system names.
 pub fn add_constraints(

@@ -580,3 +580,54 @@ fn bulk_loads_skip_constraints_and_triggers_unless_told() {
         102
     );
 }
+
+#[test]
+fn alter_table_add_column() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE t (id int PRIMARY KEY, a varchar(5)); INSERT t VALUES (1, 'x'), (2, 'y')",
+    );
+    // NULL: existing rows take NULL, even with a DEFAULT; new rows the DEFAULT.
+    ok(
+        &mut s,
+        "ALTER TABLE t ADD b int NULL, c nvarchar(10) DEFAULT N'nuevo'",
+    );
+    ok(&mut s, "INSERT t (id, a) VALUES (3, 'z')");
+    assert_eq!(
+        int(
+            &mut s,
+            "SELECT count(*) FROM t WHERE b IS NULL AND c IS NULL"
+        ),
+        2
+    );
+    assert_eq!(int(&mut s, "SELECT count(*) FROM t WHERE c = N'nuevo'"), 1);
+    // NOT NULL with a DEFAULT: every existing row takes it; the column refuses NULL.
+    ok(
+        &mut s,
+        "ALTER TABLE t ADD d decimal(9,2) NOT NULL CONSTRAINT df_d DEFAULT 1.5",
+    );
+    assert_eq!(int(&mut s, "SELECT count(*) FROM t WHERE d = 1.50"), 3);
+    assert_eq!(
+        err(&mut s, "UPDATE t SET d = NULL WHERE id = 1").number,
+        515
+    );
+    assert_eq!(
+        int(
+            &mut s,
+            "SELECT count(*) FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 't' AND COLUMN_NAME IN ('b', 'c', 'd')"
+        ),
+        3
+    );
+    // NOT NULL without one on a table with rows: 4901; a name twice: 2705.
+    let e = err(&mut s, "ALTER TABLE t ADD e int NOT NULL");
+    assert_eq!(e.number, 4901, "{}", e.message);
+    assert!(e
+        .message
+        .contains("Column 'e' cannot be added to non-empty table 't'"));
+    let e = err(&mut s, "ALTER TABLE t ADD b int");
+    assert_eq!(e.number, 2705, "{}", e.message);
+    // Later writes see the new columns.
+    ok(&mut s, "UPDATE t SET b = id * 10 WHERE id = 2");
+    assert_eq!(int(&mut s, "SELECT b FROM t WHERE id = 2"), 20);
+}

@@ -327,6 +327,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Forgets the deadlocks and interleaved scripts armed and not yet fired.
+    pub fn clear_faults(&self) {
+        if let Ok(mut d) = self.inner.deadlocks.lock() {
+            d.clear();
+        }
+        if let Ok(mut d) = self.inner.interleaved.lock() {
+            d.clear();
+        }
+    }
+
     fn take_interleaved(&self, sql: &str) -> Option<String> {
         let mut rules = self.inner.interleaved.lock().ok()?;
         let r = rules

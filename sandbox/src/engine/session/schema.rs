@@ -232,8 +232,62 @@ impl Session {
                 let head = head.split('(').next().unwrap_or("").trim().to_string();
                 return Err(SqlError::unsupported(&format!("ALTER TABLE ADD {head}")).into());
             }
-            AddItem::Column(_) => {
-                return Err(SqlError::unsupported("ALTER TABLE ADD column").into());
+            AddItem::Column(c) => {
+                // https://learn.microsoft.com/en-us/sql/t-sql/statements/alter-table-transact-sql
+                if meta.temp {
+                    return Err(SqlError::unsupported(
+                        "ALTER TABLE ADD column on a temporary table",
+                    )
+                    .into());
+                }
+                let def = translate::added_column(&self.ctx(), &c, &meta.db)?;
+                if meta.column(&def.name).is_some() {
+                    return Err(SqlError::new(
+                        2705,
+                        4,
+                        16,
+                        format!(
+                            "Column names in each table must be unique. Column name '{}' in table '{}' is specified more than once.",
+                            def.name,
+                            schema_table(&meta)
+                        ),
+                    )
+                    .into());
+                }
+                // Existing rows: NULL, or the DEFAULT of a NOT NULL column.
+                let fill = match (&def.default, def.nullable) {
+                    (_, true) => None,
+                    (Some(_), false) => {
+                        let expr = translate::stored_default(&self.ctx(), &meta, &def)?
+                            .unwrap_or_else(|| "NULL".into());
+                        let v: rusqlite::types::Value = self
+                            .conn
+                            .query_row(&format!("SELECT {expr}"), [], |r| r.get(0))
+                            .map_err(|e| super::map_sqlite(e, None))?;
+                        Some(sqlite_literal(&v))
+                    }
+                    (None, false) => {
+                        let empty =
+                            !self.exists(&format!("SELECT 1 FROM {} LIMIT 1", meta.physical))?;
+                        if !empty {
+                            return Err(SqlError::new(
+                                4901,
+                                1,
+                                16,
+                                format!(
+                                    "ALTER TABLE only allows columns to be added that can contain nulls, or have a DEFAULT definition specified, or the column being added is an identity or timestamp column, or alternatively if none of the previous conditions are satisfied the table must be empty to allow addition of this column. Column '{}' cannot be added to non-empty table '{}' because it does not satisfy these conditions.",
+                                    def.name, meta.name
+                                ),
+                            )
+                            .into());
+                        }
+                        return Err(SqlError::unsupported(
+                            "ALTER TABLE ADD of a NOT NULL column without DEFAULT (even to an empty table)",
+                        )
+                        .into());
+                    }
+                };
+                self.in_savepoint(|conn| catalog::add_column(conn, &meta, &def, fill.as_deref()))?;
             }
         }
         Ok(())
@@ -664,5 +718,20 @@ impl Session {
         }
         out.done(None, false)?;
         Ok(())
+    }
+}
+
+/// A stored value as a SQLite literal (for a column's DEFAULT clause).
+fn sqlite_literal(v: &rusqlite::types::Value) -> String {
+    use rusqlite::types::Value as V;
+    match v {
+        V::Null => "NULL".into(),
+        V::Integer(i) => i.to_string(),
+        V::Real(f) => format!("{f:e}"),
+        V::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        V::Blob(b) => format!(
+            "X'{}'",
+            b.iter().map(|x| format!("{x:02X}")).collect::<String>()
+        ),
     }
 }

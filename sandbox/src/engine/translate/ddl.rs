@@ -579,3 +579,66 @@ fn computed_types(ctx: &Ctx<'_>, columns: &mut [ColumnDef]) -> Result<(), SqlErr
     }
     Ok(())
 }
+
+/// A column added by ALTER TABLE ... ADD: its type, NULL or NOT NULL, a
+/// DEFAULT and a COLLATE
+/// (https://learn.microsoft.com/en-us/sql/t-sql/statements/alter-table-transact-sql).
+/// Other column options (IDENTITY, keys, CHECK, computed columns) are
+/// refused as not supported by the sandbox.
+pub(crate) fn added_column(
+    ctx: &Ctx<'_>,
+    c: &ast::ColumnDef,
+    db: &str,
+) -> Result<ColumnDef, SqlError> {
+    let ty_text = c.data_type.to_string();
+    let ty = parse_sql_type(&ty_text).ok_or_else(|| {
+        SqlError::new(
+            2715,
+            6,
+            16,
+            format!("Column, parameter, or variable #1: Cannot find data type {ty_text}."),
+        )
+        .batch()
+    })?;
+    let mut def = ColumnDef {
+        name: c.name.value.clone(),
+        ty,
+        nullable: true,
+        identity: None,
+        default: None,
+        in_pk: false,
+        computed: None,
+        default_name: None,
+        collation: None,
+    };
+    if ty.is_string() {
+        def.collation = Some(catalog::database_collation(ctx.conn, db)?);
+    }
+    for o in &c.options {
+        match &o.option {
+            ColumnOption::Null => def.nullable = true,
+            ColumnOption::NotNull => def.nullable = false,
+            ColumnOption::Default(e) => {
+                def.default = Some(e.to_string());
+                def.default_name = o.name.as_ref().map(|n| n.value.clone());
+            }
+            ColumnOption::Collation(coll) => {
+                let n = super::ident_values(coll).join(".");
+                let parsed = if n.eq_ignore_ascii_case("DATABASE_DEFAULT") {
+                    ctx.collation
+                } else {
+                    collation::parse(&n).ok_or_else(|| collation::invalid(&n))?
+                };
+                if def.ty.is_string() {
+                    def.collation = Some(parsed);
+                }
+            }
+            other => {
+                return Err(SqlError::unsupported(&format!(
+                    "ALTER TABLE ADD column with {other}"
+                )))
+            }
+        }
+    }
+    Ok(def)
+}

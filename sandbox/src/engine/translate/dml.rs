@@ -282,6 +282,21 @@ fn computed_error(col: &str) -> SqlError {
     )
 }
 
+/// A column's DEFAULT as the SQLite expression that stores it.
+pub(crate) fn stored_default(
+    ctx: &Ctx<'_>,
+    meta: &TableMeta,
+    col: &ColumnDef,
+) -> Result<Option<String>, SqlError> {
+    col.default
+        .as_ref()
+        .map(|d| {
+            let t = super::scalar(ctx, &super::parse_expr(d)?)?;
+            Ok(store_typed(&t, col, meta))
+        })
+        .transpose()
+}
+
 /// DEFAULTs of the columns an INSERT leaves out, compiled and stored.
 pub(super) fn default_values(
     ctx: &Ctx<'_>,

@@ -24,7 +24,8 @@ use crate::types::{ColumnMeta, SqlType};
 
 pub use alter::{AddItem, AlterAction, AlterDatabase, AlterTable, DatabaseOption, TriggerDef};
 pub use batch::{parse_batch, split_go, Block, ExecArg, ExecCall, ProcDef, ProcParam, ViewDef};
-pub(crate) use ddl::{check_constraint, foreign_key, table_scope};
+pub(crate) use ddl::{added_column, check_constraint, foreign_key, table_scope};
+pub(crate) use dml::stored_default;
 
 pub(crate) const VERSION: &str =
     "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n\tbridge-sandbox (SQLite engine)\n";
