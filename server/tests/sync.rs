@@ -1844,3 +1844,72 @@ async fn a_ledger_from_before_fingerprints_is_upgraded_in_place() {
     assert!(r.iter().any(|x| x[0] == "old-1" && x[1] == "none"), "{r:?}");
     assert!(r.iter().any(|x| x[0] == id && x[1] == "kept"), "{r:?}");
 }
+
+/// Row filters and column masks in Unity Catalog hide rows and values from
+/// users; the bridge reads as its own principal, so an event for a user
+/// from a source with either is refused with the reason — nothing hidden
+/// from that user reaches SQL Server — and applies once they are gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn sources_with_row_filters_or_column_masks_are_refused_for_users() {
+    let w = world("sync-governed");
+    w.sql
+        .engine()
+        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n int)\nGO\n")
+        .unwrap();
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.secreto (id INT, n INT);
+         INSERT INTO main.demo.secreto VALUES (1, 1), (2, 2), (3, 3);
+         CREATE FUNCTION main.demo.solo_uno(id INT) RETURNS BOOLEAN RETURN id = 1;
+         CREATE FUNCTION main.demo.oculto(n INT) RETURNS INT RETURN 0;
+         ALTER TABLE main.demo.secreto SET ROW FILTER main.demo.solo_uno ON (id);",
+    );
+    let filtered = event(
+        &w,
+        "INSERT",
+        "main.demo.secreto",
+        "Sync.dbo.log",
+        &[],
+        "proyecto-sync",
+    );
+    run_once(&w);
+    let (state, .., error) = status(&w, &filtered);
+    assert_eq!(state, "failed");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("row filter main.demo.solo_uno on (id)") && error.contains("proyecto-sync"),
+        "{error}"
+    );
+    dbx(
+        &w,
+        "ALTER TABLE main.demo.secreto DROP ROW FILTER;
+         ALTER TABLE main.demo.secreto ALTER COLUMN n SET MASK main.demo.oculto;",
+    );
+    let masked = event(
+        &w,
+        "INSERT",
+        "main.demo.secreto",
+        "Sync.dbo.log",
+        &[],
+        "proyecto-sync",
+    );
+    run_once(&w);
+    let (state, .., error) = status(&w, &masked);
+    assert_eq!(state, "failed");
+    assert!(error
+        .unwrap_or_default()
+        .contains("column mask main.demo.oculto on n"));
+    assert_eq!(count(&w, "Sync.dbo.log").await, 0);
+    dbx(&w, "ALTER TABLE main.demo.secreto ALTER COLUMN n DROP MASK");
+    let clear = event(
+        &w,
+        "INSERT",
+        "main.demo.secreto",
+        "Sync.dbo.log",
+        &[],
+        "proyecto-sync",
+    );
+    ok(&run_once(&w));
+    assert_eq!(status(&w, &clear).0, "completed");
+    assert_eq!(count(&w, "Sync.dbo.log").await, 3);
+}

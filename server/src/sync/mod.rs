@@ -212,6 +212,14 @@ impl SyncCore {
                     }
                     Err(other) => return Err(SyncError::Refused(other.to_string())),
                 }
+                let policies = self.policies(&uc).await?;
+                if !policies.is_empty() {
+                    return Err(SyncError::Refused(format!(
+                        "source table {uc} has {}: Unity Catalog applies them to whoever reads it, and the bridge reads as its own principal, not as user '{}', so it cannot send only what that user may see; refused (sync from a table or view without them)",
+                        policies.join(" and "),
+                        user.name
+                    )));
+                }
                 // Written, and ledgered, in the database it was checked
                 // against, whichever bridge applies it.
                 target.database.get_or_insert_with(|| database.to_string());
@@ -345,6 +353,59 @@ impl SyncCore {
             upsert: self.upsert,
             table_lock: self.table_lock,
         })
+    }
+
+    /// The row filter and column masks on a source table
+    /// (`information_schema.row_filters`, `.column_masks`,
+    /// https://docs.databricks.com/en/tables/row-and-column-filters.html),
+    /// described; a failure to tell is an error (never a leak).
+    async fn policies(&self, table: &UcName) -> Result<Vec<String>, SyncError> {
+        let catalog = format!("`{}`", table.catalog.replace('`', "``"));
+        let params = [
+            crate::databricks::statements::Parameter::new("s", table.schema.to_lowercase()),
+            crate::databricks::statements::Parameter::new("t", table.name.to_lowercase()),
+        ];
+        let mut out = Vec::new();
+        for (relation, what, cols) in [
+            (
+                "row_filters",
+                "concat(filter_catalog, '.', filter_schema, '.', filter_name)",
+                "filter_col_usage",
+            ),
+            (
+                "column_masks",
+                "concat(mask_catalog, '.', mask_schema, '.', mask_name)",
+                "column_name",
+            ),
+        ] {
+            let r = self
+                .ws
+                .execute_json(
+                    &self.warehouse,
+                    &format!(
+                        "SELECT {what}, {cols} FROM {catalog}.information_schema.{relation} \
+                         WHERE lower(schema_name) = :s AND lower(table_name) = :t"
+                    ),
+                    &params,
+                    self.deadline,
+                )
+                .await
+                .map_err(|e| match e {
+                    StatementError::Failed { code, message } => SyncError::Refused(format!(
+                        "cannot tell whether source table {table} has row filters or column masks ({code}: {message}); refused rather than risk sending rows or values hidden from the user"
+                    )),
+                    other => SyncError::Statement(other),
+                })?;
+            for row in r.rows {
+                let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+                out.push(if relation == "row_filters" {
+                    format!("row filter {} on ({})", get(0), get(1))
+                } else {
+                    format!("column mask {} on {}", get(0), get(1))
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Applies a checked plan, exactly once: each attempt first looks for

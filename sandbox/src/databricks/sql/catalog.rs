@@ -688,6 +688,7 @@ pub fn drop_table(conn: &Connection, name: &FullName, if_exists: bool) -> Result
     drop_table_data(conn, name)?;
     super::history::forget(conn, name)?;
     super::retention::forget(conn, name)?;
+    super::policies::forget(conn, name)?;
     super::copy_into::forget(conn, name)?;
     super::grants::forget(conn, &Securable::table(name))?;
     Ok(true)

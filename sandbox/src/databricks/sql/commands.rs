@@ -66,9 +66,111 @@ enum Command {
     },
     /// ADD COLUMNS, ALTER COLUMN TYPE, DESCRIBE TABLE (`alter.rs`).
     Schema(alter::Alter),
+    /// SET ROW FILTER f ON (cols) / DROP ROW FILTER (`policies.rs`).
+    RowFilter {
+        table: Vec<String>,
+        set: Option<(Vec<String>, Vec<String>)>,
+    },
+    /// ALTER COLUMN c SET MASK f [USING COLUMNS (cols)] / DROP MASK.
+    Mask {
+        table: Vec<String>,
+        column: String,
+        set: Option<(Vec<String>, Vec<String>)>,
+    },
+    /// CREATE [OR REPLACE] FUNCTION ... RETURN expr.
+    CreateFunction {
+        name: Vec<String>,
+        params: Vec<(String, String)>,
+        returns: String,
+        body: String,
+        replace: bool,
+        if_not_exists: bool,
+    },
+    DropFunction {
+        name: Vec<String>,
+        if_exists: bool,
+    },
+}
+
+/// `(a, b)`: a parenthesised list of column names.
+fn column_list(c: &mut Cursor) -> Result<Vec<String>, SqlError> {
+    if !c.eat_punct('(') {
+        return Err(c.unexpected("'('"));
+    }
+    let mut out = Vec::new();
+    if c.eat_punct(')') {
+        return Ok(out);
+    }
+    loop {
+        out.push(c.ident()?);
+        if c.eat_punct(')') {
+            return Ok(out);
+        }
+        if !c.eat_punct(',') {
+            return Err(c.unexpected("',' or ')'"));
+        }
+    }
+}
+
+/// CREATE FUNCTION and DROP FUNCTION, read from the text (the body is an
+/// expression, kept as written).
+fn parse_function_ddl(text: &str) -> Option<Result<Command, SqlError>> {
+    use std::sync::OnceLock;
+    static CREATE: OnceLock<regex::Regex> = OnceLock::new();
+    static DROP: OnceLock<regex::Regex> = OnceLock::new();
+    const NAME: &str =
+        r"((?:(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)\.){0,2}(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*))";
+    let create = CREATE.get_or_init(|| {
+        regex::Regex::new(&format!(
+            r"(?is)^CREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s+(IF\s+NOT\s+EXISTS\s+)?{NAME}\s*\((.*?)\)\s*RETURNS\s+(.+?)\s+(?:(?:LANGUAGE\s+SQL|NOT\s+DETERMINISTIC|DETERMINISTIC|CONTAINS\s+SQL|READS\s+SQL\s+DATA|COMMENT\s+'(?:[^']|'')*')\s+)*RETURN\s+(.+)$"
+        ))
+        .expect("a valid pattern")
+    });
+    let drop = DROP.get_or_init(|| {
+        regex::Regex::new(&format!(
+            r"(?is)^DROP\s+FUNCTION\s+(IF\s+EXISTS\s+)?{NAME}\s*$"
+        ))
+        .expect("a valid pattern")
+    });
+    let name = |t: &str| -> Vec<String> {
+        let mut c = Cursor {
+            toks: super::tokens::tokenize(t).unwrap_or_default(),
+            pos: 0,
+        };
+        c.name().unwrap_or_default()
+    };
+    if let Some(m) = create.captures(text) {
+        let params = match super::policies::parse_params(&m[4]) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        return Some(Ok(Command::CreateFunction {
+            name: name(&m[3]),
+            params,
+            returns: m[5].trim().to_string(),
+            body: m[6].trim().to_string(),
+            replace: m.get(1).is_some(),
+            if_not_exists: m.get(2).is_some(),
+        }));
+    }
+    if let Some(m) = drop.captures(text) {
+        return Some(Ok(Command::DropFunction {
+            name: name(&m[2]),
+            if_exists: m.get(1).is_some(),
+        }));
+    }
+    if regex::Regex::new(r"(?i)^\s*(CREATE|DROP)\b.*\bFUNCTION\b").is_ok_and(|r| r.is_match(text)) {
+        return Some(Err(SqlError::syntax(
+            "expected CREATE [OR REPLACE] FUNCTION [IF NOT EXISTS] name (params) RETURNS type RETURN expression, or DROP FUNCTION [IF EXISTS] name",
+        )));
+    }
+    None
 }
 
 fn parse(text: &str) -> Option<Result<Command, SqlError>> {
+    if let Some(f) = parse_function_ddl(text) {
+        return Some(f);
+    }
     let toks = tokenize(text)?;
     let mut c = Cursor { toks, pos: 0 };
     let result = if c.eat_kw("GRANT") {
@@ -210,6 +312,55 @@ fn parse(text: &str) -> Option<Result<Command, SqlError>> {
                     ty.name()
                 )));
             }
+            // Row filters and column masks (policies.rs).
+            let at = c.pos;
+            if c.eat_kw("SET") && c.eat_kw("ROW") {
+                c.expect_kw("FILTER")?;
+                let function = c.name()?;
+                c.expect_kw("ON")?;
+                let columns = column_list(&mut c)?;
+                c.done()?;
+                return Ok(Command::RowFilter {
+                    table: name,
+                    set: Some((function, columns)),
+                });
+            }
+            c.pos = at;
+            if c.eat_kw("DROP") && c.eat_kw("ROW") {
+                c.expect_kw("FILTER")?;
+                c.done()?;
+                return Ok(Command::RowFilter {
+                    table: name,
+                    set: None,
+                });
+            }
+            c.pos = at;
+            if c.eat_kw("ALTER") && c.eat_kw("COLUMN") {
+                let column = c.ident()?;
+                let set = if c.eat_kw("SET") && c.eat_kw("MASK") {
+                    let function = c.name()?;
+                    let using = if c.eat_kw("USING") {
+                        c.expect_kw("COLUMNS")?;
+                        column_list(&mut c)?
+                    } else {
+                        Vec::new()
+                    };
+                    Some(Some((function, using)))
+                } else if c.eat_kw("DROP") && c.eat_kw("MASK") {
+                    Some(None)
+                } else {
+                    None
+                };
+                if let Some(set) = set {
+                    c.done()?;
+                    return Ok(Command::Mask {
+                        table: name,
+                        column,
+                        set,
+                    });
+                }
+            }
+            c.pos = at;
             if let Some(r) = alter::parse_alter(&mut c, name.clone()) {
                 return r.map(Command::Schema);
             }
@@ -408,6 +559,72 @@ impl Exec<'_> {
                 })
             }
             Command::Schema(a) => self.run_alter(a),
+            Command::RowFilter { table, set } => {
+                let t = self.existing_table(&table)?;
+                self.access().manage(&Securable::table(&t.name))?;
+                match set {
+                    Some((function, columns)) => super::policies::set_row_filter(
+                        self.conn,
+                        &t,
+                        &self.table_name(&function),
+                        &columns,
+                    )?,
+                    None => super::policies::drop_row_filter(self.conn, &t.name)?,
+                }
+                Ok(ResultSet::default())
+            }
+            Command::Mask { table, column, set } => {
+                let t = self.existing_table(&table)?;
+                self.access().manage(&Securable::table(&t.name))?;
+                match set {
+                    Some((function, using)) => super::policies::set_mask(
+                        self.conn,
+                        &t,
+                        &column,
+                        &self.table_name(&function),
+                        &using,
+                    )?,
+                    None => super::policies::drop_mask(self.conn, &t, &column)?,
+                }
+                Ok(ResultSet::default())
+            }
+            Command::CreateFunction {
+                name,
+                params,
+                returns,
+                body,
+                replace,
+                if_not_exists,
+            } => {
+                let full = self.table_name(&name);
+                let schema = Securable::schema(&full.catalog, &full.schema);
+                if !catalog::exists(self.conn, &schema)? {
+                    return Err(catalog::not_found(&schema));
+                }
+                self.access().require_use(&schema)?;
+                self.access().require(&schema, "CREATE_FUNCTION")?;
+                super::policies::create_function(
+                    self.conn,
+                    &super::policies::Function {
+                        name: full,
+                        params,
+                        returns,
+                        body,
+                    },
+                    &self.caller.principal,
+                    replace,
+                    if_not_exists,
+                )?;
+                Ok(ResultSet::default())
+            }
+            Command::DropFunction { name, if_exists } => {
+                let full = self.table_name(&name);
+                let schema = Securable::schema(&full.catalog, &full.schema);
+                self.access().require_use(&schema)?;
+                self.access().require(&schema, "CREATE_FUNCTION")?;
+                super::policies::drop_function(self.conn, &full, if_exists)?;
+                Ok(ResultSet::default())
+            }
             Command::SetOwner { on, principal } => {
                 let sec = self.securable(&on)?;
                 self.access().manage(&sec)?;

@@ -15,6 +15,7 @@ mod functions;
 pub mod grants;
 pub mod history;
 mod merge;
+mod policies;
 pub mod privileges;
 mod replace_where;
 mod retention;
@@ -89,6 +90,8 @@ impl SqlEngine {
         conn.execute_batch(copy_into::SCHEMA_SQL)
             .map_err(SqlError::internal)?;
         conn.execute_batch(retention::SCHEMA_SQL)
+            .map_err(SqlError::internal)?;
+        conn.execute_batch(policies::SCHEMA_SQL)
             .map_err(SqlError::internal)?;
         let clock = Clock::new();
         functions::register(&conn, &clock).map_err(SqlError::internal)?;

@@ -147,6 +147,9 @@ struct Rewriter<'s, 'a> {
     scope: &'s Scope<'a>,
     temps: &'s mut TempTypes,
     ctes: HashSet<String>,
+    /// Tables read through their row filter and masks: the inner read of
+    /// the table itself, not governed again.
+    governed: HashSet<String>,
     error: Option<SqlError>,
 }
 
@@ -283,13 +286,102 @@ impl Rewriter<'_, '_> {
             ]);
             return Ok(());
         }
-        let full = self.scope.full_name(name)?;
-        if catalog::get_table(self.scope.conn, &full)?.is_none() {
-            return Err(SqlError::table_not_found(&full.dotted()));
+        // The table itself, inside the read its row filter and masks make.
+        if parts.len() == 1 && self.governed.contains(&parts[0]) {
+            *name = ObjectName::from(vec![Ident::with_quote('"', parts[0].clone())]);
+            return Ok(());
         }
+        if let Some(relation) = self.information_schema(&parts)? {
+            let a = if alias_sql.is_empty() {
+                format!(" AS {}", catalog::quote_ident(&parts[parts.len() - 1]))
+            } else {
+                alias_sql.clone()
+            };
+            *tf = parse_table_factor(&format!("temp.{}{a}", catalog::quote_ident(&relation)))?;
+            return Ok(());
+        }
+        let full = self.scope.full_name(name)?;
+        let Some(info) = catalog::get_table(self.scope.conn, &full)? else {
+            return Err(SqlError::table_not_found(&full.dotted()));
+        };
         self.scope.access().read_table(&full)?;
-        *name = ObjectName::from(vec![Ident::with_quote('"', full.dotted())]);
+        let physical = full.dotted();
+        if let Some(select) = super::policies::governed_select(self.scope.conn, &info, &physical)? {
+            self.governed.insert(physical);
+            let a = if alias_sql.is_empty() {
+                format!(" AS {}", catalog::quote_ident(&full.name))
+            } else {
+                alias_sql.clone()
+            };
+            *tf = parse_table_factor(&format!("({select}){a}"))?;
+            return Ok(());
+        }
+        *name = ObjectName::from(vec![Ident::with_quote('"', physical)]);
         Ok(())
+    }
+
+    /// `[catalog.]information_schema.row_filters` and `.column_masks`: the
+    /// rows the caller may see, in a temporary table; `None` for any other
+    /// name.
+    fn information_schema(&mut self, parts: &[String]) -> Result<Option<String>, SqlError> {
+        let (catalog_name, relation) = match parts {
+            [s, r] if s.eq_ignore_ascii_case("information_schema") => {
+                (self.scope.catalog.to_string(), r.to_ascii_lowercase())
+            }
+            [c, s, r] if s.eq_ignore_ascii_case("information_schema") => {
+                (c.to_lowercase(), r.to_ascii_lowercase())
+            }
+            _ => return Ok(None),
+        };
+        let access = self.scope.access();
+        let visible = |t: &FullName| access.read_table(t).is_ok();
+        let (columns, rows): (&[&str], Vec<Vec<String>>) = match relation.as_str() {
+            "row_filters" => (
+                &super::policies::ROW_FILTER_COLUMNS,
+                super::policies::row_filter_rows(self.scope.conn, &catalog_name, &visible)?,
+            ),
+            "column_masks" => (
+                &super::policies::COLUMN_MASK_COLUMNS,
+                super::policies::column_mask_rows(self.scope.conn, &catalog_name, &visible)?,
+            ),
+            _ => return Ok(None),
+        };
+        self.temps.seq += 1;
+        let table = format!("__information_schema_{}", self.temps.seq);
+        let defs: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{} TEXT", catalog::quote_ident(c)))
+            .collect();
+        self.scope
+            .conn
+            .execute_batch(&format!(
+                "DROP TABLE IF EXISTS temp.{t}; CREATE TEMP TABLE {t} ({});",
+                defs.join(", "),
+                t = catalog::quote_ident(&table)
+            ))
+            .map_err(SqlError::internal)?;
+        let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        for r in rows {
+            self.scope
+                .conn
+                .execute(
+                    &format!(
+                        "INSERT INTO temp.{} VALUES ({})",
+                        catalog::quote_ident(&table),
+                        marks.join(", ")
+                    ),
+                    rusqlite::params_from_iter(r),
+                )
+                .map_err(SqlError::internal)?;
+        }
+        self.temps.tables.insert(
+            table.clone(),
+            columns
+                .iter()
+                .map(|c| (c.to_string(), DbxType::String))
+                .collect(),
+        );
+        Ok(Some(table))
     }
 
     /// `table_changes('name', start [, end])`: the change rows of a table
@@ -510,6 +602,12 @@ impl Rewriter<'_, '_> {
                 Some(string_lit(&self.scope.caller.principal))
             }
             "current_schema" | "current_database" => Some(string_lit(self.scope.schema)),
+            // Groups are not modelled: workspace admins are in `admins`.
+            "is_account_group_member" | "is_member" => {
+                let group = args.first().and_then(literal_str).unwrap_or_default();
+                let member = self.scope.caller.admin && group.eq_ignore_ascii_case("admins");
+                Some(Expr::Value(Value::Boolean(member).into()))
+            }
             "to_date" => Some(call(
                 "__dbx_cast",
                 vec![
@@ -589,6 +687,7 @@ pub fn rewrite<T: VisitMut>(
         scope,
         temps,
         ctes: HashSet::new(),
+        governed: HashSet::new(),
         error: None,
     };
     let _ = node.visit(&mut r);
