@@ -1913,3 +1913,37 @@ async fn sources_with_row_filters_or_column_masks_are_refused_for_users() {
     assert_eq!(status(&w, &clear).0, "completed");
     assert_eq!(count(&w, "Sync.dbo.log").await, 3);
 }
+
+/// A filter's string literals mean what the user wrote: `'O\'Brien'` is
+/// one value (Spark reads a backslash-escaped quote), not the two literals
+/// `'O''Brien'` a re-printed filter would be.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_with_an_escaped_quote_keeps_its_meaning() {
+    let w = world("sync-filter");
+    w.sql
+        .engine()
+        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n nvarchar(20))\nGO\n")
+        .unwrap();
+    dbx(
+        &w,
+        r"CREATE TABLE main.demo.clientes (id INT, n STRING);
+         INSERT INTO main.demo.clientes VALUES (1, 'O\'Brien'), (2, 'OBrien'), (3, 'Smith');",
+    );
+    let out = ok(&w.run(&[
+        "sync",
+        "apply",
+        "--source-table",
+        "main.demo.clientes",
+        "--target-table",
+        "Sync.dbo.log",
+        "--operation",
+        "INSERT",
+        "--filter",
+        r"n = 'O\'Brien'",
+    ]));
+    assert!(out.contains("1 rows read, 1 rows affected"), "{out}");
+    assert_eq!(
+        rows(&w, "SELECT id, n FROM Sync.dbo.log").await,
+        [["1", "O'Brien"]]
+    );
+}

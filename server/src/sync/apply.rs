@@ -44,6 +44,8 @@ pub struct Plan {
     pub source_table: String,
     /// `SELECT ... FROM <source> [WHERE (filter)]`, columns in plan order.
     pub source_sql: String,
+    /// The filter's string literals, as named parameters of `source_sql`.
+    pub source_params: Vec<(String, String)>,
     pub target: TargetTable,
     pub columns: Vec<PlannedColumn>,
     /// Target column names of the primary key.
@@ -64,14 +66,20 @@ impl Plan {
     pub fn fingerprint(
         operation: Operation,
         source_sql: &str,
+        source_params: &[(String, String)],
         target: &TargetTable,
         keys: &[String],
     ) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
+        let params: Vec<String> = source_params
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
         for part in [
             operation.as_str(),
             source_sql,
+            &params.join("\u{1f}"),
             &target.to_string(),
             &keys.join("\u{1f}"),
         ] {

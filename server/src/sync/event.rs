@@ -377,12 +377,22 @@ const FILTER_FUNCTIONS: &[&str] = &[
     "year",
 ];
 
+/// A checked filter: its SQL, with every string literal taken out into a
+/// named parameter (`:bridge_f0`, ...) so that no re-printing can change
+/// what it means (`'O\'Brien'` printed back as `'O''Brien'` is two
+/// literals to Spark), and those parameters' values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedFilter {
+    pub sql: String,
+    pub params: Vec<(String, String)>,
+}
+
 /// Checks an event's filter: one Databricks SQL boolean expression over the
 /// source's own columns — no subqueries (they could read other tables with
 /// the bridge's rights), only the built-in functions of
 /// [`FILTER_FUNCTIONS`], no statement separators.
-pub fn check_filter(filter: &str) -> Result<String, Refusal> {
-    use sqlparser::ast::{visit_expressions, Expr};
+pub fn check_filter(filter: &str) -> Result<CheckedFilter, Refusal> {
+    use sqlparser::ast::{visit_expressions, visit_expressions_mut, Expr, Value};
     use sqlparser::dialect::DatabricksDialect;
     use sqlparser::parser::Parser;
     use sqlparser::tokenizer::Token;
@@ -415,7 +425,22 @@ pub fn check_filter(filter: &str) -> Result<String, Refusal> {
     if let ControlFlow::Break(why) = found {
         return Err(bad(why));
     }
-    Ok(expr.to_string())
+    let mut expr = expr;
+    let mut params = Vec::new();
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        if let Expr::Value(v) = e {
+            if let Value::SingleQuotedString(text) = &v.value {
+                let name = format!("bridge_f{}", params.len());
+                params.push((name.clone(), text.clone()));
+                *e = Expr::Value(Value::Placeholder(format!(":{name}")).into());
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(CheckedFilter {
+        sql: expr.to_string(),
+        params,
+    })
 }
 
 #[cfg(test)]
@@ -430,6 +455,16 @@ mod filter_tests {
         assert!(check_filter("EXISTS (SELECT 1)").is_err());
         assert!(check_filter("").is_err());
         assert!(check_filter("upper(country) = 'CO' AND year(period) >= 2024").is_ok());
+        // String literals travel as parameters, their text as written.
+        let f = check_filter(r"cliente = 'O\'Brien' OR cliente = 'x'").unwrap();
+        assert_eq!(f.sql, "cliente = :bridge_f0 OR cliente = :bridge_f1");
+        assert_eq!(
+            f.params,
+            [
+                ("bridge_f0".to_string(), "O'Brien".to_string()),
+                ("bridge_f1".to_string(), "x".to_string())
+            ]
+        );
         for probe in [
             "secret('scope', 'key') LIKE 'a%'",
             "(SELECT count(*) FROM main.hr.salaries) > 10",

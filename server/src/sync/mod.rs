@@ -20,7 +20,7 @@ use crate::auth::{
     AuditEvent, AuditLog, EventType, LakehouseDenied, LakehouseRights, Permissions, User,
 };
 use crate::config::uc_names::UcName;
-use crate::databricks::statements::StatementError;
+use crate::databricks::statements::{Parameter, StatementError};
 use crate::databricks::Workspace;
 use crate::metrics::Counter;
 use crate::retry::{retry, RetryPolicy};
@@ -233,7 +233,15 @@ impl SyncCore {
             event::column_name(k)?;
         }
         let filter = e.filter.as_deref().map(event::check_filter).transpose()?;
-        let where_ = filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default();
+        let where_ = filter
+            .as_ref()
+            .map(|f| format!(" WHERE ({})", f.sql))
+            .unwrap_or_default();
+        let source_params = filter.map(|f| f.params).unwrap_or_default();
+        let statement_params: Vec<Parameter> = source_params
+            .iter()
+            .map(|(n, v)| Parameter::new(n, v))
+            .collect();
 
         // The source's columns and types, without reading its rows.
         let described = self
@@ -241,7 +249,7 @@ impl SyncCore {
             .execute_json(
                 &self.warehouse,
                 &format!("SELECT * FROM {source}{where_} LIMIT 0"),
-                &[],
+                &statement_params,
                 self.deadline,
             )
             .await
@@ -341,7 +349,8 @@ impl SyncCore {
         let source_sql = format!("SELECT {} FROM {source}{where_}", list.join(", "));
         Ok(Plan {
             event_id: e.event_id.clone(),
-            request_sha256: Plan::fingerprint(op, &source_sql, &target, &keys),
+            request_sha256: Plan::fingerprint(op, &source_sql, &source_params, &target, &keys),
+            source_params,
             operation: op,
             source_table: e.source_table.clone(),
             source_sql,
@@ -362,8 +371,8 @@ impl SyncCore {
     async fn policies(&self, table: &UcName) -> Result<Vec<String>, SyncError> {
         let catalog = format!("`{}`", table.catalog.replace('`', "``"));
         let params = [
-            crate::databricks::statements::Parameter::new("s", table.schema.to_lowercase()),
-            crate::databricks::statements::Parameter::new("t", table.name.to_lowercase()),
+            Parameter::new("s", table.schema.to_lowercase()),
+            Parameter::new("t", table.name.to_lowercase()),
         ];
         let mut out = Vec::new();
         for (relation, what, cols) in [
@@ -446,7 +455,16 @@ impl SyncCore {
         }
         let mut source = self
             .ws
-            .query_arrow(&self.warehouse, &plan.source_sql, &[], self.deadline)
+            .query_arrow(
+                &self.warehouse,
+                &plan.source_sql,
+                &plan
+                    .source_params
+                    .iter()
+                    .map(|(n, v)| Parameter::new(n, v))
+                    .collect::<Vec<_>>(),
+                self.deadline,
+            )
             .await?;
         match apply::apply(&mut conn, plan, &mut source).await {
             Ok(a) => Ok(SyncOutcome {

@@ -201,7 +201,8 @@ impl Exec<'_> {
 
     /// Runs one statement.
     pub fn run(&self, sql: &str) -> Result<(ResultSet, Effects), SqlError> {
-        let text = sql.trim().trim_end_matches(';').trim();
+        let chained = super::tokens::chain_adjacent_literals(sql);
+        let text = chained.trim().trim_end_matches(';').trim();
         if let Some(r) = self.catalog_ddl(text)? {
             return Ok(r);
         }

@@ -299,3 +299,89 @@ impl Cursor {
         }
     }
 }
+
+/// Spark's string literals as the SQL engine underneath reads them. Spark
+/// escapes a quote inside a literal with a backslash (`'O\'Brien'`); two
+/// quotes end one literal and start the next, and adjacent literals are one
+/// string ("literal chaining"), so `'O''Brien'` is `OBrien`
+/// (https://docs.databricks.com/en/sql/language-manual/data-types/string-type.html).
+/// The parser the double uses reads `''` as an escaped quote, as standard
+/// SQL does; here every `''` (or `""`) inside a literal is dropped first,
+/// which is what chaining the two literals gives.
+pub(super) fn chain_adjacent_literals(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("''") && !text.contains("\"\"") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    // The quote of the literal being read, if any.
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                if c == '\\' {
+                    out.push(c);
+                    if let Some(n) = chars.next() {
+                        out.push(n);
+                    }
+                } else if c == q && chars.peek() == Some(&q) {
+                    // Closed and opened again: the same literal goes on.
+                    chars.next();
+                } else {
+                    if c == q {
+                        quote = None;
+                    }
+                    out.push(c);
+                }
+            }
+            None => {
+                match c {
+                    '\'' | '"' => quote = Some(c),
+                    '`' => {
+                        // An identifier: copied as it is.
+                        out.push(c);
+                        for n in chars.by_ref() {
+                            out.push(n);
+                            if n == '`' {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    '-' if chars.peek() == Some(&'-') => {
+                        out.push(c);
+                        for n in chars.by_ref() {
+                            out.push(n);
+                            if n == '\n' {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+                out.push(c);
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::chain_adjacent_literals as chain;
+
+    #[test]
+    fn two_quotes_chain_two_literals() {
+        assert_eq!(chain("SELECT 'O''Brien'"), "SELECT 'OBrien'");
+        assert_eq!(chain(r"SELECT 'O\'Brien'"), r"SELECT 'O\'Brien'");
+        assert_eq!(chain("SELECT '' AS e"), "SELECT '' AS e");
+        assert_eq!(chain("SELECT ''''"), "SELECT ''");
+        assert_eq!(chain("SELECT `a''b`, 'x'"), "SELECT `a''b`, 'x'");
+        assert_eq!(
+            chain("SELECT 1 -- it''s\n, 'a''b'"),
+            "SELECT 1 -- it''s\n, 'ab'"
+        );
+        assert_eq!(chain("SELECT \"a\"\"b\""), "SELECT \"ab\"");
+    }
+}
