@@ -443,3 +443,49 @@ async fn idempotency_keys_expire() {
     assert_eq!(r2.status, 202, "{}", r2.text);
     assert_ne!(r1.json["job_id"], r2.json["job_id"]);
 }
+
+/// Anyone may probe readiness, as often as they like: the bridge asks SQL
+/// Server and Databricks at most once per two seconds, and probes arriving
+/// while a check runs share it.
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_probes_share_one_check_per_window() {
+    let w = World::new("ready-burst");
+    w.sql
+        .engine()
+        .run_script("CREATE TABLE master.dbo.probes (n int)\nGO\n")
+        .unwrap();
+    // Count the checks that reach SQL Server.
+    w.sql
+        .engine()
+        .interleave(r"^SELECT DB_NAME\(\)", "INSERT INTO master.dbo.probes VALUES (1)\nGO\n", 1_000)
+        .unwrap();
+    let b = w.serve(&[]);
+    let checks = || async {
+        let mut c = tiberius::Config::new();
+        c.host("127.0.0.1");
+        c.port(w.sql.port());
+        c.authentication(tiberius::AuthMethod::sql_server("sa", "Bridge!Passw0rd"));
+        c.encryption(tiberius::EncryptionLevel::Off);
+        c.trust_cert();
+        let tcp = tokio::net::TcpStream::connect(c.get_addr()).await.unwrap();
+        use tokio_util::compat::TokioAsyncWriteCompatExt;
+        let mut client = tiberius::Client::connect(c, tcp.compat_write()).await.unwrap();
+        let row = client
+            .simple_query("SELECT count(*) FROM master.dbo.probes")
+            .await
+            .unwrap()
+            .into_row()
+            .await
+            .unwrap()
+            .unwrap();
+        row.get::<i32, _>(0).unwrap()
+    };
+    let burst = (0..40).map(|_| b.call("GET", "/health/ready", None, None));
+    for r in futures_util::future::join_all(burst).await {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(checks().await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(b.call("GET", "/health/ready", None, None).await.status, 200);
+    assert_eq!(checks().await, 2);
+}

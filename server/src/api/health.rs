@@ -2,7 +2,10 @@
 //! managers; no token needed). Readiness asks both systems, each within a
 //! timeout, and says which one failed. Hosts, ports, database names and
 //! error texts map the network behind the bridge, so only a caller with a
-//! valid token sees them; anyone else gets `ok` per check.
+//! valid token sees them; anyone else gets `ok` per check. Anyone may ask
+//! as often as they like, so the systems are asked at most once per
+//! [`READY_FRESH`]: probes in between, and those arriving while a check
+//! runs, share its answer.
 
 use std::time::Instant;
 
@@ -38,7 +41,7 @@ pub async fn live(State(state): State<AppState>) -> Json<Live> {
 }
 
 /// One dependency's check.
-#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Check {
     pub ok: bool,
     /// How long the check took; only for a caller with a valid token.
@@ -62,6 +65,14 @@ impl Check {
         }
     }
 }
+
+/// How long one readiness check answers every probe.
+pub const READY_FRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The last checks and when they ran; the lock makes probes that arrive
+/// while a check runs wait for it rather than start their own.
+#[derive(Default)]
+pub struct ReadinessCache(tokio::sync::Mutex<Option<(Instant, Check, Check)>>);
 
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Ready {
@@ -126,6 +137,25 @@ async fn sqlserver_answers(state: &AppState) -> Result<String, SqlServerError> {
     Ok(format!("{at} database '{database}'"))
 }
 
+/// Asks both systems, each within the timeout.
+async fn check_both(state: &AppState) -> (Check, Check) {
+    let t = state.ready_timeout;
+    // Boxed: a pooled connection's future is large, and the handler's
+    // would otherwise overflow a worker thread's stack in debug builds.
+    let sql = timed(t, "SQL Server", Box::pin(sqlserver_answers(state)));
+    let dbx = timed(t, "Databricks", async {
+        match &state.databricks {
+            Ok(ws) => ws
+                .list_warehouses()
+                .await
+                .map(|w| format!("{} ({} SQL warehouse(s))", ws.host(), w.len()))
+                .map_err(|e| e.to_string()),
+            Err(why) => Err(format!("not configured: {why}")),
+        }
+    });
+    tokio::join!(sql, dbx)
+}
+
 #[utoipa::path(
     get,
     operation_id = "health_ready",
@@ -141,21 +171,17 @@ pub async fn ready(
     State(state): State<AppState>,
     caller: MaybeCaller,
 ) -> (StatusCode, Json<Ready>) {
-    let t = state.ready_timeout;
-    // Boxed: a pooled connection's future is large, and the handler's
-    // would otherwise overflow a worker thread's stack in debug builds.
-    let sql = timed(t, "SQL Server", Box::pin(sqlserver_answers(&state)));
-    let dbx = timed(t, "Databricks", async {
-        match &state.databricks {
-            Ok(ws) => ws
-                .list_warehouses()
-                .await
-                .map(|w| format!("{} ({} SQL warehouse(s))", ws.host(), w.len()))
-                .map_err(|e| e.to_string()),
-            Err(why) => Err(format!("not configured: {why}")),
+    let (mut sqlserver, mut databricks) = {
+        let mut last = state.readiness.0.lock().await;
+        match last.as_ref() {
+            Some((at, s, d)) if at.elapsed() < READY_FRESH => (s.clone(), d.clone()),
+            _ => {
+                let (s, d) = check_both(&state).await;
+                *last = Some((Instant::now(), s.clone(), d.clone()));
+                (s, d)
+            }
         }
-    });
-    let (mut sqlserver, mut databricks) = tokio::join!(sql, dbx);
+    };
     let ok = sqlserver.ok && databricks.ok;
     if caller.0.is_none() {
         sqlserver = sqlserver.anonymous();

@@ -43,6 +43,8 @@ pub struct ServerState {
     pub started: Instant,
     /// GET /jobs/{id} answers of finished jobs (they never change again).
     pub finished_jobs: FinishedJobs,
+    /// The last readiness checks, shared by the probes of a short window.
+    pub readiness: super::health::ReadinessCache,
 }
 
 /// Finished jobs' status bodies by id, with their owner: a client polling a

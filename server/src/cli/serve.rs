@@ -218,6 +218,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         spec: OnceLock::new(),
         started: Instant::now(),
         finished_jobs: Default::default(),
+        readiness: Default::default(),
     });
     let addr = format!("{}:{}", args.host, args.port);
     api::serve(
