@@ -457,7 +457,11 @@ async fn readiness_probes_share_one_check_per_window() {
     // Count the checks that reach SQL Server.
     w.sql
         .engine()
-        .interleave(r"^SELECT DB_NAME\(\)", "INSERT INTO master.dbo.probes VALUES (1)\nGO\n", 1_000)
+        .interleave(
+            r"^SELECT DB_NAME\(\)",
+            "INSERT INTO master.dbo.probes VALUES (1)\nGO\n",
+            1_000,
+        )
         .unwrap();
     let b = w.serve(&[]);
     let checks = || async {
@@ -469,7 +473,9 @@ async fn readiness_probes_share_one_check_per_window() {
         c.trust_cert();
         let tcp = tokio::net::TcpStream::connect(c.get_addr()).await.unwrap();
         use tokio_util::compat::TokioAsyncWriteCompatExt;
-        let mut client = tiberius::Client::connect(c, tcp.compat_write()).await.unwrap();
+        let mut client = tiberius::Client::connect(c, tcp.compat_write())
+            .await
+            .unwrap();
         let row = client
             .simple_query("SELECT count(*) FROM master.dbo.probes")
             .await

@@ -67,6 +67,41 @@ async fn a_large_upload_on_a_slow_link_outlasts_the_timeout() {
     assert_eq!(Sha256::digest(&landed), hash.finalize());
 }
 
+/// A server that takes longer than the idle timeout to store a file it has
+/// received whole (a large object being finalised) is waited for: the idle
+/// watchdog covers the sending only, so the upload is not abandoned and
+/// sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_waits_for_the_server_to_store_what_it_received() {
+    let d = databricks::start(DatabricksConfig {
+        tokens: vec!["dapi-test".into()],
+        ..DatabricksConfig::default()
+    })
+    .unwrap();
+    d.engine()
+        .run_script(
+            "CREATE SCHEMA IF NOT EXISTS main.demo; CREATE VOLUME IF NOT EXISTS main.demo.landing",
+        )
+        .unwrap();
+    d.faults().slow_commits(Duration::from_secs(3));
+    let path = std::env::temp_dir().join(format!("bridge-commit-{}.bin", std::process::id()));
+    std::fs::write(&path, vec![7u8; 4 * 1024 * 1024]).unwrap();
+    let ws = workspace(&d, Duration::from_secs(1)).with_retry(
+        sql_databricks_bridge::retry::RetryPolicy {
+            attempts: 1,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(1),
+        },
+    );
+    let t0 = Instant::now();
+    let r = ws
+        .upload_file("/Volumes/main/demo/landing/slow.bin", &path, true)
+        .await;
+    let _ = std::fs::remove_file(&path);
+    r.unwrap();
+    assert!(t0.elapsed() >= Duration::from_secs(3));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn result_links_are_fetched_with_the_headers_they_name() {
     let d = databricks::start(DatabricksConfig {

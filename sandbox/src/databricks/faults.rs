@@ -50,6 +50,7 @@ pub struct Faults {
     expire_links: AtomicBool,
     cut_after_bytes: AtomicU64,
     bandwidth_bytes_per_sec: AtomicU64,
+    commit_delay_ms: AtomicU64,
 }
 
 impl Faults {
@@ -145,6 +146,18 @@ impl Faults {
         Ok(())
     }
 
+    /// Every Files API upload, once its whole body is received and stored,
+    /// waits this long before answering, as a store finalising a large
+    /// object does (zero turns it off).
+    pub fn slow_commits(&self, delay: Duration) {
+        self.commit_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub(crate) fn commit_delay(&self) -> Duration {
+        Duration::from_millis(self.commit_delay_ms.load(Ordering::SeqCst))
+    }
+
     /// While on, every external link is issued already expired.
     pub fn expire_external_links(&self, on: bool) {
         self.expire_links.store(on, Ordering::SeqCst);
@@ -180,6 +193,7 @@ impl Faults {
         self.expire_links.store(false, Ordering::SeqCst);
         self.cut_after_bytes.store(0, Ordering::SeqCst);
         self.bandwidth_bytes_per_sec.store(0, Ordering::SeqCst);
+        self.commit_delay_ms.store(0, Ordering::SeqCst);
     }
 
     pub(crate) fn delay(&self) -> Duration {

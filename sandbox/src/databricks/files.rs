@@ -172,6 +172,10 @@ pub async fn upload(
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
+    let commit = shared.faults.commit_delay();
+    if !commit.is_zero() {
+        tokio::time::sleep(commit).await;
+    }
     tracing::debug!(path = %disk.display(), "uploaded");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

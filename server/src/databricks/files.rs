@@ -14,6 +14,10 @@ use super::auth::{json_or_error, DatabricksError};
 use super::retry::send_with_retry;
 use super::Workspace;
 
+/// How long an upload whose body is all sent waits for the server's
+/// answer: storing a file of several GiB takes the server a while.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(900);
+
 /// One entry of a directory listing.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct DirEntry {
@@ -62,10 +66,16 @@ impl Workspace {
                 // The server answers only after the whole body, so a read
                 // timeout cannot tell a slow link from a dead one: the body
                 // itself reports progress, and only `idle` without any
-                // (sending, or then waiting for the answer) gives up.
+                // while sending gives up. Once all of it is sent the server
+                // may take long to store a large file before it answers:
+                // that wait has a limit of its own, `COMMIT_WAIT`.
                 let moved = Arc::new(Mutex::new(Instant::now()));
-                let mark = moved.clone();
-                let body = tokio_util::io::ReaderStream::new(file).inspect(move |_| {
+                let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let (mark, count) = (moved.clone(), sent.clone());
+                let body = tokio_util::io::ReaderStream::new(file).inspect(move |chunk| {
+                    if let Ok(c) = chunk {
+                        count.fetch_add(c.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                    }
                     *mark.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 });
                 let send = http
@@ -81,10 +91,16 @@ impl Workspace {
                         r = &mut send => return r.map_err(http_error),
                         _ = tokio::time::sleep(idle / 4) => {
                             let last = *moved.lock().unwrap_or_else(|p| p.into_inner());
-                            if last.elapsed() > idle {
+                            let all_sent = sent.load(std::sync::atomic::Ordering::SeqCst) >= len;
+                            let limit = if all_sent { COMMIT_WAIT.max(idle) } else { idle };
+                            if last.elapsed() > limit {
                                 return Err(DatabricksError::Http {
                                     url: super::redact_url(url.as_str()),
-                                    message: format!("no progress for {} s", idle.as_secs()),
+                                    message: if all_sent {
+                                        format!("sent, but no answer for {} s", limit.as_secs())
+                                    } else {
+                                        format!("no progress for {} s", idle.as_secs())
+                                    },
                                 });
                             }
                         }
