@@ -452,3 +452,38 @@ fn the_poller_resolves_a_target_in_the_database_it_writes_in() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A change-tracking load reads its tracked table's changes through
+/// CHANGETABLE: the user needs `read` on it even when the query names
+/// another table (the query's own tables are checked as always).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loads_tracked_table_needs_read_too() {
+    let w = demo_world("authz-tracked");
+    std::fs::write(
+        w.dir.join("queries/espia.sql"),
+        "SELECT id_producto FROM KWP_Colombia.dbo.Productos",
+    )
+    .unwrap();
+    std::fs::write(
+        w.dir.join("queries/espia.yaml"),
+        "table: main.demo.espia\nmode: change_tracking\nprimary_key: [id_producto]\ntracked_table: KWP_Mexico.dbo.J_Ventas_MX\n",
+    )
+    .unwrap();
+    let b = w.serve(&["--no-sync"]);
+    let r = b
+        .call(
+            "POST",
+            "/extract",
+            Some(COLOMBIA),
+            Some(
+                json!({"queries_path": "./queries", "config_path": "./config", "country": "Colombia",
+                        "queries": ["espia"], "destination": "/Volumes/main/demo/landing",
+                        "overwrite": true}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("kwp_mexico.dbo.j_ventas_mx"), "{}", r.text);
+    let line = &audit_about(&w, "permission_denied", "kwp_mexico.dbo.j_ventas_mx")[0];
+    assert_eq!(line["user_name"], "proyecto-colombia");
+}

@@ -250,10 +250,36 @@ async fn check_reads(
 ) -> Result<(), ApiError> {
     let mut parsed = Vec::with_capacity(queries.len());
     for q in queries {
-        let tables = referenced_tables(&q.sql).map_err(|e| {
+        let mut tables = referenced_tables(&q.sql).map_err(|e| {
             ApiError::invalid("queries", format!("query '{}': {e}", q.name))
                 .details(serde_json::json!({ "field": "queries", "query": q.name }))
         })?;
+        // A change-tracking load reads the changes of its tracked table
+        // (CHANGETABLE), which the query itself may not name.
+        if let Some(crate::queries::load::LoadSpec {
+            mode:
+                crate::queries::load::LoadMode::ChangeTracking {
+                    tracked_table: Some(t),
+                    ..
+                },
+            file,
+            ..
+        }) = &q.load
+        {
+            let name = crate::auth::TableName::parse(t).ok_or_else(|| {
+                ApiError::invalid(
+                    "queries",
+                    format!(
+                        "query '{}': {}: tracked_table '{t}' is not [database.]schema.table",
+                        q.name,
+                        file.display()
+                    ),
+                )
+            })?;
+            if !tables.contains(&name) {
+                tables.push(name);
+            }
+        }
         parsed.push((q, tables));
     }
     let database = home_database(state).await?;
