@@ -150,26 +150,37 @@ pub fn principal_key(p: &str) -> String {
 }
 
 impl User {
-    /// The grant covering `t`, both names resolved in `database` (the
-    /// database the bridge runs queries in and writes to).
-    fn grant(&self, t: &TableName, database: &str) -> Option<&TablePermission> {
+    /// Every grant covering `t`, both names resolved in `database` (the
+    /// database the bridge runs queries in and writes to). Two entries may
+    /// name one table (`dbo.t` and `db.dbo.t` in `db`): all of them count,
+    /// whatever their order.
+    fn grants<'a>(
+        &'a self,
+        t: &'a TableName,
+        database: &'a str,
+    ) -> impl Iterator<Item = &'a TablePermission> + 'a {
         self.permissions
             .iter()
-            .find(|p| t.covered_by(&p.table, database))
+            .filter(move |p| t.covered_by(&p.table, database))
     }
 
+    /// Read granted by any entry that covers the table.
     pub fn can_read(&self, t: &TableName, database: &str) -> bool {
-        self.grant(t, database).is_some_and(|p| p.access.can_read())
+        self.grants(t, database).any(|p| p.access.can_read())
     }
 
+    /// Write granted by any entry that covers the table.
     pub fn can_write(&self, t: &TableName, database: &str) -> bool {
-        self.grant(t, database)
-            .is_some_and(|p| p.access.can_write())
+        self.grants(t, database).any(|p| p.access.can_write())
     }
 
-    /// The DELETE cap on a table the user may write; `None` means no cap.
+    /// The DELETE cap on a table the user may write: the smallest any
+    /// writing entry for it sets (a cap set anywhere holds); `None`, no cap.
     pub fn max_delete_rows(&self, t: &TableName, database: &str) -> Option<u64> {
-        self.grant(t, database).and_then(|p| p.max_delete_rows)
+        self.grants(t, database)
+            .filter(|p| p.access.can_write())
+            .filter_map(|p| p.max_delete_rows)
+            .min()
     }
 
     /// The tables of `tables` this user may not read.
@@ -436,6 +447,27 @@ mod tests {
         assert!(co.granted_volume_path(&path("/Volumes/main/demo/landing/Colombia/ventas"), true));
         assert!(!co.granted_volume_path(&path("/Volumes/main/demo/landing/Mexico"), true));
         assert!(!co.granted_volume_path(&path("/Volumes/main/demo/landing"), true));
+    }
+
+    #[test]
+    fn every_grant_covering_a_table_counts_whatever_its_order() {
+        for (first, second) in [
+            ("dbo.t", "KWP_Colombia.dbo.T"),
+            ("KWP_Colombia.dbo.T", "dbo.t"),
+        ] {
+            let text = format!(
+                "users:\n  - name: u\n    token: tok-u\n    permissions:\n\
+                 \x20     - table: \"{first}\"\n        access: read\n\
+                 \x20     - table: \"{second}\"\n        access: read_write\n        max_delete_rows: 5\n\
+                 \x20     - table: \"[KWP_Colombia].[dbo].[t]\"\n        access: write\n        max_delete_rows: 9\n"
+            );
+            let p = Permissions::parse(&text, Path::new("permissions.yaml")).unwrap();
+            let u = p.authenticate("tok-u").unwrap();
+            let t = TableName::parse("dbo.T").unwrap();
+            assert!(u.can_read(&t, "KWP_Colombia"), "{first} then {second}");
+            assert!(u.can_write(&t, "KWP_Colombia"), "{first} then {second}");
+            assert_eq!(u.max_delete_rows(&t, "KWP_Colombia"), Some(5));
+        }
     }
 
     #[test]
