@@ -1947,3 +1947,55 @@ async fn a_filter_with_an_escaped_quote_keeps_its_meaning() {
         [["1", "O'Brien"]]
     );
 }
+
+/// A user's events are those written by or for that user — proven from
+/// the events table's history — not every row whose requested_by names
+/// them: anyone who may insert into the table could fill that in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_users_event_list_is_told_by_who_wrote_each_event() {
+    use common::server::DBX_MALLORY;
+    const SYNC: &str = "demo-sync-token";
+    let w = world("sync-list-proven");
+    dbx(
+        &w,
+        "GRANT USE CATALOG ON CATALOG bridge TO `mallory@example.com`; \
+         GRANT USE SCHEMA ON SCHEMA bridge.events TO `mallory@example.com`; \
+         GRANT SELECT, MODIFY ON TABLE bridge.events.bridge_events TO `mallory@example.com`",
+    );
+    let b = w.serve(&["--no-sync"]);
+    let own = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    let forged = uuid::Uuid::new_v4().to_string();
+    let (state, err) = w.dbx_as(
+        DBX_MALLORY,
+        &format!(
+            "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, \
+             primary_keys, requested_by, status, created_at) VALUES ('{forged}', 'DELETE', 'main.demo.tipos', \
+             'Sync.dbo.tipos', array('id'), 'proyecto-sync', 'pending', current_timestamp())"
+        ),
+    );
+    assert_eq!(state, "SUCCEEDED", "{err:?}");
+    let r = b.get("/sync/events", SYNC).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ids: Vec<&str> = r.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [own.as_str()]);
+    assert_eq!(
+        b.get(&format!("/sync/events/{own}"), SYNC).await.status,
+        200
+    );
+    assert_eq!(
+        b.get(&format!("/sync/events/{forged}"), SYNC).await.status,
+        404
+    );
+}

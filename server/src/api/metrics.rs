@@ -61,7 +61,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "bridge_table_rows_total",
         "Rows table loads inserted, updated and deleted, by load mode.",
     );
-    if let Ok((_, sync)) = &state.sync {
+    if let Ok((_, sync, _)) = &state.sync {
         sync.events.render(
             &mut out,
             "bridge_sync_events_total",

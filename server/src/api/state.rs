@@ -10,7 +10,7 @@ use crate::databricks::Workspace;
 use crate::jobs::JobRunner;
 use crate::metrics::{Counter, Histogram};
 use crate::sqlserver::home::HomeDatabase;
-use crate::sync::{EventsTable, SyncStats};
+use crate::sync::{EventWriters, EventsTable, SyncStats};
 use crate::tables::TableLoader;
 
 pub struct ServerState {
@@ -28,8 +28,9 @@ pub struct ServerState {
     pub tables: Option<TableLoader>,
     /// The workspace, or why it is not configured.
     pub databricks: Result<Workspace, String>,
-    /// The sync events table and the poller's counters, or why sync is off.
-    pub sync: Result<(EventsTable, Arc<SyncStats>), String>,
+    /// The sync events table, the poller's counters and who wrote each
+    /// event (the feed's reader), or why sync is off.
+    pub sync: Result<(EventsTable, Arc<SyncStats>, Arc<EventWriters>), String>,
     /// How long each readiness check may take.
     pub ready_timeout: Duration,
     /// How long DELETE /jobs/{id} waits for the job to stop.

@@ -70,7 +70,7 @@ pub struct ListSyncEvents {
 }
 
 fn events(state: &AppState) -> Result<&EventsTable, ApiError> {
-    state.sync.as_ref().map(|(t, _)| t).map_err(|why| {
+    state.sync.as_ref().map(|(t, _, _)| t).map_err(|why| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -241,22 +241,23 @@ pub async fn get_event(
     caller: Caller,
     Path(event_id): Path<String>,
 ) -> Result<Json<SyncEvent>, ApiError> {
-    let e = events(&state)?.get(&event_id).await.map_err(upstream)?;
-    match e {
-        Some(e) if e.requested_by.as_deref() == Some(caller.user.name.as_str()) => Ok(Json(e)),
-        other => {
-            if other.is_some() {
-                state.audit.record(
-                    caller
-                        .event(
-                            EventType::PermissionDenied,
-                            &format!("sync_event:{event_id}"),
-                            "read",
-                        )
-                        .detail("the event was requested by another user"),
-                );
-            }
-            Err(ApiError::not_found(format!("no sync event {event_id}")))
+    let not_found = || ApiError::not_found(format!("no sync event {event_id}"));
+    let Some(e) = events(&state)?.get(&event_id).await.map_err(upstream)? else {
+        return Err(not_found());
+    };
+    match the_callers(&state, &caller, vec![e]).await?.pop() {
+        Some(e) => Ok(Json(e)),
+        None => {
+            state.audit.record(
+                caller
+                    .event(
+                        EventType::PermissionDenied,
+                        &format!("sync_event:{event_id}"),
+                        "read",
+                    )
+                    .detail("the event was not written by or for this user (or who wrote it can no longer be proven)"),
+            );
+            Err(not_found())
         }
     }
 }
@@ -292,5 +293,56 @@ pub async fn list_events(
         .list(Some(&caller.user.name), q.status, limit as usize)
         .await
         .map_err(upstream)?;
+    let events = the_callers(&state, &caller, events).await?;
     Ok(Json(SyncEventList { events }))
+}
+
+/// The events the caller asked for, told by who wrote each — a bridge
+/// writing for the caller (`POST /sync/events`), or a Databricks principal
+/// that acts for the caller — never by `requested_by` alone, which anyone
+/// who may insert into the events table can fill in. An event whose writer
+/// can no longer be proven (its insert is older than the change data the
+/// table keeps) is left out.
+async fn the_callers(
+    state: &AppState,
+    caller: &Caller,
+    events: Vec<SyncEvent>,
+) -> Result<Vec<SyncEvent>, ApiError> {
+    let Ok((table, _, writers)) = &state.sync else {
+        return Ok(Vec::new());
+    };
+    let me = writers.me().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream",
+            format!("Databricks did not answer as expected: {e}"),
+        )
+    })?;
+    let me = me.to_string();
+    let is_bridge =
+        |p: &str| p.trim().eq_ignore_ascii_case(&me) || state.permissions.is_bridge_principal(p);
+    let proven = writers
+        .writers(table, &events, is_bridge)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream",
+                format!("Databricks did not answer as expected: {e}"),
+            )
+        })?;
+    Ok(events
+        .into_iter()
+        .zip(proven)
+        .filter(|(e, writer)| match writer {
+            Ok(w) if is_bridge(w) => e.requested_by.as_deref() == Some(caller.user.name.as_str()),
+            Ok(w) => state
+                .permissions
+                .users_of_principal(w)
+                .iter()
+                .any(|u| u.name == caller.user.name),
+            Err(_) => false,
+        })
+        .map(|(e, _)| e)
+        .collect())
 }

@@ -173,7 +173,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     &p.config.instance_id,
                 );
                 (
-                    Ok((p.events.clone(), p.stats.clone())),
+                    Ok((p.events.clone(), p.stats.clone(), p.writers.clone())),
                     (!args.no_sync).then_some(p),
                     Some(tables),
                 )

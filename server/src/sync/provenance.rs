@@ -371,39 +371,63 @@ impl EventWriters {
         event: &SyncEvent,
         bridge: impl Fn(&str) -> bool,
     ) -> Result<String, WriterError> {
+        let mut all = self
+            .writers(table, std::slice::from_ref(event), bridge)
+            .await?;
+        Ok(all.remove(0)?)
+    }
+
+    /// The writer of each of `events` (or why it cannot be proven), from
+    /// one read of the change data feed per hundred events.
+    pub async fn writers(
+        &self,
+        table: &EventsTable,
+        events: &[SyncEvent],
+        bridge: impl Fn(&str) -> bool,
+    ) -> Result<Vec<Result<String, Unproven>>, WriterError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut w = self.window.lock().await;
         if w.refreshed.is_none_or(|r| r.elapsed() > REFRESH_EVERY) {
             self.refresh(table, &mut w).await?;
         }
-        let off = || {
-            Unproven(format!(
-                "the change data feed of {} is off, so who wrote the event is unknown; run `sql-databricks-bridge sync init` to turn it on, then submit the event again",
-                table.name()
-            ))
-        };
+        let every = |why: Unproven| events.iter().map(|_| Err(why.clone())).collect();
+        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
         // First from the oldest change data kept; should VACUUM have just
         // removed some of it, again from an hour later.
-        let mut changes = None;
+        let mut read = None;
         for margin in [Duration::ZERO, Duration::from_secs(3600)] {
-            let start = w.start(margin).ok_or_else(off)?;
-            match table.changes(start, &[&event.event_id]).await {
-                Ok(c) => {
-                    changes = Some((start, c));
-                    break;
+            let Some(start) = w.start(margin) else {
+                return Ok(every(Unproven(format!(
+                    "the change data feed of {} is off, so who wrote the event is unknown; run `sql-databricks-bridge sync init` to turn it on, then submit the event again",
+                    table.name()
+                ))));
+            };
+            let mut changes = Vec::new();
+            let mut gone = false;
+            for chunk in ids.chunks(100) {
+                match table.changes(start, chunk).await {
+                    Ok(c) => changes.extend(c),
+                    Err(e) if history_gone(&e) => {
+                        tracing::debug!(error = %e, start, "change data gone; reading a later window");
+                        gone = true;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) if history_gone(&e) => {
-                    tracing::debug!(error = %e, start, "change data gone; reading a later window");
-                    self.refresh(table, &mut w).await?;
-                }
-                Err(e) => return Err(e.into()),
             }
+            if !gone {
+                read = Some((start, changes));
+                break;
+            }
+            self.refresh(table, &mut w).await?;
         }
-        let Some((start, changes)) = changes else {
-            return Err(Unproven(format!(
+        let Some((start, changes)) = read else {
+            return Ok(every(Unproven(format!(
                 "the change data feed of {} cannot be read as far back as its retention says, so who wrote the event can no longer be proven; submit it again",
                 table.name()
-            ))
-            .into());
+            ))));
         };
         if !changes.iter().all(|c| w.versions.contains_key(&c.version)) {
             self.refresh(table, &mut w).await?;
@@ -420,17 +444,22 @@ impl EventWriters {
                 retention.as_secs() / 86_400
             ))
         };
-        match writer_of(event, &changes, &w.versions, bridge) {
-            Ok(writer) => Ok(writer),
-            Err(_)
-                if !changes
-                    .iter()
-                    .any(|c| c.change_type == "insert" && c.event_id == event.event_id) =>
-            {
-                Err(expired().into())
-            }
-            Err(why) => Err(why.into()),
-        }
+        Ok(events
+            .iter()
+            .map(
+                |event| match writer_of(event, &changes, &w.versions, &bridge) {
+                    Ok(writer) => Ok(writer),
+                    Err(_)
+                        if !changes
+                            .iter()
+                            .any(|c| c.change_type == "insert" && c.event_id == event.event_id) =>
+                    {
+                        Err(expired())
+                    }
+                    Err(why) => Err(why),
+                },
+            )
+            .collect())
     }
 }
 
