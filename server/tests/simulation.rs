@@ -112,6 +112,7 @@ struct Event {
 struct Sim {
     seed: u64,
     w: World,
+    api: common::server::Bridge,
     rng: Rng,
     steps: Vec<String>,
     bridges: Vec<Bridge>,
@@ -200,8 +201,12 @@ impl Sim {
             ));
         }
         perms.push_str("      - table: \"Sim.dbo.nope\"\n        access: \"write\"\n");
+        // The world's own file: the API server reads it too.
+        std::fs::write(w.dir.join("config/permissions.yaml"), &perms).unwrap();
         let permissions =
             Arc::new(Permissions::parse(&perms, std::path::Path::new("permissions.yaml")).unwrap());
+        // A real server for the API's steps; the simulation's two bridges poll.
+        let api = w.serve(&["--no-sync", "--retry-base-ms", "5", "--retry-cap-ms", "20"]);
         let (_, queries) = render_queries(
             &w.dir.join("queries"),
             &w.dir.join("config"),
@@ -295,6 +300,7 @@ impl Sim {
         Sim {
             seed,
             w,
+            api,
             rng: Rng(seed | 1),
             steps: Vec::new(),
             bridges,
@@ -602,10 +608,10 @@ impl Sim {
         }
         let op = *self
             .rng
-            .pick(&["INSERT", "UPDATE", "DELETE", "UPSERT", "BAD"]);
+            .pick(&["INSERT", "UPDATE", "DELETE", "UPSERT", "BAD", "GOVERNED"]);
         let initial: Vec<(i64, i64)> = (1..=5).map(|i| (i, i)).collect();
         let source: Vec<(i64, i64)> = match op {
-            "INSERT" => (6..=8).map(|i| (i, 100 * n as i64 + i)).collect(),
+            "INSERT" | "GOVERNED" => (6..=8).map(|i| (i, 100 * n as i64 + i)).collect(),
             "DELETE" => vec![(4, 0), (5, 0)],
             _ => (3..=8).map(|i| (i, 100 * n as i64 + i)).collect(),
         };
@@ -625,6 +631,7 @@ impl Sim {
                 }
             }
             "UPSERT" => expected.extend(source.iter().copied()),
+            // BAD fails; GOVERNED must be refused: nothing changes.
             _ => {}
         }
         let target = format!("Sim.dbo.t{n}");
@@ -644,35 +651,47 @@ impl Sim {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        let id = format!("sim-{:x}-{n}", self.seed);
-        let (operation, written_target, keys) = match op {
-            "BAD" => ("INSERT", "Sim.dbo.nope".to_string(), "array()"),
-            "INSERT" => (op, target.clone(), "array()"),
-            _ => (op, target.clone(), "array('id')"),
-        };
-        let by_user = self.rng.chance(50);
-        let sql = format!(
-            "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, \
-             primary_keys, requested_by, status, attempts, created_at) \
-             VALUES ('{id}', '{operation}', 'main.sim.s{n}', '{written_target}', {keys}, 'sim', 'pending', 0, current_timestamp())"
-        );
-        self.steps.push(format!(
-            "sync event {id}: {op} into {target}, written by {}",
-            if by_user {
-                "the user's principal"
-            } else {
-                "a bridge for the user"
-            }
-        ));
-        if by_user {
-            let w = &self.w;
-            let (state, err) = tokio::task::block_in_place(|| w.dbx_as(DBX_SYNC, &sql));
-            if state != "SUCCEEDED" {
-                self.fail(format!("writing event {id}: {err:?}"));
-            }
-        } else {
-            self.dbx(&sql);
+        if op == "GOVERNED" {
+            // Rows hidden from some readers: never synced for a user.
+            self.dbx(&format!(
+                "CREATE OR REPLACE FUNCTION main.sim.small(id INT) RETURNS BOOLEAN RETURN id < 7; \
+                 ALTER TABLE main.sim.s{n} SET ROW FILTER main.sim.small ON (id)"
+            ));
         }
+        let (operation, written_target, keyed) = match op {
+            "BAD" => ("INSERT", "Sim.dbo.nope".to_string(), false),
+            "INSERT" | "GOVERNED" => ("INSERT", target.clone(), false),
+            _ => (op, target.clone(), true),
+        };
+        let via = match self.rng.below(4) {
+            0 if op != "BAD" => "the API's server for the user",
+            1 | 2 => "the user's principal",
+            _ => "a bridge for the user",
+        };
+        let id = if via.starts_with("the API") {
+            self.submit(n, operation, &written_target, keyed).await
+        } else {
+            let id = format!("sim-{:x}-{n}", self.seed);
+            let sql = format!(
+                "INSERT INTO bridge.events.bridge_events (event_id, operation, source_table, target_table, \
+                 primary_keys, requested_by, status, attempts, created_at) \
+                 VALUES ('{id}', '{operation}', 'main.sim.s{n}', '{written_target}', {}, 'sim', 'pending', 0, current_timestamp())",
+                if keyed { "array('id')" } else { "array()" }
+            );
+            if via == "the user's principal" {
+                let w = &self.w;
+                let (state, err) = tokio::task::block_in_place(|| w.dbx_as(DBX_SYNC, &sql));
+                if state != "SUCCEEDED" {
+                    self.fail(format!("writing event {id}: {err:?}"));
+                }
+            } else {
+                self.dbx(&sql);
+            }
+            id
+        };
+        self.steps.push(format!(
+            "sync event {id}: {op} into {target}, written by {via}"
+        ));
         let rows = |m: &BTreeMap<i64, i64>| -> Vec<Vec<String>> {
             m.iter()
                 .map(|(k, v)| vec![k.to_string(), v.to_string()])
@@ -683,14 +702,74 @@ impl Sim {
             id,
             target,
             initial: rows(&initial),
-            expected: if op == "BAD" {
-                rows(&initial)
-            } else {
-                rows(&expected)
-            },
+            expected: rows(&expected),
             settled: false,
         });
         self.count(&format!("sync event {op}"));
+    }
+
+    /// POST /sync/events as the user, with an Idempotency-Key; the first
+    /// tries may lose their answer after the event was written (a fault),
+    /// and are sent again with the same key: exactly one event results.
+    async fn submit(&mut self, n: usize, operation: &str, target: &str, keyed: bool) -> String {
+        let lost = self.rng.below(3) as u32;
+        if lost > 0 {
+            // Every try the server's client makes, for `lost` requests.
+            self.w
+                .dbx
+                .faults()
+                .lose_statement_answers("^MERGE INTO .*bridge_events", lost * 3, 503)
+                .unwrap();
+            self.count("fault: api submit answer lost after the event was written");
+        }
+        let body = serde_json::json!({
+            "operation": operation,
+            "source_table": format!("main.sim.s{n}"),
+            "target_table": target,
+            "primary_keys": if keyed { vec!["id"] } else { vec![] },
+        });
+        let key = format!("sim-{:x}-{n}", self.seed);
+        let mut answer = None;
+        for _ in 0..6 {
+            let r = self
+                .api
+                .send(
+                    self.api
+                        .http
+                        .post(format!("{}/sync/events", self.api.url))
+                        .bearer_auth("sim-token")
+                        .header("Idempotency-Key", &key)
+                        .json(&body),
+                )
+                .await;
+            if r.status == 202 {
+                answer = Some(r);
+                break;
+            }
+            if r.status != 502 {
+                self.fail(format!(
+                    "POST /sync/events answered {}: {}",
+                    r.status, r.text
+                ));
+            }
+            self.count("api submit retried with the same key");
+        }
+        self.w.dbx.faults().clear();
+        let Some(r) = answer else {
+            self.fail("POST /sync/events never answered 202".into());
+        };
+        let id = r.json["event_id"].as_str().unwrap_or_default().to_string();
+        let rows = self
+            .dbx_rows(&format!(
+                "SELECT count(*) FROM bridge.events.bridge_events WHERE source_table = 'main.sim.s{n}'"
+            ))
+            .unwrap_or_default();
+        if rows.first().and_then(|r| r.first()).map(String::as_str) != Some("1") {
+            self.fail(format!(
+                "the retried submission of main.sim.s{n} wrote {rows:?} events, not one"
+            ));
+        }
+        id
     }
 
     async fn poll(&mut self, both: bool, fault: bool) {
