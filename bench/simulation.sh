@@ -13,9 +13,14 @@ if [ ${#seeds[@]} -eq 0 ]; then
     seeds=(0x5eed0001 0x5eed0002 0x5eed0003)
 fi
 cargo build --release -p sql-databricks-bridge --test simulation
+# Peak memory and wall time, where GNU time is installed.
+timer=()
+if [ -x /usr/bin/time ]; then
+    timer=(/usr/bin/time -f "  peak memory of the run: %M KiB, wall %e s")
+fi
 for seed in "${seeds[@]}"; do
     echo "== simulation: seed ${seed}, ${steps} steps (release build)"
-    /usr/bin/time -f "  peak memory of the run: %M KiB, wall %e s" \
+    ${timer[@]+"${timer[@]}"} \
         env SIM_SEED="$seed" SIM_STEPS="$steps" RUST_LOG=off \
         cargo test --release -q -p sql-databricks-bridge --test simulation -- --nocapture 2>&1 \
         | grep -v '^note: trusting' || exit 1
