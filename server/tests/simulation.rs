@@ -450,7 +450,7 @@ impl Sim {
     }
 
     fn arm_fault(&mut self) {
-        let kind = self.rng.below(8);
+        let kind = self.rng.below(9);
         let status = *self.rng.pick(&[502u16, 503, 504]);
         let what = match kind {
             0 => {
@@ -514,13 +514,17 @@ impl Sim {
                     .unwrap();
                 "sql server: change tracking cleanup lands just before a changes read".into()
             }
-            _ => {
+            7 => {
                 self.w
                     .dbx
                     .faults()
                     .lose_statement_answers("^SELECT", 1, status)
                     .unwrap();
                 format!("databricks: a read's answer lost ({status})")
+            }
+            _ => {
+                self.w.sql.faults().lose_answers("^COMMIT", 1).unwrap();
+                "sql server: a commit's answer lost (the connection resets)".into()
             }
         };
         let name = [
@@ -532,6 +536,7 @@ impl Sim {
             "sql server: connection dropped mid-result",
             "sql server: change tracking cleanup before a read",
             "databricks: read answer lost",
+            "sql server: commit answer lost",
         ][kind as usize];
         self.count(&format!("fault: {name}"));
         self.steps.push(format!("fault armed: {what}"));
@@ -542,6 +547,7 @@ impl Sim {
         self.w.sql.faults().drop_connection_after_rows(0);
         // Deadlocks and interleavings armed and not fired this step expire.
         self.w.sql.engine().clear_faults();
+        self.w.sql.faults().clear_lost_answers();
     }
 
     async fn extract(&mut self, overlap: bool, fault: bool) {

@@ -1999,3 +1999,43 @@ async fn a_users_event_list_is_told_by_who_wrote_each_event() {
         404
     );
 }
+
+/// SQL Server commits an event's transaction and the answer is lost (the
+/// connection resets): the bridge cannot tell whether it committed, tries
+/// again, finds the event in the ledger and completes it — applied once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_whose_answer_is_lost_is_applied_once() {
+    let w = world("sync-lost-commit");
+    w.sql
+        .engine()
+        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n int)\nGO\n")
+        .unwrap();
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.lote (id INT, n INT); INSERT INTO main.demo.lote VALUES (1, 1), (2, 2), (3, 3);",
+    );
+    let id = event(
+        &w,
+        "INSERT",
+        "main.demo.lote",
+        "Sync.dbo.log",
+        &[],
+        "proyecto-sync",
+    );
+    w.sql.faults().lose_answers("^COMMIT", 1).unwrap();
+    let out = ok(&w.run(&[
+        "sync",
+        "run-once",
+        "--timeout",
+        "10",
+        "--retry-base-ms",
+        "10",
+        "--retry-cap-ms",
+        "20",
+    ]));
+    assert!(out.contains("completed 1"), "{out}");
+    assert_eq!(status(&w, &id).0, "completed");
+    assert_eq!(count(&w, "Sync.dbo.log").await, 3);
+    let ledger = rows(&w, "SELECT event_id FROM Sync.dbo.bridge_sync_ledger").await;
+    assert_eq!(ledger.len(), 1);
+}

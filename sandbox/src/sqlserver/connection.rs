@@ -303,6 +303,16 @@ impl Conn {
                         return Ok(());
                     }
                 }
+                if shared.faults.take_lost_answer(&b.text) {
+                    // Run, commit, and answer nothing: the connection closes.
+                    let mut sink = crate::engine::session::Discard;
+                    let _ = self.session.run_request(&b.text, &[], &mut sink);
+                    tracing::info!("batch run, then its answer lost (injected)");
+                    return Err(TdsError::Io(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "answer lost (sandbox fault injection)",
+                    )));
+                }
                 match self.session.run_request(&b.text, &[], &mut out) {
                     Ok(()) | Err(crate::engine::OutputError::Cancelled) => out.finish(None)?,
                     Err(crate::engine::OutputError::Io(e)) => return Err(e.into()),

@@ -59,6 +59,9 @@ pub struct Faults {
     pub drop_bulk_after_rows: AtomicU64,
     /// How many more bulk loads to cut that way.
     pub drop_bulk_budget: AtomicU32,
+    /// SQL batches that run — and commit what they commit — and whose
+    /// answer is then lost: the connection closes instead.
+    lost_answers: std::sync::Mutex<Vec<(regex::Regex, u32)>>,
 }
 
 impl Faults {
@@ -95,6 +98,39 @@ impl Faults {
     pub fn drop_next_bulk_loads_after_rows(&self, rows: u64, times: u32) {
         self.drop_bulk_budget.store(times, Ordering::SeqCst);
         self.drop_bulk_after_rows.store(rows, Ordering::SeqCst);
+    }
+
+    /// The next `times` SQL batches whose text matches `pattern` run to
+    /// the end — a COMMIT commits — and then the connection is closed
+    /// instead of answering, as when the network fails on the way back: the
+    /// client cannot tell whether its work was done.
+    pub fn lose_answers(&self, pattern: &str, times: u32) -> Result<(), regex::Error> {
+        let re = regex::Regex::new(pattern)?;
+        self.lost_answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((re, times));
+        Ok(())
+    }
+
+    /// Forgets the lost answers armed and not yet fired.
+    pub fn clear_lost_answers(&self) {
+        self.lost_answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Consumes a lost answer for a batch with this text.
+    pub(crate) fn take_lost_answer(&self, sql: &str) -> bool {
+        let mut rules = self.lost_answers.lock().unwrap_or_else(|p| p.into_inner());
+        match rules.iter_mut().find(|(re, n)| *n > 0 && re.is_match(sql)) {
+            Some((_, n)) => {
+                *n -= 1;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Takes one bulk-load cut from the budget, if any is left.
