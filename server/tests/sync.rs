@@ -91,6 +91,25 @@ fn world(tag: &str) -> World {
     w
 }
 
+/// A world with `Sync.dbo.log (id, n)` to write into and
+/// `main.demo.lote` holding the rows (1, 1) .. (`rows`, `rows`).
+fn log_world(tag: &str, rows: u32) -> World {
+    let w = world(tag);
+    w.sql
+        .engine()
+        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n int)\nGO\n")
+        .unwrap();
+    let values: Vec<String> = (1..=rows).map(|i| format!("({i}, {i})")).collect();
+    dbx(
+        &w,
+        &format!(
+            "CREATE TABLE main.demo.lote (id INT, n INT); INSERT INTO main.demo.lote VALUES {};",
+            values.join(", ")
+        ),
+    );
+    w
+}
+
 fn dbx(w: &World, sql: &str) {
     w.dbx.engine().run_script(sql).unwrap();
 }
@@ -1483,16 +1502,7 @@ async fn table_lock_puts_tablock_on_the_bulk_loads() {
 /// applied. Every applied event is applied exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_keeps_working_as_the_events_tables_history_expires() {
-    let w = world("sync-aging");
-    w.sql
-        .engine()
-        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n int)\nGO\n")
-        .unwrap();
-    dbx(
-        &w,
-        "CREATE TABLE main.demo.lote (id INT, n INT);
-         INSERT INTO main.demo.lote VALUES (1, 1), (2, 2), (3, 3);",
-    );
+    let w = log_world("sync-aging", 3);
     let day = std::time::Duration::from_secs(86_400);
     let lote = |w: &World| {
         event(
@@ -1659,15 +1669,7 @@ async fn racing_applications_apply_once_and_a_reused_id_is_refused() {
 /// left pending forever; the poll goes on with the others.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_id_on_two_rows_is_refused_not_parked() {
-    let w = world("sync-dup");
-    w.sql
-        .engine()
-        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n int)\nGO\n")
-        .unwrap();
-    dbx(
-        &w,
-        "CREATE TABLE main.demo.lote (id INT, n INT); INSERT INTO main.demo.lote VALUES (1, 1);",
-    );
+    let w = log_world("sync-dup", 1);
     let id = event(
         &w,
         "INSERT",
@@ -2005,15 +2007,7 @@ async fn a_users_event_list_is_told_by_who_wrote_each_event() {
 /// again, finds the event in the ledger and completes it — applied once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_commit_whose_answer_is_lost_is_applied_once() {
-    let w = world("sync-lost-commit");
-    w.sql
-        .engine()
-        .run_script("USE Sync\nGO\nCREATE TABLE dbo.log (id int, n int)\nGO\n")
-        .unwrap();
-    dbx(
-        &w,
-        "CREATE TABLE main.demo.lote (id INT, n INT); INSERT INTO main.demo.lote VALUES (1, 1), (2, 2), (3, 3);",
-    );
+    let w = log_world("sync-lost-commit", 3);
     let id = event(
         &w,
         "INSERT",

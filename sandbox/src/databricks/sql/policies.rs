@@ -389,19 +389,19 @@ pub fn governed_select(
     )))
 }
 
-/// `information_schema.row_filters` of `catalog`: one row per table with
-/// a filter, among the tables `visible` says the caller may read.
-pub fn row_filter_rows(
+/// The rows of `query` (text columns; `?1` is the catalog) for the tables
+/// `visible` says the caller may read (its first three columns name them).
+fn listed(
     conn: &Connection,
+    query: &str,
     catalog: &str,
     visible: &dyn Fn(&FullName) -> bool,
 ) -> Result<Vec<Vec<String>>, SqlError> {
-    let mut st = conn
-        .prepare("SELECT catalog, schema, tbl, fcatalog, fschema, fname, columns FROM __dbx_row_filters WHERE catalog = ?1 ORDER BY schema, tbl")
-        .map_err(db)?;
+    let mut st = conn.prepare(query).map_err(db)?;
+    let n = st.column_count();
     let rows: Vec<Vec<String>> = st
         .query_map([catalog], |r| {
-            (0..7).map(|i| r.get::<_, String>(i)).collect()
+            (0..n).map(|i| r.get::<_, String>(i)).collect()
         })
         .map_err(db)?
         .collect::<Result<_, _>>()
@@ -412,26 +412,33 @@ pub fn row_filter_rows(
         .collect())
 }
 
+/// `information_schema.row_filters` of `catalog`: one row per table with
+/// a filter, among the tables `visible` says the caller may read.
+pub fn row_filter_rows(
+    conn: &Connection,
+    catalog: &str,
+    visible: &dyn Fn(&FullName) -> bool,
+) -> Result<Vec<Vec<String>>, SqlError> {
+    listed(
+        conn,
+        "SELECT catalog, schema, tbl, fcatalog, fschema, fname, columns FROM __dbx_row_filters WHERE catalog = ?1 ORDER BY schema, tbl",
+        catalog,
+        visible,
+    )
+}
+
 /// `information_schema.column_masks` of `catalog`.
 pub fn column_mask_rows(
     conn: &Connection,
     catalog: &str,
     visible: &dyn Fn(&FullName) -> bool,
 ) -> Result<Vec<Vec<String>>, SqlError> {
-    let mut st = conn
-        .prepare("SELECT catalog, schema, tbl, col, fcatalog, fschema, fname, using_columns FROM __dbx_column_masks WHERE catalog = ?1 ORDER BY schema, tbl, col")
-        .map_err(db)?;
-    let rows: Vec<Vec<String>> = st
-        .query_map([catalog], |r| {
-            (0..8).map(|i| r.get::<_, String>(i)).collect()
-        })
-        .map_err(db)?
-        .collect::<Result<_, _>>()
-        .map_err(db)?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| visible(&FullName::new(&r[0], &r[1], &r[2])))
-        .collect())
+    listed(
+        conn,
+        "SELECT catalog, schema, tbl, col, fcatalog, fschema, fname, using_columns FROM __dbx_column_masks WHERE catalog = ?1 ORDER BY schema, tbl, col",
+        catalog,
+        visible,
+    )
 }
 
 /// The columns of the two information_schema relations.

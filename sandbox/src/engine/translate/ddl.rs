@@ -47,19 +47,7 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
     let mut checks: Vec<(Option<String>, ast::Expr, Option<String>)> = Vec::new();
     let mut fks: Vec<(Option<String>, Vec<String>, ast::ForeignKeyConstraint)> = Vec::new();
     for c in &ct.columns {
-        let ty_text = c.data_type.to_string();
-        let ty = parse_sql_type(&ty_text).ok_or_else(|| {
-            SqlError::new(
-                2715,
-                6,
-                16,
-                format!(
-                    "Column, parameter, or variable #{}: Cannot find data type {ty_text}.",
-                    columns.len() + 1
-                ),
-            )
-            .batch()
-        })?;
+        let ty = column_type(c, columns.len() + 1)?;
         let mut def = ColumnDef {
             name: c.name.value.clone(),
             ty,
@@ -580,6 +568,20 @@ fn computed_types(ctx: &Ctx<'_>, columns: &mut [ColumnDef]) -> Result<(), SqlErr
     Ok(())
 }
 
+/// A column definition's type; error 2715 names it and its position.
+fn column_type(c: &ast::ColumnDef, position: usize) -> Result<SqlType, SqlError> {
+    let ty_text = c.data_type.to_string();
+    parse_sql_type(&ty_text).ok_or_else(|| {
+        SqlError::new(
+            2715,
+            6,
+            16,
+            format!("Column, parameter, or variable #{position}: Cannot find data type {ty_text}."),
+        )
+        .batch()
+    })
+}
+
 /// A column added by ALTER TABLE ... ADD: its type, NULL or NOT NULL, a
 /// DEFAULT and a COLLATE
 /// (https://learn.microsoft.com/en-us/sql/t-sql/statements/alter-table-transact-sql).
@@ -590,16 +592,7 @@ pub(crate) fn added_column(
     c: &ast::ColumnDef,
     db: &str,
 ) -> Result<ColumnDef, SqlError> {
-    let ty_text = c.data_type.to_string();
-    let ty = parse_sql_type(&ty_text).ok_or_else(|| {
-        SqlError::new(
-            2715,
-            6,
-            16,
-            format!("Column, parameter, or variable #1: Cannot find data type {ty_text}."),
-        )
-        .batch()
-    })?;
+    let ty = column_type(c, 1)?;
     let mut def = ColumnDef {
         name: c.name.value.clone(),
         ty,
