@@ -321,6 +321,16 @@ impl Sim {
 
     fn fail(&self, why: String) -> ! {
         let n = self.steps.len();
+        // Every step, for a long run's failure (SIM_STEPS_FILE=path).
+        if let Ok(path) = std::env::var("SIM_STEPS_FILE") {
+            let all: Vec<String> = self
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("{:>5}. {s}", i + 1))
+                .collect();
+            let _ = std::fs::write(path, all.join("\n"));
+        }
         let tail: Vec<String> = self
             .steps
             .iter()
@@ -875,13 +885,35 @@ impl Sim {
             "sim_inc" => {
                 let by_id: HashMap<&String, &Vec<String>> =
                     table.iter().map(|r| (&r[0], r)).collect();
-                for row in &source {
-                    if by_id.get(&row[0]) != Some(&row) {
-                        self.fail(format!(
-                            "main.sim.inc lost or stale row {row:?} (table has {:?})",
-                            by_id.get(&row[0])
-                        ));
-                    }
+                let stale = source
+                    .iter()
+                    .find(|row| by_id.get(&row[0]) != Some(row))
+                    .cloned();
+                if let Some(row) = stale {
+                    let has = by_id.get(&row[0]).cloned().cloned();
+                    let ts = self
+                        .sql_rows(&format!(
+                            "SELECT CONVERT(varchar(30), ts, 121) FROM Sim.dbo.items WHERE id = {}",
+                            row[0]
+                        ))
+                        .await;
+                    let state = self.dbx_rows(
+                        "SELECT cursor_value, table_version, updated_by FROM bridge.state.table_loads \
+                         WHERE table_name = 'main.sim.inc'",
+                    );
+                    let table_ts = self.dbx_rows(&format!(
+                        "SELECT CAST(ts AS STRING) FROM main.sim.inc WHERE id = {}",
+                        row[0]
+                    ));
+                    let latest = self
+                        .sql_rows("SELECT TOP 6 id, CONVERT(varchar(30), ts, 121) FROM Sim.dbo.items ORDER BY ts DESC")
+                        .await;
+                    let table_latest = self.dbx_rows(
+                        "SELECT id, CAST(ts AS STRING) FROM main.sim.inc ORDER BY ts DESC LIMIT 6",
+                    );
+                    self.fail(format!(
+                        "main.sim.inc lost or stale row {row:?} (table has {has:?}); the row's ts in SQL Server {ts:?}, in the table {table_ts:?}; state {state:?}; newest in SQL Server {latest:?}, in the table {table_latest:?}"
+                    ));
                 }
                 // The state is never ahead of the data.
                 let state = self

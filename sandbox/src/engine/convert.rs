@@ -859,15 +859,24 @@ fn parse_time(s: &str) -> Option<NaiveTime> {
 
 /// Rounds a time of day to `scale` fractional digits (wrapping at midnight).
 fn round_time(t: NaiveTime, scale: u8) -> NaiveTime {
+    round_time_carry(t, scale).0
+}
+
+/// As [`round_time`], and whether rounding up crossed midnight (the day
+/// carries only then: rounding down late in the evening stays on its day).
+fn round_time_carry(t: NaiveTime, scale: u8) -> (NaiveTime, bool) {
+    const DAY: u64 = 86_400 * 1_000_000_000;
     let unit = 10u64.pow(9 - u32::from(scale.min(7)));
     let ns = u64::from(t.num_seconds_from_midnight()) * 1_000_000_000 + u64::from(t.nanosecond());
     let r = (ns + unit / 2) / unit * unit;
-    let r = r % (86_400 * 1_000_000_000);
-    NaiveTime::from_num_seconds_from_midnight_opt(
+    let carried = r >= DAY;
+    let r = r % DAY;
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(
         (r / 1_000_000_000) as u32,
         (r % 1_000_000_000) as u32,
     )
-    .unwrap_or(t)
+    .unwrap_or(t);
+    (time, carried)
 }
 
 fn round_datetime(dt: NaiveDateTime, ty: &SqlType) -> Result<NaiveDateTime, SqlError> {
@@ -913,8 +922,8 @@ fn round_datetime(dt: NaiveDateTime, ty: &SqlType) -> Result<NaiveDateTime, SqlE
             Ok(out)
         }
         SqlType::DateTime2(s) => {
-            let t = round_time(dt.time(), *s);
-            let date = if t < dt.time() && dt.time().hour() == 23 {
+            let (t, carried) = round_time_carry(dt.time(), *s);
+            let date = if carried {
                 dt.date()
                     .succ_opt()
                     .ok_or_else(|| out_of_range("datetime2"))?
@@ -1000,6 +1009,17 @@ mod tests {
         assert_eq!(
             to_storage(&v),
             Sv::Text("2024-01-02 00:00:00.0000000".into())
+        );
+        // Rounding down late in the evening stays on its day.
+        let v = conv("2027-03-31 23:00:00.0003284", SqlType::DateTime2(3)).unwrap();
+        assert_eq!(
+            to_storage(&v),
+            Sv::Text("2027-03-31 23:00:00.0000000".into())
+        );
+        let v = conv("2024-01-31 23:59:59.9994", SqlType::DateTime2(3)).unwrap();
+        assert_eq!(
+            to_storage(&v),
+            Sv::Text("2024-01-31 23:59:59.9990000".into())
         );
         let v = conv("2024-01-01 10:00:29.998", SqlType::SmallDateTime).unwrap();
         assert_eq!(
