@@ -430,7 +430,14 @@ impl Sim {
             2 => {
                 let m = self.rng.below(6) + 5;
                 let r = self.rng.below(m);
-                format!("deleted: DELETE FROM Sim.dbo.items WHERE id % {m} = {r};")
+                // The rows at the newest ts stay: a late row is stamped
+                // with the newest ts, the instant a cursor may have
+                // reached; once those rows went, it would be stamped
+                // older than the cursor, outside what an incremental load
+                // without a lookback promises.
+                format!(
+                    "deleted: DELETE FROM Sim.dbo.items WHERE id % {m} = {r} AND ts < (SELECT MAX(ts) FROM Sim.dbo.items);"
+                )
             }
             _ => {
                 // Committed late, at the instant the cursor last reached.
