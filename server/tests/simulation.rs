@@ -168,6 +168,11 @@ impl Sim {
                 "INSERT INTO dbo.items VALUES ({i}, {i}, SYSUTCDATETIME())\nGO\n"
             ));
         }
+        // Odd seeds start with snapshot isolation allowed (change tracking
+        // read in one SNAPSHOT transaction), even ones without.
+        if seed % 2 == 1 {
+            seed_sql.push_str("ALTER DATABASE Sim SET ALLOW_SNAPSHOT_ISOLATION ON\nGO\n");
+        }
         w.sql.engine().run_script(&seed_sql).unwrap();
         w.dbx
             .engine()
@@ -853,6 +858,21 @@ impl Sim {
         self.count("clock jump");
     }
 
+    /// A DBA allows or disallows snapshot isolation on the source
+    /// database: change tracking reads switch between one SNAPSHOT
+    /// transaction and a read validated after.
+    fn toggle_snapshot_isolation(&mut self) {
+        let on = self.rng.chance(50);
+        let state = if on { "ON" } else { "OFF" };
+        self.steps.push(format!(
+            "source: ALTER DATABASE SET ALLOW_SNAPSHOT_ISOLATION {state}"
+        ));
+        self.sql_script(&format!(
+            "ALTER DATABASE Sim SET ALLOW_SNAPSHOT_ISOLATION {state}\nGO\n"
+        ));
+        self.count(&format!("snapshot isolation {state}"));
+    }
+
     fn vacuum(&self) {
         for t in [
             "bridge.events.bridge_events",
@@ -1094,7 +1114,8 @@ impl Sim {
                 let both = self.rng.chance(25);
                 self.poll(both, fault).await;
             }
-            93..=96 => self.clock_jump(),
+            93..=95 => self.clock_jump(),
+            96 => self.toggle_snapshot_isolation(),
             _ => {
                 self.steps.push("VACUUM as an operator would".into());
                 self.vacuum();

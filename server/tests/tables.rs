@@ -621,9 +621,101 @@ async fn incremental_loads_lose_no_row_at_the_bound_nor_across_queries() {
     assert_eq!(table(&w), source().await, "after the drop");
 }
 
-/// Change Tracking across its retention: cleanup that lands between the
-/// check of the last synced version and the read of its changes is caught
-/// by checking again after the read (the run reads again, in full: no
+/// Where the tracked table's database allows snapshot isolation, the
+/// version check and the changes are one SNAPSHOT transaction, as
+/// Microsoft documents: a cleanup that lands before it makes the read fail
+/// before any row is sent, and the retry reloads in full; the table equals
+/// its source either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn change_tracking_reads_changes_in_one_snapshot_where_the_database_allows_it() {
+    let w = World::new("tables-ct-snapshot").with_databricks_demo();
+    w.sql
+        .engine()
+        .run_script(
+            "ALTER DATABASE KWP_Colombia SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS)\nGO\n\
+             ALTER DATABASE KWP_Colombia SET ALLOW_SNAPSHOT_ISOLATION ON\nGO\n\
+             USE KWP_Colombia\nGO\n\
+             CREATE TABLE dbo.snap (id int NOT NULL PRIMARY KEY, v decimal(9,2) NULL)\nGO\n\
+             ALTER TABLE dbo.snap ENABLE CHANGE_TRACKING\nGO\n\
+             INSERT INTO dbo.snap VALUES (1, 1.5), (2, 2.5), (3, 3.5)\nGO\n",
+        )
+        .unwrap();
+    std::fs::write(
+        w.dir.join("queries/snap.sql"),
+        "SELECT id, v FROM KWP_Colombia.dbo.snap",
+    )
+    .unwrap();
+    std::fs::write(
+        w.dir.join("queries/snap.yaml"),
+        "table: main.demo.snap_ct\nmode: change_tracking\nprimary_key: [id]\n",
+    )
+    .unwrap();
+    let table = |w: &World| dbx(w, "SELECT id, v FROM main.demo.snap_ct ORDER BY id");
+    let source = || async { sql(&w, "SELECT id, v FROM KWP_Colombia.dbo.snap ORDER BY id").await };
+    ok(&extract(&w, "snap"));
+    assert_eq!(table(&w), source().await);
+
+    // The changes: read in the snapshot batch, typed as described.
+    sql(&w, "UPDATE KWP_Colombia.dbo.snap SET v = 20 WHERE id = 2; DELETE FROM KWP_Colombia.dbo.snap WHERE id = 1; SELECT 1").await;
+    w.sql
+        .engine()
+        .interleave(
+            r"SET TRANSACTION ISOLATION LEVEL SNAPSHOT",
+            "USE KWP_Colombia\nGO\nINSERT INTO dbo.snap VALUES (4, 4.5)\nGO\n",
+            1,
+        )
+        .unwrap();
+    let out = ok(&extract(&w, "snap"));
+    assert!(out.contains("merged"), "{out}");
+    assert!(!out.contains("own metadata"), "{out}");
+    assert_eq!(table(&w), source().await, "{out}");
+
+    // A cleanup past the last synced version lands just before the read:
+    // the snapshot's check fails it, the retry reloads.
+    sql(
+        &w,
+        "UPDATE KWP_Colombia.dbo.snap SET v = 30 WHERE id = 3; SELECT 1",
+    )
+    .await;
+    w.sql
+        .engine()
+        .interleave(
+            r"SET TRANSACTION ISOLATION LEVEL SNAPSHOT",
+            "USE KWP_Colombia\nGO\nUPDATE dbo.snap SET v = 40 WHERE id = 4\nGO\n\
+             DECLARE @v bigint = CHANGE_TRACKING_CURRENT_VERSION(); \
+             EXEC sp_sandbox_change_tracking_cleanup @table_name = 'dbo.snap', @version = @v\nGO\n",
+            1,
+        )
+        .unwrap();
+    let o = extract(&w, "snap");
+    let out = ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("change tracking cleaned up past version"),
+        "{err}"
+    );
+    assert!(out.contains("replaced main.demo.snap_ct"), "{out}");
+    assert_eq!(table(&w), source().await, "{out}");
+
+    // Snapshot isolation turned off again: the plain read, validated after.
+    w.sql
+        .engine()
+        .run_script("ALTER DATABASE KWP_Colombia SET ALLOW_SNAPSHOT_ISOLATION OFF\nGO\n")
+        .unwrap();
+    sql(
+        &w,
+        "UPDATE KWP_Colombia.dbo.snap SET v = 50 WHERE id = 2; SELECT 1",
+    )
+    .await;
+    let out = ok(&extract(&w, "snap"));
+    assert!(out.contains("merged"), "{out}");
+    assert_eq!(table(&w), source().await, "{out}");
+}
+
+/// Change Tracking across its retention, in a database without snapshot
+/// isolation: cleanup that lands between the check of the last synced
+/// version and the read of its changes is caught by checking again after
+/// the read (the run reads again, in full: no
 /// change is lost); the automatic cleanup, as the server's clock passes
 /// CHANGE_RETENTION, makes the next run a full reload; and that reload's
 /// deletes are capped by max_delete_rows like the changes' are.

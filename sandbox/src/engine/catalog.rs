@@ -13,7 +13,7 @@ use crate::types::{ColumnMeta, SqlType};
 pub(crate) const SCHEMA_SQL: &str = "
 CREATE TABLE IF NOT EXISTS __sb_databases(
     name TEXT PRIMARY KEY COLLATE NOCASE, database_id INTEGER NOT NULL, created TEXT NOT NULL,
-    collation TEXT);
+    collation TEXT, allow_snapshot INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS __sb_schemas(
     db TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE, schema_id INTEGER NOT NULL,
     PRIMARY KEY(db, name));
@@ -99,7 +99,10 @@ CREATE VIEW __sb_sys_schemas AS
 CREATE VIEW __sb_sys_databases AS
     SELECT name, database_id, created AS create_date,
            coalesce(collation, 'SQL_Latin1_General_CP1_CI_AS') AS collation_name,
-           'ONLINE' AS state_desc FROM __sb_databases;
+           'ONLINE' AS state_desc, allow_snapshot AS snapshot_isolation_state,
+           CASE allow_snapshot WHEN 1 THEN 'ON' ELSE 'OFF' END AS snapshot_isolation_state_desc,
+           0 AS is_read_committed_snapshot_on
+    FROM __sb_databases;
 ";
 
 /// A column as declared in CREATE TABLE.
@@ -203,11 +206,16 @@ fn sqlite_err(e: rusqlite::Error) -> SqlError {
 /// database file an older sandbox wrote (`--data-dir`).
 pub(crate) fn install(conn: &Connection) -> Result<(), SqlError> {
     conn.execute_batch(SCHEMA_SQL).map_err(sqlite_err)?;
-    for (table, column) in [
-        ("__sb_databases", "collation"),
-        ("__sb_tables", "unique_keys"),
-        ("__sb_columns", "default_name"),
-        ("__sb_columns", "collation"),
+    for (table, column, ty) in [
+        ("__sb_databases", "collation", "TEXT"),
+        (
+            "__sb_databases",
+            "allow_snapshot",
+            "INTEGER NOT NULL DEFAULT 0",
+        ),
+        ("__sb_tables", "unique_keys", "TEXT"),
+        ("__sb_columns", "default_name", "TEXT"),
+        ("__sb_columns", "collation", "TEXT"),
     ] {
         let present: bool = conn
             .query_row(
@@ -218,7 +226,7 @@ pub(crate) fn install(conn: &Connection) -> Result<(), SqlError> {
             .map_err(sqlite_err)?
             > 0;
         if !present {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))
                 .map_err(sqlite_err)?;
         }
     }
@@ -1093,6 +1101,39 @@ pub fn set_database_collation(
     conn.execute(
         "UPDATE __sb_databases SET collation = ?2 WHERE name = ?1",
         [db, &collation::name(&c)],
+    )
+    .map_err(sqlite_err)?;
+    Ok(())
+}
+
+/// Whether a database allows SNAPSHOT transactions (ALLOW_SNAPSHOT_ISOLATION).
+/// An unknown database answers false; the caller names it.
+pub fn snapshot_allowed(conn: &Connection, db: &str) -> Result<bool, SqlError> {
+    let on: Option<i64> = conn
+        .prepare_cached("SELECT allow_snapshot FROM __sb_databases WHERE name = ?1")
+        .and_then(|mut st| st.query_row([db], |r| r.get(0)).optional())
+        .map_err(sqlite_err)?;
+    Ok(on == Some(1))
+}
+
+/// `ALTER DATABASE ... SET ALLOW_SNAPSHOT_ISOLATION {ON | OFF}`. "In the
+/// master and msdb databases, ALLOW_SNAPSHOT_ISOLATION is set to ON and
+/// cannot be changed" (error 5058 when asked to turn it off)
+/// (https://learn.microsoft.com/en-us/sql/relational-databases/databases/msdb-database).
+/// The sandbox applies it at once: SQL Server's PENDING_ON, while
+/// transactions that write are open, is not modelled.
+pub fn set_allow_snapshot(conn: &Connection, db: &str, on: bool) -> Result<(), SqlError> {
+    if !on && (db.eq_ignore_ascii_case("master") || db.eq_ignore_ascii_case("msdb")) {
+        return Err(SqlError::new(
+            5058,
+            1,
+            16,
+            format!("Option 'ALLOW_SNAPSHOT_ISOLATION' cannot be set in database '{db}'."),
+        ));
+    }
+    conn.execute(
+        "UPDATE __sb_databases SET allow_snapshot = ?2 WHERE name = ?1",
+        params![db, on as i64],
     )
     .map_err(sqlite_err)?;
     Ok(())

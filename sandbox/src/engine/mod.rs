@@ -10,6 +10,7 @@ pub mod constraints;
 pub mod convert;
 pub mod error;
 pub mod functions;
+pub mod isolation;
 pub mod numeric;
 pub mod session;
 pub mod styles;
@@ -33,3 +34,5 @@ mod tests_collation;
 mod tests_constraints;
 #[cfg(test)]
 mod tests_flow;
+#[cfg(test)]
+mod tests_isolation;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::TcpStream;
 
+use crate::engine::isolation::Isolation;
 use crate::engine::session::BulkTarget;
 use crate::engine::{Session, SqlError};
 use crate::tds::packet::{self, read_message, read_packet_header, Message, MessageReader};
@@ -333,18 +334,24 @@ impl Conn {
                     out.tokens(tokens::env_reset_connection_ack)?;
                 }
                 let result = match req.request {
-                    txn::TmRequest::Begin { .. } => self.session.tm_begin(&mut out),
+                    txn::TmRequest::Begin { isolation, .. } => self
+                        .session
+                        .tm_begin(Isolation::from_tds(isolation), &mut out),
                     txn::TmRequest::Commit { begin_new, .. } => {
                         let r = self.session.tm_commit(&mut out);
                         match (r, begin_new) {
-                            (Ok(Ok(())), Some(_)) => self.session.tm_begin(&mut out),
+                            (Ok(Ok(())), Some(next)) => self
+                                .session
+                                .tm_begin(Isolation::from_tds(next.isolation), &mut out),
                             (r, _) => r,
                         }
                     }
                     txn::TmRequest::Rollback { begin_new, .. } => {
                         let r = self.session.tm_rollback(&mut out);
                         match (r, begin_new) {
-                            (Ok(Ok(())), Some(_)) => self.session.tm_begin(&mut out),
+                            (Ok(Ok(())), Some(next)) => self
+                                .session
+                                .tm_begin(Isolation::from_tds(next.isolation), &mut out),
                             (r, _) => r,
                         }
                     }

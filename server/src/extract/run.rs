@@ -335,9 +335,15 @@ impl Run {
                 ))))
             }
         };
-        let sql = prepared
+        // Changes are read in one SNAPSHOT transaction when the database
+        // allows it; a partitioned read spans connections, so it reads
+        // plainly and is validated after.
+        let snapshot_sql = prepared
             .as_ref()
-            .map(|(_, _, p)| p.sql.as_str())
+            .and_then(|(_, _, p)| p.snapshot_sql.as_deref())
+            .filter(|_| query.partition.is_none());
+        let sql = snapshot_sql
+            .or(prepared.as_ref().map(|(_, _, p)| p.sql.as_str()))
             .unwrap_or(&query.sql);
         let o = match &self.destination {
             Destination::Local(dir) => self.read(query, sql, dir, &self.options, events).await?,
@@ -349,8 +355,16 @@ impl Run {
                 let _cleanup = RemoveOnDrop::new(stage.clone());
                 let mut local = self.options.clone();
                 local.overwrite = true;
-                let mut o = self.read(query, sql, &stage, &local, events).await?;
-                if let Some((_, tables, p)) = &prepared {
+                let read = self.read(query, sql, &stage, &local, events).await;
+                let mut o = match (read, &prepared) {
+                    (Err(RunError::Extract(e)), Some((_, _, p))) if snapshot_sql.is_some() => {
+                        return Err(TableLoader::cleaned_up_before_read(p, &e.to_string())
+                            .map(RunError::Table)
+                            .unwrap_or(RunError::Extract(e)));
+                    }
+                    (read, _) => read?,
+                };
+                if let (Some((_, tables, p)), None) = (&prepared, snapshot_sql) {
                     let mut conn = pool::get(&self.pool).await?;
                     let checked = tables.confirm(p, &mut conn).await;
                     let _ = deadpool::managed::Object::take(conn);

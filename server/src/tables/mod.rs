@@ -51,11 +51,11 @@ pub enum LoadError {
     TooManyDeletes { table: String, rows: u64, max: u64 },
     /// Change Tracking cleaned up changes after they were asked for and
     /// before they were all read: the read may miss some; it is done again.
-    #[error("{tracked}: change tracking cleaned up past version {version} while its changes were read (minimum valid version now {min}); reading again")]
+    #[error("{tracked}: change tracking cleaned up past version {version} while its changes were read (minimum valid version now {}); reading again", min.map(|m| m.to_string()).unwrap_or_else(|| "unknown".into()))]
     CleanedUpMeanwhile {
         tracked: String,
         version: i64,
-        min: i64,
+        min: Option<i64>,
     },
     #[error("SQL Server: {0}")]
     SqlServer(String),
@@ -83,6 +83,10 @@ pub struct Prepared {
     version_to: Option<i64>,
     /// change_tracking: the tracked table, bracketed.
     tracked: Option<String>,
+    /// change_tracking, reading changes: the same read as one batch that
+    /// checks the version and reads in one SNAPSHOT transaction, when the
+    /// tracked table's database (the connection's) allows it.
+    pub snapshot_sql: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +216,7 @@ impl TableLoader {
             version_from: None,
             version_to: None,
             tracked: None,
+            snapshot_sql: None,
         };
         match &spec.mode {
             LoadMode::Full => Ok(whole(Action::Replace, None)),
@@ -259,6 +264,7 @@ impl TableLoader {
                     version_from: None,
                     version_to: None,
                     tracked: None,
+                    snapshot_sql: None,
                 })
             }
             LoadMode::ChangeTracking { tracked_table, .. } => {
@@ -277,7 +283,11 @@ impl TableLoader {
                         }
                     }
                 };
-                let (current, min) = versions(conn, &tracked).await?;
+                let Versions {
+                    current,
+                    min,
+                    snapshot,
+                } = versions(conn, &tracked, Some(sql)).await?;
                 let saved = self
                     .state
                     .get(&spec.table, key)
@@ -303,6 +313,12 @@ impl TableLoader {
                         source::changes_since(sql, &tracked, &spec.primary_key, v)?,
                     ),
                 };
+                let snapshot_sql = match (action, saved) {
+                    (Action::Changes, Some(v)) if snapshot => {
+                        Some(source::in_snapshot(&sql, &tracked, v))
+                    }
+                    _ => None,
+                };
                 Ok(Prepared {
                     sql,
                     action,
@@ -311,18 +327,42 @@ impl TableLoader {
                     version_from: saved,
                     version_to: Some(current),
                     tracked: Some(tracked),
+                    snapshot_sql,
                 })
             }
         }
     }
 
-    /// After the changes were read: Change Tracking's cleanup may have run
-    /// between the check of the last synced version and the read (they are
-    /// two statements), removing changes the read needed. Checked again
-    /// now, as Microsoft's guidance for a reader not in one SNAPSHOT
-    /// transaction is (validate the version, read, validate again): still
-    /// valid, the read was complete; otherwise it is done again (transient),
-    /// and that run, finding the version expired, reloads in full
+    /// A read of [`Prepared::snapshot_sql`] failed: when it was its check
+    /// (the version was cleaned up before the snapshot began), the run is
+    /// done again (transient), and that run reloads in full.
+    pub fn cleaned_up_before_read(prepared: &Prepared, message: &str) -> Option<LoadError> {
+        let (Some(tracked), Some(version)) = (&prepared.tracked, prepared.version_from) else {
+            return None;
+        };
+        let mark = source::cleaned_up_mark(tracked, version);
+        let at = message.find(&mark)?;
+        let min = message[at + mark.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .ok();
+        Some(LoadError::CleanedUpMeanwhile {
+            tracked: tracked.clone(),
+            version,
+            min,
+        })
+    }
+
+    /// After the changes were read outside one SNAPSHOT transaction (the
+    /// database does not allow it, or the read is partitioned over several
+    /// connections): Change Tracking's cleanup may have run between the
+    /// check of the last synced version and the read, removing changes the
+    /// read needed. Checked again now (validate the version, read, validate
+    /// again): still valid, the read was complete; otherwise it is done
+    /// again (transient), and that run, finding the version expired,
+    /// reloads in full
     /// (https://learn.microsoft.com/en-us/sql/relational-databases/track-changes/work-with-change-tracking-sql-server).
     pub async fn confirm(
         &self,
@@ -334,12 +374,12 @@ impl TableLoader {
         else {
             return Ok(());
         };
-        let (_, min) = versions(conn, tracked).await?;
+        let min = versions(conn, tracked, None).await?.min;
         if version < min {
             return Err(LoadError::CleanedUpMeanwhile {
                 tracked: tracked.clone(),
                 version,
-                min,
+                min: Some(min),
             });
         }
         Ok(())
@@ -755,10 +795,29 @@ fn missing(e: &LoadError) -> bool {
             .any(|k| code.contains(k) || message.contains(k)))
 }
 
+/// What [`versions`] finds.
+struct Versions {
+    /// Change Tracking's current version (its database's).
+    current: i64,
+    /// The tracked table's minimum valid version.
+    min: i64,
+    /// Whether the changes can be read in one SNAPSHOT transaction: every
+    /// database the query and the tracked table name allows snapshot
+    /// isolation (`sys.databases.snapshot_isolation_state` 1; SQL Server
+    /// refuses a snapshot transaction's read in any other, error 3952).
+    snapshot: bool,
+}
+
 /// Change Tracking's current version and the tracked table's minimum
 /// valid one. Both are per database, so they are asked in the tracked
 /// table's database (`USE`; the caller discards the connection after).
-async fn versions(conn: &mut Connection, tracked: &str) -> Result<(i64, i64), LoadError> {
+/// With the query's text, also whether its read can be one SNAPSHOT
+/// transaction.
+async fn versions(
+    conn: &mut Connection,
+    tracked: &str,
+    query: Option<&str>,
+) -> Result<Versions, LoadError> {
     let parts = crate::auth::tables::split_name(tracked).unwrap_or_default();
     let (use_db, object) = match parts.as_slice() {
         [d, s, t] => (
@@ -767,8 +826,40 @@ async fn versions(conn: &mut Connection, tracked: &str) -> Result<(i64, i64), Lo
         ),
         _ => (String::new(), tracked.to_string()),
     };
+    // The databases the read touches (the connection's, `@home`, for
+    // names without one), when the query can be read as a whole.
+    let databases: Option<Vec<String>> = query.and_then(|q| {
+        let mut names: Vec<Option<String>> = crate::auth::referenced_tables(q)
+            .ok()?
+            .into_iter()
+            .map(|t| t.database)
+            .collect();
+        names.push((parts.len() == 3).then(|| parts[0].clone()));
+        let mut list: Vec<String> = names
+            .into_iter()
+            .map(|d| match d {
+                Some(d) => format!("N'{}'", d.replace('\'', "''")),
+                None => "@home".to_string(),
+            })
+            .collect();
+        list.sort();
+        list.dedup();
+        Some(list)
+    });
+    let counts = match &databases {
+        Some(list) => {
+            let list = list.join(", ");
+            format!(
+                ", CAST((SELECT COUNT(*) FROM sys.databases WHERE name IN ({list})) AS bigint), \
+                 CAST((SELECT COUNT(*) FROM sys.databases WHERE name IN ({list}) \
+                 AND snapshot_isolation_state = 1) AS bigint)"
+            )
+        }
+        None => String::new(),
+    };
     let sql = format!(
-        "{use_db}SELECT CHANGE_TRACKING_CURRENT_VERSION(), CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(N'{}'))",
+        "DECLARE @home sysname = DB_NAME();\n{use_db}SELECT CHANGE_TRACKING_CURRENT_VERSION(), \
+         CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(N'{}')){counts}",
         object.replace('\'', "''")
     );
     let row = async { conn.simple_query(sql).await?.into_row().await }
@@ -788,5 +879,11 @@ async fn versions(conn: &mut Connection, tracked: &str) -> Result<(i64, i64), Lo
             "change tracking is not enabled on {tracked} (ALTER TABLE ... ENABLE CHANGE_TRACKING)"
         ))
     })?;
-    Ok((current, min))
+    let snapshot =
+        matches!((get(2), get(3)), (Some(all), Some(allowing)) if all > 0 && all == allowing);
+    Ok(Versions {
+        current,
+        min,
+        snapshot,
+    })
 }

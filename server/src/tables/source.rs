@@ -233,6 +233,49 @@ pub fn changes_since(
     )))
 }
 
+/// The changes' read as Microsoft documents it: one SNAPSHOT transaction
+/// that checks the last synced version is still valid and then reads the
+/// changes, so Change Tracking's cleanup cannot remove changes between the
+/// check and the read, and every table the query joins is read as of one
+/// instant
+/// (https://learn.microsoft.com/en-us/sql/relational-databases/track-changes/work-with-change-tracking-sql-server).
+/// The check reads the tracked table's minimum valid version from its
+/// database's `sys.change_tracking_tables`, so it needs no `USE`. A
+/// version cleaned up before the snapshot began fails the batch (error
+/// 51001, its text holding [`cleaned_up_mark`]) before any row is sent.
+/// The connection is discarded after the read, its isolation level with it.
+pub fn in_snapshot(changes: &str, tracked: &str, version: i64) -> String {
+    let changes = changes.trim().trim_end_matches(';');
+    let parts = crate::auth::tables::split_name(tracked).unwrap_or_default();
+    let catalog = match parts.as_slice() {
+        [db, _, _] => format!("{}.sys.change_tracking_tables", bracket(db)),
+        _ => "sys.change_tracking_tables".to_string(),
+    };
+    let object = tracked.replace('\'', "''");
+    let mark = cleaned_up_mark(tracked, version).replace('\'', "''");
+    format!(
+        "SET TRANSACTION ISOLATION LEVEL SNAPSHOT;\n\
+         BEGIN TRANSACTION;\n\
+         DECLARE @__bridge_min_valid bigint = (SELECT min_valid_version FROM {catalog} \
+         WHERE object_id = OBJECT_ID(N'{object}'));\n\
+         IF @__bridge_min_valid IS NULL OR @__bridge_min_valid > {version}\n\
+         BEGIN\n\
+         DECLARE @__bridge_message nvarchar(2048) = CONCAT(N'{mark}', @__bridge_min_valid, N')');\n\
+         THROW 51001, @__bridge_message, 1;\n\
+         END;\n\
+         {changes};\n\
+         COMMIT TRANSACTION;"
+    )
+}
+
+/// The text by which [`in_snapshot`]'s check says the version it was
+/// given is no longer valid (the minimum valid version follows it).
+pub fn cleaned_up_mark(tracked: &str, version: i64) -> String {
+    format!(
+        "change tracking cleaned up past version {version} of {tracked} before its changes were read (minimum valid version now "
+    )
+}
+
 /// A tracked table's name, checked and bracketed (`[db].[schema].[t]`).
 pub fn tracked_name(text: &str) -> Result<String, LoadError> {
     let parts = crate::auth::tables::split_name(text)

@@ -321,13 +321,17 @@ pub fn view(
             ],
         ),
         ("sys", "databases") => (
-            "SELECT name, database_id, create_date, collation_name, state_desc FROM __sb_sys_databases".to_string(),
+            "SELECT name, database_id, create_date, collation_name, state_desc, snapshot_isolation_state, \
+             snapshot_isolation_state_desc, is_read_committed_snapshot_on FROM __sb_sys_databases".to_string(),
             vec![
                 col("name", SYSNAME, true),
                 col("database_id", SqlType::Int, false),
                 col("create_date", SqlType::DateTime, false),
                 col("collation_name", SYSNAME, true),
                 col("state_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("snapshot_isolation_state", SqlType::TinyInt, true),
+                col("snapshot_isolation_state_desc", SqlType::NVarChar(Len::N(60)), true),
+                col("is_read_committed_snapshot_on", SqlType::Bit, true),
             ],
         ),
         ("sys", "procedures") => (

@@ -79,7 +79,16 @@ impl Session {
         out: &mut dyn Output,
     ) -> Result<(), Failure> {
         match b {
-            Block::Stmt(stmt, hints) => self.execute_statement(*stmt, hints, params, out),
+            Block::Stmt(stmt, hints) => {
+                let r = self.execute_statement(*stmt, hints, params, out);
+                if let Err(Failure::Sql(e)) = &r {
+                    // A SNAPSHOT write conflict ends the transaction.
+                    if e.number == 3960 {
+                        self.rollback_all(out, true)?;
+                    }
+                }
+                r
+            }
             Block::Seq(v) => self.run_seq(v, params, out),
             Block::If {
                 cond,

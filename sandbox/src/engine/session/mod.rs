@@ -15,6 +15,7 @@ use super::catalog::{self, quote_ident, TableMeta};
 use super::convert::{convert, from_storage, to_storage, Overlong};
 use super::error::SqlError;
 use super::functions;
+use super::isolation::{Isolation, SnapshotCheck};
 use super::translate::{self, Ctx, DmlKind, Plan, Resolved};
 use crate::clock::Clock;
 use crate::types::{ColumnMeta, Len, SqlType, Value};
@@ -184,6 +185,10 @@ impl Engine {
                 catalog::create_database(&conn, db, None)?;
             }
         }
+        // Always on in master and msdb (catalog::set_allow_snapshot).
+        for db in ["master", "msdb"] {
+            catalog::set_allow_snapshot(&conn, db, true)?;
+        }
         Ok(engine)
     }
 
@@ -258,6 +263,8 @@ impl Engine {
             implicit_tran: false,
             ct_dirty: std::cell::Cell::new(false),
             ct_context: None,
+            isolation: Isolation::default(),
+            tran_isolation: Isolation::default(),
         })
     }
 
@@ -500,6 +507,10 @@ pub struct Session {
     ct_dirty: std::cell::Cell<bool>,
     /// The `WITH CHANGE_TRACKING_CONTEXT` value of the running statement.
     ct_context: Option<Vec<u8>>,
+    /// SET TRANSACTION ISOLATION LEVEL (or a TDS BEGIN's level).
+    isolation: Isolation,
+    /// The level the open transaction began at.
+    tran_isolation: Isolation,
 }
 
 impl Drop for Session {
@@ -556,6 +567,14 @@ fn map_sqlite(e: rusqlite::Error, target: Option<&TableMeta>) -> SqlError {
         return err;
     }
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        // SQLITE_BUSY_SNAPSHOT: a SNAPSHOT transaction writes after another
+        // session committed (engine::isolation).
+        if f.extended_code == rusqlite::ffi::SQLITE_BUSY_SNAPSHOT {
+            let (table, db) = target
+                .map(|t| (format!("{}.{}", t.schema, t.name), t.db.clone()))
+                .unwrap_or_default();
+            return SqlError::snapshot_update_conflict(&table, &db);
+        }
         if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) {
             return SqlError::lock_timeout();
         }
@@ -692,6 +711,18 @@ impl Session {
             var_types,
             caught: self.caught.clone(),
             max_recursion: translate::DEFAULT_MAX_RECURSION,
+            snapshot: self.snapshot_check(),
+        }
+    }
+
+    /// What SNAPSHOT asks of the tables the next statement reads.
+    fn snapshot_check(&self) -> SnapshotCheck {
+        if self.isolation != Isolation::Snapshot || self.fmtonly || self.describing {
+            SnapshotCheck::None
+        } else if self.trancount > 0 && self.tran_isolation != Isolation::Snapshot {
+            SnapshotCheck::NotStartedInSnapshot
+        } else {
+            SnapshotCheck::Allowed
         }
     }
 
@@ -1205,6 +1236,10 @@ impl Session {
                 self.set_option(&opt, &val)?;
                 out.done(None, false)?;
             }
+            Plan::SetIsolation(level) => {
+                self.isolation = level;
+                out.done(None, false)?;
+            }
             Plan::Declare(decls) => {
                 for (name, ty, init) in decls {
                     let value = match init {
@@ -1665,9 +1700,17 @@ impl Session {
 
     fn begin(&mut self, out: &mut dyn Output) -> Result<(), Failure> {
         if self.trancount == 0 {
+            // SNAPSHOT: deferred, so the first read fixes the snapshot
+            // (engine::isolation); the others take the write lock now.
+            let begin = if self.isolation == Isolation::Snapshot {
+                "BEGIN DEFERRED"
+            } else {
+                "BEGIN IMMEDIATE"
+            };
             self.conn
-                .execute_batch("BEGIN IMMEDIATE")
+                .execute_batch(begin)
                 .map_err(|e| map_sqlite(e, None))?;
+            self.tran_isolation = self.isolation;
             self.tran_descriptor = self.engine.inner.next_tran.fetch_add(1, Ordering::Relaxed);
             out.env(EnvChange::BeginTran(self.tran_descriptor))?;
         }
@@ -1758,8 +1801,17 @@ impl Session {
         });
     }
 
-    /// Begins a transaction for a TDS transaction-manager request.
-    pub fn tm_begin(&mut self, out: &mut dyn Output) -> Result<Result<(), SqlError>, OutputError> {
+    /// Begins a transaction for a TDS transaction-manager request, at the
+    /// isolation level it asks for (which stays the session's, as SET
+    /// TRANSACTION ISOLATION LEVEL would) or the session's.
+    pub fn tm_begin(
+        &mut self,
+        isolation: Option<Isolation>,
+        out: &mut dyn Output,
+    ) -> Result<Result<(), SqlError>, OutputError> {
+        if let Some(level) = isolation {
+            self.isolation = level;
+        }
         match self.begin(out) {
             Ok(()) => Ok(Ok(())),
             Err(Failure::Sql(e)) => Ok(Err(e)),
@@ -1810,6 +1862,10 @@ impl Session {
             v.clear();
         }
         self.nocount = false;
+        // "Starting with SQL Server 2014, for client drivers with TDS 7.3
+        // or higher, the isolation level is reset to the default" on a
+        // pooled connection's reset.
+        self.isolation = Isolation::default();
         self.implicit_transactions = false;
         self.xact_abort = false;
         self.fmtonly = false;

@@ -674,8 +674,8 @@ impl Session {
         Ok(())
     }
 
-    /// ALTER DATABASE: COLLATE, SET CHANGE_TRACKING, other SET options
-    /// (accepted, no effect here).
+    /// ALTER DATABASE: COLLATE, SET CHANGE_TRACKING, SET
+    /// ALLOW_SNAPSHOT_ISOLATION, other SET options (accepted, no effect here).
     pub(super) fn alter_database(
         &mut self,
         a: AlterDatabase,
@@ -686,21 +686,26 @@ impl Session {
             Some(n) => catalog::database_name(&self.conn, n)?
                 .ok_or_else(|| SqlError::no_such_database(n))?,
         };
+        let settles = matches!(
+            a.option,
+            translate::DatabaseOption::ChangeTracking { .. }
+                | translate::DatabaseOption::AllowSnapshot(_)
+        );
+        if settles && self.trancount > 0 {
+            return Err(SqlError::new(
+                226,
+                6,
+                16,
+                "ALTER DATABASE statement not allowed within multi-statement transaction.",
+            )
+            .into());
+        }
         match a.option {
             translate::DatabaseOption::ChangeTracking {
                 on,
                 retention,
                 auto_cleanup,
             } => {
-                if self.trancount > 0 {
-                    return Err(SqlError::new(
-                        226,
-                        6,
-                        16,
-                        "ALTER DATABASE statement not allowed within multi-statement transaction.",
-                    )
-                    .into());
-                }
                 self.in_savepoint(|c| {
                     crate::engine::change_tracking::set_database(
                         c,
@@ -713,6 +718,9 @@ impl Session {
             }
             translate::DatabaseOption::Collate(coll) => {
                 self.in_savepoint(|c| catalog::set_database_collation(c, &name, &coll))?;
+            }
+            translate::DatabaseOption::AllowSnapshot(on) => {
+                self.in_savepoint(|c| catalog::set_allow_snapshot(c, &name, on))?;
             }
             translate::DatabaseOption::Other(_) => {}
         }

@@ -89,6 +89,8 @@ pub enum DatabaseOption {
         retention: Option<(i64, String)>,
         auto_cleanup: Option<bool>,
     },
+    /// `SET ALLOW_SNAPSHOT_ISOLATION {ON | OFF}`.
+    AllowSnapshot(bool),
     /// Other `SET` options, accepted and ignored (READ_COMMITTED_SNAPSHOT, ...).
     Other(String),
 }
@@ -379,6 +381,13 @@ pub(super) fn alter_database(p: &mut Parser<'_>) -> PResult<AlterDatabase> {
         });
     }
     p.expect_keyword(Keyword::SET).map_err(perr)?;
+    if word(p, "ALLOW_SNAPSHOT_ISOLATION") {
+        let on = on_off(p)?;
+        return Ok(AlterDatabase {
+            name,
+            option: DatabaseOption::AllowSnapshot(on),
+        });
+    }
     if !word(p, "CHANGE_TRACKING") {
         let mut text = Vec::new();
         while !matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {

@@ -56,6 +56,8 @@ pub struct Ctx<'a> {
     /// `OPTION (MAXRECURSION n)`, 100 without it, 0 for no limit
     /// (https://learn.microsoft.com/en-us/sql/t-sql/queries/hints-transact-sql-query#maxrecursion-integer_value).
     pub max_recursion: u32,
+    /// What SNAPSHOT isolation asks of each user table the statement reads.
+    pub snapshot: crate::engine::isolation::SnapshotCheck,
 }
 
 /// SQL Server's recursion limit for a statement without MAXRECURSION.
@@ -114,6 +116,8 @@ pub enum Plan {
     Rollback(Option<String>),
     Save(String),
     SetOption(String, String),
+    /// `SET TRANSACTION ISOLATION LEVEL ...`.
+    SetIsolation(crate::engine::isolation::Isolation),
     /// Variables with their initial value (SQLite text).
     Declare(Vec<(String, SqlType, Option<String>)>),
     /// `DECLARE @t TABLE (...)`.
@@ -297,8 +301,28 @@ impl Ctx<'_> {
                 }
             }),
             Resolved::Table { db, schema, name } => {
-                catalog::find_table(self.conn, &db, &schema, &name)?
-                    .ok_or_else(|| SqlError::invalid_object(&shown))
+                let meta = catalog::find_table(self.conn, &db, &schema, &name)?
+                    .ok_or_else(|| SqlError::invalid_object(&shown))?;
+                self.snapshot_may_read(&meta.db)?;
+                Ok(meta)
+            }
+        }
+    }
+
+    /// Under SNAPSHOT, a user table's database must allow it: SQL Server
+    /// raises 3952 (or 3951) at the first statement that reads one, not at
+    /// SET or BEGIN TRAN, and not for the system catalog or #temp tables.
+    fn snapshot_may_read(&self, db: &str) -> Result<(), SqlError> {
+        use crate::engine::isolation::SnapshotCheck;
+        match self.snapshot {
+            SnapshotCheck::None => Ok(()),
+            SnapshotCheck::NotStartedInSnapshot => Err(SqlError::snapshot_not_started(db)),
+            SnapshotCheck::Allowed => {
+                if catalog::snapshot_allowed(self.conn, db)? {
+                    Ok(())
+                } else {
+                    Err(SqlError::snapshot_not_allowed(db))
+                }
             }
         }
     }
@@ -543,7 +567,22 @@ fn plan_set(ctx: &Ctx<'_>, set: ast::Set) -> Result<Plan, SqlError> {
                 })?;
             return Ok(Plan::SetVar(name, scalar_as(ctx, &e, &ty)?));
         }
-        ast::Set::SetTransaction { .. } => return Ok(Plan::Nothing),
+        ast::Set::SetTransaction { modes, .. } => {
+            use crate::engine::isolation::Isolation;
+            use ast::{TransactionIsolationLevel as L, TransactionMode};
+            let level = modes.iter().find_map(|m| match m {
+                TransactionMode::IsolationLevel(l) => Some(*l),
+                TransactionMode::AccessMode(_) => None,
+            });
+            return Ok(match level {
+                Some(L::ReadUncommitted) => Plan::SetIsolation(Isolation::ReadUncommitted),
+                Some(L::ReadCommitted) => Plan::SetIsolation(Isolation::ReadCommitted),
+                Some(L::RepeatableRead) => Plan::SetIsolation(Isolation::RepeatableRead),
+                Some(L::Serializable) => Plan::SetIsolation(Isolation::Serializable),
+                Some(L::Snapshot) => Plan::SetIsolation(Isolation::Snapshot),
+                _ => return Err(SqlError::syntax_near("TRANSACTION")),
+            });
+        }
         _ => {}
     }
     let (opt, val) = match words.as_slice() {
