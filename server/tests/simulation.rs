@@ -66,6 +66,16 @@ const MAX_EVENTS: usize = 4000;
 struct Rng(u64);
 
 impl Rng {
+    /// The state from a seed, through SplitMix64's finalizer: every seed
+    /// its own sequence (xorshift's state must not be 0, and neighbouring
+    /// seeds must not start from neighbouring states).
+    fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -306,7 +316,7 @@ impl Sim {
             seed,
             w,
             api,
-            rng: Rng(seed | 1),
+            rng: Rng::new(seed),
             steps: Vec::new(),
             bridges,
             queries,

@@ -126,6 +126,23 @@ pub struct ColumnDef {
     pub collation: Option<Collation>,
 }
 
+impl ColumnDef {
+    /// A nullable column with nothing else declared.
+    pub fn new(name: &str, ty: SqlType) -> ColumnDef {
+        ColumnDef {
+            name: name.to_string(),
+            ty,
+            nullable: true,
+            identity: None,
+            default: None,
+            in_pk: false,
+            computed: None,
+            default_name: None,
+            collation: None,
+        }
+    }
+}
+
 /// A computed column's expression.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Computed {

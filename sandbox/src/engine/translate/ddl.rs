@@ -49,15 +49,8 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
     for c in &ct.columns {
         let ty = column_type(c, columns.len() + 1)?;
         let mut def = ColumnDef {
-            name: c.name.value.clone(),
-            ty,
-            nullable: true,
-            identity: None,
-            default: None,
-            in_pk: false,
-            computed: None,
-            default_name: None,
             collation: ty.is_string().then_some(default_collation),
+            ..ColumnDef::new(&c.name.value, ty)
         };
         for o in &c.options {
             let cname = o.name.as_ref().map(|n| n.value.clone());
@@ -593,17 +586,7 @@ pub(crate) fn added_column(
     db: &str,
 ) -> Result<ColumnDef, SqlError> {
     let ty = column_type(c, 1)?;
-    let mut def = ColumnDef {
-        name: c.name.value.clone(),
-        ty,
-        nullable: true,
-        identity: None,
-        default: None,
-        in_pk: false,
-        computed: None,
-        default_name: None,
-        collation: None,
-    };
+    let mut def = ColumnDef::new(&c.name.value, ty);
     if ty.is_string() {
         def.collation = Some(catalog::database_collation(ctx.conn, db)?);
     }

@@ -111,16 +111,11 @@ fn plan_select_into(
         .iter()
         .zip(&r.bases)
         .map(|(c, b)| ColumnDef {
-            name: c.name.clone(),
-            ty: c.sql_type,
             nullable: c.nullable,
             identity: b.as_ref().filter(|b| b.identity).map(|_| (1, 1)),
-            default: None,
-            in_pk: false,
-            computed: None,
-            default_name: None,
             // SELECT INTO keeps each column's collation, a #temp table's too.
             collation: c.collation,
+            ..ColumnDef::new(&c.name, c.sql_type)
         })
         .collect();
     let physical = if temp {
