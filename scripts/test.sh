@@ -29,6 +29,9 @@ cargo test -p sql-databricks-bridge --features polars --locked --test operator
 echo "== tiberius 0.13.0's own integration tests, unchanged, against the SQL Server sandbox"
 scripts/tiberius-suite.sh --min-pass 95
 
+echo "== vendor/tiberius is the published tiberius 0.13.0 plus vendor/tiberius.patch, nothing else"
+scripts/check-vendor.sh
+
 echo "== the same suite linked with the patched tiberius the bridge builds with (vendor/tiberius)"
 scripts/tiberius-suite.sh --min-pass 95 --driver vendor
 

@@ -60,7 +60,8 @@ export CARGO_TARGET_DIR="$REPO/target"
 OUT="$CARGO_TARGET_DIR/tiberius-suite"
 USER_NAME=sa
 PASSWORD='Bridge!Passw0rd'
-TIBERIUS_VERSION=0.13.0
+# shellcheck source=lib/tiberius-source.sh
+source "$REPO/scripts/lib/tiberius-source.sh"
 SANDBOX_BIN="$CARGO_TARGET_DIR/debug/bridge-sandbox"
 MANIFEST=(--manifest-path "$SUITE/Cargo.toml")
 # The published crate, exactly as the committed Cargo.lock pins it; or the
@@ -84,17 +85,7 @@ log "cargo build -p bridge-sandbox"
 
 # --- 2. tiberius's tests, copied unchanged ---------------------------------
 log "locating tiberius $TIBERIUS_VERSION in the cargo registry"
-cargo fetch --locked "${MANIFEST[@]}" >&2
-TIBERIUS_SRC="$(cargo metadata --locked --offline --format-version 1 "${MANIFEST[@]}" \
-    | grep -o "\"manifest_path\":\"[^\"]*/tiberius-$TIBERIUS_VERSION/Cargo.toml\"" \
-    | head -n1 | sed 's/^"manifest_path":"//; s#/Cargo.toml"$##')" || true
-if [[ -z "$TIBERIUS_SRC" || ! -d "$TIBERIUS_SRC/tests" ]]; then
-    TIBERIUS_SRC="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/tiberius-$TIBERIUS_VERSION 2>/dev/null | head -n1)"
-fi
-if [[ -z "$TIBERIUS_SRC" || ! -d "$TIBERIUS_SRC/tests" ]]; then
-    echo "tiberius-$TIBERIUS_VERSION source not found in the cargo registry" >&2
-    exit 3
-fi
+TIBERIUS_SRC="$(tiberius_source "$REPO")"
 log "tests from $TIBERIUS_SRC/tests"
 rm -rf "$OUT/upstream" "$OUT/logs"
 mkdir -p "$OUT/upstream" "$OUT/logs"
