@@ -8,7 +8,7 @@ bundle's artifact) and run the two cells below in a notebook: `dbutils` and
 `SCOPE_KEY` (SCOPE_SQL_USER, SCOPE_SQL_PASS), the host comes from
 SQL_SERVER_HOST, and Databricks from DATABRICKS_HOST / DATABRICKS_TOKEN /
 DATABRICKS_WAREHOUSE_ID, as the Databricks SDKs read them. With the bundled
-sandboxes (see the README):
+sandboxes (see sandbox/README.md):
 
     SQL_SERVER_HOST=127.0.0.1,14330 SQLSERVER_TRUST_SERVER_CERTIFICATE=true \
     SCOPE_SQL_USER=sa 'SCOPE_SQL_PASS=Bridge!Passw0rd' \
