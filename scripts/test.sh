@@ -24,7 +24,7 @@ echo "== cargo test"
 cargo test --workspace --locked
 
 echo "== BridgeOperator::extract_to_dataframe (cargo feature polars)"
-cargo test -p sql-databricks-bridge --features polars --locked --test operator
+cargo test -p sql-databricks-bridge --features polars --locked --test it -- operator::
 
 echo "== tiberius 0.13.0's own integration tests, unchanged, against the SQL Server sandbox"
 scripts/tiberius-suite.sh --min-pass 95

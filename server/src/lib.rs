@@ -1,25 +1,13 @@
-//! SQL-Databricks Bridge: moves data both ways between Microsoft SQL Server
-//! and Databricks.
-//!
-//! Layers, lower first (a layer never imports one above it):
-//! `config` (settings, parameters) → `queries` (load and render `.sql` files)
-//! → `sqlserver` and `databricks` (the two systems) → `tables` (loading landed
-//! runs into Delta tables) → `extract` (the pipeline) → `operator` (the
-//! library face, `BridgeOperator`). `auth` (tokens,
-//! permissions, the tables a query reads) and `jobs` (the SQLite job store)
-//! serve the API and the sync.
+//! SQL-Databricks Bridge, the service: the REST API (`api`, with its web
+//! console), the SQLite job store (`jobs`) and the binary's command line, on
+//! top of the core library (`sql-databricks-bridge-core`), whose modules are
+//! re-exported here under their own names so a program or test names one
+//! crate.
+
+pub use sql_databricks_bridge_core::{
+    auth, config, crypto, databricks, extract, metrics, operator, queries, retry, sqlserver, sync,
+    tables,
+};
 
 pub mod api;
-pub mod auth;
-pub mod config;
-pub mod crypto;
-pub mod databricks;
-pub mod extract;
 pub mod jobs;
-pub mod metrics;
-pub mod operator;
-pub mod queries;
-pub mod retry;
-pub mod sqlserver;
-pub mod sync;
-pub mod tables;

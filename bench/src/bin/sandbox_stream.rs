@@ -9,9 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 use futures_util::TryStreamExt;
-use tiberius::{AuthMethod, Client, Config, EncryptionLevel, QueryItem};
-use tokio::net::TcpStream;
-use tokio_util::compat::TokioAsyncWriteCompatExt;
+use tiberius::{EncryptionLevel, QueryItem};
 
 #[derive(Parser)]
 struct Args {
@@ -106,20 +104,14 @@ async fn main() -> anyhow::Result<()> {
     );
     let base_hwm = peak_rss_kb(pid).unwrap_or(0);
 
-    let mut config = Config::new();
-    config.host("127.0.0.1");
-    config.port(port);
-    config.authentication(AuthMethod::sql_server("sa", "Bridge!Passw0rd"));
-    config.encryption(EncryptionLevel::NotSupported);
+    let mut config = bridge_testkit::sqlserver::config(port, EncryptionLevel::NotSupported);
     config.database("bench");
     config.packet_size(args.packet_size);
     let mut best = f64::MAX;
     let mut server_rows_per_cpu_sec = 0f64;
     let mut rss_during = Vec::new();
     for run in 0..args.runs {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
-        tcp.set_nodelay(true)?;
-        let mut client = Client::connect(config.clone(), tcp.compat_write()).await?;
+        let mut client = bridge_testkit::sqlserver::connect_with(config.clone()).await?;
         let cpu0 = cpu_secs(pid).unwrap_or(0.0);
         let t = Instant::now();
         let mut stream = client.simple_query("SELECT * FROM dbo.ventas").await?;

@@ -36,15 +36,13 @@ use bridge_sandbox::databricks::sql::catalog::FullName;
 use bridge_sandbox::databricks::sql::types::render as render_cell;
 use bridge_sandbox::databricks::{self, DatabricksConfig, DatabricksHandle};
 use bridge_sandbox::sqlserver::{self, SqlServerConfig, SqlServerHandle};
+use bridge_testkit::sqlserver::{Sql, PASSWORD};
 use clap::{Parser, ValueEnum};
 use futures_util::TryStreamExt;
 use parquet::arrow::ArrowWriter;
 use tiberius::time::chrono::{NaiveDate, NaiveDateTime};
-use tiberius::{AuthMethod, Client, ColumnData, Config, EncryptionLevel, FromSql, QueryItem};
-use tokio::net::TcpStream;
-use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+use tiberius::{ColumnData, EncryptionLevel, FromSql, QueryItem};
 
-const PASSWORD: &str = "Bridge!Passw0rd";
 const TOKEN: &str = "dapi-bench";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -666,19 +664,10 @@ fn number_before(text: &str, marker: &str) -> Option<u64> {
 // SQL Server: a tiberius client for counting, checking and the UPDATE.
 // ---------------------------------------------------------------------------
 
-type Sql = Client<Compat<TcpStream>>;
-
 async fn sql_client(port: u16) -> anyhow::Result<Sql> {
-    let mut c = Config::new();
-    c.host("127.0.0.1");
-    c.port(port);
-    c.authentication(AuthMethod::sql_server("sa", PASSWORD));
-    c.encryption(EncryptionLevel::Off);
-    c.trust_cert();
+    let mut c = bridge_testkit::sqlserver::config(port, EncryptionLevel::Off);
     c.packet_size(32767);
-    let tcp = TcpStream::connect(c.get_addr()).await?;
-    tcp.set_nodelay(true)?;
-    Ok(Client::connect(c, tcp.compat_write()).await?)
+    Ok(bridge_testkit::sqlserver::connect_with(c).await?)
 }
 
 fn cell_text(d: &ColumnData<'static>) -> anyhow::Result<Option<String>> {

@@ -10,7 +10,7 @@ use super::caller::Caller;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::auth::{EventType, LakehouseDenied, LakehouseRights, TableName};
-use crate::config::uc_names::{UcName, VolumePath};
+use crate::databricks::names::{UcName, VolumePath};
 
 /// The database names without one are in, or 503 when SQL Server cannot
 /// say (nothing is allowed on a guess).

@@ -16,8 +16,8 @@ use super::model::{ExtractRequest, JobAccepted};
 use super::paths::{existing_inside, file_inside, new_inside};
 use super::state::AppState;
 use crate::auth::{referenced_tables, EventType};
-use crate::config::uc_names::VolumePath;
 use crate::config::ParamError;
+use crate::databricks::names::VolumePath;
 use crate::extract::run::{
     apply_partitioning, render_queries, Destination, DestinationPath, RenderedQuery, RunError,
 };

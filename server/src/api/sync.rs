@@ -16,7 +16,7 @@ use super::idempotency::{self, Answer, IdempotencyKey};
 use super::input::{ApiJson, ApiQuery};
 use super::state::AppState;
 use crate::auth::EventType;
-use crate::config::uc_names::UcName;
+use crate::databricks::names::UcName;
 use crate::sync::event::source_name;
 use crate::sync::{
     EventStatus, EventsError, EventsTable, NewEvent, Operation, SyncEvent, TargetTable,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sql_databricks_bridge::config::uc_names::UcName;
 use sql_databricks_bridge::databricks;
+use sql_databricks_bridge::databricks::names::UcName;
 use sql_databricks_bridge::extract::run::{
     apply_partitioning, render_queries, Destination, DestinationPath, QueryEvents, Run,
 };

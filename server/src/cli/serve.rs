@@ -9,7 +9,7 @@ use anyhow::Context;
 use sql_databricks_bridge::api::{self, paths::Roots, ServerState};
 use sql_databricks_bridge::auth::audit::Rotation;
 use sql_databricks_bridge::auth::{AuditLog, LakehouseRights, Permissions};
-use sql_databricks_bridge::config::uc_names::UcName;
+use sql_databricks_bridge::databricks::names::UcName;
 use sql_databricks_bridge::jobs::{JobRunner, JobStore, RunnerConfig};
 use sql_databricks_bridge::metrics::{Counter, Histogram};
 use sql_databricks_bridge::sqlserver::{self, home::HomeDatabase};

@@ -4,8 +4,8 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use sql_databricks_bridge::operator::OperatorError;
-use sql_databricks_bridge::sync::SyncError as CoreSyncError;
+use sql_databricks_bridge_core::operator::OperatorError;
+use sql_databricks_bridge_core::sync::SyncError as CoreSyncError;
 
 create_exception!(
     _native,
@@ -65,7 +65,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// The stable code of an error: the Python class says the side, this the
 /// reason (`sync.refused`, `sqlserver.login`, ...).
 pub fn kind(e: &OperatorError) -> &'static str {
-    use sql_databricks_bridge::sqlserver::SqlServerError as S;
+    use sql_databricks_bridge_core::sqlserver::SqlServerError as S;
     let sql = |s: &S| match s {
         S::Unreachable { .. } => "sqlserver.unreachable",
         S::Timeout { .. } => "sqlserver.timeout",
@@ -78,7 +78,7 @@ pub fn kind(e: &OperatorError) -> &'static str {
         OperatorError::Settings(_) => "settings",
         OperatorError::Connect(s) => sql(s),
         OperatorError::Extract(x) => {
-            use sql_databricks_bridge::extract::ExtractError as X;
+            use sql_databricks_bridge_core::extract::ExtractError as X;
             match x {
                 X::Sql { .. } => "extract.sql",
                 X::Schema(_) => "extract.type",

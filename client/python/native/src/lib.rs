@@ -1,7 +1,7 @@
 //! `sql_databricks_bridge._native`: the bridge's `BridgeOperator` for Python.
 //!
 //! Glue only: every extraction and sync runs the library's code
-//! (`sql_databricks_bridge::operator`), the same the binary runs. The
+//! (`sql_databricks_bridge_core::operator`), the same the binary runs. The
 //! Python face (`sql_databricks_bridge.sdk.databricks.BridgeOperator`) adds
 //! the conversions to pyarrow, polars and Spark around these calls.
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use sql_databricks_bridge::extract::spill::Landed;
-use sql_databricks_bridge::extract::Outcome;
-use sql_databricks_bridge::operator::BridgeOperator;
+use sql_databricks_bridge_core::extract::spill::Landed;
+use sql_databricks_bridge_core::extract::Outcome;
+use sql_databricks_bridge_core::operator::BridgeOperator;
 
 use crate::runtime::block_on;
 use crate::stream::ArrowStream;
@@ -121,7 +121,7 @@ impl Operator {
     ) -> PyResult<Bound<'py, PyDict>> {
         let op = if overwrite {
             // The Python operator never changes the other options.
-            let options = sql_databricks_bridge::extract::ExtractOptions {
+            let options = sql_databricks_bridge_core::extract::ExtractOptions {
                 overwrite: true,
                 ..Default::default()
             };

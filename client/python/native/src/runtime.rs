@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use sql_databricks_bridge::operator::OperatorError;
+use sql_databricks_bridge_core::operator::OperatorError;
 
 /// How often a running call looks for a pending signal (Ctrl-C).
 const SIGNAL_POLL: Duration = Duration::from_millis(50);

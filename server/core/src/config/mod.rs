@@ -1,0 +1,11 @@
+//! Configuration: connection settings from flags, environment, `.env` and
+//! connection strings; query parameters from the trusted YAML files.
+
+pub mod params;
+pub mod settings;
+
+pub use params::{ParamError, Params};
+pub use settings::{
+    DatabricksAuth, DatabricksSettings, Encrypt, SettingsError, SqlServerOverrides,
+    SqlServerSettings,
+};

@@ -1,0 +1,30 @@
+//! The core of SQL-Databricks Bridge: everything that moves data between
+//! Microsoft SQL Server and Databricks, with no server around it. The
+//! service (`sql-databricks-bridge`: the REST API, the job store, the CLI)
+//! and the Python wheel (`BridgeOperator`) are built on it.
+//!
+//! Layers, lower first (a layer never imports one above it):
+//! `config` (settings, parameters) → `sqlserver` and `databricks` (the two
+//! systems, each with its names, types and errors) → `queries` (load and
+//! render `.sql` files) → `auth` (permissions, the tables a query reads, the
+//! audit log) → `tables` (loading landed runs
+//! into Delta tables) → `extract` (the pipeline) → `sync` (Databricks to SQL
+//! Server, exactly once) → `operator` (the library face, `BridgeOperator`).
+//! `retry`, `crypto` and `metrics` serve all of them.
+//!
+//! Features: `openapi` derives the API's schemas of the core's types,
+//! `cli` the command line's value enums, `polars` adds
+//! `BridgeOperator::extract_to_dataframe`.
+
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod databricks;
+pub mod extract;
+pub mod metrics;
+pub mod operator;
+pub mod queries;
+pub mod retry;
+pub mod sqlserver;
+pub mod sync;
+pub mod tables;

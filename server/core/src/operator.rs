@@ -1,0 +1,346 @@
+//! `BridgeOperator`: the bridge as a library, without a server — what the
+//! deck's "Databricks Jobs" mode calls, and what a Rust program embeds.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sql_databricks_bridge_core::operator::BridgeOperator;
+//! let op = BridgeOperator::from_env()?;
+//! let out = op.extract_to_parquet("SELECT * FROM KWP_Colombia.dbo.J_Ventas_CO", "./ventas".as_ref()).await?;
+//! println!("{} rows in {}", out.rows_written, out.output.display());
+//! let (_schema, batches) = op.extract_to_batches("SELECT TOP 10 * FROM dbo.Productos").await?;
+//! // Databricks → SQL Server (DATABRICKS_HOST and a token or OAuth client in the environment):
+//! let r = op.sync_to_sql_server("catalog.schema.calibrated_panel", "dbo.CalibrationResults",
+//!                               "INSERT", &["id_hogar", "periodo"]).await?;
+//! println!("{} rows synced", r.rows_affected);
+//! # Ok(()) }
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::Schema;
+
+use crate::config::{DatabricksSettings, SettingsError, SqlServerOverrides, SqlServerSettings};
+use crate::databricks::{DatabricksError, Workspace};
+use crate::extract::spill::Landed;
+use crate::extract::{self, ExtractError, ExtractOptions, Outcome};
+use crate::retry::{retry, RetryPolicy};
+use crate::sqlserver::pool::{self, Pool};
+use crate::sqlserver::SqlServerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Connect(#[from] SqlServerError),
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Databricks(#[from] DatabricksError),
+    #[error("sync needs Databricks: set DATABRICKS_HOST and credentials, or call with_databricks")]
+    NoDatabricks,
+    #[error("{0}")]
+    Warehouse(String),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    /// An argument the caller passed is not valid.
+    #[error("{0}")]
+    Argument(String),
+    /// The rows could not become a DataFrame (feature `polars`). Not
+    /// feature-gated itself, so a match on this enum compiles either way.
+    #[error("{0}")]
+    Frame(String),
+}
+
+impl OperatorError {
+    fn transient(&self) -> bool {
+        match self {
+            OperatorError::Connect(e) => e.is_transient(),
+            OperatorError::Extract(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+/// Extraction from SQL Server for one program: a connection pool, options
+/// and the retry policy, reused across calls.
+#[derive(Clone)]
+pub struct BridgeOperator {
+    settings: SqlServerSettings,
+    pool: Pool,
+    options: ExtractOptions,
+    retry: RetryPolicy,
+    timeout: Duration,
+    databricks: Option<Workspace>,
+    warehouse: Option<String>,
+    max_delete_rows: Option<u64>,
+    table_lock: bool,
+}
+
+/// Connections the operator keeps for concurrent calls.
+const POOL_SIZE: usize = 4;
+
+impl BridgeOperator {
+    /// Connections open on first use, not here.
+    pub fn new(settings: SqlServerSettings) -> Result<Self, SqlServerError> {
+        let timeout = Duration::from_secs(30);
+        Ok(BridgeOperator {
+            pool: pool::pool(&settings, POOL_SIZE, timeout)?,
+            settings,
+            options: ExtractOptions::default(),
+            retry: RetryPolicy::default(),
+            timeout,
+            databricks: None,
+            warehouse: None,
+            max_delete_rows: None,
+            table_lock: false,
+        })
+    }
+
+    /// Settings from `SQLSERVER_*` and `SQLSERVER_CONNECTION_STRING`; and,
+    /// when `DATABRICKS_HOST` is set, Databricks (token, OAuth client or
+    /// ~/.databrickscfg profile) with `DATABRICKS_WAREHOUSE_ID` for sync.
+    pub fn from_env() -> Result<Self, OperatorError> {
+        Self::from_lookup(&|k: &str| std::env::var(k).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), with the variables looked up in
+    /// `env` (a binding lays its arguments over the environment this way).
+    pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, OperatorError> {
+        let s = SqlServerSettings::resolve(&SqlServerOverrides::default(), env)?;
+        let mut op = Self::new(s)?;
+        if env("DATABRICKS_HOST").is_some() {
+            let cfg = std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".databrickscfg"))
+                .and_then(|p| std::fs::read_to_string(p).ok());
+            let d = DatabricksSettings::resolve(None, None, env, cfg.as_deref())?;
+            op = op.with_databricks(&d)?;
+        }
+        op.warehouse = env("DATABRICKS_WAREHOUSE_ID");
+        Ok(op)
+    }
+
+    /// Databricks for `sync_to_sql_server`.
+    pub fn with_databricks(mut self, settings: &DatabricksSettings) -> Result<Self, OperatorError> {
+        self.databricks = Some(Workspace::new(
+            settings,
+            self.timeout.max(Duration::from_secs(60)),
+        )?);
+        Ok(self)
+    }
+
+    /// The SQL warehouse for sync statements (default: a running one).
+    pub fn with_warehouse(mut self, id: &str) -> Self {
+        self.warehouse = Some(id.to_string());
+        self
+    }
+
+    /// Caps DELETEs done by `sync_to_sql_server` (no cap by default).
+    pub fn with_max_delete_rows(mut self, n: u64) -> Self {
+        self.max_delete_rows = Some(n);
+        self
+    }
+
+    /// Sync bulk loads take a table lock (TABLOCK): faster, but other
+    /// writers and most readers of the target wait for the sync's commit.
+    pub fn with_table_lock(mut self, on: bool) -> Self {
+        self.table_lock = on;
+        self
+    }
+
+    /// Applies a Databricks table to a SQL Server table — INSERT, UPDATE,
+    /// DELETE or UPSERT by `primary_keys` — in one transaction, with the
+    /// same checks and ledger as the server's sync events.
+    /// Each call is a new sync: called twice, it writes twice.
+    pub async fn sync_to_sql_server(
+        &self,
+        source_table: &str,
+        target_table: &str,
+        operation: &str,
+        primary_keys: &[&str],
+    ) -> Result<crate::sync::SyncOutcome, OperatorError> {
+        self.sync_once(None, source_table, target_table, operation, primary_keys)
+            .await
+    }
+
+    /// As [`sync_to_sql_server`](Self::sync_to_sql_server), identified by
+    /// `sync_id` (1–90 characters of `A-Z a-z 0-9 . _ : -`, for example a
+    /// job run's id): the ledger in the target database records it, so the
+    /// same `sync_id` again — a retried job — writes nothing and returns the
+    /// first application's counts (`from_ledger`).
+    pub async fn sync_to_sql_server_once(
+        &self,
+        sync_id: &str,
+        source_table: &str,
+        target_table: &str,
+        operation: &str,
+        primary_keys: &[&str],
+    ) -> Result<crate::sync::SyncOutcome, OperatorError> {
+        let valid = (1..=90).contains(&sync_id.len())
+            && sync_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+        if !valid {
+            return Err(OperatorError::Argument(format!(
+                "sync_id '{sync_id}' must be 1 to 90 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'"
+            )));
+        }
+        self.sync_once(
+            Some(sync_id),
+            source_table,
+            target_table,
+            operation,
+            primary_keys,
+        )
+        .await
+    }
+
+    async fn sync_once(
+        &self,
+        sync_id: Option<&str>,
+        source_table: &str,
+        target_table: &str,
+        operation: &str,
+        primary_keys: &[&str],
+    ) -> Result<crate::sync::SyncOutcome, OperatorError> {
+        let ws = self.databricks.clone().ok_or(OperatorError::NoDatabricks)?;
+        let warehouse = crate::sync::resolve_warehouse(&ws, self.warehouse.as_deref())
+            .await
+            .map_err(OperatorError::Warehouse)?;
+        let core = crate::sync::SyncCore {
+            ws: ws.with_retry(self.retry.clone()),
+            warehouse,
+            pool: self.pool.clone(),
+            retry: self.retry.clone(),
+            deadline: Duration::from_secs(3600),
+            upsert: crate::sync::UpsertMethod::default(),
+            table_lock: self.table_lock,
+        };
+        let mut event = crate::sync::SyncEvent::direct(
+            operation,
+            source_table,
+            target_table,
+            primary_keys.iter().map(|k| k.to_string()).collect(),
+        );
+        if let Some(id) = sync_id {
+            event.event_id = format!("direct-{id}");
+        }
+        let plan = core
+            .plan(
+                &event,
+                crate::sync::Authority::Library {
+                    max_delete_rows: self.max_delete_rows,
+                },
+            )
+            .await?;
+        Ok(core.execute(&plan).await?)
+    }
+
+    pub fn with_options(mut self, options: ExtractOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the connect and check timeout (a new pool is made).
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, SqlServerError> {
+        self.timeout = timeout;
+        self.pool = pool::pool(&self.settings, POOL_SIZE, timeout)?;
+        Ok(self)
+    }
+
+    /// Runs `sql` and writes Parquet part files and `_manifest.json` into
+    /// `dir`, published only when complete (see [`extract::extract_into`]).
+    pub async fn extract_to_parquet(
+        &self,
+        sql: &str,
+        dir: &Path,
+    ) -> Result<Outcome, OperatorError> {
+        let label = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("query")
+            .to_string();
+        let label = &label;
+        self.retrying(|mut conn| async move {
+            Ok(
+                extract::extract_into(&mut conn, label, "", sql, dir, &self.options, &|_| {})
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    /// Runs `sql` and returns its rows as Arrow record batches, typed as
+    /// the Parquet files would be.
+    pub async fn extract_to_batches(
+        &self,
+        sql: &str,
+    ) -> Result<(Arc<Schema>, Vec<RecordBatch>), OperatorError> {
+        self.retrying(|mut conn| async move {
+            Ok(extract::extract_batches(&mut conn, sql, self.options.batch_rows).await?)
+        })
+        .await
+    }
+
+    /// Runs `sql`; returns the batches while their Arrow buffers stay within
+    /// `memory_limit` bytes, else Parquet parts and a manifest written into
+    /// `dir` (which must not exist; see [`extract::spill`]).
+    pub async fn extract_spilling(
+        &self,
+        sql: &str,
+        dir: &Path,
+        memory_limit: usize,
+    ) -> Result<Landed, OperatorError> {
+        self.retrying(|mut conn| async move {
+            Ok(
+                extract::spill::extract_spilling(&mut conn, sql, dir, &self.options, memory_limit)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    /// Runs `sql` and returns its rows as a polars DataFrame, typed as the
+    /// Parquet files would be (decimals stay exact decimals), built from
+    /// the Arrow batches without copying their fixed-width buffers.
+    #[cfg(feature = "polars")]
+    pub async fn extract_to_dataframe(
+        &self,
+        sql: &str,
+    ) -> Result<polars::prelude::DataFrame, OperatorError> {
+        let (schema, batches) = self.extract_to_batches(sql).await?;
+        extract::frame::to_dataframe(&schema, &batches)
+            .map_err(|e| OperatorError::Frame(e.to_string()))
+    }
+
+    /// Runs `f` on a pooled connection with the retry policy: transient
+    /// failures (connection loss, deadlocks, throttling) run it again.
+    async fn retrying<'a, T, F, Fut>(&'a self, f: F) -> Result<T, OperatorError>
+    where
+        F: Fn(pool::PooledConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OperatorError>> + 'a,
+    {
+        retry(
+            &self.retry,
+            |_, _, _| {},
+            || async {
+                // Boxed: an extraction's future is large, and a caller's stack (a
+                // test thread's 2 MiB in debug builds) need not hold it.
+                let attempt = async { Box::pin(f(pool::get(&self.pool).await?)).await }.await;
+                attempt.map_err(|e: OperatorError| {
+                    let t = e.transient();
+                    (e, t)
+                })
+            },
+        )
+        .await
+    }
+}

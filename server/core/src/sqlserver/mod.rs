@@ -1,0 +1,176 @@
+//! SQL Server through tiberius over TCP, with the TLS the settings ask for.
+
+pub mod home;
+pub mod names;
+pub mod pool;
+
+use std::time::Duration;
+
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+use crate::config::{Encrypt, SqlServerSettings};
+
+pub type Connection = Client<Compat<TcpStream>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlServerError {
+    #[error("cannot reach SQL Server at {host}:{port}: {message}")]
+    Unreachable {
+        host: String,
+        port: u16,
+        message: String,
+    },
+    #[error("SQL Server at {host}:{port} did not answer within {secs} s")]
+    Timeout { host: String, port: u16, secs: u64 },
+    #[error("SQL Server refused the login for user '{user}': {message}")]
+    Login { user: String, message: String },
+    #[error("SQL Server error {number}: {message}")]
+    Server { number: u32, message: String },
+    #[error("SQL Server's TLS certificate is not trusted ({message}); set SQLSERVER_CA_FILE to its CA, or SQLSERVER_TRUST_SERVER_CERTIFICATE=true on a trusted network")]
+    Untrusted { message: String },
+    #[error("SQL Server connection failed: {0}")]
+    Other(String),
+    #[error("encrypt=strict (TDS 8.0) is not supported by this build; use true or false")]
+    StrictUnsupported,
+}
+
+/// SQL Server error numbers worth retrying: deadlock victim, lock timeout,
+/// and Azure SQL's throttling and failover codes.
+const TRANSIENT_NUMBERS: [u32; 12] = [
+    1205, 1222, 4060, 4221, 10928, 10929, 40143, 40197, 40501, 40613, 49918, 49919,
+];
+
+/// Whether a driver error is worth another attempt.
+pub fn is_transient(e: &tiberius::error::Error) -> bool {
+    match e {
+        tiberius::error::Error::Io { .. } => true,
+        tiberius::error::Error::Server(t) => TRANSIENT_NUMBERS.contains(&t.code()),
+        _ => false,
+    }
+}
+
+impl SqlServerError {
+    /// Whether connecting again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SqlServerError::Unreachable { .. } | SqlServerError::Timeout { .. } => true,
+            SqlServerError::Server { number, .. } => TRANSIENT_NUMBERS.contains(number),
+            _ => false,
+        }
+    }
+}
+
+/// The tiberius configuration for these settings.
+pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> {
+    let mut c = Config::new();
+    c.host(&s.host);
+    c.port(s.port);
+    if !s.database.is_empty() {
+        c.database(&s.database);
+    }
+    c.authentication(AuthMethod::sql_server(&s.username, &s.password));
+    c.application_name("sql-databricks-bridge");
+    c.packet_size(s.packet_size);
+    c.encryption(match s.encrypt {
+        Encrypt::On => EncryptionLevel::Required,
+        Encrypt::Off => EncryptionLevel::Off,
+        Encrypt::Strict => return Err(SqlServerError::StrictUnsupported),
+    });
+    if s.trust_server_certificate {
+        c.trust_cert();
+    } else if let Some(ca) = &s.ca_file {
+        c.trust_cert_ca(ca.display().to_string());
+    }
+    Ok(c)
+}
+
+pub fn classify(e: tiberius::error::Error, s: &SqlServerSettings) -> SqlServerError {
+    match e {
+        tiberius::error::Error::Server(t) if t.code() == 18456 => SqlServerError::Login {
+            user: s.username.clone(),
+            message: t.message().to_string(),
+        },
+        tiberius::error::Error::Server(t) => SqlServerError::Server {
+            number: t.code(),
+            message: t.message().to_string(),
+        },
+        tiberius::error::Error::Io { message, .. } => SqlServerError::Unreachable {
+            host: s.host.clone(),
+            port: s.port,
+            message,
+        },
+        tiberius::error::Error::Tls(message) => SqlServerError::Untrusted {
+            message: message
+                .split(". To connect anyway")
+                .next()
+                .unwrap_or(&message)
+                .to_string(),
+        },
+        other => SqlServerError::Other(other.to_string()),
+    }
+}
+
+/// Opens one connection, failing after `timeout`.
+pub async fn connect(
+    s: &SqlServerSettings,
+    timeout: Duration,
+) -> Result<Connection, SqlServerError> {
+    crate::crypto::install_provider();
+    let config = tiberius_config(s)?;
+    let attempt = async {
+        let tcp = TcpStream::connect((s.host.as_str(), s.port))
+            .await
+            .map_err(|e| SqlServerError::Unreachable {
+                host: s.host.clone(),
+                port: s.port,
+                message: e.to_string(),
+            })?;
+        let _ = tcp.set_nodelay(true);
+        Client::connect(config, tcp.compat_write())
+            .await
+            .map_err(|e| classify(e, s))
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| SqlServerError::Timeout {
+            host: s.host.clone(),
+            port: s.port,
+            secs: timeout.as_secs(),
+        })?
+}
+
+/// What `test-connection` reports about the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub version: String,
+    pub database: String,
+    pub login: String,
+}
+
+/// Connects and asks the server who it is.
+pub async fn probe(s: &SqlServerSettings, timeout: Duration) -> Result<ServerInfo, SqlServerError> {
+    let mut c = connect(s, timeout).await?;
+    let row = c
+        .simple_query("SELECT @@VERSION AS v, DB_NAME() AS db, SUSER_SNAME() AS login")
+        .await
+        .map_err(|e| classify(e, s))?
+        .into_row()
+        .await
+        .map_err(|e| classify(e, s))?
+        .ok_or_else(|| {
+            SqlServerError::Other("the server returned no row for SELECT @@VERSION".into())
+        })?;
+    let get = |name: &str| row.get::<&str, _>(name).unwrap_or_default().to_string();
+    Ok(ServerInfo {
+        version: get("v")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        database: get("db"),
+        login: get("login"),
+    })
+}

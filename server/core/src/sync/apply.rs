@@ -1,0 +1,440 @@
+//! One event applied in one SQL Server transaction: the source's Arrow
+//! batches bulk-loaded into the target (INSERT) or into a session temp
+//! table, then UPDATE ... FROM ... JOIN, DELETE ... FROM ... JOIN (counted first and
+//! refused above the cap) or an upsert, and the ledger row — committed
+//! together or not at all.
+//!
+//! The direct bulk load asks for `CHECK_CONSTRAINTS`, `FIRE_TRIGGERS` and
+//! `KEEP_NULLS`: without them SQL Server skips CHECK and FOREIGN KEY
+//! constraints (and marks them untrusted), fires no INSERT trigger and turns
+//! a NULL into the column's DEFAULT
+//! (https://learn.microsoft.com/en-us/sql/relational-databases/import-export/keep-nulls-or-use-default-values-during-bulk-import-sql-server,
+//! https://learn.microsoft.com/en-us/sql/relational-databases/import-export/controlling-constraint-checking-by-bulk-import-operations,
+//! https://learn.microsoft.com/en-us/sql/relational-databases/import-export/control-trigger-execution-when-bulk-importing-data),
+//! so an INSERT event behaves as the UPDATE and UPSERT events (plain DML
+//! from the temp table) do.
+
+use tiberius::{SqlBulkCopyOption, SqlBulkCopyOptions, TokenRow};
+
+use super::convert::{self, Conv, TargetColumn};
+use super::event::{bracket, Operation, TargetTable};
+use super::keys::KeyCheck;
+use super::target::{ledger_insert, rows};
+use crate::databricks::statements::{ArrowResult, StatementError};
+use crate::sqlserver::{is_transient, Connection};
+
+/// One column copied: its name in the source, its declaration in the
+/// target, and the conversion between them.
+#[derive(Clone, Debug)]
+pub struct PlannedColumn {
+    pub source_name: String,
+    pub target: TargetColumn,
+    pub conv: Conv,
+}
+
+/// Everything needed to apply an event, checked beforehand.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub event_id: String,
+    /// What the event asks, as a digest (`Plan::fingerprint`): an event id
+    /// found in the ledger with another fingerprint is a re-used id, not
+    /// this event applied before.
+    pub request_sha256: String,
+    pub operation: Operation,
+    pub source_table: String,
+    /// `SELECT ... FROM <source> [WHERE (filter)]`, columns in plan order.
+    pub source_sql: String,
+    /// The filter's string literals, as named parameters of `source_sql`.
+    pub source_params: Vec<(String, String)>,
+    pub target: TargetTable,
+    pub columns: Vec<PlannedColumn>,
+    /// Target column names of the primary key.
+    pub keys: Vec<String>,
+    /// DELETE cap; `None` means no cap.
+    pub max_delete_rows: Option<u64>,
+    pub applied_by: String,
+    /// How an UPSERT is written.
+    pub upsert: UpsertMethod,
+    /// The bulk load into the target takes a table lock (TABLOCK); the
+    /// staging table's always does.
+    pub table_lock: bool,
+}
+
+impl Plan {
+    /// The digest of what an event changes: its operation, the source
+    /// rows and columns it reads, its target and keys.
+    pub fn fingerprint(
+        operation: Operation,
+        source_sql: &str,
+        source_params: &[(String, String)],
+        target: &TargetTable,
+        keys: &[String],
+    ) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let params: Vec<String> = source_params
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        for part in [
+            operation.as_str(),
+            source_sql,
+            &params.join("\u{1f}"),
+            &target.to_string(),
+            &keys.join("\u{1f}"),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        format!("{:x}", h.finalize())
+    }
+}
+
+/// How an UPSERT is written in T-SQL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum UpsertMethod {
+    /// `UPDATE ... FROM ... JOIN` then `INSERT ... WHERE NOT EXISTS`, both
+    /// under `UPDLOCK, HOLDLOCK` in the event's transaction: the same
+    /// result as MERGE, on engines without MERGE and without MERGE's
+    /// concurrency caveats
+    /// (https://learn.microsoft.com/en-us/sql/t-sql/statements/merge-transact-sql#concurrency-considerations-for-merge).
+    #[default]
+    UpdateInsert,
+    /// One `MERGE` statement.
+    Merge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub rows_read: u64,
+    pub rows_affected: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("SQL Server: {message}")]
+    Sql { message: String, transient: bool },
+    #[error("reading the source: {0}")]
+    Source(#[from] StatementError),
+    /// Checked inside the transaction; nothing was written.
+    #[error("{0}")]
+    Refused(String),
+    /// The ledger already holds this event: another run applied it.
+    #[error("already applied ({1} rows)")]
+    AlreadyApplied(u64, u64),
+}
+
+impl ApplyError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Sql { transient, .. } => *transient,
+            ApplyError::Source(StatementError::Http(e)) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
+fn sql(e: tiberius::error::Error) -> ApplyError {
+    ApplyError::Sql {
+        transient: is_transient(&e),
+        message: e.to_string(),
+    }
+}
+
+async fn batch(conn: &mut Connection, text: &str) -> Result<(), ApplyError> {
+    conn.simple_query(text)
+        .await
+        .map_err(sql)?
+        .into_results()
+        .await
+        .map_err(sql)?;
+    Ok(())
+}
+
+async fn execute(conn: &mut Connection, text: &str) -> Result<u64, ApplyError> {
+    Ok(conn.execute(text, &[]).await.map_err(sql)?.total())
+}
+
+fn on_keys(keys: &[String]) -> String {
+    keys.iter()
+        .map(|k| format!("t.{0} = s.{0}", bracket(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Applies `plan` reading rows from `source`. On error the transaction is
+/// not committed; the caller drops the connection (it may be mid-bulk).
+pub async fn apply(
+    conn: &mut Connection,
+    plan: &Plan,
+    source: &mut ArrowResult,
+) -> Result<Applied, ApplyError> {
+    let temp = format!("#bridge_src_{}", uuid::Uuid::new_v4().simple());
+    let cols: Vec<String> = plan
+        .columns
+        .iter()
+        .map(|c| bracket(&c.target.name))
+        .collect();
+    let decl: Vec<String> = plan
+        .columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} NULL",
+                bracket(&c.target.name),
+                c.target.declaration()
+            )
+        })
+        .collect();
+    let target = plan.target.quoted();
+    // An INSERT loads straight into the target (one write per row); the
+    // other operations stage the rows to join them on the keys.
+    let direct = plan.operation == Operation::Insert;
+    batch(conn, "BEGIN TRANSACTION").await?;
+    if !direct {
+        batch(conn, &format!("CREATE TABLE {temp} ({})", decl.join(", "))).await?;
+    }
+
+    // UPDATE and UPSERT need one source row per key.
+    let one_per_key = matches!(plan.operation, Operation::Update | Operation::Upsert);
+    let mut key_check = KeyCheck::new(one_per_key);
+    let rows_read = {
+        let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+        // TABLOCK (https://learn.microsoft.com/en-us/sql/t-sql/statements/bulk-insert-transact-sql#tablock):
+        // one bulk-update lock on the table for the load instead of row
+        // locks — minimal logging where the recovery model allows it, and
+        // other writers (and, outside snapshot isolation, readers) of the
+        // table wait until the event's transaction commits.
+        let lock = if plan.table_lock {
+            SqlBulkCopyOptions::from(SqlBulkCopyOption::TableLock)
+        } else {
+            SqlBulkCopyOptions::empty()
+        };
+        let mut load = if direct {
+            conn.bulk_insert_with_options(
+                &target,
+                &col_refs,
+                SqlBulkCopyOption::CheckConstraints
+                    | SqlBulkCopyOption::FireTriggers
+                    | SqlBulkCopyOption::KeepNulls
+                    | lock,
+                &[],
+            )
+            .await
+        } else {
+            // The staging table is the session's own, so its table lock
+            // costs nobody anything, whatever `table_lock` says: it spares
+            // per-row locks and, tempdb being in simple recovery, makes the
+            // load minimally logged
+            // (https://learn.microsoft.com/en-us/sql/relational-databases/import-export/prerequisites-for-minimal-logging-in-bulk-import).
+            conn.bulk_insert_with_options(
+                &temp,
+                &col_refs,
+                SqlBulkCopyOption::TableLock.into(),
+                &[],
+            )
+            .await
+        }
+        .map_err(sql)?;
+        let mut n = 0u64;
+        let is_key: Vec<bool> = plan
+            .columns
+            .iter()
+            .map(|c| {
+                plan.keys
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(&c.target.name))
+            })
+            .collect();
+        while let Some(b) = source.next_batch().await? {
+            if b.num_columns() != plan.columns.len() {
+                return Err(ApplyError::Refused(format!(
+                    "the source returned {} columns, {} expected",
+                    b.num_columns(),
+                    plan.columns.len()
+                )));
+            }
+            for row in 0..b.num_rows() {
+                let mut tr = TokenRow::new();
+                for ((c, array), key) in plan.columns.iter().zip(b.columns()).zip(&is_key) {
+                    let v = convert::value(&c.conv, array.as_ref(), row).map_err(|why| {
+                        ApplyError::Refused(format!(
+                            "column {} (source row {}): {why}",
+                            c.source_name,
+                            n + row as u64 + 1
+                        ))
+                    })?;
+                    if *key {
+                        key_check.value(&v);
+                    }
+                    tr.push(v);
+                }
+                key_check.end_row();
+                load.send(tr).await.map_err(sql)?;
+            }
+            n += b.num_rows() as u64;
+        }
+        load.finalize().await.map_err(sql)?;
+        n
+    };
+
+    let keys: Vec<String> = plan.keys.iter().map(|k| bracket(k)).collect();
+    if one_per_key && !key_check.proven_unique() {
+        let dup = rows(
+            conn,
+            &format!(
+                "SELECT TOP 1 COUNT(*) AS n FROM {temp} GROUP BY {} HAVING COUNT(*) > 1",
+                keys.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .map_err(sql)?;
+        if !dup.is_empty() {
+            return Err(ApplyError::Refused(format!(
+                "the source has rows with the same primary key ({}); {} needs one row per key",
+                plan.keys.join(", "),
+                plan.operation.as_str()
+            )));
+        }
+    }
+    let non_keys: Vec<&String> = cols
+        .iter()
+        .filter(|c| !keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
+        .collect();
+    let set = non_keys
+        .iter()
+        .map(|c| format!("t.{c} = s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let on = on_keys(&plan.keys);
+    let rows_affected = match plan.operation {
+        // Loaded above: every row read is a row inserted.
+        Operation::Insert => rows_read,
+        Operation::Update => {
+            if non_keys.is_empty() {
+                return Err(ApplyError::Refused(
+                    "UPDATE needs at least one column besides the primary key".into(),
+                ));
+            }
+            execute(
+                conn,
+                &format!("UPDATE t SET {set} FROM {target} AS t INNER JOIN {temp} AS s ON {on}"),
+            )
+            .await?
+        }
+        Operation::Delete => {
+            let count = rows(
+                conn,
+                &format!(
+                    "SELECT CAST(COUNT(*) AS bigint) FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {temp} AS s WHERE {on})"
+                ),
+                &[],
+            )
+            .await
+            .map_err(sql)?;
+            let n = count
+                .first()
+                .and_then(|r| r.try_get::<i64, _>(0).ok().flatten())
+                .unwrap_or(0)
+                .max(0) as u64;
+            if let Some(max) = plan.max_delete_rows {
+                if n > max {
+                    return Err(ApplyError::Refused(format!(
+                        "DELETE refused: it would delete {n} rows of {}, above max_delete_rows {max} for {}; nothing was deleted",
+                        plan.target, plan.applied_by
+                    )));
+                }
+            }
+            execute(
+                conn,
+                &format!("DELETE t FROM {target} AS t INNER JOIN {temp} AS s ON {on}"),
+            )
+            .await?
+        }
+        Operation::Upsert => {
+            let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+            match plan.upsert {
+                UpsertMethod::Merge => {
+                    let matched = if non_keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" WHEN MATCHED THEN UPDATE SET {set}")
+                    };
+                    execute(
+                        conn,
+                        &format!(
+                            "MERGE {target} AS t USING {temp} AS s ON {on}{matched} \
+                             WHEN NOT MATCHED BY TARGET THEN INSERT ({}) VALUES ({});",
+                            cols.join(", "),
+                            values.join(", ")
+                        ),
+                    )
+                    .await?
+                }
+                UpsertMethod::UpdateInsert => {
+                    // HOLDLOCK keeps the key ranges read locked until the
+                    // commit, so no other session inserts a key between the
+                    // UPDATE and the INSERT.
+                    let updated = if non_keys.is_empty() {
+                        0
+                    } else {
+                        execute(
+                            conn,
+                            &format!(
+                                "UPDATE t SET {set} FROM {target} AS t WITH (UPDLOCK, HOLDLOCK) \
+                                 INNER JOIN {temp} AS s ON {on}"
+                            ),
+                        )
+                        .await?
+                    };
+                    let inserted = execute(
+                        conn,
+                        &format!(
+                            "INSERT INTO {target} ({}) SELECT {} FROM {temp} AS s \
+                             WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WITH (UPDLOCK, HOLDLOCK) WHERE {on})",
+                            cols.join(", "),
+                            values.join(", ")
+                        ),
+                    )
+                    .await?;
+                    updated + inserted
+                }
+            }
+        }
+    };
+    let ledger = conn
+        .execute(
+            ledger_insert(&plan.target),
+            &[
+                &plan.event_id.as_str(),
+                &plan.operation.as_str(),
+                &plan.source_table.as_str(),
+                &plan.target.to_string().as_str(),
+                &(rows_read as i64),
+                &(rows_affected as i64),
+                &plan.applied_by.as_str(),
+                &plan.request_sha256.as_str(),
+            ],
+        )
+        .await;
+    match ledger {
+        Ok(_) => {}
+        // Primary key violation: another run committed this event first.
+        Err(tiberius::error::Error::Server(e)) if e.code() == 2627 => {
+            let _ = batch(conn, "ROLLBACK TRANSACTION").await;
+            return Err(ApplyError::AlreadyApplied(rows_read, rows_affected));
+        }
+        Err(e) => return Err(sql(e)),
+    }
+    if !direct {
+        batch(conn, &format!("DROP TABLE {temp}")).await?;
+    }
+    batch(conn, "COMMIT TRANSACTION").await?;
+    Ok(Applied {
+        rows_read,
+        rows_affected,
+    })
+}
