@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -31,7 +29,11 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import (  # noqa: E402
+    REPO_ROOT, Proc, bridge_bin, start_databricks, start_process, start_sqlserver,
+)
+
 CLIENT_DIR = REPO_ROOT / "client" / "python"
 sys.path.insert(0, str(CLIENT_DIR))
 
@@ -39,110 +41,15 @@ COLOMBIA_TOKEN = "demo-colombia-token"
 MEXICO_TOKEN = "demo-mexico-token"
 DATABRICKS_TOKEN = "dapi-test"
 SA_PASSWORD = "Bridge!Passw0rd"
-READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 
 # Variables of the environment that would change what `serve` connects to.
 _SCRUBBED_PREFIXES = ("BRIDGE_", "SQLSERVER_", "DATABRICKS_")
-
-
-def _binary(env_var: str, default: str) -> Path:
-    raw = os.environ.get(env_var)
-    path = Path(raw) if raw else REPO_ROOT / "target" / "debug" / default
-    if not path.is_absolute():
-        path = REPO_ROOT / path
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(
-            f"{default} not found or not executable: {path}\n"
-            "Build it with `cargo build -p sql-databricks-bridge -p bridge-sandbox` "
-            f"or point {env_var} at it.",
-            pytrace=False,
-        )
-    return path
-
-
-def sandbox_bin() -> Path:
-    return _binary("BRIDGE_SANDBOX_BIN", "bridge-sandbox")
-
-
-def bridge_bin() -> Path:
-    return _binary("BRIDGE_BIN", "sql-databricks-bridge")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
     env.update(extra)
     return env
-
-
-@dataclass
-class Proc:
-    name: str
-    proc: subprocess.Popen
-    ready_line: str
-    log_path: Path
-
-    def log_tail(self, n: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "<no log>"
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT_S)
-
-
-def start_process(
-    name: str, cmd: list[str], *, cwd: Path, env: dict[str, str], ready_prefix: str, log_dir: Path
-) -> Proc:
-    """Start `cmd`, wait for a stdout line starting with `ready_prefix`."""
-    log_path = log_dir / f"{name}.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            start_new_session=True,
-        )
-    ready: list[str] = []
-    lines: list[str] = []
-
-    def read_stdout() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            lines.append(line)
-            if not ready and line.startswith(ready_prefix):
-                ready.append(line)
-
-    threading.Thread(target=read_stdout, name=f"{name}-stdout", daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not ready:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"{name} exited with {proc.returncode} before '{ready_prefix}': {' '.join(cmd)}\n"
-                f"stdout: {lines}\nstderr:\n{log_path.read_text(errors='replace')[-4000:]}",
-                pytrace=False,
-            )
-        if time.monotonic() > deadline:
-            stop_process(proc)
-            pytest.fail(f"{name} not ready within {READY_TIMEOUT_S}s: {' '.join(cmd)}\nstdout: {lines}", pytrace=False)
-        time.sleep(0.02)
-    return Proc(name=name, proc=proc, ready_line=ready[0], log_path=log_path)
 
 
 @dataclass
@@ -182,29 +89,23 @@ def copy_inputs(workdir: Path) -> None:
     shutil.copytree(REPO_ROOT / "config", workdir / "config")
 
 
-@pytest.fixture(scope="session")
-def bridge(tmp_path_factory) -> Bridge:
-    workdir = tmp_path_factory.mktemp("bridge-work")
-    log_dir = tmp_path_factory.mktemp("bridge-logs")
+def _world(tmp_path_factory, prefix: str, *serve_args: str):
+    """Both sandboxes with the demo data and `serve` over them, in a copy of
+    queries/ and config/; stopped when the generator is closed."""
+    workdir = tmp_path_factory.mktemp(f"{prefix}-work")
+    log_dir = tmp_path_factory.mktemp(f"{prefix}-logs")
     copy_inputs(workdir)
     procs: list[Proc] = []
     try:
-        sql = start_process(
-            "sandbox-sqlserver",
-            [str(sandbox_bin()), "sqlserver", "--port", "0", "--seed", str(REPO_ROOT / "sandbox/seed/demo.sql")],
-            cwd=REPO_ROOT, env=clean_env(), ready_prefix="READY sqlserver ", log_dir=log_dir,
+        sql, host, port = start_sqlserver(
+            f"{prefix}-sqlserver", log_dir, "--seed", str(REPO_ROOT / "sandbox/seed/demo.sql"), env=clean_env(),
         )
         procs.append(sql)
-        dbx = start_process(
-            "sandbox-databricks",
-            [str(sandbox_bin()), "databricks", "--port", "0", "--token", DATABRICKS_TOKEN,
-             "--seed", str(REPO_ROOT / "sandbox/seed/databricks_demo.sql")],
-            cwd=REPO_ROOT, env=clean_env(), ready_prefix="READY databricks ", log_dir=log_dir,
+        dbx, dbx_url, _ = start_databricks(
+            f"{prefix}-databricks", log_dir, "--token", DATABRICKS_TOKEN,
+            "--seed", str(REPO_ROOT / "sandbox/seed/databricks_demo.sql"), env=clean_env(),
         )
         procs.append(dbx)
-        sql_addr = sql.ready_line.split()[2]  # READY sqlserver 127.0.0.1:<port>
-        host, _, port = sql_addr.rpartition(":")
-        dbx_url = dbx.ready_line.split()[2]  # READY databricks <url> warehouse=<id>
         env = clean_env(
             SQLSERVER_HOST=f"{host},{port}",
             SQLSERVER_USERNAME="sa",
@@ -213,13 +114,18 @@ def bridge(tmp_path_factory) -> Bridge:
             DATABRICKS_HOST=dbx_url,
             DATABRICKS_TOKEN=DATABRICKS_TOKEN,
         )
-        server = start_bridge(workdir, log_dir, env, "bridge-serve", "--sync-interval", "1")
+        server = start_bridge(workdir, log_dir, env, f"{prefix}-serve", *serve_args)
         procs.append(server)
         url = server.ready_line.split()[2]  # listening on http://127.0.0.1:<port>
-        yield Bridge(url=url, workdir=workdir, sqlserver_addr=sql_addr, databricks_url=dbx_url, procs=procs)
+        yield Bridge(url=url, workdir=workdir, sqlserver_addr=f"{host}:{port}", databricks_url=dbx_url, procs=procs)
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+@pytest.fixture(scope="session")
+def bridge(tmp_path_factory) -> Bridge:
+    yield from _world(tmp_path_factory, "bridge", "--sync-interval", "1")
 
 
 @pytest.fixture(scope="session")
@@ -229,42 +135,7 @@ def fuzz_bridge(tmp_path_factory) -> Bridge:
     Fuzzed requests queue jobs and write sync events; they must not reach
     the `bridge` other tests list and count. `--no-sync`: events stay pending.
     """
-    workdir = tmp_path_factory.mktemp("fuzz-work")
-    log_dir = tmp_path_factory.mktemp("fuzz-logs")
-    copy_inputs(workdir)
-    procs: list[Proc] = []
-    try:
-        sql = start_process(
-            "fuzz-sqlserver",
-            [str(sandbox_bin()), "sqlserver", "--port", "0", "--seed", str(REPO_ROOT / "sandbox/seed/demo.sql")],
-            cwd=REPO_ROOT, env=clean_env(), ready_prefix="READY sqlserver ", log_dir=log_dir,
-        )
-        procs.append(sql)
-        dbx = start_process(
-            "fuzz-databricks",
-            [str(sandbox_bin()), "databricks", "--port", "0", "--token", DATABRICKS_TOKEN,
-             "--seed", str(REPO_ROOT / "sandbox/seed/databricks_demo.sql")],
-            cwd=REPO_ROOT, env=clean_env(), ready_prefix="READY databricks ", log_dir=log_dir,
-        )
-        procs.append(dbx)
-        sql_addr = sql.ready_line.split()[2]
-        host, _, port = sql_addr.rpartition(":")
-        dbx_url = dbx.ready_line.split()[2]
-        env = clean_env(
-            SQLSERVER_HOST=f"{host},{port}",
-            SQLSERVER_USERNAME="sa",
-            SQLSERVER_PASSWORD=SA_PASSWORD,
-            SQLSERVER_TRUST_SERVER_CERTIFICATE="true",
-            DATABRICKS_HOST=dbx_url,
-            DATABRICKS_TOKEN=DATABRICKS_TOKEN,
-        )
-        server = start_bridge(workdir, log_dir, env, "fuzz-serve", "--no-sync")
-        procs.append(server)
-        url = server.ready_line.split()[2]
-        yield Bridge(url=url, workdir=workdir, sqlserver_addr=sql_addr, databricks_url=dbx_url, procs=procs)
-    finally:
-        for p in reversed(procs):
-            p.stop()
+    yield from _world(tmp_path_factory, "fuzz", "--no-sync")
 
 
 @pytest.fixture()

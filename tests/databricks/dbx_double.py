@@ -12,92 +12,51 @@ client:
         --seed sandbox/seed/databricks_demo.sql --execution-delay-ms 300 --chunk-bytes 65536
 
 It prints `READY databricks http://127.0.0.1:<port> warehouse=<id>` when it
-listens and runs until SIGTERM. The binary comes from $BRIDGE_SANDBOX_BIN,
-default target/debug/bridge-sandbox. A missing binary is an error, not a skip:
-these tests are the double's contract, run with the official `databricks-sdk`.
+listens and runs until SIGTERM (started by `tests/processes.py`). A missing
+binary is an error, not a skip: these tests are the double's contract, run with
+the official `databricks-sdk`.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import threading
-import time
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import REPO_ROOT, Proc, start_databricks  # noqa: E402
+
 TOKEN = "dapi-sandbox"
 CLIENT_ID = "sandbox-sp"
 CLIENT_SECRET = "sandbox-secret"
-READY_TIMEOUT_S = 60.0
-
-
-def sandbox_binary() -> Path:
-    raw = os.environ.get("BRIDGE_SANDBOX_BIN")
-    path = Path(raw) if raw else REPO_ROOT / "target" / "debug" / "bridge-sandbox"
-    if not path.is_absolute():
-        path = REPO_ROOT / path
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(
-            f"sandbox binary not found or not executable: {path}\n"
-            "Build it with `cargo build -p bridge-sandbox` or point BRIDGE_SANDBOX_BIN at it.",
-            pytrace=False,
-        )
-    return path
 
 
 @dataclass
 class Workspace:
     host: str
     warehouse_id: str
-    proc: subprocess.Popen
-    log_path: Path
+    process: Proc
 
     def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "<no log>"
+        return self.process.log_tail(n)
 
 
 def start_workspace(tmp: Path, *extra: str) -> Workspace:
-    log_path = tmp / f"databricks-{uuid.uuid4().hex[:8]}.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [
-            str(sandbox_binary()), "databricks", "--port", "0", "--token", TOKEN,
-            "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
-            "--seed", str(REPO_ROOT / "sandbox" / "seed" / "databricks_demo.sql"),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
+    p, url, warehouse = start_databricks(
+        f"databricks-{uuid.uuid4().hex[:8]}", tmp,
+        "--token", TOKEN, "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
+        "--seed", str(REPO_ROOT / "sandbox" / "seed" / "databricks_demo.sql"),
+        *extra,
     )
-    line: list[bytes] = []
-    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(READY_TIMEOUT_S)
-    text = line[0].decode().strip() if line else ""
-    if not text.startswith("READY databricks "):
-        proc.kill()
-        pytest.fail(f"databricks double did not start (got {text!r}); log:\n"
-                    f"{log_path.read_text(errors='replace')}", pytrace=False)
-    _, _, url, wh = text.split()
-    return Workspace(host=url, warehouse_id=wh.split("=", 1)[1], proc=proc, log_path=log_path)
+    return Workspace(host=url, warehouse_id=warehouse, process=p)
 
 
 def stop_workspace(ws: Workspace) -> None:
-    ws.proc.send_signal(signal.SIGTERM)
-    try:
-        ws.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        ws.proc.kill()
-        ws.proc.wait(5)
+    ws.process.stop()
+
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory) -> Workspace:

@@ -19,38 +19,22 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import socket
 import ssl
 import struct
 import subprocess
-import threading
-import time
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import start_sqlserver, stop_process  # noqa: E402
+
 SA_USER = "sa"
 SA_PASSWORD = "Bridge!Passw0rd"
-READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
-
-
-def sandbox_binary() -> Path:
-    raw = os.environ.get("BRIDGE_SANDBOX_BIN")
-    path = Path(raw) if raw else REPO_ROOT / "target" / "debug" / "bridge-sandbox"
-    if not path.is_absolute():
-        path = REPO_ROOT / path
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(
-            f"SQL Server sandbox binary not found or not executable: {path}\n"
-            "Build it with `cargo build -p bridge-sandbox` or point BRIDGE_SANDBOX_BIN at it.",
-            pytrace=False,
-        )
-    return path
 
 
 @dataclass
@@ -98,74 +82,11 @@ class SandboxServer:
 
 
 def start_sandbox(encryption: str, log_dir: Path) -> SandboxServer:
-    binary = sandbox_binary()
-    log_path = log_dir / f"sandbox-sqlserver-{encryption}.log"
-    log_file = open(log_path, "wb")
-    cmd = [
-        str(binary), "sqlserver",
-        "--port", "0",
-        "--user", SA_USER,
-        "--password", SA_PASSWORD,
-        "--encryption", encryption,
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=log_file,
-        start_new_session=True,
+    p, host, port = start_sqlserver(
+        f"sandbox-sqlserver-{encryption}", log_dir,
+        "--user", SA_USER, "--password", SA_PASSWORD, "--encryption", encryption,
     )
-    log_file.close()
-
-    ready: dict[str, str] = {}
-    stdout_lines: list[str] = []
-
-    def read_stdout() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            stdout_lines.append(line)
-            if "line" not in ready and line.startswith("READY sqlserver "):
-                ready["line"] = line
-        # stdout closed: process is exiting
-
-    reader = threading.Thread(target=read_stdout, name=f"sandbox-{encryption}-stdout", daemon=True)
-    reader.start()
-
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while "line" not in ready:
-        if proc.poll() is not None:
-            reader.join(timeout=1)
-            pytest.fail(
-                f"sandbox exited with {proc.returncode} before READY: {' '.join(cmd)}\n"
-                f"stdout: {stdout_lines}\nstderr ({log_path}):\n{log_path.read_text(errors='replace')[-4000:]}",
-                pytrace=False,
-            )
-        if time.monotonic() > deadline:
-            _stop(proc)
-            pytest.fail(
-                f"sandbox did not print READY within {READY_TIMEOUT_S}s: {' '.join(cmd)}\n"
-                f"stdout: {stdout_lines}",
-                pytrace=False,
-            )
-        time.sleep(0.02)
-
-    # "READY sqlserver 127.0.0.1:<port>"
-    addr = ready["line"].split()[2]
-    host, _, port = addr.rpartition(":")
-    return SandboxServer(encryption=encryption, host=host, port=int(port), proc=proc, log_path=log_path)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT_S)
+    return SandboxServer(encryption=encryption, host=host, port=port, proc=p.proc, log_path=p.log_path)
 
 
 class _ServerPool:
@@ -184,7 +105,7 @@ class _ServerPool:
 
     def stop_all(self) -> None:
         for server in self.servers.values():
-            _stop(server.proc)
+            stop_process(server.proc)
 
 
 @pytest.fixture(scope="session")

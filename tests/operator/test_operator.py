@@ -29,7 +29,9 @@ import pyarrow.parquet as pq
 import pytds
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from processes import REPO_ROOT, start_databricks, start_sqlserver  # noqa: E402
+
 SA_PASSWORD = "Bridge!Passw0rd"
 DBX_TOKEN = "dapi-operator"
 LARGE_ROWS = 1_000_000
@@ -127,56 +129,6 @@ INSERT INTO main.op.deletes VALUES (3, '2024-02'), (5, '2024-03');
 """
 
 
-def _binary() -> Path:
-    raw = os.environ.get("BRIDGE_SANDBOX_BIN")
-    path = Path(raw) if raw else REPO_ROOT / "target" / "debug" / "bridge-sandbox"
-    if not path.is_file():
-        pytest.fail(f"bridge-sandbox not found at {path}: cargo build -p bridge-sandbox", pytrace=False)
-    return path
-
-
-@dataclass
-class Sandbox:
-    proc: subprocess.Popen
-    ready: str
-
-
-def _start(args: list[str], prefix: str, log: Path, timeout: float = 600.0) -> Sandbox:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQLSERVER_", "DATABRICKS_", "BRIDGE_"))}
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [str(_binary()), *args], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True,
-        )
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            lines.append(raw.decode("utf-8", "replace").rstrip())
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while True:
-        ready = [line for line in lines if line.startswith(prefix)]
-        if ready:
-            return Sandbox(proc, ready[0])
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            pytest.fail(f"{args[0]} sandbox did not start: {lines}\n{log.read_text()[-3000:]}", pytrace=False)
-        time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @dataclass
 class World:
     host: str
@@ -210,24 +162,22 @@ def world(tmp_path_factory) -> World:
     d = tmp_path_factory.mktemp("operator")
     (d / "sqlserver.sql").write_text(SQLSERVER_SEED)
     (d / "databricks.sql").write_text(DATABRICKS_SEED)
-    sql = _start(
-        ["sqlserver", "--port", "0", "--seed", str(d / "sqlserver.sql"),
-         "--generate", f"OpTest.ventas:{LARGE_ROWS}"],
-        "READY sqlserver ", d / "sqlserver.log",
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SQLSERVER_", "DATABRICKS_", "BRIDGE_"))}
+    # Generating the large table takes a while on a small machine.
+    sql, host, port = start_sqlserver(
+        "sqlserver", d, "--seed", str(d / "sqlserver.sql"), "--generate", f"OpTest.ventas:{LARGE_ROWS}",
+        env=env, timeout=600.0,
     )
     try:
-        dbx = _start(
-            ["databricks", "--port", "0", "--token", DBX_TOKEN, "--seed", str(d / "databricks.sql")],
-            "READY databricks ", d / "databricks.log",
+        dbx, url, warehouse = start_databricks(
+            "databricks", d, "--token", DBX_TOKEN, "--seed", str(d / "databricks.sql"), env=env, timeout=600.0,
         )
         try:
-            host, _, port = sql.ready.split()[2].rpartition(":")
-            parts = dbx.ready.split()
-            yield World(host, int(port), parts[2], parts[3].removeprefix("warehouse="))
+            yield World(host, port, url, warehouse)
         finally:
-            _stop(dbx.proc)
+            dbx.stop()
     finally:
-        _stop(sql.proc)
+        sql.stop()
 
 
 def _rows(world: World, sql: str) -> list[tuple]:
