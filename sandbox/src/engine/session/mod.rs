@@ -23,6 +23,7 @@ use crate::types::{ColumnMeta, Len, SqlType, Value};
 mod bulk;
 mod effects;
 mod flow;
+mod plans;
 mod schema;
 mod tracking;
 pub use bulk::{BulkOptions, BulkTarget};
@@ -1024,187 +1025,28 @@ impl Session {
                 self.rowcount = n as i64;
                 out.done((!self.nocount).then_some(n), false)?;
             }
-            Plan::SelectInto { table, insert } => {
-                self.begin_implicit(out)?;
-                self.create_table(&table)?;
-                let run = DmlRun {
-                    sqls: &[insert],
-                    setup: &[],
-                    cleanup: &[],
-                    target: &table,
-                    key_probe: None,
-                    kind: DmlKind::Insert,
-                    set_columns: &[],
-                };
-                let n = match self.run_dml(&run, params, out) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        self.drop_created(&table);
-                        return Err(e);
-                    }
-                };
-                self.rowcount = n as i64;
-                out.done((!self.nocount).then_some(n), false)?;
-            }
-            Plan::CreateTable(meta, infos) => {
-                self.begin_implicit(out)?;
-                for i in &infos {
-                    out.info(i)?;
-                }
-                self.create_table(&meta)?;
-                self.rowcount = 0;
-                out.done(None, false)?;
-            }
-            Plan::DeclareTable(meta) => {
-                if self.temp.contains_key(&meta.name) {
-                    return Err(SqlError::new(
-                        134,
-                        1,
-                        15,
-                        format!(
-                            "The variable name '{}' has already been declared. Variable names must be unique within a query batch or stored procedure.",
-                            meta.name
-                        ),
-                    )
-                    .into());
-                }
-                self.create_table(&meta)?;
-                out.done(None, false)?;
-            }
-            Plan::DropTables { names, if_exists } => {
-                for (shown, resolved) in names {
-                    let result = match resolved {
-                        Some(Resolved::Temp(t)) => match self.temp.remove(&t) {
-                            Some(meta) => self
-                                .conn
-                                .execute(&format!("DROP TABLE {}", meta.physical), [])
-                                .map(|_| ())
-                                .map_err(|e| map_sqlite(e, None)),
-                            None => Err(drop_missing(&shown.to_string())),
-                        },
-                        Some(Resolved::Table { db, schema, name }) => {
-                            self.globals.retain(|g| {
-                                !(g.0.eq_ignore_ascii_case(&db)
-                                    && g.1.eq_ignore_ascii_case(&schema)
-                                    && g.2.eq_ignore_ascii_case(&name))
-                            });
-                            self.in_savepoint(|c| catalog::drop_table(c, &db, &schema, &name))
-                        }
-                        None => Err(drop_missing(&shown.to_string())),
-                    };
-                    match result {
-                        Err(e) if if_exists && e.number == 3701 => {}
-                        other => other?,
-                    }
-                }
-                out.done(None, false)?;
-            }
+            Plan::SelectInto { table, insert } => self.select_into(table, insert, params, out)?,
+            Plan::CreateTable(meta, infos) => self.create_table_planned(meta, infos, out)?,
+            Plan::DeclareTable(meta) => self.declare_table(meta, out)?,
+            Plan::DropTables { names, if_exists } => self.drop_tables(names, if_exists, out)?,
             Plan::DropObjects {
                 kind,
                 names,
                 if_exists,
-            } => {
-                for n in names {
-                    let shown = translate::ident_values(&n).join(".");
-                    let r = match self.ctx().resolve(&n) {
-                        Ok(Resolved::Table { db, schema, name }) => self
-                            .in_savepoint(|c| catalog::drop_object(c, kind, &db, &schema, &name)),
-                        _ => Err(SqlError::new(3701, 5, 11, String::new())),
-                    };
-                    match r {
-                        Ok(()) => {}
-                        Err(_) if if_exists => {}
-                        Err(_) => {
-                            return Err(SqlError::new(
-                                3701,
-                                5,
-                                11,
-                                format!("Cannot drop the {kind} '{shown}', because it does not exist or you do not have permission."),
-                            )
-                            .into())
-                        }
-                    }
-                }
-                out.done(None, false)?;
-            }
-            Plan::Truncate(meta) => {
-                if let Some(id) = meta.object_id {
-                    // TRUNCATE TABLE page: not on a table a FOREIGN KEY references.
-                    if super::constraints::referenced_by_other(&self.conn, id)?.is_some() {
-                        return Err(SqlError::new(
-                            4712,
-                            1,
-                            16,
-                            format!(
-                                "Cannot truncate table '{}' because it is being referenced by a FOREIGN KEY constraint.",
-                                meta.full_name()
-                            ),
-                        )
-                        .into());
-                    }
-                }
-                let db = meta.db.clone();
-                self.in_savepoint(|c| {
-                    c.execute(&format!("DELETE FROM {}", meta.physical), [])
-                        .map_err(|e| map_sqlite(e, Some(&meta)))?;
-                    match meta.object_id {
-                        Some(id) => super::change_tracking::truncated(c, &db, id),
-                        None => Ok(()),
-                    }
-                })?;
-                out.done(None, false)?;
-            }
+            } => self.drop_objects(kind, names, if_exists, out)?,
+            Plan::Truncate(meta) => self.truncate(meta, out)?,
             Plan::CreateDatabase(name, collation) => {
-                if self.trancount > 0 {
-                    return Err(SqlError::new(
-                        226,
-                        6,
-                        16,
-                        "CREATE DATABASE statement not allowed within multi-statement transaction.",
-                    )
-                    .into());
-                }
-                let coll = match collation {
-                    Some(c) => Some(
-                        super::collation::parse(&c).ok_or_else(|| super::collation::invalid(&c))?,
-                    ),
-                    None => None,
-                };
-                catalog::create_database(&self.conn, &name, coll.as_ref())?;
-                out.done(None, false)?;
+                self.create_database_planned(name, collation, out)?
             }
             Plan::DropDatabase(name, if_exists) => {
-                if name.eq_ignore_ascii_case(&self.db) {
-                    return Err(SqlError::new(
-                        3702,
-                        4,
-                        16,
-                        format!("Cannot drop database \"{name}\" because it is currently in use."),
-                    )
-                    .into());
-                }
-                match self.in_savepoint(|c| catalog::drop_database(c, &name)) {
-                    Err(e) if if_exists && e.number == 3701 => {}
-                    other => other?,
-                }
-                out.done(None, false)?;
+                self.drop_database_planned(name, if_exists, out)?
             }
             Plan::CreateSchema(name) => {
                 let db = self.db.clone();
                 self.in_savepoint(|c| catalog::create_schema(c, &db, &name))?;
                 out.done(None, false)?;
             }
-            Plan::Use(name) => {
-                let new = catalog::database_name(&self.conn, &name)?
-                    .ok_or_else(|| SqlError::no_such_database(&name))?;
-                let old = std::mem::replace(&mut self.db, new.clone());
-                out.env(EnvChange::Database {
-                    old,
-                    new: new.clone(),
-                })?;
-                out.env(EnvChange::Collation(self.collation()))?;
-                out.done(None, false)?;
-            }
+            Plan::Use(name) => self.use_database(name, out)?,
             Plan::Begin => {
                 self.begin(out)?;
                 out.done(None, false)?;
@@ -1217,21 +1059,7 @@ impl Session {
                 self.rollback(savepoint.as_deref(), out)?;
                 out.done(None, false)?;
             }
-            Plan::Save(name) => {
-                if self.trancount == 0 {
-                    return Err(SqlError::new(
-                        628,
-                        0,
-                        16,
-                        "Cannot issue SAVE TRANSACTION when there is no active transaction.",
-                    )
-                    .into());
-                }
-                self.conn
-                    .execute_batch(&format!("SAVEPOINT {}", quote_ident(&name)))
-                    .map_err(internal)?;
-                out.done(None, false)?;
-            }
+            Plan::Save(name) => self.save_transaction(name, out)?,
             Plan::SetOption(opt, val) => {
                 self.set_option(&opt, &val)?;
                 out.done(None, false)?;
@@ -1240,114 +1068,18 @@ impl Session {
                 self.isolation = level;
                 out.done(None, false)?;
             }
-            Plan::Declare(decls) => {
-                for (name, ty, init) in decls {
-                    let value = match init {
-                        Some(expr) => self.eval_scalar(&expr, &ty, params)?,
-                        None => Value::Null,
-                    };
-                    self.set_var(&name, ty, value);
-                }
-                out.done(None, false)?;
-            }
-            Plan::SetVar(name, expr) => {
-                let key = name.to_ascii_lowercase();
-                let ty = self.var(&key).map(|(t, _)| t).ok_or_else(|| {
-                    SqlError::new(
-                        137,
-                        1,
-                        15,
-                        format!("Must declare the scalar variable \"{name}\"."),
-                    )
-                    .batch()
-                })?;
-                let value = self.eval_scalar(&expr, &ty, params)?;
-                self.set_var(&key, ty, value);
-                out.done(None, false)?;
-            }
+            Plan::Declare(decls) => self.declare(decls, params, out)?,
+            Plan::SetVar(name, expr) => self.set_variable(name, expr, params, out)?,
             Plan::Nothing => out.done(None, false)?,
-            Plan::Assign { sql } => {
-                let mut st = self.conn.prepare(&sql).map_err(|e| map_sqlite(e, None))?;
-                self.bind_params(&mut st, params)?;
-                let mut rows = st.raw_query();
-                let mut n = 0u64;
-                while rows.next().map_err(|e| map_sqlite(e, None))?.is_some() {
-                    n += 1;
-                }
-                self.rowcount = n as i64;
-                out.done((!self.nocount).then_some(n), false)?;
-            }
-            Plan::Print(expr) => {
-                let ty = SqlType::NVarChar(Len::Max);
-                let text = match self.eval_scalar(&expr, &ty, params)? {
-                    Value::String(s) => s,
-                    _ => String::new(),
-                };
-                out.info(&SqlError::new(0, 1, 0, text))?;
-            }
+            Plan::Assign { sql } => self.assign(sql, params, out)?,
+            Plan::Print(expr) => self.print(expr, params, out)?,
             Plan::Raise {
                 message,
                 severity,
                 state,
                 args,
-            } => {
-                let int = |v: Value| match v {
-                    Value::Int(i) => i,
-                    _ => 0,
-                };
-                let severity = int(self.eval_scalar(&severity, &SqlType::Int, params)?);
-                let state = int(self.eval_scalar(&state, &SqlType::Int, params)?);
-                let ty = SqlType::NVarChar(Len::Max);
-                let fmt = match self.eval_scalar(&message, &ty, params)? {
-                    Value::String(s) => s,
-                    _ => String::new(),
-                };
-                let mut values = Vec::new();
-                for a in &args {
-                    values.push(match self.eval_scalar(a, &ty, params)? {
-                        Value::String(s) => s,
-                        _ => "(null)".to_string(),
-                    });
-                }
-                let text = raiserror_text(&fmt, &values);
-                let e = SqlError::new(
-                    50000,
-                    state.clamp(0, 255) as u8,
-                    severity.clamp(0, 25) as u8,
-                    text,
-                );
-                if severity <= 10 {
-                    out.info(&e)?;
-                } else {
-                    return Err(e.into());
-                }
-            }
-            Plan::Throw(parts) => {
-                let e = match parts {
-                    None => self.caught.clone().ok_or_else(|| {
-                        SqlError::new(
-                            10704,
-                            1,
-                            15,
-                            "To rethrow an error, a THROW statement must be used inside a CATCH block. Insert the THROW statement inside a CATCH block, or add error parameters to the THROW statement.",
-                        )
-                    })?,
-                    Some((n, m, st)) => {
-                        let int = |v: Value| match v {
-                            Value::Int(i) => i,
-                            _ => 0,
-                        };
-                        let number = int(self.eval_scalar(&n, &SqlType::Int, params)?);
-                        let state = int(self.eval_scalar(&st, &SqlType::TinyInt, params)?);
-                        let text = match self.eval_scalar(&m, &SqlType::NVarChar(Len::Max), params)? {
-                            Value::String(s) => s,
-                            _ => String::new(),
-                        };
-                        SqlError::new(number as i32, state as u8, 16, text)
-                    }
-                };
-                return Err(e.batch().into());
-            }
+            } => self.raise(message, severity, state, args, params, out)?,
+            Plan::Throw(parts) => self.throw(parts, params)?,
             Plan::WaitFor(expr) => {
                 self.wait_for(&expr, params)?;
                 out.done(None, false)?;
