@@ -164,8 +164,11 @@ fn on_keys(keys: &[String]) -> String {
         .join(" AND ")
 }
 
-/// Applies `plan` reading rows from `source`. On error the transaction is
-/// not committed; the caller drops the connection (it may be mid-bulk).
+/// Applies `plan` reading rows from `source`, in one transaction: the rows
+/// loaded (into the target for an INSERT, else into a staging table), the
+/// operation, and the ledger row that makes the event applied. On error the
+/// transaction is not committed; the caller drops the connection (it may be
+/// mid-bulk).
 pub async fn apply(
     conn: &mut Connection,
     plan: &Plan,
@@ -177,129 +180,172 @@ pub async fn apply(
         .iter()
         .map(|c| bracket(&c.target.name))
         .collect();
-    let decl: Vec<String> = plan
-        .columns
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {} NULL",
-                bracket(&c.target.name),
-                c.target.declaration()
-            )
-        })
-        .collect();
-    let target = plan.target.quoted();
     // An INSERT loads straight into the target (one write per row); the
     // other operations stage the rows to join them on the keys.
     let direct = plan.operation == Operation::Insert;
     batch(conn, "BEGIN TRANSACTION").await?;
     if !direct {
-        batch(conn, &format!("CREATE TABLE {temp} ({})", decl.join(", "))).await?;
-    }
-
-    // UPDATE and UPSERT need one source row per key.
-    let one_per_key = matches!(plan.operation, Operation::Update | Operation::Upsert);
-    let mut key_check = KeyCheck::new(one_per_key);
-    let rows_read = {
-        let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
-        // TABLOCK (https://learn.microsoft.com/en-us/sql/t-sql/statements/bulk-insert-transact-sql#tablock):
-        // one bulk-update lock on the table for the load instead of row
-        // locks — minimal logging where the recovery model allows it, and
-        // other writers (and, outside snapshot isolation, readers) of the
-        // table wait until the event's transaction commits.
-        let lock = if plan.table_lock {
-            SqlBulkCopyOptions::from(SqlBulkCopyOption::TableLock)
-        } else {
-            SqlBulkCopyOptions::empty()
-        };
-        let mut load = if direct {
-            conn.bulk_insert_with_options(
-                &target,
-                &col_refs,
-                SqlBulkCopyOption::CheckConstraints
-                    | SqlBulkCopyOption::FireTriggers
-                    | SqlBulkCopyOption::KeepNulls
-                    | lock,
-                &[],
-            )
-            .await
-        } else {
-            // The staging table is the session's own, so its table lock
-            // costs nobody anything, whatever `table_lock` says: it spares
-            // per-row locks and, tempdb being in simple recovery, makes the
-            // load minimally logged
-            // (https://learn.microsoft.com/en-us/sql/relational-databases/import-export/prerequisites-for-minimal-logging-in-bulk-import).
-            conn.bulk_insert_with_options(
-                &temp,
-                &col_refs,
-                SqlBulkCopyOption::TableLock.into(),
-                &[],
-            )
-            .await
-        }
-        .map_err(sql)?;
-        let mut n = 0u64;
-        let is_key: Vec<bool> = plan
+        let decl: Vec<String> = plan
             .columns
             .iter()
             .map(|c| {
-                plan.keys
-                    .iter()
-                    .any(|k| k.eq_ignore_ascii_case(&c.target.name))
+                format!(
+                    "{} {} NULL",
+                    bracket(&c.target.name),
+                    c.target.declaration()
+                )
             })
             .collect();
-        while let Some(b) = source.next_batch().await? {
-            if b.num_columns() != plan.columns.len() {
-                return Err(ApplyError::Refused(format!(
-                    "the source returned {} columns, {} expected",
-                    b.num_columns(),
-                    plan.columns.len()
-                )));
-            }
-            for row in 0..b.num_rows() {
-                let mut tr = TokenRow::new();
-                for ((c, array), key) in plan.columns.iter().zip(b.columns()).zip(&is_key) {
-                    let v = convert::value(&c.conv, array.as_ref(), row).map_err(|why| {
-                        ApplyError::Refused(format!(
-                            "column {} (source row {}): {why}",
-                            c.source_name,
-                            n + row as u64 + 1
-                        ))
-                    })?;
-                    if *key {
-                        key_check.value(&v);
-                    }
-                    tr.push(v);
-                }
-                key_check.end_row();
-                load.send(tr).await.map_err(sql)?;
-            }
-            n += b.num_rows() as u64;
-        }
-        load.finalize().await.map_err(sql)?;
-        n
+        batch(conn, &format!("CREATE TABLE {temp} ({})", decl.join(", "))).await?;
+    }
+    // UPDATE and UPSERT need one source row per key.
+    let one_per_key = matches!(plan.operation, Operation::Update | Operation::Upsert);
+    let mut key_check = KeyCheck::new(one_per_key);
+    let into = if direct {
+        plan.target.quoted()
+    } else {
+        temp.clone()
     };
-
-    let keys: Vec<String> = plan.keys.iter().map(|k| bracket(k)).collect();
+    let rows_read = load(conn, plan, source, &into, direct, &cols, &mut key_check).await?;
     if one_per_key && !key_check.proven_unique() {
-        let dup = rows(
-            conn,
-            &format!(
-                "SELECT TOP 1 COUNT(*) AS n FROM {temp} GROUP BY {} HAVING COUNT(*) > 1",
-                keys.join(", ")
-            ),
+        refuse_repeated_keys(conn, plan, &temp).await?;
+    }
+    let rows_affected = write(conn, plan, &temp, &cols, rows_read).await?;
+    record(conn, plan, rows_read, rows_affected).await?;
+    if !direct {
+        batch(conn, &format!("DROP TABLE {temp}")).await?;
+    }
+    batch(conn, "COMMIT TRANSACTION").await?;
+    Ok(Applied {
+        rows_read,
+        rows_affected,
+    })
+}
+
+/// Bulk-loads the source's rows into `into` (the target itself when
+/// `direct`, else the staging table), converting each value exactly and
+/// noting the keys for `key_check`; the rows read.
+async fn load(
+    conn: &mut Connection,
+    plan: &Plan,
+    source: &mut ArrowResult,
+    into: &str,
+    direct: bool,
+    cols: &[String],
+    key_check: &mut KeyCheck,
+) -> Result<u64, ApplyError> {
+    let col_refs: Vec<&str> = cols.iter().map(String::as_str).collect();
+    // TABLOCK (https://learn.microsoft.com/en-us/sql/t-sql/statements/bulk-insert-transact-sql#tablock):
+    // one bulk-update lock on the table for the load instead of row
+    // locks — minimal logging where the recovery model allows it, and
+    // other writers (and, outside snapshot isolation, readers) of the
+    // table wait until the event's transaction commits.
+    let lock = if plan.table_lock {
+        SqlBulkCopyOptions::from(SqlBulkCopyOption::TableLock)
+    } else {
+        SqlBulkCopyOptions::empty()
+    };
+    let mut load = if direct {
+        conn.bulk_insert_with_options(
+            into,
+            &col_refs,
+            SqlBulkCopyOption::CheckConstraints
+                | SqlBulkCopyOption::FireTriggers
+                | SqlBulkCopyOption::KeepNulls
+                | lock,
             &[],
         )
         .await
-        .map_err(sql)?;
-        if !dup.is_empty() {
+    } else {
+        // The staging table is the session's own, so its table lock
+        // costs nobody anything, whatever `table_lock` says: it spares
+        // per-row locks and, tempdb being in simple recovery, makes the
+        // load minimally logged
+        // (https://learn.microsoft.com/en-us/sql/relational-databases/import-export/prerequisites-for-minimal-logging-in-bulk-import).
+        conn.bulk_insert_with_options(into, &col_refs, SqlBulkCopyOption::TableLock.into(), &[])
+            .await
+    }
+    .map_err(sql)?;
+    let mut n = 0u64;
+    let is_key: Vec<bool> = plan
+        .columns
+        .iter()
+        .map(|c| {
+            plan.keys
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(&c.target.name))
+        })
+        .collect();
+    while let Some(b) = source.next_batch().await? {
+        if b.num_columns() != plan.columns.len() {
             return Err(ApplyError::Refused(format!(
-                "the source has rows with the same primary key ({}); {} needs one row per key",
-                plan.keys.join(", "),
-                plan.operation.as_str()
+                "the source returned {} columns, {} expected",
+                b.num_columns(),
+                plan.columns.len()
             )));
         }
+        for row in 0..b.num_rows() {
+            let mut tr = TokenRow::new();
+            for ((c, array), key) in plan.columns.iter().zip(b.columns()).zip(&is_key) {
+                let v = convert::value(&c.conv, array.as_ref(), row).map_err(|why| {
+                    ApplyError::Refused(format!(
+                        "column {} (source row {}): {why}",
+                        c.source_name,
+                        n + row as u64 + 1
+                    ))
+                })?;
+                if *key {
+                    key_check.value(&v);
+                }
+                tr.push(v);
+            }
+            key_check.end_row();
+            load.send(tr).await.map_err(sql)?;
+        }
+        n += b.num_rows() as u64;
     }
+    load.finalize().await.map_err(sql)?;
+    Ok(n)
+}
+
+/// Refuses an UPDATE or UPSERT whose source repeats a key (the load could
+/// not prove the keys unique by itself).
+async fn refuse_repeated_keys(
+    conn: &mut Connection,
+    plan: &Plan,
+    temp: &str,
+) -> Result<(), ApplyError> {
+    let keys: Vec<String> = plan.keys.iter().map(|k| bracket(k)).collect();
+    let dup = rows(
+        conn,
+        &format!(
+            "SELECT TOP 1 COUNT(*) AS n FROM {temp} GROUP BY {} HAVING COUNT(*) > 1",
+            keys.join(", ")
+        ),
+        &[],
+    )
+    .await
+    .map_err(sql)?;
+    if !dup.is_empty() {
+        return Err(ApplyError::Refused(format!(
+            "the source has rows with the same primary key ({}); {} needs one row per key",
+            plan.keys.join(", "),
+            plan.operation.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs the operation from the staging table; the rows it affected.
+async fn write(
+    conn: &mut Connection,
+    plan: &Plan,
+    temp: &str,
+    cols: &[String],
+    rows_read: u64,
+) -> Result<u64, ApplyError> {
+    let target = plan.target.quoted();
+    let keys: Vec<String> = plan.keys.iter().map(|k| bracket(k)).collect();
     let non_keys: Vec<&String> = cols
         .iter()
         .filter(|c| !keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
@@ -310,8 +356,8 @@ pub async fn apply(
         .collect::<Vec<_>>()
         .join(", ");
     let on = on_keys(&plan.keys);
-    let rows_affected = match plan.operation {
-        // Loaded above: every row read is a row inserted.
+    Ok(match plan.operation {
+        // Loaded already: every row read is a row inserted.
         Operation::Insert => rows_read,
         Operation::Update => {
             if non_keys.is_empty() {
@@ -325,86 +371,116 @@ pub async fn apply(
             )
             .await?
         }
-        Operation::Delete => {
-            let count = rows(
-                conn,
-                &format!(
-                    "SELECT CAST(COUNT(*) AS bigint) FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {temp} AS s WHERE {on})"
-                ),
-                &[],
-            )
-            .await
-            .map_err(sql)?;
-            let n = count
-                .first()
-                .and_then(|r| r.try_get::<i64, _>(0).ok().flatten())
-                .unwrap_or(0)
-                .max(0) as u64;
-            if let Some(max) = plan.max_delete_rows {
-                if n > max {
-                    return Err(ApplyError::Refused(format!(
-                        "DELETE refused: it would delete {n} rows of {}, above max_delete_rows {max} for {}; nothing was deleted",
-                        plan.target, plan.applied_by
-                    )));
-                }
-            }
+        Operation::Delete => delete(conn, plan, &target, temp, &on).await?,
+        Operation::Upsert => upsert(conn, plan, &target, temp, cols, &set, &on).await?,
+    })
+}
+
+/// DELETE of the staged keys, refused above the plan's `max_delete_rows`.
+async fn delete(
+    conn: &mut Connection,
+    plan: &Plan,
+    target: &str,
+    temp: &str,
+    on: &str,
+) -> Result<u64, ApplyError> {
+    let count = rows(
+        conn,
+        &format!(
+            "SELECT CAST(COUNT(*) AS bigint) FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {temp} AS s WHERE {on})"
+        ),
+        &[],
+    )
+    .await
+    .map_err(sql)?;
+    let n = count
+        .first()
+        .and_then(|r| r.try_get::<i64, _>(0).ok().flatten())
+        .unwrap_or(0)
+        .max(0) as u64;
+    if let Some(max) = plan.max_delete_rows {
+        if n > max {
+            return Err(ApplyError::Refused(format!(
+                "DELETE refused: it would delete {n} rows of {}, above max_delete_rows {max} for {}; nothing was deleted",
+                plan.target, plan.applied_by
+            )));
+        }
+    }
+    execute(
+        conn,
+        &format!("DELETE t FROM {target} AS t INNER JOIN {temp} AS s ON {on}"),
+    )
+    .await
+}
+
+/// UPSERT as one MERGE, or UPDATE then INSERT under key-range locks.
+async fn upsert(
+    conn: &mut Connection,
+    plan: &Plan,
+    target: &str,
+    temp: &str,
+    cols: &[String],
+    set: &str,
+    on: &str,
+) -> Result<u64, ApplyError> {
+    let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+    Ok(match plan.upsert {
+        UpsertMethod::Merge => {
+            let matched = if set.is_empty() {
+                String::new()
+            } else {
+                format!(" WHEN MATCHED THEN UPDATE SET {set}")
+            };
             execute(
                 conn,
-                &format!("DELETE t FROM {target} AS t INNER JOIN {temp} AS s ON {on}"),
+                &format!(
+                    "MERGE {target} AS t USING {temp} AS s ON {on}{matched} \
+                     WHEN NOT MATCHED BY TARGET THEN INSERT ({}) VALUES ({});",
+                    cols.join(", "),
+                    values.join(", ")
+                ),
             )
             .await?
         }
-        Operation::Upsert => {
-            let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
-            match plan.upsert {
-                UpsertMethod::Merge => {
-                    let matched = if non_keys.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" WHEN MATCHED THEN UPDATE SET {set}")
-                    };
-                    execute(
-                        conn,
-                        &format!(
-                            "MERGE {target} AS t USING {temp} AS s ON {on}{matched} \
-                             WHEN NOT MATCHED BY TARGET THEN INSERT ({}) VALUES ({});",
-                            cols.join(", "),
-                            values.join(", ")
-                        ),
-                    )
-                    .await?
-                }
-                UpsertMethod::UpdateInsert => {
-                    // HOLDLOCK keeps the key ranges read locked until the
-                    // commit, so no other session inserts a key between the
-                    // UPDATE and the INSERT.
-                    let updated = if non_keys.is_empty() {
-                        0
-                    } else {
-                        execute(
-                            conn,
-                            &format!(
-                                "UPDATE t SET {set} FROM {target} AS t WITH (UPDLOCK, HOLDLOCK) \
-                                 INNER JOIN {temp} AS s ON {on}"
-                            ),
-                        )
-                        .await?
-                    };
-                    let inserted = execute(
-                        conn,
-                        &format!(
-                            "INSERT INTO {target} ({}) SELECT {} FROM {temp} AS s \
-                             WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WITH (UPDLOCK, HOLDLOCK) WHERE {on})",
-                            cols.join(", "),
-                            values.join(", ")
-                        ),
-                    )
-                    .await?;
-                    updated + inserted
-                }
-            }
+        UpsertMethod::UpdateInsert => {
+            // HOLDLOCK keeps the key ranges read locked until the
+            // commit, so no other session inserts a key between the
+            // UPDATE and the INSERT.
+            let updated = if set.is_empty() {
+                0
+            } else {
+                execute(
+                    conn,
+                    &format!(
+                        "UPDATE t SET {set} FROM {target} AS t WITH (UPDLOCK, HOLDLOCK) \
+                         INNER JOIN {temp} AS s ON {on}"
+                    ),
+                )
+                .await?
+            };
+            let inserted = execute(
+                conn,
+                &format!(
+                    "INSERT INTO {target} ({}) SELECT {} FROM {temp} AS s \
+                     WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WITH (UPDLOCK, HOLDLOCK) WHERE {on})",
+                    cols.join(", "),
+                    values.join(", ")
+                ),
+            )
+            .await?;
+            updated + inserted
         }
-    };
+    })
+}
+
+/// The ledger row, in the event's transaction: a primary key violation
+/// (2627) means another run committed this event first.
+async fn record(
+    conn: &mut Connection,
+    plan: &Plan,
+    rows_read: u64,
+    rows_affected: u64,
+) -> Result<(), ApplyError> {
     let ledger = conn
         .execute(
             ledger_insert(&plan.target),
@@ -421,20 +497,12 @@ pub async fn apply(
         )
         .await;
     match ledger {
-        Ok(_) => {}
+        Ok(_) => Ok(()),
         // Primary key violation: another run committed this event first.
         Err(tiberius::error::Error::Server(e)) if e.code() == 2627 => {
             let _ = batch(conn, "ROLLBACK TRANSACTION").await;
-            return Err(ApplyError::AlreadyApplied(rows_read, rows_affected));
+            Err(ApplyError::AlreadyApplied(rows_read, rows_affected))
         }
-        Err(e) => return Err(sql(e)),
+        Err(e) => Err(sql(e)),
     }
-    if !direct {
-        batch(conn, &format!("DROP TABLE {temp}")).await?;
-    }
-    batch(conn, "COMMIT TRANSACTION").await?;
-    Ok(Applied {
-        rows_read,
-        rows_affected,
-    })
 }
