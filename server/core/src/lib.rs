@@ -5,7 +5,8 @@
 //!
 //! Layers, lower first (a layer never imports one above it):
 //! `config` (settings, parameters) → `sqlserver` and `databricks` (the two
-//! systems, each with its names, types and errors) → `queries` (load and
+//! systems, each with its names, types and errors) → `types` (the three
+//! type mappings between them, one table each) → `queries` (load and
 //! render `.sql` files) → `auth` (permissions, the tables a query reads, the
 //! audit log) → `tables` (loading landed runs
 //! into Delta tables) → `extract` (the pipeline) → `sync` (Databricks to SQL
@@ -28,3 +29,4 @@ pub mod retry;
 pub mod sqlserver;
 pub mod sync;
 pub mod tables;
+pub mod types;

@@ -8,6 +8,7 @@ pub mod names;
 
 pub mod retry;
 pub mod statements;
+pub mod types;
 pub mod unity;
 
 use std::time::Duration;

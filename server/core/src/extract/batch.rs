@@ -12,7 +12,7 @@ use arrow_schema::{ArrowError, Schema};
 use chrono::{NaiveDateTime, NaiveTime, Timelike};
 use tiberius::{ColumnData, FromSql};
 
-use super::schema::Target;
+use crate::types::to_parquet::Target;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {

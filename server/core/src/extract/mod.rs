@@ -14,7 +14,6 @@ pub mod lease;
 pub mod partition;
 pub mod result;
 pub mod run;
-pub mod schema;
 pub mod spill;
 pub mod volume;
 pub mod writer;
@@ -26,8 +25,8 @@ use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::sqlserver::Connection;
+use crate::types::to_parquet::{self as schema, SourceColumn};
 use result::{ResultReader, TypeSource};
-use schema::SourceColumn;
 pub use volume::{
     check_volume, publish_to_volume, record_table, PublishError, Published, VolumeRoot,
 };

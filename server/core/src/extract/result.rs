@@ -21,7 +21,7 @@ use arrow_schema::Schema;
 use tiberius::{Column, ColumnData, ColumnType, QueryItem, Row};
 
 use super::batch::{BatchBuilder, BatchError};
-use super::schema::{arrow_schema, target, SchemaError, SourceColumn, Target};
+use crate::types::to_parquet::{arrow_schema, target, SchemaError, SourceColumn, Target};
 
 /// The scale a decimal column takes when its type was not described and the
 /// first batch of rows held only NULLs in it.

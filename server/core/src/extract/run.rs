@@ -416,7 +416,7 @@ impl Run {
             .columns
             .iter()
             .filter_map(|(n, t)| {
-                crate::tables::types::spark_type(t).map(|spark_type| Column {
+                crate::types::spark_type(t).map(|spark_type| Column {
                     name: n.clone(),
                     spark_type,
                 })

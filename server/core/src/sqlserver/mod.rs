@@ -3,6 +3,7 @@
 pub mod home;
 pub mod names;
 pub mod pool;
+pub mod types;
 
 use std::time::Duration;
 

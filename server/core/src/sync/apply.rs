@@ -16,12 +16,13 @@
 
 use tiberius::{SqlBulkCopyOption, SqlBulkCopyOptions, TokenRow};
 
-use super::convert::{self, Conv, TargetColumn};
+use super::convert;
 use super::event::{bracket, Operation, TargetTable};
 use super::keys::KeyCheck;
 use super::target::{ledger_insert, rows};
 use crate::databricks::statements::{ArrowResult, StatementError};
 use crate::sqlserver::{is_transient, Connection};
+use crate::types::to_sqlserver::{Conv, TargetColumn};
 
 /// One column copied: its name in the source, its declaration in the
 /// target, and the conversion between them.

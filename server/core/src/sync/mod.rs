@@ -16,14 +16,15 @@ use std::time::Duration;
 
 use crate::auth::{LakehouseDenied, LakehouseRights, User};
 use crate::databricks::names::UcName;
-use crate::databricks::statements::{Parameter, StatementError};
+use crate::databricks::statements::{ColumnInfo, Parameter, StatementError};
+use crate::databricks::types::SparkType;
 use crate::databricks::Workspace;
 use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::pool::{self, Pool};
 use crate::sqlserver::SqlServerError;
+use crate::types::to_sqlserver::{self, TargetColumn};
 pub use apply::UpsertMethod;
 use apply::{ApplyError, Plan, PlannedColumn};
-use convert::SourceType;
 pub use event::{EventStatus, Operation, Refusal, SyncEvent, TargetTable};
 pub use events_table::{Claim, EventsError, EventsTable, NewEvent, Routing};
 pub use poller::{PollSummary, Poller, PollerConfig, SyncStats};
@@ -166,7 +167,63 @@ impl SyncCore {
         })?;
         let mut target = TargetTable::parse(&e.target_table)?;
         let source = event::source_name(&e.source_table)?;
-        let (applied_by, max_delete) = match who {
+        let (applied_by, max_delete) = self.authorize(e, &mut target, who).await?;
+        if op.needs_keys() && e.primary_keys.is_empty() {
+            return Err(Refusal(format!("{} needs primary_keys", op.as_str())).into());
+        }
+        for k in e.primary_keys.iter().chain(e.columns.iter().flatten()) {
+            event::column_name(k)?;
+        }
+        let filter = e.filter.as_deref().map(event::check_filter).transpose()?;
+        let where_ = filter
+            .as_ref()
+            .map(|f| format!(" WHERE ({})", f.sql))
+            .unwrap_or_default();
+        let source_params = filter.map(|f| f.params).unwrap_or_default();
+        let described = self.describe(&source, &where_, &source_params).await?;
+        let mut conn = pool::get(&self.pool).await?;
+        let target_cols = target::columns(&mut conn, &target)
+            .await
+            .map_err(sql_error)?;
+        drop(conn);
+        if target_cols.is_empty() {
+            return Err(Refusal(format!("target table {target} does not exist")).into());
+        }
+        let (columns, keys) = pair_columns(e, &described, &target_cols, &target)?;
+        let list: Vec<String> = columns
+            .iter()
+            .map(|c| format!("`{}`", c.source_name.replace('`', "``")))
+            .collect();
+        let source_sql = format!("SELECT {} FROM {source}{where_}", list.join(", "));
+        Ok(Plan {
+            event_id: e.event_id.clone(),
+            request_sha256: Plan::fingerprint(op, &source_sql, &source_params, &target, &keys),
+            source_params,
+            operation: op,
+            source_table: e.source_table.clone(),
+            source_sql,
+            target,
+            columns,
+            keys,
+            max_delete_rows: max_delete,
+            applied_by,
+            upsert: self.upsert,
+            table_lock: self.table_lock,
+        })
+    }
+
+    /// Who applies the event and the most rows it may delete, once `who`
+    /// may write the target in SQL Server and read the source in
+    /// Databricks, and the source has no row filter or column mask a user
+    /// could be shown around. A user's target is pinned to the database it
+    /// was checked in.
+    async fn authorize(
+        &self,
+        e: &SyncEvent,
+        target: &mut TargetTable,
+        who: Authority<'_>,
+    ) -> Result<(String, Option<u64>), SyncError> {
+        Ok(match who {
             Authority::Library { max_delete_rows } => ("library".to_string(), max_delete_rows),
             Authority::User {
                 user,
@@ -220,25 +277,18 @@ impl SyncCore {
                 target.database.get_or_insert_with(|| database.to_string());
                 (user.name.clone(), user.max_delete_rows(&t, database))
             }
-        };
-        if op.needs_keys() && e.primary_keys.is_empty() {
-            return Err(Refusal(format!("{} needs primary_keys", op.as_str())).into());
-        }
-        for k in e.primary_keys.iter().chain(e.columns.iter().flatten()) {
-            event::column_name(k)?;
-        }
-        let filter = e.filter.as_deref().map(event::check_filter).transpose()?;
-        let where_ = filter
-            .as_ref()
-            .map(|f| format!(" WHERE ({})", f.sql))
-            .unwrap_or_default();
-        let source_params = filter.map(|f| f.params).unwrap_or_default();
-        let statement_params: Vec<Parameter> = source_params
-            .iter()
-            .map(|(n, v)| Parameter::new(n, v))
-            .collect();
+        })
+    }
 
-        // The source's columns and types, without reading its rows.
+    /// The source's columns and types, without reading its rows.
+    async fn describe(
+        &self,
+        source: &str,
+        where_: &str,
+        params: &[(String, String)],
+    ) -> Result<Vec<ColumnInfo>, SyncError> {
+        let statement_params: Vec<Parameter> =
+            params.iter().map(|(n, v)| Parameter::new(n, v)).collect();
         let described = self
             .ws
             .execute_json(
@@ -251,7 +301,7 @@ impl SyncCore {
             .map_err(|e| match e {
                 StatementError::Failed { code, message } => SyncError::Refused(format!(
                     "source table {} cannot be read: {}{}",
-                    e_source(&source),
+                    e_source(source),
                     if code.is_empty() {
                         String::new()
                     } else {
@@ -261,102 +311,7 @@ impl SyncCore {
                 )),
                 other => SyncError::Statement(other),
             })?;
-        let mut conn = pool::get(&self.pool).await?;
-        let target_cols = target::columns(&mut conn, &target)
-            .await
-            .map_err(sql_error)?;
-        drop(conn);
-        if target_cols.is_empty() {
-            return Err(Refusal(format!("target table {target} does not exist")).into());
-        }
-        let find_source = |name: &str| {
-            described
-                .columns
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(name))
-        };
-        let find_target = |name: &str| {
-            target_cols
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(name))
-        };
-        let mut chosen: Vec<String> = match &e.columns {
-            Some(c) => c.clone(),
-            None => described.columns.iter().map(|c| c.name.clone()).collect(),
-        };
-        let mut keys = Vec::new();
-        for k in &e.primary_keys {
-            if find_source(k).is_none() {
-                return Err(Refusal(format!(
-                    "primary key column {k} is not in the source table {}",
-                    e.source_table
-                ))
-                .into());
-            }
-            let t = find_target(k).ok_or_else(|| {
-                Refusal(format!(
-                    "primary key column {k} is not in the target table {target}"
-                ))
-            })?;
-            keys.push(t.name.clone());
-            if !chosen.iter().any(|c| c.eq_ignore_ascii_case(k)) {
-                chosen.push(k.clone());
-            }
-        }
-        let mut columns = Vec::new();
-        let mut mismatches = Vec::new();
-        for name in &chosen {
-            let s = find_source(name).ok_or_else(|| {
-                Refusal(format!(
-                    "column {name} is not in the source table {}",
-                    e.source_table
-                ))
-            })?;
-            let t = find_target(name).ok_or_else(|| {
-                Refusal(format!(
-                    "column {name} of the source is not in the target table {target}"
-                ))
-            })?;
-            let ty = if s.type_text.is_empty() {
-                &s.type_name
-            } else {
-                &s.type_text
-            };
-            match convert::plan(&SourceType::parse(ty), t) {
-                Ok(conv) => columns.push(PlannedColumn {
-                    source_name: s.name.clone(),
-                    target: t.clone(),
-                    conv,
-                }),
-                Err(why) => mismatches.push(why),
-            }
-        }
-        if !mismatches.is_empty() {
-            return Err(Refusal(format!("type mismatch: {}", mismatches.join("; "))).into());
-        }
-        if columns.is_empty() {
-            return Err(Refusal("no columns to copy".into()).into());
-        }
-        let list: Vec<String> = columns
-            .iter()
-            .map(|c| format!("`{}`", c.source_name.replace('`', "``")))
-            .collect();
-        let source_sql = format!("SELECT {} FROM {source}{where_}", list.join(", "));
-        Ok(Plan {
-            event_id: e.event_id.clone(),
-            request_sha256: Plan::fingerprint(op, &source_sql, &source_params, &target, &keys),
-            source_params,
-            operation: op,
-            source_table: e.source_table.clone(),
-            source_sql,
-            target,
-            columns,
-            keys,
-            max_delete_rows: max_delete,
-            applied_by,
-            upsert: self.upsert,
-            table_lock: self.table_lock,
-        })
+        Ok(described.columns)
     }
 
     /// The row filter and column masks on a source table
@@ -495,6 +450,85 @@ impl SyncCore {
             .ok()
             .flatten()
     }
+}
+
+/// The event's columns (all the source's when it names none, plus its
+/// keys) paired with the target's, each pair's conversion planned by the
+/// type table, and the keys as the target spells them.
+fn pair_columns(
+    e: &SyncEvent,
+    source_cols: &[ColumnInfo],
+    target_cols: &[TargetColumn],
+    target: &TargetTable,
+) -> Result<(Vec<PlannedColumn>, Vec<String>), SyncError> {
+    let find_source = |name: &str| {
+        source_cols
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    };
+    let find_target = |name: &str| {
+        target_cols
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    };
+    let mut chosen: Vec<String> = match &e.columns {
+        Some(c) => c.clone(),
+        None => source_cols.iter().map(|c| c.name.clone()).collect(),
+    };
+    let mut keys = Vec::new();
+    for k in &e.primary_keys {
+        if find_source(k).is_none() {
+            return Err(Refusal(format!(
+                "primary key column {k} is not in the source table {}",
+                e.source_table
+            ))
+            .into());
+        }
+        let t = find_target(k).ok_or_else(|| {
+            Refusal(format!(
+                "primary key column {k} is not in the target table {target}"
+            ))
+        })?;
+        keys.push(t.name.clone());
+        if !chosen.iter().any(|c| c.eq_ignore_ascii_case(k)) {
+            chosen.push(k.clone());
+        }
+    }
+    let mut columns = Vec::new();
+    let mut mismatches = Vec::new();
+    for name in &chosen {
+        let s = find_source(name).ok_or_else(|| {
+            Refusal(format!(
+                "column {name} is not in the source table {}",
+                e.source_table
+            ))
+        })?;
+        let t = find_target(name).ok_or_else(|| {
+            Refusal(format!(
+                "column {name} of the source is not in the target table {target}"
+            ))
+        })?;
+        let ty = if s.type_text.is_empty() {
+            &s.type_name
+        } else {
+            &s.type_text
+        };
+        match to_sqlserver::plan(&SparkType::parse(ty), t) {
+            Ok(conv) => columns.push(PlannedColumn {
+                source_name: s.name.clone(),
+                target: t.clone(),
+                conv,
+            }),
+            Err(why) => mismatches.push(why),
+        }
+    }
+    if !mismatches.is_empty() {
+        return Err(Refusal(format!("type mismatch: {}", mismatches.join("; "))).into());
+    }
+    if columns.is_empty() {
+        return Err(Refusal("no columns to copy".into()).into());
+    }
+    Ok((columns, keys))
 }
 
 /// The outcome of an event the ledger already holds: applied before, when

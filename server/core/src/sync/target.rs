@@ -6,9 +6,9 @@
 use futures_util::TryStreamExt;
 use tiberius::QueryItem;
 
-use super::convert::TargetColumn;
 use super::event::{bracket, TargetTable};
 use crate::sqlserver::Connection;
+use crate::types::to_sqlserver::TargetColumn;
 
 pub const LEDGER: &str = "bridge_sync_ledger";
 

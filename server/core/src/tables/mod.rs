@@ -26,12 +26,12 @@
 
 pub mod source;
 pub mod state;
-pub mod types;
 
 use std::time::Duration;
 
 use crate::databricks::names::UcName;
 use crate::databricks::statements::{JsonResult, StatementError};
+use crate::databricks::types;
 use crate::databricks::Workspace;
 use crate::queries::load::{LoadMode, LoadSpec};
 use crate::sqlserver::Connection;

@@ -1,8 +1,6 @@
-//! SQL Server result columns → Arrow/Parquet types, following Databricks'
-//! own SQL Server mapping so Databricks reads the files: exact DECIMAL(p,s),
-//! money as DECIMAL(19,4)/(10,4), timestamps in microseconds (Spark cannot
-//! read nanosecond Parquet timestamps), datetimeoffset normalised to UTC,
-//! time and uniqueidentifier as strings, binary as binary.
+//! SQL Server result columns → Arrow/Parquet types, by the table
+//! [`SQLSERVER_TO_PARQUET`]: the Arrow schema of a result and what each
+//! column's values are read as.
 //!
 //! The declared types come from `sp_describe_first_result_set`, because the
 //! driver's result metadata does not carry precision, scale or length.
@@ -10,6 +8,9 @@
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+use super::{ToParquet, SQLSERVER_TO_PARQUET};
+use crate::sqlserver::types::SqlType;
 
 /// One column as `sp_describe_first_result_set` describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,40 +66,23 @@ pub enum SchemaError {
     Duplicate(String),
 }
 
-fn base_name(type_name: &str) -> String {
-    type_name
-        .split('(')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
-/// The target of one column, or a clear error naming column and type.
+/// The target of one column, by [`SQLSERVER_TO_PARQUET`], or a clear
+/// error naming column and type.
 pub fn target(c: &SourceColumn) -> Result<Target, SchemaError> {
-    Ok(match base_name(&c.type_name).as_str() {
-        "bit" => Target::Boolean,
-        "tinyint" | "smallint" => Target::Int16,
-        "int" => Target::Int32,
-        "bigint" => Target::Int64,
-        "real" => Target::Float32,
-        "float" => Target::Float64,
-        "decimal" | "numeric" => Target::Decimal {
+    let rule = SqlType::parse(&c.type_name).and_then(|t| {
+        SQLSERVER_TO_PARQUET
+            .iter()
+            .find(|(from, _)| from.contains(&t))
+            .map(|(_, rule)| *rule)
+    });
+    Ok(match rule {
+        Some(ToParquet::Fixed(t)) => t,
+        Some(ToParquet::ColumnDecimal) => Target::Decimal {
             precision: c.precision.clamp(1, 38),
             scale: c.scale,
         },
-        "money" => Target::Money { precision: 19 },
-        "smallmoney" => Target::Money { precision: 10 },
-        "char" | "varchar" | "nchar" | "nvarchar" | "text" | "ntext" | "sysname" | "xml" => {
-            Target::Utf8
-        }
-        "binary" | "varbinary" | "image" | "timestamp" | "rowversion" => Target::Binary,
-        "uniqueidentifier" => Target::Guid,
-        "date" => Target::Date,
-        "time" => Target::Time { scale: c.scale },
-        "datetime" | "datetime2" | "smalldatetime" => Target::Timestamp,
-        "datetimeoffset" => Target::TimestampUtc,
-        _ => {
+        Some(ToParquet::ColumnTime) => Target::Time { scale: c.scale },
+        None => {
             return Err(SchemaError::Unsupported {
                 column: c.name.clone(),
                 type_name: c.type_name.clone(),
