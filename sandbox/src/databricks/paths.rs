@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::sql::catalog::FullName;
+use super::sql::names::FullName;
 
 /// A path inside a volume, split into the volume and the rest.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::sql::catalog::{self, CatalogInfo, FullName, SchemaInfo, TableInfo, VolumeInfo};
+use super::sql::drops;
 use super::sql::grants::{Access, Caller};
 use super::sql::privileges::{self, Securable};
 use super::sql::types::DbxType;
@@ -429,7 +430,7 @@ pub async fn delete_catalog(
 ) -> Result<Response, ApiError> {
     let dropped = with_conn(&shared, move |conn| {
         may_delete(conn, &caller, &Securable::catalog(&name))?;
-        catalog::drop_catalog(conn, &name, false, q.force.unwrap_or(false))
+        drops::drop_catalog(conn, &name, false, q.force.unwrap_or(false))
     })
     .await?;
     for v in dropped {
@@ -521,7 +522,7 @@ pub async fn delete_schema(
     let (c, s) = full2(&full)?;
     let dropped = with_conn(&shared, move |conn| {
         may_delete(conn, &caller, &Securable::schema(&c, &s))?;
-        catalog::drop_schema(conn, &c, &s, false, q.force.unwrap_or(false))
+        drops::drop_schema(conn, &c, &s, false, q.force.unwrap_or(false))
     })
     .await?;
     for v in dropped {
@@ -637,7 +638,7 @@ pub async fn delete_volume(
     let key = full.clone();
     with_conn(&shared, move |conn| {
         may_delete(conn, &caller, &Securable::volume(&key))?;
-        catalog::drop_volume(conn, &key, false)
+        drops::drop_volume(conn, &key, false)
     })
     .await?;
     shared.engine.remove_volume_dir(&full);

@@ -5,7 +5,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::error::SqlError;
+use super::error::{map_sqlite_error, SqlError};
+pub use super::names::{quote_ident, FullName};
 use super::privileges::{Securable, SecurableType};
 use super::types::DbxType;
 
@@ -70,49 +71,6 @@ pub fn adopt_unowned(conn: &Connection, owner: &str) -> Result<(), SqlError> {
         .map_err(db)?;
     }
     Ok(())
-}
-
-/// A fully qualified table, schema or volume name, lower case.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct FullName {
-    pub catalog: String,
-    pub schema: String,
-    pub name: String,
-}
-
-impl FullName {
-    pub fn new(catalog: &str, schema: &str, name: &str) -> Self {
-        FullName {
-            catalog: catalog.to_lowercase(),
-            schema: schema.to_lowercase(),
-            name: name.to_lowercase(),
-        }
-    }
-
-    /// `catalog.schema.name`, which is also the SQLite table name of a table.
-    pub fn dotted(&self) -> String {
-        format!("{}.{}.{}", self.catalog, self.schema, self.name)
-    }
-
-    /// Quoted SQLite identifier of the table holding this table's rows.
-    pub fn physical(&self) -> String {
-        quote_ident(&self.dotted())
-    }
-
-    /// Parses `a.b.c` (no quoting).
-    pub fn parse(text: &str) -> Option<Self> {
-        let parts: Vec<&str> = text.split('.').collect();
-        match parts.as_slice() {
-            [c, s, n] if !c.is_empty() && !s.is_empty() && !n.is_empty() => {
-                Some(FullName::new(c, s, n))
-            }
-            _ => None,
-        }
-    }
-}
-
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 #[derive(Clone, Debug)]
@@ -232,43 +190,6 @@ pub fn list_catalogs(conn: &Connection) -> Result<Vec<CatalogInfo>, SqlError> {
     Ok(out)
 }
 
-/// Drops a catalog; with `cascade` its schemas, tables and volumes too.
-/// Returns the volumes removed so their files can be deleted.
-pub fn drop_catalog(
-    conn: &Connection,
-    name: &str,
-    if_exists: bool,
-    cascade: bool,
-) -> Result<Vec<VolumeInfo>, SqlError> {
-    let name = name.to_lowercase();
-    if get_catalog(conn, &name)?.is_none() {
-        return if if_exists {
-            Ok(vec![])
-        } else {
-            Err(SqlError::catalog_not_found(&name))
-        };
-    }
-    let schemas = list_schemas(conn, &name)?;
-    let non_default = schemas
-        .iter()
-        .any(|s| s.name != "default" && s.name != "information_schema");
-    if non_default && !cascade {
-        return Err(SqlError::invalid(
-            "CATALOG_NOT_EMPTY",
-            &format!("Cannot drop catalog '{name}' because it contains schemas. Use CASCADE."),
-            "2BP01",
-        ));
-    }
-    let mut volumes = Vec::new();
-    for s in schemas {
-        volumes.extend(drop_schema(conn, &name, &s.name, true, true)?);
-    }
-    conn.execute("DELETE FROM __dbx_catalogs WHERE name = ?1", [&name])
-        .map_err(db)?;
-    super::grants::forget(conn, &Securable::catalog(&name))?;
-    Ok(volumes)
-}
-
 pub fn create_schema(
     conn: &Connection,
     catalog: &str,
@@ -336,44 +257,6 @@ pub fn list_schemas(conn: &Connection, catalog: &str) -> Result<Vec<SchemaInfo>,
         }
     }
     Ok(out)
-}
-
-pub fn drop_schema(
-    conn: &Connection,
-    catalog: &str,
-    name: &str,
-    if_exists: bool,
-    cascade: bool,
-) -> Result<Vec<VolumeInfo>, SqlError> {
-    let (catalog, name) = (catalog.to_lowercase(), name.to_lowercase());
-    let full = format!("{catalog}.{name}");
-    if get_schema(conn, &catalog, &name)?.is_none() {
-        return if if_exists {
-            Ok(vec![])
-        } else {
-            Err(SqlError::schema_not_found(&full))
-        };
-    }
-    let tables = list_tables(conn, &catalog, &name)?;
-    let volumes = list_volumes(conn, &catalog, &name)?;
-    if (!tables.is_empty() || !volumes.is_empty()) && !cascade {
-        return Err(SqlError::schema_not_empty(&full));
-    }
-    for t in &tables {
-        drop_table(conn, &t.name, true)?;
-    }
-    conn.execute(
-        "DELETE FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2",
-        [&catalog, &name],
-    )
-    .map_err(db)?;
-    conn.execute(
-        "DELETE FROM __dbx_schemas WHERE catalog = ?1 AND name = ?2",
-        [&catalog, &name],
-    )
-    .map_err(db)?;
-    super::grants::forget(conn, &Securable::schema(&catalog, &name))?;
-    Ok(volumes)
 }
 
 pub fn create_volume(
@@ -459,27 +342,6 @@ pub fn list_volumes(
         }
     }
     Ok(out)
-}
-
-pub fn drop_volume(
-    conn: &Connection,
-    name: &FullName,
-    if_exists: bool,
-) -> Result<Option<VolumeInfo>, SqlError> {
-    let Some(v) = get_volume(conn, name)? else {
-        return if if_exists {
-            Ok(None)
-        } else {
-            Err(SqlError::volume_not_found(&name.dotted()))
-        };
-    };
-    conn.execute(
-        "DELETE FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
-        [&name.catalog, &name.schema, &name.name],
-    )
-    .map_err(db)?;
-    super::grants::forget(conn, &Securable::volume(name))?;
-    Ok(Some(v))
 }
 
 /// Registers a table's metadata (the caller creates the SQLite table).
@@ -598,7 +460,7 @@ pub fn change_column_type(
         cols = cols.join(", "),
         vals = vals.join(", "),
     ))
-    .map_err(super::exec::map_sqlite_error)?;
+    .map_err(map_sqlite_error)?;
     conn.execute(
         "UPDATE __dbx_columns SET type_text = ?5 WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3 AND name = ?4",
         params![name.catalog, name.schema, name.name, column, ty.to_string()],
@@ -675,30 +537,41 @@ pub fn list_tables(
     Ok(out)
 }
 
-/// Drops a table's rows and metadata with its history, change data,
-/// properties and grants; false when it did not exist.
-pub fn drop_table(conn: &Connection, name: &FullName, if_exists: bool) -> Result<bool, SqlError> {
-    if get_table(conn, name)?.is_none() {
-        return if if_exists {
-            Ok(false)
-        } else {
-            Err(SqlError::table_not_found(&name.dotted()))
-        };
-    }
-    drop_table_data(conn, name)?;
-    super::history::forget(conn, name)?;
-    super::retention::forget(conn, name)?;
-    super::policies::forget(conn, name)?;
-    super::copy_into::forget(conn, name)?;
-    super::grants::forget(conn, &Securable::table(name))?;
-    Ok(true)
+/// Removes a catalog's own row (its schemas are removed first).
+pub fn delete_catalog(conn: &Connection, name: &str) -> Result<(), SqlError> {
+    conn.execute("DELETE FROM __dbx_catalogs WHERE name = ?1", [name])
+        .map_err(db)?;
+    Ok(())
 }
 
-/// Drops what CREATE OR REPLACE TABLE replaces: the rows, columns,
-/// properties and change data. The history and grants stay: a replaced
-/// Delta table keeps its identity and its log.
-pub fn drop_table_data(conn: &Connection, name: &FullName) -> Result<(), SqlError> {
-    super::cdf::forget(conn, name)?;
+/// Removes a schema's row and its volumes' rows (its tables are removed
+/// first).
+pub fn delete_schema(conn: &Connection, catalog: &str, name: &str) -> Result<(), SqlError> {
+    conn.execute(
+        "DELETE FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2",
+        [catalog, name],
+    )
+    .map_err(db)?;
+    conn.execute(
+        "DELETE FROM __dbx_schemas WHERE catalog = ?1 AND name = ?2",
+        [catalog, name],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Removes a volume's row.
+pub fn delete_volume(conn: &Connection, name: &FullName) -> Result<(), SqlError> {
+    conn.execute(
+        "DELETE FROM __dbx_volumes WHERE catalog = ?1 AND schema = ?2 AND name = ?3",
+        [&name.catalog, &name.schema, &name.name],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Removes a table's rows, columns, properties and registration.
+pub fn delete_table(conn: &Connection, name: &FullName) -> Result<(), SqlError> {
     conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", name.physical()))
         .map_err(db)?;
     for t in ["__dbx_columns", "__dbx_table_props"] {

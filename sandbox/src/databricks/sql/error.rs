@@ -236,3 +236,80 @@ impl SqlError {
         )
     }
 }
+
+/// SQLite's messages turned into Spark's error classes.
+pub fn map_sqlite_error(e: rusqlite::Error) -> SqlError {
+    if let rusqlite::Error::UserFunctionError(inner) = &e {
+        if let Some(s) = inner.downcast_ref::<super::types::StoreError>() {
+            return SqlError::invalid(
+                match s {
+                    super::types::StoreError::Malformed { .. } => "CAST_INVALID_INPUT",
+                    super::types::StoreError::OutOfRange { .. } => "NUMERIC_VALUE_OUT_OF_RANGE",
+                    super::types::StoreError::Mismatch { .. } => "DATATYPE_MISMATCH",
+                },
+                &s.to_string()
+                    .split_once("] ")
+                    .map(|(_, r)| {
+                        r.rsplit_once(" SQLSTATE")
+                            .map(|x| x.0)
+                            .unwrap_or(r)
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+                s.sql_state(),
+            );
+        }
+    }
+    let msg = e.to_string();
+    // A storage error raised in a function that SQLite reported as its
+    // own failure (prepared statements with bound values): the text is
+    // already `[CLASS] ... SQLSTATE: xxxxx`.
+    if let (Some(rest), Some((_, state))) = (msg.strip_prefix('['), msg.rsplit_once(" SQLSTATE: "))
+    {
+        if let Some((class, _)) = rest.split_once("] ") {
+            if !class.contains(' ') && state.len() == 5 {
+                return SqlError {
+                    kind: ErrorKind::Invalid,
+                    class: class.to_string(),
+                    message: msg.clone(),
+                    sql_state: state.to_string(),
+                };
+            }
+        }
+    }
+    if let Some(c) = msg.strip_prefix("no such column: ") {
+        return SqlError::column_not_found(c);
+    }
+    if let Some(t) = msg.strip_prefix("no such table: ") {
+        return SqlError::table_not_found(t);
+    }
+    if let Some(f) = msg.strip_prefix("no such function: ") {
+        return SqlError::invalid(
+            "UNRESOLVED_ROUTINE",
+            &format!(
+                "Cannot resolve routine `{}` on search path.",
+                f.to_lowercase()
+            ),
+            "42883",
+        );
+    }
+    if let Some(c) = msg.strip_prefix("NOT NULL constraint failed: ") {
+        let col = c.rsplit('.').next().unwrap_or(c);
+        return SqlError::invalid(
+            "DELTA_NOT_NULL_CONSTRAINT_VIOLATED",
+            &format!("NOT NULL constraint violated for column: {col}."),
+            "23502",
+        );
+    }
+    if msg.contains("values for") && msg.contains("columns") {
+        return SqlError::invalid(
+            "INSERT_COLUMN_ARITY_MISMATCH",
+            &format!("Cannot write to the table: {msg}."),
+            "21S01",
+        );
+    }
+    if msg.contains("syntax error") || msg.contains("ambiguous") {
+        return SqlError::syntax(&msg);
+    }
+    SqlError::internal(msg)
+}

@@ -20,6 +20,7 @@ use sqlparser::parser::Parser;
 use super::catalog::{self, quote_ident, ColumnInfo, FullName, TableInfo, VolumeInfo};
 use super::cdf;
 use super::commands;
+use super::drops;
 use super::error::SqlError;
 use super::grants::{Access, Caller};
 use super::history::{self, Operation};
@@ -92,84 +93,7 @@ fn comment_of(text: Option<regex::Match<'_>>) -> Option<String> {
 }
 
 pub(super) fn db(e: rusqlite::Error) -> SqlError {
-    map_sqlite_error(e)
-}
-
-/// SQLite's messages turned into Spark's error classes.
-pub fn map_sqlite_error(e: rusqlite::Error) -> SqlError {
-    if let rusqlite::Error::UserFunctionError(inner) = &e {
-        if let Some(s) = inner.downcast_ref::<super::types::StoreError>() {
-            return SqlError::invalid(
-                match s {
-                    super::types::StoreError::Malformed { .. } => "CAST_INVALID_INPUT",
-                    super::types::StoreError::OutOfRange { .. } => "NUMERIC_VALUE_OUT_OF_RANGE",
-                    super::types::StoreError::Mismatch { .. } => "DATATYPE_MISMATCH",
-                },
-                &s.to_string()
-                    .split_once("] ")
-                    .map(|(_, r)| {
-                        r.rsplit_once(" SQLSTATE")
-                            .map(|x| x.0)
-                            .unwrap_or(r)
-                            .to_string()
-                    })
-                    .unwrap_or_default(),
-                s.sql_state(),
-            );
-        }
-    }
-    let msg = e.to_string();
-    // A storage error raised in a function that SQLite reported as its
-    // own failure (prepared statements with bound values): the text is
-    // already `[CLASS] ... SQLSTATE: xxxxx`.
-    if let (Some(rest), Some((_, state))) = (msg.strip_prefix('['), msg.rsplit_once(" SQLSTATE: "))
-    {
-        if let Some((class, _)) = rest.split_once("] ") {
-            if !class.contains(' ') && state.len() == 5 {
-                return SqlError {
-                    kind: super::error::ErrorKind::Invalid,
-                    class: class.to_string(),
-                    message: msg.clone(),
-                    sql_state: state.to_string(),
-                };
-            }
-        }
-    }
-    if let Some(c) = msg.strip_prefix("no such column: ") {
-        return SqlError::column_not_found(c);
-    }
-    if let Some(t) = msg.strip_prefix("no such table: ") {
-        return SqlError::table_not_found(t);
-    }
-    if let Some(f) = msg.strip_prefix("no such function: ") {
-        return SqlError::invalid(
-            "UNRESOLVED_ROUTINE",
-            &format!(
-                "Cannot resolve routine `{}` on search path.",
-                f.to_lowercase()
-            ),
-            "42883",
-        );
-    }
-    if let Some(c) = msg.strip_prefix("NOT NULL constraint failed: ") {
-        let col = c.rsplit('.').next().unwrap_or(c);
-        return SqlError::invalid(
-            "DELTA_NOT_NULL_CONSTRAINT_VIOLATED",
-            &format!("NOT NULL constraint violated for column: {col}."),
-            "23502",
-        );
-    }
-    if msg.contains("values for") && msg.contains("columns") {
-        return SqlError::invalid(
-            "INSERT_COLUMN_ARITY_MISMATCH",
-            &format!("Cannot write to the table: {msg}."),
-            "21S01",
-        );
-    }
-    if msg.contains("syntax error") || msg.contains("ambiguous") {
-        return SqlError::syntax(&msg);
-    }
-    SqlError::internal(msg)
+    super::error::map_sqlite_error(e)
 }
 
 impl Exec<'_> {
@@ -336,17 +260,16 @@ impl Exec<'_> {
             match (kind.as_str(), parts.as_slice()) {
                 ("CATALOG", [n]) => {
                     self.may_drop(&Securable::catalog(n))?;
-                    fx.volumes_dropped = catalog::drop_catalog(self.conn, n, if_exists, cascade)?;
+                    fx.volumes_dropped = drops::drop_catalog(self.conn, n, if_exists, cascade)?;
                 }
                 ("SCHEMA" | "DATABASE", [s]) => {
                     self.may_drop(&Securable::schema(self.catalog, s))?;
                     fx.volumes_dropped =
-                        catalog::drop_schema(self.conn, self.catalog, s, if_exists, cascade)?;
+                        drops::drop_schema(self.conn, self.catalog, s, if_exists, cascade)?;
                 }
                 ("SCHEMA" | "DATABASE", [cat, s]) => {
                     self.may_drop(&Securable::schema(cat, s))?;
-                    fx.volumes_dropped =
-                        catalog::drop_schema(self.conn, cat, s, if_exists, cascade)?;
+                    fx.volumes_dropped = drops::drop_schema(self.conn, cat, s, if_exists, cascade)?;
                 }
                 ("VOLUME", p) if !p.is_empty() && p.len() <= 3 => {
                     let full = match p {
@@ -356,7 +279,7 @@ impl Exec<'_> {
                         _ => return Err(SqlError::syntax(text)),
                     };
                     self.may_drop(&Securable::volume(&full))?;
-                    if let Some(v) = catalog::drop_volume(self.conn, &full, if_exists)? {
+                    if let Some(v) = drops::drop_volume(self.conn, &full, if_exists)? {
                         fx.volumes_dropped.push(v);
                     }
                 }
@@ -441,7 +364,7 @@ impl Exec<'_> {
                 for n in &names {
                     let full = scope.full_name(n)?;
                     self.may_drop(&Securable::table(&full))?;
-                    catalog::drop_table(self.conn, &full, if_exists)?;
+                    drops::drop_table(self.conn, &full, if_exists)?;
                 }
                 Ok(ResultSet::default())
             }
@@ -714,7 +637,7 @@ impl Exec<'_> {
             return Err(SqlError::syntax("CREATE TABLE needs columns or AS SELECT"));
         }
         if replaced {
-            catalog::drop_table_data(self.conn, &full)?;
+            drops::drop_table_data(self.conn, &full)?;
             history::cut_change_data(self.conn, &full)?;
         }
         let defs: Vec<String> = columns

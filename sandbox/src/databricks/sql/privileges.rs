@@ -6,8 +6,8 @@
 
 use std::fmt;
 
-use super::catalog::FullName;
 use super::error::SqlError;
+use super::names::FullName;
 
 /// The kinds of securable object the double stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
