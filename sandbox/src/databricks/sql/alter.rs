@@ -25,10 +25,11 @@
 
 use super::catalog::{self, ColumnInfo, FullName, TableInfo};
 use super::cdf;
+use super::context::Exec;
 use super::error::SqlError;
-use super::exec::{Column, Exec, ResultSet};
 use super::history::{self, Operation};
 use super::privileges::Securable;
+use super::result::{Column, ResultSet};
 use super::tokens::{Cursor, Tok};
 use super::types::{Cell, DbxType};
 use super::widening;

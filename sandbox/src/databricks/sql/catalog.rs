@@ -754,3 +754,12 @@ pub fn physical_column_type(
     .flatten()
     .and_then(|t| DbxType::parse(&t))
 }
+
+/// A table's column by name, as Spark resolves it (case-insensitively).
+pub fn column<'t>(table: &'t TableInfo, name: &str) -> Result<&'t ColumnInfo, SqlError> {
+    table
+        .columns
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| SqlError::column_not_found(name))
+}

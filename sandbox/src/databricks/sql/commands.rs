@@ -12,11 +12,12 @@
 use super::alter;
 use super::catalog::{self, FullName, CHANGE_DATA_FEED};
 use super::cdf;
+use super::context::Exec;
 use super::error::SqlError;
-use super::exec::{Column, Exec, ResultSet};
 use super::grants::{self, Access};
 use super::history::{self, Operation};
 use super::privileges::{self, Securable, SecurableType};
+use super::result::{Column, ResultSet};
 use super::tokens::{tokenize, Cursor, Tok};
 use super::types::{Cell, DbxType};
 

@@ -37,42 +37,26 @@
 //! reading the files takes `READ VOLUME` on the volume, writing the table
 //! `MODIFY` (both with `USE CATALOG` and `USE SCHEMA`).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
-use rusqlite::params;
 use sqlparser::dialect::DatabricksDialect;
 use sqlparser::parser::Parser;
 
 use super::catalog::{self, quote_ident, ColumnInfo, FullName, TableInfo};
 use super::cdf;
+use super::context::Exec;
+use super::copy_log;
+use super::error::map_sqlite_error as db;
 use super::error::{ErrorKind, SqlError};
-use super::exec::{cell_value, counts, db, Exec, ResultSet};
 use super::files;
 use super::history::{self, Operation};
+use super::result::{cell_value, counts, ResultSet};
 use super::rewrite::TempTypes;
 use super::tokens::{tokenize_spans, Cursor, Tok};
 use super::types::DbxType;
 use super::widening;
 use crate::databricks::paths::VolumePath;
-
-/// The files each table has loaded, for idempotency.
-pub const SCHEMA_SQL: &str = "
-CREATE TABLE IF NOT EXISTS __dbx_copy_into_log (
-    catalog TEXT NOT NULL, schema TEXT NOT NULL, tbl TEXT NOT NULL, path TEXT NOT NULL,
-    version INTEGER NOT NULL, PRIMARY KEY (catalog, schema, tbl, path));
-";
-
-/// Forgets the files a dropped table loaded.
-pub fn forget(conn: &rusqlite::Connection, table: &FullName) -> Result<(), SqlError> {
-    conn.execute(
-        "DELETE FROM __dbx_copy_into_log WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3",
-        [&table.catalog, &table.schema, &table.name],
-    )
-    .map_err(db)?;
-    Ok(())
-}
 
 /// Where the rows come from.
 #[derive(Debug, PartialEq)]
@@ -584,7 +568,7 @@ impl Exec<'_> {
             ignore_missing,
         )?;
         if !force {
-            let loaded = self.loaded_files(&table.name)?;
+            let loaded = copy_log::loaded(self.conn, &table.name)?;
             chosen.retain(|f| !loaded.contains(&f.shown));
         }
         // Footers first: a corrupt file fails the load, or is skipped (and
@@ -680,12 +664,7 @@ impl Exec<'_> {
             }
         };
         for f in &readable {
-            self.conn
-                .execute(
-                    "INSERT OR REPLACE INTO __dbx_copy_into_log (catalog, schema, tbl, path, version) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![name.catalog, name.schema, name.name, f.shown, commit.version],
-                )
-                .map_err(db)?;
+            copy_log::record(self.conn, &name, &f.shown, commit.version)?;
         }
         let mut op = Operation::new("COPY INTO")
             .metric("numOutputRows", inserted)
@@ -695,22 +674,6 @@ impl Exec<'_> {
         }
         history::finish(self.conn, &commit, self.caller, &op)?;
         Ok(result(inserted, corrupt))
-    }
-
-    /// Paths this table has loaded.
-    fn loaded_files(&self, table: &FullName) -> Result<HashSet<String>, SqlError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT path FROM __dbx_copy_into_log WHERE catalog = ?1 AND schema = ?2 AND tbl = ?3")
-            .map_err(db)?;
-        let rows = st
-            .query_map([&table.catalog, &table.schema, &table.name], |r| {
-                r.get::<_, String>(0)
-            })
-            .map_err(db)?
-            .collect::<Result<HashSet<_>, _>>()
-            .map_err(db)?;
-        Ok(rows)
     }
 
     /// Schema evolution: adds the columns to the table inside the commit

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::catalog::{self, FullName, VolumeInfo};
 use super::error::SqlError;
 use super::privileges::Securable;
-use super::{cdf, copy_into, grants, history, policies, retention};
+use super::{cdf, copy_log, grants, history, policies, retention};
 
 /// Drops a catalog; with `cascade` its schemas, tables and volumes too.
 /// Returns the volumes removed so their files can be deleted.
@@ -110,7 +110,7 @@ pub fn drop_table(conn: &Connection, name: &FullName, if_exists: bool) -> Result
     history::forget(conn, name)?;
     retention::forget(conn, name)?;
     policies::forget(conn, name)?;
-    copy_into::forget(conn, name)?;
+    copy_log::forget(conn, name)?;
     grants::forget(conn, &Securable::table(name))?;
     Ok(true)
 }

@@ -1,54 +1,30 @@
-//! Running one Spark SQL statement on SQLite: catalog DDL, CREATE/DROP
-//! TABLE, INSERT, SELECT, UPDATE, DELETE and MERGE (`merge.rs`), each atomic (a savepoint
-//! per statement, as each Delta commit is). Every statement runs as a
-//! caller whose privileges it checks (`grants.rs`), and every write commits
-//! a table version (`history.rs`).
+//! Running one Spark SQL statement on SQLite, each atomic (a savepoint per
+//! statement, as each Delta commit is): the dispatch to each kind's file —
+//! SELECT (`select.rs`), INSERT (`insert.rs`), MERGE (`merge.rs`), COPY INTO
+//! (`copy_into.rs`), ALTER (`alter.rs`), the other commands
+//! (`commands.rs`) — with catalog DDL, CREATE/DROP TABLE, UPDATE and DELETE
+//! here. Every statement runs as a caller whose privileges it checks
+//! (`grants.rs`), and every write commits a table version (`history.rs`).
+//! The top of the SQL layer: nothing below calls back into it.
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use regex::Regex;
-use rusqlite::Connection;
-use sqlparser::ast::{
-    self, AssignmentTarget, ColumnOption, Expr, FromTable, ObjectType, Query, SelectItem, SetExpr,
-    Statement, TableFactor,
-};
+use sqlparser::ast::{self, ColumnOption, FromTable, ObjectType, Statement, TableFactor};
 use sqlparser::dialect::DatabricksDialect;
 use sqlparser::parser::Parser;
 
-use super::catalog::{self, quote_ident, ColumnInfo, FullName, TableInfo, VolumeInfo};
+use super::catalog::{self, quote_ident, ColumnInfo, FullName, VolumeInfo};
 use super::cdf;
 use super::commands;
+use super::context::{predicate_param, Exec};
 use super::drops;
 use super::error::SqlError;
-use super::grants::{Access, Caller};
 use super::history::{self, Operation};
 use super::privileges::{self, Securable};
-use super::rewrite::{self, expr_type, name_parts, Scope, TempTypes};
-use super::types::{Cell, DbxType};
-
-/// A named statement parameter (`:name`), already typed.
-#[derive(Clone, Debug)]
-pub struct Param {
-    pub name: String,
-    pub ty: DbxType,
-    /// `None` binds NULL.
-    pub value: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Column {
-    pub name: String,
-    pub ty: DbxType,
-}
-
-/// A statement's result: columns and rows (empty for DDL).
-#[derive(Clone, Debug, Default)]
-pub struct ResultSet {
-    pub columns: Vec<Column>,
-    pub rows: Vec<Vec<Cell>>,
-}
+use super::result::{cell_value, counts, ResultSet};
+use super::rewrite::{self, TempTypes};
+use super::types::DbxType;
 
 /// Side effects the engine must apply outside SQLite.
 #[derive(Debug, Default)]
@@ -58,16 +34,6 @@ pub struct Effects {
     /// `USE CATALOG` / `USE SCHEMA` in a script.
     pub use_catalog: Option<String>,
     pub use_schema: Option<String>,
-}
-
-pub struct Exec<'a> {
-    pub conn: &'a Connection,
-    pub volumes_root: &'a Path,
-    pub catalog: &'a str,
-    pub schema: &'a str,
-    pub params: &'a [Param],
-    /// Who runs the statement.
-    pub caller: &'a Caller,
 }
 
 const IDENT: &str = r"(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)";
@@ -97,32 +63,6 @@ pub(super) fn db(e: rusqlite::Error) -> SqlError {
 }
 
 impl Exec<'_> {
-    pub(super) fn scope<'s>(&'s self, param_types: &'s HashMap<String, DbxType>) -> Scope<'s> {
-        Scope {
-            conn: self.conn,
-            catalog: self.catalog,
-            schema: self.schema,
-            volumes_root: self.volumes_root,
-            param_types,
-            params: self.params,
-            caller: self.caller,
-        }
-    }
-
-    pub(super) fn checks(&self) -> Access<'_> {
-        Access {
-            conn: self.conn,
-            caller: self.caller,
-        }
-    }
-
-    pub(super) fn param_types(&self) -> HashMap<String, DbxType> {
-        self.params
-            .iter()
-            .map(|p| (p.name.clone(), p.ty.clone()))
-            .collect()
-    }
-
     /// Runs one statement.
     pub fn run(&self, sql: &str) -> Result<(ResultSet, Effects), SqlError> {
         let chained = super::tokens::chain_adjacent_literals(sql);
@@ -387,155 +327,6 @@ impl Exec<'_> {
         }
     }
 
-    pub(super) fn bind(&self, st: &mut rusqlite::Statement<'_>) -> Result<(), SqlError> {
-        for i in 1..=st.parameter_count() {
-            let Some(pname) = st.parameter_name(i).map(str::to_string) else {
-                return Err(SqlError::syntax(
-                    "positional parameter markers are not supported",
-                ));
-            };
-            let bare = pname.trim_start_matches([':', '@', '$']);
-            let p = self
-                .params
-                .iter()
-                .find(|p| p.name == bare)
-                .ok_or_else(|| SqlError::unbound_parameter(bare))?;
-            let cell = match &p.value {
-                None => Cell::Null,
-                Some(v) => super::types::store(Cell::Text(v.clone()), &p.ty).map_err(|e| {
-                    SqlError::invalid("INVALID_PARAMETER_VALUE", &e.to_string(), "22023")
-                })?,
-            };
-            let v = match cell {
-                Cell::Null => rusqlite::types::Value::Null,
-                Cell::Int(i) => rusqlite::types::Value::Integer(i),
-                Cell::Real(f) => rusqlite::types::Value::Real(f),
-                Cell::Text(t) => rusqlite::types::Value::Text(t),
-                Cell::Blob(b) => rusqlite::types::Value::Blob(b),
-            };
-            st.raw_bind_parameter(i, v).map_err(db)?;
-        }
-        Ok(())
-    }
-
-    /// Runs an SQL text that changes rows; returns the row count.
-    pub(super) fn exec_count(&self, sql: &str) -> Result<u64, SqlError> {
-        tracing::debug!(sql, "sqlite dml");
-        let mut st = self.conn.prepare(sql).map_err(db)?;
-        self.bind(&mut st)?;
-        Ok(st.raw_execute().map_err(db)? as u64)
-    }
-
-    /// Columns of every catalog table a query names, for typing expressions.
-    fn column_types(&self, q: &impl ast::Visit, scope: &Scope<'_>) -> HashMap<String, DbxType> {
-        struct Names(Vec<ast::ObjectName>);
-        impl ast::Visitor for Names {
-            type Break = ();
-            fn pre_visit_relation(&mut self, r: &ast::ObjectName) -> std::ops::ControlFlow<()> {
-                self.0.push(r.clone());
-                std::ops::ControlFlow::Continue(())
-            }
-        }
-        let mut n = Names(vec![]);
-        let _ = q.visit(&mut n);
-        let mut out = HashMap::new();
-        for name in n.0 {
-            if let Ok(Some(t)) = scope
-                .full_name(&name)
-                .and_then(|f| catalog::get_table(self.conn, &f))
-            {
-                for c in t.columns {
-                    out.entry(c.name.to_lowercase()).or_insert(c.ty);
-                }
-            }
-        }
-        out
-    }
-
-    pub(super) fn query(&self, q: Query, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
-        let pt = self.param_types();
-        let scope = self.scope(&pt);
-        let original = q.clone();
-        let mut q = q;
-        rewrite::rewrite(&scope, temps, &mut q)?;
-        let col_types = self.column_types(&original, &scope);
-        // Per select item: (Spark's column name, type from the syntax).
-        let mut hints: Option<Vec<(Option<String>, Option<DbxType>)>> = None;
-        if let SetExpr::Select(sel) = original.body.as_ref() {
-            let mut v = Vec::new();
-            for item in &sel.projection {
-                match item {
-                    SelectItem::UnnamedExpr(e) => {
-                        let name = match e {
-                            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
-                            other => Some(spark_column_name(other)),
-                        };
-                        v.push((name, expr_type(e, &scope, &col_types)));
-                    }
-                    SelectItem::ExprWithAlias { expr, .. } => {
-                        v.push((None, expr_type(expr, &scope, &col_types)))
-                    }
-                    _ => {
-                        v.clear();
-                        break;
-                    }
-                }
-            }
-            if !v.is_empty() {
-                hints = Some(v);
-            }
-        }
-        let sql = q.to_string();
-        tracing::debug!(sql, "sqlite query");
-        let mut st = self.conn.prepare(&sql).map_err(db)?;
-        let n = st.column_count();
-        let mut columns: Vec<(String, Option<DbxType>)> = Vec::with_capacity(n);
-        for (i, meta) in st.columns_with_metadata().enumerate() {
-            let mut name = meta.name().to_string();
-            let mut ty = match (meta.table_name(), meta.origin_name()) {
-                (Some(t), Some(o)) => temps
-                    .tables
-                    .get(t)
-                    .and_then(|cols| cols.iter().find(|(c, _)| c == o).map(|(_, t)| t.clone()))
-                    .or_else(|| catalog::physical_column_type(self.conn, t, o)),
-                _ => None,
-            };
-            if let Some(h) = hints.as_ref().filter(|h| h.len() == n) {
-                if let Some(spark_name) = &h[i].0 {
-                    name = spark_name.clone();
-                }
-                if ty.is_none() {
-                    ty = h[i].1.clone();
-                }
-            }
-            columns.push((name, ty));
-        }
-        self.bind(&mut st)?;
-        let mut rows_out = Vec::new();
-        let mut rows = st.raw_query();
-        while let Some(row) = rows.next().map_err(db)? {
-            let mut r = Vec::with_capacity(n);
-            for i in 0..n {
-                r.push(Cell::from(row.get_ref(i).map_err(db)?));
-            }
-            rows_out.push(r);
-        }
-        let columns = columns
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, ty))| Column {
-                name,
-                ty: ty
-                    .filter(|t| *t != DbxType::Void || rows_out.iter().all(|r| r[i] == Cell::Null))
-                    .unwrap_or_else(|| infer_type(&rows_out, i)),
-            })
-            .collect();
-        Ok(ResultSet {
-            columns,
-            rows: rows_out,
-        })
-    }
-
     /// CREATE TABLE [AS SELECT]: version 0 of a new table, owned by the
     /// caller (CREATE OR REPLACE keeps the table's history, owner and grants
     /// and commits the next version). TBLPROPERTIES are stored and may turn
@@ -720,187 +511,6 @@ impl Exec<'_> {
         Ok(ResultSet::default())
     }
 
-    fn insert(&self, ins: ast::Insert, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
-        self.insert_with(ins, temps, None)
-    }
-
-    /// INSERT INTO / INSERT OVERWRITE, and `INSERT INTO ... REPLACE WHERE
-    /// predicate` when `replace` is given (`replace_where.rs`). An overwrite
-    /// or replace computes its rows before it removes any, so a query that
-    /// reads the target reads it as it was; the removal and the insert are
-    /// one version (`WRITE`, mode `Overwrite`).
-    pub(super) fn insert_with(
-        &self,
-        ins: ast::Insert,
-        temps: &mut TempTypes,
-        replace: Option<Expr>,
-    ) -> Result<ResultSet, SqlError> {
-        let pt = self.param_types();
-        let scope = self.scope(&pt);
-        let name = match &ins.table {
-            ast::TableObject::TableName(n) => n.clone(),
-            _ => return Err(SqlError::unsupported("INSERT INTO a table function")),
-        };
-        let table = scope.table(&name)?;
-        let targets: Vec<&ColumnInfo> = if ins.columns.is_empty() {
-            table.columns.iter().collect()
-        } else {
-            let mut v = Vec::new();
-            for c in &ins.columns {
-                let cname = name_parts(c).pop().unwrap_or_default();
-                v.push(column(&table, &cname)?);
-            }
-            v
-        };
-        let Some(mut source) = ins.source else {
-            return Err(SqlError::unsupported("INSERT without VALUES or SELECT"));
-        };
-        // REPLACE WHERE reads the rows it removes, as DELETE ... WHERE does.
-        self.checks().modify_table(&table.name, replace.is_some())?;
-        let reads_target = self.names_table(source.as_ref(), &scope, &table.name);
-        let predicate = replace.as_ref().map(|p| predicate_param(Some(p)));
-        let written = replace.as_ref().map(|p| p.to_string()).unwrap_or_default();
-        let replace = match replace {
-            Some(mut p) => {
-                rewrite::rewrite(&scope, temps, &mut p)?;
-                Some(p)
-            }
-            None => None,
-        };
-        rewrite::rewrite(&scope, temps, source.as_mut())?;
-        let src_cols: Vec<String> = (1..=targets.len()).map(|i| format!("\"c{i}\"")).collect();
-        let stores: Vec<String> = targets
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("__dbx_store(\"c{}\", '{}')", i + 1, c.ty))
-            .collect();
-        let names: Vec<String> = targets.iter().map(|c| quote_ident(&c.name)).collect();
-        let overwrite = ins.overwrite || replace.is_some();
-        let commit = history::begin(self.conn, &table.name)?;
-        let n = if overwrite {
-            let rows = "temp.\"__insert_rows\"";
-            let alias = quote_ident(&table.name.name);
-            let stored: Vec<String> = stores
-                .iter()
-                .zip(&names)
-                .map(|(s, n)| format!("{s} AS {n}"))
-                .collect();
-            self.exec_count(&format!(
-                "CREATE TABLE {rows} AS WITH \"__src\"({}) AS ({source}) SELECT {} FROM \"__src\"",
-                src_cols.join(", "),
-                stored.join(", ")
-            ))?;
-            temps.tables.insert(
-                "__insert_rows".into(),
-                targets
-                    .iter()
-                    .map(|c| (c.name.clone(), c.ty.clone()))
-                    .collect(),
-            );
-            if let Some(p) = &replace {
-                // "validates that all rows match the predicate ... If any
-                // values in the operation fall outside the constraint, this
-                // operation fails with an error by default"
-                // (https://docs.databricks.com/en/delta/selective-overwrite.html).
-                let outside: i64 = self
-                    .conn
-                    .query_row(
-                        &format!(
-                            "SELECT count(*) FROM {rows} AS {alias} WHERE NOT coalesce(({p}), 0)"
-                        ),
-                        [],
-                        |r| r.get(0),
-                    )
-                    .map_err(db)?;
-                if outside > 0 {
-                    return Err(SqlError::invalid(
-                        "DELTA_REPLACE_WHERE_MISMATCH",
-                        &format!(
-                            "Written data does not conform to partial table overwrite condition or constraint '{written}'."
-                        ),
-                        "44000",
-                    ));
-                }
-                self.exec_count(&format!(
-                    "DELETE FROM {} AS {alias} WHERE {p}",
-                    table.name.physical()
-                ))?;
-            } else {
-                self.exec_count(&format!("DELETE FROM {}", table.name.physical()))?;
-            }
-            self.exec_count(&format!(
-                "INSERT INTO {} ({}) SELECT {} FROM {rows}",
-                table.name.physical(),
-                names.join(", "),
-                names.join(", ")
-            ))?
-        } else {
-            self.exec_count(&format!(
-                "WITH \"__src\"({}) AS ({source}) INSERT INTO {} ({}) SELECT {} FROM \"__src\"",
-                src_cols.join(", "),
-                table.name.physical(),
-                names.join(", "),
-                stores.join(", ")
-            ))?
-        };
-        // An INSERT commits a WRITE even when it adds no row.
-        let mode = if overwrite { "Overwrite" } else { "Append" };
-        let mut op = Operation::new("WRITE")
-            .param("mode", mode)
-            .param("partitionBy", "[]");
-        if let Some(p) = predicate {
-            op = op.param("predicate", p);
-        }
-        history::finish(
-            self.conn,
-            &commit,
-            self.caller,
-            &op.metric("numOutputRows", n)
-                .blind_append(!overwrite && !reads_target),
-        )?;
-        Ok(counts(&[
-            ("num_affected_rows", n),
-            ("num_inserted_rows", n),
-        ]))
-    }
-
-    pub(super) fn target_alias(tf: &TableFactor) -> Option<String> {
-        match tf {
-            TableFactor::Table { name, alias, .. } => Some(match alias {
-                Some(a) => a.name.value.clone(),
-                None => name_parts(name).pop().unwrap_or_default(),
-            }),
-            _ => None,
-        }
-    }
-
-    pub(super) fn assignments(
-        &self,
-        table: &TableInfo,
-        assignments: Vec<ast::Assignment>,
-        scope: &Scope<'_>,
-        temps: &mut TempTypes,
-    ) -> Result<Vec<String>, SqlError> {
-        let mut sets = Vec::new();
-        for mut a in assignments {
-            let col = match &a.target {
-                AssignmentTarget::ColumnName(n) => name_parts(n).pop().unwrap_or_default(),
-                AssignmentTarget::Tuple(_) => {
-                    return Err(SqlError::unsupported("tuple assignment"))
-                }
-            };
-            let c = column(table, &col)?;
-            rewrite::rewrite(scope, temps, &mut a.value)?;
-            sets.push(format!(
-                "{} = __dbx_store({}, '{}')",
-                quote_ident(&c.name),
-                a.value,
-                c.ty
-            ));
-        }
-        Ok(sets)
-    }
-
     fn update(&self, upd: ast::Update, temps: &mut TempTypes) -> Result<ResultSet, SqlError> {
         let pt = self.param_types();
         let scope = self.scope(&pt);
@@ -985,52 +595,6 @@ impl Exec<'_> {
         )?;
         Ok(counts(&[("num_affected_rows", n)]))
     }
-
-    /// Commits a version when the statement changed rows; Delta commits no
-    /// version for an UPDATE, DELETE or MERGE that touches nothing.
-    pub(super) fn commit_if_changed(
-        &self,
-        commit: &history::Commit,
-        changed: u64,
-        op: Operation,
-    ) -> Result<(), SqlError> {
-        if changed == 0 {
-            history::abandon(self.conn, commit)
-        } else {
-            history::finish(self.conn, commit, self.caller, &op)
-        }
-    }
-
-    /// Whether a statement part reads the given catalog table (an INSERT
-    /// that reads its own target is no blind append).
-    fn names_table(&self, node: &impl ast::Visit, scope: &Scope<'_>, table: &FullName) -> bool {
-        struct Names(Vec<ast::ObjectName>);
-        impl ast::Visitor for Names {
-            type Break = ();
-            fn pre_visit_relation(&mut self, r: &ast::ObjectName) -> std::ops::ControlFlow<()> {
-                self.0.push(r.clone());
-                std::ops::ControlFlow::Continue(())
-            }
-        }
-        let mut n = Names(vec![]);
-        let _ = node.visit(&mut n);
-        n.0.iter()
-            .any(|r| scope.full_name(r).is_ok_and(|f| f == *table))
-    }
-
-    /// Column names of a table in the `temp` schema.
-    pub(super) fn temp_columns(&self, table: &str) -> Result<Vec<String>, SqlError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name FROM pragma_table_info(?1, 'temp') ORDER BY cid")
-            .map_err(db)?;
-        let names = stmt
-            .query_map([table], |r| r.get::<_, String>(0))
-            .map_err(db)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db)?;
-        Ok(names)
-    }
 }
 
 /// Drops the Delta table clauses sqlparser does not parse (`USING DELTA`,
@@ -1050,78 +614,4 @@ fn strip_table_clauses(text: &str) -> Result<(String, Vec<(String, String)>), Sq
         r"(?is)\bUSING\s+(DELTA|PARQUET)\b|\b(PARTITIONED|CLUSTER)\s+BY\s*\([^)]*\)|\bTBLPROPERTIES\s*\([^)]*\)|\bLOCATION\s+'[^']*'",
     );
     Ok((clauses.replace_all(text, " ").into_owned(), properties))
-}
-
-/// An UPDATE or DELETE's `predicate` history parameter: the condition as a
-/// one-element JSON array (`["(id = 1)"]`), `[]` without one.
-fn predicate_param(selection: Option<&Expr>) -> String {
-    match selection {
-        Some(w) => serde_json::json!([format!("({w})")]).to_string(),
-        None => "[]".into(),
-    }
-}
-
-pub(super) fn column<'t>(table: &'t TableInfo, name: &str) -> Result<&'t ColumnInfo, SqlError> {
-    table
-        .columns
-        .iter()
-        .find(|c| c.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| SqlError::column_not_found(name))
-}
-
-pub(super) fn counts(items: &[(&str, u64)]) -> ResultSet {
-    ResultSet {
-        columns: items
-            .iter()
-            .map(|(n, _)| Column {
-                name: n.to_string(),
-                ty: DbxType::Long,
-            })
-            .collect(),
-        rows: vec![items.iter().map(|(_, v)| Cell::Int(*v as i64)).collect()],
-    }
-}
-
-pub(super) fn cell_value(c: Cell) -> rusqlite::types::Value {
-    use rusqlite::types::Value as V;
-    match c {
-        Cell::Null => V::Null,
-        Cell::Int(i) => V::Integer(i),
-        Cell::Real(f) => V::Real(f),
-        Cell::Text(t) => V::Text(t),
-        Cell::Blob(b) => V::Blob(b),
-    }
-}
-
-/// Spark's name for an unaliased expression column (`count(1)`, `uuid()`).
-fn spark_column_name(e: &Expr) -> String {
-    let text = e.to_string();
-    let lower = text.to_lowercase();
-    if lower == "count(*)" {
-        return "count(1)".into();
-    }
-    match e {
-        Expr::Function(f) => {
-            let name = name_parts(&f.name).join(".").to_lowercase();
-            match text.find('(') {
-                Some(i) => format!("{name}{}", &text[i..]),
-                None => format!("{name}()"),
-            }
-        }
-        _ => text,
-    }
-}
-
-/// A column type read off the values when the syntax says nothing.
-fn infer_type(rows: &[Vec<Cell>], i: usize) -> DbxType {
-    for r in rows {
-        match &r[i] {
-            Cell::Null => continue,
-            Cell::Int(_) => return DbxType::Long,
-            Cell::Real(_) => return DbxType::Double,
-            Cell::Text(_) => return DbxType::String,
-            Cell::Blob(_) => return DbxType::Binary,
-        }
-    }
-    DbxType::String
 }

@@ -14,8 +14,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::catalog::{self, FullName};
 use super::error::SqlError;
-use super::exec::{Column, ResultSet};
 use super::grants::Caller;
+use super::result::{Column, ResultSet};
 use super::types::{self, Cell, DbxType};
 
 pub const SCHEMA_SQL: &str = "

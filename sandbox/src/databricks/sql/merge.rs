@@ -21,10 +21,13 @@
 
 use sqlparser::ast::{self, Expr, MergeAction, MergeClauseKind, MergeInsertKind, TableFactor};
 
+use super::catalog::column;
 use super::catalog::{quote_ident, ColumnInfo, TableInfo};
+use super::context::Exec;
+use super::error::map_sqlite_error as db;
 use super::error::SqlError;
-use super::exec::{column, counts, db, Exec, ResultSet};
 use super::history::{self, Operation};
+use super::result::{counts, ResultSet};
 use super::rewrite::{self, name_parts, Scope, TempTypes};
 
 const SRC: &str = "temp.\"__merge_src\"";

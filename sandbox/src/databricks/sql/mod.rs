@@ -7,7 +7,9 @@ mod alter;
 pub mod catalog;
 mod cdf;
 mod commands;
+mod context;
 mod copy_into;
+mod copy_log;
 pub mod drops;
 pub mod error;
 mod exec;
@@ -15,13 +17,18 @@ mod files;
 mod functions;
 pub mod grants;
 pub mod history;
+mod insert;
 mod merge;
 pub mod names;
+mod parse;
 mod policies;
 pub mod privileges;
 mod replace_where;
+mod result;
 mod retention;
 mod rewrite;
+mod select;
+mod table_changes;
 mod tokens;
 pub mod types;
 mod widening;
@@ -32,8 +39,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use error::{ErrorKind, SqlError};
-pub use exec::{Column, Param, ResultSet};
 pub use grants::Caller;
+pub use result::{Column, Param, ResultSet};
 
 use crate::clock::Clock;
 use crate::databricks::paths::VolumePath;
@@ -89,7 +96,7 @@ impl SqlEngine {
             .map_err(SqlError::internal)?;
         conn.execute_batch(history::SCHEMA_SQL)
             .map_err(SqlError::internal)?;
-        conn.execute_batch(copy_into::SCHEMA_SQL)
+        conn.execute_batch(copy_log::SCHEMA_SQL)
             .map_err(SqlError::internal)?;
         conn.execute_batch(retention::SCHEMA_SQL)
             .map_err(SqlError::internal)?;
@@ -192,7 +199,7 @@ impl SqlEngine {
     ) -> Result<(ResultSet, exec::Effects), SqlError> {
         let conn = self.lock();
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = tag.map(str::to_string);
-        let ex = exec::Exec {
+        let ex = context::Exec {
             conn: &conn,
             volumes_root: &self.volumes_root,
             catalog: &defaults.catalog,

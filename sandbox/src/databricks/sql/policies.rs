@@ -111,7 +111,7 @@ pub fn create_function(
         }
     }
     // The body must be one expression of the parameters.
-    super::rewrite::parse_expr(&f.body)?;
+    super::parse::parse_expr(&f.body)?;
     conn.execute(
         "INSERT OR REPLACE INTO __dbx_functions (catalog, schema, name, params, returns, body, owner) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -145,7 +145,7 @@ pub fn drop_function(conn: &Connection, name: &FullName, if_exists: bool) -> Res
 fn check_columns(table: &TableInfo, columns: &[String]) -> Result<Vec<String>, SqlError> {
     columns
         .iter()
-        .map(|c| super::exec::column(table, c).map(|info| info.name.clone()))
+        .map(|c| super::catalog::column(table, c).map(|info| info.name.clone()))
         .collect()
 }
 
@@ -334,7 +334,7 @@ fn applied(
         }
     }
     let f = function_for(conn, function, arguments.len())?;
-    let mut body = super::rewrite::parse_expr(&f.body)?;
+    let mut body = super::parse::parse_expr(&f.body)?;
     let bound: Vec<(String, String)> = f
         .params
         .iter()

@@ -11,8 +11,9 @@ use sqlparser::ast::Statement;
 use sqlparser::dialect::DatabricksDialect;
 use sqlparser::parser::Parser;
 
+use super::context::Exec;
 use super::error::SqlError;
-use super::exec::{Exec, ResultSet};
+use super::result::ResultSet;
 use super::rewrite::TempTypes;
 use super::tokens::{tokenize_spans, Tok};
 

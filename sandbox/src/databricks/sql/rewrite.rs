@@ -18,11 +18,13 @@ use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
 use super::catalog::{self, FullName};
-use super::cdf::{self, Bound};
+use super::cdf;
 use super::error::SqlError;
-use super::exec::Param;
 use super::files;
 use super::grants::{Access, Caller};
+use super::parse::parse_expr;
+use super::result::Param;
+use super::table_changes::{self, Bound};
 use super::types::{self, DbxType};
 use crate::databricks::paths::VolumePath;
 
@@ -85,14 +87,6 @@ pub fn name_parts(name: &ObjectName) -> Vec<String> {
             other => other.to_string(),
         })
         .collect()
-}
-
-/// Parses an expression written for SQLite (templates for replacements).
-pub fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
-    Parser::new(&GenericDialect {})
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| SqlError::internal(format!("rewriting {sql}: {e}")))
 }
 
 fn parse_table_factor(sql: &str) -> Result<TableFactor, SqlError> {
@@ -426,7 +420,7 @@ impl Rewriter<'_, '_> {
             Some(e) => Some(self.bound(e)?),
             None => None,
         };
-        let (from, to) = cdf::range(self.scope.conn, &full, &start, end.as_ref())?;
+        let (from, to) = table_changes::range(self.scope.conn, &full, &start, end.as_ref())?;
         self.temps.seq += 1;
         let temp = format!("__changes_{}", self.temps.seq);
         let cols = cdf::materialize(self.scope.conn, &table, from, to, &temp)?;
