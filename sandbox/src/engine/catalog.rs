@@ -302,43 +302,23 @@ pub fn create_database(
     Ok(())
 }
 
-pub fn drop_database(conn: &Connection, name: &str) -> Result<(), SqlError> {
-    let Some(name) = database_name(conn, name)? else {
-        return Err(SqlError::new(
-            3701,
-            1,
-            11,
-            format!("Cannot drop the database '{name}', because it does not exist or you do not have permission."),
-        ));
-    };
-    // The database's constraints, triggers and change tracking go with it,
-    // whatever references what.
-    conn.execute("DELETE FROM __sb_constraints WHERE db = ?1", [&name])
+/// The names (schema, table) of a database's tables.
+pub fn table_names(conn: &Connection, db: &str) -> Result<Vec<(String, String)>, SqlError> {
+    let mut st = conn
+        .prepare("SELECT schema, name FROM __sb_tables WHERE db = ?1")
         .map_err(sqlite_err)?;
-    conn.execute("DELETE FROM __sb_triggers WHERE db = ?1", [&name])
+    let rows = st
+        .query_map([db], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(sqlite_err)?;
-    for id in super::change_tracking::tracked_tables(conn, &name)? {
-        super::change_tracking::forget_table(conn, id)?;
-    }
-    conn.execute("DELETE FROM __sb_ct_databases WHERE db = ?1", [&name])
+    rows.collect::<Result<_, _>>().map_err(sqlite_err)
+}
+
+/// Removes a database's schemas and its own row (its tables, and what the
+/// other stores keep about it, are removed first: `drops.rs`).
+pub fn delete_database(conn: &Connection, name: &str) -> Result<(), SqlError> {
+    conn.execute("DELETE FROM __sb_schemas WHERE db = ?1", [name])
         .map_err(sqlite_err)?;
-    conn.execute("DELETE FROM __sb_ct_commits WHERE db = ?1", [&name])
-        .map_err(sqlite_err)?;
-    let tables: Vec<(String, String)> = {
-        let mut st = conn
-            .prepare("SELECT schema, name FROM __sb_tables WHERE db = ?1")
-            .map_err(sqlite_err)?;
-        let rows = st
-            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(sqlite_err)?;
-        rows.collect::<Result<_, _>>().map_err(sqlite_err)?
-    };
-    for (schema, table) in tables {
-        drop_table(conn, &name, &schema, &table)?;
-    }
-    conn.execute("DELETE FROM __sb_schemas WHERE db = ?1", [&name])
-        .map_err(sqlite_err)?;
-    conn.execute("DELETE FROM __sb_databases WHERE name = ?1", [&name])
+    conn.execute("DELETE FROM __sb_databases WHERE name = ?1", [name])
         .map_err(sqlite_err)?;
     Ok(())
 }
@@ -765,32 +745,9 @@ pub fn add_constraints(
     Ok(())
 }
 
-pub fn drop_table(conn: &Connection, db: &str, schema: &str, name: &str) -> Result<(), SqlError> {
-    let Some(meta) = find_table(conn, db, schema, name)? else {
-        return Err(SqlError::new(
-            3701,
-            5,
-            11,
-            format!("Cannot drop the table '{name}', because it does not exist or you do not have permission."),
-        ));
-    };
-    if let Some(id) = meta.object_id {
-        // DROP TABLE page: a table a FOREIGN KEY references can't be dropped (3726).
-        if constraints::referenced_by_other(conn, id)?.is_some() {
-            return Err(SqlError::new(
-                3726,
-                1,
-                16,
-                format!(
-                    "Could not drop object '{}' because it is referenced by a FOREIGN KEY constraint.",
-                    meta.full_name()
-                ),
-            ));
-        }
-        constraints::delete_for_table(conn, id)?;
-        super::triggers::delete_for_table(conn, id)?;
-        super::change_tracking::forget_table(conn, id)?;
-    }
+/// Removes a table's columns, its registration and its rows (what the
+/// other stores keep about it is removed first: `drops.rs`).
+pub fn delete_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError> {
     conn.execute(
         "DELETE FROM __sb_columns WHERE object_id IN
            (SELECT object_id FROM __sb_tables WHERE db = ?1 AND schema = ?2 AND name = ?3)",
@@ -873,7 +830,7 @@ pub fn find_view(
 pub struct ProcInfo {
     pub object_id: i64,
     pub name: String,
-    pub params: Vec<crate::engine::translate::ProcParam>,
+    pub params: Vec<ProcParam>,
     pub body: String,
 }
 
@@ -898,14 +855,12 @@ pub fn find_procedure(
         .map_err(|e| SqlError::new(50000, 1, 16, format!("sandbox catalog: {e}")))?;
     let params = raw
         .into_iter()
-        .map(
-            |(n, t, output, default)| crate::engine::translate::ProcParam {
-                name: n,
-                ty: parse_sql_type(&t).unwrap_or(SqlType::Int),
-                default,
-                output,
-            },
-        )
+        .map(|(n, t, output, default)| ProcParam {
+            name: n,
+            ty: parse_sql_type(&t).unwrap_or(SqlType::Int),
+            default,
+            output,
+        })
         .collect();
     Ok(Some(ProcInfo {
         object_id,
@@ -952,7 +907,7 @@ pub fn create_procedure(
     db: &str,
     schema: &str,
     name: &str,
-    params: &[crate::engine::translate::ProcParam],
+    params: &[ProcParam],
     body: &str,
     or_alter: bool,
 ) -> Result<(), SqlError> {
@@ -1167,4 +1122,14 @@ pub fn database_collation(conn: &Connection, db: &str) -> Result<Collation, SqlE
         .as_deref()
         .and_then(collation::parse)
         .unwrap_or(Collation::SERVER))
+}
+
+/// One parameter of CREATE PROCEDURE.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcParam {
+    pub name: String,
+    pub ty: SqlType,
+    /// The default's T-SQL text.
+    pub default: Option<String>,
+    pub output: bool,
 }

@@ -314,6 +314,19 @@ pub fn disable_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError
 }
 
 /// DROP TABLE: the table's change tracking goes with it.
+/// Forgets a dropped database's Change Tracking: its tables' side tables,
+/// its setting and its commits.
+pub fn forget_database(conn: &Connection, db: &str) -> Result<(), SqlError> {
+    for id in tracked_tables(conn, db)? {
+        forget_table(conn, id)?;
+    }
+    conn.execute("DELETE FROM __sb_ct_databases WHERE db = ?1", [db])
+        .map_err(sqlite_err)?;
+    conn.execute("DELETE FROM __sb_ct_commits WHERE db = ?1", [db])
+        .map_err(sqlite_err)?;
+    Ok(())
+}
+
 pub fn forget_table(conn: &Connection, table_id: i64) -> Result<(), SqlError> {
     conn.execute(
         "DELETE FROM __sb_ct_tables WHERE object_id = ?1",

@@ -371,6 +371,13 @@ pub fn delete(conn: &Connection, object_id: i64) -> Result<(), SqlError> {
 }
 
 /// Removes a table's own constraints (DROP TABLE).
+/// Forgets a dropped database's constraints.
+pub fn delete_for_database(conn: &Connection, db: &str) -> Result<(), SqlError> {
+    conn.execute("DELETE FROM __sb_constraints WHERE db = ?1", [db])
+        .map_err(sqlite_err)?;
+    Ok(())
+}
+
 pub fn delete_for_table(conn: &Connection, table_id: i64) -> Result<(), SqlError> {
     conn.execute(
         "DELETE FROM __sb_constraints WHERE table_id = ?1",

@@ -123,6 +123,13 @@ pub fn delete(conn: &Connection, object_id: i64) -> Result<(), SqlError> {
 }
 
 /// DROP TABLE drops the table's triggers.
+/// Forgets a dropped database's triggers.
+pub fn delete_for_database(conn: &Connection, db: &str) -> Result<(), SqlError> {
+    conn.execute("DELETE FROM __sb_triggers WHERE db = ?1", [db])
+        .map_err(sqlite_err)?;
+    Ok(())
+}
+
 pub fn delete_for_table(conn: &Connection, table_id: i64) -> Result<(), SqlError> {
     conn.execute("DELETE FROM __sb_triggers WHERE table_id = ?1", [table_id])
         .map_err(sqlite_err)?;

@@ -14,8 +14,9 @@ use super::scope::{Source, SourceCol};
 use super::{Compiler, Scope};
 use crate::engine::catalog::quote_ident;
 use crate::engine::change_tracking;
+use crate::engine::context::Resolved;
 use crate::engine::error::SqlError;
-use crate::engine::translate::{self, Resolved};
+use crate::engine::parse;
 use crate::types::{Len, SqlType};
 
 fn sys_col(name: &str, ty: SqlType) -> SourceCol {
@@ -86,7 +87,7 @@ pub(super) fn factor(
         text_arg(exprs.first().copied()).ok_or_else(|| SqlError::syntax_near("CHANGETABLE"))?;
     let shown =
         text_arg(exprs.get(1).copied()).ok_or_else(|| SqlError::syntax_near("CHANGETABLE"))?;
-    let name = translate::parse_object_name(&shown)?;
+    let name = parse::parse_object_name(&shown)?;
     if matches!(c.ctx.resolve(&name)?, Resolved::Temp(_)) || c.ctx.view(&name)?.is_some() {
         return Err(not_supported(&shown));
     }

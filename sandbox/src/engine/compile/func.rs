@@ -8,7 +8,7 @@ use sqlparser::ast::{
     self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value as AstValue,
 };
 
-use super::expr::{arithmetic, comparison, int_bits, unify};
+use super::operators::{arithmetic, comparison, int_bits, unify};
 use super::rules::{self, ArithOp};
 use super::{convert_sql, sql_string, Compiler, Label, Scope, Typed};
 use crate::engine::catalog::quote_str;
@@ -555,7 +555,7 @@ fn result_label(
     };
     let combined = |ts: Vec<Typed>| -> Result<Label, SqlError> {
         let refs: Vec<&Typed> = ts.iter().collect();
-        super::expr::unify_labels(&refs, "CASE")
+        super::operators::unify_labels(&refs, "CASE")
     };
     match upper.as_str() {
         "COALESCE" | "CONCAT" | "CONCAT_WS" | "GREATEST" | "LEAST" => combined(strings(args)?),
@@ -895,7 +895,7 @@ fn call_inner(
             let refs: Vec<&Typed> = v.iter().collect();
             let ty = unify(&refs)?;
             // NULLs are ignored; SQLite's max()/min() would return NULL.
-            let label = super::expr::unify_labels(&refs, "CASE")?;
+            let label = super::operators::unify_labels(&refs, "CASE")?;
             let mut acc = convert_sql(&v[0], &ty);
             for t in &v[1..] {
                 let x = convert_sql(t, &ty);
@@ -1565,7 +1565,7 @@ fn numeric_value(c: &Compiler<'_, '_>, e: &Expr, scope: &Scope) -> Result<Typed,
 }
 
 fn object_id_sql(c: &Compiler<'_, '_>, text: &str) -> String {
-    let name = match super::super::translate::parse_object_name(text) {
+    let name = match crate::engine::parse::parse_object_name(text) {
         Ok(n) => n,
         Err(_) => return "NULL".into(),
     };
@@ -1578,7 +1578,7 @@ fn object_id_sql(c: &Compiler<'_, '_>, text: &str) -> String {
         ),
         Ok(_) => "-1".into(),
         Err(_) => match c.ctx.resolve(&name) {
-            Ok(super::super::translate::Resolved::Table { db, schema, name }) => format!(
+            Ok(crate::engine::context::Resolved::Table { db, schema, name }) => format!(
                 "(SELECT object_id FROM ({ALL_OBJECTS}) WHERE db = {} AND schema = {} AND name = {})",
                 quote_str(&db),
                 quote_str(&schema),

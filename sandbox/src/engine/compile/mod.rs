@@ -15,6 +15,7 @@
 mod changetable;
 mod expr;
 mod func;
+mod operators;
 mod query;
 pub mod rules;
 pub mod scope;
@@ -28,8 +29,8 @@ use sqlparser::ast::{Expr, Query};
 use super::catalog::quote_str;
 pub use super::collation::Label;
 use super::collation::{self, Collation};
+use super::context::Ctx;
 use super::error::SqlError;
-use super::translate::Ctx;
 use crate::types::{ColumnMeta, SqlType};
 pub use scope::{Scope, Source, SourceCol};
 

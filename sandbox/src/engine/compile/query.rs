@@ -529,8 +529,8 @@ fn compile_values(
     let mut labels = Vec::new();
     for i in 0..width {
         let items: Vec<&Typed> = rows.iter().map(|r| &r[i]).collect();
-        let ty = super::expr::unify(&items)?;
-        let label = super::expr::unify_labels(&items, "UNION")?;
+        let ty = super::operators::unify(&items)?;
+        let label = super::operators::unify_labels(&items, "UNION")?;
         columns.push(ColumnMeta {
             name: String::new(),
             sql_type: ty,
@@ -1085,7 +1085,7 @@ fn factor(
                 return Ok(format!("({sql}) AS {}", quote_ident(&sql_alias)));
             }
             if let Some(view) = c.ctx.view(name)? {
-                let q = super::super::translate::parse_query_text(&view.1)?;
+                let q = crate::engine::parse::parse_query_text(&view.1)?;
                 let r = compile_query(c, &q, &Scope::default())?;
                 let columns = derived_columns(&view.0, &r, &[])?;
                 let sql = project_as(&r, &columns);

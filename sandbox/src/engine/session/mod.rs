@@ -13,6 +13,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::catalog::{self, quote_ident, TableMeta};
 use super::convert::{convert, from_storage, to_storage, Overlong};
+use super::drops;
 use super::error::SqlError;
 use super::functions;
 use super::isolation::{Isolation, SnapshotCheck};
@@ -517,7 +518,7 @@ pub struct Session {
 impl Drop for Session {
     fn drop(&mut self) {
         for (db, schema, name) in std::mem::take(&mut self.globals) {
-            let _ = catalog::drop_table(&self.conn, &db, &schema, &name);
+            let _ = drops::drop_table(&self.conn, &db, &schema, &name);
         }
     }
 }
@@ -1121,7 +1122,7 @@ impl Session {
                     .execute(&format!("DROP TABLE IF EXISTS {}", meta.physical), []);
             }
         } else {
-            let _ = catalog::drop_table(&self.conn, &meta.db, &meta.schema, &meta.name);
+            let _ = drops::drop_table(&self.conn, &meta.db, &meta.schema, &meta.name);
         }
     }
 

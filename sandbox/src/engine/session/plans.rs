@@ -100,7 +100,7 @@ impl Session {
                             && g.1.eq_ignore_ascii_case(&schema)
                             && g.2.eq_ignore_ascii_case(&name))
                     });
-                    self.in_savepoint(|c| catalog::drop_table(c, &db, &schema, &name))
+                    self.in_savepoint(|c| drops::drop_table(c, &db, &schema, &name))
                 }
                 None => Err(drop_missing(&shown.to_string())),
             };
@@ -225,7 +225,7 @@ impl Session {
             )
             .into());
         }
-        match self.in_savepoint(|c| catalog::drop_database(c, &name)) {
+        match self.in_savepoint(|c| drops::drop_database(c, &name)) {
             Err(e) if if_exists && e.number == 3701 => {}
             other => other?,
         }

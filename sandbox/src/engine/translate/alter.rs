@@ -105,7 +105,7 @@ pub struct AlterDatabase {
 pub(super) type PResult<T> = Result<T, SqlError>;
 
 fn perr(e: ParserError) -> SqlError {
-    super::batch::syntax(e)
+    crate::engine::parse::syntax(e)
 }
 
 fn word(p: &mut Parser<'_>, w: &str) -> bool {

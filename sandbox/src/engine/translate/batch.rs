@@ -8,13 +8,14 @@
 use sqlparser::ast::{self, Expr, ObjectName, Statement};
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::keywords::Keyword;
-use sqlparser::parser::{Parser, ParserError, ParserOptions};
+use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use super::alter::{self, AlterDatabase, AlterTable, TriggerDef};
+pub use crate::engine::catalog::ProcParam;
 use crate::engine::error::SqlError;
+use crate::engine::parse::{options, syntax};
 use crate::engine::typename::parse_sql_type;
-use crate::types::SqlType;
 
 /// One argument of an EXEC call.
 #[derive(Clone, Debug)]
@@ -31,16 +32,6 @@ pub struct ExecCall {
     pub status_var: Option<String>,
     pub name: ObjectName,
     pub args: Vec<ExecArg>,
-}
-
-/// One parameter of CREATE PROCEDURE.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProcParam {
-    pub name: String,
-    pub ty: SqlType,
-    /// The default's T-SQL text.
-    pub default: Option<String>,
-    pub output: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -111,31 +102,6 @@ pub enum Block {
         context: Expr,
         body: Box<Block>,
     },
-}
-
-fn parser_error(e: ParserError) -> SqlError {
-    let text = e.to_string();
-    // sqlparser: "... Expected: X, found: TOKEN at Line: 1, Column: 5"
-    if let Some(rest) = text.split("found: ").nth(1) {
-        let tok = rest.split(" at Line").next().unwrap_or(rest).trim();
-        if tok == "EOF" {
-            return SqlError::new(102, 1, 15, "Incorrect syntax near ')'.".replace(")'", ""))
-                .batch();
-        }
-        return SqlError::syntax_near(tok.trim_matches('\''));
-    }
-    SqlError::new(102, 1, 15, format!("Incorrect syntax: {text}")).batch()
-}
-
-pub fn syntax(e: ParserError) -> SqlError {
-    parser_error(e)
-}
-
-fn options() -> ParserOptions {
-    ParserOptions {
-        require_semicolon_stmt_delimiter: false,
-        ..ParserOptions::default()
-    }
 }
 
 /// Byte offset of a token location (1-based line and character column).
@@ -511,7 +477,7 @@ impl BatchParser<'_> {
             }
             tok if is_word(tok, Keyword::IF) => {
                 p.next_token();
-                let cond = p.parse_expr().map_err(parser_error)?;
+                let cond = p.parse_expr().map_err(syntax)?;
                 let then = Box::new(self.block(p)?);
                 while matches!(p.peek_token().token, Token::SemiColon)
                     && is_word(&p.peek_nth_token(1).token, Keyword::ELSE)
@@ -531,7 +497,7 @@ impl BatchParser<'_> {
             }
             tok if is_word(tok, Keyword::WHILE) => {
                 p.next_token();
-                let cond = p.parse_expr().map_err(parser_error)?;
+                let cond = p.parse_expr().map_err(syntax)?;
                 let body = Box::new(self.block(p)?);
                 Ok(Block::While { cond, body })
             }
@@ -548,7 +514,7 @@ impl BatchParser<'_> {
                 let value = match p.peek_token().token {
                     Token::EOF | Token::SemiColon => None,
                     Token::Word(ref w) if starts_statement(w.keyword) => None,
-                    _ => Some(p.parse_expr().map_err(parser_error)?),
+                    _ => Some(p.parse_expr().map_err(syntax)?),
                 };
                 Ok(Block::Return(value))
             }
@@ -603,9 +569,9 @@ impl BatchParser<'_> {
             tok if is_word(tok, Keyword::WITH) && word_is(&next, "CHANGE_TRACKING_CONTEXT") => {
                 p.next_token();
                 p.next_token();
-                p.expect_token(&Token::LParen).map_err(parser_error)?;
-                let context = p.parse_expr().map_err(parser_error)?;
-                p.expect_token(&Token::RParen).map_err(parser_error)?;
+                p.expect_token(&Token::LParen).map_err(syntax)?;
+                let context = p.parse_expr().map_err(syntax)?;
+                p.expect_token(&Token::RParen).map_err(syntax)?;
                 let at = p.peek_token();
                 let body = self.block(p)?;
                 let dml = matches!(&body, Block::Stmt(s, _) if matches!(
@@ -646,7 +612,7 @@ impl BatchParser<'_> {
             tok if is_word(tok, Keyword::DROP) && word_is(&next, "LOGIN") => {
                 p.next_token();
                 p.next_token();
-                let name = p.parse_identifier().map_err(parser_error)?.value;
+                let name = p.parse_identifier().map_err(syntax)?.value;
                 Ok(Block::DropLogin(name))
             }
             tok if is_word(tok, Keyword::ALTER)
@@ -661,12 +627,12 @@ impl BatchParser<'_> {
     }
 
     fn expect(&self, p: &mut Parser<'_>, kw: Keyword) -> Result<(), SqlError> {
-        p.expect_keyword(kw).map(|_| ()).map_err(parser_error)
+        p.expect_keyword(kw).map(|_| ()).map_err(syntax)
     }
 
     fn statement(&mut self, p: &mut Parser<'_>) -> Result<Block, SqlError> {
         let start = p.peek_token().span.start;
-        let stmt = p.parse_statement().map_err(parser_error)?;
+        let stmt = p.parse_statement().map_err(syntax)?;
         // What the token pass set aside stood between the statement's first
         // token and the next statement's (the OPTION clause ends it; a
         // DELETE may follow a WITH clause).
@@ -709,7 +675,7 @@ impl BatchParser<'_> {
     fn exec(&mut self, p: &mut Parser<'_>) -> Result<Block, SqlError> {
         p.next_token();
         if matches!(p.peek_token().token, Token::LParen) {
-            let e = p.parse_expr().map_err(parser_error)?;
+            let e = p.parse_expr().map_err(syntax)?;
             return Ok(Block::ExecDynamic(e));
         }
         let mut status_var = None;
@@ -720,7 +686,7 @@ impl BatchParser<'_> {
                 status_var = Some(w.value.clone());
             }
         }
-        let name = p.parse_object_name(false).map_err(parser_error)?;
+        let name = p.parse_object_name(false).map_err(syntax)?;
         let mut args = Vec::new();
         let ends = |t: &Token| match t {
             Token::EOF | Token::SemiColon => true,
@@ -740,7 +706,7 @@ impl BatchParser<'_> {
                 let value = if p.parse_keyword(Keyword::DEFAULT) {
                     None
                 } else {
-                    Some(p.parse_expr().map_err(parser_error)?)
+                    Some(p.parse_expr().map_err(syntax)?)
                 };
                 let output = p.parse_keyword(Keyword::OUTPUT) || p.parse_keyword(Keyword::OUT);
                 args.push(ExecArg {
@@ -776,7 +742,7 @@ impl BatchParser<'_> {
 
     /// CREATE [OR ALTER] PROC[EDURE] name [(] @p type [= default] [OUTPUT], ... [)] [WITH ...] AS body
     fn procedure(&mut self, p: &mut Parser<'_>, or_alter: bool) -> Result<Block, SqlError> {
-        let name = p.parse_object_name(false).map_err(parser_error)?;
+        let name = p.parse_object_name(false).map_err(syntax)?;
         let parens = p.consume_token(&Token::LParen);
         let mut params = Vec::new();
         loop {
@@ -787,7 +753,7 @@ impl BatchParser<'_> {
             }
             p.next_token();
             let _ = p.parse_keyword(Keyword::AS);
-            let dt = p.parse_data_type().map_err(parser_error)?;
+            let dt = p.parse_data_type().map_err(syntax)?;
             let text = dt.to_string();
             let ty = parse_sql_type(&text).ok_or_else(|| {
                 SqlError::new(
@@ -804,7 +770,7 @@ impl BatchParser<'_> {
             let _ = p.parse_keyword(Keyword::VARYING);
             let default = if p.consume_token(&Token::Eq) {
                 let start = offset(self.sql, p.peek_token().span.start);
-                let _ = p.parse_expr().map_err(parser_error)?;
+                let _ = p.parse_expr().map_err(syntax)?;
                 let end = offset(self.sql, p.peek_token().span.start);
                 let end = if matches!(p.peek_token().token, Token::EOF) {
                     self.sql.len()
@@ -836,7 +802,7 @@ impl BatchParser<'_> {
             }
         }
         if parens {
-            p.expect_token(&Token::RParen).map_err(parser_error)?;
+            p.expect_token(&Token::RParen).map_err(syntax)?;
         }
         if p.parse_keyword(Keyword::WITH) {
             while !matches!(p.peek_token().token, Token::EOF) && !p.peek_keyword(Keyword::AS) {
@@ -855,10 +821,10 @@ impl BatchParser<'_> {
 
     /// CREATE LOGIN name WITH PASSWORD = 'secret' [, CHECK_POLICY = OFF, ...]
     fn create_login(&mut self, p: &mut Parser<'_>) -> Result<Block, SqlError> {
-        let name = p.parse_identifier().map_err(parser_error)?.value;
+        let name = p.parse_identifier().map_err(syntax)?.value;
         self.expect(p, Keyword::WITH)?;
         self.expect(p, Keyword::PASSWORD)?;
-        p.expect_token(&Token::Eq).map_err(parser_error)?;
+        p.expect_token(&Token::Eq).map_err(syntax)?;
         let password = match p.next_token().token {
             Token::SingleQuotedString(s) | Token::NationalStringLiteral(s) => s,
             other => return Err(SqlError::syntax_near(&other.to_string())),
@@ -875,16 +841,16 @@ impl BatchParser<'_> {
 
     /// CREATE [OR ALTER] VIEW name [(columns)] [WITH ...] AS select
     fn view(&mut self, p: &mut Parser<'_>, or_alter: bool) -> Result<Block, SqlError> {
-        let name = p.parse_object_name(false).map_err(parser_error)?;
+        let name = p.parse_object_name(false).map_err(syntax)?;
         let mut columns = Vec::new();
         if p.consume_token(&Token::LParen) {
             loop {
-                columns.push(p.parse_identifier().map_err(parser_error)?.value);
+                columns.push(p.parse_identifier().map_err(syntax)?.value);
                 if !p.consume_token(&Token::Comma) {
                     break;
                 }
             }
-            p.expect_token(&Token::RParen).map_err(parser_error)?;
+            p.expect_token(&Token::RParen).map_err(syntax)?;
         }
         if p.parse_keyword(Keyword::WITH) {
             while !matches!(p.peek_token().token, Token::EOF) && !p.peek_keyword(Keyword::AS) {
@@ -897,8 +863,8 @@ impl BatchParser<'_> {
         let mut check = Parser::new(&MsSqlDialect {})
             .with_options(options())
             .try_with_sql(&body)
-            .map_err(parser_error)?;
-        check.parse_query().map_err(parser_error)?;
+            .map_err(syntax)?;
+        check.parse_query().map_err(syntax)?;
         Ok(Block::CreateView(ViewDef {
             name,
             or_alter,
