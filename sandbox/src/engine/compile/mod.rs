@@ -12,6 +12,7 @@
 //! - `system.rs`: the typed catalog views (INFORMATION_SCHEMA, sys.*)
 //! - `changetable.rs`: CHANGETABLE(CHANGES ...) and CHANGETABLE(VERSION ...)
 
+mod builtins;
 mod changetable;
 mod expr;
 mod func;
@@ -278,12 +279,12 @@ pub fn table_source(
 
 /// A value as text in its type's default style (PRINT, CONCAT, LEN, ...).
 pub fn func_text(t: &Typed) -> Typed {
-    func::to_text(t)
+    builtins::to_text(t)
 }
 
 /// `t` converted to the string type `to` with its default style.
 pub fn func_styled(t: &Typed, to: &SqlType) -> String {
-    func::styled(t, to, None)
+    builtins::styled(t, to, None)
 }
 
 fn first_token(e: &Expr) -> String {
