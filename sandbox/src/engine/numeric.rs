@@ -490,67 +490,6 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             Ordering::Greater => 1,
         }))
     })?;
-    // __round(x, length, mode, kind, bits_or_p, s): kind 'i' integers
-    // (bits), 'd' decimal(p,s), 'm' money, 'f' float, 'r' real.
-    conn.create_scalar_function("__round", 6, det, |ctx| {
-        let len: Option<i64> = ctx.get(1)?;
-        let Some(len) = len else { return Ok(Sv::Null) };
-        let mode = Mode::of(ctx.get::<Option<i64>>(2)?.unwrap_or(0));
-        let kind: String = ctx.get(3)?;
-        let a: i64 = ctx.get(4)?;
-        let s: i64 = ctx.get(5)?;
-        let x = ctx.get_raw(0);
-        if let ValueRef::Null = x {
-            return Ok(Sv::Null);
-        }
-        match kind.as_str() {
-            "f" | "r" => {
-                let f = float_arg(x).map_err(fn_err)?.unwrap_or(0.0);
-                let scale = 10f64.powi(len.clamp(-308, 308) as i32);
-                let y = f * scale;
-                let y = match mode {
-                    Mode::Truncate => y.trunc(),
-                    Mode::Floor => y.floor(),
-                    Mode::Ceiling => y.ceil(),
-                    Mode::Sign => {
-                        return Ok(Sv::Real(if f > 0.0 {
-                            1.0
-                        } else if f < 0.0 {
-                            -1.0
-                        } else {
-                            0.0
-                        }))
-                    }
-                    Mode::Round => y.round(),
-                } / scale;
-                let y = if kind == "r" { f64::from(y as f32) } else { y };
-                Ok(Sv::Real(if y.is_finite() { y } else { f }))
-            }
-            "i" => {
-                let Some(v) = exact(x, int_name(a)).map_err(fn_err)? else {
-                    return Ok(Sv::Null);
-                };
-                let m = round_exact(&v, len, mode, 0);
-                let (lo, hi) = int_range(a);
-                match m.to_i64() {
-                    Some(i) if i >= lo && i <= hi => Ok(Sv::Integer(i)),
-                    _ => Err(fn_err(SqlError::overflow(int_name(a)))),
-                }
-            }
-            _ => {
-                let k = if kind == "m" {
-                    Kind::Money
-                } else {
-                    Kind::Decimal
-                };
-                let Some(v) = exact(x, k.name()).map_err(fn_err)? else {
-                    return Ok(Sv::Null);
-                };
-                let m = round_exact(&v, len, mode, s as u32);
-                finish(m, a as u32, s as u32, k).map_err(fn_err)
-            }
-        }
-    })?;
     conn.create_window_function("__dsum", 1, det, ExactSum)?;
     conn.create_window_function("__stat", 2, det, Stat)?;
     Ok(())
@@ -706,6 +645,68 @@ impl WindowAggregate<StatState, Option<f64>> for Stat {
             acc.sum_sq -= x * x;
         }
         Ok(())
+    }
+}
+
+/// ROUND, FLOOR, CEILING and SIGN at run time (`__round(x, length, mode,
+/// kind, bits_or_p, s)`), exactly for integers, decimals and money.
+pub(crate) fn round(ctx: &rusqlite::functions::Context<'_>) -> rusqlite::Result<Sv> {
+    let len: Option<i64> = ctx.get(1)?;
+    let Some(len) = len else { return Ok(Sv::Null) };
+    let mode = Mode::of(ctx.get::<Option<i64>>(2)?.unwrap_or(0));
+    let kind: String = ctx.get(3)?;
+    let a: i64 = ctx.get(4)?;
+    let s: i64 = ctx.get(5)?;
+    let x = ctx.get_raw(0);
+    if let ValueRef::Null = x {
+        return Ok(Sv::Null);
+    }
+    match kind.as_str() {
+        "f" | "r" => {
+            let f = float_arg(x).map_err(fn_err)?.unwrap_or(0.0);
+            let scale = 10f64.powi(len.clamp(-308, 308) as i32);
+            let y = f * scale;
+            let y = match mode {
+                Mode::Truncate => y.trunc(),
+                Mode::Floor => y.floor(),
+                Mode::Ceiling => y.ceil(),
+                Mode::Sign => {
+                    return Ok(Sv::Real(if f > 0.0 {
+                        1.0
+                    } else if f < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    }))
+                }
+                Mode::Round => y.round(),
+            } / scale;
+            let y = if kind == "r" { f64::from(y as f32) } else { y };
+            Ok(Sv::Real(if y.is_finite() { y } else { f }))
+        }
+        "i" => {
+            let Some(v) = exact(x, int_name(a)).map_err(fn_err)? else {
+                return Ok(Sv::Null);
+            };
+            let m = round_exact(&v, len, mode, 0);
+            let (lo, hi) = int_range(a);
+            match m.to_i64() {
+                Some(i) if i >= lo && i <= hi => Ok(Sv::Integer(i)),
+                _ => Err(fn_err(SqlError::overflow(int_name(a)))),
+            }
+        }
+        _ => {
+            let k = if kind == "m" {
+                Kind::Money
+            } else {
+                Kind::Decimal
+            };
+            let Some(v) = exact(x, k.name()).map_err(fn_err)? else {
+                return Ok(Sv::Null);
+            };
+            let m = round_exact(&v, len, mode, s as u32);
+            finish(m, a as u32, s as u32, k).map_err(fn_err)
+        }
     }
 }
 

@@ -3,15 +3,15 @@
 //! ignored in comparisons): LIKE and PATINDEX patterns with `[...]`
 //! classes, SUBSTRING's start before 1, CHARINDEX and REPLACE that ignore
 //! case, CONCAT's NULLs as empty strings, FORMAT, STR and friends.
-//! Each is a SQLite function the compiler emits once it knows the types.
+//! The implementations: the SQLite functions that call them are registered
+//! with each built-in's rule in `compile/builtins/strings.rs`; LIKE's
+//! `__like` and binary `+`'s `__bconcat` (operators) are registered here.
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{Value as Sv, ValueRef};
 use rusqlite::Connection;
 
-use super::error::SqlError;
-
-fn text(v: ValueRef<'_>) -> Option<String> {
+pub(crate) fn text(v: ValueRef<'_>) -> Option<String> {
     match v {
         ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Integer(i) => Some(i.to_string()),
@@ -22,7 +22,7 @@ fn text(v: ValueRef<'_>) -> Option<String> {
 }
 
 /// A number however the engine stores it (decimals beyond 15 digits are text).
-fn number(v: ValueRef<'_>) -> Option<f64> {
+pub(crate) fn number(v: ValueRef<'_>) -> Option<f64> {
     match v {
         ValueRef::Integer(i) => Some(i as f64),
         ValueRef::Real(f) => Some(f),
@@ -185,7 +185,7 @@ fn like_with(value: &str, pattern: &str, escape: Option<char>, fold: fn(char) ->
     full.len() != v.len() && matches_at_with(&pat, &full, fold)
 }
 
-fn patindex(pattern: &str, s: &str) -> i64 {
+pub(crate) fn patindex(pattern: &str, s: &str) -> i64 {
     let chars: Vec<char> = s.chars().collect();
     let lead = pattern.starts_with('%');
     let core = pattern.trim_start_matches('%');
@@ -207,7 +207,7 @@ fn patindex(pattern: &str, s: &str) -> i64 {
     0
 }
 
-fn ci_find(hay: &[char], needle: &[char], from: usize) -> Option<usize> {
+pub(crate) fn ci_find(hay: &[char], needle: &[char], from: usize) -> Option<usize> {
     if needle.is_empty() || needle.len() > hay.len() {
         return None;
     }
@@ -220,7 +220,7 @@ fn ci_find(hay: &[char], needle: &[char], from: usize) -> Option<usize> {
 }
 
 /// SUBSTRING(x, start, length): positions before 1 count against the length.
-fn substring_range(len: usize, start: i64, length: i64) -> (usize, usize) {
+pub(crate) fn substring_range(len: usize, start: i64, length: i64) -> (usize, usize) {
     let end = start.saturating_add(length); // exclusive, 1-based
     let s = start.max(1);
     let e = end.min(len as i64 + 1);
@@ -265,7 +265,12 @@ pub fn group(int: &str, sep: char) -> String {
 
 /// .NET numeric format strings FORMAT takes: N, F, C, P, D, X with a
 /// precision, and custom `#,##0.00`-style patterns.
-fn format_number(x: f64, exact: Option<&str>, fmt: &str, culture: Option<&str>) -> Option<String> {
+pub(crate) fn format_number(
+    x: f64,
+    exact: Option<&str>,
+    fmt: &str,
+    culture: Option<&str>,
+) -> Option<String> {
     let (gs, ds) = number_culture(culture);
     let fixed = |digits: usize, grouping: bool| -> String {
         let s = match exact {
@@ -410,7 +415,7 @@ const DAY_NAMES: [&str; 7] = [
 
 /// .NET date format strings: custom patterns (yyyy, MM, MMM, MMMM, dd, ddd,
 /// dddd, HH, hh, mm, ss, fff..., tt) and the standard 'd', 'D', 'g', 's'.
-fn format_date(dt: chrono::NaiveDateTime, fmt: &str) -> String {
+pub(crate) fn format_date(dt: chrono::NaiveDateTime, fmt: &str) -> String {
     use chrono::{Datelike, Timelike};
     let fmt = match fmt {
         "d" => "M/d/yyyy",
@@ -500,7 +505,7 @@ fn format_date(dt: chrono::NaiveDateTime, fmt: &str) -> String {
 }
 
 /// STR(float, length, decimals): right-justified, `*` when it does not fit.
-fn str_fn(f: f64, len: i64, dec: i64) -> Option<String> {
+pub(crate) fn str_fn(f: f64, len: i64, dec: i64) -> Option<String> {
     if !(1..=8000).contains(&len) {
         return None;
     }
@@ -539,276 +544,6 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         };
         Ok(Some(like_in(&v, &p, esc, &coll)))
     })?;
-    conn.create_scalar_function("__patindex", 2, det, |ctx| {
-        let (Some(p), Some(v)) = (text(ctx.get_raw(0)), text(ctx.get_raw(1))) else {
-            return Ok(None);
-        };
-        Ok(Some(patindex(&p, &v)))
-    })?;
-    conn.create_scalar_function("__substring", 3, det, |ctx| {
-        let (start, length): (Option<i64>, Option<i64>) = (ctx.get(1)?, ctx.get(2)?);
-        let (Some(start), Some(length)) = (start, length) else {
-            return Ok(Sv::Null);
-        };
-        if length < 0 {
-            return Err(SqlError::new(
-                537,
-                3,
-                16,
-                "Invalid length parameter passed to the LEFT or SUBSTRING function.",
-            )
-            .to_fn_error());
-        }
-        Ok(match ctx.get_raw(0) {
-            ValueRef::Null => Sv::Null,
-            ValueRef::Blob(b) => {
-                let (s, e) = substring_range(b.len(), start, length);
-                Sv::Blob(b[s..e].to_vec())
-            }
-            v => {
-                let chars: Vec<char> = text(v).unwrap_or_default().chars().collect();
-                let (s, e) = substring_range(chars.len(), start, length);
-                Sv::Text(chars[s..e].iter().collect())
-            }
-        })
-    })?;
-    for (name, f) in [
-        ("__str_upper", 0u8),
-        ("__str_lower", 1),
-        ("__str_ltrim", 2),
-        ("__str_rtrim", 3),
-        ("__str_trim", 4),
-        ("__str_reverse", 5),
-    ] {
-        conn.create_scalar_function(name, 2, det, move |ctx| {
-            let Some(s) = text(ctx.get_raw(0)) else {
-                return Ok(None);
-            };
-            let set: Vec<char> = text(ctx.get_raw(1))
-                .map(|c| c.chars().collect())
-                .unwrap_or_else(|| vec![' ']);
-            let strip = |c: char| set.contains(&c);
-            Ok(Some(match f {
-                0 => s.to_uppercase(),
-                1 => s.to_lowercase(),
-                2 => s.trim_start_matches(strip).to_string(),
-                3 => s.trim_end_matches(strip).to_string(),
-                4 => s.trim_matches(strip).to_string(),
-                _ => s.chars().rev().collect(),
-            }))
-        })?;
-    }
-    conn.create_scalar_function("__str_replace", 3, det, |ctx| {
-        let (Some(s), Some(find), Some(rep)) = (
-            text(ctx.get_raw(0)),
-            text(ctx.get_raw(1)),
-            text(ctx.get_raw(2)),
-        ) else {
-            return Ok(None);
-        };
-        let hay: Vec<char> = s.chars().collect();
-        let needle: Vec<char> = find.chars().collect();
-        if needle.is_empty() {
-            return Ok(Some(s));
-        }
-        let mut out = String::new();
-        let mut i = 0;
-        while i < hay.len() {
-            match ci_find(&hay, &needle, i) {
-                Some(p) => {
-                    out.extend(&hay[i..p]);
-                    out.push_str(&rep);
-                    i = p + needle.len();
-                }
-                None => {
-                    out.extend(&hay[i..]);
-                    break;
-                }
-            }
-        }
-        Ok(Some(out))
-    })?;
-    conn.create_scalar_function("__charindex", 3, det, |ctx| {
-        let (Some(find), Some(s)) = (text(ctx.get_raw(0)), text(ctx.get_raw(1))) else {
-            return Ok(None);
-        };
-        let start: i64 = ctx.get::<Option<i64>>(2)?.unwrap_or(1).max(1);
-        let hay: Vec<char> = s.chars().collect();
-        let needle: Vec<char> = find.chars().collect();
-        Ok(Some(
-            ci_find(&hay, &needle, (start - 1) as usize)
-                .map(|p| p as i64 + 1)
-                .unwrap_or(0),
-        ))
-    })?;
-    conn.create_scalar_function("__replicate", 2, det, |ctx| {
-        let (Some(s), Some(n)) = (text(ctx.get_raw(0)), ctx.get::<Option<i64>>(1)?) else {
-            return Ok(None);
-        };
-        if n < 0 {
-            return Ok(None);
-        }
-        Ok(Some(s.repeat(
-            n.min(100_000_000 / s.len().max(1) as i64) as usize
-        )))
-    })?;
-    conn.create_scalar_function("__stuff", 4, det, |ctx| {
-        let Some(s) = text(ctx.get_raw(0)) else {
-            return Ok(None);
-        };
-        let (Some(start), Some(len)) = (ctx.get::<Option<i64>>(1)?, ctx.get::<Option<i64>>(2)?)
-        else {
-            return Ok(None);
-        };
-        let rep = text(ctx.get_raw(3)).unwrap_or_default();
-        let chars: Vec<char> = s.chars().collect();
-        if start < 1 || start as usize > chars.len() || len < 0 {
-            return Ok(None);
-        }
-        let a = (start - 1) as usize;
-        let b = (a + len as usize).min(chars.len());
-        let mut out: String = chars[..a].iter().collect();
-        out.push_str(&rep);
-        out.extend(&chars[b..]);
-        Ok(Some(out))
-    })?;
-    conn.create_scalar_function("__concat", -1, det, |ctx| {
-        let mut out = String::new();
-        for i in 0..ctx.len() {
-            if let Some(s) = text(ctx.get_raw(i)) {
-                out.push_str(&s);
-            }
-        }
-        Ok(out)
-    })?;
-    conn.create_scalar_function("__concat_ws", -1, det, |ctx| {
-        let sep = text(ctx.get_raw(0)).unwrap_or_default();
-        let parts: Vec<String> = (1..ctx.len())
-            .filter_map(|i| text(ctx.get_raw(i)))
-            .collect();
-        Ok(parts.join(&sep))
-    })?;
-    conn.create_scalar_function("__format", 4, det, |ctx| {
-        let Some(fmt) = text(ctx.get_raw(1)) else {
-            return Ok(None);
-        };
-        let culture = text(ctx.get_raw(2));
-        let ty = text(ctx.get_raw(3)).unwrap_or_default();
-        let ty = super::typename::parse_sql_type(&ty);
-        let v = ctx.get_raw(0);
-        if let ValueRef::Null = v {
-            return Ok(None);
-        }
-        if let Some(t) = ty.filter(super::compile::rules::is_temporal) {
-            let value = super::convert::convert(v, &t, super::convert::Overlong::Truncate)
-                .map_err(|e| e.to_fn_error())?;
-            let dt = match value {
-                crate::types::Value::Date(d) => d.and_hms_opt(0, 0, 0).unwrap_or_default(),
-                crate::types::Value::DateTime(dt) => dt,
-                crate::types::Value::DateTimeOffset(dt) => dt.naive_local(),
-                crate::types::Value::Time(t) => chrono::NaiveDate::from_ymd_opt(1900, 1, 1)
-                    .unwrap_or_default()
-                    .and_time(t),
-                _ => return Ok(None),
-            };
-            return Ok(Some(format_date(dt, &fmt)));
-        }
-        let exact = match v {
-            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-            ValueRef::Integer(i) => Some(i.to_string()),
-            ValueRef::Real(f) if ty.is_some_and(|t| super::compile::rules::is_exact(&t)) => {
-                Some(format!("{f}"))
-            }
-            _ => None,
-        };
-        let x = match v {
-            ValueRef::Integer(i) => i as f64,
-            ValueRef::Real(f) => f,
-            ValueRef::Text(t) => String::from_utf8_lossy(t)
-                .trim()
-                .parse()
-                .unwrap_or(f64::NAN),
-            _ => return Ok(None),
-        };
-        Ok(format_number(x, exact.as_deref(), &fmt, culture.as_deref()))
-    })?;
-    conn.create_scalar_function("__strfn", 3, det, |ctx| {
-        let (Some(f), Some(len), Some(dec)) = (
-            number(ctx.get_raw(0)),
-            ctx.get::<Option<i64>>(1)?,
-            ctx.get::<Option<i64>>(2)?,
-        ) else {
-            return Ok(None);
-        };
-        Ok(str_fn(f, len, dec))
-    })?;
-    conn.create_scalar_function("__unicode", 1, det, |ctx| {
-        Ok(text(ctx.get_raw(0))
-            .and_then(|s| s.chars().next())
-            .map(|c| c as i64))
-    })?;
-    conn.create_scalar_function("__ascii", 1, det, |ctx| {
-        Ok(text(ctx.get_raw(0))
-            .and_then(|s| s.chars().next())
-            .map(|c| {
-                let mut buf = [0u8; 4];
-                let (b, _, _) = encoding_rs::WINDOWS_1252.encode(c.encode_utf8(&mut buf));
-                i64::from(b.first().copied().unwrap_or(b'?'))
-            }))
-    })?;
-    conn.create_scalar_function("__chr", 2, det, |ctx| {
-        let Some(n) = ctx.get::<Option<i64>>(0)? else {
-            return Ok(None);
-        };
-        let single_byte: bool = ctx.get(1)?;
-        if single_byte {
-            if !(0..=255).contains(&n) {
-                return Ok(None);
-            }
-            let byte = [n as u8];
-            let (s, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(&byte);
-            return Ok(Some(s.into_owned()));
-        }
-        Ok(u32::try_from(n)
-            .ok()
-            .and_then(char::from_u32)
-            .map(|c| c.to_string()))
-    })?;
-    conn.create_scalar_function("__quotename", 2, det, |ctx| {
-        let Some(s) = text(ctx.get_raw(0)) else {
-            return Ok(None);
-        };
-        if s.chars().count() > 128 {
-            return Ok(None);
-        }
-        let q = text(ctx.get_raw(1)).unwrap_or_else(|| "[".into());
-        Ok(match q.as_str() {
-            "[" | "]" => Some(format!("[{}]", s.replace(']', "]]"))),
-            "\"" => Some(format!("\"{}\"", s.replace('"', "\"\""))),
-            "'" => Some(format!("'{}'", s.replace('\'', "''"))),
-            "(" | ")" => Some(format!("({s})")),
-            "<" | ">" => Some(format!("<{s}>")),
-            "{" | "}" => Some(format!("{{{s}}}")),
-            "`" => Some(format!("`{s}`")),
-            _ => None,
-        })
-    })?;
-    conn.create_scalar_function("__json_escape", 1, det, |ctx| {
-        Ok(text(ctx.get_raw(0)).map(|s| {
-            let j = serde_json::to_string(&s).unwrap_or_default();
-            j[1..j.len() - 1].to_string()
-        }))
-    })?;
-    conn.create_scalar_function("__isnumeric", 1, det, |ctx| {
-        let Some(s) = text(ctx.get_raw(0)) else {
-            return Ok(0i64);
-        };
-        let t = s.trim();
-        let t = t.trim_start_matches(['$', '+', '-']).replace(',', "");
-        Ok(i64::from(
-            !t.is_empty() && t != "." && t.parse::<f64>().is_ok(),
-        ))
-    })?;
     conn.create_scalar_function("__bconcat", 2, det, |ctx| {
         Ok(match (ctx.get_raw(0), ctx.get_raw(1)) {
             (ValueRef::Null, _) | (_, ValueRef::Null) => Sv::Null,
@@ -823,48 +558,6 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
                 Sv::Blob(out)
             }
         })
-    })?;
-    conn.create_scalar_function("__math", 3, det, |ctx| {
-        let name: String = ctx.get(0)?;
-        let x = number(ctx.get_raw(1));
-        let y = number(ctx.get_raw(2));
-        let Some(x) = x else { return Ok(None) };
-        let invalid = || {
-            SqlError::new(3623, 1, 16, "An invalid floating point operation occurred.")
-                .to_fn_error()
-        };
-        let r = match name.as_str() {
-            "power" => x.powf(y.unwrap_or(1.0)),
-            "trunc" => x.trunc(),
-            "sqrt" if x < 0.0 => return Err(invalid()),
-            "sqrt" => x.sqrt(),
-            "exp" => x.exp(),
-            "log" if x <= 0.0 => return Err(invalid()),
-            "log" => match y {
-                Some(b) => x.ln() / b.ln(),
-                None => x.ln(),
-            },
-            "log10" if x <= 0.0 => return Err(invalid()),
-            "log10" => x.log10(),
-            "sin" => x.sin(),
-            "cos" => x.cos(),
-            "tan" => x.tan(),
-            "cot" => 1.0 / x.tan(),
-            "asin" if x.abs() > 1.0 => return Err(invalid()),
-            "asin" => x.asin(),
-            "acos" if x.abs() > 1.0 => return Err(invalid()),
-            "acos" => x.acos(),
-            "atan" => x.atan(),
-            "atn2" => x.atan2(y.unwrap_or(1.0)),
-            "square" => x * x,
-            "degrees" => x.to_degrees(),
-            "radians" => x.to_radians(),
-            _ => return Err(invalid()),
-        };
-        if !r.is_finite() {
-            return Err(SqlError::overflow("float").to_fn_error());
-        }
-        Ok(Some(r))
     })?;
     Ok(())
 }

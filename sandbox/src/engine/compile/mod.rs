@@ -12,7 +12,7 @@
 //! - `system.rs`: the typed catalog views (INFORMATION_SCHEMA, sys.*)
 //! - `changetable.rs`: CHANGETABLE(CHANGES ...) and CHANGETABLE(VERSION ...)
 
-mod builtins;
+pub mod builtins;
 mod changetable;
 mod expr;
 mod func;

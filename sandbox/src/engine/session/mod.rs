@@ -217,7 +217,8 @@ impl Engine {
              PRAGMA mmap_size=4294967296;",
         )
         .map_err(internal)?;
-        functions::register(&conn, &self.inner.clock).map_err(internal)?;
+        functions::register(&conn).map_err(internal)?;
+        super::compile::builtins::register(&conn, &self.inner.clock).map_err(internal)?;
         Ok(conn)
     }
 

@@ -9,7 +9,13 @@ use super::super::rules::{self};
 use super::super::{convert_sql, Compiler, Scope, Typed};
 use super::*;
 use crate::engine::error::SqlError;
-use crate::types::{Len, SqlType};
+use crate::types::SqlType;
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::Connection;
+
+use crate::clock::Clock;
+use crate::engine::textfns::text;
 
 /// This family's rule for `n` (the name in upper case), or `None` when `n`
 /// is not one of its built-ins.
@@ -19,7 +25,6 @@ pub(super) fn compile(
     args: &[Expr],
     scope: &Scope,
 ) -> Result<Option<Typed>, SqlError> {
-    let _nv128 = SqlType::NVarChar(Len::N(128));
     let t = match n {
         "ISNULL" => {
             need(n, args, 2, 2)?;
@@ -136,4 +141,20 @@ pub(super) fn compile(
         _ => return Ok(None),
     };
     t.map(Some)
+}
+
+/// The SQLite functions this family's rules emit, on each new connection.
+pub(super) fn register(conn: &Connection, _clock: &Clock) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("__isnumeric", 1, det, |ctx| {
+        let Some(s) = text(ctx.get_raw(0)) else {
+            return Ok(0i64);
+        };
+        let t = s.trim();
+        let t = t.trim_start_matches(['$', '+', '-']).replace(',', "");
+        Ok(i64::from(
+            !t.is_empty() && t != "." && t.parse::<f64>().is_ok(),
+        ))
+    })?;
+    Ok(())
 }

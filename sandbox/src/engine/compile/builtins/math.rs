@@ -11,7 +11,14 @@ use super::super::{convert_sql, Compiler, Scope, Typed};
 use super::*;
 use crate::engine::catalog::quote_str;
 use crate::engine::error::SqlError;
-use crate::types::{Len, SqlType};
+use crate::types::SqlType;
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::Connection;
+
+use crate::clock::Clock;
+
+use crate::engine::textfns::number;
 
 /// This family's rule for `n` (the name in upper case), or `None` when `n`
 /// is not one of its built-ins.
@@ -21,7 +28,6 @@ pub(super) fn compile(
     args: &[Expr],
     scope: &Scope,
 ) -> Result<Option<Typed>, SqlError> {
-    let _nv128 = SqlType::NVarChar(Len::N(128));
     let t = match n {
         "ABS" => {
             need(n, args, 1, 1)?;
@@ -154,4 +160,55 @@ pub(super) fn compile(
         _ => return Ok(None),
     };
     t.map(Some)
+}
+
+/// The SQLite functions this family's rules emit, on each new connection.
+pub(super) fn register(conn: &Connection, _clock: &Clock) -> rusqlite::Result<()> {
+    let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("__math", 3, det, |ctx| {
+        let name: String = ctx.get(0)?;
+        let x = number(ctx.get_raw(1));
+        let y = number(ctx.get_raw(2));
+        let Some(x) = x else { return Ok(None) };
+        let invalid = || {
+            SqlError::new(3623, 1, 16, "An invalid floating point operation occurred.")
+                .to_fn_error()
+        };
+        let r = match name.as_str() {
+            "power" => x.powf(y.unwrap_or(1.0)),
+            "trunc" => x.trunc(),
+            "sqrt" if x < 0.0 => return Err(invalid()),
+            "sqrt" => x.sqrt(),
+            "exp" => x.exp(),
+            "log" if x <= 0.0 => return Err(invalid()),
+            "log" => match y {
+                Some(b) => x.ln() / b.ln(),
+                None => x.ln(),
+            },
+            "log10" if x <= 0.0 => return Err(invalid()),
+            "log10" => x.log10(),
+            "sin" => x.sin(),
+            "cos" => x.cos(),
+            "tan" => x.tan(),
+            "cot" => 1.0 / x.tan(),
+            "asin" if x.abs() > 1.0 => return Err(invalid()),
+            "asin" => x.asin(),
+            "acos" if x.abs() > 1.0 => return Err(invalid()),
+            "acos" => x.acos(),
+            "atan" => x.atan(),
+            "atn2" => x.atan2(y.unwrap_or(1.0)),
+            "square" => x * x,
+            "degrees" => x.to_degrees(),
+            "radians" => x.to_radians(),
+            _ => return Err(invalid()),
+        };
+        if !r.is_finite() {
+            return Err(SqlError::overflow("float").to_fn_error());
+        }
+        Ok(Some(r))
+    })?;
+    // __round(x, length, mode, kind, bits_or_p, s): kind 'i' integers
+    // (bits), 'd' decimal(p,s), 'm' money, 'f' float, 'r' real.
+    conn.create_scalar_function("__round", 6, det, |ctx| crate::engine::numeric::round(ctx))?;
+    Ok(())
 }

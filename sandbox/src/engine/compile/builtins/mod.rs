@@ -21,6 +21,15 @@ use crate::engine::catalog::quote_str;
 use crate::engine::error::SqlError;
 use crate::types::{Len, SqlType};
 
+/// Registers every family's SQLite functions on a new connection.
+pub fn register(conn: &rusqlite::Connection, clock: &crate::clock::Clock) -> rusqlite::Result<()> {
+    session::register(conn, clock)?;
+    logical::register(conn, clock)?;
+    strings::register(conn, clock)?;
+    dates::register(conn, clock)?;
+    math::register(conn, clock)
+}
+
 /// A scalar built-in, by the first family that has it; 195 when none does,
 /// as SQL Server answers for a name it does not know.
 pub(super) fn scalar(

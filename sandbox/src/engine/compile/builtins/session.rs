@@ -12,6 +12,13 @@ use crate::engine::catalog::quote_str;
 use crate::engine::error::SqlError;
 use crate::types::{Len, SqlType};
 
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+
+use crate::clock::Clock;
+use crate::engine::convert::{convert, fmt_datetime, fmt_dto, to_storage, Overlong};
+
 /// This family's rule for `n` (the name in upper case), or `None` when `n`
 /// is not one of its built-ins.
 pub(super) fn compile(
@@ -249,4 +256,45 @@ pub(super) fn compile(
         _ => return Ok(None),
     };
     t.map(Some)
+}
+
+/// The SQLite functions this family's rules emit, on each new connection.
+pub(super) fn register(conn: &Connection, clock: &Clock) -> rusqlite::Result<()> {
+    let nondet = FunctionFlags::SQLITE_UTF8;
+    let c = clock.clone();
+    conn.create_scalar_function("__getdate", 0, nondet, move |_| {
+        let v = convert(
+            ValueRef::Text(fmt_datetime(&c.now_local().naive_local()).as_bytes()),
+            &SqlType::DateTime,
+            Overlong::Truncate,
+        )
+        .map_err(|e| e.to_fn_error())?;
+        Ok(to_storage(&v))
+    })?;
+    let c = clock.clone();
+    conn.create_scalar_function("__getutcdate", 0, nondet, move |_| {
+        let v = convert(
+            ValueRef::Text(fmt_datetime(&c.now_utc()).as_bytes()),
+            &SqlType::DateTime,
+            Overlong::Truncate,
+        )
+        .map_err(|e| e.to_fn_error())?;
+        Ok(to_storage(&v))
+    })?;
+    let c = clock.clone();
+    conn.create_scalar_function("__sysdatetime", 0, nondet, move |_| {
+        Ok(fmt_datetime(&c.now_local().naive_local()))
+    })?;
+    let c = clock.clone();
+    conn.create_scalar_function("__sysutcdatetime", 0, nondet, move |_| {
+        Ok(fmt_datetime(&c.now_utc()))
+    })?;
+    let c = clock.clone();
+    conn.create_scalar_function("__sysdatetimeoffset", 0, nondet, move |_| {
+        Ok(fmt_dto(&c.now_local().fixed_offset()))
+    })?;
+    conn.create_scalar_function("__newid", 0, nondet, |_| {
+        Ok(uuid::Uuid::new_v4().to_string().to_ascii_uppercase())
+    })?;
+    Ok(())
 }
