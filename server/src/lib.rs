@@ -5,8 +5,7 @@
 //! crate.
 
 pub use sql_databricks_bridge_core::{
-    auth, config, crypto, databricks, extract, metrics, operator, queries, retry, sqlserver, sync,
-    tables,
+    auth, config, databricks, extract, metrics, operator, queries, retry, sqlserver, sync, tables,
 };
 
 pub mod api;

@@ -13,13 +13,18 @@
 //! Server, exactly once) → `operator` (the library face, `BridgeOperator`).
 //! `retry`, `crypto` and `metrics` serve all of them.
 //!
+//! The public surface is what the service, the wheel, the benchmarks and
+//! the tests use; the pipeline's inner parts (batch building, Parquet
+//! writing, leases, partition ranges, the sync's ledger and bulk load, the
+//! type tables, ...) are `pub(crate)`: 24 public modules of 58.
+//!
 //! Features: `openapi` derives the API's schemas of the core's types,
 //! `cli` the command line's value enums, `polars` adds
 //! `BridgeOperator::extract_to_dataframe`.
 
 pub mod auth;
 pub mod config;
-pub mod crypto;
+pub(crate) mod crypto;
 pub mod databricks;
 pub mod extract;
 pub mod metrics;
@@ -29,4 +34,4 @@ pub mod retry;
 pub mod sqlserver;
 pub mod sync;
 pub mod tables;
-pub mod types;
+pub(crate) mod types;

@@ -3,9 +3,9 @@
 //! touches. Used by the API and the sync poller.
 
 pub mod audit;
-pub mod lakehouse;
+pub(crate) mod lakehouse;
 pub mod permissions;
-pub mod tables;
+pub(crate) mod tables;
 
 pub use crate::sqlserver::names::TableName;
 pub use audit::{AuditEvent, AuditLog, EventType};

@@ -2,7 +2,7 @@
 //! connection strings; query parameters from the trusted YAML files.
 
 pub mod params;
-pub mod settings;
+pub(crate) mod settings;
 
 pub use params::{ParamError, Params};
 pub use settings::{

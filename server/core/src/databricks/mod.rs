@@ -1,15 +1,15 @@
 //! Databricks over REST: authentication (PAT or OAuth M2M) and the calls
 //! the bridge makes.
 
-pub mod auth;
-pub mod error;
-pub mod files;
+pub(crate) mod auth;
+pub(crate) mod error;
+pub(crate) mod files;
 pub mod names;
 
-pub mod retry;
+pub(crate) mod retry;
 pub mod statements;
-pub mod types;
-pub mod unity;
+pub(crate) mod types;
+pub(crate) mod unity;
 
 use std::time::Duration;
 

@@ -61,14 +61,6 @@ impl SparkType {
             _ => SparkType::Other(type_text.trim().to_string()),
         }
     }
-
-    /// Whether it is one of the integer types.
-    pub fn is_integer(&self) -> bool {
-        matches!(
-            self,
-            SparkType::TinyInt | SparkType::SmallInt | SparkType::Int | SparkType::BigInt
-        )
-    }
 }
 
 impl fmt::Display for SparkType {

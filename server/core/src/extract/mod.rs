@@ -6,17 +6,17 @@
 //! final one and renamed into place after the manifest, so a reader never
 //! takes a half-written output for a finished one.
 
-pub mod batch;
-pub mod cardinality;
+pub(crate) mod batch;
+pub(crate) mod cardinality;
 #[cfg(feature = "polars")]
 pub mod frame;
-pub mod lease;
-pub mod partition;
-pub mod result;
+pub(crate) mod lease;
+pub(crate) mod partition;
+pub(crate) mod result;
 pub mod run;
 pub mod spill;
-pub mod volume;
-pub mod writer;
+pub(crate) mod volume;
+pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

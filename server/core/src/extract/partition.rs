@@ -25,7 +25,7 @@ use tiberius::{ColumnData, FromSql};
 
 use super::{io_err, run_into, sql_err, ExtractError, ExtractOptions, RunOutput};
 use crate::queries::derived::{bracket, Derived};
-pub use crate::queries::partitioning::{Partitioning, MAX_PARTITIONS};
+pub use crate::queries::partitioning::Partitioning;
 use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::pool::{self, Pool};
 

@@ -2,11 +2,11 @@
 //! parameters.
 
 pub mod catalog;
-pub mod derived;
+pub(crate) mod derived;
 pub mod load;
-pub mod loader;
-pub mod partitioning;
-pub mod render;
+pub(crate) mod loader;
+pub(crate) mod partitioning;
+pub(crate) mod render;
 
 pub use loader::{load_queries, select, QueryError, QueryFile};
 pub use render::{placeholders, render, RenderError};

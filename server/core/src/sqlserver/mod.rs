@@ -1,9 +1,9 @@
 //! SQL Server through tiberius over TCP, with the TLS the settings ask for.
 
 pub mod home;
-pub mod names;
+pub(crate) mod names;
 pub mod pool;
-pub mod types;
+pub(crate) mod types;
 
 use std::time::Duration;
 

@@ -3,14 +3,14 @@
 //! claims events from the events table, runs them through the core and
 //! records each outcome, in the table and in the audit log.
 
-pub mod apply;
-pub mod convert;
+pub(crate) mod apply;
+pub(crate) mod convert;
 pub mod event;
-pub mod events_table;
-pub mod keys;
+pub(crate) mod events_table;
+pub(crate) mod keys;
 mod poller;
-pub mod provenance;
-pub mod target;
+pub(crate) mod provenance;
+pub(crate) mod target;
 
 use std::time::Duration;
 

@@ -24,8 +24,8 @@
 //! the landed one (`DESCRIBE TABLE`): new columns are added, types Delta can
 //! widen are widened, anything else fails the run naming the column.
 
-pub mod source;
-pub mod state;
+pub(crate) mod source;
+pub(crate) mod state;
 
 use std::time::Duration;
 

@@ -13,8 +13,8 @@
 //! in [`to_parquet`] and [`to_sqlserver`]; turning values is left to the
 //! extraction's batch builder and the sync's value conversion.
 
-pub mod to_parquet;
-pub mod to_sqlserver;
+pub(crate) mod to_parquet;
+pub(crate) mod to_sqlserver;
 
 use arrow_schema::{DataType, TimeUnit};
 
