@@ -21,6 +21,22 @@ use arrow_schema::{DataType, TimeUnit};
 use crate::sqlserver::types::SqlType as Sql;
 use to_parquet::Target;
 
+/// The groups the tables name more than once.
+const INTEGER: &[Spark] = &[Spark::Integer];
+const EXACT: &[Spark] = &[Spark::Integer, Spark::Decimal];
+const NUMBERS: &[Spark] = &[Spark::Float, Spark::Double, Spark::Integer, Spark::Decimal];
+const INSTANTS: &[Spark] = &[Spark::Date, Spark::Timestamp];
+const BINARY: &[Sql] = &[Sql::Binary, Sql::VarBinary, Sql::Image];
+const TEXT: &[Sql] = &[
+    Sql::Char,
+    Sql::VarChar,
+    Sql::NChar,
+    Sql::NVarChar,
+    Sql::Text,
+    Sql::NText,
+    Sql::SysName,
+];
+
 /// What a SQL Server column becomes in Parquet: a fixed target, or one
 /// that takes its precision or scale from the column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,54 +54,27 @@ pub enum ToParquet {
 /// uniqueidentifier as text. Any type not listed fails its query with an
 /// error naming the column.
 /// (Databricks' own table: https://docs.databricks.com/aws/ingestion/lakeflow-connect/sql-server-reference)
+#[rustfmt::skip]
 pub const SQLSERVER_TO_PARQUET: &[(&[Sql], ToParquet)] = &[
-    (&[Sql::Bit], ToParquet::Fixed(Target::Boolean)),
+    (&[Sql::Bit],                                  ToParquet::Fixed(Target::Boolean)),
     // tinyint is 0..=255 and Spark has no unsigned byte.
-    (
-        &[Sql::TinyInt, Sql::SmallInt],
-        ToParquet::Fixed(Target::Int16),
-    ),
-    (&[Sql::Int], ToParquet::Fixed(Target::Int32)),
-    (&[Sql::BigInt], ToParquet::Fixed(Target::Int64)),
-    (&[Sql::Real], ToParquet::Fixed(Target::Float32)),
-    (&[Sql::Float], ToParquet::Fixed(Target::Float64)),
-    (&[Sql::Decimal, Sql::Numeric], ToParquet::ColumnDecimal),
-    (
-        &[Sql::Money],
-        ToParquet::Fixed(Target::Money { precision: 19 }),
-    ),
-    (
-        &[Sql::SmallMoney],
-        ToParquet::Fixed(Target::Money { precision: 10 }),
-    ),
-    (
-        &[
-            Sql::Char,
-            Sql::VarChar,
-            Sql::NChar,
-            Sql::NVarChar,
-            Sql::Text,
-            Sql::NText,
-            Sql::SysName,
-            Sql::Xml,
-        ],
-        ToParquet::Fixed(Target::Utf8),
-    ),
-    (
-        &[Sql::Binary, Sql::VarBinary, Sql::Image, Sql::RowVersion],
-        ToParquet::Fixed(Target::Binary),
-    ),
-    (&[Sql::UniqueIdentifier], ToParquet::Fixed(Target::Guid)),
-    (&[Sql::Date], ToParquet::Fixed(Target::Date)),
-    (&[Sql::Time], ToParquet::ColumnTime),
-    (
-        &[Sql::DateTime, Sql::DateTime2, Sql::SmallDateTime],
-        ToParquet::Fixed(Target::Timestamp),
-    ),
-    (
-        &[Sql::DateTimeOffset],
-        ToParquet::Fixed(Target::TimestampUtc),
-    ),
+    (&[Sql::TinyInt, Sql::SmallInt],               ToParquet::Fixed(Target::Int16)),
+    (&[Sql::Int],                                  ToParquet::Fixed(Target::Int32)),
+    (&[Sql::BigInt],                               ToParquet::Fixed(Target::Int64)),
+    (&[Sql::Real],                                 ToParquet::Fixed(Target::Float32)),
+    (&[Sql::Float],                                ToParquet::Fixed(Target::Float64)),
+    (&[Sql::Decimal, Sql::Numeric],                ToParquet::ColumnDecimal),
+    (&[Sql::Money],                                ToParquet::Fixed(Target::Money { precision: 19 })),
+    (&[Sql::SmallMoney],                           ToParquet::Fixed(Target::Money { precision: 10 })),
+    (TEXT,                                         ToParquet::Fixed(Target::Utf8)),
+    (&[Sql::Xml],                                  ToParquet::Fixed(Target::Utf8)),
+    (BINARY,                                       ToParquet::Fixed(Target::Binary)),
+    (&[Sql::RowVersion],                           ToParquet::Fixed(Target::Binary)),
+    (&[Sql::UniqueIdentifier],                     ToParquet::Fixed(Target::Guid)),
+    (&[Sql::Date],                                 ToParquet::Fixed(Target::Date)),
+    (&[Sql::Time],                                 ToParquet::ColumnTime),
+    (&[Sql::DateTime, Sql::DateTime2, Sql::SmallDateTime], ToParquet::Fixed(Target::Timestamp)),
+    (&[Sql::DateTimeOffset],                       ToParquet::Fixed(Target::TimestampUtc)),
 ];
 
 /// Mapping two, Parquet → Spark: the type Databricks reads an Arrow/Parquet column
@@ -152,77 +141,32 @@ pub enum Write {
     DateTimeOffset,
 }
 
-const TEXT: &[Sql] = &[
-    Sql::Char,
-    Sql::VarChar,
-    Sql::NChar,
-    Sql::NVarChar,
-    Sql::Text,
-    Sql::NText,
-    Sql::SysName,
-];
-
 /// Mapping three, Databricks → SQL Server: the pairs a sync accepts, checked for every
 /// column before anything is written. Nothing is rounded or truncated
 /// silently: a decimal must fit the target's digits, and each value that
 /// does not fit (range, length, fraction digits) fails the event naming
 /// its column and row. Any pair not listed is refused.
+#[rustfmt::skip]
 pub const SPARK_TO_SQLSERVER: &[(&[Spark], &[Sql], Write)] = &[
-    (&[Spark::Boolean], &[Sql::Bit], Write::Bit),
-    (&[Spark::Integer], &[Sql::TinyInt], Write::TinyInt),
-    (&[Spark::Integer], &[Sql::SmallInt], Write::SmallInt),
-    (&[Spark::Integer], &[Sql::Int], Write::Int),
-    (&[Spark::Integer], &[Sql::BigInt], Write::BigInt),
-    (
-        &[Spark::Integer, Spark::Decimal],
-        &[Sql::Decimal, Sql::Numeric],
-        Write::Numeric,
-    ),
-    (
-        &[Spark::Integer, Spark::Decimal],
-        &[Sql::Money],
-        Write::Money,
-    ),
-    (
-        &[Spark::Integer, Spark::Decimal],
-        &[Sql::SmallMoney],
-        Write::SmallMoney,
-    ),
-    (&[Spark::Float], &[Sql::Real], Write::Real),
-    (
-        &[Spark::Float, Spark::Double, Spark::Integer, Spark::Decimal],
-        &[Sql::Float],
-        Write::Float,
-    ),
-    (&[Spark::String], TEXT, Write::String),
-    (&[Spark::String], &[Sql::UniqueIdentifier], Write::Guid),
-    (&[Spark::String], &[Sql::Time], Write::Time),
-    (
-        &[Spark::Binary],
-        &[Sql::Binary, Sql::VarBinary, Sql::Image],
-        Write::Binary,
-    ),
-    (&[Spark::Date], &[Sql::Date], Write::Date),
-    (
-        &[Spark::Date, Spark::Timestamp],
-        &[Sql::DateTime2],
-        Write::DateTime2,
-    ),
-    (
-        &[Spark::Date, Spark::Timestamp],
-        &[Sql::DateTime],
-        Write::DateTime,
-    ),
-    (
-        &[Spark::Date, Spark::Timestamp],
-        &[Sql::SmallDateTime],
-        Write::SmallDateTime,
-    ),
-    (
-        &[Spark::Timestamp],
-        &[Sql::DateTimeOffset],
-        Write::DateTimeOffset,
-    ),
+    (&[Spark::Boolean],   &[Sql::Bit],                   Write::Bit),
+    (INTEGER,             &[Sql::TinyInt],               Write::TinyInt),
+    (INTEGER,             &[Sql::SmallInt],              Write::SmallInt),
+    (INTEGER,             &[Sql::Int],                   Write::Int),
+    (INTEGER,             &[Sql::BigInt],                Write::BigInt),
+    (EXACT,               &[Sql::Decimal, Sql::Numeric], Write::Numeric),
+    (EXACT,               &[Sql::Money],                 Write::Money),
+    (EXACT,               &[Sql::SmallMoney],            Write::SmallMoney),
+    (&[Spark::Float],     &[Sql::Real],                  Write::Real),
+    (NUMBERS,             &[Sql::Float],                 Write::Float),
+    (&[Spark::String],    TEXT,                          Write::String),
+    (&[Spark::String],    &[Sql::UniqueIdentifier],      Write::Guid),
+    (&[Spark::String],    &[Sql::Time],                  Write::Time),
+    (&[Spark::Binary],    BINARY,                        Write::Binary),
+    (&[Spark::Date],      &[Sql::Date],                  Write::Date),
+    (INSTANTS,            &[Sql::DateTime2],             Write::DateTime2),
+    (INSTANTS,            &[Sql::DateTime],              Write::DateTime),
+    (INSTANTS,            &[Sql::SmallDateTime],         Write::SmallDateTime),
+    (&[Spark::Timestamp], &[Sql::DateTimeOffset],        Write::DateTimeOffset),
 ];
 
 #[cfg(test)]
