@@ -17,7 +17,7 @@ use super::drops;
 use super::error::SqlError;
 use super::functions;
 use super::isolation::{Isolation, SnapshotCheck};
-use super::translate::{self, Ctx, DmlKind, Plan, Resolved};
+use super::translate::{self, Ctx, DmlKind, DmlPlan, Plan, Resolved};
 use crate::clock::Clock;
 use crate::types::{ColumnMeta, Len, SqlType, Value};
 
@@ -448,17 +448,6 @@ fn describe_columns(cols: &[ColumnMeta], out: &mut dyn Output) -> Result<(), Out
         ])?;
     }
     out.done(Some(cols.len() as u64), false)
-}
-
-/// A planned write statement, as `run_dml` takes it.
-struct DmlRun<'a> {
-    sqls: &'a [String],
-    setup: &'a [String],
-    cleanup: &'a [String],
-    target: &'a TableMeta,
-    key_probe: Option<&'a str>,
-    kind: DmlKind,
-    set_columns: &'a [String],
 }
 
 /// One client connection's state.
@@ -995,38 +984,8 @@ impl Session {
             return Ok(out.done(None, false)?);
         }
         match plan {
-            Plan::Query { sql, columns } => {
-                self.begin_implicit(out)?;
-                let n = self.run_query(&sql, &columns, params, out)?;
-                self.rowcount = n as i64;
-                out.done(Some(n), false)?;
-            }
-            Plan::Dml {
-                sqls,
-                setup,
-                cleanup,
-                target,
-                key_probe,
-                kind,
-                set_columns,
-            } => {
-                self.begin_implicit(out)?;
-                let n = self.run_dml(
-                    &DmlRun {
-                        sqls: &sqls,
-                        setup: &setup,
-                        cleanup: &cleanup,
-                        target: &target,
-                        key_probe: key_probe.as_deref(),
-                        kind,
-                        set_columns: &set_columns,
-                    },
-                    params,
-                    out,
-                )?;
-                self.rowcount = n as i64;
-                out.done((!self.nocount).then_some(n), false)?;
-            }
+            Plan::Query { sql, columns } => self.query_planned(&sql, &columns, params, out)?,
+            Plan::Dml(dml) => self.dml_planned(&dml, params, out)?,
             Plan::SelectInto { table, insert } => self.select_into(table, insert, params, out)?,
             Plan::CreateTable(meta, infos) => self.create_table_planned(meta, infos, out)?,
             Plan::DeclareTable(meta) => self.declare_table(meta, out)?,
@@ -1317,14 +1276,14 @@ impl Session {
     /// imply (constraints, referential actions, change tracking, triggers).
     fn run_dml(
         &mut self,
-        run: &DmlRun<'_>,
+        run: &DmlPlan,
         params: &[Param],
         out: &mut dyn Output,
     ) -> Result<u64, Failure> {
-        let target = run.target;
+        let target: &TableMeta = &run.target;
         let outer = self.stmt_begin("__stmt", !target.temp)?;
         let result = (|| -> Result<u64, Failure> {
-            for s in run.setup {
+            for s in &run.setup {
                 let mut st = self
                     .conn
                     .prepare(s)
@@ -1335,8 +1294,8 @@ impl Session {
             self.write_with_effects(
                 target,
                 run.kind,
-                run.set_columns,
-                run.sqls,
+                &run.set_columns,
+                &run.sqls,
                 params,
                 effects::WriteOptions::STATEMENT,
                 out,
@@ -1345,7 +1304,7 @@ impl Session {
         if self.conn.is_autocommit() {
             // A trigger ended the transaction (ROLLBACK or an error that
             // dooms it): the savepoint went with it.
-            for c in run.cleanup {
+            for c in &run.cleanup {
                 let _ = self.conn.execute_batch(c);
             }
             return result;
@@ -1356,6 +1315,7 @@ impl Session {
                 if e.number == 2627 {
                     let key = run
                         .key_probe
+                        .as_deref()
                         .and_then(|p| self.probe_key(p, params))
                         .unwrap_or_default();
                     e = SqlError::duplicate_key(
@@ -1376,7 +1336,7 @@ impl Session {
             }
             ok => ok,
         };
-        for c in run.cleanup {
+        for c in &run.cleanup {
             let _ = self.conn.execute_batch(c);
         }
         self.stmt_end("__stmt", true, outer)?;

@@ -16,22 +16,52 @@ impl Session {
     ) -> Result<(), Failure> {
         self.begin_implicit(out)?;
         self.create_table(&table)?;
-        let run = DmlRun {
-            sqls: &[insert],
-            setup: &[],
-            cleanup: &[],
-            target: &table,
+        let run = DmlPlan {
+            sqls: vec![insert],
+            setup: vec![],
+            cleanup: vec![],
+            target: table,
             key_probe: None,
             kind: DmlKind::Insert,
-            set_columns: &[],
+            set_columns: vec![],
         };
         let n = match self.run_dml(&run, params, out) {
             Ok(n) => n,
             Err(e) => {
-                self.drop_created(&table);
+                self.drop_created(&run.target);
                 return Err(e);
             }
         };
+        self.rowcount = n as i64;
+        out.done((!self.nocount).then_some(n), false)?;
+        Ok(())
+    }
+
+    /// A query: its rows sent with the columns SQL Server describes.
+    pub(super) fn query_planned(
+        &mut self,
+        sql: &str,
+        columns: &[ColumnMeta],
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), Failure> {
+        self.begin_implicit(out)?;
+        let n = self.run_query(sql, columns, params, out)?;
+        self.rowcount = n as i64;
+        out.done(Some(n), false)?;
+        Ok(())
+    }
+
+    /// INSERT, UPDATE, DELETE or MERGE: the rows written, counted unless
+    /// NOCOUNT is on.
+    pub(super) fn dml_planned(
+        &mut self,
+        dml: &DmlPlan,
+        params: &[Param],
+        out: &mut dyn Output,
+    ) -> Result<(), Failure> {
+        self.begin_implicit(out)?;
+        let n = self.run_dml(dml, params, out)?;
         self.rowcount = n as i64;
         out.done((!self.nocount).then_some(n), false)?;
         Ok(())

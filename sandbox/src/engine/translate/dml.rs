@@ -10,7 +10,7 @@ use sqlparser::ast::{
     TableWithJoins,
 };
 
-use super::{ident_values, Ctx, DmlKind, Plan};
+use super::{ident_values, Ctx, DmlKind, DmlPlan, Plan};
 use crate::engine::catalog::{quote_ident, quote_str, ColumnDef, TableMeta};
 use crate::engine::compile::{self, scope::col_sql, Compiler, Scope, Source, Typed};
 use crate::engine::error::SqlError;
@@ -33,7 +33,7 @@ fn store_typed(t: &Typed, col: &ColumnDef, meta: &TableMeta) -> String {
 }
 
 fn dml(sqls: Vec<String>, meta: TableMeta, key_probe: Option<String>, kind: DmlKind) -> Plan {
-    Plan::Dml {
+    Plan::Dml(DmlPlan {
         sqls,
         setup: vec![],
         cleanup: vec![],
@@ -41,7 +41,7 @@ fn dml(sqls: Vec<String>, meta: TableMeta, key_probe: Option<String>, kind: DmlK
         key_probe,
         kind,
         set_columns: vec![],
-    }
+    })
 }
 
 fn is_assignment_select(q: &Query) -> bool {
@@ -665,7 +665,7 @@ pub(super) fn plan_update(ctx: &Ctx<'_>, upd: ast::Update) -> Result<Plan, SqlEr
         sql.push_str(&w);
     }
     let mut plan = dml(vec![sql], meta, None, DmlKind::Update);
-    if let Plan::Dml { set_columns: s, .. } = &mut plan {
+    if let Plan::Dml(DmlPlan { set_columns: s, .. }) = &mut plan {
         *s = set_columns;
     }
     Ok(plan)
@@ -970,7 +970,7 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
             (kind, _) => return Err(SqlError::unsupported(&format!("MERGE WHEN {kind}"))),
         }
     }
-    Ok(Plan::Dml {
+    Ok(Plan::Dml(DmlPlan {
         sqls,
         setup,
         cleanup: vec![
@@ -985,5 +985,5 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
             delete: kinds.2,
         },
         set_columns,
-    })
+    }))
 }

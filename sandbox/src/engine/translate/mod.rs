@@ -25,6 +25,24 @@ pub use batch::{parse_batch, split_go, Block, ExecArg, ExecCall, ProcDef, ProcPa
 pub(crate) use ddl::{added_column, check_constraint, foreign_key, table_scope};
 pub(crate) use dml::stored_default;
 
+/// A write statement ready to run: its SQLite statements and what the
+/// session needs to check and report around them.
+#[derive(Debug)]
+pub struct DmlPlan {
+    pub sqls: Vec<String>,
+    /// Run before `sqls` and not counted (e.g. materialising a MERGE source).
+    pub setup: Vec<String>,
+    pub cleanup: Vec<String>,
+    /// For 2627 messages: the table written.
+    pub target: Box<TableMeta>,
+    /// For an INSERT ... VALUES: key probes to name the duplicate key.
+    pub key_probe: Option<String>,
+    /// Which statement this is (the triggers it fires, the constraints it checks).
+    pub kind: DmlKind,
+    /// The columns an UPDATE (or MERGE's UPDATE) assigns.
+    pub set_columns: Vec<String>,
+}
+
 /// A statement ready to run.
 #[derive(Debug)]
 pub enum Plan {
@@ -36,20 +54,7 @@ pub enum Plan {
     },
     /// Writes; the row count is the sum of SQLite's changes over `sqls`,
     /// run inside one savepoint.
-    Dml {
-        sqls: Vec<String>,
-        /// Run before `sqls` and not counted (e.g. materialising a MERGE source).
-        setup: Vec<String>,
-        cleanup: Vec<String>,
-        /// For 2627 messages: the table written.
-        target: Box<TableMeta>,
-        /// For an INSERT ... VALUES: key probes to name the duplicate key.
-        key_probe: Option<String>,
-        /// Which statement this is (the triggers it fires, the constraints it checks).
-        kind: DmlKind,
-        /// The columns an UPDATE (or MERGE's UPDATE) assigns.
-        set_columns: Vec<String>,
-    },
+    Dml(DmlPlan),
     /// `SELECT ... INTO t`: create `table`, then fill it with `insert`.
     SelectInto {
         table: Box<TableMeta>,
