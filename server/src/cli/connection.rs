@@ -85,8 +85,14 @@ pub async fn test_connection(args: &ConnectionArgs) -> bool {
         Ok(s) => match sqlserver::probe(&s, timeout).await {
             Ok(info) => {
                 println!(
-                    "SQL Server  OK      {}:{} database '{}' as '{}' — {}",
-                    s.host, s.port, info.database, info.login, info.version
+                    "SQL Server  OK      {}:{} database '{}' as '{}' ({}, application '{}') — {}",
+                    s.host,
+                    s.port,
+                    info.database,
+                    info.login,
+                    s.authentication,
+                    info.application,
+                    info.version
                 );
                 true
             }

@@ -9,7 +9,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Decimal128Type;
 use arrow_schema::DataType;
 use common::fixture;
-use sql_databricks_bridge::config::{Encrypt, SqlServerSettings};
+use sql_databricks_bridge::config::{
+    Authentication, Encrypt, SqlServerSettings, DEFAULT_APPLICATION_NAME,
+};
 use sql_databricks_bridge::operator::BridgeOperator;
 use sql_databricks_bridge::retry::RetryPolicy;
 
@@ -24,6 +26,8 @@ fn operator(port: u16) -> BridgeOperator {
         trust_server_certificate: true,
         ca_file: None,
         packet_size: 4096,
+        application_name: DEFAULT_APPLICATION_NAME.into(),
+        authentication: Authentication::SqlPassword,
     })
     .unwrap()
     .with_retry(RetryPolicy {

@@ -120,3 +120,64 @@ fn reports_both_systems() {
     assert!(!ok);
     assert!(out.contains("cannot reach SQL Server"), "{out}");
 }
+
+/// `SQLSERVER_CONNECTION_STRING` is read as Microsoft.Data.SqlClient reads
+/// it: synonyms, quoted values, keywords with no effect on the bridge
+/// accepted, `Application Name` sent in the login; a misspelt keyword or an
+/// authentication method the bridge does not have stops before connecting,
+/// naming it and never the password.
+#[test]
+fn connection_strings_are_read_as_sqlclient_reads_them() {
+    let sql = sqlserver::start(SqlServerConfig::default()).unwrap();
+    sql.engine().run_script("CREATE DATABASE KWP_Peru").unwrap();
+    let dbx = databricks::start(DatabricksConfig {
+        tokens: vec!["dapi-test".into()],
+        ..DatabricksConfig::default()
+    })
+    .unwrap();
+    let with = |cs: String| {
+        run(&[
+            ("SQLSERVER_CONNECTION_STRING", cs),
+            ("DATABRICKS_HOST", dbx.url().to_string()),
+            ("DATABRICKS_TOKEN", "dapi-test".into()),
+        ])
+    };
+    let port = sql.port();
+
+    let (ok, out) = with(format!(
+        "Data Source=127.0.0.1,{port};Initial Catalog=KWP_Peru;UID=sa;PWD={{Bridge!Passw0rd}};\
+         TrustServerCertificate=yes;Application Name='ETL nightly';MultipleActiveResultSets=True;\
+         Persist Security Info=False;Connect Timeout=30;Authentication=Sql Password"
+    ));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("'KWP_Peru' as 'sa' (SQL login, application 'ETL nightly')"),
+        "{out}"
+    );
+
+    for (cs, says) in [
+        (
+            format!("Servr=127.0.0.1,{port};UID=sa;PWD=Bridge!Passw0rd"),
+            "keyword not supported: 'servr' (did you mean 'server'?)",
+        ),
+        (
+            format!("Server=127.0.0.1,{port};UID=sa;PWD=Bridge!Passw0rd;Authentication=ActiveDirectoryInteractive"),
+            "Authentication=ActiveDirectoryInteractive is not supported",
+        ),
+        (
+            format!("Server=127.0.0.1,{port};PWD=Bridge!Passw0rd;Integrated Security=SSPI"),
+            "'integrated security=SSPI' is refused",
+        ),
+        (
+            format!("Server=127.0.0.1,{port};UID=sa;PWD=Bridge!Passw0rd;Column Encryption Setting=Enabled"),
+            "Always Encrypted is not supported",
+        ),
+    ] {
+        let (ok, out) = with(cs);
+        assert!(!ok, "{out}");
+        assert!(out.contains(says), "expected {says:?} in:\n{out}");
+        assert!(out.contains("SQLSERVER_CONNECTION_STRING"), "{out}");
+        assert!(!out.contains("Passw0rd"), "the password was printed:\n{out}");
+        assert!(!out.contains("SQL Server  OK"), "{out}");
+    }
+}

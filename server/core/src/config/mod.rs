@@ -1,11 +1,13 @@
 //! Configuration: connection settings from flags, environment, `.env` and
 //! connection strings; query parameters from the trusted YAML files.
 
+pub mod ado;
 pub mod params;
 pub(crate) mod settings;
 
+pub use ado::Authentication;
 pub use params::{ParamError, Params};
 pub use settings::{
     DatabricksAuth, DatabricksSettings, Encrypt, SettingsError, SqlServerOverrides,
-    SqlServerSettings,
+    SqlServerSettings, DEFAULT_APPLICATION_NAME,
 };

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use super::ado::{AdoString, Authentication};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("{source_name}: {message}")]
@@ -53,7 +55,14 @@ pub struct SqlServerSettings {
     /// TDS packet size the login asks for (512..=32767; the server may
     /// answer with another).
     pub packet_size: u32,
+    /// What the login calls the program (`APP_NAME()`, sessions, audits).
+    pub application_name: String,
+    /// How the bridge signs in.
+    pub authentication: Authentication,
 }
+
+/// The program's name in SQL Server's sessions unless set.
+pub const DEFAULT_APPLICATION_NAME: &str = "sql-databricks-bridge";
 
 /// The packet size asked for unless set: the largest Microsoft documents
 /// for an encrypted connection ("The maximum network packet size for
@@ -75,6 +84,8 @@ impl fmt::Debug for SqlServerSettings {
             .field("trust_server_certificate", &self.trust_server_certificate)
             .field("ca_file", &self.ca_file)
             .field("packet_size", &self.packet_size)
+            .field("application_name", &self.application_name)
+            .field("authentication", &self.authentication)
             .finish()
     }
 }
@@ -141,79 +152,6 @@ fn split_server(source_name: &str, s: &str) -> Result<(String, Option<u16>), Set
     Ok((host.to_string(), port))
 }
 
-/// Parses an ADO.NET connection string into key → value (keys lower-cased).
-/// Values may be quoted with `"`, `'` or `{}`; doubled quotes escape.
-pub fn parse_ado(s: &str) -> Result<HashMap<String, String>, SettingsError> {
-    let mut out = HashMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ';') {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut key = String::new();
-        for c in chars.by_ref() {
-            if c == '=' {
-                break;
-            }
-            key.push(c);
-        }
-        let key = key.trim().to_ascii_lowercase();
-        while chars.peek().is_some_and(|c| *c == ' ') {
-            chars.next();
-        }
-        let mut value = String::new();
-        match chars.peek().copied() {
-            Some(q @ ('"' | '\'' | '{')) => {
-                let close = if q == '{' { '}' } else { q };
-                chars.next();
-                loop {
-                    match chars.next() {
-                        Some(c) if c == close => {
-                            if chars.peek() == Some(&close) {
-                                chars.next();
-                                value.push(close);
-                            } else {
-                                break;
-                            }
-                        }
-                        Some(c) => value.push(c),
-                        None => {
-                            return Err(SettingsError::Invalid {
-                                source_name: "SQLSERVER_CONNECTION_STRING".into(),
-                                message: format!("unterminated quoted value for '{key}'"),
-                            })
-                        }
-                    }
-                }
-                while chars.peek().is_some_and(|c| *c != ';') {
-                    chars.next();
-                }
-            }
-            _ => {
-                while let Some(&c) = chars.peek() {
-                    if c == ';' {
-                        break;
-                    }
-                    value.push(c);
-                    chars.next();
-                }
-                value = value.trim().to_string();
-            }
-        }
-        if key.is_empty() {
-            return Err(SettingsError::Invalid {
-                source_name: "SQLSERVER_CONNECTION_STRING".into(),
-                message: "a value without a key".into(),
-            });
-        }
-        out.insert(key, value);
-    }
-    Ok(out)
-}
-
 impl SqlServerSettings {
     /// Resolves the settings from flags, then `env` (the process environment
     /// after `.env` was loaded), then the ADO.NET connection string.
@@ -223,20 +161,15 @@ impl SqlServerSettings {
     ) -> Result<SqlServerSettings, SettingsError> {
         const CS: &str = "SQLSERVER_CONNECTION_STRING";
         let ado = match env(CS) {
-            Some(s) if !s.trim().is_empty() => parse_ado(&s)?,
-            _ => HashMap::new(),
+            Some(s) if !s.trim().is_empty() => AdoString::parse(&s)?,
+            _ => AdoString::default(),
         };
-        let from_ado = |keys: &[&str]| keys.iter().find_map(|k| ado.get(*k).cloned());
+        let authentication = ado.authentication()?;
+        let from_ado = |keyword: &str| ado.get(keyword).map(str::to_string);
 
         let mut host = None;
         let mut port = None;
-        if let Some(server) = from_ado(&[
-            "server",
-            "data source",
-            "address",
-            "addr",
-            "network address",
-        ]) {
+        if let Some(server) = from_ado("data source") {
             let (h, p) = split_server(CS, &server)?;
             host = Some(h);
             port = p;
@@ -262,29 +195,34 @@ impl SqlServerSettings {
             .filter(|h| !h.is_empty())
             .ok_or(SettingsError::MissingHost)?;
 
-        let pick = |flag: &Option<String>, var: &str, keys: &[&str]| -> Option<String> {
+        let pick = |flag: &Option<String>, var: &str, keyword: &str| -> Option<String> {
             flag.clone()
                 .or_else(|| env(var).filter(|s| !s.is_empty()))
-                .or_else(|| from_ado(keys))
+                .or_else(|| from_ado(keyword))
         };
-        let database = pick(
-            &flags.database,
-            "SQLSERVER_DATABASE",
-            &["database", "initial catalog"],
-        )
-        .unwrap_or_default();
-        let username = pick(
-            &flags.username,
-            "SQLSERVER_USERNAME",
-            &["user id", "uid", "user", "username"],
-        )
-        .unwrap_or_default();
-        let password =
-            pick(&flags.password, "SQLSERVER_PASSWORD", &["password", "pwd"]).unwrap_or_default();
+        let database =
+            pick(&flags.database, "SQLSERVER_DATABASE", "initial catalog").unwrap_or_default();
+        let username = pick(&flags.username, "SQLSERVER_USERNAME", "user id").unwrap_or_default();
+        let password = pick(&flags.password, "SQLSERVER_PASSWORD", "password").unwrap_or_default();
+        let (app_source, application_name) = env("SQLSERVER_APPLICATION_NAME")
+            .filter(|s| !s.trim().is_empty())
+            .map(|v| ("SQLSERVER_APPLICATION_NAME", v))
+            .or_else(|| {
+                from_ado("application name")
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|v| (CS, v))
+            })
+            .unwrap_or((CS, DEFAULT_APPLICATION_NAME.to_string()));
+        if application_name.chars().count() > 128 {
+            return Err(SettingsError::Invalid {
+                source_name: app_source.into(),
+                message: "an application name can be 128 characters or less".into(),
+            });
+        }
         let encrypt = match (
             &flags.encrypt,
             env("SQLSERVER_ENCRYPT"),
-            from_ado(&["encrypt"]),
+            from_ado("encrypt"),
         ) {
             (Some(v), _, _) => parse_encrypt("--sqlserver-encrypt", v)?,
             (None, Some(v), _) if !v.is_empty() => parse_encrypt("SQLSERVER_ENCRYPT", &v)?,
@@ -294,7 +232,7 @@ impl SqlServerSettings {
         let trust_server_certificate = match (
             flags.trust_server_certificate,
             env("SQLSERVER_TRUST_SERVER_CERTIFICATE"),
-            from_ado(&["trustservercertificate", "trust server certificate"]),
+            from_ado("trust server certificate"),
         ) {
             (Some(b), _, _) => b,
             (None, Some(v), _) if !v.is_empty() => {
@@ -313,7 +251,7 @@ impl SqlServerSettings {
         let packet_size = match env("SQLSERVER_PACKET_SIZE")
             .filter(|s| !s.is_empty())
             .map(|v| ("SQLSERVER_PACKET_SIZE", v))
-            .or_else(|| from_ado(&["packet size"]).map(|v| (CS, v)))
+            .or_else(|| from_ado("packet size").map(|v| (CS, v)))
         {
             None => DEFAULT_PACKET_SIZE,
             Some((source_name, v)) => match v.trim().parse::<u32>() {
@@ -336,6 +274,8 @@ impl SqlServerSettings {
             trust_server_certificate,
             ca_file,
             packet_size,
+            application_name,
+            authentication,
         })
     }
 }
@@ -514,6 +454,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("SQLSERVER_CONNECTION_STRING"), "{e}");
+    }
+
+    #[test]
+    fn application_name_from_env_or_connection_string() {
+        let resolve = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("SQLSERVER_HOST", "db")];
+            all.extend_from_slice(pairs);
+            SqlServerSettings::resolve(&SqlServerOverrides::default(), &env_of(&all))
+        };
+        assert_eq!(
+            resolve(&[]).unwrap().application_name,
+            DEFAULT_APPLICATION_NAME
+        );
+        let cs = ("SQLSERVER_CONNECTION_STRING", "App=ETL");
+        assert_eq!(resolve(&[cs]).unwrap().application_name, "ETL");
+        let var = ("SQLSERVER_APPLICATION_NAME", "ETL nightly");
+        assert_eq!(resolve(&[cs, var]).unwrap().application_name, "ETL nightly");
+        let long = "x".repeat(129);
+        let e = resolve(&[("SQLSERVER_APPLICATION_NAME", long.as_str())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("SQLSERVER_APPLICATION_NAME") && e.contains("128 characters"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> 
         c.database(&s.database);
     }
     c.authentication(AuthMethod::sql_server(&s.username, &s.password));
-    c.application_name("sql-databricks-bridge");
+    c.application_name(&s.application_name);
     c.packet_size(s.packet_size);
     c.encryption(match s.encrypt {
         Encrypt::On => EncryptionLevel::Required,
@@ -148,13 +148,17 @@ pub struct ServerInfo {
     pub version: String,
     pub database: String,
     pub login: String,
+    /// What the server knows the program as (`APP_NAME()`).
+    pub application: String,
 }
 
 /// Connects and asks the server who it is.
 pub async fn probe(s: &SqlServerSettings, timeout: Duration) -> Result<ServerInfo, SqlServerError> {
     let mut c = connect(s, timeout).await?;
     let row = c
-        .simple_query("SELECT @@VERSION AS v, DB_NAME() AS db, SUSER_SNAME() AS login")
+        .simple_query(
+            "SELECT @@VERSION AS v, DB_NAME() AS db, SUSER_SNAME() AS login, APP_NAME() AS app",
+        )
         .await
         .map_err(|e| classify(e, s))?
         .into_row()
@@ -173,5 +177,6 @@ pub async fn probe(s: &SqlServerSettings, timeout: Duration) -> Result<ServerInf
             .to_string(),
         database: get("db"),
         login: get("login"),
+        application: get("app"),
     })
 }

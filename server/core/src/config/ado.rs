@@ -1,0 +1,395 @@
+//! ADO.NET connection strings (`SQLSERVER_CONNECTION_STRING`) as
+//! Microsoft.Data.SqlClient reads them: `keyword=value` pairs separated by
+//! `;`, keywords case-insensitive with their documented synonyms, values
+//! quoted with `"`, `'` or `{}`. SqlClient refuses a keyword it does not know
+//! ("Keyword not supported"), and so does the bridge, naming it — a typo
+//! is never silently ignored. Each keyword SqlClient knows is one of: used
+//! by the bridge; accepted with no effect on what the bridge does (pooling,
+//! retries and timeouts are the bridge's own); or refused, with the reason,
+//! where ignoring it would do something other than what was asked (Always
+//! Encrypted, an attached file, a pinned certificate, read-only routing, an
+//! authentication method the bridge does not have).
+//! https://learn.microsoft.com/dotnet/api/microsoft.data.sqlclient.sqlconnection.connectionstring
+
+use std::collections::HashMap;
+
+use super::settings::SettingsError;
+
+/// Where the errors say the value came from.
+pub const SOURCE: &str = "SQLSERVER_CONNECTION_STRING";
+
+/// What the bridge does with a keyword.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handling {
+    /// Read by the settings.
+    Used,
+    /// Accepted; the bridge's own behaviour covers it.
+    NoEffect,
+    /// Accepted only with these values (lower case, spaces removed);
+    /// any other is refused with the reason.
+    Only(&'static [&'static str], &'static str),
+    /// Refused whatever the value, with the reason.
+    Refused(&'static str),
+}
+
+/// Every keyword of SqlConnection.ConnectionString, its synonyms after it
+/// (lower case), and what the bridge does with it.
+#[rustfmt::skip]
+const KEYWORDS: &[(&[&str], Handling)] = &[
+    (&["data source", "server", "address", "addr", "network address"], Handling::Used),
+    (&["initial catalog", "database"], Handling::Used),
+    (&["user id", "uid", "user", "username"], Handling::Used),
+    (&["password", "pwd"], Handling::Used),
+    (&["encrypt"], Handling::Used),
+    (&["trust server certificate", "trustservercertificate"], Handling::Used),
+    (&["packet size"], Handling::Used),
+    (&["application name", "app"], Handling::Used),
+    (&["authentication"], Handling::Used),
+    (&["integrated security", "trusted_connection"], Handling::Only(
+        &["false", "no"],
+        "Windows (Kerberos) authentication is not supported by this version of the bridge; sign in with a SQL login (User ID and Password)",
+    )),
+    (&["application intent", "applicationintent"], Handling::Only(
+        &["readwrite"],
+        "read-only routing to an availability group secondary is not supported; connect to the replica you want to read",
+    )),
+    (&["column encryption setting"], Handling::Only(
+        &["disabled"],
+        "Always Encrypted is not supported: the bridge would read the encrypted bytes, not the values",
+    )),
+    (&["attestation protocol"], Handling::Only(&["none", "notspecified"], "Always Encrypted with secure enclaves is not supported")),
+    (&["enclave attestation url"], Handling::Only(&[""], "Always Encrypted with secure enclaves is not supported")),
+    (&["attachdbfilename", "extended properties", "initial file name"], Handling::Refused(
+        "attaching a database file is not supported; attach it on the server and name it with Database",
+    )),
+    (&["user instance"], Handling::Only(&["false", "no"], "user instances (SQL Server Express) are not supported")),
+    (&["failover partner"], Handling::Refused(
+        "database mirroring failover is not supported; connect to an availability group listener instead",
+    )),
+    (&["server certificate", "servercertificate"], Handling::Refused(
+        "pinning the server's certificate is not supported; give its CA with SQLSERVER_CA_FILE",
+    )),
+    (&["host name in certificate", "hostnameincertificate"], Handling::Refused(
+        "checking the certificate against another host name is not supported; connect with the name the certificate holds",
+    )),
+    (&["network library", "network", "net"], Handling::Only(&["dbmssocn"], "the bridge connects over TCP/IP (dbmssocn) only")),
+    (&["current language", "language"], Handling::Only(
+        &["", "us_english", "english"],
+        "the bridge signs in with the server's default language (us_english); another language changes how dates in text are read",
+    )),
+    (&["connect timeout", "connection timeout", "timeout"], Handling::NoEffect),
+    (&["command timeout"], Handling::NoEffect),
+    (&["connect retry count", "connectretrycount"], Handling::NoEffect),
+    (&["connect retry interval", "connectretryinterval"], Handling::NoEffect),
+    (&["pooling"], Handling::NoEffect),
+    (&["min pool size"], Handling::NoEffect),
+    (&["max pool size"], Handling::NoEffect),
+    (&["load balance timeout", "connection lifetime"], Handling::NoEffect),
+    (&["pool blocking period", "poolblockingperiod"], Handling::NoEffect),
+    (&["enlist"], Handling::NoEffect),
+    (&["multiple active result sets", "multipleactiveresultsets"], Handling::NoEffect),
+    (&["multi subnet failover", "multisubnetfailover"], Handling::NoEffect),
+    (&["transparent network ip resolution", "transparentnetworkipresolution"], Handling::NoEffect),
+    (&["ip address preference", "ipaddresspreference"], Handling::NoEffect),
+    (&["persist security info", "persistsecurityinfo"], Handling::NoEffect),
+    (&["workstation id", "wsid"], Handling::NoEffect),
+    (&["type system version"], Handling::NoEffect),
+    (&["transaction binding"], Handling::NoEffect),
+    (&["replication"], Handling::NoEffect),
+    (&["server spn", "serverspn"], Handling::NoEffect),
+    (&["failover partner spn", "failoverpartnerspn"], Handling::NoEffect),
+];
+
+/// How the bridge signs in to SQL Server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Authentication {
+    /// A SQL login and its password (`Authentication=SqlPassword`, or none).
+    #[default]
+    SqlPassword,
+}
+
+/// The methods of SqlClient's `Authentication` keyword (spaces and case
+/// ignored), and why the bridge does not have each yet.
+const AUTHENTICATION: &[(&str, Option<&str>)] = &[
+    ("sqlpassword", None),
+    ("activedirectoryserviceprincipal", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
+    ("activedirectorymanagedidentity", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
+    ("activedirectorymsi", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
+    ("activedirectoryworkloadidentity", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
+    ("activedirectorydefault", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
+    ("activedirectoryaccesstoken", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
+    ("activedirectorypassword", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge (and Microsoft deprecates signing in with a user's password)")),
+    ("activedirectoryintegrated", Some("a service has no Windows desktop session to sign in with")),
+    ("activedirectoryinteractive", Some("a service has no person at a browser to sign in")),
+    ("activedirectorydeviceflow", Some("a service has no person at a browser to sign in")),
+    ("activedirectorydevicecodeflow", Some("a service has no person at a browser to sign in")),
+];
+
+/// A connection string's keywords: each resolved to its canonical name
+/// (the first of its synonyms), its value as written.
+#[derive(Debug, Default)]
+pub struct AdoString {
+    values: HashMap<&'static str, String>,
+}
+
+impl std::fmt::Display for Authentication {
+    /// How `test-connection` and the logs name the method.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authentication::SqlPassword => f.write_str("SQL login"),
+        }
+    }
+}
+
+impl AdoString {
+    /// Parses and checks a connection string; an unknown keyword, a keyword
+    /// given twice under two synonyms, or a refused one is an error naming
+    /// it (never its value: it may be a password).
+    pub fn parse(text: &str) -> Result<AdoString, SettingsError> {
+        let mut values: HashMap<&'static str, String> = HashMap::new();
+        let mut written: HashMap<&'static str, String> = HashMap::new();
+        for (key, value) in pairs(text)? {
+            let Some((names, handling)) = KEYWORDS
+                .iter()
+                .find(|(names, _)| names.contains(&key.as_str()))
+            else {
+                let hint = nearest(&key)
+                    .map(|k| format!(" (did you mean '{k}'?)"))
+                    .unwrap_or_default();
+                return Err(invalid(format!("keyword not supported: '{key}'{hint}")));
+            };
+            let canonical = names[0];
+            match handling {
+                Handling::Refused(why) => {
+                    return Err(invalid(format!("'{key}' is refused: {why}")));
+                }
+                Handling::Only(allowed, why) => {
+                    let v = value.to_ascii_lowercase().replace(' ', "");
+                    if !allowed.contains(&v.as_str()) {
+                        return Err(invalid(format!("'{key}={value}' is refused: {why}")));
+                    }
+                }
+                Handling::Used | Handling::NoEffect => {}
+            }
+            // SqlClient keeps the last of a keyword given twice; two
+            // synonyms that disagree are more likely a mistake.
+            if let Some(first) = written.get(canonical) {
+                if first != &key && values.get(canonical) != Some(&value) {
+                    return Err(invalid(format!(
+                        "'{first}' and '{key}' are the same keyword with two values; give it once"
+                    )));
+                }
+            }
+            written.insert(canonical, key);
+            values.insert(canonical, value);
+        }
+        Ok(AdoString { values })
+    }
+
+    /// The value of a keyword, by its canonical name.
+    pub fn get(&self, canonical: &str) -> Option<&str> {
+        self.values.get(canonical).map(String::as_str)
+    }
+
+    /// The authentication method asked for.
+    pub fn authentication(&self) -> Result<Authentication, SettingsError> {
+        let Some(written) = self.get("authentication") else {
+            return Ok(Authentication::default());
+        };
+        let method = written.to_ascii_lowercase().replace([' ', '_', '-'], "");
+        match AUTHENTICATION.iter().find(|(name, _)| *name == method) {
+            Some((_, None)) => Ok(Authentication::SqlPassword),
+            Some((_, Some(why))) => Err(invalid(format!(
+                "Authentication={written} is not supported: {why}; use SqlPassword (User ID and Password)"
+            ))),
+            None => Err(invalid(format!(
+                "Authentication={written} is not an authentication method SqlClient knows (SqlPassword, ActiveDirectoryServicePrincipal, ActiveDirectoryManagedIdentity, ActiveDirectoryDefault, ...)"
+            ))),
+        }
+    }
+}
+
+fn invalid(message: String) -> SettingsError {
+    SettingsError::Invalid {
+        source_name: SOURCE.into(),
+        message,
+    }
+}
+
+/// The known keyword closest to a misspelt one (at most two edits).
+fn nearest(key: &str) -> Option<&'static str> {
+    KEYWORDS
+        .iter()
+        .flat_map(|(names, _)| names.iter().copied())
+        .map(|k| (distance(key, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance, for suggestions.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The `keyword=value` pairs, keywords lower-cased and trimmed. Values may
+/// be quoted with `"`, `'` or `{}`; a doubled closing quote is one.
+fn pairs(s: &str) -> Result<Vec<(String, String)>, SettingsError> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ';') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        for c in chars.by_ref() {
+            if c == '=' {
+                break;
+            }
+            key.push(c);
+        }
+        let key = key.trim().to_ascii_lowercase();
+        while chars.peek().is_some_and(|c| *c == ' ') {
+            chars.next();
+        }
+        let mut value = String::new();
+        match chars.peek().copied() {
+            Some(q @ ('"' | '\'' | '{')) => {
+                let close = if q == '{' { '}' } else { q };
+                chars.next();
+                loop {
+                    match chars.next() {
+                        Some(c) if c == close => {
+                            if chars.peek() == Some(&close) {
+                                chars.next();
+                                value.push(close);
+                            } else {
+                                break;
+                            }
+                        }
+                        Some(c) => value.push(c),
+                        None => {
+                            return Err(invalid(format!("unterminated quoted value for '{key}'")))
+                        }
+                    }
+                }
+                while chars.peek().is_some_and(|c| *c != ';') {
+                    chars.next();
+                }
+            }
+            _ => {
+                while let Some(&c) = chars.peek() {
+                    if c == ';' {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+                value = value.trim().to_string();
+            }
+        }
+        if key.is_empty() {
+            return Err(invalid("a value without a key".into()));
+        }
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(s: &str) -> String {
+        AdoString::parse(s)
+            .and_then(|a| a.authentication().map(|_| a))
+            .expect_err(s)
+            .to_string()
+    }
+
+    #[test]
+    fn synonyms_resolve_and_quotes_hold_separators() {
+        let a = AdoString::parse(
+            "Data Source=db.example,1433; Initial Catalog=ventas;UID=bridge;PWD={a;b}}c};App='ETL nightly'",
+        )
+        .unwrap();
+        assert_eq!(a.get("data source"), Some("db.example,1433"));
+        assert_eq!(a.get("initial catalog"), Some("ventas"));
+        assert_eq!(a.get("user id"), Some("bridge"));
+        assert_eq!(a.get("password"), Some("a;b}c"));
+        assert_eq!(a.get("application name"), Some("ETL nightly"));
+        assert_eq!(a.authentication().unwrap(), Authentication::SqlPassword);
+    }
+
+    #[test]
+    fn keywords_with_no_effect_are_accepted() {
+        let a = AdoString::parse(
+            "Server=h;MultipleActiveResultSets=True;Pooling=false;Max Pool Size=50;Connect Timeout=30;\
+             Persist Security Info=False;Integrated Security=false;Application Intent=ReadWrite;\
+             Column Encryption Setting=Disabled;Authentication=Sql Password",
+        )
+        .unwrap();
+        assert_eq!(a.authentication().unwrap(), Authentication::SqlPassword);
+    }
+
+    #[test]
+    fn typos_and_refusals_name_the_keyword_never_the_secret() {
+        let e = err("Servr=h;Password=hunter2");
+        assert!(
+            e.contains("keyword not supported: 'servr'") && e.contains("did you mean 'server'"),
+            "{e}"
+        );
+        let e = err("Server=h;Authentication=ActiveDirectoryInteractive;Password=hunter2");
+        assert!(
+            e.contains("Authentication=ActiveDirectoryInteractive is not supported"),
+            "{e}"
+        );
+        assert!(e.contains("no person at a browser"), "{e}");
+        let e = err("Server=h;Authentication=Active Directory Service Principal");
+        assert!(
+            e.contains("Microsoft Entra ID sign-in is not supported"),
+            "{e}"
+        );
+        let e = err("Server=h;Authentication=Kerbros");
+        assert!(
+            e.contains("not an authentication method SqlClient knows"),
+            "{e}"
+        );
+        let e = err("Server=h;Trusted_Connection=yes");
+        assert!(
+            e.contains("'trusted_connection=yes' is refused") && e.contains("Kerberos"),
+            "{e}"
+        );
+        let e = err("Server=h;Column Encryption Setting=Enabled");
+        assert!(e.contains("Always Encrypted"), "{e}");
+        let e = err("Server=h;ApplicationIntent=ReadOnly");
+        assert!(e.contains("read-only routing"), "{e}");
+        let e = err("Server=h;AttachDbFilename=|DataDirectory|x.mdf");
+        assert!(e.contains("attaching a database file"), "{e}");
+        let e = err("Server=h;Pwd=s3cret1;Password=s3cret2");
+        assert!(
+            e.contains("same keyword with two values") && !e.contains("one") && !e.contains("two;"),
+            "{e}"
+        );
+        for s in [
+            err("Servr=h;Password=hunter2"),
+            err("Server=h;Authentication=x;Password=hunter2"),
+        ] {
+            assert!(!s.contains("hunter2"), "{s}");
+        }
+    }
+}
