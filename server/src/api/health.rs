@@ -124,17 +124,24 @@ async fn sqlserver_answers(state: &AppState) -> Result<String, SqlServerError> {
     }
     let mut conn = pool::get(pool).await?;
     let row = async {
-        conn.simple_query("SELECT DB_NAME()")
+        conn.simple_query("SELECT DB_NAME(), SUSER_SNAME()")
             .await?
             .into_row()
             .await
     }
     .await
     .map_err(|e| sqlserver::classify(e, settings))?;
-    let database = row
-        .and_then(|r| r.get::<&str, _>(0).map(str::to_string))
-        .unwrap_or_default();
-    Ok(format!("{at} database '{database}'"))
+    let text = |i: usize| {
+        row.as_ref()
+            .and_then(|r| r.get::<&str, _>(i).map(str::to_string))
+            .unwrap_or_default()
+    };
+    Ok(format!(
+        "{at} database '{}' as '{}' ({})",
+        text(0),
+        text(1),
+        settings.authentication
+    ))
 }
 
 /// Asks both systems, each within the timeout.
@@ -145,10 +152,15 @@ async fn check_both(state: &AppState) -> (Check, Check) {
     let sql = timed(t, "SQL Server", Box::pin(sqlserver_answers(state)));
     let dbx = timed(t, "Databricks", async {
         match &state.databricks {
-            Ok(ws) => ws
-                .list_warehouses()
-                .await
-                .map(|w| format!("{} ({} SQL warehouse(s))", ws.host(), w.len()))
+            Ok(ws) => tokio::try_join!(ws.current_principal(), ws.list_warehouses())
+                .map(|(principal, w)| {
+                    format!(
+                        "{} as '{principal}' ({}) ({} SQL warehouse(s))",
+                        ws.host(),
+                        ws.auth_method(),
+                        w.len()
+                    )
+                })
                 .map_err(|e| e.to_string()),
             Err(why) => Err(format!("not configured: {why}")),
         }

@@ -112,15 +112,17 @@ pub async fn test_connection(args: &ConnectionArgs) -> bool {
                 println!("Databricks  FAILED  {e}");
                 false
             }
-            Ok(ws) => match ws.list_warehouses().await {
-                Ok(w) => {
+            Ok(ws) => match tokio::try_join!(ws.current_principal(), ws.list_warehouses()) {
+                Ok((principal, w)) => {
                     let names: Vec<String> = w
                         .iter()
                         .map(|w| format!("{} ({})", w.name, w.state))
                         .collect();
                     println!(
-                        "Databricks  OK      {} — {} SQL warehouse(s){}{}",
+                        "Databricks  OK      {} as '{}' ({}) — {} SQL warehouse(s){}{}",
                         ws.host(),
+                        principal,
+                        ws.auth_method(),
                         w.len(),
                         if names.is_empty() { "" } else { ": " },
                         names.join(", ")

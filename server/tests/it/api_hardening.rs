@@ -216,10 +216,18 @@ async fn readiness_details_only_for_a_token_and_probes_reuse_a_pooled_login() {
         detail.contains(&format!("127.0.0.1:{}", w.sql.port())) && detail.contains("database"),
         "{detail}"
     );
-    assert!(r.json["databricks"]["detail"]
-        .as_str()
-        .unwrap()
-        .contains("warehouse"));
+    // Who each system knows the bridge as, and how it signed in.
+    assert!(detail.contains("as 'sa' (SQL login)"), "{detail}");
+    let detail = r.json["databricks"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("warehouse") && detail.contains("as '") && detail.contains("token)"),
+        "{detail}"
+    );
+    assert!(
+        !r.text.contains("dapi"),
+        "a token in the answer: {}",
+        r.text
+    );
 
     // The probe borrows the pool's connection: with every new login
     // refused, readiness still holds.

@@ -76,6 +76,10 @@ fn reports_both_systems() {
         out.contains("Databricks  OK") && out.contains("1 SQL warehouse"),
         "{out}"
     );
+    // Each side's method and the identity it signed in as.
+    assert!(out.contains("as 'sa' (SQL login,"), "{out}");
+    assert!(out.contains("(personal access token)"), "{out}");
+    assert!(!out.contains("dapi-test"), "{out}");
 
     // OAuth M2M, login-only TLS.
     let mut env = base.clone();
@@ -84,6 +88,11 @@ fn reports_both_systems() {
     env.push(("SQLSERVER_ENCRYPT", "false".into()));
     let (ok, out) = run(&env);
     assert!(ok, "{out}");
+    assert!(
+        out.contains("as 'sp-id' (OAuth M2M, client id sp-id)"),
+        "{out}"
+    );
+    assert!(!out.contains("sp-secret"), "{out}");
 
     // Wrong password and a bad token: both reported, exit non-zero.
     let mut env = base.clone();

@@ -292,6 +292,18 @@ pub enum DatabricksAuth {
     },
 }
 
+impl fmt::Display for DatabricksAuth {
+    /// How `test-connection` and readiness name the method (never the secret).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabricksAuth::Token(_) => f.write_str("personal access token"),
+            DatabricksAuth::OAuthM2M { client_id, .. } => {
+                write!(f, "OAuth M2M, client id {client_id}")
+            }
+        }
+    }
+}
+
 impl fmt::Debug for DatabricksAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

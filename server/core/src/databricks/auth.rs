@@ -30,6 +30,11 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// The method this client signs in with.
+    pub fn method(&self) -> &DatabricksAuth {
+        &self.auth
+    }
+
     pub fn new(settings: &DatabricksSettings, http: reqwest::Client) -> Self {
         Authenticator {
             host: settings.host.clone(),

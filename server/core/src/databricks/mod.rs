@@ -86,6 +86,11 @@ impl Workspace {
         self
     }
 
+    /// How this client signs in (for reports; never the secret).
+    pub fn auth_method(&self) -> &crate::config::DatabricksAuth {
+        self.auth.method()
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }
