@@ -1006,16 +1006,6 @@ pub(super) fn from_item(
     Ok(sql)
 }
 
-fn ident_parts(name: &ast::ObjectName) -> Vec<String> {
-    name.0
-        .iter()
-        .map(|p| match p.as_ident() {
-            Some(i) => i.value.clone(),
-            None => p.to_string(),
-        })
-        .collect()
-}
-
 /// One table factor: a table, view, CTE, catalog view, derived table or
 /// VALUES constructor.
 fn factor(
@@ -1029,13 +1019,13 @@ fn factor(
             name, alias, args, ..
         } => {
             if let Some(a) = args {
-                let fname = ident_parts(name);
+                let fname = crate::engine::parse::ident_values(name);
                 if fname.len() == 1 && fname[0].eq_ignore_ascii_case("CHANGETABLE") {
                     return super::changetable::factor(c, a, alias.as_ref(), outer, scope);
                 }
                 return Err(SqlError::unsupported("table-valued functions"));
             }
-            let parts = ident_parts(name);
+            let parts = crate::engine::parse::ident_values(name);
             let alias_name = alias.as_ref().map(|a| a.name.value.clone());
             let sql_alias = c.alias();
             let qualifiers = match &alias_name {

@@ -335,7 +335,7 @@ pub fn arithmetic(op: ArithOp, a: Operand, b: Operand) -> Result<Arith, SqlError
     }))
 }
 
-fn len_units(t: &SqlType) -> Option<u32> {
+pub(crate) fn len_units(t: &SqlType) -> Option<u32> {
     match t {
         SqlType::Char(n) | SqlType::NChar(n) | SqlType::Binary(n) => Some(u32::from(*n)),
         SqlType::VarChar(Len::N(n))

@@ -103,16 +103,6 @@ pub(super) fn part_name(e: &Expr) -> Result<String, SqlError> {
     Ok(raw.to_ascii_lowercase())
 }
 
-pub(super) fn str_len(t: &SqlType) -> Option<u32> {
-    match t {
-        SqlType::Char(n) | SqlType::NChar(n) | SqlType::Binary(n) => Some(u32::from(*n)),
-        SqlType::VarChar(Len::N(n))
-        | SqlType::NVarChar(Len::N(n))
-        | SqlType::VarBinary(Len::N(n)) => Some(u32::from(*n)),
-        _ => None,
-    }
-}
-
 /// The length a value has once converted to a string implicitly (CONCAT's
 /// arguments): the string's own length, or the longest text of the type.
 pub(super) fn text_len(t: &Typed) -> Option<u32> {
@@ -135,7 +125,7 @@ pub(super) fn text_len(t: &Typed) -> Option<u32> {
         SqlType::DateTimeOffset(_) => 34,
         SqlType::UniqueIdentifier => 36,
         SqlType::Xml => return None,
-        ref s => return str_len(s),
+        ref s => return rules::len_units(s),
     })
 }
 

@@ -75,7 +75,7 @@ pub(super) fn compile(
             let s = c.value(&args[1], scope)?;
             let l = c.value(&args[2], scope)?;
             let len = const_int(&args[2]).map(|x| x.max(0) as u32);
-            let base = str_len(&v.ty);
+            let base = super::super::rules::len_units(&v.ty);
             let out = match (len, base) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (None, b) => b,
@@ -91,7 +91,7 @@ pub(super) fn compile(
             let v = to_text(&c.value(&args[0], scope)?);
             let k = c.value(&args[1], scope)?;
             let len = const_int(&args[1]).map(|x| x.max(0) as u32);
-            let out = match (len, str_len(&v.ty)) {
+            let out = match (len, super::super::rules::len_units(&v.ty)) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (None, b) => b,
                 (Some(a), None) => Some(a),
@@ -139,7 +139,10 @@ pub(super) fn compile(
             let s = c.value(&args[1], scope)?;
             let l = c.value(&args[2], scope)?;
             let r = to_text(&c.value(&args[3], scope)?);
-            let len = match (str_len(&v.ty), str_len(&r.ty)) {
+            let len = match (
+                super::super::rules::len_units(&v.ty),
+                super::super::rules::len_units(&r.ty),
+            ) {
                 (Some(a), Some(b)) => {
                     let cut = const_int(&args[2]).unwrap_or(0).max(0) as u32;
                     Some(a.saturating_sub(cut) + b)
