@@ -7,6 +7,12 @@ use bridge_sandbox::databricks::{self, DatabricksConfig};
 use bridge_sandbox::sqlserver::{self, ServerEncryption, SqlServerConfig};
 
 fn run(envs: &[(&str, String)]) -> (bool, String) {
+    let (ok, stdout, _) = run_logged(envs);
+    (ok, stdout)
+}
+
+/// Runs `test-connection`; its exit, stdout and stderr (the log).
+fn run_logged(envs: &[(&str, String)]) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sql-databricks-bridge"));
     cmd.arg("test-connection").arg("--timeout").arg("10");
     for k in [
@@ -23,6 +29,7 @@ fn run(envs: &[(&str, String)]) -> (bool, String) {
         "DATABRICKS_CLIENT_ID",
         "DATABRICKS_CLIENT_SECRET",
         "DATABRICKS_CONFIG_PROFILE",
+        "BRIDGE_LOG",
     ] {
         cmd.env_remove(k);
     }
@@ -35,6 +42,7 @@ fn run(envs: &[(&str, String)]) -> (bool, String) {
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
@@ -188,5 +196,70 @@ fn connection_strings_are_read_as_sqlclient_reads_them() {
         assert!(out.contains("SQLSERVER_CONNECTION_STRING"), "{out}");
         assert!(!out.contains("Passw0rd"), "the password was printed:\n{out}");
         assert!(!out.contains("SQL Server  OK"), "{out}");
+    }
+}
+
+/// No secret reaches the output or the most detailed log, whichever way the
+/// sign-in goes: the SQL password, a personal access token, an OAuth
+/// client secret, each accepted and refused.
+#[test]
+fn secrets_never_reach_the_output_or_the_log() {
+    let sql = sqlserver::start(SqlServerConfig::default()).unwrap();
+    let dbx = databricks::start(DatabricksConfig {
+        tokens: vec!["dapi-s3cr3t-token".into()],
+        oauth_clients: [("sp-id".to_string(), "sp-s3cr3t".to_string())].into(),
+        ..DatabricksConfig::default()
+    })
+    .unwrap();
+    let base = vec![
+        ("SQLSERVER_HOST", format!("127.0.0.1,{}", sql.port())),
+        ("SQLSERVER_USERNAME", "sa".to_string()),
+        ("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true".to_string()),
+        ("DATABRICKS_HOST", dbx.url().to_string()),
+        ("BRIDGE_LOG", "trace".to_string()),
+    ];
+    let secrets = [
+        "Bridge!Passw0rd",
+        "Wr0ng!Passw0rd",
+        "dapi-s3cr3t",
+        "sp-s3cr3t",
+        "s3cr3t",
+    ];
+    let cases: Vec<Vec<(&str, String)>> = vec![
+        vec![
+            ("SQLSERVER_PASSWORD", "Bridge!Passw0rd".into()),
+            ("DATABRICKS_TOKEN", "dapi-s3cr3t-token".into()),
+        ],
+        vec![
+            ("SQLSERVER_PASSWORD", "Wr0ng!Passw0rd".into()),
+            ("DATABRICKS_TOKEN", "dapi-s3cr3t-wrong".into()),
+        ],
+        vec![
+            ("SQLSERVER_PASSWORD", "Bridge!Passw0rd".into()),
+            ("DATABRICKS_CLIENT_ID", "sp-id".into()),
+            ("DATABRICKS_CLIENT_SECRET", "sp-s3cr3t".into()),
+        ],
+        vec![
+            ("SQLSERVER_PASSWORD", "Bridge!Passw0rd".into()),
+            ("DATABRICKS_CLIENT_ID", "sp-id".into()),
+            ("DATABRICKS_CLIENT_SECRET", "sp-s3cr3t-wrong".into()),
+        ],
+    ];
+    for (i, extra) in cases.into_iter().enumerate() {
+        let mut env = base.clone();
+        env.extend(extra);
+        let (ok, out, log) = run_logged(&env);
+        assert_eq!(ok, i % 2 == 0, "case {i}:\n{out}\n{log}");
+        assert!(log.lines().count() > 3, "case {i}: the log is on:\n{log}");
+        for secret in secrets {
+            assert!(
+                !out.contains(secret),
+                "case {i}: {secret} in the output:\n{out}"
+            );
+            assert!(
+                !log.contains(secret),
+                "case {i}: {secret} in the log:\n{log}"
+            );
+        }
     }
 }
