@@ -7,6 +7,8 @@
 pub mod clock;
 pub mod databricks;
 pub mod engine;
+pub mod entra;
+pub mod form;
 pub mod generate;
 pub mod sqlserver;
 pub mod tds;

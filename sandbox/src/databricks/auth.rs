@@ -194,7 +194,7 @@ pub async fn token(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let form: HashMap<String, String> = url_form(&body);
+    let form: HashMap<String, String> = crate::form::url_form(&body);
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -246,41 +246,6 @@ pub async fn token(
     .into_response()
 }
 
-/// Parses an `application/x-www-form-urlencoded` body.
-pub fn url_form(body: &str) -> HashMap<String, String> {
-    body.split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Standard base64 decoding for the Basic authorization header (no extra
 /// dependency for one header).
 mod base64_lite {
@@ -314,7 +279,7 @@ mod base64_lite {
 mod tests {
     #[test]
     fn decodes_forms_and_basic() {
-        let f = super::url_form("grant_type=client_credentials&scope=all-apis+x&a=%2F");
+        let f = crate::form::url_form("grant_type=client_credentials&scope=all-apis+x&a=%2F");
         assert_eq!(f["scope"], "all-apis x");
         assert_eq!(f["a"], "/");
         assert_eq!(

@@ -11,6 +11,7 @@ mod databricks_identity_grants;
 mod databricks_large;
 mod databricks_loading;
 mod databricks_uploads;
+mod entra;
 mod robustness;
 mod sqlserver_bulk_options;
 mod sqlserver_change_tracking;

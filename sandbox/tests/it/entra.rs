@@ -1,0 +1,189 @@
+//! The Entra ID double over HTTP, as an Azure Identity library reaches it:
+//! the client credentials grant, its errors, and tokens that verify with
+//! the keys the OpenID configuration points at.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bridge_sandbox::entra::jwt::{self, Jwk};
+use bridge_sandbox::entra::{self, EntraApp, EntraConfig};
+use serde_json::Value;
+
+fn app() -> EntraApp {
+    EntraApp {
+        client_id: "6d3f2a1b-0000-4000-8000-00000000e71a".into(),
+        object_id: "0b7c3e5d-0000-4000-8000-0000000000a1".into(),
+        display_name: "etl-bridge".into(),
+        secret: "s3cret~value".into(),
+    }
+}
+
+async fn post(url: &str, body: String) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap(),
+    )
+}
+
+async fn get(url: &str) -> Value {
+    let r = reqwest::get(url).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{url}");
+    serde_json::from_str(&r.text().await.unwrap()).unwrap()
+}
+
+fn form(client_id: &str, secret: &str, scope: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_id={client_id}&client_secret={}&scope={}",
+        secret.replace('~', "%7E"),
+        scope.replace(':', "%3A").replace('/', "%2F")
+    )
+}
+
+#[tokio::test]
+async fn client_credentials_issue_tokens_that_verify_with_the_published_keys() {
+    let e = entra::start(EntraConfig {
+        apps: vec![app()],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let tenant = e.tenant_id().to_string();
+    let token_url = format!("{}/{tenant}/oauth2/v2.0/token", e.url());
+
+    let (status, body) = post(
+        &token_url,
+        form(
+            &app().client_id,
+            &app().secret,
+            "https://database.windows.net/.default",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_u64().unwrap() > 3000, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+
+    // The keys, found the way a resource finds them.
+    let config = get(&format!(
+        "{}/{tenant}/v2.0/.well-known/openid-configuration",
+        e.url()
+    ))
+    .await;
+    assert_eq!(config["token_endpoint"], token_url);
+    let jwks = get(config["jwks_uri"].as_str().unwrap()).await;
+    let keys: Vec<Jwk> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| Jwk {
+            kid: k["kid"].as_str().unwrap().into(),
+            n: URL_SAFE_NO_PAD.decode(k["n"].as_str().unwrap()).unwrap(),
+            e: URL_SAFE_NO_PAD.decode(k["e"].as_str().unwrap()).unwrap(),
+        })
+        .collect();
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    let claims = jwt::verify(token, &keys).unwrap();
+    assert_eq!(claims["aud"], "https://database.windows.net/");
+    assert_eq!(claims["iss"], format!("https://sts.windows.net/{tenant}/"));
+    assert_eq!(claims["appid"], app().client_id);
+    assert_eq!(claims["oid"], app().object_id);
+    assert_eq!(claims["tid"], tenant);
+    assert_eq!(claims["ver"], "1.0");
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert_eq!(exp - iat, 3599);
+
+    // Azure Databricks' resource, by its application id.
+    let (status, body) = post(
+        &token_url,
+        form(
+            &app().client_id,
+            &app().secret,
+            "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default",
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let claims = jwt::verify(body["access_token"].as_str().unwrap(), &keys).unwrap();
+    assert_eq!(claims["aud"], "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d");
+}
+
+#[tokio::test]
+async fn refusals_carry_the_platforms_error_codes_and_no_token() {
+    let e = entra::start(EntraConfig {
+        apps: vec![app()],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let tenant = e.tenant_id().to_string();
+    let token_url = format!("{}/{tenant}/oauth2/v2.0/token", e.url());
+    let sql = "https://database.windows.net/.default";
+    for (body, status, error, code) in [
+        (
+            form(&app().client_id, "wrong", sql),
+            401,
+            "invalid_client",
+            7000215,
+        ),
+        (
+            form("00000000-0000-0000-0000-000000000000", "x", sql),
+            400,
+            "unauthorized_client",
+            700016,
+        ),
+        (
+            form(
+                &app().client_id,
+                &app().secret,
+                "https://database.windows.net/",
+            ),
+            400,
+            "invalid_scope",
+            1002012,
+        ),
+        (
+            form(
+                &app().client_id,
+                &app().secret,
+                "https://vault.azure.net/.default",
+            ),
+            400,
+            "invalid_resource",
+            500011,
+        ),
+        (
+            form(&app().client_id, &app().secret, sql).replace("client_credentials", "password"),
+            400,
+            "unsupported_grant_type",
+            70003,
+        ),
+    ] {
+        let (s, b) = post(&token_url, body).await;
+        assert_eq!((s, b["error"].as_str()), (status, Some(error)), "{b}");
+        assert_eq!(b["error_codes"][0], code, "{b}");
+        assert!(
+            b["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("AADSTS{code}: ")),
+            "{b}"
+        );
+        assert!(b.get("access_token").is_none(), "{b}");
+        assert!(!b.to_string().contains(&app().secret), "{b}");
+    }
+    let (s, b) = post(
+        &format!("{}/common-typo/oauth2/v2.0/token", e.url()),
+        form(&app().client_id, &app().secret, sql),
+    )
+    .await;
+    assert_eq!((s, b["error_codes"][0].as_u64()), (400, Some(90002)), "{b}");
+}
