@@ -226,6 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Encryption::Required => ServerEncryption::Required,
                 },
                 data_dir,
+                entra: None,
             };
             let server = sqlserver::start_with_engine(config, engine)?;
             if let Some(n) = drop_after_rows {

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS __sb_ct_commits(
     PRIMARY KEY(db, version));
 CREATE TABLE IF NOT EXISTS __sb_logins(
     principal_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, password TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS __sb_external_logins(
+    name TEXT PRIMARY KEY COLLATE NOCASE, object_id TEXT NOT NULL UNIQUE COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS __sb_views(
     object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, schema TEXT NOT NULL COLLATE NOCASE,
     name TEXT NOT NULL COLLATE NOCASE, columns TEXT NOT NULL, definition TEXT NOT NULL,
@@ -1006,12 +1008,11 @@ pub fn drop_object(
     Ok(())
 }
 
-/// CREATE LOGIN: a SQL login with its password (CREATE LOGIN page: 15025
-/// when the name exists).
-pub fn create_login(conn: &Connection, name: &str, password: &str) -> Result<(), SqlError> {
-    let exists: Option<i64> = conn
+/// 15025 when a server principal of that name exists (SQL or external).
+fn refuse_existing_login(conn: &Connection, name: &str) -> Result<(), SqlError> {
+    let exists: Option<String> = conn
         .query_row(
-            "SELECT principal_id FROM __sb_logins WHERE name = ?1",
+            "SELECT name FROM __sb_logins WHERE name = ?1 UNION ALL SELECT name FROM __sb_external_logins WHERE name = ?1",
             [name],
             |r| r.get(0),
         )
@@ -1025,6 +1026,49 @@ pub fn create_login(conn: &Connection, name: &str, password: &str) -> Result<(),
             format!("The server principal '{name}' already exists."),
         ));
     }
+    Ok(())
+}
+
+/// CREATE LOGIN name FROM EXTERNAL PROVIDER WITH OBJECT_ID = '...': a
+/// Microsoft Entra principal signing in with an access token whose `oid`
+/// (or, for an application, `appid`) is `object_id`
+/// (https://learn.microsoft.com/en-us/sql/t-sql/statements/create-login-transact-sql?view=azuresqldb-current).
+pub fn create_external_login(
+    conn: &Connection,
+    name: &str,
+    object_id: &str,
+) -> Result<(), SqlError> {
+    refuse_existing_login(conn, name)?;
+    conn.execute(
+        "INSERT INTO __sb_external_logins(name, object_id) VALUES (?1, ?2)",
+        [name, object_id],
+    )
+    .map_err(sqlite_err)?;
+    Ok(())
+}
+
+/// The external login of an Entra principal, by any of its ids.
+pub fn external_login(conn: &Connection, ids: &[&str]) -> Result<Option<String>, SqlError> {
+    for id in ids.iter().filter(|i| !i.is_empty()) {
+        let name: Option<String> = conn
+            .query_row(
+                "SELECT name FROM __sb_external_logins WHERE object_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite_err)?;
+        if name.is_some() {
+            return Ok(name);
+        }
+    }
+    Ok(None)
+}
+
+/// CREATE LOGIN: a SQL login with its password (CREATE LOGIN page: 15025
+/// when the name exists).
+pub fn create_login(conn: &Connection, name: &str, password: &str) -> Result<(), SqlError> {
+    refuse_existing_login(conn, name)?;
     conn.execute(
         "INSERT INTO __sb_logins(principal_id, name, password) VALUES ((SELECT coalesce(max(principal_id), 266) + 1 FROM __sb_logins), ?1, ?2)",
         [name, password],
@@ -1036,7 +1080,10 @@ pub fn create_login(conn: &Connection, name: &str, password: &str) -> Result<(),
 pub fn drop_login(conn: &Connection, name: &str) -> Result<(), SqlError> {
     let n = conn
         .execute("DELETE FROM __sb_logins WHERE name = ?1", [name])
-        .map_err(sqlite_err)?;
+        .map_err(sqlite_err)?
+        + conn
+            .execute("DELETE FROM __sb_external_logins WHERE name = ?1", [name])
+            .map_err(sqlite_err)?;
     if n == 0 {
         return Err(SqlError::new(
             15151,

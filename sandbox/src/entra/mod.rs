@@ -37,6 +37,13 @@ use crate::clock::Clock;
 use crate::form::url_form;
 use jwt::{Jwk, SigningKey};
 
+/// What a resource trusts of a tenant: its id and the keys it publishes.
+#[derive(Clone, Debug)]
+pub struct EntraTrust {
+    pub tenant_id: String,
+    pub keys: Vec<Jwk>,
+}
+
 /// An application registered in the tenant, with a client secret.
 #[derive(Clone, Debug)]
 pub struct EntraApp {
@@ -195,6 +202,14 @@ impl EntraHandle {
     /// The keys the tenant publishes.
     pub fn keys(&self) -> Vec<Jwk> {
         vec![self.shared.key.jwk()]
+    }
+
+    /// What a resource configured for this tenant trusts.
+    pub fn trust(&self) -> EntraTrust {
+        EntraTrust {
+            tenant_id: self.shared.config.tenant_id.clone(),
+            keys: self.keys(),
+        }
     }
 
     /// Any claims signed with the tenant's key: for tests that need a token

@@ -13,6 +13,7 @@ use crate::tds::prelogin::{self, EncryptionMode, PreloginResponse};
 use crate::tds::transport::{self, Transport};
 use crate::tds::{batch, bulk, login7, tokens, txn, TdsError};
 
+use super::fedauth;
 use super::output::{server_message, TdsOutput};
 use super::Shared;
 
@@ -58,8 +59,15 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
         shared.config.encryption,
         pre.encryption.unwrap_or(prelogin::ENCRYPT_OFF),
     );
+    // A server that takes Entra ID tokens answers FEDAUTHREQUIRED when the
+    // client asked; the client echoes it in its LOGIN7 FEDAUTH feature.
+    let fed_auth_required = pre
+        .fed_auth_required
+        .filter(|_| shared.config.entra.is_some())
+        .map(|_| true);
     let response = PreloginResponse {
         encryption: negotiated.response,
+        fed_auth_required,
         ..PreloginResponse::default()
     };
     stream.write_all(&packet::encode_message(
@@ -110,15 +118,34 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
         transport.flush()?;
         Ok(())
     };
-    let user_ok = (login.username.eq_ignore_ascii_case(&shared.config.user)
-        && login.password == shared.config.password)
+    let fed_auth = login
+        .features
+        .iter()
+        .find(|(id, _)| *id == login7::FEATURE_FEDAUTH)
+        .map(|(_, data)| data.as_slice());
+    let login_name = match fed_auth {
+        Some(data) => match entra_login(shared, data, fed_auth_required) {
+            Ok(name) => name,
+            Err(reason) => {
+                tracing::info!(%reason, "entra id login refused");
+                return refuse(
+                    &mut transport,
+                    SqlError::login_failed(fedauth::TOKEN_PRINCIPAL),
+                );
+            }
+        },
+        None => login.username.clone(),
+    };
+    let user_ok = fed_auth.is_some()
+        || (login.username.eq_ignore_ascii_case(&shared.config.user)
+            && login.password == shared.config.password)
         || shared
             .engine
             .login_ok(&login.username, &login.password)
             .unwrap_or(false);
     if !user_ok || shared.faults.take_login_failure() {
-        tracing::info!(user = %login.username, "login refused");
-        return refuse(&mut transport, SqlError::login_failed(&login.username));
+        tracing::info!(user = %login_name, "login refused");
+        return refuse(&mut transport, SqlError::login_failed(&login_name));
     }
     let database = if login.database.is_empty() {
         "master".to_string()
@@ -129,7 +156,7 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
         Ok(s) => s,
         Err(e) => return refuse(&mut transport, e),
     };
-    session.set_login(&login.username);
+    session.set_login(&login_name);
     session.set_app_name(&login.app_name);
     let tds_version = tokens::negotiate_tds_version(login.tds_version);
     let mut buf = Vec::new();
@@ -150,13 +177,16 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
     );
     tokens::login_ack(&mut buf, tds_version, tokens::SERVER_VERSION);
     tokens::env_packet_size(&mut buf, packet_size as u32, 4096);
-    if login.has_feature_ext() {
+    if fed_auth.is_some() {
+        // The security-token library acknowledges with no data.
+        tokens::feature_ext_ack(&mut buf, &[(login7::FEATURE_FEDAUTH, &[])]);
+    } else if login.has_feature_ext() {
         tokens::feature_ext_ack(&mut buf, &[]);
     }
     tokens::done(&mut buf, 0, 0, 0);
     transport.write_all(&packet::encode_message(packet::TABULAR, &buf, packet_size))?;
     transport.flush()?;
-    tracing::debug!(user = %login.username, db = %session.database(), "login ok");
+    tracing::debug!(user = %login_name, db = %session.database(), "login ok");
 
     let mut conn = Conn {
         session,
@@ -168,6 +198,32 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
     let result = conn.requests(&mut transport, shared);
     conn.session.reset();
     result
+}
+
+/// The login an Entra ID access token signs in as, or why not.
+fn entra_login(
+    shared: &Shared,
+    data: &[u8],
+    fed_auth_required: Option<bool>,
+) -> Result<String, String> {
+    let trust = shared
+        .config
+        .entra
+        .as_ref()
+        .ok_or("this server takes no Entra ID tokens")?;
+    let token = fedauth::token(data, fed_auth_required)?;
+    let now = shared.engine.clock().now().timestamp();
+    let p = fedauth::principal(trust, &token, now)?;
+    shared
+        .engine
+        .external_login(&[&p.object_id, &p.app_id])
+        .map_err(|e| e.message.clone())?
+        .ok_or_else(|| {
+            format!(
+                "no login FROM EXTERNAL PROVIDER for object id '{}' or application id '{}'",
+                p.object_id, p.app_id
+            )
+        })
 }
 
 fn info(number: i32, state: u8, message: String) -> tokens::ServerMessage {

@@ -3,6 +3,7 @@
 //! protocol code straight-line; a sandbox never has many clients.
 
 mod connection;
+mod fedauth;
 mod output;
 mod rpc;
 
@@ -29,6 +30,9 @@ pub struct SqlServerConfig {
     pub encryption: ServerEncryption,
     /// Where the database file lives; `None` for a temporary directory.
     pub data_dir: Option<PathBuf>,
+    /// The Microsoft Entra tenant whose access tokens sign in (Azure SQL's
+    /// Entra ID authentication); `None` refuses them.
+    pub entra: Option<crate::entra::EntraTrust>,
 }
 
 impl Default for SqlServerConfig {
@@ -39,6 +43,7 @@ impl Default for SqlServerConfig {
             password: "Bridge!Passw0rd".into(),
             encryption: ServerEncryption::LoginOnly,
             data_dir: None,
+            entra: None,
         }
     }
 }

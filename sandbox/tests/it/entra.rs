@@ -187,3 +187,155 @@ async fn refusals_carry_the_platforms_error_codes_and_no_token() {
     .await;
     assert_eq!((s, b["error_codes"][0].as_u64()), (400, Some(90002)), "{b}");
 }
+
+/// A token from the double signs in to the SQL Server sandbox through the
+/// LOGIN7 FEDAUTH feature (tiberius' `AuthMethod::AADToken`), as the login
+/// created FROM EXTERNAL PROVIDER for the application; every other token
+/// is refused with 18456 for `<token-identified principal>`.
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_server_takes_the_tenants_tokens_for_its_external_logins_only() {
+    use bridge_sandbox::sqlserver::{self, SqlServerConfig};
+    use bridge_testkit::sqlserver::{config, connect, connect_with};
+    use tiberius::{AuthMethod, EncryptionLevel};
+
+    let stranger = EntraApp {
+        client_id: "0000aaaa-0000-4000-8000-00000000beef".into(),
+        object_id: "0000bbbb-0000-4000-8000-00000000beef".into(),
+        display_name: "stranger".into(),
+        secret: "other~secret".into(),
+    };
+    let e = entra::start(EntraConfig {
+        apps: vec![app(), stranger.clone()],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let sql = sqlserver::start(SqlServerConfig {
+        entra: Some(e.trust()),
+        ..SqlServerConfig::default()
+    })
+    .unwrap();
+    let mut sa = connect(sql.port(), EncryptionLevel::Off).await;
+    sa.simple_query(format!(
+        "CREATE LOGIN [etl-bridge] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{}'",
+        app().client_id
+    ))
+    .await
+    .unwrap();
+    let e33134 = sa
+        .simple_query("CREATE LOGIN [someone] FROM EXTERNAL PROVIDER")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e33134.contains("OBJECT_ID"), "{e33134}");
+
+    let token_url = format!("{}/{}/oauth2/v2.0/token", e.url(), e.tenant_id());
+    let issued = |a: EntraApp| {
+        let url = token_url.clone();
+        async move {
+            let (s, b) = post(
+                &url,
+                form(
+                    &a.client_id,
+                    &a.secret,
+                    "https://database.windows.net/.default",
+                ),
+            )
+            .await;
+            assert_eq!(s, 200, "{b}");
+            b["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let sign_in = |token: String| {
+        let mut c = config(sql.port(), EncryptionLevel::Off);
+        c.authentication(AuthMethod::aad_token(token));
+        connect_with(c)
+    };
+
+    let token = issued(app()).await;
+    let mut c = sign_in(token.clone()).await.unwrap();
+    let row = c
+        .simple_query("SELECT SUSER_SNAME()")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.get::<&str, _>(0), Some("etl-bridge"));
+
+    let now = sql.clock().now().timestamp();
+    let with = |changes: &[(&str, Value)]| {
+        let mut claims = e.claims_for(&app(), "https://database.windows.net/");
+        for (k, v) in changes {
+            claims[*k] = v.clone();
+        }
+        e.sign(&claims)
+    };
+    let other_tenant = entra::start(EntraConfig {
+        apps: vec![app()],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let other_url = format!(
+        "{}/{}/oauth2/v2.0/token",
+        other_tenant.url(),
+        other_tenant.tenant_id()
+    );
+    let (_, b) = post(
+        &other_url,
+        form(
+            &app().client_id,
+            &app().secret,
+            "https://database.windows.net/.default",
+        ),
+    )
+    .await;
+    let refused = [
+        ("no login for the application", issued(stranger).await),
+        (
+            "another audience",
+            with(&[("aud", "https://vault.azure.net".into())]),
+        ),
+        (
+            "another tenant",
+            with(&[("tid", "11111111-1111-1111-1111-111111111111".into())]),
+        ),
+        ("expired", with(&[("exp", (now - 60).into())])),
+        ("not yet valid", with(&[("nbf", (now + 600).into())])),
+        (
+            "signed by another key",
+            b["access_token"].as_str().unwrap().to_string(),
+        ),
+        ("altered", {
+            // Another principal's claims under this token's signature.
+            let forged = with(&[("appid", stranger_id().into())]);
+            let mut parts: Vec<&str> = token.split('.').collect();
+            parts[1] = forged.split('.').nth(1).unwrap();
+            parts.join(".")
+        }),
+        ("not a token", "not-a-jwt".to_string()),
+    ];
+    for (why, token) in refused {
+        let e = sign_in(token).await.map(|_| ()).unwrap_err().to_string();
+        assert!(
+            e.contains("18456")
+                || e.contains("Login failed for user '<token-identified principal>'"),
+            "{why}: {e}"
+        );
+    }
+    // The issued token, once the server's clock passes its expiry.
+    sql.clock().advance(std::time::Duration::from_secs(3600));
+    let e = sign_in(token).await.map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("<token-identified principal>"), "{e}");
+
+    // A server that trusts no tenant refuses every token.
+    let plain = sqlserver::start(SqlServerConfig::default()).unwrap();
+    let mut c = config(plain.port(), EncryptionLevel::Off);
+    c.authentication(AuthMethod::aad_token(issued(app()).await));
+    let e = connect_with(c).await.map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("<token-identified principal>"), "{e}");
+}
+
+fn stranger_id() -> &'static str {
+    "0000aaaa-0000-4000-8000-00000000beef"
+}

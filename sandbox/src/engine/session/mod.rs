@@ -291,6 +291,13 @@ impl Engine {
         catalog::login_matches(&conn, name, password)
     }
 
+    /// The login created FROM EXTERNAL PROVIDER for an Entra principal
+    /// known by any of `ids` (its object id, its application id).
+    pub fn external_login(&self, ids: &[&str]) -> Result<Option<String>, SqlError> {
+        let conn = self.connect()?;
+        catalog::external_login(&conn, ids)
+    }
+
     pub fn database_exists(&self, name: &str) -> Result<bool, SqlError> {
         let conn = self.connect()?;
         Ok(catalog::database_name(&conn, name)?.is_some())

@@ -81,6 +81,11 @@ pub enum Block {
         name: String,
         password: String,
     },
+    /// CREATE LOGIN name FROM EXTERNAL PROVIDER WITH OBJECT_ID = '...'.
+    CreateExternalLogin {
+        name: String,
+        object_id: String,
+    },
     DropLogin(String),
     AlterTable(AlterTable),
     /// CREATE [OR ALTER] TRIGGER / ALTER TRIGGER, with its body.
@@ -822,6 +827,9 @@ impl BatchParser<'_> {
     /// CREATE LOGIN name WITH PASSWORD = 'secret' [, CHECK_POLICY = OFF, ...]
     fn create_login(&mut self, p: &mut Parser<'_>) -> Result<Block, SqlError> {
         let name = p.parse_identifier().map_err(syntax)?.value;
+        if p.parse_keyword(Keyword::FROM) {
+            return self.external_login(p, name);
+        }
         self.expect(p, Keyword::WITH)?;
         self.expect(p, Keyword::PASSWORD)?;
         p.expect_token(&Token::Eq).map_err(syntax)?;
@@ -837,6 +845,35 @@ impl BatchParser<'_> {
             }
         }
         Ok(Block::CreateLogin { name, password })
+    }
+
+    /// `FROM EXTERNAL PROVIDER WITH OBJECT_ID = 'id'` after CREATE LOGIN name.
+    /// Azure SQL looks a name up in Microsoft Graph when OBJECT_ID is left
+    /// out; the sandbox has no directory to ask, so it needs the id.
+    fn external_login(&mut self, p: &mut Parser<'_>, name: String) -> Result<Block, SqlError> {
+        self.expect(p, Keyword::EXTERNAL)?;
+        let provider = p.parse_identifier().map_err(syntax)?.value;
+        if !provider.eq_ignore_ascii_case("PROVIDER") {
+            return Err(SqlError::syntax_near(&provider));
+        }
+        if !p.parse_keyword(Keyword::WITH) {
+            return Err(SqlError::new(
+                33134,
+                1,
+                16,
+                format!("Principal '{name}' could not be resolved: the sandbox has no Microsoft Graph to look names up in; give WITH OBJECT_ID = '<object or application id>'."),
+            ));
+        }
+        let option = p.parse_identifier().map_err(syntax)?.value;
+        if !option.eq_ignore_ascii_case("OBJECT_ID") {
+            return Err(SqlError::syntax_near(&option));
+        }
+        p.expect_token(&Token::Eq).map_err(syntax)?;
+        let object_id = match p.next_token().token {
+            Token::SingleQuotedString(s) | Token::NationalStringLiteral(s) => s,
+            other => return Err(SqlError::syntax_near(&other.to_string())),
+        };
+        Ok(Block::CreateExternalLogin { name, object_id })
     }
 
     /// CREATE [OR ALTER] VIEW name [(columns)] [WITH ...] AS select
