@@ -145,3 +145,68 @@ async fn polars_dataframe() {
         &Pl::Decimal(38, 10)
     );
 }
+
+/// The library extracts signed in with a Microsoft Entra ID access token:
+/// every pooled connection presents it, and SQL Server knows the reads as
+/// the application's external login.
+#[tokio::test]
+async fn extraction_signed_in_with_an_entra_id_access_token() {
+    use bridge_sandbox::entra::{self, EntraApp, EntraConfig};
+    use bridge_sandbox::sqlserver::{self, SqlServerConfig};
+    let app = EntraApp {
+        client_id: "6d3f2a1b-0000-4000-8000-00000000e71a".into(),
+        object_id: "0b7c3e5d-0000-4000-8000-0000000000a1".into(),
+        display_name: "etl-bridge".into(),
+        secret: "unused".into(),
+    };
+    let e = entra::start(EntraConfig {
+        apps: vec![app.clone()],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let sql = sqlserver::start(SqlServerConfig {
+        entra: Some(e.trust()),
+        ..SqlServerConfig::default()
+    })
+    .unwrap();
+    sql.engine()
+        .run_script(&format!(
+            "CREATE DATABASE Entra;
+             CREATE LOGIN [etl-bridge] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{}';
+             CREATE TABLE Entra.dbo.t (id int PRIMARY KEY, amount decimal(18,2));
+             INSERT INTO Entra.dbo.t VALUES (1, 10.50), (2, 20.25), (3, 30.00);",
+            app.client_id
+        ))
+        .unwrap();
+    let op = BridgeOperator::new(SqlServerSettings {
+        host: "127.0.0.1".into(),
+        port: sql.port(),
+        database: "Entra".into(),
+        username: String::new(),
+        password: String::new(),
+        encrypt: Encrypt::On,
+        trust_server_certificate: true,
+        ca_file: None,
+        packet_size: 4096,
+        application_name: DEFAULT_APPLICATION_NAME.into(),
+        authentication: Authentication::AccessToken(
+            e.sign(&e.claims_for(&app, "https://database.windows.net/")),
+        ),
+    })
+    .unwrap();
+    let (_, batches) = op
+        .extract_to_batches(
+            "SELECT SUSER_SNAME() AS who, count(*) AS n, sum(amount) AS total FROM dbo.t",
+        )
+        .await
+        .unwrap();
+    let b = &batches[0];
+    assert_eq!(b.column(0).as_string::<i32>().value(0), "etl-bridge");
+    assert_eq!(
+        b.column(1)
+            .as_primitive::<arrow_array::types::Int32Type>()
+            .value(0),
+        3
+    );
+    assert_eq!(b.column(2).as_primitive::<Decimal128Type>().value(0), 6075);
+}

@@ -24,6 +24,7 @@ fn run_logged(envs: &[(&str, String)]) -> (bool, String, String) {
         "SQLSERVER_ENCRYPT",
         "SQLSERVER_TRUST_SERVER_CERTIFICATE",
         "SQLSERVER_CONNECTION_STRING",
+        "SQLSERVER_ACCESS_TOKEN",
         "DATABRICKS_HOST",
         "DATABRICKS_TOKEN",
         "DATABRICKS_CLIENT_ID",
@@ -262,4 +263,105 @@ fn secrets_never_reach_the_output_or_the_log() {
             );
         }
     }
+}
+
+/// Signed in to SQL Server with a Microsoft Entra ID access token (from the
+/// Entra ID double, for an application the sandbox has a login FROM
+/// EXTERNAL PROVIDER for): SQL Server knows the bridge as that login. A
+/// token SQL Server refuses (expired, for another resource) fails with
+/// 18456 and the token is never printed.
+#[test]
+fn an_entra_id_access_token_signs_in_as_its_external_login() {
+    use bridge_sandbox::entra::{self, EntraApp, EntraConfig};
+    let app = EntraApp {
+        client_id: "6d3f2a1b-0000-4000-8000-00000000e71a".into(),
+        object_id: "0b7c3e5d-0000-4000-8000-0000000000a1".into(),
+        display_name: "etl-bridge".into(),
+        secret: "s3cret~value".into(),
+    };
+    let e = entra::start(EntraConfig {
+        apps: vec![app.clone()],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let sql = sqlserver::start(SqlServerConfig {
+        entra: Some(e.trust()),
+        ..SqlServerConfig::default()
+    })
+    .unwrap();
+    sql.engine()
+        .run_script(&format!(
+            "CREATE LOGIN [etl-bridge] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{}'",
+            app.object_id
+        ))
+        .unwrap();
+    let dbx = databricks::start(DatabricksConfig {
+        tokens: vec!["dapi-test".into()],
+        ..DatabricksConfig::default()
+    })
+    .unwrap();
+    let token = e.sign(&e.claims_for(&app, "https://database.windows.net/"));
+    let run_with = |extra: Vec<(&str, String)>| {
+        let mut env = vec![
+            ("SQLSERVER_HOST", format!("127.0.0.1,{}", sql.port())),
+            ("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true".to_string()),
+            ("DATABRICKS_HOST", dbx.url().to_string()),
+            ("DATABRICKS_TOKEN", "dapi-test".into()),
+            ("BRIDGE_LOG", "debug".into()),
+        ];
+        env.extend(extra);
+        run_logged(&env)
+    };
+
+    // By the variable, and by the connection string.
+    for extra in [
+        vec![("SQLSERVER_ACCESS_TOKEN", token.clone())],
+        vec![(
+            "SQLSERVER_CONNECTION_STRING",
+            format!("Authentication=ActiveDirectoryAccessToken;AccessToken={token}"),
+        )],
+    ] {
+        let (ok, out, log) = run_with(extra);
+        assert!(ok, "{out}{log}");
+        assert!(
+            out.contains("as 'etl-bridge' (Entra ID access token"),
+            "{out}"
+        );
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(
+            !out.contains(signature) && !log.contains(signature),
+            "{out}{log}"
+        );
+    }
+
+    // Refused by SQL Server: expired, or for another resource.
+    let now = sql.clock().now().timestamp();
+    let mut expired = e.claims_for(&app, "https://database.windows.net/");
+    expired["exp"] = (now - 60).into();
+    let other = e.claims_for(&app, "https://vault.azure.net");
+    for bad in [e.sign(&expired), e.sign(&other)] {
+        let (ok, out, log) = run_with(vec![("SQLSERVER_ACCESS_TOKEN", bad.clone())]);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("SQL Server  FAILED")
+                && out.contains("the access token's principal")
+                && out.contains("<token-identified principal>"),
+            "{out}"
+        );
+        let signature = bad.rsplit('.').next().unwrap();
+        assert!(
+            !out.contains(signature) && !log.contains(signature),
+            "{out}{log}"
+        );
+    }
+
+    // A token and a password together are refused before connecting.
+    let (ok, out, _) = run_with(vec![
+        ("SQLSERVER_ACCESS_TOKEN", token.clone()),
+        ("SQLSERVER_USERNAME", "sa".into()),
+    ]);
+    assert!(
+        !ok && out.contains("an access token signs in on its own"),
+        "{out}"
+    );
 }

@@ -45,6 +45,9 @@ const KEYWORDS: &[(&[&str], Handling)] = &[
     (&["packet size"], Handling::Used),
     (&["application name", "app"], Handling::Used),
     (&["authentication"], Handling::Used),
+    // Not SqlClient's (it takes a token as a property), but JDBC's and
+    // go-mssqldb's way of giving one in the string.
+    (&["accesstoken", "access token"], Handling::Used),
     (&["integrated security", "trusted_connection"], Handling::Only(
         &["false", "no"],
         "Windows (Kerberos) authentication is not supported by this version of the bridge; sign in with a SQL login (User ID and Password)",
@@ -101,11 +104,25 @@ const KEYWORDS: &[(&[&str], Handling)] = &[
 ];
 
 /// How the bridge signs in to SQL Server.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub enum Authentication {
     /// A SQL login and its password (`Authentication=SqlPassword`, or none).
     #[default]
     SqlPassword,
+    /// A Microsoft Entra ID access token obtained elsewhere
+    /// (`Authentication=ActiveDirectoryAccessToken` with `AccessToken=` or
+    /// `SQLSERVER_ACCESS_TOKEN`), sent in the login's FEDAUTH feature. It is
+    /// not refreshed: it must outlive the run.
+    AccessToken(String),
+}
+
+impl std::fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authentication::SqlPassword => f.write_str("SqlPassword"),
+            Authentication::AccessToken(_) => f.write_str("AccessToken(<redacted>)"),
+        }
+    }
 }
 
 /// The methods of SqlClient's `Authentication` keyword (spaces and case
@@ -117,7 +134,6 @@ const AUTHENTICATION: &[(&str, Option<&str>)] = &[
     ("activedirectorymsi", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
     ("activedirectoryworkloadidentity", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
     ("activedirectorydefault", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
-    ("activedirectoryaccesstoken", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
     ("activedirectorypassword", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge (and Microsoft deprecates signing in with a user's password)")),
     ("activedirectoryintegrated", Some("a service has no Windows desktop session to sign in with")),
     ("activedirectoryinteractive", Some("a service has no person at a browser to sign in")),
@@ -137,6 +153,7 @@ impl std::fmt::Display for Authentication {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Authentication::SqlPassword => f.write_str("SQL login"),
+            Authentication::AccessToken(_) => f.write_str("Entra ID access token"),
         }
     }
 }
@@ -191,12 +208,43 @@ impl AdoString {
         self.values.get(canonical).map(String::as_str)
     }
 
-    /// The authentication method asked for.
-    pub fn authentication(&self) -> Result<Authentication, SettingsError> {
+    /// The authentication method asked for; `token` is
+    /// `SQLSERVER_ACCESS_TOKEN`, which wins over `AccessToken=` and implies
+    /// the access-token method.
+    pub fn authentication(&self, token: Option<&str>) -> Result<Authentication, SettingsError> {
+        let token = token
+            .or_else(|| self.get("accesstoken"))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let method = self
+            .get("authentication")
+            .map(|w| w.to_ascii_lowercase().replace([' ', '_', '-'], ""));
+        if method.as_deref() == Some("activedirectoryaccesstoken") || token.is_some() {
+            let Some(token) = token else {
+                return Err(invalid(
+                    "Authentication=ActiveDirectoryAccessToken needs a token: set SQLSERVER_ACCESS_TOKEN (or AccessToken= in the string)".into(),
+                ));
+            };
+            if self.get("user id").is_some() || self.get("password").is_some() {
+                return Err(invalid(
+                    "an access token cannot be given with User ID or Password; remove them".into(),
+                ));
+            }
+            if method
+                .as_deref()
+                .is_some_and(|m| m != "activedirectoryaccesstoken")
+            {
+                return Err(invalid(format!(
+                    "an access token was given with Authentication={}; use Authentication=ActiveDirectoryAccessToken or leave it out",
+                    self.get("authentication").unwrap_or_default()
+                )));
+            }
+            return Ok(Authentication::AccessToken(token.to_string()));
+        }
         let Some(written) = self.get("authentication") else {
             return Ok(Authentication::default());
         };
-        let method = written.to_ascii_lowercase().replace([' ', '_', '-'], "");
+        let method = method.unwrap_or_default();
         match AUTHENTICATION.iter().find(|(name, _)| *name == method) {
             Some((_, None)) => Ok(Authentication::SqlPassword),
             Some((_, Some(why))) => Err(invalid(format!(
@@ -316,7 +364,7 @@ mod tests {
 
     fn err(s: &str) -> String {
         AdoString::parse(s)
-            .and_then(|a| a.authentication().map(|_| a))
+            .and_then(|a| a.authentication(None).map(|_| a))
             .expect_err(s)
             .to_string()
     }
@@ -332,7 +380,7 @@ mod tests {
         assert_eq!(a.get("user id"), Some("bridge"));
         assert_eq!(a.get("password"), Some("a;b}c"));
         assert_eq!(a.get("application name"), Some("ETL nightly"));
-        assert_eq!(a.authentication().unwrap(), Authentication::SqlPassword);
+        assert_eq!(a.authentication(None).unwrap(), Authentication::SqlPassword);
     }
 
     #[test]
@@ -343,7 +391,49 @@ mod tests {
              Column Encryption Setting=Disabled;Authentication=Sql Password",
         )
         .unwrap();
-        assert_eq!(a.authentication().unwrap(), Authentication::SqlPassword);
+        assert_eq!(a.authentication(None).unwrap(), Authentication::SqlPassword);
+    }
+
+    #[test]
+    fn an_access_token_signs_in_on_its_own() {
+        let token =
+            |cs: &str, env: Option<&str>| AdoString::parse(cs).and_then(|a| a.authentication(env));
+        assert_eq!(
+            token(
+                "Server=h;Authentication=ActiveDirectoryAccessToken;AccessToken=eyJ.x.y",
+                None
+            )
+            .unwrap(),
+            Authentication::AccessToken("eyJ.x.y".into())
+        );
+        // The variable implies the method and wins over the string's token.
+        assert_eq!(
+            token("Server=h;AccessToken=old", Some("eyJ.new")).unwrap(),
+            Authentication::AccessToken("eyJ.new".into())
+        );
+        for (cs, says) in [
+            (
+                "Server=h;Authentication=Active Directory Access Token",
+                "needs a token",
+            ),
+            (
+                "Server=h;AccessToken=eyJ.x.y;UID=sa;PWD=s3cret",
+                "cannot be given with User ID or Password",
+            ),
+            (
+                "Server=h;AccessToken=eyJ.x.y;Authentication=SqlPassword",
+                "use Authentication=ActiveDirectoryAccessToken",
+            ),
+        ] {
+            let e = token(cs, None).unwrap_err().to_string();
+            assert!(
+                e.contains(says) && !e.contains("eyJ") && !e.contains("s3cret"),
+                "{e}"
+            );
+        }
+        let a = token("Server=h;AccessToken=eyJ.x.y", None).unwrap();
+        assert_eq!(format!("{a:?}"), "AccessToken(<redacted>)");
+        assert_eq!(a.to_string(), "Entra ID access token");
     }
 
     #[test]

@@ -164,7 +164,8 @@ impl SqlServerSettings {
             Some(s) if !s.trim().is_empty() => AdoString::parse(&s)?,
             _ => AdoString::default(),
         };
-        let authentication = ado.authentication()?;
+        let token = env("SQLSERVER_ACCESS_TOKEN");
+        let authentication = ado.authentication(token.as_deref())?;
         let from_ado = |keyword: &str| ado.get(keyword).map(str::to_string);
 
         let mut host = None;
@@ -204,6 +205,14 @@ impl SqlServerSettings {
             pick(&flags.database, "SQLSERVER_DATABASE", "initial catalog").unwrap_or_default();
         let username = pick(&flags.username, "SQLSERVER_USERNAME", "user id").unwrap_or_default();
         let password = pick(&flags.password, "SQLSERVER_PASSWORD", "password").unwrap_or_default();
+        if matches!(authentication, Authentication::AccessToken(_))
+            && (!username.is_empty() || !password.is_empty())
+        {
+            return Err(SettingsError::Invalid {
+                source_name: "SQLSERVER_ACCESS_TOKEN".into(),
+                message: "an access token signs in on its own; unset SQLSERVER_USERNAME and SQLSERVER_PASSWORD (or the flags)".into(),
+            });
+        }
         let (app_source, application_name) = env("SQLSERVER_APPLICATION_NAME")
             .filter(|s| !s.trim().is_empty())
             .map(|v| ("SQLSERVER_APPLICATION_NAME", v))

@@ -11,7 +11,7 @@ use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
-use crate::config::{Encrypt, SqlServerSettings};
+use crate::config::{Authentication, Encrypt, SqlServerSettings};
 
 pub type Connection = Client<Compat<TcpStream>>;
 
@@ -71,7 +71,10 @@ pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> 
     if !s.database.is_empty() {
         c.database(&s.database);
     }
-    c.authentication(AuthMethod::sql_server(&s.username, &s.password));
+    c.authentication(match &s.authentication {
+        Authentication::SqlPassword => AuthMethod::sql_server(&s.username, &s.password),
+        Authentication::AccessToken(token) => AuthMethod::aad_token(token),
+    });
     c.application_name(&s.application_name);
     c.packet_size(s.packet_size);
     c.encryption(match s.encrypt {
@@ -90,7 +93,10 @@ pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> 
 pub fn classify(e: tiberius::error::Error, s: &SqlServerSettings) -> SqlServerError {
     match e {
         tiberius::error::Error::Server(t) if t.code() == 18456 => SqlServerError::Login {
-            user: s.username.clone(),
+            user: match s.authentication {
+                Authentication::SqlPassword => s.username.clone(),
+                Authentication::AccessToken(_) => "<the access token's principal>".into(),
+            },
             message: t.message().to_string(),
         },
         tiberius::error::Error::Server(t) => SqlServerError::Server {
