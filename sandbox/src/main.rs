@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use bridge_sandbox::databricks;
 use bridge_sandbox::engine::Engine;
+use bridge_sandbox::entra::{self, EntraApp, EntraConfig};
 use bridge_sandbox::generate::{self, GenerateSpec};
 use bridge_sandbox::sqlserver::{self, ServerEncryption, SqlServerConfig};
 
@@ -72,6 +73,12 @@ enum Command {
         /// (`PATTERN` or `PATTERN:TIMES`).
         #[arg(long)]
         deadlock: Vec<String>,
+        /// Also start a Microsoft Entra ID double with this application
+        /// (`CLIENT_ID:OBJECT_ID:SECRET`; repeatable) and take its tenant's
+        /// access tokens; the READY line then ends with
+        /// `entra=<authority host> tenant=<tenant id>`.
+        #[arg(long)]
+        entra_app: Vec<String>,
     },
     /// A Databricks workspace (Files API, Statement Execution API, Unity
     /// Catalog, SQL warehouses, PAT and OAuth M2M) on 127.0.0.1.
@@ -189,7 +196,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             delay_ms,
             fail_logins,
             deadlock,
+            entra_app,
         } => {
+            let apps = entra_app
+                .iter()
+                .map(|a| match a.splitn(3, ':').collect::<Vec<_>>()[..] {
+                    [client_id, object_id, secret] if !secret.is_empty() => Ok(EntraApp {
+                        client_id: client_id.into(),
+                        object_id: object_id.into(),
+                        display_name: client_id.into(),
+                        secret: secret.into(),
+                    }),
+                    _ => Err(anyhow::anyhow!(
+                        "--entra-app '{}…' is not CLIENT_ID:OBJECT_ID:SECRET",
+                        a.split(':').next().unwrap_or_default()
+                    )),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let engine =
                 Engine::open(data_dir.as_deref()).context("opening the sandbox database")?;
             for path in &seed {
@@ -216,6 +239,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .inject_deadlock(pattern, times)
                     .with_context(|| format!("--deadlock pattern '{pattern}'"))?;
             }
+            let entra = if apps.is_empty() {
+                None
+            } else {
+                Some(entra::start(EntraConfig {
+                    apps,
+                    clock: engine.clock().clone(),
+                    ..EntraConfig::default()
+                })?)
+            };
             let config = SqlServerConfig {
                 port,
                 user,
@@ -226,7 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Encryption::Required => ServerEncryption::Required,
                 },
                 data_dir,
-                entra: None,
+                entra: entra.as_ref().map(|e| e.trust()),
             };
             let server = sqlserver::start_with_engine(config, engine)?;
             if let Some(n) = drop_after_rows {
@@ -240,7 +272,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(n) = fail_logins {
                 server.faults().fail_next_logins(n);
             }
-            println!("READY sqlserver {}", server.addr());
+            match &entra {
+                Some(e) => println!(
+                    "READY sqlserver {} entra={} tenant={}",
+                    server.addr(),
+                    e.url(),
+                    e.tenant_id()
+                ),
+                None => println!("READY sqlserver {}", server.addr()),
+            }
             use std::io::Write;
             std::io::stdout().flush()?;
             wait_for_signal();
