@@ -10,6 +10,7 @@ pub mod engine;
 pub mod entra;
 pub mod form;
 pub mod generate;
+pub mod http;
 pub mod sqlserver;
 pub mod tds;
 pub mod types;

@@ -26,7 +26,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -34,6 +33,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+
+use crate::http;
 
 pub use faults::Faults;
 pub use sql::{SqlEngine, DEFAULT_PRINCIPAL};
@@ -178,9 +179,7 @@ pub enum StartError {
 /// A running workspace double; dropping it (or [`DatabricksHandle::shutdown`]) stops it.
 pub struct DatabricksHandle {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    served: http::Served,
     temp_dir: Option<PathBuf>,
 }
 
@@ -191,7 +190,7 @@ impl DatabricksHandle {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.served.addr
     }
 
     /// The id of the one running SQL warehouse.
@@ -236,12 +235,7 @@ impl DatabricksHandle {
     }
 
     fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.served.stop();
         if let Some(d) = self.temp_dir.take() {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -284,22 +278,10 @@ pub fn start_with_engine(
     config: DatabricksConfig,
     engine: Arc<SqlEngine>,
 ) -> Result<DatabricksHandle, StartError> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", config.port)).map_err(|source| {
-        StartError::Bind {
-            port: config.port,
-            source,
-        }
-    })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+    let (listener, addr) = http::bind(config.port).map_err(|source| StartError::Bind {
         port: config.port,
         source,
     })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| StartError::Bind {
-            port: addr.port(),
-            source,
-        })?;
     // Staged upload parts live beside the volumes, never inside one.
     let staging = engine
         .volumes_root()
@@ -326,43 +308,12 @@ pub fn start_with_engine(
         warehouse_id: "5a4d3c2b1a000001".into(),
         workspace_id: "1234567890123456".into(),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("databricks-double")
-        .enable_all()
-        .build()
-        .map_err(StartError::Runtime)?;
-    let listener = {
-        let _guard = runtime.enter();
-        tokio::net::TcpListener::from_std(listener).map_err(|source| StartError::Bind {
-            port: addr.port(),
-            source,
-        })?
-    };
     let app = router(shared.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("databricks-double".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                tokio::select! {
-                    r = axum::serve(listener, app) => {
-                        if let Err(e) = r {
-                            tracing::error!(error = %e, "databricks double stopped");
-                        }
-                    }
-                    _ = rx => {}
-                }
-            });
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        })
-        .map_err(StartError::Runtime)?;
+    let served = http::serve("databricks-double", 2, listener, app).map_err(StartError::Runtime)?;
     tracing::info!(url = %shared.base_url, "databricks double listening");
     Ok(DatabricksHandle {
         shared,
-        addr,
-        stop: Some(tx),
-        thread: Some(thread),
+        served,
         temp_dir: None,
     })
 }

@@ -22,7 +22,6 @@
 pub mod jwt;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +34,7 @@ use serde_json::{json, Value};
 
 use crate::clock::Clock;
 use crate::form::url_form;
+use crate::http;
 use jwt::{Jwk, SigningKey};
 
 /// What a resource trusts of a tenant: its id and the keys it publishes.
@@ -106,9 +106,7 @@ struct Shared {
 /// A running double; stopped when dropped.
 pub struct EntraHandle {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    served: http::Served,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,30 +120,13 @@ pub enum EntraStartError {
 /// Starts the double on its own thread and runtime.
 pub fn start(config: EntraConfig) -> Result<EntraHandle, EntraStartError> {
     let port = config.port;
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
-        .map_err(|source| EntraStartError::Bind { port, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| EntraStartError::Bind { port, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| EntraStartError::Bind { port, source })?;
+    let (listener, addr) =
+        http::bind(port).map_err(|source| EntraStartError::Bind { port, source })?;
     let shared = Arc::new(Shared {
         key: SigningKey::generate(&uuid::Uuid::new_v4().simple().to_string()),
         base_url: format!("http://127.0.0.1:{}", addr.port()),
         config,
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("entra-double")
-        .enable_all()
-        .build()
-        .map_err(EntraStartError::Runtime)?;
-    let listener = {
-        let _guard = runtime.enter();
-        tokio::net::TcpListener::from_std(listener)
-            .map_err(|source| EntraStartError::Bind { port, source })?
-    };
     let app = Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route(
@@ -154,30 +135,9 @@ pub fn start(config: EntraConfig) -> Result<EntraHandle, EntraStartError> {
         )
         .route("/{tenant}/discovery/v2.0/keys", get(keys))
         .with_state(shared.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("entra-double".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                tokio::select! {
-                    r = axum::serve(listener, app) => {
-                        if let Err(e) = r {
-                            tracing::error!(error = %e, "entra double stopped");
-                        }
-                    }
-                    _ = rx => {}
-                }
-            });
-            runtime.shutdown_timeout(Duration::from_secs(2));
-        })
-        .map_err(EntraStartError::Runtime)?;
+    let served = http::serve("entra-double", 1, listener, app).map_err(EntraStartError::Runtime)?;
     tracing::info!(url = %shared.base_url, "entra id double listening");
-    Ok(EntraHandle {
-        shared,
-        addr,
-        stop: Some(tx),
-        thread: Some(thread),
-    })
+    Ok(EntraHandle { shared, served })
 }
 
 impl EntraHandle {
@@ -187,7 +147,7 @@ impl EntraHandle {
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.served.addr.port()
     }
 
     pub fn tenant_id(&self) -> &str {
@@ -221,17 +181,6 @@ impl EntraHandle {
     /// The claims the token endpoint puts in an app's token for `audience`.
     pub fn claims_for(&self, app: &EntraApp, audience: &str) -> Value {
         claims(&self.shared, app, audience)
-    }
-}
-
-impl Drop for EntraHandle {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
