@@ -3,6 +3,7 @@
 pub mod home;
 pub(crate) mod names;
 pub mod pool;
+mod token;
 pub(crate) mod types;
 
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub enum SqlServerError {
     Untrusted { message: String },
     #[error("SQL Server connection failed: {0}")]
     Other(String),
+    #[error("the Microsoft Entra ID access token (SQLSERVER_ACCESS_TOKEN) cannot sign in to SQL Server: {0}")]
+    AccessToken(String),
     #[error("encrypt=strict (TDS 8.0) is not supported by this build; use true or false")]
     StrictUnsupported,
 }
@@ -73,7 +76,12 @@ pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> 
     }
     c.authentication(match &s.authentication {
         Authentication::SqlPassword => AuthMethod::sql_server(&s.username, &s.password),
-        Authentication::AccessToken(token) => AuthMethod::aad_token(token),
+        Authentication::AccessToken(token) => {
+            if let Some(why) = token::unusable(token, chrono::Utc::now().timestamp()) {
+                return Err(SqlServerError::AccessToken(why));
+            }
+            AuthMethod::aad_token(token)
+        }
     });
     c.application_name(&s.application_name);
     c.packet_size(s.packet_size);
