@@ -70,6 +70,7 @@ pub fn kind(e: &OperatorError) -> &'static str {
         S::Unreachable { .. } => "sqlserver.unreachable",
         S::Timeout { .. } => "sqlserver.timeout",
         S::Login { .. } => "sqlserver.login",
+        S::AccessToken(_) => "sqlserver.access_token",
         S::Server { .. } => "sqlserver.server",
         S::Untrusted { .. } => "sqlserver.untrusted",
         S::Other(_) | S::StrictUnsupported => "sqlserver.other",
