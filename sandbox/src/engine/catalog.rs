@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS __sb_logins(
     principal_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, password TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS __sb_external_logins(
     name TEXT PRIMARY KEY COLLATE NOCASE, object_id TEXT NOT NULL UNIQUE COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS __sb_external_users(
+    db TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE,
+    object_id TEXT NOT NULL COLLATE NOCASE, PRIMARY KEY(db, name), UNIQUE(db, object_id));
 CREATE TABLE IF NOT EXISTS __sb_views(
     object_id INTEGER PRIMARY KEY, db TEXT NOT NULL COLLATE NOCASE, schema TEXT NOT NULL COLLATE NOCASE,
     name TEXT NOT NULL COLLATE NOCASE, columns TEXT NOT NULL, definition TEXT NOT NULL,
@@ -1045,6 +1048,63 @@ pub fn create_external_login(
     )
     .map_err(sqlite_err)?;
     Ok(())
+}
+
+/// CREATE USER name FROM EXTERNAL PROVIDER WITH OBJECT_ID = '...': a
+/// contained user of `db` for a Microsoft Entra principal, who signs in
+/// to that database with a token and no login
+/// (https://learn.microsoft.com/en-us/sql/t-sql/statements/create-user-transact-sql?view=azuresqldb-current);
+/// 15023 when the name is a user there already.
+pub fn create_external_user(
+    conn: &Connection,
+    db: &str,
+    name: &str,
+    object_id: &str,
+) -> Result<(), SqlError> {
+    let exists: Option<String> = conn
+        .query_row(
+            "SELECT name FROM __sb_external_users WHERE db = ?1 AND name = ?2",
+            [db, name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sqlite_err)?;
+    if exists.is_some() {
+        return Err(SqlError::new(
+            15023,
+            1,
+            16,
+            format!("User, group, or role '{name}' already exists in the current database."),
+        ));
+    }
+    conn.execute(
+        "INSERT INTO __sb_external_users(db, name, object_id) VALUES (?1, ?2, ?3)",
+        [db, name, object_id],
+    )
+    .map_err(sqlite_err)?;
+    Ok(())
+}
+
+/// The contained user of `db` for an Entra principal, by any of its ids.
+pub fn external_user(
+    conn: &Connection,
+    db: &str,
+    ids: &[&str],
+) -> Result<Option<String>, SqlError> {
+    for id in ids.iter().filter(|i| !i.is_empty()) {
+        let name: Option<String> = conn
+            .query_row(
+                "SELECT name FROM __sb_external_users WHERE db = ?1 AND object_id = ?2",
+                [db, id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite_err)?;
+        if name.is_some() {
+            return Ok(name);
+        }
+    }
+    Ok(None)
 }
 
 /// The external login of an Entra principal, by any of its ids.

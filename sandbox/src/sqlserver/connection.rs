@@ -124,7 +124,7 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
         .find(|(id, _)| *id == login7::FEATURE_FEDAUTH)
         .map(|(_, data)| data.as_slice());
     let login_name = match fed_auth {
-        Some(data) => match entra_login(shared, data, fed_auth_required) {
+        Some(data) => match entra_login(shared, data, fed_auth_required, &login.database) {
             Ok(name) => name,
             Err(reason) => {
                 tracing::info!(%reason, "entra id login refused");
@@ -205,6 +205,7 @@ fn entra_login(
     shared: &Shared,
     data: &[u8],
     fed_auth_required: Option<bool>,
+    database: &str,
 ) -> Result<String, String> {
     let trust = shared
         .config
@@ -214,13 +215,27 @@ fn entra_login(
     let token = fedauth::token(data, fed_auth_required)?;
     let now = shared.engine.clock().now().timestamp();
     let p = fedauth::principal(trust, &token, now)?;
+    let ids = [p.object_id.as_str(), p.app_id.as_str()];
+    if let Some(login) = shared
+        .engine
+        .external_login(&ids)
+        .map_err(|e| e.message.clone())?
+    {
+        return Ok(login);
+    }
+    // A contained user signs in to its own database only.
+    let db = if database.is_empty() {
+        "master"
+    } else {
+        database
+    };
     shared
         .engine
-        .external_login(&[&p.object_id, &p.app_id])
+        .external_user(db, &ids)
         .map_err(|e| e.message.clone())?
         .ok_or_else(|| {
             format!(
-                "no login FROM EXTERNAL PROVIDER for object id '{}' or application id '{}'",
+                "no login, nor user of database '{db}', FROM EXTERNAL PROVIDER for object id '{}' or application id '{}'",
                 p.object_id, p.app_id
             )
         })

@@ -339,3 +339,62 @@ async fn sql_server_takes_the_tenants_tokens_for_its_external_logins_only() {
 fn stranger_id() -> &'static str {
     "0000aaaa-0000-4000-8000-00000000beef"
 }
+
+/// A contained database user FROM EXTERNAL PROVIDER signs its principal in
+/// to that database only (Azure SQL Database's usual way; no login).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contained_user_signs_in_to_its_database_only() {
+    use bridge_sandbox::sqlserver::{self, SqlServerConfig};
+    use bridge_testkit::sqlserver::{config, connect_with};
+    use tiberius::{AuthMethod, EncryptionLevel};
+
+    let e = entra::start(EntraConfig {
+        apps: vec![app()],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let sql = sqlserver::start(SqlServerConfig {
+        entra: Some(e.trust()),
+        ..SqlServerConfig::default()
+    })
+    .unwrap();
+    sql.engine()
+        .run_script(&format!(
+            "CREATE DATABASE Sales;\nGO\nUSE Sales;\nCREATE USER [etl-bridge] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{}'",
+            app().object_id
+        ))
+        .unwrap();
+    let token = e.sign(&e.claims_for(&app(), "https://database.windows.net/"));
+    let sign_in = |database: &str| {
+        let mut c = config(sql.port(), EncryptionLevel::Off);
+        c.authentication(AuthMethod::aad_token(token.clone()));
+        if !database.is_empty() {
+            c.database(database);
+        }
+        connect_with(c)
+    };
+    let mut c = sign_in("Sales").await.unwrap();
+    let row = c
+        .simple_query("SELECT SUSER_SNAME(), DB_NAME()")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.get::<&str, _>(0), row.get::<&str, _>(1)),
+        (Some("etl-bridge"), Some("Sales"))
+    );
+    for elsewhere in ["", "master"] {
+        let err = sign_in(elsewhere)
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("<token-identified principal>"),
+            "{elsewhere}: {err}"
+        );
+    }
+}

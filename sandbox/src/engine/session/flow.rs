@@ -204,6 +204,12 @@ impl Session {
                 out.done(None, false)?;
                 Ok(())
             }
+            Block::CreateExternalUser { name, object_id } => {
+                let db = self.database().to_string();
+                self.in_savepoint(|c| catalog::create_external_user(c, &db, &name, &object_id))?;
+                out.done(None, false)?;
+                Ok(())
+            }
             Block::DropLogin(name) => {
                 self.in_savepoint(|c| catalog::drop_login(c, &name))?;
                 out.done(None, false)?;

@@ -298,6 +298,13 @@ impl Engine {
         catalog::external_login(&conn, ids)
     }
 
+    /// The contained user of database `db` created FROM EXTERNAL PROVIDER
+    /// for an Entra principal known by any of `ids`.
+    pub fn external_user(&self, db: &str, ids: &[&str]) -> Result<Option<String>, SqlError> {
+        let conn = self.connect()?;
+        catalog::external_user(&conn, db, ids)
+    }
+
     pub fn database_exists(&self, name: &str) -> Result<bool, SqlError> {
         let conn = self.connect()?;
         Ok(catalog::database_name(&conn, name)?.is_some())

@@ -86,6 +86,12 @@ pub enum Block {
         name: String,
         object_id: String,
     },
+    /// CREATE USER name FROM EXTERNAL PROVIDER WITH OBJECT_ID = '...', in
+    /// the current database.
+    CreateExternalUser {
+        name: String,
+        object_id: String,
+    },
     DropLogin(String),
     AlterTable(AlterTable),
     /// CREATE [OR ALTER] TRIGGER / ALTER TRIGGER, with its body.
@@ -542,6 +548,24 @@ impl BatchParser<'_> {
                     p.next_token();
                     return self.create_login(p);
                 }
+                // CREATE USER name FROM EXTERNAL PROVIDER: a contained
+                // database user for a Microsoft Entra principal.
+                if is_word(&kw, Keyword::USER)
+                    && skip == 2
+                    && is_word(&p.peek_nth_token(3).token, Keyword::FROM)
+                    && word_is(&p.peek_nth_token(4).token, "EXTERNAL")
+                {
+                    p.next_token();
+                    p.next_token();
+                    let name = p.parse_identifier().map_err(syntax)?.value;
+                    self.expect(p, Keyword::FROM)?;
+                    return match self.external_login(p, name)? {
+                        Block::CreateExternalLogin { name, object_id } => {
+                            Ok(Block::CreateExternalUser { name, object_id })
+                        }
+                        other => Ok(other),
+                    };
+                }
                 if is_word(&kw, Keyword::VIEW) {
                     for _ in 0..skip {
                         p.next_token();
@@ -847,7 +871,8 @@ impl BatchParser<'_> {
         Ok(Block::CreateLogin { name, password })
     }
 
-    /// `FROM EXTERNAL PROVIDER WITH OBJECT_ID = 'id'` after CREATE LOGIN name.
+    /// `FROM EXTERNAL PROVIDER WITH OBJECT_ID = 'id'` after CREATE LOGIN (or
+    /// USER) name.
     /// Azure SQL looks a name up in Microsoft Graph when OBJECT_ID is left
     /// out; the sandbox has no directory to ask, so it needs the id.
     fn external_login(&mut self, p: &mut Parser<'_>, name: String) -> Result<Block, SqlError> {
