@@ -497,3 +497,52 @@ def test_wheel_task_entry_point(world):
     assert out["status"] == "failed" and "main.op.nope" in out["message"]
     usage = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "--source_table" in usage.stderr
+
+
+# -- Microsoft Entra ID -----------------------------------------------------------
+
+
+def test_signed_in_with_an_entra_id_access_token(tmp_path):
+    """An access token from the Entra ID double signs the operator in as the
+    application's login FROM EXTERNAL PROVIDER; an expired one is refused
+    before SQL Server is asked, and never shown."""
+    import base64
+    import json
+    import urllib.parse
+    import urllib.request
+
+    client_id, object_id, secret = (
+        "6d3f2a1b-0000-4000-8000-00000000e71a", "0b7c3e5d-0000-4000-8000-0000000000a1", "s3cret~value")
+    seed = tmp_path / "entra.sql"
+    seed.write_text(f"CREATE LOGIN [etl-bridge] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{object_id}'\n")
+    proc, host, port = start_sqlserver(
+        "sandbox-sqlserver-entra-operator", tmp_path, "--encryption", "login",
+        "--seed", str(seed), "--entra-app", f"{client_id}:{object_id}:{secret}")
+    try:
+        fields = dict(f.split("=", 1) for f in proc.ready_line.split()[3:])
+        body = urllib.parse.urlencode({
+            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+            "scope": "https://database.windows.net/.default"}).encode()
+        url = f"{fields['entra']}/{fields['tenant']}/oauth2/v2.0/token"
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as r:
+            token = json.load(r)["access_token"]
+        op = BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
+                            sql_server_access_token=token)
+        assert op.extract_to_arrow("SELECT SUSER_SNAME() AS who").to_pylist() == [{"who": "etl-bridge"}]
+
+        # The same token with its expiry moved into the past (its signature no
+        # longer matters: the operator refuses it before connecting).
+        header, payload, signature = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims["exp"] = claims["iat"] - 60
+        stale = ".".join([header, base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("="),
+                          signature])
+        with pytest.raises(SqlServerError) as e:
+            BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
+                           sql_server_access_token=stale).extract_to_arrow("SELECT 1 AS x")
+        assert e.value.kind == "sqlserver.access_token", e.value
+        assert "expired" in str(e.value) and signature not in str(e.value)
+    finally:
+        from processes import stop_process
+
+        stop_process(proc.proc)

@@ -146,6 +146,13 @@ class BridgeOperator:
     ``sql_server_host`` may carry a port (``"host,1433"`` or
     ``"host:1433"``). ``connection_string`` (ADO.NET form) stands alone:
     no ``SQLSERVER_*`` variable is laid over it.
+
+    ``sql_server_access_token`` (or ``SQLSERVER_ACCESS_TOKEN``) signs in to
+    SQL Server with a Microsoft Entra ID access token for
+    ``https://database.windows.net/`` instead of a user and password; it is
+    not refreshed, so it must outlive the operator's use. An expired token,
+    or one for another resource, is a ``SqlServerError`` of kind
+    ``sqlserver.access_token``.
     """
 
     def __init__(
@@ -157,6 +164,7 @@ class BridgeOperator:
         *,
         sql_server_port: int | None = None,
         connection_string: str | None = None,
+        sql_server_access_token: str | None = None,
         encrypt: str | bool | None = None,
         trust_server_certificate: bool | None = None,
         ca_file: str | os.PathLike[str] | None = None,
@@ -182,6 +190,7 @@ class BridgeOperator:
             sql_server_password,
             sql_server_port=sql_server_port,
             connection_string=connection_string,
+            sql_server_access_token=sql_server_access_token,
             encrypt=encrypt,
             trust_server_certificate=trust_server_certificate,
             ca_file=os.fspath(ca_file) if ca_file is not None else None,
