@@ -61,7 +61,12 @@ impl Directory {
         }
         Directory {
             admins: ordered.iter().map(|a| a.to_lowercase()).collect(),
-            service_principals: config.oauth_clients.keys().cloned().collect(),
+            service_principals: config
+                .oauth_clients
+                .keys()
+                .chain(&config.entra_service_principals)
+                .cloned()
+                .collect(),
             first_admin: ordered
                 .first()
                 .cloned()

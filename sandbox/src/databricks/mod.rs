@@ -83,6 +83,12 @@ pub struct DatabricksConfig {
     /// Headers every EXTERNAL_LINKS link requires, handed out in its
     /// `http_headers` (empty: links need none and `http_headers` is `{}`).
     pub link_headers: Vec<LinkHeader>,
+    /// A Microsoft Entra tenant whose access tokens for Azure Databricks
+    /// are bearer tokens here (Azure Databricks' Entra ID authentication).
+    pub entra: Option<crate::entra::EntraTrust>,
+    /// The application ids of that tenant's service principals added to
+    /// the workspace (Entra ID managed service principals).
+    pub entra_service_principals: Vec<String>,
 }
 
 /// A header result links require ("HTTP headers that must be included with
@@ -134,6 +140,8 @@ impl Default for DatabricksConfig {
             upload_protocol: UploadProtocol::default(),
             uc_page_length: None,
             link_headers: Vec::new(),
+            entra: None,
+            entra_service_principals: Vec::new(),
         }
     }
 }

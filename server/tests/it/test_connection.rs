@@ -378,3 +378,75 @@ fn an_entra_id_access_token_signs_in_as_its_external_login() {
         "{out}"
     );
 }
+
+/// A Microsoft Entra ID access token for Azure Databricks, given as
+/// `DATABRICKS_TOKEN`, signs in to the workspace as the service principal
+/// (by its application id) — the workspace double trusting the Entra ID
+/// double's tenant; an expired one, or one for another resource, is
+/// refused. The token is never printed.
+#[test]
+fn an_entra_id_token_signs_in_to_databricks_as_the_service_principal() {
+    use bridge_sandbox::entra::{self, EntraApp, EntraConfig};
+    let app = EntraApp {
+        client_id: "7a1c9e2f-0000-4000-8000-0000000d8b1c".into(),
+        object_id: "5e6f7a8b-0000-4000-8000-0000000d8b1c".into(),
+        display_name: "etl-databricks".into(),
+        secret: "unused".into(),
+    };
+    let e = entra::start(EntraConfig {
+        apps: vec![app.clone()],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let dbx = databricks::start(DatabricksConfig {
+        tokens: vec!["dapi-test".into()],
+        entra: Some(e.trust()),
+        entra_service_principals: vec![app.client_id.clone()],
+        ..DatabricksConfig::default()
+    })
+    .unwrap();
+    let sql = sqlserver::start(SqlServerConfig::default()).unwrap();
+    let databricks = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d";
+    let run_with = |token: String| {
+        run_logged(&[
+            ("SQLSERVER_HOST", format!("127.0.0.1,{}", sql.port())),
+            ("SQLSERVER_USERNAME", "sa".to_string()),
+            ("SQLSERVER_PASSWORD", "Bridge!Passw0rd".to_string()),
+            ("SQLSERVER_TRUST_SERVER_CERTIFICATE", "true".to_string()),
+            ("DATABRICKS_HOST", dbx.url().to_string()),
+            ("DATABRICKS_TOKEN", token),
+            ("BRIDGE_LOG", "debug".to_string()),
+        ])
+    };
+    let token = e.sign(&e.claims_for(&app, databricks));
+    let (ok, out, log) = run_with(token.clone());
+    assert!(ok, "{out}{log}");
+    assert!(
+        out.contains(&format!("as '{}' (Entra ID access token)", app.client_id)),
+        "{out}"
+    );
+    let now = dbx.clock().now().timestamp();
+    let mut expired = e.claims_for(&app, databricks);
+    expired["exp"] = (now - 60).into();
+    for (bad, says) in [
+        (e.sign(&expired), "expired"),
+        (
+            e.sign(&e.claims_for(&app, "https://database.windows.net/")),
+            "Databricks  FAILED",
+        ),
+    ] {
+        let (ok, out, log) = run_with(bad.clone());
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("Databricks  FAILED") && out.contains(says),
+            "{says}: {out}"
+        );
+        let signature = bad.rsplit('.').next().unwrap();
+        assert!(
+            !out.contains(signature) && !log.contains(signature),
+            "{out}{log}"
+        );
+    }
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!out.contains(signature) && !log.contains(signature));
+}

@@ -301,10 +301,30 @@ pub enum DatabricksAuth {
     },
 }
 
+/// Whether a bearer token is a Microsoft Entra ID access token for Azure
+/// Databricks (its `aud` is the AzureDatabricks application), which a
+/// workspace takes in place of a personal access token
+/// (https://learn.microsoft.com/en-us/azure/databricks/dev-tools/auth/oauth-m2m#microsoft-entra-id).
+/// Only read to name the method; the workspace judges the token.
+fn is_entra_token(token: &str) -> bool {
+    use base64::Engine;
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|c| c["aud"] == "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d")
+}
+
 impl fmt::Display for DatabricksAuth {
     /// How `test-connection` and readiness name the method (never the secret).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DatabricksAuth::Token(t) if is_entra_token(t) => f.write_str("Entra ID access token"),
             DatabricksAuth::Token(_) => f.write_str("personal access token"),
             DatabricksAuth::OAuthM2M { client_id, .. } => {
                 write!(f, "OAuth M2M, client id {client_id}")
