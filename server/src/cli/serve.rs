@@ -100,6 +100,33 @@ pub struct ServeArgs {
     pub connection: ConnectionArgs,
 }
 
+/// Who the server is in SQL Server and in Databricks, and how it signed in
+/// to each, as the audit trail's first lines (never a secret).
+async fn audit_sign_in(state: Arc<ServerState>) {
+    use sql_databricks_bridge::auth::audit::{AuditEvent, EventType};
+    let s = &state.sqlserver;
+    let at = format!("sqlserver {}:{}", s.host, s.port);
+    state
+        .audit
+        .record(match sqlserver::probe(s, state.ready_timeout).await {
+            Ok(info) => AuditEvent::new(EventType::BridgeSignedIn, at, "sign_in")
+                .user(info.login)
+                .detail(s.authentication.to_string()),
+            Err(e) => AuditEvent::new(EventType::BridgeSignInFailed, at, "sign_in")
+                .detail(format!("{}: {e}", s.authentication)),
+        });
+    if let Ok(ws) = &state.databricks {
+        let at = format!("databricks {}", ws.host());
+        state.audit.record(match ws.current_principal().await {
+            Ok(principal) => AuditEvent::new(EventType::BridgeSignedIn, at, "sign_in")
+                .user(principal)
+                .detail(ws.auth_method().to_string()),
+            Err(e) => AuditEvent::new(EventType::BridgeSignInFailed, at, "sign_in")
+                .detail(format!("{}: {e}", ws.auth_method())),
+        });
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let permissions = Permissions::load(&args.permissions_file)?;
     let audit = Arc::new(AuditLog::open_rotating(
@@ -220,6 +247,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         finished_jobs: Default::default(),
         readiness: Default::default(),
     });
+    tokio::spawn(audit_sign_in(state.clone()));
     let addr = format!("{}:{}", args.host, args.port);
     api::serve(
         state,

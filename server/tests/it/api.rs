@@ -855,3 +855,56 @@ async fn overlapping_runs_of_one_output_never_publish_a_partial_run() {
     }
     assert!(refused > 0, "the jobs never overlapped");
 }
+
+/// The server's first audit lines say who it is in SQL Server and in
+/// Databricks and how it signed in to each; never a secret.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_trail_says_who_the_bridge_is_on_each_side() {
+    let w = World::new("signin");
+    let _b = w.serve(&[]);
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = w
+            .audit_lines()
+            .into_iter()
+            .filter(|l| l["event_type"] == "bridge_signed_in")
+            .collect();
+        if lines.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let side = |prefix: &str| {
+        lines
+            .iter()
+            .find(|l| {
+                l["resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with(prefix)
+            })
+            .unwrap_or_else(|| panic!("no sign-in line for {prefix} in {lines:?}"))
+            .clone()
+    };
+    let sql = side("sqlserver ");
+    assert_eq!(
+        (
+            sql["user_name"].as_str(),
+            sql["detail"].as_str(),
+            sql["outcome"].as_str()
+        ),
+        (Some("sa"), Some("SQL login"), Some("success")),
+        "{sql}"
+    );
+    let dbx = side("databricks ");
+    assert_eq!(dbx["detail"], "personal access token", "{dbx}");
+    assert!(
+        !dbx["user_name"].as_str().unwrap_or_default().is_empty(),
+        "{dbx}"
+    );
+    let trail = std::fs::read_to_string(w.dir.join("logs/audit.jsonl")).unwrap();
+    assert!(
+        !trail.contains("dapi") && !trail.contains("Passw0rd"),
+        "{trail}"
+    );
+}

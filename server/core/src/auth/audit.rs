@@ -31,6 +31,10 @@ pub enum EventType {
     SyncEventApplied,
     SyncEventRefused,
     SyncEventFailed,
+    /// The server signed in to SQL Server or Databricks at start: who it is
+    /// there (`user_name`) and how it signed in (`detail`).
+    BridgeSignedIn,
+    BridgeSignInFailed,
 }
 
 /// One audit line.
@@ -57,9 +61,10 @@ impl AuditEvent {
             EventType::AuthFailure | EventType::PermissionDenied | EventType::SyncEventRefused => {
                 "denied"
             }
-            EventType::JobFailed | EventType::SyncEventFailed | EventType::JobInterrupted => {
-                "failure"
-            }
+            EventType::JobFailed
+            | EventType::SyncEventFailed
+            | EventType::JobInterrupted
+            | EventType::BridgeSignInFailed => "failure",
             EventType::JobCancelled => "cancelled",
             _ => "success",
         };
