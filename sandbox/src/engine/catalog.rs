@@ -1091,31 +1091,30 @@ pub fn external_user(
     db: &str,
     ids: &[&str],
 ) -> Result<Option<String>, SqlError> {
-    for id in ids.iter().filter(|i| !i.is_empty()) {
-        let name: Option<String> = conn
-            .query_row(
-                "SELECT name FROM __sb_external_users WHERE db = ?1 AND object_id = ?2",
-                [db, id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sqlite_err)?;
-        if name.is_some() {
-            return Ok(name);
-        }
-    }
-    Ok(None)
+    principal_by_id(conn, "__sb_external_users", Some(db), ids)
 }
 
 /// The external login of an Entra principal, by any of its ids.
 pub fn external_login(conn: &Connection, ids: &[&str]) -> Result<Option<String>, SqlError> {
+    principal_by_id(conn, "__sb_external_logins", None, ids)
+}
+
+/// The name in `table` (of `db`, for users) whose object id is one of `ids`.
+fn principal_by_id(
+    conn: &Connection,
+    table: &str,
+    db: Option<&str>,
+    ids: &[&str],
+) -> Result<Option<String>, SqlError> {
+    let sql = format!(
+        "SELECT name FROM {table} WHERE object_id = ?1{}",
+        if db.is_some() { " AND db = ?2" } else { "" }
+    );
     for id in ids.iter().filter(|i| !i.is_empty()) {
+        let mut params: Vec<&str> = vec![id];
+        params.extend(db);
         let name: Option<String> = conn
-            .query_row(
-                "SELECT name FROM __sb_external_logins WHERE object_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
+            .query_row(&sql, rusqlite::params_from_iter(params), |r| r.get(0))
             .optional()
             .map_err(sqlite_err)?;
         if name.is_some() {
