@@ -1,9 +1,10 @@
 //! How the HTTP doubles (Databricks, Entra ID) serve: bound on 127.0.0.1,
 //! on a thread with its own Tokio runtime — so blocking tests, and async
 //! tests on a runtime of their own, can both use them — until the
-//! [`Served`] handle is stopped or dropped.
+//! [`Served`] handle is stopped or dropped; over TLS where clients demand it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -42,12 +43,35 @@ pub fn bind(port: u16) -> std::io::Result<(std::net::TcpListener, SocketAddr)> {
     Ok((listener, addr))
 }
 
-/// Serves `app` on `listener` with `workers` runtime threads named `name`.
+/// Serves `app` on `listener` with `workers` runtime threads named `name`;
+/// over TLS with `tls` when given.
 pub fn serve(
     name: &'static str,
     workers: usize,
     listener: std::net::TcpListener,
     app: Router,
+) -> std::io::Result<Served> {
+    serve_with(name, workers, listener, app, None)
+}
+
+/// [`serve`] over TLS: each connection's handshake is done before it is
+/// handed to the server, and one that fails or stalls is dropped.
+pub fn serve_tls(
+    name: &'static str,
+    workers: usize,
+    listener: std::net::TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<Served> {
+    serve_with(name, workers, listener, app, Some(tls))
+}
+
+fn serve_with(
+    name: &'static str,
+    workers: usize,
+    listener: std::net::TcpListener,
+    app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<Served> {
     let addr = listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -64,8 +88,20 @@ pub fn serve(
         .name(name.into())
         .spawn(move || {
             runtime.block_on(async move {
+                let served = async move {
+                    match tls {
+                        None => axum::serve(listener, app).await,
+                        Some(tls) => {
+                            let listener = TlsListener {
+                                tcp: listener,
+                                acceptor: tokio_rustls::TlsAcceptor::from(tls),
+                            };
+                            axum::serve(listener, app).await
+                        }
+                    }
+                };
                 tokio::select! {
-                    r = axum::serve(listener, app) => {
+                    r = served => {
                         if let Err(e) = r {
                             tracing::error!(error = %e, server = name, "stopped");
                         }
@@ -80,4 +116,37 @@ pub fn serve(
         stop: Some(tx),
         thread: Some(thread),
     })
+}
+
+/// A TCP listener whose connections come out after their TLS handshake.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (tcp, addr) = match self.tcp.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            match tokio::time::timeout(Duration::from_secs(10), self.acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => return (tls, addr),
+                Ok(Err(e)) => tracing::debug!(error = %e, %addr, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
 }

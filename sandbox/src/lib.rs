@@ -13,4 +13,5 @@ pub mod generate;
 pub mod http;
 pub mod sqlserver;
 pub mod tds;
+pub mod tls;
 pub mod types;

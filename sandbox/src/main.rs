@@ -76,9 +76,14 @@ enum Command {
         /// Also start a Microsoft Entra ID double with this application
         /// (`CLIENT_ID:OBJECT_ID:SECRET`; repeatable) and take its tenant's
         /// access tokens; the READY line then ends with
-        /// `entra=<authority host> tenant=<tenant id>`.
+        /// `entra=<authority host> tenant=<tenant id>`. The authority host
+        /// is HTTPS, its certificate issued by a CA made at start.
         #[arg(long)]
         entra_app: Vec<String>,
+        /// Write the certificate of the CA behind the Entra ID double's
+        /// HTTPS here (PEM), for its clients to trust.
+        #[arg(long, requires = "entra_app")]
+        entra_ca_file: Option<PathBuf>,
     },
     /// A Databricks workspace (Files API, Statement Execution API, Unity
     /// Catalog, SQL warehouses, PAT and OAuth M2M) on 127.0.0.1.
@@ -197,6 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             fail_logins,
             deadlock,
             entra_app,
+            entra_ca_file,
         } => {
             let apps = entra_app
                 .iter()
@@ -206,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         object_id: object_id.into(),
                         display_name: client_id.into(),
                         secret: secret.into(),
+                        ..EntraApp::default()
                     }),
                     _ => Err(anyhow::anyhow!(
                         "--entra-app '{}…' is not CLIENT_ID:OBJECT_ID:SECRET",
@@ -248,6 +255,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ..EntraConfig::default()
                 })?)
             };
+            if let (Some(e), Some(path)) = (&entra, &entra_ca_file) {
+                std::fs::write(path, e.ca_pem())
+                    .with_context(|| format!("writing --entra-ca-file {}", path.display()))?;
+            }
             let config = SqlServerConfig {
                 port,
                 user,

@@ -1405,58 +1405,51 @@ ENTRA_STRANGER = ("0000aaaa-0000-4000-8000-00000000beef", "0000bbbb-0000-4000-80
                   "other~secret")
 
 
-class _EntraToken:
-    def __init__(self, token: str, expires_on: int) -> None:
-        self.token = token
-        self.expires_on = expires_on
+def _client_secret_credential(authority: str, tenant: str, ca_file: str, client_id: str, secret: str):
+    """Microsoft's azure-identity ClientSecretCredential (through MSAL), pointed at
+    the Entra ID double as at any sovereign cloud: its authority host over HTTPS,
+    trusting the double's CA, without instance discovery (which asks the public
+    cloud)."""
+    from azure.identity import ClientSecretCredential
 
-
-class _ClientSecretProvider:
-    """What azure-identity's ClientSecretCredential does, over the wire:
-    the client credentials grant at the tenant's token endpoint."""
-
-    def __init__(self, authority: str, tenant: str, client_id: str, secret: str) -> None:
-        self.url = f"{authority}/{tenant}/oauth2/v2.0/token"
-        self.client_id, self.secret = client_id, secret
-        self.scopes: list[str] = []
-
-    def get_token(self, *scopes: str, **_kwargs) -> _EntraToken:
-        import json
-        import time
-        import urllib.parse
-        import urllib.request
-
-        self.scopes.extend(scopes)
-        body = urllib.parse.urlencode({
-            "grant_type": "client_credentials", "client_id": self.client_id,
-            "client_secret": self.secret, "scope": " ".join(scopes),
-        }).encode()
-        with urllib.request.urlopen(urllib.request.Request(self.url, data=body), timeout=10) as r:
-            answer = json.load(r)
-        return _EntraToken(answer["access_token"], int(time.time()) + int(answer["expires_in"]))
+    return ClientSecretCredential(tenant, client_id, secret, authority=authority,
+                                  connection_verify=ca_file, disable_instance_discovery=True)
 
 
 @pytest.fixture(scope="module")
 def sandbox_entra(tmp_path_factory):
     from processes import start_sqlserver, stop_process
 
+    ca_file = tmp_path_factory.mktemp("entra-ca") / "ca.pem"
     p, host, port = start_sqlserver(
         "sandbox-sqlserver-entra", tmp_path_factory.mktemp("entra-logs"),
         "--user", SA_USER, "--password", SA_PASSWORD, "--encryption", "login",
         "--entra-app", ":".join(ENTRA_APP), "--entra-app", ":".join(ENTRA_STRANGER),
+        "--entra-ca-file", str(ca_file),
     )
     fields = dict(f.split("=", 1) for f in p.ready_line.split()[3:])
     server = SandboxServer(encryption="login", host=host, port=port, proc=p.proc, log_path=p.log_path)
     with contextlib.closing(mssql_connect(server)) as conn:
         conn.cursor().execute(
             f"CREATE LOGIN [etl-bridge] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{ENTRA_APP[1]}'")
-    yield server, fields["entra"], fields["tenant"]
+    yield server, fields["entra"], fields["tenant"], str(ca_file)
     stop_process(p.proc)
 
 
 def test_mssql_python_signs_in_with_an_entra_id_token(sandbox_entra):
-    server, authority, tenant = sandbox_entra
-    provider = _ClientSecretProvider(authority, tenant, ENTRA_APP[0], ENTRA_APP[2])
+    server, authority, tenant, ca_file = sandbox_entra
+
+    class Recording:
+        """The credential, with the scopes the driver asked it for."""
+
+        def __init__(self, credential) -> None:
+            self.credential, self.scopes = credential, []
+
+        def get_token(self, *scopes, **kwargs):
+            self.scopes.extend(scopes)
+            return self.credential.get_token(*scopes, **kwargs)
+
+    provider = Recording(_client_secret_credential(authority, tenant, ca_file, ENTRA_APP[0], ENTRA_APP[2]))
     conn_str = f"Server={server.host},{server.port};Database=master;Encrypt=yes;TrustServerCertificate=yes"
     with contextlib.closing(mssql_python.connect(conn_str, token_provider=provider, timeout=15)) as conn:
         cur = conn.cursor()
@@ -1465,7 +1458,7 @@ def test_mssql_python_signs_in_with_an_entra_id_token(sandbox_entra):
     assert provider.scopes == ["https://database.windows.net/.default"]
 
     # An application with no login in the server: Azure SQL's 18456.
-    stranger = _ClientSecretProvider(authority, tenant, ENTRA_STRANGER[0], ENTRA_STRANGER[2])
+    stranger = _client_secret_credential(authority, tenant, ca_file, ENTRA_STRANGER[0], ENTRA_STRANGER[2])
     with pytest.raises(Exception) as refused:
         mssql_python.connect(conn_str, token_provider=stranger, timeout=15)
     assert "token-identified principal" in str(refused.value) or "18456" in str(refused.value), refused.value

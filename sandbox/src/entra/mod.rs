@@ -5,12 +5,21 @@
 //! tenant (`AZURE_TENANT_ID`).
 //!
 //! - `POST /{tenant}/oauth2/v2.0/token`: the client credentials grant with a
-//!   client secret (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow);
+//!   client secret or a client assertion — a certificate credential or a
+//!   federated token ([`assertion`])
+//!   (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow);
 //!   errors in the platform's shape, their `error_description` starting with
 //!   the AADSTS code (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes).
 //! - `GET /{tenant}/v2.0/.well-known/openid-configuration` and the keys it
 //!   names, `GET /{tenant}/discovery/v2.0/keys`
 //!   (https://learn.microsoft.com/en-us/entra/identity-platform/v2-protocols-oidc).
+//!
+//! - a host's managed identity endpoint ([`managed`]), on a plain-HTTP port
+//!   of its own as a host offers it.
+//!
+//! The authority host is served over HTTPS only, as Entra ID is and as the
+//! Azure Identity libraries demand, with a certificate from a CA made at
+//! start ([`EntraHandle::ca_pem`]).
 //!
 //! Access tokens are v1.0 JWTs, as Azure SQL and Azure Databricks receive
 //! them (their app registrations accept v1.0): `iss`
@@ -19,7 +28,9 @@
 //! the JWKS (https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference).
 //! Times come from the doubles' clock, so tests can let a token expire.
 
+pub mod assertion;
 pub mod jwt;
+pub mod managed;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +46,8 @@ use serde_json::{json, Value};
 use crate::clock::Clock;
 use crate::form::url_form;
 use crate::http;
+use crate::tls::LocalCa;
+use assertion::{ExternalIssuer, FederatedCredential, JWT_BEARER};
 use jwt::{Jwk, SigningKey};
 
 /// What a resource trusts of a tenant: its id and the keys it publishes.
@@ -44,15 +57,21 @@ pub struct EntraTrust {
     pub keys: Vec<Jwk>,
 }
 
-/// An application registered in the tenant, with a client secret.
-#[derive(Clone, Debug)]
+/// An application registered in the tenant (or a managed identity, whose
+/// credentials are the host's), with a client secret, certificates and
+/// federated credentials.
+#[derive(Clone, Debug, Default)]
 pub struct EntraApp {
     /// The application (client) id.
     pub client_id: String,
     /// The object id of its service principal in the tenant.
     pub object_id: String,
     pub display_name: String,
+    /// Empty: no secret is accepted.
     pub secret: String,
+    /// Certificates registered on the application (DER).
+    pub certificates: Vec<Vec<u8>>,
+    pub federated: Vec<FederatedCredential>,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +80,11 @@ pub struct EntraConfig {
     pub port: u16,
     pub tenant_id: String,
     pub apps: Vec<EntraApp>,
+    /// The managed identities of the host the managed identity endpoint
+    /// serves: the first is its system-assigned identity. None: no endpoint.
+    pub managed_identities: Vec<EntraApp>,
+    /// Issuers whose tokens federated credentials may name.
+    pub external_issuers: Vec<ExternalIssuer>,
     /// How long an access token lives (Entra's default is 60 to 90 minutes).
     pub token_lifetime: Duration,
     pub clock: Clock,
@@ -72,6 +96,8 @@ impl Default for EntraConfig {
             port: 0,
             tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
             apps: vec![],
+            managed_identities: vec![],
+            external_issuers: vec![],
             token_lifetime: Duration::from_secs(3599),
             clock: Clock::new(),
         }
@@ -101,12 +127,24 @@ struct Shared {
     config: EntraConfig,
     key: SigningKey,
     base_url: String,
+    /// The secret a host gives its code as `IDENTITY_HEADER`.
+    identity_header: String,
+    ca_pem: String,
+}
+
+/// The audience of tokens for the resource a scope or `resource` names.
+fn audience_of(resource: &str) -> Option<&'static str> {
+    RESOURCES
+        .iter()
+        .find(|(id, _)| id.eq_ignore_ascii_case(resource))
+        .map(|(_, audience)| *audience)
 }
 
 /// A running double; stopped when dropped.
 pub struct EntraHandle {
     shared: Arc<Shared>,
     served: http::Served,
+    identity: Option<http::Served>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +153,8 @@ pub enum EntraStartError {
     Bind { port: u16, source: std::io::Error },
     #[error("cannot start the Entra ID double's runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot make the Entra ID double's TLS certificate: {0}")]
+    Tls(#[from] crate::tls::LocalCaError),
 }
 
 /// Starts the double on its own thread and runtime.
@@ -122,9 +162,12 @@ pub fn start(config: EntraConfig) -> Result<EntraHandle, EntraStartError> {
     let port = config.port;
     let (listener, addr) =
         http::bind(port).map_err(|source| EntraStartError::Bind { port, source })?;
+    let ca = LocalCa::new("Entra ID double")?;
     let shared = Arc::new(Shared {
         key: SigningKey::generate(&uuid::Uuid::new_v4().simple().to_string()),
-        base_url: format!("http://127.0.0.1:{}", addr.port()),
+        base_url: format!("https://127.0.0.1:{}", addr.port()),
+        identity_header: uuid::Uuid::new_v4().simple().to_string(),
+        ca_pem: ca.ca_pem,
         config,
     });
     let app = Router::new()
@@ -135,9 +178,24 @@ pub fn start(config: EntraConfig) -> Result<EntraHandle, EntraStartError> {
         )
         .route("/{tenant}/discovery/v2.0/keys", get(keys))
         .with_state(shared.clone());
-    let served = http::serve("entra-double", 1, listener, app).map_err(EntraStartError::Runtime)?;
+    let served = http::serve_tls("entra-double", 1, listener, app, ca.server)
+        .map_err(EntraStartError::Runtime)?;
+    let identity = if shared.config.managed_identities.is_empty() {
+        None
+    } else {
+        let (listener, _) =
+            http::bind(0).map_err(|source| EntraStartError::Bind { port: 0, source })?;
+        let app = Router::new()
+            .route("/msi/token", get(managed::token))
+            .with_state(shared.clone());
+        Some(http::serve("entra-identity", 1, listener, app).map_err(EntraStartError::Runtime)?)
+    };
     tracing::info!(url = %shared.base_url, "entra id double listening");
-    Ok(EntraHandle { shared, served })
+    Ok(EntraHandle {
+        shared,
+        served,
+        identity,
+    })
 }
 
 impl EntraHandle {
@@ -148,6 +206,23 @@ impl EntraHandle {
 
     pub fn port(&self) -> u16 {
         self.served.addr.port()
+    }
+
+    /// The certificate of the CA that issued the authority host's TLS
+    /// certificate, PEM: what its clients trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.shared.ca_pem
+    }
+
+    /// The host's managed identity endpoint (`IDENTITY_ENDPOINT`) and its
+    /// secret (`IDENTITY_HEADER`), when it has managed identities.
+    pub fn identity_endpoint(&self) -> Option<(String, String)> {
+        self.identity.as_ref().map(|s| {
+            (
+                format!("http://127.0.0.1:{}/msi/token", s.addr.port()),
+                self.shared.identity_header.clone(),
+            )
+        })
     }
 
     pub fn tenant_id(&self) -> &str {
@@ -281,7 +356,37 @@ async fn token(
             &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."),
         );
     };
-    if field("client_secret") != app.secret {
+    if field("client_assertion_type") == JWT_BEARER || !field("client_assertion").is_empty() {
+        if field("client_assertion_type") != JWT_BEARER {
+            return aadsts(
+                &shared,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "JWT token is invalid or malformed.",
+            );
+        }
+        let base = &shared.base_url;
+        let endpoints = [
+            format!("{base}/{tenant}/oauth2/v2.0/token"),
+            format!("{base}/{}/oauth2/v2.0/token", shared.config.tenant_id),
+            format!("{base}/{tenant}/oauth2/token"),
+        ];
+        if let Err(r) = assertion::check(
+            field("client_assertion"),
+            app,
+            &endpoints,
+            &shared.config.external_issuers,
+            shared.config.clock.now().timestamp(),
+        ) {
+            let status = if r.error == "invalid_client" {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return aadsts(&shared, status, r.error, r.code, &r.text);
+        }
+    } else if app.secret.is_empty() || field("client_secret") != app.secret {
         return aadsts(
             &shared,
             StatusCode::UNAUTHORIZED,
@@ -303,10 +408,7 @@ async fn token(
             &format!("The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
         );
     };
-    let Some((_, audience)) = RESOURCES
-        .iter()
-        .find(|(id, _)| id.eq_ignore_ascii_case(resource))
-    else {
+    let Some(audience) = audience_of(resource) else {
         return aadsts(
             &shared,
             StatusCode::BAD_REQUEST,
@@ -338,6 +440,14 @@ async fn openid_configuration(
     let tid = &shared.config.tenant_id;
     Json(json!({
         "token_endpoint": format!("{base}/{tid}/oauth2/v2.0/token"),
+        // The interactive endpoints are named as the real document names
+        // them (MSAL reads `authorization_endpoint` before any grant); the
+        // double serves none of them: a service signs in without a person.
+        "authorization_endpoint": format!("{base}/{tid}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/{tid}/oauth2/v2.0/devicecode"),
+        "end_session_endpoint": format!("{base}/{tid}/oauth2/v2.0/logout"),
+        "http_logout_supported": true,
+        "frontchannel_logout_supported": true,
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
         "jwks_uri": format!("{base}/{tid}/discovery/v2.0/keys"),
         "response_modes_supported": ["query", "fragment", "form_post"],

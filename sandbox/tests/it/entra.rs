@@ -4,8 +4,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use bridge_sandbox::entra::assertion::{AppCertificate, ExternalIssuer, FederatedCredential};
 use bridge_sandbox::entra::jwt::{self, Jwk};
-use bridge_sandbox::entra::{self, EntraApp, EntraConfig};
+use bridge_sandbox::entra::{self, EntraApp, EntraConfig, EntraHandle};
 use serde_json::Value;
 
 fn app() -> EntraApp {
@@ -14,11 +15,20 @@ fn app() -> EntraApp {
         object_id: "0b7c3e5d-0000-4000-8000-0000000000a1".into(),
         display_name: "etl-bridge".into(),
         secret: "s3cret~value".into(),
+        ..EntraApp::default()
     }
 }
 
-async fn post(url: &str, body: String) -> (u16, Value) {
-    let r = reqwest::Client::new()
+/// A client that trusts the double's HTTPS, as its users' do.
+fn client(e: &EntraHandle) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(e.ca_pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+}
+
+async fn post(e: &EntraHandle, url: &str, body: String) -> (u16, Value) {
+    let r = client(e)
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
@@ -32,8 +42,8 @@ async fn post(url: &str, body: String) -> (u16, Value) {
     )
 }
 
-async fn get(url: &str) -> Value {
-    let r = reqwest::get(url).await.unwrap();
+async fn get(e: &EntraHandle, url: &str) -> Value {
+    let r = client(e).get(url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200, "{url}");
     serde_json::from_str(&r.text().await.unwrap()).unwrap()
 }
@@ -57,6 +67,7 @@ async fn client_credentials_issue_tokens_that_verify_with_the_published_keys() {
     let token_url = format!("{}/{tenant}/oauth2/v2.0/token", e.url());
 
     let (status, body) = post(
+        &e,
         &token_url,
         form(
             &app().client_id,
@@ -71,13 +82,13 @@ async fn client_credentials_issue_tokens_that_verify_with_the_published_keys() {
     let token = body["access_token"].as_str().unwrap();
 
     // The keys, found the way a resource finds them.
-    let config = get(&format!(
-        "{}/{tenant}/v2.0/.well-known/openid-configuration",
-        e.url()
-    ))
+    let config = get(
+        &e,
+        &format!("{}/{tenant}/v2.0/.well-known/openid-configuration", e.url()),
+    )
     .await;
     assert_eq!(config["token_endpoint"], token_url);
-    let jwks = get(config["jwks_uri"].as_str().unwrap()).await;
+    let jwks = get(&e, config["jwks_uri"].as_str().unwrap()).await;
     let keys: Vec<Jwk> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -104,6 +115,7 @@ async fn client_credentials_issue_tokens_that_verify_with_the_published_keys() {
 
     // Azure Databricks' resource, by its application id.
     let (status, body) = post(
+        &e,
         &token_url,
         form(
             &app().client_id,
@@ -167,7 +179,7 @@ async fn refusals_carry_the_platforms_error_codes_and_no_token() {
             70003,
         ),
     ] {
-        let (s, b) = post(&token_url, body).await;
+        let (s, b) = post(&e, &token_url, body).await;
         assert_eq!((s, b["error"].as_str()), (status, Some(error)), "{b}");
         assert_eq!(b["error_codes"][0], code, "{b}");
         assert!(
@@ -181,6 +193,7 @@ async fn refusals_carry_the_platforms_error_codes_and_no_token() {
         assert!(!b.to_string().contains(&app().secret), "{b}");
     }
     let (s, b) = post(
+        &e,
         &format!("{}/common-typo/oauth2/v2.0/token", e.url()),
         form(&app().client_id, &app().secret, sql),
     )
@@ -203,6 +216,7 @@ async fn sql_server_takes_the_tenants_tokens_for_its_external_logins_only() {
         object_id: "0000bbbb-0000-4000-8000-00000000beef".into(),
         display_name: "stranger".into(),
         secret: "other~secret".into(),
+        ..EntraApp::default()
     };
     let e = entra::start(EntraConfig {
         apps: vec![app(), stranger.clone()],
@@ -229,10 +243,12 @@ async fn sql_server_takes_the_tenants_tokens_for_its_external_logins_only() {
     assert!(e33134.contains("OBJECT_ID"), "{e33134}");
 
     let token_url = format!("{}/{}/oauth2/v2.0/token", e.url(), e.tenant_id());
+    let handle = &e;
     let issued = |a: EntraApp| {
         let url = token_url.clone();
         async move {
             let (s, b) = post(
+                handle,
                 &url,
                 form(
                     &a.client_id,
@@ -282,6 +298,7 @@ async fn sql_server_takes_the_tenants_tokens_for_its_external_logins_only() {
         other_tenant.tenant_id()
     );
     let (_, b) = post(
+        &other_tenant,
         &other_url,
         form(
             &app().client_id,
@@ -397,4 +414,269 @@ async fn a_contained_user_signs_in_to_its_database_only() {
             "{elsewhere}: {err}"
         );
     }
+}
+
+/// A client assertion signed with `cert`'s key: `alg` PS256 with the
+/// SHA-256 thumbprint, or RS256 with the SHA-1 one, as the certificate
+/// credentials page describes both.
+fn assertion(cert: &AppCertificate, alg: &str, claims: Value) -> String {
+    use aws_lc_rs::rsa::KeyPair;
+    use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256};
+    use rustls::pki_types::pem::PemObject;
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(cert.pem.as_bytes()).unwrap();
+    let pair = KeyPair::from_pkcs8(key.secret_pkcs8_der()).unwrap();
+    let (sha1, sha256) = entra::assertion::thumbprints(&cert.der);
+    let header = match alg {
+        "PS256" => serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": sha256}),
+        _ => serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": sha1}),
+    };
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut sig = vec![0; pair.public_modulus_len()];
+    let padding: &dyn aws_lc_rs::signature::RsaEncoding = match alg {
+        "PS256" => &RSA_PSS_SHA256,
+        _ => &RSA_PKCS1_SHA256,
+    };
+    pair.sign(
+        padding,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+fn assertion_form(client_id: &str, assertion: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_id={client_id}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}&scope=https%3A%2F%2Fdatabase.windows.net%2F.default"
+    )
+}
+
+/// Certificate credentials and federated credentials: each good assertion
+/// gets a token for the application; each bad one the code the platform
+/// documents, and no token.
+#[tokio::test]
+async fn client_assertions_from_certificates_and_federated_issuers() {
+    let cert = AppCertificate::generate("etl-bridge").unwrap();
+    let unregistered = AppCertificate::generate("etl-bridge").unwrap();
+    let cluster = jwt::SigningKey::generate("k8s-1");
+    let cluster_issuer = "https://oidc.cluster.local/7c1f";
+    let app = EntraApp {
+        secret: String::new(),
+        certificates: vec![cert.der.clone()],
+        federated: vec![FederatedCredential {
+            issuer: cluster_issuer.into(),
+            subject: "system:serviceaccount:etl:bridge".into(),
+        }],
+        ..app()
+    };
+    let e = entra::start(EntraConfig {
+        apps: vec![app.clone()],
+        external_issuers: vec![ExternalIssuer {
+            issuer: cluster_issuer.into(),
+            keys: vec![cluster.jwk()],
+        }],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let token_url = format!("{}/{}/oauth2/v2.0/token", e.url(), e.tenant_id());
+    let now = chrono::Utc::now().timestamp();
+    let claims = |changes: &[(&str, Value)]| {
+        let mut c = serde_json::json!({
+            "aud": token_url, "iss": app.client_id, "sub": app.client_id,
+            "jti": "a1", "nbf": now, "iat": now, "exp": now + 600,
+        });
+        for (k, v) in changes {
+            c[*k] = v.clone();
+        }
+        c
+    };
+    let federated = |changes: &[(&str, Value)]| {
+        let mut c = serde_json::json!({
+            "aud": ["api://AzureADTokenExchange"], "iss": cluster_issuer,
+            "sub": "system:serviceaccount:etl:bridge", "nbf": now, "iat": now, "exp": now + 3600,
+        });
+        for (k, v) in changes {
+            c[*k] = v.clone();
+        }
+        cluster.sign(&c)
+    };
+
+    let mut keys = vec![];
+    for good in [
+        assertion(&cert, "PS256", claims(&[])),
+        assertion(&cert, "RS256", claims(&[])),
+        federated(&[]),
+    ] {
+        let (s, b) = post(&e, &token_url, assertion_form(&app.client_id, &good)).await;
+        assert_eq!(s, 200, "{b}");
+        keys.push(b["access_token"].as_str().unwrap().to_string());
+    }
+    for t in &keys {
+        let c = jwt::verify(t, &e.keys()).unwrap();
+        assert_eq!(
+            (c["appid"].as_str(), c["oid"].as_str()),
+            (Some(app.client_id.as_str()), Some(app.object_id.as_str()))
+        );
+    }
+
+    let mut forged = assertion(&cert, "PS256", claims(&[]));
+    forged.insert(forged.len() - 3, 'A');
+    forged.remove(forged.len() - 3);
+    for (what, bad, code) in [
+        (
+            "unregistered certificate",
+            assertion(&unregistered, "PS256", claims(&[])),
+            700027,
+        ),
+        ("altered signature", forged, 700027),
+        (
+            "another audience",
+            assertion(
+                &cert,
+                "PS256",
+                claims(&[(
+                    "aud",
+                    "https://login.microsoftonline.com/x/oauth2/v2.0/token".into(),
+                )]),
+            ),
+            700023,
+        ),
+        (
+            "another subject than the client",
+            assertion(&cert, "PS256", claims(&[("sub", "someone".into())])),
+            700021,
+        ),
+        (
+            "expired",
+            assertion(&cert, "PS256", claims(&[("exp", (now - 900).into())])),
+            700024,
+        ),
+        (
+            "federated: another subject",
+            federated(&[("sub", "system:serviceaccount:etl:other".into())]),
+            70021,
+        ),
+        (
+            "federated: another audience",
+            federated(&[("aud", "api://something".into())]),
+            70021,
+        ),
+        (
+            "federated: unknown issuer",
+            federated(&[("iss", "https://elsewhere".into())]),
+            700211,
+        ),
+        (
+            "federated: signed by another key",
+            jwt::SigningKey::generate("k8s-1").sign(&serde_json::json!({
+                "aud": ["api://AzureADTokenExchange"], "iss": cluster_issuer,
+                "sub": "system:serviceaccount:etl:bridge", "exp": now + 3600,
+            })),
+            700027,
+        ),
+        ("not a JWT", "abc".to_string(), 50027),
+    ] {
+        let (s, b) = post(&e, &token_url, assertion_form(&app.client_id, &bad)).await;
+        assert!(s == 400 || s == 401, "{what}: {s} {b}");
+        assert_eq!(b["error_codes"][0], code, "{what}: {b}");
+        assert!(b.get("access_token").is_none(), "{what}");
+    }
+    // An application with no secret takes none.
+    let (s, b) = post(
+        &e,
+        &token_url,
+        form(&app.client_id, "", "https://database.windows.net/.default"),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error_codes"][0].as_u64()),
+        (401, Some(7000215)),
+        "{b}"
+    );
+}
+
+/// The host's managed identity endpoint: the system-assigned identity by
+/// default, a user-assigned one by client id, object id or resource id;
+/// no token without the host's header or for an identity not assigned.
+#[tokio::test]
+async fn the_managed_identity_endpoint_issues_the_hosts_identities_tokens() {
+    let system = EntraApp {
+        client_id: "11111111-0000-4000-8000-00000000a001".into(),
+        object_id: "22222222-0000-4000-8000-00000000a001".into(),
+        display_name: "bridge-host".into(),
+        ..EntraApp::default()
+    };
+    let user = EntraApp {
+        client_id: "11111111-0000-4000-8000-00000000a002".into(),
+        object_id: "22222222-0000-4000-8000-00000000a002".into(),
+        display_name: "etl-identity".into(),
+        ..EntraApp::default()
+    };
+    let e = entra::start(EntraConfig {
+        managed_identities: vec![system.clone(), user.clone()],
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let (endpoint, header) = e.identity_endpoint().unwrap();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+    let ask = |query: String, header: Option<String>| {
+        let url = format!("{endpoint}?{query}");
+        async move {
+            let mut r = reqwest::Client::new().get(url);
+            if let Some(h) = header {
+                r = r.header("X-IDENTITY-HEADER", h);
+            }
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap(),
+            )
+        }
+    };
+    let base = "api-version=2019-08-01&resource=https%3A%2F%2Fdatabase.windows.net%2F";
+    for (query, who) in [
+        (base.to_string(), &system),
+        (format!("{base}&client_id={}", user.client_id), &user),
+        (format!("{base}&principal_id={}", user.object_id), &user),
+        (format!("{base}&object_id={}", user.object_id), &user),
+        (
+            format!(
+                "{base}&mi_res_id={}",
+                entra::managed::resource_id(&user.display_name).replace('/', "%2F")
+            ),
+            &user,
+        ),
+    ] {
+        let (s, b) = ask(query.clone(), Some(header.clone())).await;
+        assert_eq!(s, 200, "{query}: {b}");
+        let c = jwt::verify(b["access_token"].as_str().unwrap(), &e.keys()).unwrap();
+        assert_eq!(c["oid"].as_str(), Some(who.object_id.as_str()), "{query}");
+        assert_eq!(c["aud"], "https://database.windows.net/");
+        assert_eq!(b["client_id"].as_str(), Some(who.client_id.as_str()));
+        let expires_on: i64 = b["expires_on"].as_str().unwrap().parse().unwrap();
+        assert_eq!(Some(expires_on), c["exp"].as_i64());
+    }
+    let (s, _) = ask(base.to_string(), None).await;
+    assert_eq!(s, 401);
+    let (s, _) = ask(base.to_string(), Some("guess".into())).await;
+    assert_eq!(s, 401);
+    let (s, b) = ask(
+        format!("{base}&client_id=99999999-0000-4000-8000-000000000000"),
+        Some(header.clone()),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b.get("access_token").is_none());
+    let (s, _) = ask(
+        "api-version=2017-09-01&resource=https%3A%2F%2Fdatabase.windows.net%2F".into(),
+        Some(header),
+    )
+    .await;
+    assert_eq!(s, 400);
 }
