@@ -158,6 +158,7 @@ async fn extraction_signed_in_with_an_entra_id_access_token() {
         object_id: "0b7c3e5d-0000-4000-8000-0000000000a1".into(),
         display_name: "etl-bridge".into(),
         secret: "unused".into(),
+        ..EntraApp::default()
     };
     let e = entra::start(EntraConfig {
         apps: vec![app.clone()],

@@ -278,6 +278,7 @@ fn an_entra_id_access_token_signs_in_as_its_external_login() {
         object_id: "0b7c3e5d-0000-4000-8000-0000000000a1".into(),
         display_name: "etl-bridge".into(),
         secret: "s3cret~value".into(),
+        ..EntraApp::default()
     };
     let e = entra::start(EntraConfig {
         apps: vec![app.clone()],
@@ -392,6 +393,7 @@ fn an_entra_id_token_signs_in_to_databricks_as_the_service_principal() {
         object_id: "5e6f7a8b-0000-4000-8000-0000000d8b1c".into(),
         display_name: "etl-databricks".into(),
         secret: "unused".into(),
+        ..EntraApp::default()
     };
     let e = entra::start(EntraConfig {
         apps: vec![app.clone()],
