@@ -4,7 +4,8 @@
 //! and the Python wheel (`BridgeOperator`) are built on it.
 //!
 //! Layers, lower first (a layer never imports one above it):
-//! `config` (settings, parameters) → `sqlserver` and `databricks` (the two
+//! `config` (settings, parameters) → `entra` (Microsoft Entra ID tokens for
+//! the bridge's own identity) → `sqlserver` and `databricks` (the two
 //! systems, each with its names, types and errors) → `types` (the three
 //! type mappings between them, one table each) → `queries` (load and
 //! render `.sql` files) → `auth` (permissions, the tables a query reads, the
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod config;
 pub(crate) mod crypto;
 pub mod databricks;
+pub mod entra;
 pub mod extract;
 pub mod metrics;
 pub mod operator;

@@ -17,9 +17,18 @@ pub struct ConnectionArgs {
     /// Database to log in to (env SQLSERVER_DATABASE).
     #[arg(long)]
     pub sqlserver_database: Option<String>,
-    /// SQL login (env SQLSERVER_USERNAME).
+    /// SQL login, or the Entra ID application's or user-assigned
+    /// identity's client id (env SQLSERVER_USERNAME).
     #[arg(long)]
     pub sqlserver_username: Option<String>,
+    /// How to sign in, by its ADO.NET name: SqlPassword (default),
+    /// ActiveDirectoryServicePrincipal, ActiveDirectoryManagedIdentity,
+    /// ActiveDirectoryWorkloadIdentity, ActiveDirectoryDefault or
+    /// ActiveDirectoryAccessToken (env SQLSERVER_AUTHENTICATION). Entra ID
+    /// methods read AZURE_TENANT_ID, AZURE_AUTHORITY_HOST and the other
+    /// AZURE_* variables as Azure Identity does.
+    #[arg(long)]
+    pub sqlserver_authentication: Option<String>,
     /// TLS: true (default), false (login only) (env SQLSERVER_ENCRYPT).
     #[arg(long)]
     pub sqlserver_encrypt: Option<String>,
@@ -48,6 +57,7 @@ impl ConnectionArgs {
             encrypt: self.sqlserver_encrypt.clone(),
             trust_server_certificate: self.sqlserver_trust_server_certificate,
             ca_file: None,
+            authentication: self.sqlserver_authentication.clone(),
         };
         let s = SqlServerSettings::resolve(&flags, &|k| std::env::var(k).ok())?;
         if s.trust_server_certificate {

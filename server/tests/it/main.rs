@@ -11,6 +11,7 @@ mod authorization;
 mod cli_queries;
 mod client;
 mod corpus;
+mod entra;
 mod extract_local;
 mod extract_volume;
 mod operator;

@@ -71,6 +71,7 @@ pub fn kind(e: &OperatorError) -> &'static str {
         S::Timeout { .. } => "sqlserver.timeout",
         S::Login { .. } => "sqlserver.login",
         S::AccessToken(_) => "sqlserver.access_token",
+        S::EntraToken { .. } => "sqlserver.entra_token",
         S::Server { .. } => "sqlserver.server",
         S::Untrusted { .. } => "sqlserver.untrusted",
         S::Other(_) | S::StrictUnsupported => "sqlserver.other",

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use super::entra::{EntraMethod, EntraSignIn};
 use super::settings::SettingsError;
 
 /// Where the errors say the value came from.
@@ -50,7 +51,7 @@ const KEYWORDS: &[(&[&str], Handling)] = &[
     (&["accesstoken", "access token"], Handling::Used),
     (&["integrated security", "trusted_connection"], Handling::Only(
         &["false", "no"],
-        "Windows (Kerberos) authentication is not supported by this version of the bridge; sign in with a SQL login (User ID and Password)",
+        "Windows (Kerberos) authentication is not supported by this version of the bridge; sign in with a SQL login (User ID and Password) or Microsoft Entra ID (Authentication=ActiveDirectoryServicePrincipal, ActiveDirectoryManagedIdentity, ...)",
     )),
     (&["application intent", "applicationintent"], Handling::Only(
         &["readwrite"],
@@ -114,6 +115,10 @@ pub enum Authentication {
     /// `SQLSERVER_ACCESS_TOKEN`), sent in the login's FEDAUTH feature. It is
     /// not refreshed: it must outlive the run.
     AccessToken(String),
+    /// Tokens the bridge gets from Microsoft Entra ID itself (a service
+    /// principal, a managed identity, workload identity, the default
+    /// chain), a fresh one for each new connection.
+    Entra(EntraSignIn),
 }
 
 impl std::fmt::Debug for Authentication {
@@ -121,25 +126,36 @@ impl std::fmt::Debug for Authentication {
         match self {
             Authentication::SqlPassword => f.write_str("SqlPassword"),
             Authentication::AccessToken(_) => f.write_str("AccessToken(<redacted>)"),
+            Authentication::Entra(e) => write!(f, "Entra({e:?})"),
         }
     }
 }
 
 /// The methods of SqlClient's `Authentication` keyword (spaces and case
-/// ignored), and why the bridge does not have each yet.
-const AUTHENTICATION: &[(&str, Option<&str>)] = &[
-    ("sqlpassword", None),
-    ("activedirectoryserviceprincipal", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
-    ("activedirectorymanagedidentity", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
-    ("activedirectorymsi", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
-    ("activedirectoryworkloadidentity", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
-    ("activedirectorydefault", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge")),
-    ("activedirectorypassword", Some("Microsoft Entra ID sign-in is not supported by this version of the bridge (and Microsoft deprecates signing in with a user's password)")),
-    ("activedirectoryintegrated", Some("a service has no Windows desktop session to sign in with")),
-    ("activedirectoryinteractive", Some("a service has no person at a browser to sign in")),
-    ("activedirectorydeviceflow", Some("a service has no person at a browser to sign in")),
-    ("activedirectorydevicecodeflow", Some("a service has no person at a browser to sign in")),
+/// ignored): the Entra ID method each is, or why the bridge does not have
+/// it. `ActiveDirectoryMSI` is SqlClient's synonym of
+/// `ActiveDirectoryManagedIdentity`.
+const AUTHENTICATION: &[(&str, Result<Option<EntraMethod>, &str>)] = &[
+    ("sqlpassword", Ok(None)),
+    ("activedirectoryserviceprincipal", Ok(Some(EntraMethod::ServicePrincipal))),
+    ("activedirectorymanagedidentity", Ok(Some(EntraMethod::ManagedIdentity))),
+    ("activedirectorymsi", Ok(Some(EntraMethod::ManagedIdentity))),
+    ("activedirectoryworkloadidentity", Ok(Some(EntraMethod::WorkloadIdentity))),
+    ("activedirectorydefault", Ok(Some(EntraMethod::Default))),
+    ("activedirectorypassword", Err("Microsoft deprecates signing in with a user's password, and a service has no user; use ActiveDirectoryServicePrincipal")),
+    ("activedirectoryintegrated", Err("a service has no Windows desktop session to sign in with")),
+    ("activedirectoryinteractive", Err("a service has no person at a browser to sign in")),
+    ("activedirectorydeviceflow", Err("a service has no person at a browser to sign in")),
+    ("activedirectorydevicecodeflow", Err("a service has no person at a browser to sign in")),
 ];
+
+/// The method asked for, before its credential is resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requested {
+    SqlPassword,
+    AccessToken(String),
+    Entra(EntraMethod),
+}
 
 /// A connection string's keywords: each resolved to its canonical name
 /// (the first of its synonyms), its value as written.
@@ -154,6 +170,7 @@ impl std::fmt::Display for Authentication {
         match self {
             Authentication::SqlPassword => f.write_str("SQL login"),
             Authentication::AccessToken(_) => f.write_str("Entra ID access token"),
+            Authentication::Entra(e) => e.fmt(f),
         }
     }
 }
@@ -210,15 +227,27 @@ impl AdoString {
 
     /// The authentication method asked for; `token` is
     /// `SQLSERVER_ACCESS_TOKEN`, which wins over `AccessToken=` and implies
-    /// the access-token method.
-    pub fn authentication(&self, token: Option<&str>) -> Result<Authentication, SettingsError> {
+    /// the access-token method; `method` a method named outside the string
+    /// (`--sqlserver-authentication`, `SQLSERVER_AUTHENTICATION`: where,
+    /// and the name), which wins over `Authentication=`.
+    pub fn requested(
+        &self,
+        token: Option<&str>,
+        method: Option<(&str, &str)>,
+    ) -> Result<Requested, SettingsError> {
         let token = token
             .or_else(|| self.get("accesstoken"))
             .map(str::trim)
             .filter(|t| !t.is_empty());
-        let method = self
-            .get("authentication")
-            .map(|w| w.to_ascii_lowercase().replace([' ', '_', '-'], ""));
+        let (source, written) = match method.filter(|(_, m)| !m.trim().is_empty()) {
+            Some((source, m)) => (source, Some(m.trim())),
+            None => (SOURCE, self.get("authentication")),
+        };
+        let invalid = |message: String| SettingsError::Invalid {
+            source_name: source.into(),
+            message,
+        };
+        let method = written.map(|w| w.to_ascii_lowercase().replace([' ', '_', '-'], ""));
         if method.as_deref() == Some("activedirectoryaccesstoken") || token.is_some() {
             let Some(token) = token else {
                 return Err(invalid(
@@ -236,22 +265,22 @@ impl AdoString {
             {
                 return Err(invalid(format!(
                     "an access token was given with Authentication={}; use Authentication=ActiveDirectoryAccessToken or leave it out",
-                    self.get("authentication").unwrap_or_default()
+                    written.unwrap_or_default()
                 )));
             }
-            return Ok(Authentication::AccessToken(token.to_string()));
+            return Ok(Requested::AccessToken(token.to_string()));
         }
-        let Some(written) = self.get("authentication") else {
-            return Ok(Authentication::default());
+        let (Some(written), Some(method)) = (written, method) else {
+            return Ok(Requested::SqlPassword);
         };
-        let method = method.unwrap_or_default();
         match AUTHENTICATION.iter().find(|(name, _)| *name == method) {
-            Some((_, None)) => Ok(Authentication::SqlPassword),
-            Some((_, Some(why))) => Err(invalid(format!(
-                "Authentication={written} is not supported: {why}; use SqlPassword (User ID and Password)"
+            Some((_, Ok(None))) => Ok(Requested::SqlPassword),
+            Some((_, Ok(Some(m)))) => Ok(Requested::Entra(*m)),
+            Some((_, Err(why))) => Err(invalid(format!(
+                "Authentication={written} is not supported: {why}"
             ))),
             None => Err(invalid(format!(
-                "Authentication={written} is not an authentication method SqlClient knows (SqlPassword, ActiveDirectoryServicePrincipal, ActiveDirectoryManagedIdentity, ActiveDirectoryDefault, ...)"
+                "Authentication={written} is not an authentication method SqlClient knows (SqlPassword, ActiveDirectoryServicePrincipal, ActiveDirectoryManagedIdentity, ActiveDirectoryWorkloadIdentity, ActiveDirectoryDefault, ActiveDirectoryAccessToken)"
             ))),
         }
     }
@@ -364,7 +393,7 @@ mod tests {
 
     fn err(s: &str) -> String {
         AdoString::parse(s)
-            .and_then(|a| a.authentication(None).map(|_| a))
+            .and_then(|a| a.requested(None, None).map(|_| a))
             .expect_err(s)
             .to_string()
     }
@@ -380,7 +409,7 @@ mod tests {
         assert_eq!(a.get("user id"), Some("bridge"));
         assert_eq!(a.get("password"), Some("a;b}c"));
         assert_eq!(a.get("application name"), Some("ETL nightly"));
-        assert_eq!(a.authentication(None).unwrap(), Authentication::SqlPassword);
+        assert_eq!(a.requested(None, None).unwrap(), Requested::SqlPassword);
     }
 
     #[test]
@@ -391,25 +420,25 @@ mod tests {
              Column Encryption Setting=Disabled;Authentication=Sql Password",
         )
         .unwrap();
-        assert_eq!(a.authentication(None).unwrap(), Authentication::SqlPassword);
+        assert_eq!(a.requested(None, None).unwrap(), Requested::SqlPassword);
     }
 
     #[test]
     fn an_access_token_signs_in_on_its_own() {
         let token =
-            |cs: &str, env: Option<&str>| AdoString::parse(cs).and_then(|a| a.authentication(env));
+            |cs: &str, env: Option<&str>| AdoString::parse(cs).and_then(|a| a.requested(env, None));
         assert_eq!(
             token(
                 "Server=h;Authentication=ActiveDirectoryAccessToken;AccessToken=eyJ.x.y",
                 None
             )
             .unwrap(),
-            Authentication::AccessToken("eyJ.x.y".into())
+            Requested::AccessToken("eyJ.x.y".into())
         );
         // The variable implies the method and wins over the string's token.
         assert_eq!(
             token("Server=h;AccessToken=old", Some("eyJ.new")).unwrap(),
-            Authentication::AccessToken("eyJ.new".into())
+            Requested::AccessToken("eyJ.new".into())
         );
         for (cs, says) in [
             (
@@ -431,7 +460,7 @@ mod tests {
                 "{e}"
             );
         }
-        let a = token("Server=h;AccessToken=eyJ.x.y", None).unwrap();
+        let a = Authentication::AccessToken("eyJ.x.y".into());
         assert_eq!(format!("{a:?}"), "AccessToken(<redacted>)");
         assert_eq!(a.to_string(), "Entra ID access token");
     }
@@ -449,11 +478,46 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("no person at a browser"), "{e}");
-        let e = err("Server=h;Authentication=Active Directory Service Principal");
-        assert!(
-            e.contains("Microsoft Entra ID sign-in is not supported"),
-            "{e}"
+        let e = err("Server=h;Authentication=ActiveDirectoryPassword");
+        assert!(e.contains("use ActiveDirectoryServicePrincipal"), "{e}");
+        for (written, method) in [
+            (
+                "Active Directory Service Principal",
+                EntraMethod::ServicePrincipal,
+            ),
+            ("ActiveDirectoryMSI", EntraMethod::ManagedIdentity),
+            (
+                "activedirectorymanagedidentity",
+                EntraMethod::ManagedIdentity,
+            ),
+            (
+                "ActiveDirectoryWorkloadIdentity",
+                EntraMethod::WorkloadIdentity,
+            ),
+            ("Active Directory Default", EntraMethod::Default),
+        ] {
+            let a = AdoString::parse(&format!("Server=h;Authentication={written}")).unwrap();
+            assert_eq!(
+                a.requested(None, None).unwrap(),
+                Requested::Entra(method),
+                "{written}"
+            );
+        }
+        // A method named outside the string wins, and errors name where.
+        let a = AdoString::parse("Server=h;Authentication=SqlPassword").unwrap();
+        assert_eq!(
+            a.requested(
+                None,
+                Some(("SQLSERVER_AUTHENTICATION", "ActiveDirectoryDefault"))
+            )
+            .unwrap(),
+            Requested::Entra(EntraMethod::Default)
         );
+        let e = a
+            .requested(None, Some(("SQLSERVER_AUTHENTICATION", "Kerberos5")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("SQLSERVER_AUTHENTICATION: "), "{e}");
         let e = err("Server=h;Authentication=Kerbros");
         assert!(
             e.contains("not an authentication method SqlClient knows"),

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use super::ado::{AdoString, Authentication};
+use super::ado::{AdoString, Authentication, Requested};
+use super::entra::{self, Given};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -101,6 +102,9 @@ pub struct SqlServerOverrides {
     pub encrypt: Option<String>,
     pub trust_server_certificate: Option<bool>,
     pub ca_file: Option<PathBuf>,
+    /// `--sqlserver-authentication`: an `Authentication` method by its
+    /// ADO.NET name.
+    pub authentication: Option<String>,
 }
 
 fn parse_bool(source_name: &str, v: &str) -> Result<bool, SettingsError> {
@@ -152,6 +156,17 @@ fn split_server(source_name: &str, s: &str) -> Result<(String, Option<u16>), Set
     Ok((host.to_string(), port))
 }
 
+/// Where the authentication method was named, for errors.
+fn method_source(flags: &SqlServerOverrides, var: Option<&str>) -> &'static str {
+    if flags.authentication.is_some() {
+        "--sqlserver-authentication"
+    } else if var.is_some_and(|v| !v.trim().is_empty()) {
+        "SQLSERVER_AUTHENTICATION"
+    } else {
+        "SQLSERVER_CONNECTION_STRING"
+    }
+}
+
 impl SqlServerSettings {
     /// Resolves the settings from flags, then `env` (the process environment
     /// after `.env` was loaded), then the ADO.NET connection string.
@@ -165,7 +180,13 @@ impl SqlServerSettings {
             _ => AdoString::default(),
         };
         let token = env("SQLSERVER_ACCESS_TOKEN");
-        let authentication = ado.authentication(token.as_deref())?;
+        let method_var = env("SQLSERVER_AUTHENTICATION");
+        let method = match (&flags.authentication, &method_var) {
+            (Some(m), _) => Some(("--sqlserver-authentication", m.as_str())),
+            (None, Some(m)) => Some(("SQLSERVER_AUTHENTICATION", m.as_str())),
+            _ => None,
+        };
+        let requested = ado.requested(token.as_deref(), method)?;
         let from_ado = |keyword: &str| ado.get(keyword).map(str::to_string);
 
         let mut host = None;
@@ -205,14 +226,27 @@ impl SqlServerSettings {
             pick(&flags.database, "SQLSERVER_DATABASE", "initial catalog").unwrap_or_default();
         let username = pick(&flags.username, "SQLSERVER_USERNAME", "user id").unwrap_or_default();
         let password = pick(&flags.password, "SQLSERVER_PASSWORD", "password").unwrap_or_default();
-        if matches!(authentication, Authentication::AccessToken(_))
-            && (!username.is_empty() || !password.is_empty())
-        {
-            return Err(SettingsError::Invalid {
-                source_name: "SQLSERVER_ACCESS_TOKEN".into(),
-                message: "an access token signs in on its own; unset SQLSERVER_USERNAME and SQLSERVER_PASSWORD (or the flags)".into(),
-            });
-        }
+        let authentication = match requested {
+            Requested::SqlPassword => Authentication::SqlPassword,
+            Requested::AccessToken(token) => {
+                if !username.is_empty() || !password.is_empty() {
+                    return Err(SettingsError::Invalid {
+                        source_name: "SQLSERVER_ACCESS_TOKEN".into(),
+                        message: "an access token signs in on its own; unset SQLSERVER_USERNAME and SQLSERVER_PASSWORD (or the flags)".into(),
+                    });
+                }
+                Authentication::AccessToken(token)
+            }
+            Requested::Entra(method) => Authentication::Entra(entra::resolve(
+                method,
+                &Given {
+                    source: method_source(flags, method_var.as_deref()),
+                    user_id: &username,
+                    password: &password,
+                    env,
+                },
+            )?),
+        };
         let (app_source, application_name) = env("SQLSERVER_APPLICATION_NAME")
             .filter(|s| !s.trim().is_empty())
             .map(|v| ("SQLSERVER_APPLICATION_NAME", v))

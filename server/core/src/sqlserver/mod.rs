@@ -36,6 +36,8 @@ pub enum SqlServerError {
     Other(String),
     #[error("the Microsoft Entra ID access token (SQLSERVER_ACCESS_TOKEN) cannot sign in to SQL Server: {0}")]
     AccessToken(String),
+    #[error("no Microsoft Entra ID token for SQL Server ({method}): {message}")]
+    EntraToken { method: String, message: String },
     #[error("encrypt=strict (TDS 8.0) is not supported by this build; use true or false")]
     StrictUnsupported,
 }
@@ -66,8 +68,12 @@ impl SqlServerError {
     }
 }
 
-/// The tiberius configuration for these settings.
-pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> {
+/// The tiberius configuration for these settings; `entra_token` is the
+/// token got for an `Authentication::Entra` sign-in.
+pub fn tiberius_config(
+    s: &SqlServerSettings,
+    entra_token: Option<&str>,
+) -> Result<Config, SqlServerError> {
     let mut c = Config::new();
     c.host(&s.host);
     c.port(s.port);
@@ -79,6 +85,19 @@ pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> 
         Authentication::AccessToken(token) => {
             if let Some(why) = token::unusable(token, chrono::Utc::now().timestamp()) {
                 return Err(SqlServerError::AccessToken(why));
+            }
+            AuthMethod::aad_token(token)
+        }
+        Authentication::Entra(sign_in) => {
+            let token = entra_token.ok_or_else(|| SqlServerError::EntraToken {
+                method: sign_in.to_string(),
+                message: "no token was got before connecting".into(),
+            })?;
+            if let Some(why) = token::unusable(token, chrono::Utc::now().timestamp()) {
+                return Err(SqlServerError::EntraToken {
+                    method: sign_in.to_string(),
+                    message: format!("Entra ID gave a token SQL Server cannot take: {why}"),
+                });
             }
             AuthMethod::aad_token(token)
         }
@@ -101,9 +120,10 @@ pub fn tiberius_config(s: &SqlServerSettings) -> Result<Config, SqlServerError> 
 pub fn classify(e: tiberius::error::Error, s: &SqlServerSettings) -> SqlServerError {
     match e {
         tiberius::error::Error::Server(t) if t.code() == 18456 => SqlServerError::Login {
-            user: match s.authentication {
+            user: match &s.authentication {
                 Authentication::SqlPassword => s.username.clone(),
                 Authentication::AccessToken(_) => "<the access token's principal>".into(),
+                Authentication::Entra(sign_in) => format!("<{sign_in}>"),
             },
             message: t.message().to_string(),
         },
@@ -133,7 +153,20 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<Connection, SqlServerError> {
     crate::crypto::install_provider();
-    let config = tiberius_config(s)?;
+    // A token per connection: the credential's cache hands out the one it
+    // holds until it is near expiry, then gets another.
+    let token = match &s.authentication {
+        Authentication::Entra(sign_in) => Some(
+            crate::entra::token(sign_in, crate::entra::AZURE_SQL_SCOPE, timeout)
+                .await
+                .map_err(|e| SqlServerError::EntraToken {
+                    method: sign_in.to_string(),
+                    message: e.0,
+                })?,
+        ),
+        _ => None,
+    };
+    let config = tiberius_config(s, token.as_deref())?;
     let attempt = async {
         let tcp = TcpStream::connect((s.host.as_str(), s.port))
             .await
