@@ -87,7 +87,7 @@ fi
 # without MATURIN_PEP517_ARGS builds the release one.
 client_dir="$REPO_ROOT/client/python"
 client_stamp="$VENV/.python-client.sha256"
-client_want="$(cd "$REPO_ROOT" && find client/python server/src server/Cargo.toml Cargo.toml Cargo.lock -type f \
+client_want="$(cd "$REPO_ROOT" && find client/python server/src server/core server/Cargo.toml Cargo.toml Cargo.lock -type f \
     -not -path '*/__pycache__/*' -not -path 'client/python/build/*' -not -path 'client/python/dist/*' \
     -not -path '*.egg-info/*' -not -path '*/.ruff_cache/*' -print0 |
     LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"

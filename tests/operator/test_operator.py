@@ -502,47 +502,86 @@ def test_wheel_task_entry_point(world):
 # -- Microsoft Entra ID -----------------------------------------------------------
 
 
-def test_signed_in_with_an_entra_id_access_token(tmp_path):
+ENTRA_APP = ("6d3f2a1b-0000-4000-8000-00000000e71a", "0b7c3e5d-0000-4000-8000-0000000000a1", "s3cret~value")
+
+
+@pytest.fixture()
+def entra_sqlserver(tmp_path):
+    """The SQL Server sandbox trusting an Entra ID double's tenant (HTTPS, its CA
+    written to a file), with a login FROM EXTERNAL PROVIDER for ENTRA_APP."""
+    client_id, object_id, secret = ENTRA_APP
+    seed = tmp_path / "entra.sql"
+    seed.write_text(f"CREATE LOGIN [etl-bridge] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{object_id}'\n")
+    ca = tmp_path / "entra-ca.pem"
+    proc, host, port = start_sqlserver(
+        "sandbox-sqlserver-entra-operator", tmp_path, "--encryption", "login",
+        "--seed", str(seed), "--entra-app", f"{client_id}:{object_id}:{secret}",
+        "--entra-ca-file", str(ca))
+    try:
+        fields = dict(f.split("=", 1) for f in proc.ready_line.split()[3:])
+        yield host, port, fields["entra"], fields["tenant"], ca
+    finally:
+        from processes import stop_process
+
+        stop_process(proc.proc)
+
+
+def test_signed_in_with_an_entra_id_access_token(entra_sqlserver):
     """An access token from the Entra ID double signs the operator in as the
     application's login FROM EXTERNAL PROVIDER; an expired one is refused
     before SQL Server is asked, and never shown."""
     import base64
     import json
+    import ssl
     import urllib.parse
     import urllib.request
 
-    client_id, object_id, secret = (
-        "6d3f2a1b-0000-4000-8000-00000000e71a", "0b7c3e5d-0000-4000-8000-0000000000a1", "s3cret~value")
-    seed = tmp_path / "entra.sql"
-    seed.write_text(f"CREATE LOGIN [etl-bridge] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{object_id}'\n")
-    proc, host, port = start_sqlserver(
-        "sandbox-sqlserver-entra-operator", tmp_path, "--encryption", "login",
-        "--seed", str(seed), "--entra-app", f"{client_id}:{object_id}:{secret}")
-    try:
-        fields = dict(f.split("=", 1) for f in proc.ready_line.split()[3:])
-        body = urllib.parse.urlencode({
-            "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
-            "scope": "https://database.windows.net/.default"}).encode()
-        url = f"{fields['entra']}/{fields['tenant']}/oauth2/v2.0/token"
-        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as r:
-            token = json.load(r)["access_token"]
-        op = BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
-                            sql_server_access_token=token)
-        assert op.extract_to_arrow("SELECT SUSER_SNAME() AS who").to_pylist() == [{"who": "etl-bridge"}]
+    host, port, authority, tenant, ca = entra_sqlserver
+    client_id, _, secret = ENTRA_APP
+    body = urllib.parse.urlencode({
+        "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+        "scope": "https://database.windows.net/.default"}).encode()
+    url = f"{authority}/{tenant}/oauth2/v2.0/token"
+    trust = ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10, context=trust) as r:
+        token = json.load(r)["access_token"]
+    op = BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
+                        sql_server_access_token=token)
+    assert op.extract_to_arrow("SELECT SUSER_SNAME() AS who").to_pylist() == [{"who": "etl-bridge"}]
 
-        # The same token with its expiry moved into the past (its signature no
-        # longer matters: the operator refuses it before connecting).
-        header, payload, signature = token.split(".")
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        claims["exp"] = claims["iat"] - 60
-        stale = ".".join([header, base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("="),
-                          signature])
-        with pytest.raises(SqlServerError) as e:
-            BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
-                           sql_server_access_token=stale).extract_to_arrow("SELECT 1 AS x")
-        assert e.value.kind == "sqlserver.access_token", e.value
-        assert "expired" in str(e.value) and signature not in str(e.value)
-    finally:
-        from processes import stop_process
+    # The same token with its expiry moved into the past (its signature no
+    # longer matters: the operator refuses it before connecting).
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["exp"] = claims["iat"] - 60
+    stale = ".".join([header, base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("="),
+                      signature])
+    with pytest.raises(SqlServerError) as e:
+        BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
+                       sql_server_access_token=stale).extract_to_arrow("SELECT 1 AS x")
+    assert e.value.kind == "sqlserver.access_token", e.value
+    assert "expired" in str(e.value) and signature not in str(e.value)
 
-        stop_process(proc.proc)
+
+def test_signed_in_as_an_entra_id_service_principal(entra_sqlserver, monkeypatch):
+    """sql_server_authentication="ActiveDirectoryServicePrincipal" with the
+    application's client id and secret: the operator gets its own tokens from
+    the tenant (AZURE_TENANT_ID, AZURE_AUTHORITY_HOST, the CA in SSL_CERT_FILE)
+    and signs in as the application's login; a wrong secret is a SqlServerError
+    of kind sqlserver.entra_token naming Entra ID's code, never the secret."""
+    host, port, authority, tenant, ca = entra_sqlserver
+    client_id, _, secret = ENTRA_APP
+    monkeypatch.setenv("AZURE_TENANT_ID", tenant)
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", authority)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    op = BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
+                        sql_server_authentication="ActiveDirectoryServicePrincipal",
+                        sql_server_user=client_id, sql_server_password=secret)
+    assert op.extract_to_arrow("SELECT SUSER_SNAME() AS who").to_pylist() == [{"who": "etl-bridge"}]
+
+    with pytest.raises(SqlServerError) as e:
+        BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
+                       sql_server_authentication="ActiveDirectoryServicePrincipal",
+                       sql_server_user=client_id, sql_server_password="wrong~secret").extract_to_arrow("SELECT 1 AS x")
+    assert e.value.kind == "sqlserver.entra_token", e.value
+    assert "AADSTS7000215" in str(e.value) and "wrong~secret" not in str(e.value)

@@ -42,7 +42,7 @@ impl Operator {
     #[pyo3(signature = (
         sql_server_host=None, sql_server_database=None, sql_server_user=None,
         sql_server_password=None, *, sql_server_port=None, connection_string=None,
-        sql_server_access_token=None,
+        sql_server_access_token=None, sql_server_authentication=None,
         encrypt=None, trust_server_certificate=None, ca_file=None,
         databricks_host=None, databricks_token=None, databricks_client_id=None,
         databricks_client_secret=None, databricks_profile=None, warehouse_id=None,
@@ -57,6 +57,7 @@ impl Operator {
         sql_server_port: Option<u16>,
         connection_string: Option<String>,
         sql_server_access_token: Option<String>,
+        sql_server_authentication: Option<String>,
         encrypt: Option<String>,
         trust_server_certificate: Option<bool>,
         ca_file: Option<PathBuf>,
@@ -82,6 +83,7 @@ impl Operator {
         put("SQLSERVER_PORT", sql_server_port.map(|p| p.to_string()));
         put("SQLSERVER_CONNECTION_STRING", connection_string);
         put("SQLSERVER_ACCESS_TOKEN", sql_server_access_token);
+        put("SQLSERVER_AUTHENTICATION", sql_server_authentication);
         put("SQLSERVER_ENCRYPT", encrypt);
         put(
             "SQLSERVER_TRUST_SERVER_CERTIFICATE",

@@ -153,6 +153,18 @@ class BridgeOperator:
     not refreshed, so it must outlive the operator's use. An expired token,
     or one for another resource, is a ``SqlServerError`` of kind
     ``sqlserver.access_token``.
+
+    ``sql_server_authentication`` (or ``SQLSERVER_AUTHENTICATION``) names a
+    Microsoft Entra ID method by its ADO.NET name — the operator then gets
+    and refreshes its own tokens: ``"ActiveDirectoryServicePrincipal"``
+    (``sql_server_user`` the application's client id, ``sql_server_password``
+    its secret or the path of a PEM certificate with its key),
+    ``"ActiveDirectoryManagedIdentity"`` (``sql_server_user`` a user-assigned
+    identity's client id, or none for the system-assigned one),
+    ``"ActiveDirectoryWorkloadIdentity"`` or ``"ActiveDirectoryDefault"``;
+    the tenant and authority come from ``AZURE_TENANT_ID`` and
+    ``AZURE_AUTHORITY_HOST``. A token Entra ID refuses to give is a
+    ``SqlServerError`` of kind ``sqlserver.entra_token``.
     """
 
     def __init__(
@@ -165,6 +177,7 @@ class BridgeOperator:
         sql_server_port: int | None = None,
         connection_string: str | None = None,
         sql_server_access_token: str | None = None,
+        sql_server_authentication: str | None = None,
         encrypt: str | bool | None = None,
         trust_server_certificate: bool | None = None,
         ca_file: str | os.PathLike[str] | None = None,
@@ -191,6 +204,7 @@ class BridgeOperator:
             sql_server_port=sql_server_port,
             connection_string=connection_string,
             sql_server_access_token=sql_server_access_token,
+            sql_server_authentication=sql_server_authentication,
             encrypt=encrypt,
             trust_server_certificate=trust_server_certificate,
             ca_file=os.fspath(ca_file) if ca_file is not None else None,
