@@ -130,11 +130,23 @@ fn world(tag: &str, token_lifetime: Duration) -> World {
         ));
     }
     sql.engine().run_script(&script).unwrap();
+    // The workspace trusts the tenant; the service principal and the
+    // user-assigned identity are added to it (by application id), admins.
     let dbx = databricks::start(DatabricksConfig {
         tokens: vec!["dapi-test".into()],
+        entra: Some(e.trust()),
+        entra_service_principals: vec![sp.client_id.clone(), user_mi.client_id.clone()],
+        admins: vec![
+            "sandbox-admin@bridge.local".into(),
+            sp.client_id.clone(),
+            user_mi.client_id.clone(),
+        ],
         ..DatabricksConfig::default()
     })
     .unwrap();
+    dbx.engine()
+        .run_script("CREATE CATALOG IF NOT EXISTS main; CREATE SCHEMA IF NOT EXISTS main.demo; CREATE VOLUME IF NOT EXISTS main.demo.landing")
+        .unwrap();
     World {
         e,
         sql,
@@ -503,4 +515,144 @@ fn a_token_expiring_mid_run_is_replaced_for_the_next_connection() {
     let (ok, _, log) = run("fixed", &[("SQLSERVER_ACCESS_TOKEN", fixed)]);
     assert!(!ok, "a fixed token outlived its expiry: {log}");
     assert!(log.contains("expired at"), "{log}");
+}
+
+/// Azure Databricks through the Databricks SDKs' Azure methods, by their
+/// variables and profile keys: `azure-client-secret` (ARM_CLIENT_ID,
+/// ARM_CLIENT_SECRET, ARM_TENANT_ID), `azure-msi` (ARM_USE_MSI, a
+/// user-assigned identity by ARM_CLIENT_ID); and an extraction into a
+/// Volume with Entra ID on both sides — SQL Server as the host's managed
+/// identity, Databricks as a user-assigned one.
+#[test]
+fn databricks_signs_in_with_the_sdks_azure_methods() {
+    let w = world("databricks", Duration::from_secs(3599));
+    let sql_as_sp: Env = vec![
+        (
+            "SQLSERVER_AUTHENTICATION",
+            s("ActiveDirectoryServicePrincipal"),
+        ),
+        ("SQLSERVER_USERNAME", w.sp.client_id.clone()),
+        ("SQLSERVER_PASSWORD", s(SECRET)),
+        ("DATABRICKS_TOKEN", String::new()),
+    ];
+    let with = |extra: Env| -> Env { [sql_as_sp.clone(), extra].concat() };
+    let test_connection = |env: &Env| bridge(&w, &["test-connection", "--timeout", "10"], env);
+
+    let (ok, out, log) = test_connection(&with(vec![
+        ("ARM_CLIENT_ID", w.sp.client_id.clone()),
+        ("ARM_CLIENT_SECRET", s(SECRET)),
+        ("ARM_TENANT_ID", s(w.e.tenant_id())),
+    ]));
+    assert!(ok, "{out}{log}");
+    assert!(
+        out.contains(&format!(
+            "as '{0}' (Entra ID service principal {0} (client secret))",
+            w.sp.client_id
+        )),
+        "{out}"
+    );
+    assert!(!out.contains(SECRET) && !log.contains(SECRET));
+
+    let (ok, out, log) = test_connection(&with(vec![
+        ("ARM_USE_MSI", s("true")),
+        ("ARM_CLIENT_ID", w.user_mi.client_id.clone()),
+    ]));
+    assert!(ok, "{out}{log}");
+    assert!(
+        out.contains(&format!(
+            "as '{0}' (Entra ID managed identity {0} (user-assigned))",
+            w.user_mi.client_id
+        )),
+        "{out}"
+    );
+
+    // The profile's keys, auth_type naming the method.
+    std::fs::write(
+        w.dir.join(".databrickscfg"),
+        format!(
+            "[DEFAULT]\nhost = {}\nauth_type = azure-client-secret\nazure_client_id = {}\nazure_client_secret = {SECRET}\nazure_tenant_id = {}\n",
+            w.dbx.url(),
+            w.sp.client_id,
+            w.e.tenant_id()
+        ),
+    )
+    .unwrap();
+    let (ok, out, log) = test_connection(&with(vec![("DATABRICKS_HOST", String::new())]));
+    std::fs::remove_file(w.dir.join(".databrickscfg")).unwrap();
+    assert!(ok, "{out}{log}");
+    assert!(out.contains("(Entra ID service principal"), "{out}");
+
+    // Entra ID on both sides, into a Volume.
+    let (ok, out, log) = bridge(
+        &w,
+        &[
+            "extract",
+            "--country",
+            "Colombia",
+            "--destination",
+            "/Volumes/main/demo/landing/entra",
+            "--timeout",
+            "10",
+        ],
+        &[
+            (
+                "SQLSERVER_CONNECTION_STRING",
+                s("Authentication=ActiveDirectoryManagedIdentity"),
+            ),
+            ("DATABRICKS_TOKEN", String::new()),
+            ("DATABRICKS_AUTH_TYPE", s("azure-msi")),
+            ("ARM_CLIENT_ID", w.user_mi.client_id.clone()),
+        ],
+    );
+    assert!(ok, "{out}{log}");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            w.dbx
+                .engine()
+                .volumes_root()
+                .join("main/demo/landing/entra/Colombia/ventas/_manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["rows"], 3);
+
+    // Refusals: Entra ID's, and a method the bridge does not have.
+    for (extra, says) in [
+        (
+            vec![
+                ("ARM_CLIENT_ID", w.sp.client_id.clone()),
+                ("ARM_CLIENT_SECRET", s("Wrong~secret-2")),
+                ("ARM_TENANT_ID", s(w.e.tenant_id())),
+            ],
+            "AADSTS7000215",
+        ),
+        (
+            vec![
+                ("ARM_CLIENT_ID", w.stranger.client_id.clone()),
+                ("ARM_CLIENT_SECRET", s(SECRET)),
+                ("ARM_TENANT_ID", s(w.e.tenant_id())),
+            ],
+            "Databricks  FAILED",
+        ),
+        (
+            vec![("DATABRICKS_AUTH_TYPE", s("azure-device-code"))],
+            "auth_type 'azure-device-code' is not one the bridge has",
+        ),
+        (
+            vec![
+                ("DATABRICKS_AUTH_TYPE", s("azure-client-secret")),
+                ("ARM_CLIENT_ID", w.sp.client_id.clone()),
+            ],
+            "azure-client-secret needs ARM_CLIENT_ID, ARM_CLIENT_SECRET and ARM_TENANT_ID",
+        ),
+    ] {
+        let (ok, out, log) = test_connection(&with(extra));
+        assert!(!ok, "{says}: {out}");
+        assert!(
+            out.contains(says) || log.contains(says),
+            "{says}: {out}{log}"
+        );
+        assert!(!out.contains(SECRET) && !log.contains(SECRET), "{says}");
+    }
 }

@@ -38,6 +38,9 @@ pub enum EntraCredential {
         client_id: String,
         token_file: PathBuf,
     },
+    /// The account signed in to the Azure CLI (`az login`), through
+    /// `az account get-access-token`.
+    AzureCli { tenant_id: Option<String> },
     /// The Azure Identity default chain for a service: the environment's
     /// application credential, workload identity, managed identity, then
     /// the Azure CLI's signed-in account.
@@ -94,6 +97,10 @@ impl fmt::Debug for EntraCredential {
                 .field("client_id", client_id)
                 .field("token_file", token_file)
                 .finish(),
+            EntraCredential::AzureCli { tenant_id } => f
+                .debug_struct("AzureCli")
+                .field("tenant_id", tenant_id)
+                .finish(),
             EntraCredential::Default { client_id } => f
                 .debug_struct("Default")
                 .field("client_id", client_id)
@@ -131,6 +138,7 @@ impl fmt::Display for EntraSignIn {
             EntraCredential::WorkloadIdentity { client_id, .. } => {
                 write!(f, "Entra ID workload identity {client_id}")
             }
+            EntraCredential::AzureCli { .. } => f.write_str("Entra ID through the Azure CLI"),
             EntraCredential::Default { .. } => f.write_str("Entra ID default credential chain"),
         }
     }

@@ -333,6 +333,9 @@ pub enum DatabricksAuth {
         client_id: String,
         client_secret: String,
     },
+    /// Microsoft Entra ID tokens for Azure Databricks, got by the bridge
+    /// (the SDKs' `azure-client-secret`, `azure-msi`, `azure-cli`).
+    Entra(Box<super::entra::EntraSignIn>),
 }
 
 /// Whether a bearer token is a Microsoft Entra ID access token for Azure
@@ -363,6 +366,7 @@ impl fmt::Display for DatabricksAuth {
             DatabricksAuth::OAuthM2M { client_id, .. } => {
                 write!(f, "OAuth M2M, client id {client_id}")
             }
+            DatabricksAuth::Entra(e) => e.fmt(f),
         }
     }
 }
@@ -376,6 +380,7 @@ impl fmt::Debug for DatabricksAuth {
                 .field("client_id", client_id)
                 .field("client_secret", &"<redacted>")
                 .finish(),
+            DatabricksAuth::Entra(e) => write!(f, "Entra({e:?})"),
         }
     }
 }
@@ -385,6 +390,67 @@ pub struct DatabricksSettings {
     /// The workspace URL, e.g. `https://adb-123.azuredatabricks.net`, without a trailing slash.
     pub host: String,
     pub auth: DatabricksAuth,
+}
+
+/// The Databricks SDKs' Azure methods.
+#[derive(Clone, Copy)]
+enum AzureKind {
+    ClientSecret,
+    Msi,
+    Cli,
+}
+
+fn invalid_auth(message: &str) -> SettingsError {
+    SettingsError::Invalid {
+        source_name: "Databricks authentication".into(),
+        message: message.into(),
+    }
+}
+
+/// The Databricks unified auth's Azure methods, with its variables and
+/// profile keys (`ARM_CLIENT_ID`/`azure_client_id`,
+/// `ARM_CLIENT_SECRET`/`azure_client_secret`, `ARM_TENANT_ID`/
+/// `azure_tenant_id`, `ARM_USE_MSI`/`azure_use_msi`)
+/// (https://learn.microsoft.com/en-us/azure/databricks/dev-tools/auth/azure-sp),
+/// as Entra ID credentials; the authority host is `AZURE_AUTHORITY_HOST`
+/// as for SQL Server.
+fn azure_auth(
+    kind: AzureKind,
+    get: &dyn Fn(&str, &str) -> Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<DatabricksAuth, SettingsError> {
+    use super::entra::{EntraCredential, EntraSignIn};
+    let client_id = get("ARM_CLIENT_ID", "azure_client_id");
+    let tenant = get("ARM_TENANT_ID", "azure_tenant_id");
+    let credential = match kind {
+        AzureKind::ClientSecret => match (client_id, get("ARM_CLIENT_SECRET", "azure_client_secret"), tenant) {
+            (Some(client_id), Some(secret), Some(tenant_id)) => EntraCredential::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            },
+            _ => {
+                return Err(invalid_auth(
+                    "azure-client-secret needs ARM_CLIENT_ID, ARM_CLIENT_SECRET and ARM_TENANT_ID (or azure_client_id, azure_client_secret, azure_tenant_id in the profile)",
+                ))
+            }
+        },
+        AzureKind::Msi => EntraCredential::ManagedIdentity { client_id },
+        AzureKind::Cli => EntraCredential::AzureCli { tenant_id: tenant },
+    };
+    let authority_host = env("AZURE_AUTHORITY_HOST").filter(|h| !h.trim().is_empty());
+    if let Some(h) = &authority_host {
+        if !h.starts_with("https://") {
+            return Err(SettingsError::Invalid {
+                source_name: "AZURE_AUTHORITY_HOST".into(),
+                message: format!("'{h}' is not an https:// URL"),
+            });
+        }
+    }
+    Ok(DatabricksAuth::Entra(Box::new(EntraSignIn {
+        credential,
+        authority_host,
+    })))
 }
 
 /// Reads one profile of a `~/.databrickscfg` (INI) file.
@@ -437,19 +503,52 @@ impl DatabricksSettings {
         } else {
             format!("https://{host}")
         };
-        let auth = match (
-            token_flag
-                .map(str::to_string)
-                .or_else(|| get("DATABRICKS_TOKEN", "token")),
-            get("DATABRICKS_CLIENT_ID", "client_id"),
-            get("DATABRICKS_CLIENT_SECRET", "client_secret"),
-        ) {
-            (Some(t), _, _) => DatabricksAuth::Token(t),
-            (None, Some(client_id), Some(client_secret)) => DatabricksAuth::OAuthM2M {
-                client_id,
-                client_secret,
+        let token = token_flag
+            .map(str::to_string)
+            .or_else(|| get("DATABRICKS_TOKEN", "token"));
+        let client_id = get("DATABRICKS_CLIENT_ID", "client_id");
+        let client_secret = get("DATABRICKS_CLIENT_SECRET", "client_secret");
+        let azure = |kind: AzureKind| azure_auth(kind, &get, env);
+        let auth = match get("DATABRICKS_AUTH_TYPE", "auth_type").as_deref() {
+            Some("pat") => DatabricksAuth::Token(token.ok_or_else(|| {
+                invalid_auth("auth_type pat needs DATABRICKS_TOKEN (or token in the profile)")
+            })?),
+            Some("oauth-m2m") => match (client_id, client_secret) {
+                (Some(client_id), Some(client_secret)) => DatabricksAuth::OAuthM2M {
+                    client_id,
+                    client_secret,
+                },
+                _ => {
+                    return Err(invalid_auth(
+                        "auth_type oauth-m2m needs DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET",
+                    ))
+                }
             },
-            _ => return Err(SettingsError::MissingDatabricksAuth),
+            Some("azure-client-secret") => azure(AzureKind::ClientSecret)?,
+            Some("azure-msi") => azure(AzureKind::Msi)?,
+            Some("azure-cli") => azure(AzureKind::Cli)?,
+            Some(other) => {
+                return Err(invalid_auth(&format!(
+                    "auth_type '{other}' is not one the bridge has (pat, oauth-m2m, azure-client-secret, azure-msi, azure-cli)"
+                )))
+            }
+            // The SDKs' default order: a token, OAuth M2M, then Azure.
+            None => match (token, client_id, client_secret) {
+                (Some(t), _, _) => DatabricksAuth::Token(t),
+                (None, Some(client_id), Some(client_secret)) => DatabricksAuth::OAuthM2M {
+                    client_id,
+                    client_secret,
+                },
+                _ if get("ARM_CLIENT_SECRET", "azure_client_secret").is_some() => {
+                    azure(AzureKind::ClientSecret)?
+                }
+                _ if get("ARM_USE_MSI", "azure_use_msi")
+                    .is_some_and(|v| parse_bool("ARM_USE_MSI", &v).unwrap_or(false)) =>
+                {
+                    azure(AzureKind::Msi)?
+                }
+                _ => return Err(SettingsError::MissingDatabricksAuth),
+            },
         };
         Ok(DatabricksSettings { host, auth })
     }

@@ -4,7 +4,8 @@
 //!
 //! Token endpoint: `POST {host}/oidc/v1/token`, `grant_type=client_credentials`,
 //! `scope=all-apis`, client id and secret as HTTP Basic credentials
-//! (docs.databricks.com/en/dev-tools/auth/oauth-m2m.html).
+//! (docs.databricks.com/en/dev-tools/auth/oauth-m2m.html). Or a Microsoft
+//! Entra ID token for the AzureDatabricks application (`crate::entra`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +15,9 @@ use tokio::sync::Mutex;
 
 use super::error::{http_error, json_or_error, DatabricksError};
 use crate::config::{DatabricksAuth, DatabricksSettings};
+
+/// How long getting an Entra ID token may take.
+const ENTRA_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Cached {
     token: String,
@@ -48,6 +52,20 @@ impl Authenticator {
     pub async fn token(&self) -> Result<String, DatabricksError> {
         let (client_id, client_secret) = match &self.auth {
             DatabricksAuth::Token(t) => return Ok(t.clone()),
+            // Entra ID's tokens are cached (and renewed five minutes
+            // early) by the credential.
+            DatabricksAuth::Entra(sign_in) => {
+                return crate::entra::token(
+                    sign_in,
+                    crate::entra::AZURE_DATABRICKS_SCOPE,
+                    ENTRA_TIMEOUT,
+                )
+                .await
+                .map_err(|e| DatabricksError::EntraToken {
+                    method: sign_in.to_string(),
+                    message: e.0,
+                })
+            }
             DatabricksAuth::OAuthM2M {
                 client_id,
                 client_secret,

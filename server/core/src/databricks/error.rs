@@ -37,6 +37,8 @@ pub enum DatabricksError {
     },
     #[error("unexpected answer from {url}: {message}")]
     Decode { url: String, message: String },
+    #[error("no Microsoft Entra ID token for Azure Databricks ({method}): {message}")]
+    EntraToken { method: String, message: String },
 }
 
 impl DatabricksError {

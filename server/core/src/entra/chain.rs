@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_identity::{AzureCliCredential, AzureCliCredentialOptions};
 
 use super::{build, EntraError};
 use crate::config::{EntraCredential, EntraSignIn};
@@ -95,11 +94,7 @@ impl DefaultChain {
         ));
         links.push((
             "Azure CLI",
-            AzureCliCredential::new(Some(AzureCliCredentialOptions {
-                tenant_id: tenant,
-                ..AzureCliCredentialOptions::default()
-            }))
-            .map_err(|e| EntraError(super::one_line(&e.to_string())))?,
+            build(&with(EntraCredential::AzureCli { tenant_id: tenant }))?,
         ));
         Ok(DefaultChain {
             links,

@@ -21,9 +21,10 @@ use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::ClientOptions;
 use azure_identity::{
-    ClientAssertionCredential, ClientAssertionCredentialOptions, ClientSecretCredential,
-    ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredential,
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
 use crate::config::{EntraCredential, EntraSignIn};
@@ -177,6 +178,13 @@ fn build(sign_in: &EntraSignIn) -> Result<Arc<dyn TokenCredential>, EntraError> 
             token_file_path: Some(token_file.clone()),
         }))
         .map_err(fail)?,
+        EntraCredential::AzureCli { tenant_id } => {
+            AzureCliCredential::new(Some(AzureCliCredentialOptions {
+                tenant_id: tenant_id.clone(),
+                ..AzureCliCredentialOptions::default()
+            }))
+            .map_err(fail)?
+        }
         EntraCredential::Default { client_id } => Arc::new(chain::DefaultChain::from_environment(
             sign_in,
             client_id.clone(),
