@@ -74,7 +74,11 @@ fn tipos_copy(w: &World, name: &str) {
 }
 
 fn world(tag: &str) -> World {
-    let w = World::new(tag);
+    seeded(World::new(tag))
+}
+
+/// The sync's tables on both sides of `w`.
+fn seeded(w: World) -> World {
     w.sql.engine().run_script(TARGET).unwrap();
     dbx(
         &w,
@@ -2023,4 +2027,122 @@ async fn a_commit_whose_answer_is_lost_is_applied_once() {
     assert_eq!(count(&w, "Sync.dbo.log").await, 3);
     let ledger = rows(&w, "SELECT event_id FROM Sync.dbo.bridge_sync_ledger").await;
     assert_eq!(ledger.len(), 1);
+}
+
+/// `sync watch` signed in to SQL Server as an Entra ID service principal
+/// whose tokens live three seconds: an event applied, then — with the
+/// first token long expired — a bulk load cut mid-way, so the retry opens
+/// a new connection: it signs in with a new token and the event is applied
+/// once. The watcher never stops on an expired token.
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_watch_keeps_applying_as_its_entra_tokens_expire() {
+    use bridge_sandbox::entra::{self, EntraApp, EntraConfig};
+    use std::io::Read;
+    let app = EntraApp {
+        client_id: "6d3f2a1b-0000-4000-8000-00000000f001".into(),
+        object_id: "0b7c3e5d-0000-4000-8000-00000000f001".into(),
+        display_name: "bridge-sync".into(),
+        secret: "Sync~s3cret-value".into(),
+        ..EntraApp::default()
+    };
+    let e = entra::start(EntraConfig {
+        apps: vec![app.clone()],
+        token_lifetime: std::time::Duration::from_secs(3),
+        ..EntraConfig::default()
+    })
+    .unwrap();
+    let w = seeded(World::with_entra("sync-entra", &e));
+    w.sql
+        .engine()
+        .run_script(&format!(
+            "CREATE LOGIN [bridge-sync] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{}'",
+            app.object_id
+        ))
+        .unwrap();
+    let ca = w.dir.join("entra-ca.pem");
+    std::fs::write(&ca, e.ca_pem()).unwrap();
+    dbx(
+        &w,
+        "CREATE TABLE main.demo.mas (id INT); INSERT INTO main.demo.mas VALUES (7), (8);",
+    );
+    let log_path = w.dir.join("watch.log");
+    let mut watch = w
+        .command(&[
+            "sync",
+            "watch",
+            "--sync-interval",
+            "1",
+            "--timeout",
+            "10",
+            "--retry-base-ms",
+            "50",
+        ])
+        .env_remove("SQLSERVER_USERNAME")
+        .env(
+            "SQLSERVER_AUTHENTICATION",
+            "ActiveDirectoryServicePrincipal",
+        )
+        .env("SQLSERVER_USERNAME", &app.client_id)
+        .env("SQLSERVER_PASSWORD", &app.secret)
+        .env("AZURE_TENANT_ID", e.tenant_id())
+        .env("AZURE_AUTHORITY_HOST", e.url())
+        .env("SSL_CERT_FILE", &ca)
+        .env("BRIDGE_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let applied = |id: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if status(&w, id).0 == "completed" {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        false
+    };
+    let first = event(
+        &w,
+        "INSERT",
+        "main.demo.tipos",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    let first_done = applied(&first);
+    // Past the first token's life, the next load is cut once.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    w.sql.faults().drop_next_bulk_loads_after_rows(1, 1);
+    let second = event(
+        &w,
+        "INSERT",
+        "main.demo.mas",
+        "Sync.dbo.tipos",
+        &["id"],
+        "proyecto-sync",
+    );
+    let second_done = applied(&second);
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let mut log = String::new();
+    std::fs::File::open(&log_path)
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        first_done && second_done,
+        "{:?} {:?}\n{log}",
+        status(&w, &first),
+        status(&w, &second)
+    );
+    assert!(log.contains("retrying"), "the load was not cut: {log}");
+    assert!(!log.contains(&app.secret), "the secret was logged");
+    assert_eq!(count(&w, "Sync.dbo.tipos").await, 5);
+    assert_eq!(
+        rows(&w, "SELECT event_id FROM Sync.dbo.bridge_sync_ledger")
+            .await
+            .len(),
+        2
+    );
 }

@@ -111,7 +111,22 @@ pub struct World {
 
 impl World {
     pub fn new(tag: &str) -> World {
-        let sql = sqlserver::start(SqlServerConfig::default()).unwrap();
+        Self::with_sql(tag, SqlServerConfig::default())
+    }
+
+    /// A world whose SQL Server sandbox trusts an Entra ID double's tenant.
+    pub fn with_entra(tag: &str, entra: &bridge_sandbox::entra::EntraHandle) -> World {
+        Self::with_sql(
+            tag,
+            SqlServerConfig {
+                entra: Some(entra.trust()),
+                ..SqlServerConfig::default()
+            },
+        )
+    }
+
+    fn with_sql(tag: &str, config: SqlServerConfig) -> World {
+        let sql = sqlserver::start(config).unwrap();
         let seed = std::fs::read_to_string(repo().join("sandbox/seed/demo.sql")).unwrap();
         sql.engine().run_script(&seed).unwrap();
         let dbx = databricks::start(DatabricksConfig {
