@@ -20,7 +20,12 @@ PYTHON="${PYTHON:-python3}"
 #   bulk-copy core (mssql-python-rs).
 # chromium chromium-driver: the headless browser and its WebDriver for the web
 #   console's tests (tests/clients/test_console.py).
-APT_PACKAGES=(freetds-bin libltdl7 libkrb5-3 libgssapi-krb5-2 libssl3 ca-certificates chromium chromium-driver)
+# libkrb5-dev libclang-dev: the bridge's Windows (Kerberos) authentication
+#   builds against the system's GSSAPI (libgssapi-sys runs bindgen).
+# krb5-kdc krb5-admin-server krb5-user: a real MIT KDC in a private realm for
+#   the Kerberos tests (krb5kdc, kdb5_util, kadmin.local), and kinit/klist.
+APT_PACKAGES=(freetds-bin libltdl7 libkrb5-3 libgssapi-krb5-2 libssl3 ca-certificates chromium chromium-driver
+    libkrb5-dev libclang-dev krb5-kdc krb5-admin-server krb5-user)
 
 log() { printf '[setup-test-env] %s\n' "$*"; }
 

@@ -84,6 +84,12 @@ enum Command {
         /// HTTPS here (PEM), for its clients to trust.
         #[arg(long, requires = "entra_app")]
         entra_ca_file: Option<PathBuf>,
+        /// Take Windows (Kerberos) sign-in: the keytab holding the server's
+        /// `MSSQLSvc/host:port` key (read at each sign-in); principals sign
+        /// in as `CREATE LOGIN [DOMAIN\user] FROM WINDOWS` logins. Needs
+        /// the `kerberos` feature.
+        #[arg(long)]
+        kerberos_keytab: Option<PathBuf>,
     },
     /// A Databricks workspace (Files API, Statement Execution API, Unity
     /// Catalog, SQL warehouses, PAT and OAuth M2M) on 127.0.0.1.
@@ -203,6 +209,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             deadlock,
             entra_app,
             entra_ca_file,
+            kerberos_keytab,
         } => {
             let apps = entra_app
                 .iter()
@@ -270,6 +277,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 data_dir,
                 entra: entra.as_ref().map(|e| e.trust()),
+                kerberos_keytab,
             };
             let server = sqlserver::start_with_engine(config, engine)?;
             if let Some(n) = drop_after_rows {

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS __sb_logins(
     principal_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, password TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS __sb_external_logins(
     name TEXT PRIMARY KEY COLLATE NOCASE, object_id TEXT NOT NULL UNIQUE COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS __sb_windows_logins(name TEXT PRIMARY KEY COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS __sb_external_users(
     db TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE,
     object_id TEXT NOT NULL COLLATE NOCASE, PRIMARY KEY(db, name), UNIQUE(db, object_id));
@@ -1015,7 +1016,7 @@ pub fn drop_object(
 fn refuse_existing_login(conn: &Connection, name: &str) -> Result<(), SqlError> {
     let exists: Option<String> = conn
         .query_row(
-            "SELECT name FROM __sb_logins WHERE name = ?1 UNION ALL SELECT name FROM __sb_external_logins WHERE name = ?1",
+            "SELECT name FROM __sb_logins WHERE name = ?1 UNION ALL SELECT name FROM __sb_external_logins WHERE name = ?1 UNION ALL SELECT name FROM __sb_windows_logins WHERE name = ?1",
             [name],
             |r| r.get(0),
         )
@@ -1030,6 +1031,38 @@ fn refuse_existing_login(conn: &Connection, name: &str) -> Result<(), SqlError> 
         ));
     }
     Ok(())
+}
+
+/// CREATE LOGIN [domain\user] FROM WINDOWS: a Windows (Kerberos)
+/// principal's login; 15407 for a name without its domain
+/// (https://learn.microsoft.com/en-us/sql/t-sql/statements/create-login-transact-sql).
+pub fn create_windows_login(conn: &Connection, name: &str) -> Result<(), SqlError> {
+    match name.split_once('\\') {
+        Some((domain, user)) if !domain.is_empty() && !user.is_empty() => {}
+        _ => {
+            return Err(SqlError::new(
+                15407,
+                1,
+                16,
+                format!("'{name}' is not a valid Windows NT name. Give the complete name: <domain\\username>."),
+            ))
+        }
+    }
+    refuse_existing_login(conn, name)?;
+    conn.execute("INSERT INTO __sb_windows_logins(name) VALUES (?1)", [name])
+        .map_err(sqlite_err)?;
+    Ok(())
+}
+
+/// The Windows login named `name` (case-insensitively), as created.
+pub fn windows_login(conn: &Connection, name: &str) -> Result<Option<String>, SqlError> {
+    conn.query_row(
+        "SELECT name FROM __sb_windows_logins WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(sqlite_err)
 }
 
 /// CREATE LOGIN name FROM EXTERNAL PROVIDER WITH OBJECT_ID = '...': a
@@ -1142,6 +1175,9 @@ pub fn drop_login(conn: &Connection, name: &str) -> Result<(), SqlError> {
         .map_err(sqlite_err)?
         + conn
             .execute("DELETE FROM __sb_external_logins WHERE name = ?1", [name])
+            .map_err(sqlite_err)?
+        + conn
+            .execute("DELETE FROM __sb_windows_logins WHERE name = ?1", [name])
             .map_err(sqlite_err)?;
     if n == 0 {
         return Err(SqlError::new(

@@ -123,6 +123,10 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
         .iter()
         .find(|(id, _)| *id == login7::FEATURE_FEDAUTH)
         .map(|(_, data)| data.as_slice());
+    // The server's last security token of an integrated sign-in, sent
+    // back with the login response.
+    let mut sspi_reply: Option<Vec<u8>> = None;
+    let integrated = fed_auth.is_none() && login.integrated_security();
     let login_name = match fed_auth {
         Some(data) => match entra_login(shared, data, fed_auth_required, &login.database) {
             Ok(name) => name,
@@ -134,9 +138,26 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
                 );
             }
         },
+        None if integrated => match windows_login(shared, &login.sspi, &mut transport) {
+            Ok(WindowsLogin::Known { login, reply }) => {
+                sspi_reply = reply;
+                login
+            }
+            Ok(WindowsLogin::Unknown(name)) => {
+                tracing::info!(user = %name, "no Windows login");
+                return refuse(&mut transport, SqlError::login_failed(&name));
+            }
+            Err(reason) => {
+                tracing::info!(%reason, "integrated login refused");
+                // Login failed. The login is from an untrusted domain and
+                // cannot be used with Integrated authentication.
+                return refuse(&mut transport, untrusted_domain());
+            }
+        },
         None => login.username.clone(),
     };
     let user_ok = fed_auth.is_some()
+        || integrated
         || (login.username.eq_ignore_ascii_case(&shared.config.user)
             && login.password == shared.config.password)
         || shared
@@ -159,6 +180,20 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
     session.set_login(&login_name);
     session.set_app_name(&login.app_name);
     let tds_version = tokens::negotiate_tds_version(login.tds_version);
+    // The server's last security token of an integrated sign-in goes in a
+    // message of its own, then the login response: a client that has no
+    // token left to send reads on to the LOGINACK (FreeTDS reads one token
+    // stream across both; tiberius reads the SSPI message, then the login
+    // response as the next).
+    if let Some(token) = &sspi_reply {
+        let mut buf = Vec::new();
+        tokens::sspi(&mut buf, token);
+        transport.write_all(&packet::encode_message(
+            packet::TABULAR,
+            &buf,
+            packet::DEFAULT_PACKET_SIZE,
+        ))?;
+    }
     let mut buf = Vec::new();
     tokens::env_database(&mut buf, session.database(), "master");
     tokens::info(
@@ -194,10 +229,94 @@ pub(super) fn serve(stream: TcpStream, shared: &Shared) -> Result<(), TdsError> 
         pending_bulk: None,
         prepared: HashMap::new(),
         next_handle: 1,
+        after_integrated_login: integrated,
     };
     let result = conn.requests(&mut transport, shared);
     conn.session.reset();
     result
+}
+
+fn untrusted_domain() -> SqlError {
+    SqlError::new(
+        18452,
+        1,
+        14,
+        "Login failed. The login is from an untrusted domain and cannot be used with Integrated authentication.",
+    )
+}
+
+/// Who an integrated sign-in proved to be.
+enum WindowsLogin {
+    /// A Windows login, and the server's last token for the client.
+    Known {
+        login: String,
+        reply: Option<Vec<u8>>,
+    },
+    /// Authenticated, with no login of that name.
+    Unknown(String),
+}
+
+/// Accepts the client's security tokens (the first from LOGIN7, the next
+/// ones from SSPI messages) with the server's keytab until the context is
+/// complete; the Windows login of the principal.
+#[cfg(feature = "kerberos")]
+fn windows_login(
+    shared: &Shared,
+    first: &[u8],
+    transport: &mut Transport,
+) -> Result<WindowsLogin, String> {
+    let keytab = shared
+        .config
+        .kerberos_keytab
+        .as_ref()
+        .ok_or("this server takes no Kerberos sign-in")?;
+    let mut acceptor = super::kerberos::Acceptor::new(keytab)?;
+    let mut token = first.to_vec();
+    let reply = loop {
+        let out = acceptor.step(&token)?;
+        if acceptor.is_complete() {
+            break out;
+        }
+        let out = out.ok_or("the security context needs more but gave no token")?;
+        let mut buf = Vec::new();
+        tokens::sspi(&mut buf, &out);
+        transport
+            .write_all(&packet::encode_message(
+                packet::TABULAR,
+                &buf,
+                packet::DEFAULT_PACKET_SIZE,
+            ))
+            .and_then(|_| transport.flush())
+            .map_err(|e| e.to_string())?;
+        let msg = read_message(transport, 64 * 1024)
+            .map_err(|e| e.to_string())?
+            .ok_or("the client left during the SSPI exchange")?;
+        if msg.kind != packet::SSPI && msg.kind != packet::LOGIN7 {
+            return Err(format!(
+                "expected an SSPI message, got type {:#04x}",
+                msg.kind
+            ));
+        }
+        token = msg.payload;
+    };
+    let principal = acceptor.principal()?;
+    let name = super::kerberos::windows_login(&principal)
+        .ok_or_else(|| format!("'{principal}' has no realm"))?;
+    Ok(
+        match shared
+            .engine
+            .windows_login(&name)
+            .map_err(|e| e.message.clone())?
+        {
+            Some(login) => WindowsLogin::Known { login, reply },
+            None => WindowsLogin::Unknown(name),
+        },
+    )
+}
+
+#[cfg(not(feature = "kerberos"))]
+fn windows_login(_: &Shared, _: &[u8], _: &mut Transport) -> Result<WindowsLogin, String> {
+    Err("this sandbox was built without the kerberos feature".into())
 }
 
 /// The login an Entra ID access token signs in as, or why not.
@@ -260,6 +379,8 @@ pub(super) struct Conn {
     /// sp_prepare handles: parameter declarations and statement text.
     pub prepared: HashMap<i32, (String, String)>,
     pub next_handle: i32,
+    /// Signed in with Kerberos, and no request read yet.
+    after_integrated_login: bool,
 }
 
 impl Conn {
@@ -301,6 +422,15 @@ impl Conn {
                 reset_skip_tran: first.status & packet::STATUS_RESET_SKIP_TRAN != 0,
                 payload,
             };
+            // A client whose context completed with the server's last
+            // token may still send an SSPI message with no token (tiberius
+            // does): there is nothing left to accept, and no answer.
+            if std::mem::take(&mut self.after_integrated_login)
+                && matches!(msg.kind, packet::SSPI | packet::LOGIN7)
+                && msg.payload.is_empty()
+            {
+                continue;
+            }
             let (kind, text) = describe(&msg);
             self.request(transport, shared, msg)?;
             self.timed(started, kind, &text);

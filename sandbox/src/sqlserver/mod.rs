@@ -4,6 +4,8 @@
 
 mod connection;
 mod fedauth;
+#[cfg(feature = "kerberos")]
+mod kerberos;
 mod output;
 mod rpc;
 
@@ -33,6 +35,12 @@ pub struct SqlServerConfig {
     /// The Microsoft Entra tenant whose access tokens sign in (Azure SQL's
     /// Entra ID authentication); `None` refuses them.
     pub entra: Option<crate::entra::EntraTrust>,
+    /// The keytab of the server's `MSSQLSvc/host:port` principal: clients
+    /// sign in with Kerberos (Windows authentication) as `CREATE LOGIN
+    /// [DOMAIN\user] FROM WINDOWS` logins; `None` refuses integrated
+    /// sign-in (as does a sandbox built without the `kerberos` feature).
+    /// Read at each sign-in, so principals can be added after start.
+    pub kerberos_keytab: Option<PathBuf>,
 }
 
 impl Default for SqlServerConfig {
@@ -44,6 +52,7 @@ impl Default for SqlServerConfig {
             encryption: ServerEncryption::LoginOnly,
             data_dir: None,
             entra: None,
+            kerberos_keytab: None,
         }
     }
 }

@@ -106,6 +106,14 @@ pub fn login_ack(out: &mut Vec<u8>, tds_version: u32, server_version: [u8; 4]) {
 
 /// The TDS version to acknowledge for a client's LOGIN7 version: the
 /// client's own when it is a known 7.x version below 7.4, else 7.4.
+/// SSPI (0xED): a security token of the server's for the client's
+/// integrated sign-in, its length a USHORT ([MS-TDS] 2.2.7.22).
+pub fn sspi(out: &mut Vec<u8>, token: &[u8]) {
+    out.push(0xED);
+    out.extend_from_slice(&(token.len().min(usize::from(u16::MAX)) as u16).to_le_bytes());
+    out.extend_from_slice(&token[..token.len().min(usize::from(u16::MAX))]);
+}
+
 pub fn negotiate_tds_version(client: u32) -> u32 {
     match client {
         0x7000_0000 | 0x7100_0000 | 0x7100_0001 | 0x7209_0002 | 0x730A_0003 | 0x730B_0003 => client,

@@ -14,6 +14,7 @@ mod corpus;
 mod entra;
 mod extract_local;
 mod extract_volume;
+mod kerberos;
 mod operator;
 mod partitions;
 mod regions;

@@ -72,6 +72,7 @@ pub fn kind(e: &OperatorError) -> &'static str {
         S::Login { .. } => "sqlserver.login",
         S::AccessToken(_) => "sqlserver.access_token",
         S::EntraToken { .. } => "sqlserver.entra_token",
+        S::Kerberos(_) => "sqlserver.kerberos",
         S::Server { .. } => "sqlserver.server",
         S::Untrusted { .. } => "sqlserver.untrusted",
         S::Other(_) | S::StrictUnsupported => "sqlserver.other",

@@ -199,6 +199,11 @@ impl Session {
                 out.done(None, false)?;
                 Ok(())
             }
+            Block::CreateWindowsLogin(name) => {
+                self.in_savepoint(|c| catalog::create_windows_login(c, &name))?;
+                out.done(None, false)?;
+                Ok(())
+            }
             Block::CreateExternalLogin { name, object_id } => {
                 self.in_savepoint(|c| catalog::create_external_login(c, &name, &object_id))?;
                 out.done(None, false)?;

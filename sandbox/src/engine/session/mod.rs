@@ -291,6 +291,12 @@ impl Engine {
         catalog::login_matches(&conn, name, password)
     }
 
+    /// The Windows login created with this name, as it was written.
+    pub fn windows_login(&self, name: &str) -> Result<Option<String>, SqlError> {
+        let conn = self.connect()?;
+        catalog::windows_login(&conn, name)
+    }
+
     /// The login created FROM EXTERNAL PROVIDER for an Entra principal
     /// known by any of `ids` (its object id, its application id).
     pub fn external_login(&self, ids: &[&str]) -> Result<Option<String>, SqlError> {

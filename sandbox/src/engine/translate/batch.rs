@@ -81,6 +81,8 @@ pub enum Block {
         name: String,
         password: String,
     },
+    /// CREATE LOGIN [domain\user] FROM WINDOWS.
+    CreateWindowsLogin(String),
     /// CREATE LOGIN name FROM EXTERNAL PROVIDER WITH OBJECT_ID = '...'.
     CreateExternalLogin {
         name: String,
@@ -852,6 +854,17 @@ impl BatchParser<'_> {
     fn create_login(&mut self, p: &mut Parser<'_>) -> Result<Block, SqlError> {
         let name = p.parse_identifier().map_err(syntax)?.value;
         if p.parse_keyword(Keyword::FROM) {
+            if let Token::Word(w) = &p.peek_token().token {
+                if w.value.eq_ignore_ascii_case("WINDOWS") {
+                    p.next_token();
+                    // WITH DEFAULT_DATABASE = ..., DEFAULT_LANGUAGE = ...
+                    // change nothing here.
+                    while !matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
+                        p.next_token();
+                    }
+                    return Ok(Block::CreateWindowsLogin(name));
+                }
+            }
             return self.external_login(p, name);
         }
         self.expect(p, Keyword::WITH)?;

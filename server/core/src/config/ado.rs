@@ -50,8 +50,8 @@ const KEYWORDS: &[(&[&str], Handling)] = &[
     // go-mssqldb's way of giving one in the string.
     (&["accesstoken", "access token"], Handling::Used),
     (&["integrated security", "trusted_connection"], Handling::Only(
-        &["false", "no"],
-        "Windows (Kerberos) authentication is not supported by this version of the bridge; sign in with a SQL login (User ID and Password) or Microsoft Entra ID (Authentication=ActiveDirectoryServicePrincipal, ActiveDirectoryManagedIdentity, ...)",
+        &["false", "no", "true", "yes", "sspi"],
+        "Integrated Security takes true, false, yes, no or SSPI",
     )),
     (&["application intent", "applicationintent"], Handling::Only(
         &["readwrite"],
@@ -100,7 +100,7 @@ const KEYWORDS: &[(&[&str], Handling)] = &[
     (&["type system version"], Handling::NoEffect),
     (&["transaction binding"], Handling::NoEffect),
     (&["replication"], Handling::NoEffect),
-    (&["server spn", "serverspn"], Handling::NoEffect),
+    (&["server spn", "serverspn"], Handling::Used),
     (&["failover partner spn", "failoverpartnerspn"], Handling::NoEffect),
 ];
 
@@ -115,6 +115,11 @@ pub enum Authentication {
     /// `SQLSERVER_ACCESS_TOKEN`), sent in the login's FEDAUTH feature. It is
     /// not refreshed: it must outlive the run.
     AccessToken(String),
+    /// Windows authentication with Kerberos (`Integrated Security=true`):
+    /// the system's GSSAPI signs in as the principal of the credential
+    /// cache (`KRB5CCNAME`) or of a client keytab (`KRB5_CLIENT_KTNAME`),
+    /// for the service `MSSQLSvc/host:port`.
+    Kerberos,
     /// Tokens the bridge gets from Microsoft Entra ID itself (a service
     /// principal, a managed identity, workload identity, the default
     /// chain), a fresh one for each new connection.
@@ -127,6 +132,7 @@ impl std::fmt::Debug for Authentication {
             Authentication::SqlPassword => f.write_str("SqlPassword"),
             Authentication::AccessToken(_) => f.write_str("AccessToken(<redacted>)"),
             Authentication::Entra(e) => write!(f, "Entra({e:?})"),
+            Authentication::Kerberos => f.write_str("Kerberos"),
         }
     }
 }
@@ -153,6 +159,7 @@ const AUTHENTICATION: &[(&str, Result<Option<EntraMethod>, &str>)] = &[
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Requested {
     SqlPassword,
+    Kerberos,
     AccessToken(String),
     Entra(EntraMethod),
 }
@@ -171,6 +178,7 @@ impl std::fmt::Display for Authentication {
             Authentication::SqlPassword => f.write_str("SQL login"),
             Authentication::AccessToken(_) => f.write_str("Entra ID access token"),
             Authentication::Entra(e) => e.fmt(f),
+            Authentication::Kerberos => f.write_str("Kerberos (Windows authentication)"),
         }
     }
 }
@@ -225,6 +233,19 @@ impl AdoString {
         self.values.get(canonical).map(String::as_str)
     }
 
+    /// Whether Windows (Kerberos) authentication is asked for: `flag`
+    /// (`SQLSERVER_INTEGRATED_SECURITY`) wins over `Integrated Security`.
+    fn integrated(&self, flag: Option<bool>) -> bool {
+        flag.unwrap_or_else(|| {
+            self.get("integrated security").is_some_and(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "true" | "yes" | "sspi"
+                )
+            })
+        })
+    }
+
     /// The authentication method asked for; `token` is
     /// `SQLSERVER_ACCESS_TOKEN`, which wins over `AccessToken=` and implies
     /// the access-token method; `method` a method named outside the string
@@ -234,6 +255,7 @@ impl AdoString {
         &self,
         token: Option<&str>,
         method: Option<(&str, &str)>,
+        integrated: Option<bool>,
     ) -> Result<Requested, SettingsError> {
         let token = token
             .or_else(|| self.get("accesstoken"))
@@ -248,6 +270,14 @@ impl AdoString {
             message,
         };
         let method = written.map(|w| w.to_ascii_lowercase().replace([' ', '_', '-'], ""));
+        if self.integrated(integrated) {
+            if token.is_some() || method.is_some() {
+                return Err(invalid(
+                    "Integrated Security signs in with Kerberos; it goes with no Authentication method and no access token".into(),
+                ));
+            }
+            return Ok(Requested::Kerberos);
+        }
         if method.as_deref() == Some("activedirectoryaccesstoken") || token.is_some() {
             let Some(token) = token else {
                 return Err(invalid(
@@ -393,7 +423,7 @@ mod tests {
 
     fn err(s: &str) -> String {
         AdoString::parse(s)
-            .and_then(|a| a.requested(None, None).map(|_| a))
+            .and_then(|a| a.requested(None, None, None).map(|_| a))
             .expect_err(s)
             .to_string()
     }
@@ -409,7 +439,10 @@ mod tests {
         assert_eq!(a.get("user id"), Some("bridge"));
         assert_eq!(a.get("password"), Some("a;b}c"));
         assert_eq!(a.get("application name"), Some("ETL nightly"));
-        assert_eq!(a.requested(None, None).unwrap(), Requested::SqlPassword);
+        assert_eq!(
+            a.requested(None, None, None).unwrap(),
+            Requested::SqlPassword
+        );
     }
 
     #[test]
@@ -420,13 +453,17 @@ mod tests {
              Column Encryption Setting=Disabled;Authentication=Sql Password",
         )
         .unwrap();
-        assert_eq!(a.requested(None, None).unwrap(), Requested::SqlPassword);
+        assert_eq!(
+            a.requested(None, None, None).unwrap(),
+            Requested::SqlPassword
+        );
     }
 
     #[test]
     fn an_access_token_signs_in_on_its_own() {
-        let token =
-            |cs: &str, env: Option<&str>| AdoString::parse(cs).and_then(|a| a.requested(env, None));
+        let token = |cs: &str, env: Option<&str>| {
+            AdoString::parse(cs).and_then(|a| a.requested(env, None, None))
+        };
         assert_eq!(
             token(
                 "Server=h;Authentication=ActiveDirectoryAccessToken;AccessToken=eyJ.x.y",
@@ -498,7 +535,7 @@ mod tests {
         ] {
             let a = AdoString::parse(&format!("Server=h;Authentication={written}")).unwrap();
             assert_eq!(
-                a.requested(None, None).unwrap(),
+                a.requested(None, None, None).unwrap(),
                 Requested::Entra(method),
                 "{written}"
             );
@@ -508,13 +545,14 @@ mod tests {
         assert_eq!(
             a.requested(
                 None,
-                Some(("SQLSERVER_AUTHENTICATION", "ActiveDirectoryDefault"))
+                Some(("SQLSERVER_AUTHENTICATION", "ActiveDirectoryDefault")),
+                None
             )
             .unwrap(),
             Requested::Entra(EntraMethod::Default)
         );
         let e = a
-            .requested(None, Some(("SQLSERVER_AUTHENTICATION", "Kerberos5")))
+            .requested(None, Some(("SQLSERVER_AUTHENTICATION", "Kerberos5")), None)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("SQLSERVER_AUTHENTICATION: "), "{e}");
@@ -523,9 +561,23 @@ mod tests {
             e.contains("not an authentication method SqlClient knows"),
             "{e}"
         );
-        let e = err("Server=h;Trusted_Connection=yes");
+        let e = err("Server=h;Trusted_Connection=maybe");
+        assert!(e.contains("'trusted_connection=maybe' is refused"), "{e}");
+        for yes in [
+            "Trusted_Connection=yes",
+            "Integrated Security=SSPI",
+            "integrated security=True",
+        ] {
+            let a = AdoString::parse(&format!("Server=h;{yes}")).unwrap();
+            assert_eq!(
+                a.requested(None, None, None).unwrap(),
+                Requested::Kerberos,
+                "{yes}"
+            );
+        }
+        let e = err("Server=h;Integrated Security=true;Authentication=ActiveDirectoryDefault");
         assert!(
-            e.contains("'trusted_connection=yes' is refused") && e.contains("Kerberos"),
+            e.contains("Integrated Security signs in with Kerberos"),
             "{e}"
         );
         let e = err("Server=h;Column Encryption Setting=Enabled");

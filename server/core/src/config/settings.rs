@@ -186,7 +186,12 @@ impl SqlServerSettings {
             (None, Some(m)) => Some(("SQLSERVER_AUTHENTICATION", m.as_str())),
             _ => None,
         };
-        let requested = ado.requested(token.as_deref(), method)?;
+        let integrated = match env("SQLSERVER_INTEGRATED_SECURITY").filter(|v| !v.trim().is_empty())
+        {
+            Some(v) => Some(parse_bool("SQLSERVER_INTEGRATED_SECURITY", &v)?),
+            None => None,
+        };
+        let requested = ado.requested(token.as_deref(), method, integrated)?;
         let from_ado = |keyword: &str| ado.get(keyword).map(str::to_string);
 
         let mut host = None;
@@ -228,6 +233,21 @@ impl SqlServerSettings {
         let password = pick(&flags.password, "SQLSERVER_PASSWORD", "password").unwrap_or_default();
         let authentication = match requested {
             Requested::SqlPassword => Authentication::SqlPassword,
+            Requested::Kerberos => {
+                if !username.is_empty() || !password.is_empty() {
+                    return Err(SettingsError::Invalid {
+                        source_name: "SQLSERVER_INTEGRATED_SECURITY".into(),
+                        message: "Windows authentication signs in as the Kerberos principal of the credential cache or keytab (KRB5CCNAME, KRB5_CLIENT_KTNAME); unset the user name and password".into(),
+                    });
+                }
+                if !cfg!(feature = "kerberos") {
+                    return Err(SettingsError::Invalid {
+                        source_name: "SQLSERVER_INTEGRATED_SECURITY".into(),
+                        message: "this build of the bridge has no Kerberos (built without the kerberos feature)".into(),
+                    });
+                }
+                Authentication::Kerberos
+            }
             Requested::AccessToken(token) => {
                 if !username.is_empty() || !password.is_empty() {
                     return Err(SettingsError::Invalid {
@@ -307,9 +327,21 @@ impl SqlServerSettings {
                 }
             },
         };
+        let port = port.unwrap_or(1433);
+        if let Some(spn) = from_ado("server spn").filter(|s| !s.trim().is_empty()) {
+            let own = format!("MSSQLSvc/{host}:{port}");
+            if !spn.trim().eq_ignore_ascii_case(&own) {
+                return Err(SettingsError::Invalid {
+                    source_name: CS.into(),
+                    message: format!(
+                        "ServerSPN '{spn}' is not supported: the bridge asks Kerberos for {own}, the service of the host and port it connects to; connect with the host name the SPN names"
+                    ),
+                });
+            }
+        }
         Ok(SqlServerSettings {
             host,
-            port: port.unwrap_or(1433),
+            port,
             database,
             username,
             password,

@@ -38,6 +38,8 @@ pub enum SqlServerError {
     AccessToken(String),
     #[error("no Microsoft Entra ID token for SQL Server ({method}): {message}")]
     EntraToken { method: String, message: String },
+    #[error("Kerberos sign-in to SQL Server failed: {0} (is there a ticket — kinit, KRB5CCNAME — or a client keytab in KRB5_CLIENT_KTNAME, and does the realm know the service MSSQLSvc/<host>:<port>?)")]
+    Kerberos(String),
     #[error("encrypt=strict (TDS 8.0) is not supported by this build; use true or false")]
     StrictUnsupported,
 }
@@ -101,6 +103,14 @@ pub fn tiberius_config(
             }
             AuthMethod::aad_token(token)
         }
+        #[cfg(feature = "kerberos")]
+        Authentication::Kerberos => AuthMethod::Integrated,
+        #[cfg(not(feature = "kerberos"))]
+        Authentication::Kerberos => {
+            return Err(SqlServerError::Kerberos(
+                "this build of the bridge has no Kerberos".into(),
+            ))
+        }
     });
     c.application_name(&s.application_name);
     c.packet_size(s.packet_size);
@@ -124,7 +134,14 @@ pub fn classify(e: tiberius::error::Error, s: &SqlServerSettings) -> SqlServerEr
                 Authentication::SqlPassword => s.username.clone(),
                 Authentication::AccessToken(_) => "<the access token's principal>".into(),
                 Authentication::Entra(sign_in) => format!("<{sign_in}>"),
+                Authentication::Kerberos => "<the Kerberos principal>".into(),
             },
+            message: t.message().to_string(),
+        },
+        #[cfg(feature = "kerberos")]
+        tiberius::error::Error::Gssapi(message) => SqlServerError::Kerberos(message),
+        tiberius::error::Error::Server(t) if t.code() == 18452 => SqlServerError::Login {
+            user: "<the Kerberos principal>".into(),
             message: t.message().to_string(),
         },
         tiberius::error::Error::Server(t) => SqlServerError::Server {
