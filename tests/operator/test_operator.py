@@ -585,3 +585,43 @@ def test_signed_in_as_an_entra_id_service_principal(entra_sqlserver, monkeypatch
                        sql_server_user=client_id, sql_server_password="wrong~secret").extract_to_arrow("SELECT 1 AS x")
     assert e.value.kind == "sqlserver.entra_token", e.value
     assert "AADSTS7000215" in str(e.value) and "wrong~secret" not in str(e.value)
+
+
+def test_signed_in_with_a_credential_the_program_holds(entra_sqlserver):
+    """sql_server_credential: an Azure Identity credential the program already
+    holds (on Databricks, dbutils.credentials.getServiceCredentialsProvider(name),
+    the job's own identity) is asked for a token per new connection; here
+    Microsoft's azure-identity ClientSecretCredential against the Entra ID double.
+    A credential that cannot give one is a SqlServerError of kind
+    sqlserver.entra_token with its reason."""
+    from azure.identity import ClientSecretCredential
+
+    host, port, authority, tenant, ca = entra_sqlserver
+    client_id, _, secret = ENTRA_APP
+    asked = []
+
+    class Recording:
+        def __init__(self, credential):
+            self.credential = credential
+
+        def get_token(self, *scopes, **kwargs):
+            asked.extend(scopes)
+            return self.credential.get_token(*scopes, **kwargs)
+
+    credential = Recording(ClientSecretCredential(tenant, client_id, secret, authority=authority,
+                                                  connection_verify=str(ca),
+                                                  disable_instance_discovery=True))
+    op = BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
+                        sql_server_credential=credential)
+    assert op.extract_to_arrow("SELECT SUSER_SNAME() AS who").to_pylist() == [{"who": "etl-bridge"}]
+    assert asked and set(asked) == {"https://database.windows.net/.default"}
+
+    class Broken:
+        def get_token(self, *scopes, **kwargs):
+            raise RuntimeError("no identity on this cluster")
+
+    with pytest.raises(SqlServerError) as e:
+        BridgeOperator(sql_server_host=f"{host},{port}", trust_server_certificate=True,
+                       sql_server_credential=Broken()).extract_to_arrow("SELECT 1 AS x")
+    assert e.value.kind == "sqlserver.entra_token", e.value
+    assert "no identity on this cluster" in str(e.value)

@@ -249,6 +249,26 @@ impl BridgeOperator {
         self
     }
 
+    /// Signs in to SQL Server with Microsoft Entra ID tokens from `source`
+    /// (a new pool is made): the program's own credential — on Databricks
+    /// a Unity Catalog service credential, the job's identity.
+    pub fn with_token_source(
+        mut self,
+        source: Arc<dyn crate::entra::TokenSource>,
+    ) -> Result<Self, OperatorError> {
+        let sign_in = crate::entra::provide(source).map_err(|e| {
+            OperatorError::Connect(SqlServerError::EntraToken {
+                method: "Entra ID credential given by the caller".into(),
+                message: e.0,
+            })
+        })?;
+        self.settings.authentication = crate::config::Authentication::Entra(sign_in);
+        self.settings.username.clear();
+        self.settings.password.clear();
+        self.pool = pool::pool(&self.settings, POOL_SIZE, self.timeout)?;
+        Ok(self)
+    }
+
     /// Sets the connect and check timeout (a new pool is made).
     pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, SqlServerError> {
         self.timeout = timeout;

@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use sql_databricks_bridge_core::entra::TokenSource;
 use sql_databricks_bridge_core::extract::spill::Landed;
 use sql_databricks_bridge_core::extract::Outcome;
 use sql_databricks_bridge_core::operator::BridgeOperator;
@@ -36,13 +38,32 @@ fn lookup(args: HashMap<&'static str, String>) -> impl Fn(&str) -> Option<String
     }
 }
 
+/// An Azure Identity credential of the caller's (`get_token(scope)`
+/// answering an object with `.token`): on Databricks,
+/// `dbutils.credentials.getServiceCredentialsProvider(name)`, the job's
+/// own identity. Asked, with the GIL, for each new connection; it caches
+/// and renews its tokens itself.
+struct PyTokenSource(Py<PyAny>);
+
+impl TokenSource for PyTokenSource {
+    fn token(&self, scope: &str) -> Result<String, String> {
+        Python::attach(|py| {
+            self.0
+                .call_method1(py, "get_token", (scope,))
+                .and_then(|t| t.getattr(py, "token"))
+                .and_then(|t| t.extract::<String>(py))
+                .map_err(|e| format!("the credential's get_token failed: {e}"))
+        })
+    }
+}
+
 #[pymethods]
 impl Operator {
     #[new]
     #[pyo3(signature = (
         sql_server_host=None, sql_server_database=None, sql_server_user=None,
         sql_server_password=None, *, sql_server_port=None, connection_string=None,
-        sql_server_access_token=None, sql_server_authentication=None,
+        sql_server_access_token=None, sql_server_authentication=None, sql_server_credential=None,
         encrypt=None, trust_server_certificate=None, ca_file=None,
         databricks_host=None, databricks_token=None, databricks_client_id=None,
         databricks_client_secret=None, databricks_profile=None, warehouse_id=None,
@@ -58,6 +79,7 @@ impl Operator {
         connection_string: Option<String>,
         sql_server_access_token: Option<String>,
         sql_server_authentication: Option<String>,
+        sql_server_credential: Option<Py<PyAny>>,
         encrypt: Option<String>,
         trust_server_certificate: Option<bool>,
         ca_file: Option<PathBuf>,
@@ -104,6 +126,11 @@ impl Operator {
             op = op.with_max_delete_rows(n);
         }
         op = op.with_table_lock(table_lock);
+        if let Some(credential) = sql_server_credential {
+            op = op
+                .with_token_source(Arc::new(PyTokenSource(credential)))
+                .map_err(crate::errors::to_py)?;
+        }
         Ok(Operator { op })
     }
 

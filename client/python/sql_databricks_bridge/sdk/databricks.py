@@ -165,6 +165,13 @@ class BridgeOperator:
     the tenant and authority come from ``AZURE_TENANT_ID`` and
     ``AZURE_AUTHORITY_HOST``. A token Entra ID refuses to give is a
     ``SqlServerError`` of kind ``sqlserver.entra_token``.
+
+    ``sql_server_credential`` is a credential the program already holds —
+    anything with Azure Identity's ``get_token(scope)`` — asked for a token
+    for each new connection: on Databricks, the job's own identity through a
+    Unity Catalog service credential,
+    ``dbutils.credentials.getServiceCredentialsProvider("<name>")``; or any
+    ``azure.identity`` credential.
     """
 
     def __init__(
@@ -178,6 +185,7 @@ class BridgeOperator:
         connection_string: str | None = None,
         sql_server_access_token: str | None = None,
         sql_server_authentication: str | None = None,
+        sql_server_credential: object | None = None,
         encrypt: str | bool | None = None,
         trust_server_certificate: bool | None = None,
         ca_file: str | os.PathLike[str] | None = None,
@@ -205,6 +213,7 @@ class BridgeOperator:
             connection_string=connection_string,
             sql_server_access_token=sql_server_access_token,
             sql_server_authentication=sql_server_authentication,
+            sql_server_credential=sql_server_credential,
             encrypt=encrypt,
             trust_server_certificate=trust_server_certificate,
             ca_file=os.fspath(ca_file) if ca_file is not None else None,

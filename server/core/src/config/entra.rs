@@ -38,6 +38,11 @@ pub enum EntraCredential {
         client_id: String,
         token_file: PathBuf,
     },
+    /// A credential the embedding program holds, registered with
+    /// `crate::entra::provide` under this name: on Databricks, a Unity
+    /// Catalog service credential (the job's own identity); in Python, any
+    /// Azure Identity credential.
+    Provided { name: String },
     /// The account signed in to the Azure CLI (`az login`), through
     /// `az account get-access-token`.
     AzureCli { tenant_id: Option<String> },
@@ -97,6 +102,9 @@ impl fmt::Debug for EntraCredential {
                 .field("client_id", client_id)
                 .field("token_file", token_file)
                 .finish(),
+            EntraCredential::Provided { name } => {
+                f.debug_struct("Provided").field("name", name).finish()
+            }
             EntraCredential::AzureCli { tenant_id } => f
                 .debug_struct("AzureCli")
                 .field("tenant_id", tenant_id)
@@ -139,6 +147,9 @@ impl fmt::Display for EntraSignIn {
                 write!(f, "Entra ID workload identity {client_id}")
             }
             EntraCredential::AzureCli { .. } => f.write_str("Entra ID through the Azure CLI"),
+            EntraCredential::Provided { .. } => {
+                f.write_str("Entra ID credential given by the caller")
+            }
             EntraCredential::Default { .. } => f.write_str("Entra ID default credential chain"),
         }
     }

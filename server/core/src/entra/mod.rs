@@ -52,6 +52,33 @@ fn credentials() -> &'static Credentials {
     CREDENTIALS.get_or_init(Default::default)
 }
 
+/// Tokens from the program embedding the bridge: asked once per new
+/// connection; the source caches and renews them itself (an Azure Identity
+/// credential does). Its answer is the token, or why there is none.
+pub trait TokenSource: Send + Sync {
+    fn token(&self, scope: &str) -> Result<String, String>;
+}
+
+type Provided = Mutex<HashMap<String, Arc<dyn TokenSource>>>;
+
+fn provided() -> &'static Provided {
+    static PROVIDED: OnceLock<Provided> = OnceLock::new();
+    PROVIDED.get_or_init(Default::default)
+}
+
+/// Registers a program's token source; the sign-in that uses it.
+pub fn provide(source: Arc<dyn TokenSource>) -> Result<EntraSignIn, EntraError> {
+    let name = uuid::Uuid::new_v4().to_string();
+    provided()
+        .lock()
+        .map_err(|_| EntraError("the token sources are unusable after a panic".into()))?
+        .insert(name.clone(), source);
+    Ok(EntraSignIn {
+        credential: EntraCredential::Provided { name },
+        authority_host: None,
+    })
+}
+
 /// A token for `scope` (still good for at least five minutes), got within
 /// `timeout`.
 pub async fn token(
@@ -59,6 +86,26 @@ pub async fn token(
     scope: &str,
     timeout: Duration,
 ) -> Result<String, EntraError> {
+    if let EntraCredential::Provided { name } = &sign_in.credential {
+        let source = provided()
+            .lock()
+            .map_err(|_| EntraError("the token sources are unusable after a panic".into()))?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EntraError(format!("no token source is registered as {name}")))?;
+        let scope = scope.to_string();
+        // The source may block (a Python call): off the runtime's threads.
+        let asked = tokio::task::spawn_blocking(move || source.token(&scope));
+        return match tokio::time::timeout(timeout, asked).await {
+            Ok(Ok(Ok(token))) => Ok(token),
+            Ok(Ok(Err(why))) => Err(EntraError(one_line(&why))),
+            Ok(Err(e)) => Err(EntraError(format!("the token source failed: {e}"))),
+            Err(_) => Err(EntraError(format!(
+                "the token source did not answer within {} s",
+                timeout.as_secs()
+            ))),
+        };
+    }
     let credential = credential(sign_in)?;
     match tokio::time::timeout(timeout, credential.get_token(&[scope], None)).await {
         Ok(Ok(t)) => Ok(t.token.secret().to_string()),
@@ -178,6 +225,11 @@ fn build(sign_in: &EntraSignIn) -> Result<Arc<dyn TokenCredential>, EntraError> 
             token_file_path: Some(token_file.clone()),
         }))
         .map_err(fail)?,
+        EntraCredential::Provided { name } => {
+            return Err(EntraError(format!(
+                "the token source {name} is asked directly, not through a credential"
+            )))
+        }
         EntraCredential::AzureCli { tenant_id } => {
             AzureCliCredential::new(Some(AzureCliCredentialOptions {
                 tenant_id: tenant_id.clone(),
