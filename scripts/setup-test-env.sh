@@ -88,8 +88,9 @@ fi
 # library) into the venv; rebuilt whenever its files or the Rust sources it is
 # built from change (a stamp of their hashes), without touching its
 # dependencies (pinned in the requirements above). A debug build (the tests'
-# profile, sharing target/debug with cargo test); `pip install ./client/python`
-# without MATURIN_PEP517_ARGS builds the release one.
+# profile, sharing target/debug with cargo test) with Windows (Kerberos)
+# authentication (this machine has GSSAPI); `pip install ./client/python`
+# without MATURIN_PEP517_ARGS builds the release one, without Kerberos.
 client_dir="$REPO_ROOT/client/python"
 client_stamp="$VENV/.python-client.sha256"
 client_want="$(cd "$REPO_ROOT" && find client/python server/src server/core server/Cargo.toml Cargo.toml Cargo.lock -type f \
@@ -100,7 +101,7 @@ if [ -f "$client_stamp" ] && [ "$(cat "$client_stamp")" = "$client_want" ]; then
     log "python distribution already installed ($client_dir)"
 else
     log "building and installing the python distribution from $client_dir (maturin, debug profile)"
-    MATURIN_PEP517_ARGS="--profile dev" CARGO_TARGET_DIR="$REPO_ROOT/target" \
+    MATURIN_PEP517_ARGS="--profile dev --features kerberos" CARGO_TARGET_DIR="$REPO_ROOT/target" \
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$client_dir"
     echo "$client_want" > "$client_stamp"
 fi

@@ -80,8 +80,8 @@ esac
 log() { echo "== $*" >&2; }
 
 # --- 1. the sandbox binary --------------------------------------------------
-log "cargo build -p bridge-sandbox"
-(cd "$REPO" && cargo build -p bridge-sandbox)
+log "cargo build -p bridge-sandbox --features kerberos"
+(cd "$REPO" && cargo build -p bridge-sandbox --features kerberos)
 
 # --- 2. tiberius's tests, copied unchanged ---------------------------------
 log "locating tiberius $TIBERIUS_VERSION in the cargo registry"

@@ -14,6 +14,7 @@ SIGKILL.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -152,6 +153,36 @@ def start_sqlserver(
     )
     host, _, port = p.ready_line.split()[2].rpartition(":")  # READY sqlserver 127.0.0.1:<port>
     return p, host, int(port)
+
+
+class Realm:
+    """A real MIT KDC in the private realm BRIDGE.TEST (`bridge-sandbox kdc`)."""
+
+    def __init__(self, proc: Proc, krb5_conf: str, kdc_conf: str) -> None:
+        self.proc, self.krb5_conf, self.kdc_conf = proc, krb5_conf, kdc_conf
+
+    def env(self) -> dict[str, str]:
+        """What a Kerberos client of the realm needs, over the environment."""
+        return {**os.environ, "KRB5_CONFIG": self.krb5_conf}
+
+    def add_principal(self, name: str, keytab: Path) -> None:
+        """A principal with a random key, its key written to `keytab` (MIT's kadmin.local)."""
+        env = {**self.env(), "KRB5_KDC_PROFILE": self.kdc_conf}
+        kadmin = shutil.which("kadmin.local") or "/usr/sbin/kadmin.local"
+        for query in (f"addprinc -randkey {name}", f"ktadd -k {keytab} {name}"):
+            subprocess.run([kadmin, "-r", "BRIDGE.TEST", "-q", query], env=env, check=True,
+                           capture_output=True, timeout=60)
+
+
+def start_kdc(name: str, log_dir: Path, realm_dir: Path, *principals: tuple[str, Path]) -> Realm:
+    """`bridge-sandbox kdc --dir <realm_dir> --principal NAME=KEYTAB ...`."""
+    args = [f"--principal={n}={k}" for n, k in principals]
+    p = start_process(
+        name, [str(sandbox_bin()), "kdc", "--dir", str(realm_dir), *args],
+        ready_prefix="READY kdc ", log_dir=log_dir,
+    )
+    fields = dict(f.split("=", 1) for f in p.ready_line.split()[3:])
+    return Realm(p, fields["krb5_conf"], fields["kdc_conf"])
 
 
 def start_databricks(

@@ -11,6 +11,7 @@ pub mod entra;
 pub mod form;
 pub mod generate;
 pub mod http;
+pub mod kdc;
 pub mod sqlserver;
 pub mod tds;
 pub mod tls;

@@ -33,6 +33,22 @@ enum Encryption {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A real MIT Kerberos KDC (krb5kdc) in the private realm BRIDGE.TEST on
+    /// 127.0.0.1, its database and configuration in DIR.
+    ///
+    /// Prints `READY kdc 127.0.0.1:<port> krb5_conf=<path> kdc_conf=<path>`
+    /// and runs until interrupted. Clients use it with
+    /// `KRB5_CONFIG=<krb5_conf>`; more principals are added with
+    /// `kadmin.local` given `KRB5_CONFIG` and `KRB5_KDC_PROFILE=<kdc_conf>`.
+    Kdc {
+        /// Where the realm's files go (emptied first).
+        #[arg(long)]
+        dir: PathBuf,
+        /// A principal to add with a random key, and the keytab to write
+        /// its key to: `NAME=KEYTAB`; repeatable.
+        #[arg(long)]
+        principal: Vec<String>,
+    },
     /// A SQL Server (TDS 7.4) on 127.0.0.1, backed by SQLite.
     ///
     /// Prints `READY sqlserver 127.0.0.1:<port>` when it accepts connections
@@ -304,6 +320,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdout().flush()?;
             wait_for_signal();
             server.shutdown();
+            Ok(())
+        }
+        Command::Kdc { dir, principal } => {
+            let kdc = bridge_sandbox::kdc::Kdc::start(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for p in &principal {
+                let (name, keytab) = p
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--principal '{p}' is not NAME=KEYTAB"))?;
+                kdc.add_principal(name, std::path::Path::new(keytab))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            println!(
+                "READY kdc 127.0.0.1:{} krb5_conf={} kdc_conf={}",
+                kdc.port,
+                kdc.krb5_conf().display(),
+                dir.join("kdc.conf").display()
+            );
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            wait_for_signal();
+            drop(kdc);
             Ok(())
         }
         Command::Databricks {

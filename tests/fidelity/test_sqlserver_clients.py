@@ -26,6 +26,7 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import uuid
 from decimal import Decimal
@@ -1462,3 +1463,43 @@ def test_mssql_python_signs_in_with_an_entra_id_token(sandbox_entra):
     with pytest.raises(Exception) as refused:
         mssql_python.connect(conn_str, token_provider=stranger, timeout=15)
     assert "token-identified principal" in str(refused.value) or "18456" in str(refused.value), refused.value
+
+
+# ===========================================================================
+# Windows authentication (Kerberos): Microsoft's driver signs in with
+# Trusted_Connection=yes through the system's GSSAPI, with a ticket from a real
+# MIT KDC in a private realm; the sandbox accepts it with its service keytab.
+# ===========================================================================
+
+
+def test_mssql_python_signs_in_with_kerberos(tmp_path):
+    from processes import start_kdc, start_sqlserver, stop_process
+
+    realm = start_kdc("kdc-fidelity", tmp_path, tmp_path / "realm", ("bridge", tmp_path / "bridge.keytab"))
+    seed = tmp_path / "windows.sql"
+    seed.write_text("CREATE LOGIN [BRIDGE\\bridge] FROM WINDOWS\n")
+    p, host, port = start_sqlserver(
+        "sandbox-sqlserver-kerberos", tmp_path, "--encryption", "login",
+        "--seed", str(seed), "--kerberos-keytab", str(tmp_path / "sql.keytab"))
+    try:
+        # The driver names the service by the host it connects to, or by its
+        # canonical name: both are the sandbox's principal.
+        for name in (host, "localhost"):
+            realm.add_principal(f"MSSQLSvc/{name}:{port}", tmp_path / "sql.keytab")
+        env = {**realm.env(), "KRB5CCNAME": f"FILE:{tmp_path / 'cc'}"}
+        kinit = subprocess.run(["kinit", "-kt", str(tmp_path / "bridge.keytab"), "bridge@BRIDGE.TEST"],
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert kinit.returncode == 0, kinit.stderr
+        # mssql-python reads the Kerberos settings from the process environment.
+        code = (
+            "import mssql_python, sys\n"
+            f"conn = mssql_python.connect('Server={host},{port};Database=master;Trusted_Connection=yes;"
+            "Encrypt=yes;TrustServerCertificate=yes', timeout=15)\n"
+            "cur = conn.cursor(); cur.execute('SELECT SUSER_SNAME()'); print(cur.fetchone()[0])\n"
+        )
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert run.stdout.strip() == "BRIDGE\\bridge", run.stdout
+    finally:
+        stop_process(p.proc)
+        stop_process(realm.proc.proc)

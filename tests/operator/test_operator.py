@@ -625,3 +625,40 @@ def test_signed_in_with_a_credential_the_program_holds(entra_sqlserver):
                        sql_server_credential=Broken()).extract_to_arrow("SELECT 1 AS x")
     assert e.value.kind == "sqlserver.entra_token", e.value
     assert "no identity on this cluster" in str(e.value)
+
+
+# -- Windows authentication (Kerberos) ------------------------------------------
+
+
+def test_signed_in_with_kerberos_from_a_keytab(tmp_path, monkeypatch):
+    """Integrated Security=true in the connection string: the operator (a wheel
+    built with the kerberos feature) signs in through the system's GSSAPI with a
+    client keytab, against a real MIT KDC in a private realm, as the principal's
+    Windows login; without a ticket it is a SqlServerError of kind
+    sqlserver.kerberos that says what is missing."""
+    from processes import start_kdc, stop_process
+
+    realm = start_kdc("kdc-operator", tmp_path, tmp_path / "realm", ("bridge", tmp_path / "bridge.keytab"))
+    seed = tmp_path / "windows.sql"
+    seed.write_text("CREATE LOGIN [BRIDGE\\bridge] FROM WINDOWS\n")
+    proc, host, port = start_sqlserver(
+        "sandbox-sqlserver-kerberos-operator", tmp_path, "--encryption", "login",
+        "--seed", str(seed), "--kerberos-keytab", str(tmp_path / "sql.keytab"))
+    try:
+        realm.add_principal(f"MSSQLSvc/{host}:{port}", tmp_path / "sql.keytab")
+        monkeypatch.setenv("KRB5_CONFIG", realm.krb5_conf)
+        monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'cc'}")
+        monkeypatch.setenv("KRB5_CLIENT_KTNAME", str(tmp_path / "bridge.keytab"))
+        cs = f"Server={host},{port};Integrated Security=true;TrustServerCertificate=true"
+        op = BridgeOperator(connection_string=cs)
+        assert op.extract_to_arrow("SELECT SUSER_SNAME() AS who").to_pylist() == [{"who": "BRIDGE\\bridge"}]
+
+        monkeypatch.delenv("KRB5_CLIENT_KTNAME")
+        monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'empty-cc'}")
+        with pytest.raises(SqlServerError) as e:
+            BridgeOperator(connection_string=cs).extract_to_arrow("SELECT 1 AS x")
+        assert e.value.kind == "sqlserver.kerberos", e.value
+        assert "KRB5_CLIENT_KTNAME" in str(e.value)
+    finally:
+        stop_process(proc.proc)
+        stop_process(realm.proc.proc)

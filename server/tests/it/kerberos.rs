@@ -1,5 +1,5 @@
 //! Windows authentication (Kerberos) to SQL Server against a real MIT KDC
-//! in a private realm (`bridge_testkit::kdc`): the SQL Server sandbox is the
+//! in a private realm (`bridge_sandbox::kdc`): the SQL Server sandbox is the
 //! `MSSQLSvc/127.0.0.1:<port>` service, accepting through the system's
 //! GSSAPI with its keytab. MIT's own `kinit` and `klist`, and FreeTDS's
 //! `tsql`, are the witnesses; the bridge signs in from a credential cache
@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bridge_sandbox::databricks::{self, DatabricksConfig, DatabricksHandle};
+use bridge_sandbox::kdc::{self, Kdc, REALM};
 use bridge_sandbox::sqlserver::{self, ServerEncryption, SqlServerConfig, SqlServerHandle};
-use bridge_testkit::kdc::{self, Kdc, REALM};
 
 struct World {
     kdc: Kdc,

@@ -1,5 +1,6 @@
 //! A real MIT Kerberos KDC in a private realm, for the tests of Windows
-//! (Kerberos) authentication: Debian's `krb5-kdc` and `krb5-admin-server`
+//! (Kerberos) authentication — not a double: MIT's own programs, as a
+//! domain's KDC would be — Debian's `krb5-kdc` and `krb5-admin-server`
 //! tools (`kdb5_util`, `kadmin.local`, `krb5kdc`) run on a configuration
 //! of the test's own in a temporary directory, listening on 127.0.0.1 only,
 //! stopped when dropped. Nothing on the machine (`/etc/krb5.conf`, the
