@@ -328,6 +328,30 @@ impl BridgeOperator {
         .await
     }
 
+    /// The Arrow schema of `sql`'s result, typed as the Parquet mapping
+    /// types it, without reading its rows (`TOP (0)` of the query as a
+    /// derived table): what a Spark data source declares on the driver.
+    pub async fn result_schema(&self, sql: &str) -> Result<Arc<Schema>, OperatorError> {
+        let derived = crate::queries::derived::Derived::of(sql, "the schema of")
+            .map_err(OperatorError::Argument)?;
+        let empty = derived.select("SELECT TOP (0) * FROM [__bridge_q]");
+        Ok(self.extract_to_batches(&empty).await?.0)
+    }
+
+    /// `sql` cut into `count` statements over ranges of `column`, as the
+    /// CLI's partitioned extraction cuts it (one when the column is empty
+    /// or all NULL): the plan a Spark data source hands its executors.
+    pub async fn partition_queries(
+        &self,
+        sql: &str,
+        column: &str,
+        count: u32,
+    ) -> Result<Vec<String>, OperatorError> {
+        let part = crate::queries::partitioning::Partitioning::new(column, count, "partition_on")
+            .map_err(OperatorError::Argument)?;
+        Ok(extract::partition::plan(&self.pool, sql, &part).await?)
+    }
+
     /// Runs `sql` and returns its rows as a polars DataFrame, typed as the
     /// Parquet files would be (decimals stay exact decimals), built from
     /// the Arrow batches without copying their fixed-width buffers.

@@ -10,7 +10,7 @@ use pyo3::types::PyDict;
 use sql_databricks_bridge_core::entra::TokenSource;
 use sql_databricks_bridge_core::extract::spill::Landed;
 use sql_databricks_bridge_core::extract::Outcome;
-use sql_databricks_bridge_core::operator::BridgeOperator;
+use sql_databricks_bridge_core::operator::{BridgeOperator, OperatorError};
 
 use crate::runtime::block_on;
 use crate::stream::ArrowStream;
@@ -132,6 +132,41 @@ impl Operator {
                 .map_err(crate::errors::to_py)?;
         }
         Ok(Operator { op })
+    }
+
+    /// The Arrow schema of `query`'s result (no rows read), as a stream
+    /// of no batches.
+    fn result_schema(&self, py: Python<'_>, query: &str) -> PyResult<ArrowStream> {
+        let op = &self.op;
+        let schema = block_on(py, op.result_schema(query))?;
+        Ok(ArrowStream::new(schema, vec![]))
+    }
+
+    /// A named query of `queries_dir` rendered for `country` with the
+    /// parameters of `config_dir`: its SQL and its `partition_on` and
+    /// `partitions` (None when it has none).
+    #[staticmethod]
+    fn named_query(
+        queries_dir: PathBuf,
+        config_dir: PathBuf,
+        name: &str,
+        country: &str,
+    ) -> PyResult<(String, Option<(String, u32)>)> {
+        sql_databricks_bridge_core::queries::named(&queries_dir, &config_dir, name, country)
+            .map_err(|e| crate::errors::to_py(OperatorError::Argument(e)))
+    }
+
+    /// `query` cut into `count` statements over ranges of `column`, as the
+    /// CLI's partitioned extraction cuts it.
+    fn partition_queries(
+        &self,
+        py: Python<'_>,
+        query: &str,
+        column: &str,
+        count: u32,
+    ) -> PyResult<Vec<String>> {
+        let op = &self.op;
+        block_on(py, op.partition_queries(query, column, count))
     }
 
     /// Runs `query`; its rows as an Arrow stream typed as the Parquet

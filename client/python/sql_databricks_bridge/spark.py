@@ -1,0 +1,156 @@
+"""The bridge as a Spark data source, on PySpark's Python Data Source API
+(Spark 4, Databricks Runtime 15.4 LTS and serverless): reads split across
+executors, each range streamed from SQL Server through the bridge's Rust core
+as Arrow record batches.
+
+    from sql_databricks_bridge.spark import register
+    register(spark)
+    df = (spark.read.format("sqlserver_bridge")
+          .option("query", "SELECT * FROM dbo.ventas")      # or name + country
+          .option("partition_on", "id").option("partitions", 8)
+          .option("sql_server_host", "sql.example.com,1433")
+          .load())
+
+On the driver the source reads the result's schema (the Parquet mapping's
+exact types: decimals and money as decimals, datetimeoffset as UTC
+timestamps, uniqueidentifier as text) without reading rows, and cuts the
+ranges as ``sql-databricks-bridge extract`` does (``MIN``/``MAX`` of the
+column, ``partitions`` ranges, NULLs in the first). Each partition carries
+its SQL only — never credentials: every executor builds its own operator
+from the options and its environment (``SQLSERVER_*``, ``AZURE_*``, a
+Databricks secret passed as an option).
+
+Options: ``query`` (T-SQL), or ``name`` and ``country`` (a query of
+``queries_dir``, default ``queries``, rendered with the parameters of
+``config_dir``, default ``config``; its ``<name>.yaml`` may give
+``partition_on``/``partitions``); ``partition_on`` and ``partitions``
+(default 4 with a column, else one partition); and the connection, as
+``BridgeOperator`` takes it: ``sql_server_host``, ``sql_server_database``,
+``sql_server_user``, ``sql_server_password``, ``connection_string``,
+``sql_server_authentication``, ``sql_server_access_token``, ``encrypt``,
+``trust_server_certificate``, ``ca_file``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+
+FORMAT = "sqlserver_bridge"
+
+# Options that are BridgeOperator's keyword arguments, and how each is read.
+_CONNECTION: dict[str, Any] = {
+    "sql_server_host": str,
+    "sql_server_database": str,
+    "sql_server_user": str,
+    "sql_server_password": str,
+    "sql_server_port": int,
+    "connection_string": str,
+    "sql_server_authentication": str,
+    "sql_server_access_token": str,
+    "encrypt": str,
+    "ca_file": str,
+    "trust_server_certificate": lambda v: str(v).strip().lower() in ("true", "yes", "1"),
+}
+
+_KNOWN = set(_CONNECTION) | {"query", "name", "country", "queries_dir", "config_dir", "partition_on", "partitions",
+                             "path"}
+
+
+def register(spark: Any) -> None:
+    """Makes ``spark.read.format("sqlserver_bridge")`` available in ``spark``."""
+    spark.dataSource.register(SqlServerBridgeDataSource)
+
+
+def _operator(options: Mapping[str, str]) -> Any:
+    """A BridgeOperator from the options over the environment (executors build
+    their own: a partition carries no credentials)."""
+    from sql_databricks_bridge.sdk.databricks import BridgeOperator
+
+    kwargs = {k: read(options[k]) for k, read in _CONNECTION.items() if options.get(k) is not None}
+    return BridgeOperator(**kwargs)
+
+
+class _Range(InputPartition):
+    """One partition's plan: its SQL, and its place."""
+
+    def __init__(self, index: int, sql: str) -> None:
+        super().__init__(index)
+        self.index = index
+        self.sql = sql
+
+
+class SqlServerBridgeDataSource(DataSource):
+    """``spark.read.format("sqlserver_bridge")``; see the module's text."""
+
+    @classmethod
+    def name(cls) -> str:
+        return FORMAT
+
+    def _plan(self) -> tuple[str, str | None, int]:
+        """The SQL, the partition column and the number of partitions."""
+        options = {k.lower(): v for k, v in self.options.items()}
+        unknown = sorted(set(options) - _KNOWN)
+        if unknown:
+            raise ValueError(f"sqlserver_bridge: unknown option(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(_KNOWN - {'path'}))}")
+        column, count = options.get("partition_on"), options.get("partitions")
+        if options.get("query"):
+            if options.get("name"):
+                raise ValueError("sqlserver_bridge: give either query or name, not both")
+            sql = options["query"]
+        elif options.get("name"):
+            if not options.get("country"):
+                raise ValueError("sqlserver_bridge: a named query needs the country whose parameters render it")
+            from sql_databricks_bridge import _native
+
+            sql, spec = _native.Operator.named_query(
+                options.get("queries_dir", "queries"), options.get("config_dir", "config"),
+                options["name"], options["country"])
+            if spec is not None and column is None:
+                column, count = spec[0], count if count is not None else spec[1]
+        else:
+            raise ValueError("sqlserver_bridge: give the option query (T-SQL) or name and country (a query file)")
+        if count is not None:
+            try:
+                n = int(count)
+            except ValueError:
+                raise ValueError(f"sqlserver_bridge: partitions '{count}' is not a number") from None
+            if n < 1:
+                raise ValueError(f"sqlserver_bridge: partitions must be at least 1, not {n}")
+        else:
+            n = 4 if column else 1
+        if n > 1 and not column:
+            raise ValueError("sqlserver_bridge: partitions > 1 needs partition_on (the column to cut ranges of)")
+        return sql, column, n
+
+    def schema(self) -> Any:
+        import pyarrow as pa
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        sql, _, _ = self._plan()
+        stream = _operator(self.options)._native.result_schema(sql)
+        return from_arrow_schema(pa.RecordBatchReader.from_stream(stream).schema)
+
+    def reader(self, schema: Any) -> DataSourceReader:
+        return _Reader(dict(self.options), *self._plan())
+
+
+class _Reader(DataSourceReader):
+    def __init__(self, options: dict[str, str], sql: str, column: str | None, count: int) -> None:
+        self.options, self.sql, self.column, self.count = options, sql, column, count
+
+    def partitions(self) -> list[InputPartition]:
+        if self.column is None or self.count <= 1:
+            return [_Range(0, self.sql)]
+        sqls = _operator(self.options)._native.partition_queries(self.sql, self.column, self.count)
+        return [_Range(i, s) for i, s in enumerate(sqls)]
+
+    def read(self, partition: InputPartition) -> Iterator[Any]:
+        import pyarrow as pa
+
+        assert isinstance(partition, _Range)
+        stream = _operator(self.options)._native.extract_arrow(partition.sql)
+        yield from pa.RecordBatchReader.from_stream(stream)
