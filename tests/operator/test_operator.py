@@ -742,3 +742,15 @@ def test_spark_data_source_reads_a_named_query_and_refuses_bad_options(world, tm
         with pytest.raises(Exception) as e:
             spark.read.format("sqlserver_bridge").options(**_source_options(world), **options).load().collect()
         assert says in str(e.value), e.value
+
+
+def test_spark_reads_through_map_in_arrow_where_the_api_is_missing(world, tmp_path, spark):
+    """read_arrow: the same read through DataFrame.mapInArrow (Spark 3.5, older
+    DBR) — one task per range, the same types and rows as the Parquet extraction."""
+    from sql_databricks_bridge.spark import read_arrow
+
+    ref = _parquet(world, tmp_path, "SELECT * FROM dbo.tipos").sort_by("id")
+    df = read_arrow(spark, query="SELECT * FROM dbo.tipos", partition_on="id", partitions=3,
+                    **_source_options(world))
+    assert df.rdd.getNumPartitions() == 3
+    assert df.toArrow().sort_by("id").to_pylist() == ref.to_pylist()

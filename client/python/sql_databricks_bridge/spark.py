@@ -29,6 +29,10 @@ Options: ``query`` (T-SQL), or ``name`` and ``country`` (a query of
 ``sql_server_user``, ``sql_server_password``, ``connection_string``,
 ``sql_server_authentication``, ``sql_server_access_token``, ``encrypt``,
 ``trust_server_certificate``, ``ca_file``.
+
+On runtimes without the Data Source API (Spark 3.5, Databricks Runtime
+before 15.4), ``read_arrow(spark, **options)`` does the same read through
+``DataFrame.mapInArrow``: one task per range, the same schema and rows.
 """
 
 from __future__ import annotations
@@ -57,6 +61,29 @@ _CONNECTION: dict[str, Any] = {
 
 _KNOWN = set(_CONNECTION) | {"query", "name", "country", "queries_dir", "config_dir", "partition_on", "partitions",
                              "path"}
+
+
+def read_arrow(spark: Any, **options: Any) -> Any:
+    """The data source's read through ``mapInArrow``, for Spark 3.5 and
+    Databricks Runtime before 15.4: the ranges planned on the driver, one task
+    each (a slice of its own), each streaming its range through the Rust core.
+    Takes the data source's options as keyword arguments."""
+    source = SqlServerBridgeDataSource({k: str(v) for k, v in options.items()})
+    schema = source.schema()
+    reader = source.reader(schema)
+    sqls = [p.sql for p in reader.partitions()]
+    connection = {k: v for k, v in source.options.items() if k.lower() in _CONNECTION}
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        for batch in batches:
+            for sql in batch.column("sql").to_pylist():
+                stream = _operator(connection)._native.extract_arrow(sql)
+                yield from pa.RecordBatchReader.from_stream(stream)
+
+    plan = spark.sparkContext.parallelize([(sql,) for sql in sqls], len(sqls)).toDF("sql string")
+    return plan.mapInArrow(run, schema)
 
 
 def register(spark: Any) -> None:
