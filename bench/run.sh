@@ -28,3 +28,6 @@ target/release/incremental_load --rows "$rows"
 echo
 echo "== the Python BridgeOperator: extract_to_arrow beside extract_to_parquet and ConnectorX's Arrow read, same table, same run"
 .venv/bin/python bench/operator_arrow_vs_connectorx.py --rows "$rows"
+echo
+echo "== the Spark data source (local[2], 8 ranges) beside the CLI's partitioned extraction, same table, same run"
+.venv/bin/python bench/spark_read_vs_extract.py --rows "$rows"
