@@ -268,7 +268,7 @@ fn kerberos_refusals_are_told_apart_and_write_nothing() {
         (
             "a user name with integrated security",
             vec![integrated.clone(), ("SQLSERVER_USERNAME", "sa".into())],
-            "unset the user name and password",
+            "remove the user name and password",
         ),
         (
             "another ServerSPN",

@@ -184,7 +184,7 @@ fn connection_strings_are_read_as_sqlclient_reads_them() {
         ),
         (
             format!("Server=127.0.0.1,{port};PWD=Bridge!Passw0rd;Integrated Security=SSPI"),
-            "'integrated security=SSPI' is refused",
+            "Windows authentication (Integrated Security) signs in as the Kerberos principal",
         ),
         (
             format!("Server=127.0.0.1,{port};UID=sa;PWD=Bridge!Passw0rd;Column Encryption Setting=Enabled"),

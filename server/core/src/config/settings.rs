@@ -234,15 +234,21 @@ impl SqlServerSettings {
         let authentication = match requested {
             Requested::SqlPassword => Authentication::SqlPassword,
             Requested::Kerberos => {
+                // Where Windows authentication was asked for, for errors.
+                let source = if integrated.is_some() {
+                    "SQLSERVER_INTEGRATED_SECURITY"
+                } else {
+                    CS
+                };
                 if !username.is_empty() || !password.is_empty() {
                     return Err(SettingsError::Invalid {
-                        source_name: "SQLSERVER_INTEGRATED_SECURITY".into(),
-                        message: "Windows authentication signs in as the Kerberos principal of the credential cache or keytab (KRB5CCNAME, KRB5_CLIENT_KTNAME); unset the user name and password".into(),
+                        source_name: source.into(),
+                        message: "Windows authentication (Integrated Security) signs in as the Kerberos principal of the credential cache or keytab (KRB5CCNAME, KRB5_CLIENT_KTNAME); remove the user name and password".into(),
                     });
                 }
                 if !cfg!(feature = "kerberos") {
                     return Err(SettingsError::Invalid {
-                        source_name: "SQLSERVER_INTEGRATED_SECURITY".into(),
+                        source_name: source.into(),
                         message: "this build of the bridge has no Kerberos (built without the kerberos feature)".into(),
                     });
                 }
