@@ -246,6 +246,7 @@ fn untrusted_domain() -> SqlError {
 }
 
 /// Who an integrated sign-in proved to be.
+#[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
 enum WindowsLogin {
     /// A Windows login, and the server's last token for the client.
     Known {
