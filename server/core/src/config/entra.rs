@@ -189,6 +189,18 @@ impl Given<'_> {
         }
     }
 
+    /// The application's client id: `User ID`, else `AZURE_CLIENT_ID`.
+    fn client_id(&self, method: &str) -> Result<String, SettingsError> {
+        Some(self.user_id.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.var("AZURE_CLIENT_ID"))
+            .ok_or_else(|| {
+                self.invalid(format!(
+                    "Authentication={method} needs the application (client) id as User ID (or AZURE_CLIENT_ID)"
+                ))
+            })
+    }
+
     fn tenant(&self, method: &str) -> Result<String, SettingsError> {
         self.var("AZURE_TENANT_ID").ok_or_else(|| {
             self.invalid(format!(
@@ -219,14 +231,7 @@ pub fn resolve(method: EntraMethod, given: &Given) -> Result<EntraSignIn, Settin
     let credential = match method {
         EntraMethod::ServicePrincipal => {
             let name = "ActiveDirectoryServicePrincipal";
-            let client_id = Some(user_id.to_string())
-                .filter(|u| !u.is_empty())
-                .or_else(|| given.var("AZURE_CLIENT_ID"))
-                .ok_or_else(|| {
-                    given.invalid(format!(
-                        "Authentication={name} needs the application (client) id as User ID (or AZURE_CLIENT_ID)"
-                    ))
-                })?;
+            let client_id = given.client_id(name)?;
             let tenant_id = given.tenant(name)?;
             let password = given.password;
             let certificate = if !password.is_empty() {
@@ -268,14 +273,7 @@ pub fn resolve(method: EntraMethod, given: &Given) -> Result<EntraSignIn, Settin
         EntraMethod::WorkloadIdentity => {
             let name = "ActiveDirectoryWorkloadIdentity";
             no_password(given, name)?;
-            let client_id = Some(user_id.to_string())
-                .filter(|u| !u.is_empty())
-                .or_else(|| given.var("AZURE_CLIENT_ID"))
-                .ok_or_else(|| {
-                    given.invalid(format!(
-                        "Authentication={name} needs the application (client) id as User ID (or AZURE_CLIENT_ID)"
-                    ))
-                })?;
+            let client_id = given.client_id(name)?;
             let tenant_id = given.tenant(name)?;
             let token_file = given
                 .var("AZURE_FEDERATED_TOKEN_FILE")
