@@ -8,6 +8,8 @@
 //! a token that expires during a run is replaced for the connections
 //! opened after it.
 
+use crate::common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -47,17 +49,7 @@ struct World {
 }
 
 fn world(tag: &str, token_lifetime: Duration) -> World {
-    let dir = std::env::temp_dir().join(format!("bridge-entra-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("queries")).unwrap();
-    std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(dir.join("config/common_params.yaml"), "schema: dbo\n").unwrap();
-    std::fs::write(dir.join("config/Colombia.yaml"), "database: Fid\n").unwrap();
-    std::fs::write(
-        dir.join("queries/ventas.sql"),
-        "SELECT id, monto FROM {database}.{schema}.ventas\n",
-    )
-    .unwrap();
+    let dir = common::project(&format!("entra-{tag}"), "ventas", common::VENTAS_SQL);
 
     let cert = AppCertificate::generate("etl-bridge-cert").unwrap();
     let cert_pem = dir.join("etl-bridge.pem");
@@ -120,9 +112,7 @@ fn world(tag: &str, token_lifetime: Duration) -> World {
         ..SqlServerConfig::default()
     })
     .unwrap();
-    let mut script = String::from(
-        "CREATE DATABASE Fid\nGO\nUSE Fid\nGO\nCREATE TABLE dbo.ventas (id int NOT NULL PRIMARY KEY, monto decimal(18,2))\nGO\nINSERT INTO dbo.ventas VALUES (1, 10.50), (2, 20.25), (3, 30.00)\nGO\n",
-    );
+    let mut script = String::from(common::VENTAS_SEED);
     for p in [&sp, &cert_app, &workload, &system_mi, &user_mi] {
         script.push_str(&format!(
             "CREATE LOGIN [{}] FROM EXTERNAL PROVIDER WITH OBJECT_ID = '{}'\nGO\n",
@@ -227,10 +217,7 @@ fn extract(w: &World, dest: &str, env: &[(&str, String)]) -> (bool, String, Stri
 }
 
 fn rows(dir: &Path) -> Option<u64> {
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("Colombia/ventas/_manifest.json")).ok()?)
-            .ok()?;
-    m["rows"].as_u64()
+    common::manifest_rows(dir, "ventas")
 }
 
 /// Variables given to one run.

@@ -5,6 +5,8 @@
 //! `tsql`, are the witnesses; the bridge signs in from a credential cache
 //! and from a client keytab, and each refusal is told apart.
 
+use crate::common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -38,17 +40,7 @@ fn world(tag: &str) -> World {
             "MIT Kerberos (krb5kdc, kadmin.local, kinit) is missing: run scripts/setup-test-env.sh"
         );
     }
-    let dir = std::env::temp_dir().join(format!("bridge-kerberos-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("queries")).unwrap();
-    std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(dir.join("config/common_params.yaml"), "schema: dbo\n").unwrap();
-    std::fs::write(dir.join("config/Colombia.yaml"), "database: Fid\n").unwrap();
-    std::fs::write(
-        dir.join("queries/ventas.sql"),
-        "SELECT id, monto FROM {database}.{schema}.ventas\n",
-    )
-    .unwrap();
+    let dir = common::project(&format!("kerberos-{tag}"), "ventas", common::VENTAS_SQL);
     let kdc = Kdc::start(&dir.join("realm")).unwrap_or_else(|e| panic!("{e}"));
     let sql = sqlserver::start(SqlServerConfig {
         encryption: ServerEncryption::LoginOnly,
@@ -66,11 +58,10 @@ fn world(tag: &str) -> World {
     kdc.add_principal("stranger", &dir.join("stranger.keytab"))
         .unwrap();
     sql.engine()
-        .run_script(
-            "CREATE LOGIN [BRIDGE\\bridge] FROM WINDOWS\nGO\nCREATE DATABASE Fid\nGO\nUSE Fid\nGO\n\
-             CREATE TABLE dbo.ventas (id int NOT NULL PRIMARY KEY, monto decimal(18,2))\nGO\n\
-             INSERT INTO dbo.ventas VALUES (1, 10.50), (2, 20.25), (3, 30.00)\nGO\n",
-        )
+        .run_script(&format!(
+            "CREATE LOGIN [BRIDGE\\bridge] FROM WINDOWS\nGO\n{}",
+            common::VENTAS_SEED
+        ))
         .unwrap();
     let dbx = databricks::start(DatabricksConfig {
         tokens: vec!["dapi-test".into()],
@@ -146,10 +137,7 @@ fn extract(w: &World, dest: &str, env: &[(&str, String)]) -> (bool, String, Stri
 }
 
 fn rows(dir: &Path) -> Option<u64> {
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("Colombia/ventas/_manifest.json")).ok()?)
-            .ok()?;
-    m["rows"].as_u64()
+    common::manifest_rows(dir, "ventas")
 }
 
 /// Variables given to one run.

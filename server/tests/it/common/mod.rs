@@ -50,18 +50,42 @@ pub fn fixture(tag: &str) -> Fixture {
     })
     .unwrap();
     server.engine().run_script(SEED).unwrap();
-    let dir = std::env::temp_dir().join(format!("bridge-extract-{tag}-{}", std::process::id()));
+    let dir = project(
+        &format!("extract-{tag}"),
+        "tipos",
+        "-- every type\nSELECT * FROM {database}.{schema}.t\n",
+    );
+    Fixture { server, dir }
+}
+
+/// A fresh working directory laid out as a user's: `queries/<query>.sql`,
+/// `config/common_params.yaml` (schema dbo) and `config/Colombia.yaml`
+/// (database Fid).
+pub fn project(tag: &str, query: &str, sql: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bridge-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("queries")).unwrap();
     std::fs::create_dir_all(dir.join("config")).unwrap();
     std::fs::write(dir.join("config/common_params.yaml"), "schema: dbo\n").unwrap();
     std::fs::write(dir.join("config/Colombia.yaml"), "database: Fid\n").unwrap();
-    std::fs::write(
-        dir.join("queries/tipos.sql"),
-        "-- every type\nSELECT * FROM {database}.{schema}.t\n",
+    std::fs::write(dir.join("queries").join(format!("{query}.sql")), sql).unwrap();
+    dir
+}
+
+/// `Fid.dbo.ventas` with three rows, what `ventas.sql` of [`VENTAS_SQL`] reads.
+pub const VENTAS_SEED: &str = "CREATE DATABASE Fid\nGO\nUSE Fid\nGO\n\
+     CREATE TABLE dbo.ventas (id int NOT NULL PRIMARY KEY, monto decimal(18,2))\nGO\n\
+     INSERT INTO dbo.ventas VALUES (1, 10.50), (2, 20.25), (3, 30.00)\nGO\n";
+
+pub const VENTAS_SQL: &str = "SELECT id, monto FROM {database}.{schema}.ventas\n";
+
+/// The rows `Colombia/<query>/_manifest.json` under `out` says were written.
+pub fn manifest_rows(out: &std::path::Path, query: &str) -> Option<u64> {
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("Colombia").join(query).join("_manifest.json")).ok()?,
     )
-    .unwrap();
-    Fixture { server, dir }
+    .ok()?;
+    m["rows"].as_u64()
 }
 
 pub fn extract(f: &Fixture, extra: &[&str], password: &str) -> Output {
