@@ -89,6 +89,15 @@ enum Command {
         /// (`PATTERN` or `PATTERN:TIMES`).
         #[arg(long)]
         deadlock: Vec<String>,
+        /// Fault: cut the next bulk load(s) after this many rows, as a
+        /// network failure would (`ROWS` or `ROWS:TIMES`, default once).
+        #[arg(long)]
+        drop_bulk_after_rows: Option<String>,
+        /// Fault: run the next SQL batch matching this regex — a COMMIT
+        /// commits — then close the connection instead of answering
+        /// (`PATTERN` or `PATTERN:TIMES`); repeatable.
+        #[arg(long)]
+        lose_answer: Vec<String>,
         /// Also start a Microsoft Entra ID double with this application
         /// (`CLIENT_ID:OBJECT_ID:SECRET`; repeatable) and take its tenant's
         /// access tokens; the READY line then ends with
@@ -184,7 +193,7 @@ enum Command {
     },
 }
 
-/// `PATTERN` or `PATTERN:TIMES`.
+/// `VALUE` or `VALUE:TIMES` (once when no count is given).
 fn pattern_times(s: &str) -> (&str, u32) {
     match s.rsplit_once(':') {
         Some((p, t)) if t.parse::<u32>().is_ok() => (p, t.parse().unwrap_or(1)),
@@ -223,6 +232,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             delay_ms,
             fail_logins,
             deadlock,
+            drop_bulk_after_rows,
+            lose_answer,
             entra_app,
             entra_ca_file,
             kerberos_keytab,
@@ -261,10 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("generating {}.dbo.{}", spec.database, spec.table))?;
             }
             for d in &deadlock {
-                let (pattern, times) = match d.rsplit_once(':') {
-                    Some((p, t)) if t.parse::<u32>().is_ok() => (p, t.parse().unwrap_or(1)),
-                    _ => (d.as_str(), 1),
-                };
+                let (pattern, times) = pattern_times(d);
                 engine
                     .inject_deadlock(pattern, times)
                     .with_context(|| format!("--deadlock pattern '{pattern}'"))?;
@@ -306,6 +314,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(n) = fail_logins {
                 server.faults().fail_next_logins(n);
+            }
+            if let Some(spec) = &drop_bulk_after_rows {
+                let (rows, n) = pattern_times(spec);
+                let rows: u64 = rows
+                    .parse()
+                    .with_context(|| format!("--drop-bulk-after-rows '{spec}': ROWS[:TIMES]"))?;
+                server.faults().drop_next_bulk_loads_after_rows(rows, n);
+            }
+            for l in &lose_answer {
+                let (pattern, n) = pattern_times(l);
+                server
+                    .faults()
+                    .lose_answers(pattern, n)
+                    .with_context(|| format!("--lose-answer pattern '{pattern}'"))?;
             }
             match &entra {
                 Some(e) => println!(

@@ -510,7 +510,7 @@ impl Conn {
                     // Run, commit, and answer nothing: the connection closes.
                     let mut sink = crate::engine::session::Discard;
                     let _ = self.session.run_request(&b.text, &[], &mut sink);
-                    tracing::info!("batch run, then its answer lost (injected)");
+                    tracing::warn!("fault injected: batch run, then its answer lost");
                     return Err(TdsError::Io(std::io::Error::new(
                         std::io::ErrorKind::ConnectionReset,
                         "answer lost (sandbox fault injection)",
@@ -636,6 +636,10 @@ impl Conn {
                                     && received + 1 == cut_at
                                     && shared.faults.take_bulk_drop() =>
                             {
+                                tracing::warn!(
+                                    rows = received,
+                                    "fault injected: connection dropped mid bulk load"
+                                );
                                 wire_error = Some(TdsError::Io(std::io::Error::new(
                                     std::io::ErrorKind::ConnectionAborted,
                                     "fault: connection dropped mid bulk load",
