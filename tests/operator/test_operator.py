@@ -277,29 +277,6 @@ def test_settings_from_the_environment(world, monkeypatch):
 # -- Spark ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    from pyspark.sql import SparkSession
-
-    # Python workers (the data source's planner and executors) run the
-    # interpreter PYSPARK_PYTHON names: this venv's, which has the bridge.
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-
-    s = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
-        .appName("bridge-operator-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", "2g")
-        # Workers run this venv's python: the data source's executors import the bridge.
-        .config("spark.pyspark.python", sys.executable)
-        .getOrCreate()
-    )
-    yield s
-    s.stop()
-
-
 def test_spark_small_result_through_arrow(world, tmp_path, spark):
     ref = spark.read.parquet(str(_write_ref(world, tmp_path)))
     df = world.operator().extract_to_spark(TYPES_QUERY, spark)

@@ -30,19 +30,54 @@ Options: ``query`` (T-SQL), or ``name`` and ``country`` (a query of
 ``sql_server_authentication``, ``sql_server_access_token``, ``encrypt``,
 ``trust_server_certificate``, ``ca_file``.
 
+Writes, exactly once::
+
+    (df.write.format("sqlserver_bridge")
+       .option("table", "dbo.ventas").option("operation", "UPSERT")
+       .option("primary_key", "id").option("write_id", run_id)
+       .mode("append").save())
+
+``operation`` is ``INSERT`` (default), ``UPDATE``, ``DELETE`` or ``UPSERT``
+(the last three by ``primary_key``, comma-separated); ``max_delete_rows``
+(default 10,000) and ``table_lock`` as ``sync_to_sql_server`` takes them. The
+driver checks the DataFrame against the target (every column in it, every
+type converting without loss) before any task runs. Each task bulk-loads its
+rows into a stage table of its own (``dbo.bridge_stage_<write>_<run>_p<partition>_a<attempt>``
+in the target's database) and reports it; the driver applies all reported
+stages in one SQL Server transaction with the ledger row of ``write_id``
+(default: a new id per write), then drops every stage of the write. A task
+retried or run twice leaves a stage nobody reports; a job re-run with the
+same ``write_id`` writes nothing; an aborted job drops its stages.
+
 On runtimes without the Data Source API (Spark 3.5, Databricks Runtime
 before 15.4), ``read_arrow(spark, **options)`` does the same read through
-``DataFrame.mapInArrow``: one task per range, the same schema and rows.
+``DataFrame.mapInArrow``: one task per range, the same schema and rows; and
+``write_arrow(df, **options)`` the same write.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+from pyspark.sql.datasource import (
+    DataSource,
+    DataSourceArrowWriter,
+    DataSourceReader,
+    DataSourceWriter,
+    InputPartition,
+    WriterCommitMessage,
+)
 
 FORMAT = "sqlserver_bridge"
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("true", "yes", "1")
+
 
 # Options that are BridgeOperator's keyword arguments, and how each is read.
 _CONNECTION: dict[str, Any] = {
@@ -56,11 +91,16 @@ _CONNECTION: dict[str, Any] = {
     "sql_server_access_token": str,
     "encrypt": str,
     "ca_file": str,
-    "trust_server_certificate": lambda v: str(v).strip().lower() in ("true", "yes", "1"),
+    "trust_server_certificate": _flag,
 }
 
 _KNOWN = set(_CONNECTION) | {"query", "name", "country", "queries_dir", "config_dir", "partition_on", "partitions",
                              "path"}
+
+# A write's options besides the connection.
+_WRITE = {"table", "operation", "primary_key", "max_delete_rows", "table_lock", "write_id"}
+
+_log = logging.getLogger("sql_databricks_bridge.spark")
 
 
 def read_arrow(spark: Any, **options: Any) -> Any:
@@ -86,18 +126,45 @@ def read_arrow(spark: Any, **options: Any) -> Any:
     return plan.mapInArrow(run, schema)
 
 
+def write_arrow(df: Any, **options: Any) -> dict[str, Any]:
+    """The data source's write through ``mapInArrow``, for Spark 3.5 and
+    Databricks Runtime before 15.4: each task stages its rows, the driver
+    commits the reported stages once (or drops them all when the job
+    fails). Takes the data source's write options as keyword arguments;
+    returns the commit's counts (``rows_read``, ``rows_affected``,
+    ``from_ledger``)."""
+    writer = SqlServerBridgeDataSource({k: str(v) for k, v in options.items()}).writer(df.schema, False)
+    assert isinstance(writer, _Writer)
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        m = writer.write(batches)
+        yield pa.RecordBatch.from_pylist([{"stage": m.stage, "rows": m.rows}],
+                                         schema=pa.schema([("stage", pa.string()), ("rows", pa.int64())]))
+
+    try:
+        rows = df.mapInArrow(run, "stage string, rows long").collect()
+    except BaseException:
+        writer.abort([])
+        raise
+    # The commit drops every stage of the write, whatever its outcome.
+    return writer.apply([_Staged(r["stage"], r["rows"]) for r in rows])
+
+
 def register(spark: Any) -> None:
-    """Makes ``spark.read.format("sqlserver_bridge")`` available in ``spark``."""
+    """Makes ``spark.read.format("sqlserver_bridge")`` and
+    ``df.write.format("sqlserver_bridge")`` available in ``spark``."""
     spark.dataSource.register(SqlServerBridgeDataSource)
 
 
-def _operator(options: Mapping[str, str]) -> Any:
+def _operator(options: Mapping[str, str], **extra: Any) -> Any:
     """A BridgeOperator from the options over the environment (executors build
     their own: a partition carries no credentials)."""
     from sql_databricks_bridge.sdk.databricks import BridgeOperator
 
     kwargs = {k: read(options[k]) for k, read in _CONNECTION.items() if options.get(k) is not None}
-    return BridgeOperator(**kwargs)
+    return BridgeOperator(**kwargs, **extra)
 
 
 class _Range(InputPartition):
@@ -163,6 +230,85 @@ class SqlServerBridgeDataSource(DataSource):
 
     def reader(self, schema: Any) -> DataSourceReader:
         return _Reader(dict(self.options), *self._plan())
+
+    def writer(self, schema: Any, overwrite: bool) -> DataSourceWriter:
+        if overwrite:
+            raise ValueError("sqlserver_bridge: mode('overwrite') is not supported (it would empty the SQL Server "
+                             "table first); use mode('append') with operation INSERT, UPDATE, DELETE or UPSERT")
+        return _Writer({k.lower(): v for k, v in self.options.items()}, schema)
+
+
+@dataclass
+class _Staged(WriterCommitMessage):
+    """A task's commit message: its stage table (None when it had no rows)
+    and the rows it loaded."""
+
+    stage: str | None
+    rows: int
+
+
+class _Writer(DataSourceArrowWriter):
+    """Plans on the driver (failing before any task runs), stages per task,
+    commits once."""
+
+    def __init__(self, options: dict[str, str], schema: Any) -> None:
+        unknown = sorted(set(options) - set(_CONNECTION) - _WRITE - {"path"})
+        if unknown:
+            raise ValueError(f"sqlserver_bridge: unknown write option(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(set(_CONNECTION) | _WRITE))}")
+        if not options.get("table"):
+            raise ValueError("sqlserver_bridge: a write needs the option table ([database.]schema.table in SQL Server)")
+        self.options = options
+        self.write_id = options.get("write_id") or f"auto-{uuid.uuid4().hex}"
+        # This run of the write: a re-run (same write_id) stages apart.
+        self.run = uuid.uuid4().hex[:12]
+        self.keys = [k.strip() for k in options.get("primary_key", "").split(",") if k.strip()]
+        self.columns = [(f.name, f.dataType.simpleString()) for f in schema.fields]
+        extra: dict[str, Any] = {"table_lock": _flag(options.get("table_lock", "false"))}
+        if options.get("max_delete_rows") is not None:
+            try:
+                extra["max_delete_rows"] = int(options["max_delete_rows"])
+            except ValueError:
+                raise ValueError(f"sqlserver_bridge: max_delete_rows '{options['max_delete_rows']}' "
+                                 "is not a number") from None
+        self.extra = extra
+        self._plan()
+
+    def _plan(self) -> Any:
+        return _operator(self.options, **self.extra)._native.plan_write(
+            self.write_id, self.options["table"], self.options.get("operation", "INSERT"),
+            self.columns, self.keys, self.run)
+
+    def write(self, iterator: Iterator[Any]) -> _Staged:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        # Outside a Spark task (a direct call) the attempt is made unique.
+        partition = context.partitionId() if context else 0
+        attempt = context.taskAttemptId() if context else uuid.uuid4().int >> 80
+        loader, rows = None, 0
+        for batch in iterator:
+            if loader is None:
+                loader = self._plan().stage(partition, attempt)
+            loader.send(batch)
+        if loader is None:
+            return _Staged(None, 0)
+        stage, rows = loader.finish()
+        return _Staged(stage, rows)
+
+    def apply(self, messages: list[Any]) -> dict[str, Any]:
+        """Applies the reported stages once; the counts."""
+        stages = [(m.stage, m.rows) for m in messages if isinstance(m, _Staged) and m.stage]
+        out = self._plan().commit(stages)
+        _log.info("sqlserver_bridge: write %s into %s: %s", self.write_id, self.options["table"], out)
+        return out
+
+    def commit(self, messages: list[Any]) -> None:
+        self.apply(messages)
+
+    def abort(self, messages: list[Any]) -> None:
+        dropped = self._plan().abort()
+        _log.warning("sqlserver_bridge: write %s aborted; %d stage table(s) dropped", self.write_id, dropped)
 
 
 class _Reader(DataSourceReader):

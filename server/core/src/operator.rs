@@ -29,6 +29,8 @@ use crate::extract::{self, ExtractError, ExtractOptions, Outcome};
 use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::pool::{self, Pool};
 use crate::sqlserver::SqlServerError;
+use crate::sync::staged::{StagedWrite, WriteRequest};
+use crate::sync::StageRef;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -80,6 +82,10 @@ pub struct BridgeOperator {
     table_lock: bool,
 }
 
+/// The most rows a library DELETE removes unless the caller says otherwise,
+/// as the deck's `permissions.yaml` caps its users.
+pub const DEFAULT_MAX_DELETE_ROWS: u64 = 10_000;
+
 /// Connections the operator keeps for concurrent calls.
 const POOL_SIZE: usize = 4;
 
@@ -95,7 +101,7 @@ impl BridgeOperator {
             timeout,
             databricks: None,
             warehouse: None,
-            max_delete_rows: None,
+            max_delete_rows: Some(DEFAULT_MAX_DELETE_ROWS),
             table_lock: false,
         })
     }
@@ -138,7 +144,8 @@ impl BridgeOperator {
         self
     }
 
-    /// Caps DELETEs done by `sync_to_sql_server` (no cap by default).
+    /// Caps the rows a DELETE may remove (sync and distributed writes;
+    /// [`DEFAULT_MAX_DELETE_ROWS`] unless set): above it nothing is deleted.
     pub fn with_max_delete_rows(mut self, n: u64) -> Self {
         self.max_delete_rows = Some(n);
         self
@@ -179,15 +186,7 @@ impl BridgeOperator {
         operation: &str,
         primary_keys: &[&str],
     ) -> Result<crate::sync::SyncOutcome, OperatorError> {
-        let valid = (1..=90).contains(&sync_id.len())
-            && sync_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
-        if !valid {
-            return Err(OperatorError::Argument(format!(
-                "sync_id '{sync_id}' must be 1 to 90 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'"
-            )));
-        }
+        crate::sync::staged::check_id("sync_id", sync_id).map_err(OperatorError::Argument)?;
         self.sync_once(
             Some(sync_id),
             source_table,
@@ -237,6 +236,66 @@ impl BridgeOperator {
             )
             .await?;
         Ok(core.execute(&plan).await?)
+    }
+
+    /// Plans a distributed write of a DataFrame's columns (name and Spark
+    /// type) into `target_table`, identified by `write_id` (and this run of
+    /// it by `run`, the same on the driver and every task): checked against
+    /// the target before any row moves. Tasks then [`stage`](Self::stage)
+    /// their rows and the driver [`commit`](Self::commit_stages)s once.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn plan_write(
+        &self,
+        write_id: &str,
+        run: &str,
+        target_table: &str,
+        operation: &str,
+        primary_keys: &[String],
+        columns: &[(String, String)],
+    ) -> Result<StagedWrite, OperatorError> {
+        let request = WriteRequest {
+            write_id,
+            operation,
+            target_table,
+            primary_keys,
+            columns,
+            max_delete_rows: self.max_delete_rows,
+            table_lock: self.table_lock,
+            applied_by: "library",
+            run,
+        };
+        Ok(StagedWrite::plan(&self.pool, &request).await?)
+    }
+
+    /// Loads one task's batches (until the sender closes) into the stage
+    /// table of its partition and attempt.
+    pub async fn stage(
+        &self,
+        write: &StagedWrite,
+        partition: u64,
+        attempt: u64,
+        batches: &mut tokio::sync::mpsc::Receiver<RecordBatch>,
+    ) -> Result<StageRef, OperatorError> {
+        Ok(write.stage(&self.pool, partition, attempt, batches).await?)
+    }
+
+    /// Applies the stages the tasks reported (table name and rows), exactly
+    /// once per write id, and drops all the write's stage tables.
+    pub async fn commit_stages(
+        &self,
+        write: &StagedWrite,
+        stages: &[(String, u64)],
+    ) -> Result<crate::sync::SyncOutcome, OperatorError> {
+        let refs = stages
+            .iter()
+            .map(|(name, rows)| write.stage_ref(name, *rows))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(write.commit(&self.pool, &self.retry, &refs).await?)
+    }
+
+    /// Drops every stage table of the write (an aborted job); how many.
+    pub async fn abort_stages(&self, write: &StagedWrite) -> Result<u64, OperatorError> {
+        Ok(write.drop_stages(&self.pool).await?)
     }
 
     pub fn with_options(mut self, options: ExtractOptions) -> Self {

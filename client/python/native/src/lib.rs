@@ -9,6 +9,7 @@ mod errors;
 mod operator;
 mod runtime;
 mod stream;
+mod write;
 
 use pyo3::prelude::*;
 
@@ -16,6 +17,8 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<operator::Operator>()?;
     m.add_class::<stream::ArrowStream>()?;
+    m.add_class::<write::DistributedWrite>()?;
+    m.add_class::<write::StageLoader>()?;
     errors::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -11,6 +11,7 @@ use sql_databricks_bridge_core::entra::TokenSource;
 use sql_databricks_bridge_core::extract::spill::Landed;
 use sql_databricks_bridge_core::extract::Outcome;
 use sql_databricks_bridge_core::operator::{BridgeOperator, OperatorError};
+use sql_databricks_bridge_core::sync::SyncOutcome;
 
 use crate::runtime::block_on;
 use crate::stream::ArrowStream;
@@ -219,6 +220,32 @@ impl Operator {
         }
     }
 
+    /// Plans a write of a DataFrame's columns ((name, Spark type) pairs)
+    /// into `target_table`, checked against the target before any row
+    /// moves; `write_id` keys it in the ledger, `run` (the driver's, passed
+    /// to every task; new when not given) names this run's stages.
+    #[pyo3(signature = (write_id, target_table, operation, columns, primary_keys=None, run=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn plan_write(
+        &self,
+        py: Python<'_>,
+        write_id: &str,
+        target_table: &str,
+        operation: &str,
+        columns: Vec<(String, String)>,
+        primary_keys: Option<Vec<String>>,
+        run: Option<String>,
+    ) -> PyResult<crate::write::DistributedWrite> {
+        let keys = primary_keys.unwrap_or_default();
+        let run = run.unwrap_or_else(sql_databricks_bridge_core::sync::staged::new_run_id);
+        let op = &self.op;
+        let write = block_on(
+            py,
+            op.plan_write(write_id, &run, target_table, operation, &keys, &columns),
+        )?;
+        Ok(crate::write::DistributedWrite::new(self.op.clone(), write))
+    }
+
     /// Applies a Databricks table to a SQL Server table in one transaction.
     /// With `sync_id`, the sync is recorded under it: the same id again
     /// writes nothing and returns the first counts.
@@ -252,13 +279,18 @@ impl Operator {
                 }
             }
         })?;
-        let d = PyDict::new(py);
-        d.set_item("rows_read", out.rows_expected)?;
-        d.set_item("rows_affected", out.rows_affected)?;
-        d.set_item("discrepancy", out.discrepancy())?;
-        d.set_item("from_ledger", out.from_ledger)?;
-        Ok(d)
+        sync_outcome_dict(py, &out)
     }
+}
+
+/// What a sync or a distributed write did, as Python's `SyncResult` takes it.
+pub fn sync_outcome_dict<'py>(py: Python<'py>, out: &SyncOutcome) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("rows_read", out.rows_expected)?;
+    d.set_item("rows_affected", out.rows_affected)?;
+    d.set_item("discrepancy", out.discrepancy())?;
+    d.set_item("from_ledger", out.from_ledger)?;
+    Ok(d)
 }
 
 fn outcome_dict<'py>(py: Python<'py>, out: &Outcome) -> PyResult<Bound<'py, PyDict>> {

@@ -15,7 +15,7 @@ use sql_databricks_bridge_core::operator::OperatorError;
 /// How often a running call looks for a pending signal (Ctrl-C).
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
-fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
+pub fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
     static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()

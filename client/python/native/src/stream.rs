@@ -63,3 +63,35 @@ impl ArrowStream {
         self.rows
     }
 }
+
+/// A record batch handed over by Python (pyarrow's `RecordBatch`, or any
+/// object with the Arrow PyCapsule `__arrow_c_array__`), imported without a
+/// copy.
+pub fn import_batch(obj: &Bound<'_, PyAny>) -> PyResult<RecordBatch> {
+    use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+    use arrow_array::{Array, StructArray};
+    use pyo3::exceptions::PyTypeError;
+
+    let (schema, array): (Bound<'_, PyCapsule>, Bound<'_, PyCapsule>) = obj
+        .call_method0("__arrow_c_array__")
+        .map_err(|_| PyTypeError::new_err("expected an Arrow record batch (pyarrow.RecordBatch)"))?
+        .extract()?;
+    let schema_ptr = schema.pointer_checked(Some(c"arrow_schema"))?;
+    let array_ptr = array.pointer_checked(Some(c"arrow_array"))?;
+    // SAFETY: the capsules hold an ArrowSchema and an ArrowArray as the
+    // PyCapsule interface defines them; the array is moved out (its
+    // release callback left empty, as the interface asks of a consumer)
+    // and the schema only read.
+    let data = unsafe {
+        let array = FFI_ArrowArray::from_raw(array_ptr.as_ptr().cast::<FFI_ArrowArray>());
+        from_ffi(array, &*schema_ptr.as_ptr().cast::<FFI_ArrowSchema>())
+    }
+    .map_err(|e| PyRuntimeError::new_err(format!("cannot import the Arrow batch: {e}")))?;
+    let columns = StructArray::from(data);
+    if columns.null_count() > 0 {
+        return Err(PyRuntimeError::new_err(
+            "the Arrow batch has null rows at the top level",
+        ));
+    }
+    Ok(RecordBatch::from(columns))
+}

@@ -14,6 +14,9 @@
 //! so an INSERT event behaves as the UPDATE and UPSERT events (plain DML
 //! from the temp table) do.
 
+use std::future::Future;
+
+use arrow_array::RecordBatch;
 use tiberius::{SqlBulkCopyOption, SqlBulkCopyOptions, TokenRow};
 
 use super::convert;
@@ -107,6 +110,43 @@ pub enum UpsertMethod {
     Merge,
 }
 
+/// Where an application's rows come from, one batch at a time: a
+/// Databricks statement's result, or the batches a Spark task hands over.
+pub trait Batches: Send {
+    fn next_batch(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<RecordBatch>, ApplyError>> + Send;
+}
+
+impl Batches for ArrowResult {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>, ApplyError> {
+        Ok(ArrowResult::next_batch(self).await?)
+    }
+}
+
+impl Batches for tokio::sync::mpsc::Receiver<RecordBatch> {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>, ApplyError> {
+        Ok(self.recv().await)
+    }
+}
+
+/// A stage table a task loaded, as its commit message names it: its
+/// (bracketed, checked) name and the rows the task says it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageRef {
+    pub quoted: String,
+    pub rows: u64,
+}
+
+/// The rows an application writes.
+pub enum Source<'a> {
+    /// Streamed and bulk-loaded in the transaction.
+    Stream(&'a mut ArrowResult),
+    /// Loaded beforehand into stage tables (a distributed write), copied in
+    /// the transaction.
+    Stages(&'a [StageRef]),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Applied {
     pub rows_read: u64,
@@ -173,7 +213,7 @@ fn on_keys(keys: &[String]) -> String {
 pub async fn apply(
     conn: &mut Connection,
     plan: &Plan,
-    source: &mut ArrowResult,
+    source: Source<'_>,
 ) -> Result<Applied, ApplyError> {
     let temp = format!("#bridge_src_{}", uuid::Uuid::new_v4().simple());
     let cols: Vec<String> = plan
@@ -207,7 +247,13 @@ pub async fn apply(
     } else {
         temp.clone()
     };
-    let rows_read = load(conn, plan, source, &into, direct, &cols, &mut key_check).await?;
+    let rows_read = match source {
+        Source::Stream(s) => {
+            let lock = direct && plan.table_lock;
+            load(conn, plan, s, &into, direct, lock, &cols, &mut key_check).await?
+        }
+        Source::Stages(stages) => copy_stages(conn, plan, stages, &into, direct, &cols).await?,
+    };
     if one_per_key && !key_check.proven_unique() {
         refuse_repeated_keys(conn, plan, &temp).await?;
     }
@@ -223,15 +269,57 @@ pub async fn apply(
     })
 }
 
-/// Bulk-loads the source's rows into `into` (the target itself when
-/// `direct`, else the staging table), converting each value exactly and
-/// noting the keys for `key_check`; the rows read.
-async fn load(
+/// Copies the stage tables' rows into `into` (the target itself when
+/// `direct`, else the transaction's staging table); the rows copied. A
+/// stage holding other than what its task reported is refused: it was
+/// changed or cut since.
+async fn copy_stages(
     conn: &mut Connection,
     plan: &Plan,
-    source: &mut ArrowResult,
+    stages: &[StageRef],
     into: &str,
     direct: bool,
+    cols: &[String],
+) -> Result<u64, ApplyError> {
+    let list = cols.join(", ");
+    let hint = if direct && plan.table_lock {
+        " WITH (TABLOCK)"
+    } else {
+        ""
+    };
+    let mut n = 0;
+    for s in stages {
+        let copied = execute(
+            conn,
+            &format!(
+                "INSERT INTO {into}{hint} ({list}) SELECT {list} FROM {}",
+                s.quoted
+            ),
+        )
+        .await?;
+        if copied != s.rows {
+            return Err(ApplyError::Refused(format!(
+                "stage table {} holds {copied} rows, its task loaded {}; nothing was written",
+                s.quoted, s.rows
+            )));
+        }
+        n += copied;
+    }
+    Ok(n)
+}
+
+/// Bulk-loads the source's rows into `into` (the target itself when
+/// `direct`, else a staging table), converting each value exactly and
+/// noting the keys for `key_check`; the rows read. `lock` asks for a table
+/// lock on `into`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn load(
+    conn: &mut Connection,
+    plan: &Plan,
+    source: &mut impl Batches,
+    into: &str,
+    direct: bool,
+    lock: bool,
     cols: &[String],
     key_check: &mut KeyCheck,
 ) -> Result<u64, ApplyError> {
@@ -241,7 +329,7 @@ async fn load(
     // locks — minimal logging where the recovery model allows it, and
     // other writers (and, outside snapshot isolation, readers) of the
     // table wait until the event's transaction commits.
-    let lock = if plan.table_lock {
+    let lock = if lock {
         SqlBulkCopyOptions::from(SqlBulkCopyOption::TableLock)
     } else {
         SqlBulkCopyOptions::empty()

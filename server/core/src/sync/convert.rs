@@ -66,6 +66,28 @@ fn micros_value(a: &dyn Array, row: usize) -> Option<i64> {
     }
 }
 
+/// The text at `row` of a string array of any offset width or layout
+/// (Spark hands `large_string` when `spark.sql.execution.arrow.useLargeVarTypes`
+/// is on, and string views from newer producers).
+fn text_value(a: &dyn Array, row: usize) -> Option<&str> {
+    match a.data_type() {
+        DataType::Utf8 => Some(a.as_string::<i32>().value(row)),
+        DataType::LargeUtf8 => Some(a.as_string::<i64>().value(row)),
+        DataType::Utf8View => Some(a.as_string_view().value(row)),
+        _ => None,
+    }
+}
+
+/// The bytes at `row` of a binary array of any offset width or layout.
+fn bytes_value(a: &dyn Array, row: usize) -> Option<&[u8]> {
+    match a.data_type() {
+        DataType::Binary => Some(a.as_binary::<i32>().value(row)),
+        DataType::LargeBinary => Some(a.as_binary::<i64>().value(row)),
+        DataType::BinaryView => Some(a.as_binary_view().value(row)),
+        _ => None,
+    }
+}
+
 fn ten(p: u32) -> i128 {
     10i128.pow(p)
 }
@@ -151,10 +173,7 @@ pub fn value(conv: &Conv, array: &dyn Array, row: usize) -> Result<ColumnData<'s
         Conv::String { max_chars } => ColumnData::String(if null {
             None
         } else {
-            let s = array
-                .as_string_opt::<i32>()
-                .ok_or_else(unexpected)?
-                .value(row);
+            let s = text_value(array, row).ok_or_else(unexpected)?;
             if let Some(max) = max_chars {
                 let n = s.chars().count();
                 if n > *max {
@@ -168,10 +187,7 @@ pub fn value(conv: &Conv, array: &dyn Array, row: usize) -> Result<ColumnData<'s
         Conv::Binary { max_bytes } => ColumnData::Binary(if null {
             None
         } else {
-            let b = array
-                .as_binary_opt::<i32>()
-                .ok_or_else(unexpected)?
-                .value(row);
+            let b = bytes_value(array, row).ok_or_else(unexpected)?;
             if let Some(max) = max_bytes {
                 if b.len() > *max {
                     return Err(format!(
@@ -185,10 +201,7 @@ pub fn value(conv: &Conv, array: &dyn Array, row: usize) -> Result<ColumnData<'s
         Conv::Guid => ColumnData::Guid(if null {
             None
         } else {
-            let s = array
-                .as_string_opt::<i32>()
-                .ok_or_else(unexpected)?
-                .value(row);
+            let s = text_value(array, row).ok_or_else(unexpected)?;
             Some(
                 uuid::Uuid::parse_str(s.trim())
                     .map_err(|_| format!("'{s}' is not a uniqueidentifier"))?,
@@ -197,10 +210,7 @@ pub fn value(conv: &Conv, array: &dyn Array, row: usize) -> Result<ColumnData<'s
         Conv::Time { digits } => ColumnData::Time(if null {
             None
         } else {
-            let s = array
-                .as_string_opt::<i32>()
-                .ok_or_else(unexpected)?
-                .value(row);
+            let s = text_value(array, row).ok_or_else(unexpected)?;
             Some(
                 parse_time(s, *digits)
                     .ok_or_else(|| format!("'{s}' is not a time of day (HH:MM:SS[.fffffff])"))?,
@@ -402,5 +412,32 @@ mod tests {
                 Time::new(30_000, 7)
             )))
         );
+    }
+
+    #[test]
+    fn text_and_bytes_of_every_arrow_layout() {
+        use arrow_array::{BinaryViewArray, LargeBinaryArray, LargeStringArray, StringViewArray};
+        let conv = Conv::String { max_chars: Some(4) };
+        let want = ColumnData::String(Some(Cow::Owned("Ñandú".chars().take(4).collect())));
+        for a in [
+            &LargeStringArray::from(vec!["Ñand"]) as &dyn Array,
+            &StringViewArray::from(vec!["Ñand"]),
+            &StringArray::from(vec!["Ñand"]),
+        ] {
+            assert_eq!(value(&conv, a, 0).unwrap(), want);
+        }
+        let e = value(&conv, &LargeStringArray::from(vec!["Ñandú"]), 0).unwrap_err();
+        assert!(e.contains("longer than the column's 4"), "{e}");
+        let bin = Conv::Binary { max_bytes: None };
+        let bytes: &[u8] = &[0, 255];
+        for a in [
+            &LargeBinaryArray::from(vec![bytes]) as &dyn Array,
+            &BinaryViewArray::from(vec![bytes]),
+        ] {
+            assert_eq!(
+                value(&bin, a, 0).unwrap(),
+                ColumnData::Binary(Some(Cow::Owned(vec![0, 255])))
+            );
+        }
     }
 }

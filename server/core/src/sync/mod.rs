@@ -10,6 +10,7 @@ pub(crate) mod events_table;
 pub(crate) mod keys;
 mod poller;
 pub(crate) mod provenance;
+pub mod staged;
 pub(crate) mod target;
 
 use std::time::Duration;
@@ -23,8 +24,8 @@ use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::pool::{self, Pool};
 use crate::sqlserver::SqlServerError;
 use crate::types::to_sqlserver::{self, TargetColumn};
-pub use apply::UpsertMethod;
 use apply::{ApplyError, Plan, PlannedColumn};
+pub use apply::{StageRef, UpsertMethod};
 pub use event::{EventStatus, Operation, Refusal, SyncEvent, TargetTable};
 pub use events_table::{Claim, EventsError, EventsTable, NewEvent, Routing};
 pub use poller::{PollSummary, Poller, PollerConfig, SyncStats};
@@ -371,85 +372,129 @@ impl SyncCore {
     /// the event in the ledger; transient failures (a dropped connection,
     /// a deadlock, Databricks throttling) roll back and try again.
     pub async fn execute(&self, plan: &Plan) -> Result<SyncOutcome, SyncError> {
-        retry(
-            &self.retry,
-            |attempt, e: &SyncError, wait| {
-                tracing::warn!(
-                    event = plan.event_id,
-                    attempt,
-                    error = %e,
-                    "applying the event failed; retrying in {:.1} s",
-                    wait.as_secs_f64()
-                )
-            },
-            || async {
-                self.attempt(plan).await.map_err(|e| {
-                    let t = e.transient();
-                    (e, t)
-                })
-            },
-        )
-        .await
+        let rows = Rows::Databricks {
+            ws: &self.ws,
+            warehouse: &self.warehouse,
+            deadline: self.deadline,
+        };
+        apply_once(&self.pool, &self.retry, plan, rows).await
     }
+}
 
-    async fn attempt(&self, plan: &Plan) -> Result<SyncOutcome, SyncError> {
-        let mut conn = pool::get(&self.pool).await?;
-        target::ensure_ledger(&mut conn, &plan.target)
-            .await
-            .map_err(sql_error)?;
-        if let Some(entry) = target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
-            .await
-            .map_err(sql_error)?
-        {
-            return from_ledger(plan, entry);
-        }
-        let mut source = self
-            .ws
-            .query_arrow(
-                &self.warehouse,
-                &plan.source_sql,
-                &plan
-                    .source_params
-                    .iter()
-                    .map(|(n, v)| Parameter::new(n, v))
-                    .collect::<Vec<_>>(),
-                self.deadline,
+/// Where an application's rows are read, on each attempt.
+#[derive(Clone, Copy)]
+pub(crate) enum Rows<'a> {
+    /// The plan's `source_sql`, run on a Databricks SQL warehouse.
+    Databricks {
+        ws: &'a Workspace,
+        warehouse: &'a str,
+        deadline: Duration,
+    },
+    /// Stage tables loaded by the tasks of a distributed write.
+    Stages(&'a [StageRef]),
+}
+
+/// Applies `plan` exactly once, reading `rows`: each attempt first looks
+/// for the plan's id in the ledger
+/// (applied before: its counts, nothing written); transient failures roll
+/// back and try again; after a failure the ledger tells whether another run
+/// (or this one, its answer lost) committed it meanwhile.
+pub(crate) async fn apply_once(
+    pool: &Pool,
+    policy: &RetryPolicy,
+    plan: &Plan,
+    rows: Rows<'_>,
+) -> Result<SyncOutcome, SyncError> {
+    retry(
+        policy,
+        |attempt, e: &SyncError, wait| {
+            tracing::warn!(
+                event = plan.event_id,
+                attempt,
+                error = %e,
+                "applying the event failed; retrying in {:.1} s",
+                wait.as_secs_f64()
             )
-            .await?;
-        match apply::apply(&mut conn, plan, &mut source).await {
-            Ok(a) => Ok(SyncOutcome {
-                rows_expected: a.rows_read,
-                rows_affected: a.rows_affected,
-                from_ledger: false,
-            }),
-            Err(e) => {
-                // The connection may be mid-bulk or inside the transaction:
-                // closing it rolls back; it never returns to the pool.
-                let _ = deadpool::managed::Object::take(conn);
-                // Another run (a bridge that took the event over while its
-                // holder was still applying it) may have committed it in
-                // the meantime: its writes then collide with ours (2627 on
-                // the ledger or on the target's key). The ledger says so.
-                if let Some(entry) = self.committed_meanwhile(plan).await {
-                    return from_ledger(plan, entry);
-                }
-                Err(match e {
-                    ApplyError::Refused(why) => SyncError::Refused(why),
-                    e => SyncError::Apply(e),
-                })
+        },
+        || async move {
+            attempt_once(pool, plan, rows).await.map_err(|e| {
+                let t = e.transient();
+                (e, t)
+            })
+        },
+    )
+    .await
+}
+
+async fn attempt_once(pool: &Pool, plan: &Plan, rows: Rows<'_>) -> Result<SyncOutcome, SyncError> {
+    let mut conn = pool::get(pool).await?;
+    target::ensure_ledger(&mut conn, &plan.target)
+        .await
+        .map_err(sql_error)?;
+    if let Some(entry) = target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
+        .await
+        .map_err(sql_error)?
+    {
+        return from_ledger(plan, entry);
+    }
+    let applied = match rows {
+        Rows::Databricks {
+            ws,
+            warehouse,
+            deadline,
+        } => {
+            let params: Vec<Parameter> = plan
+                .source_params
+                .iter()
+                .map(|(n, v)| Parameter::new(n, v))
+                .collect();
+            match ws
+                .query_arrow(warehouse, &plan.source_sql, &params, deadline)
+                .await
+            {
+                Ok(mut source) => apply::apply(&mut conn, plan, apply::Source::Stream(&mut source))
+                    .await
+                    .map_err(SyncError::Apply),
+                Err(e) => Err(SyncError::Statement(e)),
             }
         }
-    }
-
-    /// The event's ledger row, read on a fresh connection after a failed
-    /// attempt; `None` when it is not there or cannot be read now.
-    async fn committed_meanwhile(&self, plan: &Plan) -> Option<target::LedgerEntry> {
-        let mut conn = pool::get(&self.pool).await.ok()?;
-        target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
+        Rows::Stages(stages) => apply::apply(&mut conn, plan, apply::Source::Stages(stages))
             .await
-            .ok()
-            .flatten()
+            .map_err(SyncError::Apply),
+    };
+    match applied {
+        Ok(a) => Ok(SyncOutcome {
+            rows_expected: a.rows_read,
+            rows_affected: a.rows_affected,
+            from_ledger: false,
+        }),
+        Err(e) => {
+            // The connection may be mid-bulk or inside the transaction:
+            // closing it rolls back; it never returns to the pool.
+            let _ = deadpool::managed::Object::take(conn);
+            // Another run (a bridge that took the event over while its
+            // holder was still applying it) may have committed it in
+            // the meantime: its writes then collide with ours (2627 on
+            // the ledger or on the target's key). The ledger says so.
+            if let Some(entry) = committed_meanwhile(pool, plan).await {
+                return from_ledger(plan, entry);
+            }
+            Err(match e {
+                SyncError::Apply(ApplyError::Refused(why)) => SyncError::Refused(why),
+                e => e,
+            })
+        }
     }
+}
+
+/// The plan's ledger row, read on a fresh connection after a failed
+/// attempt; `None` when it is not there or cannot be read now.
+async fn committed_meanwhile(pool: &Pool, plan: &Plan) -> Option<target::LedgerEntry> {
+    let mut conn = pool::get(pool).await.ok()?;
+    target::ledger_entry(&mut conn, &plan.target, &plan.event_id)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The event's columns (all the source's when it names none, plus its
