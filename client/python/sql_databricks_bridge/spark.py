@@ -49,6 +49,23 @@ stages in one SQL Server transaction with the ledger row of ``write_id``
 retried or run twice leaves a stage nobody reports; a job re-run with the
 same ``write_id`` writes nothing; an aborted job drops its stages.
 
+A stream of a Change-Tracking-enabled table, offsets being Change Tracking
+versions::
+
+    changes = (spark.readStream.format("sqlserver_bridge")
+               .option("table", "dbo.ventas").load())
+
+Each row carries ``_change_operation`` (``I``, ``U``, ``D``) and
+``_change_version`` before the table's columns. The first micro-batch is the
+whole table (``starting_version`` ``snapshot``, the default; ``latest`` starts
+at the current version, a number at that version); each later one holds the
+net change of every key whose last change falls in its range of versions,
+read as the table held it then (a deleted row: its key only). Applied by key
+in order of ``_change_version`` (a Delta ``MERGE`` in ``foreachBatch``), they
+keep a copy equal to the table. When Change Tracking has cleaned up the
+changes after the last version read, the stream stops with an error naming
+the remedy (a new checkpoint: a new snapshot).
+
 On runtimes without the Data Source API (Spark 3.5, Databricks Runtime
 before 15.4), ``read_arrow(spark, **options)`` does the same read through
 ``DataFrame.mapInArrow``: one task per range, the same schema and rows; and
@@ -67,6 +84,7 @@ from pyspark.sql.datasource import (
     DataSource,
     DataSourceArrowWriter,
     DataSourceReader,
+    DataSourceStreamReader,
     DataSourceWriter,
     InputPartition,
     WriterCommitMessage,
@@ -96,6 +114,9 @@ _CONNECTION: dict[str, Any] = {
 
 _KNOWN = set(_CONNECTION) | {"query", "name", "country", "queries_dir", "config_dir", "partition_on", "partitions",
                              "path"}
+
+# A stream's options besides the connection.
+_STREAM = {"table", "starting_version"}
 
 # A write's options besides the connection.
 _WRITE = {"table", "operation", "primary_key", "max_delete_rows", "table_lock", "write_id"}
@@ -158,13 +179,28 @@ def register(spark: Any) -> None:
     spark.dataSource.register(SqlServerBridgeDataSource)
 
 
+# Operators of this process by their arguments: a Python worker runs many
+# tasks, and the driver plans every micro-batch, each reusing the pool (and
+# its logins) of the same connection rather than opening one per call.
+_OPERATORS: dict[tuple[tuple[str, str], ...], Any] = {}
+_MAX_OPERATORS = 8
+
+
 def _operator(options: Mapping[str, str], **extra: Any) -> Any:
     """A BridgeOperator from the options over the environment (executors build
     their own: a partition carries no credentials)."""
     from sql_databricks_bridge.sdk.databricks import BridgeOperator
 
     kwargs = {k: read(options[k]) for k, read in _CONNECTION.items() if options.get(k) is not None}
-    return BridgeOperator(**kwargs, **extra)
+    kwargs.update(extra)
+    key = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+    op = _OPERATORS.get(key)
+    if op is None:
+        op = BridgeOperator(**kwargs)
+        if len(_OPERATORS) >= _MAX_OPERATORS:
+            _OPERATORS.pop(next(iter(_OPERATORS)))
+        _OPERATORS[key] = op
+    return op
 
 
 class _Range(InputPartition):
@@ -220,16 +256,44 @@ class SqlServerBridgeDataSource(DataSource):
             raise ValueError("sqlserver_bridge: partitions > 1 needs partition_on (the column to cut ranges of)")
         return sql, column, n
 
+    def _stream_table(self) -> str | None:
+        """The table a readStream follows; None for a batch read."""
+        options = {k.lower(): v for k, v in self.options.items()}
+        if not options.get("table"):
+            return None
+        if options.get("query") or options.get("name"):
+            raise ValueError("sqlserver_bridge: give table (a stream, or a write's target) or query / name "
+                             "(a batch read), not both")
+        return options["table"]
+
     def schema(self) -> Any:
         import pyarrow as pa
         from pyspark.sql.pandas.types import from_arrow_schema
 
+        table = self._stream_table()
+        if table is not None:
+            info = _operator(self.options)._native.change_stream(table)
+            return from_arrow_schema(pa.RecordBatchReader.from_stream(info["schema"]).schema)
         sql, _, _ = self._plan()
         stream = _operator(self.options)._native.result_schema(sql)
         return from_arrow_schema(pa.RecordBatchReader.from_stream(stream).schema)
 
     def reader(self, schema: Any) -> DataSourceReader:
+        if self._stream_table() is not None:
+            raise ValueError("sqlserver_bridge: the option table is for readStream (Change Tracking) and writes; "
+                             "a batch read takes query, or name and country")
         return _Reader(dict(self.options), *self._plan())
+
+    def streamReader(self, schema: Any) -> DataSourceStreamReader:
+        options = {k.lower(): v for k, v in self.options.items()}
+        unknown = sorted(set(options) - set(_CONNECTION) - _STREAM - {"path"})
+        if unknown:
+            raise ValueError(f"sqlserver_bridge: unknown stream option(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(set(_CONNECTION) | _STREAM))}")
+        if self._stream_table() is None:
+            raise ValueError("sqlserver_bridge: a stream needs the option table (a Change-Tracking-enabled "
+                             "[database.]schema.table), not query or name")
+        return _ChangeReader(options)
 
     def writer(self, schema: Any, overwrite: bool) -> DataSourceWriter:
         if overwrite:
@@ -327,3 +391,54 @@ class _Reader(DataSourceReader):
         assert isinstance(partition, _Range)
         stream = _operator(self.options)._native.extract_arrow(partition.sql)
         yield from pa.RecordBatchReader.from_stream(stream)
+
+
+class _Versions(InputPartition):
+    """One micro-batch: the whole table (start None) or the changes in
+    (start, end]."""
+
+    def __init__(self, start: int | None, end: int) -> None:
+        super().__init__(0)
+        self.start, self.end = start, end
+
+
+class _ChangeReader(DataSourceStreamReader):
+    """Offsets are ``{"version": n}``: Change Tracking versions; -1 before
+    the first snapshot."""
+
+    def __init__(self, options: dict[str, str]) -> None:
+        self.options = options
+        self.starting = str(options.get("starting_version", "snapshot")).strip().lower()
+        if self.starting not in ("snapshot", "latest") and not self.starting.isdigit():
+            raise ValueError(f"sqlserver_bridge: starting_version '{self.starting}' is not snapshot, latest "
+                             "or a version number")
+        info = _operator(options)._native.change_stream(options["table"])
+        self.tracked, self.columns, self.keys = info["tracked"], info["columns"], info["keys"]
+        self.current = info["current"]
+
+    def initialOffset(self) -> dict:
+        if self.starting == "snapshot":
+            return {"version": -1}
+        if self.starting == "latest":
+            return {"version": self.current}
+        return {"version": int(self.starting)}
+
+    def latestOffset(self, start: dict | None = None, limit: Any = None) -> dict:
+        current, _ = _operator(self.options)._native.change_versions(self.tracked)
+        return {"version": current}
+
+    def partitions(self, start: dict, end: dict) -> list[InputPartition]:
+        first, last = int(start["version"]), int(end["version"])
+        return [_Versions(None if first < 0 else first, last)]
+
+    def read(self, partition: InputPartition) -> Iterator[Any]:
+        import pyarrow as pa
+
+        assert isinstance(partition, _Versions)
+        stream = _operator(self.options)._native.read_changes(
+            self.tracked, self.columns, self.keys, partition.start, partition.end)
+        yield from pa.RecordBatchReader.from_stream(stream)
+
+    def commit(self, end: dict) -> None:
+        """Nothing to release: the versions read stay Change Tracking's."""
+

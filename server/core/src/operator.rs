@@ -31,6 +31,7 @@ use crate::sqlserver::pool::{self, Pool};
 use crate::sqlserver::SqlServerError;
 use crate::sync::staged::{StagedWrite, WriteRequest};
 use crate::sync::StageRef;
+use crate::tables::stream::ChangeStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -51,6 +52,18 @@ pub enum OperatorError {
     /// An argument the caller passed is not valid.
     #[error("{0}")]
     Argument(String),
+    /// Change Tracking cannot be read as asked (not enabled on the
+    /// database or the table, the table has no primary key, ...).
+    #[error("{0}")]
+    Changes(String),
+    /// The changes after `version` were cleaned up: reading on would miss
+    /// some.
+    #[error("Change Tracking no longer holds the changes of {tracked} after version {version} (its minimum valid version is {min}: they were older than the database's CHANGE_RETENTION and were cleaned up). The stream cannot continue without missing changes: start it again with a new checkpoint location (its first batch is the whole table), and run it more often than the retention period")]
+    ChangesExpired {
+        tracked: String,
+        version: i64,
+        min: String,
+    },
     /// The rows could not become a DataFrame (feature `polars`). Not
     /// feature-gated itself, so a match on this enum compiles either way.
     #[error("{0}")]
@@ -65,6 +78,19 @@ impl OperatorError {
             _ => false,
         }
     }
+}
+
+/// Change Tracking's versions for a tracked table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangeVersions {
+    /// The database's current version.
+    pub current: i64,
+    /// The table's minimum valid version.
+    pub min: i64,
+}
+
+fn changes(e: crate::tables::LoadError) -> OperatorError {
+    OperatorError::Changes(e.to_string())
 }
 
 /// Extraction from SQL Server for one program: a connection pool, options
@@ -296,6 +322,121 @@ impl BridgeOperator {
     /// Drops every stage table of the write (an aborted job); how many.
     pub async fn abort_stages(&self, write: &StagedWrite) -> Result<u64, OperatorError> {
         Ok(write.drop_stages(&self.pool).await?)
+    }
+
+    /// A Change-Tracking-enabled table as a stream: its columns and
+    /// primary key (as CHANGETABLE gives it), with Change Tracking's
+    /// current version and the table's minimum valid one.
+    pub async fn change_stream(
+        &self,
+        table: &str,
+    ) -> Result<(ChangeStream, ChangeVersions), OperatorError> {
+        let tracked = crate::tables::source::tracked_name(table).map_err(changes)?;
+        let versions = self.change_versions(&tracked).await?;
+        let (table_sql, changes_sql) =
+            ChangeStream::describe_sql(table, versions.min).map_err(changes)?;
+        let names = |s: Arc<Schema>| -> Vec<String> {
+            s.fields().iter().map(|f| f.name().clone()).collect()
+        };
+        let columns = names(self.extract_to_batches(&table_sql).await?.0);
+        let described = names(self.extract_to_batches(&changes_sql).await?.0);
+        let stream = ChangeStream::new(table, columns, &described).map_err(changes)?;
+        Ok((stream, versions))
+    }
+
+    /// Change Tracking's current version and `tracked`'s minimum valid one
+    /// (asked in the table's database, on a connection closed after).
+    pub async fn change_versions(&self, tracked: &str) -> Result<ChangeVersions, OperatorError> {
+        self.retrying(|conn| async move {
+            let mut conn = deadpool::managed::Object::take(conn);
+            let v = crate::tables::versions(&mut conn, tracked, None)
+                .await
+                .map_err(changes)?;
+            Ok(ChangeVersions {
+                current: v.current,
+                min: v.min,
+            })
+        })
+        .await
+    }
+
+    /// One batch of the stream: the whole table (`start` None) or the net
+    /// changes of the keys whose last change is in (start, end]. Refused
+    /// when Change Tracking no longer holds the changes after `start` —
+    /// checked in the read's own SNAPSHOT transaction where the database
+    /// allows one, otherwise before and after the read — so no batch ever
+    /// silently misses a change.
+    pub async fn read_changes(
+        &self,
+        stream: &ChangeStream,
+        start: Option<i64>,
+        end: i64,
+    ) -> Result<(Arc<Schema>, Vec<RecordBatch>), OperatorError> {
+        let (schema, batches) = self.read_changes_as_given(stream, start, end).await?;
+        let schema = crate::tables::stream::nullable(&schema);
+        let batches = crate::tables::stream::with_nullable(batches, &schema)
+            .map_err(|e| OperatorError::Changes(e.to_string()))?;
+        Ok((schema, batches))
+    }
+
+    /// [`read_changes`](Self::read_changes) with SQL Server's nullability.
+    async fn read_changes_as_given(
+        &self,
+        stream: &ChangeStream,
+        start: Option<i64>,
+        end: i64,
+    ) -> Result<(Arc<Schema>, Vec<RecordBatch>), OperatorError> {
+        let Some(start) = start else {
+            return self.extract_to_batches(&stream.snapshot_sql(end)).await;
+        };
+        let sql = stream.changes_sql(start, end);
+        let tracked = stream.tracked.as_str();
+        let expired = |min: Option<i64>| OperatorError::ChangesExpired {
+            tracked: tracked.to_string(),
+            version: start,
+            min: min.map_or_else(|| "unknown".into(), |m| m.to_string()),
+        };
+        let batch_rows = self.options.batch_rows;
+        self.retrying(|conn| {
+            let sql = &sql;
+            async move {
+                // SNAPSHOT isolation and USE stay with the connection: it
+                // is closed after this read, never returned to the pool.
+                let mut conn = deadpool::managed::Object::take(conn);
+                let v = crate::tables::versions(&mut conn, tracked, Some(sql))
+                    .await
+                    .map_err(changes)?;
+                if start < v.min {
+                    return Err(expired(Some(v.min)));
+                }
+                if v.snapshot {
+                    let read = crate::tables::source::in_snapshot(sql, tracked, start);
+                    return extract::extract_batches(&mut conn, &read, batch_rows)
+                        .await
+                        .map_err(|e| {
+                            match crate::tables::source::cleaned_up_in(
+                                &e.to_string(),
+                                tracked,
+                                start,
+                            ) {
+                                Some(min) => expired(min),
+                                None => e.into(),
+                            }
+                        });
+                }
+                let out = extract::extract_batches(&mut conn, sql, batch_rows).await?;
+                // Validate, read, validate again: cleanup may have run
+                // between the check and the read.
+                let after = crate::tables::versions(&mut conn, tracked, None)
+                    .await
+                    .map_err(changes)?;
+                if start < after.min {
+                    return Err(expired(Some(after.min)));
+                }
+                Ok(out)
+            }
+        })
+        .await
     }
 
     pub fn with_options(mut self, options: ExtractOptions) -> Self {

@@ -97,6 +97,8 @@ pub fn kind(e: &OperatorError) -> &'static str {
         OperatorError::Warehouse(_) => "databricks.warehouse",
         OperatorError::Argument(_) => "argument",
         OperatorError::Frame(_) => "extract.frame",
+        OperatorError::Changes(_) => "changes",
+        OperatorError::ChangesExpired { .. } => "changes.expired",
         OperatorError::Sync(s) => match s {
             CoreSyncError::Refused(_) => "sync.refused",
             CoreSyncError::Unauthorized { .. } => "sync.unauthorized",
@@ -119,9 +121,10 @@ pub fn to_py(e: OperatorError) -> PyErr {
         OperatorError::Connect(_) | OperatorError::Sync(CoreSyncError::SqlServer(_)) => {
             SqlServerError::new_err(message.clone())
         }
-        OperatorError::Extract(_) | OperatorError::Frame(_) => {
-            ExtractError::new_err(message.clone())
-        }
+        OperatorError::Extract(_)
+        | OperatorError::Frame(_)
+        | OperatorError::Changes(_)
+        | OperatorError::ChangesExpired { .. } => ExtractError::new_err(message.clone()),
         OperatorError::Databricks(_) | OperatorError::Warehouse(_) => {
             DatabricksError::new_err(message.clone())
         }

@@ -12,6 +12,7 @@ use sql_databricks_bridge_core::extract::spill::Landed;
 use sql_databricks_bridge_core::extract::Outcome;
 use sql_databricks_bridge_core::operator::{BridgeOperator, OperatorError};
 use sql_databricks_bridge_core::sync::SyncOutcome;
+use sql_databricks_bridge_core::tables::stream::ChangeStream;
 
 use crate::runtime::block_on;
 use crate::stream::ArrowStream;
@@ -168,6 +169,57 @@ impl Operator {
     ) -> PyResult<Vec<String>> {
         let op = &self.op;
         block_on(py, op.partition_queries(query, column, count))
+    }
+
+    /// A Change-Tracking-enabled table as a stream: {tracked, columns,
+    /// keys, current, min, schema} (its bracketed name, columns, primary
+    /// key, Change Tracking's current and minimum valid versions, and the
+    /// batches' Arrow schema as an empty stream).
+    fn change_stream<'py>(&self, py: Python<'py>, table: &str) -> PyResult<Bound<'py, PyDict>> {
+        let op = &self.op;
+        let (stream, versions, schema) = block_on(py, async {
+            let (stream, versions) = op.change_stream(table).await?;
+            let (schema, _) = op
+                .extract_to_batches(&stream.schema_sql(versions.min))
+                .await?;
+            Ok((stream, versions, schema))
+        })?;
+        let d = PyDict::new(py);
+        let schema = sql_databricks_bridge_core::tables::stream::nullable(&schema);
+        d.set_item("schema", ArrowStream::new(schema, vec![]))?;
+        d.set_item("tracked", &stream.tracked)?;
+        d.set_item("columns", &stream.columns)?;
+        d.set_item("keys", &stream.keys)?;
+        d.set_item("current", versions.current)?;
+        d.set_item("min", versions.min)?;
+        Ok(d)
+    }
+
+    /// (current, minimum valid) Change Tracking versions of `tracked`.
+    fn change_versions(&self, py: Python<'_>, tracked: &str) -> PyResult<(i64, i64)> {
+        let op = &self.op;
+        let v = block_on(py, op.change_versions(tracked))?;
+        Ok((v.current, v.min))
+    }
+
+    /// One batch of the stream of `tracked` (its columns and keys as
+    /// `change_stream` gave them): the whole table when `start` is None,
+    /// else the net changes in (start, end].
+    #[pyo3(signature = (tracked, columns, keys, start, end))]
+    fn read_changes(
+        &self,
+        py: Python<'_>,
+        tracked: &str,
+        columns: Vec<String>,
+        keys: Vec<String>,
+        start: Option<i64>,
+        end: i64,
+    ) -> PyResult<ArrowStream> {
+        let stream = ChangeStream::new(tracked, columns, &keys)
+            .map_err(|e| crate::errors::to_py(OperatorError::Changes(e.to_string())))?;
+        let op = &self.op;
+        let (schema, batches) = block_on(py, op.read_changes(&stream, start, end))?;
+        Ok(ArrowStream::new(schema, batches))
     }
 
     /// Runs `query`; its rows as an Arrow stream typed as the Parquet

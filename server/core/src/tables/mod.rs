@@ -26,6 +26,7 @@
 
 pub(crate) mod source;
 pub(crate) mod state;
+pub mod stream;
 
 use std::time::Duration;
 
@@ -339,14 +340,7 @@ impl TableLoader {
         let (Some(tracked), Some(version)) = (&prepared.tracked, prepared.version_from) else {
             return None;
         };
-        let mark = source::cleaned_up_mark(tracked, version);
-        let at = message.find(&mark)?;
-        let min = message[at + mark.len()..]
-            .chars()
-            .take_while(|c| c.is_ascii_digit())
-            .collect::<String>()
-            .parse()
-            .ok();
+        let min = source::cleaned_up_in(message, tracked, version)?;
         Some(LoadError::CleanedUpMeanwhile {
             tracked: tracked.clone(),
             version,
@@ -795,16 +789,16 @@ fn missing(e: &LoadError) -> bool {
 }
 
 /// What [`versions`] finds.
-struct Versions {
+pub(crate) struct Versions {
     /// Change Tracking's current version (its database's).
-    current: i64,
+    pub(crate) current: i64,
     /// The tracked table's minimum valid version.
-    min: i64,
+    pub(crate) min: i64,
     /// Whether the changes can be read in one SNAPSHOT transaction: every
     /// database the query and the tracked table name allows snapshot
     /// isolation (`sys.databases.snapshot_isolation_state` 1; SQL Server
     /// refuses a snapshot transaction's read in any other, error 3952).
-    snapshot: bool,
+    pub(crate) snapshot: bool,
 }
 
 /// Change Tracking's current version and the tracked table's minimum
@@ -812,7 +806,7 @@ struct Versions {
 /// table's database (`USE`; the caller discards the connection after).
 /// With the query's text, also whether its read can be one SNAPSHOT
 /// transaction.
-async fn versions(
+pub(crate) async fn versions(
     conn: &mut Connection,
     tracked: &str,
     query: Option<&str>,

@@ -276,6 +276,21 @@ pub fn cleaned_up_mark(tracked: &str, version: i64) -> String {
     )
 }
 
+/// Whether `message` is [`in_snapshot`]'s check failing for `version`:
+/// then the minimum valid version it names, when it names one.
+pub fn cleaned_up_in(message: &str, tracked: &str, version: i64) -> Option<Option<i64>> {
+    let mark = cleaned_up_mark(tracked, version);
+    let at = message.find(&mark)?;
+    Some(
+        message[at + mark.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .ok(),
+    )
+}
+
 /// A tracked table's name, checked and bracketed (`[db].[schema].[t]`).
 pub fn tracked_name(text: &str) -> Result<String, LoadError> {
     let parts = crate::sqlserver::names::split_name(text)
