@@ -31,3 +31,6 @@ echo "== the Python BridgeOperator: extract_to_arrow beside extract_to_parquet a
 echo
 echo "== the Spark data source (local[2], 8 ranges) beside the CLI's partitioned extraction, same table, same run"
 .venv/bin/python bench/spark_read_vs_extract.py --rows "$rows"
+echo
+echo "== the Spark data source's write (local[2], 8 tasks, INSERT staged and committed once) beside freebcp, same sandbox, same run"
+.venv/bin/python bench/spark_write_vs_freebcp.py --rows "$rows"

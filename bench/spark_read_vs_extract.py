@@ -3,33 +3,24 @@
 bridge's Spark data source (local[2], `partition_on` id, 8 ranges, the read
 forced with the `noop` sink) beside the CLI's partitioned extraction of the
 same table to Parquet (8 partitions), same sandbox, same run: the overhead of
-Spark as a ratio. Each runs in a fresh process under /usr/bin/time; the peak
-RSS is the largest single process of its tree (for Spark, the JVM or a
-Python worker).
+Spark as a ratio. Each runs in a fresh process; the CLI's peak RSS from
+/usr/bin/time, Spark's sampled from its process tree by kind (the JVM, the
+Python workers where each range runs the bridge's core, the driver).
 
 Needs the release wheel and binaries (bench/run.sh builds them):
     .venv/bin/python bench/spark_read_vs_extract.py --rows 1000000
 """
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
+from measure import sampled, timed
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "Bridge!Passw0rd"
 PARTS = 8
-
-
-def timed(cmd, env=None, cwd=None):
-    """Runs `cmd` under /usr/bin/time: (seconds, peak RSS MiB, stdout)."""
-    out = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *cmd], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
-    if out.returncode != 0:
-        sys.exit(f"failed: {cmd}\n{out.stdout}\n{out.stderr[-3000:]}")
-    m = re.findall(r"TIME ([0-9.]+) ([0-9]+)", out.stderr)[-1]
-    return float(m[0]), int(m[1]) / 1024.0, out.stdout.strip()
 
 
 def main():
@@ -79,11 +70,14 @@ def main():
             secs, rss, _ = timed([bridge, "extract", "--country", "Bench", "--query", "ventas",
                                   "--destination", out_dir, "--timeout", "60"], env=env, cwd=work)
             results.setdefault("CLI extract (8 partitions)", []).append((secs, secs, rss))
-            secs, rss, stdout = timed([sys.executable, "-c", spark_code], env=env, cwd=work)
+            secs, peaks, stdout = sampled([sys.executable, "-c", spark_code], env=env, cwd=work)
             rows, inner = stdout.split()[-2:]
             if int(rows) != args.rows:
                 sys.exit(f"spark read {rows} rows, expected {args.rows}")
-            results.setdefault("Spark data source (local[2], 8 ranges)", []).append((float(inner), secs, rss))
+            results.setdefault("Spark data source (local[2], 8 ranges)", []).append(
+                (float(inner), secs, max(peaks.values())))
+            print(f"run {run}: Spark peak RSS by process: " + ", ".join(
+                f"{k} {v:.1f} MiB" for k, v in sorted(peaks.items())), flush=True)
         cli = min(results["CLI extract (8 partitions)"])[0]
         for name, rs in results.items():
             call, proc_s, _ = min(rs)

@@ -24,7 +24,15 @@ from pathlib import Path
 
 ON_DATABRICKS = bool(os.environ.get("DATABRICKS_RUNTIME_VERSION"))
 
-if not ON_DATABRICKS:
+if ON_DATABRICKS:
+    # A notebook has both already; a job's Python file (the bundle's
+    # spark_python_task) makes them so.
+    from pyspark.dbutils import DBUtils
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.getOrCreate()
+    dbutils = DBUtils(spark)
+else:
 
     class _Secrets:
         @staticmethod
@@ -72,8 +80,10 @@ print(f"ventas: {ventas.count()} filas en {ventas.rdd.getNumPartitions()} partic
 
 # -- 3. Write into SQL Server, exactly once -----------------------------------------------
 
-# In a job, the run's id: a repaired or re-run job writes nothing twice.
-RUN_ID = os.environ.get("RUN_ID") or f"notebook-{uuid.uuid4().hex[:12]}"
+# In a job, the run's id (the bundle passes `--run-id {{job.run_id}}`): a repaired
+# or re-run job writes nothing twice.
+RUN_ID = (sys.argv[sys.argv.index("--run-id") + 1] if "--run-id" in sys.argv[:-1] else None) \
+    or os.environ.get("RUN_ID") or f"notebook-{uuid.uuid4().hex[:12]}"
 panel = spark.createDataFrame(
     [(1001, "2024-01", Decimal("1.250000")), (1002, "2024-01", Decimal("0.980000"))],
     "id_hogar int, periodo string, peso decimal(18,6)",

@@ -731,3 +731,32 @@ def test_spark_reads_through_map_in_arrow_where_the_api_is_missing(world, tmp_pa
                     **_source_options(world))
     assert df.rdd.getNumPartitions() == 3
     assert df.toArrow().sort_by("id").to_pylist() == ref.to_pylist()
+
+
+def test_a_streamed_read_equals_the_parquet_and_can_stop_early(world, tmp_path):
+    """stream_arrow (what each Spark partition reads through): the rows of the
+    Parquet extraction, handed over batch by batch while the query runs; a
+    bad query raises its typed error before any batch; a reader that stops
+    after one batch cancels the query and leaves the operator usable."""
+    op = world.operator()
+    ref = _parquet(world, tmp_path, TYPES_QUERY)
+    got = pa.RecordBatchReader.from_stream(op._native.stream_arrow(TYPES_QUERY)).read_all()
+    assert got.schema.equals(ref.schema, check_metadata=False)
+    assert got.to_pylist() == ref.to_pylist()
+
+    reader = pa.RecordBatchReader.from_stream(op._native.stream_arrow("SELECT id FROM dbo.ventas"))
+    batches = rows = 0
+    for batch in reader:
+        batches += 1
+        rows += batch.num_rows
+    assert rows == LARGE_ROWS and batches > 1
+
+    with pytest.raises(ExtractError) as e:
+        op._native.stream_arrow("SELECT no_such_column FROM dbo.tipos")
+    assert e.value.kind == "extract.sql"
+
+    for _ in range(6):  # more than the pool holds: each stopped read gave its connection back
+        reader = pa.RecordBatchReader.from_stream(op._native.stream_arrow("SELECT id FROM dbo.ventas"))
+        assert reader.read_next_batch().num_rows > 0
+        del reader
+    assert op.extract_to_arrow("SELECT COUNT(*) AS n FROM dbo.tipos").to_pylist() == [{"n": 3}]

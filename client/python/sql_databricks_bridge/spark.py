@@ -140,7 +140,7 @@ def read_arrow(spark: Any, **options: Any) -> Any:
 
         for batch in batches:
             for sql in batch.column("sql").to_pylist():
-                stream = _operator(connection)._native.extract_arrow(sql)
+                stream = _operator(connection)._native.stream_arrow(sql)
                 yield from pa.RecordBatchReader.from_stream(stream)
 
     plan = spark.sparkContext.parallelize([(sql,) for sql in sqls], len(sqls)).toDF("sql string")
@@ -362,9 +362,13 @@ class _Writer(DataSourceArrowWriter):
 
     def apply(self, messages: list[Any]) -> dict[str, Any]:
         """Applies the reported stages once; the counts."""
+        import time
+
         stages = [(m.stage, m.rows) for m in messages if isinstance(m, _Staged) and m.stage]
+        started = time.perf_counter()
         out = self._plan().commit(stages)
-        _log.info("sqlserver_bridge: write %s into %s: %s", self.write_id, self.options["table"], out)
+        _log.info("sqlserver_bridge: write %s into %s from %d stage(s) committed in %.2f s: %s", self.write_id,
+                  self.options["table"], len(stages), time.perf_counter() - started, out)
         return out
 
     def commit(self, messages: list[Any]) -> None:
@@ -389,7 +393,7 @@ class _Reader(DataSourceReader):
         import pyarrow as pa
 
         assert isinstance(partition, _Range)
-        stream = _operator(self.options)._native.extract_arrow(partition.sql)
+        stream = _operator(self.options)._native.stream_arrow(partition.sql)
         yield from pa.RecordBatchReader.from_stream(stream)
 
 

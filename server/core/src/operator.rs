@@ -324,6 +324,26 @@ impl BridgeOperator {
         Ok(write.drop_stages(&self.pool).await?)
     }
 
+    /// Runs `sql`, handing each Arrow batch to `sink` as it completes, so
+    /// memory stays a batch deep however large the result; its schema.
+    /// Only getting a connection is retried: once rows were handed over, a
+    /// failure is for the caller to retry whole (as Spark retries a task).
+    pub async fn extract_streaming(
+        &self,
+        sql: &str,
+        sink: &mut extract::BatchSink<'_>,
+    ) -> Result<Arc<Schema>, OperatorError> {
+        let mut conn = self.retrying(|conn| async move { Ok(conn) }).await?;
+        match extract::stream_result(&mut conn, sql, self.options.batch_rows, sink).await {
+            Ok(reader) => Ok(reader.schema().ok_or(ExtractError::NoResult)?),
+            Err(e) => {
+                // Possibly mid-result: closed, not returned to the pool.
+                let _ = deadpool::managed::Object::take(conn);
+                Err(e.into())
+            }
+        }
+    }
+
     /// A Change-Tracking-enabled table as a stream: its columns and
     /// primary key (as CHANGETABLE gives it), with Change Tracking's
     /// current version and the table's minimum valid one.

@@ -90,6 +90,7 @@ pub fn kind(e: &OperatorError) -> &'static str {
                 X::Exists(_) => "extract.exists",
                 X::NoResult => "extract.no_result",
                 X::Partition(_) => "extract.partition",
+                X::Stopped => "extract.stopped",
             }
         }
         OperatorError::Databricks(_) => "databricks",

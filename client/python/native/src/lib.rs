@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<operator::Operator>()?;
     m.add_class::<stream::ArrowStream>()?;
+    m.add_class::<stream::StreamingArrow>()?;
     m.add_class::<write::DistributedWrite>()?;
     m.add_class::<write::StageLoader>()?;
     errors::register(m)?;

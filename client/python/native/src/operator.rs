@@ -222,6 +222,33 @@ impl Operator {
         Ok(ArrowStream::new(schema, batches))
     }
 
+    /// Runs `query` and streams its rows as Arrow batches while it runs
+    /// (memory a few batches deep, whatever the result's size), typed as
+    /// the Parquet mapping types them.
+    fn stream_arrow(&self, py: Python<'_>, query: &str) -> PyResult<crate::stream::StreamingArrow> {
+        use crate::stream::Piece;
+        use sql_databricks_bridge_core::extract::ExtractError;
+
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(2);
+        let op = self.op.clone();
+        let sql = query.to_string();
+        crate::runtime::runtime()?.spawn(async move {
+            let batches = tx.clone();
+            // The reader pulls from Python's thread; this worker waits for
+            // room without stalling the runtime's other tasks.
+            let mut sink = move |b: arrow_array::RecordBatch, _rows: u64| {
+                tokio::task::block_in_place(|| batches.send(Piece::Batch(b)))
+                    .map_err(|_| ExtractError::Stopped)
+            };
+            let end = match op.extract_streaming(&sql, &mut sink).await {
+                Ok(schema) => Piece::End(schema),
+                Err(e) => Piece::Failed(e),
+            };
+            let _ = tokio::task::block_in_place(|| tx.send(end));
+        });
+        crate::stream::StreamingArrow::start(py, rx)
+    }
+
     /// Runs `query`; its rows as an Arrow stream typed as the Parquet
     /// mapping types them.
     fn extract_arrow(&self, py: Python<'_>, query: &str) -> PyResult<ArrowStream> {

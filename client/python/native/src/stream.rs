@@ -95,3 +95,102 @@ pub fn import_batch(obj: &Bound<'_, PyAny>) -> PyResult<RecordBatch> {
     }
     Ok(RecordBatch::from(columns))
 }
+
+/// What a streaming query hands its reader.
+pub enum Piece {
+    Batch(RecordBatch),
+    /// The query ended; its schema (for a result with no rows).
+    End(SchemaRef),
+    Failed(sql_databricks_bridge_core::operator::OperatorError),
+}
+
+/// The batches of a query still running, pulled one at a time.
+struct ChannelReader {
+    schema: SchemaRef,
+    first: Option<RecordBatch>,
+    rx: Option<std::sync::mpsc::Receiver<Piece>>,
+}
+
+impl Iterator for ChannelReader {
+    type Item = Result<RecordBatch, arrow_schema::ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(b) = self.first.take() {
+            return Some(Ok(b));
+        }
+        let piece = self.rx.as_ref()?.recv();
+        match piece {
+            Ok(Piece::Batch(b)) => Some(Ok(b)),
+            Ok(Piece::End(_)) => {
+                self.rx = None;
+                None
+            }
+            Ok(Piece::Failed(e)) => {
+                self.rx = None;
+                Some(Err(arrow_schema::ArrowError::ExternalError(Box::new(e))))
+            }
+            Err(_) => {
+                self.rx = None;
+                Some(Err(arrow_schema::ArrowError::ExternalError(
+                    "the query stopped without saying why".into(),
+                )))
+            }
+        }
+    }
+}
+
+impl arrow_array::RecordBatchReader for ChannelReader {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// A query's result as an Arrow C stream read while the query runs: a
+/// batch is decoded when the consumer asks for the next one (two at most
+/// wait), so memory does not grow with the result. Consumable once.
+#[pyclass(module = "sql_databricks_bridge._native")]
+pub struct StreamingArrow {
+    reader: Mutex<Option<ChannelReader>>,
+}
+
+impl StreamingArrow {
+    /// Waits for the query's first batch (or its end, or its error, raised
+    /// here with its kind), then streams the rest from `rx`.
+    pub fn start(py: Python<'_>, rx: std::sync::mpsc::Receiver<Piece>) -> PyResult<Self> {
+        let (first, rx) = py.detach(move || (rx.recv(), rx));
+        let (schema, first, rx) = match first {
+            Ok(Piece::Batch(b)) => (b.schema(), Some(b), Some(rx)),
+            Ok(Piece::End(schema)) => (schema, None, None),
+            Ok(Piece::Failed(e)) => return Err(crate::errors::to_py(e)),
+            Err(_) => {
+                return Err(PyRuntimeError::new_err(
+                    "the query stopped without saying why",
+                ))
+            }
+        };
+        Ok(StreamingArrow {
+            reader: Mutex::new(Some(ChannelReader { schema, first, rx })),
+        })
+    }
+}
+
+#[pymethods]
+impl StreamingArrow {
+    /// The Arrow PyCapsule protocol (`pyarrow.RecordBatchReader.from_stream`).
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        let _ = requested_schema;
+        let reader = self
+            .reader
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("the stream's lock is poisoned"))?
+            .take()
+            .ok_or_else(|| PyRuntimeError::new_err("this Arrow stream was already consumed"))?;
+        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+        PyCapsule::new_with_value(py, stream, STREAM_CAPSULE)
+    }
+}

@@ -53,6 +53,9 @@ pub enum ExtractError {
     /// A partitioned read that cannot run as asked.
     #[error("{0}")]
     Partition(String),
+    /// Whoever the batches were for stopped taking them.
+    #[error("the reader of the result stopped; the query was cancelled")]
+    Stopped,
 }
 
 fn sql_err(e: tiberius::error::Error) -> ExtractError {
