@@ -154,6 +154,45 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         .map_err(|e| e.to_fn_error())?;
         Ok(to_storage(&v))
     })?;
+    // OBJECT_ID(expression): the name parsed when the statement runs,
+    // `__object_name_part(text, part, current database)` giving its
+    // database (0), schema (1) or name (2) as a name without them
+    // resolves (https://learn.microsoft.com/en-us/sql/t-sql/functions/object-id-transact-sql);
+    // NULL when the text is not an object name.
+    conn.create_scalar_function("__object_name_part", 3, det, |ctx| {
+        let text: Option<String> = ctx.get(0)?;
+        let part: i64 = ctx.get(1)?;
+        let db: String = ctx.get(2)?;
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let Ok(name) = super::parse::parse_object_name(text.trim()) else {
+            return Ok(None);
+        };
+        let parts = super::parse::ident_values(&name);
+        let or_dbo = |s: &String| {
+            if s.is_empty() {
+                "dbo".to_string()
+            } else {
+                s.clone()
+            }
+        };
+        let (d, sch, t) = match parts.as_slice() {
+            [t] => (db, "dbo".to_string(), t.clone()),
+            [s, t] => (db, or_dbo(s), t.clone()),
+            [d, s, t] | [_, d, s, t] => (
+                if d.is_empty() { db } else { d.clone() },
+                or_dbo(s),
+                t.clone(),
+            ),
+            _ => return Ok(None),
+        };
+        Ok(Some(match part {
+            0 => d,
+            1 => sch,
+            _ => t,
+        }))
+    })?;
     // Pieces of a declared type for INFORMATION_SCHEMA and sys views.
     conn.create_scalar_function("__type_part", 2, det, |ctx| {
         let ty: String = ctx.get(0)?;

@@ -50,10 +50,15 @@ pub(crate) fn parse_query_text(sql: &str) -> Result<Query, SqlError> {
         .map_err(syntax)
 }
 
+/// An object name that is the whole of `text` (`[dbo].[t]x` is none).
 pub(crate) fn parse_object_name(text: &str) -> Result<ObjectName, SqlError> {
     Parser::new(&MsSqlDialect {})
         .try_with_sql(text)
-        .and_then(|mut p| p.parse_object_name(false))
+        .and_then(|mut p| {
+            let name = p.parse_object_name(false)?;
+            p.expect_token(&sqlparser::tokenizer::Token::EOF)?;
+            Ok(name)
+        })
         .map_err(syntax)
 }
 

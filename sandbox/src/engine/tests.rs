@@ -337,6 +337,39 @@ EXEC sp_tablecollations_100 N'[dbo].[t]';"#;
     assert_eq!(c.results[2].1.len(), 3);
 }
 
+/// OBJECT_ID of an expression (a variable, a parameter, a concatenation)
+/// resolves its text when it runs, as a literal's does
+/// (https://learn.microsoft.com/en-us/sql/t-sql/functions/object-id-transact-sql).
+#[test]
+fn object_id_of_an_expression_resolves_when_it_runs() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE dbo.Ventas (id int NOT NULL PRIMARY KEY)",
+    );
+    let c = ok(
+        &mut s,
+        "DECLARE @n nvarchar(200) = N'[dbo].[ventas]'; \
+         SELECT CASE WHEN OBJECT_ID(@n) = OBJECT_ID(N'dbo.Ventas') THEN 1 ELSE 0 END, \
+                CASE WHEN OBJECT_ID(N'dbo.' + N'Ventas', 'U') IS NULL THEN 0 ELSE 1 END, \
+                CASE WHEN OBJECT_ID(DB_NAME() + N'..ventas') IS NULL THEN 0 ELSE 1 END, \
+                CASE WHEN OBJECT_ID(@n + N'x') IS NULL THEN 1 ELSE 0 END, \
+                CASE WHEN OBJECT_ID(CAST(NULL AS nvarchar(10))) IS NULL THEN 1 ELSE 0 END",
+    );
+    let row = &c.results[0].1[0];
+    assert!(row.iter().all(|v| *v == Value::Int(1)), "{row:?}");
+    // And in a batch that drops what exists, the way a careful script does.
+    ok(
+        &mut s,
+        "DECLARE @t nvarchar(200) = N'dbo.Ventas'; IF OBJECT_ID(@t, 'U') IS NOT NULL DROP TABLE dbo.Ventas",
+    );
+    let c = ok(
+        &mut s,
+        "SELECT CASE WHEN OBJECT_ID(N'dbo.Ventas') IS NULL THEN 1 ELSE 0 END",
+    );
+    assert_eq!(c.results[0].1[0][0], Value::Int(1));
+}
+
 #[test]
 fn describe_first_result_set() {
     let (_e, mut s) = setup();

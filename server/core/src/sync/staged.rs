@@ -338,14 +338,8 @@ async fn drop_tables(
     quoted: &[String],
 ) -> Result<(), SyncError> {
     for q in quoted {
-        let literal = q.replace('\'', "''");
-        let sql = format!("IF OBJECT_ID(N'{literal}', 'U') IS NOT NULL DROP TABLE {q}");
-        conn.simple_query(sql)
-            .await
-            .map_err(sql_error)?
-            .into_results()
-            .await
-            .map_err(sql_error)?;
+        let sql = format!("IF OBJECT_ID(@P1, 'U') IS NOT NULL DROP TABLE {q}");
+        conn.execute(sql, &[&q.as_str()]).await.map_err(sql_error)?;
     }
     Ok(())
 }

@@ -137,8 +137,21 @@ pub(super) fn compile(
                     _ => return Err(unknown(n)),
                 },
                 _ => {
+                    // Resolved when it runs: its text is known only then.
                     let t = c.value(&args[0], scope)?;
-                    return typed(format!("__object_id({})", t.sql), SqlType::Int).map(Some);
+                    let db = quote_str(c.ctx.db);
+                    let part = |i: u8| format!("__object_name_part({}, {i}, {db})", t.sql);
+                    return typed(
+                        format!(
+                            "(SELECT object_id FROM ({ALL_OBJECTS}) WHERE db = {} COLLATE NOCASE \
+                             AND schema = {} COLLATE NOCASE AND name = {} COLLATE NOCASE)",
+                            part(0),
+                            part(1),
+                            part(2)
+                        ),
+                        SqlType::Int,
+                    )
+                    .map(Some);
                 }
             };
             typed(object_id_sql(c, &text), SqlType::Int)
