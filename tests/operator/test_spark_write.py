@@ -53,6 +53,8 @@ CREATE TABLE dbo.target (
 GO
 CREATE TABLE dbo.narrow (id int NOT NULL PRIMARY KEY, u nvarchar(5) NULL)
 GO
+CREATE SCHEMA staging
+GO
 """
 
 SCHEMA = pa.schema([
@@ -332,4 +334,35 @@ def test_write_through_map_in_arrow_where_the_api_is_missing(sql, spark):
     assert write_arrow(df.repartition(3), **options)["from_ledger"] is True
     got = _query(host, port, "SELECT id, u FROM dbo.narrow WHERE id >= 2000 ORDER BY id")
     assert got == [(r["id"], r["u"]) for r in rows]
+    assert _leftovers(host, port) == []
+
+
+def test_stages_go_to_the_schema_named(sql, spark):
+    """stage_schema: the stages in a schema of their own (where the login
+    may create tables), not dbo; the target and the ledger as always."""
+    from sql_databricks_bridge.sdk.databricks import BridgeOperator
+    from sql_databricks_bridge.spark import register
+
+    host, port = sql
+    op = BridgeOperator(f"{host},{port}", "SparkW", "sa", SA_PASSWORD, trust_server_certificate=True)
+    write = op._native.plan_write("schema-1", "dbo.narrow", "INSERT", [("id", "int"), ("u", "string")],
+                                  None, None, "staging")
+    loader = write.stage(0, 1)
+    loader.send(pa.RecordBatch.from_pylist([{"id": 3000, "u": "s"}],
+                                           schema=pa.schema([("id", pa.int32()), ("u", pa.string())])))
+    message = loader.finish()
+    assert _query(host, port, "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
+                              "WHERE LEFT(TABLE_NAME, 13) = 'bridge_stage_'") == [("staging", message[0])]
+    assert write.commit([message])["rows_affected"] == 1
+    assert _leftovers(host, port) == []
+
+    register(spark)
+    rows = [{"id": 3100 + i, "u": "t"} for i in range(20)]
+    df = spark.createDataFrame(pa.Table.from_pylist(rows, schema=pa.schema([("id", pa.int32()), ("u", pa.string())])))
+    _save(df.repartition(2), _options(host, port, table="dbo.narrow", write_id="schema-2", stage_schema="staging"))
+    assert _query(host, port, "SELECT COUNT(*) FROM dbo.narrow WHERE id >= 3000") == [(21,)]
+    assert _leftovers(host, port) == []
+    with pytest.raises(Exception) as e:
+        _save(df, _options(host, port, table="dbo.narrow", write_id="schema-3", stage_schema="nope"))
+    assert "stage_schema 'nope' does not exist in the database of dbo.narrow" in str(e.value)
     assert _leftovers(host, port) == []

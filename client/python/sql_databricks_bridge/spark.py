@@ -42,8 +42,8 @@ Writes, exactly once::
 (default 10,000) and ``table_lock`` as ``sync_to_sql_server`` takes them. The
 driver checks the DataFrame against the target (every column in it, every
 type converting without loss) before any task runs. Each task bulk-loads its
-rows into a stage table of its own (``dbo.bridge_stage_<write>_<run>_p<partition>_a<attempt>``
-in the target's database) and reports it; the driver applies all reported
+rows into a stage table of its own (``bridge_stage_<write>_<run>_p<partition>_a<attempt>``
+in the target's database, schema ``dbo`` or ``stage_schema``) and reports it; the driver applies all reported
 stages in one SQL Server transaction with the ledger row of ``write_id``
 (default: a new id per write), then drops every stage of the write. A task
 retried or run twice leaves a stage nobody reports; a job re-run with the
@@ -119,7 +119,7 @@ _KNOWN = set(_CONNECTION) | {"query", "name", "country", "queries_dir", "config_
 _STREAM = {"table", "starting_version"}
 
 # A write's options besides the connection.
-_WRITE = {"table", "operation", "primary_key", "max_delete_rows", "table_lock", "write_id"}
+_WRITE = {"table", "operation", "primary_key", "max_delete_rows", "table_lock", "write_id", "stage_schema"}
 
 _log = logging.getLogger("sql_databricks_bridge.spark")
 
@@ -341,7 +341,7 @@ class _Writer(DataSourceArrowWriter):
     def _plan(self) -> Any:
         return _operator(self.options, **self.extra)._native.plan_write(
             self.write_id, self.options["table"], self.options.get("operation", "INSERT"),
-            self.columns, self.keys, self.run)
+            self.columns, self.keys, self.run, self.options.get("stage_schema"))
 
     def write(self, iterator: Iterator[Any]) -> _Staged:
         from pyspark import TaskContext

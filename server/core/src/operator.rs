@@ -278,8 +278,10 @@ impl BridgeOperator {
         operation: &str,
         primary_keys: &[String],
         columns: &[(String, String)],
+        stage_schema: Option<&str>,
     ) -> Result<StagedWrite, OperatorError> {
         let request = WriteRequest {
+            stage_schema,
             write_id,
             operation,
             target_table,

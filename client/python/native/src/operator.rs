@@ -303,7 +303,7 @@ impl Operator {
     /// into `target_table`, checked against the target before any row
     /// moves; `write_id` keys it in the ledger, `run` (the driver's, passed
     /// to every task; new when not given) names this run's stages.
-    #[pyo3(signature = (write_id, target_table, operation, columns, primary_keys=None, run=None))]
+    #[pyo3(signature = (write_id, target_table, operation, columns, primary_keys=None, run=None, stage_schema=None))]
     #[allow(clippy::too_many_arguments)]
     fn plan_write(
         &self,
@@ -314,13 +314,22 @@ impl Operator {
         columns: Vec<(String, String)>,
         primary_keys: Option<Vec<String>>,
         run: Option<String>,
+        stage_schema: Option<String>,
     ) -> PyResult<crate::write::DistributedWrite> {
         let keys = primary_keys.unwrap_or_default();
         let run = run.unwrap_or_else(sql_databricks_bridge_core::sync::staged::new_run_id);
         let op = &self.op;
         let write = block_on(
             py,
-            op.plan_write(write_id, &run, target_table, operation, &keys, &columns),
+            op.plan_write(
+                write_id,
+                &run,
+                target_table,
+                operation,
+                &keys,
+                &columns,
+                stage_schema.as_deref(),
+            ),
         )?;
         Ok(crate::write::DistributedWrite::new(self.op.clone(), write))
     }

@@ -8,7 +8,8 @@
 //! writes nothing; a task that died, was retried or ran twice
 //! (speculation) leaves a stage nobody reports, which is dropped with the
 //! others once the write is committed or aborted. Stage tables are
-//! ordinary tables in the target's database (`dbo`): temp tables die with
+//! ordinary tables in the target's database (schema `dbo`, or the one the
+//! caller names — where its login may create tables): temp tables die with
 //! the task's session, before the commit.
 
 use sha2::{Digest, Sha256};
@@ -38,6 +39,8 @@ pub struct StagedWrite {
     /// the run): its stages are `<prefix><run>_p<partition>_a<attempt>`, so
     /// two runs overlapping never load into the same table.
     run: String,
+    /// The schema of the stage tables, in the target's database.
+    stage_schema: String,
 }
 
 /// A caller's id for a write (`what`: its name for the caller): 1–90
@@ -76,6 +79,8 @@ pub struct WriteRequest<'a> {
     /// This run's id (1–32 characters of `a-z 0-9`), the same on the
     /// driver and every task.
     pub run: &'a str,
+    /// Where the stages go in the target's database (`dbo` when `None`).
+    pub stage_schema: Option<&'a str>,
 }
 
 impl StagedWrite {
@@ -115,6 +120,15 @@ impl StagedWrite {
             super::event::column_name(k)?;
         }
         let target = TargetTable::parse(r.target_table)?;
+        let stage_schema = r.stage_schema.unwrap_or("dbo").trim();
+        if stage_schema.is_empty()
+            || stage_schema.len() > 128
+            || stage_schema.chars().any(|c| c.is_control())
+        {
+            return Err(SyncError::Refused(format!(
+                "stage_schema '{stage_schema}' is not a schema name"
+            )));
+        }
         let source_cols: Vec<ColumnInfo> = r
             .columns
             .iter()
@@ -128,7 +142,22 @@ impl StagedWrite {
         let target_cols = target::columns(&mut conn, &target)
             .await
             .map_err(sql_error)?;
+        let schema_found = target::rows(
+            &mut conn,
+            &format!(
+                "SELECT name FROM {}sys.schemas WHERE name = @P1",
+                target.database_prefix()
+            ),
+            &[&stage_schema],
+        )
+        .await
+        .map_err(sql_error)?;
         drop(conn);
+        if schema_found.is_empty() {
+            return Err(SyncError::Refused(format!(
+                "stage_schema '{stage_schema}' does not exist in the database of {target} (the stage tables go there)"
+            )));
+        }
         if target_cols.is_empty() {
             return Err(SyncError::Refused(format!(
                 "target table {target} does not exist"
@@ -168,6 +197,7 @@ impl StagedWrite {
             },
             prefix,
             run: r.run.to_string(),
+            stage_schema: stage_schema.to_string(),
         })
     }
 
@@ -192,8 +222,9 @@ impl StagedWrite {
 
     fn quoted(&self, name: &str) -> String {
         format!(
-            "{}[dbo].{}",
+            "{}{}.{}",
             self.plan.target.database_prefix(),
+            bracket(&self.stage_schema),
             bracket(name)
         )
     }
@@ -298,11 +329,11 @@ impl StagedWrite {
         let found = target::rows(
             &mut conn,
             &format!(
-                "SELECT TABLE_NAME FROM {}INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'dbo' AND LEFT(TABLE_NAME, {}) = @P1",
+                "SELECT TABLE_NAME FROM {}INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = @P2 AND LEFT(TABLE_NAME, {}) = @P1",
                 self.plan.target.database_prefix(),
                 self.prefix.len()
             ),
-            &[&self.prefix.as_str()],
+            &[&self.prefix.as_str(), &self.stage_schema.as_str()],
         )
         .await
         .map_err(sql_error)?;
