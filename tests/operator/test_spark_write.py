@@ -144,8 +144,10 @@ def _target(host: str, port: int, table: str = "dbo.target") -> dict[int, tuple]
 
 
 def _leftovers(host: str, port: int) -> list[str]:
+    """Stage tables left, in any schema (the open-runs table is not one)."""
     return [r[0] for r in _query(
-        host, port, "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE LEFT(TABLE_NAME, 13) = 'bridge_stage_'")]
+        host, port, "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE LEFT(TABLE_NAME, 13) = 'bridge_stage_' "
+                    "AND TABLE_NAME <> 'bridge_stage_runs'")]
 
 
 def _frame(spark, rows: list[dict], partitions: int):
@@ -268,6 +270,7 @@ def test_duplicate_attempts_and_forged_messages(sql):
     op = BridgeOperator(f"{host},{port}", "SparkW", "sa", SA_PASSWORD, trust_server_certificate=True)
     columns = [("id", "int"), ("u", "string")]
     write = op._native.plan_write("dup-1", "dbo.narrow", "UPSERT", columns, ["id"])
+    write.open()
     batch = pa.RecordBatch.from_pylist([{"id": 900 + i, "u": f"v{i}"} for i in range(5)],
                                        schema=pa.schema([("id", pa.int32()), ("u", pa.string())]))
     messages = []
@@ -292,6 +295,47 @@ def test_duplicate_attempts_and_forged_messages(sql):
     assert _leftovers(host, port) == []
     again = write.commit([messages[0]])
     assert again["from_ledger"] is True
+    # A task late for a committed run (cancelled, still running) stages nothing.
+    with pytest.raises(Exception) as e:
+        late = write.stage(0, 9)
+        late.send(batch)
+        late.finish()
+    assert "is over (committed or aborted)" in str(e.value)
+    assert _leftovers(host, port) == []
+
+
+def test_a_task_late_for_an_aborted_run_leaves_nothing(sql):
+    """The abort closes the run before dropping its stages: a task of it still
+    running (Spark cancels the others as a job fails, and a cancelled Python
+    task may go on a while) makes no stage after, and the abort leaves none."""
+    from sql_databricks_bridge.sdk.databricks import BridgeOperator
+
+    host, port = sql
+    op = BridgeOperator(f"{host},{port}", "SparkW", "sa", SA_PASSWORD, trust_server_certificate=True)
+    columns = [("id", "int"), ("u", "string")]
+    write = op._native.plan_write("late-1", "dbo.narrow", "INSERT", columns)
+    write.open()
+    batch = pa.RecordBatch.from_pylist([{"id": -4000, "u": "x"}],
+                                       schema=pa.schema([("id", pa.int32()), ("u", pa.string())]))
+    early = write.stage(0, 1)
+    early.send(batch)
+    early.finish()
+    assert len(_leftovers(host, port)) == 1
+    assert write.abort() == 1
+    with pytest.raises(Exception) as e:
+        late = write.stage(1, 2)
+        late.send(batch)
+        late.finish()
+    assert "run " + write.run + " of write spark-late-1 is over" in str(e.value)
+    assert _leftovers(host, port) == []
+    assert _query(host, port, "SELECT COUNT(*) FROM dbo.narrow WHERE id = -4000") == [(0,)]
+    # Another run of the same write is its own: opened, committed once.
+    again = op._native.plan_write("late-1", "dbo.narrow", "INSERT", columns)
+    again.open()
+    loader = again.stage(0, 3)
+    loader.send(batch)
+    assert again.commit([loader.finish()])["rows_affected"] == 1
+    assert _query(host, port, "SELECT COUNT(*) FROM dbo.bridge_stage_runs") == [(0,)]
 
 
 def test_a_cut_bulk_load_and_a_lost_commit_answer_still_write_once(tmp_path, spark):
@@ -347,12 +391,14 @@ def test_stages_go_to_the_schema_named(sql, spark):
     op = BridgeOperator(f"{host},{port}", "SparkW", "sa", SA_PASSWORD, trust_server_certificate=True)
     write = op._native.plan_write("schema-1", "dbo.narrow", "INSERT", [("id", "int"), ("u", "string")],
                                   None, None, "staging")
+    write.open()
     loader = write.stage(0, 1)
     loader.send(pa.RecordBatch.from_pylist([{"id": 3000, "u": "s"}],
                                            schema=pa.schema([("id", pa.int32()), ("u", pa.string())])))
     message = loader.finish()
     assert _query(host, port, "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
-                              "WHERE LEFT(TABLE_NAME, 13) = 'bridge_stage_'") == [("staging", message[0])]
+                              "WHERE LEFT(TABLE_NAME, 13) = 'bridge_stage_' AND TABLE_NAME <> 'bridge_stage_runs'"
+                  ) == [("staging", message[0])]
     assert write.commit([message])["rows_affected"] == 1
     assert _leftovers(host, port) == []
 

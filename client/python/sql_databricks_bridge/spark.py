@@ -336,7 +336,9 @@ class _Writer(DataSourceArrowWriter):
                 raise ValueError(f"sqlserver_bridge: max_delete_rows '{options['max_delete_rows']}' "
                                  "is not a number") from None
         self.extra = extra
-        self._plan()
+        # Checked, and the run opened: its tasks may stage until the commit or
+        # the abort closes it.
+        self._plan().open()
 
     def _plan(self) -> Any:
         return _operator(self.options, **self.extra)._native.plan_write(

@@ -321,9 +321,14 @@ impl BridgeOperator {
         Ok(write.commit(&self.pool, &self.retry, &refs).await?)
     }
 
-    /// Drops every stage table of the write (an aborted job); how many.
+    /// Opens the write's run (the driver, before its tasks stage).
+    pub async fn open_write(&self, write: &StagedWrite) -> Result<(), OperatorError> {
+        Ok(write.open(&self.pool).await?)
+    }
+
+    /// Aborts the write's run: closed, its stage tables dropped; how many.
     pub async fn abort_stages(&self, write: &StagedWrite) -> Result<u64, OperatorError> {
-        Ok(write.drop_stages(&self.pool).await?)
+        Ok(write.abort(&self.pool).await?)
     }
 
     /// Runs `sql`, handing each Arrow batch to `sink` as it completes, so

@@ -75,7 +75,12 @@ impl DistributedWrite {
         crate::operator::sync_outcome_dict(py, &out)
     }
 
-    /// Drops every stage table of the write; how many there were.
+    /// Opens the run (the driver, before any task stages).
+    fn open(&self, py: Python<'_>) -> PyResult<()> {
+        block_on(py, self.op.open_write(&self.write))
+    }
+
+    /// Closes the run and drops its stage tables; how many there were.
     fn abort(&self, py: Python<'_>) -> PyResult<u64> {
         block_on(py, self.op.abort_stages(&self.write))
     }

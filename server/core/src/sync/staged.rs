@@ -26,6 +26,9 @@ use crate::retry::RetryPolicy;
 use crate::sqlserver::pool::{self, Pool};
 use arrow_array::RecordBatch;
 
+/// The open runs of distributed writes, beside their stages.
+const RUNS: &str = "bridge_stage_runs";
+
 /// What the ledger records as the source of a distributed write.
 const SOURCE: &str = "Spark DataFrame";
 
@@ -277,13 +280,36 @@ impl StagedWrite {
             .collect();
         let mut conn = pool::get(pool).await?;
         let result = async {
+            // The stage is made only while the run is open, in one
+            // transaction with a locked read of its row: a commit or abort
+            // closing the run (deleting the row) waits for it, then finds
+            // the stage to drop; a task late for its run (cancelled as the
+            // job ended, still running) finds no row and makes nothing.
+            run_batch(&mut conn, "BEGIN TRANSACTION").await?;
+            let open = target::rows(
+                &mut conn,
+                &format!(
+                    "SELECT run_id FROM {} WITH (UPDLOCK, HOLDLOCK) WHERE run_id = @P1",
+                    self.runs_table()
+                ),
+                &[&self.run.as_str()],
+            )
+            .await
+            .map_err(sql_error)?;
+            if open.is_empty() {
+                run_batch(&mut conn, "ROLLBACK TRANSACTION").await?;
+                return Err(SyncError::Refused(format!(
+                    "run {} of write {} is over (committed or aborted); this task stages nothing",
+                    self.run, self.plan.event_id
+                )));
+            }
             drop_tables(&mut conn, std::slice::from_ref(&quoted)).await?;
-            conn.simple_query(format!("CREATE TABLE {quoted} ({})", decl.join(", ")))
-                .await
-                .map_err(sql_error)?
-                .into_results()
-                .await
-                .map_err(sql_error)?;
+            run_batch(
+                &mut conn,
+                &format!("CREATE TABLE {quoted} ({})", decl.join(", ")),
+            )
+            .await?;
+            run_batch(&mut conn, "COMMIT TRANSACTION").await?;
             let mut keys = KeyCheck::new(false);
             let rows = apply::load(
                 &mut conn, &self.plan, batches, &quoted, false, true, &cols, &mut keys,
@@ -314,17 +340,100 @@ impl StagedWrite {
         stages: &[StageRef],
     ) -> Result<SyncOutcome, SyncError> {
         let plan = &self.plan;
+        // Closed first: no task of any run of this write makes a stage after.
+        self.close(pool, true).await?;
         let out = apply_once(pool, retry, plan, Rows::Stages(stages)).await;
-        if let Err(e) = self.drop_stages(pool).await {
+        if let Err(e) = self.drop_stages(pool, true).await {
             tracing::warn!(write = plan.event_id, error = %e, "dropping the stage tables failed (the write's next commit or abort drops them)");
         }
         out
     }
 
-    /// Drops every stage table of this write, of every run (a run that
-    /// overlaps this one reads the ledger before its stages, and finds the
-    /// write applied); how many there were.
-    pub async fn drop_stages(&self, pool: &Pool) -> Result<u64, SyncError> {
+    /// Opens this run (the driver, before any task): its tasks may stage
+    /// until the run is closed by the commit or the abort.
+    pub async fn open(&self, pool: &Pool) -> Result<(), SyncError> {
+        let mut conn = pool::get(pool).await?;
+        self.ensure_runs(&mut conn).await?;
+        let opened = conn
+            .execute(
+                format!(
+                    "INSERT INTO {} (run_id, event_id, opened_at) VALUES (@P1, @P2, SYSUTCDATETIME())",
+                    self.runs_table()
+                ),
+                &[&self.run.as_str(), &self.plan.event_id.as_str()],
+            )
+            .await;
+        match opened {
+            Ok(_) => Ok(()),
+            // Opened already (an answer lost, asked again).
+            Err(tiberius::error::Error::Server(e)) if e.code() == 2627 => Ok(()),
+            Err(e) => Err(sql_error(e)),
+        }
+    }
+
+    /// Aborts the run: closed (a task of it still running makes no stage
+    /// after), then its stages dropped; how many.
+    pub async fn abort(&self, pool: &Pool) -> Result<u64, SyncError> {
+        self.close(pool, false).await?;
+        self.drop_stages(pool, false).await
+    }
+
+    /// Closes this run, or every run of the write (`all`: the write is
+    /// applied, nothing of any run is needed).
+    async fn close(&self, pool: &Pool, all: bool) -> Result<(), SyncError> {
+        let mut conn = pool::get(pool).await?;
+        self.ensure_runs(&mut conn).await?;
+        let (column, value) = if all {
+            ("event_id", self.plan.event_id.as_str())
+        } else {
+            ("run_id", self.run.as_str())
+        };
+        conn.execute(
+            format!("DELETE FROM {} WHERE {column} = @P1", self.runs_table()),
+            &[&value],
+        )
+        .await
+        .map_err(sql_error)?;
+        Ok(())
+    }
+
+    /// `[db].[stage schema].[bridge_stage_runs]`: the open runs.
+    fn runs_table(&self) -> String {
+        self.quoted(RUNS)
+    }
+
+    /// Creates the runs table when missing.
+    async fn ensure_runs(&self, conn: &mut crate::sqlserver::Connection) -> Result<(), SyncError> {
+        let exists = target::rows(
+            conn,
+            &format!(
+                "SELECT TABLE_NAME FROM {}INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = @P1 AND TABLE_NAME = @P2",
+                self.plan.target.database_prefix()
+            ),
+            &[&self.stage_schema.as_str(), &RUNS],
+        )
+        .await
+        .map_err(sql_error)?;
+        if !exists.is_empty() {
+            return Ok(());
+        }
+        let create = format!(
+            "CREATE TABLE {} (run_id nvarchar(32) NOT NULL PRIMARY KEY, event_id nvarchar(100) NOT NULL, \
+             opened_at datetime2(3) NOT NULL)",
+            self.runs_table()
+        );
+        match conn.simple_query(create).await {
+            Ok(st) => st.into_results().await.map(|_| ()).map_err(sql_error),
+            // Another task or driver made it in between.
+            Err(tiberius::error::Error::Server(e)) if e.code() == 2714 => Ok(()),
+            Err(e) => Err(sql_error(e)),
+        }
+    }
+
+    /// Drops the stage tables of this run, or of every run of the write
+    /// (`all`; a run that overlaps this one reads the ledger before its
+    /// stages, and finds the write applied); how many there were.
+    pub async fn drop_stages(&self, pool: &Pool, all: bool) -> Result<u64, SyncError> {
         let mut conn = pool::get(pool).await?;
         let found = target::rows(
             &mut conn,
@@ -340,7 +449,10 @@ impl StagedWrite {
         let names: Vec<String> = found
             .iter()
             .filter_map(|r| r.try_get::<&str, _>(0).ok().flatten())
-            .filter(|n| self.stage_run(n).is_some())
+            .filter(|n| match self.stage_run(n) {
+                Some(run) => all || run == self.run,
+                None => false,
+            })
             .map(|n| self.quoted(n))
             .collect();
         drop_tables(&mut conn, &names).await?;
@@ -361,6 +473,16 @@ fn stage_run<'n>(prefix: &str, name: &'n str) -> Option<&'n str> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     (run_ok && digits(p) && digits(a)).then_some(run)
+}
+
+async fn run_batch(conn: &mut crate::sqlserver::Connection, sql: &str) -> Result<(), SyncError> {
+    conn.simple_query(sql)
+        .await
+        .map_err(sql_error)?
+        .into_results()
+        .await
+        .map_err(sql_error)?;
+    Ok(())
 }
 
 /// Drops the tables that exist among `quoted`.
