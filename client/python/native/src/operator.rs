@@ -214,39 +214,30 @@ impl Operator {
         keys: Vec<String>,
         start: Option<i64>,
         end: i64,
-    ) -> PyResult<ArrowStream> {
+    ) -> PyResult<Py<PyAny>> {
         let stream = ChangeStream::new(tracked, columns, &keys)
             .map_err(|e| crate::errors::to_py(OperatorError::Changes(e.to_string())))?;
+        if start.is_none() {
+            // The whole table: streamed while it is read, as a range is.
+            let sql = stream.snapshot_sql(end);
+            return Ok(stream_query(py, &self.op, &sql, true)?
+                .into_pyobject(py)?
+                .into_any()
+                .unbind());
+        }
         let op = &self.op;
         let (schema, batches) = block_on(py, op.read_changes(&stream, start, end))?;
-        Ok(ArrowStream::new(schema, batches))
+        Ok(ArrowStream::new(schema, batches)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind())
     }
 
     /// Runs `query` and streams its rows as Arrow batches while it runs
     /// (memory a few batches deep, whatever the result's size), typed as
     /// the Parquet mapping types them.
     fn stream_arrow(&self, py: Python<'_>, query: &str) -> PyResult<crate::stream::StreamingArrow> {
-        use crate::stream::Piece;
-        use sql_databricks_bridge_core::extract::ExtractError;
-
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(2);
-        let op = self.op.clone();
-        let sql = query.to_string();
-        crate::runtime::runtime()?.spawn(async move {
-            let batches = tx.clone();
-            // The reader pulls from Python's thread; this worker waits for
-            // room without stalling the runtime's other tasks.
-            let mut sink = move |b: arrow_array::RecordBatch, _rows: u64| {
-                tokio::task::block_in_place(|| batches.send(Piece::Batch(b)))
-                    .map_err(|_| ExtractError::Stopped)
-            };
-            let end = match op.extract_streaming(&sql, &mut sink).await {
-                Ok(schema) => Piece::End(schema),
-                Err(e) => Piece::Failed(e),
-            };
-            let _ = tokio::task::block_in_place(|| tx.send(end));
-        });
-        crate::stream::StreamingArrow::start(py, rx)
+        stream_query(py, &self.op, query, false)
     }
 
     /// Runs `query`; its rows as an Arrow stream typed as the Parquet
@@ -369,6 +360,46 @@ impl Operator {
         })?;
         sync_outcome_dict(py, &out)
     }
+}
+
+/// Runs `sql` on the runtime and streams its batches to Python while it
+/// runs (`nullable`: every column declared nullable, as a change stream's
+/// batches all are).
+fn stream_query(
+    py: Python<'_>,
+    op: &BridgeOperator,
+    sql: &str,
+    nullable: bool,
+) -> PyResult<crate::stream::StreamingArrow> {
+    use crate::stream::Piece;
+    use sql_databricks_bridge_core::extract::ExtractError;
+    use sql_databricks_bridge_core::tables::stream::nullable as relaxed;
+
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(2);
+    let op = op.clone();
+    let sql = sql.to_string();
+    crate::runtime::runtime()?.spawn(async move {
+        let batches = tx.clone();
+        // The reader pulls from Python's thread; this worker waits for
+        // room without stalling the runtime's other tasks.
+        let mut sink = move |b: arrow_array::RecordBatch, _rows: u64| {
+            let b = if nullable {
+                arrow_array::RecordBatch::try_new(relaxed(&b.schema()), b.columns().to_vec())
+                    .map_err(|e| ExtractError::Partition(e.to_string()))?
+            } else {
+                b
+            };
+            tokio::task::block_in_place(|| batches.send(Piece::Batch(b)))
+                .map_err(|_| ExtractError::Stopped)
+        };
+        let end = match op.extract_streaming(&sql, &mut sink).await {
+            Ok(schema) if nullable => Piece::End(relaxed(&schema)),
+            Ok(schema) => Piece::End(schema),
+            Err(e) => Piece::Failed(e),
+        };
+        let _ = tokio::task::block_in_place(|| tx.send(end));
+    });
+    crate::stream::StreamingArrow::start(py, rx)
 }
 
 /// What a sync or a distributed write did, as Python's `SyncResult` takes it.
