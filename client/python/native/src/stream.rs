@@ -14,6 +14,25 @@ use pyo3::types::PyCapsule;
 
 const STREAM_CAPSULE: &CStr = c"arrow_array_stream";
 
+/// What a stream holds, taken by its one consumer.
+fn take_once<T>(slot: &Mutex<Option<T>>) -> PyResult<T> {
+    slot.lock()
+        .map_err(|_| PyRuntimeError::new_err("the stream's lock is poisoned"))?
+        .take()
+        .ok_or_else(|| PyRuntimeError::new_err("this Arrow stream was already consumed"))
+}
+
+/// `reader` as an Arrow C stream capsule. The consumer moves the stream out
+/// of the capsule (leaving its release callback empty); dropping the
+/// capsule releases it otherwise.
+fn export<'py>(
+    py: Python<'py>,
+    reader: impl arrow_array::RecordBatchReader + Send + 'static,
+) -> PyResult<Bound<'py, PyCapsule>> {
+    let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+    PyCapsule::new_with_value(py, stream, STREAM_CAPSULE)
+}
+
 /// A query's result as an Arrow C stream, consumable once
 /// (`pyarrow.table(stream)`, `polars.DataFrame(stream)`).
 #[pyclass(module = "sql_databricks_bridge._native")]
@@ -43,18 +62,11 @@ impl ArrowStream {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema;
-        let taken = self
-            .batches
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("the stream's lock is poisoned"))?
-            .take();
-        let (schema, batches) = taken
-            .ok_or_else(|| PyRuntimeError::new_err("this Arrow stream was already consumed"))?;
-        let reader = RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
-        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
-        // The consumer moves the stream out of the capsule (leaving its
-        // release callback empty); dropping the capsule releases it otherwise.
-        PyCapsule::new_with_value(py, stream, STREAM_CAPSULE)
+        let (schema, batches) = take_once(&self.batches)?;
+        export(
+            py,
+            RecordBatchIterator::new(batches.into_iter().map(Ok), schema),
+        )
     }
 
     /// Rows in the stream.
@@ -184,13 +196,6 @@ impl StreamingArrow {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema;
-        let reader = self
-            .reader
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("the stream's lock is poisoned"))?
-            .take()
-            .ok_or_else(|| PyRuntimeError::new_err("this Arrow stream was already consumed"))?;
-        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
-        PyCapsule::new_with_value(py, stream, STREAM_CAPSULE)
+        export(py, take_once(&self.reader)?)
     }
 }

@@ -184,7 +184,7 @@ fn sql(e: tiberius::error::Error) -> ApplyError {
     }
 }
 
-async fn batch(conn: &mut Connection, text: &str) -> Result<(), ApplyError> {
+pub(crate) async fn batch(conn: &mut Connection, text: &str) -> Result<(), ApplyError> {
     conn.simple_query(text)
         .await
         .map_err(sql)?

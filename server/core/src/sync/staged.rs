@@ -285,7 +285,7 @@ impl StagedWrite {
             // closing the run (deleting the row) waits for it, then finds
             // the stage to drop; a task late for its run (cancelled as the
             // job ended, still running) finds no row and makes nothing.
-            run_batch(&mut conn, "BEGIN TRANSACTION").await?;
+            apply::batch(&mut conn, "BEGIN TRANSACTION").await?;
             let open = target::rows(
                 &mut conn,
                 &format!(
@@ -297,19 +297,19 @@ impl StagedWrite {
             .await
             .map_err(sql_error)?;
             if open.is_empty() {
-                run_batch(&mut conn, "ROLLBACK TRANSACTION").await?;
+                apply::batch(&mut conn, "ROLLBACK TRANSACTION").await?;
                 return Err(SyncError::Refused(format!(
                     "run {} of write {} is over (committed or aborted); this task stages nothing",
                     self.run, self.plan.event_id
                 )));
             }
             drop_tables(&mut conn, std::slice::from_ref(&quoted)).await?;
-            run_batch(
+            apply::batch(
                 &mut conn,
                 &format!("CREATE TABLE {quoted} ({})", decl.join(", ")),
             )
             .await?;
-            run_batch(&mut conn, "COMMIT TRANSACTION").await?;
+            apply::batch(&mut conn, "COMMIT TRANSACTION").await?;
             let mut keys = KeyCheck::new(false);
             let rows = apply::load(
                 &mut conn, &self.plan, batches, &quoted, false, true, &cols, &mut keys,
@@ -473,16 +473,6 @@ fn stage_run<'n>(prefix: &str, name: &'n str) -> Option<&'n str> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     (run_ok && digits(p) && digits(a)).then_some(run)
-}
-
-async fn run_batch(conn: &mut crate::sqlserver::Connection, sql: &str) -> Result<(), SyncError> {
-    conn.simple_query(sql)
-        .await
-        .map_err(sql_error)?
-        .into_results()
-        .await
-        .map_err(sql_error)?;
-    Ok(())
 }
 
 /// Drops the tables that exist among `quoted`.
