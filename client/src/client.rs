@@ -32,6 +32,9 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("get_sync_event", "get_sync_event"),
     ("list_sync_events", "list_sync_events"),
     ("search_audit", "search_audit"),
+    ("open_spark_write", "open_spark_write"),
+    ("commit_spark_write", "commit_spark_write"),
+    ("abort_spark_write", "abort_spark_write"),
 ];
 
 /// Operations that are not API calls (an HTML page), so have no method.
@@ -351,6 +354,37 @@ impl BridgeClient {
                 .events)
         })
         .await
+    }
+
+    /// Opens a Spark job's distributed write (needs `write` on the
+    /// target): the answer's `write_id` (scoped to this token's user) and
+    /// `target_table` (resolved) are what its tasks stage under. Retried
+    /// as it is: a run opened twice is one run.
+    pub async fn open_spark_write(
+        &self,
+        write: &types::SparkWrite,
+    ) -> Result<types::SparkRun, BridgeError> {
+        self.idempotent(|| async { Ok(self.api.open_spark_write(write).await?.into_inner()) })
+            .await
+    }
+
+    /// Applies the stages a write's tasks reported, once (a write applied
+    /// before answers `from_ledger`), so a retry never applies twice.
+    pub async fn commit_spark_write(
+        &self,
+        commit: &types::SparkCommit,
+    ) -> Result<types::SparkCommitted, BridgeError> {
+        self.idempotent(|| async { Ok(self.api.commit_spark_write(commit).await?.into_inner()) })
+            .await
+    }
+
+    /// Closes a write's run and drops its stage tables.
+    pub async fn abort_spark_write(
+        &self,
+        write: &types::SparkWrite,
+    ) -> Result<types::SparkAborted, BridgeError> {
+        self.idempotent(|| async { Ok(self.api.abort_spark_write(write).await?.into_inner()) })
+            .await
     }
 
     /// Audit lines this token may read (its own, or everyone's with

@@ -9,8 +9,9 @@ so a schema-valid request the server must refuse is not generated as a
   file. schemathesis.toml gives the fuzzing and stateful phases this
   server's values for them; the coverage phase (boundary values) does not
   apply those, so its positive cases naming anything else are left out here;
-* POST /sync/events needs at least one primary key for UPDATE, DELETE and
-  UPSERT (documented on `primary_keys`): a condition between two fields,
+* POST /sync/events and the /spark/writes calls need at least one primary
+  key for UPDATE, DELETE and UPSERT (documented on `primary_keys`): a
+  condition between two fields,
   which the client generators the document feeds (progenitor,
   openapi-python-client) do not read from `if`/`then`;
 * an Idempotency-Key stands for one request: sent again with a different
@@ -91,8 +92,10 @@ def filter_case(context, case) -> bool:
         return _queries_ok(case.query)
     if (method, path) == ("GET", "/countries"):
         return _countries_ok(case.query)
-    if (method, path) == ("POST", "/sync/events"):
+    if (method, path) in (("POST", "/sync/events"), ("POST", "/spark/writes"), ("POST", "/spark/writes/abort")):
         return _sync_ok(case.body)
+    if (method, path) == ("POST", "/spark/writes/commit"):
+        return not isinstance(case.body, dict) or _sync_ok(case.body.get("write"))
     return True
 
 

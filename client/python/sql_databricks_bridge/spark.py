@@ -49,6 +49,16 @@ stages in one SQL Server transaction with the ledger row of ``write_id``
 retried or run twice leaves a stage nobody reports; a job re-run with the
 same ``write_id`` writes nothing; an aborted job drops its stages.
 
+Governed by a bridge server (``bridge_url``, and ``bridge_token`` or the
+driver's ``BRIDGE_TOKEN``): the driver asks the server to open, commit or
+abort the write, each needing ``write`` on the target for the token's user in
+the server's permissions.yaml (the name resolved in the bridge's database,
+every decision in its audit log), the user's ``max_delete_rows`` capping a
+DELETE. The server applies the stages with its own SQL Server login, so the
+executors' login needs only to make and fill stage tables (``stage_schema``);
+a write id is scoped to the token's user. ``bridge_timeout``: seconds a call
+may take (default 3600: the commit applies every row).
+
 A stream of a Change-Tracking-enabled table, offsets being Change Tracking
 versions::
 
@@ -119,7 +129,8 @@ _KNOWN = set(_CONNECTION) | {"query", "name", "country", "queries_dir", "config_
 _STREAM = {"table", "starting_version"}
 
 # A write's options besides the connection.
-_WRITE = {"table", "operation", "primary_key", "max_delete_rows", "table_lock", "write_id", "stage_schema"}
+_WRITE = {"table", "operation", "primary_key", "max_delete_rows", "table_lock", "write_id", "stage_schema",
+          "bridge_url", "bridge_token", "bridge_timeout"}
 
 _log = logging.getLogger("sql_databricks_bridge.spark")
 
@@ -336,13 +347,59 @@ class _Writer(DataSourceArrowWriter):
                 raise ValueError(f"sqlserver_bridge: max_delete_rows '{options['max_delete_rows']}' "
                                  "is not a number") from None
         self.extra = extra
-        # Checked, and the run opened: its tasks may stage until the commit or
-        # the abort closes it.
-        self._plan().open()
+        # What the tasks stage under: the write id and the target as given, or
+        # as a bridge server scoped and resolved them.
+        self.staged_id, self.target = self.write_id, options["table"]
+        if options.get("bridge_url"):
+            # Governed: the server checks the token's rights on the target,
+            # opens the run, and later applies the stages with its own login.
+            run = self._server(lambda c: c.open_spark_write(self._request()))
+            self.staged_id, self.target = run.write_id, run.target_table
+            _log.info("sqlserver_bridge: write %s opened by %s as %s into %s (DELETE cap %d)", self.write_id,
+                      options["bridge_url"], run.write_id, run.target_table, run.max_delete_rows)
+        else:
+            # Checked, and the run opened: its tasks may stage until the commit
+            # or the abort closes it.
+            self._plan().open()
+
+    def _request(self) -> dict[str, Any]:
+        """The write as the bridge server's /spark/writes calls take it."""
+        body: dict[str, Any] = {
+            "write_id": self.write_id, "run_id": self.run,
+            "operation": self.options.get("operation", "INSERT").strip().upper(),
+            "target_table": self.options["table"], "primary_keys": self.keys,
+            "columns": [{"name": n, "spark_type": t} for n, t in self.columns],
+            "table_lock": bool(self.extra["table_lock"]),
+        }
+        if self.options.get("stage_schema"):
+            body["stage_schema"] = self.options["stage_schema"]
+        if "max_delete_rows" in self.extra:
+            body["max_delete_rows"] = self.extra["max_delete_rows"]
+        return body
+
+    def _server(self, call: Any) -> Any:
+        """Runs ``call`` with a client of the bridge server (made per call: a
+        writer is pickled to the process that commits). The token comes from
+        ``bridge_token`` or the driver's ``BRIDGE_TOKEN``; tasks never use it."""
+        import os
+
+        from sql_databricks_bridge.sdk import BridgeClient
+
+        token = self.options.get("bridge_token") or os.environ.get("BRIDGE_TOKEN")
+        if not token:
+            raise ValueError("sqlserver_bridge: bridge_url needs a token of the server's permissions.yaml "
+                             "(the option bridge_token, or BRIDGE_TOKEN in the driver's environment)")
+        try:
+            timeout = float(self.options.get("bridge_timeout", "3600"))
+        except ValueError:
+            raise ValueError(f"sqlserver_bridge: bridge_timeout '{self.options['bridge_timeout']}' "
+                             "is not a number of seconds") from None
+        with BridgeClient(self.options["bridge_url"], token, timeout=timeout) as client:
+            return call(client)
 
     def _plan(self) -> Any:
         return _operator(self.options, **self.extra)._native.plan_write(
-            self.write_id, self.options["table"], self.options.get("operation", "INSERT"),
+            self.staged_id, self.target, self.options.get("operation", "INSERT"),
             self.columns, self.keys, self.run, self.options.get("stage_schema"))
 
     def write(self, iterator: Iterator[Any]) -> _Staged:
@@ -368,7 +425,11 @@ class _Writer(DataSourceArrowWriter):
 
         stages = [(m.stage, m.rows) for m in messages if isinstance(m, _Staged) and m.stage]
         started = time.perf_counter()
-        out = self._plan().commit(stages)
+        if self.options.get("bridge_url"):
+            done = self._server(lambda c: c.commit_spark_write(self._request(), stages))
+            out = {"rows_read": done.rows_read, "rows_affected": done.rows_affected, "from_ledger": done.from_ledger}
+        else:
+            out = self._plan().commit(stages)
         _log.info("sqlserver_bridge: write %s into %s from %d stage(s) committed in %.2f s: %s", self.write_id,
                   self.options["table"], len(stages), time.perf_counter() - started, out)
         return out
@@ -377,7 +438,10 @@ class _Writer(DataSourceArrowWriter):
         self.apply(messages)
 
     def abort(self, messages: list[Any]) -> None:
-        dropped = self._plan().abort()
+        if self.options.get("bridge_url"):
+            dropped = self._server(lambda c: c.abort_spark_write(self._request())).stages_dropped
+        else:
+            dropped = self._plan().abort()
         _log.warning("sqlserver_bridge: write %s aborted; %d stage table(s) dropped", self.write_id, dropped)
 
 

@@ -126,22 +126,71 @@ pub fn whole_number<'de, D>(d: D) -> Result<Option<u32>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
+    whole_u64_or_none(d)?
+        .map(|w| u32::try_from(w).map_err(|_| too_big::<D>(w, u32::MAX as u64)))
+        .transpose()
+}
+
+/// [`whole_number`] for a `u64` field that may be absent or null.
+pub fn whole_u64_or_none<'de, D>(d: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
     use serde::de::Error;
     let v: Option<serde_json::Number> = serde::Deserialize::deserialize(d)?;
     let Some(n) = v else { return Ok(None) };
     let whole = n.as_u64().or_else(|| {
         n.as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+            // Below 2^64: every f64 there with no fraction is a u64.
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 18_446_744_073_709_551_616.0)
             .map(|f| f as u64)
     });
-    match whole.and_then(|w| u32::try_from(w).ok()) {
-        Some(w) => Ok(Some(w)),
-        None => Err(D::Error::custom(format!(
+    whole.map(Some).ok_or_else(|| {
+        D::Error::custom(format!(
             "expected a whole number between 0 and {}, got {n}",
-            u32::MAX
-        ))),
-    }
+            u64::MAX
+        ))
+    })
 }
+
+/// [`whole_number`] for a required `u64` field.
+pub fn whole_u64<'de, D>(d: D) -> Result<u64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    whole_u64_or_none(d)?.ok_or_else(|| D::Error::custom("expected a whole number, got null"))
+}
+
+fn too_big<'de, D: serde::Deserializer<'de>>(got: u64, max: u64) -> D::Error {
+    use serde::de::Error;
+    D::Error::custom(format!(
+        "expected a whole number between 0 and {max}, got {got}"
+    ))
+}
+
+/// A SQL Server table named in a request ([`SQL_TABLE`]).
+pub fn sql_table() -> impl Into<RefOr<Schema>> {
+    string(SQL_TABLE, None)
+        .description(Some(
+            "schema.table or database.schema.table in SQL Server (a part with other characters in [brackets] or \"double quotes\"); without a database, in the bridge's.",
+        ))
+        .examples([serde_json::json!("dbo.target_table")])
+}
+
+/// The Spark type of a column as Spark writes it (`decimal(18,2)`): not
+/// blank, at most [`SPARK_TYPE_MAX`] characters.
+pub fn spark_type() -> impl Into<RefOr<Schema>> {
+    string(NOT_BLANK, Some(SPARK_TYPE_MAX))
+        .description(Some(
+            "The column's Spark type as DataType.simpleString() writes it: int, decimal(18,2), timestamp, string, ...",
+        ))
+        .examples([serde_json::json!("decimal(18,2)")])
+}
+
+/// Longest Spark type text accepted (a struct's is long; it is refused
+/// anyway, SQL Server has no such type).
+pub const SPARK_TYPE_MAX: usize = 200;
 
 /// `partition_on` of POST /extract (absent or null: as the queries' files say).
 pub fn partition_column() -> impl Into<RefOr<Schema>> {

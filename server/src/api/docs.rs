@@ -32,6 +32,7 @@ every error is a JSON ErrorBody.",
         (name = "jobs", description = "Extraction jobs: start, follow, list, cancel"),
         (name = "queries", description = "The .sql files and parameters the server can run"),
         (name = "sync", description = "Sync events: Databricks tables applied to SQL Server tables"),
+        (name = "spark", description = "A Spark job's distributed write (the data source's bridge_url): opened, committed once, aborted, with the caller's rights"),
         (name = "health", description = "Probes and metrics (no token)"),
         (name = "docs", description = "This document and its browser UI (no token)"),
     )

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod paths;
+pub mod spark;
 pub mod state;
 pub mod sync;
 
@@ -50,6 +51,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(sync::submit_event, sync::list_events))
         .routes(routes!(sync::get_event))
+        .routes(routes!(spark::open_write))
+        .routes(routes!(spark::commit_write))
+        .routes(routes!(spark::abort_write))
         .routes(routes!(audit::search_audit))
         .routes(routes!(docs::openapi_json))
 }

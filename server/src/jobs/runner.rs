@@ -212,6 +212,12 @@ impl JobRunner {
         &self.inner.pool
     }
 
+    /// How SQL Server work is retried (`--retries`, ...), for the API's own
+    /// writes too.
+    pub fn retry(&self) -> &crate::retry::RetryPolicy {
+        &self.inner.config.retry
+    }
+
     /// Queues a job; it starts when a slot is free.
     pub fn submit(
         &self,

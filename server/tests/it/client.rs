@@ -196,6 +196,52 @@ async fn every_facade_method_against_the_real_server() {
         Err(BridgeError::Forbidden(_))
     ));
 
+    // A Spark write through the server: its run opened (target resolved,
+    // the user's DELETE cap), committed with no stage (nothing to apply,
+    // ledgered), committed again from the ledger, aborted; Mexico, with no
+    // right on the target, refused. (The user has no DELETE cap here: the
+    // request's holds.)
+    let write = types::SparkWrite {
+        write_id: "client-spark-1".parse().unwrap(),
+        run_id: "r1".parse().unwrap(),
+        operation: types::Operation::Delete,
+        target_table: "KWP_Colombia.dbo.CalibratedPanel".parse().unwrap(),
+        primary_keys: vec!["panel_id".parse().unwrap()],
+        columns: vec![types::SparkColumn {
+            name: "panel_id".parse().unwrap(),
+            spark_type: "bigint".parse().unwrap(),
+        }],
+        stage_schema: None,
+        max_delete_rows: Some(1000),
+        table_lock: None,
+    };
+    let run = client.open_spark_write(&write).await.unwrap();
+    assert_eq!(
+        (run.target_table.as_str(), run.max_delete_rows),
+        ("[KWP_Colombia].[dbo].[CalibratedPanel]", 1000)
+    );
+    assert!(run.write_id.ends_with(":client-spark-1"), "{run:?}");
+    let commit = types::SparkCommit {
+        write: write.clone(),
+        stages: vec![],
+    };
+    let first = client.commit_spark_write(&commit).await.unwrap();
+    assert_eq!((first.rows_read, first.from_ledger), (0, false));
+    let again = client.commit_spark_write(&commit).await.unwrap();
+    assert!(again.from_ledger, "{again:?}");
+    assert_eq!(
+        client
+            .abort_spark_write(&write)
+            .await
+            .unwrap()
+            .stages_dropped,
+        0
+    );
+    assert!(matches!(
+        mexico.open_spark_write(&write).await,
+        Err(BridgeError::Forbidden(_))
+    ));
+
     assert!(client
         .metrics()
         .await

@@ -29,6 +29,11 @@ from .models import (
     ParamsView,
     QueryInfo,
     Ready,
+    SparkAborted,
+    SparkCommitted,
+    SparkRun,
+    SparkStage,
+    SparkWrite,
     SyncEvent,
 )
 
@@ -48,6 +53,9 @@ OPERATIONS: dict[str, str] = {
     "get_sync_event": "get_sync_event",
     "list_sync_events": "list_sync_events",
     "search_audit": "search_audit",
+    "open_spark_write": "open_spark_write",
+    "commit_spark_write": "commit_spark_write",
+    "abort_spark_write": "abort_spark_write",
     "health_live": "health_live",
     "health_ready": "health_ready",
     "metrics": "metrics",
@@ -327,6 +335,30 @@ class BridgeClient(_Base):
                 )
             time.sleep(pause)
 
+    # -- Spark writes ---------------------------------------------------------
+
+    def open_spark_write(self, write: SparkWrite | dict[str, Any]) -> SparkRun:
+        """Open a Spark job's distributed write (``POST /spark/writes``).
+
+        ``write`` (a :class:`SparkWrite` or its dict): ``write_id``, ``run_id``,
+        ``operation``, ``target_table``, ``columns`` (``name``, ``spark_type``),
+        ``primary_keys``, ``stage_schema``, ``max_delete_rows``, ``table_lock``.
+        Needs ``write`` on the target. The answer's ``write_id`` (scoped to
+        this token's user) and ``target_table`` (resolved) are what the tasks
+        stage under. The data source's ``bridge_url`` option calls this.
+        """
+        return self._run(_ops.open_spark_write(write))
+
+    def commit_spark_write(
+        self, write: SparkWrite | dict[str, Any], stages: Iterable[SparkStage | tuple[str, int]]
+    ) -> SparkCommitted:
+        """Apply the stages the tasks reported (table, rows) once (``POST /spark/writes/commit``)."""
+        return self._run(_ops.commit_spark_write(write, stages))
+
+    def abort_spark_write(self, write: SparkWrite | dict[str, Any]) -> SparkAborted:
+        """Close the write's run and drop its stage tables (``POST /spark/writes/abort``)."""
+        return self._run(_ops.abort_spark_write(write))
+
     # -- audit ----------------------------------------------------------------
 
     def search_audit(
@@ -488,6 +520,20 @@ class AsyncBridgeClient(_Base):
     ) -> list[SyncEvent]:
         """See :meth:`BridgeClient.list_sync_events`."""
         return await self._run(_ops.list_sync_events(status, limit))
+
+    async def open_spark_write(self, write: SparkWrite | dict[str, Any]) -> SparkRun:
+        """See :meth:`BridgeClient.open_spark_write`."""
+        return await self._run(_ops.open_spark_write(write))
+
+    async def commit_spark_write(
+        self, write: SparkWrite | dict[str, Any], stages: Iterable[SparkStage | tuple[str, int]]
+    ) -> SparkCommitted:
+        """See :meth:`BridgeClient.commit_spark_write`."""
+        return await self._run(_ops.commit_spark_write(write, stages))
+
+    async def abort_spark_write(self, write: SparkWrite | dict[str, Any]) -> SparkAborted:
+        """See :meth:`BridgeClient.abort_spark_write`."""
+        return await self._run(_ops.abort_spark_write(write))
 
     async def search_audit(
         self,

@@ -28,6 +28,9 @@ from .._generated.api.jobs import list_jobs as _list_jobs
 from .._generated.api.queries import list_countries as _list_countries
 from .._generated.api.queries import list_queries as _list_queries
 from .._generated.api.queries import show_params as _show_params
+from .._generated.api.spark import abort_spark_write as _abort_spark_write
+from .._generated.api.spark import commit_spark_write as _commit_spark_write
+from .._generated.api.spark import open_spark_write as _open_spark_write
 from .._generated.api.sync import get_sync_event as _get_sync_event
 from .._generated.api.sync import list_sync_events as _list_sync_events
 from .._generated.api.sync import submit_sync_event as _submit_sync_event
@@ -48,6 +51,12 @@ from .models import (
     ParamsView,
     QueryList,
     Ready,
+    SparkAborted,
+    SparkCommit,
+    SparkCommitted,
+    SparkRun,
+    SparkStage,
+    SparkWrite,
     SubmitSyncEvent,
     SyncEvent,
     SyncEventList,
@@ -264,6 +273,63 @@ def list_sync_events(status: str | EventStatus | None, limit: int | None) -> Cal
         "limit": _opt(limit),
     }
     return Call("list_sync_events", _list_sync_events, result, idempotent=True, kwargs=kwargs)
+
+
+# -- Spark writes -------------------------------------------------------------
+
+
+def _spark_write(write: SparkWrite | dict[str, Any]) -> SparkWrite:
+    if isinstance(write, SparkWrite):
+        return write
+    try:
+        return SparkWrite.from_dict(dict(write))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValidationError(
+            f"write: not a SparkWrite ({e!r}); it needs write_id, run_id, operation, target_table and columns",
+            code="validation_failed",
+            details={"field": "write"},
+        ) from None
+
+
+# The three calls are idempotent on the server (a run opened twice is one
+# run, a committed write is found in the ledger, an abort drops what is
+# left): retried without a key.
+
+
+def open_spark_write(write: SparkWrite | dict[str, Any]) -> Call:
+    return Call(
+        "open_spark_write",
+        _open_spark_write,
+        _expect("open_spark_write", SparkRun),
+        idempotent=True,
+        kwargs={"body": _spark_write(write)},
+    )
+
+
+def commit_spark_write(
+    write: SparkWrite | dict[str, Any], stages: Iterable[SparkStage | tuple[str, int]]
+) -> Call:
+    body = SparkCommit(
+        write=_spark_write(write),
+        stages=[s if isinstance(s, SparkStage) else SparkStage(table=str(s[0]), rows=int(s[1])) for s in stages],
+    )
+    return Call(
+        "commit_spark_write",
+        _commit_spark_write,
+        _expect("commit_spark_write", SparkCommitted),
+        idempotent=True,
+        kwargs={"body": body},
+    )
+
+
+def abort_spark_write(write: SparkWrite | dict[str, Any]) -> Call:
+    return Call(
+        "abort_spark_write",
+        _abort_spark_write,
+        _expect("abort_spark_write", SparkAborted),
+        idempotent=True,
+        kwargs={"body": _spark_write(write)},
+    )
 
 
 # -- audit --------------------------------------------------------------------

@@ -31,6 +31,14 @@ pub enum EventType {
     SyncEventApplied,
     SyncEventRefused,
     SyncEventFailed,
+    /// A Spark job's distributed write through the server: its run opened,
+    /// its stages applied (or found applied), its run aborted, or its
+    /// commit refused or failed.
+    SparkWriteOpened,
+    SparkWriteCommitted,
+    SparkWriteAborted,
+    SparkWriteRefused,
+    SparkWriteFailed,
     /// The server signed in to SQL Server or Databricks at start: who it is
     /// there (`user_name`) and how it signed in (`detail`).
     BridgeSignedIn,
@@ -58,11 +66,13 @@ pub struct AuditEvent {
 impl AuditEvent {
     pub fn new(event_type: EventType, resource: impl Into<String>, action: &str) -> Self {
         let outcome = match event_type {
-            EventType::AuthFailure | EventType::PermissionDenied | EventType::SyncEventRefused => {
-                "denied"
-            }
+            EventType::AuthFailure
+            | EventType::PermissionDenied
+            | EventType::SyncEventRefused
+            | EventType::SparkWriteRefused => "denied",
             EventType::JobFailed
             | EventType::SyncEventFailed
+            | EventType::SparkWriteFailed
             | EventType::JobInterrupted
             | EventType::BridgeSignInFailed => "failure",
             EventType::JobCancelled => "cancelled",

@@ -63,6 +63,25 @@ pub fn check_id(what: &str, id: &str) -> Result<(), String> {
     }
 }
 
+/// The write id a bridge server applies a user's write under: the
+/// caller's, prefixed by a digest of the user's name, so two users' ids
+/// never meet in the ledger or the stage names (one cannot make another's
+/// write a no-op, nor abort its run). 1–78 characters as [`check_id`]'s.
+pub fn scoped_write_id(user: &str, write_id: &str) -> Result<String, String> {
+    check_id("write_id", write_id)?;
+    if write_id.len() > 78 {
+        return Err(format!(
+            "write_id '{write_id}' must be at most 78 characters through a bridge server"
+        ));
+    }
+    let digest = Sha256::new()
+        .chain_update(b"spark-write\0")
+        .chain_update(user.as_bytes())
+        .finalize();
+    let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    Ok(format!("u{hex}:{write_id}"))
+}
+
 /// A new run id: 12 random hex digits.
 pub fn new_run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
@@ -289,10 +308,10 @@ impl StagedWrite {
             let open = target::rows(
                 &mut conn,
                 &format!(
-                    "SELECT run_id FROM {} WITH (UPDLOCK, HOLDLOCK) WHERE run_id = @P1",
+                    "SELECT run_id FROM {} WITH (UPDLOCK, HOLDLOCK) WHERE run_id = @P1 AND event_id = @P2",
                     self.runs_table()
                 ),
-                &[&self.run.as_str()],
+                &[&self.run.as_str(), &self.plan.event_id.as_str()],
             )
             .await
             .map_err(sql_error)?;
@@ -365,8 +384,27 @@ impl StagedWrite {
             .await;
         match opened {
             Ok(_) => Ok(()),
-            // Opened already (an answer lost, asked again).
-            Err(tiberius::error::Error::Server(e)) if e.code() == 2627 => Ok(()),
+            // Opened already (an answer lost, asked again) — by this write,
+            // not another one that drew the same run id.
+            Err(tiberius::error::Error::Server(e)) if e.code() == 2627 => {
+                let mine = target::rows(
+                    &mut conn,
+                    &format!(
+                        "SELECT run_id FROM {} WHERE run_id = @P1 AND event_id = @P2",
+                        self.runs_table()
+                    ),
+                    &[&self.run.as_str(), &self.plan.event_id.as_str()],
+                )
+                .await
+                .map_err(sql_error)?;
+                if mine.is_empty() {
+                    return Err(SyncError::Refused(format!(
+                        "run id {} is open for another write; draw another",
+                        self.run
+                    )));
+                }
+                Ok(())
+            }
             Err(e) => Err(sql_error(e)),
         }
     }
@@ -383,14 +421,15 @@ impl StagedWrite {
     async fn close(&self, pool: &Pool, all: bool) -> Result<(), SyncError> {
         let mut conn = pool::get(pool).await?;
         self.ensure_runs(&mut conn).await?;
-        let (column, value) = if all {
-            ("event_id", self.plan.event_id.as_str())
-        } else {
-            ("run_id", self.run.as_str())
-        };
+        // A run is closed only for its own write: another write that names
+        // the same run id closes nothing of it.
+        let only_run = if all { "" } else { " AND run_id = @P2" };
         conn.execute(
-            format!("DELETE FROM {} WHERE {column} = @P1", self.runs_table()),
-            &[&value],
+            format!(
+                "DELETE FROM {} WHERE event_id = @P1{only_run}",
+                self.runs_table()
+            ),
+            &[&self.plan.event_id.as_str(), &self.run.as_str()],
         )
         .await
         .map_err(sql_error)?;
@@ -509,6 +548,23 @@ mod tests {
         let id = new_run_id();
         assert_eq!(id.len(), 12);
         assert!(stage_run(p, &format!("{p}{id}_p3_a9")).is_some());
+    }
+
+    #[test]
+    fn users_write_ids_never_meet() {
+        let a = scoped_write_id("alice", "job-1.run-7").unwrap();
+        let b = scoped_write_id("bob", "job-1.run-7").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a, scoped_write_id("alice", "job-1.run-7").unwrap());
+        assert!(a.ends_with(":job-1.run-7") && a.len() == 12 + 11);
+        check_id("scoped", &a).unwrap();
+        check_id(
+            "scoped",
+            &scoped_write_id("alice", &"x".repeat(78)).unwrap(),
+        )
+        .unwrap();
+        assert!(scoped_write_id("alice", &"x".repeat(79)).is_err());
+        assert!(scoped_write_id("alice", "a b").is_err());
     }
 
     #[test]

@@ -26,6 +26,13 @@ from .query_state import QueryState
 from .query_status import QueryStatus
 from .ready import Ready
 from .rendered_sql import RenderedSql
+from .spark_aborted import SparkAborted
+from .spark_column import SparkColumn
+from .spark_commit import SparkCommit
+from .spark_committed import SparkCommitted
+from .spark_run import SparkRun
+from .spark_stage import SparkStage
+from .spark_write import SparkWrite
 from .submit_sync_event import SubmitSyncEvent
 from .sync_event import SyncEvent
 from .sync_event_list import SyncEventList
@@ -57,6 +64,13 @@ __all__ = (
     "QueryStatus",
     "Ready",
     "RenderedSql",
+    "SparkAborted",
+    "SparkColumn",
+    "SparkCommit",
+    "SparkCommitted",
+    "SparkRun",
+    "SparkStage",
+    "SparkWrite",
     "SubmitSyncEvent",
     "SyncEvent",
     "SyncEventList",
