@@ -53,6 +53,8 @@ CREATE TABLE dbo.target (
 GO
 CREATE TABLE dbo.narrow (id int NOT NULL PRIMARY KEY, u nvarchar(5) NULL)
 GO
+CREATE TABLE dbo.many (id int NOT NULL PRIMARY KEY)
+GO
 CREATE SCHEMA staging
 GO
 """
@@ -241,6 +243,31 @@ def test_spark_write_refusals_name_the_problem_and_write_nothing(sql, spark):
     assert _target(host, port) == before
     assert _leftovers(host, port) == []
     assert _query(host, port, "SELECT COUNT(*) FROM dbo.bridge_sync_ledger WHERE event_id = 'spark-too-many'") == [(0,)]
+
+
+def test_a_delete_is_capped_at_10000_rows_unless_the_write_says_otherwise(sql, spark):
+    """Without max_delete_rows a DELETE may remove 10,000 rows, not one more:
+    10,001 are refused whole in the commit (nothing deleted, no stage left,
+    no ledger row); 10,000 go; a write that raises the cap deletes the rest."""
+    from sql_databricks_bridge.spark import register
+
+    register(spark)
+    host, port = sql
+    ids = spark.range(1, 10_003).selectExpr("CAST(id AS INT) AS id")
+    _save(ids.repartition(2), _options(host, port, table="dbo.many", write_id="many-load"))
+    assert _query(host, port, "SELECT COUNT(*) FROM dbo.many") == [(10_002,)]
+    delete = _options(host, port, table="dbo.many", operation="DELETE", primary_key="id")
+    with pytest.raises(Exception) as e:
+        _save(ids.where("id <= 10001").repartition(3), {**delete, "write_id": "many-del-1"})
+    assert "above max_delete_rows 10000" in str(e.value), str(e.value)[:2000]
+    assert _query(host, port, "SELECT COUNT(*) FROM dbo.many") == [(10_002,)]
+    assert _leftovers(host, port) == []
+    assert _query(host, port, "SELECT COUNT(*) FROM dbo.bridge_sync_ledger WHERE event_id = 'spark-many-del-1'") \
+        == [(0,)]
+    _save(ids.where("id <= 10000").repartition(3), {**delete, "write_id": "many-del-2"})
+    assert _query(host, port, "SELECT MIN(id), COUNT(*) FROM dbo.many") == [(10_001, 2)]
+    _save(ids.where("id > 10000"), {**delete, "write_id": "many-del-3", "max_delete_rows": "2"})
+    assert _query(host, port, "SELECT COUNT(*) FROM dbo.many") == [(0,)]
 
 
 def test_a_failing_task_aborts_the_write_and_drops_every_stage(sql, spark):
