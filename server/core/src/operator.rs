@@ -416,6 +416,63 @@ impl BridgeOperator {
         let Some(start) = start else {
             return self.extract_to_batches(&stream.snapshot_sql(end)).await;
         };
+        // Held whole, so a transient failure retries the whole read.
+        self.retrying(|conn| async move {
+            let mut conn = deadpool::managed::Object::take(conn);
+            let mut out = Vec::new();
+            let schema = self
+                .changes_on(&mut conn, stream, start, end, &mut |b, _| {
+                    out.push(b);
+                    Ok(())
+                })
+                .await?;
+            if out.is_empty() {
+                out.push(RecordBatch::new_empty(schema.clone()));
+            }
+            Ok((schema, out))
+        })
+        .await
+    }
+
+    /// The net changes in (start, end], each batch handed to `sink` as it
+    /// is read (memory a batch deep), declared nullable as every batch of
+    /// the stream is; the schema. Refused as [`read_changes`](Self::read_changes)
+    /// is — when the check that follows the read fails, rows were handed
+    /// over already: the caller fails whole (a Spark task does), and
+    /// nothing it handed on is kept. Only getting a connection is retried.
+    pub async fn stream_changes(
+        &self,
+        stream: &ChangeStream,
+        start: i64,
+        end: i64,
+        sink: &mut extract::BatchSink<'_>,
+    ) -> Result<Arc<Schema>, OperatorError> {
+        let conn = self.retrying(|conn| async move { Ok(conn) }).await?;
+        let mut conn = deadpool::managed::Object::take(conn);
+        let mut relaxed = |b: RecordBatch, rows: u64| {
+            let schema = crate::tables::stream::nullable(&b.schema());
+            let b = RecordBatch::try_new(schema, b.columns().to_vec())
+                .map_err(|e| ExtractError::Partition(e.to_string()))?;
+            sink(b, rows)
+        };
+        let schema = self
+            .changes_on(&mut conn, stream, start, end, &mut relaxed)
+            .await?;
+        Ok(crate::tables::stream::nullable(&schema))
+    }
+
+    /// Reads the net changes in (start, end] on `conn` (taken out of the
+    /// pool: SNAPSHOT isolation and USE stay with it), checking that Change
+    /// Tracking still holds them: in the read's own SNAPSHOT transaction
+    /// where the database allows one, else before and after the read.
+    async fn changes_on(
+        &self,
+        conn: &mut crate::sqlserver::Connection,
+        stream: &ChangeStream,
+        start: i64,
+        end: i64,
+        sink: &mut extract::BatchSink<'_>,
+    ) -> Result<Arc<Schema>, OperatorError> {
         let sql = stream.changes_sql(start, end);
         let tracked = stream.tracked.as_str();
         let expired = |min: Option<i64>| OperatorError::ChangesExpired {
@@ -424,46 +481,34 @@ impl BridgeOperator {
             min: min.map_or_else(|| "unknown".into(), |m| m.to_string()),
         };
         let batch_rows = self.options.batch_rows;
-        self.retrying(|conn| {
-            let sql = &sql;
-            async move {
-                // SNAPSHOT isolation and USE stay with the connection: it
-                // is closed after this read, never returned to the pool.
-                let mut conn = deadpool::managed::Object::take(conn);
-                let v = crate::tables::versions(&mut conn, tracked, Some(sql))
-                    .await
-                    .map_err(changes)?;
-                if start < v.min {
-                    return Err(expired(Some(v.min)));
-                }
-                if v.snapshot {
-                    let read = crate::tables::source::in_snapshot(sql, tracked, start);
-                    return extract::extract_batches(&mut conn, &read, batch_rows)
-                        .await
-                        .map_err(|e| {
-                            match crate::tables::source::cleaned_up_in(
-                                &e.to_string(),
-                                tracked,
-                                start,
-                            ) {
-                                Some(min) => expired(min),
-                                None => e.into(),
-                            }
-                        });
-                }
-                let out = extract::extract_batches(&mut conn, sql, batch_rows).await?;
-                // Validate, read, validate again: cleanup may have run
-                // between the check and the read.
-                let after = crate::tables::versions(&mut conn, tracked, None)
-                    .await
-                    .map_err(changes)?;
-                if start < after.min {
-                    return Err(expired(Some(after.min)));
-                }
-                Ok(out)
-            }
-        })
-        .await
+        let v = crate::tables::versions(conn, tracked, Some(&sql))
+            .await
+            .map_err(changes)?;
+        if start < v.min {
+            return Err(expired(Some(v.min)));
+        }
+        if v.snapshot {
+            let read = crate::tables::source::in_snapshot(&sql, tracked, start);
+            let reader = extract::stream_result(conn, &read, batch_rows, sink)
+                .await
+                .map_err(|e| {
+                    match crate::tables::source::cleaned_up_in(&e.to_string(), tracked, start) {
+                        Some(min) => expired(min),
+                        None => e.into(),
+                    }
+                })?;
+            return Ok(reader.schema().ok_or(ExtractError::NoResult)?);
+        }
+        let reader = extract::stream_result(conn, &sql, batch_rows, sink).await?;
+        // Validate, read, validate again: cleanup may have run between the
+        // check and the read.
+        let after = crate::tables::versions(conn, tracked, None)
+            .await
+            .map_err(changes)?;
+        if start < after.min {
+            return Err(expired(Some(after.min)));
+        }
+        Ok(reader.schema().ok_or(ExtractError::NoResult)?)
     }
 
     pub fn with_options(mut self, options: ExtractOptions) -> Self {

@@ -217,17 +217,13 @@ impl Operator {
     ) -> PyResult<Py<PyAny>> {
         let stream = ChangeStream::new(tracked, columns, &keys)
             .map_err(|e| crate::errors::to_py(OperatorError::Changes(e.to_string())))?;
-        if start.is_none() {
-            // The whole table: streamed while it is read, as a range is.
-            let sql = stream.snapshot_sql(end);
-            return Ok(stream_query(py, &self.op, &sql, true)?
-                .into_pyobject(py)?
-                .into_any()
-                .unbind());
-        }
-        let op = &self.op;
-        let (schema, batches) = block_on(py, op.read_changes(&stream, start, end))?;
-        Ok(ArrowStream::new(schema, batches)
+        // Either streams while it is read: the whole table as a range is
+        // (declared nullable here), the net changes by the core's read.
+        let (read, nullable) = match start {
+            None => (Streamed::Query(stream.snapshot_sql(end)), true),
+            Some(start) => (Streamed::Changes { stream, start, end }, false),
+        };
+        Ok(stream_from(py, &self.op, read, nullable)?
             .into_pyobject(py)?
             .into_any()
             .unbind())
@@ -362,6 +358,17 @@ impl Operator {
     }
 }
 
+/// What [`stream_from`] reads.
+enum Streamed {
+    Query(String),
+    /// A change stream's net changes in (start, end].
+    Changes {
+        stream: ChangeStream,
+        start: i64,
+        end: i64,
+    },
+}
+
 /// Runs `sql` on the runtime and streams its batches to Python while it
 /// runs (`nullable`: every column declared nullable, as a change stream's
 /// batches all are).
@@ -371,13 +378,23 @@ fn stream_query(
     sql: &str,
     nullable: bool,
 ) -> PyResult<crate::stream::StreamingArrow> {
+    stream_from(py, op, Streamed::Query(sql.to_string()), nullable)
+}
+
+/// Reads `what` on the runtime and streams its batches to Python while it
+/// is read (`nullable` as [`stream_query`]'s).
+fn stream_from(
+    py: Python<'_>,
+    op: &BridgeOperator,
+    what: Streamed,
+    nullable: bool,
+) -> PyResult<crate::stream::StreamingArrow> {
     use crate::stream::Piece;
     use sql_databricks_bridge_core::extract::ExtractError;
     use sql_databricks_bridge_core::tables::stream::nullable as relaxed;
 
     let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(2);
     let op = op.clone();
-    let sql = sql.to_string();
     crate::runtime::runtime()?.spawn(async move {
         let batches = tx.clone();
         // The reader pulls from Python's thread; this worker waits for
@@ -392,7 +409,13 @@ fn stream_query(
             tokio::task::block_in_place(|| batches.send(Piece::Batch(b)))
                 .map_err(|_| ExtractError::Stopped)
         };
-        let end = match op.extract_streaming(&sql, &mut sink).await {
+        let read = match &what {
+            Streamed::Query(sql) => op.extract_streaming(sql, &mut sink).await,
+            Streamed::Changes { stream, start, end } => {
+                op.stream_changes(stream, *start, *end, &mut sink).await
+            }
+        };
+        let end = match read {
             Ok(schema) if nullable => Piece::End(relaxed(&schema)),
             Ok(schema) => Piece::End(schema),
             Err(e) => Piece::Failed(e),
