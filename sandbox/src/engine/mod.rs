@@ -2,6 +2,7 @@
 //! translated to SQLite and run on one shared database file, with the
 //! declared SQL Server types kept in a catalog.
 
+pub mod applock;
 pub mod catalog;
 pub mod change_tracking;
 pub mod collation;

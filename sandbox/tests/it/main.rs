@@ -13,6 +13,7 @@ mod databricks_loading;
 mod databricks_uploads;
 mod entra;
 mod robustness;
+mod sqlserver_app_locks;
 mod sqlserver_bulk_options;
 mod sqlserver_change_tracking;
 mod sqlserver_collations;

@@ -372,6 +372,23 @@ impl Session {
             "sp_sandbox_change_tracking_cleanup" | "sp_flush_ct_internal_table_on_demand" => {
                 return self.change_tracking_cleanup(&proc, &call, params, out);
             }
+            "sp_getapplock" | "sp_releaseapplock" => {
+                let status = self.app_lock(&proc, &call, params)?;
+                out.return_status(status)?;
+                if let Some(var) = &call.status_var {
+                    let ty = self.var(var).map(|(t, _)| t).ok_or_else(|| {
+                        SqlError::new(
+                            137,
+                            1,
+                            15,
+                            format!("Must declare the scalar variable \"{var}\"."),
+                        )
+                        .batch()
+                    })?;
+                    self.set_var(var, ty, Value::Int(i64::from(status)));
+                }
+                return Ok(());
+            }
             "sp_tablecollations_100" | "sp_tablecollations" => {
                 let arg = call
                     .args
@@ -725,6 +742,107 @@ impl Session {
         }
         out.done(Some(meta.columns.len() as u64), false)?;
         Ok(())
+    }
+
+    /// `sp_getapplock [@Resource =] N'r', [@LockMode =] 'mode' [,
+    /// [@LockOwner =] 'Transaction' | 'Session'] [, [@LockTimeout =] ms] [,
+    /// [@DbPrincipal =] N'p']` and `sp_releaseapplock [@Resource =] N'r' [,
+    /// [@LockOwner =] ...] [, [@DbPrincipal =] ...]`, as
+    /// `engine::applock` holds them; the return code. A Transaction-owned
+    /// request outside a transaction, an unknown mode or owner, a NULL
+    /// resource: -999, as the documentation's table says.
+    fn app_lock(&mut self, proc: &str, call: &ExecCall, params: &[Param]) -> Result<i32, Failure> {
+        use crate::engine::applock::{Mode, Owner};
+        let get = proc == "sp_getapplock";
+        let names: &[&str] = if get {
+            &[
+                "@Resource",
+                "@LockMode",
+                "@LockOwner",
+                "@LockTimeout",
+                "@DbPrincipal",
+            ]
+        } else {
+            &["@Resource", "@LockOwner", "@DbPrincipal"]
+        };
+        let mut values: Vec<Option<Value>> = vec![None; names.len()];
+        for (i, a) in call.args.iter().enumerate() {
+            let at = match &a.name {
+                Some(n) => names.iter().position(|x| n.eq_ignore_ascii_case(x)),
+                None => (i < names.len()).then_some(i),
+            };
+            let Some(at) = at else {
+                let shown = a.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
+                return Err(SqlError::new(
+                    8145,
+                    2,
+                    16,
+                    format!("{shown} is not a parameter for procedure {proc}."),
+                )
+                .into());
+            };
+            values[at] = match &a.value {
+                Some(e) => Some(self.eval_value(e, params)?.1),
+                None => None,
+            };
+        }
+        let text = |v: &Option<Value>| match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Int(i)) => Some(i.to_string()),
+            _ => None,
+        };
+        if get && values[1].is_none() {
+            return Err(SqlError::new(
+                201,
+                4,
+                16,
+                "Procedure or function 'sp_getapplock' expects parameter '@LockMode', which was not supplied.",
+            )
+            .into());
+        }
+        let owner_at = if get { 2 } else { 1 };
+        let principal = text(&values[names.len() - 1]).unwrap_or_else(|| "public".into());
+        let Some(resource) = text(&values[0]) else {
+            return Ok(-999);
+        };
+        let owner = match text(&values[owner_at])
+            .unwrap_or_else(|| "Transaction".into())
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "session" => Owner::Session(self.spid),
+            "transaction" if self.trancount > 0 => {
+                Owner::Transaction(self.spid, self.tran_descriptor)
+            }
+            _ => return Ok(-999),
+        };
+        let locks = &self.engine.inner.app_locks;
+        if !get {
+            if locks.release(&self.db, &principal, &resource, owner) {
+                return Ok(0);
+            }
+            return Err(SqlError::new(
+                1223,
+                1,
+                16,
+                format!(
+                    "Cannot release the application lock (Database Principal: '{principal}', Resource: '{resource}') because it is not currently held."
+                ),
+            )
+            .into());
+        }
+        let Some(mode) = text(&values[1]).as_deref().and_then(Mode::parse) else {
+            return Ok(-999);
+        };
+        // @LockTimeout: milliseconds; -1 (the default, as @@LOCK_TIMEOUT's)
+        // waits until granted.
+        let timeout = match &values[3] {
+            Some(Value::Int(ms)) if *ms >= 0 => Some(Duration::from_millis(*ms as u64)),
+            Some(Value::Int(_)) | None | Some(Value::Null) => None,
+            Some(_) => return Ok(-999),
+        };
+        Ok(locks.acquire(&self.db, &principal, &resource, owner, mode, timeout))
     }
 
     /// Change tracking cleanup on demand.

@@ -117,6 +117,8 @@ struct EngineInner {
     clock: Clock,
     /// When (clock milliseconds) Change Tracking's automatic cleanup last ran.
     ct_cleaned_at: AtomicI64,
+    /// sp_getapplock's locks, across sessions.
+    app_locks: super::applock::AppLocks,
 }
 
 impl Drop for EngineInner {
@@ -176,6 +178,7 @@ impl Engine {
                 interleaved: Mutex::new(Vec::new()),
                 clock: Clock::new(),
                 ct_cleaned_at: AtomicI64::new(0),
+                app_locks: Default::default(),
             }),
         };
         let conn = engine.connect()?;
@@ -527,6 +530,8 @@ pub struct Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        // Session-owned application locks end with the session.
+        self.engine.inner.app_locks.release_all(self.spid, false);
         for (db, schema, name) in std::mem::take(&mut self.globals) {
             let _ = drops::drop_table(&self.conn, &db, &schema, &name);
         }
@@ -1448,9 +1453,15 @@ impl Session {
             self.conn
                 .execute_batch("COMMIT")
                 .map_err(|e| map_sqlite(e, None))?;
+            self.end_transaction_locks();
             out.env(EnvChange::CommitTran(self.tran_descriptor))?;
         }
         Ok(())
+    }
+
+    /// Releases the application locks the ended transaction owned.
+    pub(super) fn end_transaction_locks(&self) {
+        self.engine.inner.app_locks.release_all(self.spid, true);
     }
 
     /// Gives the committing transaction's change tracking records their
@@ -1491,6 +1502,7 @@ impl Session {
             self.ct_dirty.set(false);
             let _ = self.conn.execute_batch("ROLLBACK");
             self.trancount = 0;
+            self.end_transaction_locks();
             self.reconcile_temp();
             if notify && !std::mem::take(&mut self.implicit_tran) {
                 out.env(EnvChange::RollbackTran(self.tran_descriptor))?;
@@ -1566,6 +1578,7 @@ impl Session {
         if self.trancount > 0 {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.trancount = 0;
+            self.end_transaction_locks();
         }
         for meta in std::mem::take(&mut self.temp).values() {
             let _ = self
