@@ -681,9 +681,10 @@ def test_spark_data_source_reads_ranges_equal_to_the_parquet(world, tmp_path, sp
         assert got.num_rows == ref.num_rows == 3
         assert got.to_pylist() == ref.to_pylist()
 
-    # A large table in eight ranges: every row once.
+    # A large table in eight ranges, at most two connections at once: every row once.
     df = (spark.read.format("sqlserver_bridge").options(**_source_options(world))
           .option("query", "SELECT id FROM dbo.ventas")
+          .option("max_connections", "2").option("connection_group", "spark-read")
           .option("partition_on", "id").option("partitions", "8").load())
     assert df.rdd.getNumPartitions() == 8
     from pyspark.sql import functions as F
@@ -731,6 +732,62 @@ def test_spark_reads_through_map_in_arrow_where_the_api_is_missing(world, tmp_pa
                     **_source_options(world))
     assert df.rdd.getNumPartitions() == 3
     assert df.toArrow().sort_by("id").to_pylist() == ref.to_pylist()
+
+
+def _try_slot(cur, group: str, i: int) -> int:
+    """sp_getapplock on slot `i` of `group` from python-tds, without waiting."""
+    cur.execute(f"DECLARE @r int; EXEC @r = sp_getapplock @Resource = N'sqlserver_bridge/{group}/{i}', "
+                "@LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 0; SELECT @r")
+    return cur.fetchone()[0]
+
+
+def test_a_connection_cap_holds_across_readers_and_programs(world):
+    """max_connections=2: five concurrent streamed reads, each paused after
+    its first batch — two read, three wait with no batch (and no
+    connection); python-tds sees both slots held; released, all five finish
+    with every row and the slots are free. A slot held by another program
+    makes a cap-1 read wait and fail naming the group; once that program's
+    session ends, the read goes."""
+    op = world.operator(max_connections=2, connection_group="cap-test", connection_wait=120)
+    started: list[int] = []
+    results: dict[int, int] = {}
+    lock, go = threading.Lock(), threading.Event()
+
+    def read(k: int) -> None:
+        reader = pa.RecordBatchReader.from_stream(op._native.stream_arrow("SELECT id FROM dbo.ventas"))
+        first = reader.read_next_batch()
+        with lock:
+            started.append(k)
+        go.wait(180)
+        results[k] = first.num_rows + sum(b.num_rows for b in reader)
+
+    threads = [threading.Thread(target=read, args=(k,)) for k in range(5)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # room for a third reader, were the cap not held
+        assert len(started) == 2, started
+        with world.tds() as conn, conn.cursor() as cur:
+            assert [_try_slot(cur, "cap-test", i) for i in range(2)] == [-1, -1]
+    finally:
+        go.set()
+        for t in threads:
+            t.join(300)
+    assert results == {k: LARGE_ROWS for k in range(5)}
+    with world.tds() as conn, conn.cursor() as cur:
+        assert [_try_slot(cur, "cap-test", i) for i in range(2)] == [0, 0]
+
+    one = world.operator(max_connections=1, connection_group="cap-held", connection_wait=0.5)
+    with world.tds() as conn, conn.cursor() as cur:
+        assert _try_slot(cur, "cap-held", 0) == 0
+        with pytest.raises(SqlServerError) as e:
+            one._native.stream_arrow("SELECT TOP (5) id FROM dbo.ventas")
+        assert e.value.kind == "sqlserver.no_slot" and "'cap-held'" in str(e.value), str(e.value)
+    got = pa.RecordBatchReader.from_stream(one._native.stream_arrow("SELECT TOP (5) id FROM dbo.ventas"))
+    assert got.read_all().num_rows == 5
 
 
 def test_a_streamed_read_equals_the_parquet_and_can_stop_early(world, tmp_path):

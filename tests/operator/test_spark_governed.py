@@ -143,7 +143,9 @@ def test_a_governed_write_is_applied_by_the_server_once_and_audited(world, spark
     register(spark)
     model = world.target()
     batch = _rows(range(1, 41), "a")
-    options = world.options("writer-token", operation="UPSERT", primary_key="id", write_id="gov-1")
+    # Three tasks staging through one connection slot at a time.
+    options = world.options("writer-token", operation="UPSERT", primary_key="id", write_id="gov-1",
+                            max_connections="1", connection_group="gov")
     _save(_frame(spark, batch), options)
     model.update({r["id"]: (r["name"], str(r["amount"])) for r in batch})
     assert world.target() == model

@@ -28,7 +28,10 @@ Options: ``query`` (T-SQL), or ``name`` and ``country`` (a query of
 ``BridgeOperator`` takes it: ``sql_server_host``, ``sql_server_database``,
 ``sql_server_user``, ``sql_server_password``, ``connection_string``,
 ``sql_server_authentication``, ``sql_server_access_token``, ``encrypt``,
-``trust_server_certificate``, ``ca_file``.
+``trust_server_certificate``, ``ca_file``; and ``max_connections`` (with
+``connection_group``, ``connection_wait``): at most that many connections of
+the group work on the server at once, however many executors run (slots held
+as SQL Server application locks; a task waits for one without a connection).
 
 Writes, exactly once::
 
@@ -120,6 +123,9 @@ _CONNECTION: dict[str, Any] = {
     "encrypt": str,
     "ca_file": str,
     "trust_server_certificate": _flag,
+    "max_connections": int,
+    "connection_group": str,
+    "connection_wait": float,
 }
 
 _KNOWN = set(_CONNECTION) | {"query", "name", "country", "queries_dir", "config_dir", "partition_on", "partitions",

@@ -28,6 +28,7 @@ use crate::extract::spill::Landed;
 use crate::extract::{self, ExtractError, ExtractOptions, Outcome};
 use crate::retry::{retry, RetryPolicy};
 use crate::sqlserver::pool::{self, Pool};
+use crate::sqlserver::slots::Slots;
 use crate::sqlserver::SqlServerError;
 use crate::sync::staged::{StagedWrite, WriteRequest};
 use crate::sync::StageRef;
@@ -68,6 +69,16 @@ pub enum OperatorError {
     /// feature-gated itself, so a match on this enum compiles either way.
     #[error("{0}")]
     Frame(String),
+    /// No connection slot of the group came free in time
+    /// ([`crate::sqlserver::slots`]).
+    #[error("no SQL Server connection slot of group '{group}' came free within {waited:?} (max_connections {cap}: that many connections of the group were working the whole time); raise max_connections or the wait, or run fewer tasks at once")]
+    NoSlot {
+        group: String,
+        cap: u32,
+        waited: Duration,
+    },
+    #[error("taking a SQL Server connection slot: {0}")]
+    Slot(#[from] crate::sqlserver::slots::SlotError),
 }
 
 impl OperatorError {
@@ -106,6 +117,8 @@ pub struct BridgeOperator {
     warehouse: Option<String>,
     max_delete_rows: Option<u64>,
     table_lock: bool,
+    /// A cap on this program's (and its group's) working connections.
+    slots: Option<Slots>,
 }
 
 /// The most rows a library DELETE removes unless the caller says otherwise,
@@ -129,6 +142,7 @@ impl BridgeOperator {
             warehouse: None,
             max_delete_rows: Some(DEFAULT_MAX_DELETE_ROWS),
             table_lock: false,
+            slots: None,
         })
     }
 
@@ -182,6 +196,66 @@ impl BridgeOperator {
     pub fn with_table_lock(mut self, on: bool) -> Self {
         self.table_lock = on;
         self
+    }
+
+    /// Caps the connections that stream a read, a change batch or a
+    /// stage at once, across every program of the group
+    /// ([`crate::sqlserver::slots`]); each such read then closes its
+    /// connection when done rather than keeping it idle in the pool.
+    pub fn with_slots(mut self, slots: Slots) -> Self {
+        self.slots = Some(slots);
+        self
+    }
+
+    /// A connection to work on: with slots, one holding a slot (waiting
+    /// without a connection while all are taken), and the slot.
+    async fn working(&self) -> Result<(pool::PooledConnection, Option<u32>), OperatorError> {
+        let Some(slots) = &self.slots else {
+            return Ok((self.retrying(|c| async move { Ok(c) }).await?, None));
+        };
+        let started = std::time::Instant::now();
+        for attempt in 0.. {
+            let mut conn = self.retrying(|c| async move { Ok(c) }).await?;
+            if let Some(i) = slots.try_take(&mut conn).await? {
+                return Ok((conn, Some(i)));
+            }
+            // Not kept idle while waiting: closed.
+            drop(deadpool::managed::Object::take(conn));
+            if started.elapsed() >= slots.wait {
+                break;
+            }
+            let pause = Slots::pause(attempt).min(slots.wait.saturating_sub(started.elapsed()));
+            tracing::debug!(
+                group = slots.group(),
+                ?pause,
+                "every connection slot is taken; waiting"
+            );
+            tokio::time::sleep(pause).await;
+        }
+        Err(OperatorError::NoSlot {
+            group: slots.group().to_string(),
+            cap: slots.cap(),
+            waited: started.elapsed(),
+        })
+    }
+
+    /// Ends work on `conn`: its slot given back and the connection closed
+    /// (with slots), or back in the pool; closed either way when the work
+    /// failed (perhaps mid-result; SQL Server frees the slot with the
+    /// session).
+    async fn done_working(&self, mut conn: pool::PooledConnection, slot: Option<u32>, ok: bool) {
+        match (&self.slots, slot) {
+            (Some(slots), Some(i)) => {
+                if ok {
+                    if let Err(e) = slots.give_back(&mut conn, i).await {
+                        tracing::warn!(error = %e, "giving a connection slot back failed; closing its connection frees it");
+                    }
+                }
+                drop(deadpool::managed::Object::take(conn));
+            }
+            _ if !ok => drop(deadpool::managed::Object::take(conn)),
+            _ => drop(conn),
+        }
     }
 
     /// Applies a Databricks table to a SQL Server table — INSERT, UPDATE,
@@ -304,7 +378,10 @@ impl BridgeOperator {
         attempt: u64,
         batches: &mut tokio::sync::mpsc::Receiver<RecordBatch>,
     ) -> Result<StageRef, OperatorError> {
-        Ok(write.stage(&self.pool, partition, attempt, batches).await?)
+        let (mut conn, slot) = self.working().await?;
+        let staged = write.stage_on(&mut conn, partition, attempt, batches).await;
+        self.done_working(conn, slot, staged.is_ok()).await;
+        Ok(staged?)
     }
 
     /// Applies the stages the tasks reported (table name and rows), exactly
@@ -340,15 +417,11 @@ impl BridgeOperator {
         sql: &str,
         sink: &mut extract::BatchSink<'_>,
     ) -> Result<Arc<Schema>, OperatorError> {
-        let mut conn = self.retrying(|conn| async move { Ok(conn) }).await?;
-        match extract::stream_result(&mut conn, sql, self.options.batch_rows, sink).await {
-            Ok(reader) => Ok(reader.schema().ok_or(ExtractError::NoResult)?),
-            Err(e) => {
-                // Possibly mid-result: closed, not returned to the pool.
-                let _ = deadpool::managed::Object::take(conn);
-                Err(e.into())
-            }
-        }
+        let (mut conn, slot) = self.working().await?;
+        let read = extract::stream_result(&mut conn, sql, self.options.batch_rows, sink).await;
+        // Possibly mid-result on failure: closed, not returned to the pool.
+        self.done_working(conn, slot, read.is_ok()).await;
+        Ok(read?.schema().ok_or(ExtractError::NoResult)?)
     }
 
     /// A Change-Tracking-enabled table as a stream: its columns and
@@ -447,18 +520,20 @@ impl BridgeOperator {
         end: i64,
         sink: &mut extract::BatchSink<'_>,
     ) -> Result<Arc<Schema>, OperatorError> {
-        let conn = self.retrying(|conn| async move { Ok(conn) }).await?;
-        let mut conn = deadpool::managed::Object::take(conn);
+        let (mut conn, slot) = self.working().await?;
         let mut relaxed = |b: RecordBatch, rows: u64| {
             let schema = crate::tables::stream::nullable(&b.schema());
             let b = RecordBatch::try_new(schema, b.columns().to_vec())
                 .map_err(|e| ExtractError::Partition(e.to_string()))?;
             sink(b, rows)
         };
-        let schema = self
+        let read = self
             .changes_on(&mut conn, stream, start, end, &mut relaxed)
-            .await?;
-        Ok(crate::tables::stream::nullable(&schema))
+            .await;
+        // SNAPSHOT isolation and USE stay with the connection: never
+        // returned to the pool (`ok` false closes it, and so frees its slot).
+        self.done_working(conn, slot, false).await;
+        Ok(crate::tables::stream::nullable(&*read?))
     }
 
     /// Reads the net changes in (start, end] on `conn` (taken out of the

@@ -100,6 +100,8 @@ pub fn kind(e: &OperatorError) -> &'static str {
         OperatorError::Frame(_) => "extract.frame",
         OperatorError::Changes(_) => "changes",
         OperatorError::ChangesExpired { .. } => "changes.expired",
+        OperatorError::NoSlot { .. } => "sqlserver.no_slot",
+        OperatorError::Slot(_) => "sqlserver.slot",
         OperatorError::Sync(s) => match s {
             CoreSyncError::Refused(_) => "sync.refused",
             CoreSyncError::Unauthorized { .. } => "sync.unauthorized",
@@ -119,7 +121,10 @@ pub fn to_py(e: OperatorError) -> PyErr {
         OperatorError::Settings(_) | OperatorError::NoDatabricks => {
             SettingsError::new_err(message.clone())
         }
-        OperatorError::Connect(_) | OperatorError::Sync(CoreSyncError::SqlServer(_)) => {
+        OperatorError::Connect(_)
+        | OperatorError::NoSlot { .. }
+        | OperatorError::Slot(_)
+        | OperatorError::Sync(CoreSyncError::SqlServer(_)) => {
             SqlServerError::new_err(message.clone())
         }
         OperatorError::Extract(_)

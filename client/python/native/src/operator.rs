@@ -11,6 +11,7 @@ use sql_databricks_bridge_core::entra::TokenSource;
 use sql_databricks_bridge_core::extract::spill::Landed;
 use sql_databricks_bridge_core::extract::Outcome;
 use sql_databricks_bridge_core::operator::{BridgeOperator, OperatorError};
+use sql_databricks_bridge_core::sqlserver::slots::Slots;
 use sql_databricks_bridge_core::sync::SyncOutcome;
 use sql_databricks_bridge_core::tables::stream::ChangeStream;
 
@@ -70,6 +71,7 @@ impl Operator {
         databricks_host=None, databricks_token=None, databricks_client_id=None,
         databricks_client_secret=None, databricks_profile=None, warehouse_id=None,
         max_delete_rows=None, table_lock=false,
+        max_connections=None, connection_group=None, connection_wait=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -93,6 +95,9 @@ impl Operator {
         warehouse_id: Option<String>,
         max_delete_rows: Option<u64>,
         table_lock: bool,
+        max_connections: Option<u32>,
+        connection_group: Option<String>,
+        connection_wait: Option<f64>,
     ) -> PyResult<Self> {
         let mut args: HashMap<&'static str, String> = HashMap::new();
         let mut put = |k: &'static str, v: Option<String>| {
@@ -128,6 +133,21 @@ impl Operator {
             op = op.with_max_delete_rows(n);
         }
         op = op.with_table_lock(table_lock);
+        if let Some(cap) = max_connections {
+            let wait = connection_wait.unwrap_or(3600.0);
+            if !(wait.is_finite() && wait >= 0.0) {
+                return Err(crate::errors::to_py(OperatorError::Argument(format!(
+                    "connection_wait must be a number of seconds, not {wait}"
+                ))));
+            }
+            let slots = Slots::new(
+                connection_group.as_deref().unwrap_or("default"),
+                cap,
+                std::time::Duration::from_secs_f64(wait),
+            )
+            .map_err(|e| crate::errors::to_py(OperatorError::Argument(e)))?;
+            op = op.with_slots(slots);
+        }
         if let Some(credential) = sql_server_credential {
             op = op
                 .with_token_source(Arc::new(PyTokenSource(credential)))

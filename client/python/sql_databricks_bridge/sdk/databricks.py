@@ -143,6 +143,15 @@ class BridgeOperator:
     faster, but other writers of the target table, and readers without
     snapshot isolation, wait until the sync commits.
 
+    ``max_connections=N`` caps the connections streaming a read, a change
+    batch or a Spark task's stage at once — across every process using the
+    same ``connection_group`` (default ``"default"``) on the same server and
+    database: each takes one of N slots (SQL Server application locks owned
+    by its session, freed if the process dies) and closes its connection
+    when done; a task finding none free waits without a connection, up to
+    ``connection_wait`` seconds (default 3600), then fails with a
+    ``SqlServerError`` of kind ``sqlserver.no_slot``.
+
     ``sql_server_host`` may carry a port (``"host,1433"`` or
     ``"host:1433"``). ``connection_string`` (ADO.NET form) stands alone:
     no ``SQLSERVER_*`` variable is laid over it.
@@ -197,6 +206,9 @@ class BridgeOperator:
         warehouse_id: str | None = None,
         max_delete_rows: int | None = None,
         table_lock: bool = False,
+        max_connections: int | None = None,
+        connection_group: str | None = None,
+        connection_wait: float | None = None,
     ) -> None:
         if isinstance(encrypt, bool):
             encrypt = "true" if encrypt else "false"
@@ -225,6 +237,9 @@ class BridgeOperator:
             warehouse_id=warehouse_id,
             max_delete_rows=max_delete_rows,
             table_lock=table_lock,
+            max_connections=max_connections,
+            connection_group=connection_group,
+            connection_wait=connection_wait,
         )
 
     # -- Databricks -> SQL Server -------------------------------------------------

@@ -3,6 +3,7 @@
 pub mod home;
 pub(crate) mod names;
 pub mod pool;
+pub mod slots;
 mod token;
 pub(crate) mod types;
 

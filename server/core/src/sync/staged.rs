@@ -277,6 +277,24 @@ impl StagedWrite {
         attempt: u64,
         batches: &mut Receiver<RecordBatch>,
     ) -> Result<StageRef, SyncError> {
+        let mut conn = pool::get(pool).await?;
+        let staged = self.stage_on(&mut conn, partition, attempt, batches).await;
+        if staged.is_err() {
+            // Mid-bulk: the connection is not reused.
+            let _ = deadpool::managed::Object::take(conn);
+        }
+        staged
+    }
+
+    /// [`stage`](Self::stage) on a connection of the caller's (which closes
+    /// it when this fails: it may be mid-bulk).
+    pub async fn stage_on(
+        &self,
+        conn: &mut pool::PooledConnection,
+        partition: u64,
+        attempt: u64,
+        batches: &mut Receiver<RecordBatch>,
+    ) -> Result<StageRef, SyncError> {
         let name = self.stage_name(partition, attempt);
         let quoted = self.quoted(&name);
         let decl: Vec<String> = self
@@ -297,16 +315,15 @@ impl StagedWrite {
             .iter()
             .map(|c| bracket(&c.target.name))
             .collect();
-        let mut conn = pool::get(pool).await?;
         let result = async {
             // The stage is made only while the run is open, in one
             // transaction with a locked read of its row: a commit or abort
             // closing the run (deleting the row) waits for it, then finds
             // the stage to drop; a task late for its run (cancelled as the
             // job ended, still running) finds no row and makes nothing.
-            apply::batch(&mut conn, "BEGIN TRANSACTION").await?;
+            apply::batch(conn, "BEGIN TRANSACTION").await?;
             let open = target::rows(
-                &mut conn,
+                conn,
                 &format!(
                     "SELECT run_id FROM {} WITH (UPDLOCK, HOLDLOCK) WHERE run_id = @P1 AND event_id = @P2",
                     self.runs_table()
@@ -316,35 +333,28 @@ impl StagedWrite {
             .await
             .map_err(sql_error)?;
             if open.is_empty() {
-                apply::batch(&mut conn, "ROLLBACK TRANSACTION").await?;
+                apply::batch(conn, "ROLLBACK TRANSACTION").await?;
                 return Err(SyncError::Refused(format!(
                     "run {} of write {} is over (committed or aborted); this task stages nothing",
                     self.run, self.plan.event_id
                 )));
             }
-            drop_tables(&mut conn, std::slice::from_ref(&quoted)).await?;
+            drop_tables(conn, std::slice::from_ref(&quoted)).await?;
             apply::batch(
-                &mut conn,
+                conn,
                 &format!("CREATE TABLE {quoted} ({})", decl.join(", ")),
             )
             .await?;
-            apply::batch(&mut conn, "COMMIT TRANSACTION").await?;
+            apply::batch(conn, "COMMIT TRANSACTION").await?;
             let mut keys = KeyCheck::new(false);
             let rows = apply::load(
-                &mut conn, &self.plan, batches, &quoted, false, true, &cols, &mut keys,
+                conn, &self.plan, batches, &quoted, false, true, &cols, &mut keys,
             )
             .await?;
             Ok::<_, SyncError>(rows)
         }
         .await;
-        match result {
-            Ok(rows) => Ok(StageRef { quoted, rows }),
-            Err(e) => {
-                // Mid-bulk: the connection is not reused.
-                let _ = deadpool::managed::Object::take(conn);
-                Err(e)
-            }
-        }
+        result.map(|rows| StageRef { quoted, rows })
     }
 
     /// Applies the reported stages in one transaction with the ledger row,
