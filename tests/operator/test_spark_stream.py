@@ -135,7 +135,14 @@ class Copy:
 
     def apply(self, df, batch_id: int) -> None:
         self.batches += 1
-        for r in df.orderBy("_change_version").collect():
+        rows = df.orderBy("_change_version").collect()
+        if any(r["_change_operation"] == "S" for r in rows):
+            # A re-snapshot (on_expired=snapshot): the table as it is.
+            assert {r["_change_operation"] for r in rows} == {"S"}
+            self.operations.add("S")
+            self.rows = {(r["region"], r["id"]): tuple(_utc(r[c]) for c in COLUMNS) for r in rows}
+            return
+        for r in rows:
             key = (r["region"], r["id"])
             self.operations.add(r["_change_operation"])
             if r["_change_operation"] == "D":
@@ -236,6 +243,26 @@ def test_the_stream_keeps_a_copy_equal_to_the_table(sql, spark, tmp_path, db):
         q.stop()
     assert fresh.rows == _source(host, port, db)
 
+    # Or, with on_expired=snapshot, the stream re-snapshots by itself: the
+    # batch after the cleanup is the whole table ("S"), the copy replaced by
+    # it (rows deleted in the gap gone), and the stream goes on from there.
+    resnap = {**options, "on_expired": "snapshot"}
+    q = _stream(spark, fresh, resnap, tmp_path / "checkpoint-2")
+    try:
+        q.processAllAvailable()
+        _mutate(host, port, db, rng, 30)
+        (current,) = _run(host, port, db, "SELECT CHANGE_TRACKING_CURRENT_VERSION()")[0]
+        _run(host, port, db, f"EXEC sp_sandbox_change_tracking_cleanup @table_name = 'dbo.src', @version = {current}")
+        _mutate(host, port, db, rng, 10)
+        q.processAllAvailable()
+        assert "S" in fresh.operations
+        assert fresh.rows == _source(host, port, db)
+        _mutate(host, port, db, rng, 20)
+        q.processAllAvailable()
+        assert fresh.rows == _source(host, port, db)
+    finally:
+        q.stop()
+
 
 def test_stream_options_and_tables_without_change_tracking(sql, spark, tmp_path):
     from sql_databricks_bridge.spark import register
@@ -256,6 +283,7 @@ def test_stream_options_and_tables_without_change_tracking(sql, spark, tmp_path)
     for options, says in [
         ({"table": "dbo.untracked"}, "change tracking is not enabled on [dbo].[untracked]"),
         ({"starting_version": "yesterday"}, "starting_version 'yesterday' is not snapshot"),
+        ({"on_expired": "ignore"}, "on_expired 'ignore' is not fail or snapshot"),
         ({"query": "SELECT 1 AS x"}, "give table (a stream, or a write's target) or query / name"),
         ({"tabel": "x"}, "unknown stream option(s) tabel"),
     ]:

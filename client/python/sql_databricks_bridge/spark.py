@@ -77,7 +77,10 @@ read as the table held it then (a deleted row: its key only). Applied by key
 in order of ``_change_version`` (a Delta ``MERGE`` in ``foreachBatch``), they
 keep a copy equal to the table. When Change Tracking has cleaned up the
 changes after the last version read, the stream stops with an error naming
-the remedy (a new checkpoint: a new snapshot).
+the remedy (a new checkpoint: a new snapshot) — or, with ``on_expired``
+``snapshot``, that batch is the whole table as it is, every row marked ``S``:
+the copy is replaced by it (a key it lacks was deleted meanwhile; in a Delta
+``MERGE``, ``whenNotMatchedBySourceDelete`` for such a batch).
 
 On runtimes without the Data Source API (Spark 3.5, Databricks Runtime
 before 15.4), ``read_arrow(spark, **options)`` does the same read through
@@ -132,7 +135,7 @@ _KNOWN = set(_CONNECTION) | {"query", "name", "country", "queries_dir", "config_
                              "path"}
 
 # A stream's options besides the connection.
-_STREAM = {"table", "starting_version"}
+_STREAM = {"table", "starting_version", "on_expired"}
 
 # A write's options besides the connection.
 _WRITE = {"table", "operation", "primary_key", "max_delete_rows", "table_lock", "write_id", "stage_schema",
@@ -488,6 +491,9 @@ class _ChangeReader(DataSourceStreamReader):
         if self.starting not in ("snapshot", "latest") and not self.starting.isdigit():
             raise ValueError(f"sqlserver_bridge: starting_version '{self.starting}' is not snapshot, latest "
                              "or a version number")
+        self.on_expired = str(options.get("on_expired", "fail")).strip().lower()
+        if self.on_expired not in ("fail", "snapshot"):
+            raise ValueError(f"sqlserver_bridge: on_expired '{self.on_expired}' is not fail or snapshot")
         info = _operator(options)._native.change_stream(options["table"])
         self.tracked, self.columns, self.keys = info["tracked"], info["columns"], info["keys"]
         self.current = info["current"]
@@ -511,8 +517,19 @@ class _ChangeReader(DataSourceStreamReader):
         import pyarrow as pa
 
         assert isinstance(partition, _Versions)
-        stream = _operator(self.options)._native.read_changes(
-            self.tracked, self.columns, self.keys, partition.start, partition.end)
+        native = _operator(self.options)._native
+        try:
+            stream = native.read_changes(self.tracked, self.columns, self.keys, partition.start, partition.end)
+        except Exception as e:
+            # Cleanup overtook the stream: with on_expired=snapshot the batch is
+            # the whole table, its rows "S" (replace the copy). A read that
+            # found out only after handing rows over fails the task; Spark's
+            # retry lands here.
+            if getattr(e, "kind", None) != "changes.expired" or self.on_expired != "snapshot":
+                raise
+            _log.warning("sqlserver_bridge: %s; on_expired=snapshot: this batch is the whole table (S)", e)
+            stream = native.read_changes(self.tracked, self.columns, self.keys, None, partition.end,
+                                         resnapshot=True)
         yield from pa.RecordBatchReader.from_stream(stream)
 
     def commit(self, end: dict) -> None:

@@ -223,9 +223,11 @@ impl Operator {
     }
 
     /// One batch of the stream of `tracked` (its columns and keys as
-    /// `change_stream` gave them): the whole table when `start` is None,
-    /// else the net changes in (start, end].
-    #[pyo3(signature = (tracked, columns, keys, start, end))]
+    /// `change_stream` gave them): the whole table when `start` is None
+    /// (its rows `S` with `resnapshot`, else `I`), else the net changes in
+    /// (start, end].
+    #[pyo3(signature = (tracked, columns, keys, start, end, resnapshot=false))]
+    #[allow(clippy::too_many_arguments)]
     fn read_changes(
         &self,
         py: Python<'_>,
@@ -234,12 +236,15 @@ impl Operator {
         keys: Vec<String>,
         start: Option<i64>,
         end: i64,
+        resnapshot: bool,
     ) -> PyResult<Py<PyAny>> {
         let stream = ChangeStream::new(tracked, columns, &keys)
             .map_err(|e| crate::errors::to_py(OperatorError::Changes(e.to_string())))?;
         // Either streams while it is read: the whole table as a range is
         // (declared nullable here), the net changes by the core's read.
         let (read, nullable) = match start {
+            // `resnapshot`: the whole table marked `S` (replaces the copy).
+            None if resnapshot => (Streamed::Query(stream.resnapshot_sql(end)), true),
             None => (Streamed::Query(stream.snapshot_sql(end)), true),
             Some(start) => (Streamed::Changes { stream, start, end }, false),
         };

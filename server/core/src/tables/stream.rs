@@ -123,13 +123,24 @@ impl ChangeStream {
 
     /// The first batch: every row, as operation `I` at `version`.
     pub fn snapshot_sql(&self, version: i64) -> String {
+        self.marked_snapshot_sql(version, "I")
+    }
+
+    /// A batch that replaces the copy (its changes were cleaned up before
+    /// they were read): every row, as operation `S` at `version` — the
+    /// table as it is; a key the copy holds and this batch lacks is gone.
+    pub fn resnapshot_sql(&self, version: i64) -> String {
+        self.marked_snapshot_sql(version, "S")
+    }
+
+    fn marked_snapshot_sql(&self, version: i64, operation: &str) -> String {
         let cols: Vec<String> = self
             .columns
             .iter()
             .map(|c| format!("[__bridge_t].{}", bracket(c)))
             .collect();
         format!(
-            "SELECT CAST(N'I' AS nchar(1)) AS {}, CAST({version} AS bigint) AS {}, {} FROM {} AS [__bridge_t]",
+            "SELECT CAST(N'{operation}' AS nchar(1)) AS {}, CAST({version} AS bigint) AS {}, {} FROM {} AS [__bridge_t]",
             bracket(OPERATION),
             bracket(VERSION),
             cols.join(", "),
