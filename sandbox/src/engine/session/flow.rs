@@ -375,19 +375,7 @@ impl Session {
             "sp_getapplock" | "sp_releaseapplock" => {
                 let status = self.app_lock(&proc, &call, params)?;
                 out.return_status(status)?;
-                if let Some(var) = &call.status_var {
-                    let ty = self.var(var).map(|(t, _)| t).ok_or_else(|| {
-                        SqlError::new(
-                            137,
-                            1,
-                            15,
-                            format!("Must declare the scalar variable \"{var}\"."),
-                        )
-                        .batch()
-                    })?;
-                    self.set_var(var, ty, Value::Int(i64::from(status)));
-                }
-                return Ok(());
+                return self.store_status(&call, status);
             }
             "sp_tablecollations_100" | "sp_tablecollations" => {
                 let arg = call
@@ -438,6 +426,11 @@ impl Session {
                 self.set_var(&var, ty, v);
             }
         }
+        self.store_status(&call, outcome.status)
+    }
+
+    /// `EXEC @rc = proc`: the return status into `@rc`.
+    fn store_status(&mut self, call: &ExecCall, status: i32) -> Result<(), Failure> {
         if let Some(var) = &call.status_var {
             let ty = self.var(var).map(|(t, _)| t).ok_or_else(|| {
                 SqlError::new(
@@ -448,7 +441,7 @@ impl Session {
                 )
                 .batch()
             })?;
-            self.set_var(var, ty, Value::Int(i64::from(outcome.status)));
+            self.set_var(var, ty, Value::Int(i64::from(status)));
         }
         Ok(())
     }
