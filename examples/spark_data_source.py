@@ -105,26 +105,32 @@ WORK = Path(os.environ.get("EXAMPLE_WORK_DIR", "spark_data_source_work")).resolv
 
 def merge_into_copy(batch, batch_id: int) -> None:
     """One micro-batch applied by key: a deleted row removed, any other
-    upserted. Each key appears once in a batch (its net change)."""
+    upserted. Each key appears once in a batch (its net change). A batch of
+    "S" rows (on_expired=snapshot: Change Tracking cleaned up changes the
+    stream had not read) is the whole table: it replaces the copy."""
+    resnapshot = not batch.filter("_change_operation = 'S'").isEmpty()
     if ON_DATABRICKS:
         # Idempotent MERGE: a micro-batch replayed after a failure commits nothing twice
         # (https://docs.databricks.com/aws/en/structured-streaming/foreach.html).
         batch.sparkSession.conf.set("spark.databricks.delta.write.txnAppId", "ventas-changes")
         batch.sparkSession.conf.set("spark.databricks.delta.write.txnVersion", str(batch_id))
         batch.createOrReplaceTempView("cambios")
-        batch.sparkSession.sql("""
+        # A re-snapshot also deletes the rows it lacks (deleted in the gap).
+        gone = "WHEN NOT MATCHED BY SOURCE THEN DELETE" if resnapshot else ""
+        batch.sparkSession.sql(f"""
             MERGE INTO catalog.schema.ventas_copia AS t USING cambios AS s
             ON t.id_transaccion = s.id_transaccion
             WHEN MATCHED AND s._change_operation = 'D' THEN DELETE
             WHEN MATCHED THEN UPDATE SET t.fecha = s.fecha, t.monto_total = s.monto_total
             WHEN NOT MATCHED AND s._change_operation <> 'D' THEN
               INSERT (id_transaccion, fecha, monto_total) VALUES (s.id_transaccion, s.fecha, s.monto_total)
+            {gone}
         """)
     else:
         # The same MERGE with DataFrame operations: each batch writes the next
         # version of the copy (a replayed batch rewrites the same one).
         versions = sorted(WORK.glob("copia/v*"), key=lambda p: int(p.name[1:]))
-        previous = [v for v in versions if int(v.name[1:]) < batch_id]
+        previous = [] if resnapshot else [v for v in versions if int(v.name[1:]) < batch_id]
         keys = batch.select("id_transaccion")
         upserts = batch.filter("_change_operation <> 'D'").select(*COLUMNS)
         if previous:
@@ -140,6 +146,7 @@ if ON_DATABRICKS:
 query = (
     spark.readStream.format("sqlserver_bridge").options(**connection)
     .option("table", "dbo.Ventas")          # Change Tracking enabled on it
+    .option("on_expired", "snapshot")       # paused past the retention: re-snapshot, not stop
     .load()
     .writeStream.foreachBatch(merge_into_copy)
     .option("checkpointLocation", str(WORK / "checkpoint"))

@@ -301,9 +301,10 @@ def test_stream_options_and_tables_without_change_tracking(sql, spark, tmp_path)
 
 
 def test_the_notebook_example_runs_and_runs_again(sql, tmp_path):
-    """examples/spark_data_source.py, run twice as a scheduled job would:
-    the read, the write (the same run id: applied once), and the stream's
-    copy following the table across the runs."""
+    """examples/spark_data_source.py, run as a scheduled job would: the read,
+    the write (the same run id: applied once), and the stream's copy following
+    the table across the runs — also across a pause that Change Tracking's
+    cleanup overtook (the copy re-snapshotted)."""
     host, port = sql
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SQLSERVER_", "DATABRICKS_"))}
     env.update(SQL_SERVER_HOST=f"{host},{port}", SQLSERVER_TRUST_SERVER_CERTIFICATE="true",
@@ -334,3 +335,17 @@ def test_the_notebook_example_runs_and_runs_again(sql, tmp_path):
     copy = sorted((r["id_transaccion"], r["monto_total"]) for r in pq.read_table(latest).to_pylist())
     assert copy == [(1, decimal.Decimal("10.00")), (3, decimal.Decimal("99.99")), (4, decimal.Decimal("4.00")),
                     (5, decimal.Decimal("5.00"))]
+    # Paused past the retention: Change Tracking cleans up changes the stream
+    # has not read. The third run re-snapshots (on_expired=snapshot): the copy
+    # is the table, the row deleted in the gap gone with it.
+    _run(host, port, "KWP_Colombia", "DELETE FROM dbo.Ventas WHERE id_transaccion = 1",
+         "INSERT INTO dbo.Ventas VALUES (6, '2024-07-03T10:00:00', 6.00)")
+    (current,) = _run(host, port, "KWP_Colombia", "SELECT CHANGE_TRACKING_CURRENT_VERSION()")[0]
+    _run(host, port, "KWP_Colombia",
+         f"EXEC sp_sandbox_change_tracking_cleanup @table_name = 'dbo.Ventas', @version = {current}")
+    third = run()
+    assert "ventas_copia: 4 filas" in third, third
+    latest = max(tmp_path.glob("copia/v*"), key=lambda p: int(p.name[1:]))
+    copy = sorted((r["id_transaccion"], r["monto_total"]) for r in pq.read_table(latest).to_pylist())
+    assert copy == [(3, decimal.Decimal("99.99")), (4, decimal.Decimal("4.00")), (5, decimal.Decimal("5.00")),
+                    (6, decimal.Decimal("6.00"))]
