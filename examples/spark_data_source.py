@@ -53,7 +53,11 @@ else:
         .getOrCreate()
     )
 
-# -- 1. Register the source ---------------------------------------------------------------
+# -- 1. The source ------------------------------------------------------------------------
+# With the wheel installed (a cluster library or %pip install), Spark registers
+# "sqlserver_bridge" by itself: it imports the wheel's pyspark_sqlserver_bridge module
+# and takes its DefaultSource. register(spark) is for a wheel on the driver's path only;
+# it does no harm where the source is already there.
 
 from sql_databricks_bridge.spark import register
 

@@ -722,6 +722,38 @@ def test_spark_data_source_reads_a_named_query_and_refuses_bad_options(world, tm
         assert says in str(e.value), e.value
 
 
+def test_spark_finds_the_data_source_without_register(world, tmp_path):
+    """Installed, the wheel registers the source by itself: a new Spark (its own
+    JVM, never given register(spark)) looks up the pyspark_* modules of its
+    workers' path and reads format("sqlserver_bridge") — rows equal to the
+    Parquet extraction's."""
+    ref = _parquet(world, tmp_path, "SELECT * FROM dbo.tipos").sort_by("id")
+    out = tmp_path / "auto.parquet"
+    script = f"""
+import sys
+from pyspark.sql import SparkSession
+s = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+     .config("spark.sql.session.timeZone", "UTC").config("spark.pyspark.python", sys.executable).getOrCreate())
+try:
+    df = (s.read.format("sqlserver_bridge").options(**{_source_options(world)!r})
+          .option("query", "SELECT * FROM dbo.tipos").option("partition_on", "id").option("partitions", "2").load())
+    import pyarrow.parquet as pq
+    pq.write_table(df.toArrow(), {str(out)!r})
+    print("partitions", df.rdd.getNumPartitions())
+finally:
+    s.stop()
+"""
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=600)
+    # Spark's error class (DATA_SOURCE_NOT_FOUND when the lookup finds nothing) heads its trace.
+    assert run.returncode == 0, [line for line in run.stderr.splitlines() if "Exception" in line][:3]
+    assert "partitions 2" in run.stdout, run.stdout
+    got = pq.read_table(out).sort_by("id")
+    assert got.num_rows == ref.num_rows == 3
+    assert got.to_pylist() == ref.to_pylist()
+
+
 def test_spark_reads_through_map_in_arrow_where_the_api_is_missing(world, tmp_path, spark):
     """read_arrow: the same read through DataFrame.mapInArrow (Spark 3.5, older
     DBR) — one task per range, the same types and rows as the Parquet extraction."""

@@ -51,6 +51,8 @@ def test_wheel_builds_and_installs_in_a_fresh_venv(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("sql_databricks_bridge/_native") and n.endswith(".so") for n in names), names
     assert "sql_databricks_bridge/sdk/databricks.py" in names
+    # The module Spark's data source lookup finds by its prefix (automatic registration).
+    assert "pyspark_sqlserver_bridge/__init__.py" in names
     assert any(n.startswith("sql_databricks_bridge/_generated/") for n in names)
     assert not any("__pycache__" in n for n in names)
 

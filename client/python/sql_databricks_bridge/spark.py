@@ -3,8 +3,10 @@
 executors, each range streamed from SQL Server through the bridge's Rust core
 as Arrow record batches.
 
-    from sql_databricks_bridge.spark import register
-    register(spark)
+Installed, the wheel registers the source by itself (its ``pyspark_sqlserver_bridge``
+module, which Spark's lookup of ``pyspark_*`` modules finds); ``register(spark)``
+does it explicitly, in one session::
+
     df = (spark.read.format("sqlserver_bridge")
           .option("query", "SELECT * FROM dbo.ventas")      # or name + country
           .option("partition_on", "id").option("partitions", 8)
