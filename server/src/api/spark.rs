@@ -24,7 +24,9 @@ use super::input::ApiJson;
 use super::state::AppState;
 use crate::auth::EventType;
 use crate::operator::DEFAULT_MAX_DELETE_ROWS;
-use crate::sync::staged::{scoped_write_id, StagedWrite, WriteRequest};
+use crate::sync::staged::{
+    check_run_id, check_stage_schema, scoped_write_id, StagedWrite, WriteRequest,
+};
 use crate::sync::{Operation, SyncError, TargetTable};
 
 /// A distributed write, as the job's driver describes it on each call.
@@ -178,19 +180,7 @@ async fn authorize(
 ) -> Result<Authorized, ApiError> {
     let scoped = scoped_write_id(&caller.user.name, &w.write_id)
         .map_err(|e| ApiError::invalid("write_id", e))?;
-    let run_ok = (1..=32).contains(&w.run_id.len())
-        && w.run_id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if !run_ok {
-        return Err(ApiError::invalid(
-            "run_id",
-            format!(
-                "run_id '{}' must be 1 to 32 characters of a-z and 0-9",
-                w.run_id
-            ),
-        ));
-    }
+    check_run_id(&w.run_id).map_err(|e| ApiError::invalid("run_id", e))?;
     let target =
         TargetTable::parse(&w.target_table).map_err(|e| ApiError::invalid("target_table", e.0))?;
     if w.operation.needs_keys() && w.primary_keys.is_empty() {
@@ -218,15 +208,7 @@ async fn authorize(
         }
     }
     if let Some(s) = &w.stage_schema {
-        let ok = (1..=128).contains(&s.chars().count())
-            && !s.chars().any(char::is_control)
-            && s.chars().any(|c| !c.is_whitespace());
-        if !ok {
-            return Err(ApiError::invalid(
-                "stage_schema",
-                format!("stage_schema '{s}' is not a schema name"),
-            ));
-        }
+        check_stage_schema(s).map_err(|e| ApiError::invalid("stage_schema", e))?;
     }
     let database = home_database(state).await?;
     let context = format!(

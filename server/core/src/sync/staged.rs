@@ -63,6 +63,33 @@ pub fn check_id(what: &str, id: &str) -> Result<(), String> {
     }
 }
 
+/// A run id (the same on the driver and every task; it names the stages):
+/// 1–32 characters of `a-z 0-9`.
+pub fn check_run_id(run: &str) -> Result<(), String> {
+    let valid = (1..=32).contains(&run.len())
+        && run
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "run_id '{run}' must be 1 to 32 characters of a-z and 0-9"
+        ))
+    }
+}
+
+/// The schema the stage tables go in, trimmed: 1–128 characters (a
+/// `sysname`), none a control character.
+pub fn check_stage_schema(schema: &str) -> Result<&str, String> {
+    let s = schema.trim();
+    if (1..=128).contains(&s.chars().count()) && !s.chars().any(char::is_control) {
+        Ok(s)
+    } else {
+        Err(format!("stage_schema '{schema}' is not a schema name"))
+    }
+}
+
 /// The write id a bridge server applies a user's write under: the
 /// caller's, prefixed by a digest of the user's name, so two users' ids
 /// never meet in the ledger or the stage names (one cannot make another's
@@ -111,18 +138,7 @@ impl StagedWrite {
     /// before any row moves.
     pub async fn plan(pool: &Pool, r: &WriteRequest<'_>) -> Result<StagedWrite, SyncError> {
         check_id("write_id", r.write_id).map_err(SyncError::Refused)?;
-        if r.run.is_empty()
-            || r.run.len() > 32
-            || !r
-                .run
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
-            return Err(SyncError::Refused(format!(
-                "run id '{}' must be 1 to 32 characters of a-z and 0-9",
-                r.run
-            )));
-        }
+        check_run_id(r.run).map_err(SyncError::Refused)?;
         let mut event =
             SyncEvent::direct(r.operation, SOURCE, r.target_table, r.primary_keys.to_vec());
         event.event_id = format!("spark-{}", r.write_id);
@@ -142,15 +158,8 @@ impl StagedWrite {
             super::event::column_name(k)?;
         }
         let target = TargetTable::parse(r.target_table)?;
-        let stage_schema = r.stage_schema.unwrap_or("dbo").trim();
-        if stage_schema.is_empty()
-            || stage_schema.len() > 128
-            || stage_schema.chars().any(|c| c.is_control())
-        {
-            return Err(SyncError::Refused(format!(
-                "stage_schema '{stage_schema}' is not a schema name"
-            )));
-        }
+        let stage_schema =
+            check_stage_schema(r.stage_schema.unwrap_or("dbo")).map_err(SyncError::Refused)?;
         let source_cols: Vec<ColumnInfo> = r
             .columns
             .iter()
@@ -575,6 +584,28 @@ mod tests {
         .unwrap();
         assert!(scoped_write_id("alice", &"x".repeat(79)).is_err());
         assert!(scoped_write_id("alice", "a b").is_err());
+    }
+
+    #[test]
+    fn run_ids_and_stage_schemas_are_checked_in_one_place() {
+        assert!(check_run_id("0123456789abcdef0123456789abcdef").is_ok());
+        for bad in ["", "A1", "a-1", "a b", &"a".repeat(33), "é"] {
+            assert!(
+                check_run_id(bad).unwrap_err().starts_with("run_id '"),
+                "{bad}"
+            );
+        }
+        assert_eq!(check_stage_schema(" stage ").unwrap(), "stage");
+        assert_eq!(
+            check_stage_schema(&"é".repeat(128))
+                .unwrap()
+                .chars()
+                .count(),
+            128
+        );
+        for bad in ["", "   ", "a\nb", &"s".repeat(129)] {
+            assert!(check_stage_schema(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
