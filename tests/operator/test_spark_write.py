@@ -55,6 +55,8 @@ CREATE TABLE dbo.narrow (id int NOT NULL PRIMARY KEY, u nvarchar(5) NULL)
 GO
 CREATE TABLE dbo.many (id int NOT NULL PRIMARY KEY)
 GO
+CREATE TABLE dbo.heap (k int NOT NULL, u nvarchar(5) NULL)
+GO
 CREATE SCHEMA staging
 GO
 """
@@ -243,6 +245,37 @@ def test_spark_write_refusals_name_the_problem_and_write_nothing(sql, spark):
     assert _target(host, port) == before
     assert _leftovers(host, port) == []
     assert _query(host, port, "SELECT COUNT(*) FROM dbo.bridge_sync_ledger WHERE event_id = 'spark-too-many'") == [(0,)]
+
+
+def test_a_source_repeating_a_key_across_partitions_is_refused(sql, spark):
+    """UPDATE and UPSERT need one source row per key. Two rows of one key in
+    different tasks' stages are refused whole in the commit — nothing written,
+    no stage, no ledger row — where SQL Server alone would pick one of them for
+    an UPDATE, or insert both into a target without a key constraint."""
+    from sql_databricks_bridge.spark import register
+
+    register(spark)
+    host, port = sql
+    schema = pa.schema([("k", pa.int32()), ("u", pa.string())])
+    _save(spark.createDataFrame(pa.Table.from_pylist([{"k": 1, "u": "one"}], schema=schema)),
+          _options(host, port, table="dbo.heap", write_id="heap-load"))
+    before = _query(host, port, "SELECT k, u FROM dbo.heap ORDER BY k, u")
+    rng = random.Random(45)
+    for operation, key in (("UPDATE", 1), ("UPSERT", 7), ("UPSERT", 1)):
+        rows = [{"k": i, "u": f"r{i}"} for i in range(100, 140)]
+        rows += [{"k": key, "u": "a"}, {"k": key, "u": "b"}]
+        rng.shuffle(rows)
+        # Each of the two rows of the key in a partition of its own.
+        df = spark.createDataFrame(pa.Table.from_pylist(rows, schema=schema)).repartition(2, "u")
+        write_id = f"dup-key-{operation}-{key}".lower()
+        with pytest.raises(Exception) as e:
+            _save(df, _options(host, port, table="dbo.heap", operation=operation, primary_key="k",
+                               write_id=write_id))
+        assert "the source has rows with the same primary key (k)" in str(e.value), str(e.value)[:2000]
+        assert _query(host, port, "SELECT k, u FROM dbo.heap ORDER BY k, u") == before
+        assert _leftovers(host, port) == []
+        assert _query(host, port, f"SELECT COUNT(*) FROM dbo.bridge_sync_ledger WHERE event_id = 'spark-{write_id}'") \
+            == [(0,)]
 
 
 def test_a_delete_is_capped_at_10000_rows_unless_the_write_says_otherwise(sql, spark):

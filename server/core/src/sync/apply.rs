@@ -239,9 +239,11 @@ pub async fn apply(
             .collect();
         batch(conn, &format!("CREATE TABLE {temp} ({})", decl.join(", "))).await?;
     }
-    // UPDATE and UPSERT need one source row per key.
+    // UPDATE and UPSERT need one source row per key. Rows streamed here are
+    // checked as they load; stages were loaded by tasks that each saw only
+    // their own rows, so SQL Server checks them all.
     let one_per_key = matches!(plan.operation, Operation::Update | Operation::Upsert);
-    let mut key_check = KeyCheck::new(one_per_key);
+    let mut key_check = KeyCheck::new(one_per_key && matches!(source, Source::Stream(_)));
     let into = if direct {
         plan.target.quoted()
     } else {
