@@ -49,6 +49,57 @@ fn create_insert_select_keeps_declared_types() {
     assert_eq!(rows[0][4], Value::String("CO".into()));
 }
 
+/// Error 2627 names the duplicate key whatever the rows' source: a VALUES
+/// list repeating a key, an INSERT ... SELECT meeting a row already there or
+/// repeating one among its own rows (a composite key's values in the key's
+/// order). Message text from
+/// https://learn.microsoft.com/en-us/sql/relational-databases/errors-events/mssqlserver-2627-database-engine-error
+#[test]
+fn a_duplicate_key_is_named_whatever_the_insert_s_source() {
+    let (_e, mut s) = setup();
+    ok(
+        &mut s,
+        "CREATE TABLE c (a int NOT NULL, b nvarchar(5) NOT NULL, v int NULL, CONSTRAINT pk_c PRIMARY KEY (a, b))",
+    );
+    ok(&mut s, "CREATE TABLE src (a int, b nvarchar(5), v int)");
+    ok(&mut s, "INSERT INTO c VALUES (1, N'x', 0)");
+    for (sql, key) in [
+        ("INSERT INTO c VALUES (2, N'y', 1), (2, N'y', 2)", "(2, y)"),
+        ("INSERT INTO c VALUES (3, N'z', 1), (1, N'x', 2)", "(1, x)"),
+    ] {
+        let e = &run(&mut s, sql).errors[0];
+        assert_eq!(e.number, 2627, "{sql}: {}", e.message);
+        assert!(
+            e.message.ends_with(&format!(
+                "Cannot insert duplicate key in object 'dbo.c'. The duplicate key value is {key}."
+            )),
+            "{sql}: {}",
+            e.message
+        );
+    }
+    ok(
+        &mut s,
+        "INSERT INTO src VALUES (5, N'q', 1), (5, N'q', 2), (6, N'r', 3)",
+    );
+    let e = &run(&mut s, "INSERT INTO c (a, b, v) SELECT a, b, v FROM src").errors[0];
+    assert_eq!(e.number, 2627, "{}", e.message);
+    assert!(
+        e.message.ends_with("The duplicate key value is (5, q)."),
+        "{}",
+        e.message
+    );
+    ok(&mut s, "DELETE FROM src");
+    ok(&mut s, "INSERT INTO src VALUES (7, N's', 1), (1, N'x', 2)");
+    let e = &run(&mut s, "INSERT INTO c (v, b, a) SELECT v, b, a FROM src").errors[0];
+    assert!(
+        e.message.ends_with("The duplicate key value is (1, x)."),
+        "{}",
+        e.message
+    );
+    // Nothing of a failed statement stays.
+    assert_eq!(one(&mut s, "SELECT COUNT(*) FROM c"), Value::Int(1));
+}
+
 #[test]
 fn errors_carry_sql_server_numbers() {
     let (_e, mut s) = setup();

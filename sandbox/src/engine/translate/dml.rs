@@ -399,15 +399,8 @@ pub(super) fn plan_insert(ctx: &Ctx<'_>, ins: ast::Insert) -> Result<Plan, SqlEr
             rows.join(", ")
         );
         let key_probe = (!probe_rows.is_empty()).then(|| {
-            let cols: Vec<String> = pk.iter().map(|&i| quote_ident(&meta.columns[i].name)).collect();
-            format!(
-                "WITH k({cols}) AS (VALUES {rows}) SELECT {kcols} FROM k WHERE EXISTS (SELECT 1 FROM {table} AS t WHERE {cond}) LIMIT 1",
-                cols = cols.join(", "),
-                rows = probe_rows.iter().map(|r| format!("({r})")).collect::<Vec<_>>().join(", "),
-                kcols = cols.iter().map(|c| format!("k.{c}")).collect::<Vec<_>>().join(", "),
-                table = meta.physical,
-                cond = cols.iter().map(|c| format!("t.{c} = k.{c}")).collect::<Vec<_>>().join(" AND "),
-            )
+            let rows: Vec<String> = probe_rows.iter().map(|r| format!("({r})")).collect();
+            duplicate_key_probe(&meta, &pk, &format!("VALUES {}", rows.join(", ")))
         });
         return Ok(dml(vec![sql], meta, key_probe, DmlKind::Insert));
     }
@@ -443,14 +436,58 @@ pub(super) fn plan_insert(ctx: &Ctx<'_>, ins: ast::Insert) -> Result<Plan, SqlEr
         })
         .chain(default_vals.iter().cloned())
         .collect();
+    let from = format!("FROM ({}) AS \"__src\"", r.sql);
     let sql = format!(
-        "INSERT INTO {} ({}) SELECT {} FROM ({}) AS \"__src\"",
+        "INSERT INTO {} ({}) SELECT {} {from}",
         meta.physical,
         col_list.join(", "),
         stores.join(", "),
-        r.sql
     );
-    Ok(dml(vec![sql], meta, None, DmlKind::Insert))
+    // The key's values as the insert stores them, when the statement gives
+    // every key column (an IDENTITY key is numbered by the engine).
+    let pk: Vec<usize> = (0..meta.columns.len())
+        .filter(|&i| meta.columns[i].in_pk)
+        .collect();
+    let key_stores: Option<Vec<&String>> = pk
+        .iter()
+        .map(|i| {
+            let at = targets.iter().position(|t| t == i);
+            at.or_else(|| {
+                defaults
+                    .iter()
+                    .position(|(d, _)| d == i)
+                    .map(|p| targets.len() + p)
+            })
+            .map(|p| &stores[p])
+        })
+        .collect();
+    let key_probe = key_stores.filter(|k| !k.is_empty()).map(|k| {
+        let k: Vec<&str> = k.iter().map(|s| s.as_str()).collect();
+        duplicate_key_probe(&meta, &pk, &format!("SELECT {} {from}", k.join(", ")))
+    });
+    Ok(dml(vec![sql], meta, key_probe, DmlKind::Insert))
+}
+
+/// A query naming one key that made an INSERT fail with error 2627 (run
+/// after the statement is rolled back): a key of the inserted rows (`rows`,
+/// a VALUES list or SELECT giving the key columns in `pk`'s order) already
+/// in the table, or given twice among them. GROUP BY rather than a pairwise
+/// count: a large INSERT ... SELECT stays one sort.
+fn duplicate_key_probe(meta: &TableMeta, pk: &[usize], rows: &str) -> String {
+    let cols: Vec<String> = pk
+        .iter()
+        .map(|&i| quote_ident(&meta.columns[i].name))
+        .collect();
+    let kcols: Vec<String> = cols.iter().map(|c| format!("k.{c}")).collect();
+    let cond: Vec<String> = cols.iter().map(|c| format!("t.{c} = k.{c}")).collect();
+    format!(
+        "WITH k({cols}) AS ({rows}) SELECT {kcols} FROM k GROUP BY {kcols} \
+         HAVING COUNT(*) > 1 OR EXISTS (SELECT 1 FROM {table} AS t WHERE {cond}) LIMIT 1",
+        cols = cols.join(", "),
+        kcols = kcols.join(", "),
+        table = meta.physical,
+        cond = cond.join(" AND "),
+    )
 }
 
 fn factor_matches(tf: &TableFactor, target: &[String]) -> bool {
