@@ -722,6 +722,41 @@ def test_spark_data_source_reads_a_named_query_and_refuses_bad_options(world, tm
         assert says in str(e.value), e.value
 
 
+def test_spark_reads_any_batch_the_cli_extracts(world, tmp_path, spark):
+    """A batch that cannot be a derived table (DECLARE ...; SELECT ...) reads as
+    the CLI extracts it, rows and types, with rows or none; the columns' names
+    are refused as the CLI refuses them (not in SQL Server's words about the
+    derived table the schema is read through); a batch cannot be cut into ranges."""
+    from sql_databricks_bridge.spark import register
+
+    register(spark)
+    # Every type but money, which a batch's extraction cannot cast on the server
+    # (the CLI then refuses a value beyond what the driver reads exactly).
+    select = "SELECT id, d, d38, sm, dto, dt2, dtm, dd, g, u, v, b, f, bin, ti, si, bi FROM dbo.tipos"
+    for n, batch in enumerate([f"DECLARE @desde int = 2;\n{select} WHERE id >= @desde",
+                               f"DECLARE @desde int = 99; {select} WHERE id >= @desde"]):
+        ref = _parquet(world, tmp_path / str(n), batch).sort_by("id")
+        df = spark.read.format("sqlserver_bridge").options(**_source_options(world)).option("query", batch).load()
+        got = df.toArrow().sort_by("id")
+        assert got.num_rows == ref.num_rows == (2, 0)[n]
+        assert got.schema.equals(ref.schema, check_metadata=False), f"{got.schema}\n!=\n{ref.schema}"
+        assert got.to_pylist() == ref.to_pylist()
+    for options, says in [
+        ({"query": "SELECT 1, 2 AS b"}, "column 1 has no name; give it an alias in the query"),
+        ({"query": "SELECT id, id FROM dbo.tipos"}, "two columns are named 'id'; give one an alias"),
+        ({"query": "DECLARE @x int = 1; SELECT 1 AS a, 2 AS A"}, "two columns are named 'A'"),
+        ({"query": "DECLARE @x int = 1; SELECT id FROM dbo.tipos", "partition_on": "id", "partitions": "2"},
+         "partition_on needs a query that is one SELECT"),
+    ]:
+        with pytest.raises(Exception) as e:
+            spark.read.format("sqlserver_bridge").options(**_source_options(world), **options).load().collect()
+        assert says in str(e.value), str(e.value)[:3000]
+        if "partition_on" not in options:
+            with pytest.raises(Exception) as cli:
+                world.operator().extract_to_arrow(options["query"])
+            assert says in str(cli.value), cli.value
+
+
 def test_spark_finds_the_data_source_without_register(world, tmp_path):
     """Installed, the wheel registers the source by itself: a new Spark (its own
     JVM, never given register(spark)) looks up the pyspark_* modules of its

@@ -676,11 +676,30 @@ impl BridgeOperator {
     }
 
     /// The Arrow schema of `sql`'s result, typed as the Parquet mapping
-    /// types it, without reading its rows (`TOP (0)` of the query as a
-    /// derived table): what a Spark data source declares on the driver.
+    /// types it: what a Spark data source declares on the driver. A query
+    /// that can be a derived table is read as `TOP (0)` of it (no rows),
+    /// after its columns' names pass the extraction's checks (the derived
+    /// table would fail on a missing or repeated name with SQL Server's
+    /// words, not the CLI's). Any other batch the CLI would run
+    /// (`DECLARE ...; SELECT ...`) is run up to its first row.
     pub async fn result_schema(&self, sql: &str) -> Result<Arc<Schema>, OperatorError> {
-        let derived = crate::queries::derived::Derived::of(sql, "the schema of")
-            .map_err(OperatorError::Argument)?;
+        let Ok(derived) = crate::queries::derived::Derived::of(sql, "the result's schema") else {
+            let (mut conn, slot) = self.working().await?;
+            let schema =
+                extract::first_result_schema(&mut conn, sql, self.options.batch_rows).await;
+            // Left mid-result: closed, not returned to the pool.
+            self.done_working(conn, slot, false).await;
+            return Ok(schema?);
+        };
+        let described = self
+            .retrying(
+                |mut conn| async move { Ok(extract::describe_or_reason(&mut conn, sql).await?) },
+            )
+            .await?;
+        if let Ok(cols) = described {
+            crate::types::to_parquet::arrow_schema(&cols)
+                .map_err(|e| OperatorError::Extract(ExtractError::from(e)))?;
+        }
         let empty = derived.select("SELECT TOP (0) * FROM [__bridge_q]");
         Ok(self.extract_to_batches(&empty).await?.0)
     }

@@ -511,13 +511,7 @@ pub async fn stream_result(
     batch_rows: usize,
     sink: &mut BatchSink<'_>,
 ) -> Result<ResultReader, ExtractError> {
-    let described = describe_or_reason(conn, sql).await?;
-    let to_run = match &described {
-        Ok(cols) => prepare_sql(conn, sql, cols).await,
-        Err(_) => sql.to_string(),
-    };
-    let mut reader = ResultReader::new(described, batch_rows);
-    let mut stream = conn.simple_query(to_run).await.map_err(sql_err)?;
+    let (mut reader, mut stream) = open_result(conn, sql, batch_rows).await?;
     while let Some(item) = stream.try_next().await.map_err(sql_err)? {
         for b in reader.push(item)? {
             sink(b, reader.rows())?;
@@ -527,6 +521,43 @@ pub async fn stream_result(
         sink(b, reader.rows())?;
     }
     Ok(reader)
+}
+
+/// Describes `sql`, then runs it (money cast on the server): the reader
+/// that types its rows and the stream they come on.
+async fn open_result<'c>(
+    conn: &'c mut Connection,
+    sql: &str,
+    batch_rows: usize,
+) -> Result<(ResultReader, tiberius::QueryStream<'c>), ExtractError> {
+    let described = describe_or_reason(conn, sql).await?;
+    let to_run = match &described {
+        Ok(cols) => prepare_sql(conn, sql, cols).await,
+        Err(_) => sql.to_string(),
+    };
+    let reader = ResultReader::new(described, batch_rows);
+    let stream = conn.simple_query(to_run).await.map_err(sql_err)?;
+    Ok((reader, stream))
+}
+
+/// The schema of a batch's first result as the extraction types it, read
+/// by running the batch up to its first row (or its end): for a batch that
+/// cannot be a derived table (`DECLARE ...; SELECT ...`). The connection
+/// is left mid-result: the caller closes it.
+pub async fn first_result_schema(
+    conn: &mut Connection,
+    sql: &str,
+    batch_rows: usize,
+) -> Result<std::sync::Arc<arrow_schema::Schema>, ExtractError> {
+    let (mut reader, mut stream) = open_result(conn, sql, batch_rows).await?;
+    while let Some(item) = stream.try_next().await.map_err(sql_err)? {
+        reader.push(item)?;
+        if let Some(schema) = reader.schema() {
+            return Ok(schema);
+        }
+    }
+    reader.finish()?;
+    reader.schema().ok_or(ExtractError::NoResult)
 }
 
 /// The SQL to stream. The driver reads money as f64, so money columns are
