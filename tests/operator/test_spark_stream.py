@@ -282,6 +282,11 @@ def test_stream_options_and_tables_without_change_tracking(sql, spark, tmp_path)
         q.stop()
     for options, says in [
         ({"table": "dbo.untracked"}, "change tracking is not enabled on [dbo].[untracked]"),
+        ({"table": "dbo.nope"}, "[dbo].[nope] does not exist"),
+        # A bare name with a space is refused, not read as [dbo].[srcx] or dbo.src aliased x.
+        ({"table": "dbo.src x"}, "tracked_table 'dbo.src x' is not [database.]schema.table"),
+        # A version Change Tracking has not reached: refused, not a stream that starts over.
+        ({"starting_version": "999999"}, "starting_version 999999 is beyond"),
         ({"starting_version": "yesterday"}, "starting_version 'yesterday' is not snapshot"),
         ({"on_expired": "ignore"}, "on_expired 'ignore' is not fail or snapshot"),
         ({"query": "SELECT 1 AS x"}, "give table (a stream, or a write's target) or query / name"),

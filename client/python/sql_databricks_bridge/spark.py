@@ -499,6 +499,10 @@ class _ChangeReader(DataSourceStreamReader):
         info = _operator(options)._native.change_stream(options["table"])
         self.tracked, self.columns, self.keys = info["tracked"], info["columns"], info["keys"]
         self.current = info["current"]
+        if self.starting.isdigit() and int(self.starting) > self.current:
+            # Spark would go on from the current version, not from the one asked.
+            raise ValueError(f"sqlserver_bridge: starting_version {self.starting} is beyond {self.tracked}'s "
+                             f"current Change Tracking version {self.current}")
 
     def initialOffset(self) -> dict:
         if self.starting == "snapshot":

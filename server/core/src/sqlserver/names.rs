@@ -80,12 +80,19 @@ impl std::fmt::Display for TableName {
 }
 
 /// Splits a dotted name with `[bracketed]` (`]]` for `]`) or `"quoted"`
-/// (`""` for `"`) parts, case kept; `None` for an unterminated part.
+/// (`""` for `"`) parts, case kept; `None` for an unterminated part, or
+/// for a space between two pieces of one part (`dbo.my table`: a space in
+/// a name needs brackets).
 pub fn split_name(text: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut cur = String::new();
+    // Whether this part had something, then a space.
+    let mut spaced = false;
     let mut chars = text.trim().chars().peekable();
     while let Some(c) = chars.next() {
+        if spaced && c != '.' && !c.is_whitespace() {
+            return None;
+        }
         match c {
             '[' | '"' => {
                 let close = if c == '[' { ']' } else { '"' };
@@ -106,11 +113,52 @@ pub fn split_name(text: &str) -> Option<Vec<String>> {
                     return None;
                 }
             }
-            '.' => parts.push(std::mem::take(&mut cur)),
-            c if c.is_whitespace() => {}
+            '.' => {
+                parts.push(std::mem::take(&mut cur));
+                spaced = false;
+            }
+            c if c.is_whitespace() => spaced = !cur.is_empty() || spaced,
             c => cur.push(c),
         }
     }
     parts.push(cur);
     (!parts.last()?.is_empty()).then_some(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(text: &str) -> Option<Vec<String>> {
+        split_name(text)
+    }
+
+    #[test]
+    fn parts_are_bracketed_quoted_or_bare() {
+        let v = |p: &[&str]| Some(p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(split("dbo.t"), v(&["dbo", "t"]));
+        assert_eq!(split(" dbo . t "), v(&["dbo", "t"]));
+        assert_eq!(split("[sales].[order lines]"), v(&["sales", "order lines"]));
+        assert_eq!(split("\"a\"\"b\".[c]]d]"), v(&["a\"b", "c]d"]));
+        assert_eq!(split("d..t"), v(&["d", "", "t"]));
+        assert_eq!(split("[unterminated"), None);
+    }
+
+    /// A bare part cannot hold a space: `sales.order lines` is not the
+    /// table `orderlines` (nor, as T-SQL would read it, `sales.order`
+    /// aliased `lines`). Refused, so a write never lands in a table the
+    /// caller did not name.
+    #[test]
+    fn a_space_inside_a_bare_part_is_refused() {
+        for bad in [
+            "sales.order lines",
+            "dbo.my table",
+            "my db.dbo.t",
+            "[dbo] x.t",
+            "dbo.[t] x",
+        ] {
+            assert_eq!(split(bad), None, "{bad}");
+            assert_eq!(TableName::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -172,7 +172,8 @@ impl TargetTable {
     pub fn parse(text: &str) -> Result<TargetTable, Refusal> {
         let bad = || {
             Refusal(format!(
-                "target table '{text}' must be schema.table or database.schema.table"
+                "target table '{text}' must be schema.table or database.schema.table \
+                 (a part with a space or a dot in brackets: dbo.[my table])"
             ))
         };
         let parts = crate::sqlserver::names::split_name(text).ok_or_else(bad)?;

@@ -852,8 +852,9 @@ pub(crate) async fn versions(
     };
     let sql = format!(
         "DECLARE @home sysname = DB_NAME();\n{use_db}SELECT CHANGE_TRACKING_CURRENT_VERSION(), \
-         CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(N'{}')){counts}",
-        object.replace('\'', "''")
+         CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(N'{object}')), \
+         CAST(OBJECT_ID(N'{object}') AS bigint){counts}",
+        object = object.replace('\'', "''")
     );
     let row = async { conn.simple_query(sql).await?.into_row().await }
         .await
@@ -867,13 +868,23 @@ pub(crate) async fn versions(
             "change tracking is not enabled on the database of {tracked} (ALTER DATABASE ... SET CHANGE_TRACKING = ON)"
         ))
     })?;
+    if get(2).is_none() {
+        return Err(LoadError::Spec(format!(
+            "{tracked} does not exist (or the login may not see it) in {}",
+            if use_db.is_empty() {
+                "the connection's database"
+            } else {
+                "its database"
+            }
+        )));
+    }
     let min = get(1).ok_or_else(|| {
         LoadError::Spec(format!(
             "change tracking is not enabled on {tracked} (ALTER TABLE ... ENABLE CHANGE_TRACKING)"
         ))
     })?;
     let snapshot =
-        matches!((get(2), get(3)), (Some(all), Some(allowing)) if all > 0 && all == allowing);
+        matches!((get(3), get(4)), (Some(all), Some(allowing)) if all > 0 && all == allowing);
     Ok(Versions {
         current,
         min,

@@ -297,7 +297,8 @@ pub fn tracked_name(text: &str) -> Result<String, LoadError> {
         .filter(|p| (1..=3).contains(&p.len()) && p.iter().all(|x| !x.trim().is_empty()))
         .ok_or_else(|| {
             LoadError::Spec(format!(
-                "tracked_table '{text}' is not [database.]schema.table"
+                "tracked_table '{text}' is not [database.]schema.table \
+                 (a part with a space or a dot in brackets: dbo.[my table])"
             ))
         })?;
     Ok(parts
