@@ -220,6 +220,8 @@ def test_spark_write_refusals_name_the_problem_and_write_nothing(sql, spark):
         ({"operation": "UPSERT"}, "UPSERT needs primary_key"),
         ({"operation": "REPLACE", "primary_key": "id"}, "unknown operation 'REPLACE'"),
         ({"table": "dbo.nope"}, "target table dbo.nope does not exist"),
+        # Not [dbo].[targetx]: a space in a name needs brackets.
+        ({"table": "dbo.target x"}, "target table 'dbo.target x' must be schema.table"),
         ({"primary_key": "nope", "operation": "UPDATE"}, "primary key column nope is not in"),
         ({"tabel": "dbo.target"}, "unknown write option(s) tabel"),
         ({"write_id": "has space"}, "write_id 'has space' must be 1 to 90"),
