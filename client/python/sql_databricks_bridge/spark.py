@@ -17,7 +17,9 @@ On the driver the source reads the result's schema (the Parquet mapping's
 exact types: decimals and money as decimals, datetimeoffset as UTC
 timestamps, uniqueidentifier as text) without reading rows, and cuts the
 ranges as ``sql-databricks-bridge extract`` does (``MIN``/``MAX`` of the
-column, ``partitions`` ranges, NULLs in the first). Each partition carries
+column, ``partitions`` ranges, NULLs in the first; a batch such as
+``DECLARE ...; SELECT ...`` is one partition, its schema read from its first
+row). Each partition carries
 its SQL only — never credentials: every executor builds its own operator
 from the options and its environment (``SQLSERVER_*``, ``AZURE_*``, a
 Databricks secret passed as an option).
