@@ -3,16 +3,19 @@ executors, an exactly-once write into SQL Server, and a Change Tracking stream
 MERGEd into a copy.
 
 On Databricks (DBR 15.4 LTS and later, or serverless), install the wheel on
-the cluster and run the cells in a notebook: `spark` and `dbutils` are the
-notebook's, and the copy is a Delta table. Off Databricks they are stood in
-for — `dbutils.secrets.get(scope, key)` reads `SCOPE_KEY` from the
-environment, the session is a local one, and the copy is a Parquet directory
-kept with DataFrame operations (a plain SparkSession has no Delta). With the
-bundled SQL Server sandbox (its KWP_Colombia database, Change Tracking on for
+the cluster and run the cells in a notebook: `spark` is the notebook's, and
+the copy is a Delta table. The SQL Server login is in the cluster's
+environment as secret references (SQLSERVER_USERNAME and SQLSERVER_PASSWORD =
+{{secrets/<scope>/<key>}}, as the bundle's job cluster sets them): every
+executor reads it there, so no option or partition carries it. Off
+Databricks the session is a local one, the login comes from the same
+environment variables, and the copy is a Parquet directory kept with
+DataFrame operations (a plain SparkSession has no Delta). With the bundled
+SQL Server sandbox (its KWP_Colombia database, Change Tracking on for
 dbo.Ventas):
 
     SQL_SERVER_HOST=127.0.0.1,14330 SQLSERVER_TRUST_SERVER_CERTIFICATE=true \\
-    SCOPE_SQL_USER=sa 'SCOPE_SQL_PASS=Bridge!Passw0rd' \\
+    SQLSERVER_USERNAME=sa 'SQLSERVER_PASSWORD=Bridge!Passw0rd' \\
     python examples/spark_data_source.py
 """
 
@@ -25,23 +28,12 @@ from pathlib import Path
 ON_DATABRICKS = bool(os.environ.get("DATABRICKS_RUNTIME_VERSION"))
 
 if ON_DATABRICKS:
-    # A notebook has both already; a job's Python file (the bundle's
-    # spark_python_task) makes them so.
-    from pyspark.dbutils import DBUtils
+    # A notebook has it already; a job's Python file (the bundle's
+    # spark_python_task) makes it so.
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.getOrCreate()
-    dbutils = DBUtils(spark)
 else:
-
-    class _Secrets:
-        @staticmethod
-        def get(scope: str, key: str) -> str:
-            return os.environ[f"{scope}_{key}".upper()]
-
-    class dbutils:
-        secrets = _Secrets
-
     from pyspark.sql import SparkSession
 
     # Executors run this interpreter, which has the wheel.
@@ -63,13 +55,12 @@ from sql_databricks_bridge.spark import register
 
 register(spark)
 
-# Options every executor builds its own connection from (no credentials travel in
-# the partitions; on Databricks the secrets are read where the notebook runs).
+# Where to connect; every executor adds the login from its own environment
+# (SQLSERVER_USERNAME / SQLSERVER_PASSWORD, secret references on the cluster):
+# no credential travels with the options or the partitions.
 connection = {
     "sql_server_host": os.environ.get("SQL_SERVER_HOST", "sqlserver.example.com,1433"),
     "sql_server_database": "KWP_Colombia",
-    "sql_server_user": dbutils.secrets.get("scope", "sql_user"),
-    "sql_server_password": dbutils.secrets.get("scope", "sql_pass"),
 }
 
 # -- 2. Read, split across executors ------------------------------------------------------

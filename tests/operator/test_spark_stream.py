@@ -313,7 +313,8 @@ def test_the_notebook_example_runs_and_runs_again(sql, tmp_path):
     host, port = sql
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SQLSERVER_", "DATABRICKS_"))}
     env.update(SQL_SERVER_HOST=f"{host},{port}", SQLSERVER_TRUST_SERVER_CERTIFICATE="true",
-               SCOPE_SQL_USER="sa", SCOPE_SQL_PASS=SA_PASSWORD, RUN_ID="job-77", EXAMPLE_WORK_DIR=str(tmp_path))
+               SQLSERVER_USERNAME="sa", SQLSERVER_PASSWORD=SA_PASSWORD, RUN_ID="job-77",
+               EXAMPLE_WORK_DIR=str(tmp_path))
 
     def run() -> str:
         out = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "spark_data_source.py")],

@@ -19,10 +19,14 @@ timestamps, uniqueidentifier as text) without reading rows, and cuts the
 ranges as ``sql-databricks-bridge extract`` does (``MIN``/``MAX`` of the
 column, ``partitions`` ranges, NULLs in the first; a batch such as
 ``DECLARE ...; SELECT ...`` is one partition, its schema read from its first
-row). Each partition carries
-its SQL only — never credentials: every executor builds its own operator
-from the options and its environment (``SQLSERVER_*``, ``AZURE_*``, a
-Databricks secret passed as an option).
+row). Each partition carries its SQL only — never credentials: every
+executor builds its own operator from its environment (``SQLSERVER_*``,
+``AZURE_*``) and the options. On Databricks, put the credentials in the
+cluster's environment variables as secret references
+(``SQLSERVER_PASSWORD`` = ``{{secrets/<scope>/<key>}}``, resolved on every
+node: https://docs.databricks.com/security/secrets/secrets-spark-conf-env-var.html);
+a credential given as an option travels to the executors with the source's
+options (Spark pickles them), so the environment is the better place.
 
 Options: ``query`` (T-SQL), or ``name`` and ``country`` (a query of
 ``queries_dir``, default ``queries``, rendered with the parameters of
