@@ -57,6 +57,8 @@ CREATE TABLE dbo.many (id int NOT NULL PRIMARY KEY)
 GO
 CREATE TABLE dbo.heap (k int NOT NULL, u nvarchar(5) NULL)
 GO
+CREATE TABLE dbo.stamped (id int NOT NULL PRIMARY KEY, u nvarchar(20) NULL, rv rowversion)
+GO
 CREATE SCHEMA staging
 GO
 """
@@ -278,6 +280,45 @@ def test_a_source_repeating_a_key_across_partitions_is_refused(sql, spark):
         assert _leftovers(host, port) == []
         assert _query(host, port, f"SELECT COUNT(*) FROM dbo.bridge_sync_ledger WHERE event_id = 'spark-{write_id}'") \
             == [(0,)]
+
+
+def test_a_target_with_a_rowversion_column_is_stamped_by_the_server(sql, spark):
+    """A rowversion column is the server's: a write leaves it out, and every row
+    it inserts or updates gets a new stamp above the database's last one
+    (@@DBTS), rows it does not touch keep theirs; read back, the column is
+    eight bytes, as python-tds reads it."""
+    from sql_databricks_bridge.sdk.databricks import BridgeOperator
+    from sql_databricks_bridge.spark import register
+
+    register(spark)
+    host, port = sql
+    schema = pa.schema([("id", pa.int32()), ("u", pa.string())])
+
+    def stamps() -> dict[int, bytes]:
+        return {r[0]: bytes(r[1]) for r in _query(host, port, "SELECT id, rv FROM dbo.stamped")}
+
+    def dbts() -> bytes:
+        return bytes(_query(host, port, "SELECT @@DBTS")[0][0])
+
+    _save(spark.createDataFrame(pa.Table.from_pylist([{"id": i, "u": f"v{i}"} for i in range(1, 21)], schema=schema))
+          .repartition(3), _options(host, port, table="dbo.stamped", write_id="stamp-1"))
+    first = stamps()
+    assert len(first) == 20 and len(set(first.values())) == 20
+    assert max(first.values()) == dbts()
+    before = dbts()
+    changed = [{"id": i, "u": f"w{i}"} for i in (3, 7)] + [{"id": 21, "u": "new"}]
+    _save(spark.createDataFrame(pa.Table.from_pylist(changed, schema=schema)),
+          _options(host, port, table="dbo.stamped", operation="UPSERT", primary_key="id", write_id="stamp-2"))
+    second = stamps()
+    assert {i for i in second if second[i] != first.get(i)} == {3, 7, 21}
+    assert all(second[i] > before for i in (3, 7, 21))
+    assert _query(host, port, "SELECT u FROM dbo.stamped WHERE id = 7") == [("w7",)]
+    # The CLI's read: binary(8), the same bytes.
+    op = BridgeOperator(f"{host},{port}", "SparkW", "sa", SA_PASSWORD, trust_server_certificate=True)
+    got = op.extract_to_arrow("SELECT id, rv FROM dbo.stamped")
+    assert got.schema.field("rv").type == pa.binary()
+    assert {r["id"]: r["rv"] for r in got.to_pylist()} == second
+    assert _leftovers(host, port) == []
 
 
 def test_a_delete_is_capped_at_10000_rows_unless_the_write_says_otherwise(sql, spark):

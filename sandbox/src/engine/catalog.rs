@@ -14,6 +14,7 @@ pub(crate) const SCHEMA_SQL: &str = "
 CREATE TABLE IF NOT EXISTS __sb_databases(
     name TEXT PRIMARY KEY COLLATE NOCASE, database_id INTEGER NOT NULL, created TEXT NOT NULL,
     collation TEXT, allow_snapshot INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS __sb_dbts(db TEXT PRIMARY KEY COLLATE NOCASE, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS __sb_schemas(
     db TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL COLLATE NOCASE, schema_id INTEGER NOT NULL,
     PRIMARY KEY(db, name));
@@ -130,9 +131,26 @@ pub struct ColumnDef {
     /// A string column's collation: its COLLATE clause, else its
     /// database's (tempdb's, the server's, for a #temp table).
     pub collation: Option<Collation>,
+    /// A `rowversion` (`timestamp`) column: binary(8) that the engine sets
+    /// from the database's counter on every insert and update of the row
+    /// (https://learn.microsoft.com/en-us/sql/t-sql/data-types/rowversion-transact-sql).
+    pub rowversion: bool,
 }
 
+/// How sys.columns, INFORMATION_SCHEMA and sp_describe_first_result_set
+/// name a rowversion column's type.
+pub const ROWVERSION_TYPE: &str = "timestamp";
+
 impl ColumnDef {
+    /// The column's type as the catalog records and reports it.
+    pub fn type_text(&self) -> String {
+        if self.rowversion {
+            ROWVERSION_TYPE.to_string()
+        } else {
+            self.ty.type_name()
+        }
+    }
+
     /// A nullable column with nothing else declared.
     pub fn new(name: &str, ty: SqlType) -> ColumnDef {
         ColumnDef {
@@ -144,6 +162,7 @@ impl ColumnDef {
             in_pk: false,
             computed: None,
             default_name: None,
+            rowversion: false,
             collation: None,
         }
     }
@@ -201,7 +220,7 @@ impl TableMeta {
                 sql_type: c.ty,
                 nullable: c.nullable,
                 identity: c.identity.is_some(),
-                updateable: c.identity.is_none() && c.computed.is_none(),
+                updateable: c.identity.is_none() && c.computed.is_none() && !c.rowversion,
                 collation: c.collation,
             })
             .collect()
@@ -463,12 +482,15 @@ fn load_columns(conn: &Connection, object_id: i64) -> Result<Vec<ColumnDef>, Sql
     for row in rows {
         let (name, ty, nullable, ident, seed, inc, default, in_pk, computed, default_name, coll) =
             row.map_err(sqlite_err)?;
+        // A rowversion column is recorded as SQL Server reports its type.
+        let rowversion = ty.eq_ignore_ascii_case(ROWVERSION_TYPE);
         let ty = parse_sql_type(&ty).ok_or_else(|| {
             SqlError::new(50000, 1, 16, format!("sandbox catalog: bad type {ty}"))
         })?;
         out.push(ColumnDef {
             name,
             ty,
+            rowversion,
             nullable,
             identity: ident.then(|| (seed.unwrap_or(1), inc.unwrap_or(1))),
             default,
@@ -529,7 +551,8 @@ pub fn sqlite_ddl(meta: &TableMeta) -> Vec<String> {
             );
             if let Some(comp) = &c.computed {
                 s.push_str(&format!(" GENERATED ALWAYS AS ({}) VIRTUAL", comp.sql));
-            } else if !c.nullable && c.identity.is_none() {
+            } else if !c.nullable && c.identity.is_none() && !c.rowversion {
+                // Engine-numbered columns are NULL until their trigger runs.
                 s.push_str(" NOT NULL");
             }
             s
@@ -570,6 +593,63 @@ pub fn sqlite_ddl(meta: &TableMeta) -> Vec<String> {
                 start = seed - inc,
             ));
         }
+    }
+    if let Some(c) = meta.columns.iter().find(|c| c.rowversion) {
+        out.extend(rowversion_ddl(meta, c));
+    }
+    out
+}
+
+/// The database rowversion a new database starts from (its first row gets
+/// the next one). SQL Server does not document the starting value.
+pub(crate) const FIRST_DBTS: i64 = 2000;
+
+/// A rowversion column's numbering: the database's counter (`@@DBTS`) is
+/// incremented and stored in the column for every inserted row, and for
+/// every updated one whatever the UPDATE changed
+/// (https://learn.microsoft.com/en-us/sql/t-sql/data-types/rowversion-transact-sql).
+fn rowversion_ddl(meta: &TableMeta, c: &ColumnDef) -> Vec<String> {
+    let (schema, prefix, table) = if meta.temp {
+        (
+            "temp.",
+            format!("{}__rowversion", meta.name),
+            quote_ident(&meta.name),
+        )
+    } else {
+        (
+            "",
+            format!("{}__rowversion", meta.full_name()),
+            meta.physical.clone(),
+        )
+    };
+    let db = quote_str(if meta.temp { "tempdb" } else { &meta.db });
+    let col = quote_ident(&c.name);
+    let stamp = format!(
+        "UPDATE __sb_dbts SET value = value + 1 WHERE db = {db}; \
+         UPDATE {table} SET {col} = __sb_rowversion((SELECT value FROM __sb_dbts WHERE db = {db})) \
+         WHERE rowid = NEW.rowid;"
+    );
+    // Every column an UPDATE can set (the trigger's own update sets only
+    // the rowversion column, so it does not fire again).
+    let settable: Vec<String> = meta
+        .columns
+        .iter()
+        .filter(|o| !o.rowversion && o.computed.is_none() && o.identity.is_none())
+        .map(|o| quote_ident(&o.name))
+        .collect();
+    let mut out = vec![
+        format!("INSERT OR IGNORE INTO __sb_dbts(db, value) VALUES ({db}, {FIRST_DBTS})"),
+        format!(
+            "CREATE TRIGGER {schema}{} AFTER INSERT ON {table} BEGIN {stamp} END",
+            quote_ident(&format!("{prefix}_insert"))
+        ),
+    ];
+    if !settable.is_empty() {
+        out.push(format!(
+            "CREATE TRIGGER {schema}{} AFTER UPDATE OF {} ON {table} BEGIN {stamp} END",
+            quote_ident(&format!("{prefix}_update")),
+            settable.join(", ")
+        ));
     }
     out
 }
@@ -618,7 +698,7 @@ pub fn create_table(conn: &Connection, meta: &TableMeta) -> Result<(), SqlError>
                 object_id,
                 i as i64 + 1,
                 c.name,
-                c.ty.type_name(),
+                c.type_text(),
                 c.nullable,
                 c.identity.is_some(),
                 c.identity.map(|x| x.0),

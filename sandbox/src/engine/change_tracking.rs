@@ -263,6 +263,7 @@ pub fn enable_table(
     for c in key_meta.columns.iter_mut() {
         c.identity = None;
         c.computed = None;
+        c.rowversion = false;
         c.nullable = false;
         c.in_pk = false;
     }

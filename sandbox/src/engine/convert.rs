@@ -249,6 +249,29 @@ fn fast_datetime(t: &[u8]) -> Option<NaiveDateTime> {
     Some(d.and_time(tm))
 }
 
+/// Binary as an integer type: its rightmost bytes, as many as the type
+/// holds, most significant first; a shorter value is padded with zeros on
+/// the left (https://learn.microsoft.com/en-us/sql/t-sql/data-types/binary-and-varbinary-transact-sql:
+/// 0xE241 as int is 57921). Never out of range: it has the type's width.
+fn binary_to_int(b: &[u8], ty: &SqlType) -> i64 {
+    let width = match ty {
+        SqlType::TinyInt => 1,
+        SqlType::SmallInt => 2,
+        SqlType::Int => 4,
+        _ => 8,
+    };
+    let mut bytes = [0u8; 8];
+    let take = b.len().min(width);
+    bytes[8 - take..].copy_from_slice(&b[b.len() - take..]);
+    let n = u64::from_be_bytes(bytes);
+    match width {
+        1 => n as i64,
+        2 => i64::from(n as u16 as i16),
+        4 => i64::from(n as u32 as i32),
+        _ => n as i64,
+    }
+}
+
 fn int_range(ty: &SqlType) -> (i64, i64) {
     match ty {
         SqlType::TinyInt => (0, 255),
@@ -306,7 +329,8 @@ pub fn convert(v: ValueRef<'_>, ty: &SqlType, overlong: Overlong<'_>) -> Result<
                     let s = text_of(&v).ok_or_else(bad)?.trim();
                     s.parse::<i64>().map_err(|_| bad())?
                 }
-                ValueRef::Blob(_) | ValueRef::Null => return Err(bad()),
+                ValueRef::Blob(b) => return Ok(Value::Int(binary_to_int(b, ty))),
+                ValueRef::Null => return Err(bad()),
             };
             let (lo, hi) = int_range(ty);
             if i < lo || i > hi {
@@ -366,12 +390,11 @@ pub fn convert(v: ValueRef<'_>, ty: &SqlType, overlong: Overlong<'_>) -> Result<
                 ValueRef::Blob(b) => b.to_vec(),
                 ValueRef::Text(t) => t.to_vec(),
                 ValueRef::Integer(i) => {
-                    // T-SQL casts an int to its 4-byte big-endian form, a bigint to 8.
-                    if let Ok(small) = i32::try_from(i) {
-                        small.to_be_bytes().to_vec()
-                    } else {
-                        i.to_be_bytes().to_vec()
-                    }
+                    // Without its type (CAST gives it: styles::convert_from),
+                    // an integer is an int when it fits, else a bigint.
+                    let bytes = i.to_be_bytes();
+                    let width = if i32::try_from(i).is_ok() { 4 } else { 8 };
+                    return int_bytes_to_binary(&bytes[8 - width..], ty).map(Value::Binary);
                 }
                 ValueRef::Real(_) | ValueRef::Null => return Err(bad()),
             };
@@ -615,6 +638,22 @@ fn truncate_units(s: &str, max: usize, utf16: bool) -> String {
         out.push(c);
     }
     out
+}
+
+/// An integer's bytes as binary(n) or varbinary(n): "when other data types
+/// are converted to binary or varbinary, the data is padded or truncated on
+/// the left. Padding is achieved by using hexadecimal zeros"
+/// (https://learn.microsoft.com/en-us/sql/t-sql/data-types/binary-and-varbinary-transact-sql).
+pub(crate) fn int_bytes_to_binary(bytes: &[u8], ty: &SqlType) -> Result<Vec<u8>, SqlError> {
+    let (room, pad) = match ty {
+        SqlType::Binary(n) => (usize::from(*n), true),
+        SqlType::VarBinary(Len::N(n)) => (usize::from(*n), false),
+        _ => (bytes.len(), false),
+    };
+    let kept = &bytes[bytes.len().saturating_sub(room)..];
+    let mut out = vec![0u8; if pad { room - kept.len() } else { 0 }];
+    out.extend_from_slice(kept);
+    Ok(out)
 }
 
 fn fit_binary(mut b: Vec<u8>, ty: &SqlType, overlong: Overlong<'_>) -> Result<Vec<u8>, SqlError> {

@@ -193,6 +193,13 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             _ => t,
         }))
     })?;
+    // A database rowversion as rowversion values are sent: eight bytes,
+    // most significant first (so they compare as the numbers do).
+    conn.create_scalar_function("__sb_rowversion", 1, det, |ctx| {
+        let n: Option<i64> = ctx.get(0)?;
+        Ok(n.map(|n| Sv::Blob(n.to_be_bytes().to_vec()))
+            .unwrap_or(Sv::Null))
+    })?;
     // Pieces of a declared type for INFORMATION_SCHEMA and sys views.
     conn.create_scalar_function("__type_part", 2, det, |ctx| {
         let ty: String = ctx.get(0)?;
@@ -200,6 +207,10 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         let Some(t) = parse_sql_type(&ty) else {
             return Ok(Sv::Null);
         };
+        // A rowversion column reports its type as SQL Server names it.
+        if part == "name" && ty.eq_ignore_ascii_case(super::catalog::ROWVERSION_TYPE) {
+            return Ok(Sv::Text(ty.to_ascii_lowercase()));
+        }
         let chars = |l: &Len| match l {
             Len::N(n) => Sv::Integer(i64::from(*n)),
             Len::Max => Sv::Integer(-1),

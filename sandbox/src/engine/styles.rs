@@ -277,6 +277,17 @@ pub fn to_text(
 /// conversion chart's rules that depend on the source type — its default
 /// text style, decimals stored as text being numbers, money rounding to an
 /// integer where decimal truncates, `*` for an integer too long for char.
+/// The bytes of an integer type (bit is not one).
+fn int_width(t: &SqlType) -> Option<usize> {
+    match t {
+        SqlType::TinyInt => Some(1),
+        SqlType::SmallInt => Some(2),
+        SqlType::Int => Some(4),
+        SqlType::BigInt => Some(8),
+        _ => None,
+    }
+}
+
 pub fn convert_from(
     v: ValueRef<'_>,
     from: Option<&SqlType>,
@@ -310,6 +321,15 @@ pub fn convert_from(
                 }
             }
             return convert(ValueRef::Text(text.as_bytes()), to, Overlong::Truncate);
+        }
+        if let (ValueRef::Integer(i), Some(width)) = (v, int_width(f)) {
+            if to.is_binary() {
+                // The integer's own bytes (its type's width, most significant
+                // first), padded or cut on the left.
+                let bytes = i.to_be_bytes();
+                return crate::engine::convert::int_bytes_to_binary(&bytes[8 - width..], to)
+                    .map(Value::Binary);
+            }
         }
         let money = matches!(f, SqlType::Money | SqlType::SmallMoney);
         let exact = money || matches!(f, SqlType::Decimal { .. });

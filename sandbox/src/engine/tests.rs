@@ -3,7 +3,7 @@
 use super::*;
 use crate::types::{Decimal, Len, SqlType, Value};
 
-use super::test_support::{ok, one, run, session_in};
+use super::test_support::{err, ok, one, rows, run, session_in};
 
 fn setup() -> (Engine, Session) {
     session_in("CREATE DATABASE KWP_Colombia", "KWP_Colombia")
@@ -517,4 +517,163 @@ fn integers_compare_exactly_with_numeric_literals() {
     assert_eq!(first(1), Value::Int(1));
     assert_eq!(first(2), Value::Int(2));
     assert_eq!(first(3), Value::Int(1));
+}
+
+/// A rowversion column as Microsoft's page describes it
+/// (https://learn.microsoft.com/en-us/sql/t-sql/data-types/rowversion-transact-sql):
+/// binary(8) the engine sets from the database's counter on every insert
+/// and every update of the row (even one that changes no value), unique in
+/// the database, the last one used being @@DBTS; no explicit value (273,
+/// DEFAULT allowed), no SET (272), one per table (2738); `timestamp` is its
+/// synonym, and the type catalogs name it so.
+#[test]
+fn rowversion_columns_are_numbered_by_the_engine() {
+    let (_e, mut s) = setup();
+    let dbts = |s: &mut Session| match one(s, "SELECT @@DBTS") {
+        Value::Binary(b) => i64::from_be_bytes(b.try_into().unwrap()),
+        other => panic!("@@DBTS is {other:?}"),
+    };
+    let versions = |s: &mut Session| -> Vec<(i64, i64)> {
+        rows(s, "SELECT id, CAST(rv AS bigint) FROM dbo.v ORDER BY id")
+            .into_iter()
+            .map(|r| match (&r[0], &r[1]) {
+                (Value::Int(i), Value::Int(v)) => (*i, *v),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    ok(
+        &mut s,
+        "CREATE TABLE dbo.v (id int NOT NULL PRIMARY KEY, name nvarchar(10) NULL, rv rowversion)",
+    );
+    ok(&mut s, "CREATE TABLE dbo.w (id int NOT NULL, ts timestamp)");
+    let start = dbts(&mut s);
+    ok(
+        &mut s,
+        "INSERT INTO dbo.v (id, name) VALUES (1, N'a'), (2, N'b'), (3, N'c')",
+    );
+    let v = versions(&mut s);
+    let stamps: Vec<i64> = v.iter().map(|x| x.1).collect();
+    assert!(stamps.iter().all(|&x| x > start), "{v:?} after {start}");
+    let mut unique = stamps.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "{v:?}");
+    assert_eq!(dbts(&mut s), *unique.last().unwrap());
+    // Another table of the database draws from the same counter.
+    ok(&mut s, "INSERT INTO dbo.w (id) VALUES (9)");
+    let w = match one(&mut s, "SELECT ts FROM dbo.w") {
+        Value::Binary(b) => i64::from_be_bytes(b.try_into().unwrap()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(w, dbts(&mut s));
+    assert!(w > *unique.last().unwrap());
+    // An update that changes nothing still stamps its row, and only its row.
+    ok(&mut s, "UPDATE dbo.v SET name = name WHERE id = 2");
+    let after = versions(&mut s);
+    assert_eq!(after[0], v[0]);
+    assert_eq!(after[2], v[2]);
+    assert_eq!(after[1].1, dbts(&mut s));
+    assert!(after[1].1 > w);
+    // What changed since a stamp: the incremental read rowversion is for.
+    let changed = rows(
+        &mut s,
+        &format!("SELECT id FROM dbo.v WHERE rv > CAST({w} AS binary(8)) ORDER BY id"),
+    );
+    assert_eq!(changed, vec![vec![Value::Int(2)]]);
+    // DEFAULT is the one value an INSERT may give it.
+    ok(
+        &mut s,
+        "INSERT INTO dbo.v (id, name, rv) VALUES (4, N'd', DEFAULT)",
+    );
+    assert_eq!(versions(&mut s)[3].1, dbts(&mut s));
+    for (sql, number) in [
+        ("INSERT INTO dbo.v (id, rv) VALUES (5, 0x01)", 273),
+        (
+            "INSERT INTO dbo.v (id, rv) SELECT 6, rv FROM dbo.v WHERE id = 1",
+            273,
+        ),
+        ("UPDATE dbo.v SET rv = 0x01 WHERE id = 1", 272),
+        ("CREATE TABLE dbo.two (a rowversion, b timestamp)", 2738),
+    ] {
+        let e = err(&mut s, sql);
+        assert_eq!(e.number, number, "{sql}: {}", e.message);
+    }
+    assert!(err(&mut s, "INSERT INTO dbo.v (id, rv) VALUES (5, 0x01)")
+        .message
+        .starts_with("Cannot insert an explicit value into a timestamp column."));
+    // A rolled-back insert leaves no row; the next still gets a new stamp.
+    let before = dbts(&mut s);
+    ok(
+        &mut s,
+        "BEGIN TRAN; INSERT INTO dbo.v (id) VALUES (7); ROLLBACK",
+    );
+    ok(&mut s, "INSERT INTO dbo.v (id) VALUES (8)");
+    assert!(versions(&mut s).last().unwrap().1 > before);
+    // The catalogs name the type as SQL Server does.
+    assert_eq!(
+        rows(
+            &mut s,
+            "SELECT DATA_TYPE, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'v' AND COLUMN_NAME = 'rv'"
+        ),
+        vec![vec![Value::String("timestamp".into()), Value::String("NO".into())]]
+    );
+    assert_eq!(
+        rows(
+            &mut s,
+            "SELECT max_length, is_nullable FROM sys.columns \
+             WHERE object_id = OBJECT_ID('dbo.w') AND name = 'ts'"
+        ),
+        vec![vec![Value::Int(8), Value::Bit(false)]]
+    );
+}
+/// Integers and binary convert through their bytes, most significant
+/// first, cut or zero-padded on the left — the examples of
+/// https://learn.microsoft.com/en-us/sql/t-sql/data-types/binary-and-varbinary-transact-sql
+/// (123456 is 0x0001E240 as binary(4), 0xE240 as binary(2), and that plus
+/// one read back as int is 57921).
+#[test]
+fn integers_and_binary_convert_through_their_bytes() {
+    let (_e, mut s) = setup();
+    let bin = |b: &[u8]| vec![vec![Value::Binary(b.to_vec())]];
+    assert_eq!(
+        rows(&mut s, "SELECT CAST(123456 AS binary(4))"),
+        bin(&[0, 1, 0xE2, 0x40])
+    );
+    assert_eq!(
+        rows(&mut s, "SELECT CAST(123456 AS binary(2))"),
+        bin(&[0xE2, 0x40])
+    );
+    assert_eq!(
+        rows(&mut s, "SELECT CAST(CAST(2004 AS bigint) AS binary(8))"),
+        bin(&[0, 0, 0, 0, 0, 0, 7, 0xD4])
+    );
+    assert_eq!(
+        rows(&mut s, "SELECT CAST(CAST(-1 AS bigint) AS binary(8))"),
+        bin(&[0xFF; 8])
+    );
+    assert_eq!(
+        rows(&mut s, "SELECT CAST(-1 AS binary(8))"),
+        bin(&[0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF])
+    );
+    assert_eq!(one(&mut s, "SELECT CAST(0xE241 AS int)"), Value::Int(57921));
+    assert_eq!(
+        one(&mut s, "SELECT CAST(0x0001E240 AS int)"),
+        Value::Int(123456)
+    );
+    assert_eq!(
+        one(&mut s, "SELECT CAST(0xFFFFFFFF AS int)"),
+        Value::Int(-1)
+    );
+    assert_eq!(
+        one(&mut s, "SELECT CAST(0x0100000001 AS tinyint)"),
+        Value::Int(1)
+    );
+    assert_eq!(
+        one(
+            &mut s,
+            "DECLARE @b binary(2) = 123456; SELECT CAST(@b AS int) + 1"
+        ),
+        Value::Int(57921)
+    );
 }

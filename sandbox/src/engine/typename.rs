@@ -86,6 +86,11 @@ pub fn parse_sql_type(text: &str) -> Option<SqlType> {
         "ntext" => SqlType::NVarChar(Len::Max),
         "image" => SqlType::VarBinary(Len::Max),
         "binary" => SqlType::Binary(fixed(1, 8000)?),
+        // rowversion and its synonym timestamp hold binary(8)
+        // (https://learn.microsoft.com/en-us/sql/t-sql/data-types/rowversion-transact-sql);
+        // a table's column of that type is numbered by the engine
+        // (catalog::ColumnDef::rowversion).
+        "rowversion" | "timestamp" if args.is_none() => SqlType::Binary(8),
         "varbinary" | "binary varying" => SqlType::VarBinary(len(1, 8000)?),
         "date" => SqlType::Date,
         "time" => SqlType::Time(scale(7)?),

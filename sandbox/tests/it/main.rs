@@ -17,4 +17,5 @@ mod sqlserver_app_locks;
 mod sqlserver_bulk_options;
 mod sqlserver_change_tracking;
 mod sqlserver_collations;
+mod sqlserver_rowversion;
 mod tiberius_client;

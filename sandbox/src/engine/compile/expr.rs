@@ -436,6 +436,17 @@ fn global(c: &Compiler<'_, '_>, name: &str) -> Result<Typed, SqlError> {
             SqlType::TinyInt,
         )
         .not_null()),
+        // The current database's last-used rowversion
+        // (https://learn.microsoft.com/en-us/sql/t-sql/functions/dbts-transact-sql).
+        "@@DBTS" => Ok(Typed::new(
+            format!(
+                "__sb_rowversion(coalesce((SELECT value FROM __sb_dbts WHERE db = {}), {}))",
+                quote_str(c.ctx.db),
+                crate::engine::catalog::FIRST_DBTS
+            ),
+            SqlType::VarBinary(Len::N(8)),
+        )
+        .not_null()),
         "@@VERSION" => nv(crate::engine::context::VERSION, 300),
         "@@SERVERNAME" => nv("bridge-sandbox", 128),
         "@@SERVICENAME" => nv("MSSQLSERVER", 128),

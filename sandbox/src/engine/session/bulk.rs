@@ -201,11 +201,13 @@ impl Session {
         let meta = &target.table;
         // An identity column the client lists is a column it supplies
         // (SqlBulkCopy's KeepIdentity sends it; without it, it is left out).
+        // Computed and rowversion columns sent are read and left to the
+        // engine, which sets them.
         let used: Vec<(usize, usize)> = target
             .columns
             .iter()
             .enumerate()
-            .filter(|(_, &ci)| meta.columns[ci].computed.is_none())
+            .filter(|(_, &ci)| meta.columns[ci].computed.is_none() && !meta.columns[ci].rowversion)
             .map(|(wire, &ci)| (wire, ci))
             .collect();
         let mut defaults: Vec<(usize, String)> = Vec::new();

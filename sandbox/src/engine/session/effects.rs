@@ -761,6 +761,7 @@ impl Session {
                 in_pk: false,
                 computed: None,
                 default_name: None,
+                rowversion: false,
                 ..c.clone()
             })
             .collect();

@@ -86,6 +86,7 @@ impl Session {
                 identity: None,
                 computed: None,
                 in_pk: false,
+                rowversion: false,
                 ..c.clone()
             })
             .collect();

@@ -52,6 +52,15 @@ pub(super) fn plan_create_table(ctx: &Ctx<'_>, ct: ast::CreateTable) -> Result<P
             collation: ty.is_string().then_some(default_collation),
             ..ColumnDef::new(&c.name.value, ty)
         };
+        if is_rowversion(c) {
+            if columns.iter().any(|o: &ColumnDef| o.rowversion) {
+                return Err(one_rowversion(&name, &def.name));
+            }
+            // NOT NULL unless declared NULL (then it is a varbinary(8) in
+            // all but its numbering).
+            def.rowversion = true;
+            def.nullable = false;
+        }
         for o in &c.options {
             let cname = o.name.as_ref().map(|n| n.value.clone());
             match &o.option {
@@ -562,6 +571,24 @@ fn computed_types(ctx: &Ctx<'_>, columns: &mut [ColumnDef]) -> Result<(), SqlErr
 }
 
 /// A column definition's type; error 2715 names it and its position.
+/// Whether a column is declared `rowversion` (or its synonym `timestamp`).
+fn is_rowversion(c: &ast::ColumnDef) -> bool {
+    let t = c.data_type.to_string();
+    t.eq_ignore_ascii_case("rowversion") || t.eq_ignore_ascii_case("timestamp")
+}
+
+/// Error 2738: a second rowversion column in one table.
+fn one_rowversion(table: &str, column: &str) -> SqlError {
+    SqlError::new(
+        2738,
+        2,
+        16,
+        format!(
+            "A table can only have one timestamp column. Because table '{table}' already has one, the column '{column}' cannot be added."
+        ),
+    )
+}
+
 fn column_type(c: &ast::ColumnDef, position: usize) -> Result<SqlType, SqlError> {
     let ty_text = c.data_type.to_string();
     parse_sql_type(&ty_text).ok_or_else(|| {
@@ -586,6 +613,12 @@ pub(crate) fn added_column(
     db: &str,
 ) -> Result<ColumnDef, SqlError> {
     let ty = column_type(c, 1)?;
+    if is_rowversion(c) {
+        // Existing rows would need numbering as they are added.
+        return Err(SqlError::unsupported(
+            "ALTER TABLE ... ADD of a rowversion column",
+        ));
+    }
     let mut def = ColumnDef::new(&c.name.value, ty);
     if ty.is_string() {
         def.collation = Some(catalog::database_collation(ctx.conn, db)?);

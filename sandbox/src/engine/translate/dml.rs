@@ -239,7 +239,10 @@ pub(super) fn insert_targets(
     let mut targets: Vec<usize> = Vec::new();
     if listed.is_empty() {
         for (i, c) in meta.columns.iter().enumerate() {
-            if c.computed.is_none() && (c.identity.is_none() || identity_insert_on(ctx, meta)) {
+            if c.computed.is_none()
+                && !c.rowversion
+                && (c.identity.is_none() || identity_insert_on(ctx, meta))
+            {
                 targets.push(i);
             }
         }
@@ -266,6 +269,41 @@ pub(super) fn insert_targets(
         targets.push(i);
     }
     Ok(targets)
+}
+
+/// Whether an UPDATE (or MERGE's) may SET the column: not a computed
+/// (271), identity (8102) or rowversion (272) one.
+fn settable(cdef: &ColumnDef) -> Result<(), SqlError> {
+    if cdef.computed.is_some() {
+        return Err(computed_error(&cdef.name));
+    }
+    if cdef.identity.is_some() {
+        return Err(SqlError::new(
+            8102,
+            1,
+            16,
+            format!("Cannot update identity column '{}'.", cdef.name),
+        ));
+    }
+    if cdef.rowversion {
+        return Err(SqlError::new(
+            272,
+            1,
+            16,
+            "Cannot update a timestamp column.",
+        ));
+    }
+    Ok(())
+}
+
+/// Error 273: a value given for a rowversion column (only DEFAULT may be).
+fn rowversion_insert_error() -> SqlError {
+    SqlError::new(
+        273,
+        1,
+        16,
+        "Cannot insert an explicit value into a timestamp column. Use INSERT with a column list to exclude the timestamp column, or insert a DEFAULT into the timestamp column.",
+    )
 }
 
 fn computed_error(col: &str) -> SqlError {
@@ -370,8 +408,11 @@ pub(super) fn plan_insert(ctx: &Ctx<'_>, ins: ast::Insert) -> Result<Plan, SqlEr
             let mut key = Vec::new();
             for (expr, &ti) in row.iter().zip(&targets) {
                 let col = &meta.columns[ti];
-                let s = if matches!(expr, Expr::Identifier(i) if i.value.eq_ignore_ascii_case("DEFAULT") && i.quote_style.is_none())
-                {
+                let is_default = matches!(expr, Expr::Identifier(i) if i.value.eq_ignore_ascii_case("DEFAULT") && i.quote_style.is_none());
+                if col.rowversion && !is_default {
+                    return Err(rowversion_insert_error());
+                }
+                let s = if is_default {
                     match &col.default {
                         Some(d) => {
                             store_typed(&super::scalar(ctx, &super::parse_expr(d)?)?, col, &meta)
@@ -403,6 +444,9 @@ pub(super) fn plan_insert(ctx: &Ctx<'_>, ins: ast::Insert) -> Result<Plan, SqlEr
             duplicate_key_probe(&meta, &pk, &format!("VALUES {}", rows.join(", ")))
         });
         return Ok(dml(vec![sql], meta, key_probe, DmlKind::Insert));
+    }
+    if targets.iter().any(|&t| meta.columns[t].rowversion) {
+        return Err(rowversion_insert_error());
     }
     let r = c.query(&source, &Scope::default())?;
     if r.columns.len() != targets.len() {
@@ -661,17 +705,7 @@ pub(super) fn plan_update(ctx: &Ctx<'_>, upd: ast::Update) -> Result<Plan, SqlEr
         let (_, cdef) = meta
             .column(&col)
             .ok_or_else(|| SqlError::invalid_column(&col))?;
-        if cdef.computed.is_some() {
-            return Err(computed_error(&cdef.name));
-        }
-        if cdef.identity.is_some() {
-            return Err(SqlError::new(
-                8102,
-                1,
-                16,
-                format!("Cannot update identity column '{}'.", cdef.name),
-            ));
-        }
+        settable(cdef)?;
         let v = c.value(&a.value, &scope)?;
         set_columns.push(cdef.name.clone());
         sets.push(format!(
@@ -898,6 +932,7 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
                     let (_, cdef) = meta
                         .column(&col)
                         .ok_or_else(|| SqlError::invalid_column(&col))?;
+                    settable(cdef)?;
                     set_columns.push(cdef.name.clone());
                     let v = c.value(&a.value, &scope)?;
                     sets.push(format!(
@@ -932,6 +967,9 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
                     .map(|c| ident_values(c).pop().unwrap_or_default())
                     .collect();
                 let targets = insert_targets(ctx, &meta, &listed)?;
+                if targets.iter().any(|&t| meta.columns[t].rowversion) {
+                    return Err(rowversion_insert_error());
+                }
                 let MergeInsertKind::Values(values) = &ins.kind else {
                     return Err(SqlError::unsupported("MERGE ... INSERT ROW"));
                 };
@@ -989,6 +1027,7 @@ pub(super) fn plan_merge(ctx: &Ctx<'_>, m: ast::Merge) -> Result<Plan, SqlError>
                     let (_, cdef) = meta
                         .column(&col)
                         .ok_or_else(|| SqlError::invalid_column(&col))?;
+                    settable(cdef)?;
                     set_columns.push(cdef.name.clone());
                     let v = c.value(&a.value, &tscope)?;
                     sets.push(format!(
