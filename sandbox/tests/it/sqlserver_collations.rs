@@ -6,7 +6,7 @@
 use bridge_sandbox::sqlserver::{self, SqlServerConfig, SqlServerHandle};
 use tiberius::EncryptionLevel;
 
-use bridge_testkit::sqlserver::Sql as Conn;
+use bridge_testkit::sqlserver::{exec, Sql as Conn};
 
 fn server() -> SqlServerHandle {
     sqlserver::start(SqlServerConfig::default()).expect("sandbox starts")
@@ -14,15 +14,6 @@ fn server() -> SqlServerHandle {
 
 async fn connect(h: &SqlServerHandle) -> Conn {
     bridge_testkit::sqlserver::connect(h.port(), EncryptionLevel::NotSupported).await
-}
-
-async fn exec(c: &mut Conn, sql: &str) {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_results()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 #[tokio::test]

@@ -8,16 +8,7 @@
 use bridge_sandbox::sqlserver::{self, SqlServerConfig};
 use tiberius::{ColumnType, EncryptionLevel, IntoRow, SqlBulkCopyOptions};
 
-use bridge_testkit::sqlserver::Sql as Conn;
-
-async fn run(c: &mut Conn, sql: &str) {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_results()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
+use bridge_testkit::sqlserver::{exec, Sql as Conn};
 
 /// Each row's id and stamp (as a number), and the type tiberius was told.
 async fn stamps(c: &mut Conn) -> (Vec<(i32, u64)>, ColumnType) {
@@ -57,13 +48,13 @@ async fn dbts(c: &mut Conn) -> u64 {
 async fn the_server_stamps_rows_however_they_arrive() {
     let h = sqlserver::start(SqlServerConfig::default()).expect("sandbox starts");
     let mut c = bridge_testkit::sqlserver::connect(h.port(), EncryptionLevel::NotSupported).await;
-    run(
+    exec(
         &mut c,
         "CREATE DATABASE rv; USE rv;
          CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, u nvarchar(10) NULL, rv rowversion)",
     )
     .await;
-    run(
+    exec(
         &mut c,
         "INSERT INTO dbo.t (id, u) VALUES (1, N'a'), (2, N'b')",
     )
@@ -88,7 +79,7 @@ async fn the_server_stamps_rows_however_they_arrive() {
     assert_eq!(dbts(&mut c).await, values[4]);
 
     let before = dbts(&mut c).await;
-    run(&mut c, "UPDATE dbo.t SET u = u WHERE id IN (2, 4)").await;
+    exec(&mut c, "UPDATE dbo.t SET u = u WHERE id IN (2, 4)").await;
     let (after, _) = stamps(&mut c).await;
     for ((id, old), (_, new)) in first.iter().zip(&after) {
         if [2, 4].contains(id) {

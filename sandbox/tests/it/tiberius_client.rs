@@ -14,7 +14,7 @@ use tiberius::numeric::Numeric;
 use tiberius::{AuthMethod, ColumnType, Config, EncryptionLevel, IntoRow, Query};
 use uuid::Uuid;
 
-use bridge_testkit::sqlserver::Sql as Conn;
+use bridge_testkit::sqlserver::{exec, Sql as Conn};
 
 fn server(encryption: ServerEncryption) -> SqlServerHandle {
     sqlserver::start(SqlServerConfig {
@@ -68,15 +68,6 @@ async fn scalar(c: &mut Conn, sql: &str) -> Option<i32> {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .and_then(|r| r.get::<i32, _>(0))
-}
-
-async fn exec(c: &mut Conn, sql: &str) {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_results()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 const ALL_TYPES: &str = "CREATE TABLE dbo.all_types (

@@ -42,3 +42,14 @@ pub async fn connect(port: u16, encryption: EncryptionLevel) -> Sql {
         .await
         .unwrap_or_else(|e| panic!("signing in to the SQL Server sandbox on port {port}: {e}"))
 }
+
+/// Runs a batch and reads all its results; a test cannot go on without it,
+/// so a failure panics naming the batch.
+pub async fn exec(c: &mut Sql, sql: &str) {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_results()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
