@@ -7,6 +7,8 @@ tab-separated file into an identical table, same sandbox, same run. Each runs
 in a fresh process; freebcp's peak RSS from /usr/bin/time, Spark's sampled
 from its process tree by kind (the JVM; the Python workers, where each task
 runs the bridge's core — the executor's share; the driver's Python). Both targets are read back and compared (count, sums) afterwards.
+Also timed alone, inside SQL Server: the commit's copy of every staged row,
+and the repeated-key check an UPDATE or UPSERT commit adds over the stages.
 `sync apply` beside freebcp on the same kind of rows is
 target/release/sync_vs_freebcp (bench/run.sh runs both).
 
@@ -115,8 +117,16 @@ def main():
             query("TRUNCATE TABLE dbo.copy_target")
             started = time.perf_counter()
             query("INSERT INTO dbo.copy_target SELECT * FROM dbo.spark_target")
+            copy_s = time.perf_counter() - started
             print(f"run {run}: copying {args.rows:,} rows inside SQL Server (the commit's work): "
-                  f"{time.perf_counter() - started:.2f} s", flush=True)
+                  f"{copy_s:.2f} s", flush=True)
+            # What an UPDATE or UPSERT commit adds: the staged rows checked for
+            # a repeated key (stages come from tasks that each saw only theirs).
+            started = time.perf_counter()
+            query("SELECT TOP 1 COUNT(*) AS n FROM dbo.spark_target GROUP BY [id] HAVING COUNT(*) > 1")
+            check_s = time.perf_counter() - started
+            print(f"run {run}: checking {args.rows:,} staged keys for a repeat (an UPDATE/UPSERT commit's "
+                  f"extra work): {check_s:.2f} s = {check_s / copy_s:.2f}x the copy", flush=True)
             print(f"run {run}: Spark peak RSS by process: " + ", ".join(
                 f"{k} {v:.1f} MiB" for k, v in sorted(peaks.items())), flush=True)
             secs, rss, _ = timed([freebcp, "Bench.dbo.bcp_target", "in", "rows.tsv", "-S", f"127.0.0.1:{port}",
